@@ -1,0 +1,13 @@
+/**
+ * The `celgate` command line. Each area registers its own subcommands; this file only assembles them.
+ */
+import { Command } from 'commander';
+
+const program = new Command()
+  .name('celgate')
+  .description('Egress security gateway for sandboxed AI agents: intercept, judge with CEL, record.')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+
+await program.parseAsync(process.argv);

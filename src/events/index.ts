@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './build.js';
+export * from './decision.js';
+export * from './sink.js';

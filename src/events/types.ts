@@ -1,0 +1,144 @@
+/**
+ * The SecurityEvent contract: one event per boundary crossing. Transport builds these; policy,
+ * detection and the store read only these. Pure types and constants; no I/O.
+ *
+ * The event is shaped like the CEL policy context (DESIGN §4): `event.http.request.host` is the value
+ * a rule reads as `http.request.host`. Integers are plain JS numbers here; the projection converts
+ * what CEL needs.
+ */
+
+export const EVENT_TYPES = [
+  'http.request',
+  'http.response',
+  'dns.request',
+  'mcp.request',
+  'mcp.response',
+  'process.exec',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const FAMILIES = ['http', 'dns', 'mcp', 'process'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+export function familyOf(type: EventType): Family {
+  return type.slice(0, type.indexOf('.')) as Family;
+}
+
+export interface CommonFacts {
+  event_id: string;
+  event_type: EventType;
+  family: Family;
+  session_id: string;
+  vm_id: string;
+  profile_id: string;
+  /** Guest process that originated the crossing (from the `\0META` preamble), or '' when unknown. */
+  process_name: string;
+  timestamp_ms: number;
+}
+
+export type BodyState = 'absent' | 'buffered' | 'truncated' | 'streamed' | 'undecodable';
+
+export interface BodyFacts {
+  /** absent: no body; buffered: `text` holds all of it; truncated: `text` holds the first bytes;
+   * streamed: not buffered because no rule reads it; undecodable: content-encoding failed. */
+  state: BodyState;
+  text: string;
+  size: number;
+  content_type: string;
+  truncated: boolean;
+}
+
+/** Header names are lower-case; repeated headers are joined with ", " (RFC 9110 §5.3). */
+export type HeaderMap = Record<string, string>;
+
+export interface HttpRequestFacts {
+  method: string;
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  path: string;
+  /** Raw query string without the leading '?', '' when none. */
+  query: string;
+  url: string;
+  headers: HeaderMap;
+  body: BodyFacts;
+}
+
+export interface HttpResponseFacts {
+  status: number;
+  headers: HeaderMap;
+  body: BodyFacts;
+}
+
+export type DnsTransport = 'udp' | 'tcp' | 'vsock';
+
+export interface DnsRequestFacts {
+  /** Lower-case, no trailing dot. */
+  qname: string;
+  /** Mnemonic: "A", "AAAA", "TXT", … (or "TYPE65534" for unknown types). */
+  qtype: string;
+  /** Mnemonic: "IN", "CH", … */
+  qclass: string;
+  transport: DnsTransport;
+}
+
+export interface McpRequestFacts {
+  method: string;
+  server_id: string;
+  tool_name: string;
+  arguments: Record<string, unknown>;
+  request_id: string;
+}
+
+export interface McpResponseFacts {
+  method: string;
+  server_id: string;
+  tool_name: string;
+  is_error: boolean;
+  content_text: string;
+}
+
+export type CommandClass = 'shell' | 'interpreter' | 'binary';
+
+export interface ProcessActivityFacts {
+  operation: 'exec';
+  executable: string;
+  command: string;
+  argv: string[];
+  cwd: string;
+  command_class: CommandClass;
+}
+
+interface Base<T extends EventType> {
+  common: CommonFacts & { event_type: T };
+}
+
+export interface HttpRequestEvent extends Base<'http.request'> {
+  http: { request: HttpRequestFacts };
+}
+/** A response event also carries the request it answers, so a rule can read both. */
+export interface HttpResponseEvent extends Base<'http.response'> {
+  http: { request: HttpRequestFacts; response: HttpResponseFacts };
+}
+export interface DnsRequestEvent extends Base<'dns.request'> {
+  dns: { request: DnsRequestFacts };
+}
+export interface McpRequestEvent extends Base<'mcp.request'> {
+  mcp: { request: McpRequestFacts };
+}
+export interface McpResponseEvent extends Base<'mcp.response'> {
+  mcp: { response: McpResponseFacts };
+}
+export interface ProcessExecEvent extends Base<'process.exec'> {
+  process: { activity: ProcessActivityFacts };
+}
+
+export type SecurityEvent =
+  | HttpRequestEvent
+  | HttpResponseEvent
+  | DnsRequestEvent
+  | McpRequestEvent
+  | McpResponseEvent
+  | ProcessExecEvent;
+
+export type EventOf<T extends EventType> = Extract<SecurityEvent, { common: { event_type: T } }>;
