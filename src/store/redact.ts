@@ -1,0 +1,148 @@
+/**
+ * What may reach session.db: header values outside an allowlist become short hashes, credential
+ * headers and credential-looking fields become "[redacted]" (their presence is kept, their value
+ * never), bodies and previews are bounded, secret query parameters are masked. Pure; no I/O.
+ */
+import { createHash } from 'node:crypto';
+import type { HeaderMap, SecurityEvent } from '../events/types.js';
+
+/** Header values stored verbatim; every other value is stored as `sha256:<12 hex>`. */
+export const HEADER_ALLOWLIST: ReadonlySet<string> = new Set([
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'cache-control',
+  'connection',
+  'content-encoding',
+  'content-length',
+  'content-type',
+  'host',
+  'transfer-encoding',
+  'upgrade',
+  'user-agent',
+]);
+/** Bytes of body text kept in the ledger (UTF-16 code units, approximately characters). */
+export const MAX_BODY_PREVIEW = 2048;
+/** Longest string kept anywhere else in a stored event (URLs, argv items, tool arguments). */
+export const MAX_FIELD_CHARS = 4096;
+/** Depth and breadth bound for stored MCP arguments. */
+export const MAX_ARG_DEPTH = 6;
+export const MAX_ARG_KEYS = 64;
+export const REDACTED = '[redacted]';
+
+/** Header names and JSON keys whose values are credentials. */
+const SECRET_NAME = /(^|[-_])(authorization|cookie|set-cookie|api[-_]?key|apikey|x-api-key|token|access[-_]?token|secret|password|passwd|session|auth|credential|private[-_]?key)s?($|[-_])|^x-goog-api-key$|^proxy-authorization$/i;
+
+export function isSecretName(name: string): boolean {
+  return SECRET_NAME.test(name);
+}
+
+export function shortHash(value: string): string {
+  return `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 12)}`;
+}
+
+export function bound(text: string, max = MAX_FIELD_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+export function redactHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const key = name.toLowerCase();
+    if (isSecretName(key)) out[key] = REDACTED;
+    else if (HEADER_ALLOWLIST.has(key)) out[key] = bound(value, 512);
+    else out[key] = shortHash(value);
+  }
+  return out;
+}
+
+/** Masks the values of query parameters with credential names (`?api_key=…` → `api_key=[redacted]`). */
+export function redactQuery(query: string): string {
+  if (query === '') return query;
+  return bound(
+    query
+      .split('&')
+      .map((pair) => {
+        const eq = pair.indexOf('=');
+        const name = eq < 0 ? pair : pair.slice(0, eq);
+        let decoded = name;
+        try {
+          decoded = decodeURIComponent(name);
+        } catch {
+          /* keep raw */
+        }
+        return eq >= 0 && (isSecretName(decoded) || /^(key|sig|signature)$/i.test(decoded)) ? `${name}=${REDACTED}` : pair;
+      })
+      .join('&'),
+  );
+}
+
+export function redactUrl(url: string, query: string): string {
+  if (query === '') return bound(url);
+  const q = url.indexOf('?');
+  return bound(q < 0 ? url : `${url.slice(0, q)}?${redactQuery(url.slice(q + 1))}`);
+}
+
+/** Bounded, credential-free copy of a JSON value (MCP arguments). */
+export function redactJson(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return bound(value, 1024);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_ARG_DEPTH) return '[truncated]';
+  if (Array.isArray(value)) return value.slice(0, MAX_ARG_KEYS).map((v) => redactJson(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (n++ >= MAX_ARG_KEYS) break;
+    out[k] = isSecretName(k) ? REDACTED : redactJson(v, depth + 1);
+  }
+  return out;
+}
+
+function body<B extends { text: string; truncated: boolean; state: string }>(b: B): B {
+  if (b.text.length <= MAX_BODY_PREVIEW) return b;
+  return { ...b, text: b.text.slice(0, MAX_BODY_PREVIEW), truncated: true, state: b.state === 'buffered' ? 'truncated' : b.state };
+}
+
+/**
+ * The redacted copy of an event stored in `security_events.event_json`. Same shape as the event,
+ * so `eventFromJson` reads it back for hunts.
+ */
+export function redactEvent(event: SecurityEvent): SecurityEvent {
+  switch (event.common.event_type) {
+    case 'http.request':
+    case 'http.response': {
+      const e = event as Extract<SecurityEvent, { http: unknown }>;
+      const r = e.http.request;
+      const request = {
+        ...r,
+        host: bound(r.host, 512),
+        path: bound(r.path),
+        query: redactQuery(r.query),
+        url: redactUrl(r.url, r.query),
+        headers: redactHeaders(r.headers),
+        body: body(r.body),
+      };
+      if (!('response' in e.http)) return { common: e.common, http: { request } } as SecurityEvent;
+      const s = (e.http as { response: { status: number; headers: HeaderMap; body: typeof r.body } }).response;
+      return { common: e.common, http: { request, response: { ...s, headers: redactHeaders(s.headers), body: body(s.body) } } } as SecurityEvent;
+    }
+    case 'mcp.request': {
+      const e = event as Extract<SecurityEvent, { common: { event_type: 'mcp.request' } }>;
+      return { common: e.common, mcp: { request: { ...e.mcp.request, arguments: redactJson(e.mcp.request.arguments) as Record<string, unknown> } } };
+    }
+    case 'mcp.response': {
+      const e = event as Extract<SecurityEvent, { common: { event_type: 'mcp.response' } }>;
+      return { common: e.common, mcp: { response: { ...e.mcp.response, content_text: bound(e.mcp.response.content_text, MAX_BODY_PREVIEW) } } };
+    }
+    case 'process.exec': {
+      const e = event as Extract<SecurityEvent, { common: { event_type: 'process.exec' } }>;
+      const a = e.process.activity;
+      return {
+        common: e.common,
+        process: { activity: { ...a, command: bound(a.command), argv: a.argv.slice(0, 256).map((x) => bound(x, 1024)), cwd: bound(a.cwd, 1024) } },
+      };
+    }
+    case 'dns.request':
+      return event;
+  }
+}

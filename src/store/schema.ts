@@ -1,0 +1,157 @@
+/**
+ * session.db schema: versioned with `PRAGMA user_version` and applied by forward-only migrations.
+ * Owns table definitions and opening the file with the right pragmas; it writes no rows itself.
+ * Pure SQL over better-sqlite3; imports nothing from transport.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CelgateError } from '../errors.js';
+
+export type Db = Database.Database;
+
+/** The policy columns every protocol row carries (DESIGN §8). */
+const POLICY_COLUMNS = `
+  event_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  timestamp_ms INTEGER NOT NULL,
+  decision TEXT NOT NULL,
+  rule_id TEXT,
+  reason TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  process_name TEXT NOT NULL`;
+
+/** Forward migrations; index i migrates version i to i+1. Never edit a shipped entry, append one. */
+export const MIGRATIONS: readonly string[] = [
+  // 0 → 1: the tables of DESIGN §8.
+  `
+  CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    started_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    profile TEXT NOT NULL,
+    celgate_version TEXT NOT NULL,
+    config_json TEXT NOT NULL
+  );
+  CREATE TABLE security_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    family TEXT NOT NULL,
+    process_name TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule_id TEXT,
+    reason TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    eval_ns INTEGER NOT NULL,
+    match_count INTEGER NOT NULL,
+    errors_json TEXT NOT NULL,
+    event_json TEXT NOT NULL
+  );
+  CREATE INDEX security_events_event_id ON security_events(event_id);
+  CREATE INDEX security_events_rule ON security_events(rule_id, seq);
+  CREATE TABLE rule_matches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    rule_id TEXT NOT NULL,
+    pack_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    action TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    severity TEXT,
+    decisive INTEGER NOT NULL
+  );
+  CREATE INDEX rule_matches_rule ON rule_matches(rule_id, seq);
+  CREATE INDEX rule_matches_event ON rule_matches(event_id);
+  CREATE TABLE detection_findings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    rule_id TEXT NOT NULL,
+    pack_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    title TEXT NOT NULL,
+    tags_json TEXT NOT NULL,
+    matched_fields_json TEXT NOT NULL
+  );
+  CREATE INDEX detection_findings_rule ON detection_findings(rule_id, seq);
+  CREATE TABLE net_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    scheme TEXT NOT NULL, method TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+    path TEXT NOT NULL, query TEXT NOT NULL, sni TEXT NOT NULL, host_header_mismatch TEXT NOT NULL,
+    status INTEGER, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, duration_ms REAL NOT NULL,
+    error TEXT
+  );
+  CREATE TABLE dns_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    qname TEXT NOT NULL, qtype TEXT NOT NULL, transport TEXT NOT NULL, rcode TEXT NOT NULL,
+    answers_json TEXT NOT NULL, upstream_ms REAL, cached INTEGER NOT NULL
+  );
+  CREATE TABLE mcp_calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    direction TEXT NOT NULL, server_id TEXT NOT NULL, method TEXT NOT NULL, tool_name TEXT NOT NULL,
+    request_id TEXT NOT NULL, args_digest TEXT NOT NULL, args_preview TEXT NOT NULL,
+    is_error INTEGER NOT NULL, duration_ms REAL NOT NULL
+  );
+  CREATE TABLE exec_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    executable TEXT NOT NULL, argv_json TEXT NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL,
+    command_class TEXT NOT NULL, exit_code INTEGER, duration_ms REAL NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Applies the missing migrations in one transaction each. Refuses a file from a newer celgate. */
+export function migrate(db: Db): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new CelgateError('E_LEDGER', `session.db has schema version ${current}, newer than this celgate (${SCHEMA_VERSION})`);
+  }
+  for (let v = current; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return SCHEMA_VERSION;
+}
+
+/** Opens (creating if needed) a session.db for writing: WAL, NORMAL sync, migrated. */
+export function openLedger(path: string): Db {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    return db;
+  } catch (err) {
+    if (err instanceof CelgateError) throw err;
+    throw new CelgateError('E_LEDGER', `cannot open session ledger ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Opens an existing session.db read-only (for readers, hunt, the CLI). */
+export function openLedgerReadOnly(path: string): Db {
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version === 0 || version > SCHEMA_VERSION) {
+      db.close();
+      throw new CelgateError('E_LEDGER', `${path} is not a celgate session.db this version can read (schema ${version})`);
+    }
+    return db;
+  } catch (err) {
+    if (err instanceof CelgateError) throw err;
+    throw new CelgateError('E_LEDGER', `cannot open session ledger ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The single writer of a session.db, implementing EventSink. `decision/net/dns/mcp/exec` only push
+ * a reference onto an in-memory queue (no serialisation, no I/O on the request path); a timer
+ * flushes the queue in one transaction at least every FLUSH_INTERVAL_MS, and `close()` flushes the
+ * rest. Rows record the decision that was enforced; nothing here evaluates rules.
+ */
+import type { Decision } from '../events/decision.js';
+import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
+import type { SecurityEvent } from '../events/types.js';
+import { CelgateError } from '../errors.js';
+import { bound, redactEvent, redactJson, redactQuery } from './redact.js';
+import { openLedger, type Db } from './schema.js';
+
+export const FLUSH_INTERVAL_MS = 50;
+/** Rows written per transaction at most (a longer queue takes several transactions). */
+export const MAX_BATCH = 20_000;
+/** When this many items wait, the next append flushes synchronously (backpressure, never loss). */
+export const MAX_QUEUE = 500_000;
+
+type Item =
+  | { k: 0; event: SecurityEvent; decision: Decision }
+  | { k: 1; row: NetRow }
+  | { k: 2; row: DnsRow }
+  | { k: 3; row: McpCallRow }
+  | { k: 4; row: ExecRow };
+
+export interface LedgerStats {
+  queued: number;
+  written: number;
+  batches: number;
+  failed_batches: number;
+  last_error: string | null;
+  last_flush_ms: number | null;
+}
+
+export interface SessionInfo {
+  session_id: string;
+  profile: string;
+  celgate_version: string;
+  config: unknown;
+}
+
+const POLICY = 'event_id, session_id, timestamp_ms, decision, rule_id, reason, generation, process_name';
+const P = '?, ?, ?, ?, ?, ?, ?, ?';
+const policy = (r: NetRow | DnsRow | McpCallRow | ExecRow) => [
+  r.event_id,
+  r.session_id,
+  r.timestamp_ms,
+  r.decision,
+  r.rule_id,
+  r.reason,
+  r.generation,
+  r.process_name,
+];
+
+export class LedgerWriter implements EventSink {
+  readonly path: string;
+  private readonly db: Db;
+  private queue: Item[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, last_error: null, last_flush_ms: null };
+  private readonly insert: (items: Item[]) => void;
+  /** Called when a batch cannot be written (the rows of that batch are lost; the error is kept). */
+  onError: (err: Error) => void = () => {};
+
+  constructor(path: string, session?: SessionInfo) {
+    this.path = path;
+    this.db = openLedger(path);
+    if (session !== undefined) {
+      this.db
+        .prepare('INSERT OR IGNORE INTO sessions (session_id, started_ms, profile, celgate_version, config_json) VALUES (?, ?, ?, ?, ?)')
+        .run(session.session_id, Date.now(), session.profile, session.celgate_version, JSON.stringify(session.config ?? {}));
+    }
+    const ev = this.db.prepare(
+      `INSERT INTO security_events (event_id, session_id, timestamp_ms, event_type, family, process_name, decision, rule_id,
+        reason, mode, generation, eval_ns, match_count, errors_json, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const match = this.db.prepare(
+      'INSERT INTO rule_matches (event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const finding = this.db.prepare(
+      `INSERT INTO detection_findings (event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json, matched_fields_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const net = this.db.prepare(
+      `INSERT INTO net_events (${POLICY}, scheme, method, host, port, path, query, sni, host_header_mismatch, status, bytes_in, bytes_out,
+       duration_ms, error) VALUES (${P}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const dns = this.db.prepare(
+      `INSERT INTO dns_events (${POLICY}, qname, qtype, transport, rcode, answers_json, upstream_ms, cached) VALUES (${P}, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const mcp = this.db.prepare(
+      `INSERT INTO mcp_calls (${POLICY}, direction, server_id, method, tool_name, request_id, args_digest, args_preview, is_error, duration_ms)
+       VALUES (${P}, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const exec = this.db.prepare(
+      `INSERT INTO exec_events (${POLICY}, executable, argv_json, command, cwd, command_class, exit_code, duration_ms)
+       VALUES (${P}, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insert = this.db.transaction((items: Item[]) => {
+      for (const it of items) {
+        switch (it.k) {
+          case 0: {
+            const { event: e, decision: d } = it;
+            const c = e.common;
+            ev.run(c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id, bound(d.reason, 1024),
+              d.mode, d.generation, Math.round(d.eval_ns), d.matches.length, JSON.stringify(d.errors), JSON.stringify(redactEvent(e)));
+            for (const m of d.matches) {
+              match.run(c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+            }
+            for (const f of d.findings) {
+              finding.run(f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
+                JSON.stringify(f.matched_fields));
+            }
+            break;
+          }
+          case 1: {
+            const r = it.row;
+            net.run(...policy(r), r.scheme, r.method, bound(r.host, 512), r.port, bound(r.path), redactQuery(r.query), bound(r.sni, 512),
+              bound(r.host_header_mismatch, 512), r.status, r.bytes_in, r.bytes_out, r.duration_ms, r.error);
+            break;
+          }
+          case 2: {
+            const r = it.row;
+            dns.run(...policy(r), bound(r.qname, 512), r.qtype, r.transport, r.rcode, JSON.stringify(r.answers.slice(0, 64)), r.upstream_ms,
+              r.cached ? 1 : 0);
+            break;
+          }
+          case 3: {
+            const r = it.row;
+            mcp.run(...policy(r), r.direction, r.server_id, r.method, r.tool_name, r.request_id, r.args_digest, bound(r.args_preview, 1024),
+              r.is_error ? 1 : 0, r.duration_ms);
+            break;
+          }
+          case 4: {
+            const r = it.row;
+            exec.run(...policy(r), bound(r.executable, 1024), JSON.stringify(redactJson(r.argv)), bound(r.command), bound(r.cwd, 1024),
+              r.command_class, r.exit_code, r.duration_ms);
+            break;
+          }
+        }
+      }
+    });
+  }
+
+  decision(event: SecurityEvent, decision: Decision): void {
+    this.push({ k: 0, event, decision });
+  }
+  net(row: NetRow): void {
+    this.push({ k: 1, row });
+  }
+  dns(row: DnsRow): void {
+    this.push({ k: 2, row });
+  }
+  mcp(row: McpCallRow): void {
+    this.push({ k: 3, row });
+  }
+  exec(row: ExecRow): void {
+    this.push({ k: 4, row });
+  }
+
+  private push(item: Item): void {
+    if (this.closed) throw new CelgateError('E_LEDGER', 'the session ledger is closed');
+    this.queue.push(item);
+    if (this.queue.length >= MAX_QUEUE) this.flush();
+    else if (this.timer === null) this.timer = setTimeout(this.onTimer, FLUSH_INTERVAL_MS);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.flush();
+  };
+
+  /** Writes every queued item now, in transactions of at most MAX_BATCH items. */
+  flush(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.queue.length > 0) {
+      const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
+      this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
+      try {
+        this.insert(batch);
+        this.stats_.written += batch.length;
+        this.stats_.batches++;
+        this.stats_.last_flush_ms = Date.now();
+      } catch (err) {
+        this.stats_.failed_batches++;
+        this.stats_.last_error = (err as Error).message;
+        this.onError(err as Error);
+      }
+    }
+  }
+
+  stats(): LedgerStats {
+    return { ...this.stats_, queued: this.queue.length };
+  }
+
+  /** Flushes, marks the session ended and closes the file. Further appends throw E_LEDGER. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    try {
+      this.db.prepare('UPDATE sessions SET ended_ms = ?').run(Date.now());
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.db.close();
+    }
+  }
+}
