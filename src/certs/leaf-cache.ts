@@ -1,0 +1,170 @@
+/**
+ * Leaf certificates for intercepted hosts: minted on first contact per SNI host, kept in a bounded
+ * LRU, re-minted before they expire. All leaves share ONE key pair (EC P-256, generated once when
+ * the cache is built), so a first contact costs one native CA signature on the thread pool plus a
+ * little ASN.1 layout — no key generation and no file writes on the hot path.
+ *
+ * Concurrent first contacts for one host share a single in-flight mint. This module owns the
+ * cache and the leaf key; it never opens sockets and never writes files.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type forge from 'node-forge';
+import { CelgateError } from '../errors.js';
+import type { CertificateAuthority } from './ca.js';
+import { leafSubject } from './hostname.js';
+import { buildLeafCertificate, derToPem, spkiOf } from './x509.js';
+
+/** Default number of hosts kept; the oldest-used leaf is dropped past this. */
+export const DEFAULT_LEAF_CACHE_MAX = 1000;
+/** Leaf lifetime. Short enough that a leaked leaf ages out; the cache re-mints transparently. */
+export const DEFAULT_LEAF_VALIDITY_MS = 7 * 24 * 3600 * 1000;
+/** A cached leaf closer than this to its notAfter is re-minted on next use. */
+export const DEFAULT_LEAF_RENEW_BEFORE_MS = 24 * 3600 * 1000;
+/** Backdate notBefore a little for guests whose clock lags the host's. */
+export const LEAF_CLOCK_SKEW_MS = 3600 * 1000;
+
+export interface LeafCacheOptions {
+  /** Maximum cached hosts (LRU). */
+  max?: number;
+  validityMs?: number;
+  renewBeforeMs?: number;
+  /** Clock, for tests of expiry. */
+  now?: () => number;
+}
+
+export interface LeafPem {
+  /** The shared leaf private key, PKCS#8 PEM. */
+  key: string;
+  /** The leaf certificate, PEM. */
+  cert: string;
+}
+
+export interface Leaf extends LeafPem {
+  host: string;
+  der: Buffer;
+  notAfter: number;
+  renewAt: number;
+}
+
+interface Entry {
+  promise: Promise<Leaf>;
+  leaf: Leaf | undefined;
+  context: SecureContext | undefined;
+}
+
+export interface LeafCacheStats {
+  size: number;
+  minted: number;
+  hits: number;
+  evicted: number;
+}
+
+export class LeafCache {
+  readonly max: number;
+  private readonly ca: CertificateAuthority;
+  private readonly validityMs: number;
+  private readonly renewBeforeMs: number;
+  private readonly now: () => number;
+  private readonly leafKey: KeyObject;
+  private readonly leafKeyPem: string;
+  private readonly leafSpki: forge.asn1.Asn1;
+  private readonly entries = new Map<string, Entry>();
+  private minted = 0;
+  private hits = 0;
+  private evicted = 0;
+
+  constructor(ca: CertificateAuthority, options: LeafCacheOptions = {}) {
+    this.ca = ca;
+    this.max = options.max ?? DEFAULT_LEAF_CACHE_MAX;
+    if (!Number.isInteger(this.max) || this.max < 1) {
+      throw new CelgateError('E_CONFIG', `leaf cache max must be a positive integer, got ${String(options.max)}`);
+    }
+    this.validityMs = options.validityMs ?? DEFAULT_LEAF_VALIDITY_MS;
+    this.renewBeforeMs = Math.min(options.renewBeforeMs ?? DEFAULT_LEAF_RENEW_BEFORE_MS, this.validityMs / 2);
+    this.now = options.now ?? Date.now;
+    // EC P-256 key generation takes well under a millisecond, so doing it here is fine; it happens
+    // once per process, never per host.
+    this.leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    this.leafKeyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    this.leafSpki = spkiOf(this.leafKey);
+  }
+
+  /** The leaf for `host` (a DNS name or IP literal), minting it if needed. */
+  leaf(host: string): Promise<Leaf> {
+    return this.entry(host).promise;
+  }
+
+  /** Key and certificate PEM for `host`. */
+  async pem(host: string): Promise<LeafPem> {
+    const leaf = await this.leaf(host);
+    return { key: leaf.key, cert: leaf.cert };
+  }
+
+  /** A TLS secure context presenting the leaf for `host`; built once per leaf and reused. */
+  async secureContext(host: string): Promise<SecureContext> {
+    const entry = this.entry(host);
+    const leaf = await entry.promise;
+    if (entry.leaf !== leaf || entry.context === undefined) {
+      entry.context = createSecureContext({ key: leaf.key, cert: leaf.cert });
+    }
+    return entry.context;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  stats(): LeafCacheStats {
+    return { size: this.entries.size, minted: this.minted, hits: this.hits, evicted: this.evicted };
+  }
+
+  private entry(requested: string): Entry {
+    const subject = leafSubject(requested);
+    const key = subject.name;
+    const existing = this.entries.get(key);
+    if (existing !== undefined && (existing.leaf === undefined || this.now() < existing.leaf.renewAt)) {
+      this.hits += 1;
+      this.entries.delete(key);
+      this.entries.set(key, existing);
+      return existing;
+    }
+    const entry: Entry = { promise: Promise.resolve() as never, leaf: undefined, context: undefined };
+    entry.promise = this.mint(subject).then(
+      (leaf) => {
+        entry.leaf = leaf;
+        return leaf;
+      },
+      (error: unknown) => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+        throw error;
+      },
+    );
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    while (this.entries.size > this.max) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      this.evicted += 1;
+    }
+    return entry;
+  }
+
+  private async mint(subject: ReturnType<typeof leafSubject>): Promise<Leaf> {
+    const now = this.now();
+    const notAfter = Math.min(now + this.validityMs, this.ca.notAfter.getTime());
+    const der = await buildLeafCertificate(this.ca.issuer, subject, this.leafSpki, 'ec', {
+      notBefore: new Date(now - LEAF_CLOCK_SKEW_MS),
+      notAfter: new Date(notAfter),
+    });
+    this.minted += 1;
+    return {
+      host: subject.name,
+      key: this.leafKeyPem,
+      cert: derToPem(der),
+      der,
+      notAfter,
+      renewAt: notAfter - this.renewBeforeMs,
+    };
+  }
+}
