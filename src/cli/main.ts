@@ -2,6 +2,7 @@
  * The `celgate` command line. Each area registers its own subcommands; this file only assembles them.
  */
 import { Command } from 'commander';
+import { registerCaCommands } from './ca-commands.js';
 
 const program = new Command()
   .name('celgate')
@@ -9,5 +10,6 @@ const program = new Command()
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)');
 
+registerCaCommands(program);
 
 await program.parseAsync(process.argv);
