@@ -1,0 +1,89 @@
+/**
+ * Detection IR (`celgate.detection-ir/v1`) as validated values: packs, rules, the match tree and
+ * per-rule test cases, plus the bounds the validator enforces. Pure types and constants; no I/O.
+ * Owns the IR vocabulary; must not know about CEL text (see lower.ts) or storage.
+ */
+import type { EventType } from '../events/types.js';
+import type { Severity } from '../events/decision.js';
+import type { PackStatus } from '../policy/types.js';
+
+export const IR_SCHEMA = 'celgate.detection-ir/v1';
+
+/** Predicate operators, in the order lowering and docs list them. */
+export const STRING_OPS = ['equals', 'contains', 'startswith', 'endswith', 'matches'] as const;
+export const PREDICATE_OPS = [...STRING_OPS, 'exists', 'cidr'] as const;
+export type StringOp = (typeof STRING_OPS)[number];
+export type PredicateOp = (typeof PREDICATE_OPS)[number];
+
+/** Bounds on pack input (packs may come from third parties, DESIGN §1). */
+export const MAX_PACK_BYTES = 1024 * 1024;
+export const MAX_RULES_PER_PACK = 5000;
+export const MAX_VALUES_PER_PREDICATE = 1000;
+export const MAX_VALUE_LENGTH = 4096;
+export const MAX_REGEX_LENGTH = 1024;
+export const MAX_MATCH_DEPTH = 16;
+export const MAX_MATCH_NODES = 2000;
+export const MAX_TESTS_PER_RULE = 100;
+
+export type PredicateValue = string | number | boolean;
+
+export interface IrPredicate {
+  /** A contract field (`http.request.host`) or a header (`http.request.headers.user-agent`). */
+  field: string;
+  op: PredicateOp;
+  /** For `exists`: a single boolean. Otherwise a non-empty list; the predicate holds when any value does. */
+  values: PredicateValue[];
+  case_insensitive: boolean;
+}
+
+export type MatchNode =
+  | { kind: 'all'; children: MatchNode[] }
+  | { kind: 'any'; children: MatchNode[] }
+  | { kind: 'not'; child: MatchNode }
+  | { kind: 'predicate'; predicate: IrPredicate };
+
+export type TestExpectation = 'match' | 'no_match';
+
+export interface IrTestCase {
+  name: string;
+  /** Event JSON as accepted by `eventFromJson`; `common.event_type` defaults to the rule's type. */
+  event: Record<string, unknown>;
+  expect: TestExpectation;
+}
+
+export interface IrRule {
+  id: string;
+  title: string;
+  description: string;
+  event_type: EventType;
+  severity: Severity;
+  /** 0..1 */
+  confidence: number;
+  tags: string[];
+  /** `block` promotes the detection to an enforcement rule; absent means detect only. */
+  action: 'block' | null;
+  match: MatchNode;
+  tests: IrTestCase[];
+  /** 1-based line of the rule in its source, when the source had lines. */
+  line?: number;
+}
+
+export interface IrSource {
+  /** Where an imported pack came from, e.g. "sigma". */
+  kind: string;
+  /** Source field name → contract field, as used by the importer. */
+  field_mapping: Record<string, string>;
+}
+
+export interface IrPack {
+  schema: typeof IR_SCHEMA;
+  id: string;
+  version: string;
+  status: PackStatus;
+  owner: string;
+  description: string;
+  source: IrSource | null;
+  rules: IrRule[];
+  /** File the pack was read from, when there was one. */
+  file?: string;
+}
