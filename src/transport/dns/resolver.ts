@@ -1,0 +1,196 @@
+/**
+ * The DNS request path, independent of how the bytes arrived: parse → one `dns.request` event per
+ * question → `decider.decide` → enforce (NXDOMAIN on block, SERVFAIL on engine error, FORMERR/NOTIMP
+ * or drop on malformed input) → static answer, cache or upstream → record (`sink.decision` right
+ * after deciding, `sink.dns` once the answer is known). It never decides by itself and never forwards
+ * a question the engine did not allow. Listeners (service.ts) own the sockets.
+ */
+import type { Decider, Decision, DnsTransport, EventOrigin, EventSink, SecurityEvent } from '../../events/index.js';
+import { dnsRequestEvent, policyFields } from '../../events/index.js';
+import { AnswerCache, cacheKey } from './cache.js';
+import { MAX_INFLIGHT, RCODE, rcodeName } from './limits.js';
+import { parseQuery, type DnsQuery } from './parse.js';
+import { denialResponse, errorResponse, rewriteResponse, staticResponse, truncatedResponse, udpLimit } from './synth.js';
+import type { UpstreamForwarder } from './upstream.js';
+import type { DnsProblem } from './wire.js';
+
+/** The subset of a pino logger this module uses. */
+export interface DnsLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface DnsDeps {
+  decider: Decider;
+  sink: EventSink;
+  log: DnsLog;
+}
+
+export interface ResolverOptions {
+  origin: EventOrigin;
+  /** Lower-case names without the trailing dot → addresses answered without asking upstream. */
+  staticNames: ReadonlyMap<string, readonly string[]>;
+  staticTtlS: number;
+  cache: AnswerCache;
+  forwarder: UpstreamForwarder;
+  /** Milliseconds clock, injectable for cache tests. */
+  now?: () => number;
+}
+
+export interface RequestContext {
+  transport: DnsTransport;
+  /** From the vsock `\0META` preamble, when present. */
+  process_name?: string;
+}
+
+export interface DnsStats {
+  queries: number;
+  allowed: number;
+  blocked: number;
+  errors: number;
+  cache_hits: number;
+  static_answers: number;
+  upstream_failures: number;
+  shed: number;
+  malformed: Partial<Record<DnsProblem, number>>;
+}
+
+export class DnsResolver {
+  readonly stats: DnsStats = {
+    queries: 0, allowed: 0, blocked: 0, errors: 0, cache_hits: 0, static_answers: 0, upstream_failures: 0, shed: 0, malformed: {},
+  };
+  private inflight = 0;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly options: ResolverOptions,
+    private readonly deps: DnsDeps,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Answers one DNS message; null means drop it (no id to answer, or not a query). Never rejects. */
+  async handle(bytes: Uint8Array, ctx: RequestContext): Promise<Buffer | null> {
+    const parsed = parseQuery(bytes);
+    if (!parsed.ok) {
+      const e = parsed.error;
+      this.stats.malformed[e.problem] = (this.stats.malformed[e.problem] ?? 0) + 1;
+      const answer = e.rcode === null || e.id === null ? 'dropped' : rcodeName(e.rcode);
+      this.deps.log.warn({ dns_problem: e.problem, transport: ctx.transport, answer, bytes: bytes.length }, `dns: malformed message: ${e.message}`);
+      return e.rcode === null || e.id === null ? null : errorResponse(e.id, e.flags, e.rcode);
+    }
+    const query = parsed.query;
+    if (this.inflight >= MAX_INFLIGHT) {
+      this.stats.shed++;
+      this.deps.log.warn({ transport: ctx.transport, inflight: this.inflight }, 'dns: too many queries in flight; answering SERVFAIL');
+      return denialResponse(query, RCODE.SERVFAIL);
+    }
+    this.inflight++;
+    try {
+      return await this.resolve(query, ctx);
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  private async resolve(query: DnsQuery, ctx: RequestContext): Promise<Buffer> {
+    this.stats.queries++;
+    const origin = ctx.process_name === undefined ? this.options.origin : { ...this.options.origin, process_name: ctx.process_name };
+    // Every question is decided (and the decision recorded) before anything goes upstream.
+    const decided = query.questions.map((q) => {
+      const event = dnsRequestEvent(origin, { qname: q.qname, qtype: q.qtype, qclass: q.qclass, transport: ctx.transport });
+      const decision = this.decide(event);
+      this.record(() => this.deps.sink.decision(event, decision));
+      return { event, decision };
+    });
+    const worst = decided.some((d) => d.decision.action === 'error')
+      ? 'error'
+      : decided.some((d) => d.decision.action === 'block') ? 'block' : 'allow';
+
+    let response: Buffer;
+    let answers: string[] = [];
+    let upstreamMs: number | null = null;
+    let cached = false;
+    if (worst === 'error') {
+      this.stats.errors++;
+      response = denialResponse(query, RCODE.SERVFAIL);
+    } else if (worst === 'block') {
+      this.stats.blocked++;
+      response = denialResponse(query, RCODE.NXDOMAIN);
+    } else {
+      this.stats.allowed++;
+      const r = await this.answerAllowed(query);
+      ({ response, answers, upstreamMs, cached } = r);
+    }
+    if (ctx.transport === 'udp' && response.length > udpLimit(query)) response = truncatedResponse(query);
+
+    const rcode = rcodeName(response.readUInt16BE(2) & 0xf);
+    for (const { event, decision } of decided) {
+      const q = event.dns.request;
+      this.record(() =>
+        this.deps.sink.dns({
+          ...policyFields(event, decision),
+          qname: q.qname, qtype: q.qtype, transport: q.transport, rcode, answers, upstream_ms: upstreamMs, cached,
+        }),
+      );
+    }
+    this.deps.log.debug({ qname: query.questions[0]!.qname, qtype: query.questions[0]!.qtype, transport: ctx.transport, rcode, cached }, 'dns: answered');
+    return response;
+  }
+
+  private async answerAllowed(query: DnsQuery): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
+    const single = query.questions.length === 1 ? query.questions[0]! : null;
+    if (single !== null && (single.classCode === 1 || single.classCode === 255)) {
+      const addresses = this.options.staticNames.get(single.qname);
+      if (addresses !== undefined) {
+        this.stats.static_answers++;
+        const response = staticResponse(query, addresses, this.options.staticTtlS);
+        return { response, answers: addresses.map((a) => (a.includes(':') ? `AAAA ${a}` : `A ${a}`)), upstreamMs: null, cached: false };
+      }
+    }
+    const key = single === null ? null : cacheKey(single.qname, single.typeCode, single.classCode, query.edns?.dnssecOk ?? false);
+    if (key !== null) {
+      const now = this.now();
+      const hit = this.options.cache.get(key, now);
+      if (hit !== null) {
+        this.stats.cache_hits++;
+        const elapsedS = Math.floor((now - hit.storedMs) / 1000);
+        return { response: rewriteResponse(hit.bytes, query, hit.questionEnd, hit.ttlOffsets, elapsedS), answers: hit.answers, upstreamMs: null, cached: true };
+      }
+    }
+    const result = await this.options.forwarder.forward(query);
+    if (!result.ok) {
+      this.stats.upstream_failures++;
+      this.deps.log.warn({ qname: query.questions[0]!.qname, reason: result.reason }, 'dns: upstream failed; answering SERVFAIL');
+      return { response: denialResponse(query, RCODE.SERVFAIL), answers: [], upstreamMs: result.ms, cached: false };
+    }
+    const r = result.response;
+    if (key !== null && r.cacheTtl !== null) {
+      this.options.cache.set(key, { bytes: result.bytes, questionEnd: r.questionEnd, ttlOffsets: r.ttlOffsets, answers: r.answers, rcode: r.rcode }, r.cacheTtl, this.now());
+    }
+    return { response: rewriteResponse(result.bytes, query, r.questionEnd, r.ttlOffsets, 0), answers: r.answers, upstreamMs: result.ms, cached: false };
+  }
+
+  /** The engine must not throw; if it does anyway, fail closed like any other engine error. */
+  private decide(event: SecurityEvent): Decision {
+    try {
+      return this.deps.decider.decide(event);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return {
+        action: 'error', rule_id: null, reason: `the policy engine failed (${message}); the query was refused`, mode: 'fail_closed',
+        matches: [], findings: [], errors: [{ rule_id: '', code: 'E_EVAL', message }], generation: -1, eval_ns: 0,
+      };
+    }
+  }
+
+  /** A sink failure is logged, never allowed to break the answer. */
+  private record(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'dns: event sink failed');
+    }
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The DNS service's sockets: the guest's vsock port (5007 by default; RFC 7766 framing, several
+ * queries per connection answered in order, optional `\0META` preamble) and, when configured, plain
+ * UDP + TCP listeners on one address for hosts that point a resolver at celgate directly. All bytes
+ * go to one `DnsResolver`; this module only moves messages and bounds connections. It does not parse
+ * DNS beyond framing and does not decide.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { EventOrigin } from '../../events/index.js';
+import { CelgateError } from '../../errors.js';
+import { listenVsock, type GuestMeta, type VsockEndpoint } from '../vsock.js';
+import { AnswerCache, DEFAULT_CACHE_ENTRIES } from './cache.js';
+import { FrameReader, frame } from './framing.js';
+import { MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_QUERY_BYTES, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
+import { DnsResolver, type DnsDeps, type RequestContext } from './resolver.js';
+import { UpstreamForwarder, parseUpstream } from './upstream.js';
+
+/** The documented default upstreams (Cloudflare and Quad9), used when `upstreams` is not set. */
+export const DEFAULT_UPSTREAMS = ['1.1.1.1:53', '9.9.9.9:53'] as const;
+export const DEFAULT_TIMEOUT_MS = 2000;
+export const DEFAULT_STATIC_TTL_S = 60;
+
+export interface DnsServiceOptions {
+  origin: EventOrigin;
+  /** The guest's vsock DNS port, or null to disable it. */
+  vsock: VsockEndpoint | null;
+  /** "HOST:PORT" for plain UDP + TCP listeners, or null (the default). Port 0 picks one (UDP's; TCP
+   * then binds the same number). */
+  listen: string | null;
+  upstreams?: readonly string[];
+  /** name → IPv4/IPv6 addresses answered locally (after policy allowed the name). */
+  static?: Readonly<Record<string, readonly string[]>>;
+  static_ttl_s?: number;
+  /** How long to wait for one upstream before trying the next. */
+  timeout_ms?: number;
+  cache_entries?: number;
+  cache_max_ttl_s?: number;
+}
+
+export interface DnsService {
+  /** e.g. { dns_vsock: "127.0.0.1:5007", dns_udp: "127.0.0.1:5353", dns_tcp: "127.0.0.1:5353" } */
+  addresses: Record<string, string>;
+  resolver: DnsResolver;
+  close(): Promise<void>;
+}
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})$/.exec(text);
+  const port = m === null ? -1 : Number(m[2]);
+  const host = m === null ? '' : m[1]!.replace(/^\[|\]$/g, '');
+  if (m === null || net.isIP(host) === 0 || port > 65535) {
+    throw new CelgateError('E_CONFIG', `dns.listen "${text}" must be "IP:PORT", e.g. 127.0.0.1:5353`);
+  }
+  return { host, port };
+}
+
+export function normaliseStatic(table: Readonly<Record<string, readonly string[]>>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [name, addresses] of Object.entries(table)) {
+    for (const a of addresses) {
+      if (net.isIP(a) === 0) throw new CelgateError('E_CONFIG', `dns.static["${name}"]: "${a}" is not an IP address`);
+    }
+    out.set(name.toLowerCase().replace(/\.$/, ''), [...addresses]);
+  }
+  return out;
+}
+
+export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps): Promise<DnsService> {
+  const upstreams = (options.upstreams ?? DEFAULT_UPSTREAMS).map(parseUpstream);
+  const resolver = new DnsResolver(
+    {
+      origin: options.origin,
+      staticNames: normaliseStatic(options.static ?? {}),
+      staticTtlS: options.static_ttl_s ?? DEFAULT_STATIC_TTL_S,
+      cache: new AnswerCache(options.cache_entries ?? DEFAULT_CACHE_ENTRIES, options.cache_max_ttl_s ?? MAX_CACHE_TTL_S),
+      forwarder: new UpstreamForwarder(upstreams, options.timeout_ms ?? DEFAULT_TIMEOUT_MS),
+    },
+    deps,
+  );
+  const addresses: Record<string, string> = {};
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    await Promise.all(closers.splice(0).map((c) => c().catch(() => {})));
+  };
+  try {
+    if (options.vsock !== null) {
+      const listener = await listenVsock({ ...options.vsock, maxConnections: MAX_STREAM_CONNECTIONS }, (c) =>
+        serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps),
+      );
+      addresses.dns_vsock = listener.address;
+      closers.push(() => listener.close());
+    }
+    if (options.listen !== null) {
+      const { host, port } = parseListen(options.listen);
+      const udp = await listenUdp(host, port, resolver, deps);
+      addresses.dns_udp = udp.address;
+      closers.push(udp.close);
+      const tcp = await listenTcp(host, udp.port, resolver, deps);
+      addresses.dns_tcp = tcp.address;
+      closers.push(tcp.close);
+    }
+  } catch (err) {
+    await closeAll();
+    throw err instanceof CelgateError ? err : new CelgateError('E_CONFIG', `dns: could not listen: ${(err as Error).message}`, { cause: err });
+  }
+  deps.log.info({ addresses, upstreams: upstreams.length }, 'dns: listening');
+  return { addresses, resolver, close: closeAll };
+}
+
+const hostPort = (a: { address: string; port: number; family: string }) =>
+  a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+
+async function listenUdp(host: string, port: number, resolver: DnsResolver, deps: DnsDeps) {
+  const socket = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' });
+  socket.on('message', (msg, rinfo) => {
+    resolver.handle(msg, { transport: 'udp' }).then(
+      (answer) => {
+        if (answer !== null) socket.send(answer, rinfo.port, rinfo.address, () => {});
+      },
+      (err: Error) => deps.log.warn({ err: err.message }, 'dns: udp query failed'),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.removeListener('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', (err) => deps.log.warn({ err: err.message }, 'dns: udp socket error'));
+  const a = socket.address();
+  return { address: hostPort(a), port: a.port, close: () => new Promise<void>((r) => socket.close(() => r())) };
+}
+
+async function listenTcp(host: string, port: number, resolver: DnsResolver, deps: DnsDeps) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    serveStream(socket, Buffer.alloc(0), {}, 'tcp', resolver, deps);
+  });
+  server.maxConnections = MAX_STREAM_CONNECTIONS;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => deps.log.warn({ err: err.message }, 'dns: tcp listener error'));
+  const a = server.address() as net.AddressInfo;
+  return {
+    address: hostPort(a),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+/**
+ * One RFC 7766 stream: frames in, answers out in the order the queries arrived (a slow upstream
+ * answer holds back the ones behind it). Too many pending queries pause reading; a bad frame or an
+ * idle connection closes it.
+ */
+export function serveStream(
+  socket: net.Socket,
+  head: Buffer,
+  meta: GuestMeta,
+  transport: 'tcp' | 'vsock',
+  resolver: DnsResolver,
+  deps: DnsDeps,
+): void {
+  const reader = new FrameReader(MAX_QUERY_BYTES);
+  const ctx: RequestContext = meta.process_name === undefined ? { transport } : { transport, process_name: meta.process_name };
+  const queue: Promise<Buffer | null>[] = [];
+  let closed = false;
+  let flushing = false;
+  let ended = false;
+  socket.setTimeout(STREAM_IDLE_MS, () => {
+    if (queue.length === 0) socket.destroy();
+  });
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    closed = true;
+  });
+
+  const flush = async () => {
+    if (flushing) return;
+    flushing = true;
+    while (queue.length > 0 && !closed) {
+      const answer = await queue[0]!;
+      queue.shift();
+      if (answer !== null && !closed) socket.write(frame(answer));
+      if (queue.length < MAX_PIPELINED && socket.isPaused() && !ended) socket.resume();
+    }
+    flushing = false;
+    if (ended && queue.length === 0 && !closed) socket.end();
+  };
+
+  const onBytes = (chunk: Buffer) => {
+    const r = reader.push(chunk);
+    for (const f of r.frames) {
+      queue.push(resolver.handle(f, ctx).catch(() => null));
+    }
+    if (!r.ok) {
+      deps.log.warn({ transport, reason: r.reason }, 'dns: bad stream frame; closing the connection');
+      ended = true;
+      socket.pause();
+    } else if (queue.length >= MAX_PIPELINED) socket.pause();
+    void flush();
+  };
+  socket.on('data', onBytes);
+  socket.on('end', () => {
+    ended = true;
+    void flush();
+  });
+  if (head.length > 0) onBytes(head);
+  if (!ended && queue.length < MAX_PIPELINED) socket.resume();
+}
