@@ -3,6 +3,7 @@
  */
 import { Command } from 'commander';
 import { registerCaCommands } from './ca-commands.js';
+import { registerStart } from './start.js';
 
 const program = new Command()
   .name('celgate')
@@ -11,5 +12,6 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 
 registerCaCommands(program);
+registerStart(program);
 
 await program.parseAsync(process.argv);

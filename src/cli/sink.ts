@@ -1,0 +1,66 @@
+/**
+ * The gateway's one EventSink: fans every decided event out to the in-memory counters, the
+ * session ledger and one structured log line, and protocol rows to the ledger. A ledger failure is
+ * counted and logged, never thrown into transport. Makes no decisions.
+ */
+import type { Decision } from '../events/decision.js';
+import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
+import type { SecurityEvent } from '../events/types.js';
+import type { DecisionCounters } from '../control/counters.js';
+import type { Logger } from './logger.js';
+
+export interface FanoutParts {
+  counters: DecisionCounters;
+  ledger: EventSink;
+  logger: Logger;
+}
+
+export class FanoutSink implements EventSink {
+  /** Appends the ledger refused (it was closed or failed); also logged. */
+  ledgerErrors = 0;
+
+  constructor(private readonly parts: FanoutParts) {}
+
+  decision(event: SecurityEvent, decision: Decision): void {
+    this.parts.counters.record(event, decision);
+    this.toLedger(() => this.parts.ledger.decision(event, decision));
+    const c = event.common;
+    this.parts.logger.info(
+      {
+        event_id: c.event_id,
+        session_id: c.session_id,
+        event_type: c.event_type,
+        process_name: c.process_name === '' ? undefined : c.process_name,
+        decision: decision.action,
+        rule_id: decision.rule_id,
+        reason: decision.reason,
+        mode: decision.mode,
+        generation: decision.generation,
+        eval_us: Math.round(decision.eval_ns / 100) / 10,
+        matches: decision.matches.length === 0 ? undefined : decision.matches.map((m) => m.rule_id),
+      },
+      'decision',
+    );
+  }
+  net(row: NetRow): void {
+    this.toLedger(() => this.parts.ledger.net(row));
+  }
+  dns(row: DnsRow): void {
+    this.toLedger(() => this.parts.ledger.dns(row));
+  }
+  mcp(row: McpCallRow): void {
+    this.toLedger(() => this.parts.ledger.mcp(row));
+  }
+  exec(row: ExecRow): void {
+    this.toLedger(() => this.parts.ledger.exec(row));
+  }
+
+  private toLedger(append: () => void): void {
+    try {
+      append();
+    } catch (err) {
+      this.ledgerErrors++;
+      this.parts.logger.error({ err: (err as Error).message }, 'ledger append failed');
+    }
+  }
+}

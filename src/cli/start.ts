@@ -1,0 +1,302 @@
+/**
+ * `celgate start` — the composition root. Loads config and packs, opens the session ledger, builds
+ * the one EventSink (ledger + counters + log line), starts the admin API and then the transport
+ * services, and shuts everything down cleanly on SIGINT/SIGTERM (stop accepting, drain, flush the
+ * ledger, summary line). SIGHUP, POST /v1/reload and rule-file changes reload the packs. This file
+ * wires parts together; it parses no protocol and makes no decision.
+ */
+import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { CelgateError } from '../errors.js';
+import type { Decider } from '../events/decision.js';
+import type { EventSink } from '../events/sink.js';
+import { DecisionCounters } from '../control/counters.js';
+import { createMetrics } from '../control/metrics.js';
+import { createPolicyPort } from '../control/policy-port.js';
+import type { PolicyPort } from '../control/port.js';
+import { coreRoutes } from '../control/routes.js';
+import { Router, startControlServer, type Route } from '../control/server.js';
+import { openLedgerReadOnly, type Db } from '../store/schema.js';
+import { LedgerWriter } from '../store/writer.js';
+import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
+import { createLogger, type GatewayLogger, type Logger } from './logger.js';
+import { FanoutSink } from './sink.js';
+
+export const CELGATE_VERSION = '0.1.0';
+/** Rule-file changes within this window cause one reload. */
+export const WATCH_DEBOUNCE_MS = 250;
+/** Longest a clean shutdown waits for services to drain before closing the ledger anyway. */
+export const SHUTDOWN_DRAIN_MS = 5_000;
+
+/** A running transport (or other) service started by the gateway. */
+export interface Service {
+  name: string;
+  /** Bound addresses, e.g. {http: "127.0.0.1:5002"}; merged into /v1/health `listeners`. */
+  addresses: Record<string, string>;
+  /** Extra admin API routes this service serves (e.g. POST /v1/exec). */
+  routes?: Route[];
+  /** Stop accepting, drain in-flight work, release resources. */
+  close(): Promise<void>;
+}
+
+/** What every service receives. Transport must use only `decider` + `sink` for policy and record. */
+export interface ServiceDeps {
+  config: GatewayConfig;
+  decider: Decider;
+  sink: EventSink;
+  logger: Logger;
+  policy: PolicyPort;
+  sessionDir: string;
+  sessionDb: string;
+}
+
+/** Locates the package root (the folder with rules/), from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+/** Pack paths for a config: the profile preset (or file) first, then `rules`. */
+export function packPaths(config: GatewayConfig): string[] {
+  const profile = ['balanced', 'locked'].includes(config.profile) ? join(packageRoot(), 'rules', `${config.profile}.yaml`) : resolve(config.profile);
+  return [profile, ...config.rules.map((p) => resolve(p))];
+}
+
+export interface RunningGateway {
+  config: GatewayConfig;
+  listeners: Record<string, string>;
+  sessionDir: string;
+  sessionDb: string;
+  policy: PolicyPort;
+  reload(reason: string): void;
+  shutdown(signal: string): Promise<void>;
+}
+
+export async function runGateway(config: GatewayConfig, log: GatewayLogger): Promise<RunningGateway> {
+  const logger = log.logger;
+  const startedMs = Date.now();
+  const { sessionDir, sessionDb } = sessionPaths(config);
+  const paths = packPaths(config);
+  const policy = createPolicyPort({ packPaths: paths });
+  const first = policy.reload('start');
+  if (!first.ok) {
+    throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; ')}`, {
+      details: { issues: first.issues },
+    });
+  }
+  const ledger = new LedgerWriter(sessionDb, {
+    session_id: config.session_id,
+    profile: config.profile,
+    celgate_version: CELGATE_VERSION,
+    config: { ...config, control: { ...config.control, token: config.control.token === null ? null : '[redacted]' } },
+  });
+  ledger.onError = (err) => logger.error({ err: err.message }, 'ledger batch failed');
+  const counters = new DecisionCounters();
+  const sink = new FanoutSink({ counters, ledger, logger });
+  let readDb: Db | null = null;
+  const listeners: Record<string, string> = {};
+  const router = new Router();
+  router.add(
+    ...coreRoutes({
+      session: { session_id: config.session_id, session_dir: sessionDir, session_db: sessionDb, profile: config.profile, started_ms: startedMs },
+      policy,
+      counters,
+      sink,
+      ledger: () => ledger.stats(),
+      flushLedger: () => ledger.flush(),
+      readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
+      listeners: () => ({ ...listeners }),
+      metrics: createMetrics({ counters, policy, ledger: () => ledger.stats() }),
+    }),
+  );
+  const control = await startControlServer({
+    socket: config.control.socket,
+    tcp: config.control.tcp,
+    token: config.control.token,
+    allowNonLoopback: config.control.allow_non_loopback,
+    router,
+  });
+  Object.assign(listeners, control.addresses);
+
+  // ------------------------------------------------------------------------------------------
+  // Transport services. Each area adds one entry: `await startX(options, deps)` returning a
+  // Service ({name, addresses, routes?, close}). Keep the order: listeners start after the control
+  // plane and the ledger, and close before them.
+  const deps: ServiceDeps = { config, decider: policy.decider, sink, logger, policy, sessionDir, sessionDb };
+  const services: Service[] = [];
+  const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {
+    const s = await make(deps);
+    services.push(s);
+    Object.assign(listeners, s.addresses);
+    if (s.routes !== undefined) router.add(...s.routes);
+  };
+  void startService; // used by the transport entries below
+  // e.g. await startService((d) => startHttpService(d));
+  // ------------------------------------------------------------------------------------------
+
+  let debounce: NodeJS.Timeout | null = null;
+  const watchers: FSWatcher[] = [];
+  const reload = (reason: string) => {
+    const out = policy.reload(reason);
+    if (out.ok) logger.info({ reason, generation: out.value.generation, rules: out.value.rules }, 'rules reloaded');
+    else logger.error({ reason, issues: out.issues }, 'reload refused; the running plan is unchanged');
+  };
+  if (config.watch_rules) {
+    for (const p of paths) {
+      try {
+        watchers.push(
+          watch(p, { persistent: false }, () => {
+            if (debounce !== null) clearTimeout(debounce);
+            debounce = setTimeout(() => {
+              debounce = null;
+              reload('watch');
+            }, WATCH_DEBOUNCE_MS);
+          }),
+        );
+      } catch (err) {
+        logger.warn({ path: p, err: (err as Error).message }, 'cannot watch rule path');
+      }
+    }
+  }
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (signal: string): Promise<void> =>
+    (stopping ??= (async () => {
+      logger.info({ signal }, 'shutting down');
+      for (const w of watchers) w.close();
+      if (debounce !== null) clearTimeout(debounce);
+      const drain = Promise.allSettled(services.map((s) => s.close()));
+      await Promise.race([drain, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
+      await control.close();
+      readDb?.close();
+      ledger.close();
+      const stats = ledger.stats();
+      logger.info(
+        {
+          session_id: config.session_id,
+          session_db: sessionDb,
+          duration_ms: Date.now() - startedMs,
+          totals: counters.totals(),
+          ledger_rows: stats.written,
+          ledger_failed_batches: stats.failed_batches,
+          ledger_errors: sink.ledgerErrors,
+          generation: policy.generation(),
+          reloads: policy.reloadStats(),
+        },
+        'summary',
+      );
+      log.flush();
+    })());
+
+  logger.info({ listeners, session_id: config.session_id, session_dir: sessionDir, control_socket: config.control.socket, generation: policy.generation() }, 'ready');
+  log.flush();
+  return { config, listeners, sessionDir, sessionDb, policy, reload, shutdown };
+}
+
+interface StartFlags {
+  config?: string;
+  dataDir?: string;
+  session?: string;
+  profile?: string;
+  rules?: string[];
+  controlSocket?: string;
+  controlTcp?: string;
+  controlToken?: string;
+  vsockMode?: string;
+  vsockHost?: string;
+  udsBase?: string;
+  portHttp?: number;
+  portMcp?: number;
+  portDns?: number;
+  portExec?: number;
+  logLevel?: string;
+  logFile?: string;
+  watch?: boolean;
+}
+
+function intArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CelgateError('E_CONFIG', `"${value}" is not a port number`);
+  return n;
+}
+
+export function flagsToOverrides(f: StartFlags): ConfigOverrides {
+  return {
+    data_dir: f.dataDir,
+    session_id: f.session,
+    profile: f.profile,
+    rules: f.rules,
+    'control.socket': f.controlSocket,
+    'control.tcp': f.controlTcp,
+    'control.token': f.controlToken ?? process.env.CELGATE_CONTROL_TOKEN,
+    'vsock.mode': f.vsockMode,
+    'vsock.host': f.vsockHost,
+    'vsock.uds_base': f.udsBase,
+    'vsock.ports.http': f.portHttp,
+    'vsock.ports.mcp': f.portMcp,
+    'vsock.ports.dns': f.portDns,
+    'vsock.ports.exec': f.portExec,
+    'log.level': f.logLevel,
+    'log.file': f.logFile,
+    watch_rules: f.watch === false ? false : undefined,
+  };
+}
+
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('Start the gateway: load packs, open the session ledger, serve the admin API and the listeners.')
+    .option('-c, --config <file>', 'YAML or JSON configuration file')
+    .option('--data-dir <dir>', 'data directory (sessions, control socket)')
+    .option('--session <id>', 'session id (default: generated, time-sortable)')
+    .option('--profile <name|file>', 'balanced, locked, or a pack file')
+    .option('--rules <paths...>', 'extra pack files or directories')
+    .option('--control-socket <path>', 'admin API Unix socket')
+    .option('--control-tcp <host:port>', 'also serve the admin API on loopback TCP (needs a token)')
+    .option('--control-token <token>', 'bearer token for --control-tcp (or CELGATE_CONTROL_TOKEN)')
+    .option('--vsock-mode <mode>', 'tcp or uds')
+    .option('--vsock-host <host>', 'listen host in tcp mode')
+    .option('--uds-base <path>', 'hybrid-vsock base path in uds mode')
+    .option('--port-http <n>', 'HTTP/HTTPS vsock port', intArg)
+    .option('--port-mcp <n>', 'MCP vsock port', intArg)
+    .option('--port-dns <n>', 'DNS vsock port', intArg)
+    .option('--port-exec <n>', 'guest exec port', intArg)
+    .option('--log-level <level>', 'trace, debug, info, warn, error')
+    .option('--log-file <file>', 'also append JSON logs to this file')
+    .option('--no-watch', 'do not reload when rule files change')
+    .action(async (flags: StartFlags) => {
+      let log: GatewayLogger | null = null;
+      try {
+        const config = loadConfig(flags.config, flagsToOverrides(flags));
+        log = createLogger(config.log, { pid: process.pid });
+        const gw = await runGateway(config, log);
+        const stop = (signal: string) => {
+          gw.shutdown(signal).then(
+            () => process.exit(0),
+            (err: unknown) => {
+              log?.logger.fatal({ err: (err as Error).message }, 'shutdown failed');
+              log?.flush();
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGHUP', () => gw.reload('sighup'));
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        if (log !== null) {
+          log.logger.fatal({ code: e.code, err: e.message }, 'start failed');
+          log.flush();
+        }
+        process.stderr.write(`celgate start: ${e.code ?? 'E_INTERNAL'}: ${e.message}\n`);
+        process.exit(2);
+      }
+    });
+}
