@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { registerCaCommands } from './ca-commands.js';
 import { registerStart } from './start.js';
+import { registerGatewayCommands } from './gateway-commands.js';
 
 const program = new Command()
   .name('celgate')
@@ -13,5 +14,6 @@ const program = new Command()
 
 registerCaCommands(program);
 registerStart(program);
+registerGatewayCommands(program);
 
 await program.parseAsync(process.argv);

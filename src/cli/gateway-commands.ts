@@ -1,0 +1,132 @@
+/**
+ * `celgate events`, `celgate stats`, `celgate rules install <file>` and `celgate rules delete <id>`:
+ * thin clients of a running gateway's admin API over its Unix socket. They print JSON (or a short
+ * table) and exit non-zero with the API's error. No policy, no database access here.
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { CelgateError } from '../errors.js';
+import { loadConfig } from './config.js';
+
+export const CLIENT_TIMEOUT_MS = 10_000;
+
+interface SocketFlags {
+  socket?: string;
+  config?: string;
+  dataDir?: string;
+}
+
+function socketPath(flags: SocketFlags): string {
+  if (flags.socket !== undefined) return flags.socket;
+  return loadConfig(flags.config, { data_dir: flags.dataDir }).control.socket;
+}
+
+export function callControl(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ socketPath: socket, method, path, timeout: CLIENT_TIMEOUT_MS, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        try {
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) });
+        } catch {
+          resolve({ status: res.statusCode ?? 0, json: { text } });
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new CelgateError('E_TIMEOUT', `no answer from ${socket} within ${CLIENT_TIMEOUT_MS} ms`)));
+    req.on('error', (err) =>
+      reject(err instanceof CelgateError ? err : new CelgateError('E_UNAVAILABLE', `cannot reach the gateway at ${socket}: ${err.message}`, { cause: err })),
+    );
+    req.end(payload);
+  });
+}
+
+async function run(flags: SocketFlags, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await callControl(socketPath(flags), method, path, body);
+  if (res.status >= 400) {
+    const e = res.json?.error ?? { code: `HTTP_${res.status}`, message: JSON.stringify(res.json) };
+    const issues = (e.issues ?? res.json?.issues ?? []) as { path: string; message: string; file?: string; line?: number }[];
+    const detail = issues.map((i) => `\n  ${i.file === undefined ? '' : `${i.file}${i.line === undefined ? '' : `:${i.line}`}: `}${i.path}: ${i.message}`).join('');
+    throw new CelgateError('E_CONFIG', `${e.code}: ${e.message}${detail}`);
+  }
+  return res.json;
+}
+
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      process.stderr.write(`celgate: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+const withSocket = (cmd: Command) =>
+  cmd
+    .option('--socket <path>', 'admin API socket (default: from config / data dir)')
+    .option('-c, --config <file>', 'configuration file (to find the socket)')
+    .option('--data-dir <dir>', 'data directory (to find the socket)');
+
+/** Reads a rule file: one rule, a list of rules, or a pack with `rules:` (YAML or JSON). */
+export function readRulesFile(file: string): Record<string, unknown>[] {
+  let doc: unknown;
+  try {
+    const text = readFileSync(file, 'utf8');
+    doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new CelgateError('E_CONFIG', `${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const list = Array.isArray(doc) ? doc : doc !== null && typeof doc === 'object' && Array.isArray((doc as any).rules) ? (doc as any).rules : [doc];
+  for (const [i, r] of list.entries()) {
+    if (r === null || typeof r !== 'object' || typeof (r as any).id !== 'string') throw new CelgateError('E_CONFIG', `${file}: rule ${i} has no "id"`);
+  }
+  return list as Record<string, unknown>[];
+}
+
+export function registerGatewayCommands(program: Command): void {
+  withSocket(program.command('events').description('Recent decisions of a running gateway (newest first).'))
+    .option('-n, --limit <n>', 'how many', '20')
+    .option('--rule <id>', 'only events this rule matched')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (flags: SocketFlags & { limit: string; rule?: string; json?: boolean }) => {
+        const q = new URLSearchParams({ limit: flags.limit });
+        if (flags.rule !== undefined) q.set('rule', flags.rule);
+        const out = await run(flags, 'GET', `/v1/events?${q}`);
+        if (flags.json === true) {
+          process.stdout.write(`${JSON.stringify(out.events, null, 2)}\n`);
+          return;
+        }
+        for (const e of out.events) {
+          process.stdout.write(`${new Date(e.timestamp_ms).toISOString()}  ${e.event_type.padEnd(13)} ${e.decision.padEnd(5)} ${e.rule_id ?? '-'}  ${e.reason}\n`);
+        }
+      }),
+    );
+  withSocket(program.command('stats').description('Counters of a running gateway (per family, per rule, ledger, reloads) as JSON.')).action(
+    action(async (flags: SocketFlags) => {
+      process.stdout.write(`${JSON.stringify(await run(flags, 'GET', '/v1/stats'), null, 2)}\n`);
+    }),
+  );
+  const rules = program.commands.find((c) => c.name() === 'rules') ?? program.command('rules').description('Manage rules.');
+  withSocket(rules.command('install <file>').description('Install or update the rules of a file (one rule, a list, or a pack) in a running gateway.')).action(
+    action(async (file: string, flags: SocketFlags) => {
+      for (const rule of readRulesFile(file)) {
+        const out = await run(flags, 'PUT', `/v1/rules/${encodeURIComponent(rule.id as string)}`, rule);
+        process.stdout.write(`installed ${out.rule.id} (generation ${out.generation})\n`);
+      }
+    }),
+  );
+  withSocket(rules.command('delete <id>').description('Delete a rule from a running gateway.')).action(
+    action(async (id: string, flags: SocketFlags) => {
+      const out = await run(flags, 'DELETE', `/v1/rules/${encodeURIComponent(id)}`);
+      process.stdout.write(`deleted ${out.deleted} (generation ${out.generation})\n`);
+    }),
+  );
+}
