@@ -1,0 +1,88 @@
+/**
+ * The protocol-native HTTP denials of DESIGN §7: 403 for a policy block, 502 for an engine error or
+ * an unreachable upstream, 4xx for malformed requests. Bodies are readable by a model: they name the
+ * rule and reason and say whether retrying can help. Pure; no I/O.
+ */
+import type { Decision } from '../../events/index.js';
+
+export interface Denial {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export type DenialKind = 'blocked' | 'policy_error' | 'upstream_error' | 'bad_request';
+
+export interface DenialInput {
+  kind: DenialKind;
+  status: number;
+  rule_id: string | null;
+  reason: string;
+  event_id: string;
+  /** The Accept header of the request ('' when absent). */
+  accept: string;
+}
+
+const RETRY_HINT: Record<DenialKind, string> = {
+  blocked: 'Retrying will not help: this request is denied by policy. Do not retry it or work around it.',
+  policy_error: 'Retrying will not help: the policy engine failed closed for this request.',
+  upstream_error: 'The upstream could not be reached; the request was not delivered. It may work later.',
+  bad_request: 'The request is malformed and was not forwarded. Retrying the same request will not help.',
+};
+
+const TITLE: Record<DenialKind, string> = {
+  blocked: 'Blocked by celgate policy',
+  policy_error: 'celgate policy error',
+  upstream_error: 'celgate could not reach the upstream',
+  bad_request: 'Request refused by celgate',
+};
+
+export function wantsJson(accept: string): boolean {
+  return /\bjson\b/i.test(accept);
+}
+
+export function renderDenial(d: DenialInput): Denial {
+  const message = `${TITLE[d.kind]}${d.rule_id === null ? '' : ` (rule ${d.rule_id})`}: ${d.reason}`;
+  let body: string;
+  let type: string;
+  if (wantsJson(d.accept)) {
+    type = 'application/json; charset=utf-8';
+    body = JSON.stringify({
+      error: d.kind,
+      blocked: d.kind === 'blocked',
+      rule_id: d.rule_id,
+      reason: d.reason,
+      message,
+      retry: RETRY_HINT[d.kind],
+      event_id: d.event_id,
+    });
+  } else {
+    type = 'text/plain; charset=utf-8';
+    body = `${message}\n${RETRY_HINT[d.kind]}\nevent: ${d.event_id}\n`;
+  }
+  const buf = Buffer.from(body, 'utf8');
+  return {
+    status: d.status,
+    headers: {
+      'content-type': type,
+      'content-length': String(buf.length),
+      'cache-control': 'no-store',
+      'x-celgate-decision': d.kind,
+      ...(d.rule_id === null ? {} : { 'x-celgate-rule': d.rule_id }),
+    },
+    body: buf,
+  };
+}
+
+/** The denial for a non-allow decision: block → 403, error → 502. */
+export function decisionDenial(decision: Decision, eventId: string, accept: string): Denial {
+  return decision.action === 'block'
+    ? renderDenial({ kind: 'blocked', status: 403, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept })
+    : renderDenial({ kind: 'policy_error', status: 502, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept });
+}
+
+/** Serialises a denial as a raw HTTP/1.1 response (for upgrade sockets that have no ServerResponse). */
+export function rawResponse(d: Denial, reasonPhrase: string): Buffer {
+  const head = [`HTTP/1.1 ${d.status} ${reasonPhrase}`, ...Object.entries(d.headers).map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''];
+  return Buffer.concat([Buffer.from(head.join('\r\n'), 'latin1'), d.body]);
+}

@@ -1,0 +1,356 @@
+/**
+ * One HTTP exchange, shared by the vsock MITM service and the explicit proxy: build the
+ * `http.request` event, decide ONCE before anything goes upstream, then forward (streaming both
+ * ways with backpressure, the response judged on status + headers before its body is released) or
+ * answer with the DESIGN §7 denial. Exactly one net row and one security event per request.
+ *
+ * Owns: per-request enforcement. Must not: decide itself, re-evaluate rules for the log, or let any
+ * byte reach upstream without an `allow` decision. Never throws; every failure becomes a response.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  httpRequestEvent,
+  httpResponseEvent,
+  normalizeHeaders,
+  policyFields,
+  type BodyFacts,
+  type Decider,
+  type Decision,
+  type EventOrigin,
+  type EventSink,
+  type EventType,
+  type HttpRequestEvent,
+  type NetRow,
+  type SecurityEvent,
+} from '../../events/index.js';
+import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
+import { decisionDenial, renderDenial, type Denial } from './denial.js';
+import type { HttpLimits } from './limits.js';
+import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
+import type { Upstream } from './upstream.js';
+
+export type { ExchangeContext } from './target.js';
+
+/** A decider may say which event types have rules reading `body`; without it bodies stream unread. */
+export type BodyAwareDecider = Decider & { needsBody?: (type: EventType) => boolean };
+
+export interface ExchangeDeps {
+  decider: BodyAwareDecider;
+  sink: EventSink;
+  /** session / vm / profile ids stamped on every event; process_name comes from ctx.meta. */
+  origin: EventOrigin;
+  upstream: Upstream;
+  limits: HttpLimits;
+}
+
+/** The decision recorded when decide() throws: fail closed. */
+export function failClosedDecision(err: unknown): Decision {
+  const message = err instanceof Error ? err.message : String(err);
+  return {
+    action: 'error',
+    rule_id: null,
+    reason: `the policy engine failed, so the request is refused: ${message}`,
+    mode: 'fail_closed',
+    matches: [],
+    findings: [],
+    errors: [{ rule_id: '', code: (err as { code?: string } | null)?.code ?? 'E_EVAL', message }],
+    generation: 0,
+    eval_ns: 0,
+  };
+}
+
+/** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
+export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
+  let decision: Decision;
+  try {
+    decision = deps.decider.decide(event);
+  } catch (err) {
+    decision = failClosedDecision(err);
+  }
+  try {
+    deps.sink.decision(event, decision);
+  } catch (err) {
+    return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
+  }
+  return decision;
+}
+
+export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {
+  const name = ctx.meta.process_name;
+  return name === undefined || name === '' ? deps.origin : { ...deps.origin, process_name: name };
+}
+
+function declaredLength(req: IncomingMessage): number | null {
+  const v = req.headers['content-length'];
+  return v === undefined || !/^\d+$/.test(v) ? null : Number(v);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (declaredLength(req) ?? 0) > 0;
+}
+
+/** Tracks one request's ledger row; `finish` writes it once. */
+class NetRecord {
+  bytesIn = 0;
+  bytesOut = 0;
+  error: string | null = null;
+  event: SecurityEvent | null = null;
+  decision: Decision | null = null;
+  private written = false;
+  private readonly start = performance.now();
+  constructor(
+    private readonly sink: EventSink,
+    private readonly ctx: ExchangeContext,
+    private readonly method: string,
+    private target: RequestTarget | null,
+  ) {}
+  setTarget(t: RequestTarget): void {
+    this.target = t;
+  }
+  finish(status: number | null): void {
+    if (this.written) return;
+    this.written = true;
+    writeNetRow(this.sink, {
+      ctx: this.ctx,
+      method: this.method,
+      target: this.target,
+      event: this.event,
+      decision: this.decision,
+      status,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      durationMs: performance.now() - this.start,
+      error: this.error,
+    });
+  }
+}
+
+export interface NetRowInput {
+  ctx: ExchangeContext;
+  method: string;
+  target: RequestTarget | null;
+  event: SecurityEvent | null;
+  decision: Decision | null;
+  status: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  error: string | null;
+  sessionOrigin?: EventOrigin;
+}
+
+/** Writes one net_events row; rows without a decided event (parse failures) carry decision `block`. */
+export function writeNetRow(sink: EventSink, r: NetRowInput): void {
+  const t = r.target;
+  const policy =
+    r.event !== null && r.decision !== null
+      ? policyFields(r.event, r.decision)
+      : {
+          event_id: crypto.randomUUID(),
+          session_id: r.sessionOrigin?.session_id ?? '',
+          timestamp_ms: Date.now(),
+          decision: 'block' as const,
+          rule_id: null,
+          reason: `refused before a decision: ${r.error ?? 'unknown'}`,
+          generation: 0,
+          process_name: r.ctx.meta.process_name ?? '',
+        };
+  const row: NetRow = {
+    ...policy,
+    scheme: t?.scheme ?? r.ctx.scheme,
+    method: r.method,
+    host: t?.host ?? r.ctx.sniHost,
+    port: t?.port ?? r.ctx.port,
+    path: t?.path ?? '',
+    query: t?.query ?? '',
+    sni: r.ctx.sniHost,
+    host_header_mismatch: t?.hostHeaderMismatch ?? '',
+    status: r.status,
+    bytes_in: r.bytesIn,
+    bytes_out: r.bytesOut,
+    duration_ms: Math.round(r.durationMs * 1000) / 1000,
+    error: r.error,
+  };
+  try {
+    sink.net(row);
+  } catch {
+    // The ledger failing after the response was decided cannot un-send it; the decision row carried it.
+  }
+}
+
+function sendDenial(res: ServerResponse, d: Denial): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(d.status, d.headers);
+  res.end(d.body);
+}
+
+/**
+ * Handles one parsed request. `req` may be paused; nothing is read from it before the decision
+ * unless a rule reads `body`. Resolves when the exchange has been answered (not when it finishes streaming).
+ */
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext, deps: ExchangeDeps): Promise<void> {
+  const method = req.method ?? 'GET';
+  const rec = new NetRecord(deps.sink, ctx, method, null);
+  res.once('close', () => rec.finish(res.headersSent ? res.statusCode : null));
+  const accept = req.headers.accept ?? '';
+  try {
+    const headers = normalizeHeaders(req.rawHeaders);
+    const tr = resolveTarget(method, req.url ?? '/', headers, req.rawHeaders.length / 2, ctx, deps.limits);
+    if (!tr.ok) {
+      rec.error = tr.code;
+      const d = renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept });
+      d.headers.connection = 'close';
+      sendDenial(res, d);
+      return;
+    }
+    const target = tr.target;
+    rec.setTarget(target);
+
+    let prefix: BodyPrefix | null = null;
+    let body: BodyFacts | undefined;
+    const expectContinue = (req.headers.expect ?? '').toLowerCase() === '100-continue';
+    if (hasBody(req)) {
+      if (deps.decider.needsBody?.('http.request') === true) {
+        if (expectContinue) res.writeContinue();
+        prefix = await readBodyPrefix(req, deps.limits.maxBodyBuffer);
+        rec.bytesIn = prefix.bytes;
+        body = await bodyFacts({
+          prefix,
+          contentEncoding: headers['content-encoding'] ?? '',
+          contentType: headers['content-type'] ?? '',
+          declaredLength: declaredLength(req),
+          limit: deps.limits.maxBodyBuffer,
+        });
+      } else {
+        body = { state: 'streamed', text: '', size: declaredLength(req) ?? 0, content_type: headers['content-type'] ?? '', truncated: false };
+      }
+    }
+    const event = httpRequestEvent(originFor(deps, ctx), { method, ...target, headers, ...(body === undefined ? {} : { body }) });
+    const decision = decideAndRecord(deps, event);
+    rec.event = event;
+    rec.decision = decision;
+    if (decision.action !== 'allow') {
+      sendDenial(res, decisionDenial(decision, event.common.event_id, accept));
+      return;
+    }
+    if (expectContinue && prefix === null) res.writeContinue();
+    forward(req, res, ctx, deps, event, target, prefix, rec);
+  } catch (err) {
+    rec.error = (err as { code?: string }).code === 'E_PARSE' ? 'client_aborted' : 'internal_error';
+    const d = renderDenial({
+      kind: 'upstream_error',
+      status: 502,
+      rule_id: null,
+      reason: `celgate failed while handling the request: ${(err as Error).message}`,
+      event_id: rec.event?.common.event_id ?? '',
+      accept,
+    });
+    if (!res.destroyed) sendDenial(res, d);
+  }
+}
+
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+
+function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: ExchangeContext,
+  deps: ExchangeDeps,
+  event: HttpRequestEvent,
+  target: RequestTarget,
+  prefix: BodyPrefix | null,
+  rec: NetRecord,
+): void {
+  const headers = ['host', hostHeaderFor(target), ...forwardHeaders(req.rawHeaders)];
+  const upReq = deps.upstream.request({
+    scheme: target.scheme,
+    host: target.host,
+    port: target.port,
+    method: event.http.request.method,
+    path: `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
+    headers: headers as unknown as OutgoingHttpHeaders,
+  });
+  let done = false;
+  upReq.on('error', (err) => {
+    if (done) return;
+    done = true;
+    rec.error = 'upstream_error';
+    req.unpipe(upReq);
+    const d = renderDenial({
+      kind: 'upstream_error',
+      status: 502,
+      rule_id: null,
+      reason: `upstream ${target.host}:${target.port} failed: ${err.message}`,
+      event_id: event.common.event_id,
+      accept: req.headers.accept ?? '',
+    });
+    sendDenial(res, d);
+  });
+  res.once('close', () => {
+    if (!res.writableFinished) upReq.destroy();
+  });
+
+  if (prefix !== null) {
+    for (const c of prefix.chunks) upReq.write(c);
+    if (prefix.complete) upReq.end();
+    else {
+      req.pipe(upReq);
+      req.on('data', (c: Buffer) => (rec.bytesIn += c.length));
+    }
+  } else {
+    req.pipe(upReq);
+    req.on('data', (c: Buffer) => (rec.bytesIn += c.length));
+  }
+
+  upReq.on('response', (upRes) => {
+    upReq.setTimeout(0);
+    const status = upRes.statusCode ?? 502;
+    const respEvent = httpResponseEvent(originFor(deps, ctx), event.http.request, {
+      status,
+      headers: normalizeHeaders(upRes.rawHeaders),
+      body: { state: 'streamed', text: '', size: Number(upRes.headers['content-length'] ?? 0) || 0, content_type: upRes.headers['content-type'] ?? '', truncated: false },
+    });
+    let respDecision: Decision;
+    try {
+      respDecision = deps.decider.decide(respEvent);
+    } catch (err) {
+      respDecision = failClosedDecision(err);
+    }
+    // Record the response decision only when it says something: a match, a finding, or a refusal.
+    if (respDecision.action !== 'allow' || respDecision.matches.length > 0) {
+      try {
+        deps.sink.decision(respEvent, respDecision);
+      } catch (err) {
+        respDecision = failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
+      }
+    }
+    if (respDecision.action !== 'allow') {
+      done = true;
+      upRes.destroy();
+      rec.event = respEvent;
+      rec.decision = respDecision;
+      sendDenial(res, decisionDenial(respDecision, respEvent.common.event_id, req.headers.accept ?? ''));
+      return;
+    }
+    const out: string[] = [];
+    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
+      if (!RESPONSE_DROP.has(upRes.rawHeaders[i]!.toLowerCase())) out.push(upRes.rawHeaders[i]!, upRes.rawHeaders[i + 1]!);
+    }
+    if (res.destroyed) {
+      upRes.destroy();
+      return;
+    }
+    res.writeHead(status, upRes.statusMessage, out);
+    if (upRes.headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
+    upRes.on('data', (c: Buffer) => (rec.bytesOut += c.length));
+    upRes.on('error', () => res.destroy());
+    upRes.on('aborted', () => res.destroy());
+    upRes.on('end', () => {
+      done = true;
+    });
+    upRes.pipe(res);
+  });
+}

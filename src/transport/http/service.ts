@@ -1,0 +1,264 @@
+/**
+ * The guest-facing HTTP(S) service on vsock port 5002: sniffs each connection (TLS / plain HTTP /
+ * refused), reads the ClientHello's SNI itself (no SNI → refused and recorded), terminates TLS with a
+ * leaf for that SNI, and feeds HTTP/1.1 (keep-alive) requests to `handleRequest`. Enforces the
+ * connection-level limits: connections per guest, handshake / header / idle timeouts, header size.
+ *
+ * Owns: connection lifecycle and connection-level ledger rows. Must not: decide, import the store,
+ * or forward anything itself (exchange.ts does, after a decision).
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { CelgateError } from '../../errors.js';
+import type { EventOrigin, EventSink } from '../../events/index.js';
+import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
+import { parseClientHello, sniffProtocol } from './clienthello.js';
+import { rawResponse, renderDenial } from './denial.js';
+import { handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import { resolveLimits, type HttpLimits } from './limits.js';
+import type { ExchangeContext } from './target.js';
+import { Upstream, type UpstreamMap } from './upstream.js';
+import { handleUpgrade } from './websocket.js';
+
+/** Anything that hands out a TLS context for a host name (src/certs LeafCache implements it). */
+export interface SecureContextSource {
+  secureContext(host: string): Promise<tls.SecureContext>;
+}
+
+export interface HttpServiceOptions {
+  /** The vsock endpoint (DESIGN default port 5002). */
+  vsock: VsockEndpoint;
+  limits?: Partial<HttpLimits>;
+  upstreamMap?: UpstreamMap;
+  /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
+  extraCa?: readonly string[];
+  /** Destination port assumed for intercepted TLS / plain HTTP (the guest bridge redirects 443 / 80). */
+  httpsPort?: number;
+  httpPort?: number;
+}
+
+export interface HttpServiceDeps {
+  decider: BodyAwareDecider;
+  sink: EventSink;
+  origin: EventOrigin;
+  certs: SecureContextSource;
+}
+
+export interface HttpService {
+  addresses: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** Collects bytes until `parse` stops asking for more; rejects on timeout, close or a parse error. */
+function gather<T>(socket: net.Socket, head: Buffer, timeoutMs: number, parse: (b: Buffer) => T | null): Promise<{ value: T; buf: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buf = head;
+    const first = parse(buf);
+    if (first !== null) return resolve({ value: first, buf });
+    const done = (err: Error | null, value?: T) => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onEnd);
+      socket.pause();
+      if (err !== null) reject(err);
+      else resolve({ value: value as T, buf });
+    };
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      try {
+        const v = parse(buf);
+        if (v !== null) done(null, v);
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+    const onEnd = () => done(new CelgateError('E_PARSE', 'connection closed mid-handshake', { details: { truncated: true } }));
+    const timer = setTimeout(() => done(new CelgateError('E_TIMEOUT', `no complete ClientHello within ${timeoutMs} ms`)), timeoutMs);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.resume();
+  });
+}
+
+export async function startHttpService(options: HttpServiceOptions, deps: HttpServiceDeps): Promise<HttpService> {
+  const limits = resolveLimits(options.limits);
+  const upstream = new Upstream({ map: options.upstreamMap, extraCa: options.extraCa, timeoutMs: limits.upstreamTimeoutMs });
+  const exchangeDeps: ExchangeDeps = { decider: deps.decider, sink: deps.sink, origin: deps.origin, upstream, limits };
+  const contexts = new WeakMap<object, ExchangeContext>();
+  const httpsPort = options.httpsPort ?? 443;
+  const httpPort = options.httpPort ?? 80;
+  const live = new Set<net.Socket>();
+
+  const record = (ctx: ExchangeContext, error: string, method = '') =>
+    writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status: null, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
+
+  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, keepAlive: true });
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.timeout = limits.idleTimeoutMs;
+  server.maxHeadersCount = limits.maxHeaderCount + 1;
+  server.headersTimeout = limits.headersTimeoutMs;
+
+  // Slowloris guard: a request head must complete within headersTimeout of the connection opening,
+  // or within keepAliveTimeout + headersTimeout of the previous exchange finishing.
+  const headerTimers = new WeakMap<object, NodeJS.Timeout>();
+  const armHeaderTimer = (socket: Duplex, ms: number) => {
+    clearTimeout(headerTimers.get(socket));
+    const t = setTimeout(() => {
+      const ctx = contexts.get(socket);
+      if (ctx !== undefined) record(ctx, 'header_timeout');
+      socket.destroy();
+    }, ms);
+    t.unref();
+    headerTimers.set(socket, t);
+  };
+  const onHead = (socket: Duplex, res: http.ServerResponse | null) => {
+    clearTimeout(headerTimers.get(socket));
+    res?.once('finish', () => {
+      if (!socket.destroyed) armHeaderTimer(socket, limits.keepAliveTimeoutMs + limits.headersTimeoutMs);
+    });
+  };
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    onHead(req.socket, res);
+    const ctx = contexts.get(req.socket);
+    if (ctx === undefined) {
+      res.destroy();
+      return;
+    }
+    void handleRequest(req, res, ctx, exchangeDeps);
+  };
+  server.on('request', onRequest);
+  server.on('checkContinue', onRequest);
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    onHead(socket, null);
+    const ctx = contexts.get(socket);
+    if (ctx === undefined) return void socket.destroy();
+    handleUpgrade(req, socket, head, ctx, exchangeDeps);
+  });
+  server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+    onHead(socket, null);
+    const ctx = contexts.get(socket);
+    if (ctx !== undefined) record(ctx, 'connect_refused', 'CONNECT');
+    const d = renderDenial({ kind: 'bad_request', status: 405, rule_id: null, reason: 'CONNECT is not accepted on the interception port', event_id: '', accept: req.headers.accept ?? '' });
+    socket.end(rawResponse(d, 'Method Not Allowed'));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    clearTimeout(headerTimers.get(socket));
+    const ctx = contexts.get(socket);
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') return void socket.destroy();
+    const kind =
+      code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large'
+      : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING' ? 'request_smuggling'
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout'
+      : 'parse_error';
+    if (ctx !== undefined) record(ctx, kind);
+    const status = kind === 'header_too_large' ? 431 : kind === 'header_timeout' ? 408 : 400;
+    if (socket.writable) {
+      const d = renderDenial({ kind: 'bad_request', status, rule_id: null, reason: `malformed request (${kind}: ${code})`, event_id: '', accept: '' });
+      socket.end(rawResponse(d, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'));
+    }
+    socket.destroy();
+  });
+
+  const serveHttp = (socket: Duplex, ctx: ExchangeContext) => {
+    contexts.set(socket, ctx);
+    armHeaderTimer(socket, limits.headersTimeoutMs);
+    socket.once('close', () => clearTimeout(headerTimers.get(socket)));
+    server.emit('connection', socket);
+  };
+
+  const onGuest = async (c: GuestConnection) => {
+    const raw = c.socket;
+    const base: ExchangeContext = { scheme: 'https', sniHost: '', port: httpsPort, meta: c.meta };
+    if (live.size >= limits.maxConnections) {
+      record(base, 'too_many_connections');
+      raw.destroy();
+      return;
+    }
+    live.add(raw);
+    raw.once('close', () => live.delete(raw));
+    raw.on('error', () => {});
+    try {
+      const { buf: first } = await gather(raw, c.head, limits.handshakeTimeoutMs, (b) => (b.length > 0 ? true : null));
+      const proto = sniffProtocol(first[0]!);
+      if (proto === 'http') {
+        raw.unshift(first);
+        serveHttp(raw, { scheme: 'http', sniHost: '', port: httpPort, meta: c.meta });
+        return;
+      }
+      if (proto === 'unknown') {
+        record(base, 'unknown_protocol');
+        raw.destroy();
+        return;
+      }
+      let hello: { value: { sni: string | null }; buf: Buffer };
+      try {
+        hello = await gather(raw, first, limits.handshakeTimeoutMs, (b) => {
+          const r = parseClientHello(b);
+          return r.status === 'ok' ? r : null;
+        });
+      } catch (err) {
+        const e = err as CelgateError;
+        record(base, e.code === 'E_TIMEOUT' ? 'tls_handshake_timeout' : e.details?.truncated === true ? 'tls_truncated_client_hello' : 'tls_parse_error');
+        raw.destroy();
+        return;
+      }
+      const sni = hello.value.sni;
+      if (sni === null) {
+        record(base, 'no_sni');
+        raw.destroy();
+        return;
+      }
+      const ctx: ExchangeContext = { ...base, sniHost: sni };
+      let secureContext: tls.SecureContext;
+      try {
+        secureContext = await deps.certs.secureContext(sni);
+      } catch {
+        record(ctx, 'cert_mint_failed');
+        raw.destroy();
+        return;
+      }
+      if (raw.destroyed) return;
+      raw.unshift(hello.buf);
+      const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+      tlsSocket.on('error', () => {});
+      const timer = setTimeout(() => {
+        record(ctx, 'tls_handshake_timeout');
+        tlsSocket.destroy();
+      }, limits.handshakeTimeoutMs);
+      tlsSocket.once('secure', () => {
+        clearTimeout(timer);
+        serveHttp(tlsSocket, ctx);
+      });
+      tlsSocket.once('close', () => {
+        clearTimeout(timer);
+        raw.destroy();
+      });
+      tlsSocket.once('error', (err: NodeJS.ErrnoException) => {
+        if (!tlsSocket.listenerCount('secure')) return; // after the handshake, the HTTP layer owns errors
+        clearTimeout(timer);
+        record(ctx, 'tls_handshake');
+        void err;
+        tlsSocket.destroy();
+      });
+    } catch {
+      raw.destroy();
+    }
+  };
+
+  const listener = await listenVsock({ ...options.vsock, maxConnections: limits.maxConnections * 2 }, (c) => void onGuest(c));
+  return {
+    addresses: { http: listener.address },
+    async close() {
+      await listener.close();
+      for (const s of live) s.destroy();
+      server.closeAllConnections();
+      upstream.close();
+    },
+  };
+}

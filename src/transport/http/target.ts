@@ -1,0 +1,163 @@
+/**
+ * Works out what a request is asking for from its request line, headers and connection context:
+ * scheme, host (SNI authoritative over Host), port, path, query, and whether the Host header lied.
+ * Pure: no sockets, no clock. Malformed or over-limit input yields a typed refusal, not a throw.
+ */
+import type { HeaderMap } from '../../events/index.js';
+import type { GuestMeta } from '../vsock.js';
+
+/** Per-connection facts the exchange needs: how the guest reached us. */
+export interface ExchangeContext {
+  scheme: 'http' | 'https';
+  /** The TLS server name the guest sent; '' for plain HTTP. Authoritative over the Host header. */
+  sniHost: string;
+  /** Destination port the guest targeted (443 / 80 for transparent interception, the CONNECT port for the proxy). */
+  port: number;
+  meta: GuestMeta;
+}
+
+export interface RequestTarget {
+  scheme: 'http' | 'https';
+  host: string;
+  port: number;
+  path: string;
+  query: string;
+  /** The raw Host header when it names a different host than SNI, else ''. */
+  hostHeaderMismatch: string;
+}
+
+export type TargetResult =
+  | { ok: true; target: RequestTarget }
+  | { ok: false; status: 400 | 414 | 431; code: 'parse_error' | 'request_target_too_long' | 'too_many_headers'; reason: string };
+
+export interface TargetLimits {
+  maxRequestTarget: number;
+  maxHeaderCount: number;
+}
+
+const HOST_CHARS = /^[a-z0-9_.-]+$/;
+
+/** Splits `host[:port]` / `[v6][:port]`; null when malformed. */
+export function parseHostHeader(value: string): { host: string; port: number | null } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(value.trim());
+  if (m === null) return null;
+  const rawHost = m[1]!.toLowerCase();
+  const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost.replace(/\.$/, '');
+  if (!rawHost.startsWith('[') && !HOST_CHARS.test(host)) return null;
+  const port = m[2] === undefined ? null : Number(m[2]);
+  if (port !== null && (port < 1 || port > 65535)) return null;
+  return { host, port };
+}
+
+const bad = (reason: string): TargetResult => ({ ok: false, status: 400, code: 'parse_error', reason });
+
+export function resolveTarget(
+  method: string,
+  url: string,
+  headers: HeaderMap,
+  rawHeaderCount: number,
+  ctx: ExchangeContext,
+  limits: TargetLimits,
+): TargetResult {
+  if (rawHeaderCount > limits.maxHeaderCount) {
+    return { ok: false, status: 431, code: 'too_many_headers', reason: `more than ${limits.maxHeaderCount} header fields` };
+  }
+  if (url.length > limits.maxRequestTarget) {
+    return { ok: false, status: 414, code: 'request_target_too_long', reason: `request target longer than ${limits.maxRequestTarget} bytes` };
+  }
+  let pathAndQuery = url;
+  let urlHost: { host: string; port: number | null } | null = null;
+  if (/^https?:\/\//i.test(url)) {
+    // Absolute form (explicit proxy, or a client that sends it anyway).
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return bad('request target is not a valid URL');
+    }
+    urlHost = parseHostHeader(u.host);
+    if (urlHost === null) return bad('request target has an invalid host');
+    pathAndQuery = `${u.pathname}${u.search}`;
+  } else if (method === 'OPTIONS' && url === '*') {
+    pathAndQuery = '*';
+  } else if (!url.startsWith('/')) {
+    return bad('request target must be origin-form ("/path") or absolute-form');
+  }
+  const q = pathAndQuery.indexOf('?');
+  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+  const query = q < 0 ? '' : pathAndQuery.slice(q + 1);
+
+  const hostHeader = headers.host;
+  if (hostHeader !== undefined && hostHeader.includes(',')) return bad('more than one Host header');
+  const parsedHost = hostHeader === undefined ? null : parseHostHeader(hostHeader);
+  if (hostHeader !== undefined && parsedHost === null) return bad('Host header is malformed');
+
+  if (ctx.scheme === 'https' && ctx.sniHost !== '') {
+    const claimed = parsedHost ?? urlHost;
+    const mismatch = claimed !== null && claimed.host !== ctx.sniHost;
+    // The Host port is trusted only when the Host names the SNI host.
+    const port = !mismatch && claimed?.port != null ? claimed.port : ctx.port;
+    return {
+      ok: true,
+      target: { scheme: 'https', host: ctx.sniHost, port, path, query, hostHeaderMismatch: mismatch ? (hostHeader ?? '') : '' },
+    };
+  }
+  const named = urlHost ?? parsedHost;
+  if (named === null) return bad('plain HTTP request without a Host header');
+  const mismatch = urlHost !== null && parsedHost !== null && parsedHost.host !== urlHost.host;
+  return {
+    ok: true,
+    target: {
+      scheme: ctx.scheme,
+      host: named.host,
+      port: named.port ?? ctx.port,
+      path,
+      query,
+      hostHeaderMismatch: mismatch ? (hostHeader ?? '') : '',
+    },
+  };
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'host',
+]);
+
+/**
+ * Copies raw header pairs minus hop-by-hop headers (and any named in `Connection`), keeping order
+ * and repeats. `keep` re-admits names (the WebSocket path keeps `upgrade` and `connection`).
+ */
+export function forwardHeaders(raw: readonly string[], keep: ReadonlySet<string> = new Set()): string[] {
+  const dropped = new Set(HOP_BY_HOP);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') {
+      for (const t of raw[i + 1]!.split(',')) {
+        const name = t.trim().toLowerCase();
+        if (name !== '' && !keep.has(name)) dropped.add(name);
+      }
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (dropped.has(name) && !keep.has(name)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** The Host header value sent upstream: the judged host, with the port when it is not the default. */
+export function hostHeaderFor(t: Pick<RequestTarget, 'scheme' | 'host' | 'port'>): string {
+  const h = t.host.includes(':') ? `[${t.host}]` : t.host;
+  const dflt = (t.scheme === 'https' && t.port === 443) || (t.scheme === 'http' && t.port === 80);
+  return dflt ? h : `${h}:${t.port}`;
+}

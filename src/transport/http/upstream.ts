@@ -1,0 +1,125 @@
+/**
+ * Where and how allowed requests go upstream: the upstream map (`host[:port]=addr:port`, for tests
+ * and private deployments), and keep-alive agents whose TLS verification uses the system roots plus
+ * configured extra CAs and always checks the certificate against the host the guest asked for.
+ *
+ * Owns: upstream connection setup. Must not: decide, or forward anything not already allowed.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { CelgateError, type Issue, type Validated } from '../../errors.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Keys are `host:port` or `host` (any port); values are where to connect instead. */
+export type UpstreamMap = ReadonlyMap<string, HostPort>;
+
+const HOST_RE = /^(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)$/i;
+
+function splitHostPort(text: string): { host: string; port: number | null } | null {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(text.trim());
+  if (m === null || !HOST_RE.test(m[1]!)) return null;
+  const port = m[2] === undefined ? null : Number(m[2]);
+  if (port !== null && (port < 1 || port > 65535)) return null;
+  return { host: m[1]!.replace(/^\[|\]$/g, '').toLowerCase(), port };
+}
+
+/** Parses upstream map entries (`"api.example.com:443=127.0.0.1:8443"` or an object of the same). */
+export function parseUpstreamMap(input: readonly string[] | Record<string, string>): Validated<UpstreamMap> {
+  const pairs: [string, string, string][] = Array.isArray(input)
+    ? input.map((e, i) => {
+        const at = e.indexOf('=');
+        return [e.slice(0, at < 0 ? e.length : at), at < 0 ? '' : e.slice(at + 1), `[${i}]`];
+      })
+    : Object.entries(input).map(([k, v]) => [k, String(v), `.${k}`]);
+  const issues: Issue[] = [];
+  const map = new Map<string, HostPort>();
+  for (const [from, to, path] of pairs) {
+    const f = splitHostPort(from);
+    const t = splitHostPort(to);
+    if (f === null) issues.push({ path: `upstream_map${path}`, message: `"${from}" is not host or host:port` });
+    if (t === null || t.port === null) issues.push({ path: `upstream_map${path}`, message: `"${to}" is not addr:port` });
+    if (f !== null && t !== null && t.port !== null) {
+      map.set(f.port === null ? f.host : `${f.host}:${f.port}`, { host: t.host, port: t.port });
+    }
+  }
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: map };
+}
+
+export function resolveUpstream(map: UpstreamMap, host: string, port: number): HostPort {
+  return map.get(`${host}:${port}`) ?? map.get(host) ?? { host, port };
+}
+
+export interface UpstreamOptions {
+  map?: UpstreamMap;
+  /** Extra trusted CA certificates (PEM), added to the system roots. */
+  extraCa?: readonly string[];
+  timeoutMs: number;
+  /** Sockets per upstream host in each agent. */
+  maxSocketsPerHost?: number;
+}
+
+export interface UpstreamRequest {
+  scheme: 'http' | 'https';
+  /** The host the guest asked for (SNI, or Host for plain HTTP): used for TLS verification. */
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  headers: http.OutgoingHttpHeaders;
+}
+
+export class Upstream {
+  readonly map: UpstreamMap;
+  /** Trusted roots for upstream TLS: system roots plus the configured extra CAs. */
+  readonly ca: string[];
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly timeoutMs: number;
+
+  constructor(options: UpstreamOptions) {
+    this.map = options.map ?? new Map();
+    this.timeoutMs = options.timeoutMs;
+    const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+    this.httpAgent = new http.Agent(common);
+    this.ca = [...tls.rootCertificates, ...(options.extraCa ?? [])];
+    this.httpsAgent = new https.Agent({ ...common, ca: this.ca });
+  }
+
+  /** Starts an upstream request; errors (connect, TLS, timeout) arrive as 'error' with a CelgateError cause. */
+  request(r: UpstreamRequest): http.ClientRequest {
+    const target = resolveUpstream(this.map, r.host, r.port);
+    const isIp = net.isIP(r.host) !== 0;
+    const options: https.RequestOptions = {
+      host: target.host,
+      port: target.port,
+      method: r.method,
+      path: r.path,
+      headers: r.headers,
+      timeout: this.timeoutMs,
+      setHost: false,
+    };
+    let req: http.ClientRequest;
+    if (r.scheme === 'https') {
+      if (!isIp) options.servername = r.host;
+      options.checkServerIdentity = (_name, cert) => tls.checkServerIdentity(r.host, cert);
+      req = https.request({ ...options, agent: this.httpsAgent });
+    } else {
+      req = http.request({ ...options, agent: this.httpAgent });
+    }
+    req.on('timeout', () =>
+      req.destroy(new CelgateError('E_TIMEOUT', `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`)),
+    );
+    return req;
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
