@@ -1,0 +1,114 @@
+/**
+ * Pure helpers that turn MCP messages into event facts and ledger fields: tool-name namespacing,
+ * the text of a tool result, the argument digest and the bounded, redacted argument preview, and
+ * the model-readable denial errors. No I/O.
+ */
+import { createHash } from 'node:crypto';
+import type { Decision } from '../../events/decision.js';
+import { RpcCode, isJsonObject, type Json, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
+
+/** Separator between server id and tool/prompt name toward the guest: `server__tool`. */
+export const NAMESPACE_SEP = '__';
+/** Server ids: lower-case, no "__" (so the first "__" always splits correctly). */
+export const SERVER_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]|_(?!_))*$/;
+/** Most text of one tool result given to rules (`mcp.response.content_text`). */
+export const MAX_CONTENT_TEXT = 64 * 1024;
+/** Longest argument preview stored in the ledger. */
+export const MAX_ARGS_PREVIEW = 256;
+
+const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|auth|credential|cookie|private[-_]?key|session/i;
+
+export function namespaced(server: string, name: string): string {
+  return `${server}${NAMESPACE_SEP}${name}`;
+}
+
+/** Splits `server__tool`; null when there is no separator or either side is empty. */
+export function splitNamespaced(name: string): { server: string; name: string } | null {
+  const i = name.indexOf(NAMESPACE_SEP);
+  if (i <= 0 || i + NAMESPACE_SEP.length >= name.length) return null;
+  return { server: name.slice(0, i), name: name.slice(i + NAMESPACE_SEP.length) };
+}
+
+/** The text a response rule sees: text items, embedded resource text, joined by "\n", bounded. */
+export function resultText(result: Json): string {
+  if (!isJsonObject(result) || !Array.isArray(result.content)) return '';
+  const parts: string[] = [];
+  let size = 0;
+  for (const item of result.content) {
+    if (!isJsonObject(item)) continue;
+    let text: string | null = null;
+    if (item.type === 'text' && typeof item.text === 'string') text = item.text;
+    else if (item.type === 'resource' && isJsonObject(item.resource) && typeof item.resource.text === 'string') text = item.resource.text;
+    if (text === null) continue;
+    parts.push(text);
+    size += text.length + 1;
+    if (size >= MAX_CONTENT_TEXT) break;
+  }
+  const joined = parts.join('\n');
+  return joined.length > MAX_CONTENT_TEXT ? joined.slice(0, MAX_CONTENT_TEXT) : joined;
+}
+
+export function canonicalJson(value: Json | undefined): string {
+  if (value === undefined) return 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isJsonObject(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** sha256 of the canonical JSON, hex, first 16 characters (McpCallRow.args_digest). */
+export function argsDigest(args: JsonObject): string {
+  return createHash('sha256').update(canonicalJson(args)).digest('hex').slice(0, 16);
+}
+
+function redact(value: Json, depth: number): Json {
+  if (depth > 8) return '…';
+  if (Array.isArray(value)) return value.slice(0, 16).map((v) => redact(v, depth + 1));
+  if (isJsonObject(value)) {
+    const out: JsonObject = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1);
+    return out;
+  }
+  if (typeof value === 'string' && value.length > 128) return `${value.slice(0, 128)}…`;
+  return value;
+}
+
+/** Bounded preview of the arguments with secret-looking keys replaced by "[redacted]". */
+export function argsPreview(args: JsonObject): string {
+  const text = JSON.stringify(redact(args, 0));
+  return text.length > MAX_ARGS_PREVIEW ? `${text.slice(0, MAX_ARGS_PREVIEW - 1)}…` : text;
+}
+
+/**
+ * The JSON-RPC error for a decision that is not `allow`: rule id and reason in `error.data`, and a
+ * message that tells a model the refusal is deliberate and retrying will not help.
+ */
+export function denialError(decision: Decision, eventId: string, what: 'request' | 'result'): RpcErrorObject {
+  const rule = decision.rule_id === null ? 'the default policy' : `rule "${decision.rule_id}"`;
+  const data: JsonObject = {
+    decision: decision.action,
+    rule_id: decision.rule_id,
+    reason: decision.reason,
+    event_id: eventId,
+    stage: what,
+    retryable: false,
+  };
+  if (decision.action === 'error') {
+    return {
+      code: RpcCode.POLICY_ERROR,
+      message:
+        `celgate refused this ${what} because its security policy could not be evaluated (fail closed): ${decision.reason}. ` +
+        'Retrying will not help until the policy is fixed; do not retry this call.',
+      data,
+    };
+  }
+  return {
+    code: RpcCode.POLICY_BLOCKED,
+    message:
+      `celgate blocked this ${what === 'request' ? 'call' : 'tool result'} by ${rule}: ${decision.reason}. ` +
+      'This is a deliberate security policy decision, not a transient error: do not retry this call or variations of it; it will be blocked again.',
+    data,
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * One guest MCP session (one frame stream, or one NDJSON connection): JSON-RPC validation, the
+ * initialize handshake, per-method routing, the `mcp.request` decision before every dispatch and
+ * the `mcp.response` decision before every tool result is returned, denials, cancellation, and
+ * the ledger rows. It owns no socket: payload text in, messages out through `send`.
+ */
+import { SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { mcpRequestEvent, mcpResponseEvent } from '../../events/build.js';
+import { policyFields } from '../../events/sink.js';
+import type { Decision } from '../../events/decision.js';
+import type { McpRequestEvent } from '../../events/types.js';
+import { argsDigest, argsPreview, denialError, resultText, splitNamespaced } from './facts.js';
+import type { McpGateway } from './gateway.js';
+import {
+  RpcCode,
+  errorResponse,
+  isJsonObject,
+  notification,
+  parsePayload,
+  resultResponse,
+  type Json,
+  type JsonObject,
+  type RpcErrorObject,
+  type RpcMessage,
+} from './jsonrpc.js';
+import type { Upstream, UpstreamReply } from './upstream.js';
+
+/** Most requests of one session waiting for an upstream at once. */
+export const MAX_INFLIGHT_PER_SESSION = 64;
+
+type Outcome = { result: Json } | { error: RpcErrorObject } | { none: true };
+
+interface Route {
+  upstream: Upstream | null;
+  /** The method and params sent upstream (names un-namespaced). */
+  params: JsonObject | undefined;
+  tool: string;
+  args: JsonObject;
+  unknown?: string;
+}
+
+export class McpSession {
+  private initialized = false;
+  private answeredInitialize = false;
+  private readonly inflight = new Map<string, AbortController>();
+  private readonly unregister: () => void;
+  private closed = false;
+
+  constructor(
+    private readonly gw: McpGateway,
+    readonly processName: string,
+    private readonly send: (message: Json) => void,
+  ) {
+    this.unregister = gw.register(this);
+  }
+
+  /** Handles one payload. Returns a close reason when the payload is hostile (stream must close). */
+  handlePayload(text: string): string | null {
+    const parsed = parsePayload(text);
+    if (!parsed.ok) {
+      if ('fatal' in parsed) return parsed.fatal;
+      this.send(errorResponse(null, parsed.reply));
+      return null;
+    }
+    if (!parsed.batch) {
+      void this.handle(parsed.messages[0]!).then((r) => {
+        if (r !== null) this.emit(r);
+      });
+      return null;
+    }
+    void Promise.all(parsed.messages.map((m) => this.handle(m))).then((replies) => {
+      const out = replies.filter((r): r is JsonObject => r !== null);
+      if (out.length > 0) this.emit(out);
+    });
+    return null;
+  }
+
+  notify(method: string, params?: JsonObject): void {
+    if (this.initialized) this.emit(notification(method, params));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unregister();
+    for (const c of this.inflight.values()) c.abort();
+    this.inflight.clear();
+  }
+
+  private emit(message: Json): void {
+    if (!this.closed) this.send(message);
+  }
+
+  private async handle(m: RpcMessage): Promise<JsonObject | null> {
+    try {
+      switch (m.type) {
+        case 'invalid':
+          return errorResponse(m.id, { code: RpcCode.INVALID_REQUEST, message: m.message });
+        case 'response':
+          return null; // celgate sends the guest no requests; stray responses are dropped
+        case 'notification':
+          this.onNotification(m.method, isJsonObject(m.params) ? m.params : undefined);
+          return null;
+        case 'request': {
+          const out = await this.request(m.id, m.method, m.params);
+          if ('none' in out) return null;
+          return 'error' in out ? errorResponse(m.id, out.error) : resultResponse(m.id, out.result);
+        }
+      }
+    } catch (err) {
+      const id = m.type === 'request' || m.type === 'invalid' ? m.id : null;
+      return errorResponse(id, { code: RpcCode.INTERNAL_ERROR, message: `celgate internal error: ${(err as Error)?.message ?? String(err)}` });
+    }
+  }
+
+  private onNotification(method: string, params: JsonObject | undefined): void {
+    if (method === 'notifications/initialized') this.initialized = true;
+    else if (method === 'notifications/cancelled' && params) {
+      const key = JSON.stringify(params.requestId ?? null);
+      this.inflight.get(key)?.abort();
+    }
+    // Other client notifications (roots/list_changed, progress) have no upstream meaning here.
+  }
+
+  private async request(id: string | number, method: string, rawParams: JsonObject | Json[] | undefined): Promise<Outcome> {
+    if (rawParams !== undefined && !isJsonObject(rawParams)) {
+      return { error: { code: RpcCode.INVALID_PARAMS, message: 'Invalid params: MCP params must be an object' } };
+    }
+    const params = rawParams;
+    if (method === 'initialize') return this.initialize(id, params);
+    if (method === 'ping') return this.local(id, method, {}, () => ({ result: {} }));
+    // Requests are accepted once initialize has been answered (even if notifications/initialized is late).
+    if (!this.answeredInitialize) {
+      return { error: { code: RpcCode.INVALID_REQUEST, message: 'Invalid Request: the session is not initialized; send initialize first' } };
+    }
+    switch (method) {
+      case 'tools/list':
+        return this.local(id, method, {}, async () => ({ result: { tools: await this.gw.listTools() } }));
+      case 'prompts/list':
+        return this.list(id, method, 'prompts', 'prompts', true);
+      case 'resources/list':
+        return this.list(id, method, 'resources', 'resources', false);
+      case 'resources/templates/list':
+        return this.list(id, method, 'resourceTemplates', 'resources', false);
+      case 'logging/setLevel':
+        return this.local(id, method, params ?? {}, async () => {
+          await Promise.all(this.gw.serversWith('logging').map((u) => u.request(method, params, { timeoutMs: this.gw.callTimeoutMs })));
+          return { result: {} };
+        });
+      default:
+        return this.forward(id, method, params, this.route(method, params));
+    }
+  }
+
+  private initialize(id: string | number, params: JsonObject | undefined): Promise<Outcome> {
+    return this.local(id, 'initialize', params ?? {}, () => {
+      const asked = typeof params?.protocolVersion === 'string' ? params.protocolVersion : '';
+      this.answeredInitialize = true;
+      return {
+        result: {
+          protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION,
+          capabilities: this.gw.capabilities(),
+          serverInfo: { name: 'celgate', version: '0.1.0' },
+          instructions: 'Tools are provided by celgate on behalf of host MCP servers and are named "<server>__<tool>". Calls are subject to security policy.',
+        },
+      };
+    });
+  }
+
+  private list(id: string | number, method: string, key: string, capability: string, rename: boolean): Promise<Outcome> {
+    return this.local(id, method, {}, async () => {
+      const items = await this.gw.listAll(method, key, capability, rename);
+      return Array.isArray(items) ? { result: { [key]: items } } : { error: items };
+    });
+  }
+
+  /** A request celgate answers itself (after deciding it like any other). */
+  private async local(id: string | number, method: string, args: JsonObject, answer: () => Outcome | Promise<Outcome>): Promise<Outcome> {
+    const started = performance.now();
+    const event = this.requestEvent(id, method, '', '', args);
+    const decision = this.gw.decide(event);
+    const out = decision.action === 'allow' ? await answer() : { error: denialError(decision, event.common.event_id, 'request') };
+    this.row(event, decision, 'request', '', args, 'error' in out, performance.now() - started);
+    return out;
+  }
+
+  /** Maps a method to its server and the params the server must see. */
+  private route(method: string, params: JsonObject | undefined): Route {
+    const p = params ?? {};
+    const args = isJsonObject(p.arguments) ? p.arguments : {};
+    if (method === 'tools/call' || method === 'prompts/get') {
+      const name = typeof p.name === 'string' ? p.name : '';
+      const split = splitNamespaced(name);
+      const upstream = split ? (this.gw.upstreams.get(split.server) ?? null) : null;
+      const tool = split?.name ?? name;
+      const unknown = upstream ? undefined : `Unknown ${method === 'tools/call' ? 'tool' : 'prompt'} "${name}": names are "<server>__<name>" as listed by celgate`;
+      return { upstream, params: { ...p, name: tool }, tool, args, ...(unknown ? { unknown } : {}) };
+    }
+    if (method.startsWith('resources/')) {
+      const uri = typeof p.uri === 'string' ? p.uri : '';
+      const server = this.gw.serverForUri(uri);
+      const upstream = server === null ? null : (this.gw.upstreams.get(server) ?? null);
+      return { upstream, params, tool: '', args: p, ...(upstream ? {} : { unknown: `Unknown resource "${uri}"` }) };
+    }
+    if (method === 'completion/complete') {
+      const ref = isJsonObject(p.ref) ? p.ref : {};
+      if (ref.type === 'ref/prompt' && typeof ref.name === 'string') {
+        const split = splitNamespaced(ref.name);
+        const upstream = split ? (this.gw.upstreams.get(split.server) ?? null) : null;
+        const fwd = { ...p, ref: { ...ref, name: split?.name ?? ref.name } };
+        return { upstream, params: fwd, tool: split?.name ?? '', args: p, ...(upstream ? {} : { unknown: `Unknown prompt "${ref.name}"` }) };
+      }
+      const server = typeof ref.uri === 'string' ? this.gw.serverForUri(ref.uri) : null;
+      const upstream = server === null ? null : (this.gw.upstreams.get(server) ?? null);
+      return { upstream, params, tool: '', args: p, ...(upstream ? {} : { unknown: 'Unknown completion reference' }) };
+    }
+    // Any other method goes to the one server whose capabilities advertise its prefix.
+    const prefix = method.slice(0, method.indexOf('/') === -1 ? method.length : method.indexOf('/'));
+    const candidates = this.gw.serversWith(prefix);
+    const upstream = candidates.length === 1 ? candidates[0]! : null;
+    return { upstream, params, tool: '', args: p, ...(upstream ? {} : { unknown: `Method not found: ${method}` }) };
+  }
+
+  private async forward(id: string | number, method: string, params: JsonObject | undefined, route: Route): Promise<Outcome> {
+    const started = performance.now();
+    const server = route.upstream?.id ?? '';
+    const event = this.requestEvent(id, method, server, route.tool, route.args);
+    const decision = this.gw.decide(event);
+    const finish = (out: Outcome, isError: boolean): Outcome => {
+      this.row(event, decision, 'request', server, route.args, isError, performance.now() - started);
+      return out;
+    };
+    if (decision.action !== 'allow') return finish({ error: denialError(decision, event.common.event_id, 'request') }, true);
+    if (!route.upstream) {
+      const code = route.unknown?.startsWith('Method not found') ? RpcCode.METHOD_NOT_FOUND : RpcCode.INVALID_PARAMS;
+      return finish({ error: { code, message: route.unknown ?? 'no server for this request' } }, true);
+    }
+    const key = JSON.stringify(id);
+    if (this.inflight.size >= MAX_INFLIGHT_PER_SESSION || this.inflight.has(key)) {
+      const why = this.inflight.has(key) ? `request id ${key} is already in flight` : `more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`;
+      return finish({ error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: ${why}` } }, true);
+    }
+    const abort = new AbortController();
+    this.inflight.set(key, abort);
+    const reply: UpstreamReply = await route.upstream.request(method, route.params ?? params, {
+      timeoutMs: this.gw.callTimeoutMs,
+      signal: abort.signal,
+      onProgress: (p) => {
+        const token = isJsonObject(params?._meta) ? params._meta.progressToken : undefined;
+        if (token !== undefined) this.emit(notification('notifications/progress', { ...p, progressToken: token }));
+      },
+    });
+    this.inflight.delete(key);
+    if (abort.signal.aborted) return finish({ none: true }, true); // cancelled by the guest: no reply
+    if ('error' in reply) return finish(reply, true);
+    if (method !== 'tools/call') return finish(reply, false);
+    const upstreamMs = performance.now() - started;
+    return finish(this.checkResult(event, server, route, reply.result, upstreamMs), isJsonObject(reply.result) && reply.result.isError === true);
+  }
+
+  /** The mcp.response decision: a tool result reaches the guest only if it is allowed. */
+  private checkResult(req: McpRequestEvent, server: string, route: Route, result: Json, durationMs: number): Outcome {
+    const isError = isJsonObject(result) && result.isError === true;
+    const event = mcpResponseEvent(
+      { session_id: req.common.session_id, vm_id: req.common.vm_id, profile_id: req.common.profile_id, process_name: this.processName },
+      { method: 'tools/call', server_id: server, tool_name: route.tool, is_error: isError, content_text: resultText(result) },
+    );
+    const decision = this.gw.decide(event);
+    this.row(event, decision, 'response', server, route.args, isError, durationMs, req.mcp.request.request_id, route.tool);
+    if (decision.action !== 'allow') return { error: denialError(decision, event.common.event_id, 'result') };
+    return { result };
+  }
+
+  private requestEvent(id: string | number, method: string, server: string, tool: string, args: JsonObject): McpRequestEvent {
+    const o = this.gw.options.origin;
+    return mcpRequestEvent(
+      { ...o, process_name: this.processName },
+      { method, server_id: server, tool_name: tool, arguments: args, request_id: String(id) },
+    );
+  }
+
+  private row(
+    event: McpRequestEvent | ReturnType<typeof mcpResponseEvent>,
+    decision: Decision,
+    direction: 'request' | 'response',
+    server: string,
+    args: JsonObject,
+    isError: boolean,
+    durationMs: number,
+    requestId?: string,
+    tool?: string,
+  ): void {
+    const req = 'request' in event.mcp ? event.mcp.request : null;
+    this.gw.deps.sink.mcp({
+      ...policyFields(event, decision),
+      direction,
+      server_id: server,
+      method: req?.method ?? 'tools/call',
+      tool_name: req?.tool_name ?? tool ?? '',
+      request_id: req?.request_id ?? requestId ?? '',
+      args_digest: argsDigest(args),
+      args_preview: argsPreview(args),
+      is_error: isError,
+      duration_ms: Math.round(durationMs * 1000) / 1000,
+    });
+  }
+}
