@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerCaCommands } from './ca-commands.js';
 import { registerStart } from './start.js';
 import { registerGatewayCommands } from './gateway-commands.js';
+import { registerGuestCommands } from './guest-commands.js';
 
 const program = new Command()
   .name('celgate')
@@ -15,5 +16,6 @@ const program = new Command()
 registerCaCommands(program);
 registerStart(program);
 registerGatewayCommands(program);
+registerGuestCommands(program);
 
 await program.parseAsync(process.argv);

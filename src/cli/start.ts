@@ -23,6 +23,7 @@ import { LedgerWriter } from '../store/writer.js';
 import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
 import { FanoutSink } from './sink.js';
+import { startExecService } from './guest-commands.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -138,6 +139,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   };
   void startService; // used by the transport entries below
   // e.g. await startService((d) => startHttpService(d));
+  await startService((d) => startExecService(d));
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;

@@ -1,0 +1,267 @@
+/**
+ * Guest-side and exec commands: `celgate guest-bridge` (runs inside the guest), `celgate mcp-shim`
+ * (stdio ⇄ the bridge's MCP relay socket, for stdio MCP clients), `celgate exec -- <cmd…>` (asks a
+ * running gateway to run a command in its guest, under policy), and `startExecService`, the gateway
+ * service that serves `POST /v1/exec`. Composition only: the protocol and enforcement live in
+ * src/transport/exec and src/transport/guest.
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import net from 'node:net';
+import type { Command } from 'commander';
+import { CelgateError } from '../errors.js';
+import { execHttpStatus, gatedExec, parseExecInput } from '../transport/exec/gate.js';
+import type { GuestExecTarget } from '../transport/exec/client.js';
+import { DEFAULT_FORWARD_PORT, DEFAULT_GUEST_PORTS, startBridge, type HostPort } from '../transport/guest/bridge.js';
+import { encodeMetaPreamble } from '../transport/vsock.js';
+import type { GatewayConfig } from './config.js';
+import { loadConfig } from './config.js';
+import type { Service, ServiceDeps } from './start.js';
+import { HttpError } from '../control/server.js';
+
+/** Exit code of `celgate exec` when policy refused the command (nothing ran in the guest). */
+export const EXIT_REFUSED = 126;
+/** Exit code when the gateway or the guest could not be reached, or the engine failed. */
+export const EXIT_GATEWAY = 125;
+/** Exit code when the command could not be started in the guest. */
+export const EXIT_NOT_FOUND = 127;
+
+/** Where the gateway reaches the guest exec service, from its config (null when not configured). */
+export function execTarget(config: GatewayConfig): GuestExecTarget | null {
+  const port = config.vsock.ports.exec;
+  if (config.vsock.mode === 'uds') return config.vsock.uds_base === null ? null : { mode: 'uds', udsBase: config.vsock.uds_base, port };
+  return port === 0 ? null : { mode: 'tcp', host: config.vsock.host, port };
+}
+
+/** The gateway service behind `POST /v1/exec`. */
+export async function startExecService(d: ServiceDeps): Promise<Service> {
+  const target = execTarget(d.config);
+  const origin = { session_id: d.config.session_id, profile_id: d.config.profile };
+  return {
+    name: 'exec',
+    addresses: { exec_target: target === null ? 'none' : target.mode === 'uds' ? `${target.udsBase} CONNECT ${target.port}` : `${target.host}:${target.port}` },
+    routes: [
+      {
+        method: 'POST',
+        path: '/v1/exec',
+        handler: async (req) => {
+          const input = parseExecInput(req.body);
+          if (!input.ok) throw new HttpError(400, 'E_CONFIG', 'invalid exec request', input.issues);
+          const outcome = await gatedExec(input.value, { decider: d.decider, sink: d.sink, origin, target });
+          return { status: execHttpStatus(outcome), json: outcome };
+        },
+      },
+    ],
+    close: async () => {},
+  };
+}
+
+function hostPort(value: string): HostPort | null {
+  if (value === 'off') return null;
+  const i = value.lastIndexOf(':');
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new CelgateError('E_CONFIG', `"${value}" is not HOST:PORT (or "off")`);
+  return { host: value.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
+function portArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new CelgateError('E_CONFIG', `"${value}" is not a vsock port`);
+  return n;
+}
+
+function fail(command: string, err: unknown, code: number): never {
+  const e = err as Error & { code?: string };
+  process.stderr.write(`celgate ${command}: ${e.code ?? 'E_INTERNAL'}: ${e.message}\n`);
+  process.exit(code);
+}
+
+interface BridgeFlags {
+  mode: string;
+  host: string;
+  udsBase?: string;
+  portHttp: number;
+  portMcp: number;
+  portDns: number;
+  portExec: number;
+  forward: string;
+  dns: string;
+  mcpSocket: string;
+  mcpProcessName: string;
+  execListen: string;
+  exec: boolean;
+}
+
+function registerBridge(program: Command): void {
+  program
+    .command('guest-bridge')
+    .description('Run inside the guest: forward redirected 443/80, DNS stub, MCP relay and exec service to the host over vsock.')
+    .option('--mode <mode>', 'vsock transport: uds or tcp', 'uds')
+    .option('--host <host>', 'tcp mode: the host address', '127.0.0.1')
+    .option('--uds-base <path>', 'uds mode: hybrid-vsock base path')
+    .option('--port-http <n>', 'host HTTP/HTTPS vsock port', portArg, DEFAULT_GUEST_PORTS.http)
+    .option('--port-mcp <n>', 'host MCP vsock port', portArg, DEFAULT_GUEST_PORTS.mcp)
+    .option('--port-dns <n>', 'host DNS vsock port', portArg, DEFAULT_GUEST_PORTS.dns)
+    .option('--port-exec <n>', 'guest exec port', portArg, DEFAULT_GUEST_PORTS.exec)
+    .option('--forward <host:port|off>', 'TCP forwarder listen address (iptables REDIRECT target)', `127.0.0.1:${DEFAULT_FORWARD_PORT}`)
+    .option('--dns <host:port|off>', 'DNS stub listen address (UDP and TCP)', '127.0.0.1:53')
+    .option('--mcp-socket <path|off>', 'MCP relay Unix socket', '/run/celgate/mcp.sock')
+    .option('--mcp-process-name <name>', 'process name for MCP clients that send no preamble', 'mcp-client')
+    .option('--exec-listen <host:port|off>', 'tcp mode: exec service listen address', 'off')
+    .option('--no-exec', 'uds mode: do not serve the exec port behind the base socket')
+    .action(async (f: BridgeFlags) => {
+      try {
+        if (f.mode !== 'uds' && f.mode !== 'tcp') throw new CelgateError('E_CONFIG', `--mode must be uds or tcp, got "${f.mode}"`);
+        if (f.mode === 'uds' && (f.udsBase === undefined || f.udsBase === '')) throw new CelgateError('E_CONFIG', '--uds-base is required in uds mode');
+        const bridge = await startBridge({
+          mode: f.mode,
+          host: f.host,
+          udsBase: f.udsBase ?? null,
+          ports: { http: f.portHttp, mcp: f.portMcp, dns: f.portDns, exec: f.portExec },
+          forward: hostPort(f.forward),
+          dns: hostPort(f.dns),
+          mcpSocket: f.mcpSocket === 'off' ? null : f.mcpSocket,
+          mcpProcessName: f.mcpProcessName,
+          execListen: hostPort(f.execListen),
+          exec: f.exec,
+          onError: (what, err) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg: what, err: (err as Error).message })}\n`),
+        });
+        process.stdout.write(`${JSON.stringify({ msg: 'ready', pid: process.pid, addresses: bridge.addresses })}\n`);
+        const stop = () => void bridge.close().then(() => process.exit(0));
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      } catch (err) {
+        fail('guest-bridge', err, 2);
+      }
+    });
+}
+
+/** The name of the process that started us (the MCP client), from /proc; '' when unknown. */
+function parentProcessName(): string {
+  try {
+    return readFileSync(`/proc/${process.ppid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function registerShim(program: Command): void {
+  program
+    .command('mcp-shim')
+    .description('stdio ⇄ the guest bridge MCP relay socket (use as the command of a stdio MCP client).')
+    .option('--socket <path>', 'MCP relay Unix socket', '/run/celgate/mcp.sock')
+    .option('--process-name <name>', 'process name to report (default: the parent process)')
+    .action((f: { socket: string; processName?: string }) => {
+      const s = net.connect(f.socket);
+      s.on('error', (err) => fail('mcp-shim', new CelgateError('E_UNAVAILABLE', `cannot reach ${f.socket}: ${err.message}`), 1));
+      s.once('connect', () => {
+        const name = f.processName ?? parentProcessName();
+        if (name !== '') s.write(encodeMetaPreamble({ process_name: name, pid: process.ppid }));
+        process.stdin.pipe(s);
+        s.pipe(process.stdout);
+      });
+      s.on('close', () => process.exit(0));
+    });
+}
+
+/** Longest answer read from the admin API (outputs are bounded by the exec protocol). */
+const MAX_CONTROL_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/** One JSON call to the admin API over its Unix socket. */
+function call(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ socketPath, method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_CONTROL_ANSWER_BYTES) req.destroy(new CelgateError('E_LIMIT', 'admin API answer too large'));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, json, text });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', (cause) => reject(new CelgateError('E_UNAVAILABLE', `cannot reach the gateway admin API at ${socketPath}: ${cause.message}`, { cause })));
+    req.end(payload);
+  });
+}
+
+interface ExecFlags {
+  socket?: string;
+  config?: string;
+  dataDir?: string;
+  session?: string;
+  cwd: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+function registerExec(program: Command): void {
+  program
+    .command('exec')
+    .description('Run a command in the guest through a running gateway; policy decides first (exit 126 when refused).')
+    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .option('--socket <path>', 'admin API socket of the gateway (default: from --config / --data-dir)')
+    .option('-c, --config <file>', 'gateway configuration file')
+    .option('--data-dir <dir>', 'gateway data directory')
+    .option('--session <id>', 'refuse unless the gateway serves this session')
+    .option('--cwd <dir>', 'working directory in the guest', '/')
+    .option('--timeout <ms>', 'command timeout in milliseconds')
+    .option('--json', 'print the full outcome as JSON instead of the command output')
+    .action(async (argv: string[], f: ExecFlags) => {
+      try {
+        const socket = f.socket ?? loadConfig(f.config, { data_dir: f.dataDir }).control.socket;
+        if (f.session !== undefined) {
+          const health = await call(socket, 'GET', '/v1/health');
+          if (health.json?.session_id !== f.session) {
+            throw new CelgateError('E_CONFIG', `gateway at ${socket} serves session ${String(health.json?.session_id)}, not ${f.session}`);
+          }
+        }
+        const body: Record<string, unknown> = { argv, cwd: f.cwd, process_name: 'celgate-exec' };
+        if (f.timeout !== undefined) body.timeout_ms = Number(f.timeout);
+        const res = await call(socket, 'POST', '/v1/exec', body);
+        const o = res.json;
+        if (f.json === true) process.stdout.write(`${JSON.stringify(o ?? res.text)}\n`);
+        if (res.status === 400 || o === undefined || typeof o !== 'object') {
+          throw new CelgateError('E_CONFIG', `gateway answered ${res.status}: ${res.text.slice(0, 500)}`);
+        }
+        if (o.refused === true) {
+          process.stderr.write(`celgate exec: refused${o.rule_id === null ? '' : ` by rule ${o.rule_id}`}: ${o.reason}\n`);
+          process.exit(o.decision === 'block' ? EXIT_REFUSED : EXIT_GATEWAY);
+        }
+        if (f.json !== true) {
+          process.stdout.write(Buffer.from(o.stdout ?? '', 'base64'));
+          process.stderr.write(Buffer.from(o.stderr ?? '', 'base64'));
+        }
+        if (!o.reached_guest) throw new CelgateError('E_UPSTREAM', o.error ?? 'the guest exec service was not reached');
+        if (o.error !== null && o.exit_code === null && o.signal === null) {
+          process.stderr.write(`celgate exec: ${o.error}\n`);
+          process.exit(EXIT_NOT_FOUND);
+        }
+        process.exit(o.exit_code ?? 128 + signalNumber(o.signal));
+      } catch (err) {
+        fail('exec', err, EXIT_GATEWAY);
+      }
+    });
+}
+
+function signalNumber(name: string | null): number {
+  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+  return name === null ? 0 : (table[name] ?? 0);
+}
+
+export function registerGuestCommands(program: Command): void {
+  registerBridge(program);
+  registerShim(program);
+  registerExec(program);
+}

@@ -1,0 +1,170 @@
+/**
+ * Guest-side DNS stub on 127.0.0.1:53 (UDP and TCP). Every query is relayed, unchanged, to the
+ * host's DNS port (5007) over the vsock transport with RFC 7766 framing (2-byte length + message);
+ * the host decides and answers (a blocked name gets NXDOMAIN there, never here). UDP queries share a
+ * small pool of persistent host connections, one query in flight per connection; a TCP client gets
+ * its own host connection and its bytes are relayed as-is (the framing is the same).
+ *
+ * Owns: the stub sockets, the pool, bounds. Must not: parse names, decide, cache or synthesize answers
+ * (except SERVFAIL-by-silence: if the host is unreachable the query is dropped, failing closed).
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { frame, FrameReader } from '../dns/framing.js';
+import { connectVsock, type VsockEndpoint } from '../vsock.js';
+import { splice } from './forwarder.js';
+
+/** Largest UDP query relayed (bigger ones are dropped: no real resolver sends them). */
+export const MAX_STUB_QUERY_BYTES = 4096;
+/** UDP queries waiting for the host at once; more are dropped. */
+export const MAX_STUB_INFLIGHT = 256;
+/** Idle host connections kept for reuse. */
+export const MAX_STUB_POOL = 8;
+/** A query the host has not answered in this long is dropped (the client retries). */
+export const STUB_QUERY_TIMEOUT_MS = 5_000;
+export const MAX_STUB_TCP_CONNECTIONS = 128;
+
+export interface DnsStubOptions {
+  host: string;
+  /** 53 in a guest; 0 in tests. UDP and TCP bind the same port. */
+  port: number;
+  upstream: VsockEndpoint;
+  onError?: (what: string, err: unknown) => void;
+}
+
+export interface DnsStubHandle {
+  udpAddress: string;
+  tcpAddress: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+interface Conn {
+  socket: net.Socket;
+  reader: FrameReader;
+  waiter: ((msg: Buffer | null) => void) | null;
+}
+
+class HostPool {
+  private idle: Conn[] = [];
+  private all = new Set<Conn>();
+  constructor(private readonly upstream: VsockEndpoint) {}
+
+  private async open(): Promise<Conn> {
+    const socket = await connectVsock(this.upstream);
+    socket.setNoDelay(true);
+    const conn: Conn = { socket, reader: new FrameReader(), waiter: null };
+    this.all.add(conn);
+    const drop = () => {
+      this.all.delete(conn);
+      this.idle = this.idle.filter((c) => c !== conn);
+      const w = conn.waiter;
+      conn.waiter = null;
+      w?.(null);
+      socket.destroy();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      const r = conn.reader.push(chunk);
+      for (const msg of r.frames) {
+        const w = conn.waiter;
+        conn.waiter = null;
+        w?.(msg);
+      }
+      if (!r.ok) drop();
+    });
+    socket.on('error', drop);
+    socket.on('close', drop);
+    return conn;
+  }
+
+  /** One query, one answer (or null when the host connection failed or timed out). */
+  async query(msg: Buffer, retry = true): Promise<Buffer | null> {
+    const reused = this.idle.pop();
+    const conn = reused ?? (await this.open());
+    const answer = await new Promise<Buffer | null>((resolve) => {
+      const timer = setTimeout(() => {
+        conn.waiter = null;
+        conn.socket.destroy();
+        resolve(null);
+      }, STUB_QUERY_TIMEOUT_MS);
+      conn.waiter = (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      conn.socket.write(frame(msg));
+    });
+    if (answer === null) {
+      // A reused connection may have been closed by the host's idle timer just as we wrote: retry once fresh.
+      return reused !== undefined && retry ? this.query(msg, false) : null;
+    }
+    if (this.all.has(conn) && this.idle.length < MAX_STUB_POOL) this.idle.push(conn);
+    else conn.socket.destroy();
+    return answer;
+  }
+
+  close(): void {
+    for (const c of this.all) c.socket.destroy();
+    this.all.clear();
+    this.idle = [];
+  }
+}
+
+export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle> {
+  const pool = new HostPool(opts.upstream);
+  let inflight = 0;
+  const udp = dgram.createSocket({ type: opts.host.includes(':') ? 'udp6' : 'udp4' });
+  udp.on('error', (err) => opts.onError?.('dns udp', err));
+  udp.on('message', (msg, rinfo) => {
+    if (msg.length < 12 || msg.length > MAX_STUB_QUERY_BYTES || inflight >= MAX_STUB_INFLIGHT) return;
+    inflight++;
+    pool
+      .query(msg)
+      .then(
+        (answer) => {
+          if (answer !== null) udp.send(answer, rinfo.port, rinfo.address);
+        },
+        (err) => opts.onError?.('dns host connection', err),
+      )
+      .finally(() => inflight--);
+  });
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(opts.port, opts.host, () => resolve());
+  });
+  const port = udp.address().port;
+
+  const tcpSockets = new Set<net.Socket>();
+  const tcp = net.createServer({ noDelay: true, pauseOnConnect: true }, (client) => {
+    tcpSockets.add(client);
+    client.once('close', () => tcpSockets.delete(client));
+    client.on('error', () => client.destroy());
+    connectVsock(opts.upstream).then(
+      (up) => {
+        tcpSockets.add(up);
+        up.once('close', () => tcpSockets.delete(up));
+        splice(client, up, STUB_QUERY_TIMEOUT_MS * 2);
+        client.resume();
+      },
+      (err) => {
+        opts.onError?.('dns host connection', err);
+        client.destroy();
+      },
+    );
+  });
+  tcp.maxConnections = MAX_STUB_TCP_CONNECTIONS;
+  tcp.on('error', (err) => opts.onError?.('dns tcp', err));
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(port, opts.host, () => resolve());
+  });
+  return {
+    udpAddress: `${opts.host}:${port}`,
+    tcpAddress: `${opts.host}:${port}`,
+    port,
+    close: async () => {
+      pool.close();
+      for (const s of tcpSockets) s.destroy();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+    },
+  };
+}
