@@ -1,0 +1,135 @@
+/**
+ * The cel-js environment: declares the field table (src/policy/fields.ts) as CEL types so that
+ * `check()` rejects unknown fields and type errors, registers `header(name)`, and builds the
+ * cel-js-shaped context used by rules that the closure compiler does not cover. Pure; no I/O.
+ */
+import { Environment } from '@marcbachmann/cel-js';
+import type { SecurityEvent } from '../events/types.js';
+import { FIELDS, HEADER_FUNCTION_ROOTS, type FieldType } from './fields.js';
+
+/** Bounds on rule text and AST (STYLE: bound everything). */
+export const MAX_CONDITION_LENGTH = 8 * 1024;
+export const MAX_AST_NODES = 1_000;
+export const MAX_AST_DEPTH = 32;
+
+/** Raised when a rule reads something the event does not carry: the rule does not match. */
+export class Absent extends Error {
+  constructor(what: string) {
+    super(`absent: ${what}`);
+    this.name = 'Absent';
+  }
+}
+
+/** The value `header(name)` returns: `.exists()` and `.value()`. */
+export class HeaderValue {
+  constructor(
+    readonly name: string,
+    readonly raw: string | undefined,
+  ) {}
+}
+
+/** One class per object node of the field table, so cel-js knows the declared fields. */
+class CelObject {
+  constructor(fields: Record<string, unknown>) {
+    Object.assign(this, fields);
+  }
+}
+
+function typeName(prefix: string): string {
+  return prefix
+    .split(/[._]/)
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('');
+}
+
+interface ObjectNode {
+  prefix: string;
+  fields: Map<string, string>;
+}
+
+function objectNodes(): Map<string, ObjectNode> {
+  const nodes = new Map<string, ObjectNode>();
+  const node = (prefix: string) => {
+    let n = nodes.get(prefix);
+    if (n === undefined) nodes.set(prefix, (n = { prefix, fields: new Map() }));
+    return n;
+  };
+  for (const f of FIELDS) {
+    const parts = f.path.split('.');
+    for (let i = 1; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join('.');
+      const child = parts[i]!;
+      const isLeaf = i === parts.length - 1;
+      node(parent).fields.set(child, isLeaf ? (f.type as FieldType) : typeName(parts.slice(0, i + 1).join('.')));
+    }
+  }
+  return nodes;
+}
+
+const NODES = objectNodes();
+const CLASSES = new Map<string, typeof CelObject>(
+  [...NODES.keys()].map((prefix) => [prefix, class extends CelObject {}]),
+);
+
+function buildEnvironment(): Environment {
+  let env = new Environment({ limits: { maxAstNodes: MAX_AST_NODES, maxDepth: MAX_AST_DEPTH } }).registerType('Header', {
+    ctor: HeaderValue,
+    fields: {},
+  });
+  // Register leaves first so field types resolve: deeper prefixes before shallower ones.
+  const ordered = [...NODES.values()].sort((a, b) => b.prefix.split('.').length - a.prefix.split('.').length);
+  for (const n of ordered) {
+    env = env.registerType(typeName(n.prefix), { ctor: CLASSES.get(n.prefix)!, fields: Object.fromEntries(n.fields) });
+  }
+  for (const root of HEADER_FUNCTION_ROOTS) {
+    env = env.registerFunction(`${typeName(root)}.header(string): Header`, (obj: { headers: Record<string, string> }, name: string) => {
+      const key = name.toLowerCase();
+      return new HeaderValue(key, Object.hasOwn(obj.headers, key) ? obj.headers[key] : undefined);
+    });
+  }
+  env = env
+    .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
+    .registerFunction('Header.value(): string', (h: HeaderValue) => {
+      if (h.raw === undefined) throw new Absent(`header "${h.name}"`);
+      return h.raw;
+    });
+  for (const top of ['common', 'http', 'dns', 'mcp', 'process']) env = env.registerVariable(top, typeName(top));
+  return env;
+}
+
+export const CEL_ENV: Environment = buildEnvironment();
+
+function toCel(prefix: string, value: Record<string, unknown>): CelObject {
+  const n = NODES.get(prefix)!;
+  const out: Record<string, unknown> = {};
+  for (const [name, type] of n.fields) {
+    const v = value[name];
+    if (v === undefined) continue;
+    const childPrefix = `${prefix}.${name}`;
+    if (NODES.has(childPrefix)) out[name] = toCel(childPrefix, v as Record<string, unknown>);
+    else if (type === 'int') out[name] = BigInt(Math.trunc(v as number));
+    else if (type === 'map<string, dyn>') out[name] = jsonToCel(v);
+    else out[name] = v;
+  }
+  return new (CLASSES.get(prefix)!)(out);
+}
+
+/** JSON values as cel-js sees them: integral numbers become CEL ints (BigInt). */
+function jsonToCel(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? BigInt(v) : v;
+  if (Array.isArray(v)) return v.map(jsonToCel);
+  if (typeof v === 'object' && v !== null) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonToCel(x)]));
+  }
+  return v;
+}
+
+/** The context cel-js evaluates: typed objects with BigInt ints. Built only for fallback rules. */
+export function celContext(event: SecurityEvent): Record<string, unknown> {
+  const e = event as unknown as Record<string, Record<string, unknown>>;
+  const ctx: Record<string, unknown> = { common: toCel('common', e.common!) };
+  for (const top of ['http', 'dns', 'mcp', 'process']) {
+    if (e[top] !== undefined) ctx[top] = toCel(top, e[top]);
+  }
+  return ctx;
+}

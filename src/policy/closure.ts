@@ -1,0 +1,461 @@
+/**
+ * Compiles a type-checked cel-js AST into a tree of JS closures, so the request path evaluates
+ * without the cel-js interpreter. Covers the constructs rules use (field access, header(), string
+ * functions, comparisons, `in`, logic with CEL's error absorption, has(), exists()/all() macros);
+ * anything else returns `undefined` and the rule runs on cel-js instead. Semantics are pinned
+ * against cel-js by a differential test. Pure; no I/O.
+ *
+ * Errors: a read of something the event does not carry throws `Absent` (the rule does not match);
+ * anything else throws `EvalFault` (the decision fails closed).
+ */
+import type { ASTNode } from '@marcbachmann/cel-js';
+import { Absent } from './celenv.js';
+import { CHILDREN, FIELD_BY_PATH, HEADER_FUNCTION_ROOTS } from './fields.js';
+import { compileRegex } from './regex.js';
+
+export class EvalFault extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EvalFault';
+  }
+}
+
+/** Evaluation scope: the projected context roots, by name. */
+export type Ctx = object;
+export type Fn = (ctx: Ctx) => unknown;
+
+/** Static types the compiler tracks. `obj:<path>` is a node of the field table. */
+type SType = 'string' | 'int' | 'double' | 'bool' | 'null' | 'list' | 'map' | 'dyn' | 'header' | `obj:${string}`;
+
+interface Compiled {
+  fn: Fn;
+  type: SType;
+  /** False when evaluation provably cannot throw (no try/catch needed around it). */
+  throws: boolean;
+  /** Set when the value is a compile-time constant. */
+  constant?: { value: unknown };
+}
+
+const ROOT_VARIABLES = new Set(['common', 'http', 'dns', 'mcp', 'process']);
+const NO_HEADER = Symbol('no-header');
+
+const isMap = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+function leafType(t: string): SType {
+  if (t === 'string' || t === 'int' || t === 'bool') return t;
+  if (t.startsWith('list')) return 'list';
+  return 'map';
+}
+
+/** CEL equality for runtime-typed values (numbers compare across int/double). */
+export function celEquals(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a === 'number' || typeof a === 'bigint') {
+    return (typeof b === 'number' || typeof b === 'bigint') && Number(a) === Number(b);
+  }
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => celEquals(x, b[i]));
+  if (isMap(a) && isMap(b)) {
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && celEquals(a[k], b[k]));
+  }
+  return false;
+}
+
+function constant(value: unknown, type: SType): Compiled {
+  return { fn: () => value, type, throws: false, constant: { value } };
+}
+
+/** Scope for macro variables: each bound name reads a mutable slot (evaluation is synchronous). */
+type Scope = ReadonlyMap<string, { v: unknown }>;
+
+class Compiler {
+  compile(node: ASTNode, scope: Scope): Compiled | undefined {
+    switch (node.op) {
+      case 'value': {
+        const v = node.args;
+        if (typeof v === 'string') return constant(v, 'string');
+        if (typeof v === 'boolean') return constant(v, 'bool');
+        if (v === null) return constant(null, 'null');
+        if (typeof v === 'number') return constant(v, 'double');
+        if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) {
+          return constant(Number(v), 'int');
+        }
+        return undefined;
+      }
+      case 'id': {
+        const name = node.args;
+        const slot = scope.get(name);
+        if (slot !== undefined) return { fn: () => slot.v, type: 'dyn', throws: false };
+        if (!ROOT_VARIABLES.has(name)) return undefined;
+        return {
+          fn: (ctx) => {
+            const v = (ctx as Record<string, unknown>)[name];
+            if (v === undefined) throw new Absent(name);
+            return v;
+          },
+          type: `obj:${name}`,
+          throws: true,
+        };
+      }
+      case '.':
+        return this.select(node.args[0], node.args[1], scope);
+      case '[]':
+        return this.index(node.args[0], node.args[1], scope);
+      case 'rcall':
+        return this.method(node.args[0], node.args[1], node.args[2], scope);
+      case 'call':
+        return this.call(node.args[0], node.args[1], scope);
+      case 'list': {
+        const items = node.args.map((a) => this.compile(a, scope));
+        if (items.some((i) => i === undefined)) return undefined;
+        const parts = items as Compiled[];
+        if (parts.every((p) => p.constant !== undefined)) return constant(parts.map((p) => p.constant!.value), 'list');
+        return { fn: (ctx) => parts.map((p) => p.fn(ctx)), type: 'list', throws: parts.some((p) => p.throws) };
+      }
+      case '&&':
+      case '||':
+        return this.logic(node.op, node.args[0], node.args[1], scope);
+      case '!_': {
+        const x = this.compile(node.args, scope);
+        if (x === undefined) return undefined;
+        const f = x.fn;
+        return { fn: (ctx) => !asBool(f(ctx)), type: 'bool', throws: x.throws || x.type !== 'bool' };
+      }
+      case '?:': {
+        const [c, a, b] = node.args.map((n) => this.compile(n, scope));
+        if (c === undefined || a === undefined || b === undefined) return undefined;
+        const cf = c.fn, af = a.fn, bf = b.fn;
+        return {
+          fn: (ctx) => (asBool(cf(ctx)) ? af(ctx) : bf(ctx)),
+          type: a.type === b.type ? a.type : 'dyn',
+          throws: c.throws || a.throws || b.throws,
+        };
+      }
+      case '==':
+      case '!=':
+        return this.equality(node.op, node.args[0], node.args[1], scope);
+      case '<':
+      case '<=':
+      case '>':
+      case '>=':
+        return this.ordering(node.op, node.args[0], node.args[1], scope);
+      case 'in':
+        return this.membership(node.args[0], node.args[1], scope);
+      default:
+        return undefined; // arithmetic, map literals, unary minus, optionals: cel-js evaluates these
+    }
+  }
+
+  private select(objNode: ASTNode, field: string, scope: Scope): Compiled | undefined {
+    const obj = this.compile(objNode, scope);
+    if (obj === undefined) return undefined;
+    const of = obj.fn;
+    if (obj.type.startsWith('obj:')) {
+      const path = `${obj.type.slice(4)}.${field}`;
+      const leaf = FIELD_BY_PATH.get(path);
+      const type: SType | undefined = leaf !== undefined ? leafType(leaf.type) : CHILDREN.has(path) ? `obj:${path}` : undefined;
+      if (type === undefined) return undefined;
+      return {
+        fn: (ctx) => {
+          const v = (of(ctx) as Record<string, unknown>)[field];
+          if (v === undefined) throw new Absent(path);
+          return v;
+        },
+        type,
+        throws: true,
+      };
+    }
+    if (obj.type === 'map' || obj.type === 'dyn') {
+      return {
+        fn: (ctx) => {
+          const o = of(ctx);
+          if (!isMap(o)) throw new EvalFault(`cannot select field "${field}" from a non-map value`);
+          if (!Object.hasOwn(o, field)) throw new Absent(`key "${field}"`);
+          return o[field];
+        },
+        type: 'dyn',
+        throws: true,
+      };
+    }
+    return undefined;
+  }
+
+  private index(objNode: ASTNode, keyNode: ASTNode, scope: Scope): Compiled | undefined {
+    const obj = this.compile(objNode, scope);
+    const key = this.compile(keyNode, scope);
+    if (obj === undefined || key === undefined || obj.type.startsWith('obj:')) return undefined;
+    const of = obj.fn, kf = key.fn;
+    return {
+      fn: (ctx) => {
+        const o = of(ctx);
+        const k = kf(ctx);
+        if (Array.isArray(o)) {
+          if (typeof k !== 'number' || !Number.isInteger(k)) throw new EvalFault('list index must be an int');
+          if (k < 0 || k >= o.length) throw new EvalFault(`index ${k} out of range`);
+          return o[k];
+        }
+        if (isMap(o)) {
+          if (typeof k !== 'string') throw new EvalFault('map key must be a string');
+          if (!Object.hasOwn(o, k)) throw new Absent(`key "${k}"`);
+          return o[k];
+        }
+        throw new EvalFault('value does not support indexing');
+      },
+      type: 'dyn',
+      throws: true,
+    };
+  }
+
+  private method(name: string, recvNode: ASTNode, argNodes: ASTNode[], scope: Scope): Compiled | undefined {
+    if ((name === 'exists' || name === 'all') && argNodes.length === 2) return this.quantifier(name, recvNode, argNodes, scope);
+    const recv = this.compile(recvNode, scope);
+    if (recv === undefined) return undefined;
+    const rf = recv.fn;
+    if (name === 'header' && argNodes.length === 1) {
+      const root = recv.type.slice(4);
+      if (!(HEADER_FUNCTION_ROOTS as readonly string[]).includes(root)) return undefined;
+      const arg = this.compile(argNodes[0]!, scope);
+      if (arg?.constant === undefined || typeof arg.constant.value !== 'string') return undefined;
+      const key = arg.constant.value.toLowerCase();
+      return {
+        fn: (ctx) => {
+          const headers = (rf(ctx) as { headers: Record<string, string> }).headers;
+          return Object.hasOwn(headers, key) ? headers[key] : NO_HEADER;
+        },
+        type: 'header',
+        throws: true,
+      };
+    }
+    if (recv.type === 'header' && argNodes.length === 0) {
+      if (name === 'exists') return { fn: (ctx) => rf(ctx) !== NO_HEADER, type: 'bool', throws: recv.throws };
+      if (name === 'value') {
+        return {
+          fn: (ctx) => {
+            const v = rf(ctx);
+            if (v === NO_HEADER) throw new Absent('header');
+            return v;
+          },
+          type: 'string',
+          throws: true,
+        };
+      }
+      return undefined;
+    }
+    if (recv.type !== 'string' && recv.type !== 'dyn') {
+      if (name === 'size' && argNodes.length === 0 && (recv.type === 'list' || recv.type === 'map')) {
+        return { fn: (ctx) => sizeOf(rf(ctx)), type: 'int', throws: recv.throws };
+      }
+      return undefined;
+    }
+    const throws = recv.throws || recv.type === 'dyn';
+    const str = recv.type === 'string' ? rf : (ctx: Ctx) => asString(rf(ctx));
+    if (argNodes.length === 0) {
+      if (name === 'lowerAscii') return { fn: (ctx) => lowerAscii(str(ctx) as string), type: 'string', throws };
+      if (name === 'upperAscii') return { fn: (ctx) => upperAscii(str(ctx) as string), type: 'string', throws };
+      if (name === 'size') return { fn: (ctx) => sizeOf(str(ctx)), type: 'int', throws };
+      return undefined;
+    }
+    if (argNodes.length !== 1) return undefined;
+    const arg = this.compile(argNodes[0]!, scope);
+    if (arg === undefined || (arg.type !== 'string' && arg.type !== 'dyn')) return undefined;
+    if (name === 'matches') {
+      if (arg.constant === undefined) return undefined; // dynamic patterns are refused at compile time
+      const re = compileRegex(arg.constant.value as string);
+      return { fn: (ctx) => re.test(str(ctx) as string), type: 'bool', throws };
+    }
+    const af = arg.type === 'string' ? arg.fn : (ctx: Ctx) => asString(arg.fn(ctx));
+    const argThrows = throws || arg.throws || arg.type === 'dyn';
+    if (arg.constant !== undefined) {
+      const c = arg.constant.value as string;
+      if (name === 'contains') return { fn: (ctx) => (str(ctx) as string).includes(c), type: 'bool', throws };
+      if (name === 'startsWith') return { fn: (ctx) => (str(ctx) as string).startsWith(c), type: 'bool', throws };
+      if (name === 'endsWith') return { fn: (ctx) => (str(ctx) as string).endsWith(c), type: 'bool', throws };
+      return undefined;
+    }
+    if (name === 'contains') return { fn: (ctx) => (str(ctx) as string).includes(af(ctx) as string), type: 'bool', throws: argThrows };
+    if (name === 'startsWith') return { fn: (ctx) => (str(ctx) as string).startsWith(af(ctx) as string), type: 'bool', throws: argThrows };
+    if (name === 'endsWith') return { fn: (ctx) => (str(ctx) as string).endsWith(af(ctx) as string), type: 'bool', throws: argThrows };
+    return undefined;
+  }
+
+  private quantifier(name: 'exists' | 'all', recvNode: ASTNode, argNodes: ASTNode[], scope: Scope): Compiled | undefined {
+    const [varNode, bodyNode] = argNodes;
+    if (argNodes.length !== 2 || varNode?.op !== 'id' || bodyNode === undefined) return undefined;
+    const recv = this.compile(recvNode, scope);
+    if (recv === undefined || recv.type.startsWith('obj:') || recv.type === 'header') return undefined;
+    const slot = { v: undefined as unknown };
+    const inner = new Map(scope);
+    inner.set(varNode.args, slot);
+    const body = this.compile(bodyNode, inner);
+    if (body === undefined) return undefined;
+    const rf = recv.fn, bf = body.fn;
+    const want = name === 'exists'; // exists: stop at the first true; all: stop at the first false
+    return {
+      fn: (ctx) => {
+        const r = rf(ctx);
+        const items = Array.isArray(r) ? r : isMap(r) ? Object.keys(r) : undefined;
+        if (items === undefined) throw new EvalFault(`${name}() needs a list or map`);
+        let firstError: unknown;
+        for (const item of items) {
+          slot.v = item;
+          try {
+            if (asBool(bf(ctx)) === want) return want;
+          } catch (e) {
+            firstError ??= e;
+          }
+        }
+        if (firstError !== undefined) throw firstError;
+        return !want;
+      },
+      type: 'bool',
+      throws: true,
+    };
+  }
+
+  private call(name: string, argNodes: ASTNode[], scope: Scope): Compiled | undefined {
+    if (name === 'has' && argNodes.length === 1 && argNodes[0]!.op === '.') {
+      const [objNode, field] = argNodes[0]!.args as [ASTNode, string];
+      const obj = this.compile(objNode, scope);
+      if (obj === undefined) return undefined;
+      const of = obj.fn;
+      return {
+        fn: (ctx) => {
+          const o = of(ctx);
+          if (!isMap(o)) throw new EvalFault('has() needs a map or message');
+          return Object.hasOwn(o, field) && o[field] !== undefined;
+        },
+        type: 'bool',
+        throws: true,
+      };
+    }
+    if (name === 'size' && argNodes.length === 1) {
+      const x = this.compile(argNodes[0]!, scope);
+      if (x === undefined || x.type.startsWith('obj:')) return undefined;
+      const xf = x.fn;
+      return { fn: (ctx) => sizeOf(xf(ctx)), type: 'int', throws: x.throws || x.type === 'dyn' };
+    }
+    return undefined;
+  }
+
+  private logic(op: '&&' | '||', aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+    const a = this.compile(aNode, scope);
+    const b = this.compile(bNode, scope);
+    if (a === undefined || b === undefined) return undefined;
+    const af = a.fn, bf = b.fn;
+    const typed = a.type === 'bool' && b.type === 'bool';
+    const short = op === '&&' ? false : true; // the value that decides without the other side
+    if (!a.throws && typed) {
+      return op === '&&'
+        ? { fn: (ctx) => (af(ctx) as boolean) && (bf(ctx) as boolean), type: 'bool', throws: b.throws }
+        : { fn: (ctx) => (af(ctx) as boolean) || (bf(ctx) as boolean), type: 'bool', throws: b.throws };
+    }
+    // CEL is commutative over errors: `error && false` is false, `error || true` is true.
+    return {
+      fn: (ctx) => {
+        let error: unknown;
+        try {
+          if (asBool(af(ctx)) === short) return short;
+        } catch (e) {
+          error = e;
+        }
+        const bv = asBool(bf(ctx)); // if b throws too, its error propagates
+        if (bv === short) return short;
+        if (error !== undefined) throw error;
+        return bv;
+      },
+      type: 'bool',
+      throws: true,
+    };
+  }
+
+  private equality(op: '==' | '!=', aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+    const a = this.compile(aNode, scope);
+    const b = this.compile(bNode, scope);
+    if (a === undefined || b === undefined || a.type === 'header' || b.type === 'header') return undefined;
+    if (a.type.startsWith('obj:') || b.type.startsWith('obj:')) return undefined;
+    const af = a.fn, bf = b.fn;
+    const throws = a.throws || b.throws;
+    const primitive = (t: SType) => t === 'string' || t === 'bool' || t === 'int' || t === 'double' || t === 'null';
+    const neg = op === '!=';
+    if (primitive(a.type) && primitive(b.type)) {
+      if (b.constant !== undefined) {
+        const c = b.constant.value;
+        return { fn: neg ? (ctx) => af(ctx) !== c : (ctx) => af(ctx) === c, type: 'bool', throws };
+      }
+      return { fn: neg ? (ctx) => af(ctx) !== bf(ctx) : (ctx) => af(ctx) === bf(ctx), type: 'bool', throws };
+    }
+    return { fn: neg ? (ctx) => !celEquals(af(ctx), bf(ctx)) : (ctx) => celEquals(af(ctx), bf(ctx)), type: 'bool', throws };
+  }
+
+  private ordering(op: '<' | '<=' | '>' | '>=', aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+    const a = this.compile(aNode, scope);
+    const b = this.compile(bNode, scope);
+    if (a === undefined || b === undefined) return undefined;
+    const ok = (t: SType) => t === 'int' || t === 'double' || t === 'string' || t === 'dyn';
+    if (!ok(a.type) || !ok(b.type)) return undefined;
+    const af = a.fn, bf = b.fn;
+    const cmp = (x: unknown, y: unknown): boolean => {
+      const numeric = typeof x === 'number' && typeof y === 'number';
+      if (!numeric && !(typeof x === 'string' && typeof y === 'string')) throw new EvalFault(`no ordering between ${typeof x} and ${typeof y}`);
+      const l = x as number, r = y as number;
+      return op === '<' ? l < r : op === '<=' ? l <= r : op === '>' ? l > r : l >= r;
+    };
+    return { fn: (ctx) => cmp(af(ctx), bf(ctx)), type: 'bool', throws: true };
+  }
+
+  private membership(aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+    const a = this.compile(aNode, scope);
+    const b = this.compile(bNode, scope);
+    if (a === undefined || b === undefined || (b.type !== 'list' && b.type !== 'map' && b.type !== 'dyn')) return undefined;
+    const af = a.fn, bf = b.fn;
+    if (b.constant !== undefined && (b.constant.value as unknown[]).every((x) => typeof x === 'string')) {
+      const set = new Set(b.constant.value as string[]);
+      return { fn: (ctx) => set.has(af(ctx) as string), type: 'bool', throws: a.throws };
+    }
+    return {
+      fn: (ctx) => {
+        const x = af(ctx);
+        const coll = bf(ctx);
+        if (Array.isArray(coll)) return coll.some((y) => celEquals(x, y));
+        if (isMap(coll)) return typeof x === 'string' && Object.hasOwn(coll, x);
+        throw new EvalFault('"in" needs a list or map');
+      },
+      type: 'bool',
+      throws: true,
+    };
+  }
+}
+
+function asBool(v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new EvalFault(`expected a bool, got ${typeof v}`);
+  return v;
+}
+
+function asString(v: unknown): string {
+  if (typeof v !== 'string') throw new EvalFault(`expected a string, got ${typeof v}`);
+  return v;
+}
+
+function sizeOf(v: unknown): number {
+  if (typeof v === 'string') {
+    let n = 0;
+    for (const _ of v) n++; // CEL counts code points
+    return n;
+  }
+  if (Array.isArray(v)) return v.length;
+  if (isMap(v)) return Object.keys(v).length;
+  throw new EvalFault('size() needs a string, list or map');
+}
+
+const lowerAscii = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+const upperAscii = (s: string) => s.replace(/[a-z]+/g, (m) => m.toUpperCase());
+
+/** Returns a closure for the whole condition, or undefined when cel-js must evaluate it. */
+export function compileClosure(ast: ASTNode): Fn | undefined {
+  const c = new Compiler().compile(ast, new Map());
+  if (c === undefined || (c.type !== 'bool' && c.type !== 'dyn')) return undefined;
+  const f = c.fn;
+  if (c.type === 'bool') return f;
+  return (ctx) => asBool(f(ctx));
+}

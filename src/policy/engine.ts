@@ -1,0 +1,173 @@
+/**
+ * The policy engine: one plan snapshot per event, one projection per event, every applicable rule
+ * evaluated in (priority, id) order. The first matching enforce-mode rule decides; every other match
+ * (shadow rules, detections, later enforce rules) is recorded. Absent facts are false; any other
+ * evaluation error in a rule that could have decided fails closed. Pure given an event; no I/O.
+ */
+import type { Decider, Decision, Finding, RuleError, RuleMatch } from '../events/decision.js';
+import type { EventType, SecurityEvent } from '../events/types.js';
+import { Absent } from './celenv.js';
+import type { CompiledRule, Plan } from './plan.js';
+import { project } from './projection.js';
+import type { RuleRegistry } from './registry.js';
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+/** Per-rule evaluation time is measured on one decision in this many (timers cost more than rules). */
+export const RULE_TIMING_SAMPLE_EVERY = 64;
+
+function isAbsent(err: unknown): boolean {
+  if (err instanceof Absent) return true;
+  const e = err as { code?: unknown; cause?: unknown };
+  return e?.code === 'no_such_key' || e?.cause instanceof Absent;
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : (err as Error)?.name ?? 'Error';
+}
+
+function finding(rule: CompiledRule, event: SecurityEvent): Finding | undefined {
+  const def = rule.def;
+  if (def.detection !== undefined) {
+    return {
+      event_id: event.common.event_id,
+      rule_id: def.id,
+      pack_id: def.pack_id,
+      severity: def.severity ?? 'informational',
+      confidence: def.detection.confidence,
+      title: def.detection.title,
+      tags: def.detection.tags,
+      matched_fields: def.detection.matched_fields,
+    };
+  }
+  if (def.severity === null) return undefined;
+  return {
+    event_id: event.common.event_id,
+    rule_id: def.id,
+    pack_id: def.pack_id,
+    severity: def.severity,
+    confidence: 1,
+    title: def.description || def.reason || def.id,
+    tags: def.tags,
+    matched_fields: rule.condition.reads,
+  };
+}
+
+function reasonFor(rule: CompiledRule): { action: 'allow' | 'block'; reason: string } {
+  const def = rule.def;
+  const why = def.reason || def.description || 'no reason given';
+  if (def.action === 'allow') return { action: 'allow', reason: `Allowed by rule "${def.id}": ${why}` };
+  if (def.action === 'ask') {
+    return {
+      action: 'block',
+      reason: `Rule "${def.id}" requires approval (${why}), and no approver is configured, so this is blocked.`,
+    };
+  }
+  return { action: 'block', reason: `Blocked by rule "${def.id}": ${why}` };
+}
+
+export interface EngineOptions {
+  /** Clock for per-rule timing samples, nanoseconds. */
+  now?: () => number;
+}
+
+export class PolicyEngine implements Decider {
+  readonly #registry: { snapshot(): Plan };
+  #decisions = 0;
+  readonly #now: () => number;
+
+  constructor(registry: RuleRegistry | { snapshot(): Plan }, options: EngineOptions = {}) {
+    this.#registry = registry;
+    this.#now = options.now ?? (() => performance.now() * 1e6);
+  }
+
+  /** The current plan: transport asks it whether an event type needs bodies buffered. */
+  plan(): Plan {
+    return this.#registry.snapshot();
+  }
+
+  needsBody(type: EventType): boolean {
+    return this.#registry.snapshot().readsBody[type];
+  }
+
+  decide(event: SecurityEvent): Decision {
+    return this.decideWith(this.#registry.snapshot(), event);
+  }
+
+  decideWith(plan: Plan, event: SecurityEvent): Decision {
+    const start = performance.now();
+    const rules = plan.byEventType[event.common.event_type] ?? EMPTY;
+    const sample = ++this.#decisions % RULE_TIMING_SAMPLE_EVERY === 0;
+    const ctx = rules.length === 0 ? undefined : project(event);
+    let decider: CompiledRule | undefined;
+    let failure: { rule: CompiledRule; error: unknown } | undefined;
+    let matches: RuleMatch[] | undefined;
+    let findings: Finding[] | undefined;
+    let errors: RuleError[] | undefined;
+
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      const counters = rule.counters;
+      counters.evaluations++;
+      const t0 = sample ? this.#now() : 0;
+      let matched = false;
+      try {
+        matched = rule.condition.program(ctx!) === true;
+      } catch (err) {
+        if (!isAbsent(err)) {
+          counters.errors++;
+          (errors ??= []).push({ rule_id: rule.def.id, code: errorCode(err), message: String((err as Error)?.message ?? err).split('\n')[0]! });
+          // An enforce rule that might have decided, erring before any decision: fail closed.
+          if (rule.decisive && decider === undefined && failure === undefined) failure = { rule, error: err };
+        }
+      }
+      if (sample) counters.eval_ns_total += (this.#now() - t0) * RULE_TIMING_SAMPLE_EVERY;
+      if (!matched) continue;
+      counters.matches++;
+      counters.last_event_id = event.common.event_id;
+      counters.last_matched_ms = event.common.timestamp_ms;
+      const decides = rule.decisive && decider === undefined && failure === undefined;
+      if (decides) decider = rule;
+      (matches ??= []).push(decides ? rule.decisiveMatchRecord : rule.matchRecord);
+      if (rule.def.severity !== null || rule.def.detection !== undefined) {
+        const f = finding(rule, event);
+        if (f !== undefined) (findings ??= []).push(f);
+      }
+    }
+
+    let action: Decision['action'];
+    let reason: string;
+    let mode: Decision['mode'];
+    let ruleId: string | null = null;
+    if (failure !== undefined) {
+      action = 'error';
+      mode = 'fail_closed';
+      ruleId = failure.rule.def.id;
+      const message = String((failure.error as Error)?.message ?? failure.error).split('\n')[0];
+      reason = `Rule "${ruleId}" failed to evaluate (${message}), so this is refused (fail closed).`;
+    } else if (decider !== undefined) {
+      ({ action, reason } = reasonFor(decider));
+      mode = 'enforce';
+      ruleId = decider.def.id;
+    } else {
+      action = plan.defaultAction;
+      mode = 'default';
+      reason =
+        action === 'allow'
+          ? 'No rule matched; the default action is allow.'
+          : 'No rule matched, and the default action is block: this destination is not on the allow list.';
+    }
+    return {
+      action,
+      rule_id: ruleId,
+      reason,
+      mode,
+      matches: matches ?? EMPTY,
+      findings: findings ?? EMPTY,
+      errors: errors ?? EMPTY,
+      generation: plan.generation,
+      eval_ns: Math.round((performance.now() - start) * 1e6),
+    };
+  }
+}

@@ -1,0 +1,12 @@
+export * from './types.js';
+export * from './fields.js';
+export * from './compile.js';
+export * from './projection.js';
+export * from './plan.js';
+export * from './engine.js';
+export * from './registry.js';
+export * from './rules.js';
+export * from './packs.js';
+export * from './regex.js';
+export { CEL_ENV, Absent, MAX_AST_DEPTH, MAX_AST_NODES, MAX_CONDITION_LENGTH } from './celenv.js';
+export { EvalFault, celEquals } from './closure.js';
