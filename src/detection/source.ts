@@ -29,8 +29,8 @@ export function parseSource(text: string, file?: string): Parsed {
       ok: false,
       issues: doc.errors.map((e) => ({
         file,
-        line: e.linePos?.[0]?.line,
-        column: e.linePos?.[0]?.col,
+        line: lc.linePos(e.pos[0]).line,
+        column: lc.linePos(e.pos[0]).col,
         path: '',
         message: `YAML: ${e.message.split('\n')[0]}`,
       })),
