@@ -1,0 +1,110 @@
+/**
+ * A small authoritative DNS server for tests and benchmarks: UDP and TCP on 127.0.0.1 (port 0),
+ * answering from a static zone with dns-packet. Names under `truncate` are answered over UDP with TC
+ * set (and fully over TCP); `silent` makes it swallow every query (for timeout tests). Counts queries.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import dnsPacket from 'dns-packet';
+
+export interface ZoneRecord {
+  type: 'A' | 'AAAA' | 'TXT' | 'CNAME';
+  data: string;
+  ttl?: number;
+}
+
+export interface Authority {
+  port: number;
+  address: string;
+  queries: { udp: number; tcp: number };
+  silent: boolean;
+  close(): Promise<void>;
+}
+
+export async function startAuthority(
+  zone: Record<string, ZoneRecord[]>,
+  options: { truncate?: string[]; silent?: boolean } = {},
+): Promise<Authority> {
+  const truncate = new Set(options.truncate ?? []);
+  const answer = (msg: Buffer, via: 'udp' | 'tcp'): Buffer | null => {
+    let q: dnsPacket.Packet;
+    try {
+      q = dnsPacket.decode(msg);
+    } catch {
+      return null;
+    }
+    const question = q.questions?.[0];
+    if (question === undefined) return null;
+    const name = question.name.toLowerCase();
+    const records = zone[name];
+    const base = {
+      type: 'response' as const,
+      id: q.id ?? 0,
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_DESIRED,
+      questions: q.questions ?? [],
+    };
+    if (records === undefined) {
+      return dnsPacket.encode({
+        ...base,
+        flags: base.flags | 3,
+        authorities: [{ type: 'SOA', name: 'test', ttl: 30, data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 60, retry: 60, expire: 60, minimum: 5 } }],
+      });
+    }
+    if (via === 'udp' && truncate.has(name)) return dnsPacket.encode({ ...base, flags: base.flags | dnsPacket.TRUNCATED_RESPONSE });
+    const answers = records
+      .filter((r) => r.type === question.type || r.type === 'CNAME')
+      .map((r) => ({ type: r.type, name: question.name, ttl: r.ttl ?? 300, data: r.type === 'TXT' ? [r.data] : r.data })) as dnsPacket.Answer[];
+    return dnsPacket.encode({ ...base, answers });
+  };
+
+  const state = { silent: options.silent ?? false };
+  const queries = { udp: 0, tcp: 0 };
+  const udp = dgram.createSocket('udp4');
+  udp.on('message', (msg, rinfo) => {
+    queries.udp++;
+    if (state.silent) return;
+    const out = answer(msg, 'udp');
+    if (out !== null) udp.send(out, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  const port = udp.address().port;
+  const sockets = new Set<net.Socket>();
+  const tcp = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    s.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const len = buf.readUInt16BE(0);
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        queries.tcp++;
+        if (state.silent) continue;
+        const out = answer(msg, 'tcp');
+        if (out === null) continue;
+        const framed = Buffer.alloc(2 + out.length);
+        framed.writeUInt16BE(out.length, 0);
+        out.copy(framed, 2);
+        s.write(framed);
+      }
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(port, '127.0.0.1', () => r()));
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    queries,
+    get silent() {
+      return state.silent;
+    },
+    set silent(v: boolean) {
+      state.silent = v;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+    },
+  };
+}
