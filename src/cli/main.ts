@@ -3,6 +3,7 @@
  */
 import { Command } from 'commander';
 import { registerCaCommands } from './ca-commands.js';
+import { registerPolicyCommands } from './policy-commands.js';
 import { registerStart } from './start.js';
 import { registerGatewayCommands } from './gateway-commands.js';
 import { registerGuestCommands } from './guest-commands.js';
@@ -14,6 +15,7 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 
 registerCaCommands(program);
+registerPolicyCommands(program);
 registerStart(program);
 registerGatewayCommands(program);
 registerGuestCommands(program);
