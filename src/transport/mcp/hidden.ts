@@ -7,7 +7,7 @@
  * that is exactly `mcp.request.tool_name == "t"`, optionally `&& mcp.request.server_id == "s"`
  * (either operand order, any parentheses), AND no enabled enforce-mode non-block rule sorted before
  * R (priority, id) could match that call first. An earlier rule "could match" unless it is itself
- * of the simple form naming a different tool/server, or it reads no `mcp` root at all.
+ * of the simple form naming a different tool/server, or it never runs on `mcp.request` events.
  */
 import type { RuleInfo } from '../../policy/types.js';
 
@@ -110,7 +110,8 @@ export class HiddenTools {
         if (m) this.blockers.push({ index, m });
         return;
       }
-      const readsMcp = r.families.length === 0 || r.families.includes('mcp');
+      // `families` holds the event types the rule runs on (e.g. "mcp.request"); empty = every type.
+      const readsMcp = r.families.length === 0 || r.families.some((f) => f === 'mcp' || f === 'mcp.request');
       if (readsMcp) this.earlier.push({ index, m });
     });
   }
