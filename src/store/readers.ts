@@ -63,7 +63,7 @@ export function recentEvents(db: Db, query: EventQuery = {}): EventRow[] {
   const where: string[] = [];
   const args: unknown[] = [];
   if (query.rule !== undefined) {
-    where.push('e.event_id IN (SELECT event_id FROM rule_matches WHERE rule_id = ?)');
+    where.push('e.seq IN (SELECT event_seq FROM rule_matches WHERE rule_id = ?)');
     args.push(query.rule);
   }
   if (query.event_type !== undefined) {
@@ -74,7 +74,7 @@ export function recentEvents(db: Db, query: EventQuery = {}): EventRow[] {
     where.push('e.decision = ?');
     args.push(query.decision);
   }
-  const sql = `SELECT ${EVENT_COLUMNS}, (SELECT group_concat(rule_id, char(31)) FROM rule_matches m WHERE m.event_id = e.event_id) AS matched
+  const sql = `SELECT ${EVENT_COLUMNS}, (SELECT group_concat(rule_id, char(31)) FROM rule_matches m WHERE m.event_seq = e.seq) AS matched
     FROM security_events e ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY e.seq DESC LIMIT ?`;
   const rows = db.prepare(sql).all(...args, clampLimit(query.limit)) as (Omit<EventRow, 'matched_rules'> & { matched: string | null })[];
   return rows.map(({ matched, ...row }) => ({ ...row, matched_rules: matched === null ? [] : matched.split('\u001f') }));

@@ -51,10 +51,10 @@ export const MIGRATIONS: readonly string[] = [
     errors_json TEXT NOT NULL,
     event_json TEXT NOT NULL
   );
-  CREATE INDEX security_events_event_id ON security_events(event_id);
   CREATE INDEX security_events_rule ON security_events(rule_id, seq);
   CREATE TABLE rule_matches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL REFERENCES security_events(seq),
     event_id TEXT NOT NULL,
     timestamp_ms INTEGER NOT NULL,
     rule_id TEXT NOT NULL,
@@ -66,9 +66,10 @@ export const MIGRATIONS: readonly string[] = [
     decisive INTEGER NOT NULL
   );
   CREATE INDEX rule_matches_rule ON rule_matches(rule_id, seq);
-  CREATE INDEX rule_matches_event ON rule_matches(event_id);
+  CREATE INDEX rule_matches_event ON rule_matches(event_seq);
   CREATE TABLE detection_findings (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL REFERENCES security_events(seq),
     event_id TEXT NOT NULL,
     timestamp_ms INTEGER NOT NULL,
     rule_id TEXT NOT NULL,

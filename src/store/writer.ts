@@ -77,11 +77,11 @@ export class LedgerWriter implements EventSink {
         reason, mode, generation, eval_ns, match_count, errors_json, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const match = this.db.prepare(
-      'INSERT INTO rule_matches (event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO rule_matches (event_seq, event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const finding = this.db.prepare(
-      `INSERT INTO detection_findings (event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json, matched_fields_json)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json,
+       matched_fields_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const net = this.db.prepare(
       `INSERT INTO net_events (${POLICY}, scheme, method, host, port, path, query, sni, host_header_mismatch, status, bytes_in, bytes_out,
@@ -104,13 +104,14 @@ export class LedgerWriter implements EventSink {
           case 0: {
             const { event: e, decision: d } = it;
             const c = e.common;
-            ev.run(c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id, bound(d.reason, 1024),
-              d.mode, d.generation, Math.round(d.eval_ns), d.matches.length, JSON.stringify(d.errors), JSON.stringify(redactEvent(e)));
+            const seq = ev.run(c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id, bound(d.reason, 1024),
+              d.mode, d.generation, Math.round(d.eval_ns), d.matches.length, d.errors.length === 0 ? '[]' : JSON.stringify(d.errors),
+              JSON.stringify(redactEvent(e))).lastInsertRowid;
             for (const m of d.matches) {
-              match.run(c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+              match.run(seq, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
             }
             for (const f of d.findings) {
-              finding.run(f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
+              finding.run(seq, f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
                 JSON.stringify(f.matched_fields));
             }
             break;

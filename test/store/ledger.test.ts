@@ -1,0 +1,157 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { policyFields } from '../../src/events/sink.js';
+import { countRows, eventsByRule, readEvents, recentEvents, ruleSummaries } from '../../src/store/readers.js';
+import { openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
+import { LedgerWriter } from '../../src/store/writer.js';
+import { allowDecision, blockDecision, dnsEvent, execEvent, httpEvent, mcpEvent, SECRET } from './fixtures/events.js';
+
+const tempDb = () => join(mkdtempSync(join(tmpdir(), 'celgate-ledger-')), 'sessions', 's1', 'session.db');
+
+describe('session.db ledger', () => {
+  it('records the enforced decision, every match and the redacted event of a blocked request', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path, { session_id: 's1', profile: 'balanced', celgate_version: 't', config: {} });
+    const ev = httpEvent(1);
+    w.decision(ev, blockDecision('block-upload', 7));
+    w.close();
+    const db = new Database(path, { readonly: true });
+    const row = db.prepare('SELECT * FROM security_events').get() as any;
+    expect(row).toMatchObject({ event_id: ev.common.event_id, decision: 'block', rule_id: 'block-upload', mode: 'enforce', generation: 7, event_type: 'http.request', family: 'http', match_count: 2 });
+    const matches = db.prepare('SELECT rule_id, decisive, mode FROM rule_matches ORDER BY seq').all();
+    expect(matches).toEqual([
+      { rule_id: 'shadow-watch', decisive: 0, mode: 'shadow' },
+      { rule_id: 'block-upload', decisive: 1, mode: 'enforce' },
+    ]);
+    expect((db.prepare('SELECT ended_ms FROM sessions').get() as any).ended_ms).toBeGreaterThan(0);
+  });
+
+  it('puts the policy fields on every protocol row', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const d = blockDecision('r1', 4);
+    const h = httpEvent();
+    w.net({ ...policyFields(h, d), scheme: 'https', method: 'POST', host: 'api.example.com', port: 443, path: '/x', query: `token=${SECRET}`, sni: 'api.example.com', host_header_mismatch: '', status: 403, bytes_in: 10, bytes_out: 20, duration_ms: 1.5, error: null });
+    w.dns({ ...policyFields(dnsEvent(), d), qname: 'example.com', qtype: 'A', transport: 'udp', rcode: 'NXDOMAIN', answers: [], upstream_ms: null, cached: false });
+    w.mcp({ ...policyFields(mcpEvent(), d), direction: 'request', server_id: 'fs', method: 'tools/call', tool_name: 'read_file', request_id: '7', args_digest: 'abcd', args_preview: '{}', is_error: false, duration_ms: 0 });
+    w.exec({ ...policyFields(execEvent(), d), executable: '/bin/sh', argv: ['sh', '-c', 'ls'], command: 'sh -c ls', cwd: '/', command_class: 'shell', exit_code: null, duration_ms: 0 });
+    w.close();
+    const db = new Database(path, { readonly: true });
+    for (const table of ['net_events', 'dns_events', 'mcp_calls', 'exec_events']) {
+      expect(db.prepare(`SELECT decision, rule_id, generation, reason FROM ${table}`).all(), table).toEqual([
+        { decision: 'block', rule_id: 'r1', generation: 4, reason: 'Blocked by r1.' },
+      ]);
+    }
+    expect((db.prepare('SELECT query FROM net_events').get() as any).query).toBe('token=[redacted]');
+  });
+
+  it('never writes credentials to the file and hashes headers outside the allowlist', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    for (let i = 0; i < 50; i++) w.decision(httpEvent(i), allowDecision());
+    w.decision(mcpEvent(), allowDecision());
+    w.close();
+    const dir = join(path, '..');
+    for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f)).includes(SECRET), f).toBe(false);
+    const db = new Database(path, { readonly: true });
+    const stored = JSON.parse((db.prepare('SELECT event_json FROM security_events LIMIT 1').get() as any).event_json);
+    const headers = stored.http.request.headers;
+    expect(headers.authorization).toBe('[redacted]');
+    expect(headers.cookie).toBe('[redacted]');
+    expect(headers['x-api-key']).toBe('[redacted]');
+    expect(headers['content-type']).toBe('application/json');
+    expect(headers['x-request-id']).toMatch(/^sha256:[0-9a-f]{12}$/);
+    expect(stored.http.request.body.text.length).toBeLessThanOrEqual(2048);
+    expect(stored.http.request.body.truncated).toBe(true);
+    expect(stored.http.request.query).toBe('api_key=[redacted]&page=2');
+  });
+
+  it('keeps exactly 100,000 rows for 100,000 appended events after a clean shutdown', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const d = allowDecision();
+    for (let i = 0; i < 100_000; i++) w.decision(dnsEvent(`h${i}.example.com`), d);
+    w.close();
+    const db = openLedgerReadOnly(path);
+    expect(countRows(db, 'security_events')).toBe(100_000);
+    expect((db.prepare('SELECT COUNT(DISTINCT event_id) AS n FROM security_events').get() as any).n).toBe(100_000);
+  });
+
+  it('flushes queued rows on its own timer without a shutdown', async () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    w.decision(dnsEvent(), allowDecision());
+    expect(w.stats().queued).toBe(1);
+    const db = openLedgerReadOnly(path);
+    await expect.poll(() => countRows(db, 'security_events'), { timeout: 5000 }).toBe(1);
+    expect(w.stats()).toMatchObject({ queued: 0, written: 1, batches: 1 });
+    w.close();
+  });
+
+  it('refuses appends after close with E_LEDGER', () => {
+    const w = new LedgerWriter(tempDb());
+    w.close();
+    expect(() => w.decision(dnsEvent(), allowDecision())).toThrow(expect.objectContaining({ code: 'E_LEDGER' }));
+  });
+});
+
+describe('session.db schema', () => {
+  it('migrates a new file to the current version and reopens idempotently', () => {
+    const path = tempDb();
+    openLedger(path).close();
+    const db = openLedger(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").all() as any[]).map((r) => r.name);
+    expect(tables).toEqual(expect.arrayContaining(['sessions', 'security_events', 'rule_matches', 'detection_findings', 'net_events', 'dns_events', 'mcp_calls', 'exec_events']));
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('refuses a file written by a newer schema', () => {
+    const path = tempDb();
+    const db = openLedger(path);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openLedger(path)).toThrow(/newer than this celgate/);
+  });
+});
+
+describe('ledger readers', () => {
+  it('lists recent events newest first, filters by rule and summarises per rule', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const events = [dnsEvent('a.com'), dnsEvent('b.com'), dnsEvent('c.com')];
+    w.decision(events[0]!, blockDecision('r-a'));
+    w.decision(events[1]!, allowDecision());
+    w.decision(events[2]!, blockDecision('r-a'));
+    w.close();
+    const db = openLedgerReadOnly(path);
+    const recent = recentEvents(db, { limit: 2 });
+    expect(recent.map((e) => e.event_id)).toEqual([events[2]!.common.event_id, events[1]!.common.event_id]);
+    expect(eventsByRule(db, 'r-a').map((e) => e.event_id)).toEqual([events[2]!.common.event_id, events[0]!.common.event_id]);
+    expect(eventsByRule(db, 'shadow-watch')).toHaveLength(2);
+    expect(recentEvents(db, { rule: 'r-a' })[0]!.matched_rules).toEqual(['shadow-watch', 'r-a']);
+    const summary = ruleSummaries(db).find((s) => s.rule_id === 'r-a');
+    expect(summary).toMatchObject({ matches: 2, decisive: 2, last_event_id: events[2]!.common.event_id });
+    expect(() => recentEvents(db, { limit: 0 })).toThrow(/positive integer/);
+  });
+
+  it('replays stored events for hunts, with credentials still redacted', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const all = [httpEvent(1), dnsEvent(), mcpEvent(), execEvent()];
+    for (const e of all) w.decision(e, allowDecision());
+    w.close();
+    const replay = [...readEvents(path)];
+    expect(replay.map((e) => e.common.event_id)).toEqual(all.map((e) => e.common.event_id));
+    expect(replay.map((e) => e.common.event_type)).toEqual(['http.request', 'dns.request', 'mcp.request', 'process.exec']);
+    const http = replay[0] as Extract<(typeof replay)[number], { common: { event_type: 'http.request' } }>;
+    expect(http.http.request.host).toBe('api.example.com');
+    expect(http.http.request.headers.authorization).toBe('[redacted]');
+    const mcp = replay[2] as Extract<(typeof replay)[number], { common: { event_type: 'mcp.request' } }>;
+    expect(mcp.mcp.request.arguments).toEqual({ path: '/etc/passwd', api_key: '[redacted]' });
+  });
+});
