@@ -24,6 +24,13 @@ export const MAX_STUB_POOL = 8;
 export const STUB_QUERY_TIMEOUT_MS = 5_000;
 export const MAX_STUB_TCP_CONNECTIONS = 128;
 
+/**
+ * Every host connection opens with a `\0META` preamble, even an empty one: a DNS frame of a message
+ * under 256 bytes also starts with a 0 byte, and one of exactly 77 bytes starts with "\0M", so
+ * without it the host could not tell framing from preamble.
+ */
+const STUB_META = {};
+
 export interface DnsStubOptions {
   host: string;
   /** 53 in a guest; 0 in tests. UDP and TCP bind the same port. */
@@ -51,7 +58,7 @@ class HostPool {
   constructor(private readonly upstream: VsockEndpoint) {}
 
   private async open(): Promise<Conn> {
-    const socket = await connectVsock(this.upstream);
+    const socket = await connectVsock(this.upstream, STUB_META);
     socket.setNoDelay(true);
     const conn: Conn = { socket, reader: new FrameReader(), waiter: null };
     this.all.add(conn);
@@ -138,7 +145,7 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
     tcpSockets.add(client);
     client.once('close', () => tcpSockets.delete(client));
     client.on('error', () => client.destroy());
-    connectVsock(opts.upstream).then(
+    connectVsock(opts.upstream, STUB_META).then(
       (up) => {
         tcpSockets.add(up);
         up.once('close', () => tcpSockets.delete(up));
