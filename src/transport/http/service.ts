@@ -39,6 +39,9 @@ export interface HttpServiceOptions {
   httpPort?: number;
 }
 
+/** How long a refused connection gets to drain its error response before it is destroyed. */
+export const CLOSE_GRACE_MS = 1000;
+
 export interface HttpServiceDeps {
   decider: BodyAwareDecider;
   sink: EventSink;
@@ -146,8 +149,12 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     const d = renderDenial({ kind: 'bad_request', status: 405, rule_id: null, reason: 'CONNECT is not accepted on the interception port', event_id: '', accept: req.headers.accept ?? '' });
     socket.end(rawResponse(d, 'Method Not Allowed'));
   });
+  const refused = new WeakSet<object>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     clearTimeout(headerTimers.get(socket));
+    // The parser reports again for bytes that keep arriving after a refusal; answer once.
+    if (refused.has(socket)) return;
+    refused.add(socket);
     const ctx = contexts.get(socket);
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') return void socket.destroy();
@@ -161,8 +168,14 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     if (socket.writable) {
       const d = renderDenial({ kind: 'bad_request', status, rule_id: null, reason: `malformed request (${kind}: ${code})`, event_id: '', accept: '' });
       socket.end(rawResponse(d, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'));
+      // Lingering close: keep discarding input so the peer is not reset before it reads the answer,
+      // but never wait longer than the grace period.
+      socket.on('data', () => {});
+      socket.resume();
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    } else {
+      socket.destroy();
     }
-    socket.destroy();
   });
 
   const serveHttp = (socket: Duplex, ctx: ExchangeContext) => {
