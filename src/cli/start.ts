@@ -11,10 +11,12 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
 import type { Decider } from '../events/decision.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { RuleRegistry } from '../policy/registry.js';
 import type { EventSink } from '../events/sink.js';
 import { DecisionCounters } from '../control/counters.js';
 import { createMetrics } from '../control/metrics.js';
-import { createPolicyPort } from '../control/policy-port.js';
+import { createPolicyPort, type LivePolicyPort } from '../control/policy-port.js';
 import type { PolicyPort } from '../control/port.js';
 import { coreRoutes } from '../control/routes.js';
 import { Router, startControlServer, type Route } from '../control/server.js';
@@ -46,6 +48,9 @@ export interface Service {
 export interface ServiceDeps {
   config: GatewayConfig;
   decider: Decider;
+  /** The same engine as `decider`, for `needsBody(type)` and plan inspection. */
+  engine: PolicyEngine;
+  registry: RuleRegistry;
   sink: EventSink;
   logger: Logger;
   policy: PolicyPort;
@@ -74,7 +79,7 @@ export interface RunningGateway {
   listeners: Record<string, string>;
   sessionDir: string;
   sessionDb: string;
-  policy: PolicyPort;
+  policy: LivePolicyPort;
   reload(reason: string): void;
   shutdown(signal: string): Promise<void>;
 }
@@ -129,7 +134,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // Transport services. Each area adds one entry: `await startX(options, deps)` returning a
   // Service ({name, addresses, routes?, close}). Keep the order: listeners start after the control
   // plane and the ledger, and close before them.
-  const deps: ServiceDeps = { config, decider: policy.decider, sink, logger, policy, sessionDir, sessionDb };
+  const deps: ServiceDeps = { config, decider: policy.engine, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
   const services: Service[] = [];
   const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {
     const s = await make(deps);

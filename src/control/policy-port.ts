@@ -1,11 +1,18 @@
 /**
- * PolicyPort over the policy engine: rules CRUD, validate, evaluate-with-pack, reload from pack
- * files. PROVISIONAL: src/policy's registry/engine/pack loader have not landed yet, so this version
- * fails closed — every decision is `error` ("policy engine not available") and rule changes are
- * refused. It is replaced by the real implementation as soon as RuleRegistry/PolicyEngine exist.
+ * PolicyPort over src/policy: the live RuleRegistry + PolicyEngine, rule put/delete/validate,
+ * evaluation against a supplied pack, and reload of the configured pack files. Rules installed
+ * through the API form a runtime overlay that survives reloads (a reload re-reads the files and
+ * re-applies the overlay); deleting a rule removes it from the overlay too. Every change compiles
+ * first; a refused change or reload leaves the running plan as it was. No I/O besides reading packs.
  */
-import type { Validated } from '../errors.js';
-import type { Decider, Decision } from '../events/decision.js';
+import type { Issue, Validated } from '../errors.js';
+import type { Decision } from '../events/decision.js';
+import type { SecurityEvent } from '../events/types.js';
+import { PolicyEngine } from '../policy/engine.js';
+import { loadPackFiles, packRules, parsePack } from '../policy/packs.js';
+import { RuleRegistry } from '../policy/registry.js';
+import { validatePack, validateRule } from '../policy/rules.js';
+import type { RuleDefinition, RuleInfo } from '../policy/types.js';
 import type { PolicyPort, ReloadResult, ReloadStats } from './port.js';
 
 export interface PolicyPortOptions {
@@ -13,38 +20,95 @@ export interface PolicyPortOptions {
   packPaths: string[];
 }
 
-const UNAVAILABLE = [{ path: '', message: 'the policy engine is not available in this build' }];
+export interface LivePolicyPort extends PolicyPort {
+  readonly engine: PolicyEngine;
+  readonly registry: RuleRegistry;
+}
 
-export function createPolicyPort(_opts: PolicyPortOptions): PolicyPort {
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function validateAny(input: unknown): Validated<{ rules: number; pack?: ReturnType<typeof validatePack> }> {
+  if (typeof input === 'string') {
+    const p = parsePack(input);
+    return p.ok ? { ok: true, value: { rules: p.value.pack.rules.length } } : p;
+  }
+  if (isObj(input) && Array.isArray(input.rules)) {
+    const p = validatePack(input);
+    return p.ok ? { ok: true, value: { rules: p.value.pack.rules.length } } : p;
+  }
+  const list = Array.isArray(input) ? input : [input];
+  const issues: Issue[] = [];
+  const seen = new Set<string>();
+  for (const [i, raw] of list.entries()) {
+    const v = validateRule(raw, Array.isArray(input) ? `[${i}]` : '');
+    if (!v.ok) issues.push(...v.issues);
+    else if (seen.has(v.value.spec.id)) issues.push({ path: `[${i}].id`, message: `duplicate rule id "${v.value.spec.id}"` });
+    else seen.add(v.value.spec.id);
+  }
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: { rules: list.length } };
+}
+
+export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
+  const registry = new RuleRegistry();
+  const engine = new PolicyEngine(registry);
+  const overlay = new Map<string, RuleDefinition>();
   const stats: ReloadStats = { reloads: 0, refused: 0, last_reload_ms: null, last_refusal_ms: null, last_refusal: null };
-  const decider: Decider = {
-    decide(): Decision {
-      return {
-        action: 'error',
-        rule_id: null,
-        reason: 'The policy engine is not available; celgate fails closed.',
-        mode: 'fail_closed',
-        matches: [],
-        findings: [],
-        errors: [{ rule_id: '', code: 'E_UNAVAILABLE', message: 'policy engine not available' }],
-        generation: 0,
-        eval_ns: 0,
-      };
-    },
-  };
-  const refuse = <T>(): Validated<T> => ({ ok: false, issues: UNAVAILABLE });
+
   return {
-    decider,
-    generation: () => 0,
-    defaultAction: () => 'block',
-    listRules: () => [],
-    getRule: () => undefined,
-    putRule: () => refuse(),
-    deleteRule: () => false,
-    validate: () => refuse(),
-    evaluateWithPack: () => refuse(),
-    // Loads nothing: the gateway can start (and fail closed) until the engine lands.
-    reload: (): Validated<ReloadResult> => ({ ok: true, value: { generation: 0, rules: 0, files: [] } }),
-    reloadStats: () => ({ ...stats }),
+    decider: engine,
+    engine,
+    registry,
+    generation: () => registry.generation,
+    defaultAction: () => registry.defaultAction,
+    listRules: () => registry.list(),
+    getRule: (id) => registry.get(id),
+    putRule(id: string, input: unknown): Validated<RuleInfo> {
+      if (!isObj(input)) return { ok: false, issues: [{ path: '', message: 'a rule must be a JSON object' }] };
+      if (input.id !== undefined && input.id !== id) {
+        return { ok: false, issues: [{ path: 'id', message: `body id "${String(input.id)}" differs from the path id "${id}"` }] };
+      }
+      const v = validateRule({ ...input, id });
+      if (!v.ok) return v;
+      const def: RuleDefinition = { ...v.value.spec, pack_id: registry.get(id)?.pack_id ?? 'runtime', kind: 'enforcement' };
+      const out = registry.install(def, v.value.condition);
+      if (out.ok) overlay.set(id, def);
+      return out;
+    },
+    deleteRule(id: string): boolean {
+      overlay.delete(id);
+      return registry.delete(id);
+    },
+    validate(input: unknown) {
+      const v = validateAny(input);
+      return v.ok ? { ok: true, value: { rules: v.value.rules } } : v;
+    },
+    evaluateWithPack(pack: unknown, event: SecurityEvent): Validated<Decision> {
+      const parsed = typeof pack === 'string' ? parsePack(pack) : validatePack(pack);
+      if (!parsed.ok) return parsed;
+      const scratch = new RuleRegistry({ defaultAction: parsed.value.pack.default_action });
+      const compiled = new Map(parsed.value.compiled.map((c) => [c.condition.text, c.condition] as const));
+      const installed = scratch.replaceAll(packRules(parsed.value), parsed.value.pack.default_action, compiled);
+      if (!installed.ok) return installed;
+      return { ok: true, value: new PolicyEngine(scratch).decide(event) };
+    },
+    reload(reason: string): Validated<ReloadResult> {
+      const refuse = (issues: Issue[]): Validated<ReloadResult> => {
+        stats.refused++;
+        stats.last_refusal_ms = Date.now();
+        stats.last_refusal = issues.slice(0, 50);
+        return { ok: false, issues };
+      };
+      const set = loadPackFiles(opts.packPaths);
+      if (!set.ok) return refuse(set.issues);
+      const byId = new Map(set.value.rules.map((r) => [r.id, r] as const));
+      for (const [id, def] of overlay) byId.set(id, def);
+      const out = registry.replaceAll([...byId.values()], set.value.defaultAction, set.value.compiled);
+      if (!out.ok) return refuse(out.issues);
+      stats.reloads++;
+      stats.last_reload_ms = Date.now();
+      void reason;
+      return { ok: true, value: { generation: registry.generation, rules: out.value, files: set.value.packs.map((p) => p.file) } };
+    },
+    reloadStats: () => ({ ...stats, last_refusal: stats.last_refusal === null ? null : [...stats.last_refusal] }),
   };
 }
