@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CelgateError } from '../errors.js';
+import { parseMcpConfig, type McpConfig } from '../transport/mcp/config.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -58,6 +59,8 @@ export interface GatewayConfig {
   control: ControlConfig;
   vsock: VsockConfig;
   log: LogConfig;
+  /** MCP upstream servers and per-call timeout (src/transport/mcp/config.ts, docs/mcp.md). */
+  mcp: McpConfig;
   watch_rules: boolean;
   /** Where the values came from, for error messages and the health endpoint. */
   source: string;
@@ -138,7 +141,7 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules'];
+const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp'];
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
   const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
@@ -191,6 +194,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     control: parseControl(s, dataDir),
     vsock: parseVsock(s),
     log: parseLog(s),
+    mcp: parseMcpConfig(s.raw.mcp, source),
     watch_rules: s.bool('watch_rules', true),
     source,
   };

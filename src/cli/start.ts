@@ -26,6 +26,7 @@ import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } fr
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
 import { FanoutSink } from './sink.js';
 import { startExecService } from './guest-commands.js';
+import { startMcpFromConfig } from '../transport/mcp/config.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -145,6 +146,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   void startService; // used by the transport entries below
   // e.g. await startService((d) => startHttpService(d));
   await startService((d) => startExecService(d));
+  await startService((d) => startMcpFromConfig(d.config, d));
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;
