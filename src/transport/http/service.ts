@@ -202,6 +202,9 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       if (proto === 'http') {
         raw.unshift(first);
         serveHttp(raw, { scheme: 'http', sniHost: '', port: httpPort, meta: c.meta });
+        // We paused the socket to sniff it; the HTTP server does not resume an explicitly paused
+        // stream. Resuming replays the unshifted bytes before any new read reaches the parser.
+        raw.resume();
         return;
       }
       if (proto === 'unknown') {
