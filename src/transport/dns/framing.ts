@@ -20,28 +20,41 @@ export class FrameReader {
     return this.pending.length;
   }
 
+  /** Appends a chunk without taking frames out; pair with `next()` to consume at your own pace. */
+  append(chunk: Buffer): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+  }
+
+  /** The next complete frame, null when more bytes are needed, or the reason the stream is bad. */
+  next(): Buffer | null | { error: 'zero_length_frame' | 'frame_too_large' } {
+    if (this.pending.length < FRAME_HEADER_BYTES) return null;
+    const len = this.pending.readUInt16BE(0);
+    if (len === 0 || len > this.maxFrame) {
+      this.pending = Buffer.alloc(0);
+      return { error: len === 0 ? 'zero_length_frame' : 'frame_too_large' };
+    }
+    if (this.pending.length < FRAME_HEADER_BYTES + len) return null;
+    const out = Buffer.from(this.pending.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len));
+    const rest = this.pending.subarray(FRAME_HEADER_BYTES + len);
+    this.pending = rest.length === 0 ? Buffer.alloc(0) : rest;
+    return out;
+  }
+
   /**
    * Appends a chunk and returns every complete frame it finished. A zero-length frame or one larger
    * than the bound ends the stream: the frames before it are still returned, with the reason.
    */
   push(chunk: Buffer): FrameResult {
-    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.append(chunk);
     const frames: Buffer[] = [];
-    while (buf.length >= FRAME_HEADER_BYTES) {
-      const len = buf.readUInt16BE(0);
-      if (len === 0) {
-        this.pending = Buffer.alloc(0);
-        return { ok: false, reason: 'zero_length_frame', frames };
-      }
-      if (len > this.maxFrame) {
-        this.pending = Buffer.alloc(0);
-        return { ok: false, reason: 'frame_too_large', frames };
-      }
-      if (buf.length < FRAME_HEADER_BYTES + len) break;
-      frames.push(Buffer.from(buf.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len)));
-      buf = buf.subarray(FRAME_HEADER_BYTES + len);
+    for (;;) {
+      const f = this.next();
+      if (f === null) break;
+      if (!Buffer.isBuffer(f)) return { ok: false, reason: f.error, frames };
+      frames.push(f);
     }
-    this.pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+    // Copy a small remainder so a large chunk is not kept alive by a subarray.
+    if (this.pending.length > 0) this.pending = Buffer.from(this.pending);
     return { ok: true, frames };
   }
 }

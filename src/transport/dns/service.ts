@@ -9,12 +9,13 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { EventOrigin } from '../../events/index.js';
 import { CelgateError } from '../../errors.js';
-import { listenVsock, type GuestMeta, type VsockEndpoint } from '../vsock.js';
+import type { GuestMeta, VsockEndpoint } from '../vsock.js';
 import { AnswerCache, DEFAULT_CACHE_ENTRIES } from './cache.js';
-import { FrameReader, frame } from './framing.js';
-import { MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_QUERY_BYTES, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
+import { FrameReader, MAX_FRAME_BYTES, frame } from './framing.js';
+import { MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
 import { DnsResolver, type DnsDeps, type RequestContext } from './resolver.js';
 import { UpstreamForwarder, parseUpstream } from './upstream.js';
+import { listenDnsVsock } from './vsock-listener.js';
 
 /** The documented default upstreams (Cloudflare and Quad9), used when `upstreams` is not set. */
 export const DEFAULT_UPSTREAMS = ['1.1.1.1:53', '9.9.9.9:53'] as const;
@@ -85,8 +86,10 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
   };
   try {
     if (options.vsock !== null) {
-      const listener = await listenVsock({ ...options.vsock, maxConnections: MAX_STREAM_CONNECTIONS }, (c) =>
-        serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps),
+      const listener = await listenDnsVsock(
+        { ...options.vsock, maxConnections: MAX_STREAM_CONNECTIONS },
+        (c) => serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps),
+        (reason) => deps.log.warn({ transport: 'vsock', reason }, 'dns: vsock connection refused'),
       );
       addresses.dns_vsock = listener.address;
       closers.push(() => listener.close());
@@ -173,12 +176,15 @@ export function serveStream(
   resolver: DnsResolver,
   deps: DnsDeps,
 ): void {
-  const reader = new FrameReader(MAX_QUERY_BYTES);
+  // Frames up to the RFC limit are read (≤ 64 KiB buffered per connection) so an oversized query
+  // gets the same FORMERR as over UDP instead of a silent close.
+  const reader = new FrameReader(MAX_FRAME_BYTES);
   const ctx: RequestContext = meta.process_name === undefined ? { transport } : { transport, process_name: meta.process_name };
   const queue: Promise<Buffer | null>[] = [];
   let closed = false;
   let flushing = false;
-  let ended = false;
+  let peerEnded = false; // the client half-closed: answer what is buffered, then end
+  let broken = false; // a bad frame: answer what came before it, then end
   socket.setTimeout(STREAM_IDLE_MS, () => {
     if (queue.length === 0) socket.destroy();
   });
@@ -187,6 +193,23 @@ export function serveStream(
     closed = true;
   });
 
+  /** Takes frames off the reader while fewer than MAX_PIPELINED answers are pending. */
+  const pump = () => {
+    while (!broken && queue.length < MAX_PIPELINED) {
+      const f = reader.next();
+      if (f === null) break;
+      if (!Buffer.isBuffer(f)) {
+        deps.log.warn({ transport, reason: f.error }, 'dns: bad stream frame; closing the connection');
+        broken = true;
+        break;
+      }
+      queue.push(resolver.handle(f, ctx).catch(() => null));
+    }
+    // Back-pressure both ways: a full pipeline, or answers the client is not reading.
+    if (broken || peerEnded || queue.length >= MAX_PIPELINED || socket.writableNeedDrain) socket.pause();
+    else socket.resume();
+  };
+
   const flush = async () => {
     if (flushing) return;
     flushing = true;
@@ -194,29 +217,24 @@ export function serveStream(
       const answer = await queue[0]!;
       queue.shift();
       if (answer !== null && !closed) socket.write(frame(answer));
-      if (queue.length < MAX_PIPELINED && socket.isPaused() && !ended) socket.resume();
+      pump();
     }
     flushing = false;
-    if (ended && queue.length === 0 && !closed) socket.end();
+    if ((broken || peerEnded) && queue.length === 0 && !closed) socket.end();
   };
 
   const onBytes = (chunk: Buffer) => {
-    const r = reader.push(chunk);
-    for (const f of r.frames) {
-      queue.push(resolver.handle(f, ctx).catch(() => null));
-    }
-    if (!r.ok) {
-      deps.log.warn({ transport, reason: r.reason }, 'dns: bad stream frame; closing the connection');
-      ended = true;
-      socket.pause();
-    } else if (queue.length >= MAX_PIPELINED) socket.pause();
+    reader.append(chunk);
+    pump();
     void flush();
   };
   socket.on('data', onBytes);
+  socket.on('drain', pump);
   socket.on('end', () => {
-    ended = true;
+    peerEnded = true;
+    pump();
     void flush();
   });
   if (head.length > 0) onBytes(head);
-  if (!ended && queue.length < MAX_PIPELINED) socket.resume();
+  else socket.resume();
 }
