@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +36,10 @@ describe('celgate ca export', () => {
     expect(again.stderr).toBe('');
   });
 
-  it('fails with a clear message and exit code 1 when the directory cannot be used', () => {
-    const run = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', '/proc/celgate-nope'], { encoding: 'utf8' });
+  it('fails with a clear message and exit code 1 when the directory cannot be used', async () => {
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'not a directory');
+    const run = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', join(file, 'certs')], { encoding: 'utf8' });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/celgate ca export: E_CONFIG/);
   });
