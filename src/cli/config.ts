@@ -11,6 +11,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CelgateError } from '../errors.js';
 import { parseMcpConfig, type McpConfig } from '../transport/mcp/config.js';
+import { parseDnsConfig, type DnsConfig } from '../transport/dns/config.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -61,6 +62,8 @@ export interface GatewayConfig {
   log: LogConfig;
   /** MCP upstream servers and per-call timeout (src/transport/mcp/config.ts, docs/mcp.md). */
   mcp: McpConfig;
+  /** DNS interception: vsock on by default, optional UDP/TCP listener, upstreams (src/transport/dns/config.ts, docs/dns.md). */
+  dns: DnsConfig;
   watch_rules: boolean;
   /** Where the values came from, for error messages and the health endpoint. */
   source: string;
@@ -141,7 +144,7 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp'];
+const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns'];
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
   const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
@@ -195,6 +198,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     vsock: parseVsock(s),
     log: parseLog(s),
     mcp: parseMcpConfig(s.raw.mcp, source),
+    dns: parseDnsConfig(s.raw.dns, source),
     watch_rules: s.bool('watch_rules', true),
     source,
   };

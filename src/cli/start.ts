@@ -27,6 +27,7 @@ import { createLogger, type GatewayLogger, type Logger } from './logger.js';
 import { FanoutSink } from './sink.js';
 import { startExecService } from './guest-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
+import { startDnsFromConfig } from '../transport/dns/config.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -147,6 +148,16 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // e.g. await startService((d) => startHttpService(d));
   await startService((d) => startExecService(d));
   await startService((d) => startMcpFromConfig(d.config, d));
+  await startService((d) =>
+    startDnsFromConfig(d.config.dns, {
+      session_id: d.config.session_id,
+      profile_id: d.config.profile,
+      vsock: { mode: d.config.vsock.mode, host: d.config.vsock.host, uds_base: d.config.vsock.uds_base, port: d.config.vsock.ports.dns },
+      decider: d.decider,
+      sink: d.sink,
+      logger: d.logger,
+    }),
+  );
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;
