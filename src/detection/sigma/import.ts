@@ -1,0 +1,176 @@
+/**
+ * Sigma rule → Detection IR. Converts the constructs real rules use exactly (see values.ts and
+ * condition.ts) through a field mapping, and refuses anything else with the construct named (code
+ * E_SIGMA_UNSUPPORTED) — never approximated. The result is validated and compiled like any pack.
+ * Pure (text in, pack out); no file I/O.
+ */
+import { stringify } from 'yaml';
+import type { Issue, Validated } from '../../errors.js';
+import { SEVERITIES } from '../../events/decision.js';
+import { IR_SCHEMA, type IrPack } from '../types.js';
+import { validatePackValue } from '../validate.js';
+import { parseSource } from '../source.js';
+import { expandPattern, parseCondition, type Cond } from './condition.js';
+import { mappingCovers, type SigmaMapping } from './mapping.js';
+import { fieldNode, parseModifiers, SigmaRefusal } from './values.js';
+
+export const MAX_SIGMA_BYTES = 256 * 1024;
+
+/** Sigma `status` → IR confidence (documented in docs/detection-ir.md). */
+const CONFIDENCE: Record<string, number> = { stable: 0.9, test: 0.7, experimental: 0.5, deprecated: 0.3, unsupported: 0.3 };
+
+type Obj = Record<string, unknown>;
+type Raw = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export interface ImportedRule {
+  /** The IR rule object (YAML shape). */
+  rule: Raw;
+  mapping: SigmaMapping;
+}
+
+export interface SigmaImportIssue extends Issue {
+  /** E_SIGMA_UNSUPPORTED for a refused construct, E_IR_INVALID for a malformed rule. */
+  code: 'E_SIGMA_UNSUPPORTED' | 'E_IR_INVALID';
+}
+
+export type SigmaResult = { ok: true; value: ImportedRule } | { ok: false; issues: SigmaImportIssue[] };
+
+function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'sigma-rule';
+}
+
+/** Converts one Sigma rule text with the first mapping that covers its logsource. */
+export function importSigmaRule(text: string, mappings: readonly SigmaMapping[], file?: string): SigmaResult {
+  const where = file === undefined ? {} : { file };
+  const fail = (code: SigmaImportIssue['code'], path: (string | number)[], message: string, line?: number): SigmaResult => ({
+    ok: false,
+    issues: [{ ...where, ...(line === undefined ? {} : { line }), path: path.join('.'), message, code }],
+  });
+  if (text.length > MAX_SIGMA_BYTES) return fail('E_IR_INVALID', [], `Sigma rule is larger than ${MAX_SIGMA_BYTES} bytes`);
+  if (/^---\s*$/m.test(text.replace(/^---\s*\n/, ''))) return fail('E_SIGMA_UNSUPPORTED', [], 'unsupported Sigma construct: rule collections (several YAML documents)');
+  const parsed = parseSource(text, file);
+  if (!parsed.ok) return { ok: false, issues: parsed.issues.map((i) => ({ ...i, code: 'E_IR_INVALID' as const })) };
+  const { value: doc, lineOf } = parsed.doc;
+  const refuse = (path: (string | number)[], what: string) => fail('E_SIGMA_UNSUPPORTED', path, `unsupported Sigma construct: ${what}`, lineOf(path));
+  if (!isObj(doc)) return fail('E_IR_INVALID', [], 'a Sigma rule must be a YAML mapping');
+  if (typeof doc.title !== 'string' || doc.title === '') return fail('E_IR_INVALID', ['title'], 'Sigma rule has no title', lineOf(['title']));
+  if (doc.correlation !== undefined) return refuse(['correlation'], 'correlation rules');
+  if (doc.action !== undefined) return refuse(['action'], `"action: ${String(doc.action)}" (rule collections)`);
+  const logsource = isObj(doc.logsource) ? doc.logsource : {};
+  const mapping = mappings.find((m) => mappingCovers(m, logsource));
+  if (mapping === undefined) {
+    return refuse(['logsource'], `logsource ${JSON.stringify(logsource)} is not covered by the mapping${mappings.length === 1 ? ` "${mappings[0]!.id}"` : 's given'}`);
+  }
+  const detection = doc.detection;
+  if (!isObj(detection)) return fail('E_IR_INVALID', ['detection'], 'Sigma rule has no detection section', lineOf(['detection']));
+  if (detection.timeframe !== undefined) return refuse(['detection', 'timeframe'], '"timeframe" (aggregations over time)');
+  const condText = detection.condition;
+  if (Array.isArray(condText)) return refuse(['detection', 'condition'], 'a list of conditions');
+  if (typeof condText !== 'string') return fail('E_IR_INVALID', ['detection', 'condition'], 'detection.condition must be a string', lineOf(['detection', 'condition']));
+  const cond = parseCondition(condText);
+  if (!cond.ok) return refuse(['detection', 'condition'], cond.message);
+
+  const names = Object.keys(detection).filter((k) => k !== 'condition');
+  const nodes = new Map<string, Raw>();
+  for (const name of names) {
+    try {
+      nodes.set(name, selectionNode(name, detection[name], mapping));
+    } catch (err) {
+      if (err instanceof SigmaRefusal) return refuse(['detection', name], err.message);
+      throw err;
+    }
+  }
+  let match: Raw;
+  try {
+    match = condNode(cond.cond, nodes, names);
+  } catch (err) {
+    if (err instanceof SigmaRefusal) return fail('E_IR_INVALID', ['detection', 'condition'], err.message, lineOf(['detection', 'condition']));
+    throw err;
+  }
+  const level = typeof doc.level === 'string' && (SEVERITIES as readonly string[]).includes(doc.level) ? doc.level : 'medium';
+  const rule: Raw = {
+    id: typeof doc.id === 'string' && /^[0-9a-f-]{8,64}$/i.test(doc.id) ? `sigma-${doc.id.toLowerCase()}` : `sigma-${slug(doc.title)}`,
+    title: doc.title,
+    ...(typeof doc.description === 'string' ? { description: doc.description.trim() } : {}),
+    event_type: mapping.event_type,
+    severity: level,
+    confidence: CONFIDENCE[typeof doc.status === 'string' ? doc.status : ''] ?? 0.5,
+    tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '') : [],
+    match,
+  };
+  return { ok: true, value: { rule, mapping } };
+}
+
+function selectionNode(name: string, sel: unknown, mapping: SigmaMapping): Raw {
+  if (Array.isArray(sel)) {
+    if (sel.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty list`);
+    if (sel.every((x) => !isObj(x))) throw new SigmaRefusal(`keyword selection "${name}" (values without a field name)`);
+    if (!sel.every(isObj)) throw new SigmaRefusal(`selection "${name}" mixes maps and plain values`);
+    const maps = sel.map((m) => mapNode(name, m as Obj, mapping));
+    return maps.length === 1 ? maps[0]! : { any: maps };
+  }
+  if (isObj(sel)) return mapNode(name, sel, mapping);
+  throw new SigmaRefusal(`selection "${name}" must be a map or a list of maps (keyword searches are not supported)`);
+}
+
+function mapNode(name: string, m: Obj, mapping: SigmaMapping): Raw {
+  const keys = Object.keys(m);
+  if (keys.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty map`);
+  const parts = keys.map((key) => {
+    const [field, ...mods] = key.split('|');
+    if (field === undefined || field === '') throw new SigmaRefusal(`a field-less modifier "${key}" in "${name}"`);
+    const target = mapping.fields[field];
+    if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`);
+    return fieldNode(field, target, parseModifiers(mods), m[key]);
+  });
+  return parts.length === 1 ? parts[0]! : { all: parts };
+}
+
+function condNode(c: Cond, nodes: ReadonlyMap<string, Raw>, names: readonly string[]): Raw {
+  switch (c.kind) {
+    case 'ref': {
+      const n = nodes.get(c.name);
+      if (n === undefined) throw new SigmaRefusal(`condition names "${c.name}", which is not a selection`);
+      return n;
+    }
+    case 'and':
+      return { all: c.items.map((i) => condNode(i, nodes, names)) };
+    case 'or':
+      return { any: c.items.map((i) => condNode(i, nodes, names)) };
+    case 'not':
+      return { not: condNode(c.item, nodes, names) };
+    case 'of': {
+      const chosen = expandPattern(c.pattern, names);
+      if (chosen.length === 0) throw new SigmaRefusal(`"${c.quantifier === 'all' ? 'all' : '1'} of ${c.pattern}" matches no selection`);
+      const items = chosen.map((n) => nodes.get(n)!);
+      return items.length === 1 ? items[0]! : { [c.quantifier === 'all' ? 'all' : 'any']: items };
+    }
+  }
+}
+
+export interface SigmaPackOptions {
+  id: string;
+  version?: string;
+  owner?: string;
+  description?: string;
+}
+
+/** Assembles imported rules into one IR pack and validates it. */
+export function sigmaPack(rules: readonly ImportedRule[], options: SigmaPackOptions): Validated<{ pack: IrPack; yaml: string }> {
+  const fieldMapping: Record<string, string> = {};
+  for (const r of rules) for (const [k, v] of Object.entries(r.mapping.fields)) fieldMapping[k] = v.transform === null ? v.field : `${v.field} (${v.transform})`;
+  const raw = {
+    schema: IR_SCHEMA,
+    id: options.id,
+    version: options.version ?? '1',
+    status: 'active',
+    owner: options.owner ?? 'sigma-import',
+    description: options.description ?? `Imported from Sigma (${rules.length} rule${rules.length === 1 ? '' : 's'}).`,
+    source: { kind: 'sigma', field_mapping: fieldMapping },
+    rules: rules.map((r) => r.rule),
+  };
+  const v = validatePackValue(raw);
+  if (!v.ok) return v;
+  return { ok: true, value: { pack: v.value, yaml: stringify(raw, { lineWidth: 0 }) } };
+}
