@@ -145,7 +145,9 @@ export function closestField(parent: string, name: string): string | undefined {
   let best: string | undefined;
   let bestScore = Infinity;
   for (const c of candidates) {
-    const score = c.endsWith(`.${name}`) && c !== full ? 1 : distance(full, c);
+    const leaf = c.slice(c.lastIndexOf('.') + 1);
+    const prefixed = leaf !== name && (leaf.startsWith(name) || name.startsWith(leaf)) && c.startsWith(parent);
+    const score = prefixed ? 0.5 : c.endsWith(`.${name}`) && c !== full ? 1 : distance(full, c);
     if (score < bestScore) {
       best = c;
       bestScore = score;

@@ -61,7 +61,7 @@ export function parsePack(text: string, file = '<input>'): Validated<LoadedPack>
     return {
       ok: false,
       issues: doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
+        const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
         return { file, line: pos?.line, column: pos?.col, path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` };
       }),
     };
