@@ -1,0 +1,177 @@
+/**
+ * The `http` section of the gateway config file, and `startHttpFromConfig`, the adapter
+ * `celgate start` calls. Parsing is pure and throws CelgateError('E_CONFIG') naming the key; the
+ * adapter reads the extra CA files, loads (or creates) the interception CA, and maps config +
+ * composition-root deps onto `startHttpService`. It never imports the store.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { CertificateAuthority, LeafCache } from '../../certs/index.js';
+import { CelgateError } from '../../errors.js';
+import type { Decider, EventSink, EventType } from '../../events/index.js';
+import type { VsockMode } from '../vsock.js';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
+import { startHttpService, type SecureContextSource } from './service.js';
+import { parseUpstreamMap } from './upstream.js';
+
+/** Largest accepted value for any byte limit in the section (guards typos like 1e12). */
+export const MAX_CONFIG_BYTES_LIMIT = 1024 * 1024 * 1024;
+/** Largest accepted timeout (ms). */
+export const MAX_CONFIG_TIMEOUT_MS = 3_600_000;
+
+export interface HttpConfig {
+  /** Directory of the interception CA (created on first start). */
+  ca_dir: string;
+  /** Request body bytes buffered for rules that read `body`. */
+  max_body_buffer: number;
+  max_header_bytes: number;
+  max_header_count: number;
+  max_request_target: number;
+  /** Open connections per guest on the HTTP port. */
+  max_connections: number;
+  /** `host[:port]` → `addr:port`. */
+  upstream_map: Record<string, string>;
+  /** PEM files trusted for upstream TLS in addition to the system roots. */
+  extra_ca: string[];
+  /** Destination port assumed for intercepted TLS / plain HTTP. */
+  https_port: number;
+  http_port: number;
+  timeouts: { headers_ms: number; idle_ms: number; keepalive_ms: number; handshake_ms: number; upstream_ms: number };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function fail(source: string, key: string, message: string): never {
+  throw new CelgateError('E_CONFIG', `${source}: ${key}: ${message}`, { details: { file: source, key } });
+}
+
+function int(source: string, key: string, v: unknown, fallback: number, max: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) fail(source, key, `must be an integer 1..${max}`);
+  return v;
+}
+
+function checkKeys(source: string, prefix: string, o: Obj, known: string[]): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
+}
+
+const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'https_port', 'http_port', 'timeouts'];
+const TIMEOUT_KEYS = ['headers_ms', 'idle_ms', 'keepalive_ms', 'handshake_ms', 'upstream_ms'];
+
+/** Parses the `http:` mapping (absent → defaults). */
+export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig {
+  if (raw === undefined || raw === null) raw = {};
+  if (!isObj(raw)) fail(source, 'http', 'must be a mapping');
+  checkKeys(source, 'http', raw, TOP_KEYS);
+  const t = raw.timeouts ?? {};
+  if (!isObj(t)) fail(source, 'http.timeouts', 'must be a mapping');
+  checkKeys(source, 'http.timeouts', t, TIMEOUT_KEYS);
+  const d = DEFAULT_HTTP_LIMITS;
+  let map: Record<string, string> = {};
+  if (raw.upstream_map !== undefined && raw.upstream_map !== null) {
+    const m = raw.upstream_map;
+    if (Array.isArray(m) && m.every((x) => typeof x === 'string')) {
+      map = Object.fromEntries(m.map((e: string) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)]));
+      if (m.some((e: string) => !e.includes('='))) fail(source, 'http.upstream_map', 'list entries must be "host[:port]=addr:port"');
+    } else if (isObj(m) && Object.values(m).every((x) => typeof x === 'string')) {
+      map = m as Record<string, string>;
+    } else fail(source, 'http.upstream_map', 'must be a mapping host[:port] → addr:port, or a list of "host[:port]=addr:port"');
+    const parsed = parseUpstreamMap(map);
+    if (!parsed.ok) fail(source, 'http.upstream_map', parsed.issues.map((i) => i.message).join('; '));
+  }
+  let extra: string[] = [];
+  if (raw.extra_ca !== undefined && raw.extra_ca !== null) {
+    const e = typeof raw.extra_ca === 'string' ? [raw.extra_ca] : raw.extra_ca;
+    if (!Array.isArray(e) || !e.every((x) => typeof x === 'string' && x !== '')) fail(source, 'http.extra_ca', 'must be a list of PEM file paths');
+    extra = e as string[];
+  }
+  const ca = raw.ca_dir ?? 'certs';
+  if (typeof ca !== 'string' || ca === '') fail(source, 'http.ca_dir', 'must be a non-empty path');
+  return {
+    ca_dir: ca,
+    max_body_buffer: int(source, 'http.max_body_buffer', raw.max_body_buffer, d.maxBodyBuffer, MAX_CONFIG_BYTES_LIMIT),
+    max_header_bytes: int(source, 'http.max_header_bytes', raw.max_header_bytes, d.maxHeaderBytes, 1024 * 1024),
+    max_header_count: int(source, 'http.max_header_count', raw.max_header_count, d.maxHeaderCount, 10_000),
+    max_request_target: int(source, 'http.max_request_target', raw.max_request_target, d.maxRequestTarget, 1024 * 1024),
+    max_connections: int(source, 'http.max_connections', raw.max_connections, d.maxConnections, 1_000_000),
+    upstream_map: map,
+    extra_ca: extra,
+    https_port: int(source, 'http.https_port', raw.https_port, 443, 65535),
+    http_port: int(source, 'http.http_port', raw.http_port, 80, 65535),
+    timeouts: {
+      headers_ms: int(source, 'http.timeouts.headers_ms', t.headers_ms, d.headersTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
+      idle_ms: int(source, 'http.timeouts.idle_ms', t.idle_ms, d.idleTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
+      keepalive_ms: int(source, 'http.timeouts.keepalive_ms', t.keepalive_ms, d.keepAliveTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
+      handshake_ms: int(source, 'http.timeouts.handshake_ms', t.handshake_ms, d.handshakeTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
+      upstream_ms: int(source, 'http.timeouts.upstream_ms', t.upstream_ms, d.upstreamTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
+    },
+  };
+}
+
+export function limitsFromConfig(c: HttpConfig): HttpLimits {
+  return {
+    maxHeaderBytes: c.max_header_bytes,
+    maxHeaderCount: c.max_header_count,
+    maxRequestTarget: c.max_request_target,
+    maxBodyBuffer: c.max_body_buffer,
+    headersTimeoutMs: c.timeouts.headers_ms,
+    idleTimeoutMs: c.timeouts.idle_ms,
+    keepAliveTimeoutMs: c.timeouts.keepalive_ms,
+    handshakeTimeoutMs: c.timeouts.handshake_ms,
+    maxConnections: c.max_connections,
+    upstreamTimeoutMs: c.timeouts.upstream_ms,
+  };
+}
+
+export interface HttpStartConfig {
+  session_id: string;
+  profile: string;
+  http: HttpConfig;
+  vsock: { mode: VsockMode; host: string; uds_base: string | null; ports: { http: number } };
+}
+
+/** Reads PEM files; a missing or non-PEM file is an E_CONFIG naming it. */
+export function readExtraCa(paths: readonly string[]): string[] {
+  return paths.map((p) => {
+    let text: string;
+    try {
+      text = readFileSync(resolve(p), 'utf8');
+    } catch (err) {
+      throw new CelgateError('E_CONFIG', `http.extra_ca: cannot read ${p}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new CelgateError('E_CONFIG', `http.extra_ca: ${p} holds no PEM certificate`);
+    return text;
+  });
+}
+
+export async function startHttpFromConfig(
+  config: HttpStartConfig,
+  deps: { decider: Decider; engine?: { needsBody(type: EventType): boolean }; sink: EventSink; certs?: SecureContextSource },
+): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
+  const map = parseUpstreamMap(config.http.upstream_map);
+  if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
+  const certs = deps.certs ?? new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
+  const engine = deps.engine;
+  const decider = {
+    decide: deps.decider.decide.bind(deps.decider),
+    ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
+  };
+  const svc = await startHttpService(
+    {
+      vsock: {
+        mode: config.vsock.mode,
+        host: config.vsock.host,
+        port: config.vsock.ports.http,
+        ...(config.vsock.uds_base !== null ? { udsBase: config.vsock.uds_base } : {}),
+      },
+      limits: limitsFromConfig(config.http),
+      upstreamMap: map.value,
+      extraCa: readExtraCa(config.http.extra_ca),
+      httpsPort: config.http.https_port,
+      httpPort: config.http.http_port,
+    },
+    { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs },
+  );
+  return { name: 'http', addresses: svc.addresses, close: () => svc.close() };
+}
