@@ -120,15 +120,23 @@ function send(res: ServerResponse, status: number, body: RouteResponse): void {
   res.end(text);
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_CONTROL_BODY) throw new HttpError(413, 'E_LIMIT', `request body larger than ${MAX_CONTROL_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/** Reads the body up to MAX_CONTROL_BODY. An oversized body is drained (up to 4× the limit, then
+ * the connection is cut) so the client still reads the 413. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_CONTROL_BODY) chunks.push(chunk);
+      else if (size > 4 * MAX_CONTROL_BODY) req.destroy();
+    });
+    req.on('end', () => {
+      if (size > MAX_CONTROL_BODY) reject(new HttpError(413, 'E_LIMIT', `request body larger than ${MAX_CONTROL_BODY} bytes`));
+      else resolve(Buffer.concat(chunks));
+    });
+    req.on('error', reject);
+  });
 }
 
 function tokenOk(header: string | undefined, token: string): boolean {
