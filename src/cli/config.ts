@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { CelgateError } from '../errors.js';
 import { parseMcpConfig, type McpConfig } from '../transport/mcp/config.js';
 import { parseDnsConfig, type DnsConfig } from '../transport/dns/config.js';
+import { parseHttpConfig, type HttpConfig } from '../transport/http/config.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -64,6 +65,8 @@ export interface GatewayConfig {
   mcp: McpConfig;
   /** DNS interception: vsock on by default, optional UDP/TCP listener, upstreams (src/transport/dns/config.ts, docs/dns.md). */
   dns: DnsConfig;
+  /** HTTP(S) interception on the vsock http port: limits, upstream map, extra CAs, CA dir (docs/http.md). */
+  http: HttpConfig;
   watch_rules: boolean;
   /** Where the values came from, for error messages and the health endpoint. */
   source: string;
@@ -144,7 +147,7 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns'];
+const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns', 'http'];
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
   const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
@@ -199,6 +202,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     log: parseLog(s),
     mcp: parseMcpConfig(s.raw.mcp, source),
     dns: parseDnsConfig(s.raw.dns, source),
+    http: parseHttpConfig(s.raw.http, source),
     watch_rules: s.bool('watch_rules', true),
     source,
   };

@@ -28,6 +28,7 @@ import { FanoutSink } from './sink.js';
 import { startExecService } from './guest-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
 import { startDnsFromConfig } from '../transport/dns/config.js';
+import { startHttpFromConfig } from '../transport/http/config.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -158,6 +159,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       logger: d.logger,
     }),
   );
+  await startService((d) => startHttpFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink }));
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;
