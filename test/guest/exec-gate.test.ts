@@ -14,7 +14,7 @@ function fakeDecider(blocked: string[], throwOn?: string): Decider & { seen: Sec
     seen,
     decide(event: SecurityEvent): Decision {
       seen.push(event);
-      const exe = event.common.event_type === 'process.exec' ? event.process.activity.executable : '';
+      const exe = 'process' in event ? event.process.activity.executable : '';
       if (exe === throwOn) throw new Error('engine exploded');
       const hit = blocked.includes(exe);
       return {

@@ -1,0 +1,188 @@
+/**
+ * `npm run bench:security` — the security benchmark orchestrator (DESIGN §10, issue #7).
+ *
+ *  1. Micro suites: each module listed in MICRO_SUITES (dist/bench/<name>.js) exports
+ *     `async function run(): Promise<Artifact | Artifact[]>` and writes its own artifacts through
+ *     bench/artifact.ts. A listed module that is not present is reported as missing.
+ *  2. Guest lanes (process, HTTP, DNS, MCP; bench/guest-lanes.ts): real gateway + namespace guest,
+ *     N blocked operations, assertions before any time is recorded. Skipped, and said so, when
+ *     namespaces are unavailable.
+ *  3. Gates (bench/gates.json) over the lane artifacts; a table; exit 1 when a lane or suite failed
+ *     or a gate did not hold (exit 0 with skipped lanes unless --require-guest).
+ *
+ * usage: node dist/bench/security.js [--runs N] [--lanes process,http,dns,mcp] [--no-micro]
+ *        [--micro a,b] [--break] [--require-guest]
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { artifactDir, repoRoot, runId, type Artifact } from './artifact.js';
+import { dnsLane } from './guest-lane-dns.js';
+import { httpLane } from './guest-lane-http.js';
+import { mcpLane } from './guest-lane-mcp.js';
+import { processLane } from './guest-lane-process.js';
+import { LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes.js';
+
+/** Micro suites of the other areas, by module name under bench/. Add yours here. */
+export const MICRO_SUITES = ['micro', 'policy', 'detection', 'ledger', 'http', 'dns', 'mcp'];
+export const DEFAULT_RUNS = 8;
+export const MAX_RUNS = 10_000;
+
+const LANES: Record<LaneName, LaneSpec> = { process: processLane, http: httpLane, dns: dnsLane, mcp: mcpLane };
+
+export interface Gate {
+  id: string;
+  lane: LaneName;
+  result: string;
+  stat: 'mean' | 'median' | 'p95' | 'p99' | 'max';
+  max_ms: number;
+  kind: 'reference' | 'goal' | 'tight';
+  note?: string;
+}
+
+export interface GateOutcome {
+  gate: Gate;
+  status: 'pass' | 'fail' | 'skipped';
+  value: number | null;
+  detail: string;
+}
+
+export function loadGates(file = join(repoRoot(), 'bench', 'gates.json')): Gate[] {
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as { gates?: unknown };
+  if (!Array.isArray(raw.gates)) throw new Error(`${file}: "gates" must be a list`);
+  return raw.gates.map((g, i) => {
+    const x = g as Gate;
+    if (!LANE_NAMES.includes(x.lane) || typeof x.result !== 'string' || typeof x.max_ms !== 'number' || !['mean', 'median', 'p95', 'p99', 'max'].includes(x.stat)) {
+      throw new Error(`${file}: gates[${i}] needs lane, result, stat (mean|median|p95|p99|max) and max_ms`);
+    }
+    return x;
+  });
+}
+
+/** Judges gates against lane artifacts. A failed lane fails its gates; a skipped lane skips them. */
+export function judge(gates: readonly Gate[], lanes: ReadonlyMap<string, Artifact>): GateOutcome[] {
+  return gates.map((gate) => {
+    const a = lanes.get(gate.lane);
+    if (a === undefined) return { gate, status: 'skipped', value: null, detail: 'lane not run' };
+    if (a.status === 'skipped') return { gate, status: 'skipped', value: null, detail: a.skip_reason ?? 'skipped' };
+    if (a.status !== 'passed') return { gate, status: 'fail', value: null, detail: 'lane assertions failed: no time recorded' };
+    const s = a.results[gate.result];
+    if (s === undefined || s.n === 0) return { gate, status: 'fail', value: null, detail: `no "${gate.result}" samples` };
+    const value = s[gate.stat];
+    return { gate, status: value <= gate.max_ms ? 'pass' : 'fail', value, detail: `${gate.stat} ${value.toFixed(3)} ms vs ≤ ${gate.max_ms} ms` };
+  });
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(3));
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => pad(cell, widths[c]!)).join('  ')).join('\n');
+}
+
+async function runMicro(names: readonly string[]): Promise<Array<{ name: string; status: string; artifacts: Artifact[]; error?: string }>> {
+  const out = [];
+  for (const name of names) {
+    const url = pathToFileURL(join(repoRoot(), 'dist', 'bench', `${name}.js`)).href;
+    let mod: { run?: () => Promise<Artifact | Artifact[]> };
+    try {
+      mod = (await import(url)) as typeof mod;
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`${name}.js`);
+      out.push({ name, status: missing ? 'missing' : 'failed', artifacts: [], error: (err as Error).message.split('\n')[0] });
+      continue;
+    }
+    if (typeof mod.run !== 'function') {
+      out.push({ name, status: 'failed', artifacts: [], error: 'module does not export run()' });
+      continue;
+    }
+    try {
+      const r = await mod.run();
+      const artifacts = Array.isArray(r) ? r : [r];
+      out.push({ name, status: artifacts.every((a) => a.status !== 'failed') ? 'passed' : 'failed', artifacts });
+    } catch (err) {
+      out.push({ name, status: 'failed', artifacts: [], error: (err as Error).message.split('\n')[0] });
+    }
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const runs = Number(flag(argv, '--runs') ?? DEFAULT_RUNS);
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) {
+    process.stderr.write(`--runs must be an integer 1..${MAX_RUNS}\n`);
+    return 2;
+  }
+  const laneNames = (flag(argv, '--lanes') ?? LANE_NAMES.join(',')).split(',').filter(Boolean) as LaneName[];
+  const unknown = laneNames.filter((l) => !LANE_NAMES.includes(l));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown lanes: ${unknown.join(', ')} (known: ${LANE_NAMES.join(', ')})\n`);
+    return 2;
+  }
+  const broken = argv.includes('--break');
+  const gates = loadGates();
+  process.stdout.write(`celgate bench:security run ${runId()} → ${artifactDir()}\n`);
+
+  let failed = false;
+  if (!argv.includes('--no-micro')) {
+    const micro = await runMicro((flag(argv, '--micro') ?? MICRO_SUITES.join(',')).split(',').filter(Boolean));
+    const rows = [['suite', 'status', 'result', 'n', 'mean ms', 'p95 ms', 'note']];
+    for (const m of micro) {
+      if (m.status === 'failed') failed = true;
+      if (m.artifacts.length === 0) rows.push([m.name, m.status, '', '', '', '', m.error ?? '']);
+      for (const a of m.artifacts) {
+        for (const [k, s] of Object.entries(a.results)) rows.push([`${m.name}/${a.name}`, a.status, k, String(s.n), ms(s.mean), ms(s.p95), '']);
+        if (Object.keys(a.results).length === 0) rows.push([`${m.name}/${a.name}`, a.status, '', '', '', '', a.skip_reason ?? '']);
+      }
+    }
+    process.stdout.write(`\nMicro suites\n${table(rows)}\n`);
+  }
+
+  const lanes = new Map<string, Artifact>();
+  for (const name of laneNames) {
+    process.stdout.write(`lane ${name}${broken ? ' (broken rule)' : ''}: running ${runs} operations…\n`);
+    lanes.set(name, await runLane(LANES[name], { runs, broken }));
+  }
+  const rows = [['lane', 'status', 'result', 'n', 'mean ms', 'median', 'p95', 'max']];
+  for (const a of lanes.values()) {
+    if (a.status === 'failed') failed = true;
+    const entries = Object.entries(a.results);
+    if (entries.length === 0) rows.push([a.name, a.status, a.skip_reason ?? '(no times: assertions failed)', '', '', '', '', '']);
+    for (const [k, s] of entries) rows.push([a.name, a.status, k, String(s.n), ms(s.mean), ms(s.median), ms(s.p95), ms(s.max)]);
+  }
+  process.stdout.write(`\nGuest-originated enforcement (runs=${runs})\n${table(rows)}\n`);
+  for (const a of lanes.values()) {
+    for (const x of a.assertions.filter((y) => !y.ok)) process.stdout.write(`  FAILED ${a.name}: ${x.name} — ${x.detail ?? ''}\n`);
+  }
+
+  const outcomes = judge(gates, lanes);
+  const grows = [['gate', 'kind', 'status', 'detail']];
+  for (const o of outcomes) {
+    if (o.status === 'fail') failed = true;
+    grows.push([o.gate.id, o.gate.kind, o.status, o.detail]);
+  }
+  process.stdout.write(`\nGates (bench/gates.json)\n${table(grows)}\n`);
+  const skipped = [...lanes.values()].filter((a) => a.status === 'skipped');
+  if (skipped.length > 0) {
+    process.stdout.write(`\n${skipped.length} lane(s) SKIPPED: ${skipped[0]!.skip_reason}\n`);
+    if (argv.includes('--require-guest')) failed = true;
+  }
+  process.stdout.write(`\n${failed ? 'FAILED' : 'OK'}: artifacts in ${artifactDir()}\n`);
+  return failed ? 1 : 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`bench:security crashed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
