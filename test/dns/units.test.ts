@@ -75,8 +75,8 @@ describe('synthetic answers', () => {
 
   it('static answers carry only the addresses of the asked family', () => {
     const addrs = ['10.0.0.1', '10.0.0.2', 'fd00::1'];
-    expect(decode(staticResponse(q('db.internal', 'A'), addrs, 60)).answers?.map((x) => x.data)).toEqual(['10.0.0.1', '10.0.0.2']);
-    expect(decode(staticResponse(q('db.internal', 'AAAA'), addrs, 60)).answers?.map((x) => x.data)).toEqual(['fd00::1']);
+    expect(decode(staticResponse(q('db.internal', 'A'), addrs, 60)).answers?.map((x) => (x as { data: unknown }).data)).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(decode(staticResponse(q('db.internal', 'AAAA'), addrs, 60)).answers?.map((x) => (x as { data: unknown }).data)).toEqual(['fd00::1']);
     const txt = decode(staticResponse(q('db.internal', 'TXT'), addrs, 60));
     expect(txt.rcode).toBe('NOERROR');
     expect(txt.answers).toEqual([]);
@@ -94,7 +94,7 @@ describe('synthetic answers', () => {
     expect(out.questions?.[0]?.name).toBe('EXAMPLE.com');
     expect(out.answers?.[0]).toMatchObject({ ttl: 70, data: '192.0.2.1' });
     const aged = decode(rewriteResponse(stored, q('example.com'), parsed.response.questionEnd, parsed.response.ttlOffsets, 500));
-    expect(aged.answers?.[0]?.ttl).toBe(0);
+    expect((aged.answers?.[0] as { ttl?: number } | undefined)?.ttl).toBe(0);
   });
 });
 
