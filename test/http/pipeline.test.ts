@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'undici';
-import { guestClient, makeCerts, startGateway, startUpstream, fetchVia, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import { guestClient, makeCerts, reqOf, startGateway, startUpstream, fetchVia, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let up: Upstream;
@@ -41,7 +41,7 @@ describe('HTTPS interception through the vsock port', () => {
   });
 
   it('answers a blocked request with a JSON 403 naming the rule, without contacting upstream', async () => {
-    g.decider.set([{ id: 'no-evil', action: 'block', reason: 'evil.test is an exfil endpoint', when: (e) => e.common.event_type === 'http.request' && e.http.request.host === 'evil.test' }]);
+    g.decider.set([{ id: 'no-evil', action: 'block', reason: 'evil.test is an exfil endpoint', when: (e) => reqOf(e)?.host === 'evil.test' }]);
     const seen = up.seen.length;
     const r = await fetchVia(g, 'https://evil.test/steal', { headers: { accept: 'application/json' } });
     expect(r.status).toBe(403);
@@ -68,7 +68,7 @@ describe('HTTPS interception through the vsock port', () => {
   });
 
   it('reuses one kept-alive connection across an allowed and a blocked request', async () => {
-    g.decider.set([{ id: 'no-admin', action: 'block', when: (e) => e.common.event_type === 'http.request' && e.http.request.path.startsWith('/admin') }]);
+    g.decider.set([{ id: 'no-admin', action: 'block', when: (e) => reqOf(e)?.path.startsWith('/admin') === true }]);
     const client = new Client('https://api.test', {
       connect: (opts, cb) => void g.tlsConnect('api.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
     });
@@ -104,7 +104,7 @@ describe('HTTPS interception through the vsock port', () => {
   });
 
   it('judges by SNI when the Host header names another host, and records the mismatch', async () => {
-    g.decider.set([{ id: 'no-evil', action: 'block', when: (e) => e.common.event_type === 'http.request' && e.http.request.host === 'evil.test' }]);
+    g.decider.set([{ id: 'no-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' }]);
     const before = g.sink.nets.length;
     const client = guestClient(g, 'evil.test');
     const r = await client.request({ path: '/x', method: 'GET', headers: { host: 'api.test' } });
@@ -129,7 +129,7 @@ describe('HTTPS interception through the vsock port', () => {
         id: 'no-secrets',
         action: 'block',
         readsBody: true,
-        when: (e) => e.common.event_type === 'http.request' && e.http.request.body.text.includes('secret'),
+        when: (e) => reqOf(e)?.body.text.includes('secret') === true,
       },
     ]);
     const seen = up.seen.length;
@@ -149,7 +149,7 @@ describe('HTTPS interception through the vsock port', () => {
     expect(r.status).toBe(200);
     expect(JSON.parse(r.text).body.length).toBe(100_000);
     const ev = g.decider.decided.filter((e) => e.common.event_type === 'http.request').at(-1)!;
-    expect(ev.common.event_type === 'http.request' && ev.http.request.body.state).toBe('streamed');
+    expect(reqOf(ev)?.body.state).toBe('streamed');
   });
 
   it('answers 502 when the upstream is down and keeps the connection usable', async () => {
