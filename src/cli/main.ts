@@ -3,6 +3,7 @@
  */
 import { Command } from 'commander';
 import { registerCaCommands } from './ca-commands.js';
+import { registerIrCommands } from './ir-commands.js';
 import { registerPolicyCommands } from './policy-commands.js';
 import { registerStart } from './start.js';
 import { registerGatewayCommands } from './gateway-commands.js';
@@ -15,6 +16,7 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 
 registerCaCommands(program);
+registerIrCommands(program);
 registerPolicyCommands(program);
 registerStart(program);
 registerGatewayCommands(program);

@@ -26,6 +26,7 @@ import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } fr
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
 import { FanoutSink } from './sink.js';
 import { startExecService } from './guest-commands.js';
+import { irRoutes } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
 import { startDnsFromConfig } from '../transport/dns/config.js';
 import { startHttpFromConfig } from '../transport/http/config.js';
@@ -124,6 +125,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       metrics: createMetrics({ counters, policy, ledger: () => ledger.stats() }),
     }),
   );
+  router.add(...irRoutes({ sessionDb, dataDir: config.data_dir }));
   const control = await startControlServer({
     socket: config.control.socket,
     tcp: config.control.tcp,

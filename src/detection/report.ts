@@ -1,0 +1,68 @@
+/**
+ * Human-readable text for IR results: issues, lowered rules, pack test results, and backtest / hunt
+ * reports. Pure string building; the CLI decides where it goes.
+ */
+import { formatIssue, type Issue } from '../errors.js';
+import type { LoadedPack } from './install.js';
+import type { PackTestSummary } from './pack-tests.js';
+import type { RunReport } from './run.js';
+
+export function formatIssues(issues: readonly Issue[]): string {
+  return issues.map((i) => `  ${formatIssue(i)}`).join('\n');
+}
+
+export function formatLowered(packs: readonly LoadedPack[]): string {
+  const out: string[] = [];
+  for (const { pack, rules } of packs) {
+    out.push(`# pack ${pack.id}@${pack.version}`);
+    for (const r of rules) out.push(`# ${r.rule.id} (${r.rule.event_type}, ${r.rule.severity}${r.rule.action === 'block' ? ', blocks' : ''})`, r.condition, '');
+  }
+  return out.join('\n');
+}
+
+export function formatPackTests(s: PackTestSummary): string {
+  const lines = s.results.map((r) => `${r.passed ? 'PASS' : 'FAIL'}  ${r.rule_id}: ${r.name}${r.message === undefined ? '' : ` — ${r.message}`}`);
+  if (s.untested.length > 0) lines.push(`note: rules without test cases: ${s.untested.join(', ')}`);
+  lines.push(`${s.passed} passed, ${s.failed} failed`);
+  return lines.join('\n');
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function formatRunReport(r: RunReport): string {
+  const packs = r.packs.map((p) => `${p.id}@${p.version} (${p.rules.length} rule${p.rules.length === 1 ? '' : 's'})`).join(', ');
+  const lines = [
+    `${r.kind}: ${packs} over ${r.events_scanned} events`,
+    `  matches: ${r.total_matches}   unique evidence: ${r.unique_evidence}   rows: ${r.rows.length}${r.truncated ? ' (truncated)' : ''}`,
+  ];
+  for (const [rule, t] of Object.entries(r.by_rule)) lines.push(`  ${rule}: ${t.matches} matches, ${t.unique_evidence} unique`);
+  if (r.errors.count > 0) {
+    lines.push(`  evaluation errors: ${r.errors.count}`);
+    for (const e of r.errors.samples) lines.push(`    ${e.rule_id} on ${e.event_id}: ${e.message}`);
+  }
+  if (r.expectations !== null) {
+    const x = r.expectations;
+    lines.push(`  expectations: ${x.checked} checked, ${x.passed} passed, ${x.failed} failed`);
+    for (const m of x.mismatches) lines.push(`    ${m.where ?? m.event_id}: expected [${m.expected.join(', ')}], got [${m.actual.join(', ')}]`);
+  }
+  if (r.rows.length > 0) {
+    const w = Math.max(4, ...r.rows.map((x) => x.rule_id.length));
+    lines.push('', `${pad('RULE', w)}  SEVERITY       COUNT  EVIDENCE          FIRST EVENT  SUMMARY`);
+    for (const x of r.rows) {
+      lines.push(`${pad(x.rule_id, w)}  ${pad(x.severity, 13)}  ${pad(String(x.count), 5)}  ${x.signature.slice(0, 16)}  ${pad(x.first_event_id, 11)}  ${x.summary}`);
+    }
+  }
+  lines.push('', r.ok ? 'ok' : 'NOT OK');
+  return lines.join('\n');
+}
+
+/** One progress line for stderr: a bar when the total is known, a counter otherwise. */
+export function progressLine(done: number, total: number | undefined, what: string): string {
+  if (total === undefined || total <= 0) return `\r${done} ${what}`;
+  const frac = Math.min(1, done / total);
+  const width = 30;
+  const full = Math.round(frac * width);
+  return `\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${Math.round(frac * 100)}% ${what}`;
+}
