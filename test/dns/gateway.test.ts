@@ -10,7 +10,7 @@ import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVsock } from '../../src/transport/vsock.js';
 import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { startAuthority, type Authority } from './authority.js';
+import { startAuthority, type Authority } from '../../bench/dns-authority.js';
 
 const run = promisify(execFile);
 const haveDig = await run('dig', ['-v']).then(() => true, () => false);

@@ -11,7 +11,7 @@ import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVsock } from '../../src/transport/vsock.js';
 import { MAX_PIPELINED } from '../../src/transport/dns/limits.js';
-import { startAuthority, type Authority } from './authority.js';
+import { startAuthority, type Authority } from '../../bench/dns-authority.js';
 import { blockRule, startHarness, type Harness } from './harness.js';
 
 const run = promisify(execFile);

@@ -1,5 +1,5 @@
 /**
- * A small authoritative DNS server for tests and benchmarks: UDP and TCP on 127.0.0.1 (port 0),
+ * A small authoritative DNS server for tests (test/dns) and benchmarks (bench/dns.ts): UDP and TCP on 127.0.0.1 (port 0),
  * answering from a static zone with dns-packet. Names under `truncate` are answered over UDP with TC
  * set (and fully over TCP); `silent` makes it swallow every query (for timeout tests). Counts queries.
  */
