@@ -1,0 +1,93 @@
+/**
+ * The architecture is checked, not hoped for: every import edge between src/ areas must be in the
+ * allowed set of docs/architecture.md, the pure layers import no socket modules, and the whole
+ * project type-checks.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SRC = join(ROOT, 'src');
+
+const ALLOWED: Record<string, readonly string[]> = {
+  errors: [],
+  events: ['errors'],
+  policy: ['events', 'errors'],
+  detection: ['policy', 'events', 'errors'],
+  store: ['events', 'errors'],
+  certs: ['errors'],
+  transport: ['policy', 'events', 'certs', 'errors'],
+  control: ['policy', 'detection', 'store', 'events', 'errors'],
+  cli: ['errors', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control'],
+};
+const PURE = ['events', 'policy', 'detection', 'store'];
+const SOCKET_MODULES = ['node:net', 'node:tls', 'node:dgram', 'node:http', 'node:https', 'node:http2', 'net', 'tls', 'dgram', 'http-mitm-proxy', 'dns-packet', 'undici'];
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function areaOf(file: string): string {
+  const rel = relative(SRC, file);
+  const first = rel.split('/')[0]!;
+  return first.endsWith('.ts') ? first.slice(0, -3) : first;
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+    out.push((m[1] ?? m[2])!);
+  }
+  return out;
+}
+
+describe('architecture', () => {
+  const sources = files(SRC);
+
+  it('has every area of the layout', () => {
+    for (const area of Object.keys(ALLOWED)) expect(sources.some((f) => areaOf(f) === area), area).toBe(true);
+  });
+
+  it('keeps every import edge between areas inside the allowed set', () => {
+    const bad: string[] = [];
+    for (const file of sources) {
+      const from = areaOf(file);
+      for (const spec of importsOf(file)) {
+        if (!spec.startsWith('.')) continue;
+        const target = resolve(dirname(file), spec);
+        if (!target.startsWith(SRC)) {
+          bad.push(`${relative(ROOT, file)} imports ${spec} (outside src)`);
+          continue;
+        }
+        const to = areaOf(target.replace(/\.js$/, '.ts'));
+        if (to !== from && !(ALLOWED[from] ?? []).includes(to)) bad.push(`${relative(ROOT, file)}: ${from} → ${to} (${spec})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('keeps sockets, DNS wire code and proxies out of the pure layers', () => {
+    const bad: string[] = [];
+    for (const file of sources.filter((f) => PURE.includes(areaOf(f)))) {
+      for (const spec of importsOf(file)) if (SOCKET_MODULES.includes(spec)) bad.push(`${relative(ROOT, file)} imports ${spec}`);
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('type-checks (tsc --noEmit)', () => {
+    let output = '';
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', ROOT], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+    } catch (err) {
+      output = String((err as { stdout?: string }).stdout ?? err);
+    }
+    expect(output).toBe('');
+  }, 120_000);
+});
