@@ -10,6 +10,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CA_CERT_FILE } from '../src/certs/ca.js';
 import type { LaneContext, LaneDrive, LaneSpec } from './guest-lanes.js';
 
 /** An address on the guest's default route; the iptables REDIRECT catches connections to it. */
@@ -34,18 +35,16 @@ function parseStats(text: string): CurlStats[] {
     .map((l) => JSON.parse(l) as CurlStats);
 }
 
-/** The CA the gateway signs leaves with: `<workDir>/certs/ca.pem`-style files the gateway created. */
+/** The CA the gateway signs leaves with (it creates it in `http.ca_dir` on first start). */
 export function findCaCert(workDir: string): string | null {
-  for (const p of ['certs/ca.pem', 'certs/ca.crt', 'certs/celgate-ca.pem', 'data/certs/ca.pem']) {
-    if (existsSync(join(workDir, p))) return join(workDir, p);
-  }
-  return null;
+  const p = join(workDir, 'certs', CA_CERT_FILE);
+  return existsSync(p) ? p : null;
 }
 
 export const httpLane: LaneSpec = {
   name: 'http',
   table: 'net_events',
-  gatewayConfig: (workDir) => ({ certs: { dir: join(workDir, 'certs') } }),
+  gatewayConfig: (workDir) => ({ http: { ca_dir: join(workDir, 'certs') } }),
   condition: (tag, broken) => `http.request.host == "${host(tag)}${broken ? '.never' : ''}"`,
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const h = host(ctx.tag);
