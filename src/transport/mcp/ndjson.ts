@@ -20,6 +20,8 @@ export class NdjsonDecoder {
   private size = 0;
   private failed: NdjsonError | null = null;
 
+  constructor(private readonly maxLine: number = MAX_LINE_BYTES) {}
+
   get error(): NdjsonError | null {
     return this.failed;
   }
@@ -33,7 +35,7 @@ export class NdjsonDecoder {
     for (;;) {
       const nl = bytes.indexOf(0x0a, start);
       const end = nl === -1 ? bytes.length : nl;
-      if (this.size + (end - start) > MAX_LINE_BYTES) return this.fail({ reason: 'oversize', message: `line exceeds ${MAX_LINE_BYTES} bytes` }, lines);
+      if (this.size + (end - start) > this.maxLine) return this.fail({ reason: 'oversize', message: `line exceeds ${this.maxLine} bytes` }, lines);
       if (nl === -1) {
         if (end > start) {
           this.parts.push(Buffer.from(bytes.subarray(start, end)));

@@ -23,7 +23,15 @@ import {
   type RpcErrorObject,
   type RpcMessage,
 } from './jsonrpc.js';
-import type { Upstream, UpstreamReply } from './upstream.js';
+import { Cancel, type Upstream, type UpstreamReply } from './upstream.js';
+
+/** Digest and preview of one arguments object, computed once for its request and response rows. */
+const argsCache = new WeakMap<JsonObject, { args_digest: string; args_preview: string }>();
+function argsFacts(args: JsonObject): { args_digest: string; args_preview: string } {
+  let f = argsCache.get(args);
+  if (!f) argsCache.set(args, (f = { args_digest: argsDigest(args), args_preview: argsPreview(args) }));
+  return f;
+}
 
 /** Most requests of one session waiting for an upstream at once. */
 export const MAX_INFLIGHT_PER_SESSION = 64;
@@ -42,7 +50,7 @@ interface Route {
 export class McpSession {
   private initialized = false;
   private answeredInitialize = false;
-  private readonly inflight = new Map<string, AbortController>();
+  private readonly inflight = new Map<string, Cancel>();
   private readonly unregister: () => void;
   private closed = false;
 
@@ -239,18 +247,18 @@ export class McpSession {
       const why = this.inflight.has(key) ? `request id ${key} is already in flight` : `more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`;
       return finish({ error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: ${why}` } }, true);
     }
-    const abort = new AbortController();
+    const abort = new Cancel();
     this.inflight.set(key, abort);
     const reply: UpstreamReply = await route.upstream.request(method, route.params ?? params, {
       timeoutMs: this.gw.callTimeoutMs,
-      signal: abort.signal,
+      signal: abort,
       onProgress: (p) => {
         const token = isJsonObject(params?._meta) ? params._meta.progressToken : undefined;
         if (token !== undefined) this.emit(notification('notifications/progress', { ...p, progressToken: token }));
       },
     });
     this.inflight.delete(key);
-    if (abort.signal.aborted) return finish({ none: true }, true); // cancelled by the guest: no reply
+    if (abort.aborted) return finish({ none: true }, true); // cancelled by the guest: no reply
     if ('error' in reply) return finish(reply, true);
     if (method !== 'tools/call') return finish(reply, false);
     const upstreamMs = performance.now() - started;
@@ -297,8 +305,7 @@ export class McpSession {
       method: req?.method ?? 'tools/call',
       tool_name: req?.tool_name ?? tool ?? '',
       request_id: req?.request_id ?? requestId ?? '',
-      args_digest: argsDigest(args),
-      args_preview: argsPreview(args),
+      ...argsFacts(args),
       is_error: isError,
       duration_ms: Math.round(durationMs * 1000) / 1000,
     });

@@ -5,11 +5,12 @@
  * gateway decides before it calls `request`. `request` never rejects: failures come back as
  * JSON-RPC error objects (code -32000, `data.reason`).
  */
-import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { StdioUpstreamTransport } from './stdio.js';
 import { RpcCode, isJsonObject, type Json, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
 
 export interface UpstreamConfig {
@@ -33,6 +34,21 @@ export interface UpstreamOptions {
 }
 
 export type UpstreamReply = { result: Json } | { error: RpcErrorObject };
+
+/** A cheap cancellation handle (an AbortController per call costs more than the rest of the hop). */
+export class Cancel {
+  aborted = false;
+  private hook: (() => void) | null = null;
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.hook?.();
+  }
+  /** @internal */
+  onAbort(hook: () => void): void {
+    this.hook = hook;
+  }
+}
 export type UpstreamState = 'starting' | 'ready' | 'down' | 'closed';
 
 /** A server that stays up this long resets the backoff. */
@@ -40,7 +56,6 @@ export const STABLE_AFTER_MS = 5_000;
 /** Bounds on what one server may list (pages and items) for tools/list aggregation. */
 export const MAX_LIST_PAGES = 50;
 export const MAX_LIST_ITEMS = 5_000;
-const STDERR_LINE_MAX = 512;
 
 interface Pending {
   resolve: (reply: UpstreamReply) => void;
@@ -107,7 +122,6 @@ export class Upstream {
     };
     t.onerror = (err) => this.opts.log?.('debug', 'mcp upstream transport error', { server: this.id, error: String(err) });
     await t.start();
-    if (t instanceof StdioClientTransport) this.drainStderr(t);
     const init = await this.send('initialize', {
       protocolVersion: LATEST_PROTOCOL_VERSION,
       capabilities: {},
@@ -127,27 +141,12 @@ export class Upstream {
     if (c.url !== undefined) {
       return new StreamableHTTPClientTransport(new URL(c.url), c.headers ? { requestInit: { headers: c.headers } } : undefined);
     }
-    return new StdioClientTransport({
+    return new StdioUpstreamTransport({
       command: c.command!,
       args: c.args ?? [],
       env: { ...getDefaultEnvironment(), ...(c.env ?? {}) },
       ...(c.cwd !== undefined ? { cwd: c.cwd } : {}),
-      stderr: 'pipe',
-    });
-  }
-
-  private drainStderr(t: StdioClientTransport): void {
-    const s = t.stderr;
-    if (!s) return;
-    let buf = '';
-    s.on('data', (chunk: Buffer) => {
-      buf = (buf + chunk.toString('utf8')).slice(-4 * STDERR_LINE_MAX);
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, Math.min(nl, STDERR_LINE_MAX));
-        buf = buf.slice(nl + 1);
-        if (line.trim() !== '') this.opts.log?.('debug', 'mcp upstream stderr', { server: this.id, line });
-      }
+      onStderrLine: (line) => this.opts.log?.('debug', 'mcp upstream stderr', { server: this.id, line }),
     });
   }
 
@@ -158,7 +157,7 @@ export class Upstream {
   async request(
     method: string,
     params: JsonObject | undefined,
-    opts: { timeoutMs: number; signal?: AbortSignal; onProgress?: (params: JsonObject) => void },
+    opts: { timeoutMs: number; signal?: Cancel; onProgress?: (params: JsonObject) => void },
   ): Promise<UpstreamReply> {
     if (this.state === 'starting' && this.ready) {
       const waited = await withTimeout(this.ready.then(() => true, () => false), opts.timeoutMs);
@@ -174,7 +173,7 @@ export class Upstream {
     method: string,
     params: JsonObject | undefined,
     timeoutMs: number,
-    signal?: AbortSignal,
+    signal?: Cancel,
     onProgress?: (params: JsonObject) => void,
   ): Promise<UpstreamReply> {
     const t = this.transport;
@@ -209,7 +208,7 @@ export class Upstream {
           finish({ error: { code: RpcCode.SERVER_ERROR, message: 'request cancelled', data: { reason: 'cancelled' } } });
         };
         if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
+        signal.onAbort(onAbort);
       }
       const msg = { jsonrpc: '2.0', id, method, ...(sendParams !== undefined ? { params: sendParams } : {}) };
       t.send(msg as JSONRPCMessage).catch((err: unknown) => {

@@ -1,0 +1,190 @@
+/**
+ * MCP interception benchmarks (issue #6). Three measurements, each asserting what it measures
+ * before recording it, written as JSON artifacts under benchmarks/security-engine/:
+ *
+ *  1. micro  `mcp-blocked-call-pipeline`: frame decode → JSON-RPC parse → mcp.request event →
+ *     engine decide → JSON-RPC denial → frame encode, in process (tinybench).
+ *  2. guest  `mcp-blocked-call-e2e`: the real gateway (`celgate start`, uds vsock), the SDK Client
+ *     over the frame transport, N blocked `tools/call`s. Gate: p50 ≤ 0.3 ms. Asserts every call was
+ *     denied with the rule id and session.db holds N rows naming it.
+ *  3. guest  `mcp-echo-overhead`: allowed `echo` on server-everything through celgate vs. the same
+ *     call from an SDK Client straight to the server (stdio), interleaved in the same run.
+ *     Gate: median(celgate) ≤ 1.5 × median(direct).
+ *
+ * usage: npm run -s build && node dist/bench/mcp.js [--calls N]   (exits 1 when a gate fails)
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { Bench } from 'tinybench';
+import { NULL_SINK } from '../src/events/sink.js';
+import { PolicyEngine, RuleRegistry } from '../src/policy/index.js';
+import { FrameDecoder, FrameKind, decodeUtf8, encodeData } from '../src/transport/mcp/frame.js';
+import { McpGateway } from '../src/transport/mcp/gateway.js';
+import { RpcCode, type Json } from '../src/transport/mcp/jsonrpc.js';
+import { McpSession } from '../src/transport/mcp/session.js';
+import { connectFramedTransport } from '../src/transport/mcp/client.js';
+import { fromTinybench, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import { startBenchGateway } from './guest-gateway.js';
+
+export const E2E_P50_GOAL_MS = 0.3;
+export const ECHO_RATIO_GOAL = 1.5;
+const RULE_ID = 'bench-mcp-deny';
+const BLOCKED_TOOL = 'get-sum';
+const EVERYTHING_JS = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
+const EVERYTHING = { id: 'everything', command: process.execPath, args: [EVERYTHING_JS, 'stdio'] };
+const RULE = {
+  id: RULE_ID,
+  description: 'benchmark: deny one tool',
+  condition: `mcp.request.tool_name == "${BLOCKED_TOOL}"`,
+  action: 'block' as const,
+  reason: 'benchmark denial',
+};
+
+/** 1. The sans-io + decide path of one blocked tools/call, no sockets. */
+export async function benchPipeline(): Promise<Artifact> {
+  const registry = new RuleRegistry();
+  const installed = registry.install({ ...RULE, priority: 0, mode: 'enforce', enabled: true, severity: null, tags: [], pack_id: 'bench', kind: 'enforcement' });
+  if (!installed.ok) throw new Error(JSON.stringify(installed.issues));
+  const gw = new McpGateway({ upstreams: [], origin: { session_id: 'bench' } }, { decider: new PolicyEngine(registry), sink: NULL_SINK, rules: registry });
+  let wake: () => void = () => {};
+  let last: Json = null;
+  const session = new McpSession(gw, 'bench', (m) => {
+    last = m;
+    wake();
+  });
+  const roundTrip = async (frame: Buffer, decoder: FrameDecoder): Promise<Buffer> => {
+    const replied = new Promise<void>((r) => (wake = r));
+    const f = decoder.push(frame).frames[0];
+    if (f?.kind !== FrameKind.DATA) throw new Error('no DATA frame decoded');
+    session.handlePayload(decodeUtf8(f.payload)!);
+    await replied;
+    return encodeData(1, JSON.stringify(last));
+  };
+  const decoder = new FrameDecoder();
+  await roundTrip(encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'b', version: '1' } } })), decoder);
+  const call = encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: 1, b: 2 } } }));
+  const check = JSON.parse((await roundTrip(call, decoder)).subarray(14).toString('utf8'));
+  const assertions: AssertionResult[] = [
+    { name: 'reply is a policy denial for the same id', ok: check.id === 42 && check.error?.code === RpcCode.POLICY_BLOCKED },
+    { name: 'denial names the rule', ok: check.error?.data?.rule_id === RULE_ID, detail: JSON.stringify(check.error?.data) },
+  ];
+  const bench = new Bench({ time: 1_000, warmupTime: 200, retainSamples: true });
+  bench.add('decode+decide+encode blocked tools/call', () => roundTrip(call, decoder).then(() => undefined));
+  await bench.run();
+  return writeArtifact({ kind: 'micro', name: 'mcp-blocked-call-pipeline', results: fromTinybench(bench.tasks), assertions });
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | undefined; error: unknown }> {
+  const t = performance.now();
+  try {
+    const value = await fn();
+    return { ms: performance.now() - t, value, error: undefined };
+  } catch (error) {
+    return { ms: performance.now() - t, value: undefined, error };
+  }
+}
+
+/** 2 + 3. The real gateway, the SDK client through frames, and the direct baseline. */
+export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
+  const work = mkdtempSync(join(tmpdir(), 'celgate-bench-mcp-'));
+  const gw = await startBenchGateway(work, { mcp: { servers: [EVERYTHING] } });
+  const artifacts: Artifact[] = [];
+  let client: Client | undefined;
+  let direct: Client | undefined;
+  try {
+    const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
+    if (put.status >= 300) throw new Error(`rule install failed: ${put.text}`);
+    client = new Client({ name: 'bench-mcp', version: '1' });
+    await client.connect(await connectFramedTransport({ mode: 'uds', udsBase: gw.udsBase, port: 5003 }, { processName: 'bench-mcp' }));
+    direct = new Client({ name: 'bench-direct', version: '1' });
+    await direct.connect(new StdioClientTransport({ command: EVERYTHING.command, args: EVERYTHING.args, stderr: 'ignore' }));
+
+    // 2. blocked calls
+    const blockedMs: number[] = [];
+    let deniedWithRule = 0;
+    for (let i = 0; i < calls + 50; i++) {
+      const r = await timed(() => client!.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }));
+      const e = r.error;
+      const ok = e instanceof McpError && e.code === RpcCode.POLICY_BLOCKED && (e.data as { rule_id?: string })?.rule_id === RULE_ID;
+      if (i >= 50) {
+        blockedMs.push(r.ms);
+        if (ok) deniedWithRule++;
+      }
+    }
+    // 3. allowed echo, interleaved with the direct baseline
+    const viaMs: number[] = [];
+    const directMs: number[] = [];
+    let echoOk = 0;
+    const echoCalls = Math.max(100, Math.floor(calls / 2));
+    for (let i = 0; i < echoCalls + 30; i++) {
+      const a = await timed(() => client!.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } }));
+      const b = await timed(() => direct!.callTool({ name: 'echo', arguments: { message: `m${i}` } }));
+      const same = JSON.stringify((a.value as { content?: unknown })?.content) === JSON.stringify((b.value as { content?: unknown })?.content);
+      if (i >= 30) {
+        viaMs.push(a.ms);
+        directMs.push(b.ms);
+        if (same && a.error === undefined && b.error === undefined) echoOk++;
+      }
+    }
+    await client.close();
+    client = undefined;
+    await gw.stop();
+    const rows = gw.ledgerRows('mcp_calls', RULE_ID).filter((r) => r.decision === 'block').length;
+    const blocked = summarize(blockedMs);
+    artifacts.push(
+      writeArtifact({
+        kind: 'guest',
+        name: 'mcp-blocked-call-e2e',
+        results: { 'blocked tools/call, SDK client → celgate (uds frames)': blocked },
+        assertions: [
+          { name: `every call denied with rule ${RULE_ID}`, ok: deniedWithRule === calls, detail: `${deniedWithRule}/${calls}` },
+          { name: 'session.db holds a block row per call', ok: rows >= calls + 50, detail: `${rows} rows` },
+          { name: `p50 ≤ ${E2E_P50_GOAL_MS} ms`, ok: blocked.median <= E2E_P50_GOAL_MS, detail: `${blocked.median.toFixed(3)} ms` },
+        ],
+      }),
+    );
+    const via = summarize(viaMs);
+    const base = summarize(directMs);
+    const ratio = via.median / base.median;
+    artifacts.push(
+      writeArtifact({
+        kind: 'guest',
+        name: 'mcp-echo-overhead',
+        results: { 'echo via celgate': via, 'echo direct (stdio)': base },
+        assertions: [
+          { name: 'every echo returned the same result both ways', ok: echoOk === echoCalls, detail: `${echoOk}/${echoCalls}` },
+          { name: `median ratio ≤ ${ECHO_RATIO_GOAL}`, ok: ratio <= ECHO_RATIO_GOAL, detail: ratio.toFixed(3) },
+        ],
+        notes: { ratio },
+      }),
+    );
+  } finally {
+    await client?.close().catch(() => {});
+    await direct?.close().catch(() => {});
+    await gw.stop().catch(() => {});
+  }
+  return artifacts;
+}
+
+export async function run(calls = 1_000): Promise<Artifact[]> {
+  return [await benchPipeline(), ...(await benchEndToEnd(calls))];
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const i = process.argv.indexOf('--calls');
+  const calls = i === -1 ? 1_000 : Number(process.argv[i + 1]);
+  const artifacts = await run(calls);
+  for (const a of artifacts) {
+    console.log(`\n${a.kind}/${a.name}: ${a.status}`);
+    for (const [name, s] of Object.entries(a.results)) {
+      console.log(`  ${name}: n=${s.n} mean=${s.mean.toFixed(4)} p50=${s.median.toFixed(4)} p95=${s.p95.toFixed(4)} p99=${s.p99.toFixed(4)} ms`);
+    }
+    for (const x of a.assertions) console.log(`  [${x.ok ? 'ok' : 'FAIL'}] ${x.name}${x.detail ? ` (${x.detail})` : ''}`);
+  }
+  process.exitCode = artifacts.every((a) => a.status === 'passed') ? 0 : 1;
+}
