@@ -1,0 +1,277 @@
+/**
+ * `npm run bench:peers` — celgate against its peers on ALLOWED traffic (issue #7 §5). One local
+ * HTTPS upstream, one client (undici), one run, four paths:
+ *   direct          client → upstream
+ *   celgate-vsock   client → celgate's HTTP port (tcp vsock mode, TLS with SNI) → upstream
+ *   celgate-proxy   client → celgate's explicit proxy (CONNECT) → upstream (when configured)
+ *   mitmdump        client → Debian's mitmdump as an explicit proxy → upstream
+ * Measured: throughput with 1 and 16 concurrent kept-alive connections, and new-connection latency;
+ * reported as ratios to direct. Every response must be a 200 with the expected body before a number
+ * is kept. mitmdump is installed with apt when absent; a path that cannot run is reported as skipped.
+ *
+ * usage: node dist/bench/peers.js [--seconds S] [--latency-runs N] [--no-install]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { pathToFileURL } from 'node:url';
+import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import { CA_CERT_FILE } from '../src/certs/ca.js';
+import { summarize, writeArtifact, type AssertionResult, type Summary } from './artifact.js';
+import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
+
+export const BODY = Buffer.alloc(1024, 'x');
+export const CONCURRENCY = [1, 16] as const;
+const WARMUP_REQUESTS = 50;
+
+interface PathSetup {
+  name: string;
+  origin: string;
+  dispatcher(connections: number): Dispatcher;
+  /** One fresh connection per request. */
+  fresh(): Dispatcher;
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function makeCert(dir: string): { key: string; cert: string; certPath: string } {
+  const r = spawnSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', join(dir, 'up.key'), '-out', join(dir, 'up.crt'), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
+  ], { stdio: 'pipe' });
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
+  return { key: readFileSync(join(dir, 'up.key'), 'utf8'), cert: readFileSync(join(dir, 'up.crt'), 'utf8'), certPath: join(dir, 'up.crt') };
+}
+
+async function upstream(key: string, cert: string): Promise<{ server: Server; port: number }> {
+  const server = createServer({ key, cert, keepAliveTimeout: 60_000 }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length });
+    res.end(BODY);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+async function one(d: Dispatcher, origin: string): Promise<boolean> {
+  const r = await request(`${origin}/peers`, { dispatcher: d });
+  const body = Buffer.from(await r.body.arrayBuffer());
+  return r.statusCode === 200 && body.equals(BODY);
+}
+
+/** Requests per second with `c` workers on a pool of `c` kept-alive connections. */
+async function throughput(p: PathSetup, c: number, seconds: number): Promise<{ rps: number; bad: number; total: number }> {
+  const d = p.dispatcher(c);
+  let bad = 0;
+  await Promise.all(Array.from({ length: c }, async () => {
+    for (let i = 0; i < Math.ceil(WARMUP_REQUESTS / c); i++) if (!(await one(d, p.origin))) bad++;
+  }));
+  let total = 0;
+  const until = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: c }, async () => {
+    while (performance.now() < until) {
+      if (!(await one(d, p.origin))) bad++;
+      total++;
+    }
+  }));
+  const elapsed = (performance.now() - t0) / 1000;
+  await d.close();
+  return { rps: total / elapsed, bad, total };
+}
+
+async function latency(p: PathSetup, runs: number): Promise<{ values: number[]; bad: number }> {
+  const values: number[] = [];
+  let bad = 0;
+  for (let i = 0; i < runs; i++) {
+    const d = p.fresh();
+    const t0 = performance.now();
+    if (!(await one(d, p.origin))) bad++;
+    values.push(performance.now() - t0);
+    await d.close();
+  }
+  return { values, bad };
+}
+
+async function waitPort(port: number, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+function ensureMitmdump(install: boolean): string | null {
+  const has = () => spawnSync('sh', ['-c', 'command -v mitmdump'], { encoding: 'utf8' }).stdout.trim();
+  if (has() !== '') return has();
+  if (!install) return null;
+  process.stdout.write('mitmdump not found: apt-get install -y mitmproxy …\n');
+  spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mitmproxy'], { stdio: 'inherit' });
+  return has() === '' ? null : has();
+}
+
+async function startMitmdump(bin: string, dir: string): Promise<{ proc: ChildProcess; port: number; ca: string } | null> {
+  const port = await new Promise<number>((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+  const confdir = join(dir, 'mitm');
+  const proc = spawn(bin, ['--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${confdir}`, '--set', 'ssl_insecure=true', '-q'], { stdio: 'ignore' });
+  if (!(await waitPort(port, 20_000))) {
+    proc.kill('SIGKILL');
+    return null;
+  }
+  return { proc, port, ca: readFileSync(join(confdir, 'mitmproxy-ca-cert.pem'), 'utf8') };
+}
+
+function tlsConnector(host: string, port: number, ca: string): Agent.Options['connect'] {
+  return (opts, cb) => {
+    const s = tls.connect({ host, port, servername: opts.servername ?? 'localhost', ca, ALPNProtocols: ['http/1.1'] }, () => cb(null, s));
+    s.once('error', (e) => cb(e, null));
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const seconds = Number(flag(argv, '--seconds') ?? 3);
+  const latencyRuns = Number(flag(argv, '--latency-runs') ?? 30);
+  const dir = mkdtempSync(join(tmpdir(), 'celgate-peers-'));
+  const { key, cert, certPath } = makeCert(dir);
+  const up = await upstream(key, cert);
+  const paths: PathSetup[] = [];
+  const skipped: Record<string, string> = {};
+  const direct = `https://localhost:${up.port}`;
+  paths.push({
+    name: 'direct',
+    origin: direct,
+    dispatcher: (c) => new Agent({ connections: c, connect: { ca: cert } }),
+    fresh: () => new Agent({ pipelining: 0, connect: { ca: cert } }),
+  });
+  let gw: BenchGateway | null = null;
+  let mitm: { proc: ChildProcess; port: number; ca: string } | null = null;
+  try {
+    gw = await startBenchGateway(join(dir), {
+      vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
+      http: { ca_dir: join(dir, 'certs'), upstream_map: { 'localhost:443': `127.0.0.1:${up.port}` }, extra_ca: [certPath] },
+      log: { level: 'warn' },
+    });
+    const allow = await gw.api('PUT', '/v1/rules/peers.allow-localhost', {
+      description: 'bench:peers: allow the local upstream', condition: 'http.request.host == "localhost"', action: 'allow', priority: -1000, mode: 'enforce', reason: 'bench upstream', enabled: true,
+    });
+    if (allow.status >= 300) throw new Error(`cannot install allow rule: ${allow.text}`);
+    const celgateCa = readFileSync(join(dir, 'certs', CA_CERT_FILE), 'utf8');
+    const httpAddr = gw.listeners.http;
+    if (httpAddr !== undefined && /:\d+$/.test(httpAddr)) {
+      const port = Number(httpAddr.slice(httpAddr.lastIndexOf(':') + 1));
+      paths.push({
+        name: 'celgate-vsock',
+        origin: 'https://localhost',
+        dispatcher: (c) => new Agent({ connections: c, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
+        fresh: () => new Agent({ pipelining: 0, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
+      });
+    } else skipped['celgate-vsock'] = `no tcp HTTP listener in ${JSON.stringify(gw.listeners)}`;
+    const proxyAddr = gw.listeners.proxy ?? gw.listeners.http_proxy;
+    if (proxyAddr !== undefined) {
+      paths.push({
+        name: 'celgate-proxy',
+        origin: direct,
+        dispatcher: (c) => new ProxyAgent({ uri: `http://${proxyAddr}`, connections: c, requestTls: { ca: celgateCa } }),
+        fresh: () => new ProxyAgent({ uri: `http://${proxyAddr}`, pipelining: 0, requestTls: { ca: celgateCa } }),
+      });
+    } else skipped['celgate-proxy'] = 'the gateway reports no explicit proxy listener (not configured in this build)';
+    const bin = ensureMitmdump(!argv.includes('--no-install'));
+    mitm = bin === null ? null : await startMitmdump(bin, dir);
+    if (mitm !== null) {
+      const m = mitm;
+      paths.push({
+        name: 'mitmdump',
+        origin: direct,
+        dispatcher: (c) => new ProxyAgent({ uri: `http://127.0.0.1:${m.port}`, connections: c, requestTls: { ca: m.ca } }),
+        fresh: () => new ProxyAgent({ uri: `http://127.0.0.1:${m.port}`, pipelining: 0, requestTls: { ca: m.ca } }),
+      });
+    } else skipped.mitmdump = bin === null ? 'mitmdump not installed' : 'mitmdump did not start';
+
+    const results: Record<string, Summary> = {};
+    const assertions: AssertionResult[] = [];
+    const rps: Record<string, Record<number, number>> = {};
+    for (const p of paths) {
+      rps[p.name] = {};
+      for (const c of CONCURRENCY) {
+        process.stdout.write(`${p.name}: throughput with ${c} connection(s)…\n`);
+        const t = await throughput(p, c, seconds);
+        assertions.push({ name: `${p.name} c=${c}: every response 200 with the upstream body`, ok: t.bad === 0 && t.total > 0, detail: `${t.bad} bad of ${t.total}` });
+        rps[p.name]![c] = t.rps;
+        results[`${p.name}.throughput_c${c}`] = summarize([t.rps], 'req/s');
+      }
+      const l = await latency(p, latencyRuns);
+      assertions.push({ name: `${p.name}: new-connection requests all 200`, ok: l.bad === 0, detail: `${l.bad} bad` });
+      results[`${p.name}.new_connection_ms`] = summarize(l.values);
+    }
+    const ratios: Record<string, Record<string, number>> = {};
+    for (const p of paths) {
+      ratios[p.name] = {
+        ...Object.fromEntries(CONCURRENCY.map((c) => [`throughput_c${c}`, rps[p.name]![c]! / rps.direct![c]!])),
+        new_connection_latency: results[`${p.name}.new_connection_ms`]!.mean / results['direct.new_connection_ms']!.mean,
+      };
+    }
+    const goals: AssertionResult[] = [];
+    if (rps['celgate-vsock'] !== undefined) {
+      goals.push({ name: 'goal: celgate ≥ 50 % of direct at 16 connections', ok: ratios['celgate-vsock']!.throughput_c16! >= 0.5, detail: ratios['celgate-vsock']!.throughput_c16!.toFixed(3) });
+      if (rps.mitmdump !== undefined) {
+        const x = rps['celgate-vsock']![16]! / rps.mitmdump[16]!;
+        goals.push({ name: 'goal: celgate ≥ 5× mitmdump throughput at 16 connections', ok: x >= 5, detail: `${x.toFixed(2)}×` });
+      }
+    }
+    const allOk = assertions.every((a) => a.ok);
+    const artifact = writeArtifact({
+      kind: 'peers',
+      name: 'https-get',
+      results: allOk ? results : {},
+      assertions,
+      runs: latencyRuns,
+      notes: { seconds, body_bytes: BODY.length, ratios_to_direct: ratios, requests_per_second: rps, goals, skipped },
+    });
+    const rows = [['path', 'c=1 req/s', 'c=16 req/s', 'c=1 ×direct', 'c=16 ×direct', 'new conn mean ms', '×direct']];
+    for (const p of paths) {
+      rows.push([
+        p.name, rps[p.name]![1]!.toFixed(0), rps[p.name]![16]!.toFixed(0), ratios[p.name]!.throughput_c1!.toFixed(3), ratios[p.name]!.throughput_c16!.toFixed(3),
+        results[`${p.name}.new_connection_ms`]!.mean.toFixed(3), ratios[p.name]!.new_connection_latency!.toFixed(3),
+      ]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    process.stdout.write(`\n${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`);
+    for (const [k, v] of Object.entries(skipped)) process.stdout.write(`skipped ${k}: ${v}\n`);
+    for (const g of goals) process.stdout.write(`${g.ok ? 'PASS' : 'FAIL'} ${g.name} (${g.detail})\n`);
+    for (const a of assertions.filter((x) => !x.ok)) process.stdout.write(`FAILED ${a.name}: ${a.detail}\n`);
+    process.stdout.write(`artifact: ${artifact.path}\n`);
+    return allOk && goals.every((g) => g.ok) ? 0 : 1;
+  } finally {
+    mitm?.proc.kill('SIGTERM');
+    await gw?.stop();
+    up.server.close();
+    up.server.closeAllConnections();
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`bench:peers crashed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
