@@ -160,6 +160,21 @@ describe('Sigma import: each supported construct converts exactly', () => {
     expect(r.fires(http({ path: '/dl/setup.exe.txt' }))).toBe(false);
   });
 
+  it('c-uri values starting with "/" match the origin form of the URL exactly', () => {
+    const r = imported('uri-origin-form.yml');
+    expect(r.fires(http({ url: 'https://h.example:8443/API/v1/upload?id=7' }))).toBe(true);
+    expect(r.fires(http({ url: 'https://h.example/x/api/v1/upload?id=7' }))).toBe(false);
+    expect(r.fires(http({ url: 'https://h.example/api/v1/upload' }))).toBe(false);
+    expect(r.fires(http({ url: 'http://h.example/a/beacon' }))).toBe(true);
+    expect(r.fires(http({ url: 'https://h.example/a/beacon' }))).toBe(false);
+  });
+
+  it('a leading (?i) in re makes the regex case-insensitive', () => {
+    const r = imported('regex-inline-i.yml');
+    expect(r.fires(http({ url: 'https://PASTE.example/x/user@corp.COM' }))).toBe(true);
+    expect(r.fires(http({ url: 'https://paste.example/x/nobody' }))).toBe(false);
+  });
+
   it('cased keeps case', () => {
     const r = imported('cased.yml');
     expect(r.fires(http({ url: 'https://h/Admin/x' }))).toBe(true);
@@ -172,7 +187,7 @@ describe('Sigma import refuses what it cannot convert exactly, naming the constr
     ['keywords.yml', /keyword selection/],
     ['aggregation.yml', /aggregation/],
     ['timeframe.yml', /timeframe/],
-    ['near.yml', /near/],
+    ['near.yml', /"near" temporal operator/],
     ['base64offset.yml', /"base64offset" modifier/],
     ['two-of.yml', /"2 of" is not supported/],
     ['unmapped-field.yml', /field "answer" is not in mapping "sigma-dns"/],
@@ -182,6 +197,7 @@ describe('Sigma import refuses what it cannot convert exactly, naming the constr
     ['condition-list.yml', /list of conditions/],
     ['correlation.yml', /correlation rules/],
     ['ipv6-cidr.yml', /IPv6/],
+    ['regex-inline-s.yml', /inline regex flags "\(\?s\)"/],
   ])('%s', (fixture, message) => {
     const r = importSigmaRule(readRepo(`test/fixtures/sigma/refused/${fixture}`), MAPPINGS, fixture);
     expect(r.ok).toBe(false);

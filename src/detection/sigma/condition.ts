@@ -105,6 +105,7 @@ export function parseCondition(text: string): CondParse {
     const cond = p.or();
     const rest = toks[p.i];
     if (rest !== undefined) {
+      if (rest.t === 'word' && rest.v === 'near') return { ok: false, message: 'the "near" temporal operator is not supported' };
       if (rest.t === 'bad' && rest.v === '|') return { ok: false, message: 'aggregation expressions ("| count()", "| near …") are not supported' };
       return { ok: false, message: `unexpected ${rest.t === 'word' || rest.t === 'bad' ? `"${rest.v}"` : `"${rest.t}"`} in condition` };
     }

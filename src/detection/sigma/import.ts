@@ -27,6 +27,8 @@ export interface ImportedRule {
   /** The IR rule object (YAML shape). */
   rule: Raw;
   mapping: SigmaMapping;
+  /** Sigma field names the rule uses. */
+  fields: string[];
 }
 
 export interface SigmaImportIssue extends Issue {
@@ -73,9 +75,10 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
 
   const names = Object.keys(detection).filter((k) => k !== 'condition');
   const nodes = new Map<string, Raw>();
+  const used = new Set<string>();
   for (const name of names) {
     try {
-      nodes.set(name, selectionNode(name, detection[name], mapping));
+      nodes.set(name, selectionNode(name, detection[name], mapping, used));
     } catch (err) {
       if (err instanceof SigmaRefusal) return refuse(['detection', name], err.message);
       throw err;
@@ -99,22 +102,22 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '') : [],
     match,
   };
-  return { ok: true, value: { rule, mapping } };
+  return { ok: true, value: { rule, mapping, fields: [...used].sort() } };
 }
 
-function selectionNode(name: string, sel: unknown, mapping: SigmaMapping): Raw {
+function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: Set<string>): Raw {
   if (Array.isArray(sel)) {
     if (sel.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty list`);
     if (sel.every((x) => !isObj(x))) throw new SigmaRefusal(`keyword selection "${name}" (values without a field name)`);
     if (!sel.every(isObj)) throw new SigmaRefusal(`selection "${name}" mixes maps and plain values`);
-    const maps = sel.map((m) => mapNode(name, m as Obj, mapping));
+    const maps = sel.map((m) => mapNode(name, m as Obj, mapping, used));
     return maps.length === 1 ? maps[0]! : { any: maps };
   }
-  if (isObj(sel)) return mapNode(name, sel, mapping);
+  if (isObj(sel)) return mapNode(name, sel, mapping, used);
   throw new SigmaRefusal(`selection "${name}" must be a map or a list of maps (keyword searches are not supported)`);
 }
 
-function mapNode(name: string, m: Obj, mapping: SigmaMapping): Raw {
+function mapNode(name: string, m: Obj, mapping: SigmaMapping, used: Set<string>): Raw {
   const keys = Object.keys(m);
   if (keys.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty map`);
   const parts = keys.map((key) => {
@@ -122,6 +125,7 @@ function mapNode(name: string, m: Obj, mapping: SigmaMapping): Raw {
     if (field === undefined || field === '') throw new SigmaRefusal(`a field-less modifier "${key}" in "${name}"`);
     const target = mapping.fields[field];
     if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`);
+    used.add(field);
     return fieldNode(field, target, parseModifiers(mods), m[key]);
   });
   return parts.length === 1 ? parts[0]! : { all: parts };
@@ -159,7 +163,12 @@ export interface SigmaPackOptions {
 /** Assembles imported rules into one IR pack and validates it. */
 export function sigmaPack(rules: readonly ImportedRule[], options: SigmaPackOptions): Validated<{ pack: IrPack; yaml: string }> {
   const fieldMapping: Record<string, string> = {};
-  for (const r of rules) for (const [k, v] of Object.entries(r.mapping.fields)) fieldMapping[k] = v.transform === null ? v.field : `${v.field} (${v.transform})`;
+  for (const r of rules) {
+    for (const k of r.fields) {
+      const v = r.mapping.fields[k]!;
+      fieldMapping[k] = v.transform === null ? v.field : `${v.field} (${v.transform})`;
+    }
+  }
   const raw = {
     schema: IR_SCHEMA,
     id: options.id,

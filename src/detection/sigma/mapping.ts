@@ -57,8 +57,8 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
         add(['fields', name], 'must be a contract field path, or {field, transform}');
         continue;
       }
-      if (transform !== null && transform !== 'extension') {
-        add(['fields', name, 'transform'], 'the only transform is "extension"');
+      if (transform !== null && transform !== 'extension' && transform !== 'uri') {
+        add(['fields', name, 'transform'], 'transforms are "extension" and "uri"');
         continue;
       }
       const res = resolveField(field, eventType);
@@ -71,7 +71,7 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
         add(['fields', name], `${field} is a ${type}`);
         continue;
       }
-      if (transform === 'extension' && type !== 'string') add(['fields', name], 'the extension transform needs a string field');
+      if (transform !== null && type !== 'string') add(['fields', name], `the ${String(transform)} transform needs a string field`);
       fields[name] = { source: name, field, type, transform, header: res.field.kind === 'header' };
     }
   }

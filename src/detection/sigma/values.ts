@@ -44,6 +44,14 @@ export function escapeRegex(lit: string): string {
 
 export type StringPredicate = { op: 'equals' | 'contains' | 'startswith' | 'endswith' | 'matches'; value: string };
 
+/** Regex body (unanchored) for wildcard pieces: `*` → [\s\S]*, `?` → [\s\S]. */
+export function piecesRegex(pieces: readonly Piece[]): string {
+  return pieces.map((p) => ('lit' in p ? escapeRegex(p.lit) : p.wild === '*' ? '[\\s\\S]*' : '[\\s\\S]')).join('');
+}
+
+/** Matches the `scheme://authority` prefix of an absolute URL (the authority holds no `/`). */
+export const URL_ORIGIN_PREFIX = '^[a-z][a-z0-9+.-]*://[^/]*';
+
 /** The narrowest exact IR operator for a wildcard pattern. */
 export function classify(pieces: Piece[]): StringPredicate {
   const star = (p: Piece | undefined) => p !== undefined && 'wild' in p && p.wild === '*';
@@ -54,8 +62,7 @@ export function classify(pieces: Piece[]): StringPredicate {
   if (pieces.length === 3 && star(pieces[0]) && lit(pieces[1]) && star(pieces[2])) return { op: 'contains', value: pieces[1].lit };
   if (pieces.length === 2 && lit(pieces[0]) && star(pieces[1])) return { op: 'startswith', value: pieces[0].lit };
   if (pieces.length === 2 && star(pieces[0]) && lit(pieces[1])) return { op: 'endswith', value: pieces[1].lit };
-  const body = pieces.map((p) => ('lit' in p ? escapeRegex(p.lit) : p.wild === '*' ? '[\\s\\S]*' : '[\\s\\S]')).join('');
-  return { op: 'matches', value: `^${body}$` };
+  return { op: 'matches', value: `^${piecesRegex(pieces)}$` };
 }
 
 const SUPPORTED = ['contains', 'startswith', 'endswith', 're', 'all', 'cidr', 'cased', 'exists', 'i'];
@@ -97,8 +104,9 @@ export interface FieldTarget {
   field: string;
   /** CEL-side type of the target, from the field table ('string' for headers). */
   type: 'string' | 'int' | 'bool' | 'list<string>';
-  /** `extension`: the Sigma field is the file extension of the target path. */
-  transform: 'extension' | null;
+  /** `extension`: the Sigma field is the file extension of the target path. `uri`: the target is
+   * an absolute URL, and values starting with "/" match its origin form (path and query). */
+  transform: 'extension' | 'uri' | null;
   /** The target is a header: Sigma `null` means "absent". */
   header: boolean;
 }
@@ -156,8 +164,12 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     if (typeof v === 'boolean') throw new SigmaRefusal(`boolean value for string field "${sigmaField}" is not supported`);
     const text = String(v);
     if (mods.re) {
-      if (target.transform !== null) throw new SigmaRefusal(`"re" on the derived field "${sigmaField}" is not supported`);
-      add('matches', mods.reIgnoreCase, text);
+      if (target.transform === 'extension') throw new SigmaRefusal(`"re" on the derived field "${sigmaField}" is not supported`);
+      const flags = /^\(\?([a-zA-Z]+)\)/.exec(text);
+      if (flags !== null && flags[1] !== 'i') throw new SigmaRefusal(`inline regex flags "(?${flags[1]})" are not supported (only a leading "(?i)")`);
+      const pattern = flags === null ? text : text.slice(4);
+      if (/\(\?[a-zA-Z]+[:)]/.test(pattern.replace(/\\./g, ''))) throw new SigmaRefusal('inline regex flags other than a leading "(?i)" are not supported');
+      add('matches', mods.reIgnoreCase || flags !== null, pattern);
       continue;
     }
     if (mods.cidr) {
@@ -173,6 +185,12 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       const ext = classify(pieces).value;
       if (ext === '' || /[./?#]/.test(ext)) throw new SigmaRefusal(`"${sigmaField}" value "${ext}" is not a plain file extension`);
       add('endswith', !mods.cased, `.${ext}`);
+      continue;
+    }
+    const first = pieces[0];
+    if (target.transform === 'uri' && first !== undefined && 'lit' in first && first.lit.startsWith('/')) {
+      const end = pieces[pieces.length - 1];
+      add('matches', !mods.cased, `${URL_ORIGIN_PREFIX}${piecesRegex(pieces)}${end !== undefined && 'wild' in end && end.wild === '*' ? '' : '$'}`);
       continue;
     }
     const c = classify(pieces);
