@@ -108,3 +108,62 @@ export async function startAuthority(
     },
   };
 }
+
+/**
+ * Runs the authority in its own process (so a benchmark's direct queries cross a process boundary
+ * just like queries through the gateway do): `node dist/bench/dns-authority.js '<zone json>'`.
+ * Prints `{"port":N}` when ready; each stdin line "count" prints `{"udp":N,"tcp":N}`.
+ */
+export async function spawnAuthority(zone: Record<string, ZoneRecord[]>): Promise<{
+  port: number;
+  address: string;
+  counts(): Promise<{ udp: number; tcp: number }>;
+  close(): Promise<void>;
+}> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(zone)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: ((l: string) => void)[] = [];
+  let partial = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    partial += c;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      lines.shift()?.(line);
+    }
+  });
+  const next = () => new Promise<string>((r) => lines.push(r));
+  const ready = JSON.parse(await next()) as { port: number };
+  return {
+    port: ready.port,
+    address: `127.0.0.1:${ready.port}`,
+    counts: async () => {
+      const line = next();
+      child.stdin!.write('count\n');
+      return JSON.parse(await line);
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+const { pathToFileURL } = await import('node:url');
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const a = await startAuthority(JSON.parse(process.argv[2] ?? '{}'));
+  process.stdout.write(`${JSON.stringify({ port: a.port })}\n`);
+  let buf = '';
+  process.stdin.setEncoding('utf8').on('data', (c: string) => {
+    buf += c;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      buf = buf.slice(nl + 1);
+      process.stdout.write(`${JSON.stringify(a.queries)}\n`);
+    }
+  });
+  process.on('SIGTERM', () => void a.close().then(() => process.exit(0)));
+}

@@ -24,7 +24,7 @@ import { RuleRegistry } from '../src/policy/registry.js';
 import { parseQuery } from '../src/transport/dns/parse.js';
 import { denialResponse } from '../src/transport/dns/synth.js';
 import { repoRoot, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
-import { startAuthority } from './dns-authority.js';
+import { spawnAuthority } from './dns-authority.js';
 import { startBenchGateway } from './guest-gateway.js';
 import { printArtifact, runTasks } from './micro-kit.js';
 
@@ -92,7 +92,8 @@ function exchanger(socket: dgram.Socket) {
 
 /** 2. End to end through the gateway's UDP listener. */
 export async function benchEndToEnd(runs: number): Promise<Artifact> {
-  const upstream = await startAuthority({ 'allowed.bench.test': [{ type: 'A', data: '192.0.2.7', ttl: 3600 }] });
+  // The upstream runs in its own process, like the gateway, so both paths cross one process boundary.
+  const upstream = await spawnAuthority({ 'allowed.bench.test': [{ type: 'A', data: '192.0.2.7', ttl: 3600 }] });
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-dns-'));
   const gw = await startBenchGateway(work, { dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 1000 } });
   const client = dgram.createSocket('udp4');
@@ -119,7 +120,7 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
 
     // Allowed: prime the cache once, then interleave cached-via-celgate and direct-to-upstream.
     const first = await ask(query('allowed.bench.test'), port);
-    const upstreamQueries = upstream.queries.udp;
+    const upstreamQueries = (await upstream.counts()).udp;
     const cached: number[] = [];
     const direct: number[] = [];
     let answered = 0;
@@ -132,9 +133,10 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
       cached.push(viaCelgate.ms);
       direct.push(straight.ms);
     }
-    const servedFromCache = upstream.queries.udp - upstreamQueries === runs; // only the direct ones reached it
+    const upstreamSaw = (await upstream.counts()).udp - upstreamQueries;
+    const servedFromCache = upstreamSaw === runs; // only the direct ones reached it
     assertions.push({ name: 'allowed lookups return the upstream address (celgate and direct)', ok: answered === runs && (first.answer.readUInt16BE(2) & 0xf) === 0, detail: `${answered}/${runs}` });
-    assertions.push({ name: 'celgate answered from its cache (upstream saw only the direct queries)', ok: servedFromCache, detail: `upstream saw ${upstream.queries.udp - upstreamQueries} queries for ${runs} direct` });
+    assertions.push({ name: 'celgate answered from its cache (upstream saw only the direct queries)', ok: servedFromCache, detail: `upstream saw ${upstreamSaw} queries for ${runs} direct` });
 
     const results = {
       'dns: blocked lookup via UDP listener': summarize(blocked),
@@ -159,7 +161,7 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
       assertions,
       runs,
       status: assertions.every((a) => a.ok) ? 'passed' : 'failed',
-      notes: { rule_id: RULE_ID, cached_to_direct_ratio: ratio, client: 'node dgram, one query in flight', upstream: 'bench/dns-authority.ts on loopback' },
+      notes: { rule_id: RULE_ID, cached_to_direct_ratio: ratio, client: 'node dgram, one query in flight', upstream: 'bench/dns-authority.ts on loopback, own process' },
     });
   } finally {
     client.close();

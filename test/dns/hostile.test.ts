@@ -134,6 +134,7 @@ describe('uds (hybrid-vsock) mode', () => {
       const a = await answer;
       socket.destroy();
       expect(rcode(a.subarray(2))).toBe(0);
+      await new Promise<void>((r) => setImmediate(r)); // recording runs right after the answer
       expect(u.sink.dnsRows[0]).toMatchObject({ transport: 'vsock', process_name: 'python3', answers: ['A 10.0.0.1'] });
     } finally {
       await u.close();

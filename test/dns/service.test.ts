@@ -69,6 +69,8 @@ function readFrames(socket: net.Socket, count: number): Promise<Buffer[]> {
   });
 }
 
+/** Lets the service's post-answer recording (setImmediate) run. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
 const decode = (b: Buffer) => dnsPacket.decode(b) as dnsPacket.DecodedPacket & { rcode: string };
 const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]);
 const query = (id: number, name: string, type: dnsPacket.RecordType = 'A') =>
@@ -86,6 +88,7 @@ describe('dig against the UDP and TCP listeners', () => {
     const out = await dig('www.Blocked.test', 'A');
     expect(out).toContain('status: NXDOMAIN');
     expect(out).toMatch(/;www\.Blocked\.test\.\s+IN\s+A/);
+    await settle(); // rows are recorded right after the answer is sent
     const row = h.sink.dnsRows.slice(before).find((r) => r.qname === 'www.blocked.test');
     expect(row).toMatchObject({ rcode: 'NXDOMAIN', decision: 'block', rule_id: 'dns-block-test', transport: 'udp', qtype: 'A' });
     const d = h.sink.decisions.find((x) => x.event.common.event_id === row!.event_id);
@@ -95,6 +98,7 @@ describe('dig against the UDP and TCP listeners', () => {
   it.skipIf(!haveDig)('serves AAAA and blocks over TCP too', async () => {
     expect(await dig('allowed.test', 'AAAA', '+tcp')).toMatch(/IN\s+AAAA\s+2001:db8::10/);
     expect(await dig('blocked.test', 'A', '+tcp')).toContain('status: NXDOMAIN');
+    await settle(); // rows are recorded right after the answer is sent
     expect(h.sink.dnsRows.some((r) => r.transport === 'tcp' && r.rcode === 'NXDOMAIN')).toBe(true);
   });
 
@@ -128,6 +132,7 @@ describe('Node dns.Resolver pointed at the listener', () => {
     expect(rec).toMatchObject({ address: '192.0.2.10' });
     expect(rec!.ttl).toBeLessThanOrEqual(120);
     expect(upstream.queries.udp).toBe(before);
+    await settle(); // rows are recorded right after the answer is sent
     const row = h.sink.dnsRows.at(-1)!;
     expect(row).toMatchObject({ qname: 'allowed.test', cached: true, answers: ['A 192.0.2.10'], upstream_ms: null });
   });
@@ -147,6 +152,7 @@ describe('the vsock port (RFC 7766 framing)', () => {
     expect(decoded.map((d) => d.rcode)).toEqual(['NOERROR', 'NXDOMAIN', 'NOERROR']);
     expect(decoded[1]!.questions).toEqual([{ name: 'x.blocked.test', type: 'A', class: 'IN' }]);
     expect(decoded[2]!.answers?.[0]).toMatchObject({ type: 'A', data: '10.1.2.3' });
+    await settle(); // rows are recorded right after the answer is sent
     const rows = h.sink.dnsRows.filter((r) => r.transport === 'vsock');
     expect(rows.map((r) => r.process_name)).toContain('curl');
     const evt = h.sink.decisions.find((d) => d.event.common.event_id === rows.find((r) => r.qname === 'x.blocked.test')!.event_id);
@@ -181,6 +187,7 @@ describe('policy changes and failures', () => {
     expect(h.registry.installRaw(blockRule('dns-runtime', 'dns.request.qname == "other.test"')).ok).toBe(true);
     const second = decode(await udpQuery(query(11, 'other.test')));
     expect(second.rcode).toBe('NXDOMAIN');
+    await settle(); // rows are recorded right after the answer is sent
     expect(h.sink.dnsRows.at(-1)).toMatchObject({ rule_id: 'dns-runtime', rcode: 'NXDOMAIN' });
     h.registry.delete('dns-runtime');
     expect(decode(await udpQuery(query(12, 'other.test'))).rcode).toBe('NOERROR');
@@ -201,6 +208,7 @@ describe('policy changes and failures', () => {
       s.close();
       expect(decode(answer).rcode).toBe('SERVFAIL');
       expect(upstream.queries.udp).toBe(before);
+      await settle(); // rows are recorded right after the answer is sent
       expect(broken.sink.decisions[0]!.decision).toMatchObject({ action: 'error', mode: 'fail_closed' });
       expect(broken.sink.dnsRows[0]).toMatchObject({ decision: 'error', rcode: 'SERVFAIL' });
     } finally {
@@ -218,6 +226,7 @@ describe('policy changes and failures', () => {
       await expect(r.resolve4('anything.test')).rejects.toMatchObject({ code: 'ESERVFAIL' });
       expect(silent.queries.udp).toBe(1);
       expect(silent2.queries.udp).toBe(1); // retried on the next resolver
+      await settle(); // rows are recorded right after the answer is sent
       const row = g.sink.dnsRows[0]!;
       expect(row).toMatchObject({ rcode: 'SERVFAIL', decision: 'allow' });
       expect(g.log.lines.some((l) => l.msg.includes('upstream failed') && String(l.obj.reason).includes('timed out'))).toBe(true);

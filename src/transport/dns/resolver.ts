@@ -97,11 +97,13 @@ export class DnsResolver {
   private async resolve(query: DnsQuery, ctx: RequestContext): Promise<Buffer> {
     this.stats.queries++;
     const origin = ctx.process_name === undefined ? this.options.origin : { ...this.options.origin, process_name: ctx.process_name };
-    // Every question is decided (and the decision recorded) before anything goes upstream.
+    // Every question is decided before anything goes upstream. Recording happens after the answer is
+    // sent (DESIGN §2: enforce, then record), except that decisions are recorded before a forward.
+    const records: (() => void)[] = [];
     const decided = query.questions.map((q) => {
       const event = dnsRequestEvent(origin, { qname: q.qname, qtype: q.qtype, qclass: q.qclass, transport: ctx.transport });
       const decision = this.decide(event);
-      this.record(() => this.deps.sink.decision(event, decision));
+      records.push(() => this.deps.sink.decision(event, decision));
       return { event, decision };
     });
     const worst = decided.some((d) => d.decision.action === 'error')
@@ -120,7 +122,7 @@ export class DnsResolver {
       response = denialResponse(query, RCODE.NXDOMAIN);
     } else {
       this.stats.allowed++;
-      const r = await this.answerAllowed(query);
+      const r = await this.answerAllowed(query, () => this.flush(records));
       ({ response, answers, upstreamMs, cached } = r);
     }
     if (ctx.transport === 'udp' && response.length > udpLimit(query)) response = truncatedResponse(query);
@@ -128,18 +130,29 @@ export class DnsResolver {
     const rcode = rcodeName(response.readUInt16BE(2) & 0xf);
     for (const { event, decision } of decided) {
       const q = event.dns.request;
-      this.record(() =>
+      records.push(() =>
         this.deps.sink.dns({
           ...policyFields(event, decision),
           qname: q.qname, qtype: q.qtype, transport: q.transport, rcode, answers, upstream_ms: upstreamMs, cached,
         }),
       );
     }
-    this.deps.log.debug({ qname: query.questions[0]!.qname, qtype: query.questions[0]!.qtype, transport: ctx.transport, rcode, cached }, 'dns: answered');
+    setImmediate(() => this.flush(records));
     return response;
   }
 
-  private async answerAllowed(query: DnsQuery): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
+  /** Runs pending sink writes; a sink failure is logged, never allowed to break the answer. */
+  private flush(records: (() => void)[]): void {
+    for (const write of records.splice(0)) {
+      try {
+        write();
+      } catch (err) {
+        this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'dns: event sink failed');
+      }
+    }
+  }
+
+  private async answerAllowed(query: DnsQuery, beforeForward: () => void): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
     const single = query.questions.length === 1 ? query.questions[0]! : null;
     if (single !== null && (single.classCode === 1 || single.classCode === 255)) {
       const addresses = this.options.staticNames.get(single.qname);
@@ -159,6 +172,7 @@ export class DnsResolver {
         return { response: rewriteResponse(hit.bytes, query, hit.questionEnd, hit.ttlOffsets, elapsedS), answers: hit.answers, upstreamMs: null, cached: true };
       }
     }
+    beforeForward();
     const result = await this.options.forwarder.forward(query);
     if (!result.ok) {
       this.stats.upstream_failures++;
@@ -182,15 +196,6 @@ export class DnsResolver {
         action: 'error', rule_id: null, reason: `the policy engine failed (${message}); the query was refused`, mode: 'fail_closed',
         matches: [], findings: [], errors: [{ rule_id: '', code: 'E_EVAL', message }], generation: -1, eval_ns: 0,
       };
-    }
-  }
-
-  /** A sink failure is logged, never allowed to break the answer. */
-  private record(write: () => void): void {
-    try {
-      write();
-    } catch (err) {
-      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'dns: event sink failed');
     }
   }
 }
