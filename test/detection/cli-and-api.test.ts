@@ -1,0 +1,120 @@
+/**
+ * End to end through the built binary: `celgate ir …` commands, and POST /v1/ir/backtest and
+ * POST /v1/ir/hunt on a running gateway (hunt over the gateway's own session.db).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { ROOT, readRepo } from './helpers.js';
+
+const PACK = join(ROOT, 'detection-ir/google-secret-egress.yaml');
+const CORPUS = join(ROOT, 'test/fixtures/detection/backtest-corpus.jsonl');
+const reference = JSON.parse(readRepo('test/fixtures/events/reference-http.json'));
+
+function celgate(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN_JS, 'ir', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('celgate ir (CLI)', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'celgate-ir-'));
+
+  it('validate accepts the reference pack and rejects a bad one with file, line and path', () => {
+    expect(celgate('validate', PACK)).toMatchObject({ code: 0, stdout: expect.stringContaining('google-secret-egress@1.0.0, 1 rule') });
+    const bad = join(tmp, 'bad.yaml');
+    writeFileSync(bad, readFileSync(PACK, 'utf8').replace('field: http.request.body.text', 'field: http.request.body.txt'));
+    const r = celgate('validate', bad);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bad\.yaml:\d+: rules\[0\]\.match\.all\[1\]\.field: unknown field "http\.request\.body\.txt".*did you mean "http\.request\.body\.text"/);
+  });
+
+  it('lower prints the CEL; --json gives rule, condition and matched fields', () => {
+    expect(celgate('lower', PACK).stdout).toContain('http.request.body.text.contains("token=secret")');
+    expect(JSON.parse(celgate('lower', PACK, '--json').stdout)).toEqual([
+      expect.objectContaining({ rule_id: 'google-secret-egress', matched_fields: ['http.request.body.text', 'http.request.host'] }),
+    ]);
+  });
+
+  it("test runs the pack's own cases", () => {
+    expect(celgate('test', PACK)).toMatchObject({ code: 0, stdout: expect.stringContaining('4 passed, 0 failed') });
+  });
+
+  it('backtest reports 2 matches / 1 unique evidence over the corpus', () => {
+    const r = celgate('backtest', PACK, '--events', CORPUS, '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ events_scanned: 6, total_matches: 2, unique_evidence: 1, truncated: false, ok: true, expectations: { failed: 0 } });
+    expect(celgate('backtest', PACK, '--events', CORPUS).stdout).toMatch(/matches: 2 {3}unique evidence: 1/);
+  });
+
+  it('backtest fails (exit 1) on corpus problems and names the line', () => {
+    const r = celgate('backtest', PACK, '--events', join(ROOT, 'test/fixtures/detection/bad-corpus.jsonl'));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/bad-corpus\.jsonl:2: not JSON/);
+  });
+
+  it('import-sigma converts supported rules and refuses the rest by name, with a non-zero exit', () => {
+    const out = join(tmp, 'imported.yaml');
+    const mapping = ['--mapping', join(ROOT, 'detection-ir/mappings/sigma-web-proxy.yaml'), join(ROOT, 'detection-ir/mappings/sigma-dns.yaml')];
+    const ok = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/dns-query.yml'), ...mapping, '-o', out, '--pack-id', 'dns-fixture');
+    expect(ok.code).toBe(0);
+    expect(celgate('validate', out).code).toBe(0);
+    const refused = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/refused/aggregation.yml'), ...mapping);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/E_SIGMA_UNSUPPORTED: unsupported Sigma construct: aggregation/);
+  });
+
+  it('reports a missing file instead of crashing', () => {
+    const r = celgate('lower', join(tmp, 'nope.yaml'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot read .*nope\.yaml: ENOENT/);
+  });
+});
+
+describe('IR backtest and hunt through the control API', () => {
+  let gw: RunningTestGateway;
+  const pack = readRepo('detection-ir/google-secret-egress.yaml');
+
+  beforeAll(async () => {
+    gw = await startGateway();
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('POST /v1/ir/backtest returns the dedupe report', async () => {
+    const other = { ...reference, common: { ...reference.common, event_id: 'x2', timestamp_ms: 5 } };
+    const res = await gw.api('POST', '/v1/ir/backtest', { pack, events: [reference, other, { common: { event_type: 'dns.request' } }] });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ kind: 'backtest', events_scanned: 3, total_matches: 2, unique_evidence: 1 });
+  });
+
+  it('POST /v1/ir/backtest answers 400 with issues for a bad pack', async () => {
+    const res = await gw.api('POST', '/v1/ir/backtest', { pack: pack.replace('severity: high', 'severity: huge'), events: [] });
+    expect(res.status).toBe(400);
+    expect(res.json.issues[0]).toMatchObject({ path: 'rules[0].severity' });
+  });
+
+  it('POST /v1/ir/hunt runs a pack over the recorded session, and the CLI hunt agrees', async () => {
+    for (const id of ['h1', 'h2']) {
+      const ev = { ...reference, common: { ...reference.common, event_id: id } };
+      expect((await gw.api('POST', '/v1/evaluate', { event: ev })).status).toBe(200);
+    }
+    await gw.api('GET', '/v1/events'); // flushes the ledger
+    const res = await gw.api('POST', '/v1/ir/hunt', { pack });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ kind: 'hunt', total_matches: 2, unique_evidence: 1 });
+    const cli = celgate('hunt', PACK, '--session', gw.sessionDb, '--json');
+    expect(cli.code).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ total_matches: 2, unique_evidence: 1 });
+    const byId = celgate('hunt', PACK, '--session', gw.sessionId, '--data-dir', gw.dataDir, '--json');
+    expect(JSON.parse(byId.stdout)).toMatchObject({ total_matches: 2 });
+  });
+
+  it('POST /v1/ir/hunt answers 404 for an unknown session id', async () => {
+    const res = await gw.api('POST', '/v1/ir/hunt', { pack, session: 'no-such-session' });
+    expect(res.status).toBe(404);
+  });
+});
