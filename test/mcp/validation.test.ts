@@ -146,3 +146,42 @@ describe('fail closed', () => {
     g.close();
   });
 });
+
+describe('upstream failures', () => {
+  it('keeps running when a server cannot start, and calls to it fail cleanly with -32000', async () => {
+    const sink = new RecordingSink();
+    const svc = await startMcpService(
+      {
+        upstreams: [{ id: 'missing', command: '/nonexistent/mcp-server' }, FLAKY],
+        origin: { session_id: 'missing' },
+        vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 },
+        backoffInitialMs: 50,
+        backoffMaxMs: 200,
+      },
+      { decider: h.service.gateway.deps.decider, sink },
+    );
+    try {
+      const g = await RawGuest.connect(Number(svc.addresses.mcp!.split(':').pop()));
+      await g.init(1);
+      g.send(1, { jsonrpc: '2.0', id: 'l', method: 'tools/list' });
+      const list = await reply(g, 'l');
+      expect(list.result.tools.map((t: { name: string }) => t.name)).toContain('flaky__ok');
+      expect(list.result.tools.every((t: { name: string }) => !t.name.startsWith('missing__'))).toBe(true);
+      g.send(1, { jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'missing__anything', arguments: {} } });
+      const call = await reply(g, 'c');
+      expect(call.error).toMatchObject({ code: RpcCode.SERVER_ERROR, data: { reason: 'unavailable' } });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(svc.gateway.upstreams.get('missing')!.restarts).toBeGreaterThanOrEqual(2);
+      g.close();
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('refuses tools/call arguments that are not an object before dispatch', async () => {
+    const g = await guest();
+    g.send(1, { jsonrpc: '2.0', id: 'arr', method: 'tools/call', params: { name: 'flaky__read_file', arguments: ['/etc/shadow'] } });
+    expect((await reply(g, 'arr')).error.code).toBe(RpcCode.INVALID_PARAMS);
+    g.close();
+  });
+});

@@ -13,6 +13,8 @@ import { McpSession } from './session.js';
 
 /** Most concurrently open streams on one connection. */
 export const MAX_STREAMS_PER_CONNECTION = 64;
+/** Reply bytes a guest may leave unread before celgate stops reading its requests. */
+export const MAX_UNREAD_REPLY_BYTES = 4 * 1024 * 1024;
 /** Most distinct stream ids one connection may use over its life (ids are not reused). */
 export const MAX_STREAM_IDS_PER_CONNECTION = 4096;
 
@@ -46,8 +48,11 @@ export function serveFramed(gw: McpGateway, socket: Duplex, processName: string,
   let dead = false;
 
   const write = (buf: Buffer) => {
-    if (!dead && socket.writable) socket.write(buf);
+    if (dead || !socket.writable) return;
+    // A guest that does not read its replies stops being read (bounded memory), until it drains.
+    if (!socket.write(buf) && socket.writableLength > MAX_UNREAD_REPLY_BYTES) socket.pause();
   };
+  socket.on('drain', () => socket.resume());
   const open = (id: number, name: string): McpSession | null => {
     if (used.has(id)) return null;
     if (streams.size >= MAX_STREAMS_PER_CONNECTION || used.size >= MAX_STREAM_IDS_PER_CONNECTION) {
@@ -125,8 +130,10 @@ export function serveNdjson(gw: McpGateway, socket: Duplex, processName: string,
   const decoder = new NdjsonDecoder();
   let dead = false;
   const session = new McpSession(gw, processName, (m) => {
-    if (!dead && socket.writable) socket.write(`${serialise(m)}\n`);
+    if (dead || !socket.writable) return;
+    if (!socket.write(`${serialise(m)}\n`) && socket.writableLength > MAX_UNREAD_REPLY_BYTES) socket.pause();
   });
+  socket.on('drain', () => socket.resume());
   const stop = (reason: string, message: string, hostile: boolean) => {
     if (dead) return;
     dead = true;

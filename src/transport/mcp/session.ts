@@ -197,6 +197,10 @@ export class McpSession {
     const args = isJsonObject(p.arguments) ? p.arguments : {};
     if (method === 'tools/call' || method === 'prompts/get') {
       const name = typeof p.name === 'string' ? p.name : '';
+      if (p.arguments !== undefined && !isJsonObject(p.arguments)) {
+        // Rules read arguments as an object; anything else would slip past them, so it never leaves.
+        return { upstream: null, params, tool: name, args: {}, unknown: 'Invalid params: "arguments" must be an object' };
+      }
       const split = splitNamespaced(name);
       const upstream = split ? (this.gw.upstreams.get(split.server) ?? null) : null;
       const tool = split?.name ?? name;

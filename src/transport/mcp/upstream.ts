@@ -264,7 +264,8 @@ export class Upstream {
   }
 
   private onDown(why: string): void {
-    if (this.state === 'closed') return;
+    // Idempotent: a failed start reports both the transport close and the rejected handshake.
+    if (this.state === 'closed' || this.state === 'down') return;
     const wasUp = this.state === 'ready';
     this.state = 'down';
     this.toolsCache = null;
