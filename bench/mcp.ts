@@ -29,7 +29,7 @@ import { RpcCode, type Json } from '../src/transport/mcp/jsonrpc.js';
 import { McpSession } from '../src/transport/mcp/session.js';
 import { connectFramedTransport } from '../src/transport/mcp/client.js';
 import { fromTinybench, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
-import { startBenchGateway } from './guest-gateway.js';
+import { startMcpBenchGateway } from './mcp-gateway.js';
 
 export const E2E_P50_GOAL_MS = 0.3;
 export const ECHO_RATIO_GOAL = 1.5;
@@ -92,7 +92,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | 
 /** 2 + 3. The real gateway, the SDK client through frames, and the direct baseline. */
 export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-mcp-'));
-  const gw = await startBenchGateway(work, { mcp: { servers: [EVERYTHING] } });
+  const gw = await startMcpBenchGateway(work, { servers: [EVERYTHING] });
   const artifacts: Artifact[] = [];
   let client: Client | undefined;
   let direct: Client | undefined;
@@ -134,7 +134,8 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     await client.close();
     client = undefined;
     await gw.stop();
-    const rows = gw.ledgerRows('mcp_calls', RULE_ID).filter((r) => r.decision === 'block').length;
+    const rows = gw.blockedRows(RULE_ID);
+    const logLines = gw.logs().filter((l) => l.msg === 'decision' && l.rule_id === RULE_ID && l.decision === 'block').length;
     const blocked = summarize(blockedMs);
     artifacts.push(
       writeArtifact({
@@ -144,6 +145,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
         assertions: [
           { name: `every call denied with rule ${RULE_ID}`, ok: deniedWithRule === calls, detail: `${deniedWithRule}/${calls}` },
           { name: 'session.db holds a block row per call', ok: rows >= calls + 50, detail: `${rows} rows` },
+          { name: 'a decision log line names the rule for every call', ok: logLines >= calls + 50, detail: `${logLines} lines` },
           { name: `p50 ≤ ${E2E_P50_GOAL_MS} ms`, ok: blocked.median <= E2E_P50_GOAL_MS, detail: `${blocked.median.toFixed(3)} ms` },
         ],
       }),
