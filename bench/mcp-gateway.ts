@@ -15,6 +15,9 @@ import { MAIN_JS } from './guest-netns.js';
 
 export const READY_TIMEOUT_MS = 30_000;
 
+/** Extra node flags for the gateway process only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"). */
+const nodeArgs = (): string[] => (process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+
 export interface McpBenchGateway {
   udsBase: string;
   sessionDb: string;
@@ -36,7 +39,7 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
   );
   const logFile = join(work, 'gateway.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [...nodeArgs(), MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', out, out] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const logs = (): any[] =>
     readFileSync(logFile, 'utf8')
