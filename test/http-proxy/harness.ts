@@ -4,6 +4,8 @@
  * started in-process on 127.0.0.1:0 with a scripted decider and a recording sink (both from the
  * HTTP pipeline's harness). Reused by bench/certs-proxy.ts.
  */
+import { createServer as createHttpsServer } from 'node:https';
+import type net from 'node:net';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
 import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http/proxy.js';
 import { makeCerts, MemorySink, ScriptedDecider, startUpstream, type Certs, type Upstream, type UpstreamHandler } from '../fixtures/http/harness.js';
@@ -12,6 +14,8 @@ export interface ProxyRig {
   gatewayCerts: Certs;
   upstreamCerts: Certs;
   https: Upstream;
+  /** Port of the upstream serving the IP literal 127.0.0.2. */
+  ipPort: number;
   plain: Upstream;
   proxy: ExplicitProxy;
   /** `http://127.0.0.1:PORT` */
@@ -33,11 +37,20 @@ export async function startProxyRig(handler: UpstreamHandler = echo): Promise<Pr
   const upstreamCerts = await makeCerts();
   const https = await startUpstream(upstreamCerts, handler);
   const plain = await startUpstream(null, handler);
+  // Clients send no SNI to an IP literal, so this upstream presents an IP-SAN certificate by default.
+  const ipLeaf = await upstreamCerts.leaves.pem('127.0.0.2');
+  const ipServer = createHttpsServer({ key: ipLeaf.key, cert: ipLeaf.cert }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handler(req, res, Buffer.concat(chunks)));
+  });
+  await new Promise<void>((r) => ipServer.listen(0, '127.0.0.1', r));
+  const ipPort = (ipServer.address() as net.AddressInfo).port;
   const map = parseUpstreamMap({
     'api.test': `127.0.0.1:${https.port}`,
     'evil.test': `127.0.0.1:${https.port}`,
     'sni.test': `127.0.0.1:${https.port}`,
-    '127.0.0.2': `127.0.0.1:${https.port}`,
+    '127.0.0.2': `127.0.0.1:${ipPort}`,
     'plain.test': `127.0.0.1:${plain.port}`,
   });
   if (!map.ok) throw new Error(JSON.stringify(map.issues));
@@ -52,6 +65,7 @@ export async function startProxyRig(handler: UpstreamHandler = echo): Promise<Pr
     gatewayCerts,
     upstreamCerts,
     https,
+    ipPort,
     plain,
     proxy,
     proxyUrl: `http://127.0.0.1:${port}`,
@@ -61,6 +75,8 @@ export async function startProxyRig(handler: UpstreamHandler = echo): Promise<Pr
     async close() {
       await proxy.close();
       await https.close();
+      ipServer.closeAllConnections();
+      await new Promise<void>((r) => ipServer.close(() => r()));
       await plain.close();
       gatewayCerts.cleanup();
       upstreamCerts.cleanup();
