@@ -50,11 +50,15 @@ function makeCert(dir: string): { key: string; cert: string; certPath: string } 
   return { key: readFileSync(join(dir, 'up.key'), 'utf8'), cert: readFileSync(join(dir, 'up.crt'), 'utf8'), certPath: join(dir, 'up.crt') };
 }
 
+/** TLS connections the upstream accepted: shows whether a path reuses its upstream connections. */
+let upstreamConnections = 0;
+
 async function upstream(key: string, cert: string): Promise<{ server: Server; port: number }> {
   const server = createServer({ key, cert, keepAliveTimeout: 60_000 }, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length });
     res.end(BODY);
   });
+  server.on('secureConnection', () => upstreamConnections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return { server, port: (server.address() as net.AddressInfo).port };
 }
@@ -165,7 +169,6 @@ export async function main(argv: string[]): Promise<number> {
     gw = await startBenchGateway(join(dir), {
       vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
       http: { ca_dir: join(dir, 'certs'), upstream_map: { 'localhost:443': `127.0.0.1:${up.port}` }, extra_ca: [certPath] },
-      log: { level: 'warn' },
     });
     const allow = await gw.api('PUT', '/v1/rules/peers.allow-localhost', {
       description: 'bench:peers: allow the local upstream', condition: 'http.request.host == "localhost"', action: 'allow', priority: -1000, mode: 'enforce', reason: 'bench upstream', enabled: true,
@@ -206,18 +209,25 @@ export async function main(argv: string[]): Promise<number> {
     const results: Record<string, Summary> = {};
     const assertions: AssertionResult[] = [];
     const rps: Record<string, Record<number, number>> = {};
+    const upstreamConns: Record<string, number> = {};
+    const requests: Record<string, number> = {};
     for (const p of paths) {
       rps[p.name] = {};
+      const connsBefore = upstreamConnections;
+      requests[p.name] = 0;
       for (const c of CONCURRENCY) {
         process.stdout.write(`${p.name}: throughput with ${c} connection(s)…\n`);
         const t = await throughput(p, c, seconds);
         assertions.push({ name: `${p.name} c=${c}: every response 200 with the upstream body`, ok: t.bad === 0 && t.total > 0, detail: `${t.bad} bad of ${t.total}` });
         rps[p.name]![c] = t.rps;
+        requests[p.name]! += t.total + WARMUP_REQUESTS;
         results[`${p.name}.throughput_c${c}`] = summarize([t.rps], 'req/s');
       }
       const l = await latency(p, latencyRuns);
       assertions.push({ name: `${p.name}: new-connection requests all 200`, ok: l.bad === 0, detail: `${l.bad} bad` });
       results[`${p.name}.new_connection_ms`] = summarize(l.values);
+      upstreamConns[p.name] = upstreamConnections - connsBefore;
+      requests[p.name]! += latencyRuns;
     }
     const ratios: Record<string, Record<string, number>> = {};
     for (const p of paths) {
@@ -241,7 +251,7 @@ export async function main(argv: string[]): Promise<number> {
       results: allOk ? results : {},
       assertions,
       runs: latencyRuns,
-      notes: { seconds, body_bytes: BODY.length, ratios_to_direct: ratios, requests_per_second: rps, goals, skipped },
+      notes: { seconds, body_bytes: BODY.length, ratios_to_direct: ratios, requests_per_second: rps, upstream_tls_connections: upstreamConns, requests, goals, skipped },
     });
     const rows = [['path', 'c=1 req/s', 'c=16 req/s', 'c=1 ×direct', 'c=16 ×direct', 'new conn mean ms', '×direct']];
     for (const p of paths) {
@@ -252,6 +262,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     process.stdout.write(`\n${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`);
+    for (const p of paths) process.stdout.write(`${p.name}: ${requests[p.name]} requests used ${upstreamConns[p.name]} upstream TLS connections\n`);
     for (const [k, v] of Object.entries(skipped)) process.stdout.write(`skipped ${k}: ${v}\n`);
     for (const g of goals) process.stdout.write(`${g.ok ? 'PASS' : 'FAIL'} ${g.name} (${g.detail})\n`);
     for (const a of assertions.filter((x) => !x.ok)) process.stdout.write(`FAILED ${a.name}: ${a.detail}\n`);
