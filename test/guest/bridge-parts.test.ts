@@ -97,7 +97,7 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
   it('answers UDP queries through the pooled host connection, with a META preamble on it', async () => {
     const c = dgram.createSocket('udp4');
     const ask = (id: number, name: string) =>
-      new Promise<dnsPacket.Packet>((resolve) => {
+      new Promise<dnsPacket.Packet & { rcode?: string }>((resolve) => {
         c.once('message', (m) => resolve(dnsPacket.decode(m)));
         c.send(dnsPacket.encode({ id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] }), stub.port, '127.0.0.1');
       });
