@@ -11,6 +11,7 @@ import { CelgateError } from '../../errors.js';
 import type { Decider, EventSink, EventType } from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
+import { parseProxySetting } from './proxy-settings.js';
 import { startHttpService, type SecureContextSource } from './service.js';
 import { parseUpstreamMap } from './upstream.js';
 
@@ -37,6 +38,8 @@ export interface HttpConfig {
   https_port: number;
   http_port: number;
   timeouts: { headers_ms: number; idle_ms: number; keepalive_ms: number; handshake_ms: number; upstream_ms: number };
+  /** Explicit proxy listen address (loopback `host:port`), or null when off (docs/proxy.md). */
+  proxy: string | null;
 }
 
 type Obj = Record<string, unknown>;
@@ -56,7 +59,7 @@ function checkKeys(source: string, prefix: string, o: Obj, known: string[]): voi
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
 }
 
-const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'https_port', 'http_port', 'timeouts'];
+const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'https_port', 'http_port', 'timeouts', 'proxy'];
 const TIMEOUT_KEYS = ['headers_ms', 'idle_ms', 'keepalive_ms', 'handshake_ms', 'upstream_ms'];
 
 /** Parses the `http:` mapping (absent → defaults). */
@@ -99,6 +102,7 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     extra_ca: extra,
     https_port: int(source, 'http.https_port', raw.https_port, 443, 65535),
     http_port: int(source, 'http.http_port', raw.http_port, 80, 65535),
+    proxy: parseProxySetting(raw.proxy, source),
     timeouts: {
       headers_ms: int(source, 'http.timeouts.headers_ms', t.headers_ms, d.headersTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
       idle_ms: int(source, 'http.timeouts.idle_ms', t.idle_ms, d.idleTimeoutMs, MAX_CONFIG_TIMEOUT_MS),

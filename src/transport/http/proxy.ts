@@ -19,12 +19,13 @@ import { handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } 
 import { resolveLimits, type HttpLimits } from './limits.js';
 import { CelgateMitmProxy, type TunnelTarget } from './proxy-mitm.js';
 import type { SecureContextSource } from './service.js';
+import { parseProxyListen } from './proxy-settings.js';
 import { parseHostHeader, type ExchangeContext } from './target.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
-/** The documented default listen address of the explicit proxy. */
-export const DEFAULT_PROXY_LISTEN = '127.0.0.1:8080';
+export { DEFAULT_PROXY_LISTEN, parseProxyListen, parseProxySetting } from './proxy-settings.js';
+
 /** How long a refused connection may drain its error response before it is destroyed. */
 export const PROXY_CLOSE_GRACE_MS = 1000;
 
@@ -48,17 +49,6 @@ export interface ExplicitProxy {
   /** `{ proxy: "127.0.0.1:PORT" }`. */
   addresses: Record<string, string>;
   close(): Promise<void>;
-}
-
-/** Parses and checks the listen address: loopback only (an open MITM proxy on a LAN is a hole). */
-export function parseProxyListen(value: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value.trim());
-  const port = m === null ? NaN : Number(m[2]);
-  if (m === null || port > 65535) throw new CelgateError('E_CONFIG', `http.proxy: "${value}" is not host:port`);
-  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!.toLowerCase();
-  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!loopback) throw new CelgateError('E_CONFIG', `http.proxy: ${host} is not a loopback address; the explicit proxy listens on loopback only`);
-  return { host, port };
 }
 
 /** Validates a CONNECT request target (`host:port`, `[v6]:port`); null when malformed. */
@@ -176,7 +166,7 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new CelgateError('E_CONFIG', `explicit proxy cannot listen on ${options.listen}: ${err.code ?? err.message}`, { cause: err })),
+      reject(new CelgateError('E_CONFIG', `explicit proxy cannot listen on ${options.listen}: ${err.code ?? err.message} (set http.proxy to another loopback host:port, or "off")`, { cause: err })),
     );
     server.listen(at.port, at.host, () => resolve());
   });

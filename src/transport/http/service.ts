@@ -241,6 +241,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       }
       if (raw.destroyed) return;
       raw.unshift(hello.buf);
+      raw.setNoDelay(true);
       const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
       tlsSocket.on('error', () => {});
       const timer = setTimeout(() => {

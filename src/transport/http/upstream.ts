@@ -78,6 +78,12 @@ export class Upstream {
   readonly map: UpstreamMap;
   /** Trusted roots for upstream TLS: system roots plus the configured extra CAs. */
   readonly ca: string[];
+  /**
+   * One context holding those roots, built once. Passing `ca` per request instead would make
+   * https.Agent concatenate every root PEM into its pool key on each request (~200 KB of string
+   * work per request) and re-parse the roots for each new connection.
+   */
+  readonly secureContext: tls.SecureContext;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly timeoutMs: number;
@@ -88,14 +94,15 @@ export class Upstream {
     const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
     this.httpAgent = new http.Agent(common);
     this.ca = [...tls.rootCertificates, ...(options.extraCa ?? [])];
-    this.httpsAgent = new https.Agent({ ...common, ca: this.ca });
+    this.secureContext = tls.createSecureContext({ ca: this.ca });
+    this.httpsAgent = new https.Agent(common);
   }
 
   /** Starts an upstream request; errors (connect, TLS, timeout) arrive as 'error' with a CelgateError cause. */
   request(r: UpstreamRequest): http.ClientRequest {
     const target = resolveUpstream(this.map, r.host, r.port);
     const isIp = net.isIP(r.host) !== 0;
-    const options: https.RequestOptions = {
+    const options: https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
       host: target.host,
       port: target.port,
       method: r.method,
@@ -108,6 +115,7 @@ export class Upstream {
     if (r.scheme === 'https') {
       if (!isIp) options.servername = r.host;
       options.checkServerIdentity = (_name, cert) => tls.checkServerIdentity(r.host, cert);
+      options.secureContext = this.secureContext;
       req = https.request({ ...options, agent: this.httpsAgent });
     } else {
       req = http.request({ ...options, agent: this.httpAgent });

@@ -52,7 +52,7 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
           host: to.host,
           port: to.port,
           ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
-          ca: deps.upstream.ca,
+          secureContext: deps.upstream.secureContext,
           checkServerIdentity: (_n, cert) => tls.checkServerIdentity(target.host, cert),
           ALPNProtocols: ['http/1.1'],
         })

@@ -1,0 +1,46 @@
+/**
+ * `startExplicitProxyFromConfig`: the adapter `celgate start` calls to run the explicit proxy from
+ * the `http` config section (`http.proxy`, plus the limits, upstream map and extra CAs the vsock
+ * HTTP service uses, so both entry points enforce the same bounds). Maps config onto
+ * `startExplicitProxy`; never imports the store; starts nothing when `http.proxy` is off.
+ */
+import { CelgateError } from '../../errors.js';
+import type { Decider, EventSink, EventType } from '../../events/index.js';
+import { limitsFromConfig, readExtraCa, type HttpConfig } from './config.js';
+import { startExplicitProxy } from './proxy.js';
+import type { SecureContextSource } from './service.js';
+import { parseUpstreamMap } from './upstream.js';
+
+export interface ProxyStartConfig {
+  session_id: string;
+  profile: string;
+  http: HttpConfig & { proxy?: string | null };
+}
+
+export interface ProxyStartDeps {
+  decider: Decider;
+  engine?: { needsBody(type: EventType): boolean };
+  sink: EventSink;
+  /** The leaf cache shared with the vsock HTTP service (one CA, one leaf key per process). */
+  certs: SecureContextSource;
+}
+
+export async function startExplicitProxyFromConfig(
+  config: ProxyStartConfig,
+  deps: ProxyStartDeps,
+): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
+  const listen = config.http.proxy ?? null;
+  if (listen === null) return { name: 'proxy', addresses: {}, close: async () => {} };
+  const map = parseUpstreamMap(config.http.upstream_map);
+  if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
+  const engine = deps.engine;
+  const decider = {
+    decide: deps.decider.decide.bind(deps.decider),
+    ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
+  };
+  const proxy = await startExplicitProxy(
+    { listen, limits: limitsFromConfig(config.http), upstreamMap: map.value, extraCa: readExtraCa(config.http.extra_ca) },
+    { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs: deps.certs },
+  );
+  return { name: 'proxy', addresses: proxy.addresses, close: () => proxy.close() };
+}
