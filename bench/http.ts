@@ -1,0 +1,225 @@
+/**
+ * HTTP interception benchmarks (issue #4), against the real built gateway (`celgate start`) and a
+ * loopback HTTPS upstream started here (test/fixtures/http/harness.ts). Each measurement asserts
+ * that the work happened before it is recorded; one artifact `http-mitm` under
+ * benchmarks/security-engine/:
+ *
+ *  1. first contact: a new host per connection (leaf mint + TLS handshake), p50 goal ≤ 5 ms;
+ *     asserts every handshake presented a leaf for that host, signed by the gateway CA.
+ *  2. blocked request on one kept-alive connection, p50 goal ≤ 1 ms; asserts every answer is a
+ *     403 naming the rule, the rule's match counter moved by N, and the upstream saw nothing.
+ *  3. allowed 1 KiB GETs on 16 kept-alive connections through the gateway vs the same client
+ *     straight to the upstream, same run; goal ratio ≥ 0.5; asserts every body was 1 KiB.
+ *  4. gateway RSS with 1,000 open (kept-alive, each used once) connections, goal ≤ 300 MB.
+ *
+ * usage: npm run -s build && node dist/bench/http.js [--runs N]   (exits 1 when a goal fails)
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { Client, Pool } from 'undici';
+import { makeCerts, startUpstream } from '../test/fixtures/http/harness.js';
+import { startBenchGateway } from './guest-gateway.js';
+import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
+
+export const FIRST_CONTACT_P50_GOAL_MS = 5;
+export const BLOCKED_P50_GOAL_MS = 1;
+export const THROUGHPUT_RATIO_GOAL = 0.5;
+export const RSS_GOAL_MB = 300;
+const RULE_ID = 'bench-http-deny';
+const argRuns = process.argv.indexOf('--runs');
+const RUNS = argRuns > 0 ? Number(process.argv[argRuns + 1]) : 1000;
+const FIRST_CONTACTS = Math.min(200, Math.max(20, Math.floor(RUNS / 5)));
+const THROUGHPUT_MS = Number(process.env.CELGATE_BENCH_HTTP_MS ?? 3000);
+const OPEN_CONNECTIONS = 1000;
+
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+async function throughput(pool: Pool, path: string, host: string, durationMs: number): Promise<{ rps: number; ok: number; bad: number }> {
+  let ok = 0;
+  let bad = 0;
+  const end = Date.now() + durationMs;
+  const worker = async () => {
+    while (Date.now() < end) {
+      const r = await pool.request({ path, method: 'GET', headers: { host } });
+      const body = await r.body.arrayBuffer();
+      if (r.statusCode === 200 && body.byteLength === 1024) ok += 1;
+      else bad += 1;
+    }
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return { rps: ok / (ms(t0) / 1000), ok, bad };
+}
+
+export async function run(): Promise<Artifact> {
+  const assertions: AssertionResult[] = [];
+  const results: Record<string, Summary> = {};
+  const notes: Record<string, unknown> = {};
+  const upCerts = await makeCerts();
+  const payload = Buffer.alloc(1024, 0x78);
+  const up = await startUpstream(upCerts, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
+    res.end(payload);
+  }, { readBody: false });
+  const upCa = join(upCerts.dir, 'upstream-ca.pem');
+  writeFileSync(upCa, upCerts.caPem);
+  const gw = await startBenchGateway(upCerts.dir, {
+    vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
+    http: { ca_dir: join(upCerts.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
+  });
+  try {
+    const port = Number(gw.listeners.http!.split(':').pop());
+    const gwCa = readFileSync(join(upCerts.dir, 'gw-certs', 'ca.cert.pem'), 'utf8');
+    const caCert = new (await import('node:crypto')).X509Certificate(gwCa);
+    const connect = (servername: string) =>
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, servername, ca: gwCa, ALPNProtocols: ['http/1.1'] });
+        s.once('secureConnect', () => resolve(s));
+        s.once('error', reject);
+      });
+
+    // 1. First contact: mint + handshake for a host never seen before.
+    const firsts: number[] = [];
+    let goodLeaf = 0;
+    for (let i = 0; i < FIRST_CONTACTS; i++) {
+      const host = `h${i}-${process.pid}.first.bench.test`;
+      const t0 = process.hrtime.bigint();
+      const s = await connect(host);
+      firsts.push(ms(t0));
+      const peer = s.getPeerX509Certificate();
+      if (peer !== undefined && peer.checkHost(host) === host && peer.checkIssued(caCert)) goodLeaf += 1;
+      s.destroy();
+    }
+    results.first_contact_ms = summarize(firsts);
+    assertions.push({ name: `every first-contact handshake presented a CA-signed leaf for its host (${FIRST_CONTACTS})`, ok: goodLeaf === FIRST_CONTACTS, detail: `${goodLeaf}/${FIRST_CONTACTS}` });
+
+    // 2. Blocked requests on one kept-alive connection.
+    const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, {
+      description: 'benchmark: deny one path',
+      condition: 'http.request.path.startsWith("/blocked")',
+      action: 'block',
+      reason: 'benchmark denial',
+      priority: 0,
+    });
+    assertions.push({ name: 'rule installed through the control API', ok: put.status === 201 || put.status === 200, detail: put.text.slice(0, 120) });
+    const matchesBefore = Number((await gw.api('GET', `/v1/rules/${RULE_ID}`)).json?.counters?.matches ?? 0);
+    const seenBefore = up.seen.length;
+    let connects = 0;
+    const client = new Client('https://api.bench.test', {
+      pipelining: 1,
+      connect: (_o, cb) => {
+        connects += 1;
+        connect('api.bench.test').then((s) => cb(null, s), (e: Error) => cb(e, null));
+      },
+    });
+    const blocked: number[] = [];
+    let denials = 0;
+    for (let i = 0; i < RUNS + 50; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = await client.request({ path: `/blocked/${i}`, method: 'GET' });
+      const text = await r.body.text();
+      const t = ms(t0);
+      if (i >= 50) {
+        blocked.push(t);
+        if (r.statusCode === 403 && text.includes(RULE_ID)) denials += 1;
+      }
+    }
+    await client.close();
+    const matchesAfter = Number((await gw.api('GET', `/v1/rules/${RULE_ID}`)).json?.counters?.matches ?? 0);
+    results.blocked_keepalive_ms = summarize(blocked);
+    assertions.push({ name: `every blocked request answered 403 naming ${RULE_ID}`, ok: denials === RUNS, detail: `${denials}/${RUNS}` });
+    assertions.push({ name: 'rule match counter moved by every request (incl. warm-up)', ok: matchesAfter - matchesBefore === RUNS + 50, detail: `${matchesAfter - matchesBefore}` });
+    assertions.push({ name: 'one kept-alive connection', ok: connects === 1, detail: String(connects) });
+    assertions.push({ name: 'upstream saw none of the blocked requests', ok: up.seen.length === seenBefore });
+    await gw.api('GET', '/v1/events?limit=1'); // flushes the ledger
+    const netRows = gw.ledgerRows('net_events', RULE_ID).length;
+    assertions.push({ name: `session.db holds one net_events row per blocked request naming ${RULE_ID}`, ok: netRows === RUNS + 50, detail: String(netRows) });
+
+    // 3. Allowed 1 KiB GETs, 16 kept-alive connections: via the gateway vs direct, same run.
+    const viaPool = new Pool('https://api.bench.test', {
+      connections: 16,
+      connect: (_o, cb) => void connect('api.bench.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
+    });
+    const directPool = new Pool(`https://127.0.0.1:${up.port}`, { connections: 16, connect: { ca: upCerts.caPem, servername: 'api.bench.test' } });
+    await throughput(viaPool, '/warm', 'api.bench.test', 300);
+    await throughput(directPool, '/warm', 'api.bench.test', 300);
+    const seenBeforeTp = up.seen.length;
+    const via = await throughput(viaPool, '/allowed', 'api.bench.test', THROUGHPUT_MS);
+    const direct = await throughput(directPool, '/allowed', 'api.bench.test', THROUGHPUT_MS);
+    await viaPool.close();
+    await directPool.close();
+    const ratio = via.rps / direct.rps;
+    results.allowed_16conn_rps_via_gateway = summarize([via.rps], 'req/s');
+    results.allowed_16conn_rps_direct = summarize([direct.rps], 'req/s');
+    results.allowed_16conn_ratio = summarize([ratio], 'ratio');
+    assertions.push({ name: 'every allowed response was 200 with a 1 KiB body', ok: via.bad === 0 && direct.bad === 0 && via.ok > 0, detail: `via ${via.ok} ok / ${via.bad} bad; direct ${direct.ok} ok / ${direct.bad} bad` });
+    assertions.push({ name: 'the upstream served every request counted', ok: up.seen.length - seenBeforeTp === via.ok + direct.ok, detail: `${up.seen.length - seenBeforeTp} vs ${via.ok + direct.ok}` });
+
+    // 4. RSS with 1,000 open connections (each used once, then left open).
+    const pid = Number((await gw.api('GET', '/v1/health')).json.pid);
+    const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const idleRss = rssKb();
+    const sockets: tls.TLSSocket[] = [];
+    let served = 0;
+    for (let i = 0; i < OPEN_CONNECTIONS; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, OPEN_CONNECTIONS - i) }, async () => {
+          const s = await connect('api.bench.test');
+          return new Promise<tls.TLSSocket>((resolve) => {
+            let buf = '';
+            const onData = (d: Buffer) => {
+              buf += d.toString('latin1');
+              if (buf.includes('\r\n\r\n') && buf.length >= buf.indexOf('\r\n\r\n') + 4 + 1024) {
+                s.off('data', onData);
+                if (buf.startsWith('HTTP/1.1 200')) served += 1;
+                resolve(s);
+              }
+            };
+            s.on('data', onData);
+            s.write('GET /open HTTP/1.1\r\nHost: api.bench.test\r\n\r\n');
+          });
+        }),
+      );
+      sockets.push(...batch);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const openRss = rssKb();
+    const stillOpen = sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+    for (const s of sockets) s.destroy();
+    results.rss_1000_open_mb = summarize([openRss / 1024], 'MB');
+    notes.rss_idle_mb = idleRss / 1024;
+    assertions.push({ name: `${OPEN_CONNECTIONS} connections each served one 200 and stayed open`, ok: served === OPEN_CONNECTIONS && stillOpen === OPEN_CONNECTIONS, detail: `served ${served}, open ${stillOpen}` });
+
+    // Goals.
+    const goal = (name: string, ok: boolean, detail: string) => assertions.push({ name: `goal: ${name}`, ok, detail });
+    goal(`first contact p50 ≤ ${FIRST_CONTACT_P50_GOAL_MS} ms`, results.first_contact_ms.median <= FIRST_CONTACT_P50_GOAL_MS, results.first_contact_ms.median.toFixed(3));
+    goal(`blocked keep-alive p50 ≤ ${BLOCKED_P50_GOAL_MS} ms`, results.blocked_keepalive_ms.median <= BLOCKED_P50_GOAL_MS, results.blocked_keepalive_ms.median.toFixed(3));
+    goal(`16-conn allowed ratio ≥ ${THROUGHPUT_RATIO_GOAL}`, ratio >= THROUGHPUT_RATIO_GOAL, ratio.toFixed(3));
+    goal(`RSS with ${OPEN_CONNECTIONS} open ≤ ${RSS_GOAL_MB} MB`, openRss / 1024 <= RSS_GOAL_MB, (openRss / 1024).toFixed(1));
+    notes.rule_id = RULE_ID;
+    notes.first_contacts = FIRST_CONTACTS;
+    notes.throughput_ms_each = THROUGHPUT_MS;
+  } finally {
+    await gw.stop();
+    await up.close();
+    upCerts.cleanup();
+  }
+  return writeArtifact({
+    kind: 'micro',
+    name: 'http-mitm',
+    results,
+    assertions,
+    runs: RUNS,
+    status: assertions.every((a) => a.ok) ? 'passed' : 'failed',
+    notes,
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const a = await run();
+  for (const [name, s] of Object.entries(a.results)) process.stdout.write(`${name.padEnd(32)} median ${s.median.toFixed(3)} ${s.unit}  p95 ${s.p95.toFixed(3)}  n=${s.n}\n`);
+  for (const x of a.assertions) process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}${x.detail === undefined ? '' : ` (${x.detail})`}\n`);
+  process.stdout.write(`artifact: ${a.path}\n`);
+  process.exitCode = a.status === 'passed' ? 0 : 1;
+}
