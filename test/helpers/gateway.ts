@@ -87,7 +87,7 @@ function merge(base: Record<string, any>, extra: Record<string, any>): Record<st
 export async function startGateway(opts: StartGatewayOptions = {}): Promise<RunningTestGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'celgate-gw-'));
   const config = merge(
-    { data_dir: dataDir, watch_rules: false, vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } } },
+    { data_dir: dataDir, watch_rules: false, vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } }, http: { proxy: '127.0.0.1:0' } },
     opts.config ?? {},
   );
   const configFile = join(dataDir, `config-${process.pid}-${Date.now()}.yaml`);
