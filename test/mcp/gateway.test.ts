@@ -140,6 +140,18 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(await c.ping()).toEqual({});
   });
 
+  it('relays progress notifications with the guest\'s own progress token', async () => {
+    const c = await h.client();
+    const progress: number[] = [];
+    const r = await c.callTool(
+      { name: 'everything__trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } },
+      undefined,
+      { onprogress: (p) => progress.push(p.progress) },
+    );
+    expect(r.isError).not.toBe(true);
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+  });
+
   it('applies a rule installed at runtime from the next request, including tools/list', async () => {
     const c = await h.client();
     expect((await c.listTools()).tools.map((t) => t.name)).toContain('flaky__ok');

@@ -46,7 +46,11 @@ export async function startMcpService(options: McpServiceOptions, deps: McpServi
   const closers: (() => Promise<void>)[] = [];
   try {
     const listener = await listenVsock(
-      { ...options.vsock, maxConnections: options.vsock.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
+      {
+        ...options.vsock,
+        maxConnections: options.vsock.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+        onReject: (err) => onClose({ streamId: null, reason: 'bad_preamble', message: err.message, process_name: '', hostile: true }),
+      },
       (c) => serveFramed(gateway, c.socket, c.meta.process_name ?? '', c.head, onClose),
     );
     addresses.mcp = listener.address;
