@@ -5,6 +5,7 @@
  */
 import { LineCounter, isMap, isSeq, parseDocument, type Node } from 'yaml';
 import type { Issue } from '../errors.js';
+import { fastYaml } from './fast-yaml.js';
 
 export type PathSegment = string | number;
 
@@ -17,6 +18,38 @@ export interface SourceDoc {
 export type Parsed = { ok: true; doc: SourceDoc } | { ok: false; issues: Issue[] };
 
 export function parseSource(text: string, file?: string): Parsed {
+  // Fast paths for valid input: JSON, or the plain YAML subset packs use. Lines are only needed
+  // for issues, so the full parse that knows them runs lazily, on the first lineOf() call.
+  const trimmed = text.trimStart();
+  let fast: { value: unknown } | undefined;
+  if (trimmed.startsWith('{')) {
+    try {
+      fast = { value: JSON.parse(text) };
+    } catch {
+      fast = undefined;
+    }
+  } else fast = fastYaml(text);
+  if (fast !== undefined) {
+    let full: SourceDoc | undefined;
+    return {
+      ok: true,
+      doc: {
+        value: fast.value,
+        lineOf(path, key) {
+          if (full === undefined) {
+            const p = fullParse(text, file);
+            full = p.ok ? p.doc : { value: undefined, lineOf: () => undefined };
+          }
+          return full.lineOf(path, key);
+        },
+      },
+    };
+  }
+  return fullParse(text, file);
+}
+
+/** The full `yaml` parse, with a line locator. */
+function fullParse(text: string, file?: string): Parsed {
   const lc = new LineCounter();
   let doc;
   try {

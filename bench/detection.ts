@@ -1,0 +1,110 @@
+/**
+ * Detection IR micro suite (DESIGN §10, issue #8) under the reference names: parse+validate, lower,
+ * lower+compile, detection findings inline, and evidence dedupe — reusing the test fixtures. Every
+ * task's output is checked once before timing, so the bench cannot silently measure something else.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import { checkGoals, runIfMain, runTasks, type Goal, type MicroTask } from './micro-kit.js';
+import { EvidenceDeduper, evidenceSignature } from '../src/detection/evidence.js';
+import { detectionEngine, loadPackText, type LoadedPack } from '../src/detection/install.js';
+import { lowerRule } from '../src/detection/lower.js';
+import { validatePackText } from '../src/detection/validate.js';
+import { eventFromJson } from '../src/events/build.js';
+import type { Finding } from '../src/events/decision.js';
+import type { SecurityEvent } from '../src/events/types.js';
+import { compileCondition } from '../src/policy/compile.js';
+
+export const GOALS: Goal[] = [
+  { result: 'IR parse+validate one pack', max_us: 100, reference: '410 µs' },
+  { result: 'IR lower and compile 100 rules', max_us: 1500, reference: '7.2 ms' },
+  { result: 'Dedupe 1,000 rows / 100 signatures', max_us: 300, reference: '584 µs' },
+  { result: 'Detection as last match across 100 rules', max_us: 20, reference: '3.46 ms' },
+];
+
+function read(path: string): string {
+  return readFileSync(join(repoRoot(), path), 'utf8');
+}
+
+function must(cond: boolean, name: string, detail = ''): AssertionResult {
+  if (!cond) throw new Error(`bench precondition failed: ${name} ${detail}`);
+  return { name, ok: true, detail };
+}
+
+function load(path: string): LoadedPack {
+  const r = loadPackText(read(path), path);
+  if (!r.ok) throw new Error(`${path}: ${r.issues[0]!.message}`);
+  return r.value;
+}
+
+export async function run(): Promise<Artifact> {
+  const assertions: AssertionResult[] = [];
+  const refText = read('detection-ir/google-secret-egress.yaml');
+  const parsed = eventFromJson(JSON.parse(read('test/fixtures/events/reference-http.json')));
+  if (!parsed.ok) throw new Error('reference event does not parse');
+  const event: SecurityEvent = parsed.value;
+
+  const ref = load('detection-ir/google-secret-egress.yaml');
+  const hundred = load('test/fixtures/detection/hundred-rules.ir.yaml');
+  const refRule = ref.pack.rules[0]!;
+  const hundredRules = hundred.pack.rules;
+  const fullPolicyPack: LoadedPack = { pack: { ...hundred.pack, id: 'full-policy' }, rules: hundred.rules.slice(-1) };
+
+  const { engine: refEngine } = detectionEngine([ref]);
+  const { engine: fullEngine } = detectionEngine([fullPolicyPack]);
+  const { engine: hundredEngine } = detectionEngine([hundred]);
+  assertions.push(must(validatePackText(refText).ok, 'the reference pack validates'));
+  assertions.push(must(refEngine.decide(event).findings.length === 1, 'the reference pack fires on the reference event'));
+  assertions.push(must(fullEngine.decide(event).findings[0]?.rule_id === 'det-099-full-policy', 'the full-policy detection fires'));
+  const d = hundredEngine.decide(event);
+  assertions.push(must(d.findings.length === 1 && d.findings[0]!.rule_id === 'det-099-full-policy' && d.errors.length === 0, 'only the last of 100 detection rules fires', `${d.findings.map((f) => f.rule_id).join(',')}`));
+  const plan = hundredEngine.plan().byEventType['http.request'];
+  assertions.push(must(plan.length === 100 && plan[99]!.def.id === 'det-099-full-policy', 'the matching rule is evaluated last of 100'));
+
+  // Dedupe inputs: findings with precomputed evidence signatures (signing is timed separately).
+  const finding: Finding = d.findings[0]!;
+  const sigs = Array.from({ length: 100 }, (_, i) => evidenceSignature({ ...event, common: { ...event.common, process_name: `p${i}` } } as SecurityEvent));
+  const rows1000 = Array.from({ length: 1000 }, (_, i) => ({ f: { ...finding, event_id: `e${i}` }, s: sigs[i % 100]! }));
+  const rows100 = rows1000.slice(0, 100);
+  const dedupe = (rows: typeof rows1000) => {
+    const dd = new EvidenceDeduper(100);
+    for (const r of rows) dd.add(r.f, r.s, 0, () => 'summary');
+    return dd.report();
+  };
+  const r1000 = dedupe(rows1000);
+  assertions.push(must(r1000.total_matches === 1000 && r1000.unique_evidence === 100 && r1000.rows.length === 100 && !r1000.truncated, 'dedupe 1,000 rows gives 100 unique rows'));
+
+  let sink = 0;
+  const tasks: MicroTask[] = [
+    { name: 'IR parse+validate one pack', batch: 20, fn: () => void (sink += validatePackText(refText).ok ? 1 : 0) },
+    { name: 'IR lower one rule', batch: 2000, fn: () => void (sink += lowerRule(refRule).condition.length) },
+    { name: 'IR lower 100 rules', batch: 20, fn: () => void hundredRules.forEach((r) => (sink += lowerRule(r).condition.length)) },
+    {
+      name: 'IR lower and compile 100 rules',
+      batch: 1,
+      fn: () => void hundredRules.forEach((r) => (sink += compileCondition(lowerRule(r).condition).ok ? 1 : 0)),
+    },
+    { name: 'Detection finding for the full policy', batch: 1000, fn: () => void (sink += fullEngine.decide(event).findings.length) },
+    { name: 'Detection as last match across 100 rules', batch: 50, fn: () => void (sink += hundredEngine.decide(event).findings.length) },
+    { name: 'Evidence signature of one event', batch: 200, fn: () => void (sink += evidenceSignature(event).length) },
+    { name: 'Dedupe 100 rows / 100 signatures', batch: 20, fn: () => void (sink += dedupe(rows100).unique_evidence) },
+    { name: 'Dedupe 1,000 rows / 100 signatures', batch: 5, fn: () => void (sink += dedupe(rows1000).unique_evidence) },
+  ];
+  const results = await runTasks(tasks);
+  assertions.push(must(sink > 0, 'tasks produced results', `${sink}`));
+  assertions.push(...checkGoals(results, GOALS));
+  return writeArtifact({
+    kind: 'micro',
+    name: 'detection',
+    results,
+    assertions,
+    notes: {
+      packs: ['detection-ir/google-secret-egress.yaml', 'test/fixtures/detection/hundred-rules.ir.yaml'],
+      event: 'test/fixtures/events/reference-http.json',
+      dedupe: 'rows carry precomputed evidence signatures; signing is its own result',
+    },
+  });
+}
+
+await runIfMain(import.meta.url, run);
