@@ -1,36 +1,48 @@
 /**
- * The gateway's structured logger (pino, JSON lines on stdout, optionally also a file). Owns log
- * formatting and flushing; it makes no decisions and reads no state.
+ * The gateway's structured logger (pino, JSON lines on stdout, optionally also a file). Writes are
+ * asynchronous (SonicBoom buffers, so a decision's log line costs the request path a buffer append,
+ * not a syscall); `flush()` drains everything before exit. Owns log formatting and flushing; it
+ * makes no decisions and reads no state.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogConfig } from './config.js';
 
 export type { Logger } from 'pino';
 
 export interface GatewayLogger {
   logger: Logger;
-  /** Writes out anything buffered; call before exit. */
-  flush(): void;
+  /** Writes out everything buffered; await before exit. */
+  flush(): Promise<void>;
 }
 
-export function createLogger(config: LogConfig, base: Record<string, unknown> = {}): GatewayLogger {
-  const stdout = pino.destination({ dest: 1, sync: true });
-  const options = {
+type Boom = DestinationStream & { flush(cb?: (err?: Error) => void): void };
+
+export function createLogger(config: LogConfig, base: Record<string, unknown> = {}, options: { stdout?: boolean } = {}): GatewayLogger {
+  const streams: Boom[] = [];
+  if (options.stdout !== false) streams.push(pino.destination({ dest: 1, sync: false }) as Boom);
+  if (config.file !== null) streams.push(pino.destination({ dest: config.file, sync: false, mkdir: true, append: true }) as Boom);
+  const opts = {
     level: config.level,
     base: { ...base },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  if (config.file === null) {
-    return { logger: pino(options, stdout), flush: () => stdout.flushSync() };
-  }
-  const file = pino.destination({ dest: config.file, sync: true, mkdir: true, append: true });
-  const logger = pino(options, pino.multistream([{ stream: stdout, level: config.level }, { stream: file, level: config.level }]));
+  const logger =
+    streams.length === 1 ? pino(opts, streams[0]!) : pino(opts, pino.multistream(streams.map((stream) => ({ stream, level: config.level }))));
   return {
     logger,
-    flush: () => {
-      stdout.flushSync();
-      file.flushSync();
-    },
+    flush: () =>
+      Promise.all(
+        streams.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              try {
+                s.flush(() => resolve());
+              } catch {
+                resolve();
+              }
+            }),
+        ),
+      ).then(() => undefined),
   };
 }

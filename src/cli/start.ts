@@ -142,7 +142,16 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   const deps: ServiceDeps = { config, decider: policy.engine, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
   const services: Service[] = [];
   const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {
-    const s = await make(deps);
+    let s: Service;
+    try {
+      s = await make(deps);
+    } catch (err) {
+      // Fail closed and leave nothing behind: stop what started, flush and close the ledger.
+      await Promise.allSettled(services.map((x) => x.close()));
+      await control.close();
+      ledger.close();
+      throw err;
+    }
     services.push(s);
     Object.assign(listeners, s.addresses);
     if (s.routes !== undefined) router.add(...s.routes);
@@ -215,11 +224,10 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
         },
         'summary',
       );
-      log.flush();
+      await log.flush();
     })());
 
   logger.info({ listeners, session_id: config.session_id, session_dir: sessionDir, control_socket: config.control.socket, generation: policy.generation() }, 'ready');
-  log.flush();
   return { config, listeners, sessionDir, sessionDb, policy, reload, shutdown };
 }
 
@@ -305,8 +313,7 @@ export function registerStart(program: Command): void {
             () => process.exit(0),
             (err: unknown) => {
               log?.logger.fatal({ err: (err as Error).message }, 'shutdown failed');
-              log?.flush();
-              process.exit(1);
+              void log?.flush().finally(() => process.exit(1));
             },
           );
         };
@@ -317,7 +324,7 @@ export function registerStart(program: Command): void {
         const e = err as Error & { code?: string };
         if (log !== null) {
           log.logger.fatal({ code: e.code, err: e.message }, 'start failed');
-          log.flush();
+          await log.flush();
         }
         process.stderr.write(`celgate start: ${e.code ?? 'E_INTERNAL'}: ${e.message}\n`);
         process.exit(2);

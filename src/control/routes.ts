@@ -4,10 +4,10 @@
  * same decider and sink as transport traffic. Other areas add routes by passing more `Route`s to
  * the Router in start.ts.
  */
-import type { Registry } from 'prom-client';
 import type { EventSink } from '../events/sink.js';
 import { eventFromJson } from '../events/build.js';
 import type { DecisionCounters } from './counters.js';
+import type { Metrics } from './metrics.js';
 import type { PolicyPort } from './port.js';
 import { HttpError, type Route } from './server.js';
 import { MAX_LIST_LIMIT, recentEvents, ruleSummaries, type EventRow } from '../store/readers.js';
@@ -25,7 +25,7 @@ export interface CoreRouteDeps {
   /** A read-only connection to this session's ledger. */
   readDb: () => Db;
   listeners: () => Record<string, string>;
-  metrics: Registry;
+  metrics: Metrics;
 }
 
 function ruleId(params: Record<string, string>): string {
@@ -174,7 +174,7 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
     {
       method: 'GET',
       path: '/metrics',
-      handler: async () => ({ text: await d.metrics.metrics(), contentType: d.metrics.contentType }),
+      handler: async () => ({ text: await d.metrics.scrape(), contentType: d.metrics.contentType }),
     },
   ];
 }

@@ -13,16 +13,30 @@ import { openLedger, type Db } from './schema.js';
 
 export const FLUSH_INTERVAL_MS = 50;
 /** Rows written per transaction at most (a longer queue takes several transactions). */
-export const MAX_BATCH = 20_000;
+export const MAX_BATCH = 8_192;
 /** When this many items wait, the next append flushes synchronously (backpressure, never loss). */
 export const MAX_QUEUE = 500_000;
 
-type Item =
-  | { k: 0; event: SecurityEvent; decision: Decision }
-  | { k: 1; row: NetRow }
-  | { k: 2; row: DnsRow }
-  | { k: 3; row: McpCallRow }
-  | { k: 4; row: ExecRow };
+/** Items are kept in fixed-size chunks of parallel slots: an append allocates nothing and never
+ * copies the queue (a growing array would, and that copy would land on some request). */
+export const CHUNK_SIZE = 4096;
+const K_DECISION = 0;
+const K_NET = 1;
+const K_DNS = 2;
+const K_MCP = 3;
+const K_EXEC = 4;
+
+class Chunk {
+  readonly kind = new Uint8Array(CHUNK_SIZE);
+  readonly a: unknown[] = new Array<unknown>(CHUNK_SIZE).fill(null);
+  readonly b: unknown[] = new Array<unknown>(CHUNK_SIZE).fill(null);
+  n = 0;
+  clear(): void {
+    this.a.fill(null, 0, this.n);
+    this.b.fill(null, 0, this.n);
+    this.n = 0;
+  }
+}
 
 export interface LedgerStats {
   queued: number;
@@ -56,11 +70,13 @@ const policy = (r: NetRow | DnsRow | McpCallRow | ExecRow) => [
 export class LedgerWriter implements EventSink {
   readonly path: string;
   private readonly db: Db;
-  private queue: Item[] = [];
+  private chunks: Chunk[] = [new Chunk()];
+  private spare: Chunk[] = [];
+  private queued = 0;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, last_error: null, last_flush_ms: null };
-  private readonly insert: (items: Item[]) => void;
+  private readonly insert: (chunks: Chunk[]) => void;
   /** Called when a batch cannot be written (the rows of that batch are lost; the error is kept). */
   onError: (err: Error) => void = () => {};
 
@@ -98,47 +114,50 @@ export class LedgerWriter implements EventSink {
       `INSERT INTO exec_events (${POLICY}, executable, argv_json, command, cwd, command_class, exit_code, duration_ms)
        VALUES (${P}, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.insert = this.db.transaction((items: Item[]) => {
-      for (const it of items) {
-        switch (it.k) {
-          case 0: {
-            const { event: e, decision: d } = it;
-            const c = e.common;
-            const seq = ev.run(c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id, bound(d.reason, 1024),
-              d.mode, d.generation, Math.round(d.eval_ns), d.matches.length, d.errors.length === 0 ? '[]' : JSON.stringify(d.errors),
-              JSON.stringify(redactEvent(e))).lastInsertRowid;
-            for (const m of d.matches) {
-              match.run(seq, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+    this.insert = this.db.transaction((chunks: Chunk[]) => {
+      for (const chunk of chunks) {
+        for (let i = 0; i < chunk.n; i++) {
+          switch (chunk.kind[i]) {
+            case K_DECISION: {
+              const e = chunk.a[i] as SecurityEvent;
+              const d = chunk.b[i] as Decision;
+              const c = e.common;
+              const seq = ev.run(c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id, bound(d.reason, 1024),
+                d.mode, d.generation, Math.round(d.eval_ns), d.matches.length, d.errors.length === 0 ? '[]' : JSON.stringify(d.errors),
+                JSON.stringify(redactEvent(e))).lastInsertRowid;
+              for (const m of d.matches) {
+                match.run(seq, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+              }
+              for (const f of d.findings) {
+                finding.run(seq, f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
+                  JSON.stringify(f.matched_fields));
+              }
+              break;
             }
-            for (const f of d.findings) {
-              finding.run(seq, f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
-                JSON.stringify(f.matched_fields));
+            case K_NET: {
+              const r = chunk.a[i] as NetRow;
+              net.run(...policy(r), r.scheme, r.method, bound(r.host, 512), r.port, bound(r.path), redactQuery(r.query), bound(r.sni, 512),
+                bound(r.host_header_mismatch, 512), r.status, r.bytes_in, r.bytes_out, r.duration_ms, r.error);
+              break;
             }
-            break;
-          }
-          case 1: {
-            const r = it.row;
-            net.run(...policy(r), r.scheme, r.method, bound(r.host, 512), r.port, bound(r.path), redactQuery(r.query), bound(r.sni, 512),
-              bound(r.host_header_mismatch, 512), r.status, r.bytes_in, r.bytes_out, r.duration_ms, r.error);
-            break;
-          }
-          case 2: {
-            const r = it.row;
-            dns.run(...policy(r), bound(r.qname, 512), r.qtype, r.transport, r.rcode, JSON.stringify(r.answers.slice(0, 64)), r.upstream_ms,
-              r.cached ? 1 : 0);
-            break;
-          }
-          case 3: {
-            const r = it.row;
-            mcp.run(...policy(r), r.direction, r.server_id, r.method, r.tool_name, r.request_id, r.args_digest, bound(r.args_preview, 1024),
-              r.is_error ? 1 : 0, r.duration_ms);
-            break;
-          }
-          case 4: {
-            const r = it.row;
-            exec.run(...policy(r), bound(r.executable, 1024), JSON.stringify(redactJson(r.argv)), bound(r.command), bound(r.cwd, 1024),
-              r.command_class, r.exit_code, r.duration_ms);
-            break;
+            case K_DNS: {
+              const r = chunk.a[i] as DnsRow;
+              dns.run(...policy(r), bound(r.qname, 512), r.qtype, r.transport, r.rcode, JSON.stringify(r.answers.slice(0, 64)), r.upstream_ms,
+                r.cached ? 1 : 0);
+              break;
+            }
+            case K_MCP: {
+              const r = chunk.a[i] as McpCallRow;
+              mcp.run(...policy(r), r.direction, r.server_id, r.method, r.tool_name, r.request_id, r.args_digest, bound(r.args_preview, 1024),
+                r.is_error ? 1 : 0, r.duration_ms);
+              break;
+            }
+            case K_EXEC: {
+              const r = chunk.a[i] as ExecRow;
+              exec.run(...policy(r), bound(r.executable, 1024), JSON.stringify(redactJson(r.argv)), bound(r.command), bound(r.cwd, 1024),
+                r.command_class, r.exit_code, r.duration_ms);
+              break;
+            }
           }
         }
       }
@@ -146,25 +165,34 @@ export class LedgerWriter implements EventSink {
   }
 
   decision(event: SecurityEvent, decision: Decision): void {
-    this.push({ k: 0, event, decision });
+    this.push(K_DECISION, event, decision);
   }
   net(row: NetRow): void {
-    this.push({ k: 1, row });
+    this.push(K_NET, row, null);
   }
   dns(row: DnsRow): void {
-    this.push({ k: 2, row });
+    this.push(K_DNS, row, null);
   }
   mcp(row: McpCallRow): void {
-    this.push({ k: 3, row });
+    this.push(K_MCP, row, null);
   }
   exec(row: ExecRow): void {
-    this.push({ k: 4, row });
+    this.push(K_EXEC, row, null);
   }
 
-  private push(item: Item): void {
+  private push(kind: number, a: unknown, b: unknown): void {
     if (this.closed) throw new CelgateError('E_LEDGER', 'the session ledger is closed');
-    this.queue.push(item);
-    if (this.queue.length >= MAX_QUEUE) this.flush();
+    let c = this.chunks[this.chunks.length - 1]!;
+    if (c.n === CHUNK_SIZE) {
+      c = this.spare.pop() ?? new Chunk();
+      this.chunks.push(c);
+    }
+    c.kind[c.n] = kind;
+    c.a[c.n] = a;
+    c.b[c.n] = b;
+    c.n++;
+    this.queued++;
+    if (this.queued >= MAX_QUEUE) this.flush();
     else if (this.timer === null) this.timer = setTimeout(this.onTimer, FLUSH_INTERVAL_MS);
   }
 
@@ -173,18 +201,23 @@ export class LedgerWriter implements EventSink {
     this.flush();
   };
 
-  /** Writes every queued item now, in transactions of at most MAX_BATCH items. */
+  /** Writes every queued item now, in transactions of about MAX_BATCH items. */
   flush(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    while (this.queue.length > 0) {
-      const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
-      this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
+    if (this.queued === 0) return;
+    const pending = this.chunks;
+    this.chunks = [this.spare.pop() ?? new Chunk()];
+    this.queued = 0;
+    const perBatch = Math.max(1, Math.floor(MAX_BATCH / CHUNK_SIZE));
+    for (let i = 0; i < pending.length; i += perBatch) {
+      const batch = pending.slice(i, i + perBatch);
+      const rows = batch.reduce((n, c) => n + c.n, 0);
       try {
         this.insert(batch);
-        this.stats_.written += batch.length;
+        this.stats_.written += rows;
         this.stats_.batches++;
         this.stats_.last_flush_ms = Date.now();
       } catch (err) {
@@ -192,11 +225,15 @@ export class LedgerWriter implements EventSink {
         this.stats_.last_error = (err as Error).message;
         this.onError(err as Error);
       }
+      for (const c of batch) {
+        c.clear();
+        if (this.spare.length < 8) this.spare.push(c);
+      }
     }
   }
 
   stats(): LedgerStats {
-    return { ...this.stats_, queued: this.queue.length };
+    return { ...this.stats_, queued: this.queued };
   }
 
   /** Flushes, marks the session ended and closes the file. Further appends throw E_LEDGER. */

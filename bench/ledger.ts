@@ -1,0 +1,165 @@
+/**
+ * Ledger benchmarks (issue #3): sustained append throughput of the batched session.db writer
+ * (goal ≥ 100,000 events/s), the enqueue cost a request pays (`LedgerWriter.decision`, goal p99
+ * ≤ 5 µs; the full FanoutSink — counters + ledger + log line — is reported beside it), and, from
+ * bench/metrics.ts, the /metrics scrape with 1,000 rules. Reuses the reference HTTP event fixture.
+ * Every result is checked (row counts, integrity) before it is reported.
+ *
+ * usage: node dist/bench/ledger.js   (writes benchmarks/security-engine/micro-ledger.json)
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DecisionCounters } from '../src/control/counters.js';
+import { createLogger } from '../src/cli/logger.js';
+import { FanoutSink } from '../src/cli/sink.js';
+import { dnsRequestEvent, eventFromJson } from '../src/events/build.js';
+import type { Decision } from '../src/events/decision.js';
+import type { SecurityEvent } from '../src/events/types.js';
+import { LedgerWriter } from '../src/store/writer.js';
+import { repoRoot, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import { run as runMetrics } from './metrics.js';
+import { runIfMain } from './micro-kit.js';
+
+export const APPEND_EVENTS = Number(process.env.CELGATE_LEDGER_EVENTS ?? 200_000);
+export const ENQUEUE_SAMPLES = 200_000;
+export const GOAL_EVENTS_PER_S = 100_000;
+export const GOAL_ENQUEUE_P99_US = 5;
+
+const decision: Decision = {
+  action: 'block',
+  rule_id: 'block-paste',
+  reason: 'Blocked by rule "block-paste": paste sites are exfiltration endpoints',
+  mode: 'enforce',
+  matches: [{ rule_id: 'block-paste', pack_id: 'balanced', kind: 'enforcement', action: 'block', mode: 'enforce', severity: 'high', decisive: true }],
+  findings: [],
+  errors: [],
+  generation: 1,
+  eval_ns: 900,
+};
+
+/** Half reference HTTP events (headers to redact, a body preview), half DNS events; fresh ids. */
+function corpus(n: number): SecurityEvent[] {
+  const raw = JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/events/reference-http.json'), 'utf8'));
+  const out: SecurityEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      raw.common.event_id = `evt-${i}`;
+      const e = eventFromJson(raw);
+      if (!e.ok) throw new Error('reference-http.json no longer parses');
+      out.push(e.value);
+    } else {
+      out.push(dnsRequestEvent({ session_id: 'bench' }, { qname: `h${i}.example.com`, qtype: 'A', qclass: 'IN', transport: 'udp' }, { event_id: `evt-${i}` }));
+    }
+  }
+  return out;
+}
+
+const must = (ok: boolean, name: string, detail: string): AssertionResult => ({ name, ok, detail });
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+async function appendThroughput(events: SecurityEvent[], dir: string): Promise<{ perSecond: number; ms: number; assertions: AssertionResult[] }> {
+  const path = join(dir, 'append.db');
+  const w = new LedgerWriter(path);
+  const start = performance.now();
+  // Arrive in chunks and let the 50 ms timer flush between them, as live traffic would.
+  for (let i = 0; i < events.length; i += 5000) {
+    for (let k = i; k < Math.min(events.length, i + 5000); k++) w.decision(events[k]!, decision);
+    await tick();
+  }
+  w.close();
+  const ms = performance.now() - start;
+  const db = new Database(path, { readonly: true });
+  const rows = (db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n;
+  const matches = (db.prepare('SELECT COUNT(*) AS n FROM rule_matches').get() as { n: number }).n;
+  const integrity = db.pragma('integrity_check', { simple: true });
+  const secret = (db.prepare("SELECT COUNT(*) AS n FROM security_events WHERE event_json LIKE '%bench-token%'").get() as { n: number }).n;
+  db.close();
+  const perSecond = (events.length / ms) * 1000;
+  return {
+    perSecond,
+    ms,
+    assertions: [
+      must(rows === events.length, 'every appended event is a security_events row', `${rows} rows for ${events.length} events`),
+      must(matches === events.length, 'every decisive match is a rule_matches row', `${matches} rows`),
+      must(integrity === 'ok', 'integrity_check', String(integrity)),
+      must(secret === 0, 'the Authorization value never reached the file', `${secret} rows contain it`),
+      must(perSecond >= GOAL_EVENTS_PER_S, `goal: append ≥ ${GOAL_EVENTS_PER_S} events/s`, `${Math.round(perSecond)} events/s (${events.length} events in ${ms.toFixed(0)} ms)`),
+    ],
+  };
+}
+
+/** Per-call time of `append(event)`, µs, one hrtime pair per call. */
+function enqueueSamples(events: SecurityEvent[], append: (e: SecurityEvent) => void): number[] {
+  const samples = new Array<number>(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const t0 = process.hrtime.bigint();
+    append(events[i]!);
+    samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  return samples;
+}
+
+function timerOverhead(n: number): number[] {
+  const samples = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  return samples;
+}
+
+export async function run(): Promise<Artifact[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'celgate-bench-ledger-'));
+  try {
+    const events = corpus(Math.max(APPEND_EVENTS, ENQUEUE_SAMPLES));
+    const append = await appendThroughput(events.slice(0, APPEND_EVENTS), dir);
+
+    // Warm-up (JIT) on a throwaway writer, so the samples measure the optimised request path.
+    const w0 = new LedgerWriter(join(dir, 'warmup.db'));
+    enqueueSamples(events.slice(0, 20_000), (e) => w0.decision(e, decision));
+    w0.close();
+    const w1 = new LedgerWriter(join(dir, 'enqueue.db'));
+    const ledgerOnly = enqueueSamples(events.slice(0, ENQUEUE_SAMPLES), (e) => w1.decision(e, decision));
+    const queued = w1.stats().queued;
+    w1.close();
+
+    const w2 = new LedgerWriter(join(dir, 'fanout.db'));
+    // The gateway's own logger, writing to a file instead of stdout.
+    const log = createLogger({ level: 'info', file: join(dir, 'decisions.log') }, {}, { stdout: false });
+    const counters = new DecisionCounters();
+    const sink = new FanoutSink({ counters, ledger: w2, logger: log.logger });
+    const fanout = enqueueSamples(events.slice(0, ENQUEUE_SAMPLES), (e) => sink.decision(e, decision));
+    await log.flush();
+    w2.close();
+    const overhead = timerOverhead(ENQUEUE_SAMPLES);
+
+    const results = {
+      'Ledger append throughput (events/s, sustained, batched)': summarize([append.perSecond], 'events/s'),
+      'Enqueue one decided event (LedgerWriter.decision)': summarize(ledgerOnly, 'us'),
+      'Record one decision through FanoutSink (counters + ledger + log line)': summarize(fanout, 'us'),
+      'hrtime pair overhead (subtract from the above)': summarize(overhead, 'us'),
+    };
+    const p99 = results['Enqueue one decided event (LedgerWriter.decision)'].p99;
+    const assertions = [
+      ...append.assertions,
+      must(queued === ENQUEUE_SAMPLES, 'enqueue measured the queue push, not a flush', `${queued} queued before close`),
+      must(counters.totals().events === ENQUEUE_SAMPLES, 'the fan-out counted every decision', `${counters.totals().events}`),
+      must(p99 <= GOAL_ENQUEUE_P99_US, `goal: enqueue p99 ≤ ${GOAL_ENQUEUE_P99_US} µs`, `p99 ${p99.toFixed(2)} µs, median ${results['Enqueue one decided event (LedgerWriter.decision)'].median.toFixed(2)} µs`),
+    ];
+    const ledger = writeArtifact({
+      kind: 'micro',
+      name: 'ledger',
+      results,
+      assertions,
+      runs: APPEND_EVENTS,
+      notes: { fixture: 'test/fixtures/events/reference-http.json + generated dns.request', append_ms: append.ms, events: APPEND_EVENTS },
+    });
+    return [ledger, ...(await runMetrics())];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await runIfMain(import.meta.url, run);
