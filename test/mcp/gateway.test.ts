@@ -4,7 +4,7 @@
  * RuleRegistry + PolicyEngine deciding, and a recording sink standing in for session.db.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { RpcCode } from '../../src/transport/mcp/index.js';
 import { EVERYTHING, FLAKY, rule, startHarness, type Harness } from './harness.js';
 
@@ -152,11 +152,17 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(progress.length).toBeGreaterThanOrEqual(1);
   });
 
-  it('applies a rule installed at runtime from the next request, including tools/list', async () => {
+  it('applies a rule installed at runtime from the next request, and tells sessions to re-list tools', async () => {
     const c = await h.client();
     expect((await c.listTools()).tools.map((t) => t.name)).toContain('flaky__ok');
+    let changed = 0;
+    c.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      changed++;
+    });
     expect(h.registry.install(rule('no-ok', 'mcp.request.tool_name == "ok" && mcp.request.server_id == "flaky"')).ok).toBe(true);
     try {
+      for (let i = 0; i < 40 && changed === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(changed).toBeGreaterThan(0);
       expect((await c.listTools()).tools.map((t) => t.name)).not.toContain('flaky__ok');
       const err = await callError(c.callTool({ name: 'flaky__ok', arguments: {} }));
       expect(err.data).toMatchObject({ rule_id: 'no-ok' });

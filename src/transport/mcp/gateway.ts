@@ -27,6 +27,8 @@ export type McpLog = (level: 'info' | 'warn' | 'debug', msg: string, fields?: Re
 export interface RuleSource {
   readonly generation: number;
   list(): readonly RuleView[];
+  /** When present, rule changes that hide or reveal a listed tool send tools/list_changed. */
+  onChange?(listener: () => void): () => void;
 }
 
 export interface McpGatewayOptions {
@@ -73,6 +75,7 @@ export class McpGateway {
   private readonly uriRoutes = new Map<string, string>();
   private readonly templateRoutes: { prefix: string; server: string }[] = [];
   private hidden: { generation: number; analysis: HiddenTools } | null = null;
+  private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
     readonly options: McpGatewayOptions,
@@ -91,6 +94,16 @@ export class McpGateway {
       });
       this.upstreams.set(cfg.id, up);
     }
+    this.unsubscribe = deps.rules?.onChange?.(() => this.onRulesChanged());
+  }
+
+  /** Tells sessions to re-list when a rule change hides or reveals a tool they were shown. */
+  private onRulesChanged(): void {
+    const shown = this.hidden?.analysis; // the analysis the last tools/list used
+    if (!shown) return;
+    const listed = [...this.upstreams.values()].flatMap((u) => u.cachedToolNames().map((t) => [u.id, t] as const));
+    const changed = listed.some(([s, t]) => shown.isHidden(s, t) !== this.isHidden(s, t));
+    if (changed) for (const s of this.sessions) s.notify('notifications/tools/list_changed');
   }
 
   /** Starts every upstream in parallel; resolves when each is ready or has failed (and is retrying). */
@@ -99,6 +112,7 @@ export class McpGateway {
   }
 
   async close(): Promise<void> {
+    this.unsubscribe?.();
     await Promise.all([...this.upstreams.values()].map((u) => u.close()));
   }
 

@@ -287,6 +287,11 @@ export class Upstream {
     this.restartTimer.unref();
   }
 
+  /** The tool names of the last listing, when one is cached. */
+  cachedToolNames(): string[] {
+    return (this.toolsCache ?? []).map((t) => String(t.name));
+  }
+
   /** Every tool the server lists (all pages, bounded), cached until list_changed or a restart. */
   async listTools(timeoutMs: number): Promise<{ tools: JsonObject[] } | { error: RpcErrorObject }> {
     if (this.toolsCache) return { tools: this.toolsCache };
