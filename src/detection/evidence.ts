@@ -99,7 +99,8 @@ export class EvidenceDeduper {
   #total = 0;
   #unique = 0;
   readonly #rows: EvidenceRow[] = [];
-  readonly #index = new Map<string, EvidenceRow | null>();
+  /** rule id → signature → its row (null once rows are full). */
+  readonly #index = new Map<string, Map<string, EvidenceRow | null>>();
   readonly #byRule: Record<string, RuleTally> = {};
   readonly #maxRows: number;
 
@@ -112,8 +113,9 @@ export class EvidenceDeduper {
     this.#total++;
     const tally = (this.#byRule[finding.rule_id] ??= { matches: 0, unique_evidence: 0 });
     tally.matches++;
-    const key = `${finding.rule_id}\u0000${signature}`;
-    const row = this.#index.get(key);
+    let bySig = this.#index.get(finding.rule_id);
+    if (bySig === undefined) this.#index.set(finding.rule_id, (bySig = new Map()));
+    const row = bySig.get(signature);
     if (row === undefined) {
       this.#unique++;
       tally.unique_evidence++;
@@ -132,8 +134,8 @@ export class EvidenceDeduper {
           summary: summary(),
         };
         this.#rows.push(r);
-        this.#index.set(key, r);
-      } else this.#index.set(key, null);
+        bySig.set(signature, r);
+      } else bySig.set(signature, null);
     } else if (row !== null) {
       row.count++;
       row.last_event_id = finding.event_id;

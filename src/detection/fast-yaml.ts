@@ -20,6 +20,9 @@ const fallback = (): never => {
 
 /** YAML 1.2 core-schema resolution of a plain scalar; exotic forms fall back. */
 function plain(s: string): unknown {
+  const c0 = s.charCodeAt(0);
+  // Fast exit: a scalar starting with a letter (other than the null/bool spellings) or "/" is a string.
+  if (((c0 >= 97 && c0 <= 122) || (c0 >= 65 && c0 <= 90) || c0 === 47) && c0 !== 110 && c0 !== 78 && c0 !== 116 && c0 !== 84 && c0 !== 102 && c0 !== 70) return s;
   if (s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL') return null;
   if (s === 'true' || s === 'True' || s === 'TRUE') return true;
   if (s === 'false' || s === 'False' || s === 'FALSE') return false;
@@ -141,11 +144,21 @@ function entry(text: string): [string, string] | undefined {
     if (text[j] !== ':' || (text[j + 1] !== undefined && text[j + 1] !== ' ')) return undefined;
     return [k, text.slice(j + 1)];
   }
-  const m = /^([^\s#'"[\]{},][^#]*?):(?: |$)/.exec(text);
-  if (m === null) return undefined;
-  const key = plain(m[1]!.trim());
+  const c0 = text[0]!;
+  if (c0 === ' ' || c0 === '#' || c0 === '[' || c0 === ']' || c0 === '{' || c0 === '}' || c0 === ',') return undefined;
+  let colon = -1;
+  for (let i = 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 35 /* # */ && text.charCodeAt(i - 1) === 32) return undefined;
+    if (c === 58 /* : */ && (i + 1 === text.length || text.charCodeAt(i + 1) === 32)) {
+      colon = i;
+      break;
+    }
+  }
+  if (colon === -1) return undefined;
+  const key = plain(text.slice(0, colon).trim());
   if (typeof key !== 'string') fallback();
-  return [key as string, text.slice(m[0].length)];
+  return [key as string, text.slice(colon + 1)];
 }
 
 class Parser {

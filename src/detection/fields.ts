@@ -15,7 +15,21 @@ export type FieldResolution = { ok: true; field: ResolvedField } | { ok: false; 
 /** RFC 9110 token characters, lower-case (header names are stored lower-case). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]{1,256}$/;
 
+/** Resolutions are pure functions of (path, event type); cached, bounded. */
+const CACHE = new Map<string, FieldResolution>();
+const CACHE_LIMIT = 4096;
+
 export function resolveField(path: string, eventType: EventType): FieldResolution {
+  const key = `${eventType} ${path}`;
+  const hit = CACHE.get(key);
+  if (hit !== undefined) return hit;
+  const res = resolveUncached(path, eventType);
+  if (CACHE.size >= CACHE_LIMIT) CACHE.clear();
+  CACHE.set(key, res);
+  return res;
+}
+
+function resolveUncached(path: string, eventType: EventType): FieldResolution {
   const root = rootOf(path);
   const roots = EVENT_ROOTS[eventType];
   if (root === undefined) {

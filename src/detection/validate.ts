@@ -198,8 +198,13 @@ function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undef
   const tests = validateTests(ctx, r.tests, [...path, 'tests']);
   if (ctx.issues.length > before || match === undefined) return undefined;
   const rule: IrRule = { id, title, description, event_type: eventType!, severity: severity!, confidence: confidence as number, tags, action: r.action === 'block' ? 'block' : null, match, tests };
-  const line = ctx.doc?.lineOf(path);
-  if (line !== undefined) rule.line = line;
+  // The line is only needed for later issues; finding it may need the slow full YAML parse, so it
+  // is computed on first read (non-enumerable, so serialising a rule does not trigger it).
+  const doc = ctx.doc;
+  if (doc !== undefined) {
+    let cached: number | undefined | null = null;
+    Object.defineProperty(rule, 'line', { enumerable: false, get: () => (cached === null ? (cached = doc.lineOf(path)) : cached) });
+  }
   return rule;
 }
 
