@@ -3,7 +3,7 @@
  * session ledger and one structured log line, and protocol rows to the ledger. A ledger failure is
  * counted and logged, never thrown into transport. Makes no decisions.
  */
-import type { Decision } from '../events/decision.js';
+import type { Decider, Decision } from '../events/decision.js';
 import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
 import type { SecurityEvent } from '../events/types.js';
 import type { DecisionCounters } from '../control/counters.js';
@@ -63,4 +63,28 @@ export class FanoutSink implements EventSink {
       this.parts.logger.error({ err: (err as Error).message }, 'ledger append failed');
     }
   }
+}
+
+/**
+ * Fails closed when the ledger cannot record: while `available()` is false every decision is an
+ * `error` (transport answers 502 / SERVFAIL / JSON-RPC error / refused exec), so nothing reaches
+ * upstream unrecorded (DESIGN §1). Otherwise the engine decides.
+ */
+export function ledgerGuard(decider: Decider, ledger: { available(): boolean }, generation: () => number): Decider {
+  return {
+    decide(event: SecurityEvent): Decision {
+      if (ledger.available()) return decider.decide(event);
+      return {
+        action: 'error',
+        rule_id: null,
+        reason: 'The session ledger cannot record decisions right now, so celgate refuses this request (fail closed).',
+        mode: 'fail_closed',
+        matches: [],
+        findings: [],
+        errors: [{ rule_id: '', code: 'E_LEDGER', message: 'session ledger unavailable' }],
+        generation: generation(),
+        eval_ns: 0,
+      };
+    },
+  };
 }

@@ -24,7 +24,7 @@ import { openLedgerReadOnly, type Db } from '../store/schema.js';
 import { LedgerWriter } from '../store/writer.js';
 import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
-import { FanoutSink } from './sink.js';
+import { FanoutSink, ledgerGuard } from './sink.js';
 import { startExecService } from './guest-commands.js';
 import { irRoutes } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
@@ -48,7 +48,8 @@ export interface Service {
   close(): Promise<void>;
 }
 
-/** What every service receives. Transport must use only `decider` + `sink` for policy and record. */
+/** What every service receives. Transport must use only `decider` + `sink` for policy and record;
+ * `decider` is the engine behind a ledger guard (fails closed while the ledger cannot record). */
 export interface ServiceDeps {
   config: GatewayConfig;
   decider: Decider;
@@ -139,7 +140,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // Transport services. Each area adds one entry: `await startX(options, deps)` returning a
   // Service ({name, addresses, routes?, close}). Keep the order: listeners start after the control
   // plane and the ledger, and close before them.
-  const deps: ServiceDeps = { config, decider: policy.engine, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
+  const decider = ledgerGuard(policy.engine, ledger, () => policy.generation());
+  const deps: ServiceDeps = { config, decider, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
   const services: Service[] = [];
   const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {
     let s: Service;

@@ -73,6 +73,7 @@ export class LedgerWriter implements EventSink {
   private chunks: Chunk[] = [new Chunk()];
   private spare: Chunk[] = [];
   private queued = 0;
+  private lastBatchFailed = false;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, last_error: null, last_flush_ms: null };
@@ -217,10 +218,12 @@ export class LedgerWriter implements EventSink {
       const rows = batch.reduce((n, c) => n + c.n, 0);
       try {
         this.insert(batch);
+        this.lastBatchFailed = false;
         this.stats_.written += rows;
         this.stats_.batches++;
         this.stats_.last_flush_ms = Date.now();
       } catch (err) {
+        this.lastBatchFailed = true;
         this.stats_.failed_batches++;
         this.stats_.last_error = (err as Error).message;
         this.onError(err as Error);
@@ -230,6 +233,12 @@ export class LedgerWriter implements EventSink {
         if (this.spare.length < 8) this.spare.push(c);
       }
     }
+  }
+
+  /** False once closed or while the most recent batch failed: pre-dispatch decisions then fail
+   * closed (DESIGN §1), see `ledgerGuard` in src/cli/sink.ts. */
+  available(): boolean {
+    return !this.closed && !this.lastBatchFailed;
   }
 
   stats(): LedgerStats {
