@@ -121,8 +121,11 @@ export class McpGateway {
     return () => this.sessions.delete(session);
   }
 
-  /** Decides one event; a decider that throws is an engine error, so the event fails closed. */
-  decide(event: SecurityEvent): Decision {
+  /**
+   * Decides one event; a decider that throws is an engine error, so the event fails closed.
+   * `record` false leaves `sink.decision` to the caller (see McpSession.decide).
+   */
+  decide(event: SecurityEvent, record = true): Decision {
     let decision: Decision;
     try {
       decision = this.deps.decider.decide(event);
@@ -139,8 +142,12 @@ export class McpGateway {
         eval_ns: 0,
       };
     }
-    this.deps.sink.decision(event, decision);
+    if (record) this.deps.sink.decision(event, decision);
     return decision;
+  }
+
+  record(event: SecurityEvent, decision: Decision): void {
+    this.deps.sink.decision(event, decision);
   }
 
   /** Would every tools/call of this tool be blocked? (static analysis; see hidden.ts). */

@@ -8,7 +8,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcont
 import { mcpRequestEvent, mcpResponseEvent } from '../../events/build.js';
 import { policyFields } from '../../events/sink.js';
 import type { Decision } from '../../events/decision.js';
-import type { McpRequestEvent } from '../../events/types.js';
+import type { McpRequestEvent, SecurityEvent } from '../../events/types.js';
 import { argsDigest, argsPreview, denialError, resultText, splitNamespaced } from './facts.js';
 import type { McpGateway } from './gateway.js';
 import {
@@ -50,6 +50,8 @@ interface Route {
 export class McpSession {
   private initialized = false;
   private answeredInitialize = false;
+  private records: (() => void)[] = [];
+  private flushScheduled = false;
   private readonly inflight = new Map<string, Cancel>();
   private readonly unregister: () => void;
   private closed = false;
@@ -88,6 +90,7 @@ export class McpSession {
   }
 
   close(): void {
+    this.flush();
     this.closed = true;
     this.unregister();
     for (const c of this.inflight.values()) c.abort();
@@ -96,6 +99,40 @@ export class McpSession {
 
   private emit(message: Json): void {
     if (!this.closed) this.send(message);
+    this.flush();
+  }
+
+  /**
+   * Decides now; records (sink.decision) after the reply or the upstream dispatch went out, so the
+   * ledger and log work overlaps the network instead of adding to it. Nothing is lost: pending
+   * records are flushed after every emit, on the next turn of the event loop, and on close.
+   */
+  private decide(event: SecurityEvent): Decision {
+    const decision = this.gw.decide(event, false);
+    this.defer(() => this.gw.record(event, decision));
+    return decision;
+  }
+
+  private defer(fn: () => void): void {
+    this.records.push(fn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.records.length === 0) return;
+    const pending = this.records;
+    this.records = [];
+    for (const fn of pending) {
+      try {
+        fn();
+      } catch {
+        // A sink must not throw (FanoutSink counts its own failures); never let it break a session.
+      }
+    }
   }
 
   private async handle(m: RpcMessage): Promise<JsonObject | null> {
@@ -185,7 +222,7 @@ export class McpSession {
   private async local(id: string | number, method: string, args: JsonObject, answer: () => Outcome | Promise<Outcome>): Promise<Outcome> {
     const started = performance.now();
     const event = this.requestEvent(id, method, '', '', args);
-    const decision = this.gw.decide(event);
+    const decision = this.decide(event);
     const out = decision.action === 'allow' ? await answer() : { error: denialError(decision, event.common.event_id, 'request') };
     this.row(event, decision, 'request', '', args, 'error' in out, performance.now() - started);
     return out;
@@ -236,7 +273,7 @@ export class McpSession {
     const started = performance.now();
     const server = route.upstream?.id ?? '';
     const event = this.requestEvent(id, method, server, route.tool, route.args);
-    const decision = this.gw.decide(event);
+    const decision = this.decide(event);
     const finish = (out: Outcome, isError: boolean): Outcome => {
       this.row(event, decision, 'request', server, route.args, isError, performance.now() - started);
       return out;
@@ -276,7 +313,7 @@ export class McpSession {
       { session_id: req.common.session_id, vm_id: req.common.vm_id, profile_id: req.common.profile_id, process_name: this.processName },
       { method: 'tools/call', server_id: server, tool_name: route.tool, is_error: isError, content_text: resultText(result) },
     );
-    const decision = this.gw.decide(event);
+    const decision = this.decide(event);
     this.row(event, decision, 'response', server, route.args, isError, durationMs, req.mcp.request.request_id, route.tool);
     if (decision.action !== 'allow') return { error: denialError(decision, event.common.event_id, 'result') };
     return { result };
@@ -291,6 +328,20 @@ export class McpSession {
   }
 
   private row(
+    event: McpRequestEvent | ReturnType<typeof mcpResponseEvent>,
+    decision: Decision,
+    direction: 'request' | 'response',
+    server: string,
+    args: JsonObject,
+    isError: boolean,
+    durationMs: number,
+    requestId?: string,
+    tool?: string,
+  ): void {
+    this.defer(() => this.writeRow(event, decision, direction, server, args, isError, durationMs, requestId, tool));
+  }
+
+  private writeRow(
     event: McpRequestEvent | ReturnType<typeof mcpResponseEvent>,
     decision: Decision,
     direction: 'request' | 'response',
