@@ -159,3 +159,29 @@ describe('bad input on the HTTP port', () => {
     expect(await closed).toMatch(/^HTTP\/1\.1 400/);
   });
 });
+
+describe('connection limits', () => {
+  it('refuses connections past the per-guest limit, records them, and serves again once one closes', async () => {
+    const small = await startGateway(certs, { 'api.test': up.port }, { limits: { maxConnections: 2 } });
+    try {
+      const a = await small.tlsConnect('api.test');
+      const b = await small.tlsConnect('api.test');
+      const third = await small.tlsConnect('api.test').then(
+        (s) => new Promise<string>((resolve) => { s.once('close', () => resolve('closed')); s.once('error', () => resolve('closed')); }),
+        () => 'refused',
+      );
+      expect(['closed', 'refused']).toContain(third);
+      await small.sink.waitNets(1);
+      expect(small.sink.nets[0]!.error).toBe('too_many_connections');
+      a.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const c = await small.tlsConnect('api.test');
+      c.write('GET / HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
+      const out = await new Promise<string>((resolve) => { let o = ''; c.on('data', (d: Buffer) => (o += d)); c.once('close', () => resolve(o)); });
+      expect(out).toMatch(/^HTTP\/1\.1 200/);
+      b.destroy();
+    } finally {
+      await small.close();
+    }
+  });
+});
