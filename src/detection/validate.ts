@@ -35,10 +35,10 @@ import {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const PACK_KEYS = ['schema', 'id', 'version', 'status', 'owner', 'description', 'source', 'rules'];
-const RULE_KEYS = ['id', 'title', 'description', 'event_type', 'severity', 'confidence', 'tags', 'action', 'match', 'tests'];
-const PREDICATE_KEYS = ['field', 'case_insensitive', ...PREDICATE_OPS];
-const TEST_KEYS = ['name', 'event', 'expect'];
+export const PACK_KEYS = ['schema', 'id', 'version', 'status', 'owner', 'description', 'source', 'rules'];
+export const RULE_KEYS = ['id', 'title', 'description', 'event_type', 'severity', 'confidence', 'tags', 'action', 'match', 'tests'];
+export const PREDICATE_KEYS = ['field', 'case_insensitive', ...PREDICATE_OPS];
+export const TEST_KEYS = ['name', 'event', 'expect'];
 const STATUSES: readonly PackStatus[] = ['active', 'deprecated', 'revoked'];
 
 class Ctx {
