@@ -23,7 +23,8 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { Bench } from 'tinybench';
 import { NULL_SINK } from '../src/events/sink.js';
 import { PolicyEngine, RuleRegistry } from '../src/policy/index.js';
-import { FrameDecoder, FrameKind, decodeUtf8, encodeData } from '../src/transport/mcp/frame.js';
+import { FrameDecoder, FrameKind, decodeUtf8, encodeData, encodeOpen } from '../src/transport/mcp/frame.js';
+import { connectVsock } from '../src/transport/vsock.js';
 import { McpGateway } from '../src/transport/mcp/gateway.js';
 import { RpcCode, type Json } from '../src/transport/mcp/jsonrpc.js';
 import { McpSession } from '../src/transport/mcp/session.js';
@@ -89,6 +90,36 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | 
   }
 }
 
+/** N blocked tools/calls over one raw framed stream (no SDK): frame out, wait for the reply frame. */
+async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number[]; denied: number }> {
+  const socket = await connectVsock({ mode: 'uds', udsBase, port: 5003 });
+  const decoder = new FrameDecoder();
+  let waiting: ((payload: Buffer) => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    for (const f of decoder.push(chunk).frames) if (f.kind === FrameKind.DATA) waiting?.(f.payload);
+  });
+  const call = (msg: unknown) =>
+    new Promise<any>((resolve) => {
+      waiting = (p) => resolve(JSON.parse(p.toString('utf8')));
+      socket.write(encodeData(1, JSON.stringify(msg)));
+    });
+  socket.write(encodeOpen(1, 'bench-raw'));
+  await call({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  socket.write(encodeData(1, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })));
+  const ms: number[] = [];
+  let denied = 0;
+  for (let i = 0; i < n + 50; i++) {
+    const t = performance.now();
+    const reply = await call({ jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } } });
+    const dt = performance.now() - t;
+    if (i < 50) continue;
+    ms.push(dt);
+    if (reply.id === i + 1 && reply.error?.code === RpcCode.POLICY_BLOCKED && reply.error?.data?.rule_id === RULE_ID) denied++;
+  }
+  socket.destroy();
+  return { ms, denied };
+}
+
 /** 2 + 3. The real gateway, the SDK client through frames, and the direct baseline. */
 export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-mcp-'));
@@ -116,6 +147,11 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
         if (ok) deniedWithRule++;
       }
     }
+    // Diagnostics (no gate): the SDK client's floor on the same transport (ping, answered by
+    // celgate after deciding it), and the blocked call from a raw frame client (no SDK).
+    const pingMs: number[] = [];
+    for (let i = 0; i < calls; i++) pingMs.push((await timed(() => client!.ping())).ms);
+    const raw = await rawBlockedCalls(gw.udsBase, calls);
     // 3. allowed echo, interleaved with the direct baseline
     const viaMs: number[] = [];
     const directMs: number[] = [];
@@ -141,9 +177,14 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
       writeArtifact({
         kind: 'guest',
         name: 'mcp-blocked-call-e2e',
-        results: { 'blocked tools/call, SDK client → celgate (uds frames)': blocked },
+        results: {
+          'blocked tools/call, SDK client → celgate (uds frames)': blocked,
+          'ping, SDK client → celgate (floor, no gate)': summarize(pingMs),
+          'blocked tools/call, raw frame client (no SDK, no gate)': summarize(raw.ms),
+        },
         assertions: [
           { name: `every call denied with rule ${RULE_ID}`, ok: deniedWithRule === calls, detail: `${deniedWithRule}/${calls}` },
+          { name: 'every raw-frame call denied with the rule', ok: raw.denied === calls, detail: `${raw.denied}/${calls}` },
           { name: 'session.db holds a block row per call', ok: rows >= calls + 50, detail: `${rows} rows` },
           { name: 'a decision log line names the rule for every call', ok: logLines >= calls + 50, detail: `${logLines} lines` },
           { name: `p50 ≤ ${E2E_P50_GOAL_MS} ms`, ok: blocked.median <= E2E_P50_GOAL_MS, detail: `${blocked.median.toFixed(3)} ms` },
