@@ -8,10 +8,11 @@
  * cache and the leaf key; it never opens sockets and never writes files.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type forge from 'node-forge';
 import { CelgateError } from '../errors.js';
 import type { CertificateAuthority } from './ca.js';
+import { ContextPool, DEFAULT_CONTEXT_POOL_SIZE } from './context-pool.js';
 import { leafSubject } from './hostname.js';
 import { buildLeafCertificate, derToPem, spkiOf } from './x509.js';
 
@@ -23,6 +24,13 @@ export const DEFAULT_LEAF_VALIDITY_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_LEAF_RENEW_BEFORE_MS = 24 * 3600 * 1000;
 /** Backdate notBefore a little for guests whose clock lags the host's. */
 export const LEAF_CLOCK_SKEW_MS = 3600 * 1000;
+/**
+ * Mints in flight at once. Signatures run on the thread pool, but each mint also does ~0.4 ms of
+ * ASN.1 layout on the event loop; libuv delivers all finished signatures in one loop turn, so an
+ * unbounded burst of new hosts would queue that work back to back. Two at a time keeps every turn
+ * short; the next queued mint starts from setImmediate, after pending I/O.
+ */
+export const MINT_CONCURRENCY = 2;
 
 export interface LeafCacheOptions {
   /** Maximum cached hosts (LRU). */
@@ -31,6 +39,8 @@ export interface LeafCacheOptions {
   renewBeforeMs?: number;
   /** Clock, for tests of expiry. */
   now?: () => number;
+  /** Keyed TLS contexts kept ready for first contacts (0 disables the pool). */
+  contextPool?: number;
 }
 
 export interface LeafPem {
@@ -58,6 +68,9 @@ export interface LeafCacheStats {
   minted: number;
   hits: number;
   evicted: number;
+  /** Secure contexts taken from the keyed pool / built in full. */
+  contexts_pooled: number;
+  contexts_built: number;
 }
 
 export class LeafCache {
@@ -70,6 +83,9 @@ export class LeafCache {
   private readonly leafKeyPem: string;
   private readonly leafSpki: forge.asn1.Asn1;
   private readonly entries = new Map<string, Entry>();
+  private readonly contexts: ContextPool;
+  private readonly waiting: (() => void)[] = [];
+  private active = 0;
   private minted = 0;
   private hits = 0;
   private evicted = 0;
@@ -88,6 +104,7 @@ export class LeafCache {
     this.leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     this.leafKeyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     this.leafSpki = spkiOf(this.leafKey);
+    this.contexts = new ContextPool(this.leafKeyPem, options.contextPool ?? DEFAULT_CONTEXT_POOL_SIZE);
   }
 
   /** The leaf for `host` (a DNS name or IP literal), minting it if needed. */
@@ -106,7 +123,7 @@ export class LeafCache {
     const entry = this.entry(host);
     const leaf = await entry.promise;
     if (entry.leaf !== leaf || entry.context === undefined) {
-      entry.context = createSecureContext({ key: leaf.key, cert: leaf.cert });
+      entry.context = this.contexts.take(leaf.cert);
     }
     return entry.context;
   }
@@ -116,7 +133,13 @@ export class LeafCache {
   }
 
   stats(): LeafCacheStats {
-    return { size: this.entries.size, minted: this.minted, hits: this.hits, evicted: this.evicted };
+    const c = this.contexts.stats();
+    return { size: this.entries.size, minted: this.minted, hits: this.hits, evicted: this.evicted, contexts_pooled: c.pooled, contexts_built: c.built };
+  }
+
+  /** Stops background work (the context pool refill); cached leaves stay usable. */
+  close(): void {
+    this.contexts.close();
   }
 
   private entry(requested: string): Entry {
@@ -151,6 +174,29 @@ export class LeafCache {
   }
 
   private async mint(subject: ReturnType<typeof leafSubject>): Promise<Leaf> {
+    await this.acquire();
+    try {
+      return await this.mintNow(subject);
+    } finally {
+      this.release();
+    }
+  }
+
+  private acquire(): Promise<void> {
+    if (this.active < MINT_CONCURRENCY) {
+      this.active += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next === undefined) this.active -= 1;
+    else setImmediate(next); // the slot passes on; start after pending I/O
+  }
+
+  private async mintNow(subject: ReturnType<typeof leafSubject>): Promise<Leaf> {
     const now = this.now();
     const notAfter = Math.min(now + this.validityMs, this.ca.notAfter.getTime());
     const der = await buildLeafCertificate(this.ca.issuer, subject, this.leafSpki, 'ec', {
