@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { RpcCode } from '../../src/transport/mcp/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { FramedConnection, RpcCode } from '../../src/transport/mcp/index.js';
 import { EVERYTHING, FLAKY, rule, startHarness, type Harness } from './harness.js';
 
 let h: Harness;
@@ -138,6 +139,25 @@ describe('MCP gateway with the SDK client as the guest', () => {
     const got = await c.getPrompt({ name: simple!.name });
     expect(got.messages.length).toBeGreaterThan(0);
     expect(await c.ping()).toEqual({});
+  });
+
+  it('multiplexes independent sessions as streams of one connection', async () => {
+    const conn = await FramedConnection.connect(h.endpoint);
+    const a = new Client({ name: 'a', version: '1' });
+    const b = new Client({ name: 'b', version: '1' });
+    await a.connect(conn.openTransport('agent-a'));
+    await b.connect(conn.openTransport('agent-b'));
+    const [ra, rb] = await Promise.all([
+      a.callTool({ name: 'everything__echo', arguments: { message: 'from a' } }),
+      b.callTool({ name: 'everything__echo', arguments: { message: 'from b' } }),
+    ]);
+    expect(ra.content).toEqual([{ type: 'text', text: 'Echo: from a' }]);
+    expect(rb.content).toEqual([{ type: 'text', text: 'Echo: from b' }]);
+    await a.close();
+    expect(await b.ping()).toEqual({});
+    expect(h.sink.mcpRows.some((r) => r.process_name === 'agent-b' && r.tool_name === 'echo')).toBe(true);
+    await b.close();
+    conn.close();
   });
 
   it('relays progress notifications with the guest\'s own progress token', async () => {
