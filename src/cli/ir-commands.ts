@@ -3,7 +3,7 @@
  * the control-API routes `POST /v1/ir/backtest` and `POST /v1/ir/hunt`. Composition only: reads
  * files and session.db and hands events to src/detection, which does all the work.
  */
-import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
@@ -14,7 +14,8 @@ import { formatIssues, formatLowered, formatPackTests, formatRunReport, progress
 import { parseCorpusLine, runDetections, type CorpusItem } from '../detection/run.js';
 import { importSigmaRule, sigmaPack, type ImportedRule, type SigmaImportIssue } from '../detection/sigma/import.js';
 import { parseMapping, type SigmaMapping } from '../detection/sigma/mapping.js';
-import { type Issue } from '../errors.js';
+import { type Issue, type Validated } from '../errors.js';
+import type { RuleDefinition } from '../policy/types.js';
 import type { SecurityEvent } from '../events/types.js';
 import type { Route } from '../control/server.js';
 import { countRows, openLedgerReadOnly, readEvents } from '../store/index.js';
@@ -264,6 +265,37 @@ export function registerIrCommands(program: Command): void {
         return refused.length === 0;
       })(),
     );
+}
+
+/**
+ * Detection packs named in the config (`detection:` files, or directories whose top-level *.yaml,
+ * *.yml and *.json files are packs), lowered to rule definitions for the live registry; the policy
+ * port calls this on start and on every reload. Problems come back as issues (the reload is refused).
+ */
+export function loadDetectionDefinitions(paths: readonly string[]): Validated<RuleDefinition[]> {
+  const files: string[] = [];
+  const issues: Issue[] = [];
+  for (const p of paths) {
+    try {
+      if (statSync(p).isDirectory()) {
+        for (const name of readdirSync(p).sort()) if (/\.(ya?ml|json)$/.test(name) && statSync(join(p, name)).isFile()) files.push(join(p, name));
+      } else files.push(p);
+    } catch (err) {
+      issues.push({ file: p, path: '', message: `cannot read detection pack: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    }
+  }
+  const sources: { text: string; file: string }[] = [];
+  for (const file of files) {
+    try {
+      sources.push({ text: readFileSync(file, 'utf8'), file });
+    } catch (err) {
+      issues.push({ file, path: '', message: `cannot read detection pack: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    }
+  }
+  const loaded = loadPackTexts(sources);
+  if (!loaded.ok) issues.push(...loaded.issues);
+  if (issues.length > 0) return { ok: false, issues };
+  return { ok: true, value: loaded.ok ? loaded.value.flatMap((p) => p.rules.map((r) => r.definition)) : [] };
 }
 
 /** Control-API routes: POST /v1/ir/backtest and POST /v1/ir/hunt (hunt reads this gateway's sessions). */

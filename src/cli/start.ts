@@ -26,7 +26,7 @@ import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } fr
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
 import { FanoutSink, ledgerGuard } from './sink.js';
 import { startExecService } from './guest-commands.js';
-import { irRoutes } from './ir-commands.js';
+import { irRoutes, loadDetectionDefinitions } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
 import { startDnsFromConfig } from '../transport/dns/config.js';
 import { startHttpFromConfig } from '../transport/http/config.js';
@@ -94,7 +94,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   const startedMs = Date.now();
   const { sessionDir, sessionDb } = sessionPaths(config);
   const paths = packPaths(config);
-  const policy = createPolicyPort({ packPaths: paths });
+  const policy = createPolicyPort({ packPaths: paths, extraRules: () => loadDetectionDefinitions(config.detection) });
   const first = policy.reload('start');
   if (!first.ok) {
     throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; ')}`, {

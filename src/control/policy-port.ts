@@ -18,6 +18,8 @@ import type { PolicyPort, ReloadResult, ReloadStats } from './port.js';
 export interface PolicyPortOptions {
   /** Pack files/dirs loaded at start and on reload (profile first). */
   packPaths: string[];
+  /** More rules loaded with the packs on every reload (Detection IR packs, lowered); optional. */
+  extraRules?: () => Validated<RuleDefinition[]>;
 }
 
 export interface LivePolicyPort extends PolicyPort {
@@ -101,6 +103,11 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       const set = loadPackFiles(opts.packPaths);
       if (!set.ok) return refuse(set.issues);
       const byId = new Map(set.value.rules.map((r) => [r.id, r] as const));
+      const extra = opts.extraRules?.() ?? { ok: true as const, value: [] };
+      if (!extra.ok) return refuse(extra.issues);
+      const clashes = extra.value.filter((d) => byId.has(d.id)).map((d) => ({ path: d.id, message: `rule id "${d.id}" is used by a pack rule and a detection rule` }));
+      if (clashes.length > 0) return refuse(clashes);
+      for (const def of extra.value) byId.set(def.id, def);
       for (const [id, def] of overlay) byId.set(id, def);
       const out = registry.replaceAll([...byId.values()], set.value.defaultAction, set.value.compiled);
       if (!out.ok) return refuse(out.issues);

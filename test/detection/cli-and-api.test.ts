@@ -73,6 +73,34 @@ describe('celgate ir (CLI)', () => {
   });
 });
 
+describe('detection packs configured on the gateway run inline', () => {
+  let gw: RunningTestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({ config: { detection: [PACK] } });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('a matching event gets a finding on its decision and a detection_findings row, without being blocked', async () => {
+    const res = await gw.api('POST', '/v1/evaluate', { event: { ...reference, common: { ...reference.common, event_id: 'inline-1' } } });
+    expect(res.status).toBe(200);
+    expect(res.json.decision.findings).toEqual([expect.objectContaining({ rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high', event_id: 'inline-1' })]);
+    expect(res.json.decision.rule_id).not.toBe('google-secret-egress');
+    await gw.api('GET', '/v1/events');
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(gw.sessionDb, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT rule_id, pack_id, severity FROM detection_findings WHERE event_id = ?').all('inline-1');
+      expect(rows).toEqual([{ rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high' }]);
+    } finally {
+      db.close();
+    }
+    const rules = await gw.api('GET', '/v1/rules');
+    expect(rules.json.rules.find((r: { id: string }) => r.id === 'google-secret-egress')).toMatchObject({ kind: 'detection', counters: { matches: 1 } });
+  });
+});
+
 describe('IR backtest and hunt through the control API', () => {
   let gw: RunningTestGateway;
   const pack = readRepo('detection-ir/google-secret-egress.yaml');
