@@ -9,6 +9,7 @@ import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/s
 import type { SecurityEvent } from '../events/types.js';
 import { CelgateError } from '../errors.js';
 import { bound, redactEvent, redactJson, redactQuery } from './redact.js';
+import type Database from 'better-sqlite3';
 import { openLedger, type Db } from './schema.js';
 
 export const FLUSH_INTERVAL_MS = 50;
@@ -67,6 +68,44 @@ const policy = (r: NetRow | DnsRow | McpCallRow | ExecRow) => [
   r.process_name,
 ];
 
+/** Rows per multi-row INSERT for the two hot tables (fewer native calls per row). */
+export const EVENTS_PER_STATEMENT = 16;
+export const MATCHES_PER_STATEMENT = 32;
+
+/** Buffers the values of many rows and writes them with one multi-row INSERT per `per` rows. */
+class MultiInsert {
+  readonly args: unknown[] = [];
+  private count = 0;
+  private readonly many: Database.Statement;
+  private readonly one: Database.Statement;
+  constructor(
+    db: Db,
+    prefix: string,
+    private readonly cols: number,
+    private readonly per: number,
+  ) {
+    const tuple = `(${new Array(cols).fill('?').join(', ')})`;
+    this.many = db.prepare(`${prefix} VALUES ${new Array(per).fill(tuple).join(', ')}`);
+    this.one = db.prepare(`${prefix} VALUES ${tuple}`);
+  }
+  /** Call after pushing one row's values onto `args`. */
+  row(): void {
+    if (++this.count === this.per) {
+      this.many.run(this.args);
+      this.args.length = 0;
+      this.count = 0;
+    }
+  }
+  drain(): void {
+    for (let i = 0; i < this.count; i++) this.one.run(this.args.slice(i * this.cols, (i + 1) * this.cols));
+    this.reset();
+  }
+  reset(): void {
+    this.args.length = 0;
+    this.count = 0;
+  }
+}
+
 export class LedgerWriter implements EventSink {
   readonly path: string;
   private readonly db: Db;
@@ -74,6 +113,7 @@ export class LedgerWriter implements EventSink {
   private spare: Chunk[] = [];
   private queued = 0;
   private lastBatchFailed = false;
+  private nextSeq = 1;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, last_error: null, last_flush_ms: null };
@@ -89,12 +129,21 @@ export class LedgerWriter implements EventSink {
         .prepare('INSERT OR IGNORE INTO sessions (session_id, started_ms, profile, celgate_version, config_json) VALUES (?, ?, ?, ?, ?)')
         .run(session.session_id, Date.now(), session.profile, session.celgate_version, JSON.stringify(session.config ?? {}));
     }
-    const ev = this.db.prepare(
-      `INSERT INTO security_events (event_id, session_id, timestamp_ms, event_type, family, process_name, decision, rule_id,
-        reason, mode, generation, eval_ns, match_count, errors_json, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    // The writer owns the file, so it numbers events itself: rule_matches can reference an event's
+    // seq before the multi-row INSERT that creates it has run.
+    this.nextSeq = ((this.db.prepare('SELECT MAX(seq) AS m FROM security_events').get() as { m: number | null }).m ?? 0) + 1;
+    const ev = new MultiInsert(
+      this.db,
+      `INSERT INTO security_events (seq, event_id, session_id, timestamp_ms, event_type, family, process_name, decision, rule_id,
+        reason, mode, generation, eval_ns, match_count, errors_json, event_json)`,
+      16,
+      EVENTS_PER_STATEMENT,
     );
-    const match = this.db.prepare(
-      'INSERT INTO rule_matches (event_seq, event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    const match = new MultiInsert(
+      this.db,
+      'INSERT INTO rule_matches (event_seq, event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive)',
+      10,
+      MATCHES_PER_STATEMENT,
     );
     const finding = this.db.prepare(
       `INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json,
@@ -116,6 +165,8 @@ export class LedgerWriter implements EventSink {
        VALUES (${P}, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insert = this.db.transaction((chunks: Chunk[]) => {
+      ev.reset();
+      match.reset();
       for (const chunk of chunks) {
         for (let i = 0; i < chunk.n; i++) {
           switch (chunk.kind[i]) {
@@ -123,11 +174,14 @@ export class LedgerWriter implements EventSink {
               const e = chunk.a[i] as SecurityEvent;
               const d = chunk.b[i] as Decision;
               const c = e.common;
-              const seq = ev.run(c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id, bound(d.reason, 1024),
-                d.mode, d.generation, Math.round(d.eval_ns), d.matches.length, d.errors.length === 0 ? '[]' : JSON.stringify(d.errors),
-                JSON.stringify(redactEvent(e))).lastInsertRowid;
+              const seq = this.nextSeq++;
+              ev.args.push(seq, c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id,
+                bound(d.reason, 1024), d.mode, d.generation, Math.round(d.eval_ns), d.matches.length,
+                d.errors.length === 0 ? '[]' : JSON.stringify(d.errors), JSON.stringify(redactEvent(e)));
+              ev.row();
               for (const m of d.matches) {
-                match.run(seq, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+                match.args.push(seq, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+                match.row();
               }
               for (const f of d.findings) {
                 finding.run(seq, f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
@@ -162,6 +216,8 @@ export class LedgerWriter implements EventSink {
           }
         }
       }
+      ev.drain();
+      match.drain();
     });
   }
 
@@ -216,6 +272,7 @@ export class LedgerWriter implements EventSink {
     for (let i = 0; i < pending.length; i += perBatch) {
       const batch = pending.slice(i, i + perBatch);
       const rows = batch.reduce((n, c) => n + c.n, 0);
+      const seqBefore = this.nextSeq;
       try {
         this.insert(batch);
         this.lastBatchFailed = false;
@@ -223,6 +280,7 @@ export class LedgerWriter implements EventSink {
         this.stats_.batches++;
         this.stats_.last_flush_ms = Date.now();
       } catch (err) {
+        this.nextSeq = seqBefore; // the transaction rolled back; reuse its numbers
         this.lastBatchFailed = true;
         this.stats_.failed_batches++;
         this.stats_.last_error = (err as Error).message;
