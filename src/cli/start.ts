@@ -30,6 +30,8 @@ import { irRoutes, loadDetectionDefinitions } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
 import { startDnsFromConfig } from '../transport/dns/config.js';
 import { startHttpFromConfig } from '../transport/http/config.js';
+import { startExplicitProxyFromConfig } from '../transport/http/proxy-config.js';
+import { loadInterceptionCerts, startupLines } from './ca-commands.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -172,7 +174,11 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       logger: d.logger,
     }),
   );
-  await startService((d) => startHttpFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink }));
+  // One CA and one leaf cache for both HTTP entry points (vsock interception and explicit proxy).
+  let interception = null as Awaited<ReturnType<typeof loadInterceptionCerts>> | null;
+  const certs = async () => (interception ??= await loadInterceptionCerts(config.http.ca_dir)).certs;
+  await startService(async (d) => startHttpFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs() }));
+  await startService(async (d) => startExplicitProxyFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs() }));
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;
@@ -230,6 +236,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     })());
 
   logger.info({ listeners, session_id: config.session_id, session_dir: sessionDir, control_socket: config.control.socket, generation: policy.generation() }, 'ready');
+  process.stderr.write(`${startupLines({ caCertPath: interception?.ca.certPath ?? null, proxy: listeners.proxy ?? null, sessionDb }).join('\n')}\n`);
   return { config, listeners, sessionDir, sessionDb, policy, reload, shutdown };
 }
 
@@ -249,6 +256,7 @@ interface StartFlags {
   portMcp?: number;
   portDns?: number;
   portExec?: number;
+  proxy?: string;
   logLevel?: string;
   logFile?: string;
   watch?: boolean;
@@ -276,6 +284,7 @@ export function flagsToOverrides(f: StartFlags): ConfigOverrides {
     'vsock.ports.mcp': f.portMcp,
     'vsock.ports.dns': f.portDns,
     'vsock.ports.exec': f.portExec,
+    'http.proxy': f.proxy,
     'log.level': f.logLevel,
     'log.file': f.logFile,
     watch_rules: f.watch === false ? false : undefined,
@@ -301,6 +310,7 @@ export function registerStart(program: Command): void {
     .option('--port-mcp <n>', 'MCP vsock port', intArg)
     .option('--port-dns <n>', 'DNS vsock port', intArg)
     .option('--port-exec <n>', 'guest exec port', intArg)
+    .option('--proxy <host:port|off>', 'explicit HTTP proxy on loopback (default 127.0.0.1:8080)')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .option('--log-file <file>', 'also append JSON logs to this file')
     .option('--no-watch', 'do not reload when rule files change')
