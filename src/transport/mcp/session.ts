@@ -9,8 +9,9 @@ import { mcpRequestEvent, mcpResponseEvent } from '../../events/build.js';
 import { policyFields } from '../../events/sink.js';
 import type { Decision } from '../../events/decision.js';
 import type { McpRequestEvent, SecurityEvent } from '../../events/types.js';
-import { argsDigest, argsPreview, denialError, resultText, splitNamespaced } from './facts.js';
+import { argsDigest, argsPreview, denialError, resultText } from './facts.js';
 import type { McpGateway } from './gateway.js';
+import { routeRequest, type Route } from './routing.js';
 import {
   RpcCode,
   errorResponse,
@@ -23,7 +24,7 @@ import {
   type RpcErrorObject,
   type RpcMessage,
 } from './jsonrpc.js';
-import { Cancel, type Upstream, type UpstreamReply } from './upstream.js';
+import { Cancel, type UpstreamReply } from './upstream.js';
 
 /** Digest and preview of one arguments object, computed once for its request and response rows. */
 const argsCache = new WeakMap<JsonObject, { args_digest: string; args_preview: string }>();
@@ -38,14 +39,6 @@ export const MAX_INFLIGHT_PER_SESSION = 64;
 
 type Outcome = { result: Json } | { error: RpcErrorObject } | { none: true };
 
-interface Route {
-  upstream: Upstream | null;
-  /** The method and params sent upstream (names un-namespaced). */
-  params: JsonObject | undefined;
-  tool: string;
-  args: JsonObject;
-  unknown?: string;
-}
 
 export class McpSession {
   private initialized = false;
@@ -192,7 +185,7 @@ export class McpSession {
           return { result: {} };
         });
       default:
-        return this.forward(id, method, params, this.route(method, params));
+        return this.forward(id, method, params, routeRequest(this.gw, method, params));
     }
   }
 
@@ -226,47 +219,6 @@ export class McpSession {
     const out = decision.action === 'allow' ? await answer() : { error: denialError(decision, event.common.event_id, 'request') };
     this.row(event, decision, 'request', '', args, 'error' in out, performance.now() - started);
     return out;
-  }
-
-  /** Maps a method to its server and the params the server must see. */
-  private route(method: string, params: JsonObject | undefined): Route {
-    const p = params ?? {};
-    const args = isJsonObject(p.arguments) ? p.arguments : {};
-    if (method === 'tools/call' || method === 'prompts/get') {
-      const name = typeof p.name === 'string' ? p.name : '';
-      if (p.arguments !== undefined && !isJsonObject(p.arguments)) {
-        // Rules read arguments as an object; anything else would slip past them, so it never leaves.
-        return { upstream: null, params, tool: name, args: {}, unknown: 'Invalid params: "arguments" must be an object' };
-      }
-      const split = splitNamespaced(name);
-      const upstream = split ? (this.gw.upstreams.get(split.server) ?? null) : null;
-      const tool = split?.name ?? name;
-      const unknown = upstream ? undefined : `Unknown ${method === 'tools/call' ? 'tool' : 'prompt'} "${name}": names are "<server>__<name>" as listed by celgate`;
-      return { upstream, params: { ...p, name: tool }, tool, args, ...(unknown ? { unknown } : {}) };
-    }
-    if (method.startsWith('resources/')) {
-      const uri = typeof p.uri === 'string' ? p.uri : '';
-      const server = this.gw.serverForUri(uri);
-      const upstream = server === null ? null : (this.gw.upstreams.get(server) ?? null);
-      return { upstream, params, tool: '', args: p, ...(upstream ? {} : { unknown: `Unknown resource "${uri}"` }) };
-    }
-    if (method === 'completion/complete') {
-      const ref = isJsonObject(p.ref) ? p.ref : {};
-      if (ref.type === 'ref/prompt' && typeof ref.name === 'string') {
-        const split = splitNamespaced(ref.name);
-        const upstream = split ? (this.gw.upstreams.get(split.server) ?? null) : null;
-        const fwd = { ...p, ref: { ...ref, name: split?.name ?? ref.name } };
-        return { upstream, params: fwd, tool: split?.name ?? '', args: p, ...(upstream ? {} : { unknown: `Unknown prompt "${ref.name}"` }) };
-      }
-      const server = typeof ref.uri === 'string' ? this.gw.serverForUri(ref.uri) : null;
-      const upstream = server === null ? null : (this.gw.upstreams.get(server) ?? null);
-      return { upstream, params, tool: '', args: p, ...(upstream ? {} : { unknown: 'Unknown completion reference' }) };
-    }
-    // Any other method goes to the one server whose capabilities advertise its prefix.
-    const prefix = method.slice(0, method.indexOf('/') === -1 ? method.length : method.indexOf('/'));
-    const candidates = this.gw.serversWith(prefix);
-    const upstream = candidates.length === 1 ? candidates[0]! : null;
-    return { upstream, params, tool: '', args: p, ...(upstream ? {} : { unknown: `Method not found: ${method}` }) };
   }
 
   private async forward(id: string | number, method: string, params: JsonObject | undefined, route: Route): Promise<Outcome> {
