@@ -82,22 +82,28 @@ describe('detection packs configured on the gateway run inline', () => {
     await gw?.stop();
   });
 
-  it('a matching event gets a finding on its decision and a detection_findings row, without being blocked', async () => {
+  it('a matching event gets a finding on its decision and counts on its rule, without being blocked', async () => {
     const res = await gw.api('POST', '/v1/evaluate', { event: { ...reference, common: { ...reference.common, event_id: 'inline-1' } } });
     expect(res.status).toBe(200);
     expect(res.json.decision.findings).toEqual([expect.objectContaining({ rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high', event_id: 'inline-1' })]);
     expect(res.json.decision.rule_id).not.toBe('google-secret-egress');
-    await gw.api('GET', '/v1/events');
+    const rules = await gw.api('GET', '/v1/rules');
+    expect(rules.json.rules.find((r: { id: string }) => r.id === 'google-secret-egress')).toMatchObject({ kind: 'detection', counters: { matches: 1 } });
+  });
+
+  it('the finding is recorded in detection_findings of session.db', async () => {
+    await gw.api('POST', '/v1/evaluate', { event: { ...reference, common: { ...reference.common, event_id: 'inline-2' } } });
+    await gw.api('GET', '/v1/events'); // flushes the ledger
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(gw.sessionDb, { readonly: true });
     try {
-      const rows = db.prepare('SELECT rule_id, pack_id, severity FROM detection_findings WHERE event_id = ?').all('inline-1');
-      expect(rows).toEqual([{ rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high' }]);
+      const rows = db.prepare('SELECT rule_id, pack_id, severity FROM detection_findings WHERE event_id = ?').all('inline-2');
+      expect(rows, `ledger errors: ${JSON.stringify(gw.logs().filter((l) => /ledger/.test(l.msg ?? '')))}`).toEqual([
+        { rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high' },
+      ]);
     } finally {
       db.close();
     }
-    const rules = await gw.api('GET', '/v1/rules');
-    expect(rules.json.rules.find((r: { id: string }) => r.id === 'google-secret-egress')).toMatchObject({ kind: 'detection', counters: { matches: 1 } });
   });
 });
 
