@@ -24,7 +24,7 @@ import { processLane } from './guest-lane-process.js';
 import { LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes.js';
 
 /** Micro suites of the other areas, by module name under bench/. Add yours here. */
-export const MICRO_SUITES = ['micro', 'policy', 'detection', 'ledger', 'http', 'dns', 'mcp'];
+export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp'];
 export const DEFAULT_RUNS = 8;
 export const MAX_RUNS = 10_000;
 
