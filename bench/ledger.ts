@@ -90,6 +90,29 @@ async function appendThroughput(events: SecurityEvent[], dir: string): Promise<{
   };
 }
 
+/** What this machine's SQLite does right now without celgate: 2 narrow single-row inserts per event
+ * (event + match) in 8,192-row transactions. Context for the throughput number on a loaded host. */
+function sqliteBaseline(dir: string, n: number): number {
+  const db = new Database(join(dir, 'baseline.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE e (seq INTEGER PRIMARY KEY, id TEXT, j TEXT); CREATE TABLE m (seq INTEGER PRIMARY KEY, e INTEGER, r TEXT)');
+  const ins = db.prepare('INSERT INTO e (seq, id, j) VALUES (?, ?, ?)');
+  const mat = db.prepare('INSERT INTO m (e, r) VALUES (?, ?)');
+  const body = 'x'.repeat(600);
+  const tx = db.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      ins.run(i + 1, `evt-${i}`, body);
+      mat.run(i + 1, 'rule');
+    }
+  });
+  const start = performance.now();
+  for (let i = 0; i < n; i += 8192) tx(i, Math.min(n, i + 8192));
+  const ms = performance.now() - start;
+  db.close();
+  return (n / ms) * 1000;
+}
+
 /** Per-call time of `append(event)`, µs, one hrtime pair per call. */
 function enqueueSamples(events: SecurityEvent[], append: (e: SecurityEvent) => void): number[] {
   const samples = new Array<number>(events.length);
@@ -115,6 +138,7 @@ export async function run(): Promise<Artifact[]> {
   try {
     const events = corpus(Math.max(APPEND_EVENTS, ENQUEUE_SAMPLES));
     const append = await appendThroughput(events.slice(0, APPEND_EVENTS), dir);
+    const baseline = sqliteBaseline(dir, APPEND_EVENTS);
 
     // Warm-up (JIT) on a throwaway writer, so the samples measure the optimised request path.
     const w0 = new LedgerWriter(join(dir, 'warmup.db'));
@@ -137,6 +161,7 @@ export async function run(): Promise<Artifact[]> {
 
     const results = {
       'Ledger append throughput (events/s, sustained, batched)': summarize([append.perSecond], 'events/s'),
+      'Raw better-sqlite3 baseline, 2 narrow rows per event (events/s, same host, same moment)': summarize([baseline], 'events/s'),
       'Enqueue one decided event (LedgerWriter.decision)': summarize(ledgerOnly, 'us'),
       'Record one decision through FanoutSink (counters + ledger + log line)': summarize(fanout, 'us'),
       'hrtime pair overhead (subtract from the above)': summarize(overhead, 'us'),
@@ -154,7 +179,12 @@ export async function run(): Promise<Artifact[]> {
       results,
       assertions,
       runs: APPEND_EVENTS,
-      notes: { fixture: 'test/fixtures/events/reference-http.json + generated dns.request', append_ms: append.ms, events: APPEND_EVENTS },
+      notes: {
+        fixture: 'test/fixtures/events/reference-http.json + generated dns.request',
+        append_ms: append.ms,
+        events: APPEND_EVENTS,
+        load_average: (await import('node:os')).loadavg(),
+      },
     });
     return [ledger, ...(await runMetrics())];
   } finally {
