@@ -1,4 +1,5 @@
 /** JSON-RPC payload validation and the tools/list hiding analysis: pure, table-driven. */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parsePayload, exceedsDepth, MAX_BATCH } from '../../src/transport/mcp/jsonrpc.js';
 import { HiddenTools, toolMatcher } from '../../src/transport/mcp/hidden.js';
@@ -85,6 +86,7 @@ describe('tools/list hiding analysis', () => {
 describe('ledger facts', () => {
   it('digests canonical JSON (key order does not matter) and redacts secret-looking keys', () => {
     expect(argsDigest({ a: 1, b: [1, 2] })).toBe(argsDigest({ b: [1, 2], a: 1 }));
+    expect(argsDigest({ b: [1, 2], a: 1 })).toBe(createHash('sha256').update('{"a":1,"b":[1,2]}').digest('hex').slice(0, 16));
     const p = argsPreview({ path: '/tmp/x', api_key: 'sk-123', nested: { password: 'p' }, long: 'y'.repeat(1000) });
     expect(p).not.toContain('sk-123');
     expect(p).not.toContain('"p"');

@@ -3,7 +3,7 @@
  * the text of a tool result, the argument digest and the bounded, redacted argument preview, and
  * the model-readable denial errors. No I/O.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Decision } from '../../events/decision.js';
 import { RpcCode, isJsonObject, type Json, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
 
@@ -60,7 +60,7 @@ export function canonicalJson(value: Json | undefined): string {
 
 /** sha256 of the canonical JSON, hex, first 16 characters (McpCallRow.args_digest). */
 export function argsDigest(args: JsonObject): string {
-  return createHash('sha256').update(canonicalJson(args)).digest('hex').slice(0, 16);
+  return hash('sha256', canonicalJson(args), 'hex').slice(0, 16);
 }
 
 function redact(value: Json, depth: number): Json {
