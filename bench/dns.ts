@@ -95,12 +95,13 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
   // The upstream runs in its own process, like the gateway, so both paths cross one process boundary.
   const upstream = await spawnAuthority({ 'allowed.bench.test': [{ type: 'A', data: '192.0.2.7', ttl: 3600 }] });
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-dns-'));
-  const gw = await startBenchGateway(work, { dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 1000 } });
   const client = dgram.createSocket('udp4');
-  await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
-  const ask = exchanger(client);
-  const assertions: AssertionResult[] = [];
+  let gw: Awaited<ReturnType<typeof startBenchGateway>> | null = null;
   try {
+    gw = await startBenchGateway(work, { dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 1000 }, http: { proxy: 'off' } });
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
+    const ask = exchanger(client);
+    const assertions: AssertionResult[] = [];
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
     assertions.push({ name: 'rule installed through the control API', ok: put.status === 201 || put.status === 200, detail: put.text.slice(0, 120) });
     const port = Number(gw.listeners.dns_udp!.split(':').pop());
@@ -165,7 +166,7 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
     });
   } finally {
     client.close();
-    await gw.stop().catch(() => {});
+    await gw?.stop().catch(() => {});
     await upstream.close();
   }
 }
