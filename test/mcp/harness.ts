@@ -64,6 +64,7 @@ export async function startHarness(opts: {
   upstreams?: UpstreamConfig[];
   callTimeoutMs?: number;
   backoffInitialMs?: number;
+  frameTimeoutMs?: number;
 }): Promise<Harness> {
   const registry = new RuleRegistry();
   for (const r of opts.rules ?? []) {
@@ -79,6 +80,7 @@ export async function startHarness(opts: {
       backoffInitialMs: opts.backoffInitialMs ?? 100,
       origin: { session_id: 'mcp-test' },
       vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 },
+      frameTimeoutMs: opts.frameTimeoutMs ?? 2_000,
     },
     { decider: new PolicyEngine(registry), sink, rules: registry, onStreamClosed: (i) => closed.push(i) },
   );

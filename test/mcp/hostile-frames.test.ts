@@ -67,6 +67,16 @@ describe('hostile frames', () => {
     g.close();
   });
 
+  it('closes a connection whose frame stays incomplete (slow loris) and records slow_frame', async () => {
+    const g = await RawGuest.connect(h.endpoint.port);
+    await g.init(1);
+    g.write(encodeData(1, '{"jsonrpc":"2.0","id":1,"method":"ping"}').subarray(0, 20));
+    await g.until(() => g.ended, 10_000);
+    expect(g.ended).toBe(true);
+    expect(g.closes()).toEqual([{ kind: 3, streamId: 1, reason: 'slow_frame' }]);
+    expect(h.closed.some((c) => c.reason === 'slow_frame')).toBe(true);
+  });
+
   it('keeps serving other guests after all of the above', async () => {
     await stillServes();
     expect(uncaught).toEqual([]);

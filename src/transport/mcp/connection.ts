@@ -13,6 +13,8 @@ import { McpSession } from './session.js';
 
 /** Most concurrently open streams on one connection. */
 export const MAX_STREAMS_PER_CONNECTION = 64;
+/** How long a started frame may stay incomplete before the connection is closed (`slow_frame`). */
+export const FRAME_TIMEOUT_MS = 30_000;
 /** Reply bytes a guest may leave unread before celgate stops reading its requests. */
 export const MAX_UNREAD_REPLY_BYTES = 4 * 1024 * 1024;
 /** Most distinct stream ids one connection may use over its life (ids are not reused). */
@@ -41,8 +43,16 @@ function serialise(message: Json): string {
 }
 
 /** Serves one framed connection (vsock port 5003). */
-export function serveFramed(gw: McpGateway, socket: Duplex, processName: string, head: Buffer, onClose?: OnStreamClosed): void {
+export function serveFramed(
+  gw: McpGateway,
+  socket: Duplex,
+  processName: string,
+  head: Buffer,
+  onClose?: OnStreamClosed,
+  frameTimeoutMs: number = FRAME_TIMEOUT_MS,
+): void {
   const decoder = new FrameDecoder();
+  let slow: NodeJS.Timeout | undefined;
   const streams = new Map<number, McpSession>();
   const used = new Set<number>();
   let dead = false;
@@ -76,6 +86,7 @@ export function serveFramed(gw: McpGateway, socket: Duplex, processName: string,
   };
   /** Framing is lost: close every stream with the reason (or record it once when none is open). */
   const kill = (reason: string, message: string, streamId: number | null) => {
+    clearTimeout(slow);
     if (dead) return;
     const ids = [...streams.keys()];
     for (const id of ids) closeStream(id, reason, message, true, true);
@@ -105,7 +116,15 @@ export function serveFramed(gw: McpGateway, socket: Duplex, processName: string,
         if (fatal !== null) closeStream(f.streamId, fatal, `payload rejected: ${fatal}`, true, true);
       }
     }
-    if (error) kill(error.reason, error.message, error.streamId);
+    if (error) return kill(error.reason, error.message, error.streamId);
+    // A frame started but not finished: it must complete within the bound (slow-loris guard).
+    if (decoder.buffered === 0) {
+      clearTimeout(slow);
+      slow = undefined;
+    } else if (slow === undefined) {
+      slow = setTimeout(() => kill('slow_frame', `a frame stayed incomplete for ${frameTimeoutMs} ms`, null), frameTimeoutMs);
+      slow.unref();
+    }
   };
 
   socket.on('data', onBytes);
@@ -117,6 +136,7 @@ export function serveFramed(gw: McpGateway, socket: Duplex, processName: string,
     socket.end();
   });
   socket.on('close', () => {
+    clearTimeout(slow);
     dead = true;
     for (const id of [...streams.keys()]) closeStream(id, 'connection_closed', 'the connection closed', false, false);
   });

@@ -14,6 +14,8 @@ export const DEFAULT_MAX_CONNECTIONS = 256;
 
 export interface McpServiceOptions extends McpGatewayOptions {
   vsock: { mode: VsockMode; host?: string; port: number; udsBase?: string; maxConnections?: number };
+  /** Bound on a frame that started arriving but is not complete (default FRAME_TIMEOUT_MS). */
+  frameTimeoutMs?: number;
   /** Optional NDJSON listener: a Unix socket path, or "HOST:PORT" on loopback. */
   ndjson?: string | null;
 }
@@ -51,7 +53,7 @@ export async function startMcpService(options: McpServiceOptions, deps: McpServi
         maxConnections: options.vsock.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
         onReject: (err) => onClose({ streamId: null, reason: 'bad_preamble', message: err.message, process_name: '', hostile: true }),
       },
-      (c) => serveFramed(gateway, c.socket, c.meta.process_name ?? '', c.head, onClose),
+      (c) => serveFramed(gateway, c.socket, c.meta.process_name ?? '', c.head, onClose, options.frameTimeoutMs),
     );
     addresses.mcp = listener.address;
     closers.push(() => listener.close());
