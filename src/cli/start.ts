@@ -189,7 +189,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     else logger.error({ reason, issues: out.issues }, 'reload refused; the running plan is unchanged');
   };
   if (config.watch_rules) {
-    for (const p of paths) {
+    for (const p of [...paths, ...config.detection.map((d) => resolve(d))]) {
       try {
         watchers.push(
           watch(p, { persistent: false }, () => {
@@ -332,6 +332,11 @@ export function registerStart(program: Command): void {
         process.on('SIGINT', () => stop('SIGINT'));
         process.on('SIGTERM', () => stop('SIGTERM'));
         process.on('SIGHUP', () => gw.reload('sighup'));
+        // A bug anywhere must not lose queued ledger rows: log it, shut down cleanly, exit non-zero.
+        process.on('uncaughtException', (err) => {
+          log?.logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception; shutting down');
+          gw.shutdown('uncaughtException').finally(() => process.exit(70));
+        });
       } catch (err) {
         const e = err as Error & { code?: string };
         if (log !== null) {
