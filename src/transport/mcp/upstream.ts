@@ -99,6 +99,7 @@ export class Upstream {
     this.state = 'starting';
     this.ready = this.connect().then(
       () => {
+        if (this.state !== 'starting') return; // it exited during the handshake; a restart is scheduled
         this.state = 'ready';
         this.upSince = Date.now();
         this.opts.log?.('info', 'mcp upstream ready', { server: this.id, server_info: this.serverInfo });
