@@ -193,6 +193,17 @@ describe('policy changes and failures', () => {
     expect(decode(await udpQuery(query(12, 'other.test'))).rcode).toBe('NOERROR');
   });
 
+  it('treats an ask rule with no approver as a block: NXDOMAIN, reason says so', async () => {
+    expect(h.registry.installRaw({ ...blockRule('dns-ask', 'dns.request.qname == "ask.test"'), action: 'ask' }).ok).toBe(true);
+    const answer = decode(await udpQuery(query(13, 'ask.test')));
+    expect(answer.rcode).toBe('NXDOMAIN');
+    await settle();
+    const row = h.sink.dnsRows.at(-1)!;
+    expect(row).toMatchObject({ qname: 'ask.test', decision: 'block', rule_id: 'dns-ask' });
+    expect(row.reason).toMatch(/approv/);
+    h.registry.delete('dns-ask');
+  });
+
   it('answers SERVFAIL when the engine fails, and never asks upstream', async () => {
     const broken = await startHarness({
       upstreams: [upstream.address],
