@@ -6,6 +6,7 @@
  */
 import { createServer as createHttpsServer } from 'node:https';
 import type net from 'node:net';
+import type { HttpLimits } from '../../src/transport/http/limits.js';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
 import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http/proxy.js';
 import { makeCerts, MemorySink, ScriptedDecider, startUpstream, type Certs, type Upstream, type UpstreamHandler } from '../fixtures/http/harness.js';
@@ -32,7 +33,7 @@ export const echo: UpstreamHandler = (req, res, body) => {
 };
 
 /** Hosts mapped to the HTTPS upstream (`*.test` names and the 127.0.0.2 IP literal) or the plain one. */
-export async function startProxyRig(handler: UpstreamHandler = echo): Promise<ProxyRig> {
+export async function startProxyRig(handler: UpstreamHandler = echo, limits: Partial<HttpLimits> = {}): Promise<ProxyRig> {
   const gatewayCerts = await makeCerts();
   const upstreamCerts = await makeCerts();
   const https = await startUpstream(upstreamCerts, handler);
@@ -57,7 +58,7 @@ export async function startProxyRig(handler: UpstreamHandler = echo): Promise<Pr
   const decider = new ScriptedDecider();
   const sink = new MemorySink();
   const proxy = await startExplicitProxy(
-    { listen: '127.0.0.1:0', upstreamMap: map.value, extraCa: [upstreamCerts.caPem] },
+    { listen: '127.0.0.1:0', upstreamMap: map.value, extraCa: [upstreamCerts.caPem], limits },
     { decider, sink, origin: { session_id: 'proxy-test' }, certs: gatewayCerts.leaves },
   );
   const port = Number(proxy.addresses.proxy!.split(':').pop());

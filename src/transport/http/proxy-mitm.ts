@@ -33,8 +33,9 @@ export interface TunnelTarget {
 export interface TunnelHooks {
   certs: SecureContextSource;
   handshakeTimeoutMs: number;
-  /** The CONNECT target recorded for this socket by the onConnect hook. */
-  targetOf(socket: Duplex): TunnelTarget | undefined;
+  /** The CONNECT target recorded for this socket by the onConnect hook; claiming it also stops
+   * the wait-for-first-bytes timer the hook armed. */
+  claim(socket: Duplex): TunnelTarget | undefined;
   /** A decrypted (or plain) HTTP stream is ready: hand it to the HTTP server. */
   serve(stream: Duplex, ctx: ExchangeContext): void;
   /** A tunnel failed before any request: record it (the socket is destroyed by the caller). */
@@ -108,7 +109,7 @@ export class CelgateMitmProxy extends MitmProxy {
   }
 
   private async openTunnel(socket: Duplex, head: Buffer): Promise<void> {
-    const target = this.hooks.targetOf(socket);
+    const target = this.hooks.claim(socket);
     const base: ExchangeContext = { scheme: 'https', sniHost: target?.host ?? '', port: target?.port ?? 443, meta: {} };
     if (target === undefined || head.length === 0) {
       this.hooks.refuse(base, 'connect_bad_target');

@@ -65,14 +65,17 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const upstream = new Upstream({ map: options.upstreamMap, extraCa: options.extraCa, timeoutMs: limits.upstreamTimeoutMs });
   const exchangeDeps: ExchangeDeps = { decider: deps.decider, sink: deps.sink, origin: deps.origin, upstream, limits };
   const contexts = new WeakMap<object, ExchangeContext>();
-  const targets = new WeakMap<object, TunnelTarget>();
+  const targets = new WeakMap<object, { target: TunnelTarget; timer: NodeJS.Timeout }>();
   const originalUrls = new WeakMap<object, string>();
   const direct = (): ExchangeContext => ({ scheme: 'http', sniHost: '', port: 80, meta: {} });
 
   const record = (ctx: ExchangeContext, error: string, method = '') =>
     writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status: null, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
 
-  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, keepAlive: true });
+  // Node checks headersTimeout only every connectionsCheckingInterval (default 30 s); check often
+  // enough that a slowloris client is cut off close to the configured bound.
+  const checkEvery = Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4)));
+  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, keepAlive: true, connectionsCheckingInterval: checkEvery });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.headersTimeout = limits.headersTimeoutMs;
   server.timeout = limits.idleTimeoutMs;
@@ -82,7 +85,13 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const mitm = new CelgateMitmProxy({
     certs: deps.certs,
     handshakeTimeoutMs: limits.handshakeTimeoutMs,
-    targetOf: (socket) => targets.get(socket),
+    claim: (socket) => {
+      const t = targets.get(socket);
+      if (t === undefined) return undefined;
+      clearTimeout(t.timer);
+      targets.delete(socket);
+      return t.target;
+    },
     serve: (stream, ctx) => {
       contexts.set(stream, ctx);
       server.emit('connection', stream);
@@ -99,7 +108,15 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
       socket.end(rawResponse(d, 'Bad Request'));
       return; // never calls back: the library does not answer 200
     }
-    targets.set(socket, target);
+    // A client that opens a tunnel and then sends nothing is dropped after the handshake timeout.
+    const timer = setTimeout(() => {
+      targets.delete(socket);
+      record({ scheme: 'https', sniHost: target.host, port: target.port, meta: {} }, 'tls_handshake_timeout', 'CONNECT');
+      socket.destroy();
+    }, limits.handshakeTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    targets.set(socket, { target, timer });
     // With bytes already sent after the CONNECT head the library skips its 200; send it ourselves.
     if (head.length > 0) socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     callback();

@@ -1,0 +1,56 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTunnel, rawExchange } from './clients.js';
+import { startProxyRig, type ProxyRig } from './harness.js';
+
+let rig: ProxyRig;
+beforeAll(async () => {
+  rig = await startProxyRig(undefined, { handshakeTimeoutMs: 300, headersTimeoutMs: 300, keepAliveTimeoutMs: 300 });
+});
+afterAll(async () => {
+  await rig?.close();
+});
+
+function closed(socket: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    socket.on('data', (c: Buffer) => (out += c.toString('latin1')));
+    socket.on('error', () => {});
+    socket.once('close', () => resolve(out));
+  });
+}
+
+describe('explicit proxy: slow clients are cut off by the configured timeouts', () => {
+  it('drops a tunnel that never sends its first byte, and records why', async () => {
+    const { socket } = await openTunnel(rig.port, 'api.test:443');
+    await closed(socket);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rig.sink.nets.at(-1)).toMatchObject({ error: 'tls_handshake_timeout', sni: 'api.test' });
+  });
+
+  it('drops a tunnel that sends half a ClientHello and stalls', async () => {
+    const { socket } = await openTunnel(rig.port, 'api.test:443');
+    const done = closed(socket);
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    await done;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rig.sink.nets.at(-1)).toMatchObject({ error: 'tls_handshake_timeout' });
+  });
+
+  it('drops a slowloris client that never finishes its request head', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: rig.port });
+    const done = closed(socket);
+    socket.write('GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-Slow: a');
+    const timer = setInterval(() => socket.writable && socket.write('a'), 100);
+    const out = await done;
+    clearInterval(timer);
+    expect(out === '' || /^HTTP\/1\.1 408/.test(out)).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rig.sink.nets.at(-1)).toMatchObject({ error: 'header_timeout' });
+  }, 10_000); // the bound under test is 300 ms; Node's unconfigured check would take 30 s
+
+  it('keeps serving after the slow clients', async () => {
+    const out = await rawExchange(rig.port, 'GET http://plain.test/ok HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+    expect(out).toMatch(/^HTTP\/1\.1 200/);
+  });
+});
