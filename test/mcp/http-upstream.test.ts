@@ -52,6 +52,21 @@ afterAll(async () => {
 });
 
 describe('Streamable HTTP upstream', () => {
+  it('fails calls cleanly while the HTTP server is down and reconnects when it is back', async () => {
+    const c = await h.client();
+    const port = (http.address() as { port: number }).port;
+    http.closeAllConnections();
+    await new Promise<void>((r) => http.close(() => r()));
+    await expect(c.callTool({ name: 'web__shout', arguments: { text: 'x' } })).rejects.toMatchObject({ code: -32000 });
+    await new Promise<void>((r) => http.listen(port, '127.0.0.1', () => r()));
+    const up = h.service.gateway.upstreams.get('web')!;
+    for (let i = 0; i < 100 && up.state !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(up.state).toBe('ready');
+    expect(up.restarts).toBeGreaterThanOrEqual(1);
+    const r = await c.callTool({ name: 'web__shout', arguments: { text: 'back' } });
+    expect(r.content).toEqual([{ type: 'text', text: 'BACK' }]);
+  });
+
   it('lists, calls and denies tools of an HTTP MCP server', async () => {
     const c = await h.client();
     const names = (await c.listTools()).tools.map((t) => t.name);

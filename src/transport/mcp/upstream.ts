@@ -214,6 +214,9 @@ export class Upstream {
       const msg = { jsonrpc: '2.0', id, method, ...(sendParams !== undefined ? { params: sendParams } : {}) };
       t.send(msg as JSONRPCMessage).catch((err: unknown) => {
         finish(serverError('send_failed', `could not send to MCP server "${this.id}": ${(err as Error).message ?? String(err)}`));
+        // The connection is gone (a dead child, an HTTP server that restarted and lost the session):
+        // reconnect and re-initialize with backoff rather than failing every later call the same way.
+        if (this.transport === t && this.state === 'ready') this.onDown('could not be reached');
       });
     });
   }
