@@ -130,3 +130,36 @@ describe('a running gateway and its control socket', () => {
     });
   });
 });
+
+describe('the loopback TCP control listener', () => {
+  it('refuses a request without the bearer token with a JSON error and changes nothing', async () => {
+    const token = 'gateway-test-token-0123456789';
+    const gw = await startGateway({ config: { control: { tcp: '127.0.0.1:0', token } } });
+    try {
+      const addr = gw.listeners.control_tcp!;
+      expect(addr).toMatch(/^127\.0\.0\.1:\d+$/);
+      const call = async (headers: Record<string, string>) => {
+        const res = await fetch(`http://${addr}/v1/rules/tcp-rule`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ condition: 'dns.request.qname == "t.example"', action: 'block' }),
+        });
+        return { status: res.status, json: (await res.json()) as any };
+      };
+      const before = (await gw.api('GET', '/v1/rules')).json.generation;
+      const refused = await call({});
+      expect(refused.status).toBe(401);
+      expect(refused.json.error.code).toBe('E_UNAUTHORIZED');
+      expect((await call({ authorization: 'Bearer not-the-token-at-all-000' })).status).toBe(401);
+      expect((await gw.api('GET', '/v1/rules')).json.generation).toBe(before);
+      expect((await gw.api('GET', '/v1/rules/tcp-rule')).status).toBe(404);
+      expect((await call({ authorization: `Bearer ${token}` })).status).toBe(201);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('refuses to start with a non-loopback control address', async () => {
+    await expect(startGateway({ config: { control: { tcp: '0.0.0.0:0', token: 'gateway-test-token-0123456789' } } })).rejects.toThrow(/not a loopback address/);
+  });
+});
