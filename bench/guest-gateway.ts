@@ -53,6 +53,8 @@ export async function startBenchGateway(workDir: string, extraConfig: Record<str
       watch_rules: false,
       vsock: { mode: 'uds', uds_base: udsBase, ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 } },
       log: { level: 'info' },
+      // The explicit proxy defaults to 127.0.0.1:8080; benchmark gateways run side by side.
+      http: { proxy: '127.0.0.1:0' },
     },
     extraConfig,
   );

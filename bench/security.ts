@@ -26,6 +26,8 @@ import { LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes
 /** Micro suites of the other areas, by module name under bench/. Add yours here. */
 export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp'];
 export const DEFAULT_RUNS = 8;
+/** A micro suite that has not finished after this long is reported as failed and left behind. */
+export const MICRO_SUITE_TIMEOUT_MS = 300_000;
 export const MAX_RUNS = 10_000;
 
 const LANES: Record<LaneName, LaneSpec> = { process: processLane, http: httpLane, dns: dnsLane, mcp: mcpLane };
@@ -103,7 +105,11 @@ async function runMicro(names: readonly string[]): Promise<Array<{ name: string;
       continue;
     }
     try {
-      const r = await mod.run();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${MICRO_SUITE_TIMEOUT_MS / 1000} s`)), MICRO_SUITE_TIMEOUT_MS);
+      });
+      const r = await Promise.race([mod.run(), timeout]).finally(() => clearTimeout(timer));
       const artifacts = Array.isArray(r) ? r : [r];
       out.push({ name, status: artifacts.every((a) => a.status !== 'failed') ? 'passed' : 'failed', artifacts });
     } catch (err) {
