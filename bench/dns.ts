@@ -4,8 +4,9 @@
  *
  *  1. micro `dns-micro` (tinybench): parse one query (the `a-example.bin` fixture) and
  *     decide + NXDOMAIN encode (dns.request event → engine with a block rule → denial bytes).
- *  2. e2e `dns-udp-e2e`: the real gateway (`celgate start`, `dns.listen` on loopback UDP) and a
- *     loopback authoritative upstream started here. Blocked lookups over UDP, one at a time:
+ *  2. e2e `dns-udp-e2e`: the real gateway (`celgate start`, `dns.listen` on loopback UDP), a
+ *     loopback authoritative upstream (bench/dns-authority.ts) and the measuring client
+ *     (bench/dns-udp-client.ts), each in its own process. Blocked lookups over UDP, one at a time:
  *     gate p50 ≤ 0.3 ms (reference mean 2.3 ms); each answer must be NXDOMAIN for the same id and
  *     session.db must hold one dns_events row per lookup naming the rule. Then allowed lookups served
  *     from the gateway's cache vs. the same query sent straight to the upstream, interleaved in the
@@ -13,11 +14,10 @@
  *
  * usage: npm run -s build && node dist/bench/dns.js [--runs N]   (exits 1 when a gate fails)
  */
-import dgram from 'node:dgram';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import dnsPacket from 'dns-packet';
 import { dnsRequestEvent } from '../src/events/build.js';
 import { PolicyEngine } from '../src/policy/engine.js';
 import { RuleRegistry } from '../src/policy/registry.js';
@@ -25,6 +25,7 @@ import { parseQuery } from '../src/transport/dns/parse.js';
 import { denialResponse } from '../src/transport/dns/synth.js';
 import { repoRoot, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
 import { spawnAuthority } from './dns-authority.js';
+import { ALLOWED_ADDRESS, ALLOWED_NAME, type ClientReport } from './dns-udp-client.js';
 import { startBenchGateway } from './guest-gateway.js';
 import { printArtifact, runTasks } from './micro-kit.js';
 
@@ -72,77 +73,49 @@ export async function benchMicro(): Promise<Artifact> {
   return writeArtifact({ kind: 'micro', name: 'dns-micro', results, assertions, status: assertions.every((a) => a.ok) ? 'passed' : 'failed' });
 }
 
-/** One UDP exchange from a fixed client socket; resolves with the answer and the round-trip in ms. */
-function exchanger(socket: dgram.Socket) {
-  let waiting: ((m: Buffer) => void) | null = null;
-  socket.on('message', (m) => waiting?.(m));
-  return (msg: Buffer, port: number): Promise<{ answer: Buffer; ms: number }> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no answer within 3 s')), 3000);
-      const t0 = performance.now();
-      waiting = (answer) => {
-        if (answer.readUInt16BE(0) !== msg.readUInt16BE(0)) return;
-        clearTimeout(timer);
-        waiting = null;
-        resolve({ answer, ms: performance.now() - t0 });
-      };
-      socket.send(msg, port, '127.0.0.1');
+const WARMUP = 200;
+
+/** Runs the measuring client (bench/dns-udp-client.ts) in its own process and returns its report. */
+function runClient(gateway: number, upstream: number, runs: number): Promise<ClientReport> {
+  const js = join(repoRoot(), 'dist', 'bench', 'dns-udp-client.js');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [js, JSON.stringify({ gateway, upstream, runs, warmup: WARMUP })], { maxBuffer: 64 << 20, timeout: 300_000 }, (err, stdout, stderr) => {
+      if (err !== null) return reject(new Error(`dns bench client failed: ${err.message}\n${stderr}`));
+      try {
+        resolve(JSON.parse(stdout.trim()) as ClientReport);
+      } catch (e) {
+        reject(new Error(`dns bench client printed no report: ${(e as Error).message}\n${stdout.slice(0, 500)}`));
+      }
     });
+  });
 }
 
 /** 2. End to end through the gateway's UDP listener. */
 export async function benchEndToEnd(runs: number): Promise<Artifact> {
   // The upstream runs in its own process, like the gateway, so both paths cross one process boundary.
-  const upstream = await spawnAuthority({ 'allowed.bench.test': [{ type: 'A', data: '192.0.2.7', ttl: 3600 }] });
+  const upstream = await spawnAuthority({ [ALLOWED_NAME]: [{ type: 'A', data: ALLOWED_ADDRESS, ttl: 3600 }] });
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-dns-'));
-  const client = dgram.createSocket('udp4');
   let gw: Awaited<ReturnType<typeof startBenchGateway>> | null = null;
   try {
     gw = await startBenchGateway(work, { dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 1000 }, http: { proxy: 'off' } });
-    await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
-    const ask = exchanger(client);
     const assertions: AssertionResult[] = [];
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
-    assertions.push({ name: 'rule installed through the control API', ok: put.status === 201 || put.status === 200, detail: put.text.slice(0, 120) });
+    assertions.push({ name: 'rule installed through the control API', ok: put.status === 201 || put.status === 200, detail: `HTTP ${put.status}` });
     const port = Number(gw.listeners.dns_udp!.split(':').pop());
-    let id = 1;
-    const query = (name: string) => dnsPacket.encode({ type: 'query', id: (id = (id + 1) & 0xffff), flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
 
-    // Warm up (JIT, sockets), then blocked lookups, one at a time.
-    for (let i = 0; i < 50; i++) await ask(query(`warm${i}.blocked.bench.test`), port);
-    const blocked: number[] = [];
-    let nx = 0;
-    for (let i = 0; i < runs; i++) {
-      const { answer, ms } = await ask(query(`op${i}.blocked.bench.test`), port);
-      if ((answer.readUInt16BE(2) & 0xf) === 3) nx++;
-      blocked.push(ms);
-    }
-    assertions.push({ name: `all ${runs} blocked lookups answered NXDOMAIN`, ok: nx === runs, detail: `${nx}/${runs}` });
-
-    // Allowed: prime the cache once, then interleave cached-via-celgate and direct-to-upstream.
-    const first = await ask(query('allowed.bench.test'), port);
-    const upstreamQueries = (await upstream.counts()).udp;
-    const cached: number[] = [];
-    const direct: number[] = [];
-    let answered = 0;
-    for (let i = 0; i < runs; i++) {
-      const viaCelgate = await ask(query('allowed.bench.test'), port);
-      const straight = await ask(query('allowed.bench.test'), upstream.port);
-      const a = dnsPacket.decode(viaCelgate.answer).answers?.[0] as { data?: string } | undefined;
-      const b = dnsPacket.decode(straight.answer).answers?.[0] as { data?: string } | undefined;
-      if (a?.data === '192.0.2.7' && b?.data === '192.0.2.7') answered++;
-      cached.push(viaCelgate.ms);
-      direct.push(straight.ms);
-    }
-    const upstreamSaw = (await upstream.counts()).udp - upstreamQueries;
-    const servedFromCache = upstreamSaw === runs; // only the direct ones reached it
-    assertions.push({ name: 'allowed lookups return the upstream address (celgate and direct)', ok: answered === runs && (first.answer.readUInt16BE(2) & 0xf) === 0, detail: `${answered}/${runs}` });
-    assertions.push({ name: 'celgate answered from its cache (upstream saw only the direct queries)', ok: servedFromCache, detail: `upstream saw ${upstreamSaw} queries for ${runs} direct` });
+    const before = (await upstream.counts()).udp;
+    const report = await runClient(port, upstream.port, runs);
+    const upstreamSaw = (await upstream.counts()).udp - before;
+    const directTotal = runs + WARMUP;
+    assertions.push({ name: `all ${runs} blocked lookups answered NXDOMAIN`, ok: report.blocked_nxdomain === runs, detail: `${report.blocked_nxdomain}/${runs}` });
+    assertions.push({ name: 'allowed lookups return the upstream address (celgate and direct)', ok: report.allowed_correct === runs && report.primed_rcode === 0, detail: `${report.allowed_correct}/${runs}` });
+    // Only the priming query and the direct ones reached the upstream: celgate answered from its cache.
+    assertions.push({ name: 'celgate answered from its cache', ok: upstreamSaw === directTotal + 1, detail: `upstream saw ${upstreamSaw} queries; ${directTotal} direct + 1 priming expected` });
 
     const results = {
-      'dns: blocked lookup via UDP listener': summarize(blocked),
-      'dns: allowed lookup served from cache': summarize(cached),
-      'dns: direct query to the local upstream': summarize(direct),
+      'dns: blocked lookup via UDP listener': summarize(report.blocked_ms),
+      'dns: allowed lookup served from cache': summarize(report.cached_ms),
+      'dns: direct query to the local upstream': summarize(report.direct_ms),
     };
     const p50 = results['dns: blocked lookup via UDP listener'].median;
     const ratio = results['dns: allowed lookup served from cache'].median / results['dns: direct query to the local upstream'].median;
@@ -152,9 +125,9 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
     // The ledger holds one row per blocked lookup (warm-up included), each naming the rule.
     await gw.stop();
     const rows = gw.ledgerRows('dns_events', RULE_ID);
-    assertions.push({ name: 'session.db dns_events rows name the rule', ok: rows.length === runs + 50 && rows.every((r) => r.decision === 'block'), detail: `${rows.length} rows for ${runs + 50} lookups` });
-    const logged = gw.logs().filter((l) => JSON.stringify(l).includes(RULE_ID)).length;
-    assertions.push({ name: 'log lines name the rule', ok: logged >= runs, detail: `${logged} lines` });
+    assertions.push({ name: 'session.db dns_events rows name the rule', ok: rows.length === runs + WARMUP && rows.every((r) => r.decision === 'block'), detail: `${rows.length} rows for ${runs + WARMUP} lookups` });
+    const logged = gw.logs().filter((l) => l.rule_id === RULE_ID).length;
+    assertions.push({ name: 'log lines name the rule', ok: logged >= runs + WARMUP, detail: `${logged} lines` });
     return writeArtifact({
       kind: 'guest',
       name: 'dns-udp-e2e',
@@ -162,10 +135,15 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
       assertions,
       runs,
       status: assertions.every((a) => a.ok) ? 'passed' : 'failed',
-      notes: { rule_id: RULE_ID, cached_to_direct_ratio: ratio, client: 'node dgram, one query in flight', upstream: 'bench/dns-authority.ts on loopback, own process' },
+      notes: {
+        rule_id: RULE_ID,
+        cached_to_direct_ratio: ratio,
+        load_average: os.loadavg(),
+        client: 'bench/dns-udp-client.ts in its own process, node dgram, one query in flight',
+        upstream: 'bench/dns-authority.ts on loopback, own process',
+      },
     });
   } finally {
-    client.close();
     await gw?.stop().catch(() => {});
     await upstream.close();
   }

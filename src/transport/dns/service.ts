@@ -21,6 +21,8 @@ import { listenDnsVsock } from './vsock-listener.js';
 export const DEFAULT_UPSTREAMS = ['1.1.1.1:53', '9.9.9.9:53'] as const;
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DEFAULT_STATIC_TTL_S = 60;
+/** Tries to find one free port number for both UDP and TCP when `listen` asks for port 0. */
+const LISTEN_ATTEMPTS = 8;
 
 export interface DnsServiceOptions {
   origin: EventOrigin;
@@ -96,12 +98,21 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     }
     if (options.listen !== null) {
       const { host, port } = parseListen(options.listen);
-      const udp = await listenUdp(host, port, resolver, deps);
-      addresses.dns_udp = udp.address;
-      closers.push(udp.close);
-      const tcp = await listenTcp(host, udp.port, resolver, deps);
-      addresses.dns_tcp = tcp.address;
-      closers.push(tcp.close);
+      // UDP and TCP share one port number. With port 0 the UDP port is picked first, and TCP may
+      // find that number taken: then both are retried on a fresh pick.
+      for (let attempt = 1; ; attempt++) {
+        const udp = await listenUdp(host, port, resolver, deps);
+        try {
+          const tcp = await listenTcp(host, udp.port, resolver, deps);
+          addresses.dns_udp = udp.address;
+          addresses.dns_tcp = tcp.address;
+          closers.push(udp.close, tcp.close);
+          break;
+        } catch (err) {
+          await udp.close();
+          if (port !== 0 || attempt >= LISTEN_ATTEMPTS || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        }
+      }
     }
   } catch (err) {
     await closeAll();
