@@ -3,7 +3,7 @@
  * collected at scrape time from the in-memory counters and the rule list: nothing here touches
  * the request path or the database.
  */
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { FAMILIES } from '../events/types.js';
 import type { DecisionCounters } from './counters.js';
 import type { PolicyPort } from './port.js';
@@ -24,11 +24,11 @@ function esc(v: string): string {
 /**
  * The per-rule series (one per installed rule, so thousands of them) are rendered directly in the
  * text format: prom-client's labelled set/hash/format path costs ~10 µs a series, which is most of a
- * 1,000-rule scrape. Same exposition format, same names as if they were prom-client gauges.
+ * 1,000-rule scrape. Same exposition format as prom-client's counters.
  */
 export function renderRuleSeries(rules: readonly RuleInfo[]): string {
-  const matches: string[] = ['# HELP celgate_rule_matches_total Matches per rule (carried over across plan updates).', '# TYPE celgate_rule_matches_total gauge'];
-  const evalSeconds: string[] = ['# HELP celgate_rule_eval_seconds_total Total evaluation time per rule.', '# TYPE celgate_rule_eval_seconds_total gauge'];
+  const matches: string[] = ['# HELP celgate_rule_matches_total Matches per rule (carried over across plan updates).', '# TYPE celgate_rule_matches_total counter'];
+  const evalSeconds: string[] = ['# HELP celgate_rule_eval_seconds_total Total evaluation time per rule.', '# TYPE celgate_rule_eval_seconds_total counter'];
   for (const r of rules) {
     const labels = `{rule="${esc(r.id)}",pack="${esc(r.pack_id)}"}`;
     matches.push(`celgate_rule_matches_total${labels} ${r.counters.matches}`);
@@ -51,14 +51,16 @@ export function createMetrics(src: MetricsSources): Metrics {
   let frame: { families: ReturnType<DecisionCounters['snapshot']>; rules: ReturnType<PolicyPort['listRules']> } | null = null;
   const current = () => frame ?? { families: src.counters.snapshot(), rules: src.policy.listRules() };
   const fam = (name: string, help: string, pick: (f: ReturnType<DecisionCounters['snapshot']>['http']) => number) =>
-    new Gauge({
+    new Counter({
       name,
       help,
       labelNames: ['family'],
       registers: [registry],
+      // Counters mirror monotonic in-memory totals: reset, then add the current total.
       collect() {
         const snap = current().families;
-        for (const family of FAMILIES) this.set({ family }, pick(snap[family]));
+        this.reset();
+        for (const family of FAMILIES) this.inc({ family }, pick(snap[family]));
       },
     });
   fam('celgate_events_total', 'Evaluated events per family.', (f) => f.events);
@@ -89,15 +91,16 @@ export function createMetrics(src: MetricsSources): Metrics {
       this.set(src.policy.generation());
     },
   });
-  new Gauge({
+  new Counter({
     name: 'celgate_reloads_total',
     help: 'Pack reloads by result.',
     labelNames: ['result'],
     registers: [registry],
     collect() {
       const r = src.policy.reloadStats();
-      this.set({ result: 'ok' }, r.reloads);
-      this.set({ result: 'refused' }, r.refused);
+      this.reset();
+      this.inc({ result: 'ok' }, r.reloads);
+      this.inc({ result: 'refused' }, r.refused);
     },
   });
   new Gauge({

@@ -14,6 +14,8 @@ import { CelgateError, type ErrorCode, type Issue } from '../errors.js';
 
 /** Largest request body the admin API accepts. */
 export const MAX_CONTROL_BODY = 1024 * 1024;
+/** sun_path is 108 bytes on Linux, including the terminating NUL. */
+export const MAX_SOCKET_PATH = 107;
 /** Idle/slow-request bound for admin connections. */
 export const CONTROL_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -249,6 +251,9 @@ function harden(server: Server): Server {
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
   const servers: Server[] = [];
   const addresses: Record<string, string> = {};
+  if (Buffer.byteLength(opts.socket) > MAX_SOCKET_PATH) {
+    throw new CelgateError('E_CONFIG', `control socket path is longer than ${MAX_SOCKET_PATH} bytes (a Unix socket limit): ${opts.socket}`);
+  }
   mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o700 });
   await clearStaleSocket(opts.socket);
   const uds = harden(createServer(makeHandler(opts.router, null)));

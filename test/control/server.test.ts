@@ -110,3 +110,13 @@ describe('control server', () => {
     await expect(startControlServer({ socket: file, tcp: null, token: null, allowNonLoopback: false, router: router() })).rejects.toThrow(/not a socket/);
   });
 });
+
+describe('control socket path', () => {
+  it('refuses a socket path longer than the Unix limit with E_CONFIG', async () => {
+    const socket = join(tmpdir(), 'x'.repeat(120), 'control.sock');
+    await expect(startControlServer({ socket, tcp: null, token: null, allowNonLoopback: false, router: new Router() })).rejects.toMatchObject({
+      code: 'E_CONFIG',
+      message: expect.stringContaining('longer than 107 bytes'),
+    });
+  });
+});
