@@ -53,6 +53,18 @@ describe('AnswerCache', () => {
     expect(c.get('c', 60_000)).toBeNull();
     expect(c.size).toBe(1);
   });
+  it('bounds the bytes it holds, evicting the oldest', () => {
+    const c = new AnswerCache(100, 60, 1000);
+    const big = { ...entry, bytes: Buffer.alloc(400) };
+    c.set('a', big, 10, 0);
+    c.set('b', big, 10, 0);
+    c.set('c', big, 10, 0);
+    expect(c.get('a', 1)).toBeNull();
+    expect(c.totalBytes).toBe(800);
+    c.set('huge', { ...entry, bytes: Buffer.alloc(1001) }, 10, 0);
+    expect(c.get('huge', 1)).toBeNull();
+  });
+
   it('does not store zero TTLs or anything when disabled', () => {
     const c = new AnswerCache(0);
     c.set('a', entry, 10, 0);

@@ -98,6 +98,9 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     }
     if (options.listen !== null) {
       const { host, port } = parseListen(options.listen);
+      if (!/^(127\.|::1$)/.test(host)) {
+        deps.log.warn({ listen: options.listen }, 'dns: listening beyond loopback; anyone who can reach this address can query through celgate');
+      }
       // UDP and TCP share one port number. With port 0 the UDP port is picked first, and TCP may
       // find that number taken: then both are retried on a fresh pick.
       for (let attempt = 1; ; attempt++) {
