@@ -26,6 +26,7 @@ beforeAll(async () => {
     'other.test': [{ type: 'A', data: '192.0.2.11' }],
     'third.test': [{ type: 'TXT', data: 'hello' }],
     'big.test': [{ type: 'A', data: '192.0.2.99' }],
+    'many.test': Array.from({ length: 40 }, (_, i) => ({ type: 'A' as const, data: `198.51.100.${i + 1}` })),
     'blocked.test': [{ type: 'A', data: '192.0.2.66' }],
   }, { truncate: ['big.test'] });
   h = await startHarness({ upstreams: [upstream.address], static: { 'db.internal': ['10.1.2.3', 'fd00::3'] } });
@@ -107,6 +108,18 @@ describe('dig against the UDP and TCP listeners', () => {
     const out = await dig('big.test', 'A', '+tcp');
     expect(out).toMatch(/IN\s+A\s+192\.0\.2\.99/);
     expect(upstream.queries.tcp).toBeGreaterThan(tcpBefore);
+  });
+
+  it('sets TC for an answer larger than a non-EDNS client accepts over UDP; TCP gets it all', async () => {
+    const answer = await udpQuery(query(21, 'many.test'));
+    expect(answer[2]! & 0x02).toBe(0x02); // TC
+    expect(answer.readUInt16BE(6)).toBe(0); // no answers in the truncated reply
+    expect(decode(answer).questions).toEqual([{ name: 'many.test', type: 'A', class: 'IN' }]);
+    if (haveDig) {
+      const out = await dig('many.test', 'A', '+noedns');
+      expect(out).toContain('Truncated, retrying in TCP mode');
+      expect(out.match(/IN\s+A\s+198\.51\.100\.\d+/g)).toHaveLength(40);
+    }
   });
 });
 
