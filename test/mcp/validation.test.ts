@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMcpService, RpcCode, type McpService } from '../../src/transport/mcp/index.js';
+import { startMcpService, RpcCode, MAX_LINE_BYTES, type McpService, type StreamClosed } from '../../src/transport/mcp/index.js';
 import type { Decider, Decision } from '../../src/events/decision.js';
 import { FLAKY, RecordingSink, startHarness, type Harness } from './harness.js';
 import { RawGuest } from './wire.js';
@@ -90,10 +90,11 @@ describe('JSON-RPC validation', () => {
     g.close();
   });
 
-  it('serves newline-delimited JSON-RPC on the NDJSON endpoint', async () => {
+  it('serves newline-delimited JSON-RPC on the NDJSON endpoint, bounded', async () => {
+    const closed: StreamClosed[] = [];
     const svc = await startMcpService(
       { upstreams: [], origin: { session_id: 'nd' }, vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 }, ndjson: '127.0.0.1:0' },
-      { decider: h.service.gateway.deps.decider, sink: new RecordingSink() },
+      { decider: h.service.gateway.deps.decider, sink: new RecordingSink(), onStreamClosed: (c) => closed.push(c) },
     );
     try {
       const port = Number(svc.addresses.mcp_ndjson!.split(':').pop());
@@ -108,6 +109,13 @@ describe('JSON-RPC validation', () => {
       expect(lines.find((l) => l.id === 1).result.serverInfo.name).toBe('celgate');
       expect(lines.find((l) => l.id === null).error.code).toBe(RpcCode.PARSE_ERROR);
       s.destroy();
+      // A line over the limit closes the connection with a recorded reason.
+      const big = net.connect({ port, host: '127.0.0.1' });
+      big.on('error', () => {});
+      const ended = new Promise<void>((r) => big.once('close', () => r()));
+      big.write(Buffer.alloc(MAX_LINE_BYTES + 10, 0x20));
+      await ended;
+      expect(closed.some((c) => c.reason === 'oversize' && c.hostile)).toBe(true);
     } finally {
       await svc.close();
     }

@@ -146,15 +146,24 @@ export function serveFramed(
 }
 
 /** Serves one newline-delimited JSON-RPC connection (guest-side relay, local tools): one session. */
-export function serveNdjson(gw: McpGateway, socket: Duplex, processName: string, head: Buffer, onClose?: OnStreamClosed): void {
+export function serveNdjson(
+  gw: McpGateway,
+  socket: Duplex,
+  processName: string,
+  head: Buffer,
+  onClose?: OnStreamClosed,
+  lineTimeoutMs: number = FRAME_TIMEOUT_MS,
+): void {
   const decoder = new NdjsonDecoder();
   let dead = false;
+  let slow: NodeJS.Timeout | undefined;
   const session = new McpSession(gw, processName, (m) => {
     if (dead || !socket.writable) return;
     if (!socket.write(`${serialise(m)}\n`) && socket.writableLength > MAX_UNREAD_REPLY_BYTES) socket.pause();
   });
   socket.on('drain', () => socket.resume());
   const stop = (reason: string, message: string, hostile: boolean) => {
+    clearTimeout(slow);
     if (dead) return;
     dead = true;
     session.close();
@@ -168,7 +177,14 @@ export function serveNdjson(gw: McpGateway, socket: Duplex, processName: string,
       const fatal = session.handlePayload(line);
       if (fatal !== null) return stop(fatal, `payload rejected: ${fatal}`, true);
     }
-    if (error) stop(error.reason, error.message, true);
+    if (error) return stop(error.reason, error.message, true);
+    if (decoder.buffered === 0) {
+      clearTimeout(slow);
+      slow = undefined;
+    } else if (slow === undefined) {
+      slow = setTimeout(() => stop('slow_frame', `a line stayed incomplete for ${lineTimeoutMs} ms`, true), lineTimeoutMs);
+      slow.unref();
+    }
   };
   socket.on('data', onBytes);
   socket.on('end', () => {

@@ -22,6 +22,11 @@ export class NdjsonDecoder {
 
   constructor(private readonly maxLine: number = MAX_LINE_BYTES) {}
 
+  /** Bytes of an unfinished line held so far. */
+  get buffered(): number {
+    return this.size;
+  }
+
   get error(): NdjsonError | null {
     return this.failed;
   }

@@ -58,7 +58,7 @@ export async function startMcpService(options: McpServiceOptions, deps: McpServi
     addresses.mcp = listener.address;
     closers.push(() => listener.close());
     if (options.ndjson) {
-      const nd = await listenNdjson(options.ndjson, (socket) => serveNdjson(gateway, socket, '', Buffer.alloc(0), onClose));
+      const nd = await listenNdjson(options.ndjson, (socket) => serveNdjson(gateway, socket, '', Buffer.alloc(0), onClose, options.frameTimeoutMs));
       addresses.mcp_ndjson = nd.address;
       closers.push(nd.close);
     }
