@@ -164,3 +164,72 @@ describe('explicit proxy: plain http:// requests', () => {
     }
   });
 });
+
+describe('explicit proxy: request bodies', () => {
+  it('forwards a POST body through a tunnel unchanged', async () => {
+    const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
+    try {
+      const res = await undiciFetch('https://api.test/upload', { dispatcher: agent, method: 'POST', body: 'x'.repeat(100_000) });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { body: string }).body).toBe('x'.repeat(100_000));
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('buffers the body for a rule that reads it and blocks on its content', async () => {
+    rig.decider.set([
+      {
+        id: 'no-secrets',
+        action: 'block',
+        readsBody: true,
+        when: (e) => (e as { http?: { request?: { body?: { text?: string } } } }).http?.request?.body?.text?.includes('secret') === true,
+      },
+    ]);
+    const seen = rig.https.seen.length;
+    const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
+    try {
+      const blocked = await undiciFetch('https://api.test/post', { dispatcher: agent, method: 'POST', body: 'the secret is 42' });
+      expect(blocked.status).toBe(403);
+      await blocked.text();
+      expect(rig.https.seen.length).toBe(seen);
+      const fine = await undiciFetch('https://api.test/post', { dispatcher: agent, method: 'POST', body: 'nothing to see' });
+      expect(fine.status).toBe(200);
+      expect(((await fine.json()) as { body: string }).body).toBe('nothing to see');
+    } finally {
+      await agent.close();
+      rig.decider.set([]);
+    }
+  });
+
+  it('answers Expect: 100-continue only after the decision, and refuses a blocked one without reading the body', async () => {
+    rig.decider.set([{ id: 'no-plain-upload', action: 'block', when: (e) => reqOf(e)?.path === '/blocked-upload' }]);
+    try {
+      const out = await rawExchange(
+        rig.port,
+        'POST http://plain.test/blocked-upload HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
+      );
+      expect(out).toMatch(/^HTTP\/1\.1 403/);
+      expect(out).not.toMatch(/100 Continue/);
+    } finally {
+      rig.decider.set([]);
+    }
+  });
+
+  it('judges a request without a Host header inside a tunnel by its SNI', async () => {
+    blockEvil();
+    const socket = await tlsThroughTunnel(rig.port, 'evil.test:443', rig.gatewayCerts.caPem, 'evil.test');
+    try {
+      const answer = await new Promise<string>((resolve) => {
+        let out = '';
+        socket.on('data', (c: Buffer) => (out += c.toString()));
+        socket.on('close', () => resolve(out));
+        socket.write('GET /nohost HTTP/1.0\r\n\r\n');
+      });
+      expect(answer).toMatch(/^HTTP\/1\.[01] 403/);
+      expect(answer).toMatch(/no-evil/);
+    } finally {
+      rig.decider.set([]);
+    }
+  });
+});

@@ -140,9 +140,10 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
       res.writeHead(d.status, d.headers).end(d.body);
       return;
     }
-    if (ctx === undefined && !/^http:\/\//i.test(url) && req.headers.host === undefined) {
-      // No target at all: let the pipeline refuse it with a recorded 400 (the library would answer unrecorded).
-      void handleRequest(req, res, direct(), exchangeDeps);
+    if (!/^http:\/\//i.test(url) && req.headers.host === undefined) {
+      // No Host: the library would answer 400 unrecorded. The pipeline judges it by SNI inside a
+      // tunnel, or refuses it with a recorded 400 on a plain proxy connection.
+      void handleRequest(req, res, ctx ?? direct(), exchangeDeps);
       return;
     }
     originalUrls.set(req, url);
