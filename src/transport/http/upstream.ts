@@ -120,6 +120,8 @@ export class Upstream {
     } else {
       req = http.request({ ...options, agent: this.httpAgent });
     }
+    // Small request/response heads must not wait on Nagle + delayed ACK.
+    req.once('socket', (socket) => socket.setNoDelay(true));
     req.on('timeout', () =>
       req.destroy(new CelgateError('E_TIMEOUT', `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`)),
     );
