@@ -66,7 +66,7 @@ export async function run(): Promise<Artifact> {
   writeFileSync(upCa, upCerts.caPem);
   const gw = await startBenchGateway(upCerts.dir, {
     vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-    http: { ca_dir: join(upCerts.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
+    http: { proxy: '127.0.0.1:0', ca_dir: join(upCerts.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
   });
   try {
     const port = Number(gw.listeners.http!.split(':').pop());
