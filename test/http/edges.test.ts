@@ -4,6 +4,8 @@ import { guestClient, makeCerts, startGateway, startUpstream, type Certs, type G
 let certs: Certs;
 let up: Upstream;
 let g: Gateway;
+let rogueCerts: Certs;
+let rogue: Upstream;
 
 beforeAll(async () => {
   certs = await makeCerts();
@@ -26,9 +28,13 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-length': '5' });
     res.end(req.method === 'HEAD' ? undefined : 'hello');
   });
-  g = await startGateway(certs, { 'api.test': up.port });
+  rogueCerts = await makeCerts();
+  rogue = await startUpstream(rogueCerts, (_req, res) => res.end('should never be read'));
+  g = await startGateway(certs, { 'api.test': up.port, 'rogue.test': rogue.port });
 });
 afterAll(async () => {
+  await rogue?.close();
+  rogueCerts?.cleanup();
   await g?.close();
   await up?.close();
   certs?.cleanup();
@@ -86,5 +92,16 @@ describe('HTTP edge cases through the gateway', () => {
   it('serves pipelined requests in order on one connection', async () => {
     const out = await raw('GET /a HTTP/1.1\r\nHost: api.test\r\n\r\nGET /b HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
     expect(out.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+  });
+
+  it('refuses an upstream whose certificate no trusted CA signed: 502, nothing relayed', async () => {
+    const c = guestClient(g, 'rogue.test');
+    const r = await c.request({ path: '/', method: 'GET' });
+    expect(r.statusCode).toBe(502);
+    const text = await r.body.text();
+    expect(text).not.toContain('should never be read');
+    expect(text).toMatch(/certificate|self.signed|issuer/i);
+    await c.close();
+    expect(g.sink.nets.at(-1)).toMatchObject({ host: 'rogue.test', error: 'upstream_error', status: 502 });
   });
 });
