@@ -74,7 +74,7 @@ export function recentEvents(db: Db, query: EventQuery = {}): EventRow[] {
     where.push('e.decision = ?');
     args.push(query.decision);
   }
-  const sql = `SELECT ${EVENT_COLUMNS}, (SELECT group_concat(rule_id, char(31)) FROM rule_matches m WHERE m.event_seq = e.seq) AS matched
+  const sql = `SELECT ${EVENT_COLUMNS}, (SELECT group_concat(rule_id, char(31)) FROM (SELECT rule_id FROM rule_matches m WHERE m.event_seq = e.seq ORDER BY m.idx)) AS matched
     FROM security_events e ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY e.seq DESC LIMIT ?`;
   const rows = db.prepare(sql).all(...args, clampLimit(query.limit)) as (Omit<EventRow, 'matched_rules'> & { matched: string | null })[];
   return rows.map(({ matched, ...row }) => ({ ...row, matched_rules: matched === null ? [] : matched.split('\u001f') }));
@@ -89,7 +89,7 @@ export function ruleSummaries(db: Db): RuleSummary[] {
   return db
     .prepare(
       `SELECT rule_id, pack_id, COUNT(*) AS matches, SUM(decisive) AS decisive, MIN(timestamp_ms) AS first_ms, MAX(timestamp_ms) AS last_ms,
-         (SELECT event_id FROM rule_matches r2 WHERE r2.rule_id = r.rule_id ORDER BY seq DESC LIMIT 1) AS last_event_id
+         (SELECT event_id FROM rule_matches r2 WHERE r2.rule_id = r.rule_id ORDER BY event_seq DESC LIMIT 1) AS last_event_id
        FROM rule_matches r GROUP BY rule_id, pack_id ORDER BY matches DESC, rule_id`,
     )
     .all() as RuleSummary[];

@@ -34,7 +34,7 @@ export const MIGRATIONS: readonly string[] = [
     config_json TEXT NOT NULL
   );
   CREATE TABLE security_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
     session_id TEXT NOT NULL,
     timestamp_ms INTEGER NOT NULL,
@@ -52,8 +52,8 @@ export const MIGRATIONS: readonly string[] = [
     event_json TEXT NOT NULL
   );
   CREATE TABLE rule_matches (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_seq INTEGER NOT NULL REFERENCES security_events(seq),
+    idx INTEGER NOT NULL,
     event_id TEXT NOT NULL,
     timestamp_ms INTEGER NOT NULL,
     rule_id TEXT NOT NULL,
@@ -62,12 +62,12 @@ export const MIGRATIONS: readonly string[] = [
     action TEXT NOT NULL,
     mode TEXT NOT NULL,
     severity TEXT,
-    decisive INTEGER NOT NULL
-  );
-  CREATE INDEX rule_matches_rule ON rule_matches(rule_id, seq);
-  CREATE INDEX rule_matches_event ON rule_matches(event_seq);
+    decisive INTEGER NOT NULL,
+    PRIMARY KEY (event_seq, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX rule_matches_rule ON rule_matches(rule_id, event_seq);
   CREATE TABLE detection_findings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     event_seq INTEGER NOT NULL REFERENCES security_events(seq),
     event_id TEXT NOT NULL,
     timestamp_ms INTEGER NOT NULL,
@@ -81,25 +81,25 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX detection_findings_rule ON detection_findings(rule_id, seq);
   CREATE TABLE net_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    seq INTEGER PRIMARY KEY, ${POLICY_COLUMNS},
     scheme TEXT NOT NULL, method TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
     path TEXT NOT NULL, query TEXT NOT NULL, sni TEXT NOT NULL, host_header_mismatch TEXT NOT NULL,
     status INTEGER, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, duration_ms REAL NOT NULL,
     error TEXT
   );
   CREATE TABLE dns_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    seq INTEGER PRIMARY KEY, ${POLICY_COLUMNS},
     qname TEXT NOT NULL, qtype TEXT NOT NULL, transport TEXT NOT NULL, rcode TEXT NOT NULL,
     answers_json TEXT NOT NULL, upstream_ms REAL, cached INTEGER NOT NULL
   );
   CREATE TABLE mcp_calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    seq INTEGER PRIMARY KEY, ${POLICY_COLUMNS},
     direction TEXT NOT NULL, server_id TEXT NOT NULL, method TEXT NOT NULL, tool_name TEXT NOT NULL,
     request_id TEXT NOT NULL, args_digest TEXT NOT NULL, args_preview TEXT NOT NULL,
     is_error INTEGER NOT NULL, duration_ms REAL NOT NULL
   );
   CREATE TABLE exec_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, ${POLICY_COLUMNS},
+    seq INTEGER PRIMARY KEY, ${POLICY_COLUMNS},
     executable TEXT NOT NULL, argv_json TEXT NOT NULL, command TEXT NOT NULL, cwd TEXT NOT NULL,
     command_class TEXT NOT NULL, exit_code INTEGER, duration_ms REAL NOT NULL
   );

@@ -141,8 +141,8 @@ export class LedgerWriter implements EventSink {
     );
     const match = new MultiInsert(
       this.db,
-      'INSERT INTO rule_matches (event_seq, event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive)',
-      10,
+      'INSERT INTO rule_matches (event_seq, idx, event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive)',
+      11,
       MATCHES_PER_STATEMENT,
     );
     const finding = this.db.prepare(
@@ -179,8 +179,9 @@ export class LedgerWriter implements EventSink {
                 bound(d.reason, 1024), d.mode, d.generation, Math.round(d.eval_ns), d.matches.length,
                 d.errors.length === 0 ? '[]' : JSON.stringify(d.errors), JSON.stringify(redactEvent(e)));
               ev.row();
-              for (const m of d.matches) {
-                match.args.push(seq, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+              for (let j = 0; j < d.matches.length; j++) {
+                const m = d.matches[j]!;
+                match.args.push(seq, j, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
                 match.row();
               }
               for (const f of d.findings) {

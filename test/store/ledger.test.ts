@@ -21,7 +21,7 @@ describe('session.db ledger', () => {
     const db = new Database(path, { readonly: true });
     const row = db.prepare('SELECT * FROM security_events').get() as any;
     expect(row).toMatchObject({ event_id: ev.common.event_id, decision: 'block', rule_id: 'block-upload', mode: 'enforce', generation: 7, event_type: 'http.request', family: 'http', match_count: 2 });
-    const matches = db.prepare('SELECT rule_id, decisive, mode FROM rule_matches ORDER BY seq').all();
+    const matches = db.prepare('SELECT rule_id, decisive, mode FROM rule_matches ORDER BY event_seq, idx').all();
     expect(matches).toEqual([
       { rule_id: 'shadow-watch', decisive: 0, mode: 'shadow' },
       { rule_id: 'block-upload', decisive: 1, mode: 'enforce' },
