@@ -13,7 +13,8 @@ import { connectVsock } from '../../src/transport/vsock.js';
 import { startHarness, type Harness } from './harness.js';
 
 const dir = new URL('../fixtures/dns/', import.meta.url);
-interface Case { file: string; expect: 'ok' | 'FORMERR' | 'NOTIMP' | 'drop'; problem?: string }
+interface Case { file: string; expect: 'ok' | 'FORMERR' | 'NOTIMP' | 'BADVERS' | 'drop'; problem?: string }
+const RCODES = { FORMERR: 1, NOTIMP: 4, BADVERS: 16 } as const;
 const hostile = (JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as Case[]).filter((c) => c.expect !== 'ok');
 const fixture = (file: string) => readFileSync(new URL(file, dir));
 
@@ -34,7 +35,8 @@ function udpExchange(msg: Buffer, quietMs = 300): Promise<Buffer | null> {
 }
 
 const okQuery = () => dnsPacket.encode({ type: 'query', id: 99, questions: [{ type: 'A', name: 'ok.internal' }] });
-const rcode = (b: Buffer) => b[3]! & 0xf;
+/** The full rcode: header bits plus the OPT record's extended bits when the answer ends with one. */
+const rcode = (b: Buffer) => (b.length >= 23 && b.readUInt16BE(b.length - 10) === 41 ? b[b.length - 6]! << 4 : 0) | (b[3]! & 0xf);
 
 describe('hostile fixtures over UDP', () => {
   it.each(hostile.filter((c) => c.file !== 'zero-length.bin'))('$file → $expect, reason $problem logged', async (c) => {
@@ -46,7 +48,7 @@ describe('hostile fixtures over UDP', () => {
       expect(answer).not.toBeNull();
       expect(answer!.readUInt16BE(0)).toBe(bytes.readUInt16BE(0)); // id echoed
       expect(answer![2]! & 0x80).toBe(0x80); // QR
-      expect(rcode(answer!)).toBe(c.expect === 'NOTIMP' ? 4 : 1);
+      expect(rcode(answer!)).toBe(RCODES[c.expect as keyof typeof RCODES]);
     }
     expect(h.service.resolver.stats.malformed[c.problem as never]).toBe(before + 1);
     expect(h.log.lines.some((l) => l.level === 'warn' && l.obj.dns_problem === c.problem && l.obj.transport === 'udp')).toBe(true);
@@ -93,7 +95,7 @@ describe('hostile fixtures over the vsock stream', () => {
     await done;
     socket.destroy();
     expect(got.slice(0, expected.length).map((b) => b.readUInt16BE(0))).toEqual(expected.map((c) => fixture(c.file).readUInt16BE(0)));
-    expect(got.slice(0, expected.length).map(rcode)).toEqual(expected.map((c) => (c.expect === 'NOTIMP' ? 4 : 1)));
+    expect(got.slice(0, expected.length).map(rcode)).toEqual(expected.map((c) => RCODES[c.expect as keyof typeof RCODES]));
     expect(rcode(got[expected.length]!)).toBe(0);
   });
 

@@ -41,6 +41,8 @@ export const RCODE = {
   NXDOMAIN: 3,
   NOTIMP: 4,
   REFUSED: 5,
+  /** Extended (EDNS) rcode: the upper 8 bits travel in the OPT record (RFC 6891 §6.1.3). */
+  BADVERS: 16,
 } as const;
 export type RcodeName = keyof typeof RCODE;
 

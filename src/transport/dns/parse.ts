@@ -52,8 +52,10 @@ export interface DnsParseError {
   /** The query id when the header was readable, so an error answer can be matched by the client. */
   id: number | null;
   flags: number;
-  /** What to answer: FORMERR / NOTIMP, or null to drop the message silently. */
+  /** What to answer: FORMERR / NOTIMP / BADVERS, or null to drop the message silently. */
   rcode: number | null;
+  /** Set for BADVERS, which is answered with an OPT record. */
+  edns?: EdnsInfo;
 }
 
 export type QueryParse = { ok: true; query: DnsQuery } | { ok: false; error: DnsParseError };
@@ -79,6 +81,7 @@ const MESSAGES: Record<DnsProblem, string> = {
   trailing_bytes: 'bytes follow the last record the header counts',
   duplicate_opt: 'more than one OPT record',
   bad_opt: 'an OPT record that is not in the additional section or not at the root',
+  bad_edns_version: 'EDNS version other than 0',
   undecodable: 'dns-packet could not decode the message',
 };
 
@@ -131,6 +134,11 @@ export function parseQuery(bytes: Uint8Array): QueryParse {
     pos = r.end;
   }
   if (pos !== bytes.length) return fail('trailing_bytes', id, flags, RCODE.FORMERR, pos);
+  if (edns !== null && edns.version > 0) {
+    const f = fail('bad_edns_version', id, flags, RCODE.BADVERS);
+    if (!f.ok) f.error.edns = edns;
+    return f;
+  }
 
   // Cross-check with dns-packet: whatever passed the structural walk must also decode.
   try {

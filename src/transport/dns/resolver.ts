@@ -78,7 +78,7 @@ export class DnsResolver {
       this.stats.malformed[e.problem] = (this.stats.malformed[e.problem] ?? 0) + 1;
       const answer = e.rcode === null || e.id === null ? 'dropped' : rcodeName(e.rcode);
       this.deps.log.warn({ dns_problem: e.problem, transport: ctx.transport, answer, bytes: bytes.length }, `dns: malformed message: ${e.message}`);
-      return e.rcode === null || e.id === null ? null : errorResponse(e.id, e.flags, e.rcode);
+      return e.rcode === null || e.id === null ? null : errorResponse(e.id, e.flags, e.rcode, null, e.edns ?? null);
     }
     const query = parsed.query;
     if (this.inflight >= MAX_INFLIGHT) {

@@ -16,15 +16,17 @@ function responseFlags(queryFlags: number, rcode: number, extra = 0): number {
   return FLAG_QR | (queryFlags & (0x7800 | FLAG_RD | FLAG_CD)) | FLAG_RA | extra | (rcode & 0xf);
 }
 
-function writeOpt(buf: Buffer, at: number, edns: EdnsInfo): void {
+function writeOpt(buf: Buffer, at: number, edns: EdnsInfo, rcode = 0): void {
   buf[at] = 0; // root name
   buf.writeUInt16BE(41, at + 1);
   buf.writeUInt16BE(MAX_UDP_PAYLOAD, at + 3);
-  buf.writeUInt32BE(edns.dnssecOk ? 0x8000 : 0, at + 5); // ext-rcode 0, version 0, DO echoed
+  // Upper 8 bits of the extended rcode, version 0, DO echoed.
+  buf.writeUInt32BE(((((rcode >> 4) & 0xff) << 24) | (edns.dnssecOk ? 0x8000 : 0)) >>> 0, at + 5);
   buf.writeUInt16BE(0, at + 9);
 }
 
-/** A header-only (or header + question) answer with `rcode`, e.g. FORMERR for a malformed query. */
+/** A header-only (or header + question) answer with `rcode`, e.g. FORMERR for a malformed query.
+ * An extended rcode (> 15, e.g. BADVERS) needs `edns`: its upper bits go in the OPT record. */
 export function errorResponse(
   id: number,
   queryFlags: number,
@@ -41,7 +43,7 @@ export function errorResponse(
   buf.writeUInt32BE(0, 6); // ancount, nscount
   buf.writeUInt16BE(edns === null ? 0 : 1, 10);
   if (question !== null) question.bytes.copy(buf, HEADER_BYTES);
-  if (edns !== null) writeOpt(buf, HEADER_BYTES + qlen, edns);
+  if (edns !== null) writeOpt(buf, HEADER_BYTES + qlen, edns, rcode);
   return buf;
 }
 

@@ -28,6 +28,7 @@ export type DnsProblem =
   | 'trailing_bytes'
   | 'duplicate_opt'
   | 'bad_opt'
+  | 'bad_edns_version'
   | 'undecodable';
 
 export type WireResult<T> = { ok: true; value: T; end: number } | { ok: false; problem: DnsProblem; at: number };
