@@ -20,6 +20,7 @@ beforeAll(async () => {
       rule('no-env-on-everything', '(mcp.request.server_id == "everything") && mcp.request.tool_name == "get-env"'),
       rule('no-etc', 'mcp.request.arguments.path.startsWith("/etc")', 'block', { reason: 'reading /etc is not allowed' }),
       rule('no-aws-keys-out', 'mcp.response.content_text.contains("AKIA")', 'block', { reason: 'the result contains an AWS key' }),
+      rule('no-resource-2', 'mcp.response.method == "resources/read" && mcp.response.content_text.contains("# Everything Server - Extension Points")', 'block'),
     ],
   });
 });
@@ -95,6 +96,19 @@ describe('MCP gateway with the SDK client as the guest', () => {
       ['response', 'block'],
       ['request', 'allow'],
     ]);
+  });
+
+  it('decides resources/read results too, before they reach the guest', async () => {
+    const c = await h.client();
+    const resources = (await c.listResources()).resources;
+    const texts = await Promise.all(
+      resources.slice(0, 4).map((r) => c.readResource({ uri: r.uri }).then((x) => JSON.stringify(x.contents), (e: McpError) => e)),
+    );
+    const denied = texts.filter((t): t is McpError => t instanceof McpError);
+    expect(denied.length).toBeGreaterThan(0);
+    expect(denied[0]!.data).toMatchObject({ rule_id: 'no-resource-2', stage: 'result' });
+    expect(texts.some((t) => typeof t === 'string')).toBe(true);
+    expect(h.sink.mcpRows.some((r) => r.direction === 'response' && r.method === 'resources/read' && r.decision === 'block')).toBe(true);
   });
 
   it('answers an unknown tool name with invalid params, after deciding it', async () => {

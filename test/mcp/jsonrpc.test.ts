@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parsePayload, exceedsDepth, MAX_BATCH } from '../../src/transport/mcp/jsonrpc.js';
 import { HiddenTools, toolMatcher } from '../../src/transport/mcp/hidden.js';
-import { argsPreview, argsDigest, splitNamespaced } from '../../src/transport/mcp/facts.js';
+import { argsPreview, argsDigest, resultText, splitNamespaced } from '../../src/transport/mcp/facts.js';
 
 describe('parsePayload', () => {
   it.each([
@@ -91,6 +91,15 @@ describe('ledger facts', () => {
     expect(p).not.toContain('sk-123');
     expect(p).not.toContain('"p"');
     expect(p.length).toBeLessThanOrEqual(256);
+  });
+
+  it.each([
+    ['tools/call', { content: [{ type: 'text', text: 'a' }, { type: 'image', data: 'x' }, { type: 'resource', resource: { uri: 'u', text: 'b' } }] }, 'a\nb'],
+    ['resources/read', { contents: [{ uri: 'u', text: 'c' }, { uri: 'v', blob: 'AA==' }] }, 'c'],
+    ['prompts/get', { messages: [{ role: 'user', content: { type: 'text', text: 'd' } }] }, 'd'],
+    ['tools/call', 'not an object', ''],
+  ])('extracts the text rules see from a %s result', (method, result, text) => {
+    expect(resultText(result as never, method)).toBe(text);
   });
 
   it('splits server__tool at the first separator', () => {

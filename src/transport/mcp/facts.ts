@@ -29,16 +29,36 @@ export function splitNamespaced(name: string): { server: string; name: string } 
   return { server: name.slice(0, i), name: name.slice(i + NAMESPACE_SEP.length) };
 }
 
-/** The text a response rule sees: text items, embedded resource text, joined by "\n", bounded. */
-export function resultText(result: Json): string {
-  if (!isJsonObject(result) || !Array.isArray(result.content)) return '';
+/** Methods whose results are decided as `mcp.response` events before they reach the guest. */
+export const RESPONSE_CHECKED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'prompts/get']);
+
+function itemText(item: Json): string | null {
+  if (!isJsonObject(item)) return null;
+  if (item.type === 'text' && typeof item.text === 'string') return item.text;
+  if (item.type === 'resource' && isJsonObject(item.resource) && typeof item.resource.text === 'string') return item.resource.text;
+  return null;
+}
+
+/**
+ * The text a response rule sees (`mcp.response.content_text`), joined by "\n" and bounded:
+ * tools/call — text items and embedded resource text of `content`; resources/read — `contents[].text`;
+ * prompts/get — the text of each message's `content`.
+ */
+export function resultText(result: Json, method = 'tools/call'): string {
+  if (!isJsonObject(result)) return '';
+  let items: Json[] = [];
+  let pick: (item: Json) => string | null = itemText;
+  if (method === 'resources/read' && Array.isArray(result.contents)) {
+    items = result.contents;
+    pick = (c) => (isJsonObject(c) && typeof c.text === 'string' ? c.text : null);
+  } else if (method === 'prompts/get' && Array.isArray(result.messages)) {
+    items = result.messages;
+    pick = (m) => (isJsonObject(m) ? itemText(m.content ?? null) : null);
+  } else if (Array.isArray(result.content)) items = result.content;
   const parts: string[] = [];
   let size = 0;
-  for (const item of result.content) {
-    if (!isJsonObject(item)) continue;
-    let text: string | null = null;
-    if (item.type === 'text' && typeof item.text === 'string') text = item.text;
-    else if (item.type === 'resource' && isJsonObject(item.resource) && typeof item.resource.text === 'string') text = item.resource.text;
+  for (const item of items) {
+    const text = pick(item);
     if (text === null) continue;
     parts.push(text);
     size += text.length + 1;
@@ -107,7 +127,7 @@ export function denialError(decision: Decision, eventId: string, what: 'request'
   return {
     code: RpcCode.POLICY_BLOCKED,
     message:
-      `celgate blocked this ${what === 'request' ? 'call' : 'tool result'} by ${rule}: ${decision.reason}. ` +
+      `celgate blocked this ${what === 'request' ? 'call' : 'result'} by ${rule}: ${decision.reason}. ` +
       'This is a deliberate security policy decision, not a transient error: do not retry this call or variations of it; it will be blocked again.',
     data,
   };

@@ -9,7 +9,7 @@ import { mcpRequestEvent, mcpResponseEvent } from '../../events/build.js';
 import { policyFields } from '../../events/sink.js';
 import type { Decision } from '../../events/decision.js';
 import type { McpRequestEvent, SecurityEvent } from '../../events/types.js';
-import { argsDigest, argsPreview, denialError, resultText } from './facts.js';
+import { RESPONSE_CHECKED_METHODS, argsDigest, argsPreview, denialError, resultText } from './facts.js';
 import type { McpGateway } from './gateway.js';
 import { routeRequest, type Route } from './routing.js';
 import {
@@ -253,17 +253,17 @@ export class McpSession {
     this.inflight.delete(key);
     if (abort.aborted) return finish({ none: true }, true); // cancelled by the guest: no reply
     if ('error' in reply) return finish(reply, true);
-    if (method !== 'tools/call') return finish(reply, false);
+    if (!RESPONSE_CHECKED_METHODS.has(method)) return finish(reply, false);
     const upstreamMs = performance.now() - started;
-    return finish(this.checkResult(event, server, route, reply.result, upstreamMs), isJsonObject(reply.result) && reply.result.isError === true);
+    return finish(this.checkResult(event, method, server, route, reply.result, upstreamMs), isJsonObject(reply.result) && reply.result.isError === true);
   }
 
-  /** The mcp.response decision: a tool result reaches the guest only if it is allowed. */
-  private checkResult(req: McpRequestEvent, server: string, route: Route, result: Json, durationMs: number): Outcome {
+  /** The mcp.response decision: a result (tools/call, resources/read, prompts/get) reaches the guest only if allowed. */
+  private checkResult(req: McpRequestEvent, method: string, server: string, route: Route, result: Json, durationMs: number): Outcome {
     const isError = isJsonObject(result) && result.isError === true;
     const event = mcpResponseEvent(
       { session_id: req.common.session_id, vm_id: req.common.vm_id, profile_id: req.common.profile_id, process_name: this.processName },
-      { method: 'tools/call', server_id: server, tool_name: route.tool, is_error: isError, content_text: resultText(result) },
+      { method, server_id: server, tool_name: route.tool, is_error: isError, content_text: resultText(result, method) },
     );
     const decision = this.decide(event);
     this.row(event, decision, 'response', server, route.args, isError, durationMs, req.mcp.request.request_id, route.tool);
@@ -305,11 +305,12 @@ export class McpSession {
     tool?: string,
   ): void {
     const req = 'request' in event.mcp ? event.mcp.request : null;
+    const res = 'response' in event.mcp ? event.mcp.response : null;
     this.gw.deps.sink.mcp({
       ...policyFields(event, decision),
       direction,
       server_id: server,
-      method: req?.method ?? 'tools/call',
+      method: req?.method ?? res?.method ?? '',
       tool_name: req?.tool_name ?? tool ?? '',
       request_id: req?.request_id ?? requestId ?? '',
       ...argsFacts(args),
