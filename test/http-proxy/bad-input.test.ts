@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseHttpConfig } from '../../src/transport/http/config.js';
 import { parseConnectTarget, parseProxyListen, startExplicitProxy } from '../../src/transport/http/proxy.js';
 import { MemorySink, reqOf, ScriptedDecider } from '../fixtures/http/harness.js';
 import { openTunnel, rawExchange, tlsThroughTunnel } from './clients.js';
@@ -137,6 +138,15 @@ describe('explicit proxy configuration', () => {
     [`${'a'.repeat(400)}:443`, null],
   ])('parses the CONNECT target %j', (target, expected) => {
     expect(parseConnectTarget(target)).toEqual(expected);
+  });
+
+  it('reads http.proxy from the http config section: default, off, and a refused LAN address', () => {
+    expect(parseHttpConfig({}).proxy).toBe('127.0.0.1:8080');
+    expect(parseHttpConfig({ proxy: 'off' }).proxy).toBeNull();
+    expect(parseHttpConfig({ proxy: null }).proxy).toBeNull();
+    expect(parseHttpConfig({ proxy: '127.0.0.1:0' }).proxy).toBe('127.0.0.1:0');
+    expect(() => parseHttpConfig({ proxy: '0.0.0.0:8080' }, 'cfg.yaml')).toThrow(/cfg.yaml: http.proxy: 0.0.0.0 is not a loopback address/);
+    expect(() => parseHttpConfig({ proxy: 8080 }, 'cfg.yaml')).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
   });
 
   it('reports a port that is already taken as E_CONFIG', async () => {
