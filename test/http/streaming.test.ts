@@ -191,4 +191,20 @@ describe('streaming and protocol edges', () => {
     expect(rec.event.common.event_type).toBe('http.response');
     g.decider.set([]);
   });
+
+  it('judges a response body only when a rule reads it, and never releases a refused body', async () => {
+    g.decider.set([
+      { id: 'no-secret-docs', types: ['http.response'], action: 'block', readsBody: true, when: (e) => resOf(e)?.body.text.includes('classified') === true },
+    ]);
+    const bad = await fetchVia(g, 'https://api.test/secret-response');
+    expect(bad.status).toBe(403);
+    expect(bad.text).not.toContain('classified');
+    expect(bad.text).toContain('no-secret-docs');
+    const ok = await fetchVia(g, 'https://api.test/plain-ok');
+    expect(ok.status).toBe(200);
+    expect(ok.text).toBe('ok GET /plain-ok');
+    const okEvent = g.decider.decided.filter((e) => e.common.event_type === 'http.response').at(-1)!;
+    expect(resOf(okEvent)?.body).toMatchObject({ state: 'buffered', text: 'ok GET /plain-ok' });
+    g.decider.set([]);
+  });
 });

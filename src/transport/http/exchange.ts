@@ -10,7 +10,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   httpRequestEvent,
-  httpResponseEvent,
   normalizeHeaders,
   policyFields,
   type BodyFacts,
@@ -26,6 +25,7 @@ import {
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { decisionDenial, renderDenial, type Denial } from './denial.js';
 import type { HttpLimits } from './limits.js';
+import { relayResponse } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
 import type { Upstream } from './upstream.js';
 
@@ -252,8 +252,6 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
   }
 }
 
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
-
 function forward(
   req: IncomingMessage,
   res: ServerResponse,
@@ -307,50 +305,28 @@ function forward(
 
   upReq.on('response', (upRes) => {
     upReq.setTimeout(0);
-    const status = upRes.statusCode ?? 502;
-    const respEvent = httpResponseEvent(originFor(deps, ctx), event.http.request, {
-      status,
-      headers: normalizeHeaders(upRes.rawHeaders),
-      body: { state: 'streamed', text: '', size: Number(upRes.headers['content-length'] ?? 0) || 0, content_type: upRes.headers['content-type'] ?? '', truncated: false },
-    });
-    let respDecision: Decision;
-    try {
-      respDecision = deps.decider.decide(respEvent);
-    } catch (err) {
-      respDecision = failClosedDecision(err);
-    }
-    // Record the response decision only when it says something: a match, a finding, or a refusal.
-    if (respDecision.action !== 'allow' || respDecision.matches.length > 0) {
-      try {
-        deps.sink.decision(respEvent, respDecision);
-      } catch (err) {
-        respDecision = failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
-      }
-    }
-    if (respDecision.action !== 'allow') {
+    upRes.once('end', () => (done = true));
+    const responseDeps = {
+      decider: deps.decider,
+      limits: deps.limits,
+      failClosed: failClosedDecision,
+      record: (e: SecurityEvent, d: Decision): Decision => {
+        try {
+          deps.sink.decision(e, d);
+          return d;
+        } catch (err) {
+          return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
+        }
+      },
+    };
+    relayResponse(upRes, res, event, originFor(deps, ctx), req.headers.accept ?? '', responseDeps, rec, (d) => {
+      done = true;
+      sendDenial(res, d);
+    }).catch(() => {
       done = true;
       upRes.destroy();
-      rec.event = respEvent;
-      rec.decision = respDecision;
-      sendDenial(res, decisionDenial(respDecision, respEvent.common.event_id, req.headers.accept ?? ''));
-      return;
-    }
-    const out: string[] = [];
-    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
-      if (!RESPONSE_DROP.has(upRes.rawHeaders[i]!.toLowerCase())) out.push(upRes.rawHeaders[i]!, upRes.rawHeaders[i + 1]!);
-    }
-    if (res.destroyed) {
-      upRes.destroy();
-      return;
-    }
-    res.writeHead(status, upRes.statusMessage, out);
-    if (upRes.headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
-    upRes.on('data', (c: Buffer) => (rec.bytesOut += c.length));
-    upRes.on('error', () => res.destroy());
-    upRes.on('aborted', () => res.destroy());
-    upRes.on('end', () => {
-      done = true;
+      rec.error = 'upstream_error';
+      res.destroy();
     });
-    upRes.pipe(res);
   });
 }

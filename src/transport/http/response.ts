@@ -1,0 +1,113 @@
+/**
+ * The response half of an allowed exchange: build the `http.response` event from the upstream's
+ * status and headers (and, only when a rule reads `http.response.body`, a bounded decoded prefix of
+ * the body), decide it BEFORE any byte of the body reaches the guest, then deny or relay with
+ * backpressure. SSE and large downloads stream chunk by chunk; nothing is buffered unless a rule
+ * reads the body, and then at most `maxBodyBuffer` bytes.
+ *
+ * Owns: response enforcement. Must not: decide itself, or release body bytes before `allow`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  httpResponseEvent,
+  normalizeHeaders,
+  type BodyFacts,
+  type Decision,
+  type EventOrigin,
+  type HttpRequestEvent,
+  type SecurityEvent,
+} from '../../events/index.js';
+import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
+import { decisionDenial, type Denial } from './denial.js';
+import type { BodyAwareDecider } from './exchange.js';
+import type { HttpLimits } from './limits.js';
+
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+
+/** What the response side reports back to the exchange's ledger row. */
+export interface ResponseRecord {
+  bytesOut: number;
+  event: SecurityEvent | null;
+  decision: Decision | null;
+}
+
+export interface ResponseDeps {
+  decider: BodyAwareDecider;
+  /** Records a decision; returns a fail-closed decision when the ledger refuses. */
+  record(event: SecurityEvent, decision: Decision): Decision;
+  failClosed(err: unknown): Decision;
+  limits: HttpLimits;
+}
+
+function streamedBody(upRes: IncomingMessage): BodyFacts {
+  const len = Number(upRes.headers['content-length'] ?? 0);
+  return { state: 'streamed', text: '', size: Number.isFinite(len) ? len : 0, content_type: upRes.headers['content-type'] ?? '', truncated: false };
+}
+
+/**
+ * Judges and relays one upstream response. `deny` answers the guest when the response is refused.
+ * Resolves once the decision is enforced (the body may still be streaming).
+ */
+export async function relayResponse(
+  upRes: IncomingMessage,
+  res: ServerResponse,
+  request: HttpRequestEvent,
+  origin: EventOrigin,
+  accept: string,
+  deps: ResponseDeps,
+  rec: ResponseRecord,
+  deny: (d: Denial) => void,
+): Promise<void> {
+  const status = upRes.statusCode ?? 502;
+  const headers = normalizeHeaders(upRes.rawHeaders);
+  let prefix: BodyPrefix | null = null;
+  let body = streamedBody(upRes);
+  if (deps.decider.needsBody?.('http.response') === true && request.http.request.method !== 'HEAD' && status !== 204 && status !== 304) {
+    prefix = await readBodyPrefix(upRes, deps.limits.maxBodyBuffer);
+    body = await bodyFacts({
+      prefix,
+      contentEncoding: headers['content-encoding'] ?? '',
+      contentType: headers['content-type'] ?? '',
+      declaredLength: upRes.headers['content-length'] === undefined ? null : Number(upRes.headers['content-length']),
+      limit: deps.limits.maxBodyBuffer,
+    });
+  }
+  const event = httpResponseEvent(origin, request.http.request, { status, headers, body });
+  let decision: Decision;
+  try {
+    decision = deps.decider.decide(event);
+  } catch (err) {
+    decision = deps.failClosed(err);
+  }
+  // Record the response decision only when it says something: a match, a finding, or a refusal.
+  if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
+  if (decision.action !== 'allow') {
+    upRes.destroy();
+    rec.event = event;
+    rec.decision = decision;
+    deny(decisionDenial(decision, event.common.event_id, accept));
+    return;
+  }
+  if (res.destroyed) {
+    upRes.destroy();
+    return;
+  }
+  const out: string[] = [];
+  for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
+    if (!RESPONSE_DROP.has(upRes.rawHeaders[i]!.toLowerCase())) out.push(upRes.rawHeaders[i]!, upRes.rawHeaders[i + 1]!);
+  }
+  res.writeHead(status, upRes.statusMessage, out);
+  if (headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
+  upRes.on('error', () => res.destroy());
+  upRes.on('aborted', () => res.destroy());
+  if (prefix !== null) {
+    for (const c of prefix.chunks) res.write(c);
+    rec.bytesOut += prefix.bytes;
+    if (prefix.complete) {
+      res.end();
+      return;
+    }
+  }
+  upRes.on('data', (c: Buffer) => (rec.bytesOut += c.length));
+  upRes.pipe(res);
+}
