@@ -4,6 +4,8 @@
  * (`dns_events` + `security_events`) and log lines that name the rule.
  */
 import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import dnsPacket from 'dns-packet';
@@ -85,6 +87,28 @@ describe('DNS in celgate start', () => {
     socket.destroy();
     expect(frames.map((f) => f.readUInt16BE(0))).toEqual([1, 2, 3]);
     expect(frames.map((f) => f[3]! & 0xf)).toEqual([0, 3, 0]);
+  });
+
+  it('refuses hostile messages with FORMERR or silence, logs and counts the reason, and keeps serving', async () => {
+    const { host, port } = hostPort(gw.listeners.dns_udp!);
+    const dir = new URL('../fixtures/dns/', import.meta.url);
+    const send = (msg: Buffer) =>
+      new Promise<Buffer | null>((resolve) => {
+        const s = dgram.createSocket('udp4');
+        const t = setTimeout(() => { s.close(); resolve(null); }, 300);
+        s.on('message', (m) => { clearTimeout(t); s.close(); resolve(m); });
+        s.send(msg, port, host);
+      });
+    const selfPointer = readFileSync(new URL('self-pointer.bin', dir));
+    const answer = await send(selfPointer);
+    expect(answer !== null && answer[3]! & 0xf).toBe(1);
+    expect(await send(readFileSync(new URL('truncated-header.bin', dir)))).toBeNull();
+    const ok = await send(query(5, 'db.internal'));
+    expect(ok !== null && ok[3]! & 0xf).toBe(0);
+    const stats = await gw.api('GET', '/v1/dns/stats');
+    expect(stats.status).toBe(200);
+    expect(stats.json.malformed).toMatchObject({ pointer_loop: 1, truncated_header: 1 });
+    expect(gw.logs().some((l) => l.dns_problem === 'pointer_loop' && l.level === 'warn')).toBe(true);
   });
 
   it('records dns_events and security_events rows and log lines naming the rule', async () => {

@@ -105,7 +105,7 @@ export interface DnsStartDeps {
 
 /** Starts the DNS service from config, or returns an empty service when nothing is enabled. */
 export async function startDnsFromConfig(dns: DnsConfig, deps: DnsStartDeps) {
-  if (!dns.vsock && dns.listen === null) return { name: 'dns', addresses: {}, close: async () => {} };
+  if (!dns.vsock && dns.listen === null) return { name: 'dns', addresses: {}, routes: [], close: async () => {} };
   const v = deps.vsock;
   const service = await startDnsService(
     {
@@ -121,5 +121,12 @@ export async function startDnsFromConfig(dns: DnsConfig, deps: DnsStartDeps) {
     },
     { decider: deps.decider, sink: deps.sink, log: deps.logger },
   );
-  return { name: 'dns', addresses: service.addresses, close: () => service.close() };
+  // Served on the admin API (never reachable from the guest): counters, including why malformed
+  // messages were refused. Structurally a control Route; transport does not import src/control.
+  const statsRoute = {
+    method: 'GET' as const,
+    path: '/v1/dns/stats',
+    handler: () => ({ json: { listeners: service.addresses, ...service.stats() } }),
+  };
+  return { name: 'dns', addresses: service.addresses, routes: [statsRoute], close: () => service.close() };
 }

@@ -13,7 +13,7 @@ import type { GuestMeta, VsockEndpoint } from '../vsock.js';
 import { AnswerCache, DEFAULT_CACHE_ENTRIES } from './cache.js';
 import { FrameReader, MAX_FRAME_BYTES, frame } from './framing.js';
 import { MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
-import { DnsResolver, type DnsDeps, type RequestContext } from './resolver.js';
+import { DnsResolver, type DnsDeps, type DnsStats, type RequestContext } from './resolver.js';
 import { UpstreamForwarder, parseUpstream } from './upstream.js';
 import { listenDnsVsock } from './vsock-listener.js';
 
@@ -45,6 +45,8 @@ export interface DnsService {
   /** e.g. { dns_vsock: "127.0.0.1:5007", dns_udp: "127.0.0.1:5353", dns_tcp: "127.0.0.1:5353" } */
   addresses: Record<string, string>;
   resolver: DnsResolver;
+  /** Resolver counters (queries, verdicts, cache hits, malformed messages by reason) and cache size. */
+  stats(): DnsStats & { cache: { entries: number; bytes: number } };
   close(): Promise<void>;
 }
 
@@ -71,12 +73,13 @@ export function normaliseStatic(table: Readonly<Record<string, readonly string[]
 
 export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps): Promise<DnsService> {
   const upstreams = (options.upstreams ?? DEFAULT_UPSTREAMS).map(parseUpstream);
+  const cache = new AnswerCache(options.cache_entries ?? DEFAULT_CACHE_ENTRIES, options.cache_max_ttl_s ?? MAX_CACHE_TTL_S);
   const resolver = new DnsResolver(
     {
       origin: options.origin,
       staticNames: normaliseStatic(options.static ?? {}),
       staticTtlS: options.static_ttl_s ?? DEFAULT_STATIC_TTL_S,
-      cache: new AnswerCache(options.cache_entries ?? DEFAULT_CACHE_ENTRIES, options.cache_max_ttl_s ?? MAX_CACHE_TTL_S),
+      cache,
       forwarder: new UpstreamForwarder(upstreams, options.timeout_ms ?? DEFAULT_TIMEOUT_MS),
     },
     deps,
@@ -122,7 +125,8 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     throw err instanceof CelgateError ? err : new CelgateError('E_CONFIG', `dns: could not listen: ${(err as Error).message}`, { cause: err });
   }
   deps.log.info({ addresses, upstreams: upstreams.length }, 'dns: listening');
-  return { addresses, resolver, close: closeAll };
+  const stats = () => ({ ...resolver.stats, malformed: { ...resolver.stats.malformed }, cache: { entries: cache.size, bytes: cache.totalBytes } });
+  return { addresses, resolver, stats, close: closeAll };
 }
 
 const hostPort = (a: { address: string; port: number; family: string }) =>
