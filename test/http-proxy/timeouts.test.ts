@@ -54,3 +54,27 @@ describe('explicit proxy: slow clients are cut off by the configured timeouts', 
     expect(out).toMatch(/^HTTP\/1\.1 200/);
   });
 });
+
+describe('explicit proxy: connection bound', () => {
+  it('closes connections past http.max_connections, records them, and serves again once one closes', async () => {
+    const small = await startProxyRig(undefined, { maxConnections: 2 });
+    try {
+      const a = net.connect({ host: '127.0.0.1', port: small.port });
+      const b = net.connect({ host: '127.0.0.1', port: small.port });
+      await Promise.all([a, b].map((s) => new Promise((r) => s.once('connect', r))));
+      await new Promise((r) => setTimeout(r, 50));
+      const c = net.connect({ host: '127.0.0.1', port: small.port });
+      c.on('error', () => {});
+      await new Promise<void>((r) => c.once('close', () => r()));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(small.sink.nets.at(-1)).toMatchObject({ error: 'too_many_connections' });
+      a.destroy();
+      b.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const out = await rawExchange(small.port, 'GET http://plain.test/again HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+      expect(out).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      await small.close();
+    }
+  });
+});

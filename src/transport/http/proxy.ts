@@ -81,6 +81,8 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   server.timeout = limits.idleTimeoutMs;
   server.maxHeadersCount = limits.maxHeaderCount + 1;
   server.maxConnections = limits.maxConnections;
+  // Past maxConnections Node closes the new socket itself; record that it happened.
+  server.on('drop', () => record(direct(), 'too_many_connections'));
 
   const mitm = new CelgateMitmProxy({
     certs: deps.certs,
