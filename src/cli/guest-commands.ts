@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
 import { execHttpStatus, gatedExec, parseExecInput } from '../transport/exec/gate.js';
 import type { GuestExecTarget } from '../transport/exec/client.js';
-import { DEFAULT_FORWARD_PORT, DEFAULT_GUEST_PORTS, startBridge, type HostPort } from '../transport/guest/bridge.js';
+import { runBridgeMain } from '../transport/guest/standalone.js';
 import { encodeMetaPreamble } from '../transport/vsock.js';
 import type { GatewayConfig } from './config.js';
 import { loadConfig } from './config.js';
@@ -56,83 +56,24 @@ export async function startExecService(d: ServiceDeps): Promise<Service> {
   };
 }
 
-function hostPort(value: string): HostPort | null {
-  if (value === 'off') return null;
-  const i = value.lastIndexOf(':');
-  const port = Number(value.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new CelgateError('E_CONFIG', `"${value}" is not HOST:PORT (or "off")`);
-  return { host: value.slice(0, i).replace(/^\[|\]$/g, ''), port };
-}
-
-function portArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new CelgateError('E_CONFIG', `"${value}" is not a vsock port`);
-  return n;
-}
-
 function fail(command: string, err: unknown, code: number): never {
   const e = err as Error & { code?: string };
   process.stderr.write(`celgate ${command}: ${e.code ?? 'E_INTERNAL'}: ${e.message}\n`);
   process.exit(code);
 }
 
-interface BridgeFlags {
-  mode: string;
-  host: string;
-  udsBase?: string;
-  portHttp: number;
-  portMcp: number;
-  portDns: number;
-  portExec: number;
-  forward: string;
-  dns: string;
-  mcpSocket: string;
-  mcpProcessName: string;
-  execListen: string;
-  exec: boolean;
-}
-
 function registerBridge(program: Command): void {
+  // Flags are parsed by src/transport/guest/args.ts, shared with the single-file bundle.
   program
     .command('guest-bridge')
-    .description('Run inside the guest: forward redirected 443/80, DNS stub, MCP relay and exec service to the host over vsock.')
-    .option('--mode <mode>', 'vsock transport: uds or tcp', 'uds')
-    .option('--host <host>', 'tcp mode: the host address', '127.0.0.1')
-    .option('--uds-base <path>', 'uds mode: hybrid-vsock base path')
-    .option('--port-http <n>', 'host HTTP/HTTPS vsock port', portArg, DEFAULT_GUEST_PORTS.http)
-    .option('--port-mcp <n>', 'host MCP vsock port', portArg, DEFAULT_GUEST_PORTS.mcp)
-    .option('--port-dns <n>', 'host DNS vsock port', portArg, DEFAULT_GUEST_PORTS.dns)
-    .option('--port-exec <n>', 'guest exec port', portArg, DEFAULT_GUEST_PORTS.exec)
-    .option('--forward <host:port|off>', 'TCP forwarder listen address (iptables REDIRECT target)', `127.0.0.1:${DEFAULT_FORWARD_PORT}`)
-    .option('--dns <host:port|off>', 'DNS stub listen address (UDP and TCP)', '127.0.0.1:53')
-    .option('--mcp-socket <path|off>', 'MCP relay Unix socket', '/run/celgate/mcp.sock')
-    .option('--mcp-process-name <name>', 'process name for MCP clients that send no preamble', 'mcp-client')
-    .option('--exec-listen <host:port|off>', 'tcp mode: exec service listen address', 'off')
-    .option('--no-exec', 'uds mode: do not serve the exec port behind the base socket')
-    .action(async (f: BridgeFlags) => {
-      try {
-        if (f.mode !== 'uds' && f.mode !== 'tcp') throw new CelgateError('E_CONFIG', `--mode must be uds or tcp, got "${f.mode}"`);
-        if (f.mode === 'uds' && (f.udsBase === undefined || f.udsBase === '')) throw new CelgateError('E_CONFIG', '--uds-base is required in uds mode');
-        const bridge = await startBridge({
-          mode: f.mode,
-          host: f.host,
-          udsBase: f.udsBase ?? null,
-          ports: { http: f.portHttp, mcp: f.portMcp, dns: f.portDns, exec: f.portExec },
-          forward: hostPort(f.forward),
-          dns: hostPort(f.dns),
-          mcpSocket: f.mcpSocket === 'off' ? null : f.mcpSocket,
-          mcpProcessName: f.mcpProcessName,
-          execListen: hostPort(f.execListen),
-          exec: f.exec,
-          onError: (what, err) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg: what, err: (err as Error).message })}\n`),
-        });
-        process.stdout.write(`${JSON.stringify({ msg: 'ready', pid: process.pid, addresses: bridge.addresses })}\n`);
-        const stop = () => void bridge.close().then(() => process.exit(0));
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      } catch (err) {
-        fail('guest-bridge', err, 2);
-      }
+    .description('Run inside the guest: forward redirected 443/80, DNS stub, MCP relay and exec service to the host over vsock (--help for flags).')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[flags...]', 'bridge flags; see `celgate guest-bridge --help`')
+    .action(async (flags: string[]) => {
+      const code = await runBridgeMain(flags);
+      if (code !== null) process.exit(code);
     });
 }
 
