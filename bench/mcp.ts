@@ -115,6 +115,7 @@ async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number
     if (i < 50) continue;
     ms.push(dt);
     if (reply.id === i + 1 && reply.error?.code === RpcCode.POLICY_BLOCKED && reply.error?.data?.rule_id === RULE_ID) denied++;
+    else if (process.env.CELGATE_BENCH_DEBUG) console.error('unexpected raw reply', i + 1, JSON.stringify(reply).slice(0, 300));
   }
   socket.destroy();
   return { ms, denied };
