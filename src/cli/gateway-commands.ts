@@ -123,6 +123,14 @@ export function registerGatewayCommands(program: Command): void {
       }
     }),
   );
+  for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+    withSocket(rules.command(`${verb} <id>`).description(`${verb === 'enable' ? 'Enable' : 'Disable'} a rule in a running gateway (counters kept).`)).action(
+      action(async (id: string, flags: SocketFlags) => {
+        const out = await run(flags, 'PATCH', `/v1/rules/${encodeURIComponent(id)}`, { enabled });
+        process.stdout.write(`${verb}d ${out.rule.id} (generation ${out.generation})\n`);
+      }),
+    );
+  }
   withSocket(rules.command('delete <id>').description('Delete a rule from a running gateway.')).action(
     action(async (id: string, flags: SocketFlags) => {
       const out = await run(flags, 'DELETE', `/v1/rules/${encodeURIComponent(id)}`);

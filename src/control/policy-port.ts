@@ -76,6 +76,14 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       if (out.ok) overlay.set(id, def);
       return out;
     },
+    setEnabled(id: string, enabled: boolean): RuleInfo | undefined {
+      const rule = registry.get(id);
+      if (rule === undefined) return undefined;
+      const out = registry.setEnabled(id, enabled);
+      const kept = overlay.get(id);
+      if (kept !== undefined) overlay.set(id, { ...kept, enabled });
+      return out;
+    },
     deleteRule(id: string): boolean {
       overlay.delete(id);
       return registry.delete(id);

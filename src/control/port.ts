@@ -33,6 +33,8 @@ export interface PolicyPort {
   putRule(id: string, input: unknown): Validated<RuleInfo>;
   /** False when the id is unknown. */
   deleteRule(id: string): boolean;
+  /** Enables or disables a rule without changing it; undefined when the id is unknown. */
+  setEnabled(id: string, enabled: boolean): RuleInfo | undefined;
   /** Validates a rule, a list of rules or a whole pack without installing anything. */
   validate(input: unknown): Validated<{ rules: number }>;
   /** Decides an event against a supplied pack instead of the live plan (nothing is recorded). */

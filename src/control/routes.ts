@@ -85,6 +85,21 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
       },
     },
     {
+      method: 'PATCH',
+      path: '/v1/rules/:id',
+      handler: (r) => {
+        const id = ruleId(r.params);
+        const body = r.body as { enabled?: unknown } | undefined;
+        const keys = body !== null && typeof body === 'object' ? Object.keys(body) : [];
+        if (typeof body?.enabled !== 'boolean' || keys.length !== 1) {
+          throw new HttpError(400, 'E_RULE_INVALID', 'PATCH /v1/rules/:id takes {"enabled": true|false}; use PUT to change a rule');
+        }
+        const rule = d.policy.setEnabled(id, body.enabled);
+        if (rule === undefined) throw new HttpError(404, 'E_RULE_NOT_FOUND', `no rule "${id}"`);
+        return { json: { generation: d.policy.generation(), rule } };
+      },
+    },
+    {
       method: 'DELETE',
       path: '/v1/rules/:id',
       handler: (r) => {

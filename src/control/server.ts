@@ -19,7 +19,7 @@ export const MAX_SOCKET_PATH = 107;
 /** Idle/slow-request bound for admin connections. */
 export const CONTROL_REQUEST_TIMEOUT_MS = 30_000;
 
-export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface RouteRequest {
   method: Method;

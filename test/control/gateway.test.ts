@@ -69,6 +69,19 @@ describe('a running gateway and its control socket', () => {
     expect(after.json.decision.rule_id).toBeNull();
   });
 
+  it('disables and re-enables a rule with PATCH, keeping its counters', async () => {
+    expect((await gw.api('PUT', '/v1/rules/toggle-evil', blockEvil)).status).toBe(201);
+    expect((await gw.api('POST', '/v1/evaluate', { event: evilEvent })).json.decision.rule_id).toBe('toggle-evil');
+    const off = await gw.api('PATCH', '/v1/rules/toggle-evil', { enabled: false });
+    expect(off.json.rule).toMatchObject({ enabled: false, counters: { matches: 1 } });
+    expect((await gw.api('POST', '/v1/evaluate', { event: evilEvent })).json.decision.action).toBe('allow');
+    expect((await gw.api('PATCH', '/v1/rules/toggle-evil', { enabled: true })).json.rule.enabled).toBe(true);
+    expect((await gw.api('POST', '/v1/evaluate', { event: evilEvent })).json.decision.rule_id).toBe('toggle-evil');
+    expect((await gw.api('PATCH', '/v1/rules/toggle-evil', { enabled: 'yes' })).json.error.code).toBe('E_RULE_INVALID');
+    expect((await gw.api('PATCH', '/v1/rules/nope', { enabled: true })).status).toBe(404);
+    await gw.api('DELETE', '/v1/rules/toggle-evil');
+  });
+
   it('evaluates against a supplied pack without touching the live plan or the ledger', async () => {
     const pack = { id: 'candidate', version: '1', default_action: 'block', rules: [{ id: 'allow-docs', condition: 'http.request.host == "docs.example"', action: 'allow' }] };
     const before = (await gw.api('GET', '/v1/stats')).json.totals.events;
