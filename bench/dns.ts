@@ -127,6 +127,8 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
     const rows = gw.ledgerRows('dns_events', RULE_ID);
     assertions.push({ name: 'session.db dns_events rows name the rule', ok: rows.length === runs + WARMUP && rows.every((r) => r.decision === 'block'), detail: `${rows.length} rows for ${runs + WARMUP} lookups` });
     const logged = gw.logs().filter((l) => l.rule_id === RULE_ID).length;
+    const summaryLine = gw.logs().find((l) => l.msg === 'summary');
+    const errorLines = gw.logs().filter((l) => l.level === 'error' || l.level === 'fatal').slice(0, 5);
     assertions.push({ name: 'log lines name the rule', ok: logged >= runs + WARMUP, detail: `${logged} lines` });
     return writeArtifact({
       kind: 'guest',
@@ -138,6 +140,8 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
       notes: {
         rule_id: RULE_ID,
         cached_to_direct_ratio: ratio,
+        gateway_summary: summaryLine ?? null,
+        gateway_errors: errorLines,
         load_average: os.loadavg(),
         client: 'bench/dns-udp-client.ts in its own process, node dgram, one query in flight',
         upstream: 'bench/dns-authority.ts on loopback, own process',
