@@ -75,6 +75,19 @@ describe('bad input on the HTTP port', () => {
     await stillServes();
   });
 
+  it('records a handshake the guest aborts because it does not trust the CA', async () => {
+    const before = g.sink.nets.length;
+    const s = tls.connect({ port: g.port, host: '127.0.0.1', servername: 'api.test' });
+    await new Promise<void>((resolve) => {
+      s.once('error', () => resolve());
+      s.once('secureConnect', () => resolve());
+    });
+    s.destroy();
+    await g.sink.waitNets(before + 1);
+    expect(g.sink.nets[before]).toMatchObject({ error: 'tls_handshake', sni: 'api.test', host: 'api.test' });
+    await stillServes();
+  });
+
   it('records a truncated ClientHello when the client gives up mid-record', async () => {
     const hello = await captureClientHello('api.test');
     const before = g.sink.nets.length;

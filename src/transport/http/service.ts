@@ -244,24 +244,26 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       raw.setNoDelay(true);
       const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
       tlsSocket.on('error', () => {});
-      const timer = setTimeout(() => {
-        record(ctx, 'tls_handshake_timeout');
+      // Exactly one ledger row for a handshake that never completes (timeout, alert, reset, close).
+      let settled = false;
+      const failHandshake = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        record(ctx, why);
         tlsSocket.destroy();
-      }, limits.handshakeTimeoutMs);
+      };
+      const timer = setTimeout(() => failHandshake('tls_handshake_timeout'), limits.handshakeTimeoutMs);
       tlsSocket.once('secure', () => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         serveHttp(tlsSocket, ctx);
       });
+      tlsSocket.once('error', () => failHandshake('tls_handshake'));
       tlsSocket.once('close', () => {
-        clearTimeout(timer);
+        failHandshake('tls_handshake');
         raw.destroy();
-      });
-      tlsSocket.once('error', (err: NodeJS.ErrnoException) => {
-        if (!tlsSocket.listenerCount('secure')) return; // after the handshake, the HTTP layer owns errors
-        clearTimeout(timer);
-        record(ctx, 'tls_handshake');
-        void err;
-        tlsSocket.destroy();
       });
     } catch {
       raw.destroy();
