@@ -31,6 +31,11 @@ export const LEAF_CLOCK_SKEW_MS = 3600 * 1000;
  * short; the next queued mint starts from setImmediate, after pending I/O.
  */
 export const MINT_CONCURRENCY = 2;
+/**
+ * Mints allowed to wait for a slot. New hosts are guest-controlled (every SNI is one), so a flood
+ * of distinct names is refused with E_LIMIT past this instead of queueing without bound.
+ */
+export const DEFAULT_MAX_PENDING_MINTS = 256;
 
 export interface LeafCacheOptions {
   /** Maximum cached hosts (LRU). */
@@ -41,6 +46,8 @@ export interface LeafCacheOptions {
   now?: () => number;
   /** Keyed TLS contexts kept ready for first contacts (0 disables the pool). */
   contextPool?: number;
+  /** Mints that may wait for a slot before new hosts are refused (E_LIMIT). */
+  maxPendingMints?: number;
 }
 
 export interface LeafPem {
@@ -86,6 +93,7 @@ export class LeafCache {
   private readonly contexts: ContextPool;
   private readonly waiting: (() => void)[] = [];
   private active = 0;
+  private readonly maxPending: number;
   private minted = 0;
   private hits = 0;
   private evicted = 0;
@@ -105,6 +113,7 @@ export class LeafCache {
     this.leafKeyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     this.leafSpki = spkiOf(this.leafKey);
     this.contexts = new ContextPool(this.leafKeyPem, options.contextPool ?? DEFAULT_CONTEXT_POOL_SIZE);
+    this.maxPending = options.maxPendingMints ?? DEFAULT_MAX_PENDING_MINTS;
   }
 
   /** The leaf for `host` (a DNS name or IP literal), minting it if needed. */
@@ -186,6 +195,11 @@ export class LeafCache {
     if (this.active < MINT_CONCURRENCY) {
       this.active += 1;
       return Promise.resolve();
+    }
+    if (this.waiting.length >= this.maxPending) {
+      return Promise.reject(
+        new CelgateError('E_LIMIT', `more than ${this.maxPending} certificates waiting to be minted; refusing new hosts for now`),
+      );
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }

@@ -81,4 +81,17 @@ describe('LeafCache under a burst of new hosts', () => {
     }
     cache.close();
   });
+
+  it('refuses new hosts with E_LIMIT while too many mints are waiting, then recovers', async () => {
+    const cache = new LeafCache(ca, { maxPendingMints: 3 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => cache.leaf(`flood-${i}.test`)));
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'E_LIMIT' });
+    expect(outcomes.filter((o) => o.status === 'fulfilled').length).toBe(cache.stats().minted);
+    expect(cache.size).toBe(cache.stats().minted); // refused hosts are not cached
+    const later = await cache.leaf('flood-0-later.test');
+    expect(new X509Certificate(later.cert).subjectAltName).toBe('DNS:flood-0-later.test');
+    cache.close();
+  });
 });
