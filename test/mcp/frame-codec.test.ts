@@ -91,6 +91,45 @@ describe('frame codec', () => {
     expect(truncateUtf8('abc', 10)).toBe('abc');
   });
 
+  it('decodes a maximum-size frame delivered in 64 KiB chunks', () => {
+    const payload = Buffer.alloc(MAX_PAYLOAD_BYTES, 0x61);
+    const bytes = Buffer.concat([encodeFrame(FrameKind.DATA, 5, payload), encodeData(6, '{}')]);
+    const d = new FrameDecoder();
+    const frames = [];
+    for (let i = 0; i < bytes.length; i += 65_536) frames.push(...d.push(bytes.subarray(i, i + 65_536)).frames);
+    expect(frames.map((f) => f.streamId)).toEqual([5, 6]);
+    expect((frames[0] as { payload: Buffer }).payload.equals(payload)).toBe(true);
+    expect(d.buffered).toBe(0);
+  });
+
+  it('decodes the same frames however a valid stream is split (property)', () => {
+    const frame = fc.oneof(
+      fc.record({ kind: fc.constant(FrameKind.DATA), id: fc.integer({ min: 1, max: 99 }), text: fc.string({ maxLength: 300 }) }),
+      fc.record({ kind: fc.constant(FrameKind.OPEN), id: fc.integer({ min: 1, max: 99 }), text: fc.stringMatching(/^[a-z0-9-]{0,40}$/) }),
+      fc.record({ kind: fc.constant(FrameKind.CLOSE), id: fc.integer({ min: 1, max: 99 }), text: fc.string({ maxLength: 50 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(frame, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 10 }), (list, cuts) => {
+        const bytes = Buffer.concat(list.map((f) => encodeFrame(f.kind, f.id, f.text)));
+        const whole = new FrameDecoder().push(bytes).frames;
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const d = new FrameDecoder();
+        const pieces = [];
+        let prev = 0;
+        for (const p of [...points, bytes.length]) {
+          const r = d.push(bytes.subarray(prev, p));
+          expect(r.error).toBeNull();
+          pieces.push(...r.frames);
+          prev = p;
+        }
+        expect(pieces).toEqual(whole);
+        expect(whole).toHaveLength(list.length);
+        expect(d.end()).toBeNull();
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('never throws on arbitrary bytes, split anywhere (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }), (chunks) => {

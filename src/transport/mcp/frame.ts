@@ -75,6 +75,12 @@ const CONTROL_ALL = /[\u0000-\u001f\u007f]/g;
  */
 export class FrameDecoder {
   private buf: Buffer = Buffer.alloc(0);
+  /** Chunks of a frame whose header is known, held unjoined until the whole frame is here, so a
+   * 1 MiB frame in 64 KiB chunks is copied once, not once per chunk. */
+  private tail: Buffer[] = [];
+  private tailSize = 0;
+  /** Size of the frame at the start of `buf` once its header is known, else 0. */
+  private need = 0;
   private failed: FrameError | null = null;
 
   get error(): FrameError | null {
@@ -83,46 +89,65 @@ export class FrameDecoder {
 
   /** Bytes held waiting for the rest of a frame. */
   get buffered(): number {
-    return this.buf.length;
+    return this.buf.length + this.tailSize;
   }
 
   push(chunk: Uint8Array): { frames: Frame[]; error: FrameError | null } {
     const frames: Frame[] = [];
     if (this.failed) return { frames, error: this.failed };
-    this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+    const bytes = Buffer.from(chunk); // a copy: callers may reuse their buffers
+    if (this.need > 0) {
+      this.tail.push(bytes);
+      this.tailSize += bytes.length;
+      if (this.buf.length + this.tailSize < this.need) return { frames, error: null };
+      this.buf = Buffer.concat([this.buf, ...this.tail]);
+      this.tail = [];
+      this.tailSize = 0;
+    } else {
+      this.buf = this.buf.length === 0 ? bytes : Buffer.concat([this.buf, bytes]);
+    }
+    this.need = 0;
     let off = 0;
     while (off < this.buf.length) {
       const rest = this.buf.subarray(off);
       const header = checkHeader(rest);
       if (header === 'need_more') break;
       if (!('kind' in header)) return this.fail(header, frames);
-      if (rest.length < HEADER_BYTES + header.length) break;
+      if (rest.length < HEADER_BYTES + header.length) {
+        this.need = HEADER_BYTES + header.length;
+        break;
+      }
       const payload = rest.subarray(HEADER_BYTES, HEADER_BYTES + header.length);
       const frame = buildFrame(header.kind, header.streamId, payload);
       if (!('kind' in frame)) return this.fail(frame, frames);
       frames.push(frame);
       off += HEADER_BYTES + header.length;
     }
-    this.buf = off === 0 ? this.buf : Buffer.from(this.buf.subarray(off));
+    if (off > 0) this.buf = off === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(off));
     return { frames, error: null };
   }
 
   /** Call when the byte stream ends: a partial frame is reported as `truncated`. */
   end(): FrameError | null {
     if (this.failed) return this.failed;
-    if (this.buf.length === 0) return null;
+    const held = this.buffered;
+    if (held === 0) return null;
     const streamId = this.buf.length >= 10 ? this.buf.readUInt32BE(6) : null;
     this.failed = {
       reason: 'truncated',
-      message: `stream ended inside a frame (${this.buf.length} bytes of an incomplete frame)`,
+      message: `stream ended inside a frame (${held} bytes of an incomplete frame)`,
       streamId,
     };
     this.buf = Buffer.alloc(0);
+    this.tail = [];
+    this.tailSize = 0;
     return this.failed;
   }
 
   private fail(error: FrameError, frames: Frame[]): { frames: Frame[]; error: FrameError } {
     this.failed = error;
+    this.tail = [];
+    this.tailSize = 0;
     this.buf = Buffer.alloc(0);
     return { frames, error };
   }
