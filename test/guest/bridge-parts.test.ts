@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameReader, frame } from '../../src/transport/dns/framing.js';
-import { startDnsStub, type DnsStubHandle } from '../../src/transport/guest/dns-stub.js';
+import { servfailFor, startDnsStub, type DnsStubHandle } from '../../src/transport/guest/dns-stub.js';
 import { startForwarder, type ForwarderHandle } from '../../src/transport/guest/forwarder.js';
 import { startMcpRelay, type McpRelayHandle } from '../../src/transport/guest/mcp-relay.js';
 import { encodeData, FrameDecoder, FrameKind, type Frame } from '../../src/transport/mcp/frame.js';
@@ -162,5 +162,41 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
     // Closed (or reset) without a single byte back.
     expect(await readUntil(s, () => false).catch((e: NodeJS.ErrnoException) => e.code)).toMatch(/^(|ECONNRESET)$/);
     await dead.close();
+  });
+});
+
+describe('DNS stub SERVFAIL synthesis (host unreachable)', () => {
+  const query = dnsPacket.encode({
+    id: 4242, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'a.example.test', type: 'AAAA' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as never],
+  });
+
+  it('answers with the same id and question, RCODE SERVFAIL and no records', () => {
+    const r = dnsPacket.decode(servfailFor(query)!) as dnsPacket.Packet & { rcode?: string };
+    expect(r).toMatchObject({ id: 4242, type: 'response', rcode: 'SERVFAIL', questions: [{ name: 'a.example.test', type: 'AAAA' }] });
+    expect(r.additionals).toEqual([]);
+  });
+
+  it.each([
+    ['too short', Buffer.alloc(5)],
+    ['a response, not a query', servfailFor(query)!],
+    ['a name that runs off the end', Buffer.concat([query.subarray(0, 12), Buffer.from([9, 97, 98])])],
+    ['a compression pointer in the question', Buffer.concat([query.subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])])],
+  ])('returns null for %s', (_n, bytes) => {
+    expect(servfailFor(bytes)).toBeNull();
+  });
+
+  it('sends SERVFAIL at once when the host DNS port is unreachable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celgate-stub-dead-'));
+    const dead = await startDnsStub({ host: '127.0.0.1', port: 0, upstream: { mode: 'uds', udsBase: join(dir, 'none'), port: 5007 } });
+    const c = dgram.createSocket('udp4');
+    const reply = await new Promise<Buffer>((resolve) => {
+      c.once('message', (m) => resolve(m));
+      c.send(query, dead.port, '127.0.0.1');
+    });
+    expect((dnsPacket.decode(reply) as { rcode?: string }).rcode).toBe('SERVFAIL');
+    c.close();
+    await dead.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -5,8 +5,8 @@
  * small pool of persistent host connections, one query in flight per connection; a TCP client gets
  * its own host connection and its bytes are relayed as-is (the framing is the same).
  *
- * Owns: the stub sockets, the pool, bounds. Must not: parse names, decide, cache or synthesize answers
- * (except SERVFAIL-by-silence: if the host is unreachable the query is dropped, failing closed).
+ * Owns: the stub sockets, the pool, bounds. Must not: decide, cache or synthesize answers — except
+ * SERVFAIL when the host cannot be reached or does not answer in time (fail closed, and at once).
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -30,6 +30,34 @@ export const MAX_STUB_TCP_CONNECTIONS = 128;
  * without it the host could not tell framing from preamble.
  */
 const STUB_META = {};
+
+/**
+ * A SERVFAIL answer to `query` built from its own bytes (header + first question), so a client
+ * whose query could not reach the host fails at once instead of waiting out its timeout. Pure;
+ * returns null for bytes that are not a parseable single-question query (those are just dropped).
+ */
+export function servfailFor(query: Buffer): Buffer | null {
+  if (query.length < 12 || (query[2]! & 0x80) !== 0 || query.readUInt16BE(4) !== 1) return null;
+  let off = 12;
+  for (let labels = 0; labels <= 127; labels++) {
+    if (off >= query.length) return null;
+    const len = query[off]!;
+    if (len === 0) {
+      off += 1 + 4; // root label, then QTYPE and QCLASS
+      if (off > query.length) return null;
+      const out = Buffer.from(query.subarray(0, off));
+      out[2] = 0x80 | (query[2]! & 0x79); // QR=1, keep opcode and RD, clear AA/TC
+      out[3] = 0x80 | 2; // RA=1, RCODE=SERVFAIL
+      out.writeUInt16BE(0, 6); // ANCOUNT
+      out.writeUInt16BE(0, 8); // NSCOUNT
+      out.writeUInt16BE(0, 10); // ARCOUNT
+      return out;
+    }
+    if (len > 63) return null; // compression pointers do not belong in a query's question
+    off += 1 + len;
+  }
+  return null;
+}
 
 export interface DnsStubOptions {
   host: string;
@@ -128,9 +156,14 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
       .query(msg)
       .then(
         (answer) => {
-          if (answer !== null) udp.send(answer, rinfo.port, rinfo.address);
+          const reply = answer ?? servfailFor(msg);
+          if (reply !== null) udp.send(reply, rinfo.port, rinfo.address);
         },
-        (err) => opts.onError?.('dns host connection', err),
+        (err) => {
+          opts.onError?.('dns host connection', err);
+          const reply = servfailFor(msg); // fail closed, and fast: the host path is down
+          if (reply !== null) udp.send(reply, rinfo.port, rinfo.address);
+        },
       )
       .finally(() => inflight--);
   });
