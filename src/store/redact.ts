@@ -1,7 +1,8 @@
 /**
  * What may reach session.db: header values outside an allowlist become short hashes, credential
  * headers and credential-looking fields become "[redacted]" (their presence is kept, their value
- * never), bodies and previews are bounded, secret query parameters are masked. Pure; no I/O.
+ * never), bodies and previews are bounded and scrubbed of credential-looking text, secret query
+ * parameters are masked. Pure; no I/O.
  */
 import { createHash } from 'node:crypto';
 import type { HeaderMap, SecurityEvent } from '../events/types.js';
@@ -39,6 +40,23 @@ export function isSecretName(name: string): boolean {
 
 export function shortHash(value: string): string {
   return `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 12)}`;
+}
+
+/** Credential shapes masked inside free text (bodies, tool arguments, command lines). */
+const TEXT_SECRETS: readonly [RegExp, string][] = [
+  [/\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]'],
+  [
+    /(["']?)([A-Za-z0-9_.-]*(?:api[_-]?key|apikey|token|secret|password|passwd|credential|private[_-]?key)[A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["']?)[^"'&\s,;}]+/gi,
+    '$1$2$1$3$4[redacted]',
+  ],
+  [/\b(?:sk-[A-Za-z0-9_-]{16,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})/g, '[redacted]'],
+];
+
+/** Masks credential-looking substrings of free text (`api_key=…`, `"token": "…"`, `Bearer …`, `sk-…`). */
+export function scrubSecrets(text: string): string {
+  let out = text;
+  for (const [re, replacement] of TEXT_SECRETS) out = out.replace(re, replacement);
+  return out;
 }
 
 export function bound(text: string, max = MAX_FIELD_CHARS): string {
@@ -85,7 +103,7 @@ export function redactUrl(url: string, query: string): string {
 
 /** Bounded, credential-free copy of a JSON value (MCP arguments). */
 export function redactJson(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return bound(value, 1024);
+  if (typeof value === 'string') return scrubSecrets(bound(value, 1024));
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_ARG_DEPTH) return '[truncated]';
   if (Array.isArray(value)) return value.slice(0, MAX_ARG_KEYS).map((v) => redactJson(v, depth + 1));
@@ -99,8 +117,8 @@ export function redactJson(value: unknown, depth = 0): unknown {
 }
 
 function body<B extends { text: string; truncated: boolean; state: string }>(b: B): B {
-  if (b.text.length <= MAX_BODY_PREVIEW) return b;
-  return { ...b, text: b.text.slice(0, MAX_BODY_PREVIEW), truncated: true, state: b.state === 'buffered' ? 'truncated' : b.state };
+  if (b.text.length <= MAX_BODY_PREVIEW) return b.text === '' ? b : { ...b, text: scrubSecrets(b.text) };
+  return { ...b, text: scrubSecrets(b.text.slice(0, MAX_BODY_PREVIEW)), truncated: true, state: b.state === 'buffered' ? 'truncated' : b.state };
 }
 
 /**
@@ -116,9 +134,9 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
       const request = {
         ...r,
         host: bound(r.host, 512),
-        path: bound(r.path),
+        path: scrubSecrets(bound(r.path)),
         query: redactQuery(r.query),
-        url: redactUrl(r.url, r.query),
+        url: scrubSecrets(redactUrl(r.url, r.query)),
         headers: redactHeaders(r.headers),
         body: body(r.body),
       };
@@ -132,14 +150,16 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
     }
     case 'mcp.response': {
       const e = event as Extract<SecurityEvent, { common: { event_type: 'mcp.response' } }>;
-      return { common: e.common, mcp: { response: { ...e.mcp.response, content_text: bound(e.mcp.response.content_text, MAX_BODY_PREVIEW) } } };
+      return { common: e.common, mcp: { response: { ...e.mcp.response, content_text: scrubSecrets(bound(e.mcp.response.content_text, MAX_BODY_PREVIEW)) } } };
     }
     case 'process.exec': {
       const e = event as Extract<SecurityEvent, { common: { event_type: 'process.exec' } }>;
       const a = e.process.activity;
       return {
         common: e.common,
-        process: { activity: { ...a, command: bound(a.command), argv: a.argv.slice(0, 256).map((x) => bound(x, 1024)), cwd: bound(a.cwd, 1024) } },
+        process: {
+          activity: { ...a, command: scrubSecrets(bound(a.command)), argv: a.argv.slice(0, 256).map((x) => scrubSecrets(bound(x, 1024))), cwd: bound(a.cwd, 1024) },
+        },
       };
     }
     case 'dns.request':

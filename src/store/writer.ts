@@ -8,7 +8,7 @@ import type { Decision } from '../events/decision.js';
 import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
 import type { SecurityEvent } from '../events/types.js';
 import { CelgateError } from '../errors.js';
-import { bound, redactEvent, redactJson, redactQuery } from './redact.js';
+import { bound, redactEvent, redactJson, redactQuery, scrubSecrets } from './redact.js';
 import type Database from 'better-sqlite3';
 import { openLedger, type Db } from './schema.js';
 
@@ -204,13 +204,13 @@ export class LedgerWriter implements EventSink {
             }
             case K_MCP: {
               const r = chunk.a[i] as McpCallRow;
-              mcp.run(...policy(r), r.direction, r.server_id, r.method, r.tool_name, r.request_id, r.args_digest, bound(r.args_preview, 1024),
+              mcp.run(...policy(r), r.direction, r.server_id, r.method, r.tool_name, r.request_id, r.args_digest, scrubSecrets(bound(r.args_preview, 1024)),
                 r.is_error ? 1 : 0, r.duration_ms);
               break;
             }
             case K_EXEC: {
               const r = chunk.a[i] as ExecRow;
-              exec.run(...policy(r), bound(r.executable, 1024), JSON.stringify(redactJson(r.argv)), bound(r.command), bound(r.cwd, 1024),
+              exec.run(...policy(r), bound(r.executable, 1024), JSON.stringify(redactJson(r.argv)), scrubSecrets(bound(r.command)), bound(r.cwd, 1024),
                 r.command_class, r.exit_code, r.duration_ms);
               break;
             }

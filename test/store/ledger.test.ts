@@ -7,7 +7,8 @@ import { policyFields } from '../../src/events/sink.js';
 import { countRows, eventsByRule, readEvents, recentEvents, ruleSummaries } from '../../src/store/readers.js';
 import { openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
 import { LedgerWriter } from '../../src/store/writer.js';
-import { allowDecision, blockDecision, dnsEvent, execEvent, httpEvent, mcpEvent, SECRET } from './fixtures/events.js';
+import { scrubSecrets } from '../../src/store/redact.js';
+import { allowDecision, blockDecision, dnsEvent, execEvent, execWithSecret, httpEvent, mcpEvent, mcpResponseWithSecret, SECRET } from './fixtures/events.js';
 
 const tempDb = () => join(mkdtempSync(join(tmpdir(), 'celgate-ledger-')), 'sessions', 's1', 'session.db');
 
@@ -53,6 +54,11 @@ describe('session.db ledger', () => {
     const w = new LedgerWriter(path);
     for (let i = 0; i < 50; i++) w.decision(httpEvent(i), allowDecision());
     w.decision(mcpEvent(), allowDecision());
+    w.decision(execWithSecret(), allowDecision());
+    w.decision(mcpResponseWithSecret(), allowDecision());
+    const d = blockDecision();
+    w.exec({ ...policyFields(execWithSecret(), d), executable: '/usr/bin/curl', argv: ['curl', `--token=${SECRET}`], command: `curl --token=${SECRET}`, cwd: '/', command_class: 'binary', exit_code: null, duration_ms: 0 });
+    w.mcp({ ...policyFields(mcpEvent(), d), direction: 'request', server_id: 'fs', method: 'tools/call', tool_name: 't', request_id: '1', args_digest: 'x', args_preview: `{"api_key":"${SECRET}"}`, is_error: false, duration_ms: 0 });
     w.close();
     const dir = join(path, '..');
     for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f)).includes(SECRET), f).toBe(false);
@@ -67,6 +73,8 @@ describe('session.db ledger', () => {
     expect(stored.http.request.body.text.length).toBeLessThanOrEqual(2048);
     expect(stored.http.request.body.truncated).toBe(true);
     expect(stored.http.request.query).toBe('api_key=[redacted]&page=2');
+    expect(stored.http.request.body.text).toContain('"api_key":"[redacted]"');
+    expect(stored.http.request.body.text).toContain('Bearer [redacted]');
   });
 
   it('keeps exactly 100,000 rows for 100,000 appended events after a clean shutdown', () => {
@@ -95,6 +103,20 @@ describe('session.db ledger', () => {
     const w = new LedgerWriter(tempDb());
     w.close();
     expect(() => w.decision(dnsEvent(), allowDecision())).toThrow(expect.objectContaining({ code: 'E_LEDGER' }));
+  });
+});
+
+describe('scrubbing free text', () => {
+  it.each([
+    ['api_key=abcdef123456&x=1', 'api_key=[redacted]&x=1'],
+    ['{"access_token": "abc.def.ghi"}', '{"access_token": "[redacted]"}'],
+    ['Authorization: Bearer abcdefghijkl', 'Authorization: Bearer [redacted]'],
+    ['export GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ', 'export GITHUB_TOKEN=[redacted]'],
+    ['key AKIAABCDEFGHIJKLMNOP here', 'key [redacted] here'],
+    ['--password=hunter22', '--password=[redacted]'],
+    ['plain text stays as it is', 'plain text stays as it is'],
+  ])('%s → %s', (input, expected) => {
+    expect(scrubSecrets(input)).toBe(expected);
   });
 });
 
