@@ -113,6 +113,20 @@ describe('hostile fixtures over the vsock stream', () => {
     expect(h.log.lines.some((l) => l.obj.reason === 'zero_length_frame')).toBe(true);
   });
 
+  it('closes a stream whose frame does not complete in time (slow drip)', async () => {
+    const slow = await startHarness({ frame_deadline_ms: 150 });
+    try {
+      const socket = await connectVsock({ mode: 'tcp', host: '127.0.0.1', port: slow.vsockPort });
+      socket.on('error', () => {});
+      const closed = new Promise<void>((r) => socket.on('close', () => r()));
+      socket.write(Buffer.from([0, 40, 0x12])); // announces 40 bytes, sends 1
+      await closed;
+      expect(slow.log.lines.some((l) => l.obj.reason === 'frame_deadline')).toBe(true);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('refuses a connection whose META preamble is malformed and logs why', async () => {
     const socket = net.connect(h.vsockPort, '127.0.0.1');
     const closed = new Promise<void>((r) => socket.on('close', () => r()));

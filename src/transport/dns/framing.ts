@@ -15,9 +15,15 @@ export class FrameReader {
 
   constructor(private readonly maxFrame: number = MAX_FRAME_BYTES) {}
 
-  /** Bytes received but not yet part of a whole frame. */
+  /** Bytes received but not yet taken out as frames. */
   get buffered(): number {
     return this.pending.length;
+  }
+
+  /** True while a frame has started but its bytes have not all arrived. */
+  get midFrame(): boolean {
+    const n = this.pending.length;
+    return n > 0 && (n < FRAME_HEADER_BYTES || n < FRAME_HEADER_BYTES + this.pending.readUInt16BE(0));
   }
 
   /** Appends a chunk without taking frames out; pair with `next()` to consume at your own pace. */

@@ -31,6 +31,8 @@ export const MAX_STREAM_CONNECTIONS = 256;
 export const MAX_PIPELINED = 32;
 /** A stream connection with nothing in flight is closed after this long (RFC 7766 §6.2.3). */
 export const STREAM_IDLE_MS = 10_000;
+/** A frame that has started on a stream must be complete within this long (slow-drip guard). */
+export const FRAME_DEADLINE_MS = 10_000;
 /** A TTL larger than this is capped before caching (RFC 8767 suggests a week; a day is plenty here). */
 export const MAX_CACHE_TTL_S = 86_400;
 

@@ -12,7 +12,7 @@ import { CelgateError } from '../../errors.js';
 import type { GuestMeta, VsockEndpoint } from '../vsock.js';
 import { AnswerCache, DEFAULT_CACHE_ENTRIES } from './cache.js';
 import { FrameReader, MAX_FRAME_BYTES, frame } from './framing.js';
-import { MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
+import { FRAME_DEADLINE_MS, MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
 import { DnsResolver, type DnsDeps, type DnsStats, type RequestContext } from './resolver.js';
 import { UpstreamForwarder, parseUpstream } from './upstream.js';
 import { listenDnsVsock } from './vsock-listener.js';
@@ -39,6 +39,8 @@ export interface DnsServiceOptions {
   timeout_ms?: number;
   cache_entries?: number;
   cache_max_ttl_s?: number;
+  /** Stream frames must complete within this long (default FRAME_DEADLINE_MS; tests shorten it). */
+  frame_deadline_ms?: number;
 }
 
 export interface DnsService {
@@ -93,7 +95,7 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     if (options.vsock !== null) {
       const listener = await listenDnsVsock(
         { ...options.vsock, maxConnections: MAX_STREAM_CONNECTIONS },
-        (c) => serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps),
+        (c) => serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps, options.frame_deadline_ms),
         (reason) => deps.log.warn({ transport: 'vsock', reason }, 'dns: vsock connection refused'),
       );
       addresses.dns_vsock = listener.address;
@@ -109,7 +111,7 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
       for (let attempt = 1; ; attempt++) {
         const udp = await listenUdp(host, port, resolver, deps);
         try {
-          const tcp = await listenTcp(host, udp.port, resolver, deps);
+          const tcp = await listenTcp(host, udp.port, resolver, deps, options.frame_deadline_ms);
           addresses.dns_udp = udp.address;
           addresses.dns_tcp = tcp.address;
           closers.push(udp.close, tcp.close);
@@ -154,12 +156,12 @@ async function listenUdp(host: string, port: number, resolver: DnsResolver, deps
   return { address: hostPort(a), port: a.port, close: () => new Promise<void>((r) => socket.close(() => r())) };
 }
 
-async function listenTcp(host: string, port: number, resolver: DnsResolver, deps: DnsDeps) {
+async function listenTcp(host: string, port: number, resolver: DnsResolver, deps: DnsDeps, frameDeadlineMs?: number) {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    serveStream(socket, Buffer.alloc(0), {}, 'tcp', resolver, deps);
+    serveStream(socket, Buffer.alloc(0), {}, 'tcp', resolver, deps, frameDeadlineMs);
   });
   server.maxConnections = MAX_STREAM_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
@@ -193,6 +195,7 @@ export function serveStream(
   transport: 'tcp' | 'vsock',
   resolver: DnsResolver,
   deps: DnsDeps,
+  frameDeadlineMs: number = FRAME_DEADLINE_MS,
 ): void {
   // Frames up to the RFC limit are read (≤ 64 KiB buffered per connection) so an oversized query
   // gets the same FORMERR as over UDP instead of a silent close.
@@ -207,9 +210,24 @@ export function serveStream(
     if (queue.length === 0) socket.destroy();
   });
   socket.on('error', () => {});
+  let frameTimer: NodeJS.Timeout | null = null;
   socket.on('close', () => {
     closed = true;
+    if (frameTimer !== null) clearTimeout(frameTimer);
   });
+  /** Arms the slow-drip guard while a frame is incomplete; disarms it once the frame is whole. */
+  const watchPartialFrame = () => {
+    if (reader.midFrame && frameTimer === null && !closed) {
+      frameTimer = setTimeout(() => {
+        deps.log.warn({ transport, reason: 'frame_deadline', buffered: reader.buffered }, `dns: a frame did not complete within ${frameDeadlineMs} ms; closing the connection`);
+        socket.destroy();
+      }, frameDeadlineMs);
+      frameTimer.unref();
+    } else if (!reader.midFrame && frameTimer !== null) {
+      clearTimeout(frameTimer);
+      frameTimer = null;
+    }
+  };
 
   /** Takes frames off the reader while fewer than MAX_PIPELINED answers are pending. */
   const pump = () => {
@@ -223,6 +241,7 @@ export function serveStream(
       }
       queue.push(resolver.handle(f, ctx).catch(() => null));
     }
+    watchPartialFrame();
     // Back-pressure both ways: a full pipeline, or answers the client is not reading.
     if (broken || peerEnded || queue.length >= MAX_PIPELINED || socket.writableNeedDrain) socket.pause();
     else socket.resume();
