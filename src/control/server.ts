@@ -16,6 +16,8 @@ import { CelgateError, type ErrorCode, type Issue } from '../errors.js';
 export const MAX_CONTROL_BODY = 1024 * 1024;
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;
+/** How long close() lets in-flight admin requests finish before cutting connections. */
+export const CONTROL_CLOSE_GRACE_MS = 2_000;
 /** Idle/slow-request bound for admin connections. */
 export const CONTROL_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -290,6 +292,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
             new Promise<void>((r) => {
               s.close(() => r());
               s.closeIdleConnections();
+              // In-flight requests get a grace period; then every connection is cut.
+              setTimeout(() => s.closeAllConnections(), CONTROL_CLOSE_GRACE_MS).unref();
             }),
         ),
       );
