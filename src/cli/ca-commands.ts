@@ -8,19 +8,33 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CertificateAuthority, LeafCache, trustInstructions } from '../certs/index.js';
 import { CelgateError } from '../errors.js';
+import { loadConfig } from './config.js';
 
 /** Where the CA lives unless told otherwise (relative to the working directory, like `data/`). */
 export const DEFAULT_CERTS_DIR = 'certs';
+
+interface DirOptions {
+  dir?: string;
+  config?: string;
+}
+
+/** --dir wins; else the config file's http.ca_dir; else certs/ (what `celgate start` uses). */
+function caDir(opts: DirOptions): string {
+  if (opts.dir !== undefined) return resolve(opts.dir);
+  if (opts.config !== undefined) return resolve(loadConfig(opts.config).http.ca_dir);
+  return resolve(DEFAULT_CERTS_DIR);
+}
 
 export function registerCaCommands(program: Command): void {
   const ca = program.command('ca').description('the local interception CA: export it, show how to trust it');
   ca.command('export')
     .description('print the CA certificate (PEM, stdout) and the lines to trust it (stderr)')
-    .option('--dir <path>', 'certificate directory', DEFAULT_CERTS_DIR)
+    .option('--dir <path>', `certificate directory (default: http.ca_dir of --config, else ${DEFAULT_CERTS_DIR})`)
+    .option('-c, --config <file>', 'gateway config file to read http.ca_dir from')
     .option('--pem-only', 'print only the PEM, no trust lines')
-    .action(async (opts: { dir: string; pemOnly?: boolean }) => {
+    .action(async (opts: DirOptions & { pemOnly?: boolean }) => {
       try {
-        const authority = await CertificateAuthority.loadOrCreate(resolve(opts.dir));
+        const authority = await CertificateAuthority.loadOrCreate(caDir(opts));
         process.stdout.write(authority.certPem);
         if (opts.pemOnly !== true) {
           const lines = [
@@ -38,10 +52,11 @@ export function registerCaCommands(program: Command): void {
     });
   ca.command('path')
     .description('print the path of the CA certificate file (generating the CA if needed)')
-    .option('--dir <path>', 'certificate directory', DEFAULT_CERTS_DIR)
-    .action(async (opts: { dir: string }) => {
+    .option('--dir <path>', `certificate directory (default: http.ca_dir of --config, else ${DEFAULT_CERTS_DIR})`)
+    .option('-c, --config <file>', 'gateway config file to read http.ca_dir from')
+    .action(async (opts: DirOptions) => {
       try {
-        const authority = await CertificateAuthority.loadOrCreate(resolve(opts.dir));
+        const authority = await CertificateAuthority.loadOrCreate(caDir(opts));
         process.stdout.write(`${authority.certPath}\n`);
       } catch (error) {
         const message = error instanceof CelgateError ? `${error.code}: ${error.message}` : String(error);

@@ -44,3 +44,17 @@ describe('celgate ca export', () => {
     expect(run.stderr).toMatch(/celgate ca export: E_CONFIG/);
   });
 });
+
+describe('celgate ca path', () => {
+  it('uses http.ca_dir from --config, and --dir over it', async () => {
+    const cfg = join(dir, 'cfg.yaml');
+    const fromConfig = join(dir, 'from-config');
+    await writeFile(cfg, `http:\n  ca_dir: ${fromConfig}\n`);
+    const a = spawnSync(process.execPath, [main, 'ca', 'path', '--config', cfg], { encoding: 'utf8' });
+    expect(a.stderr).toBe('');
+    expect(a.stdout.trim()).toBe(join(fromConfig, 'ca.cert.pem'));
+    const explicit = join(dir, 'explicit');
+    const b = spawnSync(process.execPath, [main, 'ca', 'path', '--config', cfg, '--dir', explicit], { encoding: 'utf8' });
+    expect(b.stdout.trim()).toBe(join(explicit, 'ca.cert.pem'));
+  });
+});
