@@ -2,6 +2,7 @@
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { isCelgateError } from '../../src/errors.js';
+import { NULL_SINK } from '../../src/events/sink.js';
 import { AnswerCache } from '../../src/transport/dns/cache.js';
 import { parseDnsConfig } from '../../src/transport/dns/config.js';
 import { FrameReader, frame } from '../../src/transport/dns/framing.js';
@@ -133,6 +134,12 @@ describe('dns config section', () => {
       expect(isCelgateError(err, 'E_CONFIG')).toBe(true);
       expect((err as Error).message).toContain(key);
     }
+  });
+
+  it('refuses to forward to its own listener', async () => {
+    const { startDnsService } = await import('../../src/transport/dns/service.js');
+    const deps = { decider: { decide: () => { throw new Error('unused'); } }, sink: NULL_SINK, log: { info() {}, warn() {}, debug() {} } };
+    await expect(startDnsService({ origin: { session_id: 's' }, vsock: null, listen: '127.0.0.1:5399', upstreams: ['127.0.0.1:5399'] }, deps)).rejects.toMatchObject({ code: 'E_CONFIG' });
   });
 
   it('parses upstream spellings', () => {

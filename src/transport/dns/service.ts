@@ -103,6 +103,9 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     }
     if (options.listen !== null) {
       const { host, port } = parseListen(options.listen);
+      if (port !== 0 && upstreams.some((u) => u.host === host && u.port === port)) {
+        throw new CelgateError('E_CONFIG', `dns.upstreams includes dns.listen (${options.listen}): celgate would forward to itself`);
+      }
       if (!/^(127\.|::1$)/.test(host)) {
         deps.log.warn({ listen: options.listen }, 'dns: listening beyond loopback; anyone who can reach this address can query through celgate');
       }
