@@ -133,6 +133,8 @@ export function openLedger(path: string): Db {
     db.pragma('busy_timeout = 5000');
     // Batches of thousands of rows fit in the page cache instead of spilling mid-transaction.
     db.pragma('cache_size = -32768');
+    // Checkpoint (the only fsync in WAL + NORMAL) every ~32 MiB of WAL instead of every 4 MiB.
+    db.pragma('wal_autocheckpoint = 8192');
     migrate(db);
     return db;
   } catch (err) {
