@@ -34,9 +34,15 @@ afterAll(async () => {
 });
 
 describe('celgate start with MCP servers', () => {
-  it('reports the MCP listener in /v1/health', async () => {
+  it('reports the MCP listener in /v1/health and the servers in /v1/mcp/servers', async () => {
     const health = await gw.api('GET', '/v1/health');
     expect(health.json.listeners.mcp).toMatch(/^127\.0\.0\.1:\d+$/);
+    const servers = await gw.api('GET', '/v1/mcp/servers');
+    expect(servers.status).toBe(200);
+    expect(servers.json.servers.map((s: { id: string; state: string }) => [s.id, s.state])).toEqual([
+      ['everything', 'ready'],
+      ['flaky', 'ready'],
+    ]);
   });
 
   it('hides, blocks and allows tools, and session.db holds the rows with the rule id', async () => {

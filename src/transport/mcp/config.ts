@@ -108,7 +108,12 @@ interface PinoLike {
 export async function startMcpFromConfig(
   config: McpStartConfig,
   deps: { decider: Decider; sink: EventSink; registry: RuleSource; logger: PinoLike },
-): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
+): Promise<{
+  name: string;
+  addresses: Record<string, string>;
+  routes: { method: 'GET'; path: string; handler(): { json: unknown } }[];
+  close(): Promise<void>;
+}> {
   const log: McpLog = (level, msg, fields = {}) => deps.logger[level]({ component: 'mcp', ...fields }, msg);
   const svc = await startMcpService(
     {
@@ -126,5 +131,25 @@ export async function startMcpFromConfig(
     },
     { decider: deps.decider, sink: deps.sink, rules: deps.registry, log },
   );
-  return { name: 'mcp', addresses: svc.addresses, close: () => svc.close() };
+  // Admin API (control plane only, never reachable from the guest): upstream state for operators.
+  const status = () => ({
+    json: {
+      servers: [...svc.gateway.upstreams.values()].map((u) => ({
+        id: u.id,
+        transport: u.config.url !== undefined ? 'http' : 'stdio',
+        state: u.state,
+        restarts: u.restarts,
+        server_info: u.serverInfo,
+        tools_cached: u.cachedToolNames().length,
+      })),
+      call_timeout_ms: svc.gateway.callTimeoutMs,
+      rejected_streams: { ...svc.rejected },
+    },
+  });
+  return {
+    name: 'mcp',
+    addresses: svc.addresses,
+    routes: [{ method: 'GET', path: '/v1/mcp/servers', handler: status }],
+    close: () => svc.close(),
+  };
 }
