@@ -256,6 +256,7 @@ interface StartFlags {
   portMcp?: number;
   portDns?: number;
   portExec?: number;
+  dnsListen?: string;
   proxy?: string;
   logLevel?: string;
   logFile?: string;
@@ -284,6 +285,7 @@ export function flagsToOverrides(f: StartFlags): ConfigOverrides {
     'vsock.ports.mcp': f.portMcp,
     'vsock.ports.dns': f.portDns,
     'vsock.ports.exec': f.portExec,
+    'dns.listen': f.dnsListen,
     'http.proxy': f.proxy,
     'log.level': f.logLevel,
     'log.file': f.logFile,
@@ -310,6 +312,7 @@ export function registerStart(program: Command): void {
     .option('--port-mcp <n>', 'MCP vsock port', intArg)
     .option('--port-dns <n>', 'DNS vsock port', intArg)
     .option('--port-exec <n>', 'guest exec port', intArg)
+    .option('--dns-listen <ip:port>', 'also serve DNS over plain UDP + TCP on this address (dns.listen)')
     .option('--proxy <host:port|off>', 'explicit HTTP proxy on loopback (default 127.0.0.1:8080)')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .option('--log-file <file>', 'also append JSON logs to this file')

@@ -32,7 +32,8 @@ const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.lengt
 beforeAll(async () => {
   upstream = await startAuthority({ 'allowed.test': [{ type: 'A', data: '192.0.2.10' }], 'evil.test': [{ type: 'A', data: '192.0.2.66' }] });
   gw = await startGateway({
-    config: { dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 500, static: { 'db.internal': ['10.9.8.7'] } } },
+    config: { dns: { upstreams: [upstream.address], timeout_ms: 500, static: { 'db.internal': ['10.9.8.7'] } } },
+    args: ['--dns-listen', '127.0.0.1:0'],
   });
 });
 
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 describe('DNS in celgate start', () => {
-  it('reports the DNS listeners in /v1/health', async () => {
+  it('reports the DNS listeners (vsock by default, UDP + TCP from --dns-listen) in /v1/health', async () => {
     const health = await gw.api('GET', '/v1/health');
     expect(health.status).toBe(200);
     expect(health.json.listeners).toMatchObject({ dns_vsock: expect.any(String), dns_udp: expect.any(String), dns_tcp: expect.any(String) });
