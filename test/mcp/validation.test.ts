@@ -193,3 +193,18 @@ describe('upstream failures', () => {
     g.close();
   });
 });
+
+describe('per-session bounds', () => {
+  it('refuses requests beyond the in-flight bound and serves again once calls finish', async () => {
+    const g = await guest();
+    const batch = Array.from({ length: 64 }, (_, i) => ({ jsonrpc: '2.0', id: `h${i}`, method: 'tools/call', params: { name: 'flaky__hang', arguments: {} } }));
+    g.send(1, batch);
+    await new Promise((r) => setTimeout(r, 200));
+    g.send(1, { jsonrpc: '2.0', id: 'over', method: 'resources/list' });
+    const over = await reply(g, 'over');
+    expect(over.error).toMatchObject({ code: RpcCode.INVALID_REQUEST, message: expect.stringContaining('in flight') });
+    g.send(1, { jsonrpc: '2.0', id: 'p', method: 'ping' });
+    expect((await reply(g, 'p')).result).toEqual({});
+    g.close();
+  });
+});

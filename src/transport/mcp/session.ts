@@ -43,6 +43,7 @@ type Outcome = { result: Json } | { error: RpcErrorObject } | { none: true };
 export class McpSession {
   private initialized = false;
   private answeredInitialize = false;
+  private busy = 0;
   private records: (() => void)[] = [];
   private flushScheduled = false;
   private readonly inflight = new Map<string, Cancel>();
@@ -159,7 +160,20 @@ export class McpSession {
     // Other client notifications (roots/list_changed, progress) have no upstream meaning here.
   }
 
+  /** Every request of the session that may wait on an upstream counts against one bound. */
   private async request(id: string | number, method: string, rawParams: JsonObject | Json[] | undefined): Promise<Outcome> {
+    if (this.busy >= MAX_INFLIGHT_PER_SESSION && method !== 'ping') {
+      return { error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight` } };
+    }
+    this.busy++;
+    try {
+      return await this.dispatch(id, method, rawParams);
+    } finally {
+      this.busy--;
+    }
+  }
+
+  private async dispatch(id: string | number, method: string, rawParams: JsonObject | Json[] | undefined): Promise<Outcome> {
     if (rawParams !== undefined && !isJsonObject(rawParams)) {
       return { error: { code: RpcCode.INVALID_PARAMS, message: 'Invalid params: MCP params must be an object' } };
     }
@@ -236,9 +250,8 @@ export class McpSession {
       return finish({ error: { code, message: route.unknown ?? 'no server for this request' } }, true);
     }
     const key = JSON.stringify(id);
-    if (this.inflight.size >= MAX_INFLIGHT_PER_SESSION || this.inflight.has(key)) {
-      const why = this.inflight.has(key) ? `request id ${key} is already in flight` : `more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`;
-      return finish({ error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: ${why}` } }, true);
+    if (this.inflight.has(key)) {
+      return finish({ error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: request id ${key} is already in flight` } }, true);
     }
     const abort = new Cancel();
     this.inflight.set(key, abort);
