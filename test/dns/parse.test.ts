@@ -90,6 +90,20 @@ describe('parseResponse', () => {
     expect(r.ok && r.response.ttlOffsets).toHaveLength(3);
   });
 
+  it('summarises a CNAME chain, TXT strings and other types', () => {
+    const msg = dnsPacket.encode({
+      type: 'response', id: 6, flags: 0, questions: [{ type: 'A', name: 'www.example.com' }],
+      answers: [
+        { type: 'CNAME', name: 'www.example.com', ttl: 10, data: 'edge.example.net' },
+        { type: 'A', name: 'edge.example.net', ttl: 10, data: '192.0.2.9' },
+        { type: 'TXT', name: 'edge.example.net', ttl: 10, data: ['v=spf1', '-all'] },
+        { type: 'MX', name: 'edge.example.net', ttl: 10, data: { preference: 10, exchange: 'mx.example.net' } },
+      ],
+    });
+    const r = parseResponse(msg);
+    expect(r.ok && r.response.answers).toEqual(['CNAME edge.example.net', 'A 192.0.2.9', 'TXT "v=spf1" "-all"', 'MX (18 bytes)']);
+  });
+
   it('caches NXDOMAIN for the SOA minimum (RFC 2308)', () => {
     const msg = dnsPacket.encode({
       type: 'response', id: 5, flags: 3, questions: [{ type: 'A', name: 'nope.test' }],

@@ -1,4 +1,5 @@
 /** Pure pieces: framing, cache, synthetic answers, response rewriting, config parsing. */
+import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { isCelgateError } from '../../src/errors.js';
@@ -11,6 +12,11 @@ import { parseResponse } from '../../src/transport/dns/response.js';
 import { denialResponse, rewriteResponse, staticResponse } from '../../src/transport/dns/synth.js';
 import { parseUpstream } from '../../src/transport/dns/upstream.js';
 
+const haveIpv6 = await new Promise<boolean>((resolve) => {
+  const s = dgram.createSocket('udp6');
+  s.once('error', () => resolve(false));
+  s.bind(0, '::1', () => { s.close(); resolve(true); });
+});
 const decode = (b: Buffer) => dnsPacket.decode(b) as dnsPacket.DecodedPacket & { rcode: string };
 const q = (name: string, type: dnsPacket.RecordType = 'A', extra: Partial<dnsPacket.Packet> = {}): DnsQuery => {
   const r = parseQuery(dnsPacket.encode({ type: 'query', id: 4321, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], ...extra }));
@@ -140,6 +146,25 @@ describe('dns config section', () => {
     const { startDnsService } = await import('../../src/transport/dns/service.js');
     const deps = { decider: { decide: () => { throw new Error('unused'); } }, sink: NULL_SINK, log: { info() {}, warn() {}, debug() {} } };
     await expect(startDnsService({ origin: { session_id: 's' }, vsock: null, listen: '127.0.0.1:5399', upstreams: ['127.0.0.1:5399'] }, deps)).rejects.toMatchObject({ code: 'E_CONFIG' });
+  });
+
+  it.skipIf(!haveIpv6)('listens on an IPv6 loopback address for UDP and TCP (skipped without ::1)', async () => {
+    const { startDnsService } = await import('../../src/transport/dns/service.js');
+    const deps = { decider: { decide: () => { throw new Error('engine down'); } }, sink: NULL_SINK, log: { info() {}, warn() {}, debug() {} } };
+    const svc = await startDnsService({ origin: { session_id: 's' }, vsock: null, listen: '[::1]:0', upstreams: [] }, deps);
+    try {
+      expect(svc.addresses.dns_udp).toMatch(/^\[::1\]:\d+$/);
+      expect(svc.addresses.dns_tcp).toBe(svc.addresses.dns_udp);
+      const port = Number(svc.addresses.dns_udp!.split(':').pop());
+      const answer = await new Promise<Buffer>((resolve) => {
+        const s = dgram.createSocket('udp6');
+        s.on('message', (m) => { s.close(); resolve(m); });
+        s.send(dnsPacket.encode({ type: 'query', id: 8, questions: [{ type: 'A', name: 'v6.test' }] }), port, '::1');
+      });
+      expect(decode(answer).rcode).toBe('SERVFAIL'); // the engine failed: fail closed
+    } finally {
+      await svc.close();
+    }
   });
 
   it('parses upstream spellings', () => {
