@@ -51,6 +51,8 @@ export class Cancel {
 }
 export type UpstreamState = 'starting' | 'ready' | 'down' | 'closed';
 
+/** Most calls waiting on one server at once, across every guest session. */
+export const MAX_PENDING_PER_UPSTREAM = 1024;
 /** A server that stays up this long resets the backoff. */
 export const STABLE_AFTER_MS = 5_000;
 /** Bounds on what one server may list (pages and items) for tools/list aggregation. */
@@ -179,6 +181,9 @@ export class Upstream {
   ): Promise<UpstreamReply> {
     const t = this.transport;
     if (!t) return Promise.resolve(serverError('unavailable', `MCP server "${this.id}" is not connected`));
+    if (this.pending.size >= MAX_PENDING_PER_UPSTREAM) {
+      return Promise.resolve(serverError('busy', `MCP server "${this.id}" already has ${MAX_PENDING_PER_UPSTREAM} calls in flight; try again later`));
+    }
     const id = this.nextId++;
     return new Promise<UpstreamReply>((resolve) => {
       const entry: Pending = { resolve, timer: undefined, onProgress: undefined, progressToken: undefined };
