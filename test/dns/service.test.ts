@@ -217,6 +217,15 @@ describe('policy changes and failures', () => {
     h.registry.delete('dns-ask');
   });
 
+  it('refuses an allowed zone transfer (AXFR) without asking upstream, and records it', async () => {
+    const before = upstream.queries.udp + upstream.queries.tcp;
+    const answer = decode(await udpQuery(query(14, 'allowed.test', 'AXFR')));
+    expect(answer.rcode).toBe('REFUSED');
+    expect(upstream.queries.udp + upstream.queries.tcp).toBe(before);
+    await settle();
+    expect(h.sink.dnsRows.at(-1)).toMatchObject({ qname: 'allowed.test', qtype: 'AXFR', decision: 'allow', rcode: 'REFUSED' });
+  });
+
   it('answers SERVFAIL when the engine fails, and never asks upstream', async () => {
     const broken = await startHarness({
       upstreams: [upstream.address],

@@ -153,6 +153,10 @@ export class DnsResolver {
   }
 
   private async answerAllowed(query: DnsQuery, beforeForward: () => void): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
+    // Zone transfers are multi-message TCP exchanges a recursive forwarder does not relay.
+    if (query.questions.some((q) => q.typeCode === 251 || q.typeCode === 252)) {
+      return { response: denialResponse(query, RCODE.REFUSED), answers: [], upstreamMs: null, cached: false };
+    }
     const single = query.questions.length === 1 ? query.questions[0]! : null;
     if (single !== null && (single.classCode === 1 || single.classCode === 255)) {
       const addresses = this.options.staticNames.get(single.qname);
