@@ -12,6 +12,7 @@ import { ROOT, readRepo } from './helpers.js';
 
 const PACK = join(ROOT, 'detection-ir/google-secret-egress.yaml');
 const CORPUS = join(ROOT, 'test/fixtures/detection/backtest-corpus.jsonl');
+const HUNT_PACK = join(ROOT, 'test/fixtures/detection/hunt-pack.yaml');
 const reference = JSON.parse(readRepo('test/fixtures/events/reference-http.json'));
 
 function celgate(...args: string[]) {
@@ -112,7 +113,7 @@ describe('IR backtest and hunt through the control API', () => {
   const pack = readRepo('detection-ir/google-secret-egress.yaml');
 
   beforeAll(async () => {
-    gw = await startGateway();
+    gw = await startGateway({ config: { profile: join(ROOT, 'test/fixtures/detection/quiet-profile.yaml') } });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -131,24 +132,33 @@ describe('IR backtest and hunt through the control API', () => {
     expect(res.json.issues[0]).toMatchObject({ path: 'rules[0].severity' });
   });
 
+  it('POST /v1/ir/hunt answers 404 for an unknown session id', async () => {
+    // Runs before the slow CLI hunt: the helper's keep-alive socket may be closed by the server after a long pause.
+    const res = await gw.api('POST', '/v1/ir/hunt', { pack, session: 'no-such-session' });
+    expect(res.status, res.text).toBe(404);
+  });
+
   it('POST /v1/ir/hunt runs a pack over the recorded session, and the CLI hunt agrees', async () => {
     for (const id of ['h1', 'h2']) {
       const ev = { ...reference, common: { ...reference.common, event_id: id } };
       expect((await gw.api('POST', '/v1/evaluate', { event: ev })).status).toBe(200);
     }
     await gw.api('GET', '/v1/events'); // flushes the ledger
-    const res = await gw.api('POST', '/v1/ir/hunt', { pack });
+    const res = await gw.api('POST', '/v1/ir/hunt', { pack: readFileSync(HUNT_PACK, 'utf8') });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ kind: 'hunt', total_matches: 2, unique_evidence: 1 });
-    const cli = celgate('hunt', PACK, '--session', gw.sessionDb, '--json');
-    expect(cli.code).toBe(0);
+    expect(res.json, JSON.stringify({ scanned: res.json.events_scanned, ledger: gw.logs().filter((l) => /ledger/.test(l.msg ?? '')) })).toMatchObject({
+      kind: 'hunt',
+      events_scanned: 2,
+      total_matches: 2,
+      unique_evidence: 1,
+    });
+    // The reference pack's body token never reaches the ledger (scrubbed), so hunting it finds nothing.
+    expect((await gw.api('POST', '/v1/ir/hunt', { pack })).json).toMatchObject({ events_scanned: 2, total_matches: 0 });
+    const cli = celgate('hunt', HUNT_PACK, '--session', gw.sessionDb, '--json');
+    expect(cli.code, cli.stderr + cli.stdout.slice(0, 2000)).toBe(0);
     expect(JSON.parse(cli.stdout)).toMatchObject({ total_matches: 2, unique_evidence: 1 });
-    const byId = celgate('hunt', PACK, '--session', gw.sessionId, '--data-dir', gw.dataDir, '--json');
+    const byId = celgate('hunt', HUNT_PACK, '--session', gw.sessionId, '--data-dir', gw.dataDir, '--json');
     expect(JSON.parse(byId.stdout)).toMatchObject({ total_matches: 2 });
   });
 
-  it('POST /v1/ir/hunt answers 404 for an unknown session id', async () => {
-    const res = await gw.api('POST', '/v1/ir/hunt', { pack, session: 'no-such-session' });
-    expect(res.status).toBe(404);
-  });
 });
