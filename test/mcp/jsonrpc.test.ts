@@ -73,6 +73,11 @@ describe('tools/list hiding analysis', () => {
     expect(new HiddenTools([r('b', 'mcp.request.tool_name == "x"'), httpAllow]).isHidden('s', 'x')).toBe(true);
   });
 
+  it('ignores non-blocking detection rules sorted before the blocker', () => {
+    const detection = r('d', 'mcp.request.arguments.x == 1', { action: 'allow', priority: -5, kind: 'detection' });
+    expect(new HiddenTools([r('b', 'mcp.request.tool_name == "x"'), detection]).isHidden('s', 'x')).toBe(true);
+  });
+
   it('ignores shadow, disabled and ask rules as blockers, and respects the server', () => {
     expect(new HiddenTools([r('b', 'mcp.request.tool_name == "x"', { mode: 'shadow' })]).isHidden('s', 'x')).toBe(false);
     expect(new HiddenTools([r('b', 'mcp.request.tool_name == "x"', { enabled: false })]).isHidden('s', 'x')).toBe(false);

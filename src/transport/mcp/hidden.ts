@@ -8,10 +8,15 @@
  * (either operand order, any parentheses), AND no enabled enforce-mode non-block rule sorted before
  * R (priority, id) could match that call first. An earlier rule "could match" unless it is itself
  * of the simple form naming a different tool/server, or it never runs on `mcp.request` events.
+ * Only decisive rules count (enforce mode; detection rules only when they block), as in the engine.
  */
 import type { RuleInfo } from '../../policy/types.js';
 
-export type RuleView = Pick<RuleInfo, 'id' | 'condition' | 'action' | 'mode' | 'enabled' | 'priority' | 'families'>;
+export type RuleView = Pick<RuleInfo, 'id' | 'condition' | 'action' | 'mode' | 'enabled' | 'priority' | 'families'> &
+  Partial<Pick<RuleInfo, 'kind'>>;
+
+/** Whether a matching rule can decide the verdict (the engine's rule: detections only report). */
+const decisive = (r: RuleView) => r.enabled && r.mode === 'enforce' && ((r.kind ?? 'enforcement') === 'enforcement' || r.action === 'block');
 
 /** A condition of the simple form: tool name, and server id when the rule names one. */
 export interface ToolMatcher {
@@ -103,7 +108,7 @@ export class HiddenTools {
   private readonly earlier: { index: number; m: ToolMatcher | null }[] = [];
 
   constructor(rules: readonly RuleView[]) {
-    const active = rules.filter((r) => r.enabled && r.mode === 'enforce').sort(byOrder);
+    const active = rules.filter(decisive).sort(byOrder);
     active.forEach((r, index) => {
       const m = toolMatcher(r.condition);
       if (r.action === 'block') {
