@@ -63,3 +63,29 @@ describe('TTL-honouring cache', () => {
     expect(resolver.stats.cache_hits).toBe(2);
   });
 });
+
+describe('load shedding', () => {
+  it('answers SERVFAIL at once beyond MAX_INFLIGHT queries in flight, and serves the rest', async () => {
+    const { MAX_INFLIGHT } = await import('../../src/transport/dns/limits.js');
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let forwarded = 0;
+    // A forwarder that holds every query until released (structurally an UpstreamForwarder).
+    const held = { forward: async () => { forwarded++; await gate; return { ok: false as const, reason: 'released', ms: 0 }; } };
+    const r = new DnsResolver(
+      { origin: { session_id: 'shed' }, staticNames: new Map(), staticTtlS: 60, cache: new AnswerCache(0), forwarder: held as unknown as UpstreamForwarder },
+      { decider: new PolicyEngine(new RuleRegistry()), sink: NULL_SINK, log: recordingLog() },
+    );
+    const extra = 6;
+    const pending = Array.from({ length: MAX_INFLIGHT + extra }, (_, i) =>
+      r.handle(dnsPacket.encode({ type: 'query', id: i & 0xffff, questions: [{ type: 'A', name: `n${i}.test` }] }), { transport: 'udp' }),
+    );
+    const shed = await Promise.all(pending.slice(MAX_INFLIGHT));
+    expect(shed.map((b) => b![3]! & 0xf)).toEqual(new Array(extra).fill(2));
+    expect(r.stats.shed).toBe(extra);
+    expect(forwarded).toBe(MAX_INFLIGHT);
+    release();
+    const rest = await Promise.all(pending.slice(0, MAX_INFLIGHT));
+    expect(rest.every((b) => b !== null && (b[3]! & 0xf) === 2)).toBe(true);
+  });
+});
