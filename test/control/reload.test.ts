@@ -126,3 +126,40 @@ describe('reload in a running gateway', () => {
     }
   });
 });
+
+describe('reload under concurrent evaluation in a running gateway', () => {
+  it('answers every one of a thousand concurrent evaluations with the old plan or the new one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celgate-reload-conc-'));
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, pack('p', 'a'));
+    const gw = await startGateway({ config: { rules: [file] } });
+    try {
+      const prefixByGeneration = new Map<number, string>([[(await gw.api('GET', '/v1/health')).json.generation, 'a']]);
+      const body = { event: { event_type: 'http.request', http: { request: { host: 'target.example' } } }, record: false };
+      const evaluations: ReturnType<typeof gw.api>[] = [];
+      for (let i = 0; i < 5; i++) {
+        // A wave of evaluations in flight, then a reload: each wave races the reload after it.
+        for (let k = 0; k < 200; k++) evaluations.push(gw.api('POST', '/v1/evaluate', body));
+        const prefix = i % 2 === 0 ? 'b' : 'a';
+        writeFileSync(file, pack('p', prefix));
+        const r = await gw.api('POST', '/v1/reload');
+        expect(r.status).toBe(200);
+        prefixByGeneration.set(r.json.generation, prefix);
+      }
+      const results = await Promise.all(evaluations);
+      expect(results).toHaveLength(1000);
+      expect(new Set(results.map((r) => r.json.decision.generation)).size).toBeGreaterThan(1);
+      for (const r of results) {
+        expect(r.status).toBe(200);
+        const d = r.json.decision;
+        expect(d.errors).toEqual([]);
+        const prefix = prefixByGeneration.get(d.generation);
+        expect(prefix, `generation ${d.generation}`).toBeDefined();
+        expect(d.rule_id).toBe(`${prefix}-block`);
+        expect(d.matches.map((m: { rule_id: string }) => m.rule_id)).toEqual([`${prefix}-watch`, `${prefix}-block`]);
+      }
+    } finally {
+      await gw.stop();
+    }
+  });
+});
