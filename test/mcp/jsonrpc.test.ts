@@ -73,6 +73,16 @@ describe('tools/list hiding analysis', () => {
     expect(new HiddenTools([r('b', 'mcp.request.tool_name == "x"'), httpAllow]).isHidden('s', 'x')).toBe(true);
   });
 
+  it('under a deny-by-default profile hides every tool no allow rule can reach', () => {
+    const allowEcho = r('a', 'mcp.request.server_id == "s" && mcp.request.tool_name == "echo"', { action: 'allow' });
+    const h = new HiddenTools([allowEcho], 'block');
+    expect(h.isHidden('s', 'echo')).toBe(false);
+    expect(h.isHidden('s', 'other')).toBe(true);
+    expect(h.isHidden('t', 'echo')).toBe(true);
+    const allowByArgs = r('b', 'mcp.request.arguments.safe == true', { action: 'allow' });
+    expect(new HiddenTools([allowByArgs], 'block').isHidden('s', 'other')).toBe(false);
+  });
+
   it('ignores non-blocking detection rules sorted before the blocker', () => {
     const detection = r('d', 'mcp.request.arguments.x == 1', { action: 'allow', priority: -5, kind: 'detection' });
     expect(new HiddenTools([r('b', 'mcp.request.tool_name == "x"'), detection]).isHidden('s', 'x')).toBe(true);

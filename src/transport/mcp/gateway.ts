@@ -27,6 +27,8 @@ export type McpLog = (level: 'info' | 'warn' | 'debug', msg: string, fields?: Re
 export interface RuleSource {
   readonly generation: number;
   list(): readonly RuleView[];
+  /** The profile's default action, when known (a RuleRegistry has it). */
+  readonly defaultAction?: 'allow' | 'block';
   /** When present, rule changes that hide or reveal a listed tool send tools/list_changed. */
   onChange?(listener: () => void): () => void;
 }
@@ -155,7 +157,7 @@ export class McpGateway {
     const src = this.deps.rules;
     if (!src) return false;
     if (!this.hidden || this.hidden.generation !== src.generation) {
-      this.hidden = { generation: src.generation, analysis: new HiddenTools(src.list()) };
+      this.hidden = { generation: src.generation, analysis: new HiddenTools(src.list(), src.defaultAction ?? 'allow') };
     }
     return this.hidden.analysis.isHidden(server, tool);
   }

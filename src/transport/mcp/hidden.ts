@@ -9,6 +9,7 @@
  * R (priority, id) could match that call first. An earlier rule "could match" unless it is itself
  * of the simple form naming a different tool/server, or it never runs on `mcp.request` events.
  * Only decisive rules count (enforce mode; detection rules only when they block), as in the engine.
+ * Under a deny-by-default profile a tool is also hidden when no allow/ask rule could match its call.
  */
 import type { RuleInfo } from '../../policy/types.js';
 
@@ -107,7 +108,11 @@ export class HiddenTools {
   private readonly blockers: { index: number; m: ToolMatcher }[] = [];
   private readonly earlier: { index: number; m: ToolMatcher | null }[] = [];
 
-  constructor(rules: readonly RuleView[]) {
+  /** `defaultAction` "block" (a deny-by-default profile) also hides tools no allow rule can reach. */
+  constructor(
+    rules: readonly RuleView[],
+    private readonly defaultAction: 'allow' | 'block' = 'allow',
+  ) {
     const active = rules.filter(decisive).sort(byOrder);
     active.forEach((r, index) => {
       const m = toolMatcher(r.condition);
@@ -124,9 +129,11 @@ export class HiddenTools {
   /** The id-free answer: would every `tools/call` of `tool` on `server` be blocked? */
   isHidden(server: string, tool: string): boolean {
     const blocker = this.blockers.find((b) => b.m.tool === tool && (b.m.server === null || b.m.server === server));
-    if (!blocker) return false;
+    // Without a blocker the verdict is the default action unless an allow/ask rule matches first.
+    if (!blocker && this.defaultAction !== 'block') return false;
+    const limit = blocker ? blocker.index : Number.POSITIVE_INFINITY;
     for (const e of this.earlier) {
-      if (e.index > blocker.index) break;
+      if (e.index > limit) break;
       if (e.m === null) return false;
       if (e.m.tool === tool && (e.m.server === null || e.m.server === server)) return false;
     }
