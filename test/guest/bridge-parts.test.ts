@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameReader, frame } from '../../src/transport/dns/framing.js';
 import { servfailFor, startDnsStub, type DnsStubHandle } from '../../src/transport/guest/dns-stub.js';
 import { startForwarder, type ForwarderHandle } from '../../src/transport/guest/forwarder.js';
+import { parseProcNetTcp } from '../../src/transport/guest/process-id.js';
 import { startMcpRelay, type McpRelayHandle } from '../../src/transport/guest/mcp-relay.js';
 import { encodeData, FrameDecoder, FrameKind, type Frame } from '../../src/transport/mcp/frame.js';
 import { encodeMetaPreamble, listenVsock, type GuestMeta, type VsockListener } from '../../src/transport/vsock.js';
@@ -198,5 +199,22 @@ describe('DNS stub SERVFAIL synthesis (host unreachable)', () => {
     c.close();
     await dead.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('forwarded-connection process lookup', () => {
+  const table = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:3A99 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0',
+    '   1: 0100CB0A:B3F2 0A7100CB:01BB 01 00000000:00000000 00:00000000 00000000     0        0 2222 1 0',
+    '   2: 0100007F:3A99 0100CB0A:B3F2 01 00000000:00000000 00:00000000 00000000     0        0 3333 1 0',
+  ].join('\n');
+  it('finds the client socket by its local port and skips listeners', () => {
+    expect(parseProcNetTcp(table, 0xb3f2)).toBe(2222);
+    expect(parseProcNetTcp(table, 0x3a99)).toBe(3333);
+  });
+  it('returns null when the port is absent or ambiguous', () => {
+    expect(parseProcNetTcp(table, 1)).toBeNull();
+    expect(parseProcNetTcp(`${table}\n   3: 0100007F:B3F2 0100007F:0050 01 0:0 0:0 0 0 0 4444 1 0`, 0xb3f2)).toBeNull();
   });
 });

@@ -44,7 +44,7 @@ describe.skipIf(!avail.ok)(`guest namespace harness${avail.ok ? '' : ` (skipped:
         socket.resume();
       }),
     );
-    guest = await GuestNamespace.create({ udsBase, workDir: join(dir, 'guest') });
+    guest = await GuestNamespace.create({ udsBase, workDir: join(dir, 'guest'), bridgeArgs: ['--identify-processes'] });
   });
 
   afterAll(async () => {
@@ -62,7 +62,8 @@ describe.skipIf(!avail.ok)(`guest namespace harness${avail.ok ? '' : ` (skipped:
   it('redirects TCP 80 to the bridge, which relays it to the host vsock port', async () => {
     const r = await guest.run(['curl', '-sS', '--max-time', '5', 'http://203.0.113.7/anything']);
     expect(r.stdout).toBe('from-host-ok');
-    expect(httpMeta.length).toBeGreaterThan(0);
+    // --identify-processes: the bridge found curl in /proc and said so in the META preamble.
+    expect(httpMeta.at(-1)).toMatchObject({ process_name: 'curl' });
   });
 
   it('cannot reach anything on the host except through the bridge', async () => {

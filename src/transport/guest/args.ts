@@ -23,6 +23,7 @@ to the host over vsock. Prints {"msg":"ready",...} on stdout when listening.
   --mcp-process-name <name>     process name for MCP clients without a preamble (default mcp-client)
   --exec-listen <host:port|off> tcp mode: exec service listen address (default off)
   --no-exec                     uds mode: do not serve the exec port behind the base socket
+  --identify-processes          send the client's process name (from /proc) for forwarded connections
   -h, --help                    this text
 `;
 
@@ -49,11 +50,16 @@ const VALUE_FLAGS = new Set([
 export function parseBridgeArgs(argv: readonly string[]): BridgeOptions | 'help' {
   const v = new Map<string, string>();
   let exec = true;
+  let identifyProcesses = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-h' || arg === '--help') return 'help';
     if (arg === '--no-exec') {
       exec = false;
+      continue;
+    }
+    if (arg === '--identify-processes') {
+      identifyProcesses = true;
       continue;
     }
     const eq = arg.indexOf('=');
@@ -85,5 +91,6 @@ export function parseBridgeArgs(argv: readonly string[]): BridgeOptions | 'help'
     mcpProcessName: v.get('--mcp-process-name') ?? 'mcp-client',
     execListen: hostPort('--exec-listen', v.get('--exec-listen') ?? 'off'),
     exec,
+    identifyProcesses,
   };
 }

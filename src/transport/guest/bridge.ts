@@ -13,6 +13,7 @@ import { startDnsStub } from './dns-stub.js';
 import { startForwarder } from './forwarder.js';
 import { listenGuestTcp, listenHybridBase } from './hybrid-endpoint.js';
 import { startMcpRelay } from './mcp-relay.js';
+import { identifyPeer } from './process-id.js';
 
 export const DEFAULT_GUEST_PORTS = { http: 5002, mcp: 5003, dns: 5007, exec: 5000 } as const;
 export const DEFAULT_FORWARD_PORT = 15001;
@@ -38,6 +39,8 @@ export interface BridgeOptions {
   execListen: HostPort | null;
   /** uds mode: serve guest port `ports.exec` behind `<udsBase>`. */
   exec: boolean;
+  /** Look up the client process of each forwarded connection in /proc (a few ms each). */
+  identifyProcesses?: boolean;
   onError?: (what: string, err: unknown) => void;
 }
 
@@ -56,7 +59,12 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeHandle> {
   };
   try {
     if (o.forward !== null) {
-      const f = await startForwarder({ ...o.forward, upstream: endpoint(o.ports.http), onError: o.onError });
+      const f = await startForwarder({
+        ...o.forward,
+        upstream: endpoint(o.ports.http),
+        onError: o.onError,
+        ...(o.identifyProcesses === true ? { identify: identifyPeer } : {}),
+      });
       closers.push(f.close);
       addresses.forward = f.address;
     }
