@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHttpConfig } from '../../src/transport/http/config.js';
-import { parseConnectTarget, parseProxyListen, startExplicitProxy } from '../../src/transport/http/proxy.js';
+import { agentLabel, parseConnectTarget, parseProxyListen, startExplicitProxy } from '../../src/transport/http/proxy.js';
 import { MemorySink, reqOf, ScriptedDecider } from '../fixtures/http/harness.js';
 import { openTunnel, rawExchange, tlsThroughTunnel } from './clients.js';
 import { startProxyRig, type ProxyRig } from './harness.js';
@@ -147,6 +147,18 @@ describe('explicit proxy configuration', () => {
     expect(parseHttpConfig({ proxy: '127.0.0.1:0' }).proxy).toBe('127.0.0.1:0');
     expect(() => parseHttpConfig({ proxy: '0.0.0.0:8080' }, 'cfg.yaml')).toThrow(/cfg.yaml: http.proxy: 0.0.0.0 is not a loopback address/);
     expect(() => parseHttpConfig({ proxy: 8080 }, 'cfg.yaml')).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+  });
+
+  it.each([
+    [`Basic ${Buffer.from('agent-1:pw').toString('base64')}`, 'agent-1'],
+    [`basic ${Buffer.from('a.b_c-9:').toString('base64')}`, 'a.b_c-9'],
+    [`Basic ${Buffer.from('has space:x').toString('base64')}`, undefined],
+    [`Basic ${Buffer.from(`${'a'.repeat(65)}:x`).toString('base64')}`, undefined],
+    ['Bearer abc', undefined],
+    ['Basic !!!', undefined],
+    [undefined, undefined],
+  ])('takes the agent label from Proxy-Authorization %j', (header, expected) => {
+    expect(agentLabel(header)).toBe(expected);
   });
 
   it('reports a port that is already taken as E_CONFIG', async () => {

@@ -233,3 +233,30 @@ describe('explicit proxy: request bodies', () => {
     }
   });
 });
+
+describe('explicit proxy: agent label from proxy credentials', () => {
+  it('records the proxy user name as process_name for tunnelled requests (undici ProxyAgent)', async () => {
+    const before = rig.sink.nets.length;
+    const agent = new ProxyAgent({ uri: `http://agent-7:unused@127.0.0.1:${rig.port}`, requestTls: { ca: rig.gatewayCerts.caPem } });
+    try {
+      const res = await undiciFetch('https://api.test/labelled', { dispatcher: agent });
+      expect(res.status).toBe(200);
+      await res.text();
+    } finally {
+      await agent.close();
+    }
+    const rows = await rig.sink.waitNets(before + 1);
+    expect(rows[before]).toMatchObject({ path: '/labelled', process_name: 'agent-7' });
+    const decided = rig.sink.decisions.find((d) => d.event.common.event_id === rows[before]!.event_id);
+    expect(decided?.event.common.process_name).toBe('agent-7');
+  });
+
+  it.skipIf(!hasCurl)('records it for plain requests too, and ignores a label with odd characters (needs curl)', async () => {
+    const before = rig.sink.nets.length;
+    await curl(['-x', `http://builder.bot:x@127.0.0.1:${rig.port}`, 'http://plain.test/a']);
+    await curl(['-x', `http://bad%20name:x@127.0.0.1:${rig.port}`, 'http://plain.test/b']);
+    const rows = await rig.sink.waitNets(before + 2);
+    expect(rows[before]).toMatchObject({ path: '/a', process_name: 'builder.bot' });
+    expect(rows[before + 1]).toMatchObject({ path: '/b', process_name: '' });
+  });
+});

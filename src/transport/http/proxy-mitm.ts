@@ -23,11 +23,14 @@ import { CelgateError } from '../../errors.js';
 import { parseClientHello, sniffProtocol } from './clienthello.js';
 import type { SecureContextSource } from './service.js';
 import type { ExchangeContext } from './target.js';
+import type { GuestMeta } from '../vsock.js';
 
 /** The host:port of a CONNECT request, validated before the tunnel is answered. */
 export interface TunnelTarget {
   host: string;
   port: number;
+  /** Agent label from the CONNECT request's proxy credentials (becomes process_name). */
+  meta: GuestMeta;
 }
 
 export interface TunnelHooks {
@@ -110,7 +113,7 @@ export class CelgateMitmProxy extends MitmProxy {
 
   private async openTunnel(socket: Duplex, head: Buffer): Promise<void> {
     const target = this.hooks.claim(socket);
-    const base: ExchangeContext = { scheme: 'https', sniHost: target?.host ?? '', port: target?.port ?? 443, meta: {} };
+    const base: ExchangeContext = { scheme: 'https', sniHost: target?.host ?? '', port: target?.port ?? 443, meta: target?.meta ?? {} };
     if (target === undefined || head.length === 0) {
       this.hooks.refuse(base, 'connect_bad_target');
       socket.destroy();

@@ -34,3 +34,19 @@ export function parseProxySetting(raw: unknown, source = '<defaults>'): string |
   return raw;
 }
 
+
+/** Longest agent label taken from proxy credentials. */
+export const MAX_AGENT_LABEL = 64;
+
+/**
+ * The agent label of a proxy client: the user name of `Proxy-Authorization: Basic …`, so
+ * `HTTPS_PROXY=http://my-agent@127.0.0.1:8080` tags every ledger row with `process_name: my-agent`.
+ * A label, not authentication (the proxy is loopback-only). Anything else → undefined.
+ */
+export function agentLabel(authorization: string | undefined): string | undefined {
+  if (authorization === undefined || authorization.length > 1024) return undefined;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (m === null) return undefined;
+  const user = Buffer.from(m[1]!, 'base64').toString('utf8').split(':', 1)[0] ?? '';
+  return new RegExp(`^[A-Za-z0-9._-]{1,${MAX_AGENT_LABEL}}$`).test(user) ? user : undefined;
+}

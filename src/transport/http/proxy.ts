@@ -19,12 +19,12 @@ import { handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } 
 import { resolveLimits, type HttpLimits } from './limits.js';
 import { CelgateMitmProxy, type TunnelTarget } from './proxy-mitm.js';
 import type { SecureContextSource } from './service.js';
-import { parseProxyListen } from './proxy-settings.js';
+import { agentLabel, parseProxyListen } from './proxy-settings.js';
 import { parseHostHeader, type ExchangeContext } from './target.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
-export { DEFAULT_PROXY_LISTEN, parseProxyListen, parseProxySetting } from './proxy-settings.js';
+export { agentLabel, DEFAULT_PROXY_LISTEN, parseProxyListen, parseProxySetting } from './proxy-settings.js';
 
 /** How long a refused connection may drain its error response before it is destroyed. */
 export const PROXY_CLOSE_GRACE_MS = 1000;
@@ -52,7 +52,7 @@ export interface ExplicitProxy {
 }
 
 /** Validates a CONNECT request target (`host:port`, `[v6]:port`); null when malformed. */
-export function parseConnectTarget(url: string): TunnelTarget | null {
+export function parseConnectTarget(url: string): Omit<TunnelTarget, 'meta'> | null {
   if (url.length > 300) return null;
   const parsed = parseHostHeader(url);
   if (parsed === null || parsed.port === null || parsed.host === '') return null;
@@ -67,7 +67,11 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const contexts = new WeakMap<object, ExchangeContext>();
   const targets = new WeakMap<object, { target: TunnelTarget; timer: NodeJS.Timeout }>();
   const originalUrls = new WeakMap<object, string>();
-  const direct = (): ExchangeContext => ({ scheme: 'http', sniHost: '', port: 80, meta: {} });
+  const metaOf = (req?: http.IncomingMessage) => {
+    const label = agentLabel(req?.headers['proxy-authorization']);
+    return label === undefined ? {} : { process_name: label };
+  };
+  const direct = (req?: http.IncomingMessage): ExchangeContext => ({ scheme: 'http', sniHost: '', port: 80, meta: metaOf(req) });
 
   const record = (ctx: ExchangeContext, error: string, method = '') =>
     writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status: null, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
@@ -103,17 +107,18 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
 
   // Validate the CONNECT target before the library answers 200 (it answers every CONNECT).
   mitm.onConnect((req, socket, head, callback) => {
-    const target = parseConnectTarget(req.url ?? '');
-    if (target === null) {
-      record(direct(), 'connect_bad_target', 'CONNECT');
+    const parsed = parseConnectTarget(req.url ?? '');
+    if (parsed === null) {
+      record(direct(req), 'connect_bad_target', 'CONNECT');
       const d = renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason: 'CONNECT needs a host:port target', event_id: '', accept: '' });
       socket.end(rawResponse(d, 'Bad Request'));
       return; // never calls back: the library does not answer 200
     }
+    const target: TunnelTarget = { ...parsed, meta: metaOf(req) };
     // A client that opens a tunnel and then sends nothing is dropped after the handshake timeout.
     const timer = setTimeout(() => {
       targets.delete(socket);
-      record({ scheme: 'https', sniHost: target.host, port: target.port, meta: {} }, 'tls_handshake_timeout', 'CONNECT');
+      record({ scheme: 'https', sniHost: target.host, port: target.port, meta: target.meta }, 'tls_handshake_timeout', 'CONNECT');
       socket.destroy();
     }, limits.handshakeTimeoutMs);
     timer.unref();
@@ -129,7 +134,7 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     const req = mctx.clientToProxyRequest;
     // parseHostAndPort rewrote an absolute-form URL to its path; the pipeline judges the original.
     req.url = originalUrls.get(req) ?? req.url;
-    const ctx = contexts.get(req.socket) ?? direct();
+    const ctx = contexts.get(req.socket) ?? direct(req);
     void handleRequest(req, mctx.proxyToClientResponse, ctx, exchangeDeps);
   });
 
@@ -137,7 +142,7 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     const ctx = contexts.get(req.socket);
     const url = req.url ?? '';
     if (ctx === undefined && /^https:\/\//i.test(url)) {
-      record(direct(), 'parse_error', req.method ?? '');
+      record(direct(req), 'parse_error', req.method ?? '');
       const d = renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason: 'https:// URLs must go through CONNECT', event_id: '', accept: req.headers.accept ?? '' });
       res.writeHead(d.status, d.headers).end(d.body);
       return;
@@ -145,7 +150,7 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     if (!/^http:\/\//i.test(url) && req.headers.host === undefined) {
       // No Host: the library would answer 400 unrecorded. The pipeline judges it by SNI inside a
       // tunnel, or refuses it with a recorded 400 on a plain proxy connection.
-      void handleRequest(req, res, ctx ?? direct(), exchangeDeps);
+      void handleRequest(req, res, ctx ?? direct(req), exchangeDeps);
       return;
     }
     originalUrls.set(req, url);
@@ -162,7 +167,7 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     mitm._onHttpServerConnect(req, socket, head);
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    handleUpgrade(req, socket, head, contexts.get(socket) ?? direct(), exchangeDeps);
+    handleUpgrade(req, socket, head, contexts.get(socket) ?? direct(req), exchangeDeps);
   });
   const refused = new WeakSet<object>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
