@@ -58,6 +58,19 @@ describe('explicit proxy: bad input is refused, recorded, and does not stop the 
     await stillServes();
   });
 
+  it('closes a tunnel whose SNI is not a host name a certificate can be minted for', async () => {
+    const error = await tlsThroughTunnel(rig.port, 'api.test:443', rig.gatewayCerts.caPem, 'bad!name.test').then(
+      (s) => {
+        s.destroy();
+        return null;
+      },
+      (e: Error) => e,
+    );
+    expect(error).not.toBeNull();
+    expect(await lastError()).toMatch(/^(cert_mint_failed|tls_parse_error)$/);
+    await stillServes();
+  });
+
   it('refuses an absolute https:// URL sent without CONNECT', async () => {
     const out = await rawExchange(rig.port, 'GET https://api.test/ HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
     expect(out).toMatch(/^HTTP\/1\.1 400/);
