@@ -65,8 +65,9 @@ export async function startHarness(opts: {
   callTimeoutMs?: number;
   backoffInitialMs?: number;
   frameTimeoutMs?: number;
+  defaultAction?: 'allow' | 'block';
 }): Promise<Harness> {
-  const registry = new RuleRegistry();
+  const registry = new RuleRegistry({ defaultAction: opts.defaultAction ?? 'allow' });
   for (const r of opts.rules ?? []) {
     const res = registry.install(r);
     if (!res.ok) throw new Error(`rule ${r.id}: ${JSON.stringify(res.issues)}`);

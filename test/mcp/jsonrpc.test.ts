@@ -47,18 +47,38 @@ describe('tools/list hiding analysis', () => {
     id, condition, action: 'block' as const, mode: 'enforce' as const, enabled: true, priority: 0, families: ['mcp.request'], ...extra,
   });
 
+  const norm = (m: ReturnType<typeof toolMatcher>) =>
+    m && { tools: m.tools && [...m.tools], servers: m.servers && [...m.servers], methods: m.methods && [...m.methods] };
   it.each([
-    ['mcp.request.tool_name == "x"', { tool: 'x', server: null }],
-    ['"x" == mcp.request.tool_name', { tool: 'x', server: null }],
-    ['((mcp.request.tool_name == "x"))', { tool: 'x', server: null }],
-    ['mcp.request.server_id == "s" && mcp.request.tool_name == \'x\'', { tool: 'x', server: 's' }],
+    ['mcp.request.tool_name == "x"', { tools: ['x'], servers: null, methods: null }],
+    ['"x" == mcp.request.tool_name', { tools: ['x'], servers: null, methods: null }],
+    ['((mcp.request.tool_name == "x"))', { tools: ['x'], servers: null, methods: null }],
+    ['mcp.request.server_id == "s" && mcp.request.tool_name == \'x\'', { tools: ['x'], servers: ['s'], methods: null }],
+    ['mcp.request.tool_name in ["a", "b"]', { tools: ['a', 'b'], servers: null, methods: null }],
+    ['mcp.request.method in ["initialize", "ping"]', { tools: null, servers: null, methods: ['initialize', 'ping'] }],
     ['mcp.request.tool_name == "x" || true', null],
     ['mcp.request.tool_name == "x" && mcp.request.arguments.a == "b"', null],
     ['mcp.request.tool_name.startsWith("x")', null],
     ['mcp.request.tool_name == "x" && mcp.request.tool_name == "y"', null],
     ['!(mcp.request.tool_name == "x")', null],
+    ['mcp.request.tool_name in []', null],
+    ['mcp.request.tool_name == "a\\"b"', null],
   ])('reads %s as %j', (cond, want) => {
-    expect(toolMatcher(cond)).toEqual(want);
+    expect(norm(toolMatcher(cond))).toEqual(want);
+  });
+
+  it('does not let session-method allow rules un-hide tools', () => {
+    const session = r('a-session', 'mcp.request.method in ["initialize", "tools/list"]', { action: 'allow', priority: -10 });
+    expect(new HiddenTools([session, r('b', 'mcp.request.tool_name == "x"')]).isHidden('s', 'x')).toBe(true);
+    expect(new HiddenTools([session], 'block').isHidden('s', 'x')).toBe(true);
+    const callsAllowed = r('a-calls', 'mcp.request.method == "tools/call"', { action: 'allow', priority: -10 });
+    expect(new HiddenTools([callsAllowed, r('b', 'mcp.request.tool_name == "x"')]).isHidden('s', 'x')).toBe(false);
+  });
+
+  it('hides every tool of a server that a block rule names', () => {
+    const h = new HiddenTools([r('b', 'mcp.request.server_id == "evil"')]);
+    expect(h.isHidden('evil', 'anything')).toBe(true);
+    expect(h.isHidden('good', 'anything')).toBe(false);
   });
 
   it('hides a tool only when no earlier allow rule could let it through', () => {
