@@ -99,6 +99,24 @@ describe('session.db ledger', () => {
     w.close();
   });
 
+  it('continues a session file after a restart without reusing sequence numbers', () => {
+    const path = tempDb();
+    const session = { session_id: 's1', profile: 'balanced', celgate_version: 't', config: {} };
+    const first = new LedgerWriter(path, session);
+    first.decision(dnsEvent('one.example'), blockDecision('r1'));
+    first.close();
+    const second = new LedgerWriter(path, session);
+    second.decision(dnsEvent('two.example'), blockDecision('r1'));
+    second.close();
+    const db = openLedgerReadOnly(path);
+    expect(db.prepare('SELECT seq FROM security_events ORDER BY seq').all()).toEqual([{ seq: 1 }, { seq: 2 }]);
+    expect(db.prepare('SELECT event_seq, rule_id FROM rule_matches WHERE decisive = 1 ORDER BY event_seq').all()).toEqual([
+      { event_seq: 1, rule_id: 'r1' },
+      { event_seq: 2, rule_id: 'r1' },
+    ]);
+    expect(countRows(db, 'sessions')).toBe(1);
+  });
+
   it('refuses appends after close with E_LEDGER', () => {
     const w = new LedgerWriter(tempDb());
     w.close();
