@@ -135,7 +135,11 @@ export async function spawnAuthority(zone: Record<string, ZoneRecord[]>): Promis
     }
   });
   const next = () => new Promise<string>((r) => lines.push(r));
-  const ready = JSON.parse(await next()) as { port: number };
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`dns-authority exited (${code}) before it was ready`))),
+  );
+  exited.catch(() => {});
+  const ready = JSON.parse(await Promise.race([next(), exited])) as { port: number };
   return {
     port: ready.port,
     address: `127.0.0.1:${ready.port}`,
