@@ -45,7 +45,17 @@ function deepMerge(a: Record<string, any>, b: Record<string, any>): Record<strin
   return out;
 }
 
-export async function startBenchGateway(workDir: string, extraConfig: Record<string, unknown> = {}): Promise<BenchGateway> {
+export interface BenchGatewayOptions {
+  /** Stop parsing log lines after "ready" (throughput runs: the parent is also the client, and
+   * parsing one JSON line per request would slow the client, not the gateway). logs() then ends there. */
+  dropLogsAfterReady?: boolean;
+}
+
+export async function startBenchGateway(
+  workDir: string,
+  extraConfig: Record<string, unknown> = {},
+  options: BenchGatewayOptions = {},
+): Promise<BenchGateway> {
   const udsBase = join(workDir, 'vsock');
   const config = deepMerge(
     {
@@ -65,7 +75,9 @@ export async function startBenchGateway(workDir: string, extraConfig: Record<str
   let stderr = '';
   let partial = '';
   let onLine: (l: any) => void = () => {};
+  let dropping = false;
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    if (dropping) return;
     partial += chunk;
     let nl: number;
     while ((nl = partial.indexOf('\n')) >= 0) {
@@ -101,6 +113,10 @@ export async function startBenchGateway(workDir: string, extraConfig: Record<str
     });
   });
   onLine = () => {};
+  if (options.dropLogsAfterReady === true) {
+    dropping = true;
+    partial = '';
+  }
   const controlSocket: string = ready.control_socket;
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   const api = (method: string, path: string, body?: unknown): Promise<ApiResponse> =>
