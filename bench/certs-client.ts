@@ -2,7 +2,7 @@
  * Child process for bench/certs.ts and bench/certs-proxy.ts: the TLS client side of a first-contact
  * measurement, run out of process so the server's event loop (and its measured delay) carries only
  * the gateway's own work. Receives {port, ca, hosts, mode, concurrency} over IPC, answers
- * {results: [{ms, ok}]}. mode "direct": TLS to port with SNI = host; mode "proxy": CONNECT host:443
+ * {results: [{ms, ok}], cpuMs} (the client's CPU time for the whole job). mode "direct": TLS to port with SNI = host; mode "proxy": CONNECT host:443
  * through the proxy at port, then TLS with SNI = host.
  */
 import net from 'node:net';
@@ -57,6 +57,7 @@ async function contact(job: Job, host: string): Promise<{ ms: number; ok: boolea
 process.on('message', (job: Job) => {
   void (async () => {
     const results: { ms: number; ok: boolean }[] = new Array(job.hosts.length);
+    const cpu0 = process.cpuUsage();
     let next = 0;
     const worker = async () => {
       while (next < job.hosts.length) {
@@ -65,6 +66,7 @@ process.on('message', (job: Job) => {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, job.concurrency) }, worker));
-    process.send?.({ results }, () => process.exit(0));
+    const cpu = process.cpuUsage(cpu0);
+    process.send?.({ results, cpuMs: (cpu.user + cpu.system) / 1000 }, () => process.exit(0));
   })();
 });

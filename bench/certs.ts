@@ -53,11 +53,20 @@ export interface ClientJob {
   concurrency: number;
 }
 
+/** CPU milliseconds the last clientRun's child used, and this process used meanwhile. */
+export const lastCpu = { clientMs: 0, serverMs: 0 };
+
 /** Runs the TLS clients in a child process (bench/certs-client.ts) and returns their timings. */
 export function clientRun(job: ClientJob): Promise<Contact[]> {
+  const cpu0 = process.cpuUsage();
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL('./certs-client.js', import.meta.url)), [], { stdio: 'inherit' });
-    child.once('message', (m: { results: Contact[] }) => resolve(m.results));
+    child.once('message', (m: { results: Contact[]; cpuMs: number }) => {
+      const cpu = process.cpuUsage(cpu0);
+      lastCpu.clientMs = m.cpuMs;
+      lastCpu.serverMs = (cpu.user + cpu.system) / 1000;
+      resolve(m.results);
+    });
     child.once('error', reject);
     child.once('exit', (code) => {
       if (code !== 0) reject(new Error(`certs-client exited with ${code}`));
@@ -120,11 +129,17 @@ export async function run(): Promise<Artifact> {
     const hosts = (prefix: string) => Array.from({ length: RUNS }, (_, i) => `${prefix}-${i}.bench.test`);
     const first = await clientRun({ port, ca: ca.certPem, hosts: hosts('first'), mode: 'direct', concurrency: 1 });
     results['First contact: mint + TLS handshake'] = summarize(first.map((c) => c.ms));
+    // CPU time per contact (server + client): what a sequential contact costs without contention,
+    // a load-independent companion to the wall-clock numbers on a shared machine.
+    notes.first_contact_cpu_ms_per_op = (lastCpu.serverMs + lastCpu.clientMs) / RUNS;
+    notes.first_contact_server_cpu_ms_per_op = lastCpu.serverMs / RUNS;
     const badFirst = first.filter((c) => !c.ok).length;
     assertions.push({ name: 'every first contact verified against the CA with a leaf for its host', ok: badFirst === 0, detail: `${badFirst} of ${RUNS} failed` });
     assertions.push({ name: 'one mint per first contact', ok: cache.stats().minted === RUNS, detail: `${cache.stats().minted} minted` });
     const repeat = await clientRun({ port, ca: ca.certPem, hosts: Array.from({ length: RUNS }, () => 'first-0.bench.test'), mode: 'direct', concurrency: 1 });
     results['Repeat contact: TLS handshake, cached leaf'] = summarize(repeat.map((c) => c.ms));
+    notes.repeat_contact_cpu_ms_per_op = (lastCpu.serverMs + lastCpu.clientMs) / RUNS;
+    notes.repeat_contact_server_cpu_ms_per_op = lastCpu.serverMs / RUNS;
     assertions.push({ name: 'repeat contacts minted nothing', ok: cache.stats().minted === RUNS && repeat.every((c) => c.ok), detail: `${cache.stats().minted} minted` });
 
     // 3. Event-loop delay on the server while 16 concurrent first contacts arrive, and while this
