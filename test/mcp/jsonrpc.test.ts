@@ -133,6 +133,7 @@ describe('ledger facts', () => {
     ['resources/read', { contents: [{ uri: 'u', text: 'c' }, { uri: 'v', blob: 'AA==' }] }, 'c'],
     ['prompts/get', { messages: [{ role: 'user', content: { type: 'text', text: 'd' } }] }, 'd'],
     ['tools/call', 'not an object', ''],
+    ['tools/call', { content: [{ type: 'text', text: 'e' }], structuredContent: { key: 'AKIA' } }, 'e\n{"key":"AKIA"}'],
   ])('extracts the text rules see from a %s result', (method, result, text) => {
     expect(resultText(result as never, method)).toBe(text);
   });

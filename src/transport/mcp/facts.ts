@@ -41,7 +41,8 @@ function itemText(item: Json): string | null {
 
 /**
  * The text a response rule sees (`mcp.response.content_text`), joined by "\n" and bounded:
- * tools/call — text items and embedded resource text of `content`; resources/read — `contents[].text`;
+ * tools/call — text items and embedded resource text of `content`, then `structuredContent` as JSON;
+ * resources/read — `contents[].text`;
  * prompts/get — the text of each message's `content`.
  */
 export function resultText(result: Json, method = 'tools/call'): string {
@@ -63,6 +64,10 @@ export function resultText(result: Json, method = 'tools/call'): string {
     parts.push(text);
     size += text.length + 1;
     if (size >= MAX_CONTENT_TEXT) break;
+  }
+  // structuredContent carries the same data as JSON; rules must see it too, or it would bypass them.
+  if (method === 'tools/call' && size < MAX_CONTENT_TEXT && isJsonObject(result.structuredContent)) {
+    parts.push(JSON.stringify(result.structuredContent));
   }
   const joined = parts.join('\n');
   return joined.length > MAX_CONTENT_TEXT ? joined.slice(0, MAX_CONTENT_TEXT) : joined;
