@@ -38,7 +38,22 @@ function readText(path: string): string {
   }
 }
 
-function loadPacks(paths: readonly string[]): LoadedPack[] {
+/** Pack arguments: files, or directories whose top-level *.yaml / *.yml / *.json files are packs. */
+function packFiles(paths: readonly string[]): string[] {
+  return paths.flatMap((p) => {
+    let dir = false;
+    try {
+      dir = statSync(p).isDirectory();
+    } catch {
+      return [p]; // reported by readText
+    }
+    return dir ? readdirSync(p).sort().filter((n) => /\.(ya?ml|json)$/.test(n)).map((n) => join(p, n)).filter((f) => statSync(f).isFile()) : [p];
+  });
+}
+
+function loadPacks(args: readonly string[]): LoadedPack[] {
+  const paths = packFiles(args);
+  if (paths.length === 0) throw new CliFailure(`no pack files in ${args.join(', ')}`);
   const r = loadPackTexts(paths.map((file) => ({ text: readText(file), file })));
   if (!r.ok) throw new CliFailure(`${r.issues.length} problem${r.issues.length === 1 ? '' : 's'} in ${paths.join(', ')}`, r.issues);
   return r.value;
@@ -244,8 +259,16 @@ export function registerIrCommands(program: Command): void {
         const refused: SigmaImportIssue[] = [];
         for (const f of files) {
           const r = importSigmaRule(readText(f), mappings, f);
-          if (r.ok) imported.push(r.value);
-          else refused.push(...r.issues);
+          if (!r.ok) {
+            refused.push(...r.issues);
+            continue;
+          }
+          // Each converted rule must also validate and compile on its own (e.g. a regex the policy
+          // compiler refuses); a rule that does not is refused, not the whole batch.
+          const alone = sigmaPack([r.value], { id: o.packId });
+          const compiled = alone.ok ? loadPackTexts([{ text: alone.value.yaml, file: f }]) : alone;
+          if (compiled.ok) imported.push(r.value);
+          else refused.push(...compiled.issues.map((i) => ({ ...i, file: f, code: 'E_IR_INVALID' as const, message: `converted rule is not valid: ${i.message}` })));
         }
         let pack: { yaml: string } | undefined;
         if (imported.length > 0 && (refused.length === 0 || o.partial === true)) {

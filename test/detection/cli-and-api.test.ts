@@ -33,8 +33,11 @@ describe('celgate ir (CLI)', () => {
   });
 
   it('lower prints the CEL; --json gives rule, condition and matched fields', () => {
-    expect(celgate('lower', PACK).stdout).toContain('http.request.body.text.contains("token=secret")');
-    expect(JSON.parse(celgate('lower', PACK, '--json').stdout)).toEqual([
+    const text = celgate('lower', PACK);
+    expect(text.stdout, text.stderr).toContain('http.request.body.text.contains("token=secret")');
+    const json = celgate('lower', PACK, '--json');
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual([
       expect.objectContaining({ rule_id: 'google-secret-egress', matched_fields: ['http.request.body.text', 'http.request.host'] }),
     ]);
   });
@@ -65,6 +68,19 @@ describe('celgate ir (CLI)', () => {
     const refused = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/refused/aggregation.yml'), ...mapping);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/E_SIGMA_UNSUPPORTED: unsupported Sigma construct: aggregation/);
+  });
+
+  it('import-sigma refuses a converted rule the compiler rejects, and --partial still emits the rest', () => {
+    const mapping = ['--mapping', join(ROOT, 'detection-ir/mappings/sigma-web-proxy.yaml')];
+    const r = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/lookaround.yml'), join(ROOT, 'test/fixtures/sigma/cidr.yml'), ...mapping, '--partial');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lookaround\.yml.*E_IR_INVALID: converted rule is not valid: .*look-around/);
+    expect(r.stderr).toMatch(/1 converted, 1 refused/);
+    expect(r.stdout).toContain('sigma-0f2c1a7e-0007-4000-8000-000000000007');
+  });
+
+  it('accepts a directory of packs', () => {
+    expect(celgate('validate', join(ROOT, 'detection-ir'))).toMatchObject({ code: 0, stdout: expect.stringContaining('google-secret-egress') });
   });
 
   it('reports a missing file instead of crashing', () => {

@@ -175,6 +175,13 @@ describe('Sigma import: each supported construct converts exactly', () => {
     expect(r.fires(http({ url: 'https://paste.example/x/nobody' }))).toBe(false);
   });
 
+  it('exists on header fields', () => {
+    const r = imported('exists-modifier.yml');
+    expect(r.fires(http({ headers: { cookie: 'a=1' } }))).toBe(true);
+    expect(r.fires(http({ headers: { cookie: 'a=1', referer: 'x' } }))).toBe(false);
+    expect(r.fires(http({}))).toBe(false);
+  });
+
   it('cased keeps case', () => {
     const r = imported('cased.yml');
     expect(r.fires(http({ url: 'https://h/Admin/x' }))).toBe(true);
