@@ -15,3 +15,6 @@ export { AnswerCache, cacheKey } from './cache.js';
 export { UpstreamForwarder, parseUpstream } from './upstream.js';
 export * from './limits.js';
 export type { DnsProblem } from './wire.js';
+export { parseDnsConfig, startDnsFromConfig } from './config.js';
+export type { DnsConfig, DnsStartDeps } from './config.js';
+export { listenDnsVsock } from './vsock-listener.js';
