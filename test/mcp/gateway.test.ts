@@ -92,9 +92,9 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(err.data).toMatchObject({ rule_id: 'no-aws-keys-out', stage: 'result' });
     expect(JSON.stringify(err)).not.toContain('AKIAIOSFODNN7EXAMPLE');
     const rows = h.sink.mcpRows.filter((x) => x.tool_name === 'secret');
-    expect(rows.map((r) => [r.direction, r.decision])).toEqual([
-      ['response', 'block'],
-      ['request', 'allow'],
+    expect(rows.map((r) => [r.direction, r.decision, r.is_error])).toEqual([
+      ['response', 'block', false],
+      ['request', 'allow', true],
     ]);
   });
 

@@ -268,7 +268,8 @@ export class McpSession {
     if ('error' in reply) return finish(reply, true);
     if (!RESPONSE_CHECKED_METHODS.has(method)) return finish(reply, false);
     const upstreamMs = performance.now() - started;
-    return finish(this.checkResult(event, method, server, route, reply.result, upstreamMs), isJsonObject(reply.result) && reply.result.isError === true);
+    const out = this.checkResult(event, method, server, route, reply.result, upstreamMs);
+    return finish(out, 'error' in out || (isJsonObject(reply.result) && reply.result.isError === true));
   }
 
   /** The mcp.response decision: a result (tools/call, resources/read, prompts/get) reaches the guest only if allowed. */
