@@ -8,6 +8,8 @@ export {
   DEFAULT_LEAF_CACHE_MAX,
   DEFAULT_LEAF_RENEW_BEFORE_MS,
   DEFAULT_LEAF_VALIDITY_MS,
+  DEFAULT_MAX_PENDING_MINTS,
+  MINT_CONCURRENCY,
   type Leaf,
   type LeafCacheOptions,
   type LeafCacheStats,
@@ -15,3 +17,4 @@ export {
 } from './leaf-cache.js';
 export { leafSubject, MAX_HOSTNAME_LENGTH, type LeafSubject } from './hostname.js';
 export { trustInstructions } from './trust.js';
+export { ContextPool, DEFAULT_CONTEXT_POOL_SIZE, type ContextPoolStats } from './context-pool.js';
