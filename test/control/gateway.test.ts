@@ -125,7 +125,8 @@ describe('a running gateway and its control socket', () => {
     expect((await gw.api('GET', '/v1/rules/v1')).status).toBe(404);
   });
 
-  it('drives rules install, events and stats from the CLI over the socket', async () => {
+  // Six CLI processes; each one loads the whole CLI, which takes seconds on a busy 2-core host.
+  it('drives rules install, events and stats from the CLI over the socket', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'celgate-cli-'));
     const file = join(dir, 'rule.yaml');
     writeFileSync(file, 'id: cli-block-dns\ncondition: dns.request.qname == "cli.example"\naction: block\nreason: cli test\n');

@@ -100,7 +100,8 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Runn
   let stderr = '';
   let partial = '';
   const exited = new Promise<number>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[signal] ?? 0)));
+    // 'close' (not 'exit'): stdout/stderr are fully read by then, so errors quote all of stderr.
+    child.once('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[signal] ?? 0)));
   });
   let onLine: (l: any) => void = () => {};
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
