@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 
 export const MAIN_JS = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
-export const READY_TIMEOUT_MS = 20_000;
+export const READY_TIMEOUT_MS = 45_000;
 
 export interface StartGatewayOptions {
   /** Merged over the test defaults and written to a temp YAML file. */
