@@ -28,7 +28,12 @@ export interface RunOptions {
   /** Called every `progressEvery` events and once at the end. */
   onProgress?: (scanned: number) => void;
   progressEvery?: number;
+  /** Yield to the event loop every this many events (hunts run inside the gateway process). */
+  yieldEvery?: number;
 }
+
+/** Default for `yieldEvery`: keeps a long hunt from starving the gateway's sockets. */
+export const YIELD_EVERY = 512;
 
 export interface Mismatch {
   where: string | undefined;
@@ -57,6 +62,7 @@ export async function runDetections(
   const ours = new Set(packs.flatMap((p) => p.rules.map((r) => r.rule.id)));
   const dedupe = new EvidenceDeduper(options.maxRows ?? DEFAULT_MAX_ROWS);
   const every = Math.max(1, options.progressEvery ?? 1000);
+  const yieldEvery = Math.max(1, options.yieldEvery ?? YIELD_EVERY);
   let scanned = 0;
   const errors: RunReport['errors'] = { count: 0, samples: [] };
   let checked = 0;
@@ -88,6 +94,7 @@ export async function runDetections(
       }
     }
     if (scanned % every === 0) options.onProgress?.(scanned);
+    if (scanned % yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   options.onProgress?.(scanned);
   return {
