@@ -6,7 +6,7 @@
  * keygen takes seconds and blocks); the certificate is laid out with node-forge and signed natively
  * (x509.ts). This module never mints leaves (leaf-cache.ts) and never listens on a socket.
  */
-import { createPrivateKey, createPublicKey, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,8 +40,12 @@ async function readIfExists(path: string): Promise<string | undefined> {
 /** Writes `content` to `path` only if it does not exist yet (atomic: temp file + hard link). Returns
  * false when another process won the race (the caller then loads theirs). */
 async function createExclusive(path: string, content: string, mode: number): Promise<boolean> {
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  await writeFile(tmp, content, { mode, flag: 'wx' });
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, content, { mode, flag: 'wx' });
+  } catch (error) {
+    throw new CelgateError('E_CONFIG', `cannot write ${tmp}`, { cause: error });
+  }
   await chmod(tmp, mode);
   try {
     await link(tmp, path);
