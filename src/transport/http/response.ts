@@ -108,6 +108,37 @@ export async function relayResponse(
       return;
     }
   }
-  upRes.on('data', (c: Buffer) => (rec.bytesOut += c.length));
-  upRes.pipe(res);
+  relayBody(upRes, res, rec, prefix?.bytes ?? 0);
+}
+
+/**
+ * Streams the rest of the body with backpressure. When the upstream declared a length, the chunk that
+ * completes it is sent with `res.end(chunk)`, so the last bytes and the end of the message leave in
+ * one corked write (a pipe would issue a second, empty write per response).
+ */
+function relayBody(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, already: number): void {
+  const declared = upRes.headers['content-length'];
+  const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : -1;
+  let seen = already;
+  const onDrain = () => upRes.resume();
+  upRes.on('data', (c: Buffer) => {
+    rec.bytesOut += c.length;
+    seen += c.length;
+    if (res.writableEnded) return;
+    if (seen === expected) {
+      res.end(c);
+      return;
+    }
+    if (!res.write(c)) {
+      upRes.pause();
+      res.once('drain', onDrain);
+    }
+  });
+  upRes.on('end', () => {
+    if (!res.writableEnded) res.end();
+  });
+  res.once('close', () => {
+    res.removeListener('drain', onDrain);
+    if (!upRes.complete) upRes.destroy();
+  });
 }
