@@ -35,7 +35,14 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
   const configFile = join(work, 'gateway.yaml');
   writeFileSync(
     configFile,
-    stringify({ data_dir: work, watch_rules: false, vsock: { mode: 'uds', uds_base: udsBase, ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 } }, mcp }),
+    stringify({
+      data_dir: work,
+      watch_rules: false,
+      vsock: { mode: 'uds', uds_base: udsBase, ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 } },
+      // The explicit HTTP proxy defaults to 127.0.0.1:8080; bench gateways may run side by side.
+      http: { proxy: '127.0.0.1:0' },
+      mcp,
+    }),
   );
   const logFile = join(work, 'gateway.log');
   const out = openSync(logFile, 'a');
