@@ -74,6 +74,21 @@ export interface UpstreamRequest {
   headers: http.OutgoingHttpHeaders;
 }
 
+/** Loading ~140 system roots costs ~100 ms; services with the same extra CAs share one context. */
+const TRUST_CONTEXTS = new Map<string, tls.SecureContext>();
+const MAX_TRUST_CONTEXTS = 16;
+
+function trustContext(extraCa: readonly string[]): tls.SecureContext {
+  const key = extraCa.join('\n');
+  let ctx = TRUST_CONTEXTS.get(key);
+  if (ctx === undefined) {
+    ctx = tls.createSecureContext({ ca: [...tls.rootCertificates, ...extraCa] });
+    if (TRUST_CONTEXTS.size >= MAX_TRUST_CONTEXTS) TRUST_CONTEXTS.delete(TRUST_CONTEXTS.keys().next().value!);
+    TRUST_CONTEXTS.set(key, ctx);
+  }
+  return ctx;
+}
+
 export class Upstream {
   readonly map: UpstreamMap;
   /** Trusted roots for upstream TLS: system roots plus the configured extra CAs. */
@@ -94,7 +109,7 @@ export class Upstream {
     const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
     this.httpAgent = new http.Agent(common);
     this.ca = [...tls.rootCertificates, ...(options.extraCa ?? [])];
-    this.secureContext = tls.createSecureContext({ ca: this.ca });
+    this.secureContext = trustContext(options.extraCa ?? []);
     this.httpsAgent = new https.Agent(common);
   }
 
