@@ -16,11 +16,13 @@ const HUNT_PACK = join(ROOT, 'test/fixtures/detection/hunt-pack.yaml');
 const reference = JSON.parse(readRepo('test/fixtures/events/reference-http.json'));
 
 function celgate(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN_JS, 'ir', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [MAIN_JS, 'ir', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe('celgate ir (CLI)', () => {
+// Each CLI call starts a fresh node process that loads the whole gateway; on a loaded 2-core machine
+// that takes seconds, so these tests get a longer (non-timing) budget.
+describe('celgate ir (CLI)', { timeout: 180_000 }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'celgate-ir-'));
 
   it('validate accepts the reference pack and rejects a bad one with file, line and path', () => {
@@ -124,7 +126,7 @@ describe('detection packs configured on the gateway run inline', () => {
   });
 });
 
-describe('IR backtest and hunt through the control API', () => {
+describe('IR backtest and hunt through the control API', { timeout: 180_000 }, () => {
   let gw: RunningTestGateway;
   const pack = readRepo('detection-ir/google-secret-egress.yaml');
 
