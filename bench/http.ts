@@ -15,6 +15,7 @@
  * usage: npm run -s build && node dist/bench/http.js [--runs N]   (exits 1 when a goal fails)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Client, Pool } from 'undici';
@@ -145,7 +146,16 @@ export async function run(): Promise<Artifact> {
     await throughput(viaPool, '/warm', 'api.bench.test', 300);
     await throughput(directPool, '/warm', 'api.bench.test', 300);
     const seenBeforeTp = up.seen.length;
+    const pid = Number((await gw.api('GET', '/v1/health')).json.pid);
+    // CPU the gateway process spends per allowed request (utime + stime from /proc): less sensitive
+    // than req/s to other load on a shared machine.
+    const cpuMs = () => {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) * 10;
+    };
+    const cpu0 = cpuMs();
     const via = await throughput(viaPool, '/allowed', 'api.bench.test', THROUGHPUT_MS);
+    const gwCpuPerReqUs = ((cpuMs() - cpu0) * 1000) / Math.max(1, via.ok);
     const direct = await throughput(directPool, '/allowed', 'api.bench.test', THROUGHPUT_MS);
     await viaPool.close();
     await directPool.close();
@@ -153,11 +163,12 @@ export async function run(): Promise<Artifact> {
     results.allowed_16conn_rps_via_gateway = summarize([via.rps], 'req/s');
     results.allowed_16conn_rps_direct = summarize([direct.rps], 'req/s');
     results.allowed_16conn_ratio = summarize([ratio], 'ratio');
+    results.gateway_cpu_per_allowed_request = summarize([gwCpuPerReqUs], 'µs');
+    notes.load_average = os.loadavg();
     assertions.push({ name: 'every allowed response was 200 with a 1 KiB body', ok: via.bad === 0 && direct.bad === 0 && via.ok > 0, detail: `via ${via.ok} ok / ${via.bad} bad; direct ${direct.ok} ok / ${direct.bad} bad` });
     assertions.push({ name: 'the upstream served every request counted', ok: up.seen.length - seenBeforeTp === via.ok + direct.ok, detail: `${up.seen.length - seenBeforeTp} vs ${via.ok + direct.ok}` });
 
     // 4. RSS with 1,000 open connections (each used once, then left open).
-    const pid = Number((await gw.api('GET', '/v1/health')).json.pid);
     const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
     const idleRss = rssKb();
     const sockets: tls.TLSSocket[] = [];
