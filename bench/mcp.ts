@@ -14,7 +14,7 @@
  * usage: npm run -s build && node dist/bench/mcp.js [--calls N]   (exits 1 when a gate fails)
  */
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -126,6 +126,7 @@ async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number
 
 /** 2 + 3. The real gateway, the SDK client through frames, and the direct baseline. */
 export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
+  const loadAtStart = os.loadavg();
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-mcp-'));
   const gw = await startMcpBenchGateway(work, { servers: [EVERYTHING] });
   const artifacts: Artifact[] = [];
@@ -183,6 +184,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
       writeArtifact({
         kind: 'guest',
         name: 'mcp-blocked-call-e2e',
+        notes: { loadavg_at_start: loadAtStart, loadavg_at_end: os.loadavg(), cores: os.cpus().length },
         results: {
           'blocked tools/call, SDK client → celgate (uds frames)': blocked,
           'ping, SDK client → celgate (floor, no gate)': summarize(pingMs),
@@ -209,7 +211,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
           { name: 'every echo returned the same result both ways', ok: echoOk === echoCalls, detail: `${echoOk}/${echoCalls}` },
           { name: `median ratio ≤ ${ECHO_RATIO_GOAL}`, ok: ratio <= ECHO_RATIO_GOAL, detail: ratio.toFixed(3) },
         ],
-        notes: { ratio },
+        notes: { ratio, loadavg_at_start: loadAtStart, loadavg_at_end: os.loadavg(), cores: os.cpus().length },
       }),
     );
   } finally {
@@ -230,6 +232,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const artifacts = await run(calls);
   for (const a of artifacts) {
     console.log(`\n${a.kind}/${a.name}: ${a.status}`);
+    if (a.notes?.loadavg_at_start) console.log(`  (load average at start ${(a.notes.loadavg_at_start as number[]).map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores)`);
     for (const [name, s] of Object.entries(a.results)) {
       console.log(`  ${name}: n=${s.n} mean=${s.mean.toFixed(4)} p50=${s.median.toFixed(4)} p95=${s.p95.toFixed(4)} p99=${s.p99.toFixed(4)} ms`);
     }
