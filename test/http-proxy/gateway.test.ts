@@ -48,7 +48,9 @@ afterAll(async () => {
 });
 
 describe('celgate start with the explicit proxy', () => {
-  it('prints how to trust the CA, the proxy address and where the ledger is', () => {
+  it('prints how to trust the CA, the proxy address and where the ledger is', async () => {
+    // stderr and the stdout "ready" line travel on different pipes: wait for the lines to arrive.
+    for (let i = 0; i < 100 && !gw.stderr().includes('celgate: ledger:'); i++) await new Promise((r) => setTimeout(r, 50));
     const err = gw.stderr();
     expect(err).toContain(`NODE_EXTRA_CA_CERTS=${caFile}`);
     expect(err).toContain(`HTTPS_PROXY=http://127.0.0.1:${proxyPort}`);
