@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import { repoRoot, summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
 import { checkGoals, runIfMain, runTasks, type Goal, type MicroTask } from './micro-kit.js';
 import { EvidenceDeduper, evidenceSignature } from '../src/detection/evidence.js';
 import { detectionEngine, loadPackText, type LoadedPack } from '../src/detection/install.js';
@@ -22,6 +22,22 @@ export const GOALS: Goal[] = [
   { result: 'Dedupe 1,000 rows / 100 signatures', max_us: 300, reference: '584 µs' },
   { result: 'Detection as last match across 100 rules', max_us: 20, reference: '3.46 ms' },
 ];
+
+/**
+ * Process CPU time per operation (µs), sampled `rounds` times: a load-independent companion to the
+ * wall-clock medians when the 2-core machine is shared (time spent waiting for a core is not counted).
+ */
+function cpuTime(task: MicroTask, rounds = 15): Summary {
+  const per: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const ops = Math.max(task.batch, 20);
+    const start = process.cpuUsage();
+    for (let i = 0; i < ops; i++) task.fn();
+    const used = process.cpuUsage(start);
+    per.push((used.user + used.system) / ops);
+  }
+  return summarize(per, 'us');
+}
 
 function read(path: string): string {
   return readFileSync(join(repoRoot(), path), 'utf8');
@@ -92,8 +108,13 @@ export async function run(): Promise<Artifact> {
     { name: 'Dedupe 1,000 rows / 100 signatures', batch: 5, fn: () => void (sink += dedupe(rows1000).unique_evidence) },
   ];
   const results = await runTasks(tasks);
+  for (const t of tasks) results[`${t.name} (CPU time)`] = cpuTime(t);
   assertions.push(must(sink > 0, 'tasks produced results', `${sink}`));
   assertions.push(...checkGoals(results, GOALS));
+  // The same goals on CPU time, reported (not gated): on a shared machine they show the code's cost.
+  for (const a of checkGoals(results, GOALS.map((g) => ({ ...g, result: `${g.result} (CPU time)` })))) {
+    assertions.push({ ...a, ok: true, name: `info (CPU time, not gated): ${a.name.replace('goal: ', '')}`, detail: `${a.ok ? 'within' : 'over'} goal; ${a.detail}` });
+  }
   return writeArtifact({
     kind: 'micro',
     name: 'detection',
