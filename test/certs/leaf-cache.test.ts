@@ -96,6 +96,19 @@ describe('LeafCache minting', () => {
     expect(cache.stats().minted).toBe(2);
   });
 
+  it('serves a fresh TLS context once the leaf was renewed', async () => {
+    let now = Date.now();
+    const hour = 3600_000;
+    const cache = new LeafCache(ca, { validityMs: 10 * hour, renewBeforeMs: 2 * hour, now: () => now });
+    const before = await cache.secureContext('ctx-renew.test');
+    expect(await cache.secureContext('ctx-renew.test')).toBe(before);
+    now += 9 * hour;
+    const after = await cache.secureContext('ctx-renew.test');
+    expect(after).not.toBe(before);
+    expect(cache.stats().minted).toBe(2);
+    cache.close();
+  });
+
   it('refuses an invalid host without minting or caching anything', async () => {
     const cache = new LeafCache(ca);
     await expect(cache.pem('bad host')).rejects.toMatchObject({ code: 'E_PARSE' });
