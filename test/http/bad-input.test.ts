@@ -71,7 +71,7 @@ describe('bad input on the HTTP port', () => {
     });
     expect(outcome).toBe('refused');
     await g.sink.waitNets(before + 1);
-    expect(g.sink.nets[before]).toMatchObject({ error: 'no_sni', decision: 'block', sni: '' });
+    expect(g.sink.nets[before]).toMatchObject({ error: 'no_sni', decision: 'block', sni: '', session_id: 'test-session' });
     await stillServes();
   });
 
@@ -136,6 +136,7 @@ describe('bad input on the HTTP port', () => {
     s.write(`GET / HTTP/1.1\r\nHost: api.test\r\n${headers}\r\nConnection: close\r\n\r\n`);
     expect(await closed).toMatch(/^HTTP\/1\.1 431/);
     expect(await lastNetError()).toBe('too_many_headers');
+    expect(g.sink.nets.at(-1)).toMatchObject({ session_id: 'test-session', decision: 'block', status: 431 });
     expect(up.seen.length).toBe(seen);
   });
 

@@ -103,6 +103,7 @@ class NetRecord {
     private readonly ctx: ExchangeContext,
     private readonly method: string,
     private target: RequestTarget | null,
+    private readonly origin: EventOrigin,
   ) {}
   setTarget(t: RequestTarget): void {
     this.target = t;
@@ -121,6 +122,7 @@ class NetRecord {
       bytesOut: this.bytesOut,
       durationMs: performance.now() - this.start,
       error: this.error,
+      sessionOrigin: this.origin,
     });
   }
 }
@@ -193,7 +195,7 @@ function sendDenial(res: ServerResponse, d: Denial): void {
  */
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext, deps: ExchangeDeps): Promise<void> {
   const method = req.method ?? 'GET';
-  const rec = new NetRecord(deps.sink, ctx, method, null);
+  const rec = new NetRecord(deps.sink, ctx, method, null, deps.origin);
   res.once('close', () => rec.finish(res.headersSent ? res.statusCode : null));
   const accept = req.headers.accept ?? '';
   try {
