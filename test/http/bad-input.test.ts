@@ -148,7 +148,7 @@ describe('bad input on the HTTP port', () => {
     s.write('POST / HTTP/1.1\r\nHost: api.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: api.test\r\n\r\n');
     expect(await closed).toMatch(/^HTTP\/1\.1 400/);
     await g.sink.waitNets(before + 1);
-    expect(g.sink.nets[before]!.error).toBe('request_smuggling');
+    expect(g.sink.nets[before]).toMatchObject({ error: 'request_smuggling', status: 400 });
     expect(up.seen.length).toBe(seen);
     await stillServes();
   });

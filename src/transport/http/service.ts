@@ -96,8 +96,8 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   const httpPort = options.httpPort ?? 80;
   const live = new Set<net.Socket>();
 
-  const record = (ctx: ExchangeContext, error: string, method = '') =>
-    writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status: null, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
+  const record = (ctx: ExchangeContext, error: string, method = '', status: number | null = null) =>
+    writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
 
   const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, keepAlive: true });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
@@ -145,7 +145,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
     onHead(socket, null);
     const ctx = contexts.get(socket);
-    if (ctx !== undefined) record(ctx, 'connect_refused', 'CONNECT');
+    if (ctx !== undefined) record(ctx, 'connect_refused', 'CONNECT', 405);
     const d = renderDenial({ kind: 'bad_request', status: 405, rule_id: null, reason: 'CONNECT is not accepted on the interception port', event_id: '', accept: req.headers.accept ?? '' });
     socket.end(rawResponse(d, 'Method Not Allowed'));
   });
@@ -163,8 +163,8 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING' ? 'request_smuggling'
       : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout'
       : 'parse_error';
-    if (ctx !== undefined) record(ctx, kind);
     const status = kind === 'header_too_large' ? 431 : kind === 'header_timeout' ? 408 : 400;
+    if (ctx !== undefined) record(ctx, kind, '', socket.writable ? status : null);
     if (socket.writable) {
       const d = renderDenial({ kind: 'bad_request', status, rule_id: null, reason: `malformed request (${kind}: ${code})`, event_id: '', accept: '' });
       socket.end(rawResponse(d, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'));
