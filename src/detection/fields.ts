@@ -8,7 +8,12 @@ import { EVENT_ROOTS, FIELD_BY_PATH, closestField, rootOf, type FieldType } from
 
 export type ResolvedField =
   | { kind: 'field'; path: string; type: FieldType }
-  | { kind: 'header'; root: 'http.request' | 'http.response'; name: string };
+  | { kind: 'header'; root: 'http.request' | 'http.response'; name: string }
+  | { kind: 'argument'; key: string };
+
+/** `mcp.request.arguments.<key>` names one top-level MCP tool argument (compared as a string). */
+const ARGUMENTS_PREFIX = 'mcp.request.arguments.';
+const MAX_ARGUMENT_KEY = 256;
 
 export type FieldResolution = { ok: true; field: ResolvedField } | { ok: false; message: string };
 
@@ -49,6 +54,11 @@ function resolveUncached(path: string, eventType: EventType): FieldResolution {
       return { ok: true, field: { kind: 'header', root: hroot, name } };
     }
   }
+  if (root === 'mcp.request' && path.startsWith(ARGUMENTS_PREFIX)) {
+    const key = path.slice(ARGUMENTS_PREFIX.length);
+    if (key === '' || key.length > MAX_ARGUMENT_KEY) return { ok: false, message: `argument name must be 1…${MAX_ARGUMENT_KEY} characters` };
+    return { ok: true, field: { kind: 'argument', key } };
+  }
   const def = FIELD_BY_PATH.get(path);
   if (def === undefined) {
     const dot = path.lastIndexOf('.');
@@ -56,7 +66,7 @@ function resolveUncached(path: string, eventType: EventType): FieldResolution {
     return { ok: false, message: `unknown field "${path}" for ${eventType}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}` };
   }
   if (def.type.startsWith('map<')) {
-    const how = def.type === 'map<string, string>' ? ` (name one header: "${path}.<name>")` : '';
+    const how = def.type === 'map<string, string>' ? ` (name one header: "${path}.<name>")` : ` (name one argument: "${path}.<key>")`;
     return { ok: false, message: `field "${path}" is a ${def.type}; predicates take a scalar field${how}` };
   }
   return { ok: true, field: { kind: 'field', path, type: def.type } };
@@ -64,5 +74,5 @@ function resolveUncached(path: string, eventType: EventType): FieldResolution {
 
 /** The contract field a resolved field reads, as reported on findings. */
 export function contractPath(field: ResolvedField): string {
-  return field.kind === 'field' ? field.path : `${field.root}.headers`;
+  return field.kind === 'field' ? field.path : field.kind === 'header' ? `${field.root}.headers` : 'mcp.request.arguments';
 }

@@ -10,6 +10,8 @@
  *   header predicates → (H.exists() && H.value()…), H = http.request.header("name"), so `not`
  *                      over an absent header is true; `exists` → H.exists()
  *   list<string> fields (argv) → "v" in f / f.exists(x, x.contains("v"))
+ *   MCP arguments (`mcp.request.arguments.<key>`) → ("k" in A && A["k"]…); a non-string value is
+ *                      an evaluation error (recorded; fails closed only for `action: block` rules)
  *   cidr → an exact anchored regex over dotted-decimal IPv4 text (cidr.ts)
  */
 import { cidrRegex } from './cidr.js';
@@ -65,6 +67,12 @@ function lowerPredicate(p: IrPredicate, field: ResolvedField): string {
     const h = `${field.root}.header(${celString(field.name)})`;
     if (p.op === 'exists') return p.values[0] === true ? `${h}.exists()` : `(!${h}.exists())`;
     return `(${h}.exists() && ${anyOf(p.values.map((v) => stringTest(`${h}.value()`, p, v as string)))})`;
+  }
+  if (field.kind === 'argument') {
+    const k = celString(field.key);
+    const has = `(${k} in mcp.request.arguments)`;
+    if (p.op === 'exists') return p.values[0] === true ? has : `(!${has})`;
+    return `(${has} && ${anyOf(p.values.map((v) => stringTest(`mcp.request.arguments[${k}]`, p, v as string)))})`;
   }
   const f = field.path;
   if (field.type === 'list<string>') {

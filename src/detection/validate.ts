@@ -291,7 +291,7 @@ function validatePredicate(ctx: Ctx, v: Obj, path: PathSegment[], eventType: Eve
 
 /** The JS type of the values a field compares against. */
 function valueKind(field: ResolvedField): 'string' | 'number' | 'boolean' {
-  if (field.kind === 'header') return 'string';
+  if (field.kind !== 'field') return 'string';
   return field.type === 'int' ? 'number' : field.type === 'bool' ? 'boolean' : 'string';
 }
 

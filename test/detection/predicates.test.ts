@@ -85,6 +85,17 @@ describe('headers, ints, bools and lists', () => {
     expect(fires({ field: 'process.activity.argv', contains: ['zz'] }, ex, rule)).toBe(false);
   });
 
+  it('reads one MCP tool argument by name; absent is false, and not over it is true', () => {
+    const call = event({ common: { event_type: 'mcp.request' }, mcp: { request: { method: 'tools/call', tool_name: 'read_file', arguments: { path: '/etc/passwd', 'a.b': 'X' } } } });
+    const rule = { event_type: 'mcp.request' };
+    expect(fires({ field: 'mcp.request.arguments.path', startswith: ['/etc/'] }, call, rule)).toBe(true);
+    expect(fires({ field: 'mcp.request.arguments.a.b', equals: ['x'], case_insensitive: true }, call, rule)).toBe(true);
+    expect(fires({ field: 'mcp.request.arguments.url', contains: ['x'] }, call, rule)).toBe(false);
+    expect(fires({ not: { field: 'mcp.request.arguments.url', contains: ['x'] } }, call, rule)).toBe(true);
+    expect(fires({ field: 'mcp.request.arguments.path', exists: true }, call, rule)).toBe(true);
+    expect(fires({ field: 'mcp.request.arguments.url', exists: false }, call, rule)).toBe(true);
+  });
+
   it('runs a rule only on its declared event type, even one that reads only common fields', () => {
     const dns = event({ common: { event_type: 'dns.request' }, dns: { request: { qname: 'x.example', qtype: 'A' } } });
     const onlyCommon = { field: 'common.session_id', equals: ['s-test'] };

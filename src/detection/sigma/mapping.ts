@@ -66,7 +66,7 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
         add(['fields', name], res.message);
         continue;
       }
-      const type = res.field.kind === 'header' ? 'string' : res.field.type;
+      const type = res.field.kind === 'field' ? res.field.type : 'string';
       if (type !== 'string' && type !== 'int' && type !== 'bool' && type !== 'list<string>') {
         add(['fields', name], `${field} is a ${type}`);
         continue;
