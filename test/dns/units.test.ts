@@ -1,5 +1,8 @@
 /** Pure pieces: framing, cache, synthetic answers, response rewriting, config parsing. */
 import dgram from 'node:dgram';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { isCelgateError } from '../../src/errors.js';
@@ -165,6 +168,16 @@ describe('dns config section', () => {
     } finally {
       await svc.close();
     }
+  });
+
+  it('expands "system" to the nameservers of resolv.conf', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celgate-resolv-'));
+    const file = join(dir, 'resolv.conf');
+    writeFileSync(file, '# comment\nsearch corp.example\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\nnameserver 2001:db8::53\nnameserver not-an-ip\noptions ndots:2\n');
+    expect(parseDnsConfig({ upstreams: ['system', '9.9.9.9'] }, 'cfg.yaml', file).upstreams).toEqual(['10.0.0.2:53', '[2001:db8::53]:53', '9.9.9.9']);
+    writeFileSync(file, 'search only.example\n');
+    expect(() => parseDnsConfig({ upstreams: ['system'] }, 'cfg.yaml', file)).toThrow(/lists no nameserver/);
+    expect(() => parseDnsConfig({ upstreams: ['system'] }, 'cfg.yaml', join(dir, 'missing'))).toThrow(/"system" needs/);
   });
 
   it('parses upstream spellings', () => {

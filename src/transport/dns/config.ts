@@ -3,6 +3,7 @@
  * `startDnsFromConfig` that `celgate start` calls. Parsing is pure and throws CelgateError('E_CONFIG')
  * naming the key; the adapter only maps config + composition-root deps onto `startDnsService`.
  */
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { CelgateError } from '../../errors.js';
 import type { Decider } from '../../events/decision.js';
@@ -16,6 +17,21 @@ import { parseUpstream } from './upstream.js';
 export const MAX_TIMEOUT_MS = 60_000;
 export const MAX_CACHE_ENTRIES = 1_000_000;
 export const MAX_STATIC_NAMES = 10_000;
+/** The `upstreams` entry that stands for the host's own resolvers (`nameserver` lines). */
+export const SYSTEM_UPSTREAMS = 'system';
+export const RESOLV_CONF = '/etc/resolv.conf';
+
+/** The `nameserver` addresses of a resolv.conf text (IP literals only; scoped `fe80::1%eth0`
+ * addresses are skipped: an upstream is a plain address). */
+export function resolvConfNameservers(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+([^\s#;]+)/.exec(line);
+    const ip = m?.[1];
+    if (ip !== undefined && !ip.includes('%') && net.isIP(ip) !== 0) out.push(net.isIPv6(ip) ? `[${ip}]:53` : `${ip}:53`);
+  }
+  return out;
+}
 
 export interface DnsConfig {
   /** Serve the guest's DNS vsock port (`vsock.ports.dns`, 5007). On by default. */
@@ -46,7 +62,7 @@ function int(source: string, o: Obj, key: string, fallback: number, min: number,
   return v;
 }
 
-export function parseDnsConfig(raw: unknown, source = '<defaults>'): DnsConfig {
+export function parseDnsConfig(raw: unknown, source = '<defaults>', resolvConf = RESOLV_CONF): DnsConfig {
   if (raw === undefined || raw === null) raw = {};
   if (!isObj(raw)) throw new CelgateError('E_CONFIG', `${source}: dns: must be a mapping`, { details: { file: source, key: 'dns' } });
   for (const key of Object.keys(raw)) if (!KEYS.includes(key)) fail(source, key, `unknown key; known: ${KEYS.join(', ')}`);
@@ -61,9 +77,25 @@ export function parseDnsConfig(raw: unknown, source = '<defaults>'): DnsConfig {
       fail(source, 'listen', (err as Error).message);
     }
   }
-  const upstreams = raw.upstreams ?? [...DEFAULT_UPSTREAMS];
-  if (!Array.isArray(upstreams) || !upstreams.every((u) => typeof u === 'string')) fail(source, 'upstreams', 'must be a list of "IP[:PORT]"');
-  for (const u of upstreams as string[]) {
+  const listed = raw.upstreams ?? [...DEFAULT_UPSTREAMS];
+  if (!Array.isArray(listed) || !listed.every((u) => typeof u === 'string')) fail(source, 'upstreams', 'must be a list of "IP[:PORT]" or "system"');
+  const upstreams: string[] = [];
+  for (const u of listed as string[]) {
+    if (u !== SYSTEM_UPSTREAMS) {
+      upstreams.push(u);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(resolvConf, 'utf8');
+    } catch (err) {
+      fail(source, 'upstreams', `"system" needs ${resolvConf}: ${(err as Error).message}`);
+    }
+    const found = resolvConfNameservers(text);
+    if (found.length === 0) fail(source, 'upstreams', `"system": ${resolvConf} lists no nameserver`);
+    upstreams.push(...found);
+  }
+  for (const u of upstreams) {
     try {
       parseUpstream(u);
     } catch (err) {
@@ -85,7 +117,7 @@ export function parseDnsConfig(raw: unknown, source = '<defaults>'): DnsConfig {
   return {
     vsock,
     listen: listen as string | null,
-    upstreams: upstreams as string[],
+    upstreams,
     static: table,
     static_ttl_s: int(source, raw, 'static_ttl_s', DEFAULT_STATIC_TTL_S, 0, MAX_CACHE_TTL_S),
     timeout_ms: int(source, raw, 'timeout_ms', DEFAULT_TIMEOUT_MS, 10, MAX_TIMEOUT_MS),
