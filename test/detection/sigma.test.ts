@@ -53,6 +53,8 @@ describe('Sigma wildcards and escaping', () => {
     ['*', 'contains', ''],
     ['a*b', 'matches', '^a[\\s\\S]*b$'],
     ['a?b.c', 'matches', '^a[\\s\\S]b\\.c$'],
+    ['*a*b*', 'matches', 'a[\\s\\S]*b'],
+    ['a*b*', 'matches', '^a[\\s\\S]*b'],
   ])('classifies %s as the narrowest exact operator', (value, op, v) => {
     expect(classify(sigmaPieces(value))).toEqual({ op, value: v });
   });

@@ -62,7 +62,11 @@ export function classify(pieces: Piece[]): StringPredicate {
   if (pieces.length === 3 && star(pieces[0]) && lit(pieces[1]) && star(pieces[2])) return { op: 'contains', value: pieces[1].lit };
   if (pieces.length === 2 && lit(pieces[0]) && star(pieces[1])) return { op: 'startswith', value: pieces[0].lit };
   if (pieces.length === 2 && star(pieces[0]) && lit(pieces[1])) return { op: 'endswith', value: pieces[1].lit };
-  return { op: 'matches', value: `^${piecesRegex(pieces)}$` };
+  // A leading or trailing `*` is the same as an unanchored end, and cheaper to match.
+  const lead = star(pieces[0]);
+  const trail = star(pieces[pieces.length - 1]);
+  const inner = pieces.slice(lead ? 1 : 0, trail ? pieces.length - 1 : pieces.length);
+  return { op: 'matches', value: `${lead ? '' : '^'}${piecesRegex(inner)}${trail ? '' : '$'}` };
 }
 
 const SUPPORTED = ['contains', 'startswith', 'endswith', 're', 'all', 'cidr', 'cased', 'exists', 'i'];
@@ -190,7 +194,8 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     const first = pieces[0];
     if (target.transform === 'uri' && first !== undefined && 'lit' in first && first.lit.startsWith('/')) {
       const end = pieces[pieces.length - 1];
-      add('matches', !mods.cased, `${URL_ORIGIN_PREFIX}${piecesRegex(pieces)}${end !== undefined && 'wild' in end && end.wild === '*' ? '' : '$'}`);
+      const trail = end !== undefined && 'wild' in end && end.wild === '*';
+      add('matches', !mods.cased, `${URL_ORIGIN_PREFIX}${piecesRegex(trail ? pieces.slice(0, -1) : pieces)}${trail ? '' : '$'}`);
       continue;
     }
     const c = classify(pieces);
