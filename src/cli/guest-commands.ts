@@ -5,15 +5,13 @@
  * service that serves `POST /v1/exec`. Composition only: the protocol and enforcement live in
  * src/transport/exec and src/transport/guest.
  */
-import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import net from 'node:net';
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
 import { execHttpStatus, gatedExec, parseExecInput } from '../transport/exec/gate.js';
 import type { GuestExecTarget } from '../transport/exec/client.js';
+import { DEFAULT_MCP_SOCKET, runShim } from '../transport/guest/mcp-shim.js';
 import { runBridgeMain } from '../transport/guest/standalone.js';
-import { encodeMetaPreamble } from '../transport/vsock.js';
 import type { GatewayConfig } from './config.js';
 import { loadConfig } from './config.js';
 import type { Service, ServiceDeps } from './start.js';
@@ -77,31 +75,14 @@ function registerBridge(program: Command): void {
     });
 }
 
-/** The name of the process that started us (the MCP client), from /proc; '' when unknown. */
-function parentProcessName(): string {
-  try {
-    return readFileSync(`/proc/${process.ppid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
 function registerShim(program: Command): void {
   program
     .command('mcp-shim')
     .description('stdio ⇄ the guest bridge MCP relay socket (use as the command of a stdio MCP client).')
-    .option('--socket <path>', 'MCP relay Unix socket', '/run/celgate/mcp.sock')
+    .option('--socket <path>', 'MCP relay Unix socket', DEFAULT_MCP_SOCKET)
     .option('--process-name <name>', 'process name to report (default: the parent process)')
-    .action((f: { socket: string; processName?: string }) => {
-      const s = net.connect(f.socket);
-      s.on('error', (err) => fail('mcp-shim', new CelgateError('E_UNAVAILABLE', `cannot reach ${f.socket}: ${err.message}`), 1));
-      s.once('connect', () => {
-        const name = f.processName ?? parentProcessName();
-        if (name !== '') s.write(encodeMetaPreamble({ process_name: name, pid: process.ppid }));
-        process.stdin.pipe(s);
-        s.pipe(process.stdout);
-      });
-      s.on('close', () => process.exit(0));
+    .action(async (f: { socket: string; processName?: string }) => {
+      process.exit(await runShim(f.processName === undefined ? { socket: f.socket } : { socket: f.socket, processName: f.processName }));
     });
 }
 

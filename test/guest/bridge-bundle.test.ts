@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -75,6 +76,30 @@ describe('single-file guest bridge bundle', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  });
+
+  it('runs the MCP stdio shim: stdin reaches the relay socket after a META preamble', async () => {
+    const sock = join(dir, 'relay.sock');
+    const got = new Promise<Buffer>((resolve) => {
+      const srv = net.createServer((c) => {
+        const parts: Buffer[] = [];
+        c.on('data', (b: Buffer) => parts.push(b));
+        c.on('end', () => {
+          c.end(); // like the relay: the client's EOF closes the stream, and the shim exits
+          srv.close();
+          resolve(Buffer.concat(parts));
+        });
+      });
+      srv.listen(sock);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const child = spawn(process.execPath, [bundle, 'mcp-shim', '--socket', sock, '--process-name', 'tester'], { cwd: dir });
+    child.stdin.end('{"jsonrpc":"2.0","id":1,"method":"ping"}\n');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    const bytes = (await got).toString();
+    expect(bytes.startsWith('\0META {"process_name":"tester"')).toBe(true);
+    expect(bytes).toContain('"method":"ping"');
   });
 
   it('exits 2 with the usage on a bad flag', () => {
