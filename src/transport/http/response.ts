@@ -125,6 +125,10 @@ function relayBody(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRec
     rec.bytesOut += c.length;
     seen += c.length;
     if (res.writableEnded) return;
+    if (res.destroyed) {
+      upRes.destroy();
+      return;
+    }
     if (seen === expected) {
       res.end(c);
       return;

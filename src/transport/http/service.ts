@@ -132,7 +132,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       res.destroy();
       return;
     }
-    void handleRequest(req, res, ctx, exchangeDeps);
+    handleRequest(req, res, ctx, exchangeDeps).catch(() => res.destroy());
   };
   server.on('request', onRequest);
   server.on('checkContinue', onRequest);
@@ -140,7 +140,12 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     onHead(socket, null);
     const ctx = contexts.get(socket);
     if (ctx === undefined) return void socket.destroy();
-    handleUpgrade(req, socket, head, ctx, exchangeDeps);
+    try {
+      handleUpgrade(req, socket, head, ctx, exchangeDeps);
+    } catch {
+      // handleUpgrade records its own outcomes; a throw here is a bug, never a forward.
+      socket.destroy();
+    }
   });
   server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
     onHead(socket, null);
