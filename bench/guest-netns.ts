@@ -49,6 +49,7 @@ function tryRun(cmd: string, args: string[]): string | null {
 export function netnsAvailability(): Availability {
   if (cached !== undefined) return cached;
   const fail = (reason: string) => (cached = { ok: false, reason: `guest namespaces unavailable: ${reason}` });
+  if (process.env.CELGATE_GUEST_NETNS === 'off') return fail('disabled by CELGATE_GUEST_NETNS=off');
   if (process.platform !== 'linux') return fail(`platform is ${process.platform}, not linux`);
   if (process.getuid?.() !== 0) return fail('not running as root (ip netns needs CAP_SYS_ADMIN)');
   for (const tool of ['ip', 'iptables']) {
@@ -63,6 +64,11 @@ export function netnsAvailability(): Availability {
   tryRun('ip', ['netns', 'del', probe]);
   if (err !== null) return fail(err);
   return (cached = { ok: true, reason: '' });
+}
+
+/** Forgets the cached answer (tests that flip CELGATE_GUEST_NETNS). */
+export function resetNetnsAvailability(): void {
+  cached = undefined;
 }
 
 const live = new Set<string>();

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { summarize, type Artifact } from '../../bench/artifact.js';
+import { processLane } from '../../bench/guest-lane-process.js';
+import { runLane } from '../../bench/guest-lanes.js';
+import { netnsAvailability, resetNetnsAvailability } from '../../bench/guest-netns.js';
 import { judge, loadGates, type Gate } from '../../bench/security.js';
 
 const lane = (name: string, status: Artifact['status'], values: number[] = []): Artifact => ({
@@ -49,5 +52,20 @@ describe('bench:security gates', () => {
   it('skips the gates of a skipped or absent lane', () => {
     expect(judge([gate('reference', 1)], new Map([['dns', { ...lane('dns', 'skipped'), skip_reason: 'no netns' }]]))[0]!.status).toBe('skipped');
     expect(judge([gate('reference', 1)], new Map())[0]!.status).toBe('skipped');
+  });
+});
+
+describe('guest lanes without namespaces', () => {
+  it('are reported as skipped with the reason, never run on the host', async () => {
+    process.env.CELGATE_GUEST_NETNS = 'off';
+    resetNetnsAvailability();
+    try {
+      expect(netnsAvailability()).toEqual({ ok: false, reason: 'guest namespaces unavailable: disabled by CELGATE_GUEST_NETNS=off' });
+      const a = await runLane(processLane, { runs: 2, broken: false, write: false });
+      expect(a).toMatchObject({ status: 'skipped', results: {}, skip_reason: expect.stringContaining('CELGATE_GUEST_NETNS=off') });
+    } finally {
+      delete process.env.CELGATE_GUEST_NETNS;
+      resetNetnsAvailability();
+    }
   });
 });
