@@ -20,6 +20,13 @@ export class Absent extends Error {
   }
 }
 
+/**
+ * The one Absent instance the evaluators throw. Absence is an ordinary outcome on the request path
+ * (a rule reading two families meets an event of one), so it must be cheap: throwing a pre-built
+ * error captures no stack trace.
+ */
+export const ABSENT: Absent = new Absent('a field or key the event does not carry');
+
 /** The value `header(name)` returns: `.exists()` and `.value()`. */
 export class HeaderValue {
   constructor(
@@ -90,7 +97,7 @@ function buildEnvironment(): Environment {
   env = env
     .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
     .registerFunction('Header.value(): string', (h: HeaderValue) => {
-      if (h.raw === undefined) throw new Absent(`header "${h.name}"`);
+      if (h.raw === undefined) throw ABSENT;
       return h.raw;
     });
   for (const top of ['common', 'http', 'dns', 'mcp', 'process']) env = env.registerVariable(top, typeName(top));

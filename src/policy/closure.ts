@@ -9,7 +9,7 @@
  * anything else throws `EvalFault` (the decision fails closed).
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
-import { Absent } from './celenv.js';
+import { ABSENT } from './celenv.js';
 import { CHILDREN, FIELD_BY_PATH, HEADER_FUNCTION_ROOTS } from './fields.js';
 import { compileRegex } from './regex.js';
 
@@ -91,7 +91,7 @@ class Compiler {
         return {
           fn: (ctx) => {
             const v = (ctx as Record<string, unknown>)[name];
-            if (v === undefined) throw new Absent(name);
+            if (v === undefined) throw ABSENT;
             return v;
           },
           type: `obj:${name}`,
@@ -159,7 +159,7 @@ class Compiler {
       return {
         fn: (ctx) => {
           const v = (of(ctx) as Record<string, unknown>)[field];
-          if (v === undefined) throw new Absent(path);
+          if (v === undefined) throw ABSENT;
           return v;
         },
         type,
@@ -171,7 +171,7 @@ class Compiler {
         fn: (ctx) => {
           const o = of(ctx);
           if (!isMap(o)) throw new EvalFault(`cannot select field "${field}" from a non-map value`);
-          if (!Object.hasOwn(o, field)) throw new Absent(`key "${field}"`);
+          if (!Object.hasOwn(o, field)) throw ABSENT;
           return o[field];
         },
         type: 'dyn',
@@ -197,7 +197,7 @@ class Compiler {
         }
         if (isMap(o)) {
           if (typeof k !== 'string') throw new EvalFault('map key must be a string');
-          if (!Object.hasOwn(o, k)) throw new Absent(`key "${k}"`);
+          if (!Object.hasOwn(o, k)) throw ABSENT;
           return o[k];
         }
         throw new EvalFault('value does not support indexing');
@@ -233,7 +233,7 @@ class Compiler {
         return {
           fn: (ctx) => {
             const v = rf(ctx);
-            if (v === NO_HEADER) throw new Absent('header');
+            if (v === NO_HEADER) throw ABSENT;
             return v;
           },
           type: 'string',
