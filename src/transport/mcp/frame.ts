@@ -199,20 +199,22 @@ function buildFrame(kind: FrameKind, streamId: number, payload: Buffer): Frame |
 
 /** Encodes one frame. Throws CelgateError E_LIMIT for a payload over the bound (a caller bug). */
 export function encodeFrame(kind: FrameKind, streamId: number, payload: Buffer | string = ''): Buffer {
-  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  if (body.length > MAX_PAYLOAD_BYTES) {
-    throw new CelgateError('E_LIMIT', `frame payload of ${body.length} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
+  const length = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+  if (length > MAX_PAYLOAD_BYTES) {
+    throw new CelgateError('E_LIMIT', `frame payload of ${length} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
   }
   if (!Number.isInteger(streamId) || streamId < 1 || streamId > MAX_STREAM_ID) {
     throw new CelgateError('E_LIMIT', `stream id ${streamId} is outside 1…${MAX_STREAM_ID}`);
   }
-  const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  const out = Buffer.allocUnsafe(HEADER_BYTES + length);
   FRAME_MAGIC.copy(out, 0);
   out[4] = FRAME_VERSION;
   out[5] = kind;
   out.writeUInt32BE(streamId, 6);
-  out.writeUInt32BE(body.length, 10);
-  body.copy(out, HEADER_BYTES);
+  out.writeUInt32BE(length, 10);
+  // Strings are written straight into the frame: no intermediate Buffer per message.
+  if (typeof payload === 'string') out.write(payload, HEADER_BYTES, 'utf8');
+  else payload.copy(out, HEADER_BYTES);
   return out;
 }
 
