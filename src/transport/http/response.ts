@@ -79,6 +79,11 @@ export async function relayResponse(
   } catch (err) {
     decision = deps.failClosed(err);
   }
+  // The profile's default action judges crossings the guest starts; the request already got its
+  // verdict (allow). A response no rule matched inherits it — otherwise a deny-by-default profile
+  // (`locked`) would refuse every response its allow rules let through. Only a matching rule or an
+  // engine failure can refuse a response.
+  if (decision.mode === 'default') return relayAllowed(upRes, res, rec, prefix, headers);
   // Record the response decision only when it says something: a match, a finding, or a refusal.
   if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
   if (decision.action !== 'allow') {
@@ -88,6 +93,11 @@ export async function relayResponse(
     deny(decisionDenial(decision, event.common.event_id, accept));
     return;
   }
+  relayAllowed(upRes, res, rec, prefix, headers);
+}
+
+function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, headers: Record<string, string>): void {
+  const status = upRes.statusCode ?? 502;
   if (res.destroyed) {
     upRes.destroy();
     return;
