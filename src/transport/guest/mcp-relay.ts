@@ -53,6 +53,10 @@ function relay(client: net.Socket, opts: McpRelayOptions): void {
     client.pause();
     connectVsock(opts.upstream).then(
       (sock) => {
+        if (client.destroyed) {
+          sock.destroy(); // the local client left while we were connecting
+          return;
+        }
         up = sock;
         state = 'open';
         sock.setNoDelay(true);
