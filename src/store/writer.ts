@@ -4,7 +4,7 @@
  * flushes the queue in one transaction at least every FLUSH_INTERVAL_MS, and `close()` flushes the
  * rest. Rows record the decision that was enforced; nothing here evaluates rules.
  */
-import type { Decision } from '../events/decision.js';
+import type { Decision, Finding } from '../events/decision.js';
 import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
 import type { SecurityEvent } from '../events/types.js';
 import { CelgateError } from '../errors.js';
@@ -167,6 +167,7 @@ export class LedgerWriter implements EventSink {
     this.insert = this.db.transaction((chunks: Chunk[]) => {
       ev.reset();
       match.reset();
+      const findings: [number, number, Finding][] = [];
       for (const chunk of chunks) {
         for (let i = 0; i < chunk.n; i++) {
           switch (chunk.kind[i]) {
@@ -184,10 +185,9 @@ export class LedgerWriter implements EventSink {
                 match.args.push(seq, j, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
                 match.row();
               }
-              for (const f of d.findings) {
-                finding.run(seq, f.event_id, c.timestamp_ms, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags),
-                  JSON.stringify(f.matched_fields));
-              }
+              // Findings reference their security_events row, which the multi-row insert may not
+              // have written yet: insert them after the drain below.
+              for (const f of d.findings) findings.push([seq, c.timestamp_ms, f]);
               break;
             }
             case K_NET: {
@@ -219,6 +219,9 @@ export class LedgerWriter implements EventSink {
       }
       ev.drain();
       match.drain();
+      for (const [seq, ts, f] of findings) {
+        finding.run(seq, f.event_id, ts, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags), JSON.stringify(f.matched_fields));
+      }
     });
   }
 
