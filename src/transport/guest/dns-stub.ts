@@ -180,6 +180,10 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
     client.on('error', () => client.destroy());
     connectVsock(opts.upstream, STUB_META).then(
       (up) => {
+        if (client.destroyed) {
+          up.destroy();
+          return;
+        }
         tcpSockets.add(up);
         up.once('close', () => tcpSockets.delete(up));
         splice(client, up, STUB_QUERY_TIMEOUT_MS * 2);
