@@ -16,7 +16,7 @@
  */
 import { cidrRegex } from './cidr.js';
 import { contractPath, resolveField, type ResolvedField } from './fields.js';
-import { foldCaseRegex } from './regex-safety.js';
+import { foldCaseRegex } from '../policy/regex-safety.js';
 import type { IrPredicate, IrRule, MatchNode, PredicateValue } from './types.js';
 
 export interface LoweredRule {

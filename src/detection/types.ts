@@ -20,7 +20,7 @@ export const MAX_PACK_BYTES = 1024 * 1024;
 export const MAX_RULES_PER_PACK = 5000;
 export const MAX_VALUES_PER_PREDICATE = 1000;
 export const MAX_VALUE_LENGTH = 4096;
-export const MAX_REGEX_LENGTH = 1024;
+export { MAX_REGEX_LENGTH } from '../policy/regex-limits.js';
 export const MAX_MATCH_DEPTH = 16;
 export const MAX_MATCH_NODES = 2000;
 export const MAX_TESTS_PER_RULE = 100;

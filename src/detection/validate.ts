@@ -11,7 +11,7 @@ import type { Issue, Validated } from '../errors.js';
 import { RULE_ID_PATTERN, type PackStatus } from '../policy/types.js';
 import { parseCidr } from './cidr.js';
 import { resolveField, type ResolvedField } from './fields.js';
-import { checkRegex } from './regex-safety.js';
+import { checkRegex } from '../policy/regex-safety.js';
 import { parseSource, pathString, type PathSegment, type SourceDoc } from './source.js';
 import {
   IR_SCHEMA,

@@ -11,7 +11,7 @@
  *  3. backreferences (`\1`, `\k<n>`), which no linear engine supports.
  * Adjacent overlapping quantifiers (`\d+\d+`) are polynomial, not exponential, and are accepted.
  */
-import { MAX_REGEX_LENGTH } from './types.js';
+import { MAX_REGEX_LENGTH } from './regex-limits.js';
 
 const REPEAT_LIMIT = 8;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRegex, foldCaseRegex } from '../../src/detection/regex-safety.js';
+import { checkRegex, foldCaseRegex } from '../../src/policy/regex-safety.js';
 
 describe('regex safety heuristic', () => {
   it.each([
