@@ -44,7 +44,7 @@ export async function run(): Promise<Artifact[]> {
     const e = dnsRequestEvent({ session_id: 'bench' }, { qname: `h${i}.example`, qtype: 'A', qclass: 'IN', transport: 'udp' });
     counters.record(e, policy.decider.decide(e));
   }
-  const metrics = createMetrics({ counters, policy, ledger: () => ({ queued: 0, written: 0, batches: 0, failed_batches: 0, last_error: null, last_flush_ms: null }) });
+  const metrics = createMetrics({ counters, policy, ledger: () => ({ queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null }) });
   const dir = mkdtempSync(join(tmpdir(), 'celgate-bench-metrics-'));
   const socket = join(dir, 'control.sock');
   const server = await startControlServer({

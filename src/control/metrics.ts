@@ -113,6 +113,7 @@ export function createMetrics(src: MetricsSources): Metrics {
       this.set({ state: 'written' }, l.written);
       this.set({ state: 'queued' }, l.queued);
       this.set({ state: 'failed_batches' }, l.failed_batches);
+      this.set({ state: 'rejected' }, l.rejected_rows);
     },
   });
   return {

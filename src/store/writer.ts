@@ -43,7 +43,10 @@ export interface LedgerStats {
   queued: number;
   written: number;
   batches: number;
+  /** Batches of which not one row could be written (the file is failing). */
   failed_batches: number;
+  /** Single rows SQLite refused (malformed values); the rest of their batch was written. */
+  rejected_rows: number;
   last_error: string | null;
   last_flush_ms: number | null;
 }
@@ -116,9 +119,9 @@ export class LedgerWriter implements EventSink {
   private nextSeq = 1;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
-  private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, last_error: null, last_flush_ms: null };
+  private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null };
   private readonly insert: (chunks: Chunk[]) => void;
-  /** Called when a batch cannot be written (the rows of that batch are lost; the error is kept). */
+  /** Called when a batch or a row cannot be written (those rows are lost; the error is kept). */
   onError: (err: Error) => void = () => {};
 
   constructor(path: string, session?: SessionInfo) {
@@ -285,16 +288,47 @@ export class LedgerWriter implements EventSink {
         this.stats_.last_flush_ms = Date.now();
       } catch (err) {
         this.nextSeq = seqBefore; // the transaction rolled back; reuse its numbers
-        this.lastBatchFailed = true;
-        this.stats_.failed_batches++;
-        this.stats_.last_error = (err as Error).message;
-        this.onError(err as Error);
+        // One malformed row must not cost the whole batch: write the items one by one and drop only
+        // the rows SQLite refuses. If none can be written the file itself is failing.
+        const retry = this.writeOneByOne(batch);
+        this.stats_.written += retry.written;
+        this.stats_.rejected_rows += retry.rejected;
+        this.lastBatchFailed = retry.written === 0;
+        if (this.lastBatchFailed) this.stats_.failed_batches++;
+        this.stats_.last_error = (retry.error ?? (err as Error)).message;
+        this.onError(retry.error ?? (err as Error));
       }
       for (const c of batch) {
         c.clear();
         if (this.spare.length < 8) this.spare.push(c);
       }
     }
+  }
+
+  private writeOneByOne(batch: Chunk[]): { written: number; rejected: number; error: Error | null } {
+    const one = new Chunk();
+    let written = 0;
+    let rejected = 0;
+    let error: Error | null = null;
+    for (const c of batch) {
+      for (let i = 0; i < c.n; i++) {
+        one.kind[0] = c.kind[i]!;
+        one.a[0] = c.a[i];
+        one.b[0] = c.b[i];
+        one.n = 1;
+        const seq = this.nextSeq;
+        try {
+          this.insert([one]);
+          written++;
+        } catch (err) {
+          this.nextSeq = seq;
+          rejected++;
+          error = err as Error;
+        }
+      }
+    }
+    one.clear();
+    return { written, rejected, error };
   }
 
   /** False once closed or while the most recent batch failed: pre-dispatch decisions then fail

@@ -117,6 +117,25 @@ describe('session.db ledger', () => {
     expect(countRows(db, 'sessions')).toBe(1);
   });
 
+  it('drops only a malformed row, not the batch it arrived in, and stays available', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const d = blockDecision('r1');
+    w.decision(dnsEvent('before.example'), d);
+    // A transport bug: a NOT NULL column left undefined.
+    w.net({ ...policyFields(httpEvent(), d), scheme: 'https', method: 'GET', host: 'h', port: 443, path: '/', query: '', sni: 'h', host_header_mismatch: '', status: null, bytes_in: undefined as unknown as number, bytes_out: 0, duration_ms: 0, error: null });
+    w.decision(dnsEvent('after.example'), d);
+    w.flush();
+    expect(w.stats()).toMatchObject({ written: 2, rejected_rows: 1, failed_batches: 0 });
+    expect(w.stats().last_error).toMatch(/NOT NULL/);
+    expect(w.available()).toBe(true);
+    w.close();
+    const db = openLedgerReadOnly(path);
+    expect(countRows(db, 'security_events')).toBe(2);
+    expect(countRows(db, 'rule_matches')).toBe(4);
+    expect(countRows(db, 'net_events')).toBe(0);
+  });
+
   it('refuses appends after close with E_LEDGER', () => {
     const w = new LedgerWriter(tempDb());
     w.close();
