@@ -226,6 +226,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
           totals: counters.totals(),
           ledger_rows: stats.written,
           ledger_failed_batches: stats.failed_batches,
+          ledger_rejected_rows: stats.rejected_rows,
           ledger_errors: sink.ledgerErrors,
           generation: policy.generation(),
           reloads: policy.reloadStats(),
