@@ -163,3 +163,12 @@ describe('reload under concurrent evaluation in a running gateway', () => {
     }
   });
 });
+
+describe('starting with a bad pack', () => {
+  it('refuses to start, naming the file and the problem, and exits non-zero', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celgate-badstart-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'id: bad\nversion: "1"\nrules:\n  - id: x\n    condition: http.request.hots == "a"\n    action: block\n');
+    await expect(startGateway({ config: { rules: [file] } })).rejects.toThrow(/exited with 2[\s\S]*bad\.yaml[\s\S]*http\.request\.host/);
+  });
+});
