@@ -46,11 +46,16 @@ export const httpLane: LaneSpec = {
   table: 'net_events',
   gatewayConfig: (workDir) => ({ http: { ca_dir: join(workDir, 'certs') } }),
   condition: (tag, broken) => `http.request.host == "${host(tag)}${broken ? '.never' : ''}"`,
+  warmCondition: (warmTag) => `http.request.host == "${host(warmTag)}"`,
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const h = host(ctx.tag);
     const ca = findCaCert(ctx.workDir);
     if (ca === null) throw new Error(`no CA certificate found under ${ctx.workDir}/certs`);
     const base = ['curl', '-sS', '--http1.1', '--max-time', '10', '--cacert', ca, '--resolve', `${h}:443:${PINNED_ADDR}`];
+    const wh = host(ctx.warmTag);
+    for (let i = 0; i < ctx.warmup; i++) {
+      await ctx.guest.run(['curl', '-sS', '--http1.1', '--max-time', '10', '--cacert', ca, '--resolve', `${wh}:443:${PINNED_ADDR}`, '-o', '/dev/null', `https://${wh}/warm/${i}`]);
+    }
     const checks = [];
     const phases: Record<string, number[]> = { namelookup_ms: [], connect_ms: [], appconnect_ms: [], starttransfer_ms: [], total_ms: [] };
     let denied = 0;

@@ -15,6 +15,8 @@ export const MCP_CLIENT_JS = join(repoRoot(), 'dist', 'bench', 'guest-mcp-client
 export const MCP_SERVER_ID = 'everything';
 /** The tool as the guest sees it (the gateway namespaces tools as `<server>__<tool>`). */
 export const MCP_TOOL = `${MCP_SERVER_ID}__echo`;
+/** Warm-up calls go to another tool, blocked by the warm-up rule only. */
+export const MCP_WARM_TOOL = 'get-sum';
 
 function everythingServer(): string {
   const require = createRequire(join(repoRoot(), 'package.json'));
@@ -27,9 +29,13 @@ export const mcpLane: LaneSpec = {
   gatewayConfig: () => ({ mcp: { servers: [{ id: MCP_SERVER_ID, command: process.execPath, args: [everythingServer(), 'stdio'] }] } }),
   condition: (_tag, broken) =>
     `mcp.request.server_id == "${MCP_SERVER_ID}" && mcp.request.tool_name == "echo${broken ? '-never' : ''}"`,
+  warmCondition: () => `mcp.request.server_id == "${MCP_SERVER_ID}" && mcp.request.tool_name == "${MCP_WARM_TOOL}"`,
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const r = await ctx.guest.run(
-      [process.execPath, MCP_CLIENT_JS, MAIN_JS, ctx.guest.mcpSocket, MCP_TOOL, String(ctx.runs), JSON.stringify({ message: ctx.tag })],
+      [
+        process.execPath, MCP_CLIENT_JS, MAIN_JS, ctx.guest.mcpSocket, MCP_TOOL, String(ctx.runs), JSON.stringify({ message: ctx.tag }),
+        `${MCP_SERVER_ID}__${MCP_WARM_TOOL}`, String(ctx.warmup),
+      ],
       { timeoutMs: 120_000 },
     );
     let out: { init_ms: number; tools: string[]; calls: Array<{ ms: number; outcome: string; code: number | null; message: string }> } | null = null;

@@ -24,9 +24,11 @@ export const processLane: LaneSpec = {
   name: 'process',
   table: 'exec_events',
   condition: (tag, broken) => `process.activity.command_class == "shell" && process.activity.command.contains("${broken ? `${tag}-never` : tag}")`,
+  warmCondition: (warmTag) => `process.activity.command.contains("${warmTag}")`,
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const marker = (i: number) => join(ctx.workDir, `ran-${ctx.tag}-${i}`);
     const argv = (i: number) => ['sh', '-c', `echo ${ctx.tag} > ${marker(i)}`];
+    for (let i = 0; i < ctx.warmup; i++) await ctx.gw.api('POST', '/v1/exec', { argv: ['sh', '-c', `echo ${ctx.warmTag}`], cwd: '/' });
     const checks = [];
     const first = await cli(['exec', '--socket', ctx.gw.controlSocket, '--', ...argv(0)]);
     checks.push({ name: 'celgate exec CLI exits 126 and names the rule', ok: first.code === 126 && first.stderr.includes(ctx.ruleId), detail: `exit ${first.code}: ${first.stderr.trim().slice(0, 200)}` });

@@ -22,8 +22,13 @@ export type LaneName = (typeof LANE_NAMES)[number];
 /** How long the lane waits for the batched ledger to show the rows. */
 export const LEDGER_WAIT_MS = 5_000;
 
+/** Unmeasured operations per lane before the measured ones (JIT, TLS stack, host connections). */
+export const DEFAULT_WARMUP = 2;
+
 export interface LaneOptions {
   runs: number;
+  /** Warm-up operations, blocked by a separate rule the measured traffic never matches (default 0). */
+  warmup?: number;
   /** Install the rule with a condition that cannot match (must fail the assertions). */
   broken: boolean;
   /** Write an artifact (default true); the CI test sets false. */
@@ -38,6 +43,10 @@ export interface LaneContext {
   ruleId: string;
   /** A unique lowercase token for names/markers of this lane run. */
   tag: string;
+  /** Warm-up operations to run first (unmeasured; they match only the warm-up rule). */
+  warmup: number;
+  /** Token for warm-up names/markers; neither contains the other's token. */
+  warmTag: string;
 }
 
 export interface LaneDrive {
@@ -58,6 +67,8 @@ export interface LaneSpec {
   gatewayConfig?(workDir: string): Record<string, unknown>;
   /** The rule's CEL condition; `broken` returns one that cannot match the lane's traffic. */
   condition(tag: string, broken: boolean): string;
+  /** The warm-up rule's condition: matches the warm-up traffic (made with `warmTag`) and nothing measured. */
+  warmCondition(warmTag: string): string;
   drive(ctx: LaneContext): Promise<LaneDrive>;
 }
 
@@ -102,6 +113,8 @@ export async function runLane(spec: LaneSpec, opts: LaneOptions): Promise<Artifa
   const avail = netnsAvailability();
   if (!avail.ok) return write({ ...base, results: {}, status: 'skipped', skip_reason: avail.reason }) as Artifact;
   const tag = `${spec.name}-${randomBytes(4).toString('hex')}`;
+  const warmTag = `warmup-${randomBytes(4).toString('hex')}`;
+  const warmup = opts.warmup ?? 0;
   const ruleId = `bench.${tag}`;
   const workDir = mkdtempSync(join(tmpdir(), `celgate-lane-${spec.name}-`));
   let gw: BenchGateway | null = null;
@@ -124,9 +137,22 @@ export async function runLane(spec: LaneSpec, opts: LaneOptions): Promise<Artifa
       enabled: true,
     });
     assertions.push(check('rule installed through the admin API', put.status === 200 || put.status === 201, `${put.status} ${put.text.slice(0, 300)}`));
+    if (warmup > 0) {
+      const warm = await gw.api('PUT', `/v1/rules/bench.${warmTag}`, {
+        description: 'celgate bench: block warm-up operations (never the measured ones)',
+        condition: spec.warmCondition(warmTag),
+        action: 'block',
+        priority: -1000,
+        mode: 'enforce',
+        reason: 'blocked by the celgate benchmark warm-up rule',
+        enabled: true,
+      });
+      assertions.push(check('warm-up rule installed', warm.status === 200 || warm.status === 201, warm.text.slice(0, 300)));
+      notes.warmup = warmup;
+    }
     if (put.status === 200 || put.status === 201) {
       const before = Number((await gw.api('GET', `/v1/rules/${ruleId}`)).json?.counters?.matches ?? 0);
-      const ctx: LaneContext = { gw, guest, workDir, runs: opts.runs, ruleId, tag };
+      const ctx: LaneContext = { gw, guest, workDir, runs: opts.runs, ruleId, tag, warmup, warmTag };
       const drive = await spec.drive(ctx);
       assertions.push(...drive.checks);
       assertions.push(...(await serverChecks(ctx, spec, before, drive.events)));

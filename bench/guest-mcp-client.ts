@@ -4,12 +4,13 @@
  * makes N sequential `tools/call`s to one tool, timing each, and prints one JSON line:
  * {init_ms, tools: [names], calls: [{ms, outcome: 'rpc_error'|'tool_error'|'ok', code, message}]}.
  *
- * usage: node guest-mcp-client.js <main.js> <relay socket> <tool> <runs> [json arguments]
+ * usage: node guest-mcp-client.js <main.js> <relay socket> <tool> <runs> [json arguments] [warm-up tool] [warm-up calls]
+ * (warm-up calls are made first, unmeasured and unreported)
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-const [mainJs, socket, tool, runsText, argsText] = process.argv.slice(2);
+const [mainJs, socket, tool, runsText, argsText, warmTool, warmText] = process.argv.slice(2);
 if (mainJs === undefined || socket === undefined || tool === undefined) {
   process.stderr.write('usage: guest-mcp-client <main.js> <socket> <tool> <runs> [args-json]\n');
   process.exit(2);
@@ -30,6 +31,9 @@ try {
   tools = (await client.listTools()).tools.map((t) => t.name);
 } catch {
   /* listing may itself be policed; calls are what we measure */
+}
+for (let i = 0; warmTool !== undefined && i < Number(warmText ?? '0'); i++) {
+  await client.callTool({ name: warmTool, arguments: { a: 1, b: 2 } }).catch(() => undefined);
 }
 const calls: Array<{ ms: number; outcome: string; code: number | null; message: string }> = [];
 for (let i = 0; i < runs; i++) {

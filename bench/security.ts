@@ -11,7 +11,7 @@
  *     or a reference/tight gate did not hold. Goal gates (issue #7's targets) are reported as
  *     met or missed but do not fail the run. Exit 0 with skipped lanes unless --require-guest.
  *
- * usage: node dist/bench/security.js [--runs N] [--lanes process,http,dns,mcp] [--no-micro]
+ * usage: node dist/bench/security.js [--runs N] [--warmup W] [--lanes process,http,dns,mcp] [--no-micro]
  *        [--micro a,b] [--break] [--require-guest]
  */
 import { readFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ import { dnsLane } from './guest-lane-dns.js';
 import { httpLane } from './guest-lane-http.js';
 import { mcpLane } from './guest-lane-mcp.js';
 import { processLane } from './guest-lane-process.js';
-import { LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes.js';
+import { DEFAULT_WARMUP, LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes.js';
 
 /** Micro suites of the other areas, by module name under bench/. Add yours here. */
 export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp'];
@@ -136,6 +136,11 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const broken = argv.includes('--break');
+  const warmup = Number(flag(argv, '--warmup') ?? DEFAULT_WARMUP);
+  if (!Number.isInteger(warmup) || warmup < 0 || warmup > 100) {
+    process.stderr.write('--warmup must be an integer 0..100\n');
+    return 2;
+  }
   const gates = loadGates();
   process.stdout.write(`celgate bench:security run ${runId()} → ${artifactDir()}\n`);
 
@@ -157,7 +162,7 @@ export async function main(argv: string[]): Promise<number> {
   const lanes = new Map<string, Artifact>();
   for (const name of laneNames) {
     process.stdout.write(`lane ${name}${broken ? ' (broken rule)' : ''}: running ${runs} operations…\n`);
-    lanes.set(name, await runLane(LANES[name], { runs, broken }));
+    lanes.set(name, await runLane(LANES[name], { runs, broken, warmup }));
   }
   const rows = [['lane', 'status', 'result', 'n', 'mean ms', 'median', 'p95', 'max']];
   for (const a of lanes.values()) {
