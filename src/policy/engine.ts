@@ -13,6 +13,9 @@ import type { RuleRegistry } from './registry.js';
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
+/** Event types that answer a request the engine already judged. */
+const RESPONSE_TYPES: ReadonlySet<EventType> = new Set(['http.response', 'mcp.response']);
+
 /** Per-rule evaluation time is measured on one decision in this many (timers cost more than rules). */
 export const RULE_TIMING_SAMPLE_EVERY = 64;
 
@@ -150,6 +153,13 @@ export class PolicyEngine implements Decider {
       ({ action, reason } = reasonFor(decider));
       mode = 'enforce';
       ruleId = decider.def.id;
+    } else if (RESPONSE_TYPES.has(event.common.event_type)) {
+      // The default action judges crossings the guest starts. A response answers a request that was
+      // already allowed; with no rule against the response, that decision stands — otherwise a
+      // deny-by-default profile would refuse every response its own allow rules let through.
+      action = 'allow';
+      mode = 'default';
+      reason = 'No rule matched the response; the request it answers was allowed.';
     } else {
       action = plan.defaultAction;
       mode = 'default';

@@ -173,3 +173,18 @@ describe('absent is false', () => {
     expect(engine.decide(missing).rule_id).toBe('r');
   });
 });
+
+describe('responses under a deny-by-default profile', () => {
+  it('keep the request allow when no rule matches the response', () => {
+    const { engine } = engineWith([{ id: 'allow-api', condition: 'http.request.host == "api.example.com"', action: 'allow' }], 'block');
+    const d = engine.decide(fixture('http-response.json'));
+    expect(d).toMatchObject({ action: 'allow', rule_id: null, mode: 'default' });
+    expect(d.reason).toBe('No rule matched the response; the request it answers was allowed.');
+    expect(engine.decide(fixture('mcp-response.json')).action).toBe('allow');
+  });
+
+  it('are still refused by a rule that matches them', () => {
+    const { engine } = engineWith([{ id: 'no-cookies', condition: 'http.response.header("set-cookie").exists()' }], 'block');
+    expect(engine.decide(fixture('http-response.json'))).toMatchObject({ action: 'block', rule_id: 'no-cookies' });
+  });
+});

@@ -79,11 +79,8 @@ export async function relayResponse(
   } catch (err) {
     decision = deps.failClosed(err);
   }
-  // The profile's default action judges crossings the guest starts; the request already got its
-  // verdict (allow). A response no rule matched inherits it — otherwise a deny-by-default profile
-  // (`locked`) would refuse every response its allow rules let through. Only a matching rule or an
-  // engine failure can refuse a response.
-  if (decision.mode === 'default') return relayAllowed(upRes, res, rec, prefix, headers);
+  // With no rule against a response the engine keeps the request's allow, also under a
+  // deny-by-default profile (src/policy/engine.ts); only a matching rule or a failure refuses it.
   // Record the response decision only when it says something: a match, a finding, or a refusal.
   if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
   if (decision.action !== 'allow') {
