@@ -42,18 +42,22 @@ export function shortHash(value: string): string {
   return `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 12)}`;
 }
 
-/** Credential shapes masked inside free text (bodies, tool arguments, command lines). */
+/** Credential shapes masked inside free text (bodies, tool arguments, command lines). Quantifiers
+ * are bounded so a long run of name characters cannot make a pattern quadratic. */
 const TEXT_SECRETS: readonly [RegExp, string][] = [
   [/\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]'],
   [
-    /(["']?)([A-Za-z0-9_.-]*(?:api[_-]?key|apikey|token|secret|password|passwd|credential|private[_-]?key)[A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["']?)[^"'&\s,;}]+/gi,
+    /(["']?)([A-Za-z0-9_.-]{0,32}(?:api[_-]?key|apikey|token|secret|password|passwd|credential|private[_-]?key)[A-Za-z0-9_.-]{0,32})\1(\s*[:=]\s*)(["']?)[^"'&\s,;}]+/gi,
     '$1$2$1$3$4[redacted]',
   ],
   [/\b(?:sk-[A-Za-z0-9_-]{16,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})/g, '[redacted]'],
 ];
+/** Cheap pre-check: text without any of these substrings has nothing to scrub. */
+const MAYBE_SECRET = /key|token|secret|passw|credential|bearer|basic|sk-|ghp_|github_pat_|AKIA|xox|AIza/i;
 
 /** Masks credential-looking substrings of free text (`api_key=…`, `"token": "…"`, `Bearer …`, `sk-…`). */
 export function scrubSecrets(text: string): string {
+  if (!MAYBE_SECRET.test(text)) return text;
   let out = text;
   for (const [re, replacement] of TEXT_SECRETS) out = out.replace(re, replacement);
   return out;
