@@ -2,8 +2,9 @@
  * Pre-built TLS secure contexts that already hold the shared leaf key, so a first contact only
  * loads its certificate. With OpenSSL 3, `tls.createSecureContext({key, cert})` costs ~1.5–2.5 ms
  * of event-loop time (SSL_CTX_new plus PEM decoding of the key); installing only the certificate
- * into a keyed context costs ~0.3–0.7 ms. Contexts are refilled one per event-loop turn while idle,
- * so refilling never blocks for longer than one context build.
+ * into a keyed context costs ~0.3–0.7 ms. Contexts are refilled one per event-loop turn, starting
+ * shortly after a take (not inside the handshake that took one), so refilling never blocks for
+ * longer than one context build.
  *
  * Uses `SecureContext.context.setCert`, the native method `tls.createSecureContext` itself calls
  * (undocumented; present in Node 20–24). When it is missing, every context is built in full —
@@ -13,6 +14,8 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 
 /** Keyed contexts kept ready. A burst of more first contacts than this builds the rest in full. */
 export const DEFAULT_CONTEXT_POOL_SIZE = 8;
+/** Refilling waits this long after a take, so it does not run inside the handshake that took one. */
+export const REFILL_DELAY_MS = 25;
 
 interface NativeContext {
   setCert?: (cert: string) => void;
@@ -84,6 +87,6 @@ export class ContextPool {
       this.ready.push(createSecureContext({ key: this.keyPem }));
       setImmediate(step).unref();
     };
-    setImmediate(step).unref();
+    setTimeout(step, REFILL_DELAY_MS).unref();
   }
 }

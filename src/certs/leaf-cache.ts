@@ -78,6 +78,8 @@ export interface LeafCacheStats {
   /** Secure contexts taken from the keyed pool / built in full. */
   contexts_pooled: number;
   contexts_built: number;
+  /** Keyed contexts ready in the pool right now. */
+  contexts_ready: number;
 }
 
 export class LeafCache {
@@ -143,7 +145,7 @@ export class LeafCache {
 
   stats(): LeafCacheStats {
     const c = this.contexts.stats();
-    return { size: this.entries.size, minted: this.minted, hits: this.hits, evicted: this.evicted, contexts_pooled: c.pooled, contexts_built: c.built };
+    return { size: this.entries.size, minted: this.minted, hits: this.hits, evicted: this.evicted, contexts_pooled: c.pooled, contexts_built: c.built, contexts_ready: c.ready };
   }
 
   /** Stops background work (the context pool refill); cached leaves stay usable. */

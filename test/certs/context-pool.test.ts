@@ -62,7 +62,7 @@ describe('ContextPool', () => {
 
   it('refills in the background so later first contacts use pooled contexts', async () => {
     const cache = new LeafCache(ca, { contextPool: 4 });
-    await new Promise((r) => setTimeout(r, 50)); // let the refill run
+    for (let i = 0; i < 200 && cache.stats().contexts_ready < 3; i++) await new Promise((r) => setTimeout(r, 25)); // let the refill run
     for (let i = 0; i < 3; i++) await cache.secureContext(`refill-${i}.test`);
     expect(cache.stats().contexts_pooled).toBe(3);
     cache.close();
