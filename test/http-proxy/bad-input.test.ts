@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseHttpConfig } from '../../src/transport/http/config.js';
 import { agentLabel, parseConnectTarget, parseProxyListen, startExplicitProxy } from '../../src/transport/http/proxy.js';
 import { MemorySink, reqOf, ScriptedDecider } from '../fixtures/http/harness.js';
@@ -20,10 +20,16 @@ async function stillServes(): Promise<void> {
   expect(out).toMatch(/^HTTP\/1\.1 200/);
 }
 
-async function lastError(): Promise<string | null> {
-  await new Promise((r) => setTimeout(r, 50));
+/** The error of the newest net row, once a row newer than `since` exists (bounded wait). */
+async function lastError(since = rowsBefore): Promise<string | null> {
+  for (let i = 0; i < 100 && rig.sink.nets.length <= since; i++) await new Promise((r) => setTimeout(r, 20));
   return rig.sink.nets.at(-1)?.error ?? null;
 }
+
+let rowsBefore = 0;
+beforeEach(() => {
+  rowsBefore = rig.sink.nets.length;
+});
 
 describe('explicit proxy: bad input is refused, recorded, and does not stop the proxy', () => {
   it.each([

@@ -44,6 +44,7 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
   it('answers a blocked host with the pipeline 403 naming the rule, and never contacts upstream', async () => {
     blockEvil();
     const seen = rig.https.seen.length;
+    const before = rig.sink.nets.length;
     const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
     try {
       const res = await undiciFetch('https://evil.test/steal', { dispatcher: agent, headers: { accept: 'application/json' } });
@@ -54,13 +55,14 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
       rig.decider.set([]);
     }
     expect(rig.https.seen.length).toBe(seen);
-    const row = rig.sink.nets.at(-1)!;
+    const row = (await rig.sink.waitNets(before + 1))[before]!;
     expect(row).toMatchObject({ host: 'evil.test', status: 403, decision: 'block', rule_id: 'no-evil' });
   });
 
   it('takes the host from SNI, not the CONNECT line: a tunnel to api.test with SNI evil.test is judged as evil.test', async () => {
     blockEvil();
     const seen = rig.https.seen.length;
+    const before = rig.sink.nets.length;
     const socket = await tlsThroughTunnel(rig.port, 'api.test:443', rig.gatewayCerts.caPem, 'evil.test');
     expect(socket.getPeerCertificate().subjectaltname).toBe('DNS:evil.test');
     const client = clientOver('https://evil.test', socket);
@@ -73,7 +75,7 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
       rig.decider.set([]);
     }
     expect(rig.https.seen.length).toBe(seen);
-    expect(rig.sink.nets.at(-1)).toMatchObject({ host: 'evil.test', sni: 'evil.test', rule_id: 'no-evil' });
+    expect((await rig.sink.waitNets(before + 1))[before]).toMatchObject({ host: 'evil.test', sni: 'evil.test', rule_id: 'no-evil' });
   });
 
   it('mints an IP-SAN leaf from the CONNECT target when the client sends no SNI (IP literal)', async () => {
