@@ -1,5 +1,5 @@
 /**
- * MCP lane: the MCP SDK client inside the guest (stdio transport → `celgate mcp-shim` → the bridge's
+ * MCP lane: the MCP SDK client inside the guest (stdio transport → the shim (`standalone.js mcp-shim`, as in the bundle) → the bridge's
  * relay socket → host port 5003) initializes, then makes N `tools/call`s to the `echo` tool of the
  * reference server (@modelcontextprotocol/server-everything, started by the gateway as upstream
  * `everything`). Every call must come back as a JSON-RPC error naming the rule — the SDK client
@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { repoRoot } from './artifact.js';
-import { MAIN_JS } from './guest-netns.js';
+import { BRIDGE_JS } from './guest-netns.js';
 import type { LaneContext, LaneDrive, LaneSpec } from './guest-lanes.js';
 
 export const MCP_CLIENT_JS = join(repoRoot(), 'dist', 'bench', 'guest-mcp-client.js');
@@ -33,7 +33,7 @@ export const mcpLane: LaneSpec = {
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const r = await ctx.guest.run(
       [
-        process.execPath, MCP_CLIENT_JS, MAIN_JS, ctx.guest.mcpSocket, MCP_TOOL, String(ctx.runs), JSON.stringify({ message: ctx.tag }),
+        process.execPath, MCP_CLIENT_JS, BRIDGE_JS, ctx.guest.mcpSocket, MCP_TOOL, String(ctx.runs), JSON.stringify({ message: ctx.tag }),
         `${MCP_SERVER_ID}__${MCP_WARM_TOOL}`, String(ctx.warmup),
       ],
       { timeoutMs: 120_000 },

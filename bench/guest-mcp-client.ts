@@ -1,10 +1,10 @@
 /**
  * Runs INSIDE the guest namespace: the MCP SDK client, over its stdio transport, spawning
- * `celgate mcp-shim` which connects to the guest bridge's MCP relay socket. It initializes, then
+ * the MCP shim (`<entry> mcp-shim`: the bundle's / standalone.js's, or `celgate`'s) which connects to the guest bridge's MCP relay socket. It initializes, then
  * makes N sequential `tools/call`s to one tool, timing each, and prints one JSON line:
  * {init_ms, tools: [names], calls: [{ms, outcome: 'rpc_error'|'tool_error'|'ok', code, message}]}.
  *
- * usage: node guest-mcp-client.js <main.js> <relay socket> <tool> <runs> [json arguments] [warm-up tool] [warm-up calls]
+ * usage: node guest-mcp-client.js <entry.js> <relay socket> <tool> <runs> [json arguments] [warm-up tool] [warm-up calls]
  * (warm-up calls are made first, unmeasured and unreported)
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';

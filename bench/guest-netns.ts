@@ -6,7 +6,8 @@
  *     (so there is a default route, yet nothing can leave the namespace);
  *   - iptables (nat OUTPUT) REDIRECT of TCP 443 and 80 to the bridge's forwarder port;
  *   - /etc/netns/<name>/resolv.conf → `nameserver 127.0.0.1` (bind-mounted by `ip netns exec`);
- *   - the bridge started inside (`ip netns exec <name> node dist/src/cli/main.js guest-bridge`),
+ *   - the bridge started inside (`ip netns exec <name> node dist/src/transport/guest/standalone.js`,
+ *     the same code as `celgate guest-bridge` and the single-file bundle),
  *     reaching the host gateway over uds-mode vsock (Unix sockets cross the netns boundary
  *     because the filesystem is shared).
  *
@@ -21,6 +22,11 @@ import { repoRoot } from './artifact.js';
 
 /** The built CLI; the same file whether this module runs from bench/ (vitest) or dist/bench/. */
 export const MAIN_JS = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+/**
+ * What runs inside the guest: the bridge's own entry (the code of the single-file bundle and of
+ * `celgate guest-bridge`), which loads only the bridge — not the whole CLI — so it starts fast.
+ */
+export const BRIDGE_JS = join(repoRoot(), 'dist', 'src', 'transport', 'guest', 'standalone.js');
 export const NAME_PREFIX = 'cg7-';
 export const FORWARD_PORT = 15001;
 /** Fake "internet" address the guest's default route points at; REDIRECT catches it first. */
@@ -55,7 +61,7 @@ export function netnsAvailability(): Availability {
   for (const tool of ['ip', 'iptables']) {
     if (tryRun('sh', ['-c', `command -v ${tool}`]) !== null) return fail(`"${tool}" is not installed (.ci/run installs it)`);
   }
-  if (!existsSync(MAIN_JS)) return fail(`${MAIN_JS} is missing (build first)`);
+  for (const f of [MAIN_JS, BRIDGE_JS]) if (!existsSync(f)) return fail(`${f} is missing (build first)`);
   const probe = `${NAME_PREFIX}probe-${process.pid}`;
   const err =
     tryRun('ip', ['netns', 'add', probe]) ??
@@ -169,7 +175,7 @@ export class GuestNamespace {
   private async startBridge(opts: GuestOptions): Promise<void> {
     const p = { http: 5002, mcp: 5003, dns: 5007, exec: 5000, ...opts.ports };
     const args = [
-      'netns', 'exec', this.name, process.execPath, MAIN_JS, 'guest-bridge',
+      'netns', 'exec', this.name, process.execPath, BRIDGE_JS,
       '--mode', 'uds', '--uds-base', opts.udsBase,
       '--port-http', String(p.http), '--port-mcp', String(p.mcp), '--port-dns', String(p.dns), '--port-exec', String(p.exec),
       '--forward', `127.0.0.1:${FORWARD_PORT}`, '--dns', '127.0.0.1:53', '--mcp-socket', this.mcpSocket,
