@@ -91,7 +91,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | 
 }
 
 /** N blocked tools/calls over one raw framed stream (no SDK): frame out, wait for the reply frame. */
-async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number[]; denied: number; deniedAll: number }> {
+async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number[]; denied: number; deniedAll: number; denial: unknown }> {
   const socket = await connectVsock({ mode: 'uds', udsBase, port: 5003 });
   const decoder = new FrameDecoder();
   let waiting: ((payload: Buffer) => void) | null = null;
@@ -109,19 +109,56 @@ async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number
   const ms: number[] = [];
   let denied = 0;
   let deniedAll = 0;
+  let denial: unknown = null;
   for (let i = 0; i < n + 50; i++) {
     const t = performance.now();
     const reply = await call({ jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } } });
     const dt = performance.now() - t;
     const ok = reply.id === i + 1 && reply.error?.code === RpcCode.POLICY_BLOCKED && reply.error?.data?.rule_id === RULE_ID;
-    if (ok) deniedAll++;
-    else if (process.env.CELGATE_BENCH_DEBUG) console.error('unexpected raw reply', i + 1, JSON.stringify(reply).slice(0, 300));
+    if (ok) {
+      deniedAll++;
+      denial = reply.error;
+    } else if (process.env.CELGATE_BENCH_DEBUG) console.error('unexpected raw reply', i + 1, JSON.stringify(reply).slice(0, 300));
     if (i < 50) continue;
     ms.push(dt);
     if (ok) denied++;
   }
   socket.destroy();
-  return { ms, denied, deniedAll };
+  return { ms, denied, deniedAll, denial };
+}
+
+/**
+ * The SDK client alone: an in-memory Transport that answers every tools/call with the very denial
+ * celgate sent (no socket, no gateway). This is the floor the SDK itself puts under the e2e number.
+ */
+async function sdkOnlyDenials(denial: unknown, n: number): Promise<number[]> {
+  const transport = {
+    onmessage: undefined as ((m: unknown) => void) | undefined,
+    onclose: undefined as (() => void) | undefined,
+    async start() {},
+    async close() {
+      this.onclose?.();
+    },
+    async send(m: { id?: number; method?: string }) {
+      const reply =
+        m.method === 'initialize'
+          ? { jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'mem', version: '1' } } }
+          : m.id === undefined
+            ? null
+            : { jsonrpc: '2.0', id: m.id, error: denial };
+      if (reply) queueMicrotask(() => this.onmessage?.(reply));
+    },
+  };
+  const client = new Client({ name: 'bench-sdk-only', version: '1' });
+  await client.connect(transport as never);
+  const ms: number[] = [];
+  for (let i = 0; i < n + 50; i++) {
+    const r = await timed(() => client.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }));
+    if (!(r.error instanceof McpError)) throw new Error('the in-memory denial did not surface as McpError');
+    if (i >= 50) ms.push(r.ms);
+  }
+  await client.close();
+  return ms;
 }
 
 /** 2 + 3. The real gateway, the SDK client through frames, and the direct baseline. */
@@ -140,35 +177,38 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     direct = new Client({ name: 'bench-direct', version: '1' });
     await direct.connect(new StdioClientTransport({ command: EVERYTHING.command, args: EVERYTHING.args, stderr: 'ignore' }));
 
-    // 2. blocked calls
+    // 2. blocked calls, interleaved with a ping on the same session (diagnostic floor: a request
+    // celgate decides and answers itself), after WARMUP calls of each so both run JIT-warm.
+    const WARMUP = 300;
     const blockedMs: number[] = [];
+    const pingMs: number[] = [];
     let deniedWithRule = 0;
     let sdkDeniedAll = 0;
-    for (let i = 0; i < calls + 50; i++) {
+    for (let i = 0; i < calls + WARMUP; i++) {
       const r = await timed(() => client!.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }));
       const e = r.error;
       const ok = e instanceof McpError && e.code === RpcCode.POLICY_BLOCKED && (e.data as { rule_id?: string })?.rule_id === RULE_ID;
       if (ok) sdkDeniedAll++;
-      if (i >= 50) {
+      const p = await timed(() => client!.ping());
+      if (i >= WARMUP) {
         blockedMs.push(r.ms);
+        pingMs.push(p.ms);
         if (ok) deniedWithRule++;
       }
     }
-    // Diagnostics (no gate): the SDK client's floor on the same transport (ping, answered by
-    // celgate after deciding it), and the blocked call from a raw frame client (no SDK).
-    const pingMs: number[] = [];
-    for (let i = 0; i < calls; i++) pingMs.push((await timed(() => client!.ping())).ms);
+    // Diagnostics (no gate): the blocked call from a raw frame client (no SDK), and the SDK alone.
     const raw = await rawBlockedCalls(gw.udsBase, calls);
+    const sdkOnly = raw.denial === null ? [] : await sdkOnlyDenials(raw.denial, calls);
     // 3. allowed echo, interleaved with the direct baseline
     const viaMs: number[] = [];
     const directMs: number[] = [];
     let echoOk = 0;
     const echoCalls = Math.max(100, Math.floor(calls / 2));
-    for (let i = 0; i < echoCalls + 30; i++) {
+    for (let i = 0; i < echoCalls + WARMUP; i++) {
       const a = await timed(() => client!.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } }));
       const b = await timed(() => direct!.callTool({ name: 'echo', arguments: { message: `m${i}` } }));
       const same = JSON.stringify((a.value as { content?: unknown })?.content) === JSON.stringify((b.value as { content?: unknown })?.content);
-      if (i >= 30) {
+      if (i >= WARMUP) {
         viaMs.push(a.ms);
         directMs.push(b.ms);
         if (same && a.error === undefined && b.error === undefined) echoOk++;
@@ -189,6 +229,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
           'blocked tools/call, SDK client → celgate (uds frames)': blocked,
           'ping, SDK client → celgate (floor, no gate)': summarize(pingMs),
           'blocked tools/call, raw frame client (no SDK, no gate)': summarize(raw.ms),
+          ...(sdkOnly.length > 0 ? { 'SDK client alone, in-memory denial (floor, no gate)': summarize(sdkOnly) } : {}),
         },
         assertions: [
           { name: `every call denied with rule ${RULE_ID}`, ok: deniedWithRule === calls, detail: `${deniedWithRule}/${calls}` },
