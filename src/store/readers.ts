@@ -100,6 +100,16 @@ export function countRows(db: Db, table: string): number {
   return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
 }
 
+interface StoredRow {
+  seq: number;
+  event_id: string;
+  event_type: string;
+  session_id: string;
+  process_name: string;
+  timestamp_ms: number;
+  event_json: string;
+}
+
 /**
  * Replays the stored events of a session.db in append order. Values the ledger redacted stay
  * redacted (credential headers read back as "[redacted]": present, value unknown). A row whose
@@ -111,11 +121,13 @@ export function* readEvents(
 ): Generator<SecurityEvent> {
   const db = openLedgerReadOnly(dbPath);
   const batch = options.batch ?? 1000;
-  const page = db.prepare('SELECT seq, event_json FROM security_events WHERE seq > ? ORDER BY seq LIMIT ?');
+  const page = db.prepare(
+    'SELECT seq, event_id, event_type, session_id, process_name, timestamp_ms, event_json FROM security_events WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
   try {
     let after = 0;
     for (;;) {
-      const rows = page.all(after, batch) as { seq: number; event_json: string }[];
+      const rows = page.all(after, batch) as StoredRow[];
       if (rows.length === 0) return;
       for (const row of rows) {
         after = row.seq;
@@ -126,7 +138,21 @@ export function* readEvents(
           options.onSkip?.(row.seq, (err as Error).message);
           continue;
         }
-        const ev = eventFromJson(parsed);
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+          options.onSkip?.(row.seq, 'event_json is not an object');
+          continue;
+        }
+        // The columns hold the identity facts; event_json holds the rest (see storedEventJson).
+        const obj = parsed as { common?: Record<string, unknown> };
+        obj.common = {
+          ...obj.common,
+          event_id: row.event_id,
+          event_type: row.event_type,
+          session_id: row.session_id,
+          process_name: row.process_name,
+          timestamp_ms: row.timestamp_ms,
+        };
+        const ev = eventFromJson(obj);
         if (ev.ok) yield ev.value;
         else options.onSkip?.(row.seq, ev.issues.map((i) => `${i.path}: ${i.message}`).join('; '));
       }

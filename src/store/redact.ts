@@ -170,3 +170,13 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
       return event;
   }
 }
+
+/**
+ * `security_events.event_json`: the redacted event without the `common` facts the row's columns
+ * already hold (event_id, event_type, family, session_id, process_name, timestamp_ms); only
+ * `vm_id` and `profile_id` stay. `readEvents` merges the columns back.
+ */
+export function storedEventJson(event: SecurityEvent): string {
+  const { common, ...facts } = redactEvent(event);
+  return JSON.stringify({ common: { vm_id: common.vm_id, profile_id: common.profile_id }, ...facts });
+}

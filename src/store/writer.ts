@@ -8,7 +8,7 @@ import type { Decision, Finding } from '../events/decision.js';
 import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
 import type { SecurityEvent } from '../events/types.js';
 import { CelgateError } from '../errors.js';
-import { bound, redactEvent, redactJson, redactQuery, scrubSecrets } from './redact.js';
+import { bound, redactJson, redactQuery, scrubSecrets, storedEventJson } from './redact.js';
 import type Database from 'better-sqlite3';
 import { openLedger, type Db } from './schema.js';
 
@@ -181,7 +181,7 @@ export class LedgerWriter implements EventSink {
               const seq = this.nextSeq++;
               ev.args.push(seq, c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id,
                 bound(d.reason, 1024), d.mode, d.generation, Math.round(d.eval_ns), d.matches.length,
-                d.errors.length === 0 ? '[]' : JSON.stringify(d.errors), JSON.stringify(redactEvent(e)));
+                d.errors.length === 0 ? '[]' : JSON.stringify(d.errors), storedEventJson(e));
               ev.row();
               for (let j = 0; j < d.matches.length; j++) {
                 const m = d.matches[j]!;

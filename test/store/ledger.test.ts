@@ -207,6 +207,7 @@ describe('ledger readers', () => {
     const replay = [...readEvents(path)];
     expect(replay.map((e) => e.common.event_id)).toEqual(all.map((e) => e.common.event_id));
     expect(replay.map((e) => e.common.event_type)).toEqual(['http.request', 'dns.request', 'mcp.request', 'process.exec']);
+    expect(replay.map((e) => e.common)).toEqual(all.map((e) => e.common));
     const http = replay[0] as Extract<(typeof replay)[number], { common: { event_type: 'http.request' } }>;
     expect(http.http.request.host).toBe('api.example.com');
     expect(http.http.request.headers.authorization).toBe('[redacted]');
