@@ -77,6 +77,24 @@ describe('hostile frames', () => {
     expect(h.closed.some((c) => c.reason === 'slow_frame')).toBe(true);
   });
 
+  it('does not cut off a busy stream whose chunks always end mid-frame', async () => {
+    const g = await RawGuest.connect(h.endpoint.port);
+    await g.init(1);
+    const frames = Array.from({ length: 14 }, (_, i) => encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: `b${i}`, method: 'ping' })));
+    // Each write completes the previous frame and starts the next: a partial frame is always held,
+    // for longer (2.8 s) than the 2 s bound the harness sets.
+    g.write(frames[0]!.subarray(0, 10));
+    for (let i = 0; i < frames.length; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const next = frames[i + 1];
+      g.write(next ? Buffer.concat([frames[i]!.subarray(10), next.subarray(0, 10)]) : frames[i]!.subarray(10));
+    }
+    await g.until(() => g.messages(1).some((m) => m.id === 'b13'));
+    expect(g.ended).toBe(false);
+    expect(g.messages(1).filter((m) => String(m.id).startsWith('b'))).toHaveLength(14);
+    g.close();
+  });
+
   it('keeps serving other guests after all of the above', async () => {
     await stillServes();
     expect(uncaught).toEqual([]);

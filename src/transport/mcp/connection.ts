@@ -117,11 +117,13 @@ export function serveFramed(
       }
     }
     if (error) return kill(error.reason, error.message, error.streamId);
-    // A frame started but not finished: it must complete within the bound (slow-loris guard).
-    if (decoder.buffered === 0) {
+    // A frame started but not finished must complete within the bound (slow-loris guard); the clock
+    // restarts whenever a frame completes, so a busy stream is never cut off.
+    if (decoder.buffered === 0 || frames.length > 0) {
       clearTimeout(slow);
       slow = undefined;
-    } else if (slow === undefined) {
+    }
+    if (decoder.buffered > 0 && slow === undefined) {
       slow = setTimeout(() => kill('slow_frame', `a frame stayed incomplete for ${frameTimeoutMs} ms`, null), frameTimeoutMs);
       slow.unref();
     }
@@ -178,10 +180,11 @@ export function serveNdjson(
       if (fatal !== null) return stop(fatal, `payload rejected: ${fatal}`, true);
     }
     if (error) return stop(error.reason, error.message, true);
-    if (decoder.buffered === 0) {
+    if (decoder.buffered === 0 || lines.length > 0) {
       clearTimeout(slow);
       slow = undefined;
-    } else if (slow === undefined) {
+    }
+    if (decoder.buffered > 0 && slow === undefined) {
       slow = setTimeout(() => stop('slow_frame', `a line stayed incomplete for ${lineTimeoutMs} ms`, true), lineTimeoutMs);
       slow.unref();
     }
