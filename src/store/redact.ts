@@ -99,8 +99,10 @@ export function redactQuery(query: string): string {
   );
 }
 
-export function redactUrl(url: string, query: string): string {
+export function redactUrl(url: string, query: string, redactedQuery?: string): string {
   if (query === '') return bound(url);
+  // The usual case: the URL ends with the query already redacted for the `query` field.
+  if (redactedQuery !== undefined && url.endsWith(`?${query}`)) return bound(`${url.slice(0, url.length - query.length)}${redactedQuery}`);
   const q = url.indexOf('?');
   return bound(q < 0 ? url : `${url.slice(0, q)}?${redactQuery(url.slice(q + 1))}`);
 }
@@ -135,12 +137,13 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
     case 'http.response': {
       const e = event as Extract<SecurityEvent, { http: unknown }>;
       const r = e.http.request;
+      const query = redactQuery(r.query);
       const request = {
         ...r,
         host: bound(r.host, 512),
         path: scrubSecrets(bound(r.path)),
-        query: redactQuery(r.query),
-        url: scrubSecrets(redactUrl(r.url, r.query)),
+        query,
+        url: scrubSecrets(redactUrl(r.url, r.query, query)),
         headers: redactHeaders(r.headers),
         body: body(r.body),
       };

@@ -73,6 +73,7 @@ describe('session.db ledger', () => {
     expect(stored.http.request.body.text.length).toBeLessThanOrEqual(2048);
     expect(stored.http.request.body.truncated).toBe(true);
     expect(stored.http.request.query).toBe('api_key=[redacted]&page=2');
+    expect(stored.http.request.url).toBe('https://api.example.com/v1/upload/0?api_key=[redacted]&page=2');
     expect(stored.http.request.body.text).toContain('"api_key":"[redacted]"');
     expect(stored.http.request.body.text).toContain('Bearer [redacted]');
   });
