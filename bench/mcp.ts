@@ -5,7 +5,8 @@
  *  1. micro  `mcp-blocked-call-pipeline`: frame decode → JSON-RPC parse → mcp.request event →
  *     engine decide → JSON-RPC denial → frame encode, in process (tinybench).
  *  2. guest  `mcp-blocked-call-e2e`: the real gateway (`celgate start`, uds vsock), the SDK Client
- *     over the frame transport, N blocked `tools/call`s. Gate: p50 ≤ 0.3 ms. Asserts every call was
+ *     over the frame transport, N blocked `tools/call`s (interleaved with diagnostics: SDK ping,
+ *     the same call from a raw frame client; plus the SDK alone on an in-memory transport). Gate: p50 ≤ 0.3 ms. Asserts every call was
  *     denied with the rule id and session.db holds N rows naming it.
  *  3. guest  `mcp-echo-overhead`: allowed `echo` on server-everything through celgate vs. the same
  *     call from an SDK Client straight to the server (stdio), interleaved in the same run.
@@ -90,8 +91,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | 
   }
 }
 
-/** N blocked tools/calls over one raw framed stream (no SDK): frame out, wait for the reply frame. */
-async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number[]; denied: number; deniedAll: number; denial: unknown }> {
+/** A raw framed stream (no SDK): one blocked tools/call at a time, frame out, wait for the reply. */
+async function rawClient(udsBase: string): Promise<{ blocked(i: number): Promise<{ ms: number; reply: any }>; close(): void }> {
   const socket = await connectVsock({ mode: 'uds', udsBase, port: 5003 });
   const decoder = new FrameDecoder();
   let waiting: ((payload: Buffer) => void) | null = null;
@@ -106,25 +107,14 @@ async function rawBlockedCalls(udsBase: string, n: number): Promise<{ ms: number
   socket.write(encodeOpen(1, 'bench-raw'));
   await call({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
   socket.write(encodeData(1, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })));
-  const ms: number[] = [];
-  let denied = 0;
-  let deniedAll = 0;
-  let denial: unknown = null;
-  for (let i = 0; i < n + 50; i++) {
-    const t = performance.now();
-    const reply = await call({ jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } } });
-    const dt = performance.now() - t;
-    const ok = reply.id === i + 1 && reply.error?.code === RpcCode.POLICY_BLOCKED && reply.error?.data?.rule_id === RULE_ID;
-    if (ok) {
-      deniedAll++;
-      denial = reply.error;
-    } else if (process.env.CELGATE_BENCH_DEBUG) console.error('unexpected raw reply', i + 1, JSON.stringify(reply).slice(0, 300));
-    if (i < 50) continue;
-    ms.push(dt);
-    if (ok) denied++;
-  }
-  socket.destroy();
-  return { ms, denied, deniedAll, denial };
+  return {
+    async blocked(i) {
+      const t = performance.now();
+      const reply = await call({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } } });
+      return { ms: performance.now() - t, reply };
+    },
+    close: () => socket.destroy(),
+  };
 }
 
 /**
@@ -179,25 +169,37 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
 
     // 2. blocked calls, interleaved with a ping on the same session (diagnostic floor: a request
     // celgate decides and answers itself), after WARMUP calls of each so both run JIT-warm.
+    // The raw frame client (no SDK) makes the same blocked call in the same loop: a diagnostic.
     const WARMUP = 300;
     const blockedMs: number[] = [];
     const pingMs: number[] = [];
+    const rawMs: number[] = [];
     let deniedWithRule = 0;
     let sdkDeniedAll = 0;
+    const raw = { denied: 0, deniedAll: 0, denial: null as unknown };
+    const rc = await rawClient(gw.udsBase);
     for (let i = 0; i < calls + WARMUP; i++) {
       const r = await timed(() => client!.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }));
       const e = r.error;
       const ok = e instanceof McpError && e.code === RpcCode.POLICY_BLOCKED && (e.data as { rule_id?: string })?.rule_id === RULE_ID;
       if (ok) sdkDeniedAll++;
       const p = await timed(() => client!.ping());
+      const q = await rc.blocked(i + 1);
+      const rawOk = q.reply.id === i + 1 && q.reply.error?.code === RpcCode.POLICY_BLOCKED && q.reply.error?.data?.rule_id === RULE_ID;
+      if (rawOk) {
+        raw.deniedAll++;
+        raw.denial = q.reply.error;
+      } else if (process.env.CELGATE_BENCH_DEBUG) console.error('unexpected raw reply', i + 1, JSON.stringify(q.reply).slice(0, 300));
       if (i >= WARMUP) {
         blockedMs.push(r.ms);
         pingMs.push(p.ms);
+        rawMs.push(q.ms);
         if (ok) deniedWithRule++;
+        if (rawOk) raw.denied++;
       }
     }
-    // Diagnostics (no gate): the blocked call from a raw frame client (no SDK), and the SDK alone.
-    const raw = await rawBlockedCalls(gw.udsBase, calls);
+    rc.close();
+    // Diagnostic (no gate): the SDK client alone, answered in memory with the same denial.
     const sdkOnly = raw.denial === null ? [] : await sdkOnlyDenials(raw.denial, calls);
     // 3. allowed echo, interleaved with the direct baseline
     const viaMs: number[] = [];
@@ -228,7 +230,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
         results: {
           'blocked tools/call, SDK client → celgate (uds frames)': blocked,
           'ping, SDK client → celgate (floor, no gate)': summarize(pingMs),
-          'blocked tools/call, raw frame client (no SDK, no gate)': summarize(raw.ms),
+          'blocked tools/call, raw frame client (no SDK, no gate)': summarize(rawMs),
           ...(sdkOnly.length > 0 ? { 'SDK client alone, in-memory denial (floor, no gate)': summarize(sdkOnly) } : {}),
         },
         assertions: [
