@@ -94,11 +94,15 @@ export function registerGatewayCommands(program: Command): void {
   withSocket(program.command('events').description('Recent decisions of a running gateway (newest first).'))
     .option('-n, --limit <n>', 'how many', '20')
     .option('--rule <id>', 'only events this rule matched')
+    .option('--type <event_type>', 'only this event type, e.g. dns.request')
+    .option('--decision <verdict>', 'only allow, block or error')
     .option('--json', 'print JSON')
     .action(
-      action(async (flags: SocketFlags & { limit: string; rule?: string; json?: boolean }) => {
+      action(async (flags: SocketFlags & { limit: string; rule?: string; type?: string; decision?: string; json?: boolean }) => {
         const q = new URLSearchParams({ limit: flags.limit });
         if (flags.rule !== undefined) q.set('rule', flags.rule);
+        if (flags.type !== undefined) q.set('event_type', flags.type);
+        if (flags.decision !== undefined) q.set('decision', flags.decision);
         const out = await run(flags, 'GET', `/v1/events?${q}`);
         if (flags.json === true) {
           process.stdout.write(`${JSON.stringify(out.events, null, 2)}\n`);
