@@ -196,6 +196,9 @@ describe('ledger readers', () => {
     expect(recentEvents(db, { rule: 'r-a' })[0]!.matched_rules).toEqual(['shadow-watch', 'r-a']);
     const summary = ruleSummaries(db).find((s) => s.rule_id === 'r-a');
     expect(summary).toMatchObject({ matches: 2, decisive: 2, last_event_id: events[2]!.common.event_id });
+    expect(recentEvents(db, { decision: 'allow' }).map((e) => e.event_id)).toEqual([events[1]!.common.event_id]);
+    expect(recentEvents(db, { event_type: 'dns.request', decision: 'block' })).toHaveLength(2);
+    expect(recentEvents(db, { event_type: 'http.request' })).toHaveLength(0);
     expect(() => recentEvents(db, { limit: 0 })).toThrow(/positive integer/);
   });
 
