@@ -88,9 +88,11 @@ export function eventsByRule(db: Db, ruleId: string, limit?: number): EventRow[]
 export function ruleSummaries(db: Db): RuleSummary[] {
   return db
     .prepare(
-      `SELECT rule_id, pack_id, COUNT(*) AS matches, SUM(decisive) AS decisive, MIN(timestamp_ms) AS first_ms, MAX(timestamp_ms) AS last_ms,
-         (SELECT event_id FROM rule_matches r2 WHERE r2.rule_id = r.rule_id ORDER BY event_seq DESC LIMIT 1) AS last_event_id
-       FROM rule_matches r GROUP BY rule_id, pack_id ORDER BY matches DESC, rule_id`,
+      `SELECT r.rule_id, r.pack_id, COUNT(*) AS matches, SUM(r.decisive) AS decisive, MIN(e.timestamp_ms) AS first_ms,
+         MAX(e.timestamp_ms) AS last_ms,
+         (SELECT e2.event_id FROM rule_matches r2 JOIN security_events e2 ON e2.seq = r2.event_seq
+           WHERE r2.rule_id = r.rule_id ORDER BY r2.event_seq DESC LIMIT 1) AS last_event_id
+       FROM rule_matches r JOIN security_events e ON e.seq = r.event_seq GROUP BY r.rule_id, r.pack_id ORDER BY matches DESC, r.rule_id`,
     )
     .all() as RuleSummary[];
 }

@@ -54,8 +54,6 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE rule_matches (
     event_seq INTEGER NOT NULL REFERENCES security_events(seq),
     idx INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
     rule_id TEXT NOT NULL,
     pack_id TEXT NOT NULL,
     kind TEXT NOT NULL,

@@ -86,6 +86,8 @@ class MultiInsert {
     prefix: string,
     private readonly cols: number,
     private readonly per: number,
+    /** Runs before a full batch is written (rows this table references must be written first). */
+    private readonly before: () => void = () => {},
   ) {
     const tuple = `(${new Array(cols).fill('?').join(', ')})`;
     this.many = db.prepare(`${prefix} VALUES ${new Array(per).fill(tuple).join(', ')}`);
@@ -94,6 +96,7 @@ class MultiInsert {
   /** Call after pushing one row's values onto `args`. */
   row(): void {
     if (++this.count === this.per) {
+      this.before();
       this.many.run(this.args);
       this.args.length = 0;
       this.count = 0;
@@ -144,9 +147,11 @@ export class LedgerWriter implements EventSink {
     );
     const match = new MultiInsert(
       this.db,
-      'INSERT INTO rule_matches (event_seq, idx, event_id, timestamp_ms, rule_id, pack_id, kind, action, mode, severity, decisive)',
-      11,
+      'INSERT INTO rule_matches (event_seq, idx, rule_id, pack_id, kind, action, mode, severity, decisive)',
+      9,
       MATCHES_PER_STATEMENT,
+      // rule_matches reference security_events: write the events still buffered first.
+      () => ev.drain(),
     );
     const finding = this.db.prepare(
       `INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json,
@@ -185,7 +190,7 @@ export class LedgerWriter implements EventSink {
               ev.row();
               for (let j = 0; j < d.matches.length; j++) {
                 const m = d.matches[j]!;
-                match.args.push(seq, j, c.event_id, c.timestamp_ms, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+                match.args.push(seq, j, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
                 match.row();
               }
               // Findings reference their security_events row, which the multi-row insert may not

@@ -137,6 +137,20 @@ describe('session.db ledger', () => {
     expect(countRows(db, 'net_events')).toBe(0);
   });
 
+  it('writes events with several matches each in one batch (match rows never precede their event)', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const three = blockDecision('r-three');
+    const d = { ...three, matches: [...three.matches, { ...three.matches[0]!, rule_id: 'third' }] };
+    for (let i = 0; i < 100; i++) w.decision(dnsEvent(`m${i}.example`), d);
+    w.flush();
+    expect(w.stats()).toMatchObject({ written: 100, rejected_rows: 0, failed_batches: 0, batches: 1 });
+    w.close();
+    const db = openLedgerReadOnly(path);
+    expect(countRows(db, 'rule_matches')).toBe(300);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+  });
+
   it('refuses appends after close with E_LEDGER', () => {
     const w = new LedgerWriter(tempDb());
     w.close();
