@@ -28,4 +28,17 @@ describe('detection findings in session.db', () => {
     expect(rows).toHaveLength(300);
     for (const r of rows) expect(r.joined).toBe(r.event_id);
   });
+
+  it('writes every rule match when matches fill a batch before their events do', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'celgate-findings-')), 'session.db');
+    const w = new LedgerWriter(path);
+    const base = blockDecision('block-upload', 2);
+    const three = { ...base, matches: [...base.matches, { ...base.matches[0]!, rule_id: 'third-match' }] };
+    expect(three.matches).toHaveLength(3);
+    for (let i = 0; i < 101; i++) w.decision(httpEvent(i), three);
+    w.close();
+    const db = new Database(path, { readonly: true });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n).toBe(101);
+    expect((db.prepare('SELECT COUNT(*) AS n FROM rule_matches').get() as { n: number }).n).toBe(303);
+  });
 });
