@@ -156,15 +156,8 @@ class Compiler {
       const leaf = FIELD_BY_PATH.get(path);
       const type: SType | undefined = leaf !== undefined ? leafType(leaf.type) : CHILDREN.has(path) ? `obj:${path}` : undefined;
       if (type === undefined) return undefined;
-      return {
-        fn: (ctx) => {
-          const v = (of(ctx) as Record<string, unknown>)[field];
-          if (v === undefined) throw ABSENT;
-          return v;
-        },
-        type,
-        throws: true,
-      };
+      // A contract path always starts at a root variable: read it in one closure from the context.
+      return { fn: pathReader(path.split('.')), type, throws: true };
     }
     if (obj.type === 'map' || obj.type === 'dyn') {
       return {
@@ -425,6 +418,30 @@ class Compiler {
       throws: true,
     };
   }
+}
+
+type Rec = Record<string, Record<string, Record<string, Record<string, unknown>>>>;
+
+/** Reads a contract path (`http.request.body.text`) from the context; absent anywhere → ABSENT. */
+function pathReader(keys: readonly string[]): Fn {
+  const [a, b, c, d] = keys as [string, string, string?, string?];
+  let fn: Fn;
+  if (keys.length === 2) fn = (ctx) => (ctx as Rec)[a]?.[b];
+  else if (keys.length === 3) fn = (ctx) => (ctx as Rec)[a]?.[b]?.[c!];
+  else if (keys.length === 4) fn = (ctx) => (ctx as Rec)[a]?.[b]?.[c!]?.[d!];
+  else {
+    fn = (ctx) => {
+      let v: unknown = ctx;
+      for (const k of keys) v = (v as Record<string, unknown> | undefined)?.[k];
+      return v;
+    };
+  }
+  const read = fn;
+  return (ctx) => {
+    const v = read(ctx);
+    if (v === undefined) throw ABSENT;
+    return v;
+  };
 }
 
 function asBool(v: unknown): boolean {
