@@ -152,12 +152,8 @@ class Compiler {
     if (obj === undefined) return undefined;
     const of = obj.fn;
     if (obj.type.startsWith('obj:')) {
-      const path = `${obj.type.slice(4)}.${field}`;
-      const leaf = FIELD_BY_PATH.get(path);
-      const type: SType | undefined = leaf !== undefined ? leafType(leaf.type) : CHILDREN.has(path) ? `obj:${path}` : undefined;
-      if (type === undefined) return undefined;
-      // A contract path always starts at a root variable: read it in one closure from the context.
-      return { fn: pathReader(path.split('.')), type, throws: true };
+      const entry = contractSelect(obj.type, field);
+      return entry === null ? undefined : { fn: entry.fn, type: entry.type, throws: true };
     }
     if (obj.type === 'map' || obj.type === 'dyn') {
       return {
@@ -418,6 +414,27 @@ class Compiler {
       throws: true,
     };
   }
+}
+
+/**
+ * Contract selections (`obj:http.request` + `host`), computed once per path and shared by every rule:
+ * the static type and one reader closure. Keyed by object type, then field, so no key is built.
+ */
+const SELECTS = new Map<string, Map<string, { type: SType; fn: Fn } | null>>();
+
+function contractSelect(objType: string, field: string): { type: SType; fn: Fn } | null {
+  let byField = SELECTS.get(objType);
+  if (byField === undefined) SELECTS.set(objType, (byField = new Map()));
+  let entry = byField.get(field);
+  if (entry === undefined) {
+    const path = `${objType.slice(4)}.${field}`;
+    const leaf = FIELD_BY_PATH.get(path);
+    const type: SType | undefined = leaf !== undefined ? leafType(leaf.type) : CHILDREN.has(path) ? `obj:${path}` : undefined;
+    // A contract path always starts at a root variable: read it in one closure from the context.
+    entry = type === undefined ? null : { type, fn: pathReader(path.split('.')) };
+    byField.set(field, entry);
+  }
+  return entry;
 }
 
 type Rec = Record<string, Record<string, Record<string, Record<string, unknown>>>>;

@@ -113,10 +113,15 @@ export const CHILDREN: ReadonlyMap<string, readonly string[]> = (() => {
   return new Map([...out].map(([k, v]) => [k, [...v].sort()]));
 })();
 
+const ROOT_SET: ReadonlySet<string> = new Set(ROOTS);
+
 export function rootOf(path: string): Root | undefined {
   if (path === 'common' || path.startsWith('common.')) return 'common';
-  const two = path.split('.').slice(0, 2).join('.');
-  return (ROOTS as readonly string[]).includes(two) ? (two as Root) : undefined;
+  const first = path.indexOf('.');
+  if (first < 0) return undefined;
+  const second = path.indexOf('.', first + 1);
+  const two = second < 0 ? path : path.slice(0, second);
+  return ROOT_SET.has(two) ? (two as Root) : undefined;
 }
 
 /** Levenshtein distance, for "did you mean" hints. */
