@@ -92,6 +92,16 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, c) => pad(cell, widths[c]!)).join('  ')).join('\n');
 }
 
+/** Assertions named "goal: …" are the issues' speed goals: reported, like goal gates, not failing. */
+export const isGoal = (a: { name: string }) => a.name.startsWith('goal:');
+
+/** failed: some work assertion failed (no time is trustworthy); missed: only speed goals missed. */
+export function microStatus(artifacts: readonly Artifact[]): 'passed' | 'missed' | 'failed' {
+  const all = artifacts.flatMap((a) => a.assertions);
+  if (all.some((a) => !a.ok && !isGoal(a))) return 'failed';
+  return all.some((a) => !a.ok) ? 'missed' : 'passed';
+}
+
 async function runMicro(names: readonly string[]): Promise<Array<{ name: string; status: string; artifacts: Artifact[]; error?: string }>> {
   const out = [];
   for (const name of names) {
@@ -115,7 +125,7 @@ async function runMicro(names: readonly string[]): Promise<Array<{ name: string;
       });
       const r = await Promise.race([mod.run(), timeout]).finally(() => clearTimeout(timer));
       const artifacts = Array.isArray(r) ? r : [r];
-      out.push({ name, status: artifacts.every((a) => a.status !== 'failed') ? 'passed' : 'failed', artifacts });
+      out.push({ name, status: microStatus(artifacts), artifacts });
     } catch (err) {
       out.push({ name, status: 'failed', artifacts: [], error: (err as Error).message.split('\n')[0] });
     }
@@ -152,11 +162,13 @@ export async function main(argv: string[]): Promise<number> {
       if (m.status === 'failed') failed = true;
       if (m.artifacts.length === 0) rows.push([m.name, m.status, '', '', '', '', m.error ?? '']);
       for (const a of m.artifacts) {
-        for (const [k, s] of Object.entries(a.results)) rows.push([`${m.name}/${a.name}`, a.status, k, String(s.n), ms(s.mean), ms(s.p95), '']);
+        for (const [k, s] of Object.entries(a.results)) rows.push([`${m.name}/${a.name}`, microStatus([a]), k, String(s.n), ms(s.mean), ms(s.p95), '']);
         if (Object.keys(a.results).length === 0) rows.push([`${m.name}/${a.name}`, a.status, '', '', '', '', a.skip_reason ?? '']);
       }
     }
     process.stdout.write(`\nMicro suites\n${table(rows)}\n`);
+    const missed = micro.flatMap((m) => m.artifacts.flatMap((a) => a.assertions.filter((x) => !x.ok).map((x) => `${m.name}/${a.name}: ${x.name} — ${x.detail ?? ''}`)));
+    if (missed.length > 0) process.stdout.write(`\nMicro goals missed or assertions failed:\n${missed.map((x) => `  ${x}`).join('\n')}\n`);
   }
 
   const lanes = new Map<string, Artifact>();
