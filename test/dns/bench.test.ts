@@ -36,7 +36,7 @@ describe('bench/dns.ts', () => {
   it('end-to-end suite: every non-speed check holds on a short run against the real gateway', async () => {
     const { benchEndToEnd } = await load();
     const a = await benchEndToEnd(30);
-    const checks = a.assertions.filter((x) => !x.name.startsWith('gate:'));
+    const checks = a.assertions.filter((x) => !x.name.startsWith('goal:'));
     expect(checks.filter((x) => !x.ok)).toEqual([]);
     expect(checks.length).toBeGreaterThanOrEqual(6);
     expect(a.results['dns: blocked lookup via UDP listener']!.n).toBe(30);
