@@ -24,6 +24,7 @@ import { parseClientHello, sniffProtocol } from './clienthello.js';
 import type { SecureContextSource } from './service.js';
 import type { ExchangeContext } from './target.js';
 import type { GuestMeta } from '../vsock.js';
+import { gather } from './gather.js';
 
 /** The host:port of a CONNECT request, validated before the tunnel is answered. */
 export interface TunnelTarget {
@@ -45,44 +46,6 @@ export interface TunnelHooks {
   refuse(ctx: ExchangeContext, error: string): void;
 }
 
-/** Reads from a paused socket until `parse` returns a value; bounded by time and by `parse` itself. */
-function gather<T>(socket: Duplex, head: Buffer, timeoutMs: number, parse: (b: Buffer) => T | null): Promise<{ value: T; buf: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buf = head;
-    let first: T | null;
-    try {
-      first = parse(buf);
-    } catch (err) {
-      reject(err as Error);
-      return;
-    }
-    if (first !== null) return resolve({ value: first, buf });
-    const done = (err: Error | null, value?: T) => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('close', onEnd);
-      socket.pause();
-      if (err !== null) reject(err);
-      else resolve({ value: value as T, buf });
-    };
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      try {
-        const v = parse(buf);
-        if (v !== null) done(null, v);
-      } catch (err) {
-        done(err as Error);
-      }
-    };
-    const onEnd = () => done(new CelgateError('E_PARSE', 'tunnel closed mid-handshake', { details: { truncated: true } }));
-    const timer = setTimeout(() => done(new CelgateError('E_TIMEOUT', `no complete ClientHello within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onEnd);
-    socket.resume();
-  });
-}
 
 function helloFailure(err: unknown): string {
   const e = err as CelgateError;
@@ -138,7 +101,7 @@ export class CelgateMitmProxy extends MitmProxy {
         if (r.status === 'ok') return r;
         if (r.status === 'need_more') return null;
         throw new CelgateError('E_PARSE', 'malformed ClientHello');
-      });
+      }, 'tunnel closed mid-handshake');
     } catch (err) {
       this.hooks.refuse(base, helloFailure(err));
       socket.destroy();

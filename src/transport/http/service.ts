@@ -21,6 +21,7 @@ import { resolveLimits, type HttpLimits } from './limits.js';
 import type { ExchangeContext } from './target.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
+import { gather } from './gather.js';
 
 /** Anything that hands out a TLS context for a host name (src/certs LeafCache implements it). */
 export interface SecureContextSource {
@@ -55,37 +56,6 @@ export interface HttpService {
 }
 
 /** Collects bytes until `parse` stops asking for more; rejects on timeout, close or a parse error. */
-function gather<T>(socket: net.Socket, head: Buffer, timeoutMs: number, parse: (b: Buffer) => T | null): Promise<{ value: T; buf: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let buf = head;
-    const first = parse(buf);
-    if (first !== null) return resolve({ value: first, buf });
-    const done = (err: Error | null, value?: T) => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('close', onEnd);
-      socket.pause();
-      if (err !== null) reject(err);
-      else resolve({ value: value as T, buf });
-    };
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      try {
-        const v = parse(buf);
-        if (v !== null) done(null, v);
-      } catch (err) {
-        done(err as Error);
-      }
-    };
-    const onEnd = () => done(new CelgateError('E_PARSE', 'connection closed mid-handshake', { details: { truncated: true } }));
-    const timer = setTimeout(() => done(new CelgateError('E_TIMEOUT', `no complete ClientHello within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onEnd);
-    socket.resume();
-  });
-}
 
 export async function startHttpService(options: HttpServiceOptions, deps: HttpServiceDeps): Promise<HttpService> {
   const limits = resolveLimits(options.limits);
