@@ -9,11 +9,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { MAIN_JS } from './guest-netns.js';
+import { controlRequest } from '../src/control/client.js';
 
 export const GATEWAY_READY_TIMEOUT_MS = 20_000;
 
@@ -119,30 +120,7 @@ export async function startBenchGateway(
   }
   const controlSocket: string = ready.control_socket;
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
-  const api = (method: string, path: string, body?: unknown): Promise<ApiResponse> =>
-    new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        { socketPath: controlSocket, agent, method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let json: unknown;
-            try {
-              json = JSON.parse(text);
-            } catch {
-              json = undefined;
-            }
-            resolve({ status: res.statusCode ?? 0, json, text });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+  const api = (method: string, path: string, body?: unknown): Promise<ApiResponse> => controlRequest(controlSocket, method, path, { body, agent });
   const sessionDb = join(ready.session_dir, 'session.db');
   return {
     udsBase,

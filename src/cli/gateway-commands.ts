@@ -4,11 +4,11 @@
  * table) and exit non-zero with the API's error. No policy, no database access here.
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { CelgateError } from '../errors.js';
 import { loadConfig } from './config.js';
+import { controlRequest } from '../control/client.js';
 
 export const CLIENT_TIMEOUT_MS = 10_000;
 
@@ -23,27 +23,9 @@ function socketPath(flags: SocketFlags): string {
   return loadConfig(flags.config, { data_dir: flags.dataDir }).control.socket;
 }
 
-export function callControl(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath: socket, method, path, timeout: CLIENT_TIMEOUT_MS, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        try {
-          resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) });
-        } catch {
-          resolve({ status: res.statusCode ?? 0, json: { text } });
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new CelgateError('E_TIMEOUT', `no answer from ${socket} within ${CLIENT_TIMEOUT_MS} ms`)));
-    req.on('error', (err) =>
-      reject(err instanceof CelgateError ? err : new CelgateError('E_UNAVAILABLE', `cannot reach the gateway at ${socket}: ${err.message}`, { cause: err })),
-    );
-    req.end(payload);
-  });
+export async function callControl(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await controlRequest(socket, method, path, { body, timeoutMs: CLIENT_TIMEOUT_MS });
+  return { status: res.status, json: res.json ?? { text: res.text } };
 }
 
 async function run(flags: SocketFlags, method: string, path: string, body?: unknown): Promise<any> {

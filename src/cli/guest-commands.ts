@@ -5,7 +5,6 @@
  * service that serves `POST /v1/exec`. Composition only: the protocol and enforcement live in
  * src/transport/exec and src/transport/guest.
  */
-import { request } from 'node:http';
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
 import { execHttpStatus, gatedExec, parseExecInput } from '../transport/exec/gate.js';
@@ -16,6 +15,7 @@ import type { GatewayConfig } from './config.js';
 import { loadConfig } from './config.js';
 import type { Service, ServiceDeps } from './start.js';
 import { HttpError } from '../control/server.js';
+import { controlRequest } from '../control/client.js';
 
 /** Exit code of `celgate exec` when policy refused the command (nothing ran in the guest). */
 export const EXIT_REFUSED = 126;
@@ -86,36 +86,9 @@ function registerShim(program: Command): void {
     });
 }
 
-/** Longest answer read from the admin API (outputs are bounded by the exec protocol). */
-const MAX_CONTROL_ANSWER_BYTES = 16 * 1024 * 1024;
-
 /** One JSON call to the admin API over its Unix socket. */
 function call(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath, method, path, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_CONTROL_ANSWER_BYTES) req.destroy(new CelgateError('E_LIMIT', 'admin API answer too large'));
-        else chunks.push(c);
-      });
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', (cause) => reject(new CelgateError('E_UNAVAILABLE', `cannot reach the gateway admin API at ${socketPath}: ${cause.message}`, { cause })));
-    req.end(payload);
-  });
+  return controlRequest(socketPath, method, path, { body });
 }
 
 interface ExecFlags {

@@ -5,11 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { controlRequest as sharedControlRequest } from '../../src/control/client.js';
 
 export const MAIN_JS = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 export const READY_TIMEOUT_MS = 45_000;
@@ -49,31 +49,9 @@ export interface RunningTestGateway {
   exited: Promise<number>;
 }
 
-/** An admin API call over a Unix socket. */
+/** An admin API call over a Unix socket (the gateway's own client, src/control/client.ts). */
 export function controlRequest(socketPath: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const req = request(
-      { socketPath, method, path, headers: { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, json, text });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return sharedControlRequest(socketPath, method, path, { body, headers });
 }
 
 function merge(base: Record<string, any>, extra: Record<string, any>): Record<string, any> {
