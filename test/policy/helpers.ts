@@ -19,13 +19,10 @@ export function event(json: unknown): SecurityEvent {
   return parsed.value;
 }
 
-export const REFERENCE_EXPRESSIONS = [
-  'http.request.host.contains("google")',
-  'http.request.url.contains("google")',
-  'http.request.path.startsWith("/admin")',
-  'http.request.header("authorization").exists()',
-  'http.request.body.text.contains("secret")',
-] as const;
+/** The five reference expressions (test/fixtures/policy/reference-expressions.json). */
+export const REFERENCE_EXPRESSIONS: readonly string[] = JSON.parse(
+  readFileSync(new URL('../fixtures/policy/reference-expressions.json', import.meta.url), 'utf8'),
+);
 
 export const FULL_POLICY = REFERENCE_EXPRESSIONS.join(' && ');
 

@@ -293,18 +293,9 @@ export class McpSession {
     );
   }
 
-  private row(
-    event: McpRequestEvent | ReturnType<typeof mcpResponseEvent>,
-    decision: Decision,
-    direction: 'request' | 'response',
-    server: string,
-    args: JsonObject,
-    isError: boolean,
-    durationMs: number,
-    requestId?: string,
-    tool?: string,
-  ): void {
-    this.defer(() => this.writeRow(event, decision, direction, server, args, isError, durationMs, requestId, tool));
+  /** Writes the mcp_calls row after the reply has gone out (off the call's latency). */
+  private row(...args: Parameters<McpSession['writeRow']>): void {
+    this.defer(() => this.writeRow(...args));
   }
 
   private writeRow(
