@@ -4,11 +4,17 @@
  * with a kept-alive agent. Like test/helpers/gateway.ts, but importable from the built bench
  * (dist/bench only contains src/ and bench/).
  *
+ * The gateway's stdout (its JSON log) and stderr go to FILES in the work dir, read on demand: with a
+ * pipe, every decision's log line would wake the bench process (which is often the measured client
+ * too) in the middle of the measured operations, and on a 2-core machine that competes with the
+ * gateway and the guest for CPU. The gateway still writes every line; nothing is parsed until
+ * `logs()` is called.
+ *
  * Owns: the gateway process, its log lines, admin API calls, reading its session.db. Must not:
  * measure or assert (lanes do).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -47,9 +53,25 @@ function deepMerge(a: Record<string, any>, b: Record<string, any>): Record<strin
 }
 
 export interface BenchGatewayOptions {
-  /** Stop parsing log lines after "ready" (throughput runs: the parent is also the client, and
-   * parsing one JSON line per request would slow the client, not the gateway). logs() then ends there. */
+  /** logs() returns only the lines up to "ready" (throughput runs that never look at decisions and
+   * would otherwise parse a line per request when they do call it). */
   dropLogsAfterReady?: boolean;
+}
+
+/** How often startup polls the log file for the "ready" line. */
+const READY_POLL_MS = 20;
+
+function parseLines(text: string): any[] {
+  const out: any[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      /* not a log line (or the last, half-written one) */
+    }
+  }
+  return out;
 }
 
 export async function startBenchGateway(
@@ -71,53 +93,39 @@ export async function startBenchGateway(
   );
   const configFile = join(workDir, 'gateway.yaml');
   writeFileSync(configFile, stringify(config));
-  const child: ChildProcess = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: any[] = [];
-  let stderr = '';
-  let partial = '';
-  let onLine: (l: any) => void = () => {};
-  let dropping = false;
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    if (dropping) return;
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      try {
-        const parsed = JSON.parse(line);
-        lines.push(parsed);
-        onLine(parsed);
-      } catch {
-        /* not a log line */
-      }
+  const logFile = join(workDir, 'gateway.log');
+  const errFile = join(workDir, 'gateway.stderr');
+  const outFd = openSync(logFile, 'a');
+  const errFd = openSync(errFile, 'a');
+  const child: ChildProcess = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', outFd, errFd] });
+  closeSync(outFd);
+  closeSync(errFd);
+  const readText = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
     }
-  });
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    stderr = (stderr + c).slice(-16_384);
-  });
-  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
-  const ready = await new Promise<any>((resolve, reject) => {
-    const timer = setTimeout(() => {
+  };
+  const stderr = () => readText(errFile).slice(-16_384);
+  let exitCode: number | null = null;
+  const exited = new Promise<number>((r) =>
+    child.once('exit', (code) => {
+      exitCode = code ?? -1;
+      r(exitCode);
+    }),
+  );
+  let ready: any;
+  for (const started = Date.now(); ready === undefined; ) {
+    if (exitCode !== null) throw new Error(`gateway exited with ${exitCode} before ready: ${stderr()}`);
+    if (Date.now() - started > GATEWAY_READY_TIMEOUT_MS) {
       child.kill('SIGKILL');
-      reject(new Error(`gateway not ready after ${GATEWAY_READY_TIMEOUT_MS} ms: ${stderr}`));
-    }, GATEWAY_READY_TIMEOUT_MS);
-    onLine = (l) => {
-      if (l.msg === 'ready') {
-        clearTimeout(timer);
-        resolve(l);
-      }
-    };
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before ready: ${stderr}`));
-    });
-  });
-  onLine = () => {};
-  if (options.dropLogsAfterReady === true) {
-    dropping = true;
-    partial = '';
+      throw new Error(`gateway not ready after ${GATEWAY_READY_TIMEOUT_MS} ms: ${stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, READY_POLL_MS));
+    ready = parseLines(readText(logFile)).find((l) => l.msg === 'ready');
   }
+  const readyLines = parseLines(readText(logFile));
   const controlSocket: string = ready.control_socket;
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   const api = (method: string, path: string, body?: unknown): Promise<ApiResponse> => controlRequest(controlSocket, method, path, { body, agent });
@@ -128,8 +136,8 @@ export async function startBenchGateway(
     controlSocket,
     listeners: ready.listeners,
     api,
-    logs: () => lines.slice(),
-    stderr: () => stderr,
+    logs: () => (options.dropLogsAfterReady === true ? readyLines.slice() : parseLines(readText(logFile))),
+    stderr,
     ledgerRows: (table, ruleId) => {
       if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
       const db = new Database(sessionDb, { readonly: true, fileMustExist: true });
