@@ -157,8 +157,17 @@ export function writeNetRow(sink: EventSink, r: NetRowInput): void {
           generation: 0,
           process_name: r.ctx.meta.process_name ?? '',
         };
+  // Fields are copied by name, not spread: on the per-request path an object spread followed by
+  // fourteen more properties cost ~25 µs per row in the profile (slow map transitions).
   const row: NetRow = {
-    ...policy,
+    event_id: policy.event_id,
+    session_id: policy.session_id,
+    timestamp_ms: policy.timestamp_ms,
+    decision: policy.decision,
+    rule_id: policy.rule_id,
+    reason: policy.reason,
+    generation: policy.generation,
+    process_name: policy.process_name,
     scheme: t?.scheme ?? r.ctx.scheme,
     method: r.method,
     host: t?.host ?? r.ctx.sniHost,
@@ -230,7 +239,16 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
         body = { state: 'streamed', text: '', size: declaredLength(req) ?? 0, content_type: headers['content-type'] ?? '', truncated: false };
       }
     }
-    const event = httpRequestEvent(originFor(deps, ctx), { method, ...target, headers, ...(body === undefined ? {} : { body }) });
+    const event = httpRequestEvent(originFor(deps, ctx), {
+      method,
+      scheme: target.scheme,
+      host: target.host,
+      port: target.port,
+      path: target.path,
+      query: target.query,
+      headers,
+      ...(body === undefined ? {} : { body }),
+    });
     const decision = decideAndRecord(deps, event);
     rec.event = event;
     rec.decision = decision;
