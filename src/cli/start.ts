@@ -237,6 +237,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     })());
 
   logger.info({ listeners, session_id: config.session_id, session_dir: sessionDir, control_socket: config.control.socket, generation: policy.generation() }, 'ready');
+  log.flushNow(); // whoever waits for "ready" should not wait for the next flush tick
   process.stderr.write(`${startupLines({ caCertPath: interception?.ca.certPath ?? null, proxy: listeners.proxy ?? null, sessionDb }).join('\n')}\n`);
   return { config, listeners, sessionDir, sessionDb, policy, reload, shutdown };
 }

@@ -109,7 +109,8 @@ describe('DNS in celgate start', () => {
     const stats = await gw.api('GET', '/v1/dns/stats');
     expect(stats.status).toBe(200);
     expect(stats.json.malformed).toMatchObject({ pointer_loop: 1, truncated_header: 1 });
-    expect(gw.logs().some((l) => l.dns_problem === 'pointer_loop' && l.level === 'warn')).toBe(true);
+    // Log lines are flushed in batches (src/cli/logger.ts, at most LOG_FLUSH_MS later).
+    await expect.poll(() => gw.logs().some((l) => l.dns_problem === 'pointer_loop' && l.level === 'warn')).toBe(true);
   });
 
   it('records dns_events and security_events rows and log lines naming the rule', async () => {
