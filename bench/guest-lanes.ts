@@ -101,7 +101,9 @@ async function serverChecks(ctx: LaneContext, spec: LaneSpec, before: number, ex
   // The lane table was already waited for; security_events is written in the same batches.
   const sec = await waitFor(() => ctx.gw.ledgerRows('security_events', ctx.ruleId), (r) => r.length >= expected, rows.length >= expected ? LEDGER_WAIT_MS : 0);
   out.push(check(`session.db security_events has ${expected} blocked rows for the rule`, sec.length === expected && sec.every((r) => r.decision === 'block'), `${sec.length} rows`));
-  const logLines = ctx.gw.logs().filter((l) => l.msg === 'decision' && l.rule_id === ctx.ruleId && l.decision === 'block');
+  // Log lines are written in batches (at most every 50 ms), like the ledger: wait for them the same way.
+  const named = () => ctx.gw.logs().filter((l) => l.msg === 'decision' && l.rule_id === ctx.ruleId && l.decision === 'block');
+  const logLines = await waitFor(named, (l) => l.length >= expected, LEDGER_WAIT_MS);
   out.push(check(`gateway log has ${expected} decision lines naming the rule`, logLines.length === expected, `${logLines.length} lines`));
   return out;
 }
