@@ -102,6 +102,96 @@ export const MIGRATIONS: readonly string[] = [
     command_class TEXT NOT NULL, exit_code INTEGER, duration_ms REAL NOT NULL
   );
   `,
+  // 1 → 2: the low-cardinality facts of an event (session, process, type, decision, rule, reason,
+  // mode, generation) and of a match (rule, pack, kind, action, mode, severity) are stored once in
+  // `event_contexts` / `match_kinds` and referenced by integer from narrow append tables, so an
+  // append binds 8 + 4 values instead of 16 + 9 (see docs/ledger.md). `security_events` and
+  // `rule_matches` become views with the v1 columns, so every reader and query keeps working.
+  `
+  CREATE TABLE event_contexts (
+    ref INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    process_name TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    family TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule_id TEXT,
+    reason TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    generation INTEGER NOT NULL
+  );
+  CREATE TABLE event_rows (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    context INTEGER NOT NULL REFERENCES event_contexts(ref),
+    eval_ns INTEGER NOT NULL,
+    match_count INTEGER NOT NULL,
+    errors_json TEXT NOT NULL,
+    event_json TEXT NOT NULL
+  );
+  CREATE TABLE match_kinds (
+    ref INTEGER PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    pack_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    action TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    severity TEXT
+  );
+  CREATE TABLE match_rows (
+    event_seq INTEGER NOT NULL REFERENCES event_rows(seq),
+    idx INTEGER NOT NULL,
+    kind_ref INTEGER NOT NULL REFERENCES match_kinds(ref),
+    decisive INTEGER NOT NULL,
+    PRIMARY KEY (event_seq, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX match_rows_kind ON match_rows(kind_ref, event_seq);
+
+  INSERT INTO event_contexts (session_id, process_name, event_type, family, decision, rule_id, reason, mode, generation)
+    SELECT DISTINCT session_id, process_name, event_type, family, decision, rule_id, reason, mode, generation FROM security_events;
+  INSERT INTO event_rows (seq, event_id, timestamp_ms, context, eval_ns, match_count, errors_json, event_json)
+    SELECT s.seq, s.event_id, s.timestamp_ms, c.ref, s.eval_ns, s.match_count, s.errors_json, s.event_json
+    FROM security_events s JOIN event_contexts c ON c.session_id = s.session_id AND c.process_name = s.process_name
+      AND c.event_type = s.event_type AND c.family = s.family AND c.decision = s.decision AND c.rule_id IS s.rule_id
+      AND c.reason = s.reason AND c.mode = s.mode AND c.generation = s.generation;
+  INSERT INTO match_kinds (rule_id, pack_id, kind, action, mode, severity)
+    SELECT DISTINCT rule_id, pack_id, kind, action, mode, severity FROM rule_matches;
+  INSERT INTO match_rows (event_seq, idx, kind_ref, decisive)
+    SELECT m.event_seq, m.idx, k.ref, m.decisive
+    FROM rule_matches m JOIN match_kinds k ON k.rule_id = m.rule_id AND k.pack_id = m.pack_id AND k.kind = m.kind
+      AND k.action = m.action AND k.mode = m.mode AND k.severity IS m.severity;
+
+  -- detection_findings referenced security_events(seq): rebuild it to reference event_rows.
+  CREATE TABLE detection_findings_v2 (
+    seq INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL REFERENCES event_rows(seq),
+    event_id TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    rule_id TEXT NOT NULL,
+    pack_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    title TEXT NOT NULL,
+    tags_json TEXT NOT NULL,
+    matched_fields_json TEXT NOT NULL
+  );
+  INSERT INTO detection_findings_v2 SELECT * FROM detection_findings;
+  DROP TABLE detection_findings;
+  DROP TABLE rule_matches;
+  DROP TABLE security_events;
+  ALTER TABLE detection_findings_v2 RENAME TO detection_findings;
+  CREATE INDEX detection_findings_rule ON detection_findings(rule_id, seq);
+
+  -- CROSS JOIN keeps event_rows the outer loop: newest-first reads walk seq backwards.
+  CREATE VIEW security_events AS
+    SELECT e.seq, e.event_id, c.session_id, e.timestamp_ms, c.event_type, c.family, c.process_name, c.decision, c.rule_id,
+      c.reason, c.mode, c.generation, e.eval_ns, e.match_count, e.errors_json, e.event_json
+    FROM event_rows e CROSS JOIN event_contexts c ON c.ref = e.context;
+  CREATE VIEW rule_matches AS
+    SELECT m.event_seq, m.idx, k.rule_id, k.pack_id, k.kind, k.action, k.mode, k.severity, m.decisive
+    FROM match_rows m JOIN match_kinds k ON k.ref = m.kind_ref;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -72,8 +72,52 @@ const policy = (r: NetRow | DnsRow | McpCallRow | ExecRow) => [
 ];
 
 /** Rows per multi-row INSERT for the two hot tables (fewer native calls per row). */
-export const EVENTS_PER_STATEMENT = 16;
-export const MATCHES_PER_STATEMENT = 32;
+export const EVENTS_PER_STATEMENT = 32;
+export const MATCHES_PER_STATEMENT = 64;
+/** Distinct event contexts / match kinds the writer remembers; past this the memory map starts
+ * over (rows already written stay; a context seen again is simply stored again). */
+export const MAX_INTERNED = 4096;
+
+type Part = string | number | null;
+
+/**
+ * Numbers the distinct low-cardinality tuples of `event_contexts` / `match_kinds` (schema v2) so a
+ * row references them by integer. A trie of Maps keyed by the tuple's own values: no key string is
+ * built or hashed per row (string hashes are cached on the strings), and no two tuples can collide.
+ */
+class Interner {
+  private root = new Map<Part, unknown>();
+  private size = 0;
+  constructor(public next: number) {}
+  /** The ref of the tuple `parts`, inserting it with `insert(ref)` the first time it is seen. */
+  ref(parts: readonly Part[], insert: (ref: number) => void): number {
+    if (this.size >= MAX_INTERNED) this.forget(this.next);
+    let node = this.root;
+    const last = parts.length - 1;
+    for (let i = 0; i < last; i++) {
+      let child = node.get(parts[i]!) as Map<Part, unknown> | undefined;
+      if (child === undefined) {
+        child = new Map();
+        node.set(parts[i]!, child);
+      }
+      node = child;
+    }
+    let r = node.get(parts[last]!) as number | undefined;
+    if (r === undefined) {
+      r = this.next++;
+      insert(r);
+      node.set(parts[last]!, r);
+      this.size++;
+    }
+    return r;
+  }
+  /** After a rolled-back transaction: the rows it inserted are gone, so forget every ref. */
+  forget(next: number): void {
+    this.root = new Map();
+    this.size = 0;
+    this.next = next;
+  }
+}
 
 /** Buffers the values of many rows and writes them with one multi-row INSERT per `per` rows. */
 class MultiInsert {
@@ -120,6 +164,8 @@ export class LedgerWriter implements EventSink {
   private queued = 0;
   private lastBatchFailed = false;
   private nextSeq = 1;
+  private readonly contexts: Interner;
+  private readonly kinds: Interner;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null };
@@ -137,20 +183,27 @@ export class LedgerWriter implements EventSink {
     }
     // The writer owns the file, so it numbers events itself: rule_matches can reference an event's
     // seq before the multi-row INSERT that creates it has run.
-    this.nextSeq = ((this.db.prepare('SELECT MAX(seq) AS m FROM security_events').get() as { m: number | null }).m ?? 0) + 1;
+    const max = (sql: string) => ((this.db.prepare(sql).get() as { m: number | null }).m ?? 0) + 1;
+    this.nextSeq = max('SELECT MAX(seq) AS m FROM event_rows');
+    this.contexts = new Interner(max('SELECT MAX(ref) AS m FROM event_contexts'));
+    this.kinds = new Interner(max('SELECT MAX(ref) AS m FROM match_kinds'));
+    const context = this.db.prepare(
+      `INSERT INTO event_contexts (ref, session_id, process_name, event_type, family, decision, rule_id, reason, mode, generation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const kind = this.db.prepare('INSERT INTO match_kinds (ref, rule_id, pack_id, kind, action, mode, severity) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const ev = new MultiInsert(
       this.db,
-      `INSERT INTO security_events (seq, event_id, session_id, timestamp_ms, event_type, family, process_name, decision, rule_id,
-        reason, mode, generation, eval_ns, match_count, errors_json, event_json)`,
-      16,
+      'INSERT INTO event_rows (seq, event_id, timestamp_ms, context, eval_ns, match_count, errors_json, event_json)',
+      8,
       EVENTS_PER_STATEMENT,
     );
     const match = new MultiInsert(
       this.db,
-      'INSERT INTO rule_matches (event_seq, idx, rule_id, pack_id, kind, action, mode, severity, decisive)',
-      9,
+      'INSERT INTO match_rows (event_seq, idx, kind_ref, decisive)',
+      4,
       MATCHES_PER_STATEMENT,
-      // rule_matches reference security_events: write the events still buffered first.
+      // match_rows reference event_rows (foreign keys are on): write the events still buffered first.
       () => ev.drain(),
     );
     const finding = this.db.prepare(
@@ -184,13 +237,20 @@ export class LedgerWriter implements EventSink {
               const d = chunk.b[i] as Decision;
               const c = e.common;
               const seq = this.nextSeq++;
-              ev.args.push(seq, c.event_id, c.session_id, c.timestamp_ms, c.event_type, c.family, c.process_name, d.action, d.rule_id,
-                bound(d.reason, 1024), d.mode, d.generation, Math.round(d.eval_ns), d.matches.length,
+              const reason = bound(d.reason, 1024);
+              const ctx = this.contexts.ref(
+                [d.rule_id, reason, d.action, d.mode, d.generation, c.event_type, c.family, c.process_name, c.session_id],
+                (ref) => context.run(ref, c.session_id, c.process_name, c.event_type, c.family, d.action, d.rule_id, reason, d.mode, d.generation),
+              );
+              ev.args.push(seq, c.event_id, c.timestamp_ms, ctx, Math.round(d.eval_ns), d.matches.length,
                 d.errors.length === 0 ? '[]' : JSON.stringify(d.errors), storedEventJson(e));
               ev.row();
               for (let j = 0; j < d.matches.length; j++) {
                 const m = d.matches[j]!;
-                match.args.push(seq, j, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity, m.decisive ? 1 : 0);
+                const ref = this.kinds.ref([m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity], (r) =>
+                  kind.run(r, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity),
+                );
+                match.args.push(seq, j, ref, m.decisive ? 1 : 0);
                 match.row();
               }
               // Findings reference their security_events row, which the multi-row insert may not
@@ -285,6 +345,8 @@ export class LedgerWriter implements EventSink {
       const batch = pending.slice(i, i + perBatch);
       const rows = batch.reduce((n, c) => n + c.n, 0);
       const seqBefore = this.nextSeq;
+      const ctxBefore = this.contexts.next;
+      const kindBefore = this.kinds.next;
       try {
         this.insert(batch);
         this.lastBatchFailed = false;
@@ -292,7 +354,10 @@ export class LedgerWriter implements EventSink {
         this.stats_.batches++;
         this.stats_.last_flush_ms = Date.now();
       } catch (err) {
-        this.nextSeq = seqBefore; // the transaction rolled back; reuse its numbers
+        // The transaction rolled back: reuse its numbers and forget the contexts it had stored.
+        this.nextSeq = seqBefore;
+        this.contexts.forget(ctxBefore);
+        this.kinds.forget(kindBefore);
         // One malformed row must not cost the whole batch: write the items one by one and drop only
         // the rows SQLite refuses. If none can be written the file itself is failing.
         const retry = this.writeOneByOne(batch);
@@ -322,11 +387,15 @@ export class LedgerWriter implements EventSink {
         one.b[0] = c.b[i];
         one.n = 1;
         const seq = this.nextSeq;
+        const ctx = this.contexts.next;
+        const kind = this.kinds.next;
         try {
           this.insert([one]);
           written++;
         } catch (err) {
           this.nextSeq = seq;
+          this.contexts.forget(ctx);
+          this.kinds.forget(kind);
           rejected++;
           error = err as Error;
         }

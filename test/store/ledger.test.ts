@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { policyFields } from '../../src/events/sink.js';
 import { countRows, eventsByRule, readEvents, recentEvents, ruleSummaries } from '../../src/store/readers.js';
-import { openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
+import { MIGRATIONS, openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
 import { LedgerWriter } from '../../src/store/writer.js';
 import { scrubSecrets } from '../../src/store/redact.js';
 import { allowDecision, blockDecision, dnsEvent, execEvent, execWithSecret, httpEvent, mcpEvent, mcpResponseWithSecret, SECRET } from './fixtures/events.js';
@@ -178,9 +178,75 @@ describe('session.db schema', () => {
     openLedger(path).close();
     const db = openLedger(path);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").all() as any[]).map((r) => r.name);
+    // security_events and rule_matches are views over the narrow append tables since v2.
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name").all() as any[]).map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['sessions', 'security_events', 'rule_matches', 'detection_findings', 'net_events', 'dns_events', 'mcp_calls', 'exec_events']));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+
+  it('migrates a version 1 file to the current version keeping every event, match and finding', () => {
+    const path = tempDb();
+    mkdirSync(dirname(path), { recursive: true });
+    const v1 = new Database(path);
+    v1.exec(MIGRATIONS[0]!);
+    v1.pragma('user_version = 1');
+    const ev = v1.prepare(
+      `INSERT INTO security_events (seq, event_id, session_id, timestamp_ms, event_type, family, process_name, decision, rule_id, reason, mode,
+       generation, eval_ns, match_count, errors_json, event_json) VALUES (?, ?, 's1', ?, 'dns.request', 'dns', 'curl', ?, ?, ?, ?, 3, 10, ?, '[]', '{}')`,
+    );
+    ev.run(1, 'e1', 100, 'block', 'r-a', 'Blocked by r-a.', 'enforce', 1);
+    ev.run(2, 'e2', 200, 'allow', null, 'default allow', 'default', 0);
+    ev.run(3, 'e3', 300, 'block', 'r-a', 'Blocked by r-a.', 'enforce', 2);
+    const m = v1.prepare("INSERT INTO rule_matches (event_seq, idx, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, 'p', 'enforcement', 'block', 'enforce', ?, ?)");
+    m.run(1, 0, 'r-a', 'high', 1);
+    m.run(3, 0, 'r-shadow', null, 0);
+    m.run(3, 1, 'r-a', 'high', 1);
+    v1.prepare("INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json, matched_fields_json) VALUES (3, 'e3', 300, 'd-1', 'p', 'low', 0.5, 't', '[]', '[]')").run();
+    v1.close();
+
+    const db = openLedger(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.prepare('SELECT seq, event_id, decision, rule_id, reason, mode, generation, match_count FROM security_events ORDER BY seq').all()).toEqual([
+      { seq: 1, event_id: 'e1', decision: 'block', rule_id: 'r-a', reason: 'Blocked by r-a.', mode: 'enforce', generation: 3, match_count: 1 },
+      { seq: 2, event_id: 'e2', decision: 'allow', rule_id: null, reason: 'default allow', mode: 'default', generation: 3, match_count: 0 },
+      { seq: 3, event_id: 'e3', decision: 'block', rule_id: 'r-a', reason: 'Blocked by r-a.', mode: 'enforce', generation: 3, match_count: 2 },
+    ]);
+    expect(db.prepare('SELECT event_seq, idx, rule_id, severity, decisive FROM rule_matches ORDER BY event_seq, idx').all()).toEqual([
+      { event_seq: 1, idx: 0, rule_id: 'r-a', severity: 'high', decisive: 1 },
+      { event_seq: 3, idx: 0, rule_id: 'r-shadow', severity: null, decisive: 0 },
+      { event_seq: 3, idx: 1, rule_id: 'r-a', severity: 'high', decisive: 1 },
+    ]);
+    expect(eventsByRule(db, 'r-a').map((e) => e.event_id)).toEqual(['e3', 'e1']);
+    expect(db.prepare('SELECT f.rule_id, e.event_id FROM detection_findings f JOIN security_events e ON e.seq = f.event_seq').all()).toEqual([{ rule_id: 'd-1', event_id: 'e3' }]);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    // The writer continues the migrated file after its last event.
+    const w = new LedgerWriter(path);
+    w.decision(dnsEvent('d.com'), blockDecision('r-a'));
+    w.close();
+    const after = openLedgerReadOnly(path);
+    expect(after.prepare('SELECT seq FROM security_events ORDER BY seq').all()).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }, { seq: 4 }]);
+    expect(eventsByRule(after, 'r-a').map((e) => e.seq)).toEqual([4, 3, 1]);
+    after.close();
+  });
+
+  it('stores a repeated decision context once and a new one as its own row', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    for (let i = 0; i < 100; i++) w.decision(dnsEvent(`h${i}.com`), blockDecision('r-a'));
+    w.decision(dnsEvent('x.com'), blockDecision('r-b'));
+    w.decision(dnsEvent('y.com'), allowDecision());
+    w.close();
+    const db = openLedgerReadOnly(path);
+    expect(countRows(db, 'security_events')).toBe(102);
+    expect(countRows(db, 'event_contexts')).toBe(3);
+    expect(db.prepare('SELECT rule_id, COUNT(*) AS n FROM security_events GROUP BY rule_id ORDER BY rule_id').all()).toEqual([
+      { rule_id: null, n: 1 },
+      { rule_id: 'r-a', n: 100 },
+      { rule_id: 'r-b', n: 1 },
+    ]);
     db.close();
   });
 
