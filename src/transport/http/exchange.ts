@@ -318,6 +318,11 @@ function forward(
       req.pipe(upReq);
       req.on('data', (c: Buffer) => (rec.bytesIn += c.length));
     }
+  } else if (!hasBody(req)) {
+    // No Content-Length > 0 and no Transfer-Encoding: the parser has already ended this body, so
+    // there is nothing to pipe (a pipe costs listeners and a flow tick per request); the server
+    // dumps the empty stream when the response finishes.
+    upReq.end();
   } else {
     req.pipe(upReq);
     req.on('data', (c: Buffer) => (rec.bytesIn += c.length));
