@@ -58,6 +58,7 @@ describe('MCP gateway with the SDK client as the guest', () => {
     const c = await h.client();
     const r = await c.callTool({ name: 'everything__echo', arguments: { message: 'hi there' } });
     expect(r.content).toEqual([{ type: 'text', text: 'Echo: hi there' }]);
+    await h.sink.recorded();
     const row = h.sink.mcpRows.find((x) => x.direction === 'request' && x.tool_name === 'echo');
     expect(row).toMatchObject({ server_id: 'everything', method: 'tools/call', decision: 'allow', is_error: false });
     expect(row!.args_digest).toMatch(/^[0-9a-f]{16}$/);
@@ -71,6 +72,7 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(err.message).toContain('no-sum');
     expect(err.message).toMatch(/do not retry/);
     expect(err.data).toMatchObject({ decision: 'block', rule_id: 'no-sum', reason: expect.stringContaining('test rule no-sum'), retryable: false });
+    await h.sink.recorded();
     const row = h.sink.mcpRows.find((x) => x.tool_name === 'get-sum');
     expect(row).toMatchObject({ decision: 'block', rule_id: 'no-sum', direction: 'request', is_error: true, process_name: 'test-agent' });
     const decided = h.sink.decisions.find((d) => d.event.common.event_type === 'mcp.request' && d.decision.rule_id === 'no-sum');
@@ -91,6 +93,7 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(err.code).toBe(RpcCode.POLICY_BLOCKED);
     expect(err.data).toMatchObject({ rule_id: 'no-aws-keys-out', stage: 'result' });
     expect(JSON.stringify(err)).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    await h.sink.recorded();
     const rows = h.sink.mcpRows.filter((x) => x.tool_name === 'secret');
     expect(rows.map((r) => [r.direction, r.decision, r.is_error])).toEqual([
       ['response', 'block', false],
@@ -108,6 +111,7 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(denied.length).toBeGreaterThan(0);
     expect(denied[0]!.data).toMatchObject({ rule_id: 'no-resource-2', stage: 'result' });
     expect(texts.some((t) => typeof t === 'string')).toBe(true);
+    await h.sink.recorded();
     expect(h.sink.mcpRows.some((r) => r.direction === 'response' && r.method === 'resources/read' && r.decision === 'block')).toBe(true);
   });
 
@@ -169,6 +173,7 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(rb.content).toEqual([{ type: 'text', text: 'Echo: from b' }]);
     await a.close();
     expect(await b.ping()).toEqual({});
+    await h.sink.recorded();
     expect(h.sink.mcpRows.some((r) => r.process_name === 'agent-b' && r.tool_name === 'echo')).toBe(true);
     await b.close();
     conn.close();

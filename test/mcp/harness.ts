@@ -11,6 +11,7 @@ import type { SecurityEvent } from '../../src/events/types.js';
 import { PolicyEngine, RuleRegistry } from '../../src/policy/index.js';
 import type { RuleDefinition } from '../../src/policy/types.js';
 import { connectFramedTransport, startMcpService, type McpService, type StreamClosed, type UpstreamConfig } from '../../src/transport/mcp/index.js';
+import { RECORD_BATCH_MS } from '../../src/transport/mcp/session.js';
 
 export const EVERYTHING_JS = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
 export const FLAKY_JS = fileURLToPath(new URL('../fixtures/mcp/flaky-server.mjs', import.meta.url));
@@ -43,6 +44,13 @@ export class RecordingSink implements EventSink {
   }
   mcp(row: McpCallRow): void {
     this.mcpRows.push(row);
+  }
+  /**
+   * Resolves after the sessions' batched records were written: they are within RECORD_BATCH_MS of
+   * the decision, and a timer set later with a longer delay fires after theirs.
+   */
+  recorded(): Promise<void> {
+    return new Promise((r) => setTimeout(r, 3 * RECORD_BATCH_MS));
   }
   net(_: NetRow): void {}
   dns(_: DnsRow): void {}

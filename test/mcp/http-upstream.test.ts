@@ -74,6 +74,7 @@ describe('Streamable HTTP upstream', () => {
     const r = await c.callTool({ name: 'web__shout', arguments: { text: 'quiet' } });
     expect(r.content).toEqual([{ type: 'text', text: 'QUIET' }]);
     await expect(c.callTool({ name: 'web__delete_everything', arguments: {} })).rejects.toThrow(McpError);
+    await h.sink.recorded();
     expect(h.sink.mcpRows.find((x) => x.tool_name === 'delete_everything')).toMatchObject({ decision: 'block', rule_id: 'no-delete', server_id: 'web' });
   });
 });

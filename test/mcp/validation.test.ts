@@ -149,6 +149,7 @@ describe('fail closed', () => {
     const init = g.messages(1).find((m) => m.id === 'init');
     expect(init.error.code).toBe(RpcCode.POLICY_ERROR);
     expect(init.error.message).toMatch(/fail closed/);
+    await sink.recorded();
     expect(sink.mcpRows[0]).toMatchObject({ decision: 'error', method: 'initialize' });
     expect(sink.decisions[0]!.decision.action).toBe('error');
     g.close();

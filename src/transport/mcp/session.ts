@@ -36,6 +36,14 @@ function argsFacts(args: JsonObject): { args_digest: string; args_preview: strin
 
 /** Most requests of one session waiting for an upstream at once. */
 export const MAX_INFLIGHT_PER_SESSION = 64;
+/**
+ * Decisions and rows are recorded in batches at most this long after the call was decided (the
+ * ledger itself commits every 50 ms), so the log and ledger work of many calls runs once, between
+ * calls, instead of once per call while the next request or an upstream reply waits for the loop.
+ */
+export const RECORD_BATCH_MS = 10;
+/** A batch is recorded at once when it reaches this many records (bounded memory under load). */
+export const MAX_BATCHED_RECORDS = 256;
 
 type Outcome = { result: Json } | { error: RpcErrorObject } | { none: true };
 
@@ -45,7 +53,7 @@ export class McpSession {
   private answeredInitialize = false;
   private busy = 0;
   private records: (() => void)[] = [];
-  private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | null = null;
   private readonly inflight = new Map<string, Cancel>();
   private readonly unregister: () => void;
   private closed = false;
@@ -93,13 +101,12 @@ export class McpSession {
 
   private emit(message: Json): void {
     if (!this.closed) this.send(message);
-    this.flush();
   }
 
   /**
-   * Decides now; records (sink.decision) after the reply or the upstream dispatch went out, so the
-   * ledger and log work overlaps the network instead of adding to it. Nothing is lost: pending
-   * records are flushed after every emit, on the next turn of the event loop, and on close.
+   * Decides now; records (sink.decision) later, in a batch, after the reply or the upstream dispatch
+   * went out, so ledger and log work stays off the call's path. Nothing is lost: pending records
+   * are written within RECORD_BATCH_MS, as soon as MAX_BATCHED_RECORDS are pending, and on close.
    */
   private decide(event: SecurityEvent): Decision {
     const decision = this.gw.decide(event, false);
@@ -109,14 +116,13 @@ export class McpSession {
 
   private defer(fn: () => void): void {
     this.records.push(fn);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    if (this.records.length === MAX_BATCHED_RECORDS) setImmediate(() => this.flush());
+    else if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), RECORD_BATCH_MS);
   }
 
   private flush(): void {
-    this.flushScheduled = false;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     if (this.records.length === 0) return;
     const pending = this.records;
     this.records = [];
