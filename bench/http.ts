@@ -9,7 +9,10 @@
  *  2. blocked request on one kept-alive connection, p50 goal ≤ 1 ms; asserts every answer is a
  *     403 naming the rule, the rule's match counter moved by N, and the upstream saw nothing.
  *  3. allowed 1 KiB GETs on 16 kept-alive connections through the gateway vs the same client
- *     straight to the upstream, same run; goal ratio ≥ 0.5; asserts every body was 1 KiB.
+ *     straight to the upstream, same run; goal ratio ≥ 0.5; asserts every body was 1 KiB. Also,
+ *     not a goal: the same client through a bare Node HTTPS pass-through (bench/http-floor.ts, no
+ *     policy, no ledger, no log) — the ratio any Node-based interceptor reaches on this machine.
+ *     The three paths alternate in THROUGHPUT_ROUNDS rounds (CELGATE_BENCH_HTTP_MS each in total).
  *  4. gateway RSS with 1,000 open (kept-alive, each used once) connections, goal ≤ 300 MB.
  *
  * usage: npm run -s build && node dist/bench/http.js [--runs N]   (exits 1 when a goal fails)
@@ -21,6 +24,7 @@ import tls from 'node:tls';
 import { Client, Pool } from 'undici';
 import { makeCerts, startUpstream } from '../test/fixtures/http/harness.js';
 import { startBenchGateway } from './guest-gateway.js';
+import { startFloorProxy } from './http-floor.js';
 import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
 
 export const FIRST_CONTACT_P50_GOAL_MS = 5;
@@ -33,10 +37,12 @@ const RUNS = argRuns > 0 ? Number(process.argv[argRuns + 1]) : 1000;
 const FIRST_CONTACTS = Math.min(200, Math.max(20, Math.floor(RUNS / 5)));
 const THROUGHPUT_MS = Number(process.env.CELGATE_BENCH_HTTP_MS ?? 3000);
 const OPEN_CONNECTIONS = 1000;
+/** The throughput case alternates via / direct / floor this many times (THROUGHPUT_MS in total each). */
+const THROUGHPUT_ROUNDS = 3;
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
-async function throughput(pool: Pool, path: string, host: string, durationMs: number): Promise<{ rps: number; ok: number; bad: number }> {
+async function throughput(pool: Pool, path: string, host: string, durationMs: number): Promise<{ rps: number; ok: number; bad: number; ms: number }> {
   let ok = 0;
   let bad = 0;
   const end = Date.now() + durationMs;
@@ -50,7 +56,8 @@ async function throughput(pool: Pool, path: string, host: string, durationMs: nu
   };
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: 16 }, worker));
-  return { rps: ok / (ms(t0) / 1000), ok, bad };
+  const took = ms(t0);
+  return { rps: ok / (took / 1000), ok, bad, ms: took };
 }
 
 export async function run(): Promise<Artifact> {
@@ -68,6 +75,10 @@ export async function run(): Promise<Artifact> {
   const gw = await startBenchGateway(upCerts.dir, {
     vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
     http: { proxy: '127.0.0.1:0', ca_dir: join(upCerts.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
+  });
+  const floor = await startFloorProxy(join(upCerts.dir, 'floor-certs'), up.port, upCa).catch(async (err: unknown) => {
+    await gw.stop();
+    throw err;
   });
   try {
     const port = Number(gw.listeners.http!.split(':').pop());
@@ -143,30 +154,57 @@ export async function run(): Promise<Artifact> {
       connect: (_o, cb) => void connect('api.bench.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
     });
     const directPool = new Pool(`https://127.0.0.1:${up.port}`, { connections: 16, connect: { ca: upCerts.caPem, servername: 'api.bench.test' } });
+    const floorCa = readFileSync(join(upCerts.dir, 'floor-certs', 'ca.cert.pem'), 'utf8');
+    const floorPool = new Pool(`https://127.0.0.1:${floor.port}`, { connections: 16, connect: { ca: floorCa, servername: 'api.bench.test' } });
     await throughput(viaPool, '/warm', 'api.bench.test', 300);
     await throughput(directPool, '/warm', 'api.bench.test', 300);
+    await throughput(floorPool, '/warm', 'api.bench.test', 300);
     const seenBeforeTp = up.seen.length;
     const pid = Number((await gw.api('GET', '/v1/health')).json.pid);
     // CPU the gateway process spends per allowed request (utime + stime from /proc): less sensitive
     // than req/s to other load on a shared machine.
-    const cpuMs = () => {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const cpuMs = (of = pid) => {
+      const f = readFileSync(`/proc/${of}/stat`, 'utf8').split(') ')[1]!.split(' ');
       return (Number(f[11]) + Number(f[12])) * 10;
     };
-    const cpu0 = cpuMs();
-    const via = await throughput(viaPool, '/allowed', 'api.bench.test', THROUGHPUT_MS);
-    const gwCpuPerReqUs = ((cpuMs() - cpu0) * 1000) / Math.max(1, via.ok);
-    const direct = await throughput(directPool, '/allowed', 'api.bench.test', THROUGHPUT_MS);
+    // Interleaved rounds (via, direct, floor, via, …) so load drift on a shared machine hits all
+    // three alike; each total is THROUGHPUT_MS. CPU per request is counted only while that path runs.
+    type Tally = { ok: number; bad: number; ms: number; cpuMs: number };
+    const tally = (): Tally => ({ ok: 0, bad: 0, ms: 0, cpuMs: 0 });
+    const [viaT, directT, floorT] = [tally(), tally(), tally()];
+    const slice = THROUGHPUT_MS / THROUGHPUT_ROUNDS;
+    const measure = async (pool: Pool, t: Tally, cpuOf: number | null) => {
+      const c0 = cpuOf === null ? 0 : cpuMs(cpuOf);
+      const r = await throughput(pool, '/allowed', 'api.bench.test', slice);
+      t.ok += r.ok;
+      t.bad += r.bad;
+      t.ms += r.ms;
+      if (cpuOf !== null) t.cpuMs += cpuMs(cpuOf) - c0;
+    };
+    for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
+      await measure(viaPool, viaT, pid);
+      await measure(directPool, directT, null);
+      await measure(floorPool, floorT, floor.pid);
+    }
+    const rate = (t: Tally) => ({ rps: t.ok / (t.ms / 1000), ok: t.ok, bad: t.bad });
+    const [via, direct, bare] = [rate(viaT), rate(directT), rate(floorT)];
+    const gwCpuPerReqUs = (viaT.cpuMs * 1000) / Math.max(1, via.ok);
+    const floorCpuPerReqUs = (floorT.cpuMs * 1000) / Math.max(1, bare.ok);
     await viaPool.close();
     await directPool.close();
+    await floorPool.close();
     const ratio = via.rps / direct.rps;
+    // Not a goal: what a bare Node pass-through (bench/http-floor.ts) reaches in the same run.
+    results.allowed_16conn_rps_node_floor = summarize([bare.rps], 'req/s');
+    results.allowed_16conn_node_floor_ratio = summarize([bare.rps / direct.rps], 'ratio');
+    results.node_floor_cpu_per_request = summarize([floorCpuPerReqUs], 'µs');
     results.allowed_16conn_rps_via_gateway = summarize([via.rps], 'req/s');
     results.allowed_16conn_rps_direct = summarize([direct.rps], 'req/s');
     results.allowed_16conn_ratio = summarize([ratio], 'ratio');
     results.gateway_cpu_per_allowed_request = summarize([gwCpuPerReqUs], 'µs');
     notes.load_average = os.loadavg();
-    assertions.push({ name: 'every allowed response was 200 with a 1 KiB body', ok: via.bad === 0 && direct.bad === 0 && via.ok > 0, detail: `via ${via.ok} ok / ${via.bad} bad; direct ${direct.ok} ok / ${direct.bad} bad` });
-    assertions.push({ name: 'the upstream served every request counted', ok: up.seen.length - seenBeforeTp === via.ok + direct.ok, detail: `${up.seen.length - seenBeforeTp} vs ${via.ok + direct.ok}` });
+    assertions.push({ name: 'every allowed response was 200 with a 1 KiB body', ok: via.bad === 0 && direct.bad === 0 && bare.bad === 0 && via.ok > 0 && bare.ok > 0, detail: `via ${via.ok} ok / ${via.bad} bad; direct ${direct.ok} ok / ${direct.bad} bad; node floor ${bare.ok} ok / ${bare.bad} bad` });
+    assertions.push({ name: 'the upstream served every request counted', ok: up.seen.length - seenBeforeTp === via.ok + direct.ok + bare.ok, detail: `${up.seen.length - seenBeforeTp} vs ${via.ok + direct.ok + bare.ok}` });
 
     // 4. RSS with 1,000 open connections (each used once, then left open).
     const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -211,7 +249,9 @@ export async function run(): Promise<Artifact> {
     notes.rule_id = RULE_ID;
     notes.first_contacts = FIRST_CONTACTS;
     notes.throughput_ms_each = THROUGHPUT_MS;
+    notes.throughput_rounds = THROUGHPUT_ROUNDS;
   } finally {
+    await floor.stop();
     await gw.stop();
     await up.close();
     upCerts.cleanup();
