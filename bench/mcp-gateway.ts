@@ -20,6 +20,8 @@ const nodeArgs = (): string[] => (process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ??
 
 export interface McpBenchGateway {
   udsBase: string;
+  /** The gateway process id (for CPU accounting from /proc). */
+  pid: number;
   sessionDb: string;
   logFile: string;
   api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }>;
@@ -72,6 +74,7 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
   const sessionDb = join(ready.session_dir, 'session.db');
   return {
     udsBase,
+    pid: child.pid!,
     sessionDb,
     logFile,
     logs,

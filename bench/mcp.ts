@@ -10,11 +10,14 @@
  *     denied with the rule id and session.db holds N rows naming it.
  *  3. guest  `mcp-echo-overhead`: allowed `echo` on server-everything through celgate vs. the same
  *     call from an SDK Client straight to the server (stdio), interleaved in the same run.
- *     Gate: median(celgate) ≤ 1.5 × median(direct).
+ *     Gate: median(celgate) ≤ 1.5 × median(direct). Diagnostic floor in the same loop: the same
+ *     call through a bare relay process (stdio in → child stdio, bytes copied, nothing parsed), i.e.
+ *     the cost of one extra process hop alone; and the CPU time per call of the gateway process vs.
+ *     the bare relay (from /proc), since on a loaded machine CPU per call is what turns into latency.
  *
  * usage: npm run -s build && node dist/bench/mcp.js [--calls N]   (exits 1 when a gate fails)
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -46,6 +49,28 @@ const RULE = {
   action: 'block' as const,
   reason: 'benchmark denial',
 };
+
+/**
+ * A bare relay process (diagnostic floor): spawns the server and copies bytes both ways, parsing
+ * nothing. `node -e RELAY_JS <server args…>`.
+ */
+const RELAY_JS = `const { spawn } = require('node:child_process');
+const c = spawn(process.execPath, process.argv.slice(1), { stdio: ['pipe', 'pipe', 'ignore'] });
+process.stdin.on('data', (d) => c.stdin.write(d));
+c.stdout.on('data', (d) => process.stdout.write(d));
+process.stdin.on('end', () => c.stdin.end());
+c.on('exit', () => process.exit(0));`;
+
+/** CPU time (user + system, all threads) of a process so far, in ms; NaN when unreadable. */
+function cpuMs(pid: number | null | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
 
 /** 1. The sans-io + decide path of one blocked tools/call, no sockets. */
 export async function benchPipeline(): Promise<Artifact> {
@@ -159,6 +184,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
   let client: Client | undefined;
   let direct: Client | undefined;
+  let relayed: Client | undefined;
   try {
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
     if (put.status >= 300) throw new Error(`rule install failed: ${put.text}`);
@@ -166,6 +192,9 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     await client.connect(await connectFramedTransport({ mode: 'uds', udsBase: gw.udsBase, port: 5003 }, { processName: 'bench-mcp' }));
     direct = new Client({ name: 'bench-direct', version: '1' });
     await direct.connect(new StdioClientTransport({ command: EVERYTHING.command, args: EVERYTHING.args, stderr: 'ignore' }));
+    const relayTransport = new StdioClientTransport({ command: process.execPath, args: ['-e', RELAY_JS, ...EVERYTHING.args], stderr: 'ignore' });
+    relayed = new Client({ name: 'bench-relayed', version: '1' });
+    await relayed.connect(relayTransport);
 
     // 2. blocked calls, interleaved with a ping on the same session (diagnostic floor: a request
     // celgate decides and answers itself), after WARMUP calls of each so both run JIT-warm.
@@ -201,21 +230,33 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     rc.close();
     // Diagnostic (no gate): the SDK client alone, answered in memory with the same denial.
     const sdkOnly = raw.denial === null ? [] : await sdkOnlyDenials(raw.denial, calls);
-    // 3. allowed echo, interleaved with the direct baseline
+    // 3. allowed echo, interleaved with the direct baseline and the bare-relay floor
     const viaMs: number[] = [];
     const directMs: number[] = [];
+    const relayMs: number[] = [];
     let echoOk = 0;
+    let relayOk = 0;
     const echoCalls = Math.max(100, Math.floor(calls / 2));
+    let cpu = { gw: Number.NaN, relay: Number.NaN };
     for (let i = 0; i < echoCalls + WARMUP; i++) {
+      if (i === WARMUP) cpu = { gw: cpuMs(gw.pid), relay: cpuMs(relayTransport.pid) };
       const a = await timed(() => client!.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } }));
       const b = await timed(() => direct!.callTool({ name: 'echo', arguments: { message: `m${i}` } }));
-      const same = JSON.stringify((a.value as { content?: unknown })?.content) === JSON.stringify((b.value as { content?: unknown })?.content);
+      const c = await timed(() => relayed!.callTool({ name: 'echo', arguments: { message: `m${i}` } }));
+      const content = (r: { value: unknown }) => JSON.stringify((r.value as { content?: unknown })?.content);
+      const same = content(a) === content(b);
       if (i >= WARMUP) {
         viaMs.push(a.ms);
         directMs.push(b.ms);
+        relayMs.push(c.ms);
         if (same && a.error === undefined && b.error === undefined) echoOk++;
+        if (content(c) === content(b) && c.error === undefined) relayOk++;
       }
     }
+    const cpuPerCall = {
+      gateway_cpu_ms_per_echo: (cpuMs(gw.pid) - cpu.gw) / echoCalls,
+      bare_relay_cpu_ms_per_echo: (cpuMs(relayTransport.pid) - cpu.relay) / echoCalls,
+    };
     await client.close();
     client = undefined;
     await gw.stop();
@@ -244,22 +285,32 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     );
     const via = summarize(viaMs);
     const base = summarize(directMs);
+    const floor = summarize(relayMs);
     const ratio = via.median / base.median;
     artifacts.push(
       writeArtifact({
         kind: 'guest',
         name: 'mcp-echo-overhead',
-        results: { 'echo via celgate': via, 'echo direct (stdio)': base },
+        results: { 'echo via celgate': via, 'echo direct (stdio)': base, 'echo through a bare relay process (floor: one extra hop, no gate)': floor },
         assertions: [
           { name: 'every echo returned the same result both ways', ok: echoOk === echoCalls, detail: `${echoOk}/${echoCalls}` },
+          { name: 'every echo through the bare relay returned the same result', ok: relayOk === echoCalls, detail: `${relayOk}/${echoCalls}` },
           { name: `goal: echo via celgate ≤ ${ECHO_RATIO_GOAL}× direct (median ratio)`, ok: ratio <= ECHO_RATIO_GOAL, detail: ratio.toFixed(3) },
         ],
-        notes: { ratio, loadavg_at_start: loadAtStart, loadavg_at_end: os.loadavg(), cores: os.cpus().length },
+        notes: {
+          ratio,
+          bare_relay_ratio: floor.median / base.median,
+          ...cpuPerCall,
+          loadavg_at_start: loadAtStart,
+          loadavg_at_end: os.loadavg(),
+          cores: os.cpus().length,
+        },
       }),
     );
   } finally {
     await client?.close().catch(() => {});
     await direct?.close().catch(() => {});
+    await relayed?.close().catch(() => {});
     await gw.stop().catch(() => {});
   }
   return artifacts;
@@ -279,6 +330,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     for (const [name, s] of Object.entries(a.results)) {
       console.log(`  ${name}: n=${s.n} mean=${s.mean.toFixed(4)} p50=${s.median.toFixed(4)} p95=${s.p95.toFixed(4)} p99=${s.p99.toFixed(4)} ms`);
     }
+    for (const [k, v] of Object.entries(a.notes ?? {})) if (k.endsWith('_per_echo') || k.endsWith('ratio')) console.log(`  ${k}: ${(v as number).toFixed(3)}`);
     for (const x of a.assertions) console.log(`  [${x.ok ? 'ok' : 'FAIL'}] ${x.name}${x.detail ? ` (${x.detail})` : ''}`);
   }
   process.exitCode = artifacts.every((a) => a.status === 'passed') ? 0 : 1;
