@@ -67,20 +67,42 @@ export function bound(text: string, max = MAX_FIELD_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;
 }
 
+const H_SECRET = 0;
+const H_KEEP = 1;
+const H_HASH = 2;
+/** Header names whose treatment is remembered (names repeat on every request); bounded. */
+export const MAX_CACHED_HEADER_NAMES = 1024;
+const headerNames = new Map<string, { key: string; how: number }>();
+
+function headerName(name: string): { key: string; how: number } {
+  let c = headerNames.get(name);
+  if (c === undefined) {
+    const key = name.toLowerCase();
+    c = { key, how: isSecretName(key) ? H_SECRET : HEADER_ALLOWLIST.has(key) ? H_KEEP : H_HASH };
+    if (headerNames.size >= MAX_CACHED_HEADER_NAMES) headerNames.clear();
+    headerNames.set(name, c);
+  }
+  return c;
+}
+
 export function redactHeaders(headers: HeaderMap): HeaderMap {
   const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(headers)) {
-    const key = name.toLowerCase();
-    if (isSecretName(key)) out[key] = REDACTED;
-    else if (HEADER_ALLOWLIST.has(key)) out[key] = bound(value, 512);
-    else out[key] = shortHash(value);
+  for (const name in headers) {
+    const { key, how } = headerName(name);
+    const value = headers[name]!;
+    out[key] = how === H_SECRET ? REDACTED : how === H_KEEP ? bound(value, 512) : shortHash(value);
   }
   return out;
 }
 
 /** Masks the values of query parameters with credential names (`?api_key=…` → `api_key=[redacted]`). */
+/** Every name `redactQuery` masks contains one of these; a query without any (and without
+ * percent-encoding, which could hide one) has nothing to mask. */
+const QUERY_MAYBE_SECRET = /auth|cookie|key|token|secret|passw|session|credential|sig|%/i;
+
 export function redactQuery(query: string): string {
   if (query === '') return query;
+  if (!QUERY_MAYBE_SECRET.test(query)) return bound(query);
   return bound(
     query
       .split('&')
@@ -180,6 +202,10 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
  * `vm_id` and `profile_id` stay. `readEvents` merges the columns back.
  */
 export function storedEventJson(event: SecurityEvent): string {
-  const { common, ...facts } = redactEvent(event);
-  return JSON.stringify({ common: { vm_id: common.vm_id, profile_id: common.profile_id }, ...facts });
+  const redacted = redactEvent(event) as unknown as Record<string, unknown>;
+  const c = event.common;
+  // Assembled around the family part instead of copying the event into a new object first.
+  let out = `{"common":{"vm_id":${JSON.stringify(c.vm_id)},"profile_id":${JSON.stringify(c.profile_id)}}`;
+  for (const key in redacted) if (key !== 'common') out += `,${JSON.stringify(key)}:${JSON.stringify(redacted[key])}`;
+  return `${out}}`;
 }

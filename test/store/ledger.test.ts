@@ -7,7 +7,7 @@ import { policyFields } from '../../src/events/sink.js';
 import { countRows, eventsByRule, readEvents, recentEvents, ruleSummaries } from '../../src/store/readers.js';
 import { MIGRATIONS, openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
 import { LedgerWriter } from '../../src/store/writer.js';
-import { scrubSecrets } from '../../src/store/redact.js';
+import { redactHeaders, redactQuery, scrubSecrets, shortHash } from '../../src/store/redact.js';
 import { allowDecision, blockDecision, dnsEvent, execEvent, execWithSecret, httpEvent, mcpEvent, mcpResponseWithSecret, SECRET } from './fixtures/events.js';
 
 const tempDb = () => join(mkdtempSync(join(tmpdir(), 'celgate-ledger-')), 'sessions', 's1', 'session.db');
@@ -169,6 +169,28 @@ describe('scrubbing free text', () => {
     ['plain text stays as it is', 'plain text stays as it is'],
   ])('%s → %s', (input, expected) => {
     expect(scrubSecrets(input)).toBe(expected);
+  });
+});
+
+describe('masking query parameters and headers', () => {
+  it.each([
+    ['source=bench&page=2', 'source=bench&page=2'],
+    ['api_key=abc&x=1', 'api_key=[redacted]&x=1'],
+    ['%74oken=abc', '%74oken=[redacted]'],
+    ['Signature=abc&SESSION_ID=1', 'Signature=[redacted]&SESSION_ID=[redacted]'],
+    ['x=1&access-token=abc', 'x=1&access-token=[redacted]'],
+  ])('query %s → %s', (input, expected) => {
+    expect(redactQuery(input)).toBe(expected);
+  });
+
+  it('treats a header name the same in every spelling and on every request', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(redactHeaders({ 'X-Api-Key': 'k1', 'x-api-key': 'k2', Accept: 'text/html', 'X-Trace': 'abc' })).toEqual({
+        'x-api-key': '[redacted]',
+        accept: 'text/html',
+        'x-trace': shortHash('abc'),
+      });
+    }
   });
 });
 
