@@ -222,8 +222,11 @@ export function openLedger(path: string): Db {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
-    // Batches of thousands of rows fit in the page cache instead of spilling mid-transaction.
-    db.pragma('cache_size = -32768');
+    // 8 MiB of page cache: a batch of 8,192 typical events (~3 MiB of narrow v2 rows) fits without
+    // spilling mid-transaction (a batch of large bodies spills to the WAL early, still correct).
+    // Appends never re-read old pages, so a larger cache only touches fresh memory: 32 MiB cost
+    // twice the page faults per 200,000-event run (12,900 vs 6,300) and ~20 % vs ~14 % system time.
+    db.pragma('cache_size = -8192');
     // Statement journals (every multi-row INSERT keeps one, to undo a half-done statement) in
     // memory instead of a temp file: no pwrite per touched page. Crash safety is the WAL's, not
     // theirs; they only matter inside a live process. Measured +40–60 % appends per CPU second.
