@@ -73,7 +73,7 @@ export class McpGateway {
   readonly upstreams = new Map<string, Upstream>();
   readonly callTimeoutMs: number;
   readonly startTimeoutMs: number;
-  private readonly sessions = new Set<{ notify(method: string, params?: JsonObject): void }>();
+  private readonly sessions = new Set<{ notify(method: string, params?: JsonObject): void; close(): void }>();
   private readonly uriRoutes = new Map<string, string>();
   private readonly templateRoutes: { prefix: string; server: string }[] = [];
   private hidden: { generation: number; analysis: HiddenTools } | null = null;
@@ -115,10 +115,12 @@ export class McpGateway {
 
   async close(): Promise<void> {
     this.unsubscribe?.();
+    // Sessions still open write their batched records now (before the ledger closes after us).
+    for (const s of [...this.sessions]) s.close();
     await Promise.all([...this.upstreams.values()].map((u) => u.close()));
   }
 
-  register(session: { notify(method: string, params?: JsonObject): void }): () => void {
+  register(session: { notify(method: string, params?: JsonObject): void; close(): void }): () => void {
     this.sessions.add(session);
     return () => this.sessions.delete(session);
   }
