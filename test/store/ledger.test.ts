@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { policyFields } from '../../src/events/sink.js';
 import { countRows, eventsByRule, readEvents, recentEvents, ruleSummaries } from '../../src/store/readers.js';
 import { MIGRATIONS, openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
-import { LedgerWriter } from '../../src/store/writer.js';
+import { LedgerWriter, MAX_INTERNED } from '../../src/store/writer.js';
 import { redactHeaders, redactQuery, scrubSecrets, shortHash } from '../../src/store/redact.js';
 import { allowDecision, blockDecision, dnsEvent, execEvent, execWithSecret, httpEvent, mcpEvent, mcpResponseWithSecret, SECRET } from './fixtures/events.js';
 
@@ -148,6 +148,40 @@ describe('session.db ledger', () => {
     w.close();
     const db = openLedgerReadOnly(path);
     expect(countRows(db, 'rule_matches')).toBe(300);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+  });
+
+  it('keeps the right context for every event when more distinct contexts arrive than it remembers', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const n = MAX_INTERNED + 500;
+    const d = (i: number) => ({ ...allowDecision(), reason: `reason ${i}` });
+    for (let i = 0; i < n; i++) w.decision(dnsEvent(`c${i}.example`), d(i));
+    for (let i = 0; i < 10; i++) w.decision(dnsEvent(`again${i}.example`), d(i));
+    w.close();
+    const db = openLedgerReadOnly(path);
+    const rows = db.prepare('SELECT event_id, reason FROM security_events ORDER BY seq').all() as { reason: string }[];
+    expect(rows).toHaveLength(n + 10);
+    expect(rows.map((r) => r.reason)).toEqual([...Array.from({ length: n }, (_, i) => `reason ${i}`), ...Array.from({ length: 10 }, (_, i) => `reason ${i}`)]);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+  });
+
+  it('drops a decision whose context SQLite refuses and still writes the same context for the next event', () => {
+    const path = tempDb();
+    const w = new LedgerWriter(path);
+    const good = blockDecision('r-new');
+    w.decision(dnsEvent('bad.example'), { ...good, generation: undefined as unknown as number });
+    w.decision(dnsEvent('good.example'), good);
+    w.flush();
+    w.decision(dnsEvent('later.example'), good);
+    w.close();
+    expect(w.stats()).toMatchObject({ written: 2, rejected_rows: 1 });
+    const db = openLedgerReadOnly(path);
+    expect(db.prepare('SELECT rule_id, generation FROM security_events ORDER BY seq').all()).toEqual([
+      { rule_id: 'r-new', generation: 3 },
+      { rule_id: 'r-new', generation: 3 },
+    ]);
+    expect(countRows(db, 'rule_matches')).toBe(4);
     expect(db.pragma('foreign_key_check')).toEqual([]);
   });
 
