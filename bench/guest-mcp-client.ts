@@ -67,7 +67,7 @@ for (let i = 0; i < runs; i++) {
   await call(sides.shim);
 }
 const report = (s: Side) => ({ init_ms: s.init_ms, tools: s.tools, calls: s.calls });
-process.stdout.write(`${JSON.stringify({ socket: report(sides.socket), shim: report(sides.shim) })}\n`);
 await sides.socket.client.close();
 await sides.shim.client.close();
-process.exit(0);
+// Exit only once the line is written: stdout is a pipe, and process.exit() would cut it off.
+process.stdout.write(`${JSON.stringify({ socket: report(sides.socket), shim: report(sides.shim) })}\n`, () => process.exit(0));
