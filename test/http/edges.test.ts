@@ -21,6 +21,13 @@ beforeAll(async () => {
       res.end();
       return;
     }
+    if (req.url === '/silent') return; // never answers
+    if (req.url === '/slow-body') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.flushHeaders(); // the head leaves now; only the body is late
+      setTimeout(() => res.end('late body'), 500);
+      return;
+    }
     if (req.url === '/hop') {
       res.end(JSON.stringify({ keepAlive: req.headers['keep-alive'] ?? null, secretHop: req.headers['x-secret-hop'] ?? null, te: req.headers.te ?? null, host: req.headers.host }));
       return;
@@ -92,6 +99,27 @@ describe('HTTP edge cases through the gateway', () => {
   it('serves pipelined requests in order on one connection', async () => {
     const out = await raw('GET /a HTTP/1.1\r\nHost: api.test\r\n\r\nGET /b HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
     expect(out.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+  });
+
+  it('answers 502 when the upstream sends no response head within upstream_ms, and the body after a head may take longer', async () => {
+    const quick = await startGateway(certs, { 'api.test': up.port }, { limits: { upstreamTimeoutMs: 300 } });
+    try {
+      const c = guestClient(quick, 'api.test');
+      const t0 = Date.now();
+      const r = await c.request({ path: '/silent', method: 'GET' });
+      expect(r.statusCode).toBe(502);
+      expect(await r.body.text()).toMatch(/did not answer within 300 ms/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      const late = await c.request({ path: '/slow-body', method: 'GET' });
+      expect(late.statusCode).toBe(200);
+      expect(await late.body.text()).toBe('late body');
+      await c.close();
+      await quick.sink.waitNets(2);
+      expect(quick.sink.nets[0]).toMatchObject({ path: '/silent', error: 'upstream_error', status: 502 });
+      expect(quick.sink.nets[1]).toMatchObject({ path: '/slow-body', error: null, status: 200 });
+    } finally {
+      await quick.close();
+    }
   });
 
   it('refuses an upstream whose certificate no trusted CA signed: 502, nothing relayed', async () => {

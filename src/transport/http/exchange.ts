@@ -329,7 +329,6 @@ function forward(
   }
 
   upReq.on('response', (upRes) => {
-    upReq.setTimeout(0);
     upRes.once('end', () => (done = true));
     const responseDeps = {
       decider: deps.decider,

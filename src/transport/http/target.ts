@@ -132,20 +132,24 @@ const HOP_BY_HOP = new Set([
   'host',
 ]);
 
+const KEEP_NONE: ReadonlySet<string> = new Set();
+
 /**
  * Copies raw header pairs minus hop-by-hop headers (and any named in `Connection`), keeping order
  * and repeats. `keep` re-admits names (the WebSocket path keeps `upgrade` and `connection`).
  */
-export function forwardHeaders(raw: readonly string[], keep: ReadonlySet<string> = new Set()): string[] {
-  const dropped = new Set(HOP_BY_HOP);
+export function forwardHeaders(raw: readonly string[], keep: ReadonlySet<string> = KEEP_NONE): string[] {
+  // The shared hop-by-hop set is copied only when a Connection header names more headers to drop.
+  let dropped: Set<string> | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === 'connection') {
       for (const t of raw[i + 1]!.split(',')) {
         const name = t.trim().toLowerCase();
-        if (name !== '' && !keep.has(name)) dropped.add(name);
+        if (name !== '' && !keep.has(name) && !HOP_BY_HOP.has(name)) (dropped ??= new Set(HOP_BY_HOP)).add(name);
       }
     }
   }
+  if (dropped === null) dropped = HOP_BY_HOP;
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();

@@ -123,7 +123,6 @@ export class Upstream {
       method: r.method,
       path: r.path,
       headers: r.headers,
-      timeout: this.timeoutMs,
       setHost: false,
     };
     let req: http.ClientRequest;
@@ -137,9 +136,16 @@ export class Upstream {
     }
     // Small request/response heads must not wait on Nagle + delayed ACK.
     req.once('socket', (socket) => socket.setNoDelay(true));
-    req.on('timeout', () =>
-      req.destroy(new CelgateError('E_TIMEOUT', `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`)),
+    // Connect + response head must finish within timeoutMs. One timer per request, cleared by the
+    // response head: the `timeout` request option would set (and later clear) a socket idle timeout
+    // on the pooled socket for every request, which cost several times as much in the profile.
+    const timer = setTimeout(
+      () => req.destroy(new CelgateError('E_TIMEOUT', `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`)),
+      this.timeoutMs,
     );
+    const clear = () => clearTimeout(timer);
+    req.once('response', clear);
+    req.once('close', clear);
     return req;
   }
 
