@@ -5,7 +5,8 @@
  *   celgate-vsock   client → celgate's HTTP port (tcp vsock mode, TLS with SNI) → upstream
  *   celgate-proxy   client → celgate's explicit proxy (CONNECT) → upstream (when configured)
  *   mitmdump        client → Debian's mitmdump as an explicit proxy → upstream
- * Measured: throughput with 1 and 16 concurrent kept-alive connections, and new-connection latency;
+ * Measured: throughput with 1 and 16 concurrent kept-alive connections (the paths interleaved in
+ * THROUGHPUT_ROUNDS slices per point, so load drift hits them alike), and new-connection latency;
  * reported as ratios to direct. Every response must be a 200 with the expected body before a number
  * is kept. mitmdump is installed with apt when absent; a path that cannot run is reported as skipped.
  *
@@ -69,25 +70,66 @@ async function one(d: Dispatcher, origin: string): Promise<boolean> {
   return r.statusCode === 200 && body.equals(BODY);
 }
 
-/** Requests per second with `c` workers on a pool of `c` kept-alive connections. */
-async function throughput(p: PathSetup, c: number, seconds: number): Promise<{ rps: number; bad: number; total: number }> {
-  const d = p.dispatcher(c);
+/**
+ * Each throughput point is split into this many slices that alternate between the paths, so load
+ * drift on a shared machine falls on every path alike instead of on whichever ran during a burst.
+ */
+export const THROUGHPUT_ROUNDS = 3;
+
+interface Point {
+  rps: number;
+  bad: number;
+  total: number;
+  /** TLS connections the upstream accepted while this path ran (warm-up included). */
+  upstreamConnections: number;
+}
+
+/** `c` workers on dispatcher `d` for `seconds`: requests done, bad answers, elapsed seconds. */
+async function drive(d: Dispatcher, origin: string, c: number, seconds: number): Promise<{ total: number; bad: number; elapsed: number }> {
   let bad = 0;
-  await Promise.all(Array.from({ length: c }, async () => {
-    for (let i = 0; i < Math.ceil(WARMUP_REQUESTS / c); i++) if (!(await one(d, p.origin))) bad++;
-  }));
   let total = 0;
   const until = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: c }, async () => {
     while (performance.now() < until) {
-      if (!(await one(d, p.origin))) bad++;
+      if (!(await one(d, origin))) bad++;
       total++;
     }
   }));
-  const elapsed = (performance.now() - t0) / 1000;
-  await d.close();
-  return { rps: total / elapsed, bad, total };
+  return { total, bad, elapsed: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Requests per second of every path with `c` workers on a pool of `c` kept-alive connections:
+ * WARMUP_REQUESTS each, then THROUGHPUT_ROUNDS rounds in which each path runs `seconds / rounds`.
+ */
+async function throughputAll(paths: PathSetup[], c: number, seconds: number): Promise<Map<string, Point>> {
+  const out = new Map<string, Point & { elapsed: number }>();
+  const ds = paths.map((p) => p.dispatcher(c));
+  const counted = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const before = upstreamConnections;
+    const r = await f();
+    out.get(name)!.upstreamConnections += upstreamConnections - before;
+    return r;
+  };
+  for (const [i, p] of paths.entries()) {
+    out.set(p.name, { rps: 0, bad: 0, total: 0, upstreamConnections: 0, elapsed: 0 });
+    await counted(p.name, () => Promise.all(Array.from({ length: c }, async () => {
+      for (let k = 0; k < Math.ceil(WARMUP_REQUESTS / c); k++) if (!(await one(ds[i]!, p.origin))) out.get(p.name)!.bad++;
+    })));
+  }
+  for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
+    for (const [i, p] of paths.entries()) {
+      const t = await counted(p.name, () => drive(ds[i]!, p.origin, c, seconds / THROUGHPUT_ROUNDS));
+      const acc = out.get(p.name)!;
+      acc.total += t.total;
+      acc.bad += t.bad;
+      acc.elapsed += t.elapsed;
+    }
+  }
+  await Promise.all(ds.map((d) => d.close()));
+  for (const acc of out.values()) acc.rps = acc.total / acc.elapsed;
+  return out;
 }
 
 async function latency(p: PathSetup, runs: number): Promise<{ values: number[]; bad: number }> {
@@ -213,20 +255,27 @@ export async function main(argv: string[]): Promise<number> {
     const requests: Record<string, number> = {};
     for (const p of paths) {
       rps[p.name] = {};
-      const connsBefore = upstreamConnections;
       requests[p.name] = 0;
-      for (const c of CONCURRENCY) {
-        process.stdout.write(`${p.name}: throughput with ${c} connection(s)…\n`);
-        const t = await throughput(p, c, seconds);
+      upstreamConns[p.name] = 0;
+    }
+    for (const c of CONCURRENCY) {
+      process.stdout.write(`throughput with ${c} connection(s), ${paths.map((p) => p.name).join(' / ')} interleaved…\n`);
+      const points = await throughputAll(paths, c, seconds);
+      for (const p of paths) {
+        const t = points.get(p.name)!;
         assertions.push({ name: `${p.name} c=${c}: every response 200 with the upstream body`, ok: t.bad === 0 && t.total > 0, detail: `${t.bad} bad of ${t.total}` });
         rps[p.name]![c] = t.rps;
         requests[p.name]! += t.total + WARMUP_REQUESTS;
+        upstreamConns[p.name]! += t.upstreamConnections;
         results[`${p.name}.throughput_c${c}`] = summarize([t.rps], 'req/s');
       }
+    }
+    for (const p of paths) {
+      const connsBefore = upstreamConnections;
       const l = await latency(p, latencyRuns);
       assertions.push({ name: `${p.name}: new-connection requests all 200`, ok: l.bad === 0, detail: `${l.bad} bad` });
       results[`${p.name}.new_connection_ms`] = summarize(l.values);
-      upstreamConns[p.name] = upstreamConnections - connsBefore;
+      upstreamConns[p.name]! += upstreamConnections - connsBefore;
       requests[p.name]! += latencyRuns;
     }
     const ratios: Record<string, Record<string, number>> = {};
@@ -251,7 +300,7 @@ export async function main(argv: string[]): Promise<number> {
       results: allOk ? results : {},
       assertions,
       runs: latencyRuns,
-      notes: { seconds, body_bytes: BODY.length, ratios_to_direct: ratios, requests_per_second: rps, upstream_tls_connections: upstreamConns, requests, goals, skipped },
+      notes: { seconds, throughput_rounds: THROUGHPUT_ROUNDS, body_bytes: BODY.length, ratios_to_direct: ratios, requests_per_second: rps, upstream_tls_connections: upstreamConns, requests, goals, skipped },
     });
     const rows = [['path', 'c=1 req/s', 'c=16 req/s', 'c=1 ×direct', 'c=16 ×direct', 'new conn mean ms', '×direct']];
     for (const p of paths) {
