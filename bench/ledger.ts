@@ -3,7 +3,8 @@
  * (goal ≥ 100,000 events/s), the enqueue cost a request pays (`LedgerWriter.decision`, goal p99
  * ≤ 5 µs; the full FanoutSink — counters + ledger + log line — is reported beside it), and, from
  * bench/metrics.ts, the /metrics scrape with 1,000 rules. Reuses the reference HTTP event fixture.
- * Every result is checked (row counts, integrity) before it is reported.
+ * Every result is checked (row counts, integrity) before it is reported. Beside the gated wall-clock
+ * rate it reports the same run per CPU-second of the process, a view less bent by a shared host.
  *
  * usage: node dist/bench/ledger.js   (writes benchmarks/security-engine/micro-ledger.json)
  */
@@ -67,10 +68,11 @@ async function appendThroughput(
   events: SecurityEvent[],
   dir: string,
   d: Decision = decision,
-): Promise<{ perSecond: number; ms: number; assertions: AssertionResult[] }> {
+): Promise<{ perSecond: number; perCpuSecond: number; ms: number; assertions: AssertionResult[] }> {
   const path = join(dir, `append-${d.matches.length}.db`);
   const w = new LedgerWriter(path);
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   // Arrive in chunks and let the 50 ms timer flush between them, as live traffic would.
   for (let i = 0; i < events.length; i += 5000) {
     for (let k = i; k < Math.min(events.length, i + 5000); k++) w.decision(events[k]!, d);
@@ -78,6 +80,7 @@ async function appendThroughput(
   }
   w.close();
   const ms = performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
   const db = new Database(path, { readonly: true });
   const rows = (db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n;
   const matches = (db.prepare('SELECT COUNT(*) AS n FROM rule_matches').get() as { n: number }).n;
@@ -87,6 +90,9 @@ async function appendThroughput(
   const perSecond = (events.length / ms) * 1000;
   return {
     perSecond,
+    // CPU time of the whole process (main thread, GC and libuv threads): less sensitive to other
+    // work on a shared host than the wall-clock rate, which stays the gated number.
+    perCpuSecond: (events.length / ((cpu.user + cpu.system) / 1000)) * 1000,
     ms,
     assertions: [
       must(rows === events.length, 'every appended event is a security_events row', `${rows} rows for ${events.length} events`),
@@ -170,6 +176,7 @@ export async function run(): Promise<Artifact[]> {
     const results = {
       'Ledger append throughput (events/s, sustained, batched)': summarize([append.perSecond], 'events/s'),
       'Ledger append throughput, default-allow events without matches (events/s)': summarize([appendNoMatch.perSecond], 'events/s'),
+      'Ledger append, one match per event, per CPU-second of this process (events/s)': summarize([append.perCpuSecond], 'events/s'),
       'Raw better-sqlite3 baseline, 2 narrow rows per event (events/s, same host, same moment)': summarize([baseline], 'events/s'),
       'Enqueue one decided event (LedgerWriter.decision)': summarize(ledgerOnly, 'us'),
       'Record one decision through FanoutSink (counters + ledger + log line)': summarize(fanout, 'us'),
