@@ -2,7 +2,9 @@
  * The single writer of a session.db, implementing EventSink. `decision/net/dns/mcp/exec` only push
  * a reference onto an in-memory queue (no serialisation, no I/O on the request path); a timer
  * flushes the queue in one transaction at least every FLUSH_INTERVAL_MS, and `close()` flushes the
- * rest. Rows record the decision that was enforced; nothing here evaluates rules.
+ * rest. Rows record the decision that was enforced; nothing here evaluates rules. An event is a
+ * narrow `event_rows` row plus `match_rows`; the facts that repeat across events are numbered once
+ * into `event_contexts` / `match_kinds` (schema v2, see docs/ledger.md).
  */
 import type { Decision, Finding } from '../events/decision.js';
 import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
@@ -253,7 +255,7 @@ export class LedgerWriter implements EventSink {
                 match.args.push(seq, j, ref, m.decisive ? 1 : 0);
                 match.row();
               }
-              // Findings reference their security_events row, which the multi-row insert may not
+              // Findings reference their event_rows row, which the multi-row insert may not
               // have written yet: insert them after the drain below.
               for (const f of d.findings) findings.push([seq, c.timestamp_ms, f]);
               break;
