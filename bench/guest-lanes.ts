@@ -22,8 +22,14 @@ export type LaneName = (typeof LANE_NAMES)[number];
 /** How long the lane waits for the batched ledger to show the rows. */
 export const LEDGER_WAIT_MS = 5_000;
 
-/** Unmeasured operations per lane before the measured ones (JIT, TLS stack, host connections). */
-export const DEFAULT_WARMUP = 2;
+/**
+ * Unmeasured operations per lane before the measured ones. Each lane starts a fresh gateway, bridge
+ * and client, so the first operations run through V8's interpreter and baseline tiers; a gateway in
+ * service is long-running and JIT-compiled. 20 reaches that steady state on the 2-core benchmark
+ * machine (DNS lane, N=30: mean 1.6–2.6 ms with 2 warm-ups, 0.85–1.0 ms with 20, same load).
+ * `--warmup 0` measures the cold path.
+ */
+export const DEFAULT_WARMUP = 20;
 
 export interface LaneOptions {
   runs: number;
