@@ -86,10 +86,20 @@ export function httpRequestEvent(
 ): EventOf<'http.request'> {
   const query = request.query ?? '';
   const url = request.url ?? buildUrl(request.scheme, request.host, request.port, request.path, query);
-  return {
-    common: commonFacts('http.request', origin, overrides),
-    http: { request: { ...request, query, url, headers: request.headers ?? {}, body: request.body ?? { ...ABSENT_BODY } } },
+  // Field by field, not a spread: one object shape for every request event, and nothing a caller's
+  // object happens to carry besides the facts ends up in the event (and so in the ledger).
+  const facts: HttpRequestFacts = {
+    method: request.method,
+    scheme: request.scheme,
+    host: request.host,
+    port: request.port,
+    path: request.path,
+    query,
+    url,
+    headers: request.headers ?? {},
+    body: request.body ?? { ...ABSENT_BODY },
   };
+  return { common: commonFacts('http.request', origin, overrides), http: { request: facts } };
 }
 
 export function httpResponseEvent(
