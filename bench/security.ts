@@ -147,8 +147,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const broken = argv.includes('--break');
   const warmup = Number(flag(argv, '--warmup') ?? DEFAULT_WARMUP);
-  if (!Number.isInteger(warmup) || warmup < 0 || warmup > 100) {
-    process.stderr.write('--warmup must be an integer 0..100\n');
+  if (!Number.isInteger(warmup) || warmup < 0 || warmup > 10_000) {
+    process.stderr.write('--warmup must be an integer 0..10000\n');
     return 2;
   }
   const gates = loadGates();
