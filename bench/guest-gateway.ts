@@ -97,7 +97,9 @@ export async function startBenchGateway(
   const errFile = join(workDir, 'gateway.stderr');
   const outFd = openSync(logFile, 'a');
   const errFd = openSync(errFile, 'a');
-  const child: ChildProcess = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', outFd, errFd] });
+  // Extra node flags for the gateway process only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" (profiling a bench).
+  const nodeArgs = (process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', outFd, errFd] });
   closeSync(outFd);
   closeSync(errFd);
   const readText = (f: string) => {
