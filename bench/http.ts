@@ -19,6 +19,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Client, Pool } from 'undici';
@@ -32,7 +33,9 @@ export const BLOCKED_P50_GOAL_MS = 1;
 export const THROUGHPUT_RATIO_GOAL = 0.5;
 export const RSS_GOAL_MB = 300;
 const RULE_ID = 'bench-http-deny';
-const argRuns = process.argv.indexOf('--runs');
+// --runs is read only when this file is the entry point: imported by bench/security.ts, whose own
+// --runs means guest-lane operations, the suite keeps its default sample count.
+const argRuns = import.meta.url === pathToFileURL(process.argv[1] ?? '').href ? process.argv.indexOf('--runs') : -1;
 const RUNS = argRuns > 0 ? Number(process.argv[argRuns + 1]) : 1000;
 const FIRST_CONTACTS = Math.min(200, Math.max(20, Math.floor(RUNS / 5)));
 const THROUGHPUT_MS = Number(process.env.CELGATE_BENCH_HTTP_MS ?? 3000);
