@@ -3,7 +3,9 @@
  *
  *  1. Micro suites: each module listed in MICRO_SUITES (dist/bench/<name>.js) exports
  *     `async function run(): Promise<Artifact | Artifact[]>` and writes its own artifacts through
- *     bench/artifact.ts. A listed module that is not present is reported as missing.
+ *     bench/artifact.ts. Each runs in a process of its own (bench/run-suite.ts), so no suite's heap
+ *     or JIT state colours the next one's numbers. A listed module that is not present is reported
+ *     as missing.
  *  2. Guest lanes (process, HTTP, DNS, MCP; bench/guest-lanes.ts): real gateway + namespace guest,
  *     N blocked operations, assertions before any time is recorded. Skipped, and said so, when
  *     namespaces are unavailable.
@@ -14,6 +16,7 @@
  * usage: node dist/bench/security.js [--runs N] [--warmup W] [--lanes process,http,dns,mcp] [--no-micro]
  *        [--micro a,b] [--break] [--require-guest]
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +26,7 @@ import { httpLane } from './guest-lane-http.js';
 import { mcpLane } from './guest-lane-mcp.js';
 import { processLane } from './guest-lane-process.js';
 import { DEFAULT_WARMUP, LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes.js';
+import { EXIT_MISSING, RESULT_MARK } from './run-suite.js';
 
 /** Micro suites of the other areas, by module name under bench/. Add yours here. */
 export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp'];
@@ -102,35 +106,46 @@ export function microStatus(artifacts: readonly Artifact[]): 'passed' | 'missed'
   return all.some((a) => !a.ok) ? 'missed' : 'passed';
 }
 
+/** Runs each suite in its own process (bench/run-suite.ts), one after another, with a time limit. */
 async function runMicro(names: readonly string[]): Promise<Array<{ name: string; status: string; artifacts: Artifact[]; error?: string }>> {
   const out = [];
   for (const name of names) {
-    const url = pathToFileURL(join(repoRoot(), 'dist', 'bench', `${name}.js`)).href;
-    let mod: { run?: () => Promise<Artifact | Artifact[]> };
-    try {
-      mod = (await import(url)) as typeof mod;
-    } catch (err) {
-      const missing = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`${name}.js`);
-      out.push({ name, status: missing ? 'missing' : 'failed', artifacts: [], error: (err as Error).message.split('\n')[0] });
-      continue;
-    }
-    if (typeof mod.run !== 'function') {
-      out.push({ name, status: 'failed', artifacts: [], error: 'module does not export run()' });
-      continue;
-    }
-    try {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${MICRO_SUITE_TIMEOUT_MS / 1000} s`)), MICRO_SUITE_TIMEOUT_MS);
-      });
-      const r = await Promise.race([mod.run(), timeout]).finally(() => clearTimeout(timer));
-      const artifacts = Array.isArray(r) ? r : [r];
-      out.push({ name, status: microStatus(artifacts), artifacts });
-    } catch (err) {
-      out.push({ name, status: 'failed', artifacts: [], error: (err as Error).message.split('\n')[0] });
-    }
+    const r = await runSuiteProcess(name);
+    if ('error' in r) out.push({ name, status: r.status, artifacts: [], error: r.error });
+    else out.push({ name, status: microStatus(r.artifacts), artifacts: r.artifacts });
   }
   return out;
+}
+
+function runSuiteProcess(name: string): Promise<{ artifacts: Artifact[] } | { status: 'missing' | 'failed'; error: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'bench', 'run-suite.js'), name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, MICRO_SUITE_TIMEOUT_MS);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
+      // Whatever else the suite printed goes through, as it did when suites ran in this process.
+      const rest = stdout.split('\n').filter((l) => l !== '' && !l.startsWith(RESULT_MARK));
+      if (rest.length > 0) process.stdout.write(`${rest.join('\n')}\n`);
+      const reason = stderr.trim().split('\n').pop() ?? '';
+      if (timedOut) return resolve({ status: 'failed', error: `timed out after ${MICRO_SUITE_TIMEOUT_MS / 1000} s` });
+      if (code === EXIT_MISSING) return resolve({ status: 'missing', error: reason });
+      if (code !== 0 || line === undefined) return resolve({ status: 'failed', error: reason || `exited with ${code}` });
+      try {
+        resolve({ artifacts: JSON.parse(line.slice(RESULT_MARK.length)) as Artifact[] });
+      } catch (err) {
+        resolve({ status: 'failed', error: `unreadable result: ${(err as Error).message}` });
+      }
+    });
+  });
 }
 
 export async function main(argv: string[]): Promise<number> {
