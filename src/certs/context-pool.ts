@@ -6,6 +6,10 @@
  * shortly after a take (not inside the handshake that took one), so refilling never blocks for
  * longer than one context build.
  *
+ * `loaded(cert)` is the shared context: one keyed context whose certificate is replaced per call,
+ * for a TLS socket created right away (OpenSSL copies the certificate into each connection when
+ * the socket is created, so reloading it later does not touch earlier connections).
+ *
  * Uses `SecureContext.context.setCert`, the native method `tls.createSecureContext` itself calls
  * (undocumented; present in Node 20–24). When it is missing, every context is built in full —
  * slower, never wrong. Owns no sockets and no files.
@@ -32,6 +36,7 @@ export class ContextPool {
   private readonly size: number;
   private readonly ready: SecureContext[] = [];
   private readonly usable: boolean;
+  private shared: SecureContext | null = null;
   private refilling = false;
   private closed = false;
   private pooled = 0;
@@ -63,6 +68,25 @@ export class ContextPool {
     }
     this.built += 1;
     this.refill();
+    return createSecureContext({ key: this.keyPem, cert: certPem });
+  }
+
+  /**
+   * The shared context holding `certPem` now. Use it at once: the next call loads another
+   * certificate into it. Without `setCert` this builds a context in full.
+   */
+  loaded(certPem: string): SecureContext {
+    if (this.usable && !this.closed) {
+      this.shared ??= createSecureContext({ key: this.keyPem });
+      try {
+        (this.shared.context as NativeContext).setCert!(certPem);
+        this.pooled += 1;
+        return this.shared;
+      } catch {
+        this.shared = null; // rebuilt on the next call; this one is built in full below
+      }
+    }
+    this.built += 1;
     return createSecureContext({ key: this.keyPem, cert: certPem });
   }
 

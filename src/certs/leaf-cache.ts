@@ -6,6 +6,14 @@
  *
  * Concurrent first contacts for one host share a single in-flight mint. This module owns the
  * cache and the leaf key; it never opens sockets and never writes files.
+ *
+ * TLS contexts: `secureContext(host)` always returns a context dedicated to the host (for
+ * SNICallback users, who cannot load a certificate synchronously before OpenSSL reads it).
+ * `contextFor(host)` is the gateway's path: until a host is contacted DEDICATED_AFTER_CONTACTS
+ * times it loads the leaf into one shared keyed context right before the caller creates its TLS
+ * socket (OpenSSL copies the certificate into the connection at SSL_new), so a host seen once never
+ * costs a context build (~1–2 ms of event-loop time with OpenSSL 3, which a first contact used to
+ * pay through the pool refill); a host seen again gets its own context, as before.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
@@ -64,10 +72,15 @@ export interface Leaf extends LeafPem {
   renewAt: number;
 }
 
+/** Contacts (via `contextFor`) after which a host gets a TLS context of its own. */
+export const DEDICATED_AFTER_CONTACTS = 2;
+
 interface Entry {
   promise: Promise<Leaf>;
   leaf: Leaf | undefined;
   context: SecureContext | undefined;
+  /** Handshakes served through the shared context so far. */
+  contacts: number;
 }
 
 export interface LeafCacheStats {
@@ -139,6 +152,23 @@ export class LeafCache {
     return entry.context;
   }
 
+  /**
+   * Resolves, once `host`'s leaf is ready, to a function that returns the context to create the
+   * TLS socket with. Call it synchronously right before `new tls.TLSSocket(…, { secureContext })`:
+   * it may load the leaf into the shared context, which the next call reloads for another host.
+   */
+  async contextFor(host: string): Promise<() => SecureContext> {
+    const entry = this.entry(host);
+    const leaf = await entry.promise;
+    return () => {
+      if (entry.leaf === leaf && entry.context !== undefined) return entry.context;
+      entry.contacts += 1;
+      if (entry.contacts < DEDICATED_AFTER_CONTACTS) return this.contexts.loaded(leaf.cert);
+      entry.context = this.contexts.take(leaf.cert);
+      return entry.context;
+    };
+  }
+
   get size(): number {
     return this.entries.size;
   }
@@ -163,7 +193,7 @@ export class LeafCache {
       this.entries.set(key, existing);
       return existing;
     }
-    const entry: Entry = { promise: Promise.resolve() as never, leaf: undefined, context: undefined };
+    const entry: Entry = { promise: Promise.resolve() as never, leaf: undefined, context: undefined, contacts: 0 };
     entry.promise = this.mint(subject).then(
       (leaf) => {
         entry.leaf = leaf;

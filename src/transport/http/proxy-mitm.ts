@@ -110,9 +110,9 @@ export class CelgateMitmProxy extends MitmProxy {
     // SNI is authoritative: it names the host the client will verify, so it is the host we mint
     // for, judge and connect to. The CONNECT host is used only when the client sent no SNI.
     const ctx: ExchangeContext = { ...base, sniHost: hello.value.sni ?? target.host };
-    let secureContext: tls.SecureContext;
+    let contextNow: () => tls.SecureContext;
     try {
-      secureContext = await this.hooks.certs.secureContext(ctx.sniHost);
+      contextNow = await this.hooks.certs.contextFor(ctx.sniHost);
     } catch {
       this.hooks.refuse(ctx, 'cert_mint_failed');
       socket.destroy();
@@ -120,7 +120,8 @@ export class CelgateMitmProxy extends MitmProxy {
     }
     if (socket.destroyed) return;
     socket.unshift(hello.buf);
-    const tlsSocket = new tls.TLSSocket(socket as net.Socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+    // contextNow() right here: it may load this host's leaf into a shared context (see LeafCache).
+    const tlsSocket = new tls.TLSSocket(socket as net.Socket, { isServer: true, secureContext: contextNow(), ALPNProtocols: ['http/1.1'] });
     const timer = setTimeout(() => {
       this.hooks.refuse(ctx, 'tls_handshake_timeout');
       tlsSocket.destroy();

@@ -25,7 +25,11 @@ import { gather } from './gather.js';
 
 /** Anything that hands out a TLS context for a host name (src/certs LeafCache implements it). */
 export interface SecureContextSource {
-  secureContext(host: string): Promise<tls.SecureContext>;
+  /**
+   * Resolves to a function returning the context for `host`; call it synchronously right before
+   * creating the TLS socket (src/certs LeafCache.contextFor).
+   */
+  contextFor(host: string): Promise<() => tls.SecureContext>;
 }
 
 export interface HttpServiceOptions {
@@ -206,9 +210,9 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
         return;
       }
       const ctx: ExchangeContext = { ...base, sniHost: sni };
-      let secureContext: tls.SecureContext;
+      let contextNow: () => tls.SecureContext;
       try {
-        secureContext = await deps.certs.secureContext(sni);
+        contextNow = await deps.certs.contextFor(sni);
       } catch {
         record(ctx, 'cert_mint_failed');
         raw.destroy();
@@ -217,7 +221,8 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       if (raw.destroyed) return;
       raw.unshift(hello.buf);
       raw.setNoDelay(true);
-      const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+      // contextNow() right here: it may load this host's leaf into a shared context (see LeafCache).
+      const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext: contextNow(), ALPNProtocols: ['http/1.1'] });
       tlsSocket.on('error', () => {});
       // Exactly one ledger row for a handshake that never completes (timeout, alert, reset, close).
       let settled = false;
