@@ -59,20 +59,28 @@ export function failClosedDecision(err: unknown): Decision {
   };
 }
 
-/** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
-export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
-  let decision: Decision;
+/** decide(), fail closed: an engine throw yields `error`. */
+function decideSafely(deps: Pick<ExchangeDeps, 'decider'>, event: SecurityEvent): Decision {
   try {
-    decision = deps.decider.decide(event);
+    return deps.decider.decide(event);
   } catch (err) {
-    decision = failClosedDecision(err);
+    return failClosedDecision(err);
   }
+}
+
+/** Records a decision; a ledger that refuses turns it into a fail-closed `error`. */
+function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink'>, event: SecurityEvent, decision: Decision): Decision {
   try {
     deps.sink.decision(event, decision);
   } catch (err) {
     return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
   }
   return decision;
+}
+
+/** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
+export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
+  return recordOrFailClosed(deps, event, decideSafely(deps, event));
 }
 
 export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {
@@ -249,8 +257,18 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
       headers,
       ...(body === undefined ? {} : { body }),
     });
-    const decision = decideAndRecord(deps, event);
+    let decision = decideSafely(deps, event);
     rec.event = event;
+    if (decision.action !== 'allow') {
+      // Enforce, then record (DESIGN §2): nothing goes upstream, so the denial leaves first and
+      // the ledger row and log line follow. (The ledger's availability was part of the decision.)
+      rec.decision = decision;
+      sendDenial(res, decisionDenial(decision, event.common.event_id, accept));
+      recordOrFailClosed(deps, event, decision);
+      return;
+    }
+    // Allowed: recorded before anything is forwarded; a ledger that refuses makes it a 502.
+    decision = recordOrFailClosed(deps, event, decision);
     rec.decision = decision;
     if (decision.action !== 'allow') {
       sendDenial(res, decisionDenial(decision, event.common.event_id, accept));
