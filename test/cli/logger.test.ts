@@ -1,0 +1,49 @@
+/**
+ * The gateway logger buffers lines and writes them every LOG_FLUSH_MS (synchronously to regular
+ * files, asynchronously to pipes), and writes everything out on flush().
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger, LOG_FLUSH_MS } from '../../src/cli/logger.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'celgate-logger-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const lines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('createLogger', () => {
+  it('buffers lines for a regular file and writes them within the flush interval, all of them on flush()', async () => {
+    const file = join(dir, 'a', 'gateway.jsonl');
+    const log = createLogger({ level: 'info', file }, { pid: 1 }, { stdout: false });
+    log.logger.info({ event_id: 'e1', decision: 'block' }, 'decision');
+    await new Promise((r) => setTimeout(r, LOG_FLUSH_MS * 4));
+    expect(lines(file).map((l) => l.event_id)).toEqual(['e1']);
+    for (let i = 0; i < 500; i++) log.logger.info({ event_id: `b${i}` }, 'decision'); // past the buffer size: written as it fills
+    log.logger.info({ event_id: 'last' }, 'decision');
+    await log.flush();
+    const all = lines(file);
+    expect(all).toHaveLength(502);
+    expect(all.at(-1)).toMatchObject({ event_id: 'last', msg: 'decision', level: 'info', pid: 1 });
+  });
+
+  it('writes every line to stdout when it is a pipe (asynchronous writes) by the time flush() resolves', () => {
+    const script = `
+      import { createLogger } from ${JSON.stringify(new URL('../../dist/src/cli/logger.js', import.meta.url).pathname)};
+      const log = createLogger({ level: 'info', file: null });
+      for (let i = 0; i < 300; i++) log.logger.info({ n: i }, 'decision');
+      await log.flush();
+    `;
+    // The built module (test/global-setup.ts builds dist/), in a child whose stdout is a pipe.
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const out = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { n: number });
+    expect(out.map((l) => l.n)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+});
