@@ -21,6 +21,12 @@ export const LOG_FLUSH_MS = 50;
 
 export interface GatewayLogger {
   logger: Logger;
+  /**
+   * Writes one info line whose fields are already JSON (`"a":1,"b":"x"`, no braces): the same line
+   * `logger.info(obj, msg)` would write (level, time, base fields, then these, then msg), without
+   * pino's generic serialisation. For the one line per decision.
+   */
+  infoLine(fields: string, msg: string): void;
   /** Starts the write of everything buffered now (does not wait). */
   flushNow(): void;
   /** Writes out everything buffered and stops the flush timer; await before exit. */
@@ -84,10 +90,18 @@ export function createLogger(config: LogConfig, base: Record<string, unknown> = 
   const flushNow = () => {
     for (const s of streams) tryFlush(s);
   };
+  const baseFields = JSON.stringify(opts.base).slice(1, -1);
+  const head = baseFields === '' ? '' : `${baseFields},`;
+  const infoLine = (fields: string, msg: string) => {
+    if (!logger.isLevelEnabled('info')) return;
+    const line = `{"level":"info","time":"${new Date().toISOString()}",${head}${fields === '' ? '' : `${fields},`}"msg":${JSON.stringify(msg)}}\n`;
+    for (const s of streams) s.boom.write(line);
+  };
   const timer = setInterval(flushNow, LOG_FLUSH_MS);
   timer.unref();
   return {
     logger,
+    infoLine,
     flushNow,
     flush: () => {
       clearInterval(timer);

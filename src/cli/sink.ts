@@ -13,6 +13,25 @@ export interface FanoutParts {
   counters: DecisionCounters;
   ledger: EventSink;
   logger: Logger;
+  /** The logger's pre-serialised info line (GatewayLogger.infoLine); without it, logger.info. */
+  infoLine?: (fields: string, msg: string) => void;
+}
+
+const q = JSON.stringify;
+const num = (n: number) => (Number.isFinite(n) ? String(n) : 'null');
+
+/**
+ * The decision line's fields as JSON, in the order and with the omissions `logger.info` of the
+ * equivalent object produces (an empty process_name and an empty match list are left out).
+ */
+export function decisionLogFields(event: SecurityEvent, decision: Decision): string {
+  const c = event.common;
+  let s = `"event_id":${q(c.event_id)},"session_id":${q(c.session_id)},"event_type":${q(c.event_type)}`;
+  if (c.process_name !== '') s += `,"process_name":${q(c.process_name)}`;
+  s += `,"decision":${q(decision.action)},"rule_id":${decision.rule_id === null ? 'null' : q(decision.rule_id)},"reason":${q(decision.reason)}`;
+  s += `,"mode":${q(decision.mode)},"generation":${num(decision.generation)},"eval_us":${num(Math.round(decision.eval_ns / 100) / 10)}`;
+  if (decision.matches.length > 0) s += `,"matches":${q(decision.matches.map((m) => m.rule_id))}`;
+  return s;
 }
 
 export class FanoutSink implements EventSink {
@@ -24,6 +43,10 @@ export class FanoutSink implements EventSink {
   decision(event: SecurityEvent, decision: Decision): void {
     this.parts.counters.record(event, decision);
     this.toLedger(() => this.parts.ledger.decision(event, decision));
+    if (this.parts.infoLine !== undefined) {
+      this.parts.infoLine(decisionLogFields(event, decision), 'decision');
+      return;
+    }
     const c = event.common;
     this.parts.logger.info(
       {

@@ -111,7 +111,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   });
   ledger.onError = (err) => logger.error({ err: err.message }, 'ledger batch failed');
   const counters = new DecisionCounters();
-  const sink = new FanoutSink({ counters, ledger, logger });
+  const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine });
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
   const router = new Router();

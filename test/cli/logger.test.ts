@@ -47,3 +47,43 @@ describe('createLogger', () => {
     expect(out.map((l) => l.n)).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 });
+
+describe('the decision line (FanoutSink + infoLine)', () => {
+  it('is the same JSON line logger.info would write for the same decision, for odd strings too', async () => {
+    const { FanoutSink } = await import('../../src/cli/sink.js');
+    const { DecisionCounters } = await import('../../src/control/counters.js');
+    const { allowDecision, blockDecision, dnsEvent, httpEvent } = await import('../store/fixtures/events.js');
+    const noLedger = { decision() {}, net() {}, dns() {}, mcp() {}, exec() {} };
+    const fast = join(dir, 'fast.jsonl');
+    const slow = join(dir, 'slow.jsonl');
+    const fastLog = createLogger({ level: 'info', file: fast }, { pid: 42 }, { stdout: false });
+    const slowLog = createLogger({ level: 'info', file: slow }, { pid: 42 }, { stdout: false });
+    const viaLine = new FanoutSink({ counters: new DecisionCounters(), ledger: noLedger, logger: fastLog.logger, infoLine: fastLog.infoLine });
+    const viaPino = new FanoutSink({ counters: new DecisionCounters(), ledger: noLedger, logger: slowLog.logger });
+    const odd = { ...blockDecision('rule "quoted" \\ ünïcode\n'), reason: 'a "reason"\twith\u2028controls\u0001' };
+    const cases = [
+      [httpEvent(), blockDecision()],
+      [dnsEvent(), allowDecision()],
+      [{ ...dnsEvent(), common: { ...dnsEvent().common, process_name: 'curl "x"' } }, odd],
+      [httpEvent(), { ...allowDecision(), eval_ns: Number.NaN }],
+    ] as const;
+    for (const [e, d] of cases) {
+      viaLine.decision(e as never, d as never);
+      viaPino.decision(e as never, d as never);
+    }
+    await fastLog.flush();
+    await slowLog.flush();
+    const strip = (l: Record<string, unknown>) => ({ ...l, time: typeof l.time === 'string' && !Number.isNaN(Date.parse(l.time)) });
+    expect(lines(fast).map(strip)).toEqual(lines(slow).map(strip));
+    expect(lines(fast)).toHaveLength(cases.length);
+  });
+
+  it('respects the level: nothing below warn is written at level warn', async () => {
+    const file = join(dir, 'warn.jsonl');
+    const log = createLogger({ level: 'warn', file }, {}, { stdout: false });
+    log.infoLine('"a":1', 'decision');
+    log.logger.warn({ b: 2 }, 'kept');
+    await log.flush();
+    expect(lines(file).map((l) => l.msg)).toEqual(['kept']);
+  });
+});
