@@ -15,7 +15,7 @@
  * usage: npm run -s build && node dist/bench/dns.js [--runs N]   (exits 1 when a gate fails)
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsRequestEvent } from '../src/events/build.js';
@@ -150,6 +150,7 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
   } finally {
     await gw?.stop().catch(() => {});
     await upstream.close();
+    rmSync(work, { recursive: true, force: true });
   }
 }
 

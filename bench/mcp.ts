@@ -17,7 +17,7 @@
  *
  * usage: npm run -s build && node dist/bench/mcp.js [--calls N]   (exits 1 when a gate fails)
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -312,6 +312,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     await direct?.close().catch(() => {});
     await relayed?.close().catch(() => {});
     await gw.stop().catch(() => {});
+    rmSync(work, { recursive: true, force: true });
   }
   return artifacts;
 }
