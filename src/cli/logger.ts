@@ -1,12 +1,14 @@
 /**
- * The gateway's structured logger (pino, JSON lines on stdout, optionally also a file). Lines are
- * buffered (SonicBoom `minLength`) and written when LOG_BUFFER_BYTES have gathered or every
- * LOG_FLUSH_MS, whichever comes first — the same cadence as the ledger's batched commits — so a
- * decision's log line costs the request path a buffer append, not a write (one asynchronous write
- * per line cost the gateway ~50–90 µs of CPU per decision on the 2-core benchmark machine, most of
- * it thread-pool wake-ups). `flushNow()` writes out at once (after "ready", before exit); `flush()`
- * drains everything and waits. Owns log formatting and flushing; it makes no decisions and reads
- * no state.
+ * The gateway's structured logger (pino, JSON lines on stdout, optionally also a file). Every line
+ * — pino's and the pre-serialised decision lines of `infoLine` — goes into one `LineBuffer`, in
+ * order, and is written out when LOG_BUFFER_BYTES have gathered or every LOG_FLUSH_MS, whichever
+ * comes first (the ledger commits on the same cadence). So a decision's log line costs the request
+ * path an array push, not a write: one asynchronous write per line cost the gateway ~50–90 µs of
+ * CPU per decision on the 2-vCPU benchmark VM (thread-pool wake-ups), and SonicBoom's own
+ * buffering re-measures its whole buffer on every line. `flushNow()` writes out at once (after
+ * "ready"); `flush()` writes out and waits for the writes (before exit).
+ *
+ * Owns log formatting, buffering and flushing. Must not: make decisions or read state.
  */
 import { existsSync, fstatSync, statSync } from 'node:fs';
 import { pino, type DestinationStream, type Logger } from 'pino';
@@ -14,8 +16,11 @@ import type { LogConfig } from './config.js';
 
 export type { Logger } from 'pino';
 
-/** Buffered log bytes that trigger a write (SonicBoom requires less than its 16 KiB maxWrite). */
-export const LOG_BUFFER_BYTES = 8 * 1024;
+/**
+ * Buffered log bytes (UTF-16 units, near enough) that trigger a write. Each write is a syscall
+ * (~0.2 ms on the benchmark VM); at 4,000 decisions/s the 50 ms timer, not the size, sets the pace.
+ */
+export const LOG_BUFFER_BYTES = 64 * 1024;
 /** Longest a log line waits in the buffer. */
 export const LOG_FLUSH_MS = 50;
 
@@ -29,7 +34,7 @@ export interface GatewayLogger {
   infoLine(fields: string, msg: string): void;
   /** Starts the write of everything buffered now (does not wait). */
   flushNow(): void;
-  /** Writes out everything buffered and stops the flush timer; await before exit. */
+  /** Writes out everything buffered, waits for it, and stops the flush timer; await before exit. */
   flush(): Promise<void>;
 }
 
@@ -42,9 +47,9 @@ interface Sink {
 }
 
 /**
- * A regular file takes a buffered write synchronously: an 8 KiB copy into the page cache costs
+ * A regular file takes a buffered write synchronously: a copy into the page cache costs
  * microseconds, while an asynchronous write hands it to the thread pool, whose wake-up preempted the
- * event loop for ~0.5 ms per write on the 2-vCPU benchmark machine. Pipes, terminals and anything
+ * event loop for ~0.5 ms per write on the 2-vCPU benchmark VM. Pipes, terminals and anything
  * unknown keep asynchronous writes, so a slow reader of stdout can never stall the gateway.
  */
 function writesSync(dest: number | string): boolean {
@@ -55,57 +60,90 @@ function writesSync(dest: number | string): boolean {
   }
 }
 
-function buffered(dest: number | string): Sink {
+/** A SonicBoom that writes each chunk it is given at once (the buffering happens in LineBuffer). */
+function sink(dest: number | string): Sink {
   const sync = writesSync(dest);
-  const boom = pino.destination({ dest, sync, minLength: LOG_BUFFER_BYTES, ...(typeof dest === 'string' ? { mkdir: true, append: true } : {}) }) as Boom;
+  const boom = pino.destination({
+    dest,
+    sync,
+    // minLength 1 (not 0): writes go out at once, and flush(cb) still waits for a write in flight.
+    minLength: 1,
+    maxWrite: 4 * LOG_BUFFER_BYTES,
+    ...(typeof dest === 'string' ? { mkdir: true, append: true } : {}),
+  }) as Boom;
   return { boom, sync };
 }
 
-/** Writes out what is buffered. SonicBoom's async flush throws while its file is still opening; the next tick writes it. */
-function tryFlush(s: Sink, cb?: () => void): void {
-  try {
-    if (s.sync) {
-      s.boom.flush(); // synchronous in sync mode (flushSync would also fsync every time)
-      cb?.();
-    } else {
-      s.boom.flush(cb === undefined ? undefined : () => cb());
+/** pino's destination and infoLine's: lines in order, written out as one chunk per flush. */
+class LineBuffer {
+  private parts: string[] = [];
+  private bytes = 0;
+
+  constructor(private readonly sinks: readonly Sink[]) {}
+
+  write(line: string): boolean {
+    this.parts.push(line);
+    this.bytes += line.length;
+    if (this.bytes >= LOG_BUFFER_BYTES) this.flush();
+    return true;
+  }
+
+  flush(): void {
+    if (this.parts.length === 0) return;
+    const chunk = this.parts.join('');
+    this.parts = [];
+    this.bytes = 0;
+    for (const s of this.sinks) {
+      try {
+        s.boom.write(chunk);
+      } catch {
+        // A destination that fails (closed, still opening) must not take the gateway down.
+      }
     }
-  } catch {
-    cb?.();
   }
 }
 
+/** Resolves once an asynchronous sink has no write in flight (sync sinks are done already). */
+function drained(s: Sink): Promise<void> {
+  if (s.sync) return Promise.resolve();
+  return new Promise((resolve) => {
+    try {
+      s.boom.flush(() => resolve());
+    } catch {
+      resolve(); // SonicBoom's flush throws while its file is still opening
+    }
+  });
+}
+
 export function createLogger(config: LogConfig, base: Record<string, unknown> = {}, options: { stdout?: boolean } = {}): GatewayLogger {
-  const streams: Sink[] = [];
-  if (options.stdout !== false) streams.push(buffered(1));
-  if (config.file !== null) streams.push(buffered(config.file));
+  const sinks: Sink[] = [];
+  if (options.stdout !== false) sinks.push(sink(1));
+  if (config.file !== null) sinks.push(sink(config.file));
+  const buffer = new LineBuffer(sinks);
   const opts = {
     level: config.level,
     base: { ...base },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  const logger =
-    streams.length === 1 ? pino(opts, streams[0]!.boom) : pino(opts, pino.multistream(streams.map((s) => ({ stream: s.boom, level: config.level }))));
-  const flushNow = () => {
-    for (const s of streams) tryFlush(s);
-  };
+  const logger = pino(opts, buffer);
   const baseFields = JSON.stringify(opts.base).slice(1, -1);
   const head = baseFields === '' ? '' : `${baseFields},`;
   const infoLine = (fields: string, msg: string) => {
     if (!logger.isLevelEnabled('info')) return;
-    const line = `{"level":"info","time":"${new Date().toISOString()}",${head}${fields === '' ? '' : `${fields},`}"msg":${JSON.stringify(msg)}}\n`;
-    for (const s of streams) s.boom.write(line);
+    buffer.write(`{"level":"info","time":"${new Date().toISOString()}",${head}${fields === '' ? '' : `${fields},`}"msg":${JSON.stringify(msg)}}\n`);
   };
+  const flushNow = () => buffer.flush();
   const timer = setInterval(flushNow, LOG_FLUSH_MS);
   timer.unref();
   return {
     logger,
     infoLine,
     flushNow,
-    flush: () => {
+    flush: async () => {
       clearInterval(timer);
-      return Promise.all(streams.map((s) => new Promise<void>((resolve) => tryFlush(s, resolve)))).then(() => undefined);
+      buffer.flush();
+      await Promise.all(sinks.map(drained));
     },
   };
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger, LOG_FLUSH_MS } from '../../src/cli/logger.js';
+import { createLogger, LOG_BUFFER_BYTES, LOG_FLUSH_MS } from '../../src/cli/logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'celgate-logger-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,17 +19,21 @@ const lines = (file: string) =>
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('createLogger', () => {
-  it('buffers lines for a regular file and writes them within the flush interval, all of them on flush()', async () => {
+  it('buffers lines for a regular file and writes them, in order, within the flush interval, when the buffer fills, and on flush()', async () => {
     const file = join(dir, 'a', 'gateway.jsonl');
     const log = createLogger({ level: 'info', file }, { pid: 1 }, { stdout: false });
     log.logger.info({ event_id: 'e1', decision: 'block' }, 'decision');
     await new Promise((r) => setTimeout(r, LOG_FLUSH_MS * 4));
     expect(lines(file).map((l) => l.event_id)).toEqual(['e1']);
-    for (let i = 0; i < 500; i++) log.logger.info({ event_id: `b${i}` }, 'decision'); // past the buffer size: written as it fills
+    // Past the buffer size the lines are written as it fills, before any timer or flush().
+    const n = Math.ceil(LOG_BUFFER_BYTES / 60) + 10;
+    for (let i = 0; i < n; i++) log.logger.info({ event_id: `b${i}` }, 'decision');
+    expect(lines(file).length).toBeGreaterThan(1);
     log.logger.info({ event_id: 'last' }, 'decision');
     await log.flush();
     const all = lines(file);
-    expect(all).toHaveLength(502);
+    expect(all).toHaveLength(n + 2);
+    expect(all.map((l) => l.event_id)).toEqual(['e1', ...Array.from({ length: n }, (_, i) => `b${i}`), 'last']);
     expect(all.at(-1)).toMatchObject({ event_id: 'last', msg: 'decision', level: 'info', pid: 1 });
   });
 
