@@ -7,9 +7,9 @@
  *
  * Owns: sockets and the preamble. Must not: parse any protocol after the preamble, decide, or log.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { CelgateError } from '../errors.js';
+import { listenOn, removeStaleSocket, tcpAddress, trackSockets } from './listen.js';
 
 export type VsockMode = 'tcp' | 'uds';
 
@@ -132,15 +132,6 @@ function checkPort(port: number): void {
 }
 
 /** Removes a stale Unix socket left by a previous run; refuses to remove anything else. */
-function removeStaleSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-    else throw new CelgateError('E_CONFIG', `${path} exists and is not a socket`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-}
-
 /**
  * Reads the optional preamble off a fresh socket, then hands the paused socket over. A connection
  * whose preamble is malformed, oversized or too slow is destroyed; `onReject` says why.
@@ -210,38 +201,18 @@ export async function listenVsock(
     acceptGuest(socket, onConnection, ep.onReject);
   });
   if (ep.maxConnections !== undefined) server.maxConnections = ep.maxConnections;
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  const tracked = trackSockets(server);
   let address: string;
   if (ep.mode === 'uds') {
-    const path = udsPath(requireUdsBase(ep), ep.port);
-    removeStaleSocket(path);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    });
-    address = path;
+    address = udsPath(requireUdsBase(ep), ep.port);
+    removeStaleSocket(address);
+    await listenOn(server, address);
   } else {
-    const host = ep.host ?? '127.0.0.1';
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(ep.port, host, () => resolve());
-    });
-    const a = server.address() as net.AddressInfo;
-    address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    await listenOn(server, ep.port, ep.host ?? '127.0.0.1');
+    address = tcpAddress(server);
   }
   server.on('error', () => {}); // post-listen errors (EMFILE) must not crash the gateway
-  return {
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  return { address, close: tracked.close };
 }
 
 /** Client side (guest bridge, tests): connects to a guest port and writes the preamble when `meta` is given. */

@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { EventOrigin } from '../../events/index.js';
 import { CelgateError } from '../../errors.js';
+import { listenOn, trackSockets } from '../listen.js';
 import type { GuestMeta, VsockEndpoint } from '../vsock.js';
 import { AnswerCache, DEFAULT_CACHE_ENTRIES } from './cache.js';
 import { FrameReader, MAX_FRAME_BYTES, frame } from './framing.js';
@@ -160,29 +161,17 @@ async function listenUdp(host: string, port: number, resolver: DnsResolver, deps
 }
 
 async function listenTcp(host: string, port: number, resolver: DnsResolver, deps: DnsDeps, frameDeadlineMs?: number) {
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     serveStream(socket, Buffer.alloc(0), {}, 'tcp', resolver, deps, frameDeadlineMs);
   });
   server.maxConnections = MAX_STREAM_CONNECTIONS;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-  });
+  const tracked = trackSockets(server);
+  await listenOn(server, port, host);
   server.on('error', (err) => deps.log.warn({ err: err.message }, 'dns: tcp listener error'));
   const a = server.address() as net.AddressInfo;
   return {
     address: hostPort(a),
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        for (const s of sockets) s.destroy();
-      }),
+    close: tracked.close,
   };
 }
 

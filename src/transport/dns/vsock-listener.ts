@@ -7,9 +7,9 @@
  * message whose id and flags spell "ETA ", is a query no resolver sends: its flags have opcode 8.)
  * Owns: the listening socket and preamble sniffing. Must not parse DNS or decide.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { CelgateError } from '../../errors.js';
+import { listenOn, removeStaleSocket, tcpAddress, trackSockets } from '../listen.js';
 import { MAX_META_PREAMBLE_BYTES, PREAMBLE_TIMEOUT_MS, parseMetaPreamble, udsPath, type GuestMeta, type VsockEndpoint } from '../vsock.js';
 
 const META_PREFIX = Buffer.from('\0META ', 'latin1');
@@ -25,51 +25,24 @@ export async function listenDnsVsock(
   onConnection: (c: DnsVsockConnection) => void,
   onReject: (reason: string) => void,
 ): Promise<{ address: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     sniff(socket, onConnection, onReject);
   });
   server.maxConnections = ep.maxConnections;
+  const tracked = trackSockets(server);
   let address: string;
   if (ep.mode === 'uds') {
     if (ep.udsBase === undefined || ep.udsBase === '') throw new CelgateError('E_CONFIG', 'vsock mode "uds" needs a uds base path');
-    const path = udsPath(ep.udsBase, ep.port);
-    try {
-      if (lstatSync(path).isSocket()) unlinkSync(path);
-      else throw new CelgateError('E_CONFIG', `${path} exists and is not a socket`);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    await listen(server, () => server.listen(path));
-    address = path;
+    address = udsPath(ep.udsBase, ep.port);
+    removeStaleSocket(address);
+    await listenOn(server, address);
   } else {
-    await listen(server, () => server.listen(ep.port, ep.host ?? '127.0.0.1'));
-    const a = server.address() as net.AddressInfo;
-    address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    await listenOn(server, ep.port, ep.host ?? '127.0.0.1');
+    address = tcpAddress(server);
   }
   server.on('error', () => {}); // EMFILE and friends after listen must not crash the gateway
-  return {
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
-}
-
-function listen(server: net.Server, start: () => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.once('listening', () => {
-      server.removeListener('error', reject);
-      resolve();
-    });
-    start();
-  });
+  return { address, close: tracked.close };
 }
 
 function sniff(socket: net.Socket, onConnection: (c: DnsVsockConnection) => void, onReject: (reason: string) => void): void {

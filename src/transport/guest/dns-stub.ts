@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { frame, FrameReader } from '../dns/framing.js';
 import { connectVsock, type VsockEndpoint } from '../vsock.js';
-import { splice } from './forwarder.js';
+import { startForwarder } from './forwarder.js';
 
 /** Largest UDP query relayed (bigger ones are dropped: no real resolver sends them). */
 export const MAX_STUB_QUERY_BYTES = 4096;
@@ -173,33 +173,17 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
   });
   const port = udp.address().port;
 
-  const tcpSockets = new Set<net.Socket>();
-  const tcp = net.createServer({ noDelay: true, pauseOnConnect: true }, (client) => {
-    tcpSockets.add(client);
-    client.once('close', () => tcpSockets.delete(client));
-    client.on('error', () => client.destroy());
-    connectVsock(opts.upstream, STUB_META).then(
-      (up) => {
-        if (client.destroyed) {
-          up.destroy();
-          return;
-        }
-        tcpSockets.add(up);
-        up.once('close', () => tcpSockets.delete(up));
-        splice(client, up, STUB_QUERY_TIMEOUT_MS * 2);
-        client.resume();
-      },
-      (err) => {
-        opts.onError?.('dns host connection', err);
-        client.destroy();
-      },
-    );
-  });
-  tcp.maxConnections = MAX_STUB_TCP_CONNECTIONS;
-  tcp.on('error', (err) => opts.onError?.('dns tcp', err));
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, opts.host, () => resolve());
+  // A TCP client's bytes are relayed as they are (the framing is the same on both sides): the
+  // forwarder, with the empty preamble every host connection starts with.
+  const tcp = await startForwarder({
+    host: opts.host,
+    port,
+    upstream: opts.upstream,
+    identify: () => STUB_META,
+    idleMs: STUB_QUERY_TIMEOUT_MS * 2,
+    maxConnections: MAX_STUB_TCP_CONNECTIONS,
+    label: 'dns tcp',
+    ...(opts.onError === undefined ? {} : { onError: opts.onError }),
   });
   return {
     udpAddress: `${opts.host}:${port}`,
@@ -207,8 +191,7 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
     port,
     close: async () => {
       pool.close();
-      for (const s of tcpSockets) s.destroy();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), tcp.close()]);
     },
   };
 }

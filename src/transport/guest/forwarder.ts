@@ -8,6 +8,7 @@
  * request contents.
  */
 import net from 'node:net';
+import { listenOn, tcpAddress, trackSockets } from '../listen.js';
 import { connectVsock, type GuestMeta, type VsockEndpoint } from '../vsock.js';
 
 /** Concurrent relayed connections; more are refused (closed) until some finish. */
@@ -24,6 +25,12 @@ export interface ForwarderOptions {
   /** Optional: who is this client? Called per connection; must be cheap. */
   identify?: (socket: net.Socket) => GuestMeta | undefined;
   onError?: (what: string, err: unknown) => void;
+  /** Idle timeout per relayed connection (default FORWARD_IDLE_MS). */
+  idleMs?: number;
+  /** Concurrent relayed connections (default MAX_FORWARD_CONNECTIONS). */
+  maxConnections?: number;
+  /** Names this listener in onError reports (default "forwarder"). */
+  label?: string;
 }
 
 export interface ForwarderHandle {
@@ -49,10 +56,7 @@ export function splice(a: net.Socket, b: net.Socket, idleMs: number): void {
 }
 
 export async function startForwarder(opts: ForwarderOptions): Promise<ForwarderHandle> {
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (client) => {
-    sockets.add(client);
-    client.once('close', () => sockets.delete(client));
     client.on('error', () => client.destroy());
     let meta: GuestMeta | undefined;
     try {
@@ -67,31 +71,19 @@ export async function startForwarder(opts: ForwarderOptions): Promise<ForwarderH
           return;
         }
         up.setNoDelay(true);
-        sockets.add(up);
-        up.once('close', () => sockets.delete(up));
-        splice(client, up, FORWARD_IDLE_MS);
+        tracked.add(up);
+        splice(client, up, opts.idleMs ?? FORWARD_IDLE_MS);
         client.resume();
       },
       (err) => {
-        opts.onError?.('connect host http port', err);
+        opts.onError?.(`${opts.label ?? 'forwarder'}: connect host port`, err);
         client.destroy(); // fail closed: no host path, no traffic
       },
     );
   });
-  server.maxConnections = MAX_FORWARD_CONNECTIONS;
-  server.on('error', (err) => opts.onError?.('forwarder', err));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const a = server.address() as net.AddressInfo;
-  return {
-    address: `${a.address}:${a.port}`,
-    port: a.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  server.maxConnections = opts.maxConnections ?? MAX_FORWARD_CONNECTIONS;
+  const tracked = trackSockets(server);
+  server.on('error', (err) => opts.onError?.(opts.label ?? 'forwarder', err));
+  await listenOn(server, opts.port, opts.host);
+  return { address: tcpAddress(server), port: (server.address() as net.AddressInfo).port, close: tracked.close };
 }

@@ -8,9 +8,9 @@
  *
  * Owns: that listener and the CONNECT line. Must not: interpret the service's bytes.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { CelgateError } from '../../errors.js';
+import { listenOn, removeStaleSocket, tcpAddress, trackSockets } from '../listen.js';
 
 /** Longest `CONNECT <port>\n` line accepted. */
 export const MAX_CONNECT_LINE_BYTES = 32;
@@ -41,22 +41,13 @@ export interface GuestPortListener {
 }
 
 function trackedServer(onSocket: (s: net.Socket) => void): { server: net.Server; closeAll(): Promise<void> } {
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
     s.on('error', () => s.destroy());
     onSocket(s);
   });
+  const tracked = trackSockets(server);
   server.on('error', () => {});
-  return {
-    server,
-    closeAll: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  return { server, closeAll: tracked.close };
 }
 
 /** Listens on the hybrid-vsock base socket and dispatches `CONNECT P` to `services[P]`. */
@@ -93,26 +84,14 @@ export async function listenHybridBase(path: string, services: ReadonlyMap<numbe
     };
     socket.on('data', onData);
   });
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-    else throw new CelgateError('E_CONFIG', `${path} exists and is not a socket`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
+  removeStaleSocket(path);
+  await listenOn(server, path);
   return { address: path, close: closeAll };
 }
 
 /** tcp mode: one guest port as a TCP listener (host:port; port 0 picks one). */
 export async function listenGuestTcp(host: string, port: number, service: GuestService): Promise<GuestPortListener> {
   const { server, closeAll } = trackedServer(service);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address() as net.AddressInfo;
-  return { address: `${a.address}:${a.port}`, close: closeAll };
+  await listenOn(server, port, host);
+  return { address: tcpAddress(server), close: closeAll };
 }

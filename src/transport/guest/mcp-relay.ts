@@ -8,9 +8,9 @@
  *
  * Owns: the socket, line⇄frame conversion, bounds. Must not: parse JSON-RPC, decide or answer.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { CelgateError } from '../../errors.js';
+import { listenOn, removeStaleSocket, trackSockets } from '../listen.js';
 import { encodeClose, encodeData, encodeOpen, FrameDecoder, FrameKind } from '../mcp/frame.js';
 import { NdjsonDecoder } from '../mcp/ndjson.js';
 import { connectVsock, parseMetaPreamble, type VsockEndpoint } from '../vsock.js';
@@ -102,30 +102,11 @@ function relay(client: net.Socket, opts: McpRelayOptions): void {
 }
 
 export async function startMcpRelay(opts: McpRelayOptions): Promise<McpRelayHandle> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    sockets.add(client);
-    client.once('close', () => sockets.delete(client));
-    relay(client, opts);
-  });
+  const server = net.createServer((client) => relay(client, opts));
   server.maxConnections = MAX_MCP_RELAY_CLIENTS;
+  const tracked = trackSockets(server);
   server.on('error', (err) => opts.onError?.('mcp relay', err));
-  try {
-    if (lstatSync(opts.socketPath).isSocket()) unlinkSync(opts.socketPath);
-    else throw new CelgateError('E_CONFIG', `${opts.socketPath} exists and is not a socket`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.socketPath, () => resolve());
-  });
-  return {
-    address: opts.socketPath,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  removeStaleSocket(opts.socketPath);
+  await listenOn(server, opts.socketPath);
+  return { address: opts.socketPath, close: tracked.close };
 }

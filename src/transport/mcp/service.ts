@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import { CelgateError } from '../../errors.js';
+import { listenOn, tcpAddress, trackSockets } from '../listen.js';
 import { listenVsock, type VsockMode } from '../vsock.js';
 import { serveFramed, serveNdjson, type StreamClosed } from './connection.js';
 import { McpGateway, type McpGatewayDeps, type McpGatewayOptions } from './gateway.js';
@@ -84,27 +85,11 @@ async function listenNdjson(where: string, onSocket: (s: net.Socket) => void): P
     onSocket(s);
   });
   server.maxConnections = DEFAULT_MAX_CONNECTIONS;
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  const tracked = trackSockets(server);
   const m = /^(127\.0\.0\.1|\[::1\]|localhost):(\d{1,5})$/.exec(where);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if (m) server.listen(Number(m[2]), m[1] === '[::1]' ? '::1' : m[1], () => resolve());
-    else if (where.startsWith('/')) server.listen(where, () => resolve());
-    else reject(new Error(`ndjson listener "${where}" must be a Unix socket path or a loopback HOST:PORT`));
-  });
+  if (m) await listenOn(server, Number(m[2]), m[1] === '[::1]' ? '::1' : m[1]!);
+  else if (where.startsWith('/')) await listenOn(server, where);
+  else throw new Error(`ndjson listener "${where}" must be a Unix socket path or a loopback HOST:PORT`);
   server.on('error', () => {});
-  const a = server.address();
-  const address = typeof a === 'string' ? a : a === null ? where : `${a.address}:${a.port}`;
-  return {
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  return { address: m ? tcpAddress(server) : where, close: tracked.close };
 }
