@@ -22,6 +22,7 @@ import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { CA_CERT_FILE } from '../src/certs/ca.js';
+import { parseFlags } from './args.js';
 import { summarize, writeArtifact, type AssertionResult, type Summary } from './artifact.js';
 import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
 
@@ -37,10 +38,20 @@ interface PathSetup {
   fresh(): Dispatcher;
 }
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+export const USAGE = `usage: npm run bench:peers -- [options]
+       node dist/bench/peers.js [options]
+
+Allowed HTTPS GETs to one local upstream with one client (undici), in one run: direct, through
+celgate (vsock port and explicit proxy) and through mitmdump as an explicit proxy. Throughput at 1
+and 16 kept-alive connections and new-connection latency, as ratios to direct; writes
+benchmarks/security-engine/peers-https-get.json.
+
+options:
+  --seconds S         seconds of load per path and concurrency (default 3)
+  --latency-runs N    new connections timed per path (default 30)
+  --no-install        do not apt-get install mitmproxy when mitmdump is absent (its path is skipped)
+  --help              this text
+`;
 
 function makeCert(dir: string): { key: string; cert: string; certPath: string } {
   const r = spawnSync('openssl', [
@@ -191,8 +202,25 @@ function tlsConnector(host: string, port: number, ca: string): Agent.Options['co
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const seconds = Number(flag(argv, '--seconds') ?? 3);
-  const latencyRuns = Number(flag(argv, '--latency-runs') ?? 30);
+  const parsed = parseFlags(argv, { values: ['--seconds', '--latency-runs'], switches: ['--no-install'] });
+  if (parsed.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (parsed.kind === 'error') {
+    process.stderr.write(`${parsed.message}\n`);
+    return 2;
+  }
+  const seconds = Number(parsed.values.get('--seconds') ?? 3);
+  const latencyRuns = Number(parsed.values.get('--latency-runs') ?? 30);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) {
+    process.stderr.write('--seconds must be a number in (0, 600]\n');
+    return 2;
+  }
+  if (!Number.isInteger(latencyRuns) || latencyRuns < 1 || latencyRuns > 10_000) {
+    process.stderr.write('--latency-runs must be an integer 1..10000\n');
+    return 2;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'celgate-peers-'));
   const { key, cert, certPath } = makeCert(dir);
   const up = await upstream(key, cert);
@@ -236,7 +264,7 @@ export async function main(argv: string[]): Promise<number> {
         fresh: () => new ProxyAgent({ uri: `http://${proxyAddr}`, pipelining: 0, requestTls: { ca: celgateCa } }),
       });
     } else skipped['celgate-proxy'] = 'the gateway reports no explicit proxy listener (not configured in this build)';
-    const bin = ensureMitmdump(!argv.includes('--no-install'));
+    const bin = ensureMitmdump(!parsed.switches.has('--no-install'));
     mitm = bin === null ? null : await startMitmdump(bin, dir);
     if (mitm !== null) {
       const m = mitm;

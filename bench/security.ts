@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseFlags } from './args.js';
 import { artifactDir, repoRoot, runId, type Artifact } from './artifact.js';
 import { dnsLane } from './guest-lane-dns.js';
 import { httpLane } from './guest-lane-http.js';
@@ -83,10 +84,26 @@ export function judge(gates: readonly Gate[], lanes: ReadonlyMap<string, Artifac
   });
 }
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+export const USAGE = `usage: npm run bench:security -- [options]
+       node dist/bench/security.js [options]
+
+Runs the micro suites (each in its own process) and the guest-originated lanes (a real gateway, a
+network-namespace guest, N blocked operations each), checks bench/gates.json, writes one JSON per
+suite and lane under benchmarks/security-engine/ and exits 1 when an assertion or a gate fails.
+
+options:
+  --runs N          blocked operations per guest lane (default ${DEFAULT_RUNS}, max ${MAX_RUNS})
+  --warmup W        warm-up operations per lane before the timed ones (default ${DEFAULT_WARMUP})
+  --lanes a,b       guest lanes to run: ${LANE_NAMES.join(',')} (default all; '' for none)
+  --micro a,b       micro suites to run: ${MICRO_SUITES.join(',')} (default all)
+  --no-micro        skip the micro suites
+  --break           install each lane's rule with a condition that cannot match: the lanes must FAIL
+  --require-guest   fail (exit 1) when the guest lanes are skipped (no root / ip / iptables)
+  --help            this text
+
+environment:
+  CELGATE_BENCHMARK_RUN_ID   run id stamped on every artifact (default local-<time>-<pid>)
+`;
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(3));
@@ -149,19 +166,29 @@ function runSuiteProcess(name: string): Promise<{ artifacts: Artifact[] } | { st
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const runs = Number(flag(argv, '--runs') ?? DEFAULT_RUNS);
+  const parsed = parseFlags(argv, { values: ['--runs', '--warmup', '--lanes', '--micro'], switches: ['--no-micro', '--break', '--require-guest'] });
+  if (parsed.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (parsed.kind === 'error') {
+    process.stderr.write(`${parsed.message}\n`);
+    return 2;
+  }
+  const flag = (name: string) => parsed.values.get(name);
+  const runs = Number(flag('--runs') ?? DEFAULT_RUNS);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) {
     process.stderr.write(`--runs must be an integer 1..${MAX_RUNS}\n`);
     return 2;
   }
-  const laneNames = (flag(argv, '--lanes') ?? LANE_NAMES.join(',')).split(',').filter(Boolean) as LaneName[];
+  const laneNames = (flag('--lanes') ?? LANE_NAMES.join(',')).split(',').filter(Boolean) as LaneName[];
   const unknown = laneNames.filter((l) => !LANE_NAMES.includes(l));
   if (unknown.length > 0) {
     process.stderr.write(`unknown lanes: ${unknown.join(', ')} (known: ${LANE_NAMES.join(', ')})\n`);
     return 2;
   }
-  const broken = argv.includes('--break');
-  const warmup = Number(flag(argv, '--warmup') ?? DEFAULT_WARMUP);
+  const broken = parsed.switches.has('--break');
+  const warmup = Number(flag('--warmup') ?? DEFAULT_WARMUP);
   if (!Number.isInteger(warmup) || warmup < 0 || warmup > 10_000) {
     process.stderr.write('--warmup must be an integer 0..10000\n');
     return 2;
@@ -170,8 +197,8 @@ export async function main(argv: string[]): Promise<number> {
   process.stdout.write(`celgate bench:security run ${runId()} → ${artifactDir()}\n`);
 
   let failed = false;
-  if (!argv.includes('--no-micro')) {
-    const micro = await runMicro((flag(argv, '--micro') ?? MICRO_SUITES.join(',')).split(',').filter(Boolean));
+  if (!parsed.switches.has('--no-micro')) {
+    const micro = await runMicro((flag('--micro') ?? MICRO_SUITES.join(',')).split(',').filter(Boolean));
     const rows = [['suite', 'status', 'result', 'n', 'mean ms', 'p95 ms', 'note']];
     for (const m of micro) {
       if (m.status === 'failed') failed = true;
@@ -213,7 +240,7 @@ export async function main(argv: string[]): Promise<number> {
   const skipped = [...lanes.values()].filter((a) => a.status === 'skipped');
   if (skipped.length > 0) {
     process.stdout.write(`\n${skipped.length} lane(s) SKIPPED: ${skipped[0]!.skip_reason}\n`);
-    if (argv.includes('--require-guest')) failed = true;
+    if (parsed.switches.has('--require-guest')) failed = true;
   }
   process.stdout.write(`\n${failed ? 'FAILED' : 'OK'}: artifacts in ${artifactDir()}\n`);
   return failed ? 1 : 0;
