@@ -5,12 +5,18 @@
  *           the relay socket with a `\0META` preamble naming the process (no extra process);
  *   shim:   the SDK's StdioClientTransport spawning the MCP shim (`<entry> mcp-shim`: the bundle's /
  *           standalone.js's, or `celgate`'s), which copies stdio to the relay socket.
- * Both clients initialize, then make N sequential `tools/call`s each to one tool, interleaved
- * (socket, shim, socket, …), timing each, and it prints one JSON line:
- * {socket: SIDE, shim: SIDE}, SIDE = {init_ms, tools: [names], calls: [{ms, outcome: 'rpc_error'|'tool_error'|'ok', code, message}]}.
+ * Both clients initialize and then, interleaved (socket, shim, socket, …) so both meet the same JIT
+ * state and load:
+ *   1. `warm-up calls` unmeasured calls each to the warm-up tool (the gateway's warm-up);
+ *   2. N timed `tools/call`s each to the measured tool — `cold`: the SDK still runs mostly in V8's
+ *      interpreter and baseline tiers, as in a freshly started agent;
+ *   3. unmeasured calls to the warm-up tool until each client has made `client warm-up calls`;
+ *   4. N timed `tools/call`s each to the measured tool again — `calls`: the SDK's steady state.
+ * It prints one JSON line: {socket: SIDE, shim: SIDE},
+ * SIDE = {init_ms, tools: [names], cold: [CALL], calls: [CALL]}, CALL = {ms, outcome: 'rpc_error'|'tool_error'|'ok', code, message}.
  *
  * usage: node guest-mcp-client.js <entry.js> <relay socket> <tool> <runs> [json arguments] [warm-up tool] [warm-up calls]
- * (warm-up calls are made first by both clients, unmeasured and unreported)
+ *        [client warm-up calls]
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -18,15 +24,17 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpSocketTransport } from '../src/transport/guest/mcp-socket-transport.js';
 
 const PROCESS_NAME = 'bench-mcp-client';
-const [mainJs, socket, tool, runsText, argsText, warmTool, warmText] = process.argv.slice(2);
+const [mainJs, socket, tool, runsText, argsText, warmTool, warmText, clientWarmText] = process.argv.slice(2);
 if (mainJs === undefined || socket === undefined || tool === undefined) {
-  process.stderr.write('usage: guest-mcp-client <main.js> <socket> <tool> <runs> [args-json] [warm-up tool] [warm-up calls]\n');
+  process.stderr.write('usage: guest-mcp-client <main.js> <socket> <tool> <runs> [args-json] [warm-up tool] [warm-up calls] [client warm-up calls]\n');
   process.exit(2);
 }
 const runs = Number(runsText ?? '8');
 const args = argsText === undefined ? {} : (JSON.parse(argsText) as Record<string, unknown>);
 type Call = { ms: number; outcome: string; code: number | null; message: string };
 type Side = { client: Client; init_ms: number; tools: string[]; calls: Call[] };
+const warmCalls = Number(warmText ?? '0');
+const clientWarmCalls = Math.max(warmCalls, Number(clientWarmText ?? '0'));
 
 async function connect(transport: Transport): Promise<Side> {
   const client = new Client({ name: 'celgate-bench', version: '1.0.0' });
@@ -58,16 +66,26 @@ const sides = {
     new StdioClientTransport({ command: process.execPath, args: [mainJs, 'mcp-shim', '--socket', socket, '--process-name', PROCESS_NAME], stderr: 'inherit' }),
   ),
 };
-for (let i = 0; warmTool !== undefined && i < Number(warmText ?? '0'); i++) {
-  for (const side of [sides.socket, sides.shim]) await side.client.callTool({ name: warmTool, arguments: { a: 1, b: 2 } }).catch(() => undefined);
+async function warm(calls: number): Promise<void> {
+  for (let i = 0; warmTool !== undefined && i < calls; i++) {
+    for (const side of [sides.socket, sides.shim]) await side.client.callTool({ name: warmTool, arguments: { a: 1, b: 2 } }).catch(() => undefined);
+  }
 }
-// Interleaved, so both transports meet the same JIT state and the same machine load.
-for (let i = 0; i < runs; i++) {
-  await call(sides.socket);
-  await call(sides.shim);
+
+async function timed(): Promise<void> {
+  for (let i = 0; i < runs; i++) {
+    await call(sides.socket);
+    await call(sides.shim);
+  }
 }
-const report = (s: Side) => ({ init_ms: s.init_ms, tools: s.tools, calls: s.calls });
+
+await warm(warmCalls);
+await timed();
+const cold = { socket: sides.socket.calls.splice(0), shim: sides.shim.calls.splice(0) };
+await warm(clientWarmCalls - warmCalls);
+await timed();
+const report = (s: Side, c: Call[]) => ({ init_ms: s.init_ms, tools: s.tools, cold: c, calls: s.calls });
 await sides.socket.client.close();
 await sides.shim.client.close();
 // Exit only once the line is written: stdout is a pipe, and process.exit() would cut it off.
-process.stdout.write(`${JSON.stringify({ socket: report(sides.socket), shim: report(sides.shim) })}\n`, () => process.exit(0));
+process.stdout.write(`${JSON.stringify({ socket: report(sides.socket, cold.socket), shim: report(sides.shim, cold.shim) })}\n`, () => process.exit(0));
