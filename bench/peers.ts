@@ -238,7 +238,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     gw = await startBenchGateway(join(dir), {
       vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-      http: { ca_dir: join(dir, 'certs'), upstream_map: { 'localhost:443': `127.0.0.1:${up.port}` }, extra_ca: [certPath], proxy: '127.0.0.1:0' },
+      http: { ca_dir: join(dir, 'certs'), upstream_map: { 'localhost:443': `127.0.0.1:${up.port}`, [`localhost:${up.port}`]: `127.0.0.1:${up.port}` }, extra_ca: [certPath], proxy: '127.0.0.1:0' },
     }, { dropLogsAfterReady: true });
     const allow = await gw.api('PUT', '/v1/rules/peers.allow-localhost', {
       description: 'bench:peers: allow the local upstream', condition: 'http.request.host == "localhost"', action: 'allow', priority: -1000, mode: 'enforce', reason: 'bench upstream', enabled: true,

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'E_PARSE' // malformed protocol bytes
   | 'E_TLS' // TLS handshake or certificate failure
   | 'E_UPSTREAM' // the upstream could not be reached or misbehaved
+  | 'E_DESTINATION' // a guest's request would connect to a special-purpose address (loopback, private, …)
   | 'E_TIMEOUT' // an operation took longer than its bound
   | 'E_LEDGER' // session.db could not be opened or written
   | 'E_IR_INVALID' // a Detection IR pack that violates the schema

@@ -10,6 +10,7 @@ import { CertificateAuthority, LeafCache } from '../../certs/index.js';
 import { CelgateError } from '../../errors.js';
 import type { Decider, EventSink, EventType } from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
+import { parseAllowedRanges } from './destination.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { parseProxySetting } from './proxy-settings.js';
 import { startHttpService, type SecureContextSource } from './service.js';
@@ -34,6 +35,8 @@ export interface HttpConfig {
   upstream_map: Record<string, string>;
   /** PEM files trusted for upstream TLS in addition to the system roots. */
   extra_ca: string[];
+  /** Special-purpose IP ranges (CIDR) a guest's request may still be connected to (destination.ts). */
+  allow_private_destinations: string[];
   /** Destination port assumed for intercepted TLS / plain HTTP. */
   https_port: number;
   http_port: number;
@@ -59,7 +62,7 @@ function checkKeys(source: string, prefix: string, o: Obj, known: string[]): voi
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
 }
 
-const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'https_port', 'http_port', 'timeouts', 'proxy'];
+const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'allow_private_destinations', 'https_port', 'http_port', 'timeouts', 'proxy'];
 const TIMEOUT_KEYS = ['headers_ms', 'idle_ms', 'keepalive_ms', 'handshake_ms', 'upstream_ms'];
 
 /** Parses the `http:` mapping (absent → defaults). */
@@ -89,6 +92,14 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     if (!Array.isArray(e) || !e.every((x) => typeof x === 'string' && x !== '')) fail(source, 'http.extra_ca', 'must be a list of PEM file paths');
     extra = e as string[];
   }
+  let allowPrivate: string[] = [];
+  if (raw.allow_private_destinations !== undefined && raw.allow_private_destinations !== null) {
+    const a = raw.allow_private_destinations;
+    if (!Array.isArray(a) || !a.every((x) => typeof x === 'string')) fail(source, 'http.allow_private_destinations', 'must be a list of IP ranges like "10.20.0.0/16"');
+    const parsed = parseAllowedRanges(a as string[]);
+    if (!parsed.ok) fail(source, 'http.allow_private_destinations', parsed.issues.map((i) => `${i.path} ${i.message}`).join('; '));
+    allowPrivate = a as string[];
+  }
   const ca = raw.ca_dir ?? 'certs';
   if (typeof ca !== 'string' || ca === '') fail(source, 'http.ca_dir', 'must be a non-empty path');
   return {
@@ -100,6 +111,7 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     max_connections: int(source, 'http.max_connections', raw.max_connections, d.maxConnections, 1_000_000),
     upstream_map: map,
     extra_ca: extra,
+    allow_private_destinations: allowPrivate,
     https_port: int(source, 'http.https_port', raw.https_port, 443, 65535),
     http_port: int(source, 'http.http_port', raw.http_port, 80, 65535),
     proxy: parseProxySetting(raw.proxy, source),
@@ -172,6 +184,7 @@ export async function startHttpFromConfig(
       limits: limitsFromConfig(config.http),
       upstreamMap: map.value,
       extraCa: readExtraCa(config.http.extra_ca),
+      allowPrivateDestinations: config.http.allow_private_destinations,
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,
     },

@@ -1,6 +1,7 @@
 /**
- * The protocol-native HTTP denials of DESIGN §7: 403 for a policy block, 502 for an engine error or
- * an unreachable upstream, 4xx for malformed requests. Bodies are readable by a model: they name the
+ * The protocol-native HTTP denials of DESIGN §7: 403 for a policy block or a destination the
+ * destination guard refuses (destination.ts), 502 for an engine error or an unreachable upstream,
+ * 4xx for malformed requests. Bodies are readable by a model: they name the
  * rule and reason and say whether retrying can help. Pure; no I/O.
  */
 import type { Decision } from '../../events/index.js';
@@ -11,7 +12,7 @@ export interface Denial {
   body: Buffer;
 }
 
-export type DenialKind = 'blocked' | 'policy_error' | 'upstream_error' | 'bad_request';
+export type DenialKind = 'blocked' | 'policy_error' | 'upstream_error' | 'bad_request' | 'destination_blocked';
 
 export interface DenialInput {
   kind: DenialKind;
@@ -28,6 +29,8 @@ const RETRY_HINT: Record<DenialKind, string> = {
   policy_error: 'Retrying will not help: the policy engine failed closed for this request.',
   upstream_error: 'The upstream could not be reached; the request was not delivered. It may work later.',
   bad_request: 'The request is malformed and was not forwarded. Retrying the same request will not help.',
+  destination_blocked:
+    'Retrying will not help: celgate does not connect requests to loopback, private, link-local or other special-purpose addresses, whatever name leads there.',
 };
 
 const TITLE: Record<DenialKind, string> = {
@@ -35,6 +38,7 @@ const TITLE: Record<DenialKind, string> = {
   policy_error: 'celgate policy error',
   upstream_error: 'celgate could not reach the upstream',
   bad_request: 'Request refused by celgate',
+  destination_blocked: 'Destination refused by celgate',
 };
 
 export function wantsJson(accept: string): boolean {
@@ -79,6 +83,11 @@ export function decisionDenial(decision: Decision, eventId: string, accept: stri
   return decision.action === 'block'
     ? renderDenial({ kind: 'blocked', status: 403, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept })
     : renderDenial({ kind: 'policy_error', status: 502, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept });
+}
+
+/** The 403 for a destination the guard refused (an E_DESTINATION error: its message names host, address and range). */
+export function destinationDenial(err: Error, eventId: string, accept: string): Denial {
+  return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: null, reason: err.message, event_id: eventId, accept });
 }
 
 /** Serialises a denial as a raw HTTP/1.1 response (for upgrade sockets that have no ServerResponse). */

@@ -23,7 +23,8 @@ import {
   type SecurityEvent,
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
-import { decisionDenial, renderDenial, type Denial } from './denial.js';
+import { isCelgateError } from '../../errors.js';
+import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
 import type { HttpLimits } from './limits.js';
 import { relayResponse } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
@@ -313,15 +314,21 @@ function forward(
   upReq.on('error', (err) => {
     if (done) return;
     done = true;
-    rec.error = 'upstream_error';
     req.unpipe(upReq);
+    const accept = req.headers.accept ?? '';
+    if (isCelgateError(err, 'E_DESTINATION')) {
+      rec.error = 'destination_blocked';
+      sendDenial(res, destinationDenial(err, event.common.event_id, accept));
+      return;
+    }
+    rec.error = 'upstream_error';
     const d = renderDenial({
       kind: 'upstream_error',
       status: 502,
       rule_id: null,
       reason: `upstream ${target.host}:${target.port} failed: ${err.message}`,
       event_id: event.common.event_id,
-      accept: req.headers.accept ?? '',
+      accept,
     });
     sendDenial(res, d);
   });

@@ -39,7 +39,13 @@ export async function startExplicitProxyFromConfig(
     ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
   };
   const proxy = await startExplicitProxy(
-    { listen, limits: limitsFromConfig(config.http), upstreamMap: map.value, extraCa: readExtraCa(config.http.extra_ca) },
+    {
+      listen,
+      limits: limitsFromConfig(config.http),
+      upstreamMap: map.value,
+      extraCa: readExtraCa(config.http.extra_ca),
+      allowPrivateDestinations: config.http.allow_private_destinations,
+    },
     { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs: deps.certs },
   );
   return { name: 'proxy', addresses: proxy.addresses, close: () => proxy.close() };

@@ -21,6 +21,7 @@ import { CelgateMitmProxy, type TunnelTarget } from './proxy-mitm.js';
 import type { SecureContextSource } from './service.js';
 import { agentLabel, parseProxyListen } from './proxy-settings.js';
 import { parseHostHeader, type ExchangeContext } from './target.js';
+import { destinationGuard } from './destination.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
@@ -36,6 +37,9 @@ export interface ExplicitProxyOptions {
   upstreamMap?: UpstreamMap;
   /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
   extraCa?: readonly string[];
+  /** IP ranges a guest's request may be connected to although they are special-purpose
+   * (loopback, private, link-local, …; see destination.ts). Default none. */
+  allowPrivateDestinations?: readonly string[];
 }
 
 export interface ExplicitProxyDeps {
@@ -62,7 +66,12 @@ export function parseConnectTarget(url: string): Omit<TunnelTarget, 'meta'> | nu
 export async function startExplicitProxy(options: ExplicitProxyOptions, deps: ExplicitProxyDeps): Promise<ExplicitProxy> {
   const at = parseProxyListen(options.listen);
   const limits = resolveLimits(options.limits);
-  const upstream = new Upstream({ map: options.upstreamMap, extraCa: options.extraCa, timeoutMs: limits.upstreamTimeoutMs });
+  const upstream = new Upstream({
+    map: options.upstreamMap,
+    extraCa: options.extraCa,
+    timeoutMs: limits.upstreamTimeoutMs,
+    guard: destinationGuard(options.allowPrivateDestinations ?? []),
+  });
   const exchangeDeps: ExchangeDeps = { decider: deps.decider, sink: deps.sink, origin: deps.origin, upstream, limits };
   const contexts = new WeakMap<object, ExchangeContext>();
   const targets = new WeakMap<object, { target: TunnelTarget; timer: NodeJS.Timeout }>();

@@ -19,6 +19,7 @@ import { rawResponse, renderDenial } from './denial.js';
 import { handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
 import type { ExchangeContext } from './target.js';
+import { destinationGuard } from './destination.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 import { gather } from './gather.js';
@@ -39,6 +40,9 @@ export interface HttpServiceOptions {
   upstreamMap?: UpstreamMap;
   /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
   extraCa?: readonly string[];
+  /** IP ranges a guest's request may be connected to although they are special-purpose
+   * (loopback, private, link-local, …; see destination.ts). Default none. */
+  allowPrivateDestinations?: readonly string[];
   /** Destination port assumed for intercepted TLS / plain HTTP (the guest bridge redirects 443 / 80). */
   httpsPort?: number;
   httpPort?: number;
@@ -63,7 +67,12 @@ export interface HttpService {
 
 export async function startHttpService(options: HttpServiceOptions, deps: HttpServiceDeps): Promise<HttpService> {
   const limits = resolveLimits(options.limits);
-  const upstream = new Upstream({ map: options.upstreamMap, extraCa: options.extraCa, timeoutMs: limits.upstreamTimeoutMs });
+  const upstream = new Upstream({
+    map: options.upstreamMap,
+    extraCa: options.extraCa,
+    timeoutMs: limits.upstreamTimeoutMs,
+    guard: destinationGuard(options.allowPrivateDestinations ?? []),
+  });
   const exchangeDeps: ExchangeDeps = { decider: deps.decider, sink: deps.sink, origin: deps.origin, upstream, limits };
   const contexts = new WeakMap<object, ExchangeContext>();
   const httpsPort = options.httpsPort ?? 443;

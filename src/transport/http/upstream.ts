@@ -10,6 +10,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { CelgateError, type Issue, type Validated } from '../../errors.js';
+import { DestinationGuard } from './destination.js';
 
 export interface HostPort {
   host: string;
@@ -55,6 +56,14 @@ export function resolveUpstream(map: UpstreamMap, host: string, port: number): H
   return map.get(`${host}:${port}`) ?? map.get(host) ?? { host, port };
 }
 
+/** Where a guest's `host:port` is connected, with the destination guard applied (src/transport/http/destination.ts). */
+export interface Destination extends HostPort {
+  /** For a name the guard checks: the lookup that keeps only allowed addresses (pass it to connect). */
+  lookup?: DestinationGuard['lookup'];
+  /** For an IP literal the guard refuses: the error to fail with; nothing may be connected. */
+  refused?: CelgateError;
+}
+
 export interface UpstreamOptions {
   map?: UpstreamMap;
   /** Extra trusted CA certificates (PEM), added to the system roots. */
@@ -62,6 +71,11 @@ export interface UpstreamOptions {
   timeoutMs: number;
   /** Sockets per upstream host in each agent. */
   maxSocketsPerHost?: number;
+  /**
+   * Checks the addresses of destinations that are not in the map; default: a guard that refuses
+   * every special-purpose range. `null` turns the check off (only for tests of other things).
+   */
+  guard?: DestinationGuard | null;
 }
 
 export interface UpstreamRequest {
@@ -102,10 +116,12 @@ export class Upstream {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly timeoutMs: number;
+  readonly guard: DestinationGuard | null;
 
   constructor(options: UpstreamOptions) {
     this.map = options.map ?? new Map();
     this.timeoutMs = options.timeoutMs;
+    this.guard = options.guard === undefined ? new DestinationGuard() : options.guard;
     const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
     this.httpAgent = new http.Agent(common);
     this.ca = [...tls.rootCertificates, ...(options.extraCa ?? [])];
@@ -113,9 +129,22 @@ export class Upstream {
     this.httpsAgent = new https.Agent(common);
   }
 
-  /** Starts an upstream request; errors (connect, TLS, timeout) arrive as 'error' with a CelgateError cause. */
+  /** Where `host:port` (as the guest asked for it) is connected: the map's entry, unchecked, or the
+   * host itself under the destination guard. */
+  destination(host: string, port: number): Destination {
+    const mapped = this.map.get(`${host}:${port}`) ?? this.map.get(host);
+    if (mapped !== undefined || this.guard === null) return mapped ?? { host, port };
+    if (net.isIP(host) === 0) return { host, port, lookup: this.guard.lookup };
+    const v = this.guard.check(host);
+    return v.ok ? { host, port } : { host, port, refused: this.guard.refusal(host, host, v.range) };
+  }
+
+  /**
+   * Starts an upstream request; errors (connect, TLS, timeout, a refused destination) arrive as
+   * 'error' with a CelgateError cause.
+   */
   request(r: UpstreamRequest): http.ClientRequest {
-    const target = resolveUpstream(this.map, r.host, r.port);
+    const target = this.destination(r.host, r.port);
     const isIp = net.isIP(r.host) !== 0;
     const options: https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
       host: target.host,
@@ -125,6 +154,13 @@ export class Upstream {
       headers: r.headers,
       setHost: false,
     };
+    if (target.refused !== undefined) {
+      // No agent, and a connection that fails at once: the request errors with the refusal.
+      const refused = target.refused;
+      const fail = { createConnection: (_o: unknown, cb: (err: Error) => void) => process.nextTick(cb, refused) } as unknown as http.RequestOptions;
+      return (r.scheme === 'https' ? https : http).request({ ...options, ...fail, agent: undefined });
+    }
+    if (target.lookup !== undefined) options.lookup = target.lookup as unknown as net.LookupFunction;
     let req: http.ClientRequest;
     if (r.scheme === 'https') {
       if (!isIp) options.servername = r.host;

@@ -10,10 +10,10 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { httpRequestEvent, normalizeHeaders } from '../../events/index.js';
-import { decisionDenial, rawResponse, renderDenial } from './denial.js';
+import { isCelgateError } from '../../errors.js';
+import { decisionDenial, destinationDenial, rawResponse, renderDenial } from './denial.js';
 import { decideAndRecord, originFor, writeNetRow, type ExchangeDeps } from './exchange.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
-import { resolveUpstream } from './upstream.js';
 
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 
@@ -45,18 +45,28 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
     finish();
     return;
   }
-  const to = resolveUpstream(deps.upstream.map, target.host, target.port);
+  const to = deps.upstream.destination(target.host, target.port);
+  if (to.refused !== undefined) {
+    const d = destinationDenial(to.refused, event.common.event_id, accept);
+    error = 'destination_blocked';
+    status = d.status;
+    socket.end(rawResponse(d, 'Forbidden'));
+    finish();
+    return;
+  }
+  const lookup = to.lookup === undefined ? {} : { lookup: to.lookup as unknown as net.LookupFunction };
   const up: net.Socket =
     target.scheme === 'https'
       ? tls.connect({
           host: to.host,
           port: to.port,
+          ...lookup,
           ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
           secureContext: deps.upstream.secureContext,
           checkServerIdentity: (_n, cert) => tls.checkServerIdentity(target.host, cert),
           ALPNProtocols: ['http/1.1'],
         })
-      : net.connect({ host: to.host, port: to.port });
+      : net.connect({ host: to.host, port: to.port, ...lookup });
   const ready = target.scheme === 'https' ? 'secureConnect' : 'connect';
   let closed = false;
   const close = () => {
@@ -69,10 +79,13 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
   up.setTimeout(deps.limits.upstreamTimeoutMs, () => up.destroy(new Error('upstream timeout')));
   up.once('error', (err) => {
     if (status === null && !closed) {
-      error = 'upstream_error';
-      status = 502;
-      const d = renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${target.host}:${target.port} failed: ${err.message}`, event_id: event.common.event_id, accept });
-      socket.end(rawResponse(d, 'Bad Gateway'));
+      const refused = isCelgateError(err, 'E_DESTINATION');
+      error = refused ? 'destination_blocked' : 'upstream_error';
+      const d = refused
+        ? destinationDenial(err, event.common.event_id, accept)
+        : renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${target.host}:${target.port} failed: ${err.message}`, event_id: event.common.event_id, accept });
+      status = d.status;
+      socket.end(rawResponse(d, refused ? 'Forbidden' : 'Bad Gateway'));
       closed = true;
       finish();
       return;
