@@ -11,7 +11,7 @@ import type { EventSink } from '../../events/sink.js';
 import { DEFAULT_CACHE_ENTRIES } from './cache.js';
 import { MAX_CACHE_TTL_S } from './limits.js';
 import type { DnsLog } from './resolver.js';
-import { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen, startDnsService } from './service.js';
+import { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen } from './settings.js';
 import { parseUpstream } from './upstream.js';
 
 export const MAX_TIMEOUT_MS = 60_000;
@@ -139,6 +139,8 @@ export interface DnsStartDeps {
 export async function startDnsFromConfig(dns: DnsConfig, deps: DnsStartDeps) {
   if (!dns.vsock && dns.listen === null) return { name: 'dns', addresses: {}, routes: [], close: async () => {} };
   const v = deps.vsock;
+  // Loaded here, not at the top: parsing a config must not load the resolver (src/cli/config.ts).
+  const { startDnsService } = await import('./service.js');
   const service = await startDnsService(
     {
       origin: { session_id: deps.session_id, profile_id: deps.profile_id ?? '' },

@@ -19,9 +19,9 @@ import { UpstreamForwarder, parseUpstream } from './upstream.js';
 import { listenDnsVsock } from './vsock-listener.js';
 
 /** The documented default upstreams (Cloudflare and Quad9), used when `upstreams` is not set. */
-export const DEFAULT_UPSTREAMS = ['1.1.1.1:53', '9.9.9.9:53'] as const;
-export const DEFAULT_TIMEOUT_MS = 2000;
-export const DEFAULT_STATIC_TTL_S = 60;
+import { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen } from './settings.js';
+
+export { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen };
 /** Tries to find one free port number for both UDP and TCP when `listen` asks for port 0. */
 const LISTEN_ATTEMPTS = 8;
 
@@ -51,27 +51,6 @@ export interface DnsService {
   /** Resolver counters (queries, verdicts, cache hits, malformed messages by reason) and cache size. */
   stats(): DnsStats & { cache: { entries: number; bytes: number } };
   close(): Promise<void>;
-}
-
-export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})$/.exec(text);
-  const port = m === null ? -1 : Number(m[2]);
-  const host = m === null ? '' : m[1]!.replace(/^\[|\]$/g, '');
-  if (m === null || net.isIP(host) === 0 || port > 65535) {
-    throw new CelgateError('E_CONFIG', `dns.listen "${text}" must be "IP:PORT", e.g. 127.0.0.1:5353`);
-  }
-  return { host, port };
-}
-
-export function normaliseStatic(table: Readonly<Record<string, readonly string[]>>): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const [name, addresses] of Object.entries(table)) {
-    for (const a of addresses) {
-      if (net.isIP(a) === 0) throw new CelgateError('E_CONFIG', `dns.static["${name}"]: "${a}" is not an IP address`);
-    }
-    out.set(name.toLowerCase().replace(/\.$/, ''), [...addresses]);
-  }
-  return out;
 }
 
 export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps): Promise<DnsService> {

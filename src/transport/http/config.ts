@@ -6,14 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CertificateAuthority, LeafCache } from '../../certs/index.js';
 import { CelgateError } from '../../errors.js';
 import type { Decider, EventSink, EventType } from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
 import { parseAllowedRanges } from './destination.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { parseProxySetting } from './proxy-settings.js';
-import { startHttpService, type SecureContextSource } from './service.js';
+import type { SecureContextSource } from './service.js';
 import { parseUpstreamMap } from './upstream.js';
 
 /** Largest accepted value for any byte limit in the section (guards typos like 1e12). */
@@ -167,6 +166,8 @@ export async function startHttpFromConfig(
 ): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
   const map = parseUpstreamMap(config.http.upstream_map);
   if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
+  // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/cli/config.ts).
+  const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([import('./service.js'), import('../../certs/index.js')]);
   const certs = deps.certs ?? new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const engine = deps.engine;
   const decider = {

@@ -6,8 +6,8 @@
 import { CelgateError } from '../../errors.js';
 import type { Decider } from '../../events/decision.js';
 import type { EventSink } from '../../events/sink.js';
-import { checkUpstreams, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, type McpLog, type RuleSource } from './gateway.js';
-import { startMcpService } from './service.js';
+import type { McpLog, RuleSource } from './gateway.js';
+import { checkUpstreams, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS } from './settings.js';
 import type { UpstreamConfig } from './upstream.js';
 
 /** Longest per-call timeout a config may ask for. */
@@ -115,6 +115,8 @@ export async function startMcpFromConfig(
   close(): Promise<void>;
 }> {
   const log: McpLog = (level, msg, fields = {}) => deps.logger[level]({ component: 'mcp', ...fields }, msg);
+  // Loaded here, not at the top: parsing a config must not load the MCP SDK (src/cli/config.ts).
+  const { startMcpService } = await import('./service.js');
   const svc = await startMcpService(
     {
       upstreams: config.mcp.servers,

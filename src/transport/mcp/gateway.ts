@@ -9,17 +9,14 @@ import type { Decision, Decider } from '../../events/decision.js';
 import type { EventSink } from '../../events/sink.js';
 import type { SecurityEvent } from '../../events/types.js';
 import { HiddenTools, type RuleView } from './hidden.js';
-import { SERVER_ID_PATTERN, namespaced } from './facts.js';
+import { namespaced } from './facts.js';
 import { isJsonObject, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
 import { Upstream, type UpstreamConfig } from './upstream.js';
-import { CelgateError } from '../../errors.js';
 
-export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
-export const DEFAULT_START_TIMEOUT_MS = 10_000;
+export { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, MAX_UPSTREAMS, checkUpstreams } from './settings.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, checkUpstreams } from './settings.js';
 /** Most URIs remembered for routing resources/read to the server that listed them. */
 export const MAX_ROUTED_URIS = 10_000;
-/** Most upstream servers one gateway will run. */
-export const MAX_UPSTREAMS = 64;
 
 export type McpLog = (level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -49,24 +46,6 @@ export interface McpGatewayDeps {
   sink: EventSink;
   rules?: RuleSource;
   log?: McpLog;
-}
-
-/** Validates upstream configs: ids unique and namespace-safe, exactly one of command/url. */
-export function checkUpstreams(list: UpstreamConfig[]): void {
-  if (list.length > MAX_UPSTREAMS) throw new CelgateError('E_CONFIG', `mcp.servers: at most ${MAX_UPSTREAMS} servers`);
-  const seen = new Set<string>();
-  for (const [i, u] of list.entries()) {
-    const where = `mcp.servers[${i}]`;
-    if (typeof u.id !== 'string' || !SERVER_ID_PATTERN.test(u.id)) {
-      throw new CelgateError('E_CONFIG', `${where}.id: must match ${SERVER_ID_PATTERN} (lower-case, no "__")`);
-    }
-    if (seen.has(u.id)) throw new CelgateError('E_CONFIG', `${where}.id: duplicate server id "${u.id}"`);
-    seen.add(u.id);
-    if ((u.command === undefined) === (u.url === undefined)) {
-      throw new CelgateError('E_CONFIG', `${where}: give exactly one of "command" (stdio) or "url" (Streamable HTTP)`);
-    }
-    if (u.url !== undefined && !/^https?:\/\//.test(u.url)) throw new CelgateError('E_CONFIG', `${where}.url: must be http(s)://…`);
-  }
 }
 
 export class McpGateway {
