@@ -100,6 +100,22 @@ describe('destination guard: config and upstream', () => {
       u.close();
     }
   });
+
+  it.each(['https', 'http'] as const)('an %s request to a refused literal errors with the refusal and connects nothing', async (scheme) => {
+    const u = new Upstream({ timeoutMs: 1000 });
+    try {
+      const req = u.request({ scheme, host: '10.0.0.1', port: 443, method: 'GET', path: '/', headers: {} });
+      let socket = false;
+      req.on('socket', () => (socket = true));
+      const err = await new Promise<Error>((resolve) => req.once('error', resolve));
+      req.end();
+      expect(isCelgateError(err, 'E_DESTINATION')).toBe(true);
+      expect(err.message).toMatch(/^10\.0\.0\.1 \(private \(RFC 1918\), 10\.0\.0\.0\/8\)/);
+      expect(socket).toBe(false);
+    } finally {
+      u.close();
+    }
+  });
 });
 
 describe('destination guard: through the gateway', () => {

@@ -52,8 +52,13 @@ export function parseUpstreamMap(input: readonly string[] | Record<string, strin
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: map };
 }
 
+/** The map's entry for `host:port` (or for `host`, any port), if any. */
+export function mappedUpstream(map: UpstreamMap, host: string, port: number): HostPort | undefined {
+  return map.get(`${host}:${port}`) ?? map.get(host);
+}
+
 export function resolveUpstream(map: UpstreamMap, host: string, port: number): HostPort {
-  return map.get(`${host}:${port}`) ?? map.get(host) ?? { host, port };
+  return mappedUpstream(map, host, port) ?? { host, port };
 }
 
 /** Where a guest's `host:port` is connected, with the destination guard applied (src/transport/http/destination.ts). */
@@ -132,7 +137,7 @@ export class Upstream {
   /** Where `host:port` (as the guest asked for it) is connected: the map's entry, unchecked, or the
    * host itself under the destination guard. */
   destination(host: string, port: number): Destination {
-    const mapped = this.map.get(`${host}:${port}`) ?? this.map.get(host);
+    const mapped = mappedUpstream(this.map, host, port);
     if (mapped !== undefined || this.guard === null) return mapped ?? { host, port };
     if (net.isIP(host) === 0) return { host, port, lookup: this.guard.lookup };
     const v = this.guard.check(host);
