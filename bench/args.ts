@@ -13,10 +13,8 @@ export interface FlagSpec {
   switches: readonly string[];
 }
 
-export type ParsedFlags =
-  | { kind: 'help' }
-  | { kind: 'error'; message: string }
-  | { kind: 'ok'; values: ReadonlyMap<string, string>; switches: ReadonlySet<string> };
+export type Flags = { kind: 'ok'; values: ReadonlyMap<string, string>; switches: ReadonlySet<string> };
+export type ParsedFlags = { kind: 'help' } | { kind: 'error'; message: string } | Flags;
 
 export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags {
   const values = new Map<string, string>();
@@ -37,4 +35,18 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags
     }
   }
   return { kind: 'ok', values, switches };
+}
+
+/** For a main: the flags, or the exit code after printing the usage (0) or the error (2). */
+export function flagsOrExit(argv: readonly string[], spec: FlagSpec, usage: string): Flags | number {
+  const parsed = parseFlags(argv, spec);
+  if (parsed.kind === 'help') {
+    process.stdout.write(usage);
+    return 0;
+  }
+  if (parsed.kind === 'error') {
+    process.stderr.write(`${parsed.message}\n`);
+    return 2;
+  }
+  return parsed;
 }

@@ -22,7 +22,7 @@ import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { CA_CERT_FILE } from '../src/certs/ca.js';
-import { parseFlags } from './args.js';
+import { flagsOrExit } from './args.js';
 import { summarize, writeArtifact, type AssertionResult, type Summary } from './artifact.js';
 import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
 
@@ -202,15 +202,8 @@ function tlsConnector(host: string, port: number, ca: string): Agent.Options['co
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, { values: ['--seconds', '--latency-runs'], switches: ['--no-install'] });
-  if (parsed.kind === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (parsed.kind === 'error') {
-    process.stderr.write(`${parsed.message}\n`);
-    return 2;
-  }
+  const parsed = flagsOrExit(argv, { values: ['--seconds', '--latency-runs'], switches: ['--no-install'] }, USAGE);
+  if (typeof parsed === 'number') return parsed;
   const seconds = Number(parsed.values.get('--seconds') ?? 3);
   const latencyRuns = Number(parsed.values.get('--latency-runs') ?? 30);
   if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) {

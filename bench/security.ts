@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseFlags } from './args.js';
+import { flagsOrExit } from './args.js';
 import { artifactDir, repoRoot, runId, type Artifact } from './artifact.js';
 import { dnsLane } from './guest-lane-dns.js';
 import { httpLane } from './guest-lane-http.js';
@@ -166,15 +166,8 @@ function runSuiteProcess(name: string): Promise<{ artifacts: Artifact[] } | { st
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, { values: ['--runs', '--warmup', '--lanes', '--micro'], switches: ['--no-micro', '--break', '--require-guest'] });
-  if (parsed.kind === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (parsed.kind === 'error') {
-    process.stderr.write(`${parsed.message}\n`);
-    return 2;
-  }
+  const parsed = flagsOrExit(argv, { values: ['--runs', '--warmup', '--lanes', '--micro'], switches: ['--no-micro', '--break', '--require-guest'] }, USAGE);
+  if (typeof parsed === 'number') return parsed;
   const flag = (name: string) => parsed.values.get(name);
   const runs = Number(flag('--runs') ?? DEFAULT_RUNS);
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) {
