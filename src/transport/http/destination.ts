@@ -85,14 +85,13 @@ function familyOf(address: string): Family | null {
 }
 
 export class DestinationGuard {
-  private readonly special = new net.BlockList();
   private readonly allowed = new net.BlockList();
+  /** One list per range, so a refusal can name its range (checked on new connections only). */
   private readonly ranges: { range: SpecialRange; list: net.BlockList }[] = [];
 
   constructor(allow: readonly Cidr[] = []) {
     for (const r of SPECIAL_RANGES) {
       const c = parseCidr(r.cidr)!;
-      this.special.addSubnet(c.address, c.prefix, c.family);
       const list = new net.BlockList();
       list.addSubnet(c.address, c.prefix, c.family);
       this.ranges.push({ range: r, list });
@@ -103,10 +102,9 @@ export class DestinationGuard {
   /** Whether a guest's request may be connected to `address` (an IP literal). */
   check(address: string): Verdict {
     const family = familyOf(address);
-    if (family === null) return { ok: true };
-    if (!this.special.check(address, family) || this.allowed.check(address, family)) return { ok: true };
+    if (family === null || this.allowed.check(address, family)) return { ok: true };
     const hit = this.ranges.find((r) => r.list.check(address, family));
-    return { ok: false, range: hit?.range ?? { cidr: '?', label: 'special-purpose' } };
+    return hit === undefined ? { ok: true } : { ok: false, range: hit.range };
   }
 
   /** The error a refused destination fails its connection with. */
