@@ -56,6 +56,8 @@ export interface BenchGatewayOptions {
   /** logs() returns only the lines up to "ready" (throughput runs that never look at decisions and
    * would otherwise parse a line per request when they do call it). */
   dropLogsAfterReady?: boolean;
+  /** Extra node flags for the gateway process, after CELGATE_BENCH_GATEWAY_NODE_ARGS's. */
+  nodeArgs?: readonly string[];
 }
 
 /** How often startup polls the log file for the "ready" line. */
@@ -98,7 +100,7 @@ export async function startBenchGateway(
   const outFd = openSync(logFile, 'a');
   const errFd = openSync(errFile, 'a');
   // Extra node flags for the gateway process only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" (profiling a bench).
-  const nodeArgs = (process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const nodeArgs = [...(process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''), ...(options.nodeArgs ?? [])];
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', outFd, errFd] });
   closeSync(outFd);
   closeSync(errFd);
