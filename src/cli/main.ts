@@ -12,9 +12,9 @@ type Register = (program: Command) => void;
  * V8 flags for the long-running gateway, set before its modules load. Allocation-site pretenuring
  * misjudged the gateway's per-request objects (HTTP messages, events) as long-lived when load
  * arrived soon after start: V8 then allocated them straight into the old generation, the young
- * objects they point to survived every scavenge, scavenges took 7–12 ms instead of 1–2 and the
- * gateway spent ~25 % more CPU per request for as long as the load lasted (docs/benchmarks.md, "Garbage
- * collection"). Without pretenuring, a really long-lived object costs one extra copy.
+ * objects they point to survived every scavenge, scavenges took 6–12 ms instead of 1–2, and the
+ * gateway spent 15–25 % more CPU per request for as long as the load lasted (docs/benchmarks.md,
+ * "Garbage collection"). Without pretenuring, a really long-lived object costs one extra copy.
  */
 const GATEWAY_V8_FLAGS = ['--no-allocation-site-pretenuring'];
 
