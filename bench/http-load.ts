@@ -11,14 +11,13 @@
  * usage: npm run -s build && node dist/bench/http-load.js [--seconds N] [--connections N] [--trace-gc]
  *          [--pretenuring]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import tls from 'node:tls';
 import { Pool } from 'undici';
-import { makeCerts, startUpstream } from '../test/fixtures/http/harness.js';
 import { flagsOrExit } from './args.js';
-import { startBenchGateway } from './guest-gateway.js';
+import { startKiBBench } from './http.js';
 
 export const USAGE = `usage: node dist/bench/http-load.js [options]
 
@@ -88,25 +87,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const traceGc = flags.switches.has('--trace-gc');
   const nodeArgs = [...(traceGc ? ['--trace-gc'] : []), ...(flags.switches.has('--pretenuring') ? ['--allocation-site-pretenuring'] : [])];
 
-  const certs = await makeCerts();
-  const payload = Buffer.alloc(1024, 0x78);
-  const up = await startUpstream(certs, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
-    res.end(payload);
-  }, { readBody: false });
-  const upCa = join(certs.dir, 'upstream-ca.pem');
-  writeFileSync(upCa, certs.caPem);
-  const gw = await startBenchGateway(
-    certs.dir,
-    {
-      vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-      http: { ca_dir: join(certs.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
-    },
-    { dropLogsAfterReady: true, nodeArgs },
-  );
+  const { certs, up, gw, port, gwCa: ca } = await startKiBBench({ dropLogsAfterReady: true, nodeArgs });
   try {
-    const port = Number(gw.listeners.http!.split(':').pop());
-    const ca = readFileSync(join(certs.dir, 'gw-certs', 'ca.cert.pem'), 'utf8');
     const pool = new Pool('https://api.bench.test', {
       connections,
       connect: (_o, cb) => {

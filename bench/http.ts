@@ -23,8 +23,8 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { Client, Pool } from 'undici';
-import { makeCerts, startUpstream } from '../test/fixtures/http/harness.js';
-import { startBenchGateway } from './guest-gateway.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../test/fixtures/http/harness.js';
+import { startBenchGateway, type BenchGateway, type BenchGatewayOptions } from './guest-gateway.js';
 import { startFloorProxy } from './http-floor.js';
 import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
 
@@ -63,29 +63,59 @@ async function throughput(pool: Pool, path: string, host: string, durationMs: nu
   return { rps: ok / (took / 1000), ok, bad, ms: took };
 }
 
+export interface KiBBench {
+  certs: Certs;
+  /** Answers every request with 200 and a 1 KiB body. */
+  up: Upstream;
+  /** The upstream's CA, written to a file (the floor proxy reads it). */
+  upCa: string;
+  gw: BenchGateway;
+  /** The gateway's HTTP vsock port on 127.0.0.1. */
+  port: number;
+  /** The gateway's CA (PEM), which signs the leaves it presents. */
+  gwCa: string;
+}
+
+/**
+ * A loopback HTTPS upstream answering 1 KiB, and a bench gateway (vsock on loopback TCP) that maps
+ * api.bench.test to it and trusts its CA. Shared by this suite and bench/http-load.ts.
+ */
+export async function startKiBBench(options: BenchGatewayOptions = {}): Promise<KiBBench> {
+  const certs = await makeCerts();
+  const payload = Buffer.alloc(1024, 0x78);
+  const up = await startUpstream(certs, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
+    res.end(payload);
+  }, { readBody: false });
+  const upCa = join(certs.dir, 'upstream-ca.pem');
+  writeFileSync(upCa, certs.caPem);
+  const gw = await startBenchGateway(
+    certs.dir,
+    {
+      vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
+      http: { ca_dir: join(certs.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
+    },
+    options,
+  ).catch(async (err: unknown) => {
+    await up.close();
+    certs.cleanup();
+    throw err;
+  });
+  const port = Number(gw.listeners.http!.split(':').pop());
+  const gwCa = readFileSync(join(certs.dir, 'gw-certs', 'ca.cert.pem'), 'utf8');
+  return { certs, up, upCa, gw, port, gwCa };
+}
+
 export async function run(): Promise<Artifact> {
   const assertions: AssertionResult[] = [];
   const results: Record<string, Summary> = {};
   const notes: Record<string, unknown> = {};
-  const upCerts = await makeCerts();
-  const payload = Buffer.alloc(1024, 0x78);
-  const up = await startUpstream(upCerts, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
-    res.end(payload);
-  }, { readBody: false });
-  const upCa = join(upCerts.dir, 'upstream-ca.pem');
-  writeFileSync(upCa, upCerts.caPem);
-  const gw = await startBenchGateway(upCerts.dir, {
-    vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-    http: { proxy: '127.0.0.1:0', ca_dir: join(upCerts.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}` }, extra_ca: [upCa] },
-  });
+  const { certs: upCerts, up, upCa, gw, port, gwCa } = await startKiBBench();
   const floor = await startFloorProxy(join(upCerts.dir, 'floor-certs'), up.port, upCa).catch(async (err: unknown) => {
     await gw.stop();
     throw err;
   });
   try {
-    const port = Number(gw.listeners.http!.split(':').pop());
-    const gwCa = readFileSync(join(upCerts.dir, 'gw-certs', 'ca.cert.pem'), 'utf8');
     const caCert = new (await import('node:crypto')).X509Certificate(gwCa);
     const connect = (servername: string) =>
       new Promise<tls.TLSSocket>((resolve, reject) => {
