@@ -18,6 +18,7 @@ import {
   type EventOrigin,
   type EventSink,
   type EventType,
+  type HeaderMap,
   type HttpRequestEvent,
   type NetRow,
   type SecurityEvent,
@@ -99,7 +100,7 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /** Tracks one request's ledger row; `finish` writes it once. */
-class NetRecord {
+export class NetRecord {
   bytesIn = 0;
   bytesOut = 0;
   error: string | null = null;
@@ -198,6 +199,55 @@ export function writeNetRow(sink: EventSink, r: NetRowInput): void {
   }
 }
 
+export interface RequestFacts {
+  method: string;
+  target: RequestTarget;
+  headers: HeaderMap;
+  body?: BodyFacts | undefined;
+}
+
+/**
+ * Builds the `http.request` event, decides it once and records it, in DESIGN §2's order: a refusal
+ * is answered (`deny`) before it is recorded, nothing having gone upstream; an allow is recorded
+ * before anything is forwarded, and a ledger that refuses turns it into a 502. Returns the event
+ * when the request may be forwarded, else null (the guest has been answered).
+ */
+export function judgeRequest(
+  deps: Pick<ExchangeDeps, 'decider' | 'sink' | 'origin'>,
+  ctx: ExchangeContext,
+  rec: NetRecord,
+  r: RequestFacts,
+  accept: string,
+  deny: (d: Denial) => void,
+): HttpRequestEvent | null {
+  const t = r.target;
+  const event = httpRequestEvent(originFor(deps, ctx), {
+    method: r.method,
+    scheme: t.scheme,
+    host: t.host,
+    port: t.port,
+    path: t.path,
+    query: t.query,
+    headers: r.headers,
+    ...(r.body === undefined ? {} : { body: r.body }),
+  });
+  let decision = decideSafely(deps, event);
+  rec.event = event;
+  if (decision.action !== 'allow') {
+    rec.decision = decision;
+    deny(decisionDenial(decision, event.common.event_id, accept));
+    recordOrFailClosed(deps, event, decision);
+    return null;
+  }
+  decision = recordOrFailClosed(deps, event, decision);
+  rec.decision = decision;
+  if (decision.action !== 'allow') {
+    deny(decisionDenial(decision, event.common.event_id, accept));
+    return null;
+  }
+  return event;
+}
+
 function sendDenial(res: ServerResponse, d: Denial): void {
   if (res.headersSent) {
     res.destroy();
@@ -248,33 +298,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
         body = { state: 'streamed', text: '', size: declaredLength(req) ?? 0, content_type: headers['content-type'] ?? '', truncated: false };
       }
     }
-    const event = httpRequestEvent(originFor(deps, ctx), {
-      method,
-      scheme: target.scheme,
-      host: target.host,
-      port: target.port,
-      path: target.path,
-      query: target.query,
-      headers,
-      ...(body === undefined ? {} : { body }),
-    });
-    let decision = decideSafely(deps, event);
-    rec.event = event;
-    if (decision.action !== 'allow') {
-      // Enforce, then record (DESIGN §2): nothing goes upstream, so the denial leaves first and
-      // the ledger row and log line follow. (The ledger's availability was part of the decision.)
-      rec.decision = decision;
-      sendDenial(res, decisionDenial(decision, event.common.event_id, accept));
-      recordOrFailClosed(deps, event, decision);
-      return;
-    }
-    // Allowed: recorded before anything is forwarded; a ledger that refuses makes it a 502.
-    decision = recordOrFailClosed(deps, event, decision);
-    rec.decision = decision;
-    if (decision.action !== 'allow') {
-      sendDenial(res, decisionDenial(decision, event.common.event_id, accept));
-      return;
-    }
+    const event = judgeRequest(deps, ctx, rec, { method, target, headers, body }, accept, (d) => sendDenial(res, d));
+    if (event === null) return;
     if (expectContinue && prefix === null) res.writeContinue();
     forward(req, res, ctx, deps, event, target, prefix, rec);
   } catch (err) {

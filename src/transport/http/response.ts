@@ -14,7 +14,9 @@ import {
   type BodyFacts,
   type Decision,
   type EventOrigin,
+  type HeaderMap,
   type HttpRequestEvent,
+  type HttpResponseEvent,
   type SecurityEvent,
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
@@ -22,7 +24,24 @@ import { decisionDenial, type Denial } from './denial.js';
 import type { BodyAwareDecider } from './exchange.js';
 import type { HttpLimits } from './limits.js';
 
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+/** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
+export const RESPONSE_DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+
+/**
+ * The response headers not passed to the guest: RESPONSE_DROP plus any the upstream names in its
+ * own `Connection` header (hop-by-hop by RFC 9110 §7.6.1). The shared set unless it names some.
+ */
+export function responseDrops(raw: readonly string[]): ReadonlySet<string> {
+  let drops: Set<string> | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const t of raw[i + 1]!.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (name !== '' && !RESPONSE_DROP.has(name)) (drops ??= new Set(RESPONSE_DROP)).add(name);
+    }
+  }
+  return drops ?? RESPONSE_DROP;
+}
 
 /** What the response side reports back to the exchange's ledger row. */
 export interface ResponseRecord {
@@ -39,9 +58,35 @@ export interface ResponseDeps {
   limits: HttpLimits;
 }
 
-function streamedBody(upRes: IncomingMessage): BodyFacts {
-  const len = Number(upRes.headers['content-length'] ?? 0);
-  return { state: 'streamed', text: '', size: Number.isFinite(len) ? len : 0, content_type: upRes.headers['content-type'] ?? '', truncated: false };
+/**
+ * Builds the `http.response` event and decides it. With no rule against a response the engine
+ * keeps the request's allow, also under a deny-by-default profile (src/policy/engine.ts); only a
+ * matching rule or a failure refuses it. The decision is recorded only when it says something: a
+ * match, a finding, or a refusal.
+ */
+export function judgeResponse(
+  deps: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>,
+  request: HttpRequestEvent,
+  origin: EventOrigin,
+  status: number,
+  headers: HeaderMap,
+  body: BodyFacts,
+): { event: HttpResponseEvent; decision: Decision } {
+  const event = httpResponseEvent(origin, request.http.request, { status, headers, body });
+  let decision: Decision;
+  try {
+    decision = deps.decider.decide(event);
+  } catch (err) {
+    decision = deps.failClosed(err);
+  }
+  if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
+  return { event, decision };
+}
+
+/** Body facts for a response whose body streams unread: its declared size and type. */
+export function streamedBodyFacts(headers: HeaderMap): BodyFacts {
+  const len = Number(headers['content-length'] ?? 0);
+  return { state: 'streamed', text: '', size: Number.isFinite(len) ? len : 0, content_type: headers['content-type'] ?? '', truncated: false };
 }
 
 /**
@@ -61,7 +106,7 @@ export async function relayResponse(
   const status = upRes.statusCode ?? 502;
   const headers = normalizeHeaders(upRes.rawHeaders);
   let prefix: BodyPrefix | null = null;
-  let body = streamedBody(upRes);
+  let body = streamedBodyFacts(headers);
   if (deps.decider.needsBody?.('http.response') === true && request.http.request.method !== 'HEAD' && status !== 204 && status !== 304) {
     prefix = await readBodyPrefix(upRes, deps.limits.maxBodyBuffer);
     body = await bodyFacts({
@@ -72,17 +117,7 @@ export async function relayResponse(
       limit: deps.limits.maxBodyBuffer,
     });
   }
-  const event = httpResponseEvent(origin, request.http.request, { status, headers, body });
-  let decision: Decision;
-  try {
-    decision = deps.decider.decide(event);
-  } catch (err) {
-    decision = deps.failClosed(err);
-  }
-  // With no rule against a response the engine keeps the request's allow, also under a
-  // deny-by-default profile (src/policy/engine.ts); only a matching rule or a failure refuses it.
-  // Record the response decision only when it says something: a match, a finding, or a refusal.
-  if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
+  const { event, decision } = judgeResponse(deps, request, origin, status, headers, body);
   if (decision.action !== 'allow') {
     upRes.destroy();
     rec.event = event;
@@ -100,8 +135,9 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
     return;
   }
   const out: string[] = [];
+  const drops = responseDrops(upRes.rawHeaders);
   for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
-    if (!RESPONSE_DROP.has(upRes.rawHeaders[i]!.toLowerCase())) out.push(upRes.rawHeaders[i]!, upRes.rawHeaders[i + 1]!);
+    if (!drops.has(upRes.rawHeaders[i]!.toLowerCase())) out.push(upRes.rawHeaders[i]!, upRes.rawHeaders[i + 1]!);
   }
   res.writeHead(status, upRes.statusMessage, out);
   if (headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();

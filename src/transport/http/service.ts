@@ -16,7 +16,9 @@ import type { EventOrigin, EventSink } from '../../events/index.js';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
 import { parseClientHello, sniffProtocol } from './clienthello.js';
 import { rawResponse, renderDenial } from './denial.js';
-import { handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import { failClosedDecision, handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import { serveDirect, type DirectDeps } from './direct.js';
+import { UpstreamPool } from './upstream-pool.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
 import type { ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
@@ -46,6 +48,8 @@ export interface HttpServiceOptions {
   /** Destination port assumed for intercepted TLS / plain HTTP (the guest bridge redirects 443 / 80). */
   httpsPort?: number;
   httpPort?: number;
+  /** Serve bodiless requests on the direct path (direct.ts); default true. False: Node's http.Server for all. */
+  direct?: boolean;
 }
 
 /** How long a refused connection gets to drain its error response before it is destroyed. */
@@ -166,12 +170,41 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     }
   });
 
-  const serveHttp = (socket: Duplex, ctx: ExchangeContext) => {
+  /** The Node `http.Server` path: requests with bodies, upgrades, `Expect`, malformed input. */
+  const serveNode = (socket: Duplex, ctx: ExchangeContext) => {
     contexts.set(socket, ctx);
     armHeaderTimer(socket, limits.headersTimeoutMs);
     socket.once('close', () => clearTimeout(headerTimers.get(socket)));
     server.emit('connection', socket);
   };
+  const pool = new UpstreamPool(upstream);
+  const directDeps: DirectDeps = {
+    ...exchangeDeps,
+    pool,
+    response: {
+      decider: deps.decider,
+      failClosed: failClosedDecision,
+      record: (e, d) => {
+        try {
+          deps.sink.decision(e, d);
+          return d;
+        } catch (err) {
+          return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
+        }
+      },
+    },
+    refuse: (ctx, reason) => record(ctx, reason),
+    handover: (socket, ctx, bytes) => {
+      if (bytes.length > 0) socket.unshift(bytes);
+      serveNode(socket, ctx);
+      // Paused by the direct path; resuming replays the unshifted bytes before any new read.
+      socket.resume();
+    },
+  };
+  /** Every connection starts on the direct path (direct.ts), which hands over what it does not take. */
+  const serveHttp = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) =>
+    options.direct === false ? serveNodeResumed(socket, ctx, initial) : serveDirect(socket, ctx, directDeps, initial);
+  const serveNodeResumed = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) => directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0));
 
   const onGuest = async (c: GuestConnection) => {
     const raw = c.socket;
@@ -188,11 +221,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       const { buf: first } = await gather(raw, c.head, limits.handshakeTimeoutMs, (b) => (b.length > 0 ? true : null));
       const proto = sniffProtocol(first[0]!);
       if (proto === 'http') {
-        raw.unshift(first);
-        serveHttp(raw, { scheme: 'http', sniHost: '', port: httpPort, meta: c.meta });
-        // We paused the socket to sniff it; the HTTP server does not resume an explicitly paused
-        // stream. Resuming replays the unshifted bytes before any new read reaches the parser.
-        raw.resume();
+        serveHttp(raw, { scheme: 'http', sniHost: '', port: httpPort, meta: c.meta }, first);
         return;
       }
       if (proto === 'unknown') {
@@ -247,7 +276,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        serveHttp(tlsSocket, ctx);
+        serveHttp(tlsSocket, ctx, null);
       });
       tlsSocket.once('error', () => failHandshake('tls_handshake'));
       tlsSocket.once('close', () => {
@@ -266,6 +295,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
       await listener.close();
       for (const s of live) s.destroy();
       server.closeAllConnections();
+      pool.close();
       upstream.close();
     },
   };

@@ -120,7 +120,7 @@ export class Upstream {
   readonly secureContext: tls.SecureContext;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
   readonly guard: DestinationGuard | null;
 
   constructor(options: UpstreamOptions) {

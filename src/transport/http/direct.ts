@@ -1,0 +1,455 @@
+/**
+ * The direct path of the vsock HTTP service: a guest connection's requests are parsed by llhttp
+ * (the parser inside Node's `http` module, same strictness), decided, and forwarded on a pooled
+ * upstream connection (upstream-pool.ts), the response judged on status and headers and streamed
+ * back with backpressure — without Node's per-request `IncomingMessage` / `ServerResponse` /
+ * `ClientRequest` / `Agent` objects, which cost the gateway about as much CPU as celgate's own
+ * work on every request (docs/benchmarks.md, "Floors").
+ *
+ * It takes bodiless requests (GET, HEAD, DELETE, … without Content-Length > 0 or
+ * Transfer-Encoding) while no rule reads a response body. At the first request it does not take —
+ * one with a body, `Expect`, an upgrade or CONNECT, a malformed or oversized head, or any request
+ * while a rule reads `http.response.body` — it hands the connection, with that request's bytes
+ * unread, to the Node `http.Server` path (exchange.ts), which serves it from then on. So
+ * malformed input is judged and recorded by exactly one implementation.
+ *
+ * Owns: the guest side of direct exchanges (head parsing, framing, keep-alive, slow-head and idle
+ * limits). Must not: decide itself (exchange.ts `judgeRequest`, response.ts `judgeResponse`), or
+ * send anything upstream before the decision.
+ */
+import type net from 'node:net';
+import { isCelgateError } from '../../errors.js';
+import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
+import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { judgeRequest, NetRecord, originFor, type ExchangeContext, type ExchangeDeps } from './exchange.js';
+import { headerLines, httpDate, HTTPParser, isParseError, METHODS, newParser, reasonPhrase, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
+import { judgeResponse, responseDrops, streamedBodyFacts, type ResponseDeps } from './response.js';
+import { forwardHeaders, hostHeaderFor, resolveTarget, type RequestTarget } from './target.js';
+import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
+
+export interface DirectDeps extends ExchangeDeps {
+  pool: UpstreamPool;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>;
+  /** Writes a connection-level ledger row (a head that did not complete in time). */
+  refuse(ctx: ExchangeContext, reason: string): void;
+  /** Gives the connection to the Node `http.Server` path; `bytes` (unread input) are replayed first. */
+  handover(socket: net.Socket, ctx: ExchangeContext, bytes: Buffer): void;
+}
+
+/** Serves `socket`'s requests on the direct path; `initial` holds bytes already read from it. */
+export function serveDirect(socket: net.Socket, ctx: ExchangeContext, deps: DirectDeps, initial: Buffer | null): void {
+  const c = new GuestConnection(socket, ctx, deps);
+  if (initial !== null && initial.length > 0) c.onData(initial);
+  socket.resume();
+}
+
+const EMPTY = Buffer.alloc(0);
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
+/** Waiting for a request head (at the start, or after the keep-alive wait saw bytes). */
+const PHASE_HEAD = 0;
+/** Between exchanges on a kept-alive connection. */
+const PHASE_IDLE = 1;
+/** An exchange is in flight; later bytes wait (pipelining). */
+const PHASE_BUSY = 2;
+
+/** How a response body is framed to the guest. */
+const FRAME_AS_IS = 0;
+const FRAME_CHUNKED = 1;
+/** No length known and an HTTP/1.0 guest: the body ends with the connection. */
+const FRAME_CLOSE = 2;
+
+/**
+ * One timer per connection for the head and keep-alive deadlines. Moving a deadline later re-arms
+ * nothing: the timer, when it fires, re-arms itself for what is left. So a busy kept-alive
+ * connection costs no timer work per request.
+ */
+class Deadline {
+  private timer: NodeJS.Timeout | null = null;
+  private fireAt = 0;
+  private due = 0;
+  constructor(private readonly onDue: () => void) {}
+  set(ms: number): void {
+    const due = performance.now() + ms;
+    this.due = due;
+    if (this.timer === null || this.fireAt > due + 1) this.arm(ms);
+  }
+  clear(): void {
+    this.due = 0;
+  }
+  stop(): void {
+    this.due = 0;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+  private arm(ms: number): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.fireAt = performance.now() + ms;
+    this.timer = setTimeout(this.fire, ms);
+    this.timer.unref();
+  }
+  private readonly fire = (): void => {
+    this.timer = null;
+    if (this.due === 0) return;
+    const left = this.due - performance.now();
+    if (left > 1) return this.arm(left);
+    this.due = 0;
+    this.onDue();
+  };
+}
+
+class GuestConnection implements UpstreamExchange {
+  private buf: Buffer = EMPTY;
+  /** Bytes of `buf` already searched for the end of a head. */
+  private scanned = 0;
+  private phase = PHASE_HEAD;
+  private readonly parser: Parser;
+  private readonly deadline: Deadline;
+  private readonly keepAliveHeader: string;
+  private closed = false;
+  private handedOver = false;
+  private peerEnded = false;
+  private readPaused = false;
+  private corked = false;
+
+  // The head llhttp just parsed.
+  private method = '';
+  private url = '';
+  private raw: string[] = [];
+  private extra: string[] | null = null;
+  private major = 1;
+  private minor = 1;
+  private keepAliveAsked = true;
+  private upgrade = false;
+  private complete = false;
+
+  // The exchange in flight.
+  private rec: NetRecord | null = null;
+  private request: HttpRequestEvent | null = null;
+  private target: RequestTarget | null = null;
+  private handle: PoolHandle | null = null;
+  private accept = '';
+  private keepAlive = true;
+  private framing = FRAME_AS_IS;
+  private status = 0;
+  private headSent = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly ctx: ExchangeContext,
+    private readonly deps: DirectDeps,
+  ) {
+    const p = newParser(HTTPParser.REQUEST, deps.limits.maxHeaderBytes);
+    this.parser = p;
+    p[HTTPParser.kOnHeaders] = (h: string[], url: string) => {
+      (this.extra ??= []).push(...h);
+      this.url += url;
+    };
+    p[HTTPParser.kOnHeadersComplete] = ((major, minor, headers, method, url, _s, _m, upgrade, keepAlive) => {
+      this.raw = this.extra === null ? (headers ?? []) : this.extra.concat(headers ?? []);
+      this.extra = null;
+      this.url += url ?? '';
+      this.method = METHODS[method ?? -1] ?? '';
+      this.major = major;
+      this.minor = minor;
+      this.upgrade = upgrade;
+      this.keepAliveAsked = keepAlive;
+      return 0;
+    }) satisfies OnHeadersComplete;
+    p[HTTPParser.kOnMessageComplete] = () => {
+      this.complete = true;
+    };
+    this.keepAliveHeader = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(deps.limits.keepAliveTimeoutMs / 1000)}\r\n`;
+    this.deadline = new Deadline(this.onDeadline);
+    this.deadline.set(deps.limits.headersTimeoutMs);
+    socket.setNoDelay(true);
+    socket.setTimeout(deps.limits.idleTimeoutMs, this.onIdle);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('drain', this.onDrain);
+  }
+
+  readonly onData = (chunk: Buffer): void => {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.phase !== PHASE_BUSY) this.next();
+    else if (this.buf.length > this.deps.limits.maxHeaderBytes && !this.readPaused) {
+      // A pipelining guest waits for its earlier answers before more is read.
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  };
+
+  /** Starts the next buffered request, if its head is complete. */
+  private readonly next = (): void => {
+    if (this.closed || this.handedOver || this.phase === PHASE_BUSY || this.buf.length === 0) return;
+    const buf = this.buf;
+    const end = buf.indexOf(HEAD_END, Math.max(0, this.scanned - 3));
+    if (end < 0) {
+      this.scanned = buf.length;
+      if (buf.length > this.deps.limits.maxHeaderBytes) this.handover();
+      return;
+    }
+    const headLen = end + 4;
+    this.url = '';
+    this.complete = false;
+    this.upgrade = false;
+    const r = this.parser.execute(headLen === buf.length ? buf : buf.subarray(0, headLen));
+    if (isParseError(r) || !this.complete || this.upgrade || this.major !== 1 || this.method === '' || this.needsNodePath()) {
+      this.handover();
+      return;
+    }
+    this.buf = headLen === buf.length ? EMPTY : buf.subarray(headLen);
+    this.scanned = 0;
+    try {
+      this.exchange();
+    } catch (err) {
+      // A bug, never a forward: answer this request with a 502 and keep the process.
+      if (this.rec !== null) this.rec.error = 'internal_error';
+      this.keepAlive = false;
+      this.respond(
+        renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `celgate failed while handling the request: ${(err as Error).message}`, event_id: this.request?.common.event_id ?? '', accept: this.accept }),
+      );
+    }
+  };
+
+  /** `Expect`, or a rule that reads response bodies: the Node path buffers and judges those. */
+  private needsNodePath(): boolean {
+    if (this.deps.decider.needsBody?.('http.response') === true) return true;
+    const raw = this.raw;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 6 && raw[i]!.toLowerCase() === 'expect') return true;
+    return false;
+  }
+
+  private handover(): void {
+    this.handedOver = true;
+    this.deadline.stop();
+    this.socket.setTimeout(0);
+    this.socket.removeListener('data', this.onData);
+    this.socket.removeListener('end', this.onEnd);
+    this.socket.removeListener('close', this.onClose);
+    this.socket.removeListener('drain', this.onDrain);
+    this.socket.pause();
+    this.parser.close();
+    const bytes = this.buf;
+    this.buf = EMPTY;
+    this.deps.handover(this.socket, this.ctx, bytes);
+  }
+
+  private exchange(): void {
+    this.phase = PHASE_BUSY;
+    this.deadline.clear();
+    const deps = this.deps;
+    const method = this.method;
+    const rec = new NetRecord(deps.sink, this.ctx, method, null, deps.origin);
+    this.rec = rec;
+    this.keepAlive = this.keepAliveAsked;
+    this.headSent = false;
+    this.status = 0;
+    this.request = null;
+    const headers = normalizeHeaders(this.raw);
+    this.accept = headers.accept ?? '';
+    const tr = resolveTarget(method, this.url, headers, this.raw.length / 2, this.ctx, deps.limits);
+    if (!tr.ok) {
+      rec.error = tr.code;
+      this.keepAlive = false;
+      this.respond(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept: this.accept }));
+      return;
+    }
+    const target = tr.target;
+    this.target = target;
+    rec.setTarget(target);
+    const event = judgeRequest(deps, this.ctx, rec, { method, target, headers }, this.accept, this.deny);
+    if (event === null) return;
+    this.request = event;
+    const refused = deps.upstream.destination(target.host, target.port).refused;
+    if (refused !== undefined) {
+      rec.error = 'destination_blocked';
+      this.respond(destinationDenial(refused, event.common.event_id, this.accept));
+      return;
+    }
+    const path = target.query === '' ? target.path : `${target.path}?${target.query}`;
+    // As Node's keep-alive agent sends it: Host first, the guest's end-to-end fields, Connection last.
+    const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(forwardHeaders(this.raw))}Connection: keep-alive\r\n\r\n`;
+    this.handle = deps.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head }, this);
+  }
+
+  private readonly deny = (d: Denial): void => this.respond(d);
+
+  /** Answers the exchange with a celgate response (a denial or an error) and finishes it. */
+  private respond(d: Denial): void {
+    if (this.closed) return;
+    let s = `HTTP/1.1 ${d.status} ${reasonPhrase(d.status)}\r\n`;
+    for (const k in d.headers) if (k !== 'connection') s += `${k}: ${d.headers[k]}\r\n`;
+    s += `Date: ${httpDate()}\r\n${this.connectionHeader()}\r\n`;
+    this.status = d.status;
+    this.headSent = true;
+    this.cork();
+    this.socket.write(s, 'latin1');
+    if (this.method !== 'HEAD') this.socket.write(d.body);
+    this.finish();
+  }
+
+  /** What Node's http.Server says about the connection: close, or keep-alive with its timeout. */
+  private connectionHeader(): string {
+    return this.keepAlive ? this.keepAliveHeader : 'Connection: close\r\n';
+  }
+
+  /** Writes issued in this tick leave together (one TLS record, one syscall). */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(this.uncork);
+  }
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  // ---- the upstream's answer (UpstreamExchange) ----
+
+  head(status: number, message: string, raw: string[]): void {
+    if (this.closed) return;
+    const headers = normalizeHeaders(raw);
+    const { event, decision } = judgeResponse(this.deps.response, this.request!, originFor(this.deps, this.ctx), status, headers, streamedBodyFacts(headers));
+    if (decision.action !== 'allow') {
+      this.handle?.abandon();
+      this.handle = null;
+      this.rec!.event = event;
+      this.rec!.decision = decision;
+      this.respond(decisionDenial(decision, event.common.event_id, this.accept));
+      return;
+    }
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304;
+    let s = `HTTP/1.1 ${status} ${message === '' ? reasonPhrase(status) : message}\r\n`;
+    let dated = false;
+    const drops = responseDrops(raw);
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (drops.has(name)) continue;
+      if (name === 'date') dated = true;
+      s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    if (!dated) s += `Date: ${httpDate()}\r\n`;
+    if (noBody || (headers['content-length'] !== undefined && headers['transfer-encoding'] === undefined)) this.framing = FRAME_AS_IS;
+    else if (this.minor >= 1) {
+      this.framing = FRAME_CHUNKED;
+      s += 'Transfer-Encoding: chunked\r\n';
+    } else {
+      this.framing = FRAME_CLOSE;
+      this.keepAlive = false;
+    }
+    s += `${this.connectionHeader()}\r\n`;
+    this.status = status;
+    this.headSent = true;
+    this.cork();
+    this.socket.write(s, 'latin1');
+  }
+
+  body(chunk: Buffer): void {
+    if (this.closed) return;
+    this.rec!.bytesOut += chunk.length;
+    let ok: boolean;
+    if (this.framing === FRAME_CHUNKED) {
+      this.cork();
+      this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      this.socket.write(chunk);
+      ok = this.socket.write('\r\n', 'latin1');
+    } else {
+      ok = this.socket.write(chunk);
+    }
+    if (!ok) this.handle?.pause();
+  }
+
+  end(): void {
+    this.handle = null;
+    if (this.closed) return;
+    if (this.framing === FRAME_CHUNKED) this.socket.write('0\r\n\r\n', 'latin1');
+    this.finish();
+  }
+
+  fail(err: Error, responded: boolean): void {
+    this.handle = null;
+    if (this.closed || this.rec === null) return;
+    this.rec.error = 'upstream_error';
+    if (responded || this.headSent) {
+      // Cut short mid-response: the guest must not take a truncated body for a whole one.
+      this.socket.destroy();
+      return;
+    }
+    const eventId = this.request?.common.event_id ?? '';
+    if (isCelgateError(err, 'E_DESTINATION')) {
+      this.rec.error = 'destination_blocked';
+      this.respond(destinationDenial(err, eventId, this.accept));
+      return;
+    }
+    const t = this.target!;
+    this.respond(
+      renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${t.host}:${t.port} failed: ${err.message}`, event_id: eventId, accept: this.accept }),
+    );
+  }
+
+  /** The exchange is answered: record it, then wait for the next request or close. */
+  private finish(): void {
+    const rec = this.rec;
+    this.rec = null;
+    this.request = null;
+    this.target = null;
+    rec?.finish(this.status);
+    if (!this.keepAlive) {
+      this.phase = PHASE_IDLE;
+      this.socket.end();
+      return;
+    }
+    this.phase = PHASE_IDLE;
+    this.deadline.set(this.deps.limits.keepAliveTimeoutMs);
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    if (this.buf.length > 0) process.nextTick(this.next);
+    else if (this.peerEnded) this.socket.end();
+  }
+
+  private readonly onDeadline = (): void => {
+    if (this.closed || this.handedOver || this.phase === PHASE_BUSY) return;
+    if (this.phase === PHASE_IDLE && this.buf.length === 0) {
+      // A kept-alive connection nobody used: close it quietly.
+      this.socket.destroy();
+      return;
+    }
+    if (this.phase === PHASE_IDLE) {
+      // Bytes of a next request arrived during the keep-alive wait: its head gets the head timeout.
+      this.phase = PHASE_HEAD;
+      this.deadline.set(this.deps.limits.headersTimeoutMs);
+      return;
+    }
+    this.deps.refuse(this.ctx, 'header_timeout');
+    this.socket.destroy();
+  };
+
+  private readonly onIdle = (): void => {
+    this.socket.destroy();
+  };
+
+  private readonly onEnd = (): void => {
+    this.peerEnded = true;
+    if (this.phase !== PHASE_BUSY && this.buf.length === 0) this.socket.end();
+  };
+
+  private readonly onDrain = (): void => {
+    this.handle?.resume();
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.deadline.stop();
+    this.parser.close();
+    this.handle?.abandon();
+    this.handle = null;
+    const rec = this.rec;
+    this.rec = null;
+    rec?.finish(this.headSent ? this.status : null);
+  };
+}

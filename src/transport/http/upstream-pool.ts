@@ -1,0 +1,366 @@
+/**
+ * Kept-alive upstream connections for the direct path (direct.ts): a request head goes out as one
+ * write, the response is parsed by llhttp (the parser Node's client uses) and handed to the
+ * exchange by callbacks: `head` for the final response head (interim 1xx heads are skipped), `body`
+ * per chunk, `end` at the end of the message, `fail` on any error. Connections are reused LIFO per
+ * (scheme, host, port) the guest asked for; where they connect and how TLS is verified comes from
+ * `Upstream` (the map, the destination guard, the system roots plus extra CAs, the certificate
+ * checked against the host the guest asked for).
+ *
+ * Owns: upstream connections and their parsers. Must not: decide, or send anything not allowed —
+ * it only sends what the exchange hands it after the decision.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { CelgateError } from '../../errors.js';
+import { HTTPParser, isParseError, newParser, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
+import type { Upstream } from './upstream.js';
+
+/** Idle kept-alive connections kept per (scheme, host, port). */
+export const MAX_IDLE_PER_ORIGIN = 64;
+/** An idle upstream connection is closed after this long (servers close theirs too; a stale one
+ * costs a retry). */
+export const UPSTREAM_IDLE_MS = 30_000;
+/** How often idle connections past their limit are closed. */
+export const SWEEP_MS = 1000;
+/** Largest upstream response head (Node's default `maxHeaderSize`). */
+export const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
+
+/** What the pool tells the exchange. Called at most: head once, body n times, then end or fail once. */
+export interface UpstreamExchange {
+  head(status: number, message: string, rawHeaders: string[]): void;
+  body(chunk: Buffer): void;
+  end(): void;
+  /** `responded`: head() was already called (the response is cut short). */
+  fail(err: Error, responded: boolean): void;
+}
+
+export interface PoolRequest {
+  scheme: 'http' | 'https';
+  /** The host the guest asked for: the pool key, the SNI and the name its certificate must carry. */
+  host: string;
+  port: number;
+  method: string;
+  /** The serialised request head (request line, headers, blank line), latin1. */
+  head: string;
+}
+
+/**
+ * A server that announces `Keep-Alive: timeout=N` closes idle connections after N s; like Node's
+ * agent, stop reusing one a second before that so a request is not sent into the server's close.
+ */
+function idleLimitFrom(raw: readonly string[]): number {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'keep-alive') continue;
+    const m = /(?:^|[\s,])timeout=(\d+)/i.exec(raw[i + 1]!);
+    if (m !== null) return Math.min(UPSTREAM_IDLE_MS, Number(m[1]) * 1000 - 1000);
+  }
+  return UPSTREAM_IDLE_MS;
+}
+
+/** Methods that may be sent again on a fresh connection when a reused one died before answering. */
+const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+class Connection {
+  readonly parser: Parser;
+  ex: UpstreamExchange | null = null;
+  handle: PoolHandle | null = null;
+  method = '';
+  responded = false;
+  /** 1xx head seen; its message-complete is not the response's end. */
+  interim = false;
+  finished = false;
+  keepAlive = false;
+  /** Answered at least one request before (a failure before any answer may be a stale socket). */
+  used = false;
+  idleSince = 0;
+  /** How long this connection may sit idle: ours, or less when the server's `Keep-Alive: timeout=N` says so. */
+  idleLimit = UPSTREAM_IDLE_MS;
+  timer: NodeJS.Timeout | null = null;
+  error: Error | null = null;
+  private extraHeaders: string[] | null = null;
+  paused = false;
+
+  constructor(
+    readonly pool: UpstreamPool,
+    readonly key: string,
+    readonly socket: net.Socket,
+    readonly label: string,
+  ) {
+    const p = newParser(HTTPParser.RESPONSE, MAX_RESPONSE_HEAD_BYTES);
+    this.parser = p;
+    p[HTTPParser.kOnHeaders] = (h: string[]) => {
+      (this.extraHeaders ??= []).push(...h);
+    };
+    p[HTTPParser.kOnHeadersComplete] = ((_maj, _min, headers, _m, _u, status, message, upgrade, keepAlive) => {
+      let raw = headers ?? [];
+      if (this.extraHeaders !== null) {
+        raw = this.extraHeaders.concat(raw);
+        this.extraHeaders = null;
+      }
+      const code = status ?? 0;
+      if (code >= 100 && code < 200 && code !== 101) {
+        this.interim = true;
+        return 1;
+      }
+      const ex = this.ex;
+      if (ex === null || this.responded || upgrade) {
+        // An answer nobody asked for (or a protocol switch we never requested): the connection is unusable.
+        this.kill(new CelgateError('E_UPSTREAM', `upstream ${this.label} sent an unexpected response`));
+        return 1;
+      }
+      this.responded = true;
+      this.keepAlive = keepAlive;
+      this.idleLimit = idleLimitFrom(raw);
+      this.clearTimer();
+      ex.head(code, message ?? '', raw);
+      return this.method === 'HEAD' ? 1 : 0;
+    }) satisfies OnHeadersComplete;
+    p[HTTPParser.kOnBody] = (b: Buffer) => this.ex?.body(b);
+    p[HTTPParser.kOnMessageComplete] = () => {
+      if (this.interim) {
+        this.interim = false;
+        return;
+      }
+      const ex = this.ex;
+      if (ex === null) return;
+      this.ex = null;
+      this.finished = true;
+      ex.end();
+    };
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+  }
+
+  send(handle: PoolHandle, ex: UpstreamExchange, timeoutMs: number): void {
+    const r = handle.request;
+    this.ex = ex;
+    this.handle = handle;
+    this.method = r.method;
+    this.responded = false;
+    this.finished = false;
+    this.timer = setTimeout(this.onTimeout, timeoutMs);
+    this.socket.write(r.head, 'latin1');
+  }
+
+  /** Backpressure from the guest. */
+  pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+  resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Drops the exchange without telling it (the guest went away) and closes the connection. */
+  abandon(): void {
+    this.ex = null;
+    this.kill(null);
+  }
+
+  kill(err: Error | null): void {
+    this.clearTimer();
+    if (err !== null) this.error ??= err;
+    this.socket.destroy();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private readonly onTimeout = (): void => {
+    this.timer = null;
+    this.kill(new CelgateError('E_TIMEOUT', `upstream ${this.label} did not answer within ${this.pool.timeoutMs} ms`));
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    let r: ReturnType<Parser['execute']>;
+    try {
+      r = this.parser.execute(chunk);
+    } catch (err) {
+      // The exchange's callback threw (a bug): this connection ends, the process goes on.
+      this.kill(new CelgateError('E_INTERNAL', `relaying the response from ${this.label} failed: ${(err as Error).message}`));
+      return;
+    }
+    if (isParseError(r)) {
+      this.kill(new CelgateError('E_UPSTREAM', `upstream ${this.label} sent a malformed response (${r.code})`));
+      return;
+    }
+    if (this.finished && this.ex === null) {
+      this.finished = false;
+      this.used = true;
+      this.pool.release(this);
+    }
+  };
+
+  private readonly onEnd = (): void => {
+    // A body delimited by the connection's end completes here; anything else is cut short.
+    if (this.ex !== null) {
+      const r = this.parser.finish();
+      if (isParseError(r)) this.error ??= new CelgateError('E_UPSTREAM', `upstream ${this.label} closed mid-response (${r.code})`);
+    }
+    this.socket.destroy();
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.error ??= err;
+  };
+
+  private readonly onClose = (): void => {
+    this.clearTimer();
+    this.pool.forget(this);
+    this.parser.close();
+    const ex = this.ex;
+    if (ex === null) return;
+    this.ex = null;
+    const err = this.error ?? new CelgateError('E_UPSTREAM', `upstream ${this.label} closed the connection before answering`);
+    if (!this.responded && this.used && RETRYABLE.has(this.method) && (err as CelgateError).code !== 'E_TIMEOUT') {
+      // A kept-alive connection the server had already closed: send the request once more on a new one.
+      if (this.handle !== null && this.pool.retry(this.handle, ex)) return;
+    }
+    ex.fail(err, this.responded);
+  };
+}
+
+/** One request's hold on its connection (a retry moves it to a new one): backpressure and giving up. */
+export class PoolHandle {
+  constructor(
+    public conn: Connection,
+    readonly request: PoolRequest,
+  ) {}
+  pause(): void {
+    this.conn.pause();
+  }
+  resume(): void {
+    this.conn.resume();
+  }
+  /** The guest went away: drop the exchange without telling it and close the connection. */
+  abandon(): void {
+    this.conn.abandon();
+  }
+}
+
+export class UpstreamPool {
+  private readonly idle = new Map<string, Connection[]>();
+  private readonly sessions = new Map<string, Buffer>();
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly upstream: Upstream) {
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  get timeoutMs(): number {
+    return this.upstream.timeoutMs;
+  }
+
+  /**
+   * Sends `r` on an idle connection to its origin, or a new one. The caller has checked the
+   * destination (`Upstream.destination`) and must not call this for a refused one.
+   */
+  request(r: PoolRequest, ex: UpstreamExchange): PoolHandle {
+    const key = `${r.scheme}://${r.host}:${r.port}`;
+    const list = this.idle.get(key);
+    let c: Connection | undefined;
+    const now = performance.now();
+    while (list !== undefined && (c = list.pop()) !== undefined) {
+      if (!c.socket.destroyed && now - c.idleSince < c.idleLimit) break;
+      c.kill(null);
+      c = undefined;
+    }
+    c ??= this.connect(key, r);
+    const handle = new PoolHandle(c, r);
+    c.send(handle, ex, this.upstream.timeoutMs);
+    return handle;
+  }
+
+  /** After a finished exchange: keep the connection for the next request, or close it. */
+  release(c: Connection): void {
+    c.resume();
+    if (this.closed || !c.keepAlive || c.socket.destroyed || c.idleLimit <= 0) {
+      c.kill(null);
+      return;
+    }
+    let list = this.idle.get(c.key);
+    if (list === undefined) this.idle.set(c.key, (list = []));
+    if (list.length >= MAX_IDLE_PER_ORIGIN) {
+      c.kill(null);
+      return;
+    }
+    c.idleSince = performance.now();
+    list.push(c);
+  }
+
+  /** A connection that closed: it is no longer idle. */
+  forget(c: Connection): void {
+    const list = this.idle.get(c.key);
+    if (list === undefined) return;
+    const i = list.indexOf(c);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.idle.delete(c.key);
+  }
+
+  /** Re-sends a failed request on a new connection; false when it cannot be. */
+  retry(handle: PoolHandle, ex: UpstreamExchange): boolean {
+    if (this.closed) return false;
+    const fresh = this.connect(handle.conn.key, handle.request);
+    handle.conn = fresh;
+    fresh.send(handle, ex, this.upstream.timeoutMs);
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const list of this.idle.values()) for (const c of list) c.kill(null);
+    this.idle.clear();
+  }
+
+  private connect(key: string, r: PoolRequest): Connection {
+    const target = this.upstream.destination(r.host, r.port);
+    const label = `${r.host}:${r.port}`;
+    let socket: net.Socket;
+    const base: net.TcpNetConnectOpts = { host: target.host, port: target.port };
+    if (target.lookup !== undefined) base.lookup = target.lookup as unknown as net.LookupFunction;
+    if (r.scheme === 'https') {
+      const isIp = net.isIP(r.host) !== 0;
+      const session = this.sessions.get(key);
+      const t = tls.connect({
+        ...base,
+        ...(isIp ? {} : { servername: r.host }),
+        secureContext: this.upstream.secureContext,
+        checkServerIdentity: (_name, cert) => tls.checkServerIdentity(r.host, cert),
+        ...(session === undefined ? {} : { session }),
+      });
+      t.on('session', (s: Buffer) => {
+        if (this.sessions.size >= 256 && !this.sessions.has(key)) this.sessions.delete(this.sessions.keys().next().value!);
+        this.sessions.set(key, s);
+      });
+      socket = t;
+    } else {
+      socket = net.connect(base);
+    }
+    // Small heads must not wait on Nagle + delayed ACK.
+    socket.setNoDelay(true);
+    return new Connection(this, key, socket, label);
+  }
+
+  /** Closes idle connections past their limit (they leave the lists when their sockets close). */
+  private sweep(): void {
+    const now = performance.now();
+    for (const list of this.idle.values()) {
+      for (const c of list) if (now - c.idleSince >= c.idleLimit) c.kill(null);
+    }
+  }
+}
