@@ -59,15 +59,12 @@ export async function startAuthority(
 
   const state = { silent: options.silent ?? false };
   const queries = { udp: 0, tcp: 0 };
-  const udp = dgram.createSocket('udp4');
-  udp.on('message', (msg, rinfo) => {
+  const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     queries.udp++;
     if (state.silent) return;
     const out = answer(msg, 'udp');
     if (out !== null) udp.send(out, rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-  const port = udp.address().port;
+  };
   const sockets = new Set<net.Socket>();
   const tcp = net.createServer((s) => {
     sockets.add(s);
@@ -91,7 +88,26 @@ export async function startAuthority(
       }
     });
   });
-  await new Promise<void>((r) => tcp.listen(port, '127.0.0.1', () => r()));
+  // UDP takes an ephemeral port and TCP the same number; another process may already hold that TCP
+  // port (EADDRINUSE), so try again with a fresh UDP socket and port.
+  let udp!: dgram.Socket;
+  let port = 0;
+  for (let attempt = 0; ; attempt++) {
+    udp = dgram.createSocket('udp4');
+    udp.on('message', onMessage);
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+    port = udp.address().port;
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      tcp.once('error', resolve);
+      tcp.listen(port, '127.0.0.1', () => {
+        tcp.removeListener('error', resolve);
+        resolve(null);
+      });
+    });
+    if (err === null) break;
+    await new Promise<void>((r) => udp.close(() => r()));
+    if (err.code !== 'EADDRINUSE' || attempt >= 20) throw err;
+  }
   return {
     port,
     address: `127.0.0.1:${port}`,
