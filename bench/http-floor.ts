@@ -1,20 +1,20 @@
 /**
- * The floor for bench/http.ts's throughput ratio: a bare Node.js HTTPS pass-through with none of
- * celgate's work (no SNI parse, no event, no decision, no ledger, no log) — TLS termination with a
- * leaf for the SNI, Node's HTTP/1.1 server, a keep-alive `https.Agent` upstream, the response piped
- * back. It runs in its own process, like the gateway, so "floor ÷ direct" in the same run shows how
- * much of the gap to direct is Node's TLS + HTTP machinery on two hops rather than celgate.
+ * The floor for bench/http.ts's throughput ratio: a bare Node.js TLS relay with none of celgate's
+ * work and no HTTP at all — TLS termination with a leaf for the SNI, one upstream TLS connection per
+ * guest connection, bytes relayed as they arrive (no parsing, no event, no decision, no ledger, no
+ * log). It runs in its own process, like the gateway, so "floor ÷ direct" in the same run shows how
+ * much of the gap to direct is two TLS hops in Node rather than celgate. (Until the direct path,
+ * this was Node's HTTPS server with a keep-alive `https.Agent`; celgate now needs less CPU per
+ * request than that did.)
  *
- * Owns: that pass-through process. Must not: be mistaken for the gateway (it enforces nothing and
- * is never a goal's subject; it only bounds what any Node-based interceptor can reach here).
+ * Owns: that relay process. Must not: be mistaken for the gateway (it enforces nothing and is
+ * never a goal's subject; it only bounds what any Node-based TLS interceptor can reach here).
  *
  * usage (spawned by bench/http.ts): node dist/bench/http-floor.js <ca-dir> <upstream-port> <upstream-ca-file>
  *   prints `listening <port>` on stdout once ready.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -60,32 +60,22 @@ export async function startFloorProxy(caDir: string, upstreamPort: number, upstr
 async function serve(caDir: string, upstreamPort: number, upstreamCaFile: string): Promise<void> {
   const leaves = new LeafCache(await CertificateAuthority.loadOrCreate(caDir));
   const upCa = tls.createSecureContext({ ca: readFileSync(upstreamCaFile, 'utf8') });
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
-  const server = https.createServer(
+  const server = tls.createServer(
     {
       SNICallback: (name, cb) => leaves.secureContext(name).then((c) => cb(null, c), (e: Error) => cb(e)),
       ALPNProtocols: ['http/1.1'],
-      keepAliveTimeout: 60_000,
     },
-    (req, res) => {
-      const host = (req.headers.host ?? '').replace(/:\d+$/, '');
-      const options: https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
-        host: '127.0.0.1',
-        port: upstreamPort,
-        method: req.method,
-        path: req.url,
-        headers: req.rawHeaders as unknown as OutgoingHttpHeaders,
-        setHost: false,
-        agent,
-        servername: host,
-        secureContext: upCa,
-      };
-      const up = https.request(options, (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.rawHeaders);
-        upRes.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+    (guest) => {
+      // One upstream TLS connection per guest connection; bytes relayed as they come, unparsed.
+      const up = tls.connect({ host: '127.0.0.1', port: upstreamPort, servername: (guest as tls.TLSSocket & { servername?: string }).servername || 'localhost', secureContext: upCa });
+      guest.setNoDelay(true);
+      up.setNoDelay(true);
+      guest.on('data', (c: Buffer) => void up.write(c));
+      up.on('data', (c: Buffer) => void guest.write(c));
+      guest.on('end', () => up.end());
+      up.on('end', () => guest.end());
+      guest.on('error', () => up.destroy());
+      up.on('error', () => guest.destroy());
     },
   );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -109,9 +109,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     let lastOk = 0;
+    let lastCpu = cpu0;
+    let lastOwn = process.cpuUsage();
     const progress = setInterval(() => {
-      process.stdout.write(`  ${((performance.now() - t0) / 1000).toFixed(0)} s: ${ok - lastOk} req/s\n`);
+      const cpu = cpuMs();
+      const own = process.cpuUsage(lastOwn);
+      const n = ok - lastOk;
+      const perReq = (us: number) => (us / Math.max(1, n)).toFixed(0);
+      process.stdout.write(
+        `  ${((performance.now() - t0) / 1000).toFixed(0)} s: ${n} req/s; CPU per request: gateway ${perReq((cpu - lastCpu) * 1000)} µs, client + upstream ${perReq(own.user + own.system)} µs\n`,
+      );
       lastOk = ok;
+      lastCpu = cpu;
+      lastOwn = process.cpuUsage();
     }, 1000);
     const worker = async () => {
       while (performance.now() < end) {
