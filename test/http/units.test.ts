@@ -189,7 +189,9 @@ describe('upstream map and config', () => {
   });
   it('parses the http config section with defaults and refuses unknown keys', () => {
     const c = parseHttpConfig({ max_body_buffer: 2048, upstream_map: { 'a.test': '127.0.0.1:1' }, timeouts: { headers_ms: 500 } }, 'cfg.yaml');
-    expect(c).toMatchObject({ max_body_buffer: 2048, ca_dir: 'certs', timeouts: { headers_ms: 500 } });
+    expect(c).toMatchObject({ max_body_buffer: 2048, ca_dir: 'certs', direct: true, timeouts: { headers_ms: 500 } });
+    expect(parseHttpConfig({ direct: false }).direct).toBe(false);
+    expect(() => parseHttpConfig({ direct: 'no' }, 'cfg.yaml')).toThrowError(/cfg.yaml: http.direct: must be true or false/);
     expect(() => parseHttpConfig({ max_body: 1 }, 'cfg.yaml')).toThrowError(/cfg.yaml: http.max_body: unknown key/);
     expect(() => parseHttpConfig({ max_body_buffer: -1 }, 'cfg.yaml')).toThrowError(expect.objectContaining({ code: 'E_CONFIG' }));
     expect(() => parseHttpConfig({ upstream_map: { 'a.test': 'x' } })).toThrowError(/upstream_map/);

@@ -1,11 +1,12 @@
 /**
- * Wire-level behaviour of the vsock HTTP service (src/transport/http/service.ts, exchange.ts,
- * response.ts, upstream.ts), pinned down byte by byte before its per-request HTTP machinery
- * (Node's http.Server / ClientRequest today) is replaced by a purpose-built HTTP/1.1 path.
+ * Wire-level behaviour of the vsock HTTP service (src/transport/http/service.ts, direct.ts,
+ * upstream-pool.ts, and the Node path in exchange.ts / response.ts for what is handed over),
+ * pinned down byte by byte. Written against the Node http.Server / ClientRequest path before the
+ * direct path replaced it for bodiless requests; the differences since are deliberate and noted.
  *
- * Each case talks to the gateway over a raw TLS socket from `tlsConnect`, writes exact request
- * bytes and parses the response bytes itself (content-length, chunked and close-delimited bodies,
- * 1xx interim heads), so framing, ordering, connection reuse and closing are all visible. Every
+ * Each case talks to the gateway over a raw TLS socket (test/fixtures/http/wire.ts), writes exact
+ * request bytes and parses the response bytes itself, so framing, ordering, connection reuse and
+ * closing are all visible. Every
  * case also checks what the upstream saw (`up.seen`) and the ledger (one net row per request with
  * its status; blocked requests never reach the upstream).
  *
@@ -17,29 +18,10 @@ import tls from 'node:tls';
 import type { NetRow } from '../../src/events/index.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeCerts, reqOf, startGateway, startUpstream, type Certs, type Gateway, type Upstream, type UpstreamHandler } from '../fixtures/http/harness.js';
+import { request, values, Wire, type WireResponse } from '../fixtures/http/wire.js';
 
-// ---------------------------------------------------------------------------------------------
-// Helpers: a raw TLS connection that writes request bytes and reads responses one message at a time.
-
-const READ_TIMEOUT_MS = 2000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface WireResponse {
-  version: string;
-  status: number;
-  reason: string;
-  /** Header fields in wire order, names as sent. */
-  headers: [string, string][];
-  body: Buffer;
-  /** How the body was delimited on the wire. */
-  framing: 'none' | 'length' | 'chunked' | 'close';
-}
-
-/** All values of header `name` (case-insensitive), in wire order. */
-function values(r: WireResponse, name: string): string[] {
-  const n = name.toLowerCase();
-  return r.headers.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v);
-}
 /** The single value of header `name`, undefined when absent; fails when it is repeated. */
 function header(r: WireResponse, name: string): string | undefined {
   const v = values(r, name);
@@ -47,158 +29,6 @@ function header(r: WireResponse, name: string): string | undefined {
   return v[0];
 }
 
-class Incomplete extends Error {}
-
-/** Decodes a chunked body starting at `at`; returns the body and the offset after the trailers. */
-function decodeChunked(buf: Buffer, at: number): { body: Buffer; end: number } {
-  const parts: Buffer[] = [];
-  let p = at;
-  for (;;) {
-    const eol = buf.indexOf('\r\n', p);
-    if (eol < 0) throw new Incomplete();
-    const size = parseInt(buf.subarray(p, eol).toString('latin1').split(';')[0]!.trim(), 16);
-    if (!Number.isFinite(size)) throw new Error(`bad chunk size line: ${JSON.stringify(buf.subarray(p, eol).toString('latin1'))}`);
-    p = eol + 2;
-    if (size === 0) {
-      // Trailers, then an empty line.
-      for (;;) {
-        const t = buf.indexOf('\r\n', p);
-        if (t < 0) throw new Incomplete();
-        const empty = t === p;
-        p = t + 2;
-        if (empty) return { body: Buffer.concat(parts), end: p };
-      }
-    }
-    if (buf.length < p + size + 2) throw new Incomplete();
-    parts.push(buf.subarray(p, p + size));
-    if (buf.subarray(p + size, p + size + 2).toString('latin1') !== '\r\n') throw new Error('chunk not followed by CRLF');
-    p += size + 2;
-  }
-}
-
-/** Parses one response message from `buf`; throws Incomplete when more bytes are needed. */
-function parseResponse(buf: Buffer, eof: boolean, method: string): { res: WireResponse; used: number } {
-  const headEnd = buf.indexOf('\r\n\r\n');
-  if (headEnd < 0) throw new Incomplete();
-  const lines = buf.subarray(0, headEnd).toString('latin1').split('\r\n');
-  const m = /^(HTTP\/\d\.\d) (\d{3})(?: (.*))?$/.exec(lines[0]!);
-  if (m === null) throw new Error(`bad status line: ${JSON.stringify(lines[0])}`);
-  const headers = lines.slice(1).map((l): [string, string] => {
-    const c = l.indexOf(':');
-    return [l.slice(0, c), l.slice(c + 1).trim()];
-  });
-  const res: WireResponse = { version: m[1]!, status: Number(m[2]), reason: m[3] ?? '', headers, body: Buffer.alloc(0), framing: 'none' };
-  const start = headEnd + 4;
-  if (res.status < 200 || res.status === 204 || res.status === 304 || method === 'HEAD') return { res, used: start };
-  const te = values(res, 'transfer-encoding').join(',').toLowerCase();
-  if (te.includes('chunked')) {
-    const { body, end } = decodeChunked(buf, start);
-    return { res: { ...res, body, framing: 'chunked' }, used: end };
-  }
-  const cl = values(res, 'content-length');
-  if (cl.length > 0) {
-    const n = Number(cl[0]);
-    if (buf.length < start + n) throw new Incomplete();
-    return { res: { ...res, body: buf.subarray(start, start + n), framing: 'length' }, used: start + n };
-  }
-  if (!eof) throw new Incomplete();
-  return { res: { ...res, body: buf.subarray(start), framing: 'close' }, used: buf.length };
-}
-
-/** A raw TLS connection to the gateway (or any TLS server): exact bytes out, parsed messages in. */
-class Wire {
-  private buf = Buffer.alloc(0);
-  /** The peer has finished sending (FIN / close_notify) or the socket closed. */
-  eof = false;
-  /** The socket has fully closed. */
-  closed = false;
-  error: Error | null = null;
-  private wake: (() => void) | null = null;
-
-  constructor(readonly socket: tls.TLSSocket) {
-    socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.notify();
-    });
-    socket.on('end', () => {
-      this.eof = true;
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.eof = true;
-      this.closed = true;
-      this.notify();
-    });
-    socket.on('error', (e) => {
-      this.error = e;
-      this.notify();
-    });
-  }
-
-  static async to(g: Gateway, sni = 'api.test'): Promise<Wire> {
-    return new Wire(await g.tlsConnect(sni));
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  /** Waits for the next socket event, or fails after the deadline. */
-  private async next(deadline: number, what: string): Promise<void> {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`timed out waiting for ${what}; have ${JSON.stringify(this.buf.toString('latin1').slice(0, 300))}`);
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, left);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
-
-  write(data: string | Buffer): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.write(data, (e) => (e ? reject(e) : resolve())));
-  }
-
-  /** Reads the next response message (1xx interim heads included) for a request with `method`. */
-  async read(method = 'GET', timeoutMs = READ_TIMEOUT_MS): Promise<WireResponse> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const { res, used } = parseResponse(this.buf, this.eof, method);
-        this.buf = this.buf.subarray(used);
-        return res;
-      } catch (e) {
-        if (!(e instanceof Incomplete)) throw e;
-        if (this.eof) throw new Error(`connection ended mid-message; have ${JSON.stringify(this.buf.toString('latin1').slice(0, 300))}`);
-      }
-      await this.next(deadline, 'a response');
-    }
-  }
-
-  /** Bytes received but not yet consumed by read(). */
-  get pending(): string {
-    return this.buf.toString('latin1');
-  }
-
-  /** Resolves once the socket has closed (the peer closed or reset it); fails after the deadline. */
-  async waitClosed(timeoutMs = READ_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed) await this.next(deadline, 'the connection to close');
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
-
-/** A request head (plus optional body) in wire form; `head` lines are joined with CRLF. */
-function request(head: string[], body: string | Buffer = ''): Buffer {
-  return Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), Buffer.from(body)]);
-}
 const get = (path: string, ...extra: string[]) => request([`GET ${path} HTTP/1.1`, 'Host: api.test', ...extra]);
 
 /** Waits for exactly `n` net rows (and a moment more, so a duplicate row would show). */

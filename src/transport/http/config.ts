@@ -39,6 +39,8 @@ export interface HttpConfig {
   /** Destination port assumed for intercepted TLS / plain HTTP. */
   https_port: number;
   http_port: number;
+  /** Serve bodiless requests on the direct path (docs/http.md); false: Node's http.Server for all. */
+  direct: boolean;
   timeouts: { headers_ms: number; idle_ms: number; keepalive_ms: number; handshake_ms: number; upstream_ms: number };
   /** Explicit proxy listen address (loopback `host:port`), or null when off (docs/proxy.md). */
   proxy: string | null;
@@ -61,7 +63,7 @@ function checkKeys(source: string, prefix: string, o: Obj, known: string[]): voi
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
 }
 
-const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'allow_private_destinations', 'https_port', 'http_port', 'timeouts', 'proxy'];
+const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'allow_private_destinations', 'https_port', 'http_port', 'direct', 'timeouts', 'proxy'];
 const TIMEOUT_KEYS = ['headers_ms', 'idle_ms', 'keepalive_ms', 'handshake_ms', 'upstream_ms'];
 
 /** Parses the `http:` mapping (absent → defaults). */
@@ -99,6 +101,8 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     if (!parsed.ok) fail(source, 'http.allow_private_destinations', parsed.issues.map((i) => `${i.path} ${i.message}`).join('; '));
     allowPrivate = a as string[];
   }
+  const direct = raw.direct ?? true;
+  if (typeof direct !== 'boolean') fail(source, 'http.direct', 'must be true or false');
   const ca = raw.ca_dir ?? 'certs';
   if (typeof ca !== 'string' || ca === '') fail(source, 'http.ca_dir', 'must be a non-empty path');
   return {
@@ -113,6 +117,7 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     allow_private_destinations: allowPrivate,
     https_port: int(source, 'http.https_port', raw.https_port, 443, 65535),
     http_port: int(source, 'http.http_port', raw.http_port, 80, 65535),
+    direct,
     proxy: parseProxySetting(raw.proxy, source),
     timeouts: {
       headers_ms: int(source, 'http.timeouts.headers_ms', t.headers_ms, d.headersTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
@@ -188,6 +193,7 @@ export async function startHttpFromConfig(
       allowPrivateDestinations: config.http.allow_private_destinations,
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,
+      direct: config.http.direct,
     },
     { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs },
   );
