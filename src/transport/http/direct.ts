@@ -224,7 +224,7 @@ class GuestConnection implements UpstreamExchange {
   private handover(): void {
     this.handedOver = true;
     this.deadline.stop();
-    this.socket.setTimeout(0);
+    this.socket.setTimeout(0, this.onIdle);
     this.socket.removeListener('data', this.onData);
     this.socket.removeListener('end', this.onEnd);
     this.socket.removeListener('close', this.onClose);
