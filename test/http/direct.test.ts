@@ -1,12 +1,14 @@
 /**
  * The direct path (src/transport/http/direct.ts) and its hand-over to the Node http.Server path:
- * what it takes itself, what it hands over mid-connection (with the unread bytes intact), the
+ * what it takes itself (bodiless requests and Content-Length bodies: forwarded, dropped after a
+ * refusal or an early answer), what it hands over mid-connection (with the unread bytes intact), the
  * upstream pool's failures (malformed answer, timeout, stale kept-alive socket), and the keep-alive
  * and slow-head deadlines. Wire-level details shared with the Node path are in wire.test.ts.
  */
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import { makeCerts, reqOf, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
 import { values, Wire, type WireResponse } from '../fixtures/http/wire.js';
 
 const text = (r: WireResponse) => r.body.toString();
@@ -42,7 +44,7 @@ afterAll(async () => {
 });
 
 describe('direct path hand-over', () => {
-  it('serves a GET, then hands a pipelined POST with a body to the Node path, bytes intact', async () => {
+  it('answers a GET, a POST with a body and a GET pipelined in one write, in order, bytes intact', async () => {
     const w = await Wire.to(g);
     await w.write('GET /one HTTP/1.1\r\nHost: api.test\r\n\r\nPOST /two HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\n\r\nhelloGET /three HTTP/1.1\r\nHost: api.test\r\n\r\n');
     expect((await readN(w, 3)).map((r) => [r.status, text(r)])).toEqual([
@@ -113,6 +115,87 @@ describe('direct path hand-over', () => {
       expect(Number(values(head!, 'content-length')[0])).toBeGreaterThan(0);
       // Had the 403 carried its body, the next reply would start inside it and not parse as a 200.
       expect([after!.status, text(after!)]).toEqual([200, 'GET /after 0']);
+      w.destroy();
+    } finally {
+      g.decider.set([]);
+    }
+  });
+});
+
+describe('direct path request bodies (Content-Length)', () => {
+  it('forwards POST bodies on the direct path: one pooled upstream connection for GET, POST, GET', async () => {
+    let connections = 0;
+    const echo = await startUpstream(certs, (req, res, body) => res.end(`${req.method} ${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`));
+    echo.server.on('secureConnection', () => (connections += 1));
+    const gw = await startGateway(certs, { 'echo.test': echo.port });
+    try {
+      const w = await Wire.to(gw, 'echo.test');
+      const body = Buffer.alloc(3 * 1024 * 1024, 7); // several TLS records and socket writes, with backpressure
+      await w.write('GET /a HTTP/1.1\r\nHost: echo.test\r\n\r\n');
+      expect(text(await w.read())).toBe('GET 0 e3b0c44298fc1c14');
+      await w.write(Buffer.concat([Buffer.from(`POST /b HTTP/1.1\r\nHost: echo.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+      expect(text(await w.read('POST', 10_000))).toBe(`POST ${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`);
+      await w.write('GET /c HTTP/1.1\r\nHost: echo.test\r\n\r\n');
+      expect(text(await w.read())).toBe('GET 0 e3b0c44298fc1c14');
+      // Handed to the Node path, the POST would have gone out on its https.Agent: a second connection.
+      expect(connections).toBe(1);
+      const rows = await gw.sink.waitNets(3);
+      expect(rows.map((r) => r.bytes_in)).toEqual([0, body.length, 0]);
+      const post = gw.sink.decisions.find((d) => reqOf(d.event)?.method === 'POST')!;
+      expect(reqOf(post.event)!.body).toMatchObject({ state: 'streamed', size: body.length, content_type: 'application/octet-stream' });
+      w.destroy();
+    } finally {
+      await gw.close();
+      await echo.close();
+    }
+  });
+
+  it('drops the body of a refused POST and serves the next request on the same connection', async () => {
+    g.decider.set([{ id: 'no-upload', action: 'block', when: (e) => reqOf(e)?.method === 'POST' }]);
+    try {
+      const seen = up.seen.length;
+      const w = await Wire.to(g);
+      await w.write(`POST /up HTTP/1.1\r\nHost: api.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100_000)}GET /next HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+      const [refused, next] = await readN(w, 2);
+      expect(refused!.status).toBe(403);
+      expect([next!.status, text(next!)]).toEqual([200, 'GET /next 0']);
+      expect(up.seen.slice(seen).map((r) => r.url)).toEqual(['/next']);
+      w.destroy();
+    } finally {
+      g.decider.set([]);
+    }
+  });
+
+  it('relays an answer the upstream gives before the body is in, then serves the next request', async () => {
+    let connections = 0;
+    const early = await startUpstream(certs, (req, res) => res.end(`early ${req.url}`), { readBody: false });
+    early.server.on('secureConnection', () => (connections += 1));
+    const gw = await startGateway(certs, { 'early.test': early.port });
+    try {
+      const w = await Wire.to(gw, 'early.test');
+      await w.write('POST /big HTTP/1.1\r\nHost: early.test\r\nContent-Length: 2000000\r\n\r\n');
+      expect(text(await w.read())).toBe('early /big');
+      await w.write(Buffer.alloc(2_000_000, 1)); // the rest of the body nobody reads any more
+      await w.write('GET /after HTTP/1.1\r\nHost: early.test\r\n\r\n');
+      const after = await w.read('GET', 10_000);
+      expect([after.status, text(after)]).toEqual([200, 'early /after']);
+      // The upstream connection that answered early was out of step: a new one carried /after.
+      expect(connections).toBe(2);
+      w.destroy();
+    } finally {
+      await gw.close();
+      await early.close();
+    }
+  });
+
+  it('hands a POST to the Node path while a rule reads request bodies, and the rule sees the body', async () => {
+    g.decider.set([{ id: 'no-password', action: 'block', readsBody: true, when: (e) => reqOf(e)?.body.text.includes('hunter2') === true }]);
+    try {
+      const w = await Wire.to(g);
+      await w.write('POST /login HTTP/1.1\r\nHost: api.test\r\nContent-Length: 16\r\n\r\npassword=hunter2');
+      const r = await w.read();
+      expect(r.status).toBe(403);
+      expect(values(r, 'x-celgate-rule')).toEqual(['no-password']);
       w.destroy();
     } finally {
       g.decider.set([]);

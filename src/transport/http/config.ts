@@ -39,7 +39,7 @@ export interface HttpConfig {
   /** Destination port assumed for intercepted TLS / plain HTTP. */
   https_port: number;
   http_port: number;
-  /** Serve bodiless requests on the direct path (docs/http.md); false: Node's http.Server for all. */
+  /** Serve requests on the direct path (docs/http.md) unless they need the Node path; false: Node's http.Server for all. */
   direct: boolean;
   timeouts: { headers_ms: number; idle_ms: number; keepalive_ms: number; handshake_ms: number; upstream_ms: number };
   /** Explicit proxy listen address (loopback `host:port`), or null when off (docs/proxy.md). */

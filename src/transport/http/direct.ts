@@ -6,12 +6,13 @@
  * `ClientRequest` / `Agent` objects, which cost the gateway about as much CPU as celgate's own
  * work on every request (docs/benchmarks.md, "Floors").
  *
- * It takes bodiless requests (GET, HEAD, DELETE, … without Content-Length > 0 or
- * Transfer-Encoding) while no rule reads a response body. At the first request it does not take —
- * one with a body, `Expect`, an upgrade or CONNECT, a malformed or oversized head, or any request
- * while a rule reads `http.response.body` — it hands the connection, with that request's bytes
- * unread, to the Node `http.Server` path (exchange.ts), which serves it from then on. So
- * malformed input is judged and recorded by exactly one implementation.
+ * It takes requests without a body and with a `Content-Length` body (streamed upstream with
+ * backpressure, never buffered; dropped, to keep the connection in step, when it is refused or the
+ * upstream answers early) while no rule reads a body. At the first request it does not take — a
+ * chunked body, `Expect`, an upgrade or CONNECT, a malformed or oversized head, a body while a rule
+ * reads `http.request.body`, or any request while a rule reads `http.response.body` — it hands the
+ * connection, with that request's bytes unread, to the Node `http.Server` path (exchange.ts), which
+ * serves it from then on. So malformed input is judged and recorded by exactly one implementation.
  *
  * Owns: the guest side of direct exchanges (head parsing, framing, keep-alive, slow-head and idle
  * limits). Must not: decide itself (exchange.ts `judgeRequest`, response.ts `judgeResponse`), or
@@ -109,8 +110,14 @@ class GuestConnection implements UpstreamExchange {
   private closed = false;
   private handedOver = false;
   private peerEnded = false;
+  /** Reading is paused: a pipelining guest is ahead of its answers. */
   private readPaused = false;
+  /** Reading is paused: the upstream has not taken the request body written so far. */
+  uploadPaused = false;
   private corked = false;
+  /** Bytes of the current request's body still to come from the guest (forwarded, or dropped
+   * once nothing upstream wants them). The next request starts only after them. */
+  private bodyLeft = 0;
 
   // The head llhttp just parsed.
   private method = '';
@@ -172,6 +179,7 @@ class GuestConnection implements UpstreamExchange {
 
   readonly onData = (chunk: Buffer): void => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.bodyLeft > 0) this.pumpBody();
     if (this.phase !== PHASE_BUSY) this.next();
     else if (this.buf.length > this.deps.limits.maxHeaderBytes && !this.readPaused) {
       // A pipelining guest waits for its earlier answers before more is read.
@@ -182,7 +190,7 @@ class GuestConnection implements UpstreamExchange {
 
   /** Starts the next buffered request, if its head is complete. */
   private readonly next = (): void => {
-    if (this.closed || this.handedOver || this.phase === PHASE_BUSY || this.buf.length === 0) return;
+    if (this.closed || this.handedOver || this.phase === PHASE_BUSY || this.bodyLeft > 0 || this.buf.length === 0) return;
     const buf = this.buf;
     const end = buf.indexOf(HEAD_END, Math.max(0, this.scanned - 3));
     if (end < 0) {
@@ -195,14 +203,17 @@ class GuestConnection implements UpstreamExchange {
     this.complete = false;
     this.upgrade = false;
     const r = this.parser.execute(headLen === buf.length ? buf : buf.subarray(0, headLen));
-    if (isParseError(r) || !this.complete || this.upgrade || this.major !== 1 || this.method === '' || this.needsNodePath()) {
+    const bodyLength = isParseError(r) || this.upgrade || this.major !== 1 || this.method === '' ? -1 : this.directBody();
+    if (bodyLength < 0) {
       this.handover();
       return;
     }
     this.buf = headLen === buf.length ? EMPTY : buf.subarray(headLen);
     this.scanned = 0;
+    this.bodyLeft = bodyLength;
     try {
-      this.exchange();
+      this.exchange(bodyLength);
+      if (this.bodyLeft > 0) this.pumpBody();
     } catch (err) {
       // A bug, never a forward: answer this request with a 502 and keep the process.
       if (this.rec !== null) this.rec.error = 'internal_error';
@@ -213,12 +224,51 @@ class GuestConnection implements UpstreamExchange {
     }
   };
 
-  /** `Expect`, or a rule that reads response bodies: the Node path buffers and judges those. */
-  private needsNodePath(): boolean {
-    if (this.deps.decider.needsBody?.('http.response') === true) return true;
+  /**
+   * The length of the body the direct path forwards for the head just parsed, or -1 when the Node
+   * path must take the request: `Expect`, a chunked body, a body while a rule reads request bodies,
+   * or any request while a rule reads response bodies (the Node path buffers and judges those).
+   */
+  private directBody(): number {
+    const decider = this.deps.decider;
+    if (decider.needsBody?.('http.response') === true) return -1;
+    let length = -1;
     const raw = this.raw;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 6 && raw[i]!.toLowerCase() === 'expect') return true;
-    return false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const n = raw[i]!.length;
+      if (n !== 6 && n !== 14 && n !== 17) continue;
+      const name = raw[i]!.toLowerCase();
+      if (name === 'expect' || name === 'transfer-encoding') return -1;
+      // llhttp has checked it: digits only, never two that differ.
+      if (name === 'content-length') length = Number(raw[i + 1]);
+    }
+    if (this.complete) return 0;
+    if (length <= 0 || !Number.isSafeInteger(length) || decider.needsBody?.('http.request') === true) return -1;
+    return length;
+  }
+
+  /**
+   * Moves the request body from `buf` to the upstream (or drops it when nothing upstream wants it
+   * any more: a refusal, a failure, an early answer), exactly `bodyLeft` bytes, so the parser stays
+   * in step for the next request. Pauses reading while the upstream is behind.
+   */
+  private pumpBody(): void {
+    while (this.bodyLeft > 0 && this.buf.length > 0) {
+      const take = Math.min(this.bodyLeft, this.buf.length);
+      const slice = take === this.buf.length ? this.buf : this.buf.subarray(0, take);
+      this.buf = take === this.buf.length ? EMPTY : this.buf.subarray(take);
+      this.bodyLeft -= take;
+      this.parser.execute(slice);
+      if (this.rec !== null) this.rec.bytesIn += take;
+      if (this.handle !== null && !this.handle.write(slice) && !this.uploadPaused) {
+        this.uploadPaused = true;
+        this.socket.pause();
+      }
+    }
+    if (this.bodyLeft > 0) return;
+    this.handle?.endRequest();
+    // The body is in: a request buffered behind it may start once this exchange is answered.
+    if (this.phase !== PHASE_BUSY && this.buf.length > 0) process.nextTick(this.next);
   }
 
   private handover(): void {
@@ -236,7 +286,7 @@ class GuestConnection implements UpstreamExchange {
     this.deps.handover(this.socket, this.ctx, bytes);
   }
 
-  private exchange(): void {
+  private exchange(bodyLength: number): void {
     this.phase = PHASE_BUSY;
     this.deadline.clear();
     const deps = this.deps;
@@ -259,7 +309,8 @@ class GuestConnection implements UpstreamExchange {
     const target = tr.target;
     this.target = target;
     rec.setTarget(target);
-    const event = judgeRequest(deps, this.ctx, rec, { method, target, headers }, this.accept, this.deny);
+    const body = bodyLength === 0 ? undefined : { state: 'streamed' as const, text: '', size: bodyLength, content_type: headers['content-type'] ?? '', truncated: false };
+    const event = judgeRequest(deps, this.ctx, rec, { method, target, headers, body }, this.accept, this.deny);
     if (event === null) return;
     this.request = event;
     const refused = deps.upstream.destination(target.host, target.port).refused;
@@ -271,7 +322,7 @@ class GuestConnection implements UpstreamExchange {
     const path = target.query === '' ? target.path : `${target.path}?${target.query}`;
     // As Node's keep-alive agent sends it: Host first, the guest's end-to-end fields, Connection last.
     const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(forwardHeaders(this.raw))}Connection: keep-alive\r\n\r\n`;
-    this.handle = deps.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head }, this);
+    this.handle = deps.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength }, this);
   }
 
   private readonly deny = (d: Denial): void => this.respond(d);
@@ -315,7 +366,7 @@ class GuestConnection implements UpstreamExchange {
     const { event, decision } = judgeResponse(this.deps.response, this.request!, originFor(this.deps, this.ctx), status, headers, streamedBodyFacts(headers));
     if (decision.action !== 'allow') {
       this.handle?.abandon();
-      this.handle = null;
+      this.dropHandle();
       this.rec!.event = event;
       this.rec!.decision = decision;
       this.respond(decisionDenial(decision, event.common.event_id, this.accept));
@@ -362,15 +413,28 @@ class GuestConnection implements UpstreamExchange {
     if (!ok) this.handle?.pause();
   }
 
-  end(): void {
+  drained(): void {
+    if (this.uploadPaused) {
+      this.uploadPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Nothing upstream wants more of this request: the rest of its body (if any) is dropped. */
+  private dropHandle(): void {
     this.handle = null;
+    this.drained();
+  }
+
+  end(): void {
+    this.dropHandle();
     if (this.closed) return;
     if (this.framing === FRAME_CHUNKED) this.socket.write('0\r\n\r\n', 'latin1');
     this.finish();
   }
 
   fail(err: Error, responded: boolean): void {
-    this.handle = null;
+    this.dropHandle();
     if (this.closed || this.rec === null) return;
     this.rec.error = 'upstream_error';
     if (responded || this.headSent) {

@@ -48,7 +48,7 @@ export interface HttpServiceOptions {
   /** Destination port assumed for intercepted TLS / plain HTTP (the guest bridge redirects 443 / 80). */
   httpsPort?: number;
   httpPort?: number;
-  /** Serve bodiless requests on the direct path (direct.ts); default true. False: Node's http.Server for all. */
+  /** Serve requests on the direct path (direct.ts) unless they need the Node path; default true. False: Node's http.Server for all. */
   direct?: boolean;
 }
 

@@ -31,6 +31,8 @@ export interface UpstreamExchange {
   head(status: number, message: string, rawHeaders: string[]): void;
   body(chunk: Buffer): void;
   end(): void;
+  /** The upstream took the request body bytes written so far (after a `write` returned false). */
+  drained(): void;
   /** `responded`: head() was already called (the response is cut short). */
   fail(err: Error, responded: boolean): void;
 }
@@ -43,6 +45,8 @@ export interface PoolRequest {
   method: string;
   /** The serialised request head (request line, headers, blank line), latin1. */
   head: string;
+  /** Request body bytes that follow the head (its Content-Length), written with `PoolHandle.write`. */
+  bodyLength: number;
 }
 
 /**
@@ -73,6 +77,8 @@ class Connection {
   keepAlive = false;
   /** Answered at least one request before (a failure before any answer may be a stale socket). */
   used = false;
+  /** The whole request (head and body) has been written; only then can the connection be reused. */
+  requestSent = false;
   idleSince = 0;
   /** How long this connection may sit idle: ours, or less when the server's `Keep-Alive: timeout=N` says so. */
   idleLimit = UPSTREAM_IDLE_MS;
@@ -132,6 +138,7 @@ class Connection {
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
+    socket.on('drain', () => this.ex?.drained());
   }
 
   send(handle: PoolHandle, ex: UpstreamExchange, timeoutMs: number): void {
@@ -141,8 +148,14 @@ class Connection {
     this.method = r.method;
     this.responded = false;
     this.finished = false;
+    this.requestSent = r.bodyLength === 0;
     this.timer = setTimeout(this.onTimeout, timeoutMs);
     this.socket.write(r.head, 'latin1');
+  }
+
+  /** Request body bytes; false when the caller should wait for `drained`. */
+  write(chunk: Buffer): boolean {
+    return this.socket.write(chunk);
   }
 
   /** Backpressure from the guest. */
@@ -224,7 +237,9 @@ class Connection {
     if (ex === null) return;
     this.ex = null;
     const err = this.error ?? new CelgateError('E_UPSTREAM', `upstream ${this.label} closed the connection before answering`);
-    if (!this.responded && this.used && RETRYABLE.has(this.method) && (err as CelgateError).code !== 'E_TIMEOUT') {
+    // Only a request with no body can be sent again: a body's bytes are not kept.
+    const bodiless = this.handle?.request.bodyLength === 0;
+    if (!this.responded && this.used && bodiless && RETRYABLE.has(this.method) && (err as CelgateError).code !== 'E_TIMEOUT') {
       // A kept-alive connection the server had already closed: send the request once more on a new one.
       if (this.handle !== null && this.pool.retry(this.handle, ex)) return;
     }
@@ -247,6 +262,14 @@ export class PoolHandle {
   /** The guest went away: drop the exchange without telling it and close the connection. */
   abandon(): void {
     this.conn.abandon();
+  }
+  /** Request body bytes (the caller counts them against `bodyLength`); false: wait for `drained`. */
+  write(chunk: Buffer): boolean {
+    return this.conn.write(chunk);
+  }
+  /** The whole body has been written. */
+  endRequest(): void {
+    this.conn.requestSent = true;
   }
 }
 
@@ -288,7 +311,8 @@ export class UpstreamPool {
   /** After a finished exchange: keep the connection for the next request, or close it. */
   release(c: Connection): void {
     c.resume();
-    if (this.closed || !c.keepAlive || c.socket.destroyed || c.idleLimit <= 0) {
+    // A connection that answered before the request body was all sent is out of step: close it.
+    if (this.closed || !c.keepAlive || !c.requestSent || c.socket.destroyed || c.idleLimit <= 0) {
       c.kill(null);
       return;
     }
