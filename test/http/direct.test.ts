@@ -6,6 +6,7 @@
  * and slow-head deadlines. Wire-level details shared with the Node path are in wire.test.ts.
  */
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, reqOf, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
@@ -278,6 +279,94 @@ describe('direct path deadlines', () => {
       await gw.close();
     }
   });
+});
+
+describe('direct path under random pipelines', () => {
+  type Req = { kind: 'get' | 'head' | 'deny' | 'post' | 'chunked'; size: number };
+  const wire = (r: Req, i: number): Buffer => {
+    const path = `/${r.kind === 'deny' ? 'deny' : 'p'}${i}`;
+    if (r.kind === 'get' || r.kind === 'deny') return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+    if (r.kind === 'head') return Buffer.from(`HEAD ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+    const body = Buffer.alloc(r.size, 0x61 + (i % 26));
+    if (r.kind === 'post') return Buffer.concat([Buffer.from(`POST ${path} HTTP/1.1\r\nHost: api.test\r\nContent-Length: ${r.size}\r\n\r\n`), body]);
+    const chunks = r.size === 0 ? '' : `${r.size.toString(16)}\r\n${body.toString()}\r\n`;
+    return Buffer.from(`POST ${path} HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n`);
+  };
+  const expected = (r: Req, i: number): [number, string] => {
+    if (r.kind === 'deny') return [403, ''];
+    if (r.kind === 'head') return [200, ''];
+    const path = `/p${i}`;
+    return [200, r.kind === 'get' ? `GET ${path} 0` : `POST ${path} ${r.size}`];
+  };
+  const req = fc.record({
+    kind: fc.constantFrom<Req['kind']>('get', 'get', 'head', 'deny', 'post', 'post', 'chunked'),
+    size: fc.integer({ min: 0, max: 40_000 }),
+  });
+
+  it('answers every request in order, whatever the mix and however the bytes are split', async () => {
+    g.decider.set([{ id: 'deny-path', action: 'block', when: (e) => reqOf(e)?.path.startsWith('/deny') === true }]);
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(req, { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }), async (reqs, cuts) => {
+          const bytes = Buffer.concat(reqs.map(wire));
+          const w = await Wire.to(g);
+          try {
+            // The same bytes in pieces of the drawn sizes (the last piece takes the rest).
+            let at = 0;
+            for (const n of cuts) {
+              if (at >= bytes.length) break;
+              await w.write(bytes.subarray(at, at + n));
+              at += n;
+            }
+            if (at < bytes.length) await w.write(bytes.subarray(at));
+            for (const [i, r] of reqs.entries()) {
+              const got = await w.read(r.kind === 'head' ? 'HEAD' : 'GET', 5000);
+              const [status, body] = expected(r, i);
+              expect(got.status, `request ${i} (${r.kind}, ${r.size})`).toBe(status);
+              if (status === 200) expect(text(got)).toBe(body);
+            }
+          } finally {
+            w.destroy();
+          }
+        }),
+        { numRuns: 40 },
+      );
+    } finally {
+      g.decider.set([]);
+    }
+  }, 60_000);
+
+  it('after a good request, arbitrary bytes get a 4xx or a closed connection, and the gateway serves on', async () => {
+    const junk = fc.oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 300 }).map((b) => Buffer.from(b)),
+      // Near-misses of a request head: a real one with a byte changed.
+      fc.tuple(fc.nat(60), fc.integer({ min: 0, max: 255 })).map(([at, byte]) => {
+        const b = Buffer.from('POST /x HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\n\r\nabc');
+        b[at % b.length] = byte;
+        return b;
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(junk, async (bytes) => {
+        const w = await Wire.to(g);
+        try {
+          await w.write(Buffer.concat([Buffer.from('GET /first HTTP/1.1\r\nHost: api.test\r\n\r\n'), bytes, Buffer.from('\r\n\r\n')]));
+          expect(text(await w.read())).toBe('GET /first 0');
+          // Whatever the bytes were: an answer (4xx for garbage, or a 2xx for a valid mutation), or the
+          // connection closes — within the deadline, and never a crash of the gateway.
+          const next = await w.read('GET', 3000).catch(() => null);
+          if (next !== null) expect(next.status).toBeGreaterThanOrEqual(200);
+        } finally {
+          w.destroy();
+        }
+        const fresh = await Wire.to(g);
+        await fresh.write('GET /again HTTP/1.1\r\nHost: api.test\r\n\r\n');
+        expect(text(await fresh.read())).toBe('GET /again 0');
+        fresh.destroy();
+      }),
+      { numRuns: 60 },
+    );
+  }, 120_000);
 });
 
 describe('direct: false', () => {
