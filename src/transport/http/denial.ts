@@ -90,8 +90,17 @@ export function destinationDenial(err: Error, eventId: string, accept: string): 
   return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: null, reason: err.message, event_id: eventId, accept });
 }
 
-/** Serialises a denial as a raw HTTP/1.1 response (for upgrade sockets that have no ServerResponse). */
+/**
+ * A denial's status line and header block, ending with the blank line; `connection` holds the
+ * connection-level lines (each ending in CRLF) and replaces any `connection` field of the denial.
+ */
+export function denialHead(d: Denial, reasonPhrase: string, connection: string): string {
+  let s = `HTTP/1.1 ${d.status} ${reasonPhrase}\r\n`;
+  for (const k in d.headers) if (k !== 'connection') s += `${k}: ${d.headers[k]}\r\n`;
+  return `${s}${connection}\r\n`;
+}
+
+/** Serialises a denial as a raw HTTP/1.1 response that closes the connection (for sockets with no ServerResponse). */
 export function rawResponse(d: Denial, reasonPhrase: string): Buffer {
-  const head = [`HTTP/1.1 ${d.status} ${reasonPhrase}`, ...Object.entries(d.headers).map(([k, v]) => `${k}: ${v}`), 'connection: close', '', ''];
-  return Buffer.concat([Buffer.from(head.join('\r\n'), 'latin1'), d.body]);
+  return Buffer.concat([Buffer.from(denialHead(d, reasonPhrase, 'connection: close\r\n'), 'latin1'), d.body]);
 }

@@ -21,7 +21,7 @@
 import type net from 'node:net';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
-import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { decisionDenial, denialHead, destinationDenial, renderDenial, type Denial } from './denial.js';
 import { judgeRequest, NetRecord, originFor, type ExchangeContext, type ExchangeDeps } from './exchange.js';
 import { headerLines, httpDate, HTTPParser, isParseError, METHODS, newParser, reasonPhrase, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
 import { judgeResponse, responseDrops, streamedBodyFacts, type ResponseDeps } from './response.js';
@@ -54,11 +54,6 @@ const PHASE_IDLE = 1;
 /** An exchange is in flight; later bytes wait (pipelining). */
 const PHASE_BUSY = 2;
 
-/** How a response body is framed to the guest. */
-const FRAME_AS_IS = 0;
-const FRAME_CHUNKED = 1;
-/** No length known and an HTTP/1.0 guest: the body ends with the connection. */
-const FRAME_CLOSE = 2;
 
 /**
  * One timer per connection for the head and keep-alive deadlines. Moving a deadline later re-arms
@@ -113,7 +108,7 @@ class GuestConnection implements UpstreamExchange {
   /** Reading is paused: a pipelining guest is ahead of its answers. */
   private readPaused = false;
   /** Reading is paused: the upstream has not taken the request body written so far. */
-  uploadPaused = false;
+  private uploadPaused = false;
   private corked = false;
   /** Bytes of the current request's body still to come from the guest (forwarded, or dropped
    * once nothing upstream wants them). The next request starts only after them. */
@@ -137,7 +132,8 @@ class GuestConnection implements UpstreamExchange {
   private handle: PoolHandle | null = null;
   private accept = '';
   private keepAlive = true;
-  private framing = FRAME_AS_IS;
+  /** The response body goes to the guest chunked (no length known, an HTTP/1.1 guest). */
+  private chunked = false;
   private status = 0;
   private headSent = false;
 
@@ -330,13 +326,10 @@ class GuestConnection implements UpstreamExchange {
   /** Answers the exchange with a celgate response (a denial or an error) and finishes it. */
   private respond(d: Denial): void {
     if (this.closed) return;
-    let s = `HTTP/1.1 ${d.status} ${reasonPhrase(d.status)}\r\n`;
-    for (const k in d.headers) if (k !== 'connection') s += `${k}: ${d.headers[k]}\r\n`;
-    s += `Date: ${httpDate()}\r\n${this.connectionHeader()}\r\n`;
     this.status = d.status;
     this.headSent = true;
     this.cork();
-    this.socket.write(s, 'latin1');
+    this.socket.write(denialHead(d, reasonPhrase(d.status), `Date: ${httpDate()}\r\n${this.connectionHeader()}`), 'latin1');
     if (this.method !== 'HEAD') this.socket.write(d.body);
     this.finish();
   }
@@ -383,14 +376,11 @@ class GuestConnection implements UpstreamExchange {
       s += `${raw[i]}: ${raw[i + 1]}\r\n`;
     }
     if (!dated) s += `Date: ${httpDate()}\r\n`;
-    if (noBody || (headers['content-length'] !== undefined && headers['transfer-encoding'] === undefined)) this.framing = FRAME_AS_IS;
-    else if (this.minor >= 1) {
-      this.framing = FRAME_CHUNKED;
-      s += 'Transfer-Encoding: chunked\r\n';
-    } else {
-      this.framing = FRAME_CLOSE;
-      this.keepAlive = false;
-    }
+    const delimited = noBody || (headers['content-length'] !== undefined && headers['transfer-encoding'] === undefined);
+    this.chunked = !delimited && this.minor >= 1;
+    if (this.chunked) s += 'Transfer-Encoding: chunked\r\n';
+    // No length known and an HTTP/1.0 guest: the body ends with the connection.
+    else if (!delimited) this.keepAlive = false;
     s += `${this.connectionHeader()}\r\n`;
     this.status = status;
     this.headSent = true;
@@ -402,7 +392,7 @@ class GuestConnection implements UpstreamExchange {
     if (this.closed) return;
     this.rec!.bytesOut += chunk.length;
     let ok: boolean;
-    if (this.framing === FRAME_CHUNKED) {
+    if (this.chunked) {
       this.cork();
       this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
       this.socket.write(chunk);
@@ -429,7 +419,7 @@ class GuestConnection implements UpstreamExchange {
   end(): void {
     this.dropHandle();
     if (this.closed) return;
-    if (this.framing === FRAME_CHUNKED) this.socket.write('0\r\n\r\n', 'latin1');
+    if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
     this.finish();
   }
 

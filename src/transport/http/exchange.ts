@@ -27,7 +27,7 @@ import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
 import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
 import type { HttpLimits } from './limits.js';
-import { relayResponse } from './response.js';
+import { relayResponse, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
 import type { Upstream } from './upstream.js';
 
@@ -71,7 +71,7 @@ function decideSafely(deps: Pick<ExchangeDeps, 'decider'>, event: SecurityEvent)
 }
 
 /** Records a decision; a ledger that refuses turns it into a fail-closed `error`. */
-function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink'>, event: SecurityEvent, decision: Decision): Decision {
+export function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink'>, event: SecurityEvent, decision: Decision): Decision {
   try {
     deps.sink.decision(event, decision);
   } catch (err) {
@@ -83,6 +83,11 @@ function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink'>, event: SecurityEve
 /** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
 export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
   return recordOrFailClosed(deps, event, decideSafely(deps, event));
+}
+
+/** What the response half needs: the decider, the limits, and recording that fails closed. */
+export function responseDepsOf(deps: ExchangeDeps): ResponseDeps {
+  return { decider: deps.decider, limits: deps.limits, failClosed: failClosedDecision, record: (e, d) => recordOrFailClosed(deps, e, d) };
 }
 
 export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {
@@ -380,20 +385,7 @@ function forward(
 
   upReq.on('response', (upRes) => {
     upRes.once('end', () => (done = true));
-    const responseDeps = {
-      decider: deps.decider,
-      limits: deps.limits,
-      failClosed: failClosedDecision,
-      record: (e: SecurityEvent, d: Decision): Decision => {
-        try {
-          deps.sink.decision(e, d);
-          return d;
-        } catch (err) {
-          return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
-        }
-      },
-    };
-    relayResponse(upRes, res, event, originFor(deps, ctx), req.headers.accept ?? '', responseDeps, rec, (d) => {
+    relayResponse(upRes, res, event, originFor(deps, ctx), req.headers.accept ?? '', responseDepsOf(deps), rec, (d) => {
       done = true;
       sendDenial(res, d);
     }).catch(() => {

@@ -25,7 +25,7 @@ import type { BodyAwareDecider } from './exchange.js';
 import type { HttpLimits } from './limits.js';
 
 /** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
-export const RESPONSE_DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+const RESPONSE_DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
 
 /**
  * The response headers not passed to the guest: RESPONSE_DROP plus any the upstream names in its

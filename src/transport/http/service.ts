@@ -16,7 +16,7 @@ import type { EventOrigin, EventSink } from '../../events/index.js';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
 import { parseClientHello, sniffProtocol } from './clienthello.js';
 import { rawResponse, renderDenial } from './denial.js';
-import { failClosedDecision, handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
 import { serveDirect, type DirectDeps } from './direct.js';
 import { UpstreamPool } from './upstream-pool.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
@@ -181,18 +181,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   const directDeps: DirectDeps = {
     ...exchangeDeps,
     pool,
-    response: {
-      decider: deps.decider,
-      failClosed: failClosedDecision,
-      record: (e, d) => {
-        try {
-          deps.sink.decision(e, d);
-          return d;
-        } catch (err) {
-          return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
-        }
-      },
-    },
+    response: responseDepsOf(exchangeDeps),
     refuse: (ctx, reason) => record(ctx, reason),
     handover: (socket, ctx, bytes) => {
       if (bytes.length > 0) socket.unshift(bytes);
@@ -203,8 +192,7 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   };
   /** Every connection starts on the direct path (direct.ts), which hands over what it does not take. */
   const serveHttp = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) =>
-    options.direct === false ? serveNodeResumed(socket, ctx, initial) : serveDirect(socket, ctx, directDeps, initial);
-  const serveNodeResumed = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) => directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0));
+    options.direct === false ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0)) : serveDirect(socket, ctx, directDeps, initial);
 
   const onGuest = async (c: GuestConnection) => {
     const raw = c.socket;

@@ -69,7 +69,6 @@ class Connection {
   readonly parser: Parser;
   ex: UpstreamExchange | null = null;
   handle: PoolHandle | null = null;
-  method = '';
   responded = false;
   /** 1xx head seen; its message-complete is not the response's end. */
   interim = false;
@@ -120,7 +119,7 @@ class Connection {
       this.idleLimit = idleLimitFrom(raw);
       this.clearTimer();
       ex.head(code, message ?? '', raw);
-      return this.method === 'HEAD' ? 1 : 0;
+      return this.handle?.request.method === 'HEAD' ? 1 : 0;
     }) satisfies OnHeadersComplete;
     p[HTTPParser.kOnBody] = (b: Buffer) => this.ex?.body(b);
     p[HTTPParser.kOnMessageComplete] = () => {
@@ -141,15 +140,14 @@ class Connection {
     socket.on('drain', () => this.ex?.drained());
   }
 
-  send(handle: PoolHandle, ex: UpstreamExchange, timeoutMs: number): void {
+  send(handle: PoolHandle, ex: UpstreamExchange): void {
     const r = handle.request;
     this.ex = ex;
     this.handle = handle;
-    this.method = r.method;
     this.responded = false;
     this.finished = false;
     this.requestSent = r.bodyLength === 0;
-    this.timer = setTimeout(this.onTimeout, timeoutMs);
+    this.timer = setTimeout(this.onTimeout, this.pool.timeoutMs);
     this.socket.write(r.head, 'latin1');
   }
 
@@ -239,7 +237,7 @@ class Connection {
     const err = this.error ?? new CelgateError('E_UPSTREAM', `upstream ${this.label} closed the connection before answering`);
     // Only a request with no body can be sent again: a body's bytes are not kept.
     const bodiless = this.handle?.request.bodyLength === 0;
-    if (!this.responded && this.used && bodiless && RETRYABLE.has(this.method) && (err as CelgateError).code !== 'E_TIMEOUT') {
+    if (!this.responded && this.used && bodiless && RETRYABLE.has(this.handle?.request.method ?? '') && (err as CelgateError).code !== 'E_TIMEOUT') {
       // A kept-alive connection the server had already closed: send the request once more on a new one.
       if (this.handle !== null && this.pool.retry(this.handle, ex)) return;
     }
@@ -304,7 +302,7 @@ export class UpstreamPool {
     }
     c ??= this.connect(key, r);
     const handle = new PoolHandle(c, r);
-    c.send(handle, ex, this.upstream.timeoutMs);
+    c.send(handle, ex);
     return handle;
   }
 
@@ -340,7 +338,7 @@ export class UpstreamPool {
     if (this.closed) return false;
     const fresh = this.connect(handle.conn.key, handle.request);
     handle.conn = fresh;
-    fresh.send(handle, ex, this.upstream.timeoutMs);
+    fresh.send(handle, ex);
     return true;
   }
 
