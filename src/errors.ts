@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'E_IR_INVALID' // a Detection IR pack that violates the schema
   | 'E_SIGMA_UNSUPPORTED' // a Sigma construct the importer refuses to approximate
   | 'E_UNAVAILABLE' // a dependency (namespace support, a tool) is missing
+  | 'E_FLEET' // the fleet's NATS servers could not be reached or refused an operation
   | 'E_INTERNAL'; // a bug: an invariant did not hold
 
 export class CelgateError extends Error {

@@ -21,7 +21,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   certs: ['errors'],
   transport: ['policy', 'events', 'certs', 'errors'],
   control: ['policy', 'detection', 'store', 'events', 'errors'],
-  cli: ['errors', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control'],
+  fleet: ['store', 'events', 'errors'],
+  cli: ['errors', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control', 'fleet'],
 };
 const PURE = ['events', 'policy', 'detection', 'store'];
 const SOCKET_MODULES = ['node:net', 'node:tls', 'node:dgram', 'node:http', 'node:https', 'node:http2', 'net', 'tls', 'dgram', 'http-mitm-proxy', 'dns-packet', 'undici'];

@@ -13,6 +13,7 @@ import { CelgateError } from '../errors.js';
 import { parseMcpConfig, type McpConfig } from '../transport/mcp/config.js';
 import { parseDnsConfig, type DnsConfig } from '../transport/dns/config.js';
 import { parseHttpConfig, type HttpConfig } from '../transport/http/config.js';
+import { parseFleetConfig, type FleetConfig } from '../fleet/config.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -67,6 +68,8 @@ export interface GatewayConfig {
   dns: DnsConfig;
   /** HTTP(S) interception on the vsock http port: limits, upstream map, extra CAs, CA dir (docs/http.md). */
   http: HttpConfig;
+  /** Fleet membership over NATS JetStream, or null (src/fleet/config.ts, docs/fleet.md). */
+  fleet: FleetConfig | null;
   watch_rules: boolean;
   /** Where the values came from, for error messages and the health endpoint. */
   source: string;
@@ -147,7 +150,7 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns', 'http'];
+const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns', 'http', 'fleet'];
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
   const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
@@ -203,6 +206,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     mcp: parseMcpConfig(s.raw.mcp, source),
     dns: parseDnsConfig(s.raw.dns, source),
     http: parseHttpConfig(s.raw.http, source),
+    fleet: parseFleetConfig(s.raw.fleet, source),
     watch_rules: s.bool('watch_rules', true),
     source,
   };

@@ -20,6 +20,8 @@ import type { SecurityEvent } from '../events/types.js';
 import type { Route } from '../control/server.js';
 import { countRows, openLedgerReadOnly, readEvents } from '../store/index.js';
 import { SESSION_ID_PATTERN } from './config.js';
+import { eventFromJson } from '../events/build.js';
+import { fleetEventStream, withNats, type NatsFlags } from './fleet-commands.js';
 
 class CliFailure extends Error {
   constructor(
@@ -201,41 +203,73 @@ export function registerIrCommands(program: Command): void {
       })(),
     );
 
-  ir.command('hunt')
-    .description("run packs over a session's session.db")
-    .argument('<packs...>', 'pack files')
-    .requiredOption('--session <id|path>', 'session id (under --data-dir), session directory, or session.db path')
-    .option('--data-dir <dir>', 'data directory holding sessions/', 'data')
-    .option('--max-rows <n>', 'evidence rows to keep', '100')
-    .option('--json', 'JSON output')
-    .option('--no-progress', 'no progress bar on stderr')
-    .action((paths: string[], o: RunOpts & { session: string; dataDir: string }) =>
-      run('hunt', o.json, async () => {
-        const packs = loadPacks(paths);
-        const dbPath = resolveSessionDb(o.session, resolve(o.dataDir));
-        let total: number | undefined;
-        try {
-          const db = openLedgerReadOnly(dbPath);
-          total = countRows(db, 'security_events');
-          db.close();
-        } catch (err) {
-          throw new CliFailure(`cannot open ${dbPath}: ${(err as Error).message}`);
-        }
+  withNats(
+    ir
+      .command('hunt')
+      .description("run packs over a session's session.db, or (--fleet) over the fleet's event stream")
+      .argument('<packs...>', 'pack files')
+      .option('--session <id|path>', 'session id (under --data-dir), session directory, or session.db path')
+      .option('--data-dir <dir>', 'data directory holding sessions/', 'data')
+      .option('--fleet', "hunt over the fleet's event stream instead (docs/fleet.md); with --nats, --gateway, --since")
+      .option('--gateway <id>', 'with --fleet: only this gateway')
+      .option('--since <when>', 'with --fleet: from a duration ago (15m, 2h) or an ISO time')
+      .option('--max-rows <n>', 'evidence rows to keep', '100')
+      .option('--json', 'JSON output')
+      .option('--no-progress', 'no progress bar on stderr'),
+  ).action((paths: string[], o: RunOpts & NatsFlags & { session?: string; dataDir: string; fleet?: boolean; gateway?: string; since?: string }) =>
+    run('hunt', o.json, async () => {
+      const packs = loadPacks(paths);
+      if (o.fleet === true) {
+        if (o.session !== undefined) throw new CliFailure('--fleet reads the event stream; filter it with --gateway and --since, not --session');
+        let report: Awaited<ReturnType<typeof runDetections>> | null = null;
         const skipped: Issue[] = [];
-        const bar = progress(o.progress, 'of the session');
+        const bar = progress(o.progress, 'of the stream');
         let n = 0;
-        async function* items(): AsyncGenerator<CorpusItem> {
-          for (const event of readEvents(dbPath, { onSkip: (seq, message) => skipped.push({ path: `security_events[seq=${seq}]`, message }) })) {
-            bar.tick(++n, total);
-            yield { event };
+        await fleetEventStream(o, async (messages) => {
+          async function* items(): AsyncGenerator<CorpusItem> {
+            for await (const m of messages) {
+              if (m.data.kind !== 'decision') continue;
+              const ev = eventFromJson(m.data.event, { session_id: String(m.data.session_id ?? '') });
+              if (!ev.ok) {
+                skipped.push({ path: `stream seq ${m.seq}`, message: ev.issues.map((i) => i.message).join('; ') });
+                continue;
+              }
+              bar.tick(++n, undefined);
+              yield { event: ev.value, where: `${String(m.data.gateway_id)}/${m.seq}` };
+            }
           }
-        }
-        const report = await runDetections(packs, items(), 'hunt', { maxRows: rowsOption(o.maxRows) });
+          report = await runDetections(packs, items(), 'hunt', { maxRows: rowsOption(o.maxRows) });
+        });
         bar.end();
-        out(o.json, { ...report, session_db: dbPath, skipped_rows: skipped }, `${formatRunReport(report)}\nsession: ${dbPath}${skipped.length > 0 ? `\nskipped rows: ${skipped.length}` : ''}`);
-        return report.ok;
-      })(),
-    );
+        const r = report!;
+        out(o.json, { ...r, source: 'fleet', skipped_messages: skipped }, `${formatRunReport(r)}\nsource: the fleet's event stream${skipped.length > 0 ? `\nskipped messages: ${skipped.length}` : ''}`);
+        return r.ok;
+      }
+      if (o.session === undefined) throw new CliFailure('give --session <id|path>, or --fleet to hunt over the event stream');
+      const dbPath = resolveSessionDb(o.session, resolve(o.dataDir));
+      let total: number | undefined;
+      try {
+        const db = openLedgerReadOnly(dbPath);
+        total = countRows(db, 'security_events');
+        db.close();
+      } catch (err) {
+        throw new CliFailure(`cannot open ${dbPath}: ${(err as Error).message}`);
+      }
+      const skipped: Issue[] = [];
+      const bar = progress(o.progress, 'of the session');
+      let n = 0;
+      async function* items(): AsyncGenerator<CorpusItem> {
+        for (const event of readEvents(dbPath, { onSkip: (seq, message) => skipped.push({ path: `security_events[seq=${seq}]`, message }) })) {
+          bar.tick(++n, total);
+          yield { event };
+        }
+      }
+      const report = await runDetections(packs, items(), 'hunt', { maxRows: rowsOption(o.maxRows) });
+      bar.end();
+      out(o.json, { ...report, session_db: dbPath, skipped_rows: skipped }, `${formatRunReport(report)}\nsession: ${dbPath}${skipped.length > 0 ? `\nskipped rows: ${skipped.length}` : ''}`);
+      return report.ok;
+    })(),
+  );
 
   ir.command('import-sigma')
     .description('convert Sigma rules to one IR pack through a field mapping (refuses unsupported constructs by name)')

@@ -30,6 +30,7 @@ const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
   'guest-bridge': [async () => (await import('./guest-commands.js')).registerGuestCommands],
   'mcp-shim': [async () => (await import('./guest-commands.js')).registerGuestCommands],
   exec: [async () => (await import('./guest-commands.js')).registerGuestCommands],
+  fleet: [async () => (await import('./fleet-commands.js')).registerFleetCommands],
 };
 
 const program = new Command()

@@ -32,6 +32,7 @@ import { startDnsFromConfig } from '../transport/dns/config.js';
 import { startHttpFromConfig } from '../transport/http/config.js';
 import { startExplicitProxyFromConfig } from '../transport/http/proxy-config.js';
 import { loadInterceptionCerts, startupLines } from './ca-commands.js';
+import { FleetMember } from '../fleet/gateway.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -96,8 +97,21 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   const startedMs = Date.now();
   const { sessionDir, sessionDb } = sessionPaths(config);
   const paths = packPaths(config);
-  const policy = createPolicyPort({ packPaths: paths, extraRules: () => loadDetectionDefinitions(config.detection) });
-  const first = policy.reload('start');
+  // Fleet packs (docs/fleet.md) join the local packs on every reload; the last accepted set is
+  // cached so a start without NATS still enforces it.
+  const fleet = config.fleet === null ? null : new FleetMember(config.fleet, config.data_dir);
+  const cachedFleetPacks = fleet?.policy.loadCache() ?? 0;
+  const policy = createPolicyPort({
+    packPaths: paths,
+    extraRules: () => loadDetectionDefinitions(config.detection),
+    ...(fleet === null ? {} : { extraPacks: () => fleet.policy.packTexts() }),
+  });
+  let first = policy.reload('start');
+  if (!first.ok && cachedFleetPacks > 0) {
+    fleet!.policy.dropCache(first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; '));
+    logger.error({ issues: first.issues.slice(0, 20) }, 'fleet: the cached fleet packs do not load; starting with the local packs only');
+    first = policy.reload('start');
+  }
   if (!first.ok) {
     throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; ')}`, {
       details: { issues: first.issues },
@@ -114,6 +128,16 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine });
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
+  fleet?.start({
+    sessionId: config.session_id,
+    sessionDb,
+    dataDir: config.data_dir,
+    version: CELGATE_VERSION,
+    log: logger,
+    ledger,
+    reload: (reason) => policy.reload(reason),
+    generation: () => policy.generation(),
+  });
   const router = new Router();
   router.add(
     ...coreRoutes({
@@ -126,6 +150,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
       listeners: () => ({ ...listeners }),
       metrics: createMetrics({ counters, policy, ledger: () => ledger.stats() }),
+      ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
     }),
   );
   router.add(...irRoutes({ sessionDb, dataDir: config.data_dir }));
@@ -153,6 +178,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       // Fail closed and leave nothing behind: stop what started, flush and close the ledger.
       await Promise.allSettled(services.map((x) => x.close()));
       await control.close();
+      await fleet?.close();
       ledger.close();
       throw err;
     }
@@ -215,6 +241,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       const drain = Promise.allSettled(services.map((s) => s.close()));
       await Promise.race([drain, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
       await control.close();
+      await fleet?.close();
       readDb?.close();
       ledger.close();
       const stats = ledger.stats();

@@ -9,7 +9,7 @@ import type { Issue, Validated } from '../errors.js';
 import type { Decision } from '../events/decision.js';
 import type { SecurityEvent } from '../events/types.js';
 import { PolicyEngine } from '../policy/engine.js';
-import { loadPackFiles, packRules, parsePack } from '../policy/packs.js';
+import { combinePacks, loadPackFiles, packRules, parsePack, type LoadedPack } from '../policy/packs.js';
 import { RuleRegistry } from '../policy/registry.js';
 import { validatePack, validateRule } from '../policy/rules.js';
 import type { RuleDefinition, RuleInfo } from '../policy/types.js';
@@ -20,6 +20,9 @@ export interface PolicyPortOptions {
   packPaths: string[];
   /** More rules loaded with the packs on every reload (Detection IR packs, lowered); optional. */
   extraRules?: () => Validated<RuleDefinition[]>;
+  /** More pack texts validated and combined with the files on every reload (the fleet's packs,
+   * src/fleet); `file` names the pack's source in issues. */
+  extraPacks?: () => readonly { text: string; file: string }[];
 }
 
 export interface LivePolicyPort extends PolicyPort {
@@ -108,8 +111,21 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
         stats.last_refusal = issues.slice(0, 50);
         return { ok: false, issues };
       };
-      const set = loadPackFiles(opts.packPaths);
+      let set = loadPackFiles(opts.packPaths);
       if (!set.ok) return refuse(set.issues);
+      const more = opts.extraPacks?.() ?? [];
+      if (more.length > 0) {
+        const parsed: LoadedPack[] = [];
+        const issues: Issue[] = [];
+        for (const p of more) {
+          const v = parsePack(p.text, p.file);
+          if (v.ok) parsed.push(v.value);
+          else issues.push(...v.issues);
+        }
+        if (issues.length > 0) return refuse(issues);
+        set = combinePacks([...set.value.packs, ...parsed]);
+        if (!set.ok) return refuse(set.issues);
+      }
       const byId = new Map(set.value.rules.map((r) => [r.id, r] as const));
       const extra = opts.extraRules?.() ?? { ok: true as const, value: [] };
       if (!extra.ok) return refuse(extra.issues);

@@ -26,6 +26,8 @@ export interface CoreRouteDeps {
   readDb: () => Db;
   listeners: () => Record<string, string>;
   metrics: Metrics;
+  /** More fields for /v1/health from parts the gateway composes (e.g. `fleet`). */
+  health?: () => Record<string, unknown>;
 }
 
 function ruleId(params: Record<string, string>): string {
@@ -59,6 +61,7 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
           uptime_ms: Date.now() - d.session.started_ms,
           pid: process.pid,
           listeners: d.listeners(),
+          ...d.health?.(),
         },
       }),
     },

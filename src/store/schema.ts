@@ -192,6 +192,15 @@ export const MIGRATIONS: readonly string[] = [
     SELECT m.event_seq, m.idx, k.rule_id, k.pack_id, k.kind, k.action, k.mode, k.severity, m.decisive
     FROM match_rows m JOIN match_kinds k ON k.ref = m.kind_ref;
   `,
+  // 2 → 3: how far each table has been exported to the fleet event stream (src/fleet, docs/fleet.md):
+  // the highest `seq` the stream has acknowledged. Written by the ledger writer only.
+  `
+  CREATE TABLE fleet_watermarks (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

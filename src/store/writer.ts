@@ -172,6 +172,9 @@ export class LedgerWriter implements EventSink {
   private closed = false;
   private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null };
   private readonly insert: (chunks: Chunk[]) => void;
+  /** Export watermarks waiting for the next flush (`setWatermarks`). */
+  private watermarks: Record<string, number> | null = null;
+  private readonly upsertWatermark: Database.Statement;
   /** Called when a batch or a row cannot be written (those rows are lost; the error is kept). */
   onError: (err: Error) => void = () => {};
 
@@ -226,6 +229,9 @@ export class LedgerWriter implements EventSink {
     const exec = this.db.prepare(
       `INSERT INTO exec_events (${POLICY}, executable, argv_json, command, cwd, command_class, exit_code, duration_ms)
        VALUES (${P}, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.upsertWatermark = this.db.prepare(
+      'INSERT INTO fleet_watermarks (name, seq, updated_ms) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, updated_ms = excluded.updated_ms',
     );
     this.insert = this.db.transaction((chunks: Chunk[]) => {
       ev.reset();
@@ -327,6 +333,33 @@ export class LedgerWriter implements EventSink {
     else if (this.timer === null) this.timer = setTimeout(this.onTimer, FLUSH_INTERVAL_MS);
   }
 
+  /**
+   * Records how far each table has been exported (src/fleet). Kept in memory and written with the
+   * next flush, so the ledger stays the one writer of session.db; a newer call replaces an older one.
+   */
+  setWatermarks(marks: Record<string, number>): void {
+    if (this.closed) return;
+    this.watermarks = { ...(this.watermarks ?? {}), ...marks };
+    if (this.timer === null) this.timer = setTimeout(this.onTimer, FLUSH_INTERVAL_MS);
+  }
+
+  private writeWatermarks(): void {
+    const marks = this.watermarks;
+    if (marks === null) return;
+    this.watermarks = null;
+    const now = Date.now();
+    try {
+      this.db.transaction(() => {
+        for (const [name, seq] of Object.entries(marks)) this.upsertWatermark.run(name, seq, now);
+      })();
+    } catch (err) {
+      // Not a ledger row: a lost watermark only means those rows are published again (and
+      // de-duplicated by the stream). Keep it for the next flush.
+      this.watermarks = { ...marks, ...(this.watermarks ?? {}) };
+      this.stats_.last_error = (err as Error).message;
+    }
+  }
+
   private readonly onTimer = (): void => {
     this.timer = null;
     this.flush();
@@ -338,6 +371,7 @@ export class LedgerWriter implements EventSink {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.writeWatermarks();
     if (this.queued === 0) return;
     const pending = this.chunks;
     this.chunks = [this.spare.pop() ?? new Chunk()];
