@@ -74,13 +74,29 @@ export function fleetSettings(f: NatsFlags): FleetConfig {
   return parseFleetConfig(raw, 'command line')!;
 }
 
+/** Longest one NATS operation of a command may take before the command fails naming it. */
+export const STEP_TIMEOUT_MS = 15_000;
+
+/** Awaits `p`, failing with the step's name when NATS does not answer in time. */
+async function step<T>(name: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CelgateError('E_TIMEOUT', `${name}: NATS did not answer within ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function withConnection<T>(f: NatsFlags, body: (nc: NatsConnection, cfg: FleetConfig) => Promise<T>): Promise<T> {
   const cfg = fleetSettings(f);
-  const nc = await connectOnce(cfg, 'celgate-cli');
+  const nc = await step(`connect to ${cfg.servers.join(', ')}`, connectOnce(cfg, 'celgate-cli'));
   try {
     return await body(nc, cfg);
   } finally {
-    await nc.close();
+    await step('close the connection', nc.close()).catch(() => {});
   }
 }
 
@@ -170,10 +186,10 @@ export function registerFleetCommands(program: Command): void {
           return { file, id: v.value.pack.id, rules: v.value.pack.rules.length, text };
         });
         await withConnection(o, async (nc, cfg) => {
-          const kv = await new Kvm(nc).create(cfg.packs_bucket, { history: 10 });
+          const kv = await step(`open bucket ${cfg.packs_bucket}`, new Kvm(nc).create(cfg.packs_bucket, { history: 10 }));
           let revision = 0;
           for (const p of packs) {
-            revision = await kv.put(p.id, p.text);
+            revision = await step(`publish ${p.id}`, kv.put(p.id, p.text));
             print(`published ${p.id} (${p.rules} rule${p.rules === 1 ? '' : 's'}) from ${p.file}: revision ${revision}`);
           }
           if (o.wait === true) {
