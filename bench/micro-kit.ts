@@ -67,8 +67,8 @@ export function checkGoals(results: Record<string, Summary>, goals: readonly Goa
 }
 
 export function printArtifact(a: Artifact): void {
-  const rows = [['result', 'median µs', 'mean µs', 'p99 µs', 'samples']];
-  for (const [name, s] of Object.entries(a.results)) rows.push([name, s.median.toFixed(3), s.mean.toFixed(3), s.p99.toFixed(3), String(s.n)]);
+  const rows = [['result', 'unit', 'median', 'mean', 'p99', 'samples']];
+  for (const [name, s] of Object.entries(a.results)) rows.push([name, s.unit, s.median.toFixed(3), s.mean.toFixed(3), s.p99.toFixed(3), String(s.n)]);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   process.stdout.write(`\n${a.name} (${a.status}) → ${a.path ?? ''}\n`);
   for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);

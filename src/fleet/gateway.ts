@@ -18,6 +18,14 @@ import { FleetPolicy, issueSummary, watchPacks, type FleetPolicyStatus, type Fle
 
 /** How often the status record is rewritten (its age tells `fleet status` a gateway is gone). */
 export const STATUS_INTERVAL_MS = 5_000;
+/**
+ * How often the exporter looks for new ledger rows when it has caught up. Fewer, larger rounds
+ * disturb enforcement less: at 50 ms the exporting gateway answered lookups 9–20 % slower than one
+ * without export, at 250 ms 1–8 % (bench/fleet.ts, part 3).
+ */
+export const EXPORT_POLL_MS = 250;
+/** Rows read per table per export round. */
+export const EXPORT_BATCH = 1024;
 /** Revisions of a pack the bucket keeps (history for `fleet rules list`, rollback by hand). */
 export const PACKS_HISTORY = 10;
 
@@ -97,8 +105,8 @@ export class FleetMember {
           stream: this.config.stream,
           replicas: this.config.replicas,
           duplicateWindowS: this.config.duplicate_window_s,
-          batch: 512,
-          pollMs: 50,
+          batch: EXPORT_BATCH,
+          pollMs: EXPORT_POLL_MS,
         },
         deps.ledger,
         (message) => deps.log.error({ err: message }, 'fleet exporter stopped'),

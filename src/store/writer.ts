@@ -171,7 +171,7 @@ export class LedgerWriter implements EventSink {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null };
-  private readonly insert: (chunks: Chunk[]) => void;
+  private readonly insert: (chunks: Chunk[], marks: Record<string, number> | null) => void;
   /** Export watermarks waiting for the next flush (`setWatermarks`). */
   private watermarks: Record<string, number> | null = null;
   private readonly upsertWatermark: Database.Statement;
@@ -233,7 +233,7 @@ export class LedgerWriter implements EventSink {
     this.upsertWatermark = this.db.prepare(
       'INSERT INTO fleet_watermarks (name, seq, updated_ms) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, updated_ms = excluded.updated_ms',
     );
-    this.insert = this.db.transaction((chunks: Chunk[]) => {
+    this.insert = this.db.transaction((chunks: Chunk[], marks: Record<string, number> | null) => {
       ev.reset();
       match.reset();
       const findings: [number, number, Finding][] = [];
@@ -298,6 +298,10 @@ export class LedgerWriter implements EventSink {
       for (const [seq, ts, f] of findings) {
         finding.run(seq, f.event_id, ts, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags), JSON.stringify(f.matched_fields));
       }
+      if (marks !== null) {
+        const now = Date.now();
+        for (const [name, seq] of Object.entries(marks)) this.upsertWatermark.run(name, seq, now);
+      }
     });
   }
 
@@ -335,12 +339,13 @@ export class LedgerWriter implements EventSink {
 
   /**
    * Records how far each table has been exported (src/fleet). Kept in memory and written with the
-   * next flush, so the ledger stays the one writer of session.db; a newer call replaces an older one.
+   * next flush of rows (or at close), so the ledger stays the one writer of session.db and no
+   * transaction is added for it; a newer call replaces an older one. A watermark lost in a crash
+   * only means those rows are published again, and the stream drops them as duplicates.
    */
   setWatermarks(marks: Record<string, number>): void {
     if (this.closed) return;
     this.watermarks = { ...(this.watermarks ?? {}), ...marks };
-    if (this.timer === null) this.timer = setTimeout(this.onTimer, FLUSH_INTERVAL_MS);
   }
 
   private writeWatermarks(): void {
@@ -371,7 +376,6 @@ export class LedgerWriter implements EventSink {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    this.writeWatermarks();
     if (this.queued === 0) return;
     const pending = this.chunks;
     this.chunks = [this.spare.pop() ?? new Chunk()];
@@ -383,8 +387,10 @@ export class LedgerWriter implements EventSink {
       const seqBefore = this.nextSeq;
       const ctxBefore = this.contexts.next;
       const kindBefore = this.kinds.next;
+      const marks = i === 0 ? this.watermarks : null;
       try {
-        this.insert(batch);
+        this.insert(batch, marks);
+        if (marks !== null && this.watermarks === marks) this.watermarks = null;
         this.lastBatchFailed = false;
         this.stats_.written += rows;
         this.stats_.batches++;
@@ -426,7 +432,7 @@ export class LedgerWriter implements EventSink {
         const ctx = this.contexts.next;
         const kind = this.kinds.next;
         try {
-          this.insert([one]);
+          this.insert([one], null);
           written++;
         } catch (err) {
           this.nextSeq = seq;
@@ -455,6 +461,7 @@ export class LedgerWriter implements EventSink {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.writeWatermarks();
     this.closed = true;
     try {
       this.db.prepare('UPDATE sessions SET ended_ms = ?').run(Date.now());

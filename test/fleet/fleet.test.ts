@@ -17,7 +17,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { HAVE_NATS, freePort, startNats, startNatsCluster, type NatsServer } from './nats-server.js';
+import { HAVE_NATS, freePort, startNats, startNatsCluster, type NatsServer } from '../../bench/nats-server.js';
 
 const run = promisify(execFile);
 /** Stops what a test started when it ends (servers and gateways of one test never outlive it). */

@@ -98,12 +98,16 @@ describe('export rows and watermarks in session.db', () => {
     expect(rows.map((r) => `${r.kind}/${r.family}`).sort()).toEqual(['decision/dns', 'decision/http', 'dns/dns', 'finding/http', 'net/http'].sort());
     const decision = rows.find((r) => r.kind === 'decision' && r.family === 'http')!;
     expect(decision.event_id).toBe(h.common.event_id);
-    expect(decision.payload).toMatchObject({ decision: 'block', rule_id: 'block-upload', generation: 5, session_id: 'store-test' });
-    expect((decision.payload.matches as unknown[]).length).toBe(2);
-    expect((decision.payload.event as any).common.event_id).toBe(h.common.event_id);
+    const body = JSON.parse(decision.body);
+    expect(body).toMatchObject({ decision: 'block', rule_id: 'block-upload', generation: 5, session_id: 'store-test', errors: [] });
+    expect(body.matches.map((m: any) => [m.rule_id, m.decisive])).toEqual([['shadow-watch', false], ['block-upload', true]]);
+    // The event comes back whole: identity facts from the columns, the rest from event_json.
+    expect(body.event.common).toMatchObject({ event_id: h.common.event_id, event_type: 'http.request', family: 'http', session_id: 'store-test', process_name: 'python3' });
+    expect(body.event.http.request.path).toBe('/v1/upload/1');
     // The stored event is redacted as in the ledger: the secret in the fixture is not exported.
-    expect(JSON.stringify(decision.payload)).not.toContain('SUPERSECRET');
-    expect(rows.find((r) => r.kind === 'dns')!.payload.answers).toEqual(['1.2.3.4']);
+    expect(decision.body).not.toContain('SUPERSECRET');
+    expect(JSON.parse(rows.find((r) => r.kind === 'dns')!.body).answers).toEqual(['1.2.3.4']);
+    expect(JSON.parse(rows.find((r) => r.kind === 'finding')!.body)).toMatchObject({ rule_id: 'det-1', tags: ['t'], matched_fields: ['http.request.path'] });
     expect(rows.find((r) => r.kind === 'finding')!.rule_id).toBe('det-1');
     expect(exportBacklog(db, emptyWatermarks())).toBe(5);
 
