@@ -179,7 +179,7 @@ describe.skipIf(!HAVE_NATS)('fleet on NATS JetStream (needs nats-server)', () =>
     expect((await cli('fleet', 'rules', 'list', '--nats', urls)).stdout).toContain('no packs in celgate-packs');
   });
 
-  it('holds exactly the ledger rows in the stream after a 10 s NATS outage under load: none lost, none duplicated', { timeout: 120_000 }, async () => {
+  it("holds exactly the ledger rows (decisions, findings, dns rows) in the stream after a 10 s NATS outage under load, none lost or duplicated, and the CLI and ir hunt --fleet read them", { timeout: 120_000 }, async () => {
     const nats = await startNats();
     cleanup.push(() => nats.stop());
     const gw = await gateway([nats.url], 'gw-outage');
@@ -191,7 +191,7 @@ describe.skipIf(!HAVE_NATS)('fleet on NATS JetStream (needs nats-server)', () =>
     let stop = false;
     const load = (async () => {
       while (!stop) {
-        const names = ['ok.test', 'x.evil.test', `n${sent}.blocked.invalid`];
+        const names = ['ok.test', 'x.evil.test', 'metadata.google.internal'];
         await Promise.all(
           names.map((n) =>
             query(port, n, sock).then(
@@ -225,13 +225,54 @@ describe.skipIf(!HAVE_NATS)('fleet on NATS JetStream (needs nats-server)', () =>
     const db = new Database(gw.sessionDb, { readonly: true });
     const decisions = db.prepare('SELECT event_id FROM event_rows').all() as { event_id: string }[];
     const dnsRows = db.prepare('SELECT event_id FROM dns_events').all() as { event_id: string }[];
+    const findings = db.prepare('SELECT event_id, rule_id FROM detection_findings').all() as { event_id: string; rule_id: string }[];
     db.close();
     const msgs = await streamMessages(nats.url, `celgate.events.gw-outage.${gw.sessionId}.>`);
     const ids = msgs.map((m) => m.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(msgs.filter((m) => m.data.kind === 'decision').map((m) => m.data.event_id).sort()).toEqual(decisions.map((r) => r.event_id).sort());
     expect(msgs.filter((m) => m.data.kind === 'dns').map((m) => m.data.event_id).sort()).toEqual(dnsRows.map((r) => r.event_id).sort());
-    expect(msgs.length).toBe(decisions.length + dnsRows.length);
+    expect(findings.length).toBeGreaterThan(0);
+    expect(msgs.filter((m) => m.data.kind === 'finding').map((m) => `${m.data.event_id}/${m.data.rule_id}`).sort()).toEqual(findings.map((r) => `${r.event_id}/${r.rule_id}`).sort());
+    expect(msgs.length).toBe(decisions.length + dnsRows.length + findings.length);
+
+    // The CLI reads the same stream.
+    const stats = JSON.parse((await cli('fleet', 'stats', '--nats', nats.url, '--gateway', 'gw-outage', '--json')).stdout);
+    const verdicts = msgs.filter((m) => m.data.kind === 'decision').map((m) => m.data.decision as string);
+    expect(stats.by_gateway['gw-outage']).toMatchObject({
+      decisions: decisions.length,
+      block: verdicts.filter((v) => v === 'block').length,
+      rows: dnsRows.length,
+      findings: findings.length,
+    });
+    const events = await cli('fleet', 'events', '--nats', nats.url, '--gateway', 'gw-outage', '--decision', 'block', '-n', '3');
+    expect(events.stdout.trim().split('\n')).toHaveLength(3);
+    expect(events.stdout).toMatch(/gw-outage +decision dns\.request +block /);
+
+    // `ir hunt --fleet` runs a detection pack over the decisions in the stream.
+    const irPack = packFile(`schema: celgate.detection-ir/v1
+id: fleet-hunt
+version: 1.0.0
+status: active
+owner: test
+rules:
+  - id: evil-lookup
+    title: lookup of evil.test
+    event_type: dns.request
+    severity: medium
+    confidence: 0.8
+    match:
+      field: dns.request.qname
+      endswith: [evil.test]
+`);
+    const hunt = await cli('ir', 'hunt', irPack, '--fleet', '--nats', nats.url, '--gateway', 'gw-outage', '--json', '--no-progress');
+    expect(hunt.code, hunt.stderr).toBe(0);
+    const report = JSON.parse(hunt.stdout);
+    expect(report.source).toBe('fleet');
+    expect(report.events_scanned).toBe(decisions.length);
+    const evil = msgs.filter((m) => m.data.kind === 'decision' && m.data.event.dns.request.qname === 'x.evil.test').length;
+    expect(evil).toBeGreaterThan(0);
+    expect(report.total_matches).toBe(evil);
   });
 
   it('starts with NATS unreachable, enforces local and cached fleet packs, says so, and catches up when NATS comes', { timeout: 120_000 }, async () => {
