@@ -5,8 +5,10 @@
  *
  *   all  → (a && b)          any → (a || b)           not → (!a)
  *   several values of one predicate → (p(v1) || p(v2))
- *   case_insensitive → field.lowerAscii() against ASCII-lower-cased values; `matches` folds the
- *                      pattern instead (`a` → `[aA]`), since JS RegExp has no inline (?i)
+ *   case_insensitive → one RE2 pattern with (?i) for the predicate's values (Unicode simple case
+ *                      folding, src/policy/regex.ts): equals → (?i)^(?:v1|v2)$, contains → (?i)v1|v2,
+ *                      startswith → (?i)^(?:…), endswith → (?i)(?:…)$, matches → (?i)(?:p1)|(?:p2);
+ *                      a list longer than one pattern may be is split into several patterns
  *   header predicates → (H.exists() && H.value()…), H = http.request.header("name"), so `not`
  *                      over an absent header is true; `exists` → H.exists()
  *   list<string> fields (argv) → "v" in f / f.exists(x, x.contains("v"))
@@ -16,7 +18,7 @@
  */
 import { cidrRegex } from './cidr.js';
 import { contractPath, resolveField, type ResolvedField } from './fields.js';
-import { foldCaseRegex } from '../policy/regex-safety.js';
+import { caseInsensitive, MAX_REGEX_LENGTH, quoteRegex } from '../policy/regex.js';
 import type { IrPredicate, IrRule, MatchNode, PredicateValue } from './types.js';
 
 export interface LoweredRule {
@@ -31,31 +33,69 @@ export function celString(value: string): string {
   return JSON.stringify(value);
 }
 
-/** ASCII-only lower-casing, matching CEL's lowerAscii(). */
-export function lowerAscii(value: string): string {
-  return value.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-}
-
 function literal(v: PredicateValue): string {
   return typeof v === 'string' ? celString(v) : String(v);
 }
 
 const METHOD: Record<string, string> = { contains: 'contains', startswith: 'startsWith', endswith: 'endsWith', matches: 'matches' };
 
-/** `subject op value` for a string subject expression. */
+/** `subject op value` for a string subject expression (case-sensitive predicates). */
 function stringTest(subject: string, p: IrPredicate, value: string): string {
-  const v = p.case_insensitive && p.op !== 'matches' ? lowerAscii(value) : value;
-  const s = p.case_insensitive && p.op !== 'matches' ? `${subject}.lowerAscii()` : subject;
   switch (p.op) {
     case 'equals':
-      return `(${s} == ${celString(v)})`;
+      return `(${subject} == ${celString(value)})`;
     case 'matches':
-      return `${subject}.matches(${celString(p.case_insensitive ? foldCaseRegex(value) : value)})`;
+      return `${subject}.matches(${celString(value)})`;
     case 'cidr':
       return `${subject}.matches(${celString(cidrRegex(value))})`;
     default:
-      return `${s}.${METHOD[p.op]!}(${celString(v)})`;
+      return `${subject}.${METHOD[p.op]!}(${celString(value)})`;
   }
+}
+
+/** The RE2 alternative a case-insensitive value stands for, before anchoring. */
+function foldedAlternative(op: IrPredicate['op'], value: string): string {
+  return op === 'matches' ? `(?:${value})` : quoteRegex(value);
+}
+
+function anchored(op: IrPredicate['op'], alternatives: string[]): string {
+  const body = alternatives.length === 1 && op !== 'matches' ? alternatives[0]! : `(?:${alternatives.join('|')})`;
+  switch (op) {
+    case 'equals':
+      return `^${body}$`;
+    case 'startswith':
+      return `^${body}`;
+    case 'endswith':
+      return `${body}$`;
+    default:
+      return body;
+  }
+}
+
+/**
+ * Case-insensitive predicates: the values become as few `(?i)` RE2 patterns as fit
+ * MAX_REGEX_LENGTH, so a list of any length is a handful of `matches` calls.
+ */
+function foldedTests(subject: string, p: IrPredicate): string[] {
+  const out: string[] = [];
+  let group: string[] = [];
+  const flush = () => {
+    if (group.length > 0) out.push(`${subject}.matches(${celString(caseInsensitive(anchored(p.op, group)))})`);
+    group = [];
+  };
+  for (const v of p.values as string[]) {
+    const alt = foldedAlternative(p.op, v);
+    if (group.length > 0 && caseInsensitive(anchored(p.op, [...group, alt])).length > MAX_REGEX_LENGTH) flush();
+    group.push(alt);
+  }
+  flush();
+  return out;
+}
+
+/** The tests of a string predicate over `subject`, one per value or per folded pattern. */
+function stringTests(subject: string, p: IrPredicate): string[] {
+  if (p.case_insensitive === true && p.op !== 'cidr') return foldedTests(subject, p);
+  return p.values.map((v) => stringTest(subject, p, v as string));
 }
 
 function anyOf(parts: string[]): string {
@@ -66,23 +106,23 @@ function lowerPredicate(p: IrPredicate, field: ResolvedField): string {
   if (field.kind === 'header') {
     const h = `${field.root}.header(${celString(field.name)})`;
     if (p.op === 'exists') return p.values[0] === true ? `${h}.exists()` : `(!${h}.exists())`;
-    return `(${h}.exists() && ${anyOf(p.values.map((v) => stringTest(`${h}.value()`, p, v as string)))})`;
+    return `(${h}.exists() && ${anyOf(stringTests(`${h}.value()`, p))})`;
   }
   if (field.kind === 'argument') {
     const k = celString(field.key);
     const has = `(${k} in mcp.request.arguments)`;
     if (p.op === 'exists') return p.values[0] === true ? has : `(!${has})`;
-    return `(${has} && ${anyOf(p.values.map((v) => stringTest(`mcp.request.arguments[${k}]`, p, v as string)))})`;
+    return `(${has} && ${anyOf(stringTests(`mcp.request.arguments[${k}]`, p))})`;
   }
   const f = field.path;
   if (field.type === 'list<string>') {
     if (p.op === 'exists') return p.values[0] === true ? `(size(${f}) > 0)` : `(size(${f}) == 0)`;
     if (p.op === 'equals' && !p.case_insensitive) return anyOf(p.values.map((v) => `(${celString(v as string)} in ${f})`));
-    return `${f}.exists(x, ${anyOf(p.values.map((v) => stringTest('x', p, v as string)))})`;
+    return `${f}.exists(x, ${anyOf(stringTests('x', p))})`;
   }
   if (field.type === 'string') {
     if (p.op === 'exists') return p.values[0] === true ? `(${f} != "")` : `(${f} == "")`;
-    return anyOf(p.values.map((v) => stringTest(f, p, v as string)));
+    return anyOf(stringTests(f, p));
   }
   return anyOf(p.values.map((v) => `(${f} == ${literal(v)})`));
 }

@@ -11,7 +11,7 @@ import type { Issue, Validated } from '../errors.js';
 import { RULE_ID_PATTERN, type PackStatus } from '../policy/types.js';
 import { parseCidr } from './cidr.js';
 import { resolveField, type ResolvedField } from './fields.js';
-import { checkRegex } from '../policy/regex-safety.js';
+import { regexProblem } from '../policy/regex.js';
 import { parseSource, pathString, type PathSegment, type SourceDoc } from './source.js';
 import {
   IR_SCHEMA,
@@ -325,8 +325,8 @@ function checkValues(ctx: Ctx, field: ResolvedField, op: PredicateOp, raw: unkno
     }
     if (typeof val === 'string' && val.length > MAX_VALUE_LENGTH) ctx.add([...path, i], `value is longer than ${MAX_VALUE_LENGTH} characters`);
     else if (op === 'matches') {
-      const problem = checkRegex(val as string);
-      if (problem !== undefined) ctx.add([...path, i], problem);
+      const problem = regexProblem(val as string);
+      if (problem !== undefined) ctx.add([...path, i], `${problem.message} (at offset ${problem.offset} of the pattern)`);
     } else if (op === 'cidr') {
       const c = parseCidr(val as string);
       if (!c.ok) ctx.add([...path, i], c.message);

@@ -6,6 +6,13 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { SecurityEvent } from '../events/types.js';
 import { FIELDS, HEADER_FUNCTION_ROOTS, type FieldType } from './fields.js';
+import { compileRegex } from './regex.js';
+
+/**
+ * The name under which rules interpreted by cel-js call `matches()`: compile.ts renames every
+ * `x.matches("…")` node to it, so cel-js runs celgate's RE2 matcher instead of its own JS RegExp.
+ */
+export const MATCHES_FN = 'celgateMatches';
 
 /** Bounds on rule text and AST (STYLE: bound everything). */
 export const MAX_CONDITION_LENGTH = 8 * 1024;
@@ -95,6 +102,7 @@ function buildEnvironment(): Environment {
     });
   }
   env = env
+    .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) => compileRegex(pattern).test(text))
     .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
     .registerFunction('Header.value(): string', (h: HeaderValue) => {
       if (h.raw === undefined) throw ABSENT;

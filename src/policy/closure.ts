@@ -9,7 +9,7 @@
  * anything else throws `EvalFault` (the decision fails closed).
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
-import { ABSENT } from './celenv.js';
+import { ABSENT, MATCHES_FN } from './celenv.js';
 import { CHILDREN, FIELD_BY_PATH, HEADER_FUNCTION_ROOTS } from './fields.js';
 import { compileRegex } from './regex.js';
 
@@ -248,7 +248,7 @@ class Compiler {
     if (argNodes.length !== 1) return undefined;
     const arg = this.compile(argNodes[0]!, scope);
     if (arg === undefined || (arg.type !== 'string' && arg.type !== 'dyn')) return undefined;
-    if (name === 'matches') {
+    if (name === 'matches' || name === MATCHES_FN) {
       if (arg.constant === undefined) return undefined; // dynamic patterns are refused at compile time
       const re = compileRegex(arg.constant.value as string);
       return { fn: (ctx) => re.test(str(ctx) as string), type: 'bool', throws };

@@ -11,7 +11,8 @@ import type { Issue } from '../errors.js';
 import { CEL_ENV, MAX_CONDITION_LENGTH } from './celenv.js';
 import { compileClosure, type Fn } from './closure.js';
 import { CHILDREN, closestField, FIELD_BY_PATH, ROOT_EVENT_TYPE, rootOf, type Root } from './fields.js';
-import { regexProblem } from './regex.js';
+import { describeProblem, regexProblem } from './regex.js';
+import { MATCHES_FN } from './celenv.js';
 
 export interface CompiledCondition {
   text: string;
@@ -45,8 +46,30 @@ function locate(text: string, offset: number | undefined): { line?: number; colu
 
 function celIssue(text: string, err: unknown, prefix: string): Issue {
   const e = err as CelError;
-  const summary = String(e.message ?? err).split('\n')[0]!;
+  const summary = String(e.message ?? err).split('\n')[0]!.replaceAll(MATCHES_FN, 'matches');
   return { path: 'condition', message: `${prefix}: ${summary}`, ...locate(text, e.range?.start) };
+}
+
+/**
+ * The source offset of character `index` of a string literal's value, the literal spanning
+ * `start`…`end` of `text` (quotes, an r/R raw prefix, and escapes such as `\\` or `\u00e9` that
+ * stand for one character). Used to point a pattern problem at its place in the condition.
+ */
+export function literalOffset(text: string, start: number, end: number, index: number): number {
+  let i = start;
+  let raw = false;
+  while (i < end && /[rRbB]/.test(text[i]!)) raw ||= /[rR]/.test(text[i++]!);
+  const quote = text.startsWith('"""', i) || text.startsWith("'''", i) ? 3 : 1;
+  i += quote;
+  for (let n = 0; n < index && i < end - quote; n++) {
+    if (raw || text[i] !== '\\') {
+      i++;
+      continue;
+    }
+    const e = text[i + 1] ?? '';
+    i += e === 'x' || e === 'X' ? 4 : e === 'u' ? 6 : e === 'U' ? 10 : /[0-3]/.test(e) ? 4 : 2;
+  }
+  return Math.min(i, end);
 }
 
 /** Flattens `a.b.c` into a dotted path when it is rooted at a declared variable. */
@@ -124,8 +147,13 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
           out.issues.push({ path: 'condition', message: 'matches() needs a literal pattern so it can be vetted at load time', ...locate(text, node.range.start) });
         } else {
           const problem = regexProblem(pattern.args);
-          if (problem !== undefined) out.issues.push({ path: 'condition', message: `matches("${pattern.args}"): ${problem}`, ...locate(text, pattern.range.start) });
+          const range = pattern.range;
+          if (problem !== undefined) {
+            out.issues.push({ path: 'condition', message: describeProblem(pattern.args, problem), ...locate(text, literalOffset(text, range.start, range.end, problem.offset)) });
+          }
         }
+        // cel-js's own matches() is JS RegExp; rules it interprets call celgate's RE2 one instead.
+        node.args[0] = MATCHES_FN;
       }
       for (const a of args) analyse(text, a, out, bound);
       return;

@@ -72,11 +72,11 @@ describe('celgate ir (CLI)', { timeout: 180_000 }, () => {
     expect(refused.stderr).toMatch(/E_SIGMA_UNSUPPORTED: unsupported Sigma construct: aggregation/);
   });
 
-  it('import-sigma refuses a converted rule the compiler rejects, and --partial still emits the rest', () => {
+  it('import-sigma refuses a regex RE2 does not have, naming it, and --partial still emits the rest', () => {
     const mapping = ['--mapping', join(ROOT, 'detection-ir/mappings/sigma-web-proxy.yaml')];
-    const r = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/lookaround.yml'), join(ROOT, 'test/fixtures/sigma/cidr.yml'), ...mapping, '--partial');
+    const r = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/refused/regex-lookahead.yml'), join(ROOT, 'test/fixtures/sigma/cidr.yml'), ...mapping, '--partial');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/lookaround\.yml.*E_IR_INVALID: converted rule is not valid: .*look-around/);
+    expect(r.stderr).toMatch(/regex-lookahead\.yml.*E_SIGMA_UNSUPPORTED: .*look-ahead assertions/);
     expect(r.stderr).toMatch(/1 converted, 1 refused/);
     expect(r.stdout).toContain('sigma-0f2c1a7e-0007-4000-8000-000000000007');
   });

@@ -59,6 +59,29 @@ describe('case-insensitive predicates', () => {
   ])('%s ignores ASCII case', (_name, match, expected) => {
     expect(fires(match, req)).toBe(expected);
   });
+
+  const unicode = http({ path: '/obst/Äpfel-und-Birnen', headers: { 'user-agent': 'Σ-agent ΚΕΛΒΙΝ' }, body: 'size=10\u212Am' });
+  it.each([
+    ['contains "ÄPFEL" matches "Äpfel"', { field: 'http.request.path', contains: ['ÄPFEL'], case_insensitive: true }, true],
+    ['contains "äpfel" matches "Äpfel"', { field: 'http.request.path', contains: ['äpfel'], case_insensitive: true }, true],
+    ['startswith in Greek', { field: 'http.request.headers.user-agent', startswith: ['σ-AGENT'], case_insensitive: true }, true],
+    ['endswith in Greek', { field: 'http.request.headers.user-agent', endswith: ['κελβιν'], case_insensitive: true }, true],
+    ['the Kelvin sign folds to k', { field: 'http.request.body.text', contains: ['10km'], case_insensitive: true }, true],
+    ['equals is still whole-value', { field: 'http.request.path', equals: ['/OBST/ÄPFEL'], case_insensitive: true }, false],
+    ['matches with (?i) folding', { field: 'http.request.path', matches: ['ÄPFEL-und-birnen$'], case_insensitive: true }, true],
+    ['metacharacters in values stay literal', { field: 'http.request.path', contains: ['ÄPFEL.UND'], case_insensitive: true }, false],
+  ])('%s (Unicode simple case folding)', (_name, match, expected) => {
+    expect(fires(match, unicode)).toBe(expected);
+  });
+
+  it('lowers a case-insensitive list to as few patterns as fit the regex length bound', () => {
+    const values = Array.from({ length: 60 }, (_, i) => `Agent-${i}-${'x'.repeat(20)}`);
+    const m = { field: 'http.request.headers.user-agent', equals: values, case_insensitive: true };
+    const rule = load(packWith(m)).rules[0]!;
+    expect(rule.condition.match(/\.matches\(/g)).toHaveLength(2);
+    expect(fires(m, http({ headers: { 'user-agent': `agent-59-${'X'.repeat(20)}` } }))).toBe(true);
+    expect(fires(m, http({ headers: { 'user-agent': `agent-60-${'X'.repeat(20)}` } }))).toBe(false);
+  });
 });
 
 describe('headers, ints, bools and lists', () => {

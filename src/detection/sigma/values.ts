@@ -1,10 +1,11 @@
 /**
  * Sigma field values → Detection IR predicates: wildcard parsing with Sigma's escaping (`\*`, `\?`,
- * `\\`), the modifiers contains / startswith / endswith / re (with `i`) / all / cidr / cased /
+ * `\\`), the modifiers contains / startswith / endswith / re (with `i`, `m`, `s`) / all / cidr / cased /
  * exists, and Sigma's case-insensitive matching of plain values. Produces raw IR objects (the YAML
  * shape), validated afterwards like any pack. Refuses every other modifier by name. Pure; no I/O.
  */
 import { parseCidr } from '../cidr.js';
+import { regexProblem } from '../../policy/regex.js';
 
 /** One Sigma value after wildcard parsing: literal runs and wildcards. */
 export type Piece = { lit: string } | { wild: '*' | '?' };
@@ -69,12 +70,14 @@ export function classify(pieces: Piece[]): StringPredicate {
   return { op: 'matches', value: `${lead ? '' : '^'}${piecesRegex(inner)}${trail ? '' : '$'}` };
 }
 
-const SUPPORTED = ['contains', 'startswith', 'endswith', 're', 'all', 'cidr', 'cased', 'exists', 'i'];
+const SUPPORTED = ['contains', 'startswith', 'endswith', 're', 'all', 'cidr', 'cased', 'exists', 'i', 'm', 's'];
 
 export interface Modifiers {
   position: 'contains' | 'startswith' | 'endswith' | null;
   re: boolean;
   reIgnoreCase: boolean;
+  /** `re|m` and `re|s`: RE2 flags put in front of the pattern. */
+  reFlags: string;
   all: boolean;
   cidr: boolean;
   cased: boolean;
@@ -82,15 +85,16 @@ export interface Modifiers {
 }
 
 export function parseModifiers(mods: readonly string[]): Modifiers {
-  const m: Modifiers = { position: null, re: false, reIgnoreCase: false, all: false, cidr: false, cased: false, exists: false };
+  const m: Modifiers = { position: null, re: false, reIgnoreCase: false, reFlags: '', all: false, cidr: false, cased: false, exists: false };
   for (const mod of mods) {
     if (!SUPPORTED.includes(mod)) throw new SigmaRefusal(`the "${mod}" modifier is not supported`);
     if (mod === 'contains' || mod === 'startswith' || mod === 'endswith') {
       if (m.position !== null) throw new SigmaRefusal(`modifiers "${m.position}" and "${mod}" cannot be combined`);
       m.position = mod;
-    } else if (mod === 'i') {
-      if (!m.re) throw new SigmaRefusal('the "i" modifier is only supported after "re"');
-      m.reIgnoreCase = true;
+    } else if (mod === 'i' || mod === 'm' || mod === 's') {
+      if (!m.re) throw new SigmaRefusal(`the "${mod}" modifier is only supported after "re"`);
+      if (mod === 'i') m.reIgnoreCase = true;
+      else if (!m.reFlags.includes(mod)) m.reFlags += mod;
     } else if (mod === 're') m.re = true;
     else if (mod === 'all') m.all = true;
     else if (mod === 'cidr') m.cidr = true;
@@ -169,11 +173,11 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     const text = String(v);
     if (mods.re) {
       if (target.transform === 'extension') throw new SigmaRefusal(`"re" on the derived field "${sigmaField}" is not supported`);
-      const flags = /^\(\?([a-zA-Z]+)\)/.exec(text);
-      if (flags !== null && flags[1] !== 'i') throw new SigmaRefusal(`inline regex flags "(?${flags[1]})" are not supported (only a leading "(?i)")`);
-      const pattern = flags === null ? text : text.slice(4);
-      if (/\(\?[a-zA-Z]+[:)]/.test(pattern.replace(/\\./g, ''))) throw new SigmaRefusal('inline regex flags other than a leading "(?i)" are not supported');
-      add('matches', mods.reIgnoreCase || flags !== null, pattern);
+      // Sigma regexes are RE2 patterns here (inline flags included); what RE2 refuses is refused by name.
+      const problem = regexProblem(text);
+      if (problem !== undefined) throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}: ${problem.message}`);
+      const pattern = mods.reFlags === '' ? text : `(?${mods.reFlags})${text}`;
+      add('matches', mods.reIgnoreCase, pattern);
       continue;
     }
     if (mods.cidr) {
