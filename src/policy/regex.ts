@@ -92,6 +92,25 @@ export function describeProblem(pattern: string, p: RegexProblem): string {
   return `matches("${shown}"): ${p.message} (at offset ${p.offset} of the pattern)`;
 }
 
+/**
+ * Long inputs (bodies) are encoded to UTF-8 into one reused buffer before RE2 reads them: RE2 would
+ * otherwise allocate a fresh buffer per call, and first-touch page faults on 1 MiB of new memory
+ * cost more than the match itself (bench/policy.ts, "over 1 MiB of adversarial input").
+ */
+export const SCRATCH_FROM_CHARS = 16 * 1024;
+/** Inputs needing more scratch than this are passed to RE2 as strings (never kept). */
+export const MAX_SCRATCH_BYTES = 16 * 1024 * 1024;
+let scratch = Buffer.alloc(0);
+
+function search(re: RE2, text: string): boolean {
+  if (text.length < SCRATCH_FROM_CHARS) return re.test(text);
+  const need = text.length * 3;
+  if (need > MAX_SCRATCH_BYTES) return re.test(text);
+  if (scratch.length < need) scratch = Buffer.alloc(Math.min(MAX_SCRATCH_BYTES, Math.max(need, scratch.length * 2)));
+  const n = scratch.write(text, 'utf8');
+  return re.test(scratch.subarray(0, n));
+}
+
 const cache = new Map<string, Matcher>();
 /** Compiled patterns kept for reuse (rules recompile on every reload; most patterns repeat). */
 export const MAX_CACHED_PATTERNS = 4096;
@@ -103,7 +122,7 @@ export function compileRegex(pattern: string): Matcher {
   const problem = regexProblem(pattern);
   if (problem !== undefined) throw new CelgateError('E_RULE_COMPILE', describeProblem(pattern, problem), { details: { offset: problem.offset } });
   const re = compile(pattern);
-  const matcher: Matcher = { source: pattern, test: (text) => re.test(text) };
+  const matcher: Matcher = { source: pattern, test: (text) => search(re, text) };
   if (cache.size >= MAX_CACHED_PATTERNS) cache.clear();
   cache.set(pattern, matcher);
   return matcher;
