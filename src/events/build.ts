@@ -80,8 +80,8 @@ export function normalizeHeaders(input: Record<string, string | string[] | undef
 
 export function httpRequestEvent(
   origin: EventOrigin,
-  request: Omit<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers'> &
-    Partial<Pick<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers'>>,
+  request: Omit<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target'> &
+    Partial<Pick<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target'>>,
   overrides?: Partial<Pick<CommonFacts, 'event_id' | 'timestamp_ms'>>,
 ): EventOf<'http.request'> {
   const query = request.query ?? '';
@@ -96,6 +96,7 @@ export function httpRequestEvent(
     path: request.path,
     query,
     url,
+    raw_target: request.raw_target ?? `${request.path}${query === '' ? '' : `?${query}`}`,
     headers: request.headers ?? {},
     body: request.body ?? { ...ABSENT_BODY },
   };
@@ -253,6 +254,7 @@ function httpRequestFrom(r: Reader, o: Obj, path: string): HttpRequestFacts {
     path: pathValue,
     query,
     url: r.str(o, 'url', path, buildUrl(s, host, port, pathValue, query)),
+    raw_target: r.str(o, 'raw_target', path, `${pathValue}${query === '' ? '' : `?${query}`}`),
     headers,
     body,
   };

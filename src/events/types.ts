@@ -60,6 +60,8 @@ export interface HttpRequestFacts {
   /** Raw query string without the leading '?', '' when none. */
   query: string;
   url: string;
+  /** The request target exactly as the guest sent it (`path` is its normalised form). */
+  raw_target: string;
   headers: HeaderMap;
   body: BodyFacts;
 }

@@ -70,6 +70,17 @@ function reasonFor(rule: CompiledRule): { action: 'allow' | 'block'; reason: str
   return { action: 'block', reason: `Blocked by rule "${def.id}": ${why}` };
 }
 
+/** The body a rule reads that could not be decoded, or undefined (then the rule is evaluated). */
+function undecodableBody(rule: CompiledRule, event: SecurityEvent): { root: string; encoding: string } | undefined {
+  if (rule.refusesUndecodable.length === 0) return undefined;
+  const http = (event as { http?: Record<string, { body?: { state: string }; headers?: Record<string, string> } | undefined> }).http;
+  for (const root of rule.refusesUndecodable) {
+    const part = http?.[root === 'http.request' ? 'request' : 'response'];
+    if (part?.body?.state === 'undecodable') return { root, encoding: part.headers?.['content-encoding'] ?? '' };
+  }
+  return undefined;
+}
+
 export interface EngineOptions {
   /** Clock for per-rule timing samples, nanoseconds. */
   now?: () => number;
@@ -105,6 +116,7 @@ export class PolicyEngine implements Decider {
     const ctx = rules.length === 0 ? undefined : project(event);
     let decider: CompiledRule | undefined;
     let failure: { rule: CompiledRule; error: unknown } | undefined;
+    let undecodable: { rule: CompiledRule; root: string; encoding: string } | undefined;
     let matches: RuleMatch[] | undefined;
     let findings: Finding[] | undefined;
     let errors: RuleError[] | undefined;
@@ -113,6 +125,14 @@ export class PolicyEngine implements Decider {
       const rule = rules[i]!;
       const counters = rule.counters;
       counters.evaluations++;
+      if (rule.decisive && decider === undefined && failure === undefined && undecodable === undefined) {
+        // A rule that reads a body nobody could decode cannot judge it: fail closed, naming why.
+        const u = undecodableBody(rule, event);
+        if (u !== undefined) {
+          undecodable = { rule, ...u };
+          continue;
+        }
+      }
       const t0 = sample ? this.#now() : 0;
       let matched = false;
       try {
@@ -122,7 +142,7 @@ export class PolicyEngine implements Decider {
           counters.errors++;
           (errors ??= []).push({ rule_id: rule.def.id, code: errorCode(err), message: String((err as Error)?.message ?? err).split('\n')[0]! });
           // An enforce rule that might have decided, erring before any decision: fail closed.
-          if (rule.decisive && decider === undefined && failure === undefined) failure = { rule, error: err };
+          if (rule.decisive && decider === undefined && failure === undefined && undecodable === undefined) failure = { rule, error: err };
         }
       }
       if (sample) counters.eval_ns_total += (this.#now() - t0) * RULE_TIMING_SAMPLE_EVERY;
@@ -130,7 +150,7 @@ export class PolicyEngine implements Decider {
       counters.matches++;
       counters.last_event_id = event.common.event_id;
       counters.last_matched_ms = event.common.timestamp_ms;
-      const decides = rule.decisive && decider === undefined && failure === undefined;
+      const decides = rule.decisive && decider === undefined && failure === undefined && undecodable === undefined;
       if (decides) decider = rule;
       (matches ??= []).push(decides ? rule.decisiveMatchRecord : rule.matchRecord);
       if (rule.def.severity !== null || rule.def.detection !== undefined) {
@@ -143,7 +163,14 @@ export class PolicyEngine implements Decider {
     let reason: string;
     let mode: Decision['mode'];
     let ruleId: string | null = null;
-    if (failure !== undefined) {
+    if (undecodable !== undefined) {
+      action = 'block';
+      mode = 'fail_closed';
+      ruleId = undecodable.rule.def.id;
+      const what = undecodable.root === 'http.request' ? 'request' : 'response';
+      const enc = undecodable.encoding === '' ? '' : ` (Content-Encoding: ${undecodable.encoding})`;
+      reason = `The ${what} body could not be decoded${enc}, and rule "${ruleId}" reads it, so this is refused (fail closed). Send it uncompressed or as gzip, deflate or br.`;
+    } else if (failure !== undefined) {
       action = 'error';
       mode = 'fail_closed';
       ruleId = failure.rule.def.id;

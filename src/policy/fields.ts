@@ -38,6 +38,7 @@ export const FIELDS: readonly FieldDef[] = [
   { path: 'http.request.path', type: 'string' },
   { path: 'http.request.port', type: 'int' },
   { path: 'http.request.query', type: 'string' },
+  { path: 'http.request.raw_target', type: 'string' },
   { path: 'http.request.scheme', type: 'string' },
   { path: 'http.request.url', type: 'string' },
   { path: 'http.response.body.content_type', type: 'string' },

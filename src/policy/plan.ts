@@ -18,6 +18,8 @@ export interface CompiledRule {
   /** Pre-built match records (reused: decisions only read them). */
   readonly matchRecord: Readonly<RuleMatch>;
   readonly decisiveMatchRecord: Readonly<RuleMatch>;
+  /** The bodies (`http.request`, `http.response`) this rule refuses to judge when undecodable. */
+  readonly refusesUndecodable: readonly ('http.request' | 'http.response')[];
 }
 
 export interface Plan {
@@ -62,7 +64,12 @@ export function compiledRule(def: RuleDefinition, condition: CompiledCondition, 
     severity: def.severity,
     decisive: false,
   };
+  const refusesUndecodable =
+    def.undecodable_body === 'evaluate'
+      ? []
+      : (['http.request', 'http.response'] as const).filter((root) => condition.reads.some((r) => r.startsWith(`${root}.body`)));
   return {
+    refusesUndecodable,
     def: Object.freeze({ ...def, tags: [...def.tags] }),
     condition,
     counters: counters ?? { matches: 0, evaluations: 0, last_event_id: null, last_matched_ms: null, eval_ns_total: 0, errors: 0 },

@@ -6,9 +6,9 @@
 import type { Issue, Validated } from '../errors.js';
 import { SEVERITIES, type Severity } from '../events/decision.js';
 import { compileCondition, type CompiledCondition } from './compile.js';
-import { MAX_PRIORITY, MIN_PRIORITY, RULE_ID_PATTERN, type PackSpec, type RuleSpec } from './types.js';
+import { MAX_PRIORITY, MIN_PRIORITY, RULE_ID_PATTERN, UNDECODABLE_BODY, type PackSpec, type RuleSpec, type UndecodableBody } from './types.js';
 
-export const RULE_KEYS = ['id', 'description', 'condition', 'action', 'priority', 'mode', 'reason', 'enabled', 'severity', 'tags'] as const;
+export const RULE_KEYS = ['id', 'description', 'condition', 'action', 'priority', 'mode', 'reason', 'enabled', 'severity', 'tags', 'undecodable_body'] as const;
 export const PACK_KEYS = ['id', 'version', 'status', 'owner', 'description', 'default_action', 'rules'] as const;
 export const MAX_RULES_PER_PACK = 10_000;
 
@@ -81,6 +81,12 @@ export function validateRule(raw: unknown, path = ''): Validated<ValidatedRule> 
       issues.push({ path: at('severity'), message: `severity must be one of ${SEVERITIES.join(', ')}` });
     } else severity = raw.severity as Severity;
   }
+  let undecodable: UndecodableBody | undefined;
+  if (raw.undecodable_body !== undefined) {
+    if (!(UNDECODABLE_BODY as readonly unknown[]).includes(raw.undecodable_body)) {
+      issues.push({ path: at('undecodable_body'), message: `undecodable_body must be one of ${UNDECODABLE_BODY.join(', ')}` });
+    } else undecodable = raw.undecodable_body as UndecodableBody;
+  }
   let tags: string[] = [];
   if (raw.tags !== undefined) {
     if (!Array.isArray(raw.tags) || !raw.tags.every((t) => typeof t === 'string')) {
@@ -99,7 +105,19 @@ export function validateRule(raw: unknown, path = ''): Validated<ValidatedRule> 
   return {
     ok: true,
     value: {
-      spec: { id, description, condition: conditionText, action: action as RuleSpec['action'], priority, mode: mode as RuleSpec['mode'], reason, enabled, severity, tags },
+      spec: {
+        id,
+        description,
+        condition: conditionText,
+        action: action as RuleSpec['action'],
+        priority,
+        mode: mode as RuleSpec['mode'],
+        reason,
+        enabled,
+        severity,
+        tags,
+        ...(undecodable === undefined ? {} : { undecodable_body: undecodable }),
+      },
       condition,
     },
   };

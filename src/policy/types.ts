@@ -20,7 +20,16 @@ export interface RuleSpec {
   enabled: boolean;
   severity: Severity | null;
   tags: string[];
+  /**
+   * What this rule does when the body it reads could not be decoded (an unknown or broken
+   * Content-Encoding): `refuse` (the default) fails closed — the request or response is blocked,
+   * naming the reason — and `evaluate` runs the rule on the empty text.
+   */
+  undecodable_body?: UndecodableBody;
 }
+
+export const UNDECODABLE_BODY = ['refuse', 'evaluate'] as const;
+export type UndecodableBody = (typeof UNDECODABLE_BODY)[number];
 
 export type PackStatus = 'active' | 'deprecated' | 'revoked';
 

@@ -19,7 +19,7 @@ beforeAll(async () => {
   upstream = http.createServer((_req, res) => res.end('no upgrade'));
   upstream.on('upgrade', (_req, socket: net.Socket) => {
     upgrades += 1;
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
     socket.on('data', (c: Buffer) => socket.write(c.toString().toUpperCase()));
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -54,7 +54,7 @@ function upgradeVia(host: string): Promise<{ head: string; echo: string }> {
       const end = buf.indexOf('\r\n\r\n');
       resolve({ head: end < 0 ? buf : buf.slice(0, end), echo: end < 0 ? '' : buf.slice(end + 4) });
     });
-    s.write(`GET http://${host}/chat HTTP/1.1\r\nHost: ${host}\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n`);
+    s.write(`GET http://${host}/chat HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
   });
 }
 

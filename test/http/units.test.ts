@@ -81,7 +81,7 @@ describe('resolveTarget', () => {
   it('takes the host from SNI and splits path and query', () => {
     expect(resolveTarget('GET', '/a/b?x=1&y', { host: 'api.test' }, 1, httpsCtx, limits)).toEqual({
       ok: true,
-      target: { scheme: 'https', host: 'api.test', port: 443, path: '/a/b', query: 'x=1&y', hostHeaderMismatch: '' },
+      target: { scheme: 'https', host: 'api.test', port: 443, path: '/a/b', query: 'x=1&y', hostHeaderMismatch: '', rawTarget: '/a/b?x=1&y' },
     });
   });
   it('keeps SNI authoritative and reports a lying Host header', () => {

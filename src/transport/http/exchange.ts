@@ -233,6 +233,7 @@ export function judgeRequest(
     port: t.port,
     path: t.path,
     query: t.query,
+    raw_target: t.rawTarget,
     headers: r.headers,
     ...(r.body === undefined ? {} : { body: r.body }),
   });

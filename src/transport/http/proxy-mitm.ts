@@ -25,6 +25,7 @@ import type { SecureContextSource } from './service.js';
 import type { ExchangeContext } from './target.js';
 import type { GuestMeta } from '../vsock.js';
 import { gather } from './gather.js';
+import { canonicalHost } from '../hostname.js';
 
 /** The host:port of a CONNECT request, validated before the tunnel is answered. */
 export interface TunnelTarget {
@@ -109,7 +110,13 @@ export class CelgateMitmProxy extends MitmProxy {
     }
     // SNI is authoritative: it names the host the client will verify, so it is the host we mint
     // for, judge and connect to. The CONNECT host is used only when the client sent no SNI.
-    const ctx: ExchangeContext = { ...base, sniHost: hello.value.sni ?? target.host };
+    const sni = hello.value.sni === null ? null : canonicalHost(hello.value.sni);
+    if (sni !== null && !sni.ok) {
+      this.hooks.refuse({ ...base, sniHost: hello.value.sni! }, 'invalid_sni');
+      socket.destroy();
+      return;
+    }
+    const ctx: ExchangeContext = { ...base, sniHost: sni?.host ?? target.host };
     let contextNow: () => tls.SecureContext;
     try {
       contextNow = await this.hooks.certs.contextFor(ctx.sniHost);

@@ -14,6 +14,7 @@ import tls from 'node:tls';
 import { CelgateError } from '../../errors.js';
 import type { EventOrigin, EventSink } from '../../events/index.js';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
+import { canonicalHost } from '../hostname.js';
 import { parseClientHello, sniffProtocol } from './clienthello.js';
 import { rawResponse, renderDenial } from './denial.js';
 import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
@@ -229,12 +230,20 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
         raw.destroy();
         return;
       }
-      const sni = hello.value.sni;
-      if (sni === null) {
+      if (hello.value.sni === null) {
         record(base, 'no_sni');
         raw.destroy();
         return;
       }
+      // One canonical host form everywhere (src/transport/hostname.ts): `Blocked.Test.` is judged,
+      // minted and recorded as `blocked.test`; a name with an empty label is refused.
+      const canonical = canonicalHost(hello.value.sni);
+      if (!canonical.ok) {
+        record({ ...base, sniHost: hello.value.sni }, 'invalid_sni');
+        raw.destroy();
+        return;
+      }
+      const sni = canonical.host;
       const ctx: ExchangeContext = { ...base, sniHost: sni };
       let contextNow: () => tls.SecureContext;
       try {

@@ -91,6 +91,9 @@ export interface UpstreamRequest {
   method: string;
   path: string;
   headers: http.OutgoingHttpHeaders;
+  /** A connection of its own, never pooled before or after (upgrade requests: whatever the upstream
+   * answers, its connection is not a clean HTTP connection any more). */
+  unpooled?: boolean;
 }
 
 /** Loading ~140 system roots costs ~100 ms; services with the same extra CAs share one context. */
@@ -171,9 +174,9 @@ export class Upstream {
       if (!isIp) options.servername = r.host;
       options.checkServerIdentity = (_name, cert) => tls.checkServerIdentity(r.host, cert);
       options.secureContext = this.secureContext;
-      req = https.request({ ...options, agent: this.httpsAgent });
+      req = https.request({ ...options, agent: r.unpooled === true ? false : this.httpsAgent });
     } else {
-      req = http.request({ ...options, agent: this.httpAgent });
+      req = http.request({ ...options, agent: r.unpooled === true ? false : this.httpAgent });
     }
     // Small request/response heads must not wait on Nagle + delayed ACK.
     req.once('socket', (socket) => socket.setNoDelay(true));
@@ -186,6 +189,7 @@ export class Upstream {
     );
     const clear = () => clearTimeout(timer);
     req.once('response', clear);
+    req.once('upgrade', clear);
     req.once('close', clear);
     return req;
   }

@@ -1,113 +1,201 @@
 /**
- * HTTP Upgrade (WebSocket) requests: judged by the same `http.request` decision as any request
- * before a single byte goes upstream; a refusal is a real 403 on the raw socket. An allowed upgrade
- * is relayed byte for byte to the upstream (TLS verified like every other upstream connection).
+ * Requests that ask to upgrade the connection (`Upgrade:` + `Connection: upgrade`).
  *
- * Owns: upgrade enforcement and the raw relay. Must not: decide, or relay before `allow`.
+ * - A WebSocket upgrade is judged as an `http.request` like any request. When allowed, only the
+ *   request head goes upstream; nothing the guest sends after it (pipelined bytes included) is
+ *   forwarded until the upstream's answer has been read and judged as an `http.response`. Only a
+ *   real `101 Switching Protocols` to `websocket`, allowed by policy, turns the connection into a
+ *   raw relay. Any other answer is relayed as an ordinary response and the connection is closed,
+ *   so no later bytes of the guest ever reach the upstream without a decision.
+ * - Any other upgrade (`h2c`, custom protocols) is not tunnelled: a bodiless request is served as
+ *   an ordinary HTTP/1.1 request without its upgrade headers (RFC 9110 §7.8 lets a server ignore
+ *   Upgrade), and one with a body is refused with 400.
+ *
+ * Owns: upgrade enforcement and the post-101 relay. Must not: decide, or forward a byte before
+ * the decision that covers it.
  */
-import type { IncomingMessage } from 'node:http';
-import net from 'node:net';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
 import { httpRequestEvent, normalizeHeaders } from '../../events/index.js';
 import { isCelgateError } from '../../errors.js';
-import { decisionDenial, destinationDenial, rawResponse, renderDenial } from './denial.js';
-import { decideAndRecord, originFor, writeNetRow, type ExchangeDeps } from './exchange.js';
+import { decisionDenial, destinationDenial, rawResponse, renderDenial, type Denial } from './denial.js';
+import { decideAndRecord, handleRequest, NetRecord, originFor, responseDepsOf, writeNetRow, type ExchangeDeps } from './exchange.js';
+import { judgeResponse, relayResponse, streamedBodyFacts } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
 
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
+/** The one protocol whose 101 becomes a raw relay. */
+export const RELAYED_UPGRADE = 'websocket';
+
+/** The protocols an `Upgrade` field offers, lower-cased, versions dropped (`h2c`, `websocket`). */
+export function upgradeProtocols(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((p) => p.trim().toLowerCase().split('/')[0]!)
+    .filter((p) => p !== '');
+}
+
+/** A response for a socket Node's server gave up to the 'upgrade' event; the connection closes after it. */
+function responseOn(req: IncomingMessage, socket: Duplex): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as net.Socket);
+  res.once('finish', () => socket.end());
+  return res;
+}
 
 export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ExchangeContext, deps: ExchangeDeps): void {
-  const started = performance.now();
+  socket.on('error', () => {});
+  const protocols = upgradeProtocols(req.headers.upgrade);
+  if (!protocols.includes(RELAYED_UPGRADE)) {
+    serveWithoutUpgrade(req, socket, head, ctx, deps, protocols);
+    return;
+  }
   const method = req.method ?? 'GET';
   const accept = req.headers.accept ?? '';
   const headers = normalizeHeaders(req.rawHeaders);
-  socket.on('error', () => {});
+  const rec = new NetRecord(deps.sink, ctx, method, null, deps.origin);
+  rec.bytesIn = head.length;
+  let res: ServerResponse | null = null;
+  const answer = (d: Denial, phrase: string) => {
+    if (res !== null) {
+      if (!res.headersSent) {
+        res.writeHead(d.status, d.headers);
+        res.end(d.body);
+      } else res.destroy();
+    } else socket.end(rawResponse(d, phrase));
+    rec.finish(d.status);
+  };
   const tr = resolveTarget(method, req.url ?? '/', headers, req.rawHeaders.length / 2, ctx, deps.limits);
   if (!tr.ok) {
-    socket.end(rawResponse(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept }), 'Bad Request'));
-    writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status: tr.status, bytesIn: 0, bytesOut: 0, durationMs: 0, error: tr.code, sessionOrigin: deps.origin });
+    rec.error = tr.code;
+    answer(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept }), 'Bad Request');
     return;
   }
   const target = tr.target;
-  const event = httpRequestEvent(originFor(deps, ctx), { method, ...target, headers });
+  rec.setTarget(target);
+  const event = httpRequestEvent(originFor(deps, ctx), { method, scheme: target.scheme, host: target.host, port: target.port, path: target.path, query: target.query, raw_target: target.rawTarget, headers });
   const decision = decideAndRecord(deps, event);
-  let bytesIn = head.length;
-  let bytesOut = 0;
-  let status: number | null = null;
-  let error: string | null = null;
-  const finish = () =>
-    writeNetRow(deps.sink, { ctx, method, target, event, decision, status, bytesIn, bytesOut, durationMs: performance.now() - started, error });
+  rec.event = event;
+  rec.decision = decision;
   if (decision.action !== 'allow') {
     const d = decisionDenial(decision, event.common.event_id, accept);
-    status = d.status;
-    socket.end(rawResponse(d, d.status === 403 ? 'Forbidden' : 'Bad Gateway'));
-    finish();
+    answer(d, d.status === 403 ? 'Forbidden' : 'Bad Gateway');
     return;
   }
-  const to = deps.upstream.destination(target.host, target.port);
-  if (to.refused !== undefined) {
-    const d = destinationDenial(to.refused, event.common.event_id, accept);
-    error = 'destination_blocked';
-    status = d.status;
-    socket.end(rawResponse(d, 'Forbidden'));
-    finish();
-    return;
-  }
-  const lookup = to.lookup === undefined ? {} : { lookup: to.lookup as unknown as net.LookupFunction };
-  const up: net.Socket =
-    target.scheme === 'https'
-      ? tls.connect({
-          host: to.host,
-          port: to.port,
-          ...lookup,
-          ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
-          secureContext: deps.upstream.secureContext,
-          checkServerIdentity: (_n, cert) => tls.checkServerIdentity(target.host, cert),
-          ALPNProtocols: ['http/1.1'],
-        })
-      : net.connect({ host: to.host, port: to.port, ...lookup });
-  const ready = target.scheme === 'https' ? 'secureConnect' : 'connect';
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    up.destroy();
-    socket.destroy();
-    finish();
-  };
-  up.setTimeout(deps.limits.upstreamTimeoutMs, () => up.destroy(new Error('upstream timeout')));
-  up.once('error', (err) => {
-    if (status === null && !closed) {
-      const refused = isCelgateError(err, 'E_DESTINATION');
-      error = refused ? 'destination_blocked' : 'upstream_error';
-      const d = refused
-        ? destinationDenial(err, event.common.event_id, accept)
-        : renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${target.host}:${target.port} failed: ${err.message}`, event_id: event.common.event_id, accept });
-      status = d.status;
-      socket.end(rawResponse(d, refused ? 'Forbidden' : 'Bad Gateway'));
-      closed = true;
-      finish();
+  // Nothing more is read from the guest until the upstream has answered and that answer is judged.
+  socket.pause();
+  const upReq = deps.upstream.request({
+    scheme: target.scheme,
+    host: target.host,
+    port: target.port,
+    method,
+    path: `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
+    headers: ['host', hostHeaderFor(target), ...forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE)] as unknown as Record<string, string>,
+    unpooled: true,
+  });
+  upReq.end();
+  let settled = false;
+  upReq.on('error', (err) => {
+    if (settled) return;
+    settled = true;
+    if (isCelgateError(err, 'E_DESTINATION')) {
+      rec.error = 'destination_blocked';
+      answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
       return;
     }
-    close();
+    rec.error = 'upstream_error';
+    answer(
+      renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${target.host}:${target.port} failed: ${err.message}`, event_id: event.common.event_id, accept }),
+      'Bad Gateway',
+    );
   });
-  up.once(ready, () => {
-    up.setTimeout(0);
-    const lines = [`${method} ${target.path}${target.query === '' ? '' : `?${target.query}`} HTTP/1.1`, `host: ${hostHeaderFor(target)}`];
-    const fwd = forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE);
-    for (let i = 0; i + 1 < fwd.length; i += 2) lines.push(`${fwd[i]}: ${fwd[i + 1]}`);
-    up.write(`${lines.join('\r\n')}\r\n\r\n`);
-    if (head.length > 0) up.write(head);
-    up.once('data', (first: Buffer) => {
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(first.subarray(0, 16).toString('latin1'));
-      status = m === null ? null : Number(m[1]);
+  socket.once('close', () => {
+    if (!settled) upReq.destroy();
+  });
+
+  // Not a 101: an ordinary response, judged and relayed; then the connection closes.
+  upReq.on('response', (upRes) => {
+    settled = true;
+    res = responseOn(req, socket);
+    // The upstream answered an upgrade request with an ordinary response: its connection goes too.
+    upRes.once('end', () => upRes.socket?.destroy());
+    res.once('close', () => {
+      upRes.socket?.destroy();
+      rec.finish(res!.headersSent ? res!.statusCode : null);
     });
-    up.on('data', (c: Buffer) => (bytesOut += c.length));
-    socket.on('data', (c: Buffer) => (bytesIn += c.length));
+    relayResponse(upRes, res, event, originFor(deps, ctx), accept, responseDepsOf(deps), rec, (d) => answer(d, 'Forbidden')).catch(() => {
+      rec.error = 'upstream_error';
+      upRes.destroy();
+      res?.destroy();
+    });
+  });
+
+  // A 101: judge it, check it switched to WebSocket, and only then relay raw bytes.
+  upReq.on('upgrade', (upRes: IncomingMessage, up: net.Socket, upHead: Buffer) => {
+    settled = true;
+    up.on('error', () => {});
+    const responseHeaders = normalizeHeaders(upRes.rawHeaders);
+    const judged = judgeResponse(responseDepsOf(deps), event, originFor(deps, ctx), 101, responseHeaders, streamedBodyFacts(responseHeaders));
+    if (judged.decision.action !== 'allow') {
+      up.destroy();
+      rec.event = judged.event;
+      rec.decision = judged.decision;
+      const d = decisionDenial(judged.decision, judged.event.common.event_id, accept);
+      answer(d, d.status === 403 ? 'Forbidden' : 'Bad Gateway');
+      return;
+    }
+    if (!upgradeProtocols(responseHeaders.upgrade).includes(RELAYED_UPGRADE)) {
+      up.destroy();
+      rec.error = 'upstream_error';
+      answer(
+        renderDenial({
+          kind: 'upstream_error',
+          status: 502,
+          rule_id: null,
+          reason: `upstream ${target.host} switched to "${responseHeaders.upgrade ?? ''}", not WebSocket`,
+          event_id: event.common.event_id,
+          accept,
+        }),
+        'Bad Gateway',
+      );
+      return;
+    }
+    const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
+    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (upHead.length > 0) socket.write(upHead);
+    if (head.length > 0) up.write(head);
+    rec.bytesOut += upHead.length;
+    up.on('data', (c: Buffer) => (rec.bytesOut += c.length));
+    socket.on('data', (c: Buffer) => (rec.bytesIn += c.length));
     up.pipe(socket);
     socket.pipe(up);
+    socket.resume();
+    const close = () => {
+      up.destroy();
+      socket.destroy();
+      rec.finish(101);
+    };
     up.on('close', close);
     socket.on('close', close);
   });
+}
+
+/**
+ * An upgrade to anything but WebSocket: the request is served as plain HTTP/1.1 without its upgrade
+ * headers, or refused when it carries a body (Node's server stops parsing at an upgrade request, so
+ * its body cannot be framed here).
+ */
+function serveWithoutUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ExchangeContext, deps: ExchangeDeps, protocols: string[]): void {
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0 || head.length > 0;
+  if (hasBody) {
+    const reason = `upgrades to ${protocols.join(', ') || 'an unnamed protocol'} are not relayed, and a request that asks for one cannot carry a body here; send it without Upgrade`;
+    socket.end(rawResponse(renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason, event_id: '', accept: req.headers.accept ?? '' }), 'Bad Request'));
+    writeNetRow(deps.sink, { ctx, method: req.method ?? '', target: null, event: null, decision: null, status: 400, bytesIn: head.length, bytesOut: 0, durationMs: 0, error: 'upgrade_refused', sessionOrigin: deps.origin });
+    return;
+  }
+  const res = responseOn(req, socket);
+  handleRequest(req, res, ctx, deps).catch(() => res.destroy());
 }
