@@ -11,6 +11,7 @@ import type { Decision } from '../events/decision.js';
 import { parseCaseFile, runCases } from '../policy/pack-tests.js';
 import { loadPackFiles, packFilesIn } from '../policy/packs.js';
 import { PolicyEngine } from '../policy/engine.js';
+import { conditionAdvice } from '../policy/advice.js';
 import { RuleRegistry } from '../policy/registry.js';
 
 function fail(issues: readonly Issue[]): never {
@@ -60,6 +61,11 @@ export function registerPolicyCommands(program: Command): void {
       if (!set.ok) fail(set.issues);
       for (const p of set.value.packs) {
         process.stdout.write(`ok  ${p.file}: pack ${p.pack.id}@${p.pack.version}, ${p.pack.rules.length} rules, default ${p.pack.default_action}\n`);
+        for (const r of p.pack.rules) {
+          for (const a of conditionAdvice(r.condition)) {
+            process.stdout.write(`warning: ${p.file}: rule ${r.id}: ${a.message} (condition line ${a.line}, column ${a.column})\n`);
+          }
+        }
       }
     });
 

@@ -7,6 +7,7 @@ import { Environment } from '@marcbachmann/cel-js';
 import type { SecurityEvent } from '../events/types.js';
 import { FIELDS, HEADER_FUNCTION_ROOTS, type FieldType } from './fields.js';
 import { compileRegex } from './regex.js';
+import { cleanPath, underPath } from './paths.js';
 
 /**
  * The name under which rules interpreted by cel-js call `matches()`: compile.ts renames every
@@ -103,6 +104,8 @@ function buildEnvironment(): Environment {
   }
   env = env
     .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) => compileRegex(pattern).test(text))
+    .registerFunction('string.cleanPath(): string', (p: string) => cleanPath(p))
+    .registerFunction('string.underPath(string): bool', (p: string, dir: string) => underPath(p, dir))
     .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
     .registerFunction('Header.value(): string', (h: HeaderValue) => {
       if (h.raw === undefined) throw ABSENT;

@@ -12,6 +12,7 @@ import type { ASTNode } from '@marcbachmann/cel-js';
 import { ABSENT, MATCHES_FN } from './celenv.js';
 import { CHILDREN, FIELD_BY_PATH, HEADER_FUNCTION_ROOTS } from './fields.js';
 import { compileRegex } from './regex.js';
+import { cleanPath, underPath } from './paths.js';
 
 export class EvalFault extends Error {
   constructor(message: string) {
@@ -243,6 +244,7 @@ class Compiler {
       if (name === 'lowerAscii') return { fn: (ctx) => lowerAscii(str(ctx) as string), type: 'string', throws };
       if (name === 'upperAscii') return { fn: (ctx) => upperAscii(str(ctx) as string), type: 'string', throws };
       if (name === 'size') return { fn: (ctx) => sizeOf(str(ctx)), type: 'int', throws };
+      if (name === 'cleanPath') return { fn: (ctx) => cleanPath(str(ctx) as string), type: 'string', throws };
       return undefined;
     }
     if (argNodes.length !== 1) return undefined;
@@ -257,11 +259,13 @@ class Compiler {
     const argThrows = throws || arg.throws || arg.type === 'dyn';
     if (arg.constant !== undefined) {
       const c = arg.constant.value as string;
+      if (name === 'underPath') return { fn: (ctx) => underPath(str(ctx) as string, c), type: 'bool', throws };
       if (name === 'contains') return { fn: (ctx) => (str(ctx) as string).includes(c), type: 'bool', throws };
       if (name === 'startsWith') return { fn: (ctx) => (str(ctx) as string).startsWith(c), type: 'bool', throws };
       if (name === 'endsWith') return { fn: (ctx) => (str(ctx) as string).endsWith(c), type: 'bool', throws };
       return undefined;
     }
+    if (name === 'underPath') return { fn: (ctx) => underPath(str(ctx) as string, af(ctx) as string), type: 'bool', throws: argThrows };
     if (name === 'contains') return { fn: (ctx) => (str(ctx) as string).includes(af(ctx) as string), type: 'bool', throws: argThrows };
     if (name === 'startsWith') return { fn: (ctx) => (str(ctx) as string).startsWith(af(ctx) as string), type: 'bool', throws: argThrows };
     if (name === 'endsWith') return { fn: (ctx) => (str(ctx) as string).endsWith(af(ctx) as string), type: 'bool', throws: argThrows };

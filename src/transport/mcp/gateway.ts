@@ -216,6 +216,8 @@ export class McpGateway {
     if (resourcesSubscribe) caps.resources = { listChanged: true, subscribe: true };
     if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.completions))) caps.completions = {};
     if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.logging))) caps.logging = {};
+    // Task-augmented tool calls: ids are celgate's, scoped to the session; results are judged (session.ts).
+    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.tasks))) caps.tasks = { list: {}, cancel: {}, requests: { tools: { call: {} } } };
     return caps;
   }
 

@@ -47,6 +47,28 @@ export const MAX_BATCHED_RECORDS = 256;
 
 type Outcome = { result: Json } | { error: RpcErrorObject } | { none: true };
 
+/** Task-augmented calls (MCP tasks) a session may have open at once; the oldest is forgotten past it. */
+export const MAX_TASKS_PER_SESSION = 256;
+/** The `_meta` key a result uses to name its task. */
+const RELATED_TASK = 'io.modelcontextprotocol/related-task';
+const TASK_METHODS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
+
+/**
+ * One task a guest started with a task-augmented `tools/call`: the server and tool it runs on, and
+ * the server's own id. The guest only ever sees celgate's id, which is valid in its session alone.
+ */
+interface TaskEntry {
+  upstream: NonNullable<Route['upstream']>;
+  upstreamId: string;
+  tool: string;
+  args: JsonObject;
+}
+
+/** A CreateTaskResult (`{task: {taskId, …}}`), the answer to a task-augmented call. */
+function createdTaskId(result: Json): string | null {
+  return isJsonObject(result) && isJsonObject(result.task) && typeof result.task.taskId === 'string' ? result.task.taskId : null;
+}
+
 
 export class McpSession {
   private initialized = false;
@@ -55,6 +77,8 @@ export class McpSession {
   private records: (() => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly inflight = new Map<string, Cancel>();
+  /** This session's tasks by celgate's id (insertion order = age). */
+  private readonly tasks = new Map<string, TaskEntry>();
   private readonly unregister: () => void;
   private closed = false;
 
@@ -199,6 +223,12 @@ export class McpSession {
         return this.list(id, method, 'resources', 'resources', false);
       case 'resources/templates/list':
         return this.list(id, method, 'resourceTemplates', 'resources', false);
+      case 'tasks/list':
+        return this.listTasks(id);
+      case 'tasks/get':
+      case 'tasks/result':
+      case 'tasks/cancel':
+        return this.forward(id, method, params, this.taskRoute(method, params));
       case 'logging/setLevel':
         return this.local(id, method, params ?? {}, async () => {
           await Promise.all(this.gw.serversWith('logging').map((u) => u.request(method, params, { timeoutMs: this.gw.callTimeoutMs })));
@@ -241,6 +271,59 @@ export class McpSession {
     return out;
   }
 
+  /** Routes tasks/get|result|cancel to the task's server, under the server's id; unknown ids (another session's too) are refused. */
+  private taskRoute(method: string, params: JsonObject | undefined): Route {
+    const gid = typeof params?.taskId === 'string' ? params.taskId : '';
+    const t = this.tasks.get(gid);
+    if (t === undefined) return { upstream: null, params, tool: '', args: {}, unknown: `Unknown task "${gid}" (${method}): tasks are known only to the session that started them` };
+    return { upstream: t.upstream, params: { ...params, taskId: t.upstreamId }, tool: t.tool, args: t.args };
+  }
+
+  /** tasks/list: this session's tasks only, each asked of its own server. */
+  private listTasks(id: string | number): Promise<Outcome> {
+    return this.local(id, 'tasks/list', {}, async () => {
+      const byServer = new Map<string, { upstream: TaskEntry['upstream']; ids: Map<string, string> }>();
+      for (const [gid, t] of this.tasks) {
+        const g = byServer.get(t.upstream.id) ?? { upstream: t.upstream, ids: new Map<string, string>() };
+        g.ids.set(t.upstreamId, gid);
+        byServer.set(t.upstream.id, g);
+      }
+      const tasks: JsonObject[] = [];
+      for (const { upstream, ids } of byServer.values()) {
+        const reply = await upstream.request('tasks/list', {}, { timeoutMs: this.gw.callTimeoutMs });
+        if ('error' in reply || !isJsonObject(reply.result) || !Array.isArray(reply.result.tasks)) continue;
+        for (const item of reply.result.tasks) {
+          const gid = isJsonObject(item) && typeof item.taskId === 'string' ? ids.get(item.taskId) : undefined;
+          if (gid === undefined || !isJsonObject(item)) continue;
+          const t = this.tasks.get(gid)!;
+          const checked = this.checkStatus(id, 'tasks/list', t, { ...item, taskId: gid });
+          if ('result' in checked) tasks.push(checked.result as JsonObject);
+        }
+      }
+      return { result: { tasks } };
+    });
+  }
+
+  /** Remembers a task a tools/call created and hands the guest celgate's id for it. */
+  private adoptTask(result: JsonObject, upstreamId: string, route: Route): JsonObject {
+    const gid = `celgate-task-${crypto.randomUUID()}`;
+    if (this.tasks.size >= MAX_TASKS_PER_SESSION) this.tasks.delete(this.tasks.keys().next().value!);
+    this.tasks.set(gid, { upstream: route.upstream!, upstreamId, tool: route.tool, args: route.args });
+    return { ...result, task: { ...(result.task as JsonObject), taskId: gid } };
+  }
+
+  /** A task status (tasks/get, tasks/cancel, an item of tasks/list) is judged as an mcp.response of its tool. */
+  private checkStatus(reqId: string | number, method: string, t: TaskEntry, status: JsonObject): Outcome {
+    const text = typeof status.statusMessage === 'string' ? status.statusMessage : '';
+    const event = mcpResponseEvent(
+      { ...this.gw.options.origin, process_name: this.processName },
+      { method, server_id: t.upstream.id, tool_name: t.tool, is_error: status.status === 'failed', content_text: text },
+    );
+    const decision = this.decide(event);
+    this.row(event, decision, 'response', t.upstream.id, t.args, status.status === 'failed', 0, String(reqId), t.tool);
+    return decision.action === 'allow' ? { result: status } : { error: denialError(decision, event.common.event_id, 'result') };
+  }
+
   private async forward(id: string | number, method: string, params: JsonObject | undefined, route: Route): Promise<Outcome> {
     const started = performance.now();
     const server = route.upstream?.id ?? '';
@@ -272,10 +355,28 @@ export class McpSession {
     this.inflight.delete(key);
     if (abort.aborted) return finish({ none: true }, true); // cancelled by the guest: no reply
     if ('error' in reply) return finish(reply, true);
-    if (!RESPONSE_CHECKED_METHODS.has(method)) return finish(reply, false);
     const upstreamMs = performance.now() - started;
-    const out = this.checkResult(event, method, server, route, reply.result, upstreamMs);
-    return finish(out, 'error' in out || (isJsonObject(reply.result) && reply.result.isError === true));
+    let result = reply.result;
+    if (TASK_METHODS.has(method)) {
+      // Results carry celgate's task id; a task's result is judged as the result of its tool call,
+      // and its status as a response of that tool.
+      const gid = String(params?.taskId ?? '');
+      const t = this.tasks.get(gid)!;
+      if (method === 'tasks/result') {
+        if (isJsonObject(result) && isJsonObject(result._meta) && isJsonObject(result._meta[RELATED_TASK])) {
+          result = { ...result, _meta: { ...result._meta, [RELATED_TASK]: { ...result._meta[RELATED_TASK], taskId: gid } } };
+        }
+        const out = this.checkResult(event, 'tools/call', server, route, result, upstreamMs);
+        return finish(out, 'error' in out || (isJsonObject(result) && result.isError === true));
+      }
+      const out = isJsonObject(result) ? this.checkStatus(id, method, t, { ...result, taskId: gid }) : { result };
+      return finish(out, 'error' in out);
+    }
+    const created = method === 'tools/call' && isJsonObject(params?.task) ? createdTaskId(result) : null;
+    if (created !== null) return finish({ result: this.adoptTask(result as JsonObject, created, route) }, false);
+    if (!RESPONSE_CHECKED_METHODS.has(method)) return finish(reply, false);
+    const out = this.checkResult(event, method, server, route, result, upstreamMs);
+    return finish(out, 'error' in out || (isJsonObject(result) && result.isError === true));
   }
 
   /** The mcp.response decision: a result (tools/call, resources/read, prompts/get) reaches the guest only if allowed. */
