@@ -166,6 +166,8 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
         path: scrubSecrets(bound(r.path)),
         query,
         url: scrubSecrets(redactUrl(r.url, r.query, query)),
+        // The target as sent carries the query too (and may carry it in another spelling).
+        raw_target: scrubSecrets(redactUrl(r.raw_target ?? '', r.query, query)),
         headers: redactHeaders(r.headers),
         body: body(r.body),
       };

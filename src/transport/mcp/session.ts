@@ -224,11 +224,12 @@ export class McpSession {
       case 'resources/templates/list':
         return this.list(id, method, 'resourceTemplates', 'resources', false);
       case 'tasks/list':
-        return this.listTasks(id);
       case 'tasks/get':
       case 'tasks/result':
       case 'tasks/cancel':
-        return this.forward(id, method, params, this.taskRoute(method, params));
+        // Without a server that runs tasks these are unknown methods, as any other.
+        if (this.gw.serversWith('tasks').length === 0) return this.forward(id, method, params, routeRequest(this.gw, method, params));
+        return method === 'tasks/list' ? this.listTasks(id) : this.forward(id, method, params, this.taskRoute(method, params));
       case 'logging/setLevel':
         return this.local(id, method, params ?? {}, async () => {
           await Promise.all(this.gw.serversWith('logging').map((u) => u.request(method, params, { timeoutMs: this.gw.callTimeoutMs })));
