@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { Kvm, type KV } from '@nats-io/kv';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CelgateError, formatIssue } from '../errors.js';
 import { readFileSync } from 'node:fs';
@@ -114,10 +115,32 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
 const print = (s: string) => process.stdout.write(`${s}\n`);
 const age = (ms: number) => (ms < 1_000 ? `${ms} ms` : ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
 
+/** Opens (creating if missing) a bucket, failing by name when NATS does not answer. */
+function openBucket(nc: NatsConnection, name: string, history: number): Promise<KV> {
+  return step(`open bucket ${name}`, new Kvm(nc).create(name, { history }));
+}
+
+/**
+ * Every key of a bucket (deleted ones included; their entries read as DEL), from one stream-info
+ * request: the KV key iterator runs a consumer that can wait for ever while gateways keep writing.
+ */
+function keysOf(kv: KV, what: string): Promise<string[]> {
+  return step(`list ${what}`, (async () => {
+    const st = await kv.status();
+    const bucket = st.bucket;
+    const prefix = `$KV.${bucket}.`;
+    const info = await (kv as unknown as { jsm: JetStreamManager }).jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {})
+      .filter((subject) => subject.startsWith(prefix))
+      .map((subject) => subject.slice(prefix.length))
+      .sort();
+  })());
+}
+
 async function statuses(kv: KV): Promise<GatewayStatus[]> {
   const out: GatewayStatus[] = [];
-  for await (const key of await kv.keys()) {
-    const e = await kv.get(key);
+  for (const key of await keysOf(kv, 'gateway statuses')) {
+    const e = await step(`read the status of ${key}`, kv.get(key));
     if (e === null || e.operation !== 'PUT') continue;
     try {
       out.push(JSON.parse(e.string()) as GatewayStatus);
@@ -186,14 +209,14 @@ export function registerFleetCommands(program: Command): void {
           return { file, id: v.value.pack.id, rules: v.value.pack.rules.length, text };
         });
         await withConnection(o, async (nc, cfg) => {
-          const kv = await step(`open bucket ${cfg.packs_bucket}`, new Kvm(nc).create(cfg.packs_bucket, { history: 10 }));
+          const kv = await openBucket(nc, cfg.packs_bucket, 10);
           let revision = 0;
           for (const p of packs) {
             revision = await step(`publish ${p.id}`, kv.put(p.id, p.text));
             print(`published ${p.id} (${p.rules} rule${p.rules === 1 ? '' : 's'}) from ${p.file}: revision ${revision}`);
           }
           if (o.wait === true) {
-            const st = await new Kvm(nc).create(cfg.status_bucket, { history: 1 });
+            const st = await openBucket(nc, cfg.status_bucket, 1);
             const r = await waitForGateways(st, revision, Number(o.timeout));
             print(`revision ${revision}:`);
             for (const l of r.lines) print(l);
@@ -210,16 +233,16 @@ export function registerFleetCommands(program: Command): void {
     .action(
       action(async (ids: string[], o: NatsFlags & { wait?: boolean; timeout: string }) => {
         await withConnection(o, async (nc, cfg) => {
-          const kv = await new Kvm(nc).create(cfg.packs_bucket, { history: 10 });
+          const kv = await openBucket(nc, cfg.packs_bucket, 10);
           for (const id of ids) {
-            const e = await kv.get(id);
+            const e = await step(`read ${id}`, kv.get(id));
             if (e === null || e.operation !== 'PUT') throw new CelgateError('E_RULE_NOT_FOUND', `no fleet pack "${id}"`);
-            await kv.delete(id);
+            await step(`delete ${id}`, kv.delete(id));
             print(`deleted ${id}`);
           }
           if (o.wait === true) {
-            const revision = (await kv.status()).streamInfo.state.last_seq;
-            const r = await waitForGateways(await new Kvm(nc).create(cfg.status_bucket, { history: 1 }), revision, Number(o.timeout));
+            const revision = (await step('read the bucket revision', kv.status())).streamInfo.state.last_seq;
+            const r = await waitForGateways(await openBucket(nc, cfg.status_bucket, 1), revision, Number(o.timeout));
             print(`revision ${revision}:`);
             for (const l of r.lines) print(l);
             if (!r.ok) process.exitCode = 1;
@@ -233,10 +256,10 @@ export function registerFleetCommands(program: Command): void {
     .action(
       action(async (o: NatsFlags & { json?: boolean }) => {
         await withConnection(o, async (nc, cfg) => {
-          const kv = await new Kvm(nc).create(cfg.packs_bucket, { history: 10 });
+          const kv = await openBucket(nc, cfg.packs_bucket, 10);
           const rows: { id: string; revision: number; created: string; version: string; rules: number; problems: number }[] = [];
-          for await (const key of await kv.keys()) {
-            const e = await kv.get(key);
+          for (const key of await keysOf(kv, 'packs')) {
+            const e = await step(`read ${key}`, kv.get(key));
             if (e === null || e.operation !== 'PUT') continue;
             const v = readPackText(e.string(), key, e.revision, cfg.packs_bucket);
             rows.push({ id: key, revision: e.revision, created: e.created.toISOString(), ...v });
@@ -252,7 +275,7 @@ export function registerFleetCommands(program: Command): void {
   withNats(rules.command('get').description("Print a fleet pack's YAML.")).argument('<id>', 'pack id').action(
     action(async (id: string, o: NatsFlags) => {
       await withConnection(o, async (nc, cfg) => {
-        const e = await (await new Kvm(nc).create(cfg.packs_bucket, { history: 10 })).get(id);
+        const e = await step(`read ${id}`, (await openBucket(nc, cfg.packs_bucket, 10)).get(id));
         if (e === null || e.operation !== 'PUT') throw new CelgateError('E_RULE_NOT_FOUND', `no fleet pack "${id}"`);
         process.stdout.write(e.string());
       });
@@ -264,7 +287,7 @@ export function registerFleetCommands(program: Command): void {
     .action(
       action(async (o: NatsFlags & { json?: boolean }) => {
         await withConnection(o, async (nc, cfg) => {
-          const list = await statuses(await new Kvm(nc).create(cfg.status_bucket, { history: 1 }));
+          const list = await statuses(await openBucket(nc, cfg.status_bucket, 1));
           if (o.json === true) return print(JSON.stringify(list, null, 2));
           if (list.length === 0) return print(`no gateway has reported in ${cfg.status_bucket}`);
           const now = Date.now();

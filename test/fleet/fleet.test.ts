@@ -41,7 +41,7 @@ function packFile(text: string): string {
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [MAIN_JS, ...args], { timeout: 30_000 });
+    const r = await run(process.execPath, [MAIN_JS, ...args], { timeout: 60_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
