@@ -14,6 +14,7 @@ import { parseMcpConfig, type McpConfig } from '../transport/mcp/config.js';
 import { parseDnsConfig, type DnsConfig } from '../transport/dns/config.js';
 import { parseHttpConfig, type HttpConfig } from '../transport/http/config.js';
 import { parseFleetConfig, type FleetConfig } from '../fleet/config.js';
+import { parseSecretsConfig, type SecretSpec } from '../transport/secrets.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -70,6 +71,8 @@ export interface GatewayConfig {
   http: HttpConfig;
   /** Fleet membership over NATS JetStream, or null (src/fleet/config.ts, docs/fleet.md). */
   fleet: FleetConfig | null;
+  /** Credentials substituted at egress for placeholders (src/transport/secrets.ts, docs/secrets.md). */
+  secrets: SecretSpec[];
   watch_rules: boolean;
   /** Where the values came from, for error messages and the health endpoint. */
   source: string;
@@ -150,7 +153,7 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns', 'http', 'fleet'];
+const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns', 'http', 'fleet', 'secrets'];
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
   const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
@@ -207,6 +210,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     dns: parseDnsConfig(s.raw.dns, source),
     http: parseHttpConfig(s.raw.http, source),
     fleet: parseFleetConfig(s.raw.fleet, source),
+    secrets: parseSecretsConfig(s.raw.secrets, source),
     watch_rules: s.bool('watch_rules', true),
     source,
   };

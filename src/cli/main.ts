@@ -31,6 +31,7 @@ const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
   'mcp-shim': [async () => (await import('./guest-commands.js')).registerGuestCommands],
   exec: [async () => (await import('./guest-commands.js')).registerGuestCommands],
   fleet: [async () => (await import('./fleet-commands.js')).registerFleetCommands],
+  secrets: [async () => (await import('./secrets-commands.js')).registerSecretsCommands],
 };
 
 const program = new Command()

@@ -33,6 +33,8 @@ import { startHttpFromConfig } from '../transport/http/config.js';
 import { startExplicitProxyFromConfig } from '../transport/http/proxy-config.js';
 import { loadInterceptionCerts, startupLines } from './ca-commands.js';
 import { FleetMember } from '../fleet/gateway.js';
+import { SecretStore } from '../transport/secrets.js';
+import { SECRET_PLACEHOLDER_PREFIX } from '../policy/secrets.js';
 
 export const CELGATE_VERSION = '0.1.0';
 /** Rule-file changes within this window cause one reload. */
@@ -64,6 +66,30 @@ export interface ServiceDeps {
   policy: PolicyPort;
   sessionDir: string;
   sessionDb: string;
+}
+
+/**
+ * The config with secret placeholders in the headers of MCP Streamable HTTP servers replaced by
+ * their values, for servers whose host the secret belongs to; any other placeholder stops start.
+ */
+export function withMcpSecrets(config: GatewayConfig, secrets: SecretStore): GatewayConfig {
+  if (secrets.size === 0 || config.mcp.servers.every((s) => s.headers === undefined)) return config;
+  const servers = config.mcp.servers.map((s) => {
+    if (s.url === undefined || s.headers === undefined) return s;
+    const u = new URL(s.url);
+    const host = u.hostname.toLowerCase();
+    const scheme = u.protocol.replace(/:$/, '');
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(s.headers)) {
+      const next = secrets.substitute(v, host, scheme);
+      if (next.includes(SECRET_PLACEHOLDER_PREFIX)) {
+        throw new CelgateError('E_CONFIG', `mcp.servers[${s.id}].headers.${k}: a secret placeholder there does not belong to ${host} (or would go out without TLS), or names an unknown secret`);
+      }
+      headers[k] = next;
+    }
+    return { ...s, headers };
+  });
+  return { ...config, mcp: { ...config.mcp, servers } };
 }
 
 /** Locates the package root (the folder with rules/), from src/ or dist/src/. */
@@ -100,11 +126,15 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // Fleet packs (docs/fleet.md) join the local packs on every reload; the last accepted set is
   // cached so a start without NATS still enforces it.
   const fleet = config.fleet === null ? null : new FleetMember(config.fleet, config.data_dir);
+  // Secret values are read now: a missing variable or unreadable file stops start, naming the secret.
+  const secrets = SecretStore.load(config.secrets);
+  let onSecretsReload = (_reason: string): void => {};
   const cachedFleetPacks = fleet?.policy.loadCache() ?? 0;
   const policy = createPolicyPort({
     packPaths: paths,
     extraRules: () => loadDetectionDefinitions(config.detection),
     ...(fleet === null ? {} : { extraPacks: () => fleet.policy.packTexts() }),
+    onReload: (reason) => onSecretsReload(reason),
   });
   let first = policy.reload('start');
   if (!first.ok && cachedFleetPacks > 0) {
@@ -138,6 +168,13 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     reload: (reason) => policy.reload(reason),
     generation: () => policy.generation(),
   });
+  onSecretsReload = (reason) => {
+    if (secrets.size === 0 || reason === 'start') return;
+    // File-sourced secrets are read again; a secret that cannot be read keeps its value.
+    const r = secrets.reload();
+    if (r.changed.length > 0) logger.info({ reason, secrets: r.changed }, 'secrets reloaded');
+    for (const problem of r.problems) logger.error({ reason, problem }, 'secret not reloaded; the previous value stays');
+  };
   const router = new Router();
   router.add(
     ...coreRoutes({
@@ -189,7 +226,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   void startService; // used by the transport entries below
   // e.g. await startService((d) => startHttpService(d));
   await startService((d) => startExecService(d));
-  await startService((d) => startMcpFromConfig(d.config, d));
+  await startService((d) => startMcpFromConfig(withMcpSecrets(d.config, secrets), d));
   await startService((d) =>
     startDnsFromConfig(d.config.dns, {
       session_id: d.config.session_id,
@@ -203,8 +240,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // One CA and one leaf cache for both HTTP entry points (vsock interception and explicit proxy).
   let interception = null as Awaited<ReturnType<typeof loadInterceptionCerts>> | null;
   const certs = async () => (interception ??= await loadInterceptionCerts(config.http.ca_dir)).certs;
-  await startService(async (d) => startHttpFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs() }));
-  await startService(async (d) => startExplicitProxyFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs() }));
+  await startService(async (d) => startHttpFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs(), secrets }));
+  await startService(async (d) => startExplicitProxyFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs(), secrets }));
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;

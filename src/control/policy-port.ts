@@ -23,6 +23,8 @@ export interface PolicyPortOptions {
   /** More pack texts validated and combined with the files on every reload (the fleet's packs,
    * src/fleet); `file` names the pack's source in issues. */
   extraPacks?: () => readonly { text: string; file: string }[];
+  /** Runs first on every reload (SIGHUP, file watch, POST /v1/reload, fleet): e.g. re-read secrets. */
+  onReload?: (reason: string) => void;
 }
 
 export interface LivePolicyPort extends PolicyPort {
@@ -105,6 +107,7 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       return { ok: true, value: new PolicyEngine(scratch).decide(event) };
     },
     reload(reason: string): Validated<ReloadResult> {
+      opts.onReload?.(reason);
       const refuse = (issues: Issue[]): Validated<ReloadResult> => {
         stats.refused++;
         stats.last_refusal_ms = Date.now();

@@ -80,8 +80,8 @@ export function normalizeHeaders(input: Record<string, string | string[] | undef
 
 export function httpRequestEvent(
   origin: EventOrigin,
-  request: Omit<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target'> &
-    Partial<Pick<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target'>>,
+  request: Omit<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target' | 'secrets'> &
+    Partial<Pick<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target' | 'secrets'>>,
   overrides?: Partial<Pick<CommonFacts, 'event_id' | 'timestamp_ms'>>,
 ): EventOf<'http.request'> {
   const query = request.query ?? '';
@@ -97,6 +97,7 @@ export function httpRequestEvent(
     query,
     url,
     raw_target: request.raw_target ?? `${request.path}${query === '' ? '' : `?${query}`}`,
+    secrets: request.secrets ?? [],
     headers: request.headers ?? {},
     body: request.body ?? { ...ABSENT_BODY },
   };
@@ -178,6 +179,15 @@ class Reader {
     if (typeof v !== 'string') this.issues.push({ path: `${path}.${key}`, message: `must be a string, got ${typeof v}` });
     return typeof v === 'string' ? v : fallback;
   }
+  strList(o: Obj, key: string, path: string): string[] {
+    const v = o[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
+      this.issues.push({ path: `${path}.${key}`, message: 'must be a list of strings' });
+      return [];
+    }
+    return v as string[];
+  }
   num(o: Obj, key: string, path: string, fallback = 0): number {
     const v = o[key];
     if (v === undefined || v === null) return fallback;
@@ -255,6 +265,7 @@ function httpRequestFrom(r: Reader, o: Obj, path: string): HttpRequestFacts {
     query,
     url: r.str(o, 'url', path, buildUrl(s, host, port, pathValue, query)),
     raw_target: r.str(o, 'raw_target', path, `${pathValue}${query === '' ? '' : `?${query}`}`),
+    secrets: r.strList(o, 'secrets', path),
     headers,
     body,
   };

@@ -62,6 +62,9 @@ export interface HttpRequestFacts {
   url: string;
   /** The request target exactly as the guest sent it (`path` is its normalised form). */
   raw_target: string;
+  /** Ids of the secret placeholders (`celgate-secret-<id>`) the request carries where they are
+   * substituted: header values, the query, and (for secrets with `in_body`) the body. */
+  secrets: string[];
   headers: HeaderMap;
   body: BodyFacts;
 }

@@ -40,6 +40,7 @@ export const FIELDS: readonly FieldDef[] = [
   { path: 'http.request.query', type: 'string' },
   { path: 'http.request.raw_target', type: 'string' },
   { path: 'http.request.scheme', type: 'string' },
+  { path: 'http.request.secrets', type: 'list<string>' },
   { path: 'http.request.url', type: 'string' },
   { path: 'http.response.body.content_type', type: 'string' },
   { path: 'http.response.body.size', type: 'int' },

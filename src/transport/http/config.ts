@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CelgateError } from '../../errors.js';
+import type { SecretStore } from '../secrets.js';
 import type { Decider, EventSink, EventType } from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
 import { parseAllowedRanges } from './destination.js';
@@ -167,7 +168,7 @@ export function readExtraCa(paths: readonly string[]): string[] {
 
 export async function startHttpFromConfig(
   config: HttpStartConfig,
-  deps: { decider: Decider; engine?: { needsBody(type: EventType): boolean }; sink: EventSink; certs?: SecureContextSource },
+  deps: { decider: Decider; engine?: { needsBody(type: EventType): boolean }; sink: EventSink; certs?: SecureContextSource; secrets?: SecretStore },
 ): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
   const map = parseUpstreamMap(config.http.upstream_map);
   if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
@@ -194,6 +195,7 @@ export async function startHttpFromConfig(
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,
       direct: config.http.direct,
+      ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
     },
     { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs },
   );

@@ -22,9 +22,10 @@ import type net from 'node:net';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import { decisionDenial, denialHead, destinationDenial, renderDenial, type Denial } from './denial.js';
-import { judgeRequest, NetRecord, originFor, type ExchangeContext, type ExchangeDeps } from './exchange.js';
+import { egress, judgeRequest, NetRecord, originFor, type ExchangeContext, type ExchangeDeps } from './exchange.js';
+import type { BodyScrubber } from '../secrets.js';
 import { headerLines, httpDate, HTTPParser, isParseError, METHODS, newParser, reasonPhrase, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
-import { judgeResponse, responseDrops, streamedBodyFacts, type ResponseDeps } from './response.js';
+import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type RequestTarget } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 
@@ -134,6 +135,8 @@ class GuestConnection implements UpstreamExchange {
   private keepAlive = true;
   /** The response body goes to the guest chunked (no length known, an HTTP/1.1 guest). */
   private chunked = false;
+  /** Set while a response body from a host secrets go to is scanned for echoed values. */
+  private scrubber: BodyScrubber | null = null;
   private status = 0;
   private headSent = false;
 
@@ -315,9 +318,10 @@ class GuestConnection implements UpstreamExchange {
       this.respond(destinationDenial(refused, event.common.event_id, this.accept));
       return;
     }
-    const path = target.query === '' ? target.path : `${target.path}?${target.query}`;
+    const sub = egress(deps.secrets, target, forwardHeaders(this.raw), event.http.request.secrets.length > 0);
+    const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
     // As Node's keep-alive agent sends it: Host first, the guest's end-to-end fields, Connection last.
-    const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(forwardHeaders(this.raw))}Connection: keep-alive\r\n\r\n`;
+    const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwardHeaders(this.raw))}Connection: keep-alive\r\n\r\n`;
     this.handle = deps.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength }, this);
   }
 
@@ -366,17 +370,21 @@ class GuestConnection implements UpstreamExchange {
       return;
     }
     const noBody = this.method === 'HEAD' || status === 204 || status === 304;
+    const secrets = this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host) ? this.deps.secrets : undefined;
+    // A body from a host secrets go to is scanned for echoed values, so its length may change.
+    const scrub = secrets !== undefined && !noBody && scrubbable(headers['content-type']) && (headers['content-encoding'] ?? 'identity') === 'identity';
+    this.scrubber = scrub ? secrets.bodyScrubber() : null;
     let s = `HTTP/1.1 ${status} ${message === '' ? reasonPhrase(status) : message}\r\n`;
     let dated = false;
     const drops = responseDrops(raw);
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
-      if (drops.has(name)) continue;
+      if (drops.has(name) || (scrub && name === 'content-length')) continue;
       if (name === 'date') dated = true;
-      s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+      s += `${raw[i]}: ${secrets === undefined ? raw[i + 1] : secrets.scrub(raw[i + 1]!)}\r\n`;
     }
     if (!dated) s += `Date: ${httpDate()}\r\n`;
-    const delimited = noBody || (headers['content-length'] !== undefined && headers['transfer-encoding'] === undefined);
+    const delimited = noBody || (!scrub && headers['content-length'] !== undefined && headers['transfer-encoding'] === undefined);
     this.chunked = !delimited && this.minor >= 1;
     if (this.chunked) s += 'Transfer-Encoding: chunked\r\n';
     // No length known and an HTTP/1.0 guest: the body ends with the connection.
@@ -388,9 +396,11 @@ class GuestConnection implements UpstreamExchange {
     this.socket.write(s, 'latin1');
   }
 
-  body(chunk: Buffer): void {
+  body(raw: Buffer): void {
     if (this.closed) return;
-    this.rec!.bytesOut += chunk.length;
+    this.rec!.bytesOut += raw.length;
+    const chunk = this.scrubber === null ? raw : this.scrubber.push(raw);
+    if (chunk.length === 0) return;
     let ok: boolean;
     if (this.chunked) {
       this.cork();
@@ -419,6 +429,15 @@ class GuestConnection implements UpstreamExchange {
   end(): void {
     this.dropHandle();
     if (this.closed) return;
+    if (this.scrubber !== null) {
+      const rest = this.scrubber.end();
+      this.scrubber = null;
+      if (rest.length > 0) {
+        if (this.chunked) this.socket.write(`${rest.length.toString(16)}\r\n`, 'latin1');
+        this.socket.write(rest);
+        if (this.chunked) this.socket.write('\r\n', 'latin1');
+      }
+    }
     if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
     this.finish();
   }

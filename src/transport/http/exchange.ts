@@ -30,6 +30,7 @@ import type { HttpLimits } from './limits.js';
 import { relayResponse, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
 import type { Upstream } from './upstream.js';
+import type { SecretStore } from '../secrets.js';
 
 export type { ExchangeContext } from './target.js';
 
@@ -43,6 +44,8 @@ export interface ExchangeDeps {
   origin: EventOrigin;
   upstream: Upstream;
   limits: HttpLimits;
+  /** Secrets substituted at egress (src/transport/secrets.ts), or undefined when none are configured. */
+  secrets?: SecretStore | undefined;
 }
 
 /** The decision recorded when decide() throws: fail closed. */
@@ -87,7 +90,7 @@ export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, ev
 
 /** What the response half needs: the decider, the limits, and recording that fails closed. */
 export function responseDepsOf(deps: ExchangeDeps): ResponseDeps {
-  return { decider: deps.decider, limits: deps.limits, failClosed: failClosedDecision, record: (e, d) => recordOrFailClosed(deps, e, d) };
+  return { decider: deps.decider, limits: deps.limits, failClosed: failClosedDecision, record: (e, d) => recordOrFailClosed(deps, e, d), secrets: deps.secrets };
 }
 
 export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {
@@ -218,7 +221,7 @@ export interface RequestFacts {
  * when the request may be forwarded, else null (the guest has been answered).
  */
 export function judgeRequest(
-  deps: Pick<ExchangeDeps, 'decider' | 'sink' | 'origin'>,
+  deps: Pick<ExchangeDeps, 'decider' | 'sink' | 'origin' | 'secrets'>,
   ctx: ExchangeContext,
   rec: NetRecord,
   r: RequestFacts,
@@ -234,6 +237,7 @@ export function judgeRequest(
     path: t.path,
     query: t.query,
     raw_target: t.rawTarget,
+    secrets: deps.secrets === undefined ? [] : deps.secrets.requestSecrets(r.headers, t.query, r.body?.state === 'buffered' || r.body?.state === 'truncated' ? r.body.text : undefined),
     headers: r.headers,
     ...(r.body === undefined ? {} : { body: r.body }),
   });
@@ -322,6 +326,47 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
   }
 }
 
+/**
+ * What goes upstream when the request carries secrets (src/transport/secrets.ts): header values
+ * and the query with placeholders replaced by the real values (only for a host the secret belongs
+ * to; the decision has already refused any other), and `Accept-Encoding: identity` so an echo of a
+ * value comes back in a body celgate can scrub. Null when nothing is substituted.
+ */
+export function egress(
+  secrets: SecretStore | undefined,
+  target: RequestTarget,
+  forwarded: readonly string[],
+  carries: boolean,
+): { headers: string[]; path: string } | null {
+  if (secrets === undefined || !carries) return null;
+  const headers = [...secrets.substituteHeaders(forwarded, target.host, target.scheme)];
+  let identity = false;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() === 'accept-encoding') {
+      headers[i + 1] = 'identity';
+      identity = true;
+    }
+  }
+  if (!identity) headers.push('accept-encoding', 'identity');
+  const query = secrets.substitute(target.query, target.host, target.scheme);
+  return { headers, path: `${target.path}${query === '' ? '' : `?${query}`}` };
+}
+
+/** The buffered body with in-body placeholders substituted; Content-Length follows the new size. */
+function substituteBody(secrets: SecretStore, target: RequestTarget, prefix: BodyPrefix, req: IncomingMessage): BodyPrefix {
+  const text = Buffer.concat(prefix.chunks).toString('utf8');
+  const next = secrets.substitute(text, target.host, target.scheme, true);
+  if (next === text) return prefix;
+  const bytes = Buffer.from(next);
+  const delta = bytes.length - prefix.bytes;
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) {
+    const n = Number(declared) + delta;
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
+  }
+  return { ...prefix, chunks: [bytes], bytes: bytes.length };
+}
+
 function forward(
   req: IncomingMessage,
   res: ServerResponse,
@@ -332,13 +377,17 @@ function forward(
   prefix: BodyPrefix | null,
   rec: NetRecord,
 ): void {
-  const headers = ['host', hostHeaderFor(target), ...forwardHeaders(req.rawHeaders)];
+  const carries = event.http.request.secrets.length > 0;
+  // The body first: its substitution rewrites Content-Length, which the header pass then copies.
+  if (prefix !== null && carries && deps.secrets !== undefined) prefix = substituteBody(deps.secrets, target, prefix, req);
+  const sub = egress(deps.secrets, target, forwardHeaders(req.rawHeaders), carries);
+  const headers = ['host', hostHeaderFor(target), ...(sub?.headers ?? forwardHeaders(req.rawHeaders))];
   const upReq = deps.upstream.request({
     scheme: target.scheme,
     host: target.host,
     port: target.port,
     method: event.http.request.method,
-    path: `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
+    path: sub?.path ?? `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
     headers: headers as unknown as OutgoingHttpHeaders,
   });
   let done = false;

@@ -8,6 +8,7 @@ import { CelgateError } from '../../errors.js';
 import type { Decider, EventSink, EventType } from '../../events/index.js';
 import { limitsFromConfig, readExtraCa, type HttpConfig } from './config.js';
 import { startExplicitProxy } from './proxy.js';
+import type { SecretStore } from '../secrets.js';
 import type { SecureContextSource } from './service.js';
 import { parseUpstreamMap } from './upstream.js';
 
@@ -23,6 +24,8 @@ export interface ProxyStartDeps {
   sink: EventSink;
   /** The leaf cache shared with the vsock HTTP service (one CA, one leaf key per process). */
   certs: SecureContextSource;
+  /** The secret store shared with the vsock HTTP service. */
+  secrets?: SecretStore;
 }
 
 export async function startExplicitProxyFromConfig(
@@ -45,6 +48,7 @@ export async function startExplicitProxyFromConfig(
       upstreamMap: map.value,
       extraCa: readExtraCa(config.http.extra_ca),
       allowPrivateDestinations: config.http.allow_private_destinations,
+      ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
     },
     { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs: deps.certs },
   );

@@ -22,6 +22,8 @@ import type { SecureContextSource } from './service.js';
 import { agentLabel, parseProxyListen } from './proxy-settings.js';
 import { parseHostHeader, type ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
+import { withSecretGuard } from '../../policy/secrets.js';
+import type { SecretStore } from '../secrets.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
@@ -37,6 +39,8 @@ export interface ExplicitProxyOptions {
   upstreamMap?: UpstreamMap;
   /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
   extraCa?: readonly string[];
+  /** Secrets substituted at egress (src/transport/secrets.ts); none when undefined. */
+  secrets?: SecretStore;
   /** IP ranges a guest's request may be connected to although they are special-purpose
    * (loopback, private, link-local, …; see destination.ts). Default none. */
   allowPrivateDestinations?: readonly string[];
@@ -72,7 +76,10 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     timeoutMs: limits.upstreamTimeoutMs,
     guard: destinationGuard(options.allowPrivateDestinations ?? []),
   });
-  const exchangeDeps: ExchangeDeps = { decider: deps.decider, sink: deps.sink, origin: deps.origin, upstream, limits };
+  const secrets = options.secrets;
+  // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
+  const decider = secrets === undefined || secrets.size === 0 ? deps.decider : withSecretGuard(deps.decider, () => secrets.catalog());
+  const exchangeDeps: ExchangeDeps = { decider, sink: deps.sink, origin: deps.origin, upstream, limits, secrets };
   const contexts = new WeakMap<object, ExchangeContext>();
   const targets = new WeakMap<object, { target: TunnelTarget; timer: NodeJS.Timeout }>();
   const originalUrls = new WeakMap<object, string>();

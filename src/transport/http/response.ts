@@ -23,6 +23,7 @@ import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { decisionDenial, type Denial } from './denial.js';
 import type { BodyAwareDecider } from './exchange.js';
 import type { HttpLimits } from './limits.js';
+import type { BodyScrubber, SecretStore } from '../secrets.js';
 
 /** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
 const RESPONSE_DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
@@ -56,6 +57,14 @@ export interface ResponseDeps {
   record(event: SecurityEvent, decision: Decision): Decision;
   failClosed(err: unknown): Decision;
   limits: HttpLimits;
+  /** Secret values echoed by an upstream are replaced by their placeholders (src/transport/secrets.ts). */
+  secrets?: SecretStore | undefined;
+}
+
+/** Content types whose bodies are scanned for echoed secret values. */
+export function scrubbable(contentType: string | undefined): boolean {
+  const t = (contentType ?? '').toLowerCase();
+  return t === '' || t.startsWith('text/') || /json|xml|javascript|x-www-form-urlencoded|event-stream/.test(t);
 }
 
 /**
@@ -125,10 +134,11 @@ export async function relayResponse(
     deny(decisionDenial(decision, event.common.event_id, accept));
     return;
   }
-  relayAllowed(upRes, res, rec, prefix, headers);
+  const secrets = deps.secrets !== undefined && deps.secrets.scrubs(request.http.request.host) ? deps.secrets : undefined;
+  relayAllowed(upRes, res, rec, prefix, headers, secrets);
 }
 
-function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, headers: Record<string, string>): void {
+function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, headers: Record<string, string>, secrets?: SecretStore): void {
   const status = upRes.statusCode ?? 502;
   if (res.destroyed) {
     upRes.destroy();
@@ -136,8 +146,16 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
   }
   const out: string[] = [];
   const drops = responseDrops(upRes.rawHeaders);
+  // A body from a host secrets go to is scanned for echoed values; its length may change then.
+  const scrub = secrets !== undefined && scrubbable(headers['content-type']) && (headers['content-encoding'] ?? 'identity') === 'identity';
   for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
-    if (!drops.has(upRes.rawHeaders[i]!.toLowerCase())) out.push(upRes.rawHeaders[i]!, upRes.rawHeaders[i + 1]!);
+    const name = upRes.rawHeaders[i]!.toLowerCase();
+    if (drops.has(name) || (scrub && name === 'content-length')) continue;
+    out.push(upRes.rawHeaders[i]!, secrets === undefined ? upRes.rawHeaders[i + 1]! : secrets.scrub(upRes.rawHeaders[i + 1]!));
+  }
+  if (scrub) {
+    relayScrubbed(upRes, res, rec, prefix, status, out, secrets.bodyScrubber());
+    return;
   }
   res.writeHead(status, upRes.statusMessage, out);
   if (headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
@@ -152,6 +170,45 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
     }
   }
   relayBody(upRes, res, rec, prefix?.bytes ?? 0);
+}
+
+/** Relays a body through the secret scrubber (framing chosen by Node: chunked, or close for HTTP/1.0). */
+function relayScrubbed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, status: number, out: string[], scrubber: BodyScrubber): void {
+  res.writeHead(status, upRes.statusMessage, out);
+  upRes.on('error', () => res.destroy());
+  upRes.on('aborted', () => res.destroy());
+  const send = (c: Buffer) => {
+    const clean = scrubber.push(c);
+    return clean.length === 0 || res.write(clean);
+  };
+  if (prefix !== null) {
+    for (const c of prefix.chunks) send(c);
+    rec.bytesOut += prefix.bytes;
+    if (prefix.complete) {
+      res.end(scrubber.end());
+      return;
+    }
+  }
+  const onDrain = () => upRes.resume();
+  upRes.on('data', (c: Buffer) => {
+    rec.bytesOut += c.length;
+    if (res.writableEnded) return;
+    if (res.destroyed) {
+      upRes.destroy();
+      return;
+    }
+    if (!send(c)) {
+      upRes.pause();
+      res.once('drain', onDrain);
+    }
+  });
+  upRes.on('end', () => {
+    if (!res.writableEnded) res.end(scrubber.end());
+  });
+  res.once('close', () => {
+    res.removeListener('drain', onDrain);
+    if (!upRes.complete) upRes.destroy();
+  });
 }
 
 /**

@@ -23,6 +23,8 @@ import { UpstreamPool } from './upstream-pool.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
 import type { ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
+import { withSecretGuard } from '../../policy/secrets.js';
+import type { SecretStore } from '../secrets.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 import { gather } from './gather.js';
@@ -43,6 +45,8 @@ export interface HttpServiceOptions {
   upstreamMap?: UpstreamMap;
   /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
   extraCa?: readonly string[];
+  /** Secrets substituted at egress (src/transport/secrets.ts); none when undefined. */
+  secrets?: SecretStore;
   /** IP ranges a guest's request may be connected to although they are special-purpose
    * (loopback, private, link-local, …; see destination.ts). Default none. */
   allowPrivateDestinations?: readonly string[];
@@ -78,7 +82,10 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     timeoutMs: limits.upstreamTimeoutMs,
     guard: destinationGuard(options.allowPrivateDestinations ?? []),
   });
-  const exchangeDeps: ExchangeDeps = { decider: deps.decider, sink: deps.sink, origin: deps.origin, upstream, limits };
+  const secrets = options.secrets;
+  // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
+  const decider = secrets === undefined || secrets.size === 0 ? deps.decider : withSecretGuard(deps.decider, () => secrets.catalog());
+  const exchangeDeps: ExchangeDeps = { decider, sink: deps.sink, origin: deps.origin, upstream, limits, secrets };
   const contexts = new WeakMap<object, ExchangeContext>();
   const httpsPort = options.httpsPort ?? 443;
   const httpPort = options.httpPort ?? 80;

@@ -75,7 +75,8 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
   }
   const target = tr.target;
   rec.setTarget(target);
-  const event = httpRequestEvent(originFor(deps, ctx), { method, scheme: target.scheme, host: target.host, port: target.port, path: target.path, query: target.query, raw_target: target.rawTarget, headers });
+  const secrets = deps.secrets?.requestSecrets(headers, target.query) ?? [];
+  const event = httpRequestEvent(originFor(deps, ctx), { method, scheme: target.scheme, host: target.host, port: target.port, path: target.path, query: target.query, raw_target: target.rawTarget, secrets, headers });
   const decision = decideAndRecord(deps, event);
   rec.event = event;
   rec.decision = decision;
@@ -86,13 +87,16 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
   }
   // Nothing more is read from the guest until the upstream has answered and that answer is judged.
   socket.pause();
+  // Secret placeholders are substituted after the decision, for the hosts the secrets belong to.
+  const forwarded = forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE);
+  const query = secrets.length > 0 ? deps.secrets!.substitute(target.query, target.host, target.scheme) : target.query;
   const upReq = deps.upstream.request({
     scheme: target.scheme,
     host: target.host,
     port: target.port,
     method,
-    path: `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
-    headers: ['host', hostHeaderFor(target), ...forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE)] as unknown as Record<string, string>,
+    path: `${target.path}${query === '' ? '' : `?${query}`}`,
+    headers: ['host', hostHeaderFor(target), ...(secrets.length > 0 ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme) : forwarded)] as unknown as Record<string, string>,
     unpooled: true,
   });
   upReq.end();
