@@ -25,7 +25,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   cli: ['errors', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control', 'fleet'],
 };
 const PURE = ['events', 'policy', 'detection', 'store'];
-const SOCKET_MODULES = ['node:net', 'node:tls', 'node:dgram', 'node:http', 'node:https', 'node:http2', 'net', 'tls', 'dgram', 'http-mitm-proxy', 'dns-packet', 'undici'];
+const SOCKET_MODULES = ['node:net', 'node:tls', 'node:dgram', 'node:http', 'node:https', 'node:http2', 'net', 'tls', 'dgram', 'dns-packet', 'undici'];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

@@ -49,6 +49,8 @@ export interface Service {
   addresses: Record<string, string>;
   /** Extra admin API routes this service serves (e.g. POST /v1/exec). */
   routes?: Route[];
+  /** Warnings to log once at start (e.g. a fallback the service chose). */
+  warnings?: string[];
   /** Stop accepting, drain in-flight work, release resources. */
   close(): Promise<void>;
 }
@@ -220,6 +222,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       throw err;
     }
     services.push(s);
+    for (const w of s.warnings ?? []) logger.warn({ service: s.name }, w);
     Object.assign(listeners, s.addresses);
     if (s.routes !== undefined) router.add(...s.routes);
   };

@@ -11,11 +11,11 @@ import { parseUpstreamMap, resolveUpstream } from '../../src/transport/http/upst
 import { parseHttpConfig } from '../../src/transport/http/config.js';
 import { resolveLimits } from '../../src/transport/http/limits.js';
 
-async function clientHello(servername?: string): Promise<Buffer> {
+async function clientHello(servername?: string, ALPNProtocols?: string[]): Promise<Buffer> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); })));
-  const c = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', ...(servername ? { servername } : {}) });
+  const c = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', ...(servername ? { servername } : {}), ...(ALPNProtocols ? { ALPNProtocols } : {}) });
   c.on('error', () => {});
   const hello = await got;
   c.destroy();
@@ -38,11 +38,15 @@ describe('parseClientHello', () => {
   it('extracts the SNI from a real ClientHello, byte by byte', async () => {
     const hello = await clientHello('API.Example.test');
     for (let i = 1; i < hello.length; i += 97) expect(parseClientHello(hello.subarray(0, i))).toEqual({ status: 'need_more' });
-    expect(parseClientHello(hello)).toEqual({ status: 'ok', sni: 'api.example.test' });
+    expect(parseClientHello(hello)).toEqual({ status: 'ok', sni: 'api.example.test', alpn: [] });
+  });
+
+  it('reads the ALPN protocols the client offers, in its order', async () => {
+    expect(parseClientHello(await clientHello('h2.test', ['h2', 'http/1.1']))).toEqual({ status: 'ok', sni: 'h2.test', alpn: ['h2', 'http/1.1'] });
   });
 
   it('reports a ClientHello without SNI', async () => {
-    expect(parseClientHello(await clientHello())).toEqual({ status: 'ok', sni: null });
+    expect(parseClientHello(await clientHello())).toEqual({ status: 'ok', sni: null, alpn: [] });
   });
 
   it('reassembles a ClientHello split across two records', async () => {
@@ -50,7 +54,7 @@ describe('parseClientHello', () => {
     const body = hello.subarray(5);
     const rec = (b: Buffer) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01, b.length >> 8, b.length & 0xff]), b]);
     const split = Buffer.concat([rec(body.subarray(0, 30)), rec(body.subarray(30))]);
-    expect(parseClientHello(split)).toEqual({ status: 'ok', sni: 'split.test' });
+    expect(parseClientHello(split)).toEqual({ status: 'ok', sni: 'split.test', alpn: [] });
   });
 
   it.each([

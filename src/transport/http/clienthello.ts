@@ -15,6 +15,7 @@ export const MAX_SNI_LENGTH = 253;
 const TLS_HANDSHAKE = 0x16;
 const HANDSHAKE_CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
+const EXT_ALPN = 0x0010;
 const SNI_HOST_NAME = 0x00;
 
 export type Protocol = 'tls' | 'http' | 'unknown';
@@ -28,8 +29,9 @@ export function sniffProtocol(first: number): Protocol {
 
 export type ClientHelloResult =
   | { status: 'need_more' }
-  /** `sni` is the lower-cased host_name, or null when the ClientHello carries none. */
-  | { status: 'ok'; sni: string | null };
+  /** `sni` is the lower-cased host_name, or null when the ClientHello carries none; `alpn` the
+   * protocols the client offers (application_layer_protocol_negotiation), in its order. */
+  | { status: 'ok'; sni: string | null; alpn: string[] };
 
 const parseError = (message: string) => new CelgateError('E_PARSE', `TLS ClientHello: ${message}`);
 
@@ -102,6 +104,13 @@ class Cursor {
 
 const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/;
 
+function parseAlpn(ext: Cursor): string[] {
+  const list = ext.sub(ext.u16('ALPN list length'), 'ALPN list');
+  const out: string[] = [];
+  while (list.left > 0) out.push(list.bytes(list.u8('ALPN protocol length'), 'ALPN protocol').toString('latin1'));
+  return out;
+}
+
 function parseServerName(ext: Cursor): string | null {
   const list = ext.sub(ext.u16('server_name list length'), 'server_name list');
   while (list.left > 0) {
@@ -129,13 +138,15 @@ export function parseClientHello(buf: Buffer): ClientHelloResult {
   c.bytes(c.u8('session_id length'), 'session_id');
   c.bytes(c.u16('cipher_suites length'), 'cipher_suites');
   c.bytes(c.u8('compression_methods length'), 'compression_methods');
-  if (c.left === 0) return { status: 'ok', sni: null };
+  if (c.left === 0) return { status: 'ok', sni: null, alpn: [] };
   const exts = c.sub(c.u16('extensions length'), 'extensions');
   let sni: string | null = null;
+  let alpn: string[] = [];
   while (exts.left > 0) {
     const type = exts.u16('extension type');
     const body = exts.sub(exts.u16('extension length'), 'extension');
     if (type === EXT_SERVER_NAME) sni = parseServerName(body);
+    else if (type === EXT_ALPN) alpn = parseAlpn(body);
   }
-  return { status: 'ok', sni };
+  return { status: 'ok', sni, alpn };
 }

@@ -42,6 +42,8 @@ export interface HttpConfig {
   http_port: number;
   /** Serve requests on the direct path (docs/http.md) unless they need the Node path; false: Node's http.Server for all. */
   direct: boolean;
+  /** Offer HTTP/2 (ALPN `h2`) to TLS clients on the vsock port and in proxy tunnels. */
+  http2: boolean;
   timeouts: { headers_ms: number; idle_ms: number; keepalive_ms: number; handshake_ms: number; upstream_ms: number };
   /** Explicit proxy listen address (loopback `host:port`), or null when off (docs/proxy.md). */
   proxy: string | null;
@@ -64,7 +66,7 @@ function checkKeys(source: string, prefix: string, o: Obj, known: string[]): voi
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
 }
 
-const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'allow_private_destinations', 'https_port', 'http_port', 'direct', 'timeouts', 'proxy'];
+const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'allow_private_destinations', 'https_port', 'http_port', 'direct', 'http2', 'timeouts', 'proxy'];
 const TIMEOUT_KEYS = ['headers_ms', 'idle_ms', 'keepalive_ms', 'handshake_ms', 'upstream_ms'];
 
 /** Parses the `http:` mapping (absent → defaults). */
@@ -104,6 +106,8 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
   }
   const direct = raw.direct ?? true;
   if (typeof direct !== 'boolean') fail(source, 'http.direct', 'must be true or false');
+  const http2 = raw.http2 ?? true;
+  if (typeof http2 !== 'boolean') fail(source, 'http.http2', 'must be true or false');
   const ca = raw.ca_dir ?? 'certs';
   if (typeof ca !== 'string' || ca === '') fail(source, 'http.ca_dir', 'must be a non-empty path');
   return {
@@ -119,6 +123,7 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     https_port: int(source, 'http.https_port', raw.https_port, 443, 65535),
     http_port: int(source, 'http.http_port', raw.http_port, 80, 65535),
     direct,
+    http2,
     proxy: parseProxySetting(raw.proxy, source),
     timeouts: {
       headers_ms: int(source, 'http.timeouts.headers_ms', t.headers_ms, d.headersTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
@@ -169,7 +174,7 @@ export function readExtraCa(paths: readonly string[]): string[] {
 export async function startHttpFromConfig(
   config: HttpStartConfig,
   deps: { decider: Decider; engine?: { needsBody(type: EventType): boolean }; sink: EventSink; certs?: SecureContextSource; secrets?: SecretStore },
-): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
+): Promise<{ name: string; addresses: Record<string, string>; warnings: string[]; close(): Promise<void> }> {
   const map = parseUpstreamMap(config.http.upstream_map);
   if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
   // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/cli/config.ts).
@@ -195,9 +200,10 @@ export async function startHttpFromConfig(
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,
       direct: config.http.direct,
+      http2: config.http.http2,
       ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
     },
     { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs },
   );
-  return { name: 'http', addresses: svc.addresses, close: () => svc.close() };
+  return { name: 'http', addresses: svc.addresses, warnings: svc.warnings, close: () => svc.close() };
 }

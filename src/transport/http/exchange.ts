@@ -27,7 +27,7 @@ import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
 import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
 import type { HttpLimits } from './limits.js';
-import { relayResponse, type ResponseDeps } from './response.js';
+import { isHttp2, relayResponse, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
 import type { Upstream } from './upstream.js';
 import type { SecretStore } from '../secrets.js';
@@ -104,6 +104,7 @@ function declaredLength(req: IncomingMessage): number | null {
 }
 
 function hasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) return !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
   return req.headers['transfer-encoding'] !== undefined || (declaredLength(req) ?? 0) > 0;
 }
 
@@ -263,6 +264,8 @@ function sendDenial(res: ServerResponse, d: Denial): void {
     res.destroy();
     return;
   }
+  // HTTP/2 has no connection-specific headers; the stream ends with the answer.
+  if (isHttp2(res)) delete d.headers.connection;
   res.writeHead(d.status, d.headers);
   res.end(d.body);
 }

@@ -31,9 +31,9 @@ export interface ProxyStartDeps {
 export async function startExplicitProxyFromConfig(
   config: ProxyStartConfig,
   deps: ProxyStartDeps,
-): Promise<{ name: string; addresses: Record<string, string>; close(): Promise<void> }> {
+): Promise<{ name: string; addresses: Record<string, string>; warnings: string[]; close(): Promise<void> }> {
   const listen = config.http.proxy ?? null;
-  if (listen === null) return { name: 'proxy', addresses: {}, close: async () => {} };
+  if (listen === null) return { name: 'proxy', addresses: {}, warnings: [], close: async () => {} };
   const map = parseUpstreamMap(config.http.upstream_map);
   if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
   const engine = deps.engine;
@@ -48,9 +48,11 @@ export async function startExplicitProxyFromConfig(
       upstreamMap: map.value,
       extraCa: readExtraCa(config.http.extra_ca),
       allowPrivateDestinations: config.http.allow_private_destinations,
+      direct: config.http.direct,
+      http2: config.http.http2,
       ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
     },
     { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs: deps.certs },
   );
-  return { name: 'proxy', addresses: proxy.addresses, close: () => proxy.close() };
+  return { name: 'proxy', addresses: proxy.addresses, warnings: proxy.warnings, close: () => proxy.close() };
 }

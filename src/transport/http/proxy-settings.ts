@@ -1,6 +1,6 @@
 /**
  * The explicit proxy's listen setting (`http.proxy`): parsing and the loopback-only check. Pure; no
- * I/O, so the config loader can use it without loading the proxy (and http-mitm-proxy).
+ * I/O, so the config loader can use it without loading the proxy.
  */
 import { CelgateError } from '../../errors.js';
 

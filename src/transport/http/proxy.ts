@@ -1,10 +1,10 @@
 /**
  * Explicit proxy mode (DESIGN §3): an HTTP proxy on loopback for running an agent on the host with
- * `HTTPS_PROXY=http://127.0.0.1:8080` and the celgate CA trusted. Accepts `CONNECT host:port`
- * (TLS terminated with a leaf for the SNI host, see proxy-mitm.ts) and plain absolute-form
- * `GET http://…` requests, and feeds every request into the SAME exchange pipeline as the vsock
- * service (`handleRequest` / `handleUpgrade`): one event, one decision before anything goes
- * upstream, the §7 denial otherwise, one ledger row.
+ * `HTTPS_PROXY=http://127.0.0.1:8080` and the celgate CA trusted. A `CONNECT host:port` is
+ * validated and answered `200`; the tunnel then goes through the same TLS terminator as the vsock
+ * port (terminator.ts: SNI, TLS, ALPN → HTTP/1.1 direct path or HTTP/2). Plain absolute-form
+ * `GET http://…` requests go to the same exchange pipeline (`handleRequest` / `handleUpgrade`):
+ * one event, one decision before anything goes upstream, the §7 denial otherwise, one ledger row.
  *
  * Owns: the proxy listener, CONNECT validation, connection-level limits and refusal rows. Must not:
  * decide, import the store, or forward anything itself.
@@ -15,10 +15,14 @@ import type { Duplex } from 'node:stream';
 import { CelgateError } from '../../errors.js';
 import type { EventOrigin, EventSink } from '../../events/index.js';
 import { rawResponse, renderDenial } from './denial.js';
-import { handleRequest, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import { serveDirect, type DirectDeps } from './direct.js';
+import { handleHttp2Stream } from './h2.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
-import { CelgateMitmProxy, type TunnelTarget } from './proxy-mitm.js';
-import type { SecureContextSource } from './service.js';
+import { firstBytes, TlsTerminator, type SecureContextSource } from './terminator.js';
+import { UpstreamPool } from './upstream-pool.js';
+import { LLHTTP } from './llhttp.js';
+import type { GuestMeta } from '../vsock.js';
 import { agentLabel, parseProxyListen } from './proxy-settings.js';
 import { parseHostHeader, type ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
@@ -32,6 +36,14 @@ export { agentLabel, DEFAULT_PROXY_LISTEN, parseProxyListen, parseProxySetting }
 /** How long a refused connection may drain its error response before it is destroyed. */
 export const PROXY_CLOSE_GRACE_MS = 1000;
 
+/** The host:port of a CONNECT request, validated before the tunnel is answered. */
+export interface TunnelTarget {
+  host: string;
+  port: number;
+  /** Agent label from the CONNECT request's proxy credentials (becomes process_name). */
+  meta: GuestMeta;
+}
+
 export interface ExplicitProxyOptions {
   /** `host:port` on loopback; port 0 picks a free port (tests). */
   listen: string;
@@ -44,6 +56,10 @@ export interface ExplicitProxyOptions {
   /** IP ranges a guest's request may be connected to although they are special-purpose
    * (loopback, private, link-local, …; see destination.ts). Default none. */
   allowPrivateDestinations?: readonly string[];
+  /** Offer HTTP/2 (ALPN `h2`) inside tunnels; default true. */
+  http2?: boolean;
+  /** Serve tunnelled HTTP/1.1 on the direct path (direct.ts); default true. */
+  direct?: boolean;
 }
 
 export interface ExplicitProxyDeps {
@@ -56,6 +72,8 @@ export interface ExplicitProxyDeps {
 export interface ExplicitProxy {
   /** `{ proxy: "127.0.0.1:PORT" }`. */
   addresses: Record<string, string>;
+  /** One line when the direct path is unavailable on this Node (llhttp.ts self-test). */
+  warnings: string[];
   close(): Promise<void>;
 }
 
@@ -81,8 +99,6 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const decider = secrets === undefined || secrets.size === 0 ? deps.decider : withSecretGuard(deps.decider, () => secrets.catalog());
   const exchangeDeps: ExchangeDeps = { decider, sink: deps.sink, origin: deps.origin, upstream, limits, secrets };
   const contexts = new WeakMap<object, ExchangeContext>();
-  const targets = new WeakMap<object, { target: TunnelTarget; timer: NodeJS.Timeout }>();
-  const originalUrls = new WeakMap<object, string>();
   const metaOf = (req?: http.IncomingMessage) => {
     const label = agentLabel(req?.headers['proxy-authorization']);
     return label === undefined ? {} : { process_name: label };
@@ -104,55 +120,44 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   // Past maxConnections Node closes the new socket itself; record that it happened.
   server.on('drop', () => record(direct(), 'too_many_connections'));
 
-  const mitm = new CelgateMitmProxy({
-    certs: deps.certs,
-    handshakeTimeoutMs: limits.handshakeTimeoutMs,
-    claim: (socket) => {
-      const t = targets.get(socket);
-      if (t === undefined) return undefined;
-      clearTimeout(t.timer);
-      targets.delete(socket);
-      return t.target;
+  /** A tunnel's HTTP/1.1 stream: the direct path, handing what it does not take to `server`. */
+  const serveNode = (stream: net.Socket, ctx: ExchangeContext, bytes: Buffer) => {
+    if (bytes.length > 0) stream.unshift(bytes);
+    contexts.set(stream, ctx);
+    server.emit('connection', stream);
+    stream.resume();
+  };
+  // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
+  const useDirect = options.direct !== false && LLHTTP.ok;
+  const pool = new UpstreamPool(upstream);
+  const directDeps: DirectDeps = { ...exchangeDeps, pool, response: responseDepsOf(exchangeDeps), refuse: (ctx, reason) => record(ctx, reason), handover: serveNode };
+  const terminator = new TlsTerminator(
+    { certs: deps.certs, limits, http2: options.http2 !== false },
+    {
+      http1: (stream, ctx, initial) => (!useDirect ? serveNode(stream, ctx, initial ?? Buffer.alloc(0)) : serveDirect(stream, ctx, directDeps, initial)),
+      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, exchangeDeps),
+      refuse: (ctx, error) => record(ctx, error, 'CONNECT'),
     },
-    serve: (stream, ctx) => {
-      contexts.set(stream, ctx);
-      server.emit('connection', stream);
-    },
-    refuse: (ctx, error) => record(ctx, error, 'CONNECT'),
-  });
+  );
 
-  // Validate the CONNECT target before the library answers 200 (it answers every CONNECT).
-  mitm.onConnect((req, socket, head, callback) => {
-    const parsed = parseConnectTarget(req.url ?? '');
-    if (parsed === null) {
-      record(direct(req), 'connect_bad_target', 'CONNECT');
-      const d = renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason: 'CONNECT needs a host:port target', event_id: '', accept: '' });
-      socket.end(rawResponse(d, 'Bad Request'));
-      return; // never calls back: the library does not answer 200
-    }
-    const target: TunnelTarget = { ...parsed, meta: metaOf(req) };
-    // A client that opens a tunnel and then sends nothing is dropped after the handshake timeout.
-    const timer = setTimeout(() => {
-      targets.delete(socket);
-      record({ scheme: 'https', sniHost: target.host, port: target.port, meta: target.meta }, 'tls_handshake_timeout', 'CONNECT');
+  /** Answers a validated CONNECT and hands the tunnel to the terminator. */
+  const openTunnel = async (socket: net.Socket, head: Buffer, target: TunnelTarget) => {
+    const base: ExchangeContext = { scheme: 'https', sniHost: target.host, port: target.port, meta: target.meta };
+    // Keep-alive advertised as proxies commonly do, so clients keep the tunnel for many requests.
+    socket.write('HTTP/1.1 200 Connection Established\r\nConnection: keep-alive\r\nProxy-Connection: keep-alive\r\n\r\n');
+    socket.pause();
+    let first: Buffer;
+    try {
+      // A client that opens a tunnel and then sends nothing is dropped after the handshake timeout.
+      first = await firstBytes(socket, head, limits.handshakeTimeoutMs);
+    } catch (err) {
+      // A tunnel closed before its first byte carried nothing: no row. One that stays silent does.
+      if ((err as CelgateError).code === 'E_TIMEOUT') record(base, 'tls_handshake_timeout', 'CONNECT');
       socket.destroy();
-    }, limits.handshakeTimeoutMs);
-    timer.unref();
-    socket.once('close', () => clearTimeout(timer));
-    targets.set(socket, { target, timer });
-    // With bytes already sent after the CONNECT head the library skips its 200; send it ourselves.
-    if (head.length > 0) socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    callback();
-  });
-
-  // Every request goes to the exchange pipeline; the library never forwards (the callback is not called).
-  mitm.onRequest((mctx, _callback) => {
-    const req = mctx.clientToProxyRequest;
-    // parseHostAndPort rewrote an absolute-form URL to its path; the pipeline judges the original.
-    req.url = originalUrls.get(req) ?? req.url;
-    const ctx = contexts.get(req.socket) ?? direct(req);
-    void handleRequest(req, mctx.proxyToClientResponse, ctx, exchangeDeps);
-  });
+      return;
+    }
+    await terminator.terminate(socket, first, base, target.host, target.port);
+  };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const ctx = contexts.get(req.socket);
@@ -163,14 +168,7 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
       res.writeHead(d.status, d.headers).end(d.body);
       return;
     }
-    if (!/^http:\/\//i.test(url) && req.headers.host === undefined) {
-      // No Host: the library would answer 400 unrecorded. The pipeline judges it by SNI inside a
-      // tunnel, or refuses it with a recorded 400 on a plain proxy connection.
-      void handleRequest(req, res, ctx ?? direct(req), exchangeDeps);
-      return;
-    }
-    originalUrls.set(req, url);
-    mitm._onHttpServerRequest(ctx?.scheme === 'https', req, res);
+    void handleRequest(req, res, ctx ?? direct(req), exchangeDeps);
   };
   server.on('request', onRequest);
   server.on('checkContinue', onRequest);
@@ -180,7 +178,15 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
       record(contexts.get(socket)!, 'connect_refused', 'CONNECT');
       return void socket.destroy();
     }
-    mitm._onHttpServerConnect(req, socket, head);
+    const parsed = parseConnectTarget(req.url ?? '');
+    if (parsed === null) {
+      record(direct(req), 'connect_bad_target', 'CONNECT');
+      const d = renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason: 'CONNECT needs a host:port target', event_id: '', accept: '' });
+      socket.end(rawResponse(d, 'Bad Request'));
+      return;
+    }
+    socket.on('error', () => {});
+    openTunnel(socket as net.Socket, head, { ...parsed, meta: metaOf(req) }).catch(() => socket.destroy());
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(req, socket, head, contexts.get(socket) ?? direct(req), exchangeDeps);
@@ -221,12 +227,15 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     addresses: { proxy: `${host}:${address.port}` },
+    warnings: LLHTTP.ok || options.direct === false ? [] : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
         for (const socket of live) socket.destroy();
       });
+      terminator.close();
+      pool.close();
       upstream.close();
     },
   };

@@ -61,6 +61,17 @@ export interface ResponseDeps {
   secrets?: SecretStore | undefined;
 }
 
+/** Whether `res` answers an HTTP/2 stream (Node's compatibility API; h2.ts). */
+export function isHttp2(res: ServerResponse): boolean {
+  return (res as { stream?: unknown }).stream !== undefined;
+}
+
+/** The response head; HTTP/2 has no reason phrase. */
+function writeHead(res: ServerResponse, status: number, message: string | undefined, headers: string[]): void {
+  if (isHttp2(res)) res.writeHead(status, headers);
+  else res.writeHead(status, message, headers);
+}
+
 /** Content types whose bodies are scanned for echoed secret values. */
 export function scrubbable(contentType: string | undefined): boolean {
   const t = (contentType ?? '').toLowerCase();
@@ -157,7 +168,7 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
     relayScrubbed(upRes, res, rec, prefix, status, out, secrets.bodyScrubber());
     return;
   }
-  res.writeHead(status, upRes.statusMessage, out);
+  writeHead(res, status, upRes.statusMessage, out);
   if (headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
   upRes.on('error', () => res.destroy());
   upRes.on('aborted', () => res.destroy());
@@ -174,7 +185,7 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
 
 /** Relays a body through the secret scrubber (framing chosen by Node: chunked, or close for HTTP/1.0). */
 function relayScrubbed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, status: number, out: string[], scrubber: BodyScrubber): void {
-  res.writeHead(status, upRes.statusMessage, out);
+  writeHead(res, status, upRes.statusMessage, out);
   upRes.on('error', () => res.destroy());
   upRes.on('aborted', () => res.destroy());
   const send = (c: Buffer) => {

@@ -1,8 +1,9 @@
 /**
- * The guest-facing HTTP(S) service on vsock port 5002: sniffs each connection (TLS / plain HTTP /
- * refused), reads the ClientHello's SNI itself (no SNI → refused and recorded), terminates TLS with a
- * leaf for that SNI, and feeds HTTP/1.1 (keep-alive) requests to `handleRequest`. Enforces the
- * connection-level limits: connections per guest, handshake / header / idle timeouts, header size.
+ * The guest-facing HTTP(S) service on vsock port 5002: each connection goes through the shared TLS
+ * terminator (terminator.ts: sniffing, SNI, TLS, ALPN) to a codec — HTTP/1.1 on the direct path
+ * (direct.ts, handing what it does not take to Node's http.Server and `handleRequest`), HTTP/2 per
+ * stream (h2.ts). Enforces the connection-level limits: connections per guest, handshake / header /
+ * idle timeouts, header size.
  *
  * Owns: connection lifecycle and connection-level ledger rows. Must not: decide, import the store,
  * or forward anything itself (exchange.ts does, after a decision).
@@ -10,16 +11,13 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
-import { CelgateError } from '../../errors.js';
 import type { EventOrigin, EventSink } from '../../events/index.js';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
-import { canonicalHost } from '../hostname.js';
-import { parseClientHello, sniffProtocol } from './clienthello.js';
 import { rawResponse, renderDenial } from './denial.js';
 import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
 import { serveDirect, type DirectDeps } from './direct.js';
 import { UpstreamPool } from './upstream-pool.js';
+import { LLHTTP } from './llhttp.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
 import type { ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
@@ -27,16 +25,10 @@ import { withSecretGuard } from '../../policy/secrets.js';
 import type { SecretStore } from '../secrets.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
-import { gather } from './gather.js';
+import { handleHttp2Stream } from './h2.js';
+import { firstBytes, TlsTerminator, type SecureContextSource } from './terminator.js';
 
-/** Anything that hands out a TLS context for a host name (src/certs LeafCache implements it). */
-export interface SecureContextSource {
-  /**
-   * Resolves to a function returning the context for `host`; call it synchronously right before
-   * creating the TLS socket (src/certs LeafCache.contextFor).
-   */
-  contextFor(host: string): Promise<() => tls.SecureContext>;
-}
+export type { SecureContextSource } from './terminator.js';
 
 export interface HttpServiceOptions {
   /** The vsock endpoint (DESIGN default port 5002). */
@@ -55,6 +47,8 @@ export interface HttpServiceOptions {
   httpPort?: number;
   /** Serve requests on the direct path (direct.ts) unless they need the Node path; default true. False: Node's http.Server for all. */
   direct?: boolean;
+  /** Offer HTTP/2 (ALPN `h2`) to TLS clients; default true. */
+  http2?: boolean;
 }
 
 /** How long a refused connection gets to drain its error response before it is destroyed. */
@@ -69,6 +63,8 @@ export interface HttpServiceDeps {
 
 export interface HttpService {
   addresses: Record<string, string>;
+  /** One line when the direct path is unavailable on this Node (llhttp.ts self-test). */
+  warnings: string[];
   close(): Promise<void>;
 }
 
@@ -185,6 +181,8 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     socket.once('close', () => clearTimeout(headerTimers.get(socket)));
     server.emit('connection', socket);
   };
+  // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
+  const useDirect = options.direct !== false && LLHTTP.ok;
   const pool = new UpstreamPool(upstream);
   const directDeps: DirectDeps = {
     ...exchangeDeps,
@@ -200,7 +198,16 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   };
   /** Every connection starts on the direct path (direct.ts), which hands over what it does not take. */
   const serveHttp = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) =>
-    options.direct === false ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0)) : serveDirect(socket, ctx, directDeps, initial);
+    !useDirect ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0)) : serveDirect(socket, ctx, directDeps, initial);
+
+  const terminator = new TlsTerminator(
+    { certs: deps.certs, limits, http2: options.http2 !== false },
+    {
+      http1: serveHttp,
+      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, exchangeDeps),
+      refuse: (ctx, error) => record(ctx, error),
+    },
+  );
 
   const onGuest = async (c: GuestConnection) => {
     const raw = c.socket;
@@ -214,79 +221,8 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     raw.once('close', () => live.delete(raw));
     raw.on('error', () => {});
     try {
-      const { buf: first } = await gather(raw, c.head, limits.handshakeTimeoutMs, (b) => (b.length > 0 ? true : null));
-      const proto = sniffProtocol(first[0]!);
-      if (proto === 'http') {
-        serveHttp(raw, { scheme: 'http', sniHost: '', port: httpPort, meta: c.meta }, first);
-        return;
-      }
-      if (proto === 'unknown') {
-        record(base, 'unknown_protocol');
-        raw.destroy();
-        return;
-      }
-      let hello: { value: { sni: string | null }; buf: Buffer };
-      try {
-        hello = await gather(raw, first, limits.handshakeTimeoutMs, (b) => {
-          const r = parseClientHello(b);
-          return r.status === 'ok' ? r : null;
-        });
-      } catch (err) {
-        const e = err as CelgateError;
-        record(base, e.code === 'E_TIMEOUT' ? 'tls_handshake_timeout' : e.details?.truncated === true ? 'tls_truncated_client_hello' : 'tls_parse_error');
-        raw.destroy();
-        return;
-      }
-      if (hello.value.sni === null) {
-        record(base, 'no_sni');
-        raw.destroy();
-        return;
-      }
-      // One canonical host form everywhere (src/transport/hostname.ts): `Blocked.Test.` is judged,
-      // minted and recorded as `blocked.test`; a name with an empty label is refused.
-      const canonical = canonicalHost(hello.value.sni);
-      if (!canonical.ok) {
-        record({ ...base, sniHost: hello.value.sni }, 'invalid_sni');
-        raw.destroy();
-        return;
-      }
-      const sni = canonical.host;
-      const ctx: ExchangeContext = { ...base, sniHost: sni };
-      let contextNow: () => tls.SecureContext;
-      try {
-        contextNow = await deps.certs.contextFor(sni);
-      } catch {
-        record(ctx, 'cert_mint_failed');
-        raw.destroy();
-        return;
-      }
-      if (raw.destroyed) return;
-      raw.unshift(hello.buf);
-      raw.setNoDelay(true);
-      // contextNow() right here: it may load this host's leaf into a shared context (see LeafCache).
-      const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext: contextNow(), ALPNProtocols: ['http/1.1'] });
-      tlsSocket.on('error', () => {});
-      // Exactly one ledger row for a handshake that never completes (timeout, alert, reset, close).
-      let settled = false;
-      const failHandshake = (why: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        record(ctx, why);
-        tlsSocket.destroy();
-      };
-      const timer = setTimeout(() => failHandshake('tls_handshake_timeout'), limits.handshakeTimeoutMs);
-      tlsSocket.once('secure', () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        serveHttp(tlsSocket, ctx, null);
-      });
-      tlsSocket.once('error', () => failHandshake('tls_handshake'));
-      tlsSocket.once('close', () => {
-        failHandshake('tls_handshake');
-        raw.destroy();
-      });
+      const first = await firstBytes(raw, c.head, limits.handshakeTimeoutMs);
+      await terminator.terminate(raw, first, base, null, httpPort);
     } catch {
       raw.destroy();
     }
@@ -295,10 +231,12 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   const listener = await listenVsock({ ...options.vsock, maxConnections: limits.maxConnections * 2 }, (c) => void onGuest(c));
   return {
     addresses: { http: listener.address },
+    warnings: LLHTTP.ok || options.direct === false ? [] : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
     async close() {
       await listener.close();
       for (const s of live) s.destroy();
       server.closeAllConnections();
+      terminator.close();
       pool.close();
       upstream.close();
     },
