@@ -14,15 +14,16 @@ const SRC = join(ROOT, 'src');
 
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
+  version: [],
   events: ['errors'],
   policy: ['events', 'errors'],
   detection: ['policy', 'events', 'errors'],
   store: ['events', 'errors'],
   certs: ['errors'],
-  transport: ['policy', 'events', 'certs', 'errors'],
-  control: ['policy', 'detection', 'store', 'events', 'errors'],
+  transport: ['policy', 'events', 'certs', 'errors', 'version'],
+  control: ['policy', 'detection', 'store', 'events', 'errors', 'version'],
   fleet: ['store', 'events', 'errors'],
-  cli: ['errors', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control', 'fleet'],
+  cli: ['errors', 'version', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control', 'fleet'],
 };
 const PURE = ['events', 'policy', 'detection', 'store'];
 const SOCKET_MODULES = ['node:net', 'node:tls', 'node:dgram', 'node:http', 'node:https', 'node:http2', 'net', 'tls', 'dgram', 'dns-packet', 'undici'];
@@ -80,6 +81,24 @@ describe('architecture', () => {
       for (const spec of importsOf(file)) if (SOCKET_MODULES.includes(spec)) bad.push(`${relative(ROOT, file)} imports ${spec}`);
     }
     expect(bad).toEqual([]);
+  });
+
+  it('has no import cycle between two files', () => {
+    const edges = new Map<string, Set<string>>();
+    for (const file of sources) {
+      edges.set(file, new Set(importsOf(file).filter((s) => s.startsWith('.')).map((s) => resolve(dirname(file), s).replace(/\.js$/, '.ts'))));
+    }
+    const cycles: string[] = [];
+    for (const [a, to] of edges) for (const b of to) if (a < b && edges.get(b)?.has(a) === true) cycles.push(`${relative(ROOT, a)} <-> ${relative(ROOT, b)}`);
+    expect(cycles).toEqual([]);
+  });
+
+  it('keeps one source for the version string (src/version.ts, equal to package.json)', async () => {
+    const { CELGATE_VERSION } = await import('../src/version.js');
+    const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
+    expect(CELGATE_VERSION).toBe(version);
+    const copies = sources.filter((f) => !f.endsWith('/version.ts') && readFileSync(f, 'utf8').includes(`'${version}'`));
+    expect(copies.map((f) => relative(ROOT, f))).toEqual([]);
   });
 
   it('type-checks (tsc --noEmit)', () => {

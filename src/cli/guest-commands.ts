@@ -13,7 +13,7 @@ import { DEFAULT_MCP_SOCKET, runShim } from '../transport/guest/mcp-shim.js';
 import { runBridgeMain } from '../transport/guest/standalone.js';
 import type { GatewayConfig } from './config.js';
 import { loadConfig } from './config.js';
-import type { Service, ServiceDeps } from './start.js';
+import type { Service, ServiceDeps } from './service.js';
 import { HttpError } from '../control/server.js';
 import { controlRequest } from '../control/client.js';
 

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { setFlagsFromString } from 'node:v8';
+import { CELGATE_VERSION } from '../version.js';
 
 type Register = (program: Command) => void;
 
@@ -37,7 +38,7 @@ const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
 const program = new Command()
   .name('celgate')
   .description('Egress security gateway for sandboxed AI agents: intercept, judge with CEL, record.')
-  .version('0.1.0')
+  .version(CELGATE_VERSION)
   .showHelpAfterError('(run with --help for usage)');
 
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));

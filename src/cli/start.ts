@@ -36,39 +36,15 @@ import { FleetMember } from '../fleet/gateway.js';
 import { SecretStore } from '../transport/secrets.js';
 import { SECRET_PLACEHOLDER_PREFIX } from '../policy/secrets.js';
 
-export const CELGATE_VERSION = '0.1.0';
+export { CELGATE_VERSION } from '../version.js';
+import { CELGATE_VERSION } from '../version.js';
 /** Rule-file changes within this window cause one reload. */
 export const WATCH_DEBOUNCE_MS = 250;
 /** Longest a clean shutdown waits for services to drain before closing the ledger anyway. */
 export const SHUTDOWN_DRAIN_MS = 5_000;
 
-/** A running transport (or other) service started by the gateway. */
-export interface Service {
-  name: string;
-  /** Bound addresses, e.g. {http: "127.0.0.1:5002"}; merged into /v1/health `listeners`. */
-  addresses: Record<string, string>;
-  /** Extra admin API routes this service serves (e.g. POST /v1/exec). */
-  routes?: Route[];
-  /** Warnings to log once at start (e.g. a fallback the service chose). */
-  warnings?: string[];
-  /** Stop accepting, drain in-flight work, release resources. */
-  close(): Promise<void>;
-}
-
-/** What every service receives. Transport must use only `decider` + `sink` for policy and record;
- * `decider` is the engine behind a ledger guard (fails closed while the ledger cannot record). */
-export interface ServiceDeps {
-  config: GatewayConfig;
-  decider: Decider;
-  /** The same engine as `decider`, for `needsBody(type)` and plan inspection. */
-  engine: PolicyEngine;
-  registry: RuleRegistry;
-  sink: EventSink;
-  logger: Logger;
-  policy: PolicyPort;
-  sessionDir: string;
-  sessionDb: string;
-}
+export type { Service, ServiceDeps } from './service.js';
+import type { Service, ServiceDeps } from './service.js';
 
 /**
  * The config with secret placeholders in the headers of MCP Streamable HTTP servers replaced by

@@ -2,7 +2,7 @@
  * What the engine returns for an event, and what the ledger records: the decision that was actually
  * enforced, with its reason. Pure types; no I/O.
  */
-import type { SecurityEvent } from './types.js';
+import type { EventType, SecurityEvent } from './types.js';
 
 /** allow: forward. block: answer with the protocol's denial. error: the engine failed; fail closed
  * with the protocol's error denial (502, SERVFAIL, JSON-RPC error, refused exec). */
@@ -67,3 +67,6 @@ export interface Decision {
 export interface Decider {
   decide(event: SecurityEvent): Decision;
 }
+
+/** A decider that can also say whether a rule reads the body of an event type (the policy engine). */
+export type BodyAwareDecider = Decider & { needsBody?: (type: EventType) => boolean };

@@ -6,7 +6,7 @@
  * `celgate.secret-exfiltration` with a high-severity finding. It sees ids, hosts and schemes only —
  * never a secret's value (the transport substitutes values after the decision). Pure.
  */
-import type { Decider, Decision, Finding, RuleMatch } from '../events/decision.js';
+import type { BodyAwareDecider, Decision, Finding, RuleMatch } from '../events/decision.js';
 import type { EventType, HttpRequestEvent, SecurityEvent } from '../events/types.js';
 
 export const SECRET_GUARD_RULE = 'celgate.secret-exfiltration';
@@ -80,7 +80,7 @@ function refusal(event: HttpRequestEvent, inner: Decision, why: { reason: string
   };
 }
 
-export type BodyAware = Decider & { needsBody?: (type: EventType) => boolean };
+export type BodyAware = BodyAwareDecider;
 
 /**
  * The decider transports use when secrets are configured: the engine first, then the guard on what

@@ -10,6 +10,7 @@ import { forwardHeaders, hostHeaderFor, parseHostHeader, resolveTarget, type Exc
 import { parseUpstreamMap, resolveUpstream } from '../../src/transport/http/upstream.js';
 import { parseHttpConfig } from '../../src/transport/http/config.js';
 import { resolveLimits } from '../../src/transport/http/limits.js';
+import { LLHTTP } from '../../src/transport/http/llhttp.js';
 
 async function clientHello(servername?: string, ALPNProtocols?: string[]): Promise<Buffer> {
   const server = net.createServer();
@@ -22,6 +23,10 @@ async function clientHello(servername?: string, ALPNProtocols?: string[]): Promi
   server.close();
   return hello;
 }
+
+it('llhttp (Node\'s private _http_common) passes its self-test on this Node', () => {
+  expect(LLHTTP).toEqual({ ok: true });
+});
 
 describe('sniffProtocol', () => {
   it.each([

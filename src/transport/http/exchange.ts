@@ -35,7 +35,8 @@ import type { SecretStore } from '../secrets.js';
 export type { ExchangeContext } from './target.js';
 
 /** A decider may say which event types have rules reading `body`; without it bodies stream unread. */
-export type BodyAwareDecider = Decider & { needsBody?: (type: EventType) => boolean };
+import type { BodyAwareDecider } from '../../events/decision.js';
+export type { BodyAwareDecider };
 
 export interface ExchangeDeps {
   decider: BodyAwareDecider;

@@ -12,9 +12,22 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type http2 from 'node:http2';
-import { handleRequest, writeNetRow, type ExchangeDeps } from './exchange.js';
-import { renderDenial } from './denial.js';
-import type { ExchangeContext } from './target.js';
+import { isCelgateError } from '../../errors.js';
+import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
+import type { BodyScrubber } from '../secrets.js';
+import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { egress, handleRequest, judgeRequest, NetRecord, originFor, writeNetRow, type ExchangeDeps } from './exchange.js';
+import { headerLines } from './llhttp.js';
+import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
+import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
+import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
+
+/** What a pooled HTTP/2 exchange needs beyond the pipeline's deps (the direct path's pool). */
+export interface H2Deps extends ExchangeDeps {
+  /** The upstream pool of the direct path; null when llhttp is unavailable (then every stream takes `handleRequest`). */
+  pool: UpstreamPool | null;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>;
+}
 
 /** `[name, value, …]` without pseudo-headers; `:authority` becomes `host` when no Host was sent. */
 export function http1View(raw: readonly string[]): string[] {
@@ -34,7 +47,7 @@ export function http1View(raw: readonly string[]): string[] {
   return out;
 }
 
-export function handleHttp2Stream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ctx: ExchangeContext, deps: ExchangeDeps): void {
+export function handleHttp2Stream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ctx: ExchangeContext, deps: H2Deps): void {
   res.stream.on('error', () => {});
   if (req.method === 'CONNECT') {
     writeNetRow(deps.sink, { ctx, method: 'CONNECT', target: null, event: null, decision: null, status: 405, bytesIn: 0, bytesOut: 0, durationMs: 0, error: 'connect_refused', sessionOrigin: deps.origin });
@@ -43,7 +56,159 @@ export function handleHttp2Stream(req: http2.Http2ServerRequest, res: http2.Http
     res.end(d.body);
     return;
   }
+  const raw = http1View(req.rawHeaders);
+  // A stream without a body, while no rule reads response bodies, goes on the pool (as the direct
+  // path's requests do); the rest through handleRequest, which buffers and judges bodies.
+  if (deps.pool !== null && req.stream.endAfterHeaders && deps.decider.needsBody?.('http.response') !== true) {
+    new PooledStream(req, res, ctx, deps, deps.pool).start(raw);
+    return;
+  }
   // The pipeline reads rawHeaders once; an own property shadows the compatibility getter.
-  Object.defineProperty(req, 'rawHeaders', { value: http1View(req.rawHeaders), configurable: true });
+  Object.defineProperty(req, 'rawHeaders', { value: raw, configurable: true });
   void handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, ctx, deps).catch(() => res.stream.close());
+}
+
+/** One bodiless HTTP/2 stream forwarded on the upstream pool (the direct path's client). */
+class PooledStream implements UpstreamExchange {
+  private rec: NetRecord | null = null;
+  private event: HttpRequestEvent | null = null;
+  private target: RequestTarget | null = null;
+  private handle: PoolHandle | null = null;
+  private scrubber: BodyScrubber | null = null;
+  private accept = '';
+  private status = 0;
+  private done = false;
+
+  constructor(
+    private readonly req: http2.Http2ServerRequest,
+    private readonly res: http2.Http2ServerResponse,
+    private readonly ctx: ExchangeContext,
+    private readonly deps: H2Deps,
+    private readonly pool: UpstreamPool,
+  ) {}
+
+  start(raw: string[]): void {
+    const { deps, ctx } = this;
+    const method = this.req.method;
+    const rec = new NetRecord(deps.sink, ctx, method, null, deps.origin);
+    this.rec = rec;
+    this.res.once('close', this.onClose);
+    const headers = normalizeHeaders(raw);
+    this.accept = headers.accept ?? '';
+    const tr = resolveTarget(method, this.req.url, headers, raw.length / 2, ctx, deps.limits);
+    if (!tr.ok) {
+      rec.error = tr.code;
+      this.respond(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept: this.accept }));
+      return;
+    }
+    const target = tr.target;
+    this.target = target;
+    rec.setTarget(target);
+    const event = judgeRequest(deps, ctx, rec, { method, target, headers }, this.accept, this.deny);
+    if (event === null) return;
+    this.event = event;
+    const refused = deps.upstream.destination(target.host, target.port).refused;
+    if (refused !== undefined) {
+      rec.error = 'destination_blocked';
+      this.respond(destinationDenial(refused, event.common.event_id, this.accept));
+      return;
+    }
+    const forwarded = forwardHeaders(raw);
+    const sub = egress(deps.secrets, target, forwarded, event.http.request.secrets.length > 0);
+    const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
+    const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwarded)}Connection: keep-alive\r\n\r\n`;
+    this.handle = this.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength: 0 }, this);
+    this.handle.endRequest();
+  }
+
+  private readonly deny = (d: Denial): void => this.respond(d);
+
+  private respond(d: Denial): void {
+    if (this.done || this.res.headersSent) return;
+    this.status = d.status;
+    delete d.headers.connection;
+    this.res.writeHead(d.status, d.headers);
+    if (this.req.method === 'HEAD') this.res.end();
+    else this.res.end(d.body);
+  }
+
+  head(status: number, _message: string, raw: string[]): void {
+    if (this.done) return;
+    const headers = normalizeHeaders(raw);
+    const { event, decision } = judgeResponse(this.deps.response, this.event!, originFor(this.deps, this.ctx), status, headers, streamedBodyFacts(headers));
+    if (decision.action !== 'allow') {
+      this.handle?.abandon();
+      this.handle = null;
+      this.rec!.event = event;
+      this.rec!.decision = decision;
+      this.respond(decisionDenial(decision, event.common.event_id, this.accept));
+      return;
+    }
+    const noBody = this.req.method === 'HEAD' || status === 204 || status === 304;
+    const secrets = this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host) ? this.deps.secrets : undefined;
+    const scrub = secrets !== undefined && !noBody && scrubbable(headers['content-type']) && (headers['content-encoding'] ?? 'identity') === 'identity';
+    this.scrubber = scrub ? secrets.bodyScrubber() : null;
+    const out: string[] = [];
+    const drops = responseDrops(raw);
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (drops.has(name) || name === 'host' || (scrub && name === 'content-length')) continue;
+      out.push(name, secrets === undefined ? raw[i + 1]! : secrets.scrub(raw[i + 1]!));
+    }
+    this.status = status;
+    this.res.writeHead(status, out as unknown as http2.OutgoingHttpHeaders);
+  }
+
+  body(raw: Buffer): void {
+    if (this.done) return;
+    this.rec!.bytesOut += raw.length;
+    const chunk = this.scrubber === null ? raw : this.scrubber.push(raw);
+    if (chunk.length === 0) return;
+    if (!this.res.write(chunk)) {
+      this.handle?.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  private readonly onDrain = (): void => this.handle?.resume();
+
+  drained(): void {}
+
+  end(): void {
+    this.handle = null;
+    if (this.done) return;
+    const rest = this.scrubber?.end();
+    this.scrubber = null;
+    if (rest !== undefined && rest.length > 0) this.res.end(rest);
+    else this.res.end();
+  }
+
+  fail(err: Error, responded: boolean): void {
+    this.handle = null;
+    if (this.done || this.rec === null) return;
+    this.rec.error = 'upstream_error';
+    if (responded || this.res.headersSent) {
+      // Cut short mid-response: reset the stream so the guest does not take a truncated body for a whole one.
+      this.res.stream.close(0x02 /* INTERNAL_ERROR */);
+      return;
+    }
+    const eventId = this.event?.common.event_id ?? '';
+    if (isCelgateError(err, 'E_DESTINATION')) {
+      this.rec.error = 'destination_blocked';
+      this.respond(destinationDenial(err, eventId, this.accept));
+      return;
+    }
+    const t = this.target!;
+    this.respond(renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${t.host}:${t.port} failed: ${err.message}`, event_id: eventId, accept: this.accept }));
+  }
+
+  private readonly onClose = (): void => {
+    this.done = true;
+    // The guest reset the stream before the answer was whole: the upstream connection is dropped.
+    this.handle?.abandon();
+    this.handle = null;
+    const rec = this.rec;
+    this.rec = null;
+    rec?.finish(this.res.headersSent ? this.status : null);
+  };
 }

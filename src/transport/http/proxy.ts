@@ -17,7 +17,7 @@ import type { EventOrigin, EventSink } from '../../events/index.js';
 import { rawResponse, renderDenial } from './denial.js';
 import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
 import { serveDirect, type DirectDeps } from './direct.js';
-import { handleHttp2Stream } from './h2.js';
+import { handleHttp2Stream, type H2Deps } from './h2.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
 import { firstBytes, TlsTerminator, type SecureContextSource } from './terminator.js';
 import { UpstreamPool } from './upstream-pool.js';
@@ -131,11 +131,12 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const useDirect = options.direct !== false && LLHTTP.ok;
   const pool = new UpstreamPool(upstream);
   const directDeps: DirectDeps = { ...exchangeDeps, pool, response: responseDepsOf(exchangeDeps), refuse: (ctx, reason) => record(ctx, reason), handover: serveNode };
+  const h2Deps: H2Deps = { ...exchangeDeps, pool: useDirect ? pool : null, response: responseDepsOf(exchangeDeps) };
   const terminator = new TlsTerminator(
     { certs: deps.certs, limits, http2: options.http2 !== false },
     {
       http1: (stream, ctx, initial) => (!useDirect ? serveNode(stream, ctx, initial ?? Buffer.alloc(0)) : serveDirect(stream, ctx, directDeps, initial)),
-      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, exchangeDeps),
+      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, h2Deps),
       refuse: (ctx, error) => record(ctx, error, 'CONNECT'),
     },
   );

@@ -21,7 +21,7 @@ import {
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { decisionDenial, type Denial } from './denial.js';
-import type { BodyAwareDecider } from './exchange.js';
+import type { BodyAwareDecider } from '../../events/decision.js';
 import type { HttpLimits } from './limits.js';
 import type { BodyScrubber, SecretStore } from '../secrets.js';
 

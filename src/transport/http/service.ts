@@ -25,7 +25,7 @@ import { withSecretGuard } from '../../policy/secrets.js';
 import type { SecretStore } from '../secrets.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
-import { handleHttp2Stream } from './h2.js';
+import { handleHttp2Stream, type H2Deps } from './h2.js';
 import { firstBytes, TlsTerminator, type SecureContextSource } from './terminator.js';
 
 export type { SecureContextSource } from './terminator.js';
@@ -200,11 +200,12 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   const serveHttp = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) =>
     !useDirect ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0)) : serveDirect(socket, ctx, directDeps, initial);
 
+  const h2Deps: H2Deps = { ...exchangeDeps, pool: useDirect ? pool : null, response: responseDepsOf(exchangeDeps) };
   const terminator = new TlsTerminator(
     { certs: deps.certs, limits, http2: options.http2 !== false },
     {
       http1: serveHttp,
-      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, exchangeDeps),
+      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, h2Deps),
       refuse: (ctx, error) => record(ctx, error),
     },
   );

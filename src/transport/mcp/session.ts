@@ -25,6 +25,7 @@ import {
   type RpcMessage,
 } from './jsonrpc.js';
 import { Cancel, type UpstreamReply } from './upstream.js';
+import { CELGATE_VERSION } from '../../version.js';
 
 /** Digest and preview of one arguments object, computed once for its request and response rows. */
 const argsCache = new WeakMap<JsonObject, { args_digest: string; args_preview: string }>();
@@ -248,7 +249,7 @@ export class McpSession {
         result: {
           protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION,
           capabilities: this.gw.capabilities(),
-          serverInfo: { name: 'celgate', version: '0.1.0' },
+          serverInfo: { name: 'celgate', version: CELGATE_VERSION },
           instructions: 'Tools are provided by celgate on behalf of host MCP servers and are named "<server>__<tool>". Calls are subject to security policy.',
         },
       };

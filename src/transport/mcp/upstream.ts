@@ -12,6 +12,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { StdioUpstreamTransport } from './stdio.js';
 import { RpcCode, isJsonObject, type Json, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
+import { CELGATE_VERSION } from '../../version.js';
 
 export interface UpstreamConfig {
   id: string;
@@ -128,7 +129,7 @@ export class Upstream {
     const init = await this.send('initialize', {
       protocolVersion: LATEST_PROTOCOL_VERSION,
       capabilities: {},
-      clientInfo: { name: 'celgate', version: '0.1.0' },
+      clientInfo: { name: 'celgate', version: CELGATE_VERSION },
     }, this.opts.startTimeoutMs);
     if ('error' in init) throw new Error(`initialize failed: ${init.error.message}`);
     const result = isJsonObject(init.result) ? init.result : {};

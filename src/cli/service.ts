@@ -1,0 +1,41 @@
+/**
+ * The shape of a service the gateway starts (a transport, the exec gate) and of what each receives.
+ * Lives here, not in the composition code (src/cli/start.ts), so services and the code that starts
+ * them do not import each other.
+ */
+import type { Decider, EventSink } from '../events/index.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { RuleRegistry } from '../policy/registry.js';
+import type { PolicyPort } from '../control/port.js';
+import type { Route } from '../control/server.js';
+import type { GatewayConfig } from './config.js';
+import type { Logger } from './logger.js';
+
+/** A running transport (or other) service started by the gateway. */
+export interface Service {
+  name: string;
+  /** Bound addresses, e.g. {http: "127.0.0.1:5002"}; merged into /v1/health `listeners`. */
+  addresses: Record<string, string>;
+  /** Extra admin API routes this service serves (e.g. POST /v1/exec). */
+  routes?: Route[];
+  /** Warnings to log once at start (e.g. a fallback the service chose). */
+  warnings?: string[];
+  /** Stop accepting, drain in-flight work, release resources. */
+  close(): Promise<void>;
+}
+
+/** What every service receives. Transport must use only `decider` + `sink` for policy and record;
+ * `decider` is the engine behind a ledger guard (fails closed while the ledger cannot record). */
+export interface ServiceDeps {
+  config: GatewayConfig;
+  decider: Decider;
+  /** The same engine as `decider`, for `needsBody(type)` and plan inspection. */
+  engine: PolicyEngine;
+  registry: RuleRegistry;
+  sink: EventSink;
+  logger: Logger;
+  policy: PolicyPort;
+  sessionDir: string;
+  sessionDb: string;
+}
+
