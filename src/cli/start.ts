@@ -24,7 +24,8 @@ import { openLedgerReadOnly, type Db } from '../store/schema.js';
 import { LedgerWriter } from '../store/writer.js';
 import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
-import { FanoutSink, ledgerGuard } from './sink.js';
+import { FanoutSink } from './sink.js';
+import type { SecurityEvent } from '../events/index.js';
 import { startExecService } from './guest-commands.js';
 import { irRoutes, loadDetectionDefinitions } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
@@ -130,10 +131,10 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     profile: config.profile,
     celgate_version: CELGATE_VERSION,
     config: { ...config, control: { ...config.control, token: config.control.token === null ? null : '[redacted]' } },
-  });
+  }, { minFreeBytes: config.ledger.min_free_bytes });
   ledger.onError = (err) => logger.error({ err: err.message }, 'ledger batch failed');
   const counters = new DecisionCounters();
-  const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine });
+  const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine, onFailure: config.ledger.on_failure });
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
   fleet?.start({
@@ -164,7 +165,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       flushLedger: () => ledger.flush(),
       readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
       listeners: () => ({ ...listeners }),
-      metrics: createMetrics({ counters, policy, ledger: () => ledger.stats() }),
+      metrics: createMetrics({ counters, policy, ledger: () => ledger.stats(), ledgerFailures: () => ({ append_errors: sink.ledgerErrors, refused_events: sink.ledgerRefusals }) }),
+      notReady: () => (config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason()),
       ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
     }),
   );
@@ -182,7 +184,9 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // Transport services. Each area adds one entry: `await startX(options, deps)` returning a
   // Service ({name, addresses, routes?, close}). Keep the order: listeners start after the control
   // plane and the ledger, and close before them.
-  const decider = ledgerGuard(policy.engine, ledger, () => policy.generation());
+  // The engine, with its generation for fail-closed decisions; every transport decides through the
+  // enforcement primitive (src/events/enforce.ts), which refuses while the sink cannot record.
+  const decider = { decide: (e: SecurityEvent) => policy.engine.decide(e), generation: () => policy.generation() };
   const deps: ServiceDeps = { config, decider, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
   const services: Service[] = [];
   const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {

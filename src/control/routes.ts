@@ -28,6 +28,8 @@ export interface CoreRouteDeps {
   metrics: Metrics;
   /** More fields for /v1/health from parts the gateway composes (e.g. `fleet`). */
   health?: () => Record<string, unknown>;
+  /** Why the gateway refuses new requests right now (the ledger cannot record), or null. */
+  notReady?: () => string | null;
 }
 
 function ruleId(params: Record<string, string>): string {
@@ -49,9 +51,14 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
     {
       method: 'GET',
       path: '/v1/health',
-      handler: () => ({
+      handler: () => {
+        const why = d.notReady?.() ?? null;
+        return {
+        ...(why === null ? {} : { status: 503 }),
         json: {
-          status: 'ok',
+          status: why === null ? 'ok' : 'not_ready',
+          ready: why === null,
+          ...(why === null ? {} : { reason: why }),
           session_id: d.session.session_id,
           session_dir: d.session.session_dir,
           session_db: d.session.session_db,
@@ -63,7 +70,8 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
           listeners: d.listeners(),
           ...d.health?.(),
         },
-      }),
+        };
+      },
     },
     { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), rules: d.policy.listRules() } }) },
     {

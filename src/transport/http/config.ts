@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CelgateError } from '../../errors.js';
 import type { SecretStore } from '../secrets.js';
-import type { Decider, EventSink, EventType } from '../../events/index.js';
+import type { Decider, EventSink, EventType, GenerationAware } from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
 import { parseAllowedRanges } from './destination.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
@@ -181,8 +181,10 @@ export async function startHttpFromConfig(
   const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([import('./service.js'), import('../../certs/index.js')]);
   const certs = deps.certs ?? new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const engine = deps.engine;
+  const inner = deps.decider as GenerationAware;
   const decider = {
-    decide: deps.decider.decide.bind(deps.decider),
+    decide: inner.decide.bind(inner),
+    ...(inner.generation === undefined ? {} : { generation: inner.generation.bind(inner) }),
     ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
   };
   const svc = await startHttpService(

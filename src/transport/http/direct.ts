@@ -31,7 +31,7 @@ import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool
 
 export interface DirectDeps extends ExchangeDeps {
   pool: UpstreamPool;
-  response: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>;
   /** Writes a connection-level ledger row (a head that did not complete in time). */
   refuse(ctx: ExchangeContext, reason: string): void;
   /** Gives the connection to the Node `http.Server` path; `bytes` (unread input) are replayed first. */

@@ -36,10 +36,11 @@ export type { ExchangeContext } from './target.js';
 
 /** A decider may say which event types have rules reading `body`; without it bodies stream unread. */
 import type { BodyAwareDecider } from '../../events/decision.js';
+import { decideAndRecord as enforceDecideAndRecord, decideSafely as enforceDecide, failClosed, recordSafely } from '../../events/enforce.js';
 export type { BodyAwareDecider };
 
 export interface ExchangeDeps {
-  decider: BodyAwareDecider;
+  decider: BodyAwareDecider & { generation?: () => number };
   sink: EventSink;
   /** session / vm / profile ids stamped on every event; process_name comes from ctx.meta. */
   origin: EventOrigin;
@@ -49,49 +50,29 @@ export interface ExchangeDeps {
   secrets?: SecretStore | undefined;
 }
 
-/** The decision recorded when decide() throws: fail closed. */
+/** The decision recorded when the engine throws: fail closed (src/events/enforce.ts). */
 export function failClosedDecision(err: unknown): Decision {
-  const message = err instanceof Error ? err.message : String(err);
-  return {
-    action: 'error',
-    rule_id: null,
-    reason: `the policy engine failed, so the request is refused: ${message}`,
-    mode: 'fail_closed',
-    matches: [],
-    findings: [],
-    errors: [{ rule_id: '', code: (err as { code?: string } | null)?.code ?? 'E_EVAL', message }],
-    generation: 0,
-    eval_ns: 0,
-  };
+  return failClosed('engine', err, -1);
 }
 
-/** decide(), fail closed: an engine throw yields `error`. */
-function decideSafely(deps: Pick<ExchangeDeps, 'decider'>, event: SecurityEvent): Decision {
-  try {
-    return deps.decider.decide(event);
-  } catch (err) {
-    return failClosedDecision(err);
-  }
+/** decide(), fail closed: a ledger that cannot record or an engine throw yields `error`. */
+function decideSafely(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
+  return enforceDecide(deps, event);
 }
 
-/** Records a decision; a ledger that refuses turns it into a fail-closed `error`. */
-export function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink'>, event: SecurityEvent, decision: Decision): Decision {
-  try {
-    deps.sink.decision(event, decision);
-  } catch (err) {
-    return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
-  }
-  return decision;
+/** Records a decision; a ledger that refuses turns an `allow` into a fail-closed `error`. */
+export function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink' | 'decider'>, event: SecurityEvent, decision: Decision): Decision {
+  return recordSafely(deps, event, decision);
 }
 
 /** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
 export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
-  return recordOrFailClosed(deps, event, decideSafely(deps, event));
+  return enforceDecideAndRecord(deps, event);
 }
 
 /** What the response half needs: the decider, the limits, and recording that fails closed. */
 export function responseDepsOf(deps: ExchangeDeps): ResponseDeps {
-  return { decider: deps.decider, limits: deps.limits, failClosed: failClosedDecision, record: (e, d) => recordOrFailClosed(deps, e, d), secrets: deps.secrets };
+  return { decider: deps.decider, sink: deps.sink, limits: deps.limits, record: (e, d) => recordOrFailClosed(deps, e, d), secrets: deps.secrets };
 }
 
 export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {

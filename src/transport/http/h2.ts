@@ -26,7 +26,7 @@ import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool
 export interface H2Deps extends ExchangeDeps {
   /** The upstream pool of the direct path; null when llhttp is unavailable (then every stream takes `handleRequest`). */
   pool: UpstreamPool | null;
-  response: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>;
 }
 
 /** `[name, value, …]` without pseudo-headers; `:authority` becomes `host` when no Host was sent. */
