@@ -5,8 +5,8 @@
  * ledger, summary line). SIGHUP, POST /v1/reload and rule-file changes reload the packs. This file
  * wires parts together; it parses no protocol and makes no decision.
  */
-import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
@@ -39,6 +39,30 @@ import { SECRET_PLACEHOLDER_PREFIX } from '../policy/secrets.js';
 
 export { CELGATE_VERSION } from '../version.js';
 import { CELGATE_VERSION } from '../version.js';
+/**
+ * Whether no pack file under `paths` was modified within the last WATCH_DEBOUNCE_MS: a file a slow
+ * writer is still writing is not reloaded yet (the watcher looks again after the debounce).
+ */
+function packFilesStable(paths: readonly string[]): boolean {
+  const now = Date.now();
+  for (const p of paths) {
+    let files: string[];
+    try {
+      files = statSync(p).isDirectory() ? readdirSync(p).filter((f) => /\.ya?ml$/.test(f)).map((f) => join(p, f)) : [p];
+    } catch {
+      continue;
+    }
+    for (const f of files) {
+      try {
+        if (now - statSync(f).mtimeMs < WATCH_DEBOUNCE_MS) return false;
+      } catch {
+        /* gone between readdir and stat: the reload reports it */
+      }
+    }
+  }
+  return true;
+}
+
 /** Rule-file changes within this window cause one reload. */
 export const WATCH_DEBOUNCE_MS = 250;
 /** Longest a clean shutdown waits for services to drain before closing the ledger anyway. */
@@ -235,19 +259,44 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     else logger.error({ reason, issues: out.issues }, 'reload refused; the running plan is unchanged');
   };
   if (config.watch_rules) {
-    for (const p of [...paths, ...config.detection.map((d) => resolve(d))]) {
+    // Directories are watched, not files: an editor's atomic save (write a temp file, rename it over
+    // the pack) replaces the file, and a watch on the old file would never fire again.
+    const watched = [...paths, ...config.detection.map((d) => resolve(d))];
+    const dirs = new Map<string, Set<string> | null>();
+    for (const p of watched) {
+      let isDir = false;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch {
+        /* a missing file: watch its directory for it to appear */
+      }
+      if (isDir) dirs.set(p, null);
+      else {
+        const names = dirs.get(dirname(p)) ?? new Set<string>();
+        if (names !== null) names.add(basename(p));
+        if (!dirs.has(dirname(p)) || dirs.get(dirname(p)) !== null) dirs.set(dirname(p), names);
+      }
+    }
+    const schedule = () => {
+      if (debounce !== null) clearTimeout(debounce);
+      debounce = setTimeout(() => {
+        debounce = null;
+        // Reload only files that have stopped changing: a slow writer is read whole.
+        if (!packFilesStable(watched)) return schedule();
+        reload('watch');
+      }, WATCH_DEBOUNCE_MS);
+    };
+    for (const [dir, names] of dirs) {
       try {
         watchers.push(
-          watch(p, { persistent: false }, () => {
-            if (debounce !== null) clearTimeout(debounce);
-            debounce = setTimeout(() => {
-              debounce = null;
-              reload('watch');
-            }, WATCH_DEBOUNCE_MS);
+          watch(dir, { persistent: false }, (_event, name) => {
+            if (names !== null && (name === null || !names.has(String(name)))) return;
+            if (names === null && name !== null && !/\.ya?ml$/.test(String(name))) return;
+            schedule();
           }),
         );
       } catch (err) {
-        logger.warn({ path: p, err: (err as Error).message }, 'cannot watch rule path');
+        logger.warn({ path: dir, err: (err as Error).message }, 'cannot watch rule path');
       }
     }
   }
@@ -370,6 +419,12 @@ export function registerStart(program: Command): void {
       let log: GatewayLogger | null = null;
       try {
         const config = loadConfig(flags.config, flagsToOverrides(flags));
+        // The data directory holds the ledger, the control socket and maybe the log: owner only. The
+        // umask makes every file the gateway creates (session.db and its WAL, caches) 0600.
+        process.umask(0o077);
+        mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+        chmodSync(config.data_dir, 0o700);
+        if (config.log.file !== null) mkdirSync(dirname(resolve(config.log.file)), { recursive: true, mode: 0o700 });
         log = createLogger(config.log, { pid: process.pid });
         const gw = await runGateway(config, log);
         const stop = (signal: string) => {

@@ -107,13 +107,25 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       return { ok: true, value: new PolicyEngine(scratch).decide(event) };
     },
     reload(reason: string): Validated<ReloadResult> {
-      opts.onReload?.(reason);
       const refuse = (issues: Issue[]): Validated<ReloadResult> => {
         stats.refused++;
         stats.last_refusal_ms = Date.now();
         stats.last_refusal = issues.slice(0, 50);
         return { ok: false, issues };
       };
+      // Whatever goes wrong while reading packs is a refused reload, never a crash: the running
+      // rules stay in force.
+      try {
+        return reloadOnce(reason, refuse);
+      } catch (err) {
+        return refuse([{ path: '', message: `reload failed: ${(err as Error).message}` }]);
+      }
+    },
+    reloadStats: () => ({ ...stats, last_refusal: stats.last_refusal === null ? null : [...stats.last_refusal] }),
+  };
+
+  function reloadOnce(reason: string, refuse: (issues: Issue[]) => Validated<ReloadResult>): Validated<ReloadResult> {
+      opts.onReload?.(reason);
       let set = loadPackFiles(opts.packPaths);
       if (!set.ok) return refuse(set.issues);
       const more = opts.extraPacks?.() ?? [];
@@ -140,9 +152,6 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       if (!out.ok) return refuse(out.issues);
       stats.reloads++;
       stats.last_reload_ms = Date.now();
-      void reason;
       return { ok: true, value: { generation: registry.generation, rules: out.value, files: set.value.packs.map((p) => p.file) } };
-    },
-    reloadStats: () => ({ ...stats, last_refusal: stats.last_refusal === null ? null : [...stats.last_refusal] }),
-  };
+  }
 }
