@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, watch, type FS
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { CelgateError } from '../errors.js';
+import { CelgateError, formatIssue } from '../errors.js';
 import type { Decider } from '../events/decision.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { RuleRegistry } from '../policy/registry.js';
@@ -138,6 +138,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     extraRules: () => loadDetectionDefinitions(config.detection),
     ...(fleet === null ? {} : { extraPacks: () => fleet.policy.packTexts() }),
     onReload: (reason) => onSecretsReload(reason),
+    // Rules installed, changed or deleted through the API survive a restart (docs/control-api.md).
+    overlayFile: join(config.data_dir, 'runtime-rules.json'),
   });
   let first = policy.reload('start');
   if (!first.ok && cachedFleetPacks > 0) {
@@ -146,7 +148,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     first = policy.reload('start');
   }
   if (!first.ok) {
-    throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; ')}`, {
+    throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map(formatIssue).join('; ')}`, {
       details: { issues: first.issues },
     });
   }

@@ -73,7 +73,7 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
         };
       },
     },
-    { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), rules: d.policy.listRules() } }) },
+    { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), default_action: d.policy.defaultAction(), rules: d.policy.listRules() } }) },
     {
       method: 'GET',
       path: '/v1/rules/:id',
@@ -93,6 +93,17 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
         const out = d.policy.putRule(id, r.body);
         if (!out.ok) throw new HttpError(400, 'E_RULE_INVALID', `rule "${id}" was refused; the running plan is unchanged`, out.issues);
         return { status: existed ? 200 : 201, json: { generation: d.policy.generation(), rule: out.value } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/rules',
+      handler: (r) => {
+        const body = r.body as { rules?: unknown } | undefined;
+        if (body === undefined || body === null || !Array.isArray(body.rules)) throw new HttpError(400, 'E_RULE_INVALID', 'POST /v1/rules takes {"rules": [rule, …]}');
+        const out = d.policy.putRules(body.rules);
+        if (!out.ok) throw new HttpError(400, 'E_RULE_INVALID', `${out.issues.length} problem${out.issues.length === 1 ? '' : 's'}; no rule was installed and the running plan is unchanged`, out.issues);
+        return { json: { generation: d.policy.generation(), rules: out.value } };
       },
     },
     {
