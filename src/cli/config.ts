@@ -282,6 +282,17 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Gate
       else if (typeof v === 'string') raw[key] = [rel(v)];
     }
     if (typeof raw.profile === 'string' && /[/\\]|\.ya?ml$|\.json$/.test(raw.profile)) raw.profile = rel(raw.profile);
+    // Every other path in the file resolves against the file too (flags resolve against the
+    // working directory). secrets[].file and fleet.creds resolve in their own parsers.
+    const section = (name: string): Obj | null => (isObj(raw[name]) ? (raw[name] as Obj) : null);
+    if (typeof raw.data_dir === 'string') raw.data_dir = rel(raw.data_dir);
+    for (const [name, key] of [['log', 'file'], ['control', 'socket'], ['vsock', 'uds_base'], ['http', 'ca_dir']] as const) {
+      const sec = section(name);
+      if (sec !== null && typeof sec[key] === 'string') sec[key] = rel(sec[key]);
+    }
+    const http = section('http');
+    if (http !== null && Array.isArray(http.extra_ca)) http.extra_ca = http.extra_ca.map(rel);
+    else if (http !== null && typeof http.extra_ca === 'string') http.extra_ca = [rel(http.extra_ca)];
   }
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) setDotted(raw, key, value);
   return parseConfig(raw, file ?? '<defaults>');

@@ -155,18 +155,20 @@ export interface HttpStartConfig {
   profile: string;
   http: HttpConfig;
   vsock: { mode: VsockMode; host: string; uds_base: string | null; ports: { http: number } };
+  /** The config file the values came from (named in errors). */
+  source?: string;
 }
 
 /** Reads PEM files; a missing or non-PEM file is an E_CONFIG naming it. */
-export function readExtraCa(paths: readonly string[]): string[] {
+export function readExtraCa(paths: readonly string[], source = '<defaults>'): string[] {
   return paths.map((p) => {
     let text: string;
     try {
       text = readFileSync(resolve(p), 'utf8');
     } catch (err) {
-      throw new CelgateError('E_CONFIG', `http.extra_ca: cannot read ${p}: ${(err as Error).message}`, { cause: err });
+      throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new CelgateError('E_CONFIG', `http.extra_ca: ${p} holds no PEM certificate`);
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: ${p} holds no PEM certificate`);
     return text;
   });
 }
@@ -197,7 +199,7 @@ export async function startHttpFromConfig(
       },
       limits: limitsFromConfig(config.http),
       upstreamMap: map.value,
-      extraCa: readExtraCa(config.http.extra_ca),
+      extraCa: readExtraCa(config.http.extra_ca, config.source),
       allowPrivateDestinations: config.http.allow_private_destinations,
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,

@@ -16,6 +16,8 @@ export interface ProxyStartConfig {
   session_id: string;
   profile: string;
   http: HttpConfig & { proxy?: string | null };
+  /** The config file the values came from (named in errors). */
+  source?: string;
 }
 
 export interface ProxyStartDeps {
@@ -48,7 +50,7 @@ export async function startExplicitProxyFromConfig(
       listen,
       limits: limitsFromConfig(config.http),
       upstreamMap: map.value,
-      extraCa: readExtraCa(config.http.extra_ca),
+      extraCa: readExtraCa(config.http.extra_ca, config.source),
       allowPrivateDestinations: config.http.allow_private_destinations,
       direct: config.http.direct,
       http2: config.http.http2,
