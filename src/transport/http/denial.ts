@@ -82,7 +82,11 @@ export function renderDenial(d: DenialInput): Denial {
 }
 
 /** The denial for a non-allow decision: block → 403, error → 502. */
+/** The rule id of decisions made by the destination guard (docs/http.md, "Destinations"). */
+export const DESTINATION_GUARD_RULE = 'celgate.destination-guard';
+
 export function decisionDenial(decision: Decision, eventId: string, accept: string): Denial {
+  if (decision.rule_id === DESTINATION_GUARD_RULE) return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: DESTINATION_GUARD_RULE, reason: decision.reason, event_id: eventId, accept });
   if (isLedgerRefusal(decision)) return renderDenial({ kind: 'ledger_unavailable', status: 503, rule_id: null, reason: decision.reason, event_id: eventId, accept });
   return decision.action === 'block'
     ? renderDenial({ kind: 'blocked', status: 403, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept })
@@ -91,7 +95,7 @@ export function decisionDenial(decision: Decision, eventId: string, accept: stri
 
 /** The 403 for a destination the guard refused (an E_DESTINATION error: its message names host, address and range). */
 export function destinationDenial(err: Error, eventId: string, accept: string): Denial {
-  return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: null, reason: err.message, event_id: eventId, accept });
+  return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: DESTINATION_GUARD_RULE, reason: err.message, event_id: eventId, accept });
 }
 
 /**
