@@ -54,6 +54,8 @@ export interface LogConfig {
 }
 
 export interface GatewayConfig {
+  /** The session ledger's failure policy and free-space reserve. */
+  ledger: LedgerConfig;
   session_id: string;
   data_dir: string;
   /** "balanced", "locked", or a path to a pack file. */
@@ -153,7 +155,23 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'watch_rules', 'mcp', 'dns', 'http', 'fleet', 'secrets'];
+const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'ledger', 'watch_rules', 'mcp', 'dns', 'http', 'fleet', 'secrets'];
+
+/** What happens while the session ledger cannot record (docs/ledger.md, "When the ledger cannot write"). */
+export interface LedgerConfig {
+  /** Free bytes the ledger's file system must keep; below it new requests are refused. 0: no reserve. */
+  min_free_bytes: number;
+  /** fail_closed (default): refuse every request while the ledger cannot record; fail_open: let
+   * decisions through unrecorded (counted, logged). */
+  on_failure: 'fail_closed' | 'fail_open';
+}
+
+export function parseLedger(s: Section): LedgerConfig {
+  const l = new Section(s.source, 'ledger', s.sub('ledger'), ['min_free_bytes', 'on_failure']);
+  const v = l.raw.min_free_bytes;
+  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) l.fail('min_free_bytes', 'must be a whole number of bytes ≥ 0');
+  return { min_free_bytes: (v as number | undefined) ?? 64 * 1024 * 1024, on_failure: l.oneOf('on_failure', ['fail_closed', 'fail_open'] as const, 'fail_closed') };
+}
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
   const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
@@ -206,6 +224,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     control: parseControl(s, dataDir),
     vsock: parseVsock(s),
     log: parseLog(s),
+    ledger: parseLedger(s),
     mcp: parseMcpConfig(s.raw.mcp, source),
     dns: parseDnsConfig(s.raw.dns, source),
     http: parseHttpConfig(s.raw.http, source),
@@ -263,6 +282,17 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Gate
       else if (typeof v === 'string') raw[key] = [rel(v)];
     }
     if (typeof raw.profile === 'string' && /[/\\]|\.ya?ml$|\.json$/.test(raw.profile)) raw.profile = rel(raw.profile);
+    // Every other path in the file resolves against the file too (flags resolve against the
+    // working directory). secrets[].file and fleet.creds resolve in their own parsers.
+    const section = (name: string): Obj | null => (isObj(raw[name]) ? (raw[name] as Obj) : null);
+    if (typeof raw.data_dir === 'string') raw.data_dir = rel(raw.data_dir);
+    for (const [name, key] of [['log', 'file'], ['control', 'socket'], ['vsock', 'uds_base'], ['http', 'ca_dir']] as const) {
+      const sec = section(name);
+      if (sec !== null && typeof sec[key] === 'string') sec[key] = rel(sec[key]);
+    }
+    const http = section('http');
+    if (http !== null && Array.isArray(http.extra_ca)) http.extra_ca = http.extra_ca.map(rel);
+    else if (http !== null && typeof http.extra_ca === 'string') http.extra_ca = [rel(http.extra_ca)];
   }
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) setDotted(raw, key, value);
   return parseConfig(raw, file ?? '<defaults>');

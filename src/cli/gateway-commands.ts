@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { CelgateError } from '../errors.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { CelgateError, formatIssue } from '../errors.js';
+import { parsePack } from '../policy/packs.js';
 import { loadConfig } from './config.js';
 import { controlRequest } from '../control/client.js';
 
@@ -101,14 +102,56 @@ export function registerGatewayCommands(program: Command): void {
     }),
   );
   const rules = program.commands.find((c) => c.name() === 'rules') ?? program.command('rules').description('Manage rules.');
-  withSocket(rules.command('install <file>').description('Install or update the rules of a file (one rule, a list, or a pack) in a running gateway.')).action(
+  withSocket(
+    rules
+      .command('install <file>')
+      .description('Install or update the rules of a file (one rule, a list, or a pack) in a running gateway: all of them or, on any problem, none. They survive a restart.'),
+  ).action(
     action(async (file: string, flags: SocketFlags) => {
-      for (const rule of readRulesFile(file)) {
-        const out = await run(flags, 'PUT', `/v1/rules/${encodeURIComponent(rule.id as string)}`, rule);
-        process.stdout.write(`installed ${out.rule.id} (generation ${out.generation})\n`);
+      // A pack file is checked here first, so problems carry file:line:column as in `rules lint`.
+      const text = readFileSync(file, 'utf8');
+      const list = readRulesFile(file);
+      if (!file.endsWith('.json') && /^\s*rules\s*:/m.test(text)) {
+        const parsed = parsePack(text, file);
+        if (!parsed.ok) {
+          for (const i of parsed.issues) process.stderr.write(`${formatIssue(i)}\n`);
+          throw new CelgateError('E_RULE_INVALID', `${parsed.issues.length} problem${parsed.issues.length === 1 ? '' : 's'} in ${file}; nothing was installed`);
+        }
       }
+      const out = await run(flags, 'POST', '/v1/rules', { rules: list });
+      for (const r of out.rules as { id: string }[]) process.stdout.write(`installed ${r.id}\n`);
+      process.stdout.write(`${out.rules.length} rule${out.rules.length === 1 ? '' : 's'} installed (generation ${out.generation})\n`);
     }),
   );
+  withSocket(rules.command('list').description('The rules of a running gateway: id, pack, source, enabled, mode, matches.'))
+    .option('--json', 'print JSON')
+    .action(
+      action(async (flags: SocketFlags & { json?: boolean }) => {
+        const out = await run(flags, 'GET', '/v1/rules');
+        const list = out.rules as { id: string; pack_id: string; kind: string; enabled: boolean; mode: string; action: string; counters: { matches: number } }[];
+        if (flags.json === true) {
+          process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+          return;
+        }
+        const source = (r: (typeof list)[number]) => (r.pack_id === 'runtime' ? 'runtime (API)' : r.kind === 'detection' ? 'detection' : 'pack');
+        const rows = [['ID', 'PACK', 'SOURCE', 'ENABLED', 'MODE', 'ACTION', 'MATCHES'], ...list.map((r) => [r.id, r.pack_id, source(r), r.enabled ? 'yes' : 'no', r.mode, r.action, String(r.counters.matches)])];
+        const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+        for (const row of rows) process.stdout.write(`${row.map((v, c) => v.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
+      }),
+    );
+  withSocket(rules.command('export').description('The running rules as one YAML pack (loadable with --rules), on stdout.'))
+    .option('--id <pack_id>', 'the id of the exported pack', 'exported')
+    .action(
+      action(async (flags: SocketFlags & { id: string }) => {
+        const out = await run(flags, 'GET', '/v1/rules');
+        const health = await run(flags, 'GET', '/v1/health').catch(() => ({ session_id: 'unknown' }));
+        const keep = ['id', 'description', 'condition', 'action', 'priority', 'mode', 'enabled', 'reason', 'severity', 'tags', 'undecodable_body'];
+        const rulesOut = (out.rules as Record<string, unknown>[])
+          .filter((r) => r.kind !== 'detection')
+          .map((r) => Object.fromEntries(keep.filter((k) => r[k] !== undefined && r[k] !== null && !(Array.isArray(r[k]) && (r[k] as unknown[]).length === 0)).map((k) => [k, r[k]])));
+        process.stdout.write(stringifyYaml({ id: flags.id, version: '1', description: `rules exported from session ${health.session_id} (generation ${out.generation})`, default_action: out.default_action ?? 'allow', rules: rulesOut }));
+      }),
+    );
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
     withSocket(rules.command(`${verb} <id>`).description(`${verb === 'enable' ? 'Enable' : 'Disable'} a rule in a running gateway (counters kept).`)).action(
       action(async (id: string, flags: SocketFlags) => {

@@ -69,7 +69,8 @@ function sink(dest: number | string): Sink {
     // minLength 1 (not 0): writes go out at once, and flush(cb) still waits for a write in flight.
     minLength: 1,
     maxWrite: 4 * LOG_BUFFER_BYTES,
-    ...(typeof dest === 'string' ? { mkdir: true, append: true } : {}),
+    // A log file is created owner-only (0600): it names hosts, paths and rules.
+    ...(typeof dest === 'string' ? { mkdir: true, append: true, mode: 0o600 } : {}),
   }) as Boom;
   return { boom, sync };
 }

@@ -16,7 +16,7 @@ import { RuleRegistry } from '../policy/registry.js';
 
 function fail(issues: readonly Issue[]): never {
   for (const i of issues) process.stderr.write(`${formatIssue(i)}\n`);
-  process.stderr.write(`${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was installed.\n`);
+  process.stderr.write(`${issues.length} problem${issues.length === 1 ? '' : 's'}.\n`);
   process.exit(1);
 }
 

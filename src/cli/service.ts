@@ -3,7 +3,7 @@
  * Lives here, not in the composition code (src/cli/start.ts), so services and the code that starts
  * them do not import each other.
  */
-import type { Decider, EventSink } from '../events/index.js';
+import type { EventSink, GenerationAware } from '../events/index.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { RuleRegistry } from '../policy/registry.js';
 import type { PolicyPort } from '../control/port.js';
@@ -24,11 +24,13 @@ export interface Service {
   close(): Promise<void>;
 }
 
-/** What every service receives. Transport must use only `decider` + `sink` for policy and record;
- * `decider` is the engine behind a ledger guard (fails closed while the ledger cannot record). */
+/** What every service receives. Transport must use only `decider` + `sink` for policy and record,
+ * through the enforcement primitive (src/events/enforce.ts): it refuses while `sink.unavailable()`
+ * says the ledger cannot record, and fails closed when the engine throws. `decider` knows its
+ * plan generation. */
 export interface ServiceDeps {
   config: GatewayConfig;
-  decider: Decider;
+  decider: GenerationAware;
   /** The same engine as `decider`, for `needsBody(type)` and plan inspection. */
   engine: PolicyEngine;
   registry: RuleRegistry;

@@ -1,9 +1,12 @@
 /**
  * The gateway's one EventSink: fans every decided event out to the in-memory counters, the
- * session ledger and one structured log line, and protocol rows to the ledger. A ledger failure is
- * counted and logged, never thrown into transport. Makes no decisions.
+ * session ledger and one structured log line, and protocol rows to the ledger. It tells the
+ * enforcement primitive (src/events/enforce.ts) when the ledger cannot record (`unavailable`), and
+ * throws from `decision` when the ledger refuses an append, so an allowed event fails closed
+ * instead of going upstream unrecorded. A refused protocol row is counted and logged. Makes no
+ * decisions.
  */
-import type { Decider, Decision } from '../events/decision.js';
+import type { Decision } from '../events/decision.js';
 import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../events/sink.js';
 import type { SecurityEvent } from '../events/types.js';
 import type { DecisionCounters } from '../control/counters.js';
@@ -11,7 +14,10 @@ import type { Logger } from './logger.js';
 
 export interface FanoutParts {
   counters: DecisionCounters;
-  ledger: EventSink;
+  ledger: EventSink & { unavailableReason?(): string | null };
+  /** `ledger.on_failure`: fail_closed (default) refuses while the ledger cannot record; fail_open
+   * lets decisions through unrecorded (counted and logged). */
+  onFailure?: 'fail_closed' | 'fail_open';
   logger: Logger;
   /** The logger's pre-serialised info line (GatewayLogger.infoLine); without it, logger.info. */
   infoLine?: (fields: string, msg: string) => void;
@@ -37,12 +43,34 @@ export function decisionLogFields(event: SecurityEvent, decision: Decision): str
 export class FanoutSink implements EventSink {
   /** Appends the ledger refused (it was closed or failed); also logged. */
   ledgerErrors = 0;
+  /** Events refused because the ledger could not record (fail_closed), or let through unrecorded (fail_open). */
+  ledgerRefusals = 0;
+  private lastUnavailable: string | null = null;
 
   constructor(private readonly parts: FanoutParts) {}
 
+  unavailable(): string | null {
+    const why = this.parts.ledger.unavailableReason?.() ?? null;
+    if (why !== this.lastUnavailable) {
+      // One line when the ledger goes down and one when it recovers, not one per request.
+      if (why !== null) this.parts.logger.error({ reason: why, on_failure: this.parts.onFailure ?? 'fail_closed' }, 'ledger unavailable');
+      else this.parts.logger.info({}, 'ledger available again');
+      this.lastUnavailable = why;
+    }
+    if (why === null) return null;
+    this.ledgerRefusals++;
+    return this.parts.onFailure === 'fail_open' ? null : why;
+  }
+
   decision(event: SecurityEvent, decision: Decision): void {
+    try {
+      this.parts.ledger.decision(event, decision);
+    } catch (err) {
+      this.ledgerErrors++;
+      this.parts.logger.error({ err: (err as Error).message }, 'ledger append failed');
+      if (this.parts.onFailure !== 'fail_open') throw err;
+    }
     this.parts.counters.record(event, decision);
-    this.toLedger(() => this.parts.ledger.decision(event, decision));
     if (this.parts.infoLine !== undefined) {
       this.parts.infoLine(decisionLogFields(event, decision), 'decision');
       return;
@@ -86,28 +114,4 @@ export class FanoutSink implements EventSink {
       this.parts.logger.error({ err: (err as Error).message }, 'ledger append failed');
     }
   }
-}
-
-/**
- * Fails closed when the ledger cannot record: while `available()` is false every decision is an
- * `error` (transport answers 502 / SERVFAIL / JSON-RPC error / refused exec), so nothing reaches
- * upstream unrecorded (DESIGN §1). Otherwise the engine decides.
- */
-export function ledgerGuard(decider: Decider, ledger: { available(): boolean }, generation: () => number): Decider {
-  return {
-    decide(event: SecurityEvent): Decision {
-      if (ledger.available()) return decider.decide(event);
-      return {
-        action: 'error',
-        rule_id: null,
-        reason: 'The session ledger cannot record decisions right now, so celgate refuses this request (fail closed).',
-        mode: 'fail_closed',
-        matches: [],
-        findings: [],
-        errors: [{ rule_id: '', code: 'E_LEDGER', message: 'session ledger unavailable' }],
-        generation: generation(),
-        eval_ns: 0,
-      };
-    },
-  };
 }

@@ -5,11 +5,11 @@
  * ledger, summary line). SIGHUP, POST /v1/reload and rule-file changes reload the packs. This file
  * wires parts together; it parses no protocol and makes no decision.
  */
-import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { CelgateError } from '../errors.js';
+import { CelgateError, formatIssue } from '../errors.js';
 import type { Decider } from '../events/decision.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { RuleRegistry } from '../policy/registry.js';
@@ -24,7 +24,8 @@ import { openLedgerReadOnly, type Db } from '../store/schema.js';
 import { LedgerWriter } from '../store/writer.js';
 import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
 import { createLogger, type GatewayLogger, type Logger } from './logger.js';
-import { FanoutSink, ledgerGuard } from './sink.js';
+import { FanoutSink } from './sink.js';
+import type { SecurityEvent } from '../events/index.js';
 import { startExecService } from './guest-commands.js';
 import { irRoutes, loadDetectionDefinitions } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
@@ -38,6 +39,30 @@ import { SECRET_PLACEHOLDER_PREFIX } from '../policy/secrets.js';
 
 export { CELGATE_VERSION } from '../version.js';
 import { CELGATE_VERSION } from '../version.js';
+/**
+ * Whether no pack file under `paths` was modified within the last WATCH_DEBOUNCE_MS: a file a slow
+ * writer is still writing is not reloaded yet (the watcher looks again after the debounce).
+ */
+function packFilesStable(paths: readonly string[]): boolean {
+  const now = Date.now();
+  for (const p of paths) {
+    let files: string[];
+    try {
+      files = statSync(p).isDirectory() ? readdirSync(p).filter((f) => /\.ya?ml$/.test(f)).map((f) => join(p, f)) : [p];
+    } catch {
+      continue;
+    }
+    for (const f of files) {
+      try {
+        if (now - statSync(f).mtimeMs < WATCH_DEBOUNCE_MS) return false;
+      } catch {
+        /* gone between readdir and stat: the reload reports it */
+      }
+    }
+  }
+  return true;
+}
+
 /** Rule-file changes within this window cause one reload. */
 export const WATCH_DEBOUNCE_MS = 250;
 /** Longest a clean shutdown waits for services to drain before closing the ledger anyway. */
@@ -113,6 +138,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     extraRules: () => loadDetectionDefinitions(config.detection),
     ...(fleet === null ? {} : { extraPacks: () => fleet.policy.packTexts() }),
     onReload: (reason) => onSecretsReload(reason),
+    // Rules installed, changed or deleted through the API survive a restart (docs/control-api.md).
+    overlayFile: join(config.data_dir, 'runtime-rules.json'),
   });
   let first = policy.reload('start');
   if (!first.ok && cachedFleetPacks > 0) {
@@ -121,7 +148,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     first = policy.reload('start');
   }
   if (!first.ok) {
-    throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; ')}`, {
+    throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map(formatIssue).join('; ')}`, {
       details: { issues: first.issues },
     });
   }
@@ -130,10 +157,10 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     profile: config.profile,
     celgate_version: CELGATE_VERSION,
     config: { ...config, control: { ...config.control, token: config.control.token === null ? null : '[redacted]' } },
-  });
+  }, { minFreeBytes: config.ledger.min_free_bytes });
   ledger.onError = (err) => logger.error({ err: err.message }, 'ledger batch failed');
   const counters = new DecisionCounters();
-  const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine });
+  const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine, onFailure: config.ledger.on_failure });
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
   fleet?.start({
@@ -164,7 +191,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       flushLedger: () => ledger.flush(),
       readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
       listeners: () => ({ ...listeners }),
-      metrics: createMetrics({ counters, policy, ledger: () => ledger.stats() }),
+      metrics: createMetrics({ counters, policy, ledger: () => ledger.stats(), ledgerFailures: () => ({ append_errors: sink.ledgerErrors, refused_events: sink.ledgerRefusals }) }),
+      notReady: () => (config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason()),
       ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
     }),
   );
@@ -182,7 +210,9 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // Transport services. Each area adds one entry: `await startX(options, deps)` returning a
   // Service ({name, addresses, routes?, close}). Keep the order: listeners start after the control
   // plane and the ledger, and close before them.
-  const decider = ledgerGuard(policy.engine, ledger, () => policy.generation());
+  // The engine, with its generation for fail-closed decisions; every transport decides through the
+  // enforcement primitive (src/events/enforce.ts), which refuses while the sink cannot record.
+  const decider = { decide: (e: SecurityEvent) => policy.engine.decide(e), generation: () => policy.generation() };
   const deps: ServiceDeps = { config, decider, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
   const services: Service[] = [];
   const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {
@@ -231,19 +261,44 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     else logger.error({ reason, issues: out.issues }, 'reload refused; the running plan is unchanged');
   };
   if (config.watch_rules) {
-    for (const p of [...paths, ...config.detection.map((d) => resolve(d))]) {
+    // Directories are watched, not files: an editor's atomic save (write a temp file, rename it over
+    // the pack) replaces the file, and a watch on the old file would never fire again.
+    const watched = [...paths, ...config.detection.map((d) => resolve(d))];
+    const dirs = new Map<string, Set<string> | null>();
+    for (const p of watched) {
+      let isDir = false;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch {
+        /* a missing file: watch its directory for it to appear */
+      }
+      if (isDir) dirs.set(p, null);
+      else {
+        const names = dirs.get(dirname(p)) ?? new Set<string>();
+        if (names !== null) names.add(basename(p));
+        if (!dirs.has(dirname(p)) || dirs.get(dirname(p)) !== null) dirs.set(dirname(p), names);
+      }
+    }
+    const schedule = () => {
+      if (debounce !== null) clearTimeout(debounce);
+      debounce = setTimeout(() => {
+        debounce = null;
+        // Reload only files that have stopped changing: a slow writer is read whole.
+        if (!packFilesStable(watched)) return schedule();
+        reload('watch');
+      }, WATCH_DEBOUNCE_MS);
+    };
+    for (const [dir, names] of dirs) {
       try {
         watchers.push(
-          watch(p, { persistent: false }, () => {
-            if (debounce !== null) clearTimeout(debounce);
-            debounce = setTimeout(() => {
-              debounce = null;
-              reload('watch');
-            }, WATCH_DEBOUNCE_MS);
+          watch(dir, { persistent: false }, (_event, name) => {
+            if (names !== null && (name === null || !names.has(String(name)))) return;
+            if (names === null && name !== null && !/\.ya?ml$/.test(String(name))) return;
+            schedule();
           }),
         );
       } catch (err) {
-        logger.warn({ path: p, err: (err as Error).message }, 'cannot watch rule path');
+        logger.warn({ path: dir, err: (err as Error).message }, 'cannot watch rule path');
       }
     }
   }
@@ -366,6 +421,12 @@ export function registerStart(program: Command): void {
       let log: GatewayLogger | null = null;
       try {
         const config = loadConfig(flags.config, flagsToOverrides(flags));
+        // The data directory holds the ledger, the control socket and maybe the log: owner only. The
+        // umask makes every file the gateway creates (session.db and its WAL, caches) 0600.
+        process.umask(0o077);
+        mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+        chmodSync(config.data_dir, 0o700);
+        if (config.log.file !== null) mkdirSync(dirname(resolve(config.log.file)), { recursive: true, mode: 0o700 });
         log = createLogger(config.log, { pid: process.pid });
         const gw = await runGateway(config, log);
         const stop = (signal: string) => {

@@ -14,6 +14,9 @@ export interface MetricsSources {
   counters: DecisionCounters;
   policy: PolicyPort;
   ledger: () => LedgerStats;
+  /** Ledger failures seen by the enforcement path: appends refused, and events refused (or let
+   * through with on_failure: fail_open) while the ledger could not record. */
+  ledgerFailures?: () => { append_errors: number; refused_events: number };
 }
 
 /** Label value escaping of the Prometheus text format. */
@@ -114,6 +117,17 @@ export function createMetrics(src: MetricsSources): Metrics {
       this.set({ state: 'queued' }, l.queued);
       this.set({ state: 'failed_batches' }, l.failed_batches);
       this.set({ state: 'rejected' }, l.rejected_rows);
+    },
+  });
+  new Gauge({
+    name: 'celgate_ledger_failures_total',
+    help: 'Ledger failures on the enforcement path, by kind (append_error, refused_event).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const f = src.ledgerFailures?.() ?? { append_errors: 0, refused_events: 0 };
+      this.set({ kind: 'append_error' }, f.append_errors);
+      this.set({ kind: 'refused_event' }, f.refused_events);
     },
   });
   return {

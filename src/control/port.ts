@@ -31,6 +31,8 @@ export interface PolicyPort {
   getRule(id: string): RuleInfo | undefined;
   /** Installs or replaces one rule (the JSON shape of a pack rule); compile-checked. */
   putRule(id: string, input: unknown): Validated<RuleInfo>;
+  /** Installs or replaces several rules at once: all of them, or (on any issue) none. */
+  putRules(inputs: unknown[]): Validated<RuleInfo[]>;
   /** False when the id is unknown. */
   deleteRule(id: string): boolean;
   /** Enables or disables a rule without changing it; undefined when the id is unknown. */

@@ -28,6 +28,8 @@ export interface CoreRouteDeps {
   metrics: Metrics;
   /** More fields for /v1/health from parts the gateway composes (e.g. `fleet`). */
   health?: () => Record<string, unknown>;
+  /** Why the gateway refuses new requests right now (the ledger cannot record), or null. */
+  notReady?: () => string | null;
 }
 
 function ruleId(params: Record<string, string>): string {
@@ -49,9 +51,14 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
     {
       method: 'GET',
       path: '/v1/health',
-      handler: () => ({
+      handler: () => {
+        const why = d.notReady?.() ?? null;
+        return {
+        ...(why === null ? {} : { status: 503 }),
         json: {
-          status: 'ok',
+          status: why === null ? 'ok' : 'not_ready',
+          ready: why === null,
+          ...(why === null ? {} : { reason: why }),
           session_id: d.session.session_id,
           session_dir: d.session.session_dir,
           session_db: d.session.session_db,
@@ -63,9 +70,10 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
           listeners: d.listeners(),
           ...d.health?.(),
         },
-      }),
+        };
+      },
     },
-    { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), rules: d.policy.listRules() } }) },
+    { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), default_action: d.policy.defaultAction(), rules: d.policy.listRules() } }) },
     {
       method: 'GET',
       path: '/v1/rules/:id',
@@ -85,6 +93,17 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
         const out = d.policy.putRule(id, r.body);
         if (!out.ok) throw new HttpError(400, 'E_RULE_INVALID', `rule "${id}" was refused; the running plan is unchanged`, out.issues);
         return { status: existed ? 200 : 201, json: { generation: d.policy.generation(), rule: out.value } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/rules',
+      handler: (r) => {
+        const body = r.body as { rules?: unknown } | undefined;
+        if (body === undefined || body === null || !Array.isArray(body.rules)) throw new HttpError(400, 'E_RULE_INVALID', 'POST /v1/rules takes {"rules": [rule, …]}');
+        const out = d.policy.putRules(body.rules);
+        if (!out.ok) throw new HttpError(400, 'E_RULE_INVALID', `${out.issues.length} problem${out.issues.length === 1 ? '' : 's'}; no rule was installed and the running plan is unchanged`, out.issues);
+        return { json: { generation: d.policy.generation(), rules: out.value } };
       },
     },
     {

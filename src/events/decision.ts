@@ -55,7 +55,8 @@ export interface Decision {
   /** Every rule that matched, in evaluation order (priority, id). */
   matches: readonly RuleMatch[];
   findings: readonly Finding[];
-  /** Evaluation errors; any of them makes the verdict `error` (fail closed). */
+  /** Evaluation errors. One from a rule that was about to decide makes the verdict `error` (fail
+   * closed); errors of rules that could not have decided are kept here and change nothing. */
   errors: readonly RuleError[];
   /** The plan generation that produced this decision. */
   generation: number;

@@ -78,6 +78,12 @@ export interface EventSink {
   dns(row: DnsRow): void;
   mcp(row: McpCallRow): void;
   exec(row: ExecRow): void;
+  /**
+   * Why decisions cannot be recorded right now (the ledger is failing, closed, or below its
+   * free-space reserve), or null when they can. While it is non-null the enforcement primitive
+   * (enforce.ts) refuses every event instead of deciding it.
+   */
+  unavailable?(): string | null;
 }
 
 /** Copies the policy fields of an enforced decision onto a protocol row. */

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { Issue, Validated } from '../errors.js';
 import { validatePack, type ValidatedPack } from './rules.js';
 import type { CompiledCondition } from './compile.js';
@@ -53,34 +53,101 @@ function offsetOf(doc: Document, path: string, preferKey: boolean): number | und
   return (target as YamlNode | undefined)?.range?.[0];
 }
 
-/** Parses and validates one pack's text. `file` is used in issue locations. */
+/** Most lines a pack file may have: a pack of MAX_RULES_PER_PACK rules fits; checked before parsing. */
+export const MAX_PACK_LINES = 100_000;
+/** Most YAML nodes a pack file may hold (keys, values, list items): far above any real pack. */
+export const MAX_PACK_NODES = 200_000;
+/** Deepest nesting a pack file may have (a pack is about five levels deep). */
+export const MAX_PACK_DEPTH = 64;
+/** Issues located to a line and column; beyond them issues carry only their path. */
+const MAX_LOCATED_ISSUES = 100;
+
+/**
+ * Counts nodes and depth without recursion, and finds duplicate keys in a map (in linear time; the
+ * YAML library's own check compares every key with every other). Null when all is well.
+ */
+function shapeProblem(root: unknown): { message: string; offset?: number } | null {
+  let nodes = 0;
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (++nodes > MAX_PACK_NODES) return { message: `the pack has more than ${MAX_PACK_NODES} YAML nodes` };
+    if (depth > MAX_PACK_DEPTH) return { message: `the pack is nested deeper than ${MAX_PACK_DEPTH} levels` };
+    if (isMap(node)) {
+      const keys = new Set<unknown>();
+      for (const p of node.items) {
+        const k = isScalar(p.key) ? p.key.value : p.key;
+        if (keys.has(k)) return { message: `invalid YAML: duplicate key "${String(k)}"`, ...((p.key as YamlNode | null)?.range === undefined ? {} : { offset: (p.key as YamlNode).range![0] }) };
+        keys.add(k);
+        stack.push([p.key, depth + 1], [p.value, depth + 1]);
+      }
+    } else if (isSeq(node)) for (const item of node.items) stack.push([item, depth + 1]);
+  }
+  return null;
+}
+
+function lineCount(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/**
+ * Parses and validates one pack's text. `file` is used in issue locations. Never throws: anything
+ * the YAML library or the validator raises (alias bombs, deep nesting) is an issue.
+ */
 export function parsePack(text: string, file = '<input>'): Validated<LoadedPack> {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      issues: doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
-        return { file, line: pos?.line, column: pos?.col, path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` };
-      }),
-    };
+  const fail = (message: string, line?: number, column?: number): Validated<LoadedPack> => ({ ok: false, issues: [{ file, ...(line === undefined ? {} : { line, column }), path: '', message }] });
+  try {
+    if (lineCount(text) > MAX_PACK_LINES) return fail(`the pack has more than ${MAX_PACK_LINES} lines`);
+    const lc = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
+    if (doc.errors.length > 0) {
+      return {
+        ok: false,
+        issues: doc.errors.slice(0, MAX_LOCATED_ISSUES).map((e) => {
+          const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
+          const first = e.message.split('\n')[0]!;
+          const message = /call stack/i.test(first) ? `the pack is nested too deeply to parse (more than ${MAX_PACK_DEPTH} levels are refused)` : `invalid YAML: ${first}`;
+          return { file, line: pos?.line, column: pos?.col, path: '', message };
+        }),
+      };
+    }
+    const shape = shapeProblem(doc.contents);
+    if (shape !== null) {
+      const pos = shape.offset === undefined ? undefined : lc.linePos(shape.offset);
+      return fail(shape.message, pos?.line, pos?.col);
+    }
+    const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    // A pack file names its default and its rules: a file cut short after `rules:` (a slow
+    // writer, a half-saved edit) must not load as an empty pack that allows everything.
+    const missing: Issue[] = [];
+    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+      const o = raw as Record<string, unknown>;
+      if (o.default_action === undefined || o.default_action === null) missing.push({ path: 'default_action', message: 'a pack file must say default_action: allow or block' });
+      if (o.rules === undefined || o.rules === null) missing.push({ path: 'rules', message: 'a pack file must have a rules list (write rules: [] for a pack with no rules)' });
+    }
+    const v = validatePack(raw);
+    if (!v.ok || missing.length > 0) {
+      return {
+        ok: false,
+        issues: [...missing, ...(v.ok ? [] : v.issues)].map((i, n) => {
+          if (n >= MAX_LOCATED_ISSUES) return { file, path: i.path, message: i.message };
+          const offset = offsetOf(doc, i.path, i.message.startsWith('unknown key'));
+          const pos = offset === undefined ? undefined : lc.linePos(offset);
+          // A condition issue carries its own line/column within the condition text; report the
+          // file position of the condition value and keep the inner position in the message.
+          const inner = i.line !== undefined ? ` (condition line ${i.line}, column ${i.column})` : '';
+          return { file, line: pos?.line, column: pos?.col, path: i.path, message: `${i.message}${inner}` };
+        }),
+      };
+    }
+    return { ok: true, value: { ...v.value, file } };
+  } catch (err) {
+    const text = String((err as Error)?.message ?? err).split('\n')[0]!;
+    const message = err instanceof RangeError || /call stack/i.test(text) ? `the pack is nested too deeply to parse (more than ${MAX_PACK_DEPTH} levels are refused)` : `invalid YAML: ${text}`;
+    return fail(message);
   }
-  const v = validatePack(doc.toJS({ maxAliasCount: 100 }));
-  if (!v.ok) {
-    return {
-      ok: false,
-      issues: v.issues.map((i) => {
-        const offset = offsetOf(doc, i.path, i.message.startsWith('unknown key'));
-        const pos = offset === undefined ? undefined : lc.linePos(offset);
-        // A condition issue carries its own line/column within the condition text; report the
-        // file position of the condition value and keep the inner position in the message.
-        const inner = i.line !== undefined ? ` (condition line ${i.line}, column ${i.column})` : '';
-        return { file, line: pos?.line, column: pos?.col, path: i.path, message: `${i.message}${inner}` };
-      }),
-    };
-  }
-  return { ok: true, value: { ...v.value, file } };
 }
 
 /** Pack files under a path: the file itself, or every *.yaml / *.yml in a directory (not *.test.yaml). */

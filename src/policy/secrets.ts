@@ -80,7 +80,7 @@ function refusal(event: HttpRequestEvent, inner: Decision, why: { reason: string
   };
 }
 
-export type BodyAware = BodyAwareDecider;
+export type BodyAware = BodyAwareDecider & { generation?: () => number };
 
 /**
  * The decider transports use when secrets are configured: the engine first, then the guard on what
@@ -89,6 +89,7 @@ export type BodyAware = BodyAwareDecider;
 export function withSecretGuard(inner: BodyAware, catalog: () => ReadonlyMap<string, SecretPolicy>): BodyAware {
   const anyInBody = () => [...catalog().values()].some((s) => s.in_body);
   return {
+    ...(inner.generation === undefined ? {} : { generation: inner.generation }),
     decide(event: SecurityEvent): Decision {
       const d = inner.decide(event);
       if (d.action !== 'allow' || event.common.event_type !== 'http.request') return d;

@@ -12,9 +12,15 @@ import type { SecurityEvent } from '../events/types.js';
 import { CelgateError } from '../errors.js';
 import { bound, redactJson, redactQuery, scrubSecrets, storedEventJson } from './redact.js';
 import type Database from 'better-sqlite3';
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { openLedger, type Db } from './schema.js';
 
 export const FLUSH_INTERVAL_MS = 50;
+/** Default free-space reserve (`ledger.min_free_bytes`): below it new requests are refused. */
+export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
+/** How often free space is checked while nothing flushes (a flush checks it too). */
+export const FREE_SPACE_CHECK_MS = 1000;
 /** Rows written per transaction at most (a longer queue takes several transactions). */
 export const MAX_BATCH = 8_192;
 /** When this many items wait, the next append flushes synchronously (backpressure, never loss). */
@@ -177,10 +183,20 @@ export class LedgerWriter implements EventSink {
   private readonly upsertWatermark: Database.Statement;
   /** Called when a batch or a row cannot be written (those rows are lost; the error is kept). */
   onError: (err: Error) => void = () => {};
+  /** Free bytes the ledger's file system must keep (0: no reserve). */
+  private readonly minFreeBytes: number;
+  /** Why new decisions must be refused because of disk space, or null. */
+  private lowSpace: string | null = null;
+  private lastSpaceCheck = 0;
+  private readonly spaceTimer: NodeJS.Timeout | null;
 
-  constructor(path: string, session?: SessionInfo) {
+  constructor(path: string, session?: SessionInfo, options: { minFreeBytes?: number } = {}) {
     this.path = path;
+    this.minFreeBytes = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
     this.db = openLedger(path);
+    this.checkSpace(true);
+    this.spaceTimer = this.minFreeBytes > 0 ? setInterval(() => this.checkSpace(true), FREE_SPACE_CHECK_MS) : null;
+    this.spaceTimer?.unref();
     if (session !== undefined) {
       this.db
         .prepare('INSERT OR IGNORE INTO sessions (session_id, started_ms, profile, celgate_version, config_json) VALUES (?, ?, ?, ?, ?)')
@@ -376,6 +392,7 @@ export class LedgerWriter implements EventSink {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.checkSpace();
     if (this.queued === 0) return;
     const pending = this.chunks;
     this.chunks = [this.spare.pop() ?? new Chunk()];
@@ -447,10 +464,34 @@ export class LedgerWriter implements EventSink {
     return { written, rejected, error };
   }
 
-  /** False once closed or while the most recent batch failed: pre-dispatch decisions then fail
-   * closed (DESIGN §1), see `ledgerGuard` in src/cli/sink.ts. */
+  /**
+   * Checks the free space of the ledger's file system (at most every 100 ms unless forced): below
+   * `minFreeBytes` new decisions are refused, so the rows of what is let through still fit.
+   */
+  private checkSpace(force = false): void {
+    if (this.minFreeBytes <= 0) return;
+    const now = performance.now();
+    if (!force && now - this.lastSpaceCheck < 100) return;
+    this.lastSpaceCheck = now;
+    try {
+      const s = statfsSync(dirname(this.path));
+      const free = s.bavail * s.bsize;
+      this.lowSpace = free < this.minFreeBytes ? `only ${Math.floor(free / 1048576)} MiB free where the ledger is, below ledger.min_free_bytes (${Math.floor(this.minFreeBytes / 1048576)} MiB)` : null;
+    } catch (err) {
+      this.lowSpace = `cannot check free space: ${(err as Error).message}`;
+    }
+  }
+
+  /** Why decisions cannot be recorded now (closed, writes failing, disk below the reserve), or null. */
+  unavailableReason(): string | null {
+    if (this.closed) return 'the session ledger is closed';
+    if (this.lastBatchFailed) return `writes to session.db are failing: ${this.stats_.last_error ?? 'unknown error'}`;
+    return this.lowSpace;
+  }
+
+  /** False once closed, while the most recent batch failed, or while free space is below the reserve. */
   available(): boolean {
-    return !this.closed && !this.lastBatchFailed;
+    return this.unavailableReason() === null;
   }
 
   stats(): LedgerStats {
@@ -463,6 +504,7 @@ export class LedgerWriter implements EventSink {
     this.flush();
     this.writeWatermarks();
     this.closed = true;
+    if (this.spaceTimer !== null) clearInterval(this.spaceTimer);
     try {
       this.db.prepare('UPDATE sessions SET ended_ms = ?').run(Date.now());
       this.db.pragma('wal_checkpoint(TRUNCATE)');

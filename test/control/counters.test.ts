@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { FanoutSink, ledgerGuard } from '../../src/cli/sink.js';
+import { FanoutSink } from '../../src/cli/sink.js';
+import { decideAndRecord } from '../../src/events/enforce.js';
 import { DecisionCounters, LATENCY_WINDOW } from '../../src/control/counters.js';
 import { LedgerWriter } from '../../src/store/writer.js';
 import { allowDecision, blockDecision, dnsEvent, execEvent, httpEvent } from '../store/fixtures/events.js';
@@ -46,18 +47,28 @@ describe('the gateway sink', () => {
     expect(ledger.stats().queued).toBe(1);
     expect(lines[0]).toMatchObject({ msg: 'decision', event_id: e.common.event_id, session_id: 'store-test', event_type: 'http.request', decision: 'block', rule_id: 'r-x', reason: 'Blocked by r-x.' });
     ledger.close();
-    sink.decision(httpEvent(), allowDecision());
+    // A refused append is thrown to the enforcement primitive (an allow must not go through unrecorded).
+    expect(() => sink.decision(httpEvent(), allowDecision())).toThrow(/closed/);
     expect(sink.ledgerErrors).toBe(1);
-    expect(lines.at(-2)).toMatchObject({ msg: 'ledger append failed' });
+    expect(lines.at(-1)).toMatchObject({ msg: 'ledger append failed' });
   });
 
-  it('fails closed while the ledger cannot record', () => {
-    const ledger = new LedgerWriter(join(mkdtempSync(join(tmpdir(), 'celgate-sink-')), 'session.db'));
-    const guarded = ledgerGuard({ decide: () => allowDecision(9) }, ledger, () => 9);
-    expect(guarded.decide(dnsEvent()).action).toBe('allow');
-    ledger.close();
-    const d = guarded.decide(dnsEvent());
-    expect(d).toMatchObject({ action: 'error', mode: 'fail_closed', generation: 9 });
-    expect(d.reason).toMatch(/ledger/);
+  it('fails closed while the ledger cannot record, and lets through with on_failure: fail_open', () => {
+    const quiet = pino({ level: 'silent' });
+    for (const onFailure of ['fail_closed', 'fail_open'] as const) {
+      const ledger = new LedgerWriter(join(mkdtempSync(join(tmpdir(), 'celgate-sink-')), 'session.db'));
+      const sink = new FanoutSink({ counters: new DecisionCounters(), ledger, logger: quiet, onFailure });
+      const e = { decider: { decide: () => allowDecision(9), generation: () => 9 }, sink };
+      expect(decideAndRecord(e, dnsEvent()).action).toBe('allow');
+      ledger.close();
+      const d = decideAndRecord(e, dnsEvent());
+      if (onFailure === 'fail_closed') {
+        expect(d).toMatchObject({ action: 'error', mode: 'fail_closed', generation: 9, errors: [{ code: 'E_LEDGER' }] });
+        expect(d.reason).toMatch(/ledger is closed/);
+      } else {
+        expect(d.action).toBe('allow');
+      }
+      expect(sink.ledgerRefusals).toBe(1);
+    }
   });
 });

@@ -45,6 +45,7 @@ afterAll(async () => {
 describe('DNS in celgate start', () => {
   it('reports the DNS listeners (vsock by default, UDP + TCP from --dns-listen) in /v1/health', async () => {
     const health = await gw.api('GET', '/v1/health');
+    expect(health.json.reason).toBeUndefined();
     expect(health.status).toBe(200);
     expect(health.json.listeners).toMatchObject({ dns_vsock: expect.any(String), dns_udp: expect.any(String), dns_tcp: expect.any(String) });
   });

@@ -26,7 +26,7 @@ describe('explicit proxy: destination guard', () => {
     expect(out).toMatch(/127\.0\.0\.1 \(loopback, 127\.0\.0\.0\/8\)/);
     expect(rig.plain.seen.length).toBe(seen);
     const rows = await rig.sink.waitNets(1);
-    expect(rows.at(-1)).toMatchObject({ host: '127.0.0.1', port: rig.plain.port, decision: 'allow', status: 403, error: 'destination_blocked' });
+    expect(rows.at(-1)).toMatchObject({ host: '127.0.0.1', port: rig.plain.port, decision: 'block', rule_id: 'celgate.destination-guard', status: 403, error: 'destination_blocked' });
   });
 
   it('refuses a CONNECT tunnel to a name that resolves to loopback, inside the tunnel', async () => {
@@ -48,7 +48,7 @@ describe('explicit proxy: destination guard', () => {
   it.skipIf(!hasCurl)('curl through the proxy gets the 403 too', async () => {
     const r = await curl(['-x', rig.proxyUrl, '-o', '-', '-w', '\n%{http_code}', `http://localhost:${rig.plain.port}/`]);
     expect(r.stdout.trim().split('\n').pop()).toBe('403');
-    expect(r.stdout).toMatch(/Destination refused by celgate: localhost resolves to/);
+    expect(r.stdout).toMatch(/Destination refused by celgate \(rule celgate\.destination-guard\): localhost resolves to/);
   });
 
   it('mapped hosts still reach their loopback upstreams (the operator chose them)', async () => {

@@ -77,7 +77,10 @@ describe('destination guard in celgate start', () => {
     const db = new Database(guarded.sessionDb, { readonly: true });
     try {
       const row = db.prepare("SELECT decision, rule_id, status, error, host FROM net_events WHERE path = '/closed'").get();
-      expect(row).toEqual({ decision: 'allow', rule_id: 'allow-localhost', status: 403, error: 'destination_blocked', host: 'localhost' });
+      expect(row).toEqual({ decision: 'block', rule_id: 'celgate.destination-guard', status: 403, error: 'destination_blocked', host: 'localhost' });
+      // The rules' allow and the guard's block are both in security_events; the block is the one enforced.
+      const decisions = db.prepare("SELECT decision, rule_id FROM security_events WHERE event_id = (SELECT event_id FROM net_events WHERE path = '/closed') ORDER BY seq").all();
+      expect(decisions).toEqual([{ decision: 'allow', rule_id: 'allow-localhost' }, { decision: 'block', rule_id: 'celgate.destination-guard' }]);
     } finally {
       db.close();
     }

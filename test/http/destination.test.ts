@@ -147,12 +147,16 @@ describe('destination guard: through the gateway', () => {
     expect(r.status).toBe(403);
     expect(r.headers.get('x-celgate-decision')).toBe('destination_blocked');
     const body = JSON.parse(r.text);
-    expect(body).toMatchObject({ error: 'destination_blocked', blocked: false, rule_id: null });
+    expect(body).toMatchObject({ error: 'destination_blocked', blocked: false, rule_id: 'celgate.destination-guard' });
     expect(body.reason).toMatch(/^localhost resolves to (127\.0\.0\.1|::1) \(loopback/);
     expect(body.retry).toMatch(/Retrying will not help/);
     expect(up.seen.length).toBe(seen);
     const rows = await guarded.sink.waitNets(1);
-    expect(rows.at(-1)).toMatchObject({ host: 'localhost', decision: 'allow', status: 403, error: 'destination_blocked' });
+    // Recorded as what it is: a block by the destination guard, not the rules' allow.
+    expect(rows.at(-1)).toMatchObject({ host: 'localhost', decision: 'block', rule_id: 'celgate.destination-guard', status: 403, error: 'destination_blocked' });
+    expect(rows.at(-1)!.reason).toMatch(/^localhost resolves to (127\.0\.0\.1|::1) \(loopback/);
+    const guardDecisions = guarded.sink.decisions.filter((d) => d.decision.rule_id === 'celgate.destination-guard');
+    expect(guardDecisions.at(-1)?.decision).toMatchObject({ action: 'block', matches: [{ rule_id: 'celgate.destination-guard', decisive: true }] });
   });
 
   it('refuses a plain-HTTP IP literal before connecting', async () => {

@@ -13,6 +13,7 @@ import { parseQuery, type DnsQuery } from './parse.js';
 import { denialResponse, errorResponse, rewriteResponse, staticResponse, truncatedResponse, udpLimit } from './synth.js';
 import type { UpstreamForwarder } from './upstream.js';
 import type { DnsProblem } from './wire.js';
+import { decideSafely, recordSafely } from '../../events/enforce.js';
 
 /** The subset of a pino logger this module uses. */
 export interface DnsLog {
@@ -102,13 +103,19 @@ export class DnsResolver {
     const records: (() => void)[] = [];
     const decided = query.questions.map((q) => {
       const event = dnsRequestEvent(origin, { qname: q.qname, qtype: q.qtype, qclass: q.qclass, transport: ctx.transport });
-      const decision = this.decide(event);
-      records.push(() => this.deps.sink.decision(event, decision));
-      return { event, decision };
+      return { event, decision: decideSafely(this.deps, event) };
     });
-    const worst = decided.some((d) => d.decision.action === 'error')
+    let worst = decided.some((d) => d.decision.action === 'error')
       ? 'error'
       : decided.some((d) => d.decision.action === 'block') ? 'block' : 'allow';
+    if (worst === 'allow') {
+      // Allowed decisions are recorded before any answer (upstream, cache or static): a ledger that
+      // refuses them turns them into fail-closed errors, answered SERVFAIL.
+      for (const d of decided) d.decision = recordSafely(this.deps, d.event, d.decision);
+      if (decided.some((d) => d.decision.action !== 'allow')) worst = 'error';
+    } else {
+      for (const { event, decision } of decided) records.push(() => this.deps.sink.decision(event, decision));
+    }
 
     let response: Buffer;
     let answers: string[] = [];
@@ -122,7 +129,7 @@ export class DnsResolver {
       response = denialResponse(query, RCODE.NXDOMAIN);
     } else {
       this.stats.allowed++;
-      const r = await this.answerAllowed(query, () => this.flush(records));
+      const r = await this.answerAllowed(query);
       ({ response, answers, upstreamMs, cached } = r);
     }
     if (ctx.transport === 'udp' && response.length > udpLimit(query)) response = truncatedResponse(query);
@@ -152,7 +159,7 @@ export class DnsResolver {
     }
   }
 
-  private async answerAllowed(query: DnsQuery, beforeForward: () => void): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
+  private async answerAllowed(query: DnsQuery): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
     // Zone transfers are multi-message TCP exchanges a recursive forwarder does not relay.
     if (query.questions.some((q) => q.typeCode === 251 || q.typeCode === 252)) {
       return { response: denialResponse(query, RCODE.REFUSED), answers: [], upstreamMs: null, cached: false };
@@ -176,7 +183,6 @@ export class DnsResolver {
         return { response: rewriteResponse(hit.bytes, query, hit.questionEnd, hit.ttlOffsets, elapsedS), answers: hit.answers, upstreamMs: null, cached: true };
       }
     }
-    beforeForward();
     const result = await this.options.forwarder.forward(query);
     if (!result.ok) {
       this.stats.upstream_failures++;
@@ -189,17 +195,5 @@ export class DnsResolver {
     }
     return { response: rewriteResponse(result.bytes, query, r.questionEnd, r.ttlOffsets, 0), answers: r.answers, upstreamMs: result.ms, cached: false };
   }
-
-  /** The engine must not throw; if it does anyway, fail closed like any other engine error. */
-  private decide(event: SecurityEvent): Decision {
-    try {
-      return this.deps.decider.decide(event);
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      return {
-        action: 'error', rule_id: null, reason: `the policy engine failed (${message}); the query was refused`, mode: 'fail_closed',
-        matches: [], findings: [], errors: [{ rule_id: '', code: 'E_EVAL', message }], generation: -1, eval_ns: 0,
-      };
-    }
-  }
 }
+

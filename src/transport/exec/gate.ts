@@ -20,6 +20,7 @@ import {
 } from '../../events/index.js';
 import { execOnGuest, type GuestExecTarget } from './client.js';
 import { DEFAULT_EXEC_TIMEOUT_MS, isExecError, MAX_ARG_CHARS, MAX_ARGV_ITEMS, MAX_EXEC_TIMEOUT_MS, type ExecRequest } from './protocol.js';
+import { decideSafely, recordSafely } from '../../events/enforce.js';
 
 /** What `POST /v1/exec` accepts. */
 export interface ExecInput {
@@ -109,21 +110,6 @@ export function displayCommand(argv: readonly string[]): string {
   return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
-function failClosed(err: unknown): Decision {
-  const message = err instanceof Error ? err.message : String(err);
-  return {
-    action: 'error',
-    rule_id: null,
-    reason: `policy evaluation failed, exec refused (fail closed): ${message}`,
-    mode: 'fail_closed',
-    matches: [],
-    findings: [],
-    errors: [{ rule_id: '', code: 'E_EVAL', message }],
-    generation: -1,
-    eval_ns: 0,
-  };
-}
-
 /** Decides, enforces and records one exec. Never throws for guest or policy failures. */
 export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<ExecOutcome> {
   const started = performance.now();
@@ -136,12 +122,8 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
     cwd: input.cwd,
     command_class: commandClass(executable),
   });
-  let decision: Decision;
-  try {
-    decision = deps.decider.decide(event);
-  } catch (err) {
-    decision = failClosed(err);
-  }
+  // Recorded before anything runs: a ledger that refuses an allow turns it into a refusal.
+  const decision = recordSafely(deps, event, decideSafely(deps, event));
   const outcome: ExecOutcome = {
     event_id: event.common.event_id,
     decision: decision.action,
@@ -177,7 +159,6 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
     }
   }
   outcome.duration_ms = performance.now() - started;
-  deps.sink.decision(event, decision);
   const a = event.process.activity;
   deps.sink.exec({
     ...policyFields(event, decision),

@@ -147,51 +147,65 @@ class HostPool {
 export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle> {
   const pool = new HostPool(opts.upstream);
   let inflight = 0;
-  const udp = dgram.createSocket({ type: opts.host.includes(':') ? 'udp6' : 'udp4' });
-  udp.on('error', (err) => opts.onError?.('dns udp', err));
-  udp.on('message', (msg, rinfo) => {
-    if (msg.length < 12 || msg.length > MAX_STUB_QUERY_BYTES || inflight >= MAX_STUB_INFLIGHT) return;
-    inflight++;
-    pool
-      .query(msg)
-      .then(
-        (answer) => {
-          const reply = answer ?? servfailFor(msg);
-          if (reply !== null) udp.send(reply, rinfo.port, rinfo.address);
-        },
-        (err) => {
-          opts.onError?.('dns host connection', err);
-          const reply = servfailFor(msg); // fail closed, and fast: the host path is down
-          if (reply !== null) udp.send(reply, rinfo.port, rinfo.address);
-        },
-      )
-      .finally(() => inflight--);
-  });
-  await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject);
-    udp.bind(opts.port, opts.host, () => resolve());
-  });
-  const port = udp.address().port;
-
-  // A TCP client's bytes are relayed as they are (the framing is the same on both sides): the
-  // forwarder, with the empty preamble every host connection starts with.
-  const tcp = await startForwarder({
-    host: opts.host,
-    port,
-    upstream: opts.upstream,
-    identify: () => STUB_META,
-    idleMs: STUB_QUERY_TIMEOUT_MS * 2,
-    maxConnections: MAX_STUB_TCP_CONNECTIONS,
-    label: 'dns tcp',
-    ...(opts.onError === undefined ? {} : { onError: opts.onError }),
-  });
-  return {
-    udpAddress: `${opts.host}:${port}`,
-    tcpAddress: `${opts.host}:${port}`,
-    port,
-    close: async () => {
-      pool.close();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), tcp.close()]);
-    },
+  const udpSocket = () => {
+    const udp = dgram.createSocket({ type: opts.host.includes(':') ? 'udp6' : 'udp4' });
+    udp.on('error', (err) => opts.onError?.('dns udp', err));
+    udp.on('message', (msg, rinfo) => {
+      if (msg.length < 12 || msg.length > MAX_STUB_QUERY_BYTES || inflight >= MAX_STUB_INFLIGHT) return;
+      inflight++;
+      pool
+        .query(msg)
+        .then(
+          (answer) => {
+            const reply = answer ?? servfailFor(msg);
+            if (reply !== null) udp.send(reply, rinfo.port, rinfo.address);
+          },
+          (err) => {
+            opts.onError?.('dns host connection', err);
+            const reply = servfailFor(msg); // fail closed, and fast: the host path is down
+            if (reply !== null) udp.send(reply, rinfo.port, rinfo.address);
+          },
+        )
+        .finally(() => inflight--);
+    });
+    return udp;
   };
+  // UDP and TCP share one port number. With port 0 the number UDP got may be taken for TCP by
+  // someone else; then both are bound again on a new number (a few tries).
+  for (let attempt = 1; ; attempt++) {
+    const udp = udpSocket();
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(opts.port, opts.host, () => resolve());
+    });
+    const port = udp.address().port;
+    // A TCP client's bytes are relayed as they are (the framing is the same on both sides): the
+    // forwarder, with the empty preamble every host connection starts with.
+    let tcp: Awaited<ReturnType<typeof startForwarder>>;
+    try {
+      tcp = await startForwarder({
+        host: opts.host,
+        port,
+        upstream: opts.upstream,
+        identify: () => STUB_META,
+        idleMs: STUB_QUERY_TIMEOUT_MS * 2,
+        maxConnections: MAX_STUB_TCP_CONNECTIONS,
+        label: 'dns tcp',
+        ...(opts.onError === undefined ? {} : { onError: opts.onError }),
+      });
+    } catch (err) {
+      await new Promise<void>((r) => udp.close(() => r()));
+      if (opts.port !== 0 || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      continue;
+    }
+    return {
+      udpAddress: `${opts.host}:${port}`,
+      tcpAddress: `${opts.host}:${port}`,
+      port,
+      close: async () => {
+        pool.close();
+        await Promise.all([new Promise<void>((r) => udp.close(() => r())), tcp.close()]);
+      },
+    };
+  }
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CelgateError } from '../../errors.js';
 import type { SecretStore } from '../secrets.js';
-import type { Decider, EventSink, EventType } from '../../events/index.js';
+import type { Decider, EventSink, EventType, GenerationAware } from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
 import { parseAllowedRanges } from './destination.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
@@ -155,18 +155,20 @@ export interface HttpStartConfig {
   profile: string;
   http: HttpConfig;
   vsock: { mode: VsockMode; host: string; uds_base: string | null; ports: { http: number } };
+  /** The config file the values came from (named in errors). */
+  source?: string;
 }
 
 /** Reads PEM files; a missing or non-PEM file is an E_CONFIG naming it. */
-export function readExtraCa(paths: readonly string[]): string[] {
+export function readExtraCa(paths: readonly string[], source = '<defaults>'): string[] {
   return paths.map((p) => {
     let text: string;
     try {
       text = readFileSync(resolve(p), 'utf8');
     } catch (err) {
-      throw new CelgateError('E_CONFIG', `http.extra_ca: cannot read ${p}: ${(err as Error).message}`, { cause: err });
+      throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new CelgateError('E_CONFIG', `http.extra_ca: ${p} holds no PEM certificate`);
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: ${p} holds no PEM certificate`);
     return text;
   });
 }
@@ -181,8 +183,10 @@ export async function startHttpFromConfig(
   const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([import('./service.js'), import('../../certs/index.js')]);
   const certs = deps.certs ?? new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const engine = deps.engine;
+  const inner = deps.decider as GenerationAware;
   const decider = {
-    decide: deps.decider.decide.bind(deps.decider),
+    decide: inner.decide.bind(inner),
+    ...(inner.generation === undefined ? {} : { generation: inner.generation.bind(inner) }),
     ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
   };
   const svc = await startHttpService(
@@ -195,7 +199,7 @@ export async function startHttpFromConfig(
       },
       limits: limitsFromConfig(config.http),
       upstreamMap: map.value,
-      extraCa: readExtraCa(config.http.extra_ca),
+      extraCa: readExtraCa(config.http.extra_ca, config.source),
       allowPrivateDestinations: config.http.allow_private_destinations,
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,

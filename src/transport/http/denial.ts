@@ -5,6 +5,7 @@
  * rule and reason and say whether retrying can help. Pure; no I/O.
  */
 import type { Decision } from '../../events/index.js';
+import { isLedgerRefusal } from '../../events/enforce.js';
 
 export interface Denial {
   status: number;
@@ -12,7 +13,7 @@ export interface Denial {
   body: Buffer;
 }
 
-export type DenialKind = 'blocked' | 'policy_error' | 'upstream_error' | 'bad_request' | 'destination_blocked';
+export type DenialKind = 'blocked' | 'policy_error' | 'upstream_error' | 'bad_request' | 'destination_blocked' | 'ledger_unavailable';
 
 export interface DenialInput {
   kind: DenialKind;
@@ -31,6 +32,7 @@ const RETRY_HINT: Record<DenialKind, string> = {
   bad_request: 'The request is malformed and was not forwarded. Retrying the same request will not help.',
   destination_blocked:
     'Retrying will not help: celgate does not connect requests to loopback, private, link-local or other special-purpose addresses, whatever name leads there.',
+  ledger_unavailable: 'celgate cannot record decisions right now and refuses every request until it can; retry later.',
 };
 
 const TITLE: Record<DenialKind, string> = {
@@ -39,6 +41,7 @@ const TITLE: Record<DenialKind, string> = {
   upstream_error: 'celgate could not reach the upstream',
   bad_request: 'Request refused by celgate',
   destination_blocked: 'Destination refused by celgate',
+  ledger_unavailable: 'celgate is refusing requests',
 };
 
 export function wantsJson(accept: string): boolean {
@@ -79,7 +82,12 @@ export function renderDenial(d: DenialInput): Denial {
 }
 
 /** The denial for a non-allow decision: block → 403, error → 502. */
+/** The rule id of decisions made by the destination guard (docs/http.md, "Destinations"). */
+export const DESTINATION_GUARD_RULE = 'celgate.destination-guard';
+
 export function decisionDenial(decision: Decision, eventId: string, accept: string): Denial {
+  if (decision.rule_id === DESTINATION_GUARD_RULE) return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: DESTINATION_GUARD_RULE, reason: decision.reason, event_id: eventId, accept });
+  if (isLedgerRefusal(decision)) return renderDenial({ kind: 'ledger_unavailable', status: 503, rule_id: null, reason: decision.reason, event_id: eventId, accept });
   return decision.action === 'block'
     ? renderDenial({ kind: 'blocked', status: 403, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept })
     : renderDenial({ kind: 'policy_error', status: 502, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept });
@@ -87,7 +95,7 @@ export function decisionDenial(decision: Decision, eventId: string, accept: stri
 
 /** The 403 for a destination the guard refused (an E_DESTINATION error: its message names host, address and range). */
 export function destinationDenial(err: Error, eventId: string, accept: string): Denial {
-  return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: null, reason: err.message, event_id: eventId, accept });
+  return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: DESTINATION_GUARD_RULE, reason: err.message, event_id: eventId, accept });
 }
 
 /**

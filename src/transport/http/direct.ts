@@ -22,7 +22,7 @@ import type net from 'node:net';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import { decisionDenial, denialHead, destinationDenial, renderDenial, type Denial } from './denial.js';
-import { egress, judgeRequest, NetRecord, originFor, type ExchangeContext, type ExchangeDeps } from './exchange.js';
+import { egress, judgeRequest, NetRecord, originFor, recordDestinationRefusal, type ExchangeContext, type ExchangeDeps } from './exchange.js';
 import type { BodyScrubber } from '../secrets.js';
 import { headerLines, httpDate, HTTPParser, isParseError, METHODS, newParser, reasonPhrase, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
 import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
@@ -31,7 +31,7 @@ import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool
 
 export interface DirectDeps extends ExchangeDeps {
   pool: UpstreamPool;
-  response: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>;
   /** Writes a connection-level ledger row (a head that did not complete in time). */
   refuse(ctx: ExchangeContext, reason: string): void;
   /** Gives the connection to the Node `http.Server` path; `bytes` (unread input) are replayed first. */
@@ -309,15 +309,10 @@ class GuestConnection implements UpstreamExchange {
     this.target = target;
     rec.setTarget(target);
     const body = bodyLength === 0 ? undefined : { state: 'streamed' as const, text: '', size: bodyLength, content_type: headers['content-type'] ?? '', truncated: false };
-    const event = judgeRequest(deps, this.ctx, rec, { method, target, headers, body }, this.accept, this.deny);
+    const refused = deps.upstream.destination(target.host, target.port).refused;
+    const event = judgeRequest(deps, this.ctx, rec, { method, target, headers, body, refused }, this.accept, this.deny);
     if (event === null) return;
     this.request = event;
-    const refused = deps.upstream.destination(target.host, target.port).refused;
-    if (refused !== undefined) {
-      rec.error = 'destination_blocked';
-      this.respond(destinationDenial(refused, event.common.event_id, this.accept));
-      return;
-    }
     const sub = egress(deps.secrets, target, forwardHeaders(this.raw), event.http.request.secrets.length > 0);
     const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
     // As Node's keep-alive agent sends it: Host first, the guest's end-to-end fields, Connection last.
@@ -452,8 +447,8 @@ class GuestConnection implements UpstreamExchange {
       return;
     }
     const eventId = this.request?.common.event_id ?? '';
-    if (isCelgateError(err, 'E_DESTINATION')) {
-      this.rec.error = 'destination_blocked';
+    if (isCelgateError(err, 'E_DESTINATION') && this.request !== null) {
+      recordDestinationRefusal(this.deps, this.rec, this.request, err);
       this.respond(destinationDenial(err, eventId, this.accept));
       return;
     }

@@ -25,7 +25,7 @@ import {
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
-import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { DESTINATION_GUARD_RULE as GUARD_RULE, decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
 import type { HttpLimits } from './limits.js';
 import { isHttp2, relayResponse, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
@@ -36,10 +36,11 @@ export type { ExchangeContext } from './target.js';
 
 /** A decider may say which event types have rules reading `body`; without it bodies stream unread. */
 import type { BodyAwareDecider } from '../../events/decision.js';
+import { decideAndRecord as enforceDecideAndRecord, decideSafely as enforceDecide, failClosed, recordSafely } from '../../events/enforce.js';
 export type { BodyAwareDecider };
 
 export interface ExchangeDeps {
-  decider: BodyAwareDecider;
+  decider: BodyAwareDecider & { generation?: () => number };
   sink: EventSink;
   /** session / vm / profile ids stamped on every event; process_name comes from ctx.meta. */
   origin: EventOrigin;
@@ -49,49 +50,29 @@ export interface ExchangeDeps {
   secrets?: SecretStore | undefined;
 }
 
-/** The decision recorded when decide() throws: fail closed. */
+/** The decision recorded when the engine throws: fail closed (src/events/enforce.ts). */
 export function failClosedDecision(err: unknown): Decision {
-  const message = err instanceof Error ? err.message : String(err);
-  return {
-    action: 'error',
-    rule_id: null,
-    reason: `the policy engine failed, so the request is refused: ${message}`,
-    mode: 'fail_closed',
-    matches: [],
-    findings: [],
-    errors: [{ rule_id: '', code: (err as { code?: string } | null)?.code ?? 'E_EVAL', message }],
-    generation: 0,
-    eval_ns: 0,
-  };
+  return failClosed('engine', err, -1);
 }
 
-/** decide(), fail closed: an engine throw yields `error`. */
-function decideSafely(deps: Pick<ExchangeDeps, 'decider'>, event: SecurityEvent): Decision {
-  try {
-    return deps.decider.decide(event);
-  } catch (err) {
-    return failClosedDecision(err);
-  }
+/** decide(), fail closed: a ledger that cannot record or an engine throw yields `error`. */
+function decideSafely(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
+  return enforceDecide(deps, event);
 }
 
-/** Records a decision; a ledger that refuses turns it into a fail-closed `error`. */
-export function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink'>, event: SecurityEvent, decision: Decision): Decision {
-  try {
-    deps.sink.decision(event, decision);
-  } catch (err) {
-    return failClosedDecision(new Error(`ledger unavailable: ${(err as Error).message}`));
-  }
-  return decision;
+/** Records a decision; a ledger that refuses turns an `allow` into a fail-closed `error`. */
+export function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink' | 'decider'>, event: SecurityEvent, decision: Decision): Decision {
+  return recordSafely(deps, event, decision);
 }
 
 /** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
 export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
-  return recordOrFailClosed(deps, event, decideSafely(deps, event));
+  return enforceDecideAndRecord(deps, event);
 }
 
 /** What the response half needs: the decider, the limits, and recording that fails closed. */
 export function responseDepsOf(deps: ExchangeDeps): ResponseDeps {
-  return { decider: deps.decider, limits: deps.limits, failClosed: failClosedDecision, record: (e, d) => recordOrFailClosed(deps, e, d), secrets: deps.secrets };
+  return { decider: deps.decider, sink: deps.sink, limits: deps.limits, record: (e, d) => recordOrFailClosed(deps, e, d), secrets: deps.secrets };
 }
 
 export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {
@@ -162,6 +143,58 @@ export interface NetRowInput {
 }
 
 /** Writes one net_events row; rows without a decided event (parse failures) carry decision `block`. */
+/**
+ * What a connection-level row (no request was judged) records: celgate's own refusals are blocks
+ * with a reason; a failure on the client's side — it rejected the certificate or dropped the
+ * handshake — is an `error` that says no policy decided.
+ */
+function connectionVerdict(error: string | null): { decision: 'block' | 'error'; rule_id: null; reason: string } {
+  if (error === 'tls_handshake' || error === 'client_aborted' || error === 'tls_handshake_timeout') {
+    return {
+      decision: 'error',
+      rule_id: null,
+      reason:
+        error === 'tls_handshake'
+          ? 'the client ended the TLS handshake (it may not trust the celgate CA); no policy decided'
+          : error === 'tls_handshake_timeout'
+            ? 'the client did not finish the TLS handshake in time; no policy decided'
+            : 'the client went away before its request was judged; no policy decided',
+    };
+  }
+  return { decision: 'block', rule_id: null, reason: `refused before a decision: ${error ?? 'unknown'}` };
+}
+
+export { DESTINATION_GUARD_RULE } from './denial.js';
+
+/**
+ * The decision for a request the destination guard refused (`err` names host, address and range):
+ * a block by `celgate.destination-guard`, counted like any rule's.
+ */
+export function destinationDecision(err: Error, generation: number): Decision {
+  return {
+    action: 'block',
+    rule_id: GUARD_RULE,
+    reason: err.message,
+    mode: 'enforce',
+    matches: [{ rule_id: GUARD_RULE, pack_id: 'celgate', kind: 'enforcement', action: 'block', mode: 'enforce', severity: 'high', decisive: true }],
+    findings: [],
+    errors: [],
+    generation,
+    eval_ns: 0,
+  };
+}
+
+/**
+ * Records a destination refusal found after the rules allowed the request (a name that resolved
+ * to a refused address at connect time): the guard's block is recorded for the event and becomes
+ * the row's decision.
+ */
+export function recordDestinationRefusal(deps: Pick<ExchangeDeps, 'sink'>, rec: NetRecord, event: SecurityEvent, err: Error): void {
+  const d = destinationDecision(err, rec.decision?.generation ?? -1);
+  rec.decision = recordSafely(deps, event, d);
+  rec.error = 'destination_blocked';
+}
+
 export function writeNetRow(sink: EventSink, r: NetRowInput): void {
   const t = r.target;
   const policy =
@@ -171,9 +204,7 @@ export function writeNetRow(sink: EventSink, r: NetRowInput): void {
           event_id: crypto.randomUUID(),
           session_id: r.sessionOrigin?.session_id ?? '',
           timestamp_ms: Date.now(),
-          decision: 'block' as const,
-          rule_id: null,
-          reason: `refused before a decision: ${r.error ?? 'unknown'}`,
+          ...connectionVerdict(r.error),
           generation: 0,
           process_name: r.ctx.meta.process_name ?? '',
         };
@@ -214,6 +245,8 @@ export interface RequestFacts {
   target: RequestTarget;
   headers: HeaderMap;
   body?: BodyFacts | undefined;
+  /** The destination guard's refusal when it is known before connecting (`Upstream.destination`). */
+  refused?: Error | undefined;
 }
 
 /**
@@ -244,6 +277,12 @@ export function judgeRequest(
     ...(r.body === undefined ? {} : { body: r.body }),
   });
   let decision = decideSafely(deps, event);
+  // A destination the guard already knows it refuses (an address literal, a special-purpose name):
+  // the guard's block is the decision, so the event is recorded once, as blocked.
+  if (decision.action === 'allow' && r.refused !== undefined) {
+    decision = destinationDecision(r.refused, decision.generation);
+    rec.error = 'destination_blocked';
+  }
   rec.event = event;
   if (decision.action !== 'allow') {
     rec.decision = decision;
@@ -312,7 +351,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
         body = { state: 'streamed', text: '', size: declaredLength(req) ?? 0, content_type: headers['content-type'] ?? '', truncated: false };
       }
     }
-    const event = judgeRequest(deps, ctx, rec, { method, target, headers, body }, accept, (d) => sendDenial(res, d));
+    const refused = deps.upstream.destination(target.host, target.port).refused;
+    const event = judgeRequest(deps, ctx, rec, { method, target, headers, body, refused }, accept, (d) => sendDenial(res, d));
     if (event === null) return;
     if (expectContinue && prefix === null) res.writeContinue();
     forward(req, res, ctx, deps, event, target, prefix, rec);
@@ -401,7 +441,7 @@ function forward(
     req.unpipe(upReq);
     const accept = req.headers.accept ?? '';
     if (isCelgateError(err, 'E_DESTINATION')) {
-      rec.error = 'destination_blocked';
+      recordDestinationRefusal(deps, rec, event, err);
       sendDenial(res, destinationDenial(err, event.common.event_id, accept));
       return;
     }

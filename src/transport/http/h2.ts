@@ -16,7 +16,7 @@ import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import type { BodyScrubber } from '../secrets.js';
 import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
-import { egress, handleRequest, judgeRequest, NetRecord, originFor, writeNetRow, type ExchangeDeps } from './exchange.js';
+import { egress, handleRequest, judgeRequest, NetRecord, originFor, recordDestinationRefusal, writeNetRow, type ExchangeDeps } from './exchange.js';
 import { headerLines } from './llhttp.js';
 import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
@@ -26,7 +26,7 @@ import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool
 export interface H2Deps extends ExchangeDeps {
   /** The upstream pool of the direct path; null when llhttp is unavailable (then every stream takes `handleRequest`). */
   pool: UpstreamPool | null;
-  response: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>;
 }
 
 /** `[name, value, …]` without pseudo-headers; `:authority` becomes `host` when no Host was sent. */
@@ -104,15 +104,10 @@ class PooledStream implements UpstreamExchange {
     const target = tr.target;
     this.target = target;
     rec.setTarget(target);
-    const event = judgeRequest(deps, ctx, rec, { method, target, headers }, this.accept, this.deny);
+    const refused = deps.upstream.destination(target.host, target.port).refused;
+    const event = judgeRequest(deps, ctx, rec, { method, target, headers, refused }, this.accept, this.deny);
     if (event === null) return;
     this.event = event;
-    const refused = deps.upstream.destination(target.host, target.port).refused;
-    if (refused !== undefined) {
-      rec.error = 'destination_blocked';
-      this.respond(destinationDenial(refused, event.common.event_id, this.accept));
-      return;
-    }
     const forwarded = forwardHeaders(raw);
     const sub = egress(deps.secrets, target, forwarded, event.http.request.secrets.length > 0);
     const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
@@ -193,8 +188,8 @@ class PooledStream implements UpstreamExchange {
       return;
     }
     const eventId = this.event?.common.event_id ?? '';
-    if (isCelgateError(err, 'E_DESTINATION')) {
-      this.rec.error = 'destination_blocked';
+    if (isCelgateError(err, 'E_DESTINATION') && this.event !== null) {
+      recordDestinationRefusal(this.deps, this.rec, this.event, err);
       this.respond(destinationDenial(err, eventId, this.accept));
       return;
     }

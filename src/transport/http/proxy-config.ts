@@ -5,7 +5,7 @@
  * `startExplicitProxy`; never imports the store; starts nothing when `http.proxy` is off.
  */
 import { CelgateError } from '../../errors.js';
-import type { Decider, EventSink, EventType } from '../../events/index.js';
+import type { Decider, EventSink, EventType, GenerationAware } from '../../events/index.js';
 import { limitsFromConfig, readExtraCa, type HttpConfig } from './config.js';
 import { startExplicitProxy } from './proxy.js';
 import type { SecretStore } from '../secrets.js';
@@ -16,6 +16,8 @@ export interface ProxyStartConfig {
   session_id: string;
   profile: string;
   http: HttpConfig & { proxy?: string | null };
+  /** The config file the values came from (named in errors). */
+  source?: string;
 }
 
 export interface ProxyStartDeps {
@@ -37,8 +39,10 @@ export async function startExplicitProxyFromConfig(
   const map = parseUpstreamMap(config.http.upstream_map);
   if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
   const engine = deps.engine;
+  const inner = deps.decider as GenerationAware;
   const decider = {
-    decide: deps.decider.decide.bind(deps.decider),
+    decide: inner.decide.bind(inner),
+    ...(inner.generation === undefined ? {} : { generation: inner.generation.bind(inner) }),
     ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
   };
   const proxy = await startExplicitProxy(
@@ -46,7 +50,7 @@ export async function startExplicitProxyFromConfig(
       listen,
       limits: limitsFromConfig(config.http),
       upstreamMap: map.value,
-      extraCa: readExtraCa(config.http.extra_ca),
+      extraCa: readExtraCa(config.http.extra_ca, config.source),
       allowPrivateDestinations: config.http.allow_private_destinations,
       direct: config.http.direct,
       http2: config.http.http2,

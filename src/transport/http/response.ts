@@ -22,6 +22,8 @@ import {
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { decisionDenial, type Denial } from './denial.js';
 import type { BodyAwareDecider } from '../../events/decision.js';
+import { decideSafely } from '../../events/enforce.js';
+import type { EventSink } from '../../events/sink.js';
 import type { HttpLimits } from './limits.js';
 import type { BodyScrubber, SecretStore } from '../secrets.js';
 
@@ -55,7 +57,8 @@ export interface ResponseDeps {
   decider: BodyAwareDecider;
   /** Records a decision; returns a fail-closed decision when the ledger refuses. */
   record(event: SecurityEvent, decision: Decision): Decision;
-  failClosed(err: unknown): Decision;
+  /** Where decisions are recorded; asked by the enforcement primitive whether it can record. */
+  sink: EventSink;
   limits: HttpLimits;
   /** Secret values echoed by an upstream are replaced by their placeholders (src/transport/secrets.ts). */
   secrets?: SecretStore | undefined;
@@ -85,7 +88,7 @@ export function scrubbable(contentType: string | undefined): boolean {
  * match, a finding, or a refusal.
  */
 export function judgeResponse(
-  deps: Pick<ResponseDeps, 'decider' | 'record' | 'failClosed'>,
+  deps: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>,
   request: HttpRequestEvent,
   origin: EventOrigin,
   status: number,
@@ -93,12 +96,7 @@ export function judgeResponse(
   body: BodyFacts,
 ): { event: HttpResponseEvent; decision: Decision } {
   const event = httpResponseEvent(origin, request.http.request, { status, headers, body });
-  let decision: Decision;
-  try {
-    decision = deps.decider.decide(event);
-  } catch (err) {
-    decision = deps.failClosed(err);
-  }
+  let decision = decideSafely(deps, event);
   if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
   return { event, decision };
 }

@@ -20,7 +20,7 @@ import type { Duplex } from 'node:stream';
 import { httpRequestEvent, normalizeHeaders } from '../../events/index.js';
 import { isCelgateError } from '../../errors.js';
 import { decisionDenial, destinationDenial, rawResponse, renderDenial, type Denial } from './denial.js';
-import { decideAndRecord, handleRequest, NetRecord, originFor, responseDepsOf, writeNetRow, type ExchangeDeps } from './exchange.js';
+import { decideAndRecord, handleRequest, NetRecord, originFor, recordDestinationRefusal, responseDepsOf, writeNetRow, type ExchangeDeps } from './exchange.js';
 import { judgeResponse, relayResponse, streamedBodyFacts } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
 
@@ -105,7 +105,7 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
     if (settled) return;
     settled = true;
     if (isCelgateError(err, 'E_DESTINATION')) {
-      rec.error = 'destination_blocked';
+      recordDestinationRefusal(deps, rec, event, err);
       answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
       return;
     }

@@ -15,6 +15,7 @@ import { Upstream, type UpstreamConfig } from './upstream.js';
 
 export { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, MAX_UPSTREAMS, checkUpstreams } from './settings.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, checkUpstreams } from './settings.js';
+import { decideSafely, recordSafely } from '../../events/enforce.js';
 /** Most URIs remembered for routing resources/read to the server that listed them. */
 export const MAX_ROUTED_URIS = 10_000;
 
@@ -109,28 +110,13 @@ export class McpGateway {
    * `record` false leaves `sink.decision` to the caller (see McpSession.decide).
    */
   decide(event: SecurityEvent, record = true): Decision {
-    let decision: Decision;
-    try {
-      decision = this.deps.decider.decide(event);
-    } catch (err) {
-      decision = {
-        action: 'error',
-        rule_id: null,
-        reason: `the policy engine failed: ${(err as Error)?.message ?? String(err)}`,
-        mode: 'fail_closed',
-        matches: [],
-        findings: [],
-        errors: [{ rule_id: '', code: 'E_EVAL', message: String(err) }],
-        generation: -1,
-        eval_ns: 0,
-      };
-    }
-    if (record) this.deps.sink.decision(event, decision);
-    return decision;
+    const decision = decideSafely(this.deps, event);
+    return record ? recordSafely(this.deps, event, decision) : decision;
   }
 
-  record(event: SecurityEvent, decision: Decision): void {
-    this.deps.sink.decision(event, decision);
+  /** Records a decision made with `record` false; an allow the ledger refuses comes back as a fail-closed error. */
+  record(event: SecurityEvent, decision: Decision): Decision {
+    return recordSafely(this.deps, event, decision);
   }
 
   /** Would every tools/call of this tool be blocked? (static analysis; see hidden.ts). */
