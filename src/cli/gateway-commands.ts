@@ -92,7 +92,7 @@ export function registerGatewayCommands(program: Command): void {
           return;
         }
         for (const e of out.events) {
-          process.stdout.write(`${new Date(e.timestamp_ms).toISOString()}  ${e.event_type.padEnd(13)} ${e.decision.padEnd(5)} ${e.rule_id ?? '-'}  ${e.reason}\n`);
+          process.stdout.write(`${new Date(e.timestamp_ms).toISOString()}  ${e.event_type.padEnd(13)} ${e.decision.padEnd(5)} ${(e.target ?? '').padEnd(30)} ${e.rule_id ?? '-'}  ${e.reason}\n`);
         }
       }),
     );

@@ -13,6 +13,7 @@ import { HttpError, type Route } from './server.js';
 import { MAX_LIST_LIMIT, recentEvents, ruleSummaries, type EventRow } from '../store/readers.js';
 import type { Db } from '../store/schema.js';
 import type { LedgerStats } from '../store/writer.js';
+import { EVENT_TYPES } from '../events/types.js';
 
 export interface CoreRouteDeps {
   session: { session_id: string; session_dir: string; session_db: string; profile: string; started_ms: number };
@@ -195,6 +196,13 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
         for (const key of ['rule', 'event_type', 'decision'] as const) {
           const v = r.query.get(key);
           if (v !== null) query[key] = v;
+        }
+        // An unknown filter value is an error, not an empty list that looks like "nothing happened".
+        if (query.decision !== undefined && !['allow', 'block', 'error'].includes(query.decision)) {
+          throw new HttpError(400, 'E_BAD_REQUEST', `decision must be allow, block or error (got "${query.decision}")`);
+        }
+        if (query.event_type !== undefined && !(EVENT_TYPES as readonly string[]).includes(query.event_type)) {
+          throw new HttpError(400, 'E_BAD_REQUEST', `event_type must be one of ${EVENT_TYPES.join(', ')} (got "${query.event_type}")`);
         }
         const events: EventRow[] = recentEvents(d.readDb(), query);
         return { json: { events } };

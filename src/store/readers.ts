@@ -29,7 +29,19 @@ export interface EventRow {
   match_count: number;
   /** Rules that matched this event (decisive or not). */
   matched_rules: string[];
+  /** What the event was about: host + path, qname, server + tool, or the command. */
+  target: string;
 }
+
+/** The target of an event, from its stored JSON (SQLite's JSON functions; no parsing in JS). */
+const TARGET = `CASE e.event_type
+    WHEN 'http.request' THEN coalesce(json_extract(e.event_json, '$.http.request.host'), '') || coalesce(json_extract(e.event_json, '$.http.request.path'), '')
+    WHEN 'http.response' THEN coalesce(json_extract(e.event_json, '$.http.request.host'), '') || coalesce(json_extract(e.event_json, '$.http.request.path'), '') || ' → ' || coalesce(json_extract(e.event_json, '$.http.response.status'), '')
+    WHEN 'dns.request' THEN coalesce(json_extract(e.event_json, '$.dns.request.qname'), '')
+    WHEN 'mcp.request' THEN coalesce(json_extract(e.event_json, '$.mcp.request.server_id'), '') || ' ' || coalesce(nullif(json_extract(e.event_json, '$.mcp.request.tool_name'), ''), json_extract(e.event_json, '$.mcp.request.method'), '')
+    WHEN 'mcp.response' THEN coalesce(json_extract(e.event_json, '$.mcp.request.server_id'), json_extract(e.event_json, '$.mcp.response.server_id'), '') || ' ' || coalesce(nullif(json_extract(e.event_json, '$.mcp.request.tool_name'), ''), json_extract(e.event_json, '$.mcp.response.tool_name'), '')
+    WHEN 'process.exec' THEN coalesce(json_extract(e.event_json, '$.process.activity.command'), '')
+    ELSE '' END AS target`;
 
 export interface RuleSummary {
   rule_id: string;
@@ -74,7 +86,7 @@ export function recentEvents(db: Db, query: EventQuery = {}): EventRow[] {
     where.push('e.decision = ?');
     args.push(query.decision);
   }
-  const sql = `SELECT ${EVENT_COLUMNS}, (SELECT group_concat(rule_id, char(31)) FROM (SELECT rule_id FROM rule_matches m WHERE m.event_seq = e.seq ORDER BY m.idx)) AS matched
+  const sql = `SELECT ${EVENT_COLUMNS}, ${TARGET}, (SELECT group_concat(rule_id, char(31)) FROM (SELECT rule_id FROM rule_matches m WHERE m.event_seq = e.seq ORDER BY m.idx)) AS matched
     FROM security_events e ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY e.seq DESC LIMIT ?`;
   const rows = db.prepare(sql).all(...args, clampLimit(query.limit)) as (Omit<EventRow, 'matched_rules'> & { matched: string | null })[];
   return rows.map(({ matched, ...row }) => ({ ...row, matched_rules: matched === null ? [] : matched.split('\u001f') }));

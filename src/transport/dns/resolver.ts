@@ -15,6 +15,9 @@ import type { UpstreamForwarder } from './upstream.js';
 import type { DnsProblem } from './wire.js';
 import { decideSafely, recordSafely } from '../../events/enforce.js';
 
+/** Malformed DNS messages log at most one warning line per kind of problem per this many ms. */
+export const MALFORMED_WARN_INTERVAL_MS = 10_000;
+
 /** The subset of a pino logger this module uses. */
 export interface DnsLog {
   info(obj: object, msg?: string): void;
@@ -71,6 +74,28 @@ export class DnsResolver {
     this.now = options.now ?? Date.now;
   }
 
+  /** Per kind of problem: messages since its last warning line, and when the next may be written. */
+  private readonly malformedWarn = new Map<string, { suppressed: number; nextMs: number }>();
+
+  /**
+   * At most one warning line per kind of problem per MALFORMED_WARN_INTERVAL_MS: a flood of bad
+   * packets must not flood the log. A line says how many of its kind were not logged since the
+   * previous one (all are counted in the stats).
+   */
+  private warnMalformed(fields: Record<string, unknown> & { dns_problem: string }, msg: string): void {
+    const now = this.now();
+    const w = this.malformedWarn.get(fields.dns_problem) ?? { suppressed: 0, nextMs: 0 };
+    this.malformedWarn.set(fields.dns_problem, w);
+    if (now < w.nextMs) {
+      w.suppressed++;
+      return;
+    }
+    w.nextMs = now + MALFORMED_WARN_INTERVAL_MS;
+    const suppressed = w.suppressed;
+    w.suppressed = 0;
+    this.deps.log.warn(suppressed === 0 ? fields : { ...fields, not_logged_since_last: suppressed }, msg);
+  }
+
   /** Answers one DNS message; null means drop it (no id to answer, or not a query). Never rejects. */
   async handle(bytes: Uint8Array, ctx: RequestContext): Promise<Buffer | null> {
     const parsed = parseQuery(bytes);
@@ -78,7 +103,7 @@ export class DnsResolver {
       const e = parsed.error;
       this.stats.malformed[e.problem] = (this.stats.malformed[e.problem] ?? 0) + 1;
       const answer = e.rcode === null || e.id === null ? 'dropped' : rcodeName(e.rcode);
-      this.deps.log.warn({ dns_problem: e.problem, transport: ctx.transport, answer, bytes: bytes.length }, `dns: malformed message: ${e.message}`);
+      this.warnMalformed({ dns_problem: e.problem, transport: ctx.transport, answer, bytes: bytes.length }, `dns: malformed message: ${e.message}`);
       return e.rcode === null || e.id === null ? null : errorResponse(e.id, e.flags, e.rcode, null, e.edns ?? null);
     }
     const query = parsed.query;

@@ -21,7 +21,7 @@
 import type net from 'node:net';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
-import { decisionDenial, denialHead, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { upstreamDenial, decisionDenial, denialHead, destinationDenial, renderDenial, type Denial } from './denial.js';
 import { egress, judgeRequest, NetRecord, originFor, recordDestinationRefusal, type ExchangeContext, type ExchangeDeps } from './exchange.js';
 import type { BodyScrubber } from '../secrets.js';
 import { headerLines, httpDate, HTTPParser, isParseError, METHODS, newParser, reasonPhrase, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
@@ -454,7 +454,7 @@ class GuestConnection implements UpstreamExchange {
     }
     const t = this.target!;
     this.respond(
-      renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${t.host}:${t.port} failed: ${err.message}`, event_id: eventId, accept: this.accept }),
+      upstreamDenial(err, t.host, t.port, eventId, this.accept),
     );
   }
 

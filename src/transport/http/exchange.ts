@@ -25,7 +25,7 @@ import {
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
-import { DESTINATION_GUARD_RULE as GUARD_RULE, decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { DESTINATION_GUARD_RULE as GUARD_RULE, upstreamDenial, decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
 import type { HttpLimits } from './limits.js';
 import { isHttp2, relayResponse, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
@@ -446,15 +446,7 @@ function forward(
       return;
     }
     rec.error = 'upstream_error';
-    const d = renderDenial({
-      kind: 'upstream_error',
-      status: 502,
-      rule_id: null,
-      reason: `upstream ${target.host}:${target.port} failed: ${err.message}`,
-      event_id: event.common.event_id,
-      accept,
-    });
-    sendDenial(res, d);
+    sendDenial(res, upstreamDenial(err, target.host, target.port, event.common.event_id, accept));
   });
   res.once('close', () => {
     if (!res.writableFinished) upReq.destroy();

@@ -15,7 +15,7 @@ import type http2 from 'node:http2';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import type { BodyScrubber } from '../secrets.js';
-import { decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import { upstreamDenial, decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
 import { egress, handleRequest, judgeRequest, NetRecord, originFor, recordDestinationRefusal, writeNetRow, type ExchangeDeps } from './exchange.js';
 import { headerLines } from './llhttp.js';
 import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
@@ -194,7 +194,7 @@ class PooledStream implements UpstreamExchange {
       return;
     }
     const t = this.target!;
-    this.respond(renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${t.host}:${t.port} failed: ${err.message}`, event_id: eventId, accept: this.accept }));
+    this.respond(upstreamDenial(err, t.host, t.port, eventId, this.accept));
   }
 
   private readonly onClose = (): void => {

@@ -19,7 +19,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpRequestEvent, normalizeHeaders } from '../../events/index.js';
 import { isCelgateError } from '../../errors.js';
-import { decisionDenial, destinationDenial, rawResponse, renderDenial, type Denial } from './denial.js';
+import { decisionDenial, destinationDenial, rawResponse, renderDenial, upstreamDenial, type Denial } from './denial.js';
 import { decideAndRecord, handleRequest, NetRecord, originFor, recordDestinationRefusal, responseDepsOf, writeNetRow, type ExchangeDeps } from './exchange.js';
 import { judgeResponse, relayResponse, streamedBodyFacts } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
@@ -111,7 +111,7 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
     }
     rec.error = 'upstream_error';
     answer(
-      renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `upstream ${target.host}:${target.port} failed: ${err.message}`, event_id: event.common.event_id, accept }),
+      upstreamDenial(err, target.host, target.port, event.common.event_id, accept),
       'Bad Gateway',
     );
   });
