@@ -9,7 +9,9 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, type Certs } from '../fixtures/http/harness.js';
 import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
 import { GuestNamespace, netnsAvailability } from '../helpers/netns.js';
+import { openTunnel } from '../http-proxy/clients.js';
 
 const run = promisify(execFile);
 const HAVE_CURL = spawnSync('curl', ['--version']).status === 0;
@@ -150,6 +153,31 @@ describe('secrets through the explicit proxy', () => {
     // A secret without in_body is not substituted in a body (and not counted there).
     await undiciFetch('https://api.test/upload', { method: 'POST', body: 'k=celgate-secret-svc', dispatcher });
     expect(lastSeen().body).toBe('k=celgate-secret-svc');
+  });
+
+  it('Node http2 through a CONNECT tunnel: substituted on an HTTP/2 stream, echoed back as the placeholder, another host refused', async () => {
+    const { socket } = await openTunnel(Number(proxy.split(':').pop()), 'api.test:443');
+    const session = http2.connect('https://api.test', { createConnection: () => tls.connect({ socket, servername: 'api.test', ca: readFileSync(caFile, 'utf8'), ALPNProtocols: ['h2'] }) });
+    session.on('error', () => {});
+    const get = (path: string, authority = 'api.test') =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ':path': path, ':authority': authority, authorization: 'Bearer celgate-secret-svc' });
+        let status = 0;
+        const chunks: Buffer[] = [];
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+        req.on('error', reject);
+      });
+    try {
+      const r = await get('/h2');
+      expect((session.socket as tls.TLSSocket).alpnProtocol).toBe('h2');
+      expect(r.status).toBe(200);
+      expect(lastSeen().headers.authorization).toBe(`Bearer ${ENV_VALUE}`);
+      expect(JSON.parse(r.body).authorization).toBe('Bearer celgate-secret-svc');
+    } finally {
+      session.close();
+    }
   });
 
   it.skipIf(!HAVE_PYTHON)('Python urllib through HTTPS_PROXY: the real value upstream, the placeholder back', async () => {
