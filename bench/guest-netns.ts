@@ -15,7 +15,7 @@
  * swept at the next create. Where namespaces are unavailable `netnsAvailability()` says why and
  * callers skip — the harness never falls back to running clients on the host.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './artifact.js';
@@ -32,6 +32,11 @@ export const FORWARD_PORT = 15001;
 /** Fake "internet" address the guest's default route points at; REDIRECT catches it first. */
 export const GUEST_ADDR = '10.203.0.1';
 export const GATEWAY_ADDR = '10.203.0.2';
+/** The guest's IPv6 address and default route (a unique-local prefix; nothing routes it anywhere). */
+export const GUEST_ADDR6 = 'fd00:cb::1';
+export const GATEWAY_ADDR6 = 'fd00:cb::2';
+/** Whether ip6tables exists: then the guest's IPv6 is redirected too (docs/guest.md). */
+export const HAVE_IP6TABLES = spawnSync('ip6tables', ['--version'], { stdio: 'ignore' }).status === 0;
 export const BRIDGE_READY_TIMEOUT_MS = 15_000;
 
 export interface Availability {
@@ -162,6 +167,13 @@ export class GuestNamespace {
       ns('ip', 'link', 'set', 'cgv1', 'up');
       ns('ip', 'route', 'add', 'default', 'via', GATEWAY_ADDR, 'dev', 'cgv0');
       ns('iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-j', 'REDIRECT', '--to-ports', String(FORWARD_PORT));
+      if (HAVE_IP6TABLES) {
+        // IPv6 too: an address and a route (so a v6 connect gets as far as the nat hook) and the same
+        // REDIRECT, to the bridge's [::1] forwarder. Without it AAAA answers would be a way out.
+        ns('ip', '-6', 'addr', 'add', `${GUEST_ADDR6}/64`, 'dev', 'cgv0', 'nodad');
+        ns('ip', '-6', 'route', 'add', 'default', 'via', GATEWAY_ADDR6, 'dev', 'cgv0');
+        ns('ip6tables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-j', 'REDIRECT', '--to-ports', String(FORWARD_PORT));
+      }
       mkdirSync(`/etc/netns/${name}`, { recursive: true });
       writeFileSync(`/etc/netns/${name}/resolv.conf`, 'nameserver 127.0.0.1\noptions timeout:2 attempts:1\n');
       await g.startBridge(opts);

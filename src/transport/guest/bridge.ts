@@ -67,6 +67,24 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeHandle> {
       });
       closers.push(f.close);
       addresses.forward = f.address;
+      // IPv6: ip6tables REDIRECTs to [::1] (docs/guest.md); a loopback forwarder gets a twin there
+      // on the same port, so the guest's IPv6 traffic reaches the gateway too instead of escaping.
+      if (o.forward.host === '127.0.0.1') {
+        try {
+          const f6 = await startForwarder({
+            host: '::1',
+            port: f.port,
+            upstream: endpoint(o.ports.http),
+            onError: o.onError,
+            ...(o.identifyProcesses === true ? { identify: identifyPeer } : {}),
+          });
+          closers.push(f6.close);
+          addresses.forward6 = f6.address;
+        } catch (err) {
+          // No IPv6 loopback in this guest: nothing can leave over IPv6 either.
+          o.onError?.('forwarder [::1]', err);
+        }
+      }
     }
     if (o.dns !== null) {
       const d = await startDnsStub({ ...o.dns, upstream: endpoint(o.ports.dns), onError: o.onError });
