@@ -30,7 +30,7 @@ import { DEFAULT_WARMUP, LANE_NAMES, runLane, type LaneName, type LaneSpec } fro
 import { EXIT_MISSING, RESULT_MARK } from './run-suite.js';
 
 /** Micro suites of the other areas, by module name under bench/. Add yours here. */
-export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp'];
+export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp', 'report'];
 export const DEFAULT_RUNS = 8;
 /** A micro suite that has not finished after this long is reported as failed and left behind. */
 export const MICRO_SUITE_TIMEOUT_MS = 300_000;

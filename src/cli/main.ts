@@ -33,6 +33,7 @@ const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
   exec: [async () => (await import('./guest-commands.js')).registerGuestCommands],
   fleet: [async () => (await import('./fleet-commands.js')).registerFleetCommands],
   secrets: [async () => (await import('./secrets-commands.js')).registerSecretsCommands],
+  report: [async () => (await import('./report-commands.js')).registerReportCommands],
 };
 
 const program = new Command()

@@ -14,6 +14,8 @@ import { MAX_LIST_LIMIT, recentEvents, ruleSummaries, type EventRow } from '../s
 import type { Db } from '../store/schema.js';
 import type { LedgerStats } from '../store/writer.js';
 import { EVENT_TYPES } from '../events/types.js';
+import { reportData } from '../store/report-data.js';
+import { reportHtml } from './report-page.js';
 
 export interface CoreRouteDeps {
   session: { session_id: string; session_dir: string; session_db: string; profile: string; started_ms: number };
@@ -72,6 +74,22 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
           ...d.health?.(),
         },
         };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/ui',
+      handler: () => {
+        d.flushLedger();
+        return { text: reportHtml(reportData(d.readDb()), '/ui/data.json'), contentType: 'text/html; charset=utf-8' };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/ui/data.json',
+      handler: () => {
+        d.flushLedger();
+        return { json: reportData(d.readDb()) };
       },
     },
     { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), default_action: d.policy.defaultAction(), rules: d.policy.listRules() } }) },

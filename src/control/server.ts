@@ -153,10 +153,19 @@ function tokenOk(header: string | undefined, token: string): boolean {
 function makeHandler(router: Router, token: string | null) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
-      if (token !== null && !tokenOk(req.headers.authorization, token)) {
-        throw new HttpError(401, 'E_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
-      }
       const url = new URL(req.url ?? '/', 'http://control');
+      if (token !== null && !tokenOk(req.headers.authorization, token)) {
+        // A browser cannot send the header: the report page (/ui) takes the token once in the query
+        // (then an HttpOnly same-site cookie carries it for the page's own data requests).
+        const isUi = req.method === 'GET' && (url.pathname === '/ui' || url.pathname.startsWith('/ui/'));
+        const fromQuery = url.searchParams.get('token');
+        const fromCookie = /(?:^|;\s*)celgate_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+        const given = fromQuery ?? (fromCookie === undefined ? undefined : decodeURIComponent(fromCookie));
+        if (!isUi || given === undefined || !tokenOk(`Bearer ${given}`, token)) {
+          throw new HttpError(401, 'E_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
+        }
+        if (fromQuery !== null) res.setHeader('set-cookie', `celgate_token=${encodeURIComponent(fromQuery)}; Path=/ui; HttpOnly; SameSite=Strict`);
+      }
       const found = router.find(req.method ?? 'GET', url.pathname);
       if (found === null) throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${url.pathname}`);
       if (!('route' in found)) {
