@@ -4,9 +4,7 @@
  * compiler as enforcement rules (install.ts). Pure; no I/O; must not evaluate anything.
  *
  *   all  → (a && b)          any → (a || b)           not → (!a)
- *   several values of one predicate → (p(v1) || p(v2)); more than LIST_LOWERING_THRESHOLD:
- *                      equals → (f in ["v1", …]) (a hashed set), contains / startswith / endswith /
- *                      matches → a few RE2 alternations (one pass over the input each)
+ *   several values of one predicate → (p(v1) || p(v2))
  *   case_insensitive → one RE2 pattern with (?i) for the predicate's values (Unicode simple case
  *                      folding, src/policy/regex.ts): equals → (?i)^(?:v1|v2)$, contains → (?i)v1|v2,
  *                      startswith → (?i)^(?:…), endswith → (?i)(?:…)$, matches → (?i)(?:p1)|(?:p2);
@@ -20,7 +18,7 @@
  */
 import { cidrRegex } from './cidr.js';
 import { contractPath, resolveField, type ResolvedField } from './fields.js';
-import { caseInsensitive, MAX_GENERATED_REGEX_LENGTH, quoteRegex } from '../policy/regex.js';
+import { caseInsensitive, MAX_REGEX_LENGTH, quoteRegex } from '../policy/regex.js';
 import type { IrPredicate, IrRule, MatchNode, PredicateValue } from './types.js';
 
 export interface LoweredRule {
@@ -75,41 +73,28 @@ function anchored(op: IrPredicate['op'], alternatives: string[]): string {
 }
 
 /**
- * The values become as few RE2 patterns as fit MAX_GENERATED_REGEX_LENGTH (with `(?i)` when folding), so a
- * list of any length is a handful of `matches` calls, each one pass over the input (RE2 runs an
- * alternation as one automaton).
+ * Case-insensitive predicates: the values become as few `(?i)` RE2 patterns as fit
+ * MAX_REGEX_LENGTH, so a list of any length is a handful of `matches` calls.
  */
-function patternTests(subject: string, p: IrPredicate, fold: boolean): string[] {
-  const wrap = (alts: string[]) => (fold ? caseInsensitive(anchored(p.op, alts)) : anchored(p.op, alts));
+function foldedTests(subject: string, p: IrPredicate): string[] {
   const out: string[] = [];
   let group: string[] = [];
   const flush = () => {
-    if (group.length > 0) out.push(`${subject}.matches(${celString(wrap(group))})`);
+    if (group.length > 0) out.push(`${subject}.matches(${celString(caseInsensitive(anchored(p.op, group)))})`);
     group = [];
   };
   for (const v of p.values as string[]) {
     const alt = foldedAlternative(p.op, v);
-    if (group.length > 0 && wrap([...group, alt]).length > MAX_GENERATED_REGEX_LENGTH) flush();
+    if (group.length > 0 && caseInsensitive(anchored(p.op, [...group, alt])).length > MAX_REGEX_LENGTH) flush();
     group.push(alt);
   }
   flush();
   return out;
 }
 
-/** Past this many values a case-sensitive list is lowered to one membership test or a few patterns. */
-export const LIST_LOWERING_THRESHOLD = 4;
-
-/**
- * The tests of a string predicate over `subject`. Case-insensitive: folded patterns. A long
- * case-sensitive list: `equals` → one `in [...]` (compiled to a hashed set), `contains` /
- * `startswith` / `endswith` / `matches` → a few RE2 alternations. Short lists: one test per value.
- */
+/** The tests of a string predicate over `subject`, one per value or per folded pattern. */
 function stringTests(subject: string, p: IrPredicate): string[] {
-  if (p.case_insensitive === true && p.op !== 'cidr') return patternTests(subject, p, true);
-  if (p.values.length > LIST_LOWERING_THRESHOLD && p.op !== 'cidr') {
-    if (p.op === 'equals') return [`(${subject} in [${(p.values as string[]).map(celString).join(', ')}])`];
-    return patternTests(subject, p, false);
-  }
+  if (p.case_insensitive === true && p.op !== 'cidr') return foldedTests(subject, p);
   return p.values.map((v) => stringTest(subject, p, v as string));
 }
 
@@ -132,7 +117,7 @@ function lowerPredicate(p: IrPredicate, field: ResolvedField): string {
   const f = field.path;
   if (field.type === 'list<string>') {
     if (p.op === 'exists') return p.values[0] === true ? `(size(${f}) > 0)` : `(size(${f}) == 0)`;
-    if (p.op === 'equals' && !p.case_insensitive && p.values.length <= LIST_LOWERING_THRESHOLD) return anyOf(p.values.map((v) => `(${celString(v as string)} in ${f})`));
+    if (p.op === 'equals' && !p.case_insensitive) return anyOf(p.values.map((v) => `(${celString(v as string)} in ${f})`));
     return `${f}.exists(x, ${anyOf(stringTests('x', p))})`;
   }
   if (field.type === 'string') {

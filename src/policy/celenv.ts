@@ -6,7 +6,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { SecurityEvent } from '../events/types.js';
 import { FIELDS, HEADER_FUNCTION_ROOTS, type FieldType } from './fields.js';
-import { compileRegex, MAX_GENERATED_REGEX_LENGTH, MAX_REGEX_LENGTH } from './regex.js';
+import { compileRegex } from './regex.js';
 import { cleanPath, underPath } from './paths.js';
 
 /**
@@ -18,13 +18,6 @@ export const MATCHES_FN = 'celgateMatches';
 /** Bounds on rule text and AST (STYLE: bound everything). */
 export const MAX_CONDITION_LENGTH = 8 * 1024;
 export const MAX_AST_NODES = 1_000;
-/**
- * Limits for conditions celgate generates itself (Detection IR lowered to CEL, src/detection):
- * a validated predicate may hold 1,000 values, lowered to one list literal or a few RE2
- * alternations, which no hand-written rule needs. Hand-written rules keep the smaller limits.
- */
-export const MAX_GENERATED_CONDITION_LENGTH = 1024 * 1024;
-export const MAX_GENERATED_AST_NODES = 100_000;
 export const MAX_AST_DEPTH = 32;
 
 /** Raised when a rule reads something the event does not carry: the rule does not match. */
@@ -93,8 +86,8 @@ const CLASSES = new Map<string, typeof CelObject>(
   [...NODES.keys()].map((prefix) => [prefix, class extends CelObject {}]),
 );
 
-function buildEnvironment(maxAstNodes: number, regexLimit: number): Environment {
-  let env = new Environment({ limits: { maxAstNodes, maxDepth: MAX_AST_DEPTH } }).registerType('Header', {
+function buildEnvironment(): Environment {
+  let env = new Environment({ limits: { maxAstNodes: MAX_AST_NODES, maxDepth: MAX_AST_DEPTH } }).registerType('Header', {
     ctor: HeaderValue,
     fields: {},
   });
@@ -110,7 +103,7 @@ function buildEnvironment(maxAstNodes: number, regexLimit: number): Environment 
     });
   }
   env = env
-    .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) => compileRegex(pattern, regexLimit).test(text))
+    .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) => compileRegex(pattern).test(text))
     .registerFunction('string.cleanPath(): string', (p: string) => cleanPath(p))
     .registerFunction('string.underPath(string): bool', (p: string, dir: string) => underPath(p, dir))
     .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
@@ -122,9 +115,7 @@ function buildEnvironment(maxAstNodes: number, regexLimit: number): Environment 
   return env;
 }
 
-export const CEL_ENV: Environment = buildEnvironment(MAX_AST_NODES, MAX_REGEX_LENGTH);
-/** The environment for generated conditions (same functions and types, larger AST limit). */
-export const CEL_ENV_GENERATED: Environment = buildEnvironment(MAX_GENERATED_AST_NODES, MAX_GENERATED_REGEX_LENGTH);
+export const CEL_ENV: Environment = buildEnvironment();
 
 function toCel(prefix: string, value: Record<string, unknown>): CelObject {
   const n = NODES.get(prefix)!;

@@ -11,7 +11,7 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { ABSENT, MATCHES_FN } from './celenv.js';
 import { CHILDREN, FIELD_BY_PATH, HEADER_FUNCTION_ROOTS } from './fields.js';
-import { compileRegex, MAX_REGEX_LENGTH } from './regex.js';
+import { compileRegex } from './regex.js';
 import { cleanPath, underPath } from './paths.js';
 
 export class EvalFault extends Error {
@@ -71,9 +71,6 @@ function constant(value: unknown, type: SType): Compiled {
 type Scope = ReadonlyMap<string, { v: unknown }>;
 
 class Compiler {
-  /** Longest regex pattern accepted (larger for generated conditions, regex-limits.ts). */
-  constructor(private readonly regexLimit: number) {}
-
   compile(node: ASTNode, scope: Scope): Compiled | undefined {
     switch (node.op) {
       case 'value': {
@@ -255,7 +252,7 @@ class Compiler {
     if (arg === undefined || (arg.type !== 'string' && arg.type !== 'dyn')) return undefined;
     if (name === 'matches' || name === MATCHES_FN) {
       if (arg.constant === undefined) return undefined; // dynamic patterns are refused at compile time
-      const re = compileRegex(arg.constant.value as string, this.regexLimit);
+      const re = compileRegex(arg.constant.value as string);
       return { fn: (ctx) => re.test(str(ctx) as string), type: 'bool', throws };
     }
     const af = arg.type === 'string' ? arg.fn : (ctx: Ctx) => asString(arg.fn(ctx));
@@ -493,8 +490,8 @@ const lowerAscii = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 const upperAscii = (s: string) => s.replace(/[a-z]+/g, (m) => m.toUpperCase());
 
 /** Returns a closure for the whole condition, or undefined when cel-js must evaluate it. */
-export function compileClosure(ast: ASTNode, regexLimit = MAX_REGEX_LENGTH): Fn | undefined {
-  const c = new Compiler(regexLimit).compile(ast, new Map());
+export function compileClosure(ast: ASTNode): Fn | undefined {
+  const c = new Compiler().compile(ast, new Map());
   if (c === undefined || (c.type !== 'bool' && c.type !== 'dyn')) return undefined;
   const f = c.fn;
   if (c.type === 'bool') return f;

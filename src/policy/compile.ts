@@ -8,10 +8,10 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Issue } from '../errors.js';
-import { CEL_ENV, CEL_ENV_GENERATED, MAX_CONDITION_LENGTH, MAX_GENERATED_CONDITION_LENGTH } from './celenv.js';
+import { CEL_ENV, MAX_CONDITION_LENGTH } from './celenv.js';
 import { compileClosure, type Fn } from './closure.js';
 import { CHILDREN, closestField, FIELD_BY_PATH, ROOT_EVENT_TYPE, rootOf, type Root } from './fields.js';
-import { describeProblem, MAX_GENERATED_REGEX_LENGTH, MAX_REGEX_LENGTH, regexProblem } from './regex.js';
+import { describeProblem, regexProblem } from './regex.js';
 import { MATCHES_FN } from './celenv.js';
 
 export interface CompiledCondition {
@@ -85,8 +85,6 @@ function dottedPath(node: ASTNode): string | undefined {
 interface Analysis {
   reads: Set<string>;
   issues: Issue[];
-  /** Longest regex literal accepted. */
-  regexLimit: number;
 }
 
 /** Walks the AST: validates every contract path and regex literal, and collects what is read. */
@@ -148,7 +146,7 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
         if (pattern?.op !== 'value' || typeof pattern.args !== 'string') {
           out.issues.push({ path: 'condition', message: 'matches() needs a literal pattern so it can be vetted at load time', ...locate(text, node.range.start) });
         } else {
-          const problem = regexProblem(pattern.args, out.regexLimit);
+          const problem = regexProblem(pattern.args);
           const range = pattern.range;
           if (problem !== undefined) {
             out.issues.push({ path: 'condition', message: describeProblem(pattern.args, problem), ...locate(text, literalOffset(text, range.start, range.end, problem.offset)) });
@@ -190,24 +188,18 @@ function eventTypesFor(roots: readonly Root[]): EventType[] {
   return EVENT_TYPES.filter((t) => types.has(t));
 }
 
-/**
- * Compiles a condition. `generated` (Detection IR lowered by celgate) allows the larger limits of
- * CEL_ENV_GENERATED; everything else — the checks, the compiler — is the same.
- */
-export function compileCondition(text: string, options: { generated?: boolean } = {}): CompileResult {
+export function compileCondition(text: string): CompileResult {
   if (typeof text !== 'string' || text.trim() === '') return { ok: false, issues: [{ path: 'condition', message: 'condition is empty' }] };
-  const maxLength = options.generated === true ? MAX_GENERATED_CONDITION_LENGTH : MAX_CONDITION_LENGTH;
-  if (text.length > maxLength) {
-    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${maxLength} characters` }] };
+  if (text.length > MAX_CONDITION_LENGTH) {
+    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${MAX_CONDITION_LENGTH} characters` }] };
   }
   let parsed: ReturnType<typeof CEL_ENV.parse>;
   try {
-    parsed = (options.generated === true ? CEL_ENV_GENERATED : CEL_ENV).parse(text);
+    parsed = CEL_ENV.parse(text);
   } catch (err) {
     return { ok: false, issues: [celIssue(text, err, 'syntax error')] };
   }
-  const regexLimit = options.generated === true ? MAX_GENERATED_REGEX_LENGTH : MAX_REGEX_LENGTH;
-  const analysis: Analysis = { reads: new Set(), issues: [], regexLimit };
+  const analysis: Analysis = { reads: new Set(), issues: [] };
   analyse(text, parsed.ast, analysis, new Set());
   if (analysis.issues.length > 0) return { ok: false, issues: analysis.issues };
   const checked = parsed.check();
@@ -220,7 +212,7 @@ export function compileCondition(text: string, options: { generated?: boolean } 
   let program: Fn;
   let engine: CompiledCondition['engine'] = 'closure';
   try {
-    const closure = compileClosure(parsed.ast, regexLimit);
+    const closure = compileClosure(parsed.ast);
     if (closure !== undefined) program = closure;
     else {
       engine = 'cel-js';

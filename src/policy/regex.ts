@@ -12,9 +12,9 @@
  */
 import RE2 from 're2';
 import { CelgateError } from '../errors.js';
-import { MAX_GENERATED_REGEX_LENGTH, MAX_REGEX_LENGTH } from './regex-limits.js';
+import { MAX_REGEX_LENGTH } from './regex-limits.js';
 
-export { MAX_GENERATED_REGEX_LENGTH, MAX_REGEX_LENGTH };
+export { MAX_REGEX_LENGTH };
 
 /** Why a pattern is refused, and where in the pattern (0-based offset) the problem starts. */
 export interface RegexProblem {
@@ -63,8 +63,8 @@ function compile(pattern: string): RE2 {
 }
 
 /** Returns why the pattern is refused, or undefined when RE2 compiles it. */
-export function regexProblem(pattern: string, maxLength = MAX_REGEX_LENGTH): RegexProblem | undefined {
-  if (pattern.length > maxLength) return { message: `the pattern is longer than ${maxLength} characters`, offset: maxLength };
+export function regexProblem(pattern: string): RegexProblem | undefined {
+  if (pattern.length > MAX_REGEX_LENGTH) return { message: `the pattern is longer than ${MAX_REGEX_LENGTH} characters`, offset: MAX_REGEX_LENGTH };
   try {
     compile(pattern);
     return undefined;
@@ -117,10 +117,10 @@ const cache = new Map<string, Matcher>();
 export const MAX_CACHED_PATTERNS = 4096;
 
 /** Compiles a pattern; throws E_RULE_COMPILE naming the problem when RE2 refuses it. */
-export function compileRegex(pattern: string, maxLength = MAX_REGEX_LENGTH): Matcher {
+export function compileRegex(pattern: string): Matcher {
   const hit = cache.get(pattern);
   if (hit !== undefined) return hit;
-  const problem = regexProblem(pattern, maxLength);
+  const problem = regexProblem(pattern);
   if (problem !== undefined) throw new CelgateError('E_RULE_COMPILE', describeProblem(pattern, problem), { details: { offset: problem.offset } });
   const re = compile(pattern);
   const matcher: Matcher = { source: pattern, test: (text) => search(re, text) };
