@@ -8,7 +8,7 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Issue } from '../errors.js';
-import { CEL_ENV, MAX_CONDITION_LENGTH } from './celenv.js';
+import { CEL_ENV, CEL_ENV_LOWERED, MAX_CONDITION_LENGTH, MAX_LOWERED_CONDITION_LENGTH } from './celenv.js';
 import { compileClosure, type Fn } from './closure.js';
 import { CHILDREN, closestField, FIELD_BY_PATH, ROOT_EVENT_TYPE, rootOf, type Root } from './fields.js';
 import { describeProblem, regexProblem } from './regex.js';
@@ -188,14 +188,25 @@ function eventTypesFor(roots: readonly Root[]): EventType[] {
   return EVENT_TYPES.filter((t) => types.has(t));
 }
 
-export function compileCondition(text: string): CompileResult {
+export interface CompileOptions {
+  /**
+   * 'author' (default): text a person wrote, held to MAX_CONDITION_LENGTH and the author AST bounds.
+   * 'lowered': CEL generated from validated Detection IR, whose size the IR bounds already limit
+   * (celenv.ts, MAX_LOWERED_*), so that no schema-valid pack hits a CEL limit.
+   */
+  origin?: 'author' | 'lowered';
+}
+
+export function compileCondition(text: string, options: CompileOptions = {}): CompileResult {
   if (typeof text !== 'string' || text.trim() === '') return { ok: false, issues: [{ path: 'condition', message: 'condition is empty' }] };
-  if (text.length > MAX_CONDITION_LENGTH) {
-    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${MAX_CONDITION_LENGTH} characters` }] };
+  const lowered = options.origin === 'lowered';
+  const maxLength = lowered ? MAX_LOWERED_CONDITION_LENGTH : MAX_CONDITION_LENGTH;
+  if (text.length > maxLength) {
+    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${maxLength} characters` }] };
   }
   let parsed: ReturnType<typeof CEL_ENV.parse>;
   try {
-    parsed = CEL_ENV.parse(text);
+    parsed = (lowered ? CEL_ENV_LOWERED : CEL_ENV).parse(text);
   } catch (err) {
     return { ok: false, issues: [celIssue(text, err, 'syntax error')] };
   }
