@@ -59,7 +59,7 @@ export function compilePack(pack: IrPack): Validated<LoadedPack> {
     }
     const c = compileCondition(lowered.condition, { origin: 'lowered' });
     if (!c.ok) {
-      for (const issue of c.issues) issues.push(at(pack, rule, i, `lowered CEL does not compile: ${issue.message} in ${lowered.condition}`));
+      for (const issue of c.issues) issues.push(at(pack, rule, i, `lowered CEL does not compile: ${issue.message} (celgate ir lower prints it)`));
       return;
     }
     rules.push({ ...lowered, compiled: c.condition, definition: ruleDefinition(pack, lowered) });

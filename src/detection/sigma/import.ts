@@ -9,6 +9,7 @@ import type { Issue, Validated } from '../../errors.js';
 import { SEVERITIES } from '../../events/decision.js';
 import { IR_SCHEMA, type IrPack } from '../types.js';
 import { validatePackValue } from '../validate.js';
+import { compilePack } from '../install.js';
 import { parseSource } from '../source.js';
 import { expandPattern, parseCondition, type Cond } from './condition.js';
 import { mappingCovers, type SigmaMapping } from './mapping.js';
@@ -54,7 +55,14 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
   const parsed = parseSource(text, file);
   if (!parsed.ok) return { ok: false, issues: parsed.issues.map((i) => ({ ...i, code: 'E_IR_INVALID' as const })) };
   const { value: doc, lineOf } = parsed.doc;
-  const refuse = (path: (string | number)[], what: string) => fail('E_SIGMA_UNSUPPORTED', path, `unsupported Sigma construct: ${what}`, lineOf(path));
+  const locate = (path: (string | number)[]): number | undefined => {
+    for (let n = path.length; n > 0; n--) {
+      const line = lineOf(path.slice(0, n), true);
+      if (line !== undefined) return line;
+    }
+    return undefined;
+  };
+  const refuse = (path: (string | number)[], what: string) => fail('E_SIGMA_UNSUPPORTED', path, oneLine(`unsupported Sigma construct: ${what}`), locate(path));
   if (!isObj(doc)) return fail('E_IR_INVALID', [], 'a Sigma rule must be a YAML mapping');
   if (typeof doc.title !== 'string' || doc.title === '') return fail('E_IR_INVALID', ['title'], 'Sigma rule has no title', lineOf(['title']));
   if (doc.correlation !== undefined) return refuse(['correlation'], 'correlation rules');
@@ -80,7 +88,7 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     try {
       nodes.set(name, selectionNode(name, detection[name], mapping, used));
     } catch (err) {
-      if (err instanceof SigmaRefusal) return refuse(['detection', name], err.message);
+      if (err instanceof SigmaRefusal) return refuse(['detection', name, ...err.at], err.message);
       throw err;
     }
   }
@@ -102,7 +110,23 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '') : [],
     match,
   };
-  return { ok: true, value: { rule, mapping, fields: [...used].sort() } };
+  // The converted rule must validate and compile on its own (bounds, a pattern the policy compiler
+  // refuses, …); when it does not, the Sigma rule is refused at its detection section, in one line.
+  const value: ImportedRule = { rule, mapping, fields: [...used].sort() };
+  const alone = sigmaPack([value], { id: 'sigma-check' });
+  const loaded = alone.ok ? compilePack(alone.value.pack) : alone;
+  if (!loaded.ok) {
+    const first = loaded.issues[0]!;
+    return refuse(['detection'], `the converted rule does not fit the Detection IR (${first.path.replace(/^rules\[0\]\.?/, '') || 'rule'}: ${first.message})`);
+  }
+  return { ok: true, value };
+}
+
+/** Refusals are one line of at most MAX_REFUSAL_MESSAGE characters (a file name and line go in front). */
+export const MAX_REFUSAL_MESSAGE = 200;
+function oneLine(message: string): string {
+  const flat = message.replace(/\s+/g, ' ').trim();
+  return flat.length > MAX_REFUSAL_MESSAGE ? `${flat.slice(0, MAX_REFUSAL_MESSAGE - 3)}...` : flat;
 }
 
 function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: Set<string>): Raw {
@@ -110,7 +134,14 @@ function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: 
     if (sel.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty list`);
     if (sel.every((x) => !isObj(x))) throw new SigmaRefusal(`keyword selection "${name}" (values without a field name)`);
     if (!sel.every(isObj)) throw new SigmaRefusal(`selection "${name}" mixes maps and plain values`);
-    const maps = sel.map((m) => mapNode(name, m as Obj, mapping, used));
+    const maps = sel.map((m, i) => {
+      try {
+        return mapNode(name, m as Obj, mapping, used);
+      } catch (err) {
+        if (err instanceof SigmaRefusal) throw new SigmaRefusal(err.message, [i, ...err.at]);
+        throw err;
+      }
+    });
     return maps.length === 1 ? maps[0]! : { any: maps };
   }
   if (isObj(sel)) return mapNode(name, sel, mapping, used);
@@ -124,9 +155,14 @@ function mapNode(name: string, m: Obj, mapping: SigmaMapping, used: Set<string>)
     const [field, ...mods] = key.split('|');
     if (field === undefined || field === '') throw new SigmaRefusal(`a field-less modifier "${key}" in "${name}"`);
     const target = mapping.fields[field];
-    if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`);
+    if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`, [key]);
     used.add(field);
-    return fieldNode(field, target, parseModifiers(mods), m[key]);
+    try {
+      return fieldNode(field, target, parseModifiers(mods), m[key]);
+    } catch (err) {
+      if (err instanceof SigmaRefusal) throw new SigmaRefusal(err.message, [key, ...err.at]);
+      throw err;
+    }
   });
   return parts.length === 1 ? parts[0]! : { all: parts };
 }

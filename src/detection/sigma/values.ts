@@ -6,11 +6,20 @@
  */
 import { parseCidr } from '../cidr.js';
 import { regexProblem } from '../../policy/regex.js';
+import { MAX_VALUES_PER_PREDICATE, MAX_VALUE_LENGTH } from '../types.js';
 
 /** One Sigma value after wildcard parsing: literal runs and wildcards. */
 export type Piece = { lit: string } | { wild: '*' | '?' };
 
-export class SigmaRefusal extends Error {}
+/** A refused construct; `at` locates it below the selection entry (a list index of the value). */
+export class SigmaRefusal extends Error {
+  constructor(
+    message: string,
+    readonly at: readonly (string | number)[] = [],
+  ) {
+    super(message);
+  }
+}
 
 /** Sigma escaping: `\*` `\?` `\\` are literals; any other backslash is itself; `*` and `?` are wildcards. */
 export function sigmaPieces(value: string): Piece[] {
@@ -135,6 +144,9 @@ function anyOf(nodes: Raw[]): Raw {
 export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifiers, rawValues: unknown): Raw {
   const values = Array.isArray(rawValues) ? rawValues : [rawValues];
   if (values.length === 0) throw new SigmaRefusal(`"${sigmaField}" has an empty value list`);
+  if (values.length > MAX_VALUES_PER_PREDICATE) {
+    throw new SigmaRefusal(`"${sigmaField}" has ${values.length} values; the IR takes at most ${MAX_VALUES_PER_PREDICATE} per field (split the selection)`);
+  }
   if (mods.exists) {
     if (values.length !== 1 || typeof values[0] !== 'boolean') throw new SigmaRefusal(`"${sigmaField}|exists" takes true or false`);
     if (!target.header) throw new SigmaRefusal(`"${sigmaField}|exists": ${target.field} is always present in events`);
@@ -153,13 +165,24 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     g.values.push(value);
     groups.set(key, g);
   };
-  for (const v of values) {
+  values.forEach((v, i) => {
+    try {
+      value(v);
+    } catch (err) {
+      if (err instanceof SigmaRefusal && err.at.length === 0 && Array.isArray(rawValues)) throw new SigmaRefusal(err.message, [i]);
+      throw err;
+    }
+  });
+  function value(v: unknown): void {
+    if (typeof v === 'string' && v.length > MAX_VALUE_LENGTH) {
+      throw new SigmaRefusal(`a value of "${sigmaField}" is ${v.length} characters long; the IR takes at most ${MAX_VALUE_LENGTH}`);
+    }
     if (v === null) {
       if (!target.header || mods.re || mods.cidr || mods.position !== null) {
         throw new SigmaRefusal(`"${sigmaField}: null" (field absent) is only supported on header fields without modifiers`);
       }
       nodes.push({ field: target.field, exists: false });
-      continue;
+      return;
     }
     if (Array.isArray(v) || typeof v === 'object') throw new SigmaRefusal(`nested lists or maps as values of "${sigmaField}" are not supported`);
     if (target.type === 'int' || target.type === 'bool') {
@@ -167,7 +190,7 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       const n = target.type === 'int' ? (typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN) : v;
       if (target.type === 'int' ? !Number.isSafeInteger(n) : typeof n !== 'boolean') throw new SigmaRefusal(`"${sigmaField}" maps to ${target.type} field ${target.field}; value ${JSON.stringify(v)} is not one`);
       add('equals', false, n);
-      continue;
+      return;
     }
     if (typeof v === 'boolean') throw new SigmaRefusal(`boolean value for string field "${sigmaField}" is not supported`);
     const text = String(v);
@@ -178,14 +201,14 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       if (problem !== undefined) throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}: ${problem.message}`);
       const pattern = mods.reFlags === '' ? text : `(?${mods.reFlags})${text}`;
       add('matches', mods.reIgnoreCase, pattern);
-      continue;
+      return;
     }
     if (mods.cidr) {
       if (target.transform !== null) throw new SigmaRefusal(`"cidr" on the derived field "${sigmaField}" is not supported`);
       const parsed = parseCidr(text);
       if (!parsed.ok) throw new SigmaRefusal(`cidr value on "${sigmaField}": ${parsed.message}`);
       add('cidr', false, text);
-      continue;
+      return;
     }
     const pieces = normalise(text, mods);
     if (target.transform === 'extension') {
@@ -193,14 +216,14 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       const ext = classify(pieces).value;
       if (ext === '' || /[./?#]/.test(ext)) throw new SigmaRefusal(`"${sigmaField}" value "${ext}" is not a plain file extension`);
       add('endswith', !mods.cased, `.${ext}`);
-      continue;
+      return;
     }
     const first = pieces[0];
     if (target.transform === 'uri' && first !== undefined && 'lit' in first && first.lit.startsWith('/')) {
       const end = pieces[pieces.length - 1];
       const trail = end !== undefined && 'wild' in end && end.wild === '*';
       add('matches', !mods.cased, `${URL_ORIGIN_PREFIX}${piecesRegex(trail ? pieces.slice(0, -1) : pieces)}${trail ? '' : '$'}`);
-      continue;
+      return;
     }
     const c = classify(pieces);
     add(c.op, !mods.cased, c.value);
