@@ -7,7 +7,7 @@
 import { stringify } from 'yaml';
 import type { Issue, Validated } from '../../errors.js';
 import { SEVERITIES } from '../../events/decision.js';
-import { IR_SCHEMA, type IrPack } from '../types.js';
+import { IR_SCHEMA, MAX_SOURCE_LIST, MAX_VALUE_LENGTH, type IrPack } from '../types.js';
 import { validatePackValue } from '../validate.js';
 import { compilePack } from '../install.js';
 import { parseSource } from '../source.js';
@@ -109,6 +109,7 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     confidence: CONFIDENCE[typeof doc.status === 'string' ? doc.status : ''] ?? 0.5,
     tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '') : [],
     match,
+    source: provenance(doc),
   };
   // The converted rule must validate and compile on its own (bounds, a pattern the policy compiler
   // refuses, …); when it does not, the Sigma rule is refused at its detection section, in one line.
@@ -127,6 +128,36 @@ export const MAX_REFUSAL_MESSAGE = 200;
 function oneLine(message: string): string {
   const flat = message.replace(/\s+/g, ' ').trim();
   return flat.length > MAX_REFUSAL_MESSAGE ? `${flat.slice(0, MAX_REFUSAL_MESSAGE - 3)}...` : flat;
+}
+
+/** Sigma's provenance fields, as far as they are well-formed (a malformed one is dropped, not refused). */
+function provenance(doc: Obj): Raw {
+  const str = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, MAX_VALUE_LENGTH) : undefined);
+  // YAML reads an unquoted 2023-01-31 as a date; Sigma means the text.
+  const day = (v: unknown) => (v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : str(v));
+  const list = (v: unknown) => {
+    const items = (Array.isArray(v) ? v : [v]).map(str).filter((x): x is string => x !== undefined).slice(0, MAX_SOURCE_LIST);
+    return items.length > 0 ? items : undefined;
+  };
+  const out: Raw = { kind: 'sigma' };
+  const set = (k: string, v: unknown) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('id', str(doc.id));
+  set('author', str(doc.author));
+  set('date', day(doc.date));
+  set('modified', day(doc.modified));
+  set('references', list(doc.references));
+  set('falsepositives', list(doc.falsepositives));
+  if (isObj(doc.logsource)) {
+    const ls = Object.fromEntries(Object.entries(doc.logsource).flatMap(([k, v]) => (str(v) === undefined ? [] : [[k, str(v)!]])));
+    if (Object.keys(ls).length > 0) out.logsource = ls;
+  }
+  if (Array.isArray(doc.related)) {
+    const rel = doc.related.flatMap((r) => (isObj(r) && str(r.id) !== undefined && str(r.type) !== undefined ? [{ id: str(r.id)!, type: str(r.type)! }] : [])).slice(0, MAX_SOURCE_LIST);
+    if (rel.length > 0) out.related = rel;
+  }
+  return out;
 }
 
 function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: Set<string>): Raw {
