@@ -62,6 +62,25 @@ export function piecesRegex(pieces: readonly Piece[]): string {
 /** Matches the `scheme://authority` prefix of an absolute URL (the authority holds no `/`). */
 export const URL_ORIGIN_PREFIX = '^[a-z][a-z0-9+.-]*://[^/]*';
 
+/** True when `pattern` has a `|` outside every group and character class. */
+export function hasTopLevelAlternation(pattern: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') {
+      inClass = true;
+      if (pattern[i + 1] === '^') i++;
+      if (pattern[i + 1] === ']') i++;
+    } else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return true;
+  }
+  return false;
+}
+
 /** The narrowest exact IR operator for a wildcard pattern. */
 export function classify(pieces: Piece[]): StringPredicate {
   const star = (p: Piece | undefined) => p !== undefined && 'wild' in p && p.wild === '*';
@@ -199,7 +218,16 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       // Sigma regexes are RE2 patterns here (inline flags included); what RE2 refuses is refused by name.
       const problem = regexProblem(text);
       if (problem !== undefined) throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}: ${problem.message}`);
-      const pattern = mods.reFlags === '' ? text : `(?${mods.reFlags})${text}`;
+      let body = text;
+      // On the full URL, a pattern anchored at the path (`^/admin/`) means the origin form, as
+      // plain "/…" values do: anchor it after scheme://host[:port] instead.
+      if (target.transform === 'uri' && text.startsWith('^/')) {
+        if (hasTopLevelAlternation(text)) {
+          throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}: a path-anchored pattern with a top-level "|"; group the alternatives: ^/(?:a|b)`);
+        }
+        body = `${URL_ORIGIN_PREFIX}${text.slice(1)}`;
+      }
+      const pattern = mods.reFlags === '' ? body : `(?${mods.reFlags})${body}`;
       add('matches', mods.reIgnoreCase, pattern);
       return;
     }
