@@ -143,7 +143,11 @@ export async function run(): Promise<Artifact> {
     if (!v.ok) throw new Error(`list pack: ${v.issues[0]!.message}`);
     return v.value.rules[0]!;
   });
-  const compileLists = () => listRules.reduce((n, r) => n + (compileCondition(lowerRule(r).condition, { origin: 'lowered' }).ok ? 1 : 0), 0);
+  const compileLists = () =>
+    listRules.reduce((n, r) => {
+      const l = lowerRule(r);
+      return n + (compileCondition(l.condition, { origin: 'lowered', skeleton: l.skeleton }).ok ? 1 : 0);
+    }, 0);
   assertions.push(must(compileLists() === 100, '100 rules of 1,000 values lower and compile'));
   const browser = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
   const lastMatch = (op: ListOp) => {

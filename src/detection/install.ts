@@ -57,7 +57,7 @@ export function compilePack(pack: IrPack): Validated<LoadedPack> {
       issues.push(at(pack, rule, i, `cannot lower: ${(err as Error).message}`));
       return;
     }
-    const c = compileCondition(lowered.condition, { origin: 'lowered' });
+    const c = compileCondition(lowered.condition, { origin: 'lowered', skeleton: lowered.skeleton });
     if (!c.ok) {
       for (const issue of c.issues) issues.push(at(pack, rule, i, `lowered CEL does not compile: ${issue.message} (celgate ir lower prints it)`));
       return;

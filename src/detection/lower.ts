@@ -28,6 +28,12 @@ import type { IrPredicate, IrRule, MatchNode, PredicateValue } from './types.js'
 export interface LoweredRule {
   rule: IrRule;
   condition: string;
+  /**
+   * The condition with every long string list replaced by a one-element placeholder list, and the
+   * lists: the compiler parses and type-checks this short text and puts the lists back into the AST
+   * (compile.ts, CompileOptions.lists), since cel-js parsing a 1,000-element literal costs ~2 ms.
+   */
+  skeleton: { text: string; lists: Map<string, string[]> };
   /** Contract fields the rule reads, sorted (reported on findings). */
   matched_fields: string[];
 }
@@ -43,13 +49,20 @@ function literal(v: PredicateValue): string {
 
 /** A CEL list literal of strings. */
 function celList(values: readonly string[]): string {
+  if (sink !== undefined && values.length >= SKELETON_MIN_LIST) {
+    const token = `${LIST_PLACEHOLDER}${sink.size}`;
+    sink.set(token, [...values]);
+    return `[${celString(token)}]`;
+  }
   return `[${values.map(celString).join(', ')}]`;
 }
 
-/** Values without repeats, in first-seen order (lowering stays deterministic). */
-function distinct(values: readonly string[]): string[] {
-  return [...new Set(values)];
-}
+/** Lists this long or longer are carried beside the skeleton text rather than parsed (bench/detection.ts). */
+const SKELETON_MIN_LIST = 16;
+/** Placeholder strings: a per-process nonce, so no pack value can collide with one. */
+const LIST_PLACEHOLDER = `\u0000celgate-list-${Math.random().toString(36).slice(2)}-`;
+/** Lists collected while one rule is lowered (lowering is synchronous). */
+let sink: Map<string, string[]> | undefined;
 
 const ONE: Record<string, string> = { contains: 'contains', startswith: 'startsWith', endswith: 'endsWith' };
 const MANY: Record<string, string> = { contains: 'containsAny', startswith: 'startsWithAny', endswith: 'endsWithAny' };
@@ -64,7 +77,8 @@ const MANY: Record<string, string> = { contains: 'containsAny', startswith: 'sta
 function literalTest(subject: string, p: IrPredicate): string {
   const ci = p.case_insensitive === true;
   const s = ci ? `${subject}.foldCase()` : subject;
-  const values = distinct((p.values as string[]).map((v) => (ci ? foldCase(v) : v)));
+  // Repeats (also those folding makes) stay: the set and the matchers absorb them at no cost.
+  const values = ci ? (p.values as string[]).map(foldCase) : (p.values as string[]);
   if (p.op === 'equals') return values.length === 1 ? `(${s} == ${celString(values[0]!)})` : `(${s} in ${celList(values)})`;
   return values.length === 1 ? `${s}.${ONE[p.op]!}(${celString(values[0]!)})` : `${s}.${MANY[p.op]!}(${celList(values)})`;
 }
@@ -185,10 +199,22 @@ const OWN_ROOT: Record<IrRule['event_type'], string> = {
  */
 export function lowerRule(rule: IrRule): LoweredRule {
   const fields = new Set<string>();
-  const body = lowerNode(rule.match, rule, fields);
+  const lists = new Map<string, string[]>();
+  sink = lists;
+  let body: string;
+  try {
+    body = lowerNode(rule.match, rule, fields);
+  } finally {
+    sink = undefined;
+  }
   const own = OWN_ROOT[rule.event_type];
-  if ([...fields].some((f) => f.startsWith(`${own}.`))) return { rule, condition: body, matched_fields: [...fields].sort() };
-  const guard = `(common.event_type == ${celString(rule.event_type)})`;
-  const probe = rule.event_type === 'http.response' ? ' && (http.response.status >= 0)' : '';
-  return { rule, condition: `(${guard}${probe} && ${body})`, matched_fields: [...fields].sort() };
+  let skeleton = body;
+  if (![...fields].some((f) => f.startsWith(`${own}.`))) {
+    const guard = `(common.event_type == ${celString(rule.event_type)})`;
+    const probe = rule.event_type === 'http.response' ? ' && (http.response.status >= 0)' : '';
+    skeleton = `(${guard}${probe} && ${body})`;
+  }
+  let condition = skeleton;
+  for (const [token, values] of lists) condition = condition.replace(`[${celString(token)}]`, () => `[${values.map(celString).join(', ')}]`);
+  return { rule, condition, skeleton: { text: skeleton, lists }, matched_fields: [...fields].sort() };
 }

@@ -195,6 +195,34 @@ export interface CompileOptions {
    * (celenv.ts, MAX_LOWERED_*), so that no schema-valid pack hits a CEL limit.
    */
   origin?: 'author' | 'lowered';
+  /**
+   * For lowered CEL: `text` with long string lists replaced by one-element placeholder lists
+   * (`["<token>"]`), and the lists by token. The short text is parsed and checked, and the lists go
+   * back into the AST before the closure compiler runs; the result is the same program as compiling
+   * `text` (if the closure compiler cannot take the rule, `text` itself is compiled). The caller
+   * guarantees that substituting the lists into `skeleton` gives `text` (src/detection/lower.ts).
+   */
+  skeleton?: { text: string; lists: ReadonlyMap<string, readonly string[]> };
+}
+
+/** Puts the skeleton's lists back into a parsed AST: a list node whose one element is a token. */
+function restoreLists(node: ASTNode, lists: ReadonlyMap<string, readonly string[]>): void {
+  if (node.op === 'list' && node.args.length === 1) {
+    const only = node.args[0]!;
+    const values = only.op === 'value' && typeof only.args === 'string' ? lists.get(only.args) : undefined;
+    if (values !== undefined) {
+      // Plain value nodes: only the closure compiler reads them (a fallback recompiles the full text).
+      (node as { args: unknown[] }).args = values.map((v) => ({ op: 'value', args: v }));
+      return;
+    }
+  }
+  const args = (node as { args: unknown }).args;
+  if (Array.isArray(args)) {
+    for (const a of args) {
+      if (a !== null && typeof a === 'object' && 'op' in a) restoreLists(a as ASTNode, lists);
+      else if (Array.isArray(a)) for (const b of a) if (b !== null && typeof b === 'object' && 'op' in b) restoreLists(b as ASTNode, lists);
+    }
+  } else if (args !== null && typeof args === 'object' && 'op' in (args as object)) restoreLists(args as ASTNode, lists);
 }
 
 export function compileCondition(text: string, options: CompileOptions = {}): CompileResult {
@@ -204,9 +232,10 @@ export function compileCondition(text: string, options: CompileOptions = {}): Co
   if (text.length > maxLength) {
     return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${maxLength} characters` }] };
   }
+  const skeleton = lowered && options.skeleton !== undefined && options.skeleton.lists.size > 0 ? options.skeleton : undefined;
   let parsed: ReturnType<typeof CEL_ENV.parse>;
   try {
-    parsed = (lowered ? CEL_ENV_LOWERED : CEL_ENV).parse(text);
+    parsed = (lowered ? CEL_ENV_LOWERED : CEL_ENV).parse(skeleton?.text ?? text);
   } catch (err) {
     return { ok: false, issues: [celIssue(text, err, 'syntax error')] };
   }
@@ -223,8 +252,10 @@ export function compileCondition(text: string, options: CompileOptions = {}): Co
   let program: Fn;
   let engine: CompiledCondition['engine'] = 'closure';
   try {
+    if (skeleton !== undefined) restoreLists(parsed.ast, skeleton.lists);
     const closure = compileClosure(parsed.ast);
     if (closure !== undefined) program = closure;
+    else if (skeleton !== undefined) return compileCondition(text, { origin: 'lowered' });
     else {
       engine = 'cel-js';
       program = (ctx) => parsed((ctx as { cel: () => Record<string, unknown> }).cel());
