@@ -167,3 +167,25 @@ describe('web proxy fields', () => {
     if (!r.ok) expect(r.issues[0]!.message).toContain('^/(?:a|b)');
   });
 });
+
+describe('response-side web proxy fields', () => {
+  it('a rule with sc-status imports as an http.response rule and reads request fields too', () => {
+    const text = "title: t\nstatus: test\nlogsource:\n  category: proxy\ndetection:\n  selection:\n    cs-method: POST\n    sc-status: 401\n    sc-content-type|contains: json\n  condition: selection\n";
+    const r = importSigmaRule(text, [PROXY], 'r.yml');
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    expect(r.value.rule.event_type).toBe('http.response');
+    const p = sigmaPack([r.value], { id: 'resp' });
+    const loaded = p.ok ? loadPackText(p.value.yaml) : p;
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+    const { engine } = detectionEngine([loaded.value]);
+    const response = (method: string, status: number) =>
+      event({
+        common: { event_type: 'http.response' },
+        http: { request: { host: 'example.com', path: '/login', method }, response: { status, headers: { 'content-type': 'application/json' } } },
+      });
+    expect(engine.decide(response('POST', 401)).findings).toHaveLength(1);
+    expect(engine.decide(response('POST', 200)).findings).toHaveLength(0);
+    expect(engine.decide(response('GET', 401)).findings).toHaveLength(0);
+    expect(engine.decide(http({ method: 'POST' })).findings).toHaveLength(0);
+  });
+});
