@@ -21,7 +21,45 @@ export const GOALS: Goal[] = [
   { result: 'IR lower and compile 100 rules', max_us: 1500, reference: '7.2 ms' },
   { result: 'Dedupe 1,000 rows / 100 signatures', max_us: 300, reference: '584 µs' },
   { result: 'Detection as last match across 100 rules', max_us: 20, reference: '3.46 ms' },
+  { result: 'IR lower and compile 100 rules of 1,000 values', max_us: 50_000, reference: 'issue #21' },
+  { result: 'Last match of 1,000 equals values (case-insensitive)', max_us: 5, reference: 'issue #21' },
+  { result: 'Last match of 1,000 contains values (case-insensitive)', max_us: 5, reference: 'issue #21' },
+  { result: 'Last match of 1,000 startswith values (case-insensitive)', max_us: 5, reference: 'issue #21' },
+  { result: 'Last match of 1,000 endswith values', max_us: 5, reference: 'issue #21' },
 ];
+
+type ListOp = 'equals' | 'contains' | 'startswith' | 'endswith';
+
+/** The i-th User-Agent-like value of a 1,000-value list (distinct, sharing long prefixes like real lists). */
+function listValue(op: ListOp, i: number): string {
+  if (op === 'contains') return `scanner-${i}/${i % 10}.0`;
+  if (op === 'startswith') return `Mozilla/5.0 (compatible; Scanner-${i}/`;
+  if (op === 'endswith') return `Scanner-${i}/${i % 10}.0)`;
+  return `Mozilla/5.0 (compatible; Scanner-${i}/${i % 10}.0; +https://scanner.example/${i})`;
+}
+
+/** A one-rule pack: one predicate with 1,000 User-Agent values (rule `r` of a series; ops rotate). */
+function listPack(r: number, only?: ListOp): string {
+  const ops: ListOp[] = ['equals', 'contains', 'startswith', 'endswith'];
+  const rules = [0].map(() => {
+    const op = only ?? ops[r % 4]!;
+    return {
+      id: `list-${r}`,
+      title: `1,000 ${op} values`,
+      event_type: 'http.request',
+      severity: 'medium',
+      confidence: 0.5,
+      match: { field: 'http.request.headers.user-agent', [op]: Array.from({ length: 1000 }, (_, i) => `${listValue(op, i)}${r}`), case_insensitive: op !== 'endswith' },
+    };
+  });
+  return JSON.stringify({ schema: 'celgate.detection-ir/v1', id: 'lists', version: '1', status: 'active', owner: 'bench', rules });
+}
+
+function uaEvent(ua: string): SecurityEvent {
+  const e = eventFromJson({ common: { event_type: 'http.request' }, http: { request: { host: 'example.com', path: '/', headers: { 'user-agent': ua } } } });
+  if (!e.ok) throw new Error('bench event does not parse');
+  return e.value;
+}
 
 /**
  * Process CPU time per operation (µs), sampled `rounds` times: a load-independent companion to the
@@ -51,6 +89,12 @@ function must(cond: boolean, name: string, detail = ''): AssertionResult {
 function load(path: string): LoadedPack {
   const r = loadPackText(read(path), path);
   if (!r.ok) throw new Error(`${path}: ${r.issues[0]!.message}`);
+  return r.value;
+}
+
+function load2(text: string): LoadedPack {
+  const r = loadPackText(text);
+  if (!r.ok) throw new Error(r.issues[0]!.message);
   return r.value;
 }
 
@@ -91,8 +135,42 @@ export async function run(): Promise<Artifact> {
   const r1000 = dedupe(rows1000);
   assertions.push(must(r1000.total_matches === 1000 && r1000.unique_evidence === 100 && r1000.rows.length === 100 && !r1000.truncated, 'dedupe 1,000 rows gives 100 unique rows'));
 
+  // Large value lists: 100 rules of 1,000 values (one pack each: 100 would pass the 1 MiB pack bound)
+  // lowered and compiled; one rule per op matched by
+  // its last value (the User-Agent of the event is long, like a real browser's).
+  const listRules = Array.from({ length: 100 }, (_, r) => {
+    const v = validatePackText(listPack(r));
+    if (!v.ok) throw new Error(`list pack: ${v.issues[0]!.message}`);
+    return v.value.rules[0]!;
+  });
+  const compileLists = () =>
+    listRules.reduce((n, r) => {
+      const l = lowerRule(r);
+      return n + (compileCondition(l.condition, { origin: 'lowered', skeleton: l.skeleton }).ok ? 1 : 0);
+    }, 0);
+  assertions.push(must(compileLists() === 100, '100 rules of 1,000 values lower and compile'));
+  const browser = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
+  const lastMatch = (op: ListOp) => {
+    const p = load2(listPack(0, op));
+    const { engine } = detectionEngine([p]);
+    const last = `${listValue(op, 999)}0`;
+    const ua = op === 'equals' ? last.toUpperCase() : op === 'contains' ? `${browser} ${last.toUpperCase()} extra` : op === 'startswith' ? `${last.toUpperCase()} ${browser}` : `${browser} ${last}`;
+    assertions.push(must(engine.decide(uaEvent(ua)).findings.length === 1, `the last of 1,000 ${op} values matches`));
+    assertions.push(must(engine.decide(uaEvent(`${browser} scanner-1000/0.0`)).findings.length === 0, `a browser User-Agent does not match 1,000 ${op} values`));
+    const ev = uaEvent(ua);
+    return () => engine.decide(ev).findings.length;
+  };
+  const listTasks: [string, () => number][] = [
+    ['Last match of 1,000 equals values (case-insensitive)', lastMatch('equals')],
+    ['Last match of 1,000 contains values (case-insensitive)', lastMatch('contains')],
+    ['Last match of 1,000 startswith values (case-insensitive)', lastMatch('startswith')],
+    ['Last match of 1,000 endswith values', lastMatch('endswith')],
+  ];
+
   let sink = 0;
   const tasks: MicroTask[] = [
+    { name: 'IR lower and compile 100 rules of 1,000 values', batch: 1, fn: () => void (sink += compileLists()) },
+    ...listTasks.map(([name, f]): MicroTask => ({ name, batch: 2000, fn: () => void (sink += f()) })),
     { name: 'IR parse+validate one pack', batch: 20, fn: () => void (sink += validatePackText(refText).ok ? 1 : 0) },
     { name: 'IR lower one rule', batch: 2000, fn: () => void (sink += lowerRule(refRule).condition.length) },
     { name: 'IR lower 100 rules', batch: 20, fn: () => void hundredRules.forEach((r) => (sink += lowerRule(r).condition.length)) },

@@ -57,9 +57,9 @@ export function compilePack(pack: IrPack): Validated<LoadedPack> {
       issues.push(at(pack, rule, i, `cannot lower: ${(err as Error).message}`));
       return;
     }
-    const c = compileCondition(lowered.condition);
+    const c = compileCondition(lowered.condition, { origin: 'lowered', skeleton: lowered.skeleton });
     if (!c.ok) {
-      for (const issue of c.issues) issues.push(at(pack, rule, i, `lowered CEL does not compile: ${issue.message} in ${lowered.condition}`));
+      for (const issue of c.issues) issues.push(at(pack, rule, i, `lowered CEL does not compile: ${issue.message} (celgate ir lower prints it)`));
       return;
     }
     rules.push({ ...lowered, compiled: c.condition, definition: ruleDefinition(pack, lowered) });

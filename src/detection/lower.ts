@@ -4,11 +4,14 @@
  * compiler as enforcement rules (install.ts). Pure; no I/O; must not evaluate anything.
  *
  *   all  → (a && b)          any → (a || b)           not → (!a)
- *   several values of one predicate → (p(v1) || p(v2))
- *   case_insensitive → one RE2 pattern with (?i) for the predicate's values (Unicode simple case
- *                      folding, src/policy/regex.ts): equals → (?i)^(?:v1|v2)$, contains → (?i)v1|v2,
- *                      startswith → (?i)^(?:…), endswith → (?i)(?:…)$, matches → (?i)(?:p1)|(?:p2);
- *                      a list longer than one pattern may be is split into several patterns
+ *   (more than 8 children → a balanced tree of parenthesised groups, so the AST stays shallow)
+ *   equals → (f == "v") or (f in ["v1", "v2"]) (a hashed set)
+ *   contains/startswith/endswith → f.contains("v") or f.containsAny(["v1", "v2"]) (one pass,
+ *                      src/policy/multimatch.ts), likewise startsWithAny / endsWithAny
+ *   case_insensitive literals → the same over f.foldCase() with folded values (Unicode simple case
+ *                      folding as RE2's (?i) applies it, src/policy/casefold.ts)
+ *   matches → (f.matches("p1") || f.matches("p2")); case-insensitive → (?i)(?:p1|p2) patterns, a
+ *                      list longer than one pattern may be split into several
  *   header predicates → (H.exists() && H.value()…), H = http.request.header("name"), so `not`
  *                      over an absent header is true; `exists` → H.exists()
  *   list<string> fields (argv) → "v" in f / f.exists(x, x.contains("v"))
@@ -18,12 +21,19 @@
  */
 import { cidrRegex } from './cidr.js';
 import { contractPath, resolveField, type ResolvedField } from './fields.js';
-import { caseInsensitive, MAX_REGEX_LENGTH, quoteRegex } from '../policy/regex.js';
+import { caseInsensitive, MAX_REGEX_LENGTH } from '../policy/regex.js';
+import { foldCase } from '../policy/casefold.js';
 import type { IrPredicate, IrRule, MatchNode, PredicateValue } from './types.js';
 
 export interface LoweredRule {
   rule: IrRule;
   condition: string;
+  /**
+   * The condition with every long string list replaced by a one-element placeholder list, and the
+   * lists: the compiler parses and type-checks this short text and puts the lists back into the AST
+   * (compile.ts, CompileOptions.lists), since cel-js parsing a 1,000-element literal costs ~2 ms.
+   */
+  skeleton: { text: string; lists: Map<string, string[]> };
   /** Contract fields the rule reads, sorted (reported on findings). */
   matched_fields: string[];
 }
@@ -37,65 +47,79 @@ function literal(v: PredicateValue): string {
   return typeof v === 'string' ? celString(v) : String(v);
 }
 
-const METHOD: Record<string, string> = { contains: 'contains', startswith: 'startsWith', endswith: 'endsWith', matches: 'matches' };
-
-/** `subject op value` for a string subject expression (case-sensitive predicates). */
-function stringTest(subject: string, p: IrPredicate, value: string): string {
-  switch (p.op) {
-    case 'equals':
-      return `(${subject} == ${celString(value)})`;
-    case 'matches':
-      return `${subject}.matches(${celString(value)})`;
-    case 'cidr':
-      return `${subject}.matches(${celString(cidrRegex(value))})`;
-    default:
-      return `${subject}.${METHOD[p.op]!}(${celString(value)})`;
+/** A CEL list literal of strings. */
+function celList(values: readonly string[]): string {
+  if (sink !== undefined && values.length >= SKELETON_MIN_LIST) {
+    const token = `${LIST_PLACEHOLDER}${sink.size}`;
+    sink.set(token, [...values]);
+    return `[${celString(token)}]`;
   }
+  return `[${values.map(celString).join(', ')}]`;
 }
 
-/** The RE2 alternative a case-insensitive value stands for, before anchoring. */
-function foldedAlternative(op: IrPredicate['op'], value: string): string {
-  return op === 'matches' ? `(?:${value})` : quoteRegex(value);
+/** Lists this long or longer are carried beside the skeleton text rather than parsed (bench/detection.ts). */
+const SKELETON_MIN_LIST = 16;
+/** Placeholder strings: a per-process nonce, so no pack value can collide with one. */
+const LIST_PLACEHOLDER = `\u0000celgate-list-${Math.random().toString(36).slice(2)}-`;
+/** Lists collected while one rule is lowered (lowering is synchronous). */
+let sink: Map<string, string[]> | undefined;
+
+const ONE: Record<string, string> = { contains: 'contains', startswith: 'startsWith', endswith: 'endsWith' };
+const MANY: Record<string, string> = { contains: 'containsAny', startswith: 'startsWithAny', endswith: 'endsWithAny' };
+
+/**
+ * The literal operators (equals, contains, startswith, endswith) as one test over the subject,
+ * whatever the number of values: `==` / `in [list]` (a hashed set in both evaluators), and
+ * `contains`/`containsAny([list])` and friends (one Aho–Corasick or trie pass, multimatch.ts).
+ * Case-insensitive predicates fold the subject with `foldCase()` and the values here (casefold.ts),
+ * which equates exactly the strings RE2's `(?i)` does.
+ */
+function literalTest(subject: string, p: IrPredicate): string {
+  const ci = p.case_insensitive === true;
+  const s = ci ? `${subject}.foldCase()` : subject;
+  // Repeats (also those folding makes) stay: the set and the matchers absorb them at no cost.
+  const values = ci ? (p.values as string[]).map(foldCase) : (p.values as string[]);
+  if (p.op === 'equals') return values.length === 1 ? `(${s} == ${celString(values[0]!)})` : `(${s} in ${celList(values)})`;
+  return values.length === 1 ? `${s}.${ONE[p.op]!}(${celString(values[0]!)})` : `${s}.${MANY[p.op]!}(${celList(values)})`;
 }
 
-function anchored(op: IrPredicate['op'], alternatives: string[]): string {
-  const body = alternatives.length === 1 && op !== 'matches' ? alternatives[0]! : `(?:${alternatives.join('|')})`;
-  switch (op) {
-    case 'equals':
-      return `^${body}$`;
-    case 'startswith':
-      return `^${body}`;
-    case 'endswith':
-      return `${body}$`;
-    default:
-      return body;
-  }
+/** The RE2 alternative a case-insensitive `matches` value stands for. */
+function foldedAlternative(value: string): string {
+  return `(?:${value})`;
 }
 
 /**
- * Case-insensitive predicates: the values become as few `(?i)` RE2 patterns as fit
+ * Case-insensitive `matches`: the patterns become as few `(?i)(?:p1|p2)` RE2 patterns as fit
  * MAX_REGEX_LENGTH, so a list of any length is a handful of `matches` calls.
  */
-function foldedTests(subject: string, p: IrPredicate): string[] {
+function foldedRegexTests(subject: string, p: IrPredicate): string[] {
   const out: string[] = [];
   let group: string[] = [];
+  const pattern = (alts: string[]) => caseInsensitive(`(?:${alts.join('|')})`);
   const flush = () => {
-    if (group.length > 0) out.push(`${subject}.matches(${celString(caseInsensitive(anchored(p.op, group)))})`);
+    if (group.length > 0) out.push(`${subject}.matches(${celString(pattern(group))})`);
     group = [];
   };
   for (const v of p.values as string[]) {
-    const alt = foldedAlternative(p.op, v);
-    if (group.length > 0 && caseInsensitive(anchored(p.op, [...group, alt])).length > MAX_REGEX_LENGTH) flush();
+    const alt = foldedAlternative(v);
+    if (group.length > 0 && pattern([...group, alt]).length > MAX_REGEX_LENGTH) flush();
     group.push(alt);
   }
   flush();
   return out;
 }
 
-/** The tests of a string predicate over `subject`, one per value or per folded pattern. */
+/** The tests of a string predicate over `subject`; the predicate holds when any does. */
 function stringTests(subject: string, p: IrPredicate): string[] {
-  if (p.case_insensitive === true && p.op !== 'cidr') return foldedTests(subject, p);
-  return p.values.map((v) => stringTest(subject, p, v as string));
+  switch (p.op) {
+    case 'matches':
+      if (p.case_insensitive === true) return foldedRegexTests(subject, p);
+      return (p.values as string[]).map((v) => `${subject}.matches(${celString(v)})`);
+    case 'cidr':
+      return (p.values as string[]).map((v) => `${subject}.matches(${celString(cidrRegex(v))})`);
+    default:
+      return [literalTest(subject, p)];
+  }
 }
 
 function anyOf(parts: string[]): string {
@@ -117,22 +141,35 @@ function lowerPredicate(p: IrPredicate, field: ResolvedField): string {
   const f = field.path;
   if (field.type === 'list<string>') {
     if (p.op === 'exists') return p.values[0] === true ? `(size(${f}) > 0)` : `(size(${f}) == 0)`;
-    if (p.op === 'equals' && !p.case_insensitive) return anyOf(p.values.map((v) => `(${celString(v as string)} in ${f})`));
+    if (p.op === 'equals' && !p.case_insensitive && p.values.length === 1) return `(${celString(p.values[0] as string)} in ${f})`;
     return `${f}.exists(x, ${anyOf(stringTests('x', p))})`;
   }
   if (field.type === 'string') {
     if (p.op === 'exists') return p.values[0] === true ? `(${f} != "")` : `(${f} == "")`;
     return anyOf(stringTests(f, p));
   }
-  return anyOf(p.values.map((v) => `(${f} == ${literal(v)})`));
+  return p.values.length === 1 ? `(${f} == ${literal(p.values[0]!)})` : `(${f} in [${p.values.map(literal).join(', ')}])`;
+}
+
+/** Children joined by `op`; a wide node becomes a balanced tree of groups, so the CEL AST stays shallow. */
+const MAX_FLAT_CHILDREN = 8;
+function balanced(parts: string[], op: string): string {
+  if (parts.length <= MAX_FLAT_CHILDREN) return `(${parts.join(op)})`;
+  const groups: string[] = [];
+  const size = Math.ceil(parts.length / MAX_FLAT_CHILDREN);
+  for (let i = 0; i < parts.length; i += size) {
+    const g = parts.slice(i, i + size);
+    groups.push(g.length === 1 ? g[0]! : balanced(g, op));
+  }
+  return balanced(groups, op);
 }
 
 function lowerNode(node: MatchNode, rule: IrRule, fields: Set<string>): string {
   switch (node.kind) {
     case 'all':
-      return `(${node.children.map((c) => lowerNode(c, rule, fields)).join(' && ')})`;
+      return balanced(node.children.map((c) => lowerNode(c, rule, fields)), ' && ');
     case 'any':
-      return `(${node.children.map((c) => lowerNode(c, rule, fields)).join(' || ')})`;
+      return balanced(node.children.map((c) => lowerNode(c, rule, fields)), ' || ');
     case 'not':
       return `(!${lowerNode(node.child, rule, fields)})`;
     case 'predicate': {
@@ -162,10 +199,22 @@ const OWN_ROOT: Record<IrRule['event_type'], string> = {
  */
 export function lowerRule(rule: IrRule): LoweredRule {
   const fields = new Set<string>();
-  const body = lowerNode(rule.match, rule, fields);
+  const lists = new Map<string, string[]>();
+  sink = lists;
+  let body: string;
+  try {
+    body = lowerNode(rule.match, rule, fields);
+  } finally {
+    sink = undefined;
+  }
   const own = OWN_ROOT[rule.event_type];
-  if ([...fields].some((f) => f.startsWith(`${own}.`))) return { rule, condition: body, matched_fields: [...fields].sort() };
-  const guard = `(common.event_type == ${celString(rule.event_type)})`;
-  const probe = rule.event_type === 'http.response' ? ' && (http.response.status >= 0)' : '';
-  return { rule, condition: `(${guard}${probe} && ${body})`, matched_fields: [...fields].sort() };
+  let skeleton = body;
+  if (![...fields].some((f) => f.startsWith(`${own}.`))) {
+    const guard = `(common.event_type == ${celString(rule.event_type)})`;
+    const probe = rule.event_type === 'http.response' ? ' && (http.response.status >= 0)' : '';
+    skeleton = `(${guard}${probe} && ${body})`;
+  }
+  let condition = skeleton;
+  for (const [token, values] of lists) condition = condition.replace(`[${celString(token)}]`, () => `[${values.map(celString).join(', ')}]`);
+  return { rule, condition, skeleton: { text: skeleton, lists }, matched_fields: [...fields].sort() };
 }

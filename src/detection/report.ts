@@ -6,6 +6,7 @@ import { formatIssue, type Issue } from '../errors.js';
 import type { LoadedPack } from './install.js';
 import type { PackTestSummary } from './pack-tests.js';
 import type { RunReport } from './run.js';
+import type { IrRuleSource } from './types.js';
 
 export function formatIssues(issues: readonly Issue[]): string {
   return issues.map((i) => `  ${formatIssue(i)}`).join('\n');
@@ -15,7 +16,11 @@ export function formatLowered(packs: readonly LoadedPack[]): string {
   const out: string[] = [];
   for (const { pack, rules } of packs) {
     out.push(`# pack ${pack.id}@${pack.version}`);
-    for (const r of rules) out.push(`# ${r.rule.id} (${r.rule.event_type}, ${r.rule.severity}${r.rule.action === 'block' ? ', blocks' : ''})`, r.condition, '');
+    for (const r of rules) {
+      out.push(`# ${r.rule.id} (${r.rule.event_type}, ${r.rule.severity}${r.rule.action === 'block' ? ', blocks' : ''})`);
+      if (r.rule.source !== undefined) out.push(`# ${sourceLine(r.rule.source)}`);
+      out.push(r.condition, '');
+    }
   }
   return out.join('\n');
 }
@@ -25,6 +30,17 @@ export function formatPackTests(s: PackTestSummary): string {
   if (s.untested.length > 0) lines.push(`note: rules without test cases: ${s.untested.join(', ')}`);
   lines.push(`${s.passed} passed, ${s.failed} failed`);
   return lines.join('\n');
+}
+
+/** One line of a rule's provenance: `sigma 1234… by A. Author (2023-01-31, modified …); refs: …`. */
+export function sourceLine(s: IrRuleSource): string {
+  const parts = [`${s.kind ?? 'source'}${s.id === undefined ? '' : ` ${s.id}`}`];
+  if (s.author !== undefined) parts.push(`by ${s.author}`);
+  const dates = [s.date, s.modified === undefined ? undefined : `modified ${s.modified}`].filter((x) => x !== undefined);
+  let line = parts.join(' ') + (dates.length > 0 ? ` (${dates.join(', ')})` : '');
+  if (s.references !== undefined) line += `; refs: ${s.references.join(', ')}`;
+  if (s.falsepositives !== undefined) line += `; false positives: ${s.falsepositives.join('; ')}`;
+  return line;
 }
 
 function pad(s: string, n: number): string {
@@ -37,7 +53,11 @@ export function formatRunReport(r: RunReport): string {
     `${r.kind}: ${packs} over ${r.events_scanned} events`,
     `  matches: ${r.total_matches}   unique evidence: ${r.unique_evidence}   rows: ${r.rows.length}${r.truncated ? ' (truncated)' : ''}`,
   ];
-  for (const [rule, t] of Object.entries(r.by_rule)) lines.push(`  ${rule}: ${t.matches} matches, ${t.unique_evidence} unique`);
+  for (const [rule, t] of Object.entries(r.by_rule)) {
+    lines.push(`  ${rule}: ${t.matches} matches, ${t.unique_evidence} unique`);
+    const src = r.sources[rule];
+    if (src !== undefined) lines.push(`    ${sourceLine(src)}`);
+  }
   if (r.errors.count > 0) {
     lines.push(`  evaluation errors: ${r.errors.count}`);
     for (const e of r.errors.samples) lines.push(`    ${e.rule_id} on ${e.event_id}: ${e.message}`);

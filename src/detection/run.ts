@@ -9,6 +9,7 @@ import type { SecurityEvent } from '../events/types.js';
 import { formatIssue, type Issue } from '../errors.js';
 import { EvidenceDeduper, eventSummary, evidenceSignature, type DedupeReport, DEFAULT_MAX_ROWS } from './evidence.js';
 import { detectionEngine, type LoadedPack } from './install.js';
+import type { IrRuleSource } from './types.js';
 
 /** Bound on one corpus line (one event). */
 export const MAX_CORPUS_LINE_BYTES = 1024 * 1024;
@@ -45,6 +46,8 @@ export interface Mismatch {
 export interface RunReport extends DedupeReport {
   kind: 'backtest' | 'hunt';
   packs: { id: string; version: string; rules: string[] }[];
+  /** Provenance of the rules that matched (imported rules only), by rule id. */
+  sources: Record<string, IrRuleSource>;
   events_scanned: number;
   errors: { count: number; samples: { event_id: string; rule_id: string; message: string }[] };
   expectations: { checked: number; passed: number; failed: number; mismatches: Mismatch[] } | null;
@@ -101,11 +104,19 @@ export async function runDetections(
     kind,
     packs: packs.map((p) => ({ id: p.pack.id, version: p.pack.version, rules: p.rules.map((r) => r.rule.id) })),
     events_scanned: scanned,
+    sources: matchedSources(packs, dedupe),
     ...dedupe.report(),
     errors,
     expectations: checked === 0 ? null : { checked, passed: checked - failed, failed, mismatches },
     ok: failed === 0 && errors.count === 0,
   };
+}
+
+function matchedSources(packs: readonly LoadedPack[], dedupe: EvidenceDeduper): Record<string, IrRuleSource> {
+  const fired = dedupe.report().by_rule;
+  const out: Record<string, IrRuleSource> = {};
+  for (const p of packs) for (const r of p.rules) if (r.rule.source !== undefined && Object.hasOwn(fired, r.rule.id)) out[r.rule.id] = r.rule.source;
+  return out;
 }
 
 export type CorpusLine = { ok: true; item: CorpusItem | null } | { ok: false; issue: Issue };

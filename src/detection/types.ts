@@ -51,6 +51,25 @@ export interface IrTestCase {
   expect: TestExpectation;
 }
 
+/**
+ * Where a rule came from (set by importers, kept through validation, lowering and findings output):
+ * the source rule's id and its provenance as the source format states it (Sigma's references,
+ * falsepositives, author, date, modified, logsource and related).
+ */
+export interface IrRuleSource {
+  kind?: string;
+  id?: string;
+  author?: string;
+  date?: string;
+  modified?: string;
+  references?: string[];
+  falsepositives?: string[];
+  logsource?: Record<string, string>;
+  related?: { id: string; type: string }[];
+}
+export const RULE_SOURCE_KEYS = ['kind', 'id', 'author', 'date', 'modified', 'references', 'falsepositives', 'logsource', 'related'] as const;
+export const MAX_SOURCE_LIST = 100;
+
 export interface IrRule {
   id: string;
   title: string;
@@ -64,6 +83,8 @@ export interface IrRule {
   action: 'block' | null;
   match: MatchNode;
   tests: IrTestCase[];
+  /** Provenance of an imported rule; absent for hand-written ones. */
+  source?: IrRuleSource;
   /** 1-based line of the rule in its source, when the source had lines. */
   line?: number;
 }

@@ -21,10 +21,13 @@ import {
   MAX_RULES_PER_PACK,
   MAX_TESTS_PER_RULE,
   MAX_VALUE_LENGTH,
+  MAX_SOURCE_LIST,
   MAX_VALUES_PER_PREDICATE,
   PREDICATE_OPS,
+  RULE_SOURCE_KEYS,
   type IrPack,
   type IrRule,
+  type IrRuleSource,
   type IrSource,
   type IrTestCase,
   type MatchNode,
@@ -36,7 +39,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export const PACK_KEYS = ['schema', 'id', 'version', 'status', 'owner', 'description', 'source', 'rules'];
-export const RULE_KEYS = ['id', 'title', 'description', 'event_type', 'severity', 'confidence', 'tags', 'action', 'match', 'tests'];
+export const RULE_KEYS = ['id', 'title', 'description', 'event_type', 'severity', 'confidence', 'tags', 'action', 'match', 'tests', 'source'];
 export const PREDICATE_KEYS = ['field', 'case_insensitive', ...PREDICATE_OPS];
 export const TEST_KEYS = ['name', 'event', 'expect'];
 const STATUSES: readonly PackStatus[] = ['active', 'deprecated', 'revoked'];
@@ -173,6 +176,41 @@ function validateSource(ctx: Ctx, v: unknown): IrSource | null {
   return { kind, field_mapping: mapping };
 }
 
+/** A rule's optional provenance: short strings, lists of at most MAX_SOURCE_LIST strings, a string map. */
+function validateRuleSource(ctx: Ctx, v: unknown, path: PathSegment[]): IrRuleSource | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) {
+    ctx.add(path, '"source" must be a mapping (kind, id, author, date, modified, references, falsepositives, logsource, related)');
+    return undefined;
+  }
+  ctx.keys(v, [...RULE_SOURCE_KEYS], path, 'rule source');
+  const out: IrRuleSource = {};
+  const short = (x: unknown) => typeof x === 'string' && x !== '' && x.length <= MAX_VALUE_LENGTH;
+  for (const k of ['kind', 'id', 'author', 'date', 'modified'] as const) {
+    if (v[k] === undefined) continue;
+    if (short(v[k])) out[k] = v[k] as string;
+    else ctx.add([...path, k], `"${k}" must be a non-empty string of at most ${MAX_VALUE_LENGTH} characters`);
+  }
+  for (const k of ['references', 'falsepositives'] as const) {
+    if (v[k] === undefined) continue;
+    const list = v[k];
+    if (!Array.isArray(list) || list.length > MAX_SOURCE_LIST || !list.every(short)) ctx.add([...path, k], `"${k}" must be a list of at most ${MAX_SOURCE_LIST} non-empty strings`);
+    else out[k] = [...(list as string[])];
+  }
+  if (v.logsource !== undefined) {
+    const ls = v.logsource;
+    if (!isObj(ls) || Object.keys(ls).length > MAX_SOURCE_LIST || !Object.values(ls).every(short)) ctx.add([...path, 'logsource'], '"logsource" must map names to non-empty strings');
+    else out.logsource = { ...(ls as Record<string, string>) };
+  }
+  if (v.related !== undefined) {
+    const rel = v.related;
+    const okItem = (x: unknown) => isObj(x) && short(x.id) && short(x.type) && Object.keys(x).every((k) => k === 'id' || k === 'type');
+    if (!Array.isArray(rel) || rel.length > MAX_SOURCE_LIST || !rel.every(okItem)) ctx.add([...path, 'related'], `"related" must be a list of at most ${MAX_SOURCE_LIST} {id, type} mappings`);
+    else out.related = (rel as { id: string; type: string }[]).map((x) => ({ id: x.id, type: x.type }));
+  }
+  return out;
+}
+
 function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undefined {
   if (!isObj(r)) {
     ctx.add(path, 'a rule must be a mapping');
@@ -196,8 +234,10 @@ function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undef
   ctx.nodes = 0;
   const match = r.match === undefined ? (ctx.add([...path, 'match'], '"match" is required'), undefined) : eventType === undefined ? undefined : validateNode(ctx, r.match, [...path, 'match'], eventType, 0);
   const tests = validateTests(ctx, r.tests, [...path, 'tests']);
+  const source = validateRuleSource(ctx, r.source, [...path, 'source']);
   if (ctx.issues.length > before || match === undefined) return undefined;
   const rule: IrRule = { id, title, description, event_type: eventType!, severity: severity!, confidence: confidence as number, tags, action: r.action === 'block' ? 'block' : null, match, tests };
+  if (source !== undefined) rule.source = source;
   // The line is only needed for later issues; finding it may need the slow full YAML parse, so it
   // is computed on first read (non-enumerable, so serialising a rule does not trigger it).
   const doc = ctx.doc;

@@ -8,6 +8,8 @@ import type { SecurityEvent } from '../events/types.js';
 import { FIELDS, HEADER_FUNCTION_ROOTS, type FieldType } from './fields.js';
 import { compileRegex } from './regex.js';
 import { cleanPath, underPath } from './paths.js';
+import { foldCase } from './casefold.js';
+import { naiveMultiMatch } from './multimatch.js';
 
 /**
  * The name under which rules interpreted by cel-js call `matches()`: compile.ts renames every
@@ -19,6 +21,17 @@ export const MATCHES_FN = 'celgateMatches';
 export const MAX_CONDITION_LENGTH = 8 * 1024;
 export const MAX_AST_NODES = 1_000;
 export const MAX_AST_DEPTH = 32;
+
+/**
+ * Bounds on CEL that celgate generates from validated Detection IR (src/detection/lower.ts). Their
+ * size is bounded by the IR's own limits (a pack of at most 1 MiB, 2,000 match nodes, depth 16,
+ * 1,000 values per predicate), so these are set above anything a schema-valid pack lowers to
+ * (test/detection/large-lists.test.ts lowers and compiles the extremes) and only guard against a bug.
+ */
+export const MAX_LOWERED_CONDITION_LENGTH = 16 * 1024 * 1024;
+export const MAX_LOWERED_AST_NODES = 4_000_000;
+export const MAX_LOWERED_AST_DEPTH = 250;
+export const MAX_LOWERED_LIST_ELEMENTS = 1_000;
 
 /** Raised when a rule reads something the event does not carry: the rule does not match. */
 export class Absent extends Error {
@@ -86,8 +99,8 @@ const CLASSES = new Map<string, typeof CelObject>(
   [...NODES.keys()].map((prefix) => [prefix, class extends CelObject {}]),
 );
 
-function buildEnvironment(): Environment {
-  let env = new Environment({ limits: { maxAstNodes: MAX_AST_NODES, maxDepth: MAX_AST_DEPTH } }).registerType('Header', {
+function buildEnvironment(limits: { maxAstNodes: number; maxDepth: number; maxListElements: number }): Environment {
+  let env = new Environment({ limits }).registerType('Header', {
     ctor: HeaderValue,
     fields: {},
   });
@@ -106,6 +119,10 @@ function buildEnvironment(): Environment {
     .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) => compileRegex(pattern).test(text))
     .registerFunction('string.cleanPath(): string', (p: string) => cleanPath(p))
     .registerFunction('string.underPath(string): bool', (p: string, dir: string) => underPath(p, dir))
+    .registerFunction('string.foldCase(): string', (s: string) => foldCase(s))
+    .registerFunction('string.containsAny(list<string>): bool', (s: string, l: string[]) => naiveMultiMatch('contains', s, l))
+    .registerFunction('string.startsWithAny(list<string>): bool', (s: string, l: string[]) => naiveMultiMatch('startsWith', s, l))
+    .registerFunction('string.endsWithAny(list<string>): bool', (s: string, l: string[]) => naiveMultiMatch('endsWith', s, l))
     .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
     .registerFunction('Header.value(): string', (h: HeaderValue) => {
       if (h.raw === undefined) throw ABSENT;
@@ -115,7 +132,13 @@ function buildEnvironment(): Environment {
   return env;
 }
 
-export const CEL_ENV: Environment = buildEnvironment();
+export const CEL_ENV: Environment = buildEnvironment({ maxAstNodes: MAX_AST_NODES, maxDepth: MAX_AST_DEPTH, maxListElements: 1_000 });
+/** The same vocabulary with the bounds for lowered Detection IR. */
+export const CEL_ENV_LOWERED: Environment = buildEnvironment({
+  maxAstNodes: MAX_LOWERED_AST_NODES,
+  maxDepth: MAX_LOWERED_AST_DEPTH,
+  maxListElements: MAX_LOWERED_LIST_ELEMENTS,
+});
 
 function toCel(prefix: string, value: Record<string, unknown>): CelObject {
   const n = NODES.get(prefix)!;

@@ -13,6 +13,11 @@ import { ABSENT, MATCHES_FN } from './celenv.js';
 import { CHILDREN, FIELD_BY_PATH, HEADER_FUNCTION_ROOTS } from './fields.js';
 import { compileRegex } from './regex.js';
 import { cleanPath, underPath } from './paths.js';
+import { foldCase } from './casefold.js';
+import { multiMatcher, naiveMultiMatch, type MultiOp } from './multimatch.js';
+
+/** `s.containsAny(list)` and friends: one pass over `s` (multimatch.ts). */
+const MULTI: Readonly<Record<string, MultiOp>> = { containsAny: 'contains', startsWithAny: 'startsWith', endsWithAny: 'endsWith' };
 
 export class EvalFault extends Error {
   constructor(message: string) {
@@ -245,10 +250,29 @@ class Compiler {
       if (name === 'upperAscii') return { fn: (ctx) => upperAscii(str(ctx) as string), type: 'string', throws };
       if (name === 'size') return { fn: (ctx) => sizeOf(str(ctx)), type: 'int', throws };
       if (name === 'cleanPath') return { fn: (ctx) => cleanPath(str(ctx) as string), type: 'string', throws };
+      if (name === 'foldCase') return { fn: (ctx) => foldCase(str(ctx) as string), type: 'string', throws };
       return undefined;
     }
     if (argNodes.length !== 1) return undefined;
     const arg = this.compile(argNodes[0]!, scope);
+    const multi = Object.hasOwn(MULTI, name) ? MULTI[name]! : undefined;
+    if (multi !== undefined && arg !== undefined && (arg.type === 'list' || arg.type === 'dyn')) {
+      const values = arg.constant?.value;
+      if (Array.isArray(values) && values.every((v) => typeof v === 'string')) {
+        const m = multiMatcher(multi, values as string[]);
+        return { fn: (ctx) => m.test(str(ctx) as string), type: 'bool', throws };
+      }
+      const lf = arg.fn;
+      return {
+        fn: (ctx) => {
+          const l = lf(ctx);
+          if (!Array.isArray(l) || !l.every((v) => typeof v === 'string')) throw new EvalFault(`${name}() needs a list of strings`);
+          return naiveMultiMatch(multi, str(ctx) as string, l as string[]);
+        },
+        type: 'bool',
+        throws: true,
+      };
+    }
     if (arg === undefined || (arg.type !== 'string' && arg.type !== 'dyn')) return undefined;
     if (name === 'matches' || name === MATCHES_FN) {
       if (arg.constant === undefined) return undefined; // dynamic patterns are refused at compile time
@@ -405,6 +429,10 @@ class Compiler {
     if (b.constant !== undefined && (b.constant.value as unknown[]).every((x) => typeof x === 'string')) {
       const set = new Set(b.constant.value as string[]);
       return { fn: (ctx) => set.has(af(ctx) as string), type: 'bool', throws: a.throws };
+    }
+    if (b.constant !== undefined && a.type === 'int' && (b.constant.value as unknown[]).every((x) => typeof x === 'number')) {
+      const set = new Set(b.constant.value as number[]);
+      return { fn: (ctx) => set.has(af(ctx) as number), type: 'bool', throws: a.throws };
     }
     return {
       fn: (ctx) => {

@@ -8,7 +8,7 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Issue } from '../errors.js';
-import { CEL_ENV, MAX_CONDITION_LENGTH } from './celenv.js';
+import { CEL_ENV, CEL_ENV_LOWERED, MAX_CONDITION_LENGTH, MAX_LOWERED_CONDITION_LENGTH } from './celenv.js';
 import { compileClosure, type Fn } from './closure.js';
 import { CHILDREN, closestField, FIELD_BY_PATH, ROOT_EVENT_TYPE, rootOf, type Root } from './fields.js';
 import { describeProblem, regexProblem } from './regex.js';
@@ -188,14 +188,54 @@ function eventTypesFor(roots: readonly Root[]): EventType[] {
   return EVENT_TYPES.filter((t) => types.has(t));
 }
 
-export function compileCondition(text: string): CompileResult {
-  if (typeof text !== 'string' || text.trim() === '') return { ok: false, issues: [{ path: 'condition', message: 'condition is empty' }] };
-  if (text.length > MAX_CONDITION_LENGTH) {
-    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${MAX_CONDITION_LENGTH} characters` }] };
+export interface CompileOptions {
+  /**
+   * 'author' (default): text a person wrote, held to MAX_CONDITION_LENGTH and the author AST bounds.
+   * 'lowered': CEL generated from validated Detection IR, whose size the IR bounds already limit
+   * (celenv.ts, MAX_LOWERED_*), so that no schema-valid pack hits a CEL limit.
+   */
+  origin?: 'author' | 'lowered';
+  /**
+   * For lowered CEL: `text` with long string lists replaced by one-element placeholder lists
+   * (`["<token>"]`), and the lists by token. The short text is parsed and checked, and the lists go
+   * back into the AST before the closure compiler runs; the result is the same program as compiling
+   * `text` (if the closure compiler cannot take the rule, `text` itself is compiled). The caller
+   * guarantees that substituting the lists into `skeleton` gives `text` (src/detection/lower.ts).
+   */
+  skeleton?: { text: string; lists: ReadonlyMap<string, readonly string[]> };
+}
+
+/** Puts the skeleton's lists back into a parsed AST: a list node whose one element is a token. */
+function restoreLists(node: ASTNode, lists: ReadonlyMap<string, readonly string[]>): void {
+  if (node.op === 'list' && node.args.length === 1) {
+    const only = node.args[0]!;
+    const values = only.op === 'value' && typeof only.args === 'string' ? lists.get(only.args) : undefined;
+    if (values !== undefined) {
+      // Plain value nodes: only the closure compiler reads them (a fallback recompiles the full text).
+      (node as { args: unknown[] }).args = values.map((v) => ({ op: 'value', args: v }));
+      return;
+    }
   }
+  const args = (node as { args: unknown }).args;
+  if (Array.isArray(args)) {
+    for (const a of args) {
+      if (a !== null && typeof a === 'object' && 'op' in a) restoreLists(a as ASTNode, lists);
+      else if (Array.isArray(a)) for (const b of a) if (b !== null && typeof b === 'object' && 'op' in b) restoreLists(b as ASTNode, lists);
+    }
+  } else if (args !== null && typeof args === 'object' && 'op' in (args as object)) restoreLists(args as ASTNode, lists);
+}
+
+export function compileCondition(text: string, options: CompileOptions = {}): CompileResult {
+  if (typeof text !== 'string' || text.trim() === '') return { ok: false, issues: [{ path: 'condition', message: 'condition is empty' }] };
+  const lowered = options.origin === 'lowered';
+  const maxLength = lowered ? MAX_LOWERED_CONDITION_LENGTH : MAX_CONDITION_LENGTH;
+  if (text.length > maxLength) {
+    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${maxLength} characters` }] };
+  }
+  const skeleton = lowered && options.skeleton !== undefined && options.skeleton.lists.size > 0 ? options.skeleton : undefined;
   let parsed: ReturnType<typeof CEL_ENV.parse>;
   try {
-    parsed = CEL_ENV.parse(text);
+    parsed = (lowered ? CEL_ENV_LOWERED : CEL_ENV).parse(skeleton?.text ?? text);
   } catch (err) {
     return { ok: false, issues: [celIssue(text, err, 'syntax error')] };
   }
@@ -212,8 +252,10 @@ export function compileCondition(text: string): CompileResult {
   let program: Fn;
   let engine: CompiledCondition['engine'] = 'closure';
   try {
+    if (skeleton !== undefined) restoreLists(parsed.ast, skeleton.lists);
     const closure = compileClosure(parsed.ast);
     if (closure !== undefined) program = closure;
+    else if (skeleton !== undefined) return compileCondition(text, { origin: 'lowered' });
     else {
       engine = 'cel-js';
       program = (ctx) => parsed((ctx as { cel: () => Record<string, unknown> }).cel());

@@ -55,7 +55,7 @@ export class RuleRegistry {
     if (issues.length > 0) return { ok: false, issues };
     let condition = compiled;
     if (condition === undefined || condition.text !== def.condition) {
-      const c = compileCondition(def.condition);
+      const c = compileCondition(def.condition, { origin: def.kind === 'detection' ? 'lowered' : 'author' });
       if (!c.ok) return { ok: false, issues: c.issues };
       condition = c.condition;
     }
@@ -114,7 +114,7 @@ export class RuleRegistry {
       const previous = this.#entries.get(def.id);
       let condition = previous?.condition.text === def.condition ? previous.condition : precompiled?.get(def.condition);
       if (condition === undefined) {
-        const c = compileCondition(def.condition);
+        const c = compileCondition(def.condition, { origin: def.kind === 'detection' ? 'lowered' : 'author' });
         if (!c.ok) {
           issues.push(...c.issues.map((x) => ({ ...x, path: `rules[${i}](${def.id}).${x.path}` })));
           continue;

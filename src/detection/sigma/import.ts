@@ -7,8 +7,9 @@
 import { stringify } from 'yaml';
 import type { Issue, Validated } from '../../errors.js';
 import { SEVERITIES } from '../../events/decision.js';
-import { IR_SCHEMA, type IrPack } from '../types.js';
+import { IR_SCHEMA, MAX_SOURCE_LIST, MAX_VALUE_LENGTH, type IrPack } from '../types.js';
 import { validatePackValue } from '../validate.js';
+import { compilePack } from '../install.js';
 import { parseSource } from '../source.js';
 import { expandPattern, parseCondition, type Cond } from './condition.js';
 import { mappingCovers, type SigmaMapping } from './mapping.js';
@@ -54,7 +55,14 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
   const parsed = parseSource(text, file);
   if (!parsed.ok) return { ok: false, issues: parsed.issues.map((i) => ({ ...i, code: 'E_IR_INVALID' as const })) };
   const { value: doc, lineOf } = parsed.doc;
-  const refuse = (path: (string | number)[], what: string) => fail('E_SIGMA_UNSUPPORTED', path, `unsupported Sigma construct: ${what}`, lineOf(path));
+  const locate = (path: (string | number)[]): number | undefined => {
+    for (let n = path.length; n > 0; n--) {
+      const line = lineOf(path.slice(0, n), true);
+      if (line !== undefined) return line;
+    }
+    return undefined;
+  };
+  const refuse = (path: (string | number)[], what: string) => fail('E_SIGMA_UNSUPPORTED', path, oneLine(`unsupported Sigma construct: ${what}`), locate(path));
   if (!isObj(doc)) return fail('E_IR_INVALID', [], 'a Sigma rule must be a YAML mapping');
   if (typeof doc.title !== 'string' || doc.title === '') return fail('E_IR_INVALID', ['title'], 'Sigma rule has no title', lineOf(['title']));
   if (doc.correlation !== undefined) return refuse(['correlation'], 'correlation rules');
@@ -80,7 +88,7 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     try {
       nodes.set(name, selectionNode(name, detection[name], mapping, used));
     } catch (err) {
-      if (err instanceof SigmaRefusal) return refuse(['detection', name], err.message);
+      if (err instanceof SigmaRefusal) return refuse(['detection', name, ...err.at], err.message);
       throw err;
     }
   }
@@ -96,13 +104,60 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     id: typeof doc.id === 'string' && /^[0-9a-f-]{8,64}$/i.test(doc.id) ? `sigma-${doc.id.toLowerCase()}` : `sigma-${slug(doc.title)}`,
     title: doc.title,
     ...(typeof doc.description === 'string' ? { description: doc.description.trim() } : {}),
-    event_type: mapping.event_type,
+    event_type: mapping.event_type === 'http.request' && [...used].some((f) => mapping.fields[f]!.field.startsWith('http.response.')) ? 'http.response' : mapping.event_type,
     severity: level,
     confidence: CONFIDENCE[typeof doc.status === 'string' ? doc.status : ''] ?? 0.5,
     tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '') : [],
     match,
+    source: provenance(doc),
   };
-  return { ok: true, value: { rule, mapping, fields: [...used].sort() } };
+  // The converted rule must validate and compile on its own (bounds, a pattern the policy compiler
+  // refuses, …); when it does not, the Sigma rule is refused at its detection section, in one line.
+  const value: ImportedRule = { rule, mapping, fields: [...used].sort() };
+  const alone = sigmaPack([value], { id: 'sigma-check' });
+  const loaded = alone.ok ? compilePack(alone.value.pack) : alone;
+  if (!loaded.ok) {
+    const first = loaded.issues[0]!;
+    return refuse(['detection'], `the converted rule does not fit the Detection IR (${first.path.replace(/^rules\[0\]\.?/, '') || 'rule'}: ${first.message})`);
+  }
+  return { ok: true, value };
+}
+
+/** Refusals are one line of at most MAX_REFUSAL_MESSAGE characters (a file name and line go in front). */
+export const MAX_REFUSAL_MESSAGE = 200;
+function oneLine(message: string): string {
+  const flat = message.replace(/\s+/g, ' ').trim();
+  return flat.length > MAX_REFUSAL_MESSAGE ? `${flat.slice(0, MAX_REFUSAL_MESSAGE - 3)}...` : flat;
+}
+
+/** Sigma's provenance fields, as far as they are well-formed (a malformed one is dropped, not refused). */
+function provenance(doc: Obj): Raw {
+  const str = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, MAX_VALUE_LENGTH) : undefined);
+  // YAML reads an unquoted 2023-01-31 as a date; Sigma means the text.
+  const day = (v: unknown) => (v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : str(v));
+  const list = (v: unknown) => {
+    const items = (Array.isArray(v) ? v : [v]).map(str).filter((x): x is string => x !== undefined).slice(0, MAX_SOURCE_LIST);
+    return items.length > 0 ? items : undefined;
+  };
+  const out: Raw = { kind: 'sigma' };
+  const set = (k: string, v: unknown) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('id', str(doc.id));
+  set('author', str(doc.author));
+  set('date', day(doc.date));
+  set('modified', day(doc.modified));
+  set('references', list(doc.references));
+  set('falsepositives', list(doc.falsepositives));
+  if (isObj(doc.logsource)) {
+    const ls = Object.fromEntries(Object.entries(doc.logsource).flatMap(([k, v]) => (str(v) === undefined ? [] : [[k, str(v)!]])));
+    if (Object.keys(ls).length > 0) out.logsource = ls;
+  }
+  if (Array.isArray(doc.related)) {
+    const rel = doc.related.flatMap((r) => (isObj(r) && str(r.id) !== undefined && str(r.type) !== undefined ? [{ id: str(r.id)!, type: str(r.type)! }] : [])).slice(0, MAX_SOURCE_LIST);
+    if (rel.length > 0) out.related = rel;
+  }
+  return out;
 }
 
 function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: Set<string>): Raw {
@@ -110,7 +165,14 @@ function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: 
     if (sel.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty list`);
     if (sel.every((x) => !isObj(x))) throw new SigmaRefusal(`keyword selection "${name}" (values without a field name)`);
     if (!sel.every(isObj)) throw new SigmaRefusal(`selection "${name}" mixes maps and plain values`);
-    const maps = sel.map((m) => mapNode(name, m as Obj, mapping, used));
+    const maps = sel.map((m, i) => {
+      try {
+        return mapNode(name, m as Obj, mapping, used);
+      } catch (err) {
+        if (err instanceof SigmaRefusal) throw new SigmaRefusal(err.message, [i, ...err.at]);
+        throw err;
+      }
+    });
     return maps.length === 1 ? maps[0]! : { any: maps };
   }
   if (isObj(sel)) return mapNode(name, sel, mapping, used);
@@ -124,9 +186,14 @@ function mapNode(name: string, m: Obj, mapping: SigmaMapping, used: Set<string>)
     const [field, ...mods] = key.split('|');
     if (field === undefined || field === '') throw new SigmaRefusal(`a field-less modifier "${key}" in "${name}"`);
     const target = mapping.fields[field];
-    if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`);
+    if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`, [key]);
     used.add(field);
-    return fieldNode(field, target, parseModifiers(mods), m[key]);
+    try {
+      return fieldNode(field, target, parseModifiers(mods), m[key]);
+    } catch (err) {
+      if (err instanceof SigmaRefusal) throw new SigmaRefusal(err.message, [key, ...err.at]);
+      throw err;
+    }
   });
   return parts.length === 1 ? parts[0]! : { all: parts };
 }

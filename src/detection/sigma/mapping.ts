@@ -61,7 +61,9 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
         add(['fields', name, 'transform'], 'transforms are "extension" and "uri"');
         continue;
       }
-      const res = resolveField(field, eventType);
+      // Response-side fields of a request mapping (sc-status on http.request): rules that use them
+      // import as http.response rules, whose events carry the request too (import.ts).
+      const res = resolveField(field, eventType === 'http.request' && field.startsWith('http.response.') ? 'http.response' : eventType);
       if (!res.ok) {
         add(['fields', name], res.message);
         continue;

@@ -6,11 +6,20 @@
  */
 import { parseCidr } from '../cidr.js';
 import { regexProblem } from '../../policy/regex.js';
+import { MAX_VALUES_PER_PREDICATE, MAX_VALUE_LENGTH } from '../types.js';
 
 /** One Sigma value after wildcard parsing: literal runs and wildcards. */
 export type Piece = { lit: string } | { wild: '*' | '?' };
 
-export class SigmaRefusal extends Error {}
+/** A refused construct; `at` locates it below the selection entry (a list index of the value). */
+export class SigmaRefusal extends Error {
+  constructor(
+    message: string,
+    readonly at: readonly (string | number)[] = [],
+  ) {
+    super(message);
+  }
+}
 
 /** Sigma escaping: `\*` `\?` `\\` are literals; any other backslash is itself; `*` and `?` are wildcards. */
 export function sigmaPieces(value: string): Piece[] {
@@ -52,6 +61,25 @@ export function piecesRegex(pieces: readonly Piece[]): string {
 
 /** Matches the `scheme://authority` prefix of an absolute URL (the authority holds no `/`). */
 export const URL_ORIGIN_PREFIX = '^[a-z][a-z0-9+.-]*://[^/]*';
+
+/** True when `pattern` has a `|` outside every group and character class. */
+export function hasTopLevelAlternation(pattern: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') {
+      inClass = true;
+      if (pattern[i + 1] === '^') i++;
+      if (pattern[i + 1] === ']') i++;
+    } else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return true;
+  }
+  return false;
+}
 
 /** The narrowest exact IR operator for a wildcard pattern. */
 export function classify(pieces: Piece[]): StringPredicate {
@@ -135,6 +163,9 @@ function anyOf(nodes: Raw[]): Raw {
 export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifiers, rawValues: unknown): Raw {
   const values = Array.isArray(rawValues) ? rawValues : [rawValues];
   if (values.length === 0) throw new SigmaRefusal(`"${sigmaField}" has an empty value list`);
+  if (values.length > MAX_VALUES_PER_PREDICATE) {
+    throw new SigmaRefusal(`"${sigmaField}" has ${values.length} values; the IR takes at most ${MAX_VALUES_PER_PREDICATE} per field (split the selection)`);
+  }
   if (mods.exists) {
     if (values.length !== 1 || typeof values[0] !== 'boolean') throw new SigmaRefusal(`"${sigmaField}|exists" takes true or false`);
     if (!target.header) throw new SigmaRefusal(`"${sigmaField}|exists": ${target.field} is always present in events`);
@@ -153,13 +184,24 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     g.values.push(value);
     groups.set(key, g);
   };
-  for (const v of values) {
+  values.forEach((v, i) => {
+    try {
+      value(v);
+    } catch (err) {
+      if (err instanceof SigmaRefusal && err.at.length === 0 && Array.isArray(rawValues)) throw new SigmaRefusal(err.message, [i]);
+      throw err;
+    }
+  });
+  function value(v: unknown): void {
+    if (typeof v === 'string' && v.length > MAX_VALUE_LENGTH) {
+      throw new SigmaRefusal(`a value of "${sigmaField}" is ${v.length} characters long; the IR takes at most ${MAX_VALUE_LENGTH}`);
+    }
     if (v === null) {
       if (!target.header || mods.re || mods.cidr || mods.position !== null) {
         throw new SigmaRefusal(`"${sigmaField}: null" (field absent) is only supported on header fields without modifiers`);
       }
       nodes.push({ field: target.field, exists: false });
-      continue;
+      return;
     }
     if (Array.isArray(v) || typeof v === 'object') throw new SigmaRefusal(`nested lists or maps as values of "${sigmaField}" are not supported`);
     if (target.type === 'int' || target.type === 'bool') {
@@ -167,7 +209,7 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       const n = target.type === 'int' ? (typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN) : v;
       if (target.type === 'int' ? !Number.isSafeInteger(n) : typeof n !== 'boolean') throw new SigmaRefusal(`"${sigmaField}" maps to ${target.type} field ${target.field}; value ${JSON.stringify(v)} is not one`);
       add('equals', false, n);
-      continue;
+      return;
     }
     if (typeof v === 'boolean') throw new SigmaRefusal(`boolean value for string field "${sigmaField}" is not supported`);
     const text = String(v);
@@ -176,16 +218,25 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       // Sigma regexes are RE2 patterns here (inline flags included); what RE2 refuses is refused by name.
       const problem = regexProblem(text);
       if (problem !== undefined) throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}: ${problem.message}`);
-      const pattern = mods.reFlags === '' ? text : `(?${mods.reFlags})${text}`;
+      let body = text;
+      // On the full URL, a pattern anchored at the path (`^/admin/`) means the origin form, as
+      // plain "/…" values do: anchor it after scheme://host[:port] instead.
+      if (target.transform === 'uri' && text.startsWith('^/')) {
+        if (hasTopLevelAlternation(text)) {
+          throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}: a path-anchored pattern with a top-level "|"; group the alternatives: ^/(?:a|b)`);
+        }
+        body = `${URL_ORIGIN_PREFIX}${text.slice(1)}`;
+      }
+      const pattern = mods.reFlags === '' ? body : `(?${mods.reFlags})${body}`;
       add('matches', mods.reIgnoreCase, pattern);
-      continue;
+      return;
     }
     if (mods.cidr) {
       if (target.transform !== null) throw new SigmaRefusal(`"cidr" on the derived field "${sigmaField}" is not supported`);
       const parsed = parseCidr(text);
       if (!parsed.ok) throw new SigmaRefusal(`cidr value on "${sigmaField}": ${parsed.message}`);
       add('cidr', false, text);
-      continue;
+      return;
     }
     const pieces = normalise(text, mods);
     if (target.transform === 'extension') {
@@ -193,14 +244,14 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       const ext = classify(pieces).value;
       if (ext === '' || /[./?#]/.test(ext)) throw new SigmaRefusal(`"${sigmaField}" value "${ext}" is not a plain file extension`);
       add('endswith', !mods.cased, `.${ext}`);
-      continue;
+      return;
     }
     const first = pieces[0];
     if (target.transform === 'uri' && first !== undefined && 'lit' in first && first.lit.startsWith('/')) {
       const end = pieces[pieces.length - 1];
       const trail = end !== undefined && 'wild' in end && end.wild === '*';
       add('matches', !mods.cased, `${URL_ORIGIN_PREFIX}${piecesRegex(trail ? pieces.slice(0, -1) : pieces)}${trail ? '' : '$'}`);
-      continue;
+      return;
     }
     const c = classify(pieces);
     add(c.op, !mods.cased, c.value);
