@@ -15,6 +15,7 @@ import type { PolicyEngine } from '../policy/engine.js';
 import type { RuleRegistry } from '../policy/registry.js';
 import type { EventSink } from '../events/sink.js';
 import { DecisionCounters } from '../control/counters.js';
+import { LiveReport } from '../control/live-report.js';
 import { createMetrics } from '../control/metrics.js';
 import { createPolicyPort, type LivePolicyPort } from '../control/policy-port.js';
 import type { PolicyPort } from '../control/port.js';
@@ -180,6 +181,8 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     if (r.changed.length > 0) logger.info({ reason, secrets: r.changed }, 'secrets reloaded');
     for (const problem of r.problems) logger.error({ reason, problem }, 'secret not reloaded; the previous value stays');
   };
+  // The live report page's aggregation runs in a worker thread, off the event loop (docs/report.md).
+  const liveReport = new LiveReport(sessionDb);
   const router = new Router();
   router.add(
     ...coreRoutes({
@@ -193,6 +196,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       listeners: () => ({ ...listeners }),
       metrics: createMetrics({ counters, policy, ledger: () => ledger.stats(), ledgerFailures: () => ({ append_errors: sink.ledgerErrors, refused_events: sink.ledgerRefusals }) }),
       notReady: () => (config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason()),
+      report: () => liveReport.data(),
       ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
     }),
   );
@@ -312,6 +316,7 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       const drain = Promise.allSettled(services.map((s) => s.close()));
       await Promise.race([drain, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
       await control.close();
+      await liveReport.close();
       await fleet?.close();
       readDb?.close();
       ledger.close();

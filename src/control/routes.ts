@@ -14,7 +14,7 @@ import { MAX_LIST_LIMIT, recentEvents, ruleSummaries, type EventRow } from '../s
 import type { Db } from '../store/schema.js';
 import type { LedgerStats } from '../store/writer.js';
 import { EVENT_TYPES } from '../events/types.js';
-import { reportData } from '../store/report-data.js';
+import { reportData, type ReportData } from '../store/report-data.js';
 import { reportHtml } from './report-page.js';
 
 export interface CoreRouteDeps {
@@ -31,6 +31,8 @@ export interface CoreRouteDeps {
   metrics: Metrics;
   /** More fields for /v1/health from parts the gateway composes (e.g. `fleet`). */
   health?: () => Record<string, unknown>;
+  /** The live report's data, computed off the event loop (live-report.ts); without it, in-thread. */
+  report?: () => Promise<ReportData>;
   /** Why the gateway refuses new requests right now (the ledger cannot record), or null. */
   notReady?: () => string | null;
 }
@@ -50,6 +52,7 @@ function intParam(q: URLSearchParams, name: string): number | undefined {
 }
 
 export function coreRoutes(d: CoreRouteDeps): Route[] {
+  const liveData = (): Promise<ReportData> => (d.report !== undefined ? d.report() : Promise.resolve(reportData(d.readDb())));
   return [
     {
       method: 'GET',
@@ -79,17 +82,17 @@ export function coreRoutes(d: CoreRouteDeps): Route[] {
     {
       method: 'GET',
       path: '/ui',
-      handler: () => {
+      handler: async () => {
         d.flushLedger();
-        return { text: reportHtml(reportData(d.readDb()), '/ui/data.json'), contentType: 'text/html; charset=utf-8' };
+        return { text: reportHtml(await liveData(), '/ui/data.json'), contentType: 'text/html; charset=utf-8' };
       },
     },
     {
       method: 'GET',
       path: '/ui/data.json',
-      handler: () => {
+      handler: async () => {
         d.flushLedger();
-        return { json: reportData(d.readDb()) };
+        return { json: await liveData() };
       },
     },
     { method: 'GET', path: '/v1/rules', handler: () => ({ json: { generation: d.policy.generation(), default_action: d.policy.defaultAction(), rules: d.policy.listRules() } }) },
