@@ -13,7 +13,11 @@ export interface FlagSpec {
   switches: readonly string[];
 }
 
-export type Flags = { kind: 'ok'; values: ReadonlyMap<string, string>; switches: ReadonlySet<string> };
+export type Flags = {
+  kind: 'ok';
+  values: ReadonlyMap<string, string>;
+  switches: ReadonlySet<string>;
+};
 export type ParsedFlags = { kind: 'help' } | { kind: 'error'; message: string } | Flags;
 
 export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags {
@@ -26,7 +30,8 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags
       switches.add(a);
     } else if (spec.values.includes(a)) {
       const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) return { kind: 'error', message: `${a} needs a value` };
+      if (v === undefined || v.startsWith('--'))
+        return { kind: 'error', message: `${a} needs a value` };
       values.set(a, v);
       i += 1;
     } else {
@@ -38,7 +43,11 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): ParsedFlags
 }
 
 /** For a main: the flags, or the exit code after printing the usage (0) or the error (2). */
-export function flagsOrExit(argv: readonly string[], spec: FlagSpec, usage: string): Flags | number {
+export function flagsOrExit(
+  argv: readonly string[],
+  spec: FlagSpec,
+  usage: string,
+): Flags | number {
   const parsed = parseFlags(argv, spec);
   if (parsed.kind === 'help') {
     process.stdout.write(usage);

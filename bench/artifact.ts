@@ -119,7 +119,11 @@ export function summarize(values: readonly number[], unit = 'ms'): Summary {
 /** Structural view of a tinybench 6 Task, so this module does not depend on tinybench's types. */
 interface TinybenchTaskLike {
   name: string;
-  result?: { state?: string; error?: unknown; latency?: { samples?: readonly number[] | undefined; mean?: number } };
+  result?: {
+    state?: string;
+    error?: unknown;
+    latency?: { samples?: readonly number[] | undefined; mean?: number };
+  };
 }
 
 /** Summaries of tinybench task latencies (ms). Needs `retainSamples: true`; errored tasks throw. */
@@ -127,10 +131,13 @@ export function fromTinybench(tasks: readonly TinybenchTaskLike[]): Record<strin
   const out: Record<string, Summary> = {};
   for (const task of tasks) {
     const r = task.result;
-    if (r?.state === 'errored') throw new Error(`bench task "${task.name}" failed: ${String(r.error)}`);
+    if (r?.state === 'errored')
+      throw new Error(`bench task "${task.name}" failed: ${String(r.error)}`);
     const samples = r?.latency?.samples;
     if (samples === undefined || samples.length === 0) {
-      throw new Error(`bench task "${task.name}" kept no samples (construct Bench with retainSamples: true)`);
+      throw new Error(
+        `bench task "${task.name}" kept no samples (construct Bench with retainSamples: true)`,
+      );
     }
     out[task.name] = summarize(samples);
   }
@@ -141,8 +148,14 @@ let cachedGit: { commit: string; dirty: boolean } | undefined;
 function gitState(root: string): { commit: string; dirty: boolean } {
   if (cachedGit !== undefined) return cachedGit;
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' });
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: root,
+      encoding: 'utf8',
+    }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     cachedGit = { commit, dirty: status.trim() !== '' };
   } catch {
     cachedGit = { commit: 'unknown', dirty: true };
@@ -173,7 +186,9 @@ export function runId(): string {
 /** The repository root: bench/ sits directly under it (also when compiled to dist/bench/). */
 export function repoRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  return here.includes(`${join('dist', 'bench')}`) ? resolve(here, '..', '..') : resolve(here, '..');
+  return here.includes(`${join('dist', 'bench')}`)
+    ? resolve(here, '..', '..')
+    : resolve(here, '..');
 }
 
 export function artifactDir(): string {
@@ -182,7 +197,8 @@ export function artifactDir(): string {
 
 export function makeArtifact(input: ArtifactInput): Artifact {
   const assertions = input.assertions ?? [];
-  const status: ArtifactStatus = input.status ?? (assertions.every((a) => a.ok) ? 'passed' : 'failed');
+  const status: ArtifactStatus =
+    input.status ?? (assertions.every((a) => a.ok) ? 'passed' : 'failed');
   const firstN = Object.values(input.results)[0]?.n ?? 0;
   const artifact: Artifact = {
     schema: ARTIFACT_SCHEMA,

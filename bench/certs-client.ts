@@ -26,7 +26,7 @@ function tunnel(port: number, host: string): Promise<net.Socket> {
       buf += c.toString('latin1');
       if (!buf.includes('\r\n\r\n')) return;
       s.removeListener('data', onData);
-      if (/^HTTP\/1\.1 2/.test(buf)) resolve(s);
+      if (buf.startsWith('HTTP/1.1 2')) resolve(s);
       else reject(new Error(buf.split('\r\n')[0]));
     };
     s.on('data', onData);
@@ -43,7 +43,10 @@ async function contact(job: Job, host: string): Promise<{ ms: number; ok: boolea
   clientContext ??= tls.createSecureContext({ ca: job.ca });
   const t0 = process.hrtime.bigint();
   try {
-    const base = job.mode === 'proxy' ? { socket: await tunnel(job.port, host) } : { host: '127.0.0.1', port: job.port };
+    const base =
+      job.mode === 'proxy'
+        ? { socket: await tunnel(job.port, host) }
+        : { host: '127.0.0.1', port: job.port };
     return await new Promise((resolve) => {
       const s = tls.connect({ ...base, servername: host, secureContext: clientContext });
       s.once('secureConnect', () => {

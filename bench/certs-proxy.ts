@@ -17,7 +17,13 @@ import { pathToFileURL } from 'node:url';
 import { reqOf } from '../test/fixtures/http/harness.js';
 import { clientOver, tlsThroughTunnel } from '../test/http-proxy/clients.js';
 import { startProxyRig } from '../test/http-proxy/harness.js';
-import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
+import {
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+  type Summary,
+} from './artifact.js';
 import { clientRun, printMs } from './certs.js';
 
 export const PROXY_FIRST_CONTACT_P50_GOAL_MS = 5;
@@ -37,14 +43,39 @@ export async function run(): Promise<Artifact> {
     const ca = rig.gatewayCerts.caPem;
     const hosts = Array.from({ length: RUNS }, (_, i) => `first-${i}.bench.test`);
     const first = await clientRun({ port: rig.port, ca, hosts, mode: 'proxy', concurrency: 1 });
-    results['Proxy first contact: CONNECT + mint + TLS handshake'] = summarize(first.map((c) => c.ms));
+    results['Proxy first contact: CONNECT + mint + TLS handshake'] = summarize(
+      first.map((c) => c.ms),
+    );
     const bad = first.filter((c) => !c.ok).length;
-    assertions.push({ name: 'every first contact verified against the gateway CA with a leaf for its host', ok: bad === 0, detail: `${bad} of ${RUNS} failed` });
-    const repeat = await clientRun({ port: rig.port, ca, hosts: Array.from({ length: RUNS }, () => hosts[0]!), mode: 'proxy', concurrency: 1 });
-    results['Proxy repeat contact: CONNECT + TLS handshake, cached leaf'] = summarize(repeat.map((c) => c.ms));
-    assertions.push({ name: 'every repeat contact verified', ok: repeat.every((c) => c.ok), detail: `${repeat.filter((c) => !c.ok).length} failed` });
+    assertions.push({
+      name: 'every first contact verified against the gateway CA with a leaf for its host',
+      ok: bad === 0,
+      detail: `${bad} of ${RUNS} failed`,
+    });
+    const repeat = await clientRun({
+      port: rig.port,
+      ca,
+      hosts: Array.from({ length: RUNS }, () => hosts[0]!),
+      mode: 'proxy',
+      concurrency: 1,
+    });
+    results['Proxy repeat contact: CONNECT + TLS handshake, cached leaf'] = summarize(
+      repeat.map((c) => c.ms),
+    );
+    assertions.push({
+      name: 'every repeat contact verified',
+      ok: repeat.every((c) => c.ok),
+      detail: `${repeat.filter((c) => !c.ok).length} failed`,
+    });
 
-    rig.decider.set([{ id: RULE_ID, action: 'block', reason: 'benchmark denial', when: (e) => reqOf(e)?.path === '/deny' }]);
+    rig.decider.set([
+      {
+        id: RULE_ID,
+        action: 'block',
+        reason: 'benchmark denial',
+        when: (e) => reqOf(e)?.path === '/deny',
+      },
+    ]);
     const seen = rig.https.seen.length;
     const socket = await tlsThroughTunnel(rig.port, 'api.test:443', ca, 'api.test');
     const client = clientOver('https://api.test', socket);
@@ -61,19 +92,46 @@ export async function run(): Promise<Artifact> {
     }
     await client.close();
     results['Blocked request on a kept-alive tunnel'] = summarize(times);
-    assertions.push({ name: 'every blocked request answered 403 naming the rule', ok: denied === RUNS, detail: `${denied} of ${RUNS}` });
-    assertions.push({ name: 'all blocked requests on one connection', ok: client.connects() === 1, detail: `${client.connects()} connections` });
-    assertions.push({ name: 'the upstream saw none of them', ok: rig.https.seen.length === seen, detail: `${rig.https.seen.length - seen} reached upstream` });
+    assertions.push({
+      name: 'every blocked request answered 403 naming the rule',
+      ok: denied === RUNS,
+      detail: `${denied} of ${RUNS}`,
+    });
+    assertions.push({
+      name: 'all blocked requests on one connection',
+      ok: client.connects() === 1,
+      detail: `${client.connects()} connections`,
+    });
+    assertions.push({
+      name: 'the upstream saw none of them',
+      ok: rig.https.seen.length === seen,
+      detail: `${rig.https.seen.length - seen} reached upstream`,
+    });
 
     const p50 = results['Proxy first contact: CONNECT + mint + TLS handshake']!.median;
     const blocked = results['Blocked request on a kept-alive tunnel']!.median;
-    assertions.push({ name: `goal: proxy first contact p50 ≤ ${PROXY_FIRST_CONTACT_P50_GOAL_MS} ms`, ok: p50 <= PROXY_FIRST_CONTACT_P50_GOAL_MS, detail: `p50 ${p50.toFixed(3)} ms` });
-    assertions.push({ name: `goal: blocked request p50 ≤ ${PROXY_BLOCKED_P50_GOAL_MS} ms`, ok: blocked <= PROXY_BLOCKED_P50_GOAL_MS, detail: `p50 ${blocked.toFixed(3)} ms` });
+    assertions.push({
+      name: `goal: proxy first contact p50 ≤ ${PROXY_FIRST_CONTACT_P50_GOAL_MS} ms`,
+      ok: p50 <= PROXY_FIRST_CONTACT_P50_GOAL_MS,
+      detail: `p50 ${p50.toFixed(3)} ms`,
+    });
+    assertions.push({
+      name: `goal: blocked request p50 ≤ ${PROXY_BLOCKED_P50_GOAL_MS} ms`,
+      ok: blocked <= PROXY_BLOCKED_P50_GOAL_MS,
+      detail: `p50 ${blocked.toFixed(3)} ms`,
+    });
     notes.loadavg_at_end = loadavg()[0];
   } finally {
     await rig.close();
   }
-  return writeArtifact({ kind: 'micro', name: 'certs-proxy', results, assertions, runs: RUNS, notes });
+  return writeArtifact({
+    kind: 'micro',
+    name: 'certs-proxy',
+    results,
+    assertions,
+    runs: RUNS,
+    notes,
+  });
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -28,14 +28,24 @@ import { generateKeyPairSync } from 'node:crypto';
 import { CertificateAuthority, LeafCache, leafSubject } from '../src/certs/index.js';
 import { ContextPool } from '../src/certs/context-pool.js';
 import { buildLeafCertificate, derToPem, spkiOf } from '../src/certs/x509.js';
-import { fromTinybench, summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
+import {
+  fromTinybench,
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+  type Summary,
+} from './artifact.js';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const FIRST_CONTACT_P50_GOAL_MS = 5;
 export const EVENT_LOOP_BLOCK_GOAL_MS = 10;
 // --runs is read only when this file is the entry point: imported by bench/security.ts, whose own
 // --runs means guest-lane operations, the suite keeps its default sample count.
-const argRuns = import.meta.url === pathToFileURL(process.argv[1] ?? '').href ? process.argv.indexOf('--runs') : -1;
+const argRuns =
+  import.meta.url === pathToFileURL(process.argv[1] ?? '').href
+    ? process.argv.indexOf('--runs')
+    : -1;
 const RUNS = argRuns > 0 ? Number(process.argv[argRuns + 1]) : 300;
 const CONCURRENCY = 16;
 const FORGE_BASELINE_RUNS = 5;
@@ -62,7 +72,9 @@ export const lastCpu = { clientMs: 0, serverMs: 0 };
 export function clientRun(job: ClientJob): Promise<Contact[]> {
   const cpu0 = process.cpuUsage();
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(new URL('./certs-client.js', import.meta.url)), [], { stdio: 'inherit' });
+    const child = fork(fileURLToPath(new URL('./certs-client.js', import.meta.url)), [], {
+      stdio: 'inherit',
+    });
     child.once('message', (m: { results: Contact[]; cpuMs: number }) => {
       const cpu = process.cpuUsage(cpu0);
       lastCpu.clientMs = m.cpuMs;
@@ -98,7 +110,13 @@ export async function run(): Promise<Artifact> {
   const dir = mkdtempSync(join(tmpdir(), 'celgate-bench-certs-'));
   const assertions: AssertionResult[] = [];
   const results: Record<string, Summary> = {};
-  const notes: Record<string, unknown> = { runs: RUNS, concurrency: CONCURRENCY, leaf_key: 'EC P-256 (shared)', ca_key: 'RSA-2048', loadavg_at_start: loadavg()[0] };
+  const notes: Record<string, unknown> = {
+    runs: RUNS,
+    concurrency: CONCURRENCY,
+    leaf_key: 'EC P-256 (shared)',
+    ca_key: 'RSA-2048',
+    loadavg_at_start: loadavg()[0],
+  };
   try {
     let t0 = process.hrtime.bigint();
     const ca = await CertificateAuthority.loadOrCreate(dir);
@@ -110,49 +128,99 @@ export async function run(): Promise<Artifact> {
     // 1. Mint cost alone.
     const mintCache = new LeafCache(ca, { max: 100_000 });
     let seq = 0;
-    const bench = new Bench({ time: Number(process.env.CELGATE_BENCH_TIME_MS ?? 500), warmupTime: 100, retainSamples: true, throws: true });
+    const bench = new Bench({
+      time: Number(process.env.CELGATE_BENCH_TIME_MS ?? 500),
+      warmupTime: 100,
+      retainSamples: true,
+      throws: true,
+    });
     bench.add('Mint one leaf (new host)', async () => {
       await mintCache.leaf(`mint-${seq++}.bench.test`);
     });
     await bench.run();
     Object.assign(results, fromTinybench(bench.tasks));
-    assertions.push({ name: 'every mint produced a new leaf', ok: mintCache.stats().minted === seq, detail: `${mintCache.stats().minted} minted for ${seq} hosts` });
+    assertions.push({
+      name: 'every mint produced a new leaf',
+      ok: mintCache.stats().minted === seq,
+      detail: `${mintCache.stats().minted} minted for ${seq} hosts`,
+    });
 
     // 2. First contact (mint + handshake) and repeat contact, against a real TLS server, with the
     //    client in a child process so this loop carries only the server side.
     const cache = new LeafCache(ca, { max: RUNS * 4 });
     const server = tls.createServer({
-      SNICallback: (name, cb) => void cache.secureContext(name).then((c) => cb(null, c), (e: Error) => cb(e)),
+      SNICallback: (name, cb) =>
+        void void cache.secureContext(name).then(
+          (c) => cb(null, c),
+          (e: Error) => cb(e),
+        ),
     });
     server.on('secureConnection', (s) => s.on('error', () => {}).end());
     server.on('tlsClientError', () => {});
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
-    const hosts = (prefix: string) => Array.from({ length: RUNS }, (_, i) => `${prefix}-${i}.bench.test`);
-    const first = await clientRun({ port, ca: ca.certPem, hosts: hosts('first'), mode: 'direct', concurrency: 1 });
+    const hosts = (prefix: string) =>
+      Array.from({ length: RUNS }, (_, i) => `${prefix}-${i}.bench.test`);
+    const first = await clientRun({
+      port,
+      ca: ca.certPem,
+      hosts: hosts('first'),
+      mode: 'direct',
+      concurrency: 1,
+    });
     results['First contact: mint + TLS handshake'] = summarize(first.map((c) => c.ms));
     // CPU time per contact (server + client): what a sequential contact costs without contention,
     // a load-independent companion to the wall-clock numbers on a shared machine.
     notes.first_contact_cpu_ms_per_op = (lastCpu.serverMs + lastCpu.clientMs) / RUNS;
     notes.first_contact_server_cpu_ms_per_op = lastCpu.serverMs / RUNS;
     const badFirst = first.filter((c) => !c.ok).length;
-    assertions.push({ name: 'every first contact verified against the CA with a leaf for its host', ok: badFirst === 0, detail: `${badFirst} of ${RUNS} failed` });
-    assertions.push({ name: 'one mint per first contact', ok: cache.stats().minted === RUNS, detail: `${cache.stats().minted} minted` });
-    const repeat = await clientRun({ port, ca: ca.certPem, hosts: Array.from({ length: RUNS }, () => 'first-0.bench.test'), mode: 'direct', concurrency: 1 });
+    assertions.push({
+      name: 'every first contact verified against the CA with a leaf for its host',
+      ok: badFirst === 0,
+      detail: `${badFirst} of ${RUNS} failed`,
+    });
+    assertions.push({
+      name: 'one mint per first contact',
+      ok: cache.stats().minted === RUNS,
+      detail: `${cache.stats().minted} minted`,
+    });
+    const repeat = await clientRun({
+      port,
+      ca: ca.certPem,
+      hosts: Array.from({ length: RUNS }, () => 'first-0.bench.test'),
+      mode: 'direct',
+      concurrency: 1,
+    });
     results['Repeat contact: TLS handshake, cached leaf'] = summarize(repeat.map((c) => c.ms));
     notes.repeat_contact_cpu_ms_per_op = (lastCpu.serverMs + lastCpu.clientMs) / RUNS;
     notes.repeat_contact_server_cpu_ms_per_op = lastCpu.serverMs / RUNS;
-    assertions.push({ name: 'repeat contacts minted nothing', ok: cache.stats().minted === RUNS && repeat.every((c) => c.ok), detail: `${cache.stats().minted} minted` });
+    assertions.push({
+      name: 'repeat contacts minted nothing',
+      ok: cache.stats().minted === RUNS && repeat.every((c) => c.ok),
+      detail: `${cache.stats().minted} minted`,
+    });
 
     // 3. Event-loop delay on the server while 16 concurrent first contacts arrive, and while this
     //    process mints 16-way concurrently with no TLS at all.
     let h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
-    const burst = await clientRun({ port, ca: ca.certPem, hosts: hosts('burst'), mode: 'direct', concurrency: CONCURRENCY });
+    const burst = await clientRun({
+      port,
+      ca: ca.certPem,
+      hosts: hosts('burst'),
+      mode: 'direct',
+      concurrency: CONCURRENCY,
+    });
     h.disable();
-    results['Event-loop delay serving 16 concurrent first contacts (max)'] = summarize([h.max / 1e6]);
+    results['Event-loop delay serving 16 concurrent first contacts (max)'] = summarize([
+      h.max / 1e6,
+    ]);
     notes.serving_delay_p99_ms = h.percentile(99) / 1e6;
-    assertions.push({ name: 'every concurrent first contact verified', ok: burst.every((c) => c.ok), detail: `${burst.filter((c) => !c.ok).length} failed` });
+    assertions.push({
+      name: 'every concurrent first contact verified',
+      ok: burst.every((c) => c.ok),
+      detail: `${burst.filter((c) => !c.ok).length} failed`,
+    });
     server.close();
     // Noise floor: the same histogram over an idle second (a loaded host shows preemption here).
     h = monitorEventLoopDelay({ resolution: 1 });
@@ -188,7 +256,13 @@ export async function run(): Promise<Artifact> {
     const pems: string[] = [];
     for (let i = 0; i < RUNS; i++) {
       const t = process.hrtime.bigint();
-      const pending = buildLeafCertificate(ca.issuer, leafSubject(`slice-${i}.bench.test`), spki, 'ec', { notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000) });
+      const pending = buildLeafCertificate(
+        ca.issuer,
+        leafSubject(`slice-${i}.bench.test`),
+        spki,
+        'ec',
+        { notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000) },
+      );
       layout.push(ms(t));
       pems.push(derToPem(await pending));
     }
@@ -213,15 +287,25 @@ export async function run(): Promise<Artifact> {
       full.push(ms(t));
     }
     results['Sync slice: tls.createSecureContext in full (no pool)'] = summarize(full);
-    assertions.push({ name: 'the pool served every context', ok: pool.stats().pooled === RUNS, detail: JSON.stringify(pool.stats()) });
+    assertions.push({
+      name: 'the pool served every context',
+      ok: pool.stats().pooled === RUNS,
+      detail: JSON.stringify(pool.stats()),
+    });
 
     const forgeMs: number[] = [];
     const keyPem = ca.issuer.key.export({ type: 'pkcs8', format: 'pem' }) as string;
-    for (let i = 0; i < FORGE_BASELINE_RUNS; i++) forgeMs.push(forgeSignOnce(keyPem, ca.certPem, `forge-${i}.bench.test`));
-    results['Baseline: node-forge pure-JS RSA signature of one leaf (blocks the loop)'] = summarize(forgeMs);
+    for (let i = 0; i < FORGE_BASELINE_RUNS; i++)
+      forgeMs.push(forgeSignOnce(keyPem, ca.certPem, `forge-${i}.bench.test`));
+    results['Baseline: node-forge pure-JS RSA signature of one leaf (blocks the loop)'] =
+      summarize(forgeMs);
 
     const p50 = results['First contact: mint + TLS handshake']!.median;
-    assertions.push({ name: `goal: first contact p50 ≤ ${FIRST_CONTACT_P50_GOAL_MS} ms`, ok: p50 <= FIRST_CONTACT_P50_GOAL_MS, detail: `p50 ${p50.toFixed(3)} ms` });
+    assertions.push({
+      name: `goal: first contact p50 ≤ ${FIRST_CONTACT_P50_GOAL_MS} ms`,
+      ok: p50 <= FIRST_CONTACT_P50_GOAL_MS,
+      detail: `p50 ${p50.toFixed(3)} ms`,
+    });
     assertions.push({
       name: `goal: max event-loop delay while minting ≤ ${EVENT_LOOP_BLOCK_GOAL_MS} ms`,
       ok: maxBlockMs <= EVENT_LOOP_BLOCK_GOAL_MS,
@@ -237,10 +321,14 @@ export async function run(): Promise<Artifact> {
 export function printMs(a: Artifact): void {
   process.stdout.write(`\n${a.name} (${a.status}) → ${a.path ?? ''}\n`);
   for (const [name, s] of Object.entries(a.results)) {
-    process.stdout.write(`${name.padEnd(72)} p50 ${s.median.toFixed(3).padStart(9)} ${s.unit}  p99 ${s.p99.toFixed(3).padStart(9)} ${s.unit}  max ${s.max.toFixed(3).padStart(9)} ${s.unit}  n=${s.n}\n`);
+    process.stdout.write(
+      `${name.padEnd(72)} p50 ${s.median.toFixed(3).padStart(9)} ${s.unit}  p99 ${s.p99.toFixed(3).padStart(9)} ${s.unit}  max ${s.max.toFixed(3).padStart(9)} ${s.unit}  n=${s.n}\n`,
+    );
   }
-  for (const [k, v] of Object.entries(a.notes ?? {})) process.stdout.write(`  ${k}: ${typeof v === 'number' ? v.toFixed(3) : String(v)}\n`);
-  for (const x of a.assertions) process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}: ${x.detail ?? ''}\n`);
+  for (const [k, v] of Object.entries(a.notes ?? {}))
+    process.stdout.write(`  ${k}: ${typeof v === 'number' ? v.toFixed(3) : String(v)}\n`);
+  for (const x of a.assertions)
+    process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}: ${x.detail ?? ''}\n`);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

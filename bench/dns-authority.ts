@@ -47,13 +47,34 @@ export async function startAuthority(
       return dnsPacket.encode({
         ...base,
         flags: base.flags | 3,
-        authorities: [{ type: 'SOA', name: 'test', ttl: 30, data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 60, retry: 60, expire: 60, minimum: 5 } }],
+        authorities: [
+          {
+            type: 'SOA',
+            name: 'test',
+            ttl: 30,
+            data: {
+              mname: 'ns.test',
+              rname: 'h.test',
+              serial: 1,
+              refresh: 60,
+              retry: 60,
+              expire: 60,
+              minimum: 5,
+            },
+          },
+        ],
       });
     }
-    if (via === 'udp' && truncate.has(name)) return dnsPacket.encode({ ...base, flags: base.flags | dnsPacket.TRUNCATED_RESPONSE });
+    if (via === 'udp' && truncate.has(name))
+      return dnsPacket.encode({ ...base, flags: base.flags | dnsPacket.TRUNCATED_RESPONSE });
     const answers = records
       .filter((r) => r.type === question.type || r.type === 'CNAME')
-      .map((r) => ({ type: r.type, name: question.name, ttl: r.ttl ?? 300, data: r.type === 'TXT' ? [r.data] : r.data })) as dnsPacket.Answer[];
+      .map((r) => ({
+        type: r.type,
+        name: question.name,
+        ttl: r.ttl ?? 300,
+        data: r.type === 'TXT' ? [r.data] : r.data,
+      })) as dnsPacket.Answer[];
     return dnsPacket.encode({ ...base, answers });
   };
 
@@ -120,7 +141,10 @@ export async function startAuthority(
     },
     close: async () => {
       for (const s of sockets) s.destroy();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+      await Promise.all([
+        new Promise<void>((r) => udp.close(() => r())),
+        new Promise<void>((r) => tcp.close(() => r())),
+      ]);
     },
   };
 }
@@ -138,7 +162,9 @@ export async function spawnAuthority(zone: Record<string, ZoneRecord[]>): Promis
 }> {
   const { spawn } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(zone)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(zone)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines: ((l: string) => void)[] = [];
   let partial = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => {
@@ -152,7 +178,9 @@ export async function spawnAuthority(zone: Record<string, ZoneRecord[]>): Promis
   });
   const next = () => new Promise<string>((r) => lines.push(r));
   const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`dns-authority exited (${code}) before it was ready`))),
+    child.once('exit', (code) =>
+      reject(new Error(`dns-authority exited (${code}) before it was ready`)),
+    ),
   );
   exited.catch(() => {});
   const ready = JSON.parse(await Promise.race([next(), exited])) as { port: number };

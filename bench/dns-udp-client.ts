@@ -26,7 +26,12 @@ export const ALLOWED_ADDRESS = '192.0.2.7';
 export const blockedName = (i: number) => `op${i}.blocked.bench.test`;
 
 async function main(): Promise<void> {
-  const opts = JSON.parse(process.argv[2] ?? '{}') as { gateway: number; upstream: number; runs: number; warmup: number };
+  const opts = JSON.parse(process.argv[2] ?? '{}') as {
+    gateway: number;
+    upstream: number;
+    runs: number;
+    warmup: number;
+  };
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
   let waiting: ((m: Buffer) => void) | null = null;
@@ -34,7 +39,12 @@ async function main(): Promise<void> {
   let id = 0;
   const ask = (name: string, port: number): Promise<{ answer: Buffer; ms: number }> => {
     id = (id + 1) & 0xffff;
-    const msg = dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
+    const msg = dnsPacket.encode({
+      type: 'query',
+      id,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: 'A', name }],
+    });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer for ${name} within 3 s`)), 3000);
       const t0 = performance.now();
@@ -54,7 +64,14 @@ async function main(): Promise<void> {
     return a?.data;
   };
 
-  const report: ClientReport = { blocked_ms: [], blocked_nxdomain: 0, cached_ms: [], direct_ms: [], allowed_correct: 0, primed_rcode: -1 };
+  const report: ClientReport = {
+    blocked_ms: [],
+    blocked_nxdomain: 0,
+    cached_ms: [],
+    direct_ms: [],
+    allowed_correct: 0,
+    primed_rcode: -1,
+  };
   for (let i = 0; i < opts.warmup; i++) await ask(`warm${i}.blocked.bench.test`, opts.gateway);
   for (let i = 0; i < opts.runs; i++) {
     const { answer, ms } = await ask(blockedName(i), opts.gateway);
@@ -69,7 +86,11 @@ async function main(): Promise<void> {
   for (let i = 0; i < opts.runs; i++) {
     const viaGateway = await ask(ALLOWED_NAME, opts.gateway);
     const direct = await ask(ALLOWED_NAME, opts.upstream);
-    if (address(viaGateway.answer) === ALLOWED_ADDRESS && address(direct.answer) === ALLOWED_ADDRESS) report.allowed_correct++;
+    if (
+      address(viaGateway.answer) === ALLOWED_ADDRESS &&
+      address(direct.answer) === ALLOWED_ADDRESS
+    )
+      report.allowed_correct++;
     report.cached_ms.push(viaGateway.ms);
     report.direct_ms.push(direct.ms);
   }
@@ -78,4 +99,5 @@ async function main(): Promise<void> {
 }
 
 const { pathToFileURL } = await import('node:url');
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  await main();

@@ -23,7 +23,13 @@ import { PolicyEngine } from '../src/policy/engine.js';
 import { RuleRegistry } from '../src/policy/registry.js';
 import { parseQuery } from '../src/transport/dns/parse.js';
 import { denialResponse } from '../src/transport/dns/synth.js';
-import { repoRoot, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import {
+  repoRoot,
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+} from './artifact.js';
 import { spawnAuthority } from './dns-authority.js';
 import { ALLOWED_ADDRESS, ALLOWED_NAME, type ClientReport } from './dns-udp-client.js';
 import { startBenchGateway } from './guest-gateway.js';
@@ -47,7 +53,10 @@ const fixture = (file: string) => readFileSync(join(repoRoot(), 'test', 'fixture
 export async function benchMicro(): Promise<Artifact> {
   const raw = fixture('a-example.bin');
   const registry = new RuleRegistry();
-  const installed = registry.installRaw({ ...RULE, condition: 'dns.request.qname == "example.com"' }, 'bench');
+  const installed = registry.installRaw(
+    { ...RULE, condition: 'dns.request.qname == "example.com"' },
+    'bench',
+  );
   if (!installed.ok) throw new Error(JSON.stringify(installed.issues));
   const engine = new PolicyEngine(registry);
   const parsed = parseQuery(raw);
@@ -55,7 +64,10 @@ export async function benchMicro(): Promise<Artifact> {
   const query = parsed.query;
   const q = query.questions[0]!;
   const decideAndDeny = () => {
-    const event = dnsRequestEvent({ session_id: 'bench' }, { qname: q.qname, qtype: q.qtype, qclass: q.qclass, transport: 'udp' });
+    const event = dnsRequestEvent(
+      { session_id: 'bench' },
+      { qname: q.qname, qtype: q.qtype, qclass: q.qclass, transport: 'udp' },
+    );
     const d = engine.decide(event);
     return { d, bytes: denialResponse(query, d.action === 'block' ? 3 : 2) };
   };
@@ -63,14 +75,30 @@ export async function benchMicro(): Promise<Artifact> {
   const check = decideAndDeny();
   const assertions: AssertionResult[] = [
     { name: 'parse yields example.com A', ok: q.qname === 'example.com' && q.qtype === 'A' },
-    { name: 'decision is block by the rule', ok: check.d.action === 'block' && check.d.rule_id === RULE_ID, detail: check.d.reason },
-    { name: 'denial is NXDOMAIN with the id and question echoed', ok: (check.bytes.readUInt16BE(2) & 0xf) === 3 && check.bytes.readUInt16BE(0) === query.id && check.bytes.subarray(12, 12 + query.questionBytes.length).equals(query.questionBytes) },
+    {
+      name: 'decision is block by the rule',
+      ok: check.d.action === 'block' && check.d.rule_id === RULE_ID,
+      detail: check.d.reason,
+    },
+    {
+      name: 'denial is NXDOMAIN with the id and question echoed',
+      ok:
+        (check.bytes.readUInt16BE(2) & 0xf) === 3 &&
+        check.bytes.readUInt16BE(0) === query.id &&
+        check.bytes.subarray(12, 12 + query.questionBytes.length).equals(query.questionBytes),
+    },
   ];
   const results = await runTasks([
     { name: 'dns: parse one query', batch: 200, fn: () => void parseQuery(raw) },
     { name: 'dns: decide + NXDOMAIN encode', batch: 200, fn: () => void decideAndDeny() },
   ]);
-  return writeArtifact({ kind: 'micro', name: 'dns-micro', results, assertions, status: assertions.every((a) => a.ok) ? 'passed' : 'failed' });
+  return writeArtifact({
+    kind: 'micro',
+    name: 'dns-micro',
+    results,
+    assertions,
+    status: assertions.every((a) => a.ok) ? 'passed' : 'failed',
+  });
 }
 
 const WARMUP = 200;
@@ -79,38 +107,69 @@ const WARMUP = 200;
 function runClient(gateway: number, upstream: number, runs: number): Promise<ClientReport> {
   const js = join(repoRoot(), 'dist', 'bench', 'dns-udp-client.js');
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [js, JSON.stringify({ gateway, upstream, runs, warmup: WARMUP })], { maxBuffer: 64 << 20, timeout: 300_000 }, (err, stdout, stderr) => {
-      if (err !== null) return reject(new Error(`dns bench client failed: ${err.message}\n${stderr}`));
-      try {
-        resolve(JSON.parse(stdout.trim()) as ClientReport);
-      } catch (e) {
-        reject(new Error(`dns bench client printed no report: ${(e as Error).message}\n${stdout.slice(0, 500)}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      [js, JSON.stringify({ gateway, upstream, runs, warmup: WARMUP })],
+      { maxBuffer: 64 << 20, timeout: 300_000 },
+      (err, stdout, stderr) => {
+        if (err !== null)
+          return reject(new Error(`dns bench client failed: ${err.message}\n${stderr}`));
+        try {
+          resolve(JSON.parse(stdout.trim()) as ClientReport);
+        } catch (e) {
+          reject(
+            new Error(
+              `dns bench client printed no report: ${(e as Error).message}\n${stdout.slice(0, 500)}`,
+            ),
+          );
+        }
+      },
+    );
   });
 }
 
 /** 2. End to end through the gateway's UDP listener. */
 export async function benchEndToEnd(runs: number): Promise<Artifact> {
   // The upstream runs in its own process, like the gateway, so both paths cross one process boundary.
-  const upstream = await spawnAuthority({ [ALLOWED_NAME]: [{ type: 'A', data: ALLOWED_ADDRESS, ttl: 3600 }] });
+  const upstream = await spawnAuthority({
+    [ALLOWED_NAME]: [{ type: 'A', data: ALLOWED_ADDRESS, ttl: 3600 }],
+  });
   const work = mkdtempSync(join(tmpdir(), 'celgate-bench-dns-'));
   let gw: Awaited<ReturnType<typeof startBenchGateway>> | null = null;
   try {
-    gw = await startBenchGateway(work, { dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 1000 }, http: { proxy: 'off' } });
+    gw = await startBenchGateway(work, {
+      dns: { listen: '127.0.0.1:0', upstreams: [upstream.address], timeout_ms: 1000 },
+      http: { proxy: 'off' },
+    });
     const assertions: AssertionResult[] = [];
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
-    assertions.push({ name: 'rule installed through the control API', ok: put.status === 201 || put.status === 200, detail: `HTTP ${put.status}` });
+    assertions.push({
+      name: 'rule installed through the control API',
+      ok: put.status === 201 || put.status === 200,
+      detail: `HTTP ${put.status}`,
+    });
     const port = Number(gw.listeners.dns_udp!.split(':').pop());
 
     const before = (await upstream.counts()).udp;
     const report = await runClient(port, upstream.port, runs);
     const upstreamSaw = (await upstream.counts()).udp - before;
     const directTotal = runs + WARMUP;
-    assertions.push({ name: `all ${runs} blocked lookups answered NXDOMAIN`, ok: report.blocked_nxdomain === runs, detail: `${report.blocked_nxdomain}/${runs}` });
-    assertions.push({ name: 'allowed lookups return the upstream address (celgate and direct)', ok: report.allowed_correct === runs && report.primed_rcode === 0, detail: `${report.allowed_correct}/${runs}` });
+    assertions.push({
+      name: `all ${runs} blocked lookups answered NXDOMAIN`,
+      ok: report.blocked_nxdomain === runs,
+      detail: `${report.blocked_nxdomain}/${runs}`,
+    });
+    assertions.push({
+      name: 'allowed lookups return the upstream address (celgate and direct)',
+      ok: report.allowed_correct === runs && report.primed_rcode === 0,
+      detail: `${report.allowed_correct}/${runs}`,
+    });
     // Only the priming query and the direct ones reached the upstream: celgate answered from its cache.
-    assertions.push({ name: 'celgate answered from its cache', ok: upstreamSaw === directTotal + 1, detail: `upstream saw ${upstreamSaw} queries; ${directTotal} direct + 1 priming expected` });
+    assertions.push({
+      name: 'celgate answered from its cache',
+      ok: upstreamSaw === directTotal + 1,
+      detail: `upstream saw ${upstreamSaw} queries; ${directTotal} direct + 1 priming expected`,
+    });
 
     const results = {
       'dns: blocked lookup via UDP listener': summarize(report.blocked_ms),
@@ -118,18 +177,39 @@ export async function benchEndToEnd(runs: number): Promise<Artifact> {
       'dns: direct query to the local upstream': summarize(report.direct_ms),
     };
     const p50 = results['dns: blocked lookup via UDP listener'].median;
-    const ratio = results['dns: allowed lookup served from cache'].median / results['dns: direct query to the local upstream'].median;
-    assertions.push({ name: `goal: blocked p50 ≤ ${BLOCKED_P50_GOAL_MS} ms`, ok: p50 <= BLOCKED_P50_GOAL_MS, detail: `p50 ${p50.toFixed(3)} ms (reference mean 2.3 ms)` });
-    assertions.push({ name: `goal: cached ≤ ${CACHED_RATIO_GOAL}× direct`, ok: ratio <= CACHED_RATIO_GOAL, detail: `${ratio.toFixed(2)}×` });
+    const ratio =
+      results['dns: allowed lookup served from cache'].median /
+      results['dns: direct query to the local upstream'].median;
+    assertions.push({
+      name: `goal: blocked p50 ≤ ${BLOCKED_P50_GOAL_MS} ms`,
+      ok: p50 <= BLOCKED_P50_GOAL_MS,
+      detail: `p50 ${p50.toFixed(3)} ms (reference mean 2.3 ms)`,
+    });
+    assertions.push({
+      name: `goal: cached ≤ ${CACHED_RATIO_GOAL}× direct`,
+      ok: ratio <= CACHED_RATIO_GOAL,
+      detail: `${ratio.toFixed(2)}×`,
+    });
 
     // The ledger holds one row per blocked lookup (warm-up included), each naming the rule.
     await gw.stop();
     const rows = gw.ledgerRows('dns_events', RULE_ID);
-    assertions.push({ name: 'session.db dns_events rows name the rule', ok: rows.length === runs + WARMUP && rows.every((r) => r.decision === 'block'), detail: `${rows.length} rows for ${runs + WARMUP} lookups` });
+    assertions.push({
+      name: 'session.db dns_events rows name the rule',
+      ok: rows.length === runs + WARMUP && rows.every((r) => r.decision === 'block'),
+      detail: `${rows.length} rows for ${runs + WARMUP} lookups`,
+    });
     const logged = gw.logs().filter((l) => l.rule_id === RULE_ID).length;
     const summaryLine = gw.logs().find((l) => l.msg === 'summary');
-    const errorLines = gw.logs().filter((l) => l.level === 'error' || l.level === 'fatal').slice(0, 5);
-    assertions.push({ name: 'log lines name the rule', ok: logged >= runs + WARMUP, detail: `${logged} lines` });
+    const errorLines = gw
+      .logs()
+      .filter((l) => l.level === 'error' || l.level === 'fatal')
+      .slice(0, 5);
+    assertions.push({
+      name: 'log lines name the rule',
+      ok: logged >= runs + WARMUP,
+      detail: `${logged} lines`,
+    });
     return writeArtifact({
       kind: 'guest',
       name: 'dns-udp-e2e',

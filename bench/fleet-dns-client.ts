@@ -16,7 +16,13 @@ export interface FleetClientReport {
 }
 
 async function main(): Promise<void> {
-  const o = JSON.parse(process.argv[2] ?? '{}') as { ports: number[]; rounds: number; seconds: number; rate: number; zone: string };
+  const o = JSON.parse(process.argv[2] ?? '{}') as {
+    ports: number[];
+    rounds: number;
+    seconds: number;
+    rate: number;
+    zone: string;
+  };
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
   let waiting: ((m: Buffer) => void) | null = null;
@@ -24,7 +30,12 @@ async function main(): Promise<void> {
   let id = 0;
   const ask = (name: string, port: number): Promise<{ rcode: number; ms: number }> => {
     id = (id + 1) & 0xffff;
-    const msg = dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
+    const msg = dnsPacket.encode({
+      type: 'query',
+      id,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: 'A', name }],
+    });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer for ${name} within 3 s`)), 3000);
       const t0 = performance.now();

@@ -33,7 +33,13 @@ import { dnsRequestEvent } from '../src/events/build.js';
 import { policyFields } from '../src/events/sink.js';
 import { LedgerWriter } from '../src/store/writer.js';
 import { FleetExporter } from '../src/fleet/exporter.js';
-import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
+import {
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+  type Summary,
+} from './artifact.js';
 import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
 import { HAVE_NATS, startNats, type NatsServer } from './nats-server.js';
 import type { FleetClientReport } from './fleet-dns-client.js';
@@ -63,7 +69,16 @@ function lookup(port: number, name: string): Promise<number> {
       s.close();
       resolve(m[3]! & 0xf);
     });
-    s.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');
+    s.send(
+      dnsPacket.encode({
+        type: 'query',
+        id,
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: [{ type: 'A', name }],
+      }),
+      port,
+      '127.0.0.1',
+    );
   });
 }
 
@@ -77,7 +92,12 @@ rules:
     reason: benchmark zone
 `;
 
-function fleetGateway(dir: string, nats: NatsServer, id: string, exportOn = true): Promise<BenchGateway> {
+function fleetGateway(
+  dir: string,
+  nats: NatsServer,
+  id: string,
+  exportOn = true,
+): Promise<BenchGateway> {
   mkdirSync(dir, { recursive: true });
   return startBenchGateway(
     dir,
@@ -91,13 +111,21 @@ function fleetGateway(dir: string, nats: NatsServer, id: string, exportOn = true
 
 const udpPort = (gw: BenchGateway) => Number(gw.listeners.dns_udp!.split(':')[1]);
 
-async function distribution(nats: NatsServer, gateways: number, rounds: number, assertions: AssertionResult[]): Promise<Summary> {
+async function distribution(
+  nats: NatsServer,
+  gateways: number,
+  rounds: number,
+  assertions: AssertionResult[],
+): Promise<Summary> {
   const root = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
   const gws: BenchGateway[] = [];
   try {
-    for (let i = 0; i < gateways; i++) gws.push(await fleetGateway(join(root, `g${i}`), nats, `bench-${i}`, false));
+    for (let i = 0; i < gateways; i++)
+      gws.push(await fleetGateway(join(root, `g${i}`), nats, `bench-${i}`, false));
     const health = async (gw: BenchGateway) => (await gw.api('GET', '/v1/health')).json.fleet;
-    for (const gw of gws) while (!(await health(gw)).connected || (await health(gw)).policy.state === 'local') await sleep(50);
+    for (const gw of gws)
+      while (!(await health(gw)).connected || (await health(gw)).policy.state === 'local')
+        await sleep(50);
     const nc = await connect({ servers: nats.url });
     const kv = await new Kvm(nc).create('celgate-packs', { history: 10 });
     const samples: number[] = [];
@@ -113,18 +141,29 @@ async function distribution(nats: NatsServer, gateways: number, rounds: number, 
           await sleep(5);
           f = await health(gw);
         }
-        samples.push(f.policy.revision >= revision ? f.policy.applied_ms - t0 : Number.POSITIVE_INFINITY);
+        samples.push(
+          f.policy.revision >= revision ? f.policy.applied_ms - t0 : Number.POSITIVE_INFINITY,
+        );
       }
       for (const gw of gws) {
         const blocked = (await lookup(udpPort(gw), `x.${zone}`)) === 3;
-        const previousLifted = r === 0 || (await lookup(udpPort(gw), `x.r${r - 1}.fleet.bench.test`)) !== 3;
+        const previousLifted =
+          r === 0 || (await lookup(udpPort(gw), `x.r${r - 1}.fleet.bench.test`)) !== 3;
         if (blocked && previousLifted) enforced++;
       }
     }
     await kv.delete('fleet-bench');
     await nc.close();
-    assertions.push({ name: `distribution: every gateway enforced every revision (${gateways} × ${rounds})`, ok: enforced === gateways * rounds, detail: `${enforced}/${gateways * rounds}` });
-    assertions.push({ name: 'distribution: every gateway installed every revision', ok: samples.every(Number.isFinite), detail: `${samples.filter(Number.isFinite).length}/${samples.length}` });
+    assertions.push({
+      name: `distribution: every gateway enforced every revision (${gateways} × ${rounds})`,
+      ok: enforced === gateways * rounds,
+      detail: `${enforced}/${gateways * rounds}`,
+    });
+    assertions.push({
+      name: 'distribution: every gateway installed every revision',
+      ok: samples.every(Number.isFinite),
+      detail: `${samples.filter(Number.isFinite).length}/${samples.length}`,
+    });
     return summarize(samples.filter(Number.isFinite));
   } finally {
     await Promise.all(gws.map((g) => g.stop()));
@@ -132,16 +171,47 @@ async function distribution(nats: NatsServer, gateways: number, rounds: number, 
   }
 }
 
-async function exportRate(nats: NatsServer, events: number, assertions: AssertionResult[]): Promise<{ rate: number; seconds: number }> {
+async function exportRate(
+  nats: NatsServer,
+  events: number,
+  assertions: AssertionResult[],
+): Promise<{ rate: number; seconds: number }> {
   const root = mkdtempSync(join(tmpdir(), 'fleet-export-'));
   try {
     const sessionDb = join(root, 'session.db');
-    const w = new LedgerWriter(sessionDb, { session_id: 'bench-export', profile: 'balanced', celgate_version: 'bench', config: {} });
-    const decision = { action: 'block' as const, rule_id: 'bench-rule', reason: 'benchmark', mode: 'enforce' as const, matches: [], findings: [], errors: [], generation: 1, eval_ns: 900 };
+    const w = new LedgerWriter(sessionDb, {
+      session_id: 'bench-export',
+      profile: 'balanced',
+      celgate_version: 'bench',
+      config: {},
+    });
+    const decision = {
+      action: 'block' as const,
+      rule_id: 'bench-rule',
+      reason: 'benchmark',
+      mode: 'enforce' as const,
+      matches: [],
+      findings: [],
+      errors: [],
+      generation: 1,
+      eval_ns: 900,
+    };
     for (let i = 0; i < events; i++) {
-      const e = dnsRequestEvent({ session_id: 'bench-export' }, { qname: `q${i}.export.bench.test`, qtype: 'A', qclass: 'IN', transport: 'udp' });
+      const e = dnsRequestEvent(
+        { session_id: 'bench-export' },
+        { qname: `q${i}.export.bench.test`, qtype: 'A', qclass: 'IN', transport: 'udp' },
+      );
       w.decision(e, decision);
-      w.dns({ ...policyFields(e, decision), qname: e.dns.request.qname, qtype: 'A', transport: 'udp', rcode: 'NXDOMAIN', answers: [], upstream_ms: null, cached: false });
+      w.dns({
+        ...policyFields(e, decision),
+        qname: e.dns.request.qname,
+        qtype: 'A',
+        transport: 'udp',
+        rcode: 'NXDOMAIN',
+        answers: [],
+        upstream_ms: null,
+        cached: false,
+      });
     }
     w.flush();
     let marks: Record<string, number> = {};
@@ -150,7 +220,23 @@ async function exportRate(nats: NatsServer, events: number, assertions: Assertio
     const t0 = performance.now();
     let t1 = 0;
     const exporter = new FleetExporter(
-      { auth: { servers: [nats.url], token: null, user: null, password: null, creds: null, tls: null }, gatewayId: 'bench-export', sessionDb, stream: 'CELGATE_EVENTS', replicas: 1, duplicateWindowS: 3600, batch: 1024, pollMs: 50 },
+      {
+        auth: {
+          servers: [nats.url],
+          token: null,
+          user: null,
+          password: null,
+          creds: null,
+          tls: null,
+        },
+        gatewayId: 'bench-export',
+        sessionDb,
+        stream: 'CELGATE_EVENTS',
+        replicas: 1,
+        duplicateWindowS: 3600,
+        batch: 1024,
+        pollMs: 50,
+      },
       {
         setWatermarks: (m) => {
           marks = { ...marks, ...m };
@@ -168,10 +254,16 @@ async function exportRate(nats: NatsServer, events: number, assertions: Assertio
     await exporter.close();
     w.close();
     const nc = await connect({ servers: nats.url });
-    const info = await (await jetstreamManager(nc)).streams.info('CELGATE_EVENTS', { subjects_filter: 'celgate.events.bench-export.>' });
+    const info = await (
+      await jetstreamManager(nc)
+    ).streams.info('CELGATE_EVENTS', { subjects_filter: 'celgate.events.bench-export.>' });
     await nc.close();
     const stored = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
-    assertions.push({ name: `export: the stream holds exactly the 2 × ${events} rows`, ok: t1 > 0 && stored === 2 * events, detail: `${stored} messages` });
+    assertions.push({
+      name: `export: the stream holds exactly the 2 × ${events} rows`,
+      ok: t1 > 0 && stored === 2 * events,
+      detail: `${stored} messages`,
+    });
     const seconds = (t1 - t0) / 1000;
     return { rate: events / seconds, seconds };
   } finally {
@@ -179,29 +271,60 @@ async function exportRate(nats: NatsServer, events: number, assertions: Assertio
   }
 }
 
-async function enforcement(nats: NatsServer, seconds: number, rate: number, assertions: AssertionResult[]): Promise<{ on: Summary; off: Summary }> {
+async function enforcement(
+  nats: NatsServer,
+  seconds: number,
+  rate: number,
+  assertions: AssertionResult[],
+): Promise<{ on: Summary; off: Summary }> {
   const root = mkdtempSync(join(tmpdir(), 'fleet-enf-'));
   const zone = 'blocked.fleet.bench.test';
   try {
     const on = await fleetGateway(join(root, 'on'), nats, 'bench-on', true);
     mkdirSync(join(root, 'off'));
-    const off = await startBenchGateway(join(root, 'off'), { dns: { listen: '127.0.0.1:0', upstreams: [] } }, { dropLogsAfterReady: true });
+    const off = await startBenchGateway(
+      join(root, 'off'),
+      { dns: { listen: '127.0.0.1:0', upstreams: [] } },
+      { dropLogsAfterReady: true },
+    );
     for (const gw of [on, off]) {
-      const put = await gw.api('PUT', '/v1/rules/fleet-bench-block', { condition: `dns.request.qname.endsWith("${zone}")`, action: 'block', reason: 'benchmark zone' });
+      const put = await gw.api('PUT', '/v1/rules/fleet-bench-block', {
+        condition: `dns.request.qname.endsWith("${zone}")`,
+        action: 'block',
+        reason: 'benchmark zone',
+      });
       if (put.status >= 300) throw new Error(`cannot install the rule: ${put.text}`);
     }
     const client = fileURLToPath(new URL('./fleet-dns-client.js', import.meta.url));
-    const { stdout } = await exec(process.execPath, [client, JSON.stringify({ ports: [udpPort(on), udpPort(off)], rounds: 6, seconds, rate, zone })], { maxBuffer: 256 * 1024 * 1024 });
+    const { stdout } = await exec(
+      process.execPath,
+      [
+        client,
+        JSON.stringify({ ports: [udpPort(on), udpPort(off)], rounds: 6, seconds, rate, zone }),
+      ],
+      { maxBuffer: 256 * 1024 * 1024 },
+    );
     const report = JSON.parse(stdout) as FleetClientReport;
     const [onMs, offMs] = report.ms as [number[], number[]];
-    assertions.push({ name: 'enforcement: every lookup was refused (NXDOMAIN) on both gateways', ok: report.nxdomain[0] === onMs.length && report.nxdomain[1] === offMs.length, detail: `${report.nxdomain.join('/')} of ${onMs.length}/${offMs.length}` });
+    assertions.push({
+      name: 'enforcement: every lookup was refused (NXDOMAIN) on both gateways',
+      ok: report.nxdomain[0] === onMs.length && report.nxdomain[1] === offMs.length,
+      detail: `${report.nxdomain.join('/')} of ${onMs.length}/${offMs.length}`,
+    });
     // The exporting gateway published what it decided.
     let h = (await on.api('GET', '/v1/health')).json.fleet.export;
-    for (const deadline = Date.now() + 30_000; (h.backlog > 0 || h.published < onMs.length) && Date.now() < deadline; ) {
+    for (
+      const deadline = Date.now() + 30_000;
+      (h.backlog > 0 || h.published < onMs.length) && Date.now() < deadline;
+    ) {
       await sleep(200);
       h = (await on.api('GET', '/v1/health')).json.fleet.export;
     }
-    assertions.push({ name: 'enforcement: the exporting gateway published its rows', ok: h.backlog === 0 && h.published >= 2 * onMs.length, detail: `published ${h.published}, backlog ${h.backlog}` });
+    assertions.push({
+      name: 'enforcement: the exporting gateway published its rows',
+      ok: h.backlog === 0 && h.published >= 2 * onMs.length,
+      detail: `published ${h.published}, backlog ${h.backlog}`,
+    });
     await Promise.all([on.stop(), off.stop()]);
     return { on: summarize(onMs), off: summarize(offMs) };
   } finally {
@@ -211,7 +334,13 @@ async function enforcement(nats: NatsServer, seconds: number, rate: number, asse
 
 export async function run(): Promise<Artifact> {
   if (!HAVE_NATS) {
-    return writeArtifact({ kind: 'guest', name: 'fleet', results: {}, status: 'skipped', skip_reason: 'nats-server is not installed (apt-get install nats-server)' });
+    return writeArtifact({
+      kind: 'guest',
+      name: 'fleet',
+      results: {},
+      status: 'skipped',
+      skip_reason: 'nats-server is not installed (apt-get install nats-server)',
+    });
   }
   const gateways = arg('gateways', 10);
   const rounds = arg('rounds', 20);
@@ -224,7 +353,9 @@ export async function run(): Promise<Artifact> {
     const only = process.argv.includes('--export-only');
     if (process.argv.includes('--enforcement-only')) {
       const enf = await enforcement(nats, seconds, rate, assertions);
-      process.stderr.write(`enforcement: on ${enf.on.median.toFixed(4)} ms, off ${enf.off.median.toFixed(4)} ms, ratio ${(enf.on.median / enf.off.median).toFixed(3)}; ${assertions.map((a) => `${a.ok ? 'ok' : 'FAIL'} ${a.name}`).join('; ')}\n`);
+      process.stderr.write(
+        `enforcement: on ${enf.on.median.toFixed(4)} ms, off ${enf.off.median.toFixed(4)} ms, ratio ${(enf.on.median / enf.off.median).toFixed(3)}; ${assertions.map((a) => `${a.ok ? 'ok' : 'FAIL'} ${a.name}`).join('; ')}\n`,
+      );
       process.exit(0);
     }
     process.stderr.write(`fleet: export of ${events} events\n`);
@@ -235,19 +366,46 @@ export async function run(): Promise<Artifact> {
     }
     process.stderr.write(`fleet: distribution to ${gateways} gateways, ${rounds} revisions\n`);
     const dist = await distribution(nats, gateways, rounds, assertions);
-    process.stderr.write(`fleet: enforcement with export on vs off, 6 rounds × ${seconds} s each at ${rate} lookups/s\n`);
+    process.stderr.write(
+      `fleet: enforcement with export on vs off, 6 rounds × ${seconds} s each at ${rate} lookups/s\n`,
+    );
     const enf = await enforcement(nats, seconds, rate, assertions);
     const ratio = enf.on.median / enf.off.median;
-    assertions.push({ name: `goal: a pack change is installed on ${gateways} gateways within ${DISTRIBUTION_P99_GOAL_MS} ms at p99`, ok: dist.p99 <= DISTRIBUTION_P99_GOAL_MS, detail: `p99 ${dist.p99.toFixed(1)} ms, p50 ${dist.median.toFixed(1)} ms` });
-    assertions.push({ name: `goal: export ≥ ${EXPORT_GOAL_EVENTS_PER_S} events/s`, ok: exp.rate >= EXPORT_GOAL_EVENTS_PER_S, detail: `${Math.round(exp.rate)} events/s (${events} events in ${exp.seconds.toFixed(2)} s)` });
-    assertions.push({ name: `goal: enforcement with export on ≤ ${ENFORCEMENT_RATIO_GOAL}× off (median)`, ok: ratio <= ENFORCEMENT_RATIO_GOAL, detail: `${ratio.toFixed(3)}× (${enf.on.median.toFixed(3)} vs ${enf.off.median.toFixed(3)} ms)` });
+    assertions.push({
+      name: `goal: a pack change is installed on ${gateways} gateways within ${DISTRIBUTION_P99_GOAL_MS} ms at p99`,
+      ok: dist.p99 <= DISTRIBUTION_P99_GOAL_MS,
+      detail: `p99 ${dist.p99.toFixed(1)} ms, p50 ${dist.median.toFixed(1)} ms`,
+    });
+    assertions.push({
+      name: `goal: export ≥ ${EXPORT_GOAL_EVENTS_PER_S} events/s`,
+      ok: exp.rate >= EXPORT_GOAL_EVENTS_PER_S,
+      detail: `${Math.round(exp.rate)} events/s (${events} events in ${exp.seconds.toFixed(2)} s)`,
+    });
+    assertions.push({
+      name: `goal: enforcement with export on ≤ ${ENFORCEMENT_RATIO_GOAL}× off (median)`,
+      ok: ratio <= ENFORCEMENT_RATIO_GOAL,
+      detail: `${ratio.toFixed(3)}× (${enf.on.median.toFixed(3)} vs ${enf.off.median.toFixed(3)} ms)`,
+    });
     return writeArtifact({
       kind: 'guest',
       name: 'fleet',
-      results: { distribution_ms: dist, enforcement_export_on_ms: enf.on, enforcement_export_off_ms: enf.off },
+      results: {
+        distribution_ms: dist,
+        enforcement_export_on_ms: enf.on,
+        enforcement_export_off_ms: enf.off,
+      },
       assertions,
       runs: rounds,
-      notes: { gateways, rounds, events, lookups_per_s: rate, export_events_per_s: Math.round(exp.rate), export_seconds: exp.seconds, enforcement_ratio: ratio, load_average: (await import('node:os')).loadavg() },
+      notes: {
+        gateways,
+        rounds,
+        events,
+        lookups_per_s: rate,
+        export_events_per_s: Math.round(exp.rate),
+        export_seconds: exp.seconds,
+        enforcement_ratio: ratio,
+        load_average: (await import('node:os')).loadavg(),
+      },
     });
   } finally {
     await nats.stop();

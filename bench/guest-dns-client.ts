@@ -12,7 +12,12 @@ for (const name of process.argv.slice(2)) {
     const r = await lookup(name, { family: 4 });
     out.push({ name, ms: performance.now() - t0, code: 'OK', address: r.address });
   } catch (err) {
-    out.push({ name, ms: performance.now() - t0, code: (err as NodeJS.ErrnoException).code ?? 'ERROR', address: '' });
+    out.push({
+      name,
+      ms: performance.now() - t0,
+      code: (err as NodeJS.ErrnoException).code ?? 'ERROR',
+      address: '',
+    });
   }
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -40,14 +40,20 @@ export interface BenchGateway {
   logs(): any[];
   stderr(): string;
   /** Rows of `table` whose rule_id is `ruleId` (opens session.db read-only each time). */
-  ledgerRows(table: string, ruleId: string): Array<{ event_id: string; rule_id: string; decision: string }>;
+  ledgerRows(
+    table: string,
+    ruleId: string,
+  ): Array<{ event_id: string; rule_id: string; decision: string }>;
   stop(): Promise<void>;
 }
 
 function deepMerge(a: Record<string, any>, b: Record<string, any>): Record<string, any> {
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
-    out[k] = v !== null && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' ? deepMerge(out[k], v) : v;
+    out[k] =
+      v !== null && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object'
+        ? deepMerge(out[k], v)
+        : v;
   }
   return out;
 }
@@ -86,7 +92,11 @@ export async function startBenchGateway(
     {
       data_dir: workDir,
       watch_rules: false,
-      vsock: { mode: 'uds', uds_base: udsBase, ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 } },
+      vsock: {
+        mode: 'uds',
+        uds_base: udsBase,
+        ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 },
+      },
       log: { level: 'info' },
       // The explicit proxy defaults to 127.0.0.1:8080; benchmark gateways run side by side.
       http: { proxy: '127.0.0.1:0' },
@@ -100,8 +110,15 @@ export async function startBenchGateway(
   const outFd = openSync(logFile, 'a');
   const errFd = openSync(errFile, 'a');
   // Extra node flags for the gateway process only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" (profiling a bench).
-  const nodeArgs = [...(process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''), ...(options.nodeArgs ?? [])];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', outFd, errFd] });
+  const nodeArgs = [
+    ...(process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+    ...(options.nodeArgs ?? []),
+  ];
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeArgs, MAIN_JS, 'start', '--config', configFile],
+    { stdio: ['ignore', outFd, errFd] },
+  );
   closeSync(outFd);
   closeSync(errFd);
   const readText = (f: string) => {
@@ -120,8 +137,9 @@ export async function startBenchGateway(
     }),
   );
   let ready: any;
-  for (const started = Date.now(); ready === undefined; ) {
-    if (exitCode !== null) throw new Error(`gateway exited with ${exitCode} before ready: ${stderr()}`);
+  for (const started = Date.now(); ready === undefined;) {
+    if (exitCode !== null)
+      throw new Error(`gateway exited with ${exitCode} before ready: ${stderr()}`);
     if (Date.now() - started > GATEWAY_READY_TIMEOUT_MS) {
       child.kill('SIGKILL');
       throw new Error(`gateway not ready after ${GATEWAY_READY_TIMEOUT_MS} ms: ${stderr()}`);
@@ -132,7 +150,8 @@ export async function startBenchGateway(
   const readyLines = parseLines(readText(logFile));
   const controlSocket: string = ready.control_socket;
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
-  const api = (method: string, path: string, body?: unknown): Promise<ApiResponse> => controlRequest(controlSocket, method, path, { body, agent });
+  const api = (method: string, path: string, body?: unknown): Promise<ApiResponse> =>
+    controlRequest(controlSocket, method, path, { body, agent });
   const sessionDb = join(ready.session_dir, 'session.db');
   return {
     udsBase,
@@ -140,13 +159,16 @@ export async function startBenchGateway(
     controlSocket,
     listeners: ready.listeners,
     api,
-    logs: () => (options.dropLogsAfterReady === true ? readyLines.slice() : parseLines(readText(logFile))),
+    logs: () =>
+      options.dropLogsAfterReady === true ? readyLines.slice() : parseLines(readText(logFile)),
     stderr,
     ledgerRows: (table, ruleId) => {
       if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
       const db = new Database(sessionDb, { readonly: true, fileMustExist: true });
       try {
-        return db.prepare(`SELECT event_id, rule_id, decision FROM ${table} WHERE rule_id = ?`).all(ruleId) as any[];
+        return db
+          .prepare(`SELECT event_id, rule_id, decision FROM ${table} WHERE rule_id = ?`)
+          .all(ruleId) as any[];
       } finally {
         db.close();
       }

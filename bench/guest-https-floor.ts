@@ -17,14 +17,19 @@ if (keyFile === undefined || certFile === undefined) {
   process.exit(2);
 }
 const body = 'Blocked (floor measurement: no gateway on this path)\n';
-const server = createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (req, res) => {
-  req.resume();
-  res.writeHead(403, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-});
+const server = createServer(
+  { key: readFileSync(keyFile), cert: readFileSync(certFile) },
+  (req, res) => {
+    req.resume();
+    res.writeHead(403, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  },
+);
 server.listen(Number(portText ?? '0'), '127.0.0.1', () => {
   const a = server.address();
-  process.stdout.write(`${JSON.stringify({ ready: typeof a === 'object' && a !== null ? a.port : null })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: typeof a === 'object' && a !== null ? a.port : null })}\n`,
+  );
 });
 const stop = () => {
   server.close();

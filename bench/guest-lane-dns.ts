@@ -13,13 +13,16 @@ const suffix = (tag: string) => `blocked-${tag}.bench.celgate.test`;
 export const dnsLane: LaneSpec = {
   name: 'dns',
   table: 'dns_events',
-  condition: (tag, broken) => `dns.request.qname.endsWith("${suffix(tag)}${broken ? '.never' : ''}")`,
+  condition: (tag, broken) =>
+    `dns.request.qname.endsWith("${suffix(tag)}${broken ? '.never' : ''}")`,
   warmCondition: (warmTag) => `dns.request.qname.endsWith("${suffix(warmTag)}")`,
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const warm = Array.from({ length: ctx.warmup }, (_, i) => `op${i}.${suffix(ctx.warmTag)}`);
     const names = Array.from({ length: ctx.runs }, (_, i) => `op${i}.${suffix(ctx.tag)}`);
     // One client process: warm-up lookups first, then the measured ones (dropped from the results).
-    const r = await ctx.guest.run([process.execPath, DNS_CLIENT_JS, ...warm, ...names], { timeoutMs: 60_000 });
+    const r = await ctx.guest.run([process.execPath, DNS_CLIENT_JS, ...warm, ...names], {
+      timeoutMs: 60_000,
+    });
     let rows: Array<{ name: string; ms: number; code: string }> = [];
     try {
       rows = (JSON.parse(r.stdout.trim()) as typeof rows).slice(warm.length);

@@ -53,7 +53,10 @@ async function startFloor(guest: GuestNamespace, workDir: string): Promise<{ sto
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`floor server not ready: ${err.slice(0, 300)}`)), FLOOR_READY_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`floor server not ready: ${err.slice(0, 300)}`)),
+      FLOOR_READY_MS,
+    );
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       if (c.includes('"ready"')) {
         clearTimeout(timer);
@@ -91,30 +94,84 @@ export const httpLane: LaneSpec = {
     const h = host(ctx.tag);
     const ca = findCaCert(ctx.workDir);
     if (ca === null) throw new Error(`no CA certificate found under ${ctx.workDir}/certs`);
-    const base = ['curl', '-sS', '--http1.1', '--max-time', '10', '--cacert', ca, '--resolve', `${h}:443:${PINNED_ADDR}`];
+    const base = [
+      'curl',
+      '-sS',
+      '--http1.1',
+      '--max-time',
+      '10',
+      '--cacert',
+      ca,
+      '--resolve',
+      `${h}:443:${PINNED_ADDR}`,
+    ];
     const wh = host(ctx.warmTag);
     for (let i = 0; i < ctx.warmup; i++) {
-      await ctx.guest.run(['curl', '-sS', '--http1.1', '--max-time', '10', '--cacert', ca, '--resolve', `${wh}:443:${PINNED_ADDR}`, '-o', '/dev/null', `https://${wh}/warm/${i}`]);
+      await ctx.guest.run([
+        'curl',
+        '-sS',
+        '--http1.1',
+        '--max-time',
+        '10',
+        '--cacert',
+        ca,
+        '--resolve',
+        `${wh}:443:${PINNED_ADDR}`,
+        '-o',
+        '/dev/null',
+        `https://${wh}/warm/${i}`,
+      ]);
     }
     const checks = [];
-    const phases: Record<string, number[]> = { namelookup_ms: [], connect_ms: [], appconnect_ms: [], starttransfer_ms: [], total_ms: [] };
+    const phases: Record<string, number[]> = {
+      namelookup_ms: [],
+      connect_ms: [],
+      appconnect_ms: [],
+      starttransfer_ms: [],
+      total_ms: [],
+    };
     const floor: Record<string, number[]> = { floor_appconnect_ms: [], floor_starttransfer_ms: [] };
-    const floorBase = ['curl', '-sS', '--http1.1', '--max-time', '10', '--cacert', ca, '--resolve', `${FLOOR_HOST}:${FLOOR_PORT}:127.0.0.1`, '-o', '/dev/null', '-w', '%{json}\n'];
+    const floorBase = [
+      'curl',
+      '-sS',
+      '--http1.1',
+      '--max-time',
+      '10',
+      '--cacert',
+      ca,
+      '--resolve',
+      `${FLOOR_HOST}:${FLOOR_PORT}:127.0.0.1`,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{json}\n',
+    ];
     const floorServer = await startFloor(ctx.guest, ctx.workDir);
     try {
       let floorOk = 0;
       let denied = 0;
       const bad: string[] = [];
-      for (let i = 0; i < ctx.warmup; i++) await ctx.guest.run([...floorBase, `https://${FLOOR_HOST}:${FLOOR_PORT}/warm/${i}`]);
+      for (let i = 0; i < ctx.warmup; i++)
+        await ctx.guest.run([...floorBase, `https://${FLOOR_HOST}:${FLOOR_PORT}/warm/${i}`]);
       for (let i = 0; i < ctx.runs; i++) {
-        const f = parseStats((await ctx.guest.run([...floorBase, `https://${FLOOR_HOST}:${FLOOR_PORT}/floor/${i}`])).stdout)[0];
+        const f = parseStats(
+          (await ctx.guest.run([...floorBase, `https://${FLOOR_HOST}:${FLOOR_PORT}/floor/${i}`]))
+            .stdout,
+        )[0];
         if (f?.http_code === 403) {
           floorOk++;
           floor.floor_appconnect_ms!.push(f.time_appconnect * 1000);
           floor.floor_starttransfer_ms!.push(f.time_starttransfer * 1000);
         }
         const out = join(ctx.workDir, `new-${i}.body`);
-        const r = await ctx.guest.run([...base, '-o', out, '-w', '%{json}\n', `https://${h}/secret/${i}`]);
+        const r = await ctx.guest.run([
+          ...base,
+          '-o',
+          out,
+          '-w',
+          '%{json}\n',
+          `https://${h}/secret/${i}`,
+        ]);
         const s = parseStats(r.stdout)[0];
         const body = existsSync(out) ? readFileSync(out, 'utf8') : '';
         if (s !== undefined) {
@@ -125,30 +182,68 @@ export const httpLane: LaneSpec = {
           phases.total_ms!.push(s.time_total * 1000);
         }
         if (s?.http_code === 403 && body.includes(ctx.ruleId)) denied++;
-        else bad.push(`code ${s?.http_code} ${r.stderr.trim().slice(0, 150)} ${body.slice(0, 150)}`);
+        else
+          bad.push(`code ${s?.http_code} ${r.stderr.trim().slice(0, 150)} ${body.slice(0, 150)}`);
       }
-      checks.push({ name: `curl got 403 naming the rule on ${ctx.runs} new connections`, ok: denied === ctx.runs, detail: bad.slice(0, 2).join(' | ') || `${denied} denied` });
+      checks.push({
+        name: `curl got 403 naming the rule on ${ctx.runs} new connections`,
+        ok: denied === ctx.runs,
+        detail: bad.slice(0, 2).join(' | ') || `${denied} denied`,
+      });
 
-      const kaFloor = parseStats((await ctx.guest.run([...floorBase, `https://${FLOOR_HOST}:${FLOOR_PORT}/keepalive/[1-${ctx.runs}]`])).stdout);
-      checks.push({ name: `floor: the bare server answered ${ctx.runs} new and ${ctx.runs} kept-alive requests`, ok: floorOk === ctx.runs && kaFloor.length === ctx.runs, detail: `${floorOk} + ${kaFloor.length}` });
+      const kaFloor = parseStats(
+        (
+          await ctx.guest.run([
+            ...floorBase,
+            `https://${FLOOR_HOST}:${FLOOR_PORT}/keepalive/[1-${ctx.runs}]`,
+          ])
+        ).stdout,
+      );
+      checks.push({
+        name: `floor: the bare server answered ${ctx.runs} new and ${ctx.runs} kept-alive requests`,
+        ok: floorOk === ctx.runs && kaFloor.length === ctx.runs,
+        detail: `${floorOk} + ${kaFloor.length}`,
+      });
 
-      const ka = await ctx.guest.run([...base, '-o', join(ctx.workDir, 'ka-#1.body'), '-w', '%{json}\n', `https://${h}/keepalive/[1-${ctx.runs}]`]);
+      const ka = await ctx.guest.run([
+        ...base,
+        '-o',
+        join(ctx.workDir, 'ka-#1.body'),
+        '-w',
+        '%{json}\n',
+        `https://${h}/keepalive/[1-${ctx.runs}]`,
+      ]);
       const kaStats = parseStats(ka.stdout);
       let kaDenied = 0;
       for (let i = 1; i <= ctx.runs; i++) {
         const f = join(ctx.workDir, `ka-${i}.body`);
-        if (kaStats[i - 1]?.http_code === 403 && existsSync(f) && readFileSync(f, 'utf8').includes(ctx.ruleId)) kaDenied++;
+        if (
+          kaStats[i - 1]?.http_code === 403 &&
+          existsSync(f) &&
+          readFileSync(f, 'utf8').includes(ctx.ruleId)
+        )
+          kaDenied++;
       }
       const reused = kaStats.slice(1).filter((s) => s.num_connects === 0).length;
-      checks.push({ name: `kept-alive: ${ctx.runs} requests got 403 naming the rule`, ok: kaDenied === ctx.runs, detail: `${kaDenied} denied ${ka.stderr.trim().slice(0, 200)}` });
-      checks.push({ name: 'kept-alive: requests after the first reused the TLS connection', ok: reused === ctx.runs - 1, detail: `${reused} reused` });
+      checks.push({
+        name: `kept-alive: ${ctx.runs} requests got 403 naming the rule`,
+        ok: kaDenied === ctx.runs,
+        detail: `${kaDenied} denied ${ka.stderr.trim().slice(0, 200)}`,
+      });
+      checks.push({
+        name: 'kept-alive: requests after the first reused the TLS connection',
+        ok: reused === ctx.runs - 1,
+        detail: `${reused} reused`,
+      });
       return {
         results: {
           ...phases,
           keepalive_starttransfer_ms: kaStats.slice(1).map((s) => s.time_starttransfer * 1000),
           keepalive_total_ms: kaStats.slice(1).map((s) => s.time_total * 1000),
           ...floor,
-          floor_keepalive_starttransfer_ms: kaFloor.slice(1).map((s) => s.time_starttransfer * 1000),
+          floor_keepalive_starttransfer_ms: kaFloor
+            .slice(1)
+            .map((s) => s.time_starttransfer * 1000),
         },
         checks,
         events: ctx.runs * 2,

@@ -38,21 +38,41 @@ export const MCP_CLIENT_WARM_CALLS = 2000;
 
 function everythingServer(): string {
   const require = createRequire(join(repoRoot(), 'package.json'));
-  return join(require.resolve('@modelcontextprotocol/server-everything/package.json'), '..', 'dist', 'index.js');
+  return join(
+    require.resolve('@modelcontextprotocol/server-everything/package.json'),
+    '..',
+    'dist',
+    'index.js',
+  );
 }
 
 export const mcpLane: LaneSpec = {
   name: 'mcp',
   table: 'mcp_calls',
-  gatewayConfig: () => ({ mcp: { servers: [{ id: MCP_SERVER_ID, command: process.execPath, args: [everythingServer(), 'stdio'] }] } }),
+  gatewayConfig: () => ({
+    mcp: {
+      servers: [
+        { id: MCP_SERVER_ID, command: process.execPath, args: [everythingServer(), 'stdio'] },
+      ],
+    },
+  }),
   condition: (_tag, broken) =>
     `mcp.request.server_id == "${MCP_SERVER_ID}" && mcp.request.tool_name == "echo${broken ? '-never' : ''}"`,
-  warmCondition: () => `mcp.request.server_id == "${MCP_SERVER_ID}" && mcp.request.tool_name == "${MCP_WARM_TOOL}"`,
+  warmCondition: () =>
+    `mcp.request.server_id == "${MCP_SERVER_ID}" && mcp.request.tool_name == "${MCP_WARM_TOOL}"`,
   async drive(ctx: LaneContext): Promise<LaneDrive> {
     const r = await ctx.guest.run(
       [
-        process.execPath, MCP_CLIENT_JS, BRIDGE_JS, ctx.guest.mcpSocket, MCP_TOOL, String(ctx.runs), JSON.stringify({ message: ctx.tag }),
-        `${MCP_SERVER_ID}__${MCP_WARM_TOOL}`, String(ctx.warmup), String(MCP_CLIENT_WARM_CALLS),
+        process.execPath,
+        MCP_CLIENT_JS,
+        BRIDGE_JS,
+        ctx.guest.mcpSocket,
+        MCP_TOOL,
+        String(ctx.runs),
+        JSON.stringify({ message: ctx.tag }),
+        `${MCP_SERVER_ID}__${MCP_WARM_TOOL}`,
+        String(ctx.warmup),
+        String(MCP_CLIENT_WARM_CALLS),
       ],
       { timeoutMs: 120_000 },
     );
@@ -65,7 +85,9 @@ export const mcpLane: LaneSpec = {
     const side = (mode: 'socket' | 'shim') => {
       const s = out?.[mode];
       const deniedCheck = (calls: Call[], when: string) => {
-        const denied = calls.filter((c) => c.outcome === 'rpc_error' && c.message.includes(ctx.ruleId)).length;
+        const denied = calls.filter(
+          (c) => c.outcome === 'rpc_error' && c.message.includes(ctx.ruleId),
+        ).length;
         return {
           name: `SDK client (${mode}) got a JSON-RPC error naming the rule for all ${ctx.runs} ${when} tools/call`,
           ok: denied === ctx.runs,
@@ -77,7 +99,14 @@ export const mcpLane: LaneSpec = {
         coldMs: (s?.cold ?? []).map((c) => c.ms),
         initMs: s === undefined ? [] : [s.init_ms],
         checks: [
-          { name: `MCP SDK client (${mode}) initialized through the relay`, ok: s !== undefined, detail: s === undefined ? `exit ${r.code}: ${r.stderr.slice(-300)}` : `${s.tools.length} tools` },
+          {
+            name: `MCP SDK client (${mode}) initialized through the relay`,
+            ok: s !== undefined,
+            detail:
+              s === undefined
+                ? `exit ${r.code}: ${r.stderr.slice(-300)}`
+                : `${s.tools.length} tools`,
+          },
           deniedCheck(s?.cold ?? [], 'cold'),
           deniedCheck(s?.calls ?? [], 'steady-state'),
         ],

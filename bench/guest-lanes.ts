@@ -13,7 +13,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
+import {
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+  type Summary,
+} from './artifact.js';
 import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
 import { GuestNamespace, netnsAvailability } from './guest-netns.js';
 
@@ -78,7 +84,8 @@ export interface LaneSpec {
   drive(ctx: LaneContext): Promise<LaneDrive>;
 }
 
-const check = (name: string, ok: boolean, detail?: string): AssertionResult => (detail === undefined ? { name, ok } : { name, ok, detail });
+const check = (name: string, ok: boolean, detail?: string): AssertionResult =>
+  detail === undefined ? { name, ok } : { name, ok, detail };
 
 async function waitFor<T>(read: () => T, done: (v: T) => boolean, ms: number): Promise<T> {
   const until = Date.now() + ms;
@@ -91,35 +98,84 @@ async function waitFor<T>(read: () => T, done: (v: T) => boolean, ms: number): P
 }
 
 /** Checks the server side after a drive: counter, ledger rows, log lines. */
-async function serverChecks(ctx: LaneContext, spec: LaneSpec, before: number, expected: number): Promise<AssertionResult[]> {
+async function serverChecks(
+  ctx: LaneContext,
+  spec: LaneSpec,
+  before: number,
+  expected: number,
+): Promise<AssertionResult[]> {
   const out: AssertionResult[] = [];
   const rule = await ctx.gw.api('GET', `/v1/rules/${ctx.ruleId}`);
   const matches = Number(rule.json?.counters?.matches ?? Number.NaN);
-  out.push(check(`rule counter moved by ${expected}`, matches - before === expected, `before ${before}, after ${matches}`));
+  out.push(
+    check(
+      `rule counter moved by ${expected}`,
+      matches - before === expected,
+      `before ${before}, after ${matches}`,
+    ),
+  );
   const rows = await waitFor(
     () => ctx.gw.ledgerRows(spec.table, ctx.ruleId),
     (r) => r.length >= expected,
     LEDGER_WAIT_MS,
   );
   const ids = new Set(rows.map((r) => r.event_id));
-  out.push(check(`session.db ${spec.table} has ${expected} rows with the rule id`, rows.length === expected, `${rows.length} rows`));
-  out.push(check(`session.db rows have ${expected} distinct event ids`, ids.size === expected, `${ids.size} distinct`));
+  out.push(
+    check(
+      `session.db ${spec.table} has ${expected} rows with the rule id`,
+      rows.length === expected,
+      `${rows.length} rows`,
+    ),
+  );
+  out.push(
+    check(
+      `session.db rows have ${expected} distinct event ids`,
+      ids.size === expected,
+      `${ids.size} distinct`,
+    ),
+  );
   // The lane table was already waited for; security_events is written in the same batches.
-  const sec = await waitFor(() => ctx.gw.ledgerRows('security_events', ctx.ruleId), (r) => r.length >= expected, rows.length >= expected ? LEDGER_WAIT_MS : 0);
-  out.push(check(`session.db security_events has ${expected} blocked rows for the rule`, sec.length === expected && sec.every((r) => r.decision === 'block'), `${sec.length} rows`));
+  const sec = await waitFor(
+    () => ctx.gw.ledgerRows('security_events', ctx.ruleId),
+    (r) => r.length >= expected,
+    rows.length >= expected ? LEDGER_WAIT_MS : 0,
+  );
+  out.push(
+    check(
+      `session.db security_events has ${expected} blocked rows for the rule`,
+      sec.length === expected && sec.every((r) => r.decision === 'block'),
+      `${sec.length} rows`,
+    ),
+  );
   // Log lines are written in batches (at most every 50 ms), like the ledger: wait for them the same way.
-  const named = () => ctx.gw.logs().filter((l) => l.msg === 'decision' && l.rule_id === ctx.ruleId && l.decision === 'block');
+  const named = () =>
+    ctx.gw
+      .logs()
+      .filter((l) => l.msg === 'decision' && l.rule_id === ctx.ruleId && l.decision === 'block');
   const logLines = await waitFor(named, (l) => l.length >= expected, LEDGER_WAIT_MS);
-  out.push(check(`gateway log has ${expected} decision lines naming the rule`, logLines.length === expected, `${logLines.length} lines`));
+  out.push(
+    check(
+      `gateway log has ${expected} decision lines naming the rule`,
+      logLines.length === expected,
+      `${logLines.length} lines`,
+    ),
+  );
   return out;
 }
 
 /** Runs one lane end to end and returns (and by default writes) its artifact. Never throws. */
 export async function runLane(spec: LaneSpec, opts: LaneOptions): Promise<Artifact> {
-  const write = (a: Parameters<typeof writeArtifact>[0]) => (opts.write === false ? { ...a, path: undefined } : writeArtifact(a));
+  const write = (a: Parameters<typeof writeArtifact>[0]) =>
+    opts.write === false ? { ...a, path: undefined } : writeArtifact(a);
   const base = { kind: 'guest' as const, name: spec.name, runs: opts.runs };
   const avail = netnsAvailability();
-  if (!avail.ok) return write({ ...base, results: {}, status: 'skipped', skip_reason: avail.reason }) as Artifact;
+  if (!avail.ok)
+    return write({
+      ...base,
+      results: {},
+      status: 'skipped',
+      skip_reason: avail.reason,
+    }) as Artifact;
   const tag = `${spec.name}-${randomBytes(4).toString('hex')}`;
   const warmTag = `warmup-${randomBytes(4).toString('hex')}`;
   const warmup = opts.warmup ?? 0;
@@ -144,7 +200,13 @@ export async function runLane(spec: LaneSpec, opts: LaneOptions): Promise<Artifa
       reason: `blocked by the celgate ${spec.name} benchmark rule`,
       enabled: true,
     });
-    assertions.push(check('rule installed through the admin API', put.status === 200 || put.status === 201, `${put.status} ${put.text.slice(0, 300)}`));
+    assertions.push(
+      check(
+        'rule installed through the admin API',
+        put.status === 200 || put.status === 201,
+        `${put.status} ${put.text.slice(0, 300)}`,
+      ),
+    );
     if (warmup > 0) {
       const warm = await gw.api('PUT', `/v1/rules/bench.${warmTag}`, {
         description: 'celgate bench: block warm-up operations (never the measured ones)',
@@ -155,20 +217,42 @@ export async function runLane(spec: LaneSpec, opts: LaneOptions): Promise<Artifa
         reason: 'blocked by the celgate benchmark warm-up rule',
         enabled: true,
       });
-      assertions.push(check('warm-up rule installed', warm.status === 200 || warm.status === 201, warm.text.slice(0, 300)));
+      assertions.push(
+        check(
+          'warm-up rule installed',
+          warm.status === 200 || warm.status === 201,
+          warm.text.slice(0, 300),
+        ),
+      );
       notes.warmup = warmup;
     }
     if (put.status === 200 || put.status === 201) {
-      const before = Number((await gw.api('GET', `/v1/rules/${ruleId}`)).json?.counters?.matches ?? 0);
-      const ctx: LaneContext = { gw, guest, workDir, runs: opts.runs, ruleId, tag, warmup, warmTag };
+      const before = Number(
+        (await gw.api('GET', `/v1/rules/${ruleId}`)).json?.counters?.matches ?? 0,
+      );
+      const ctx: LaneContext = {
+        gw,
+        guest,
+        workDir,
+        runs: opts.runs,
+        ruleId,
+        tag,
+        warmup,
+        warmTag,
+      };
       const drive = await spec.drive(ctx);
       assertions.push(...drive.checks);
       assertions.push(...(await serverChecks(ctx, spec, before, drive.events)));
       notes = { ...notes, ...drive.notes, events: drive.events };
-      if (assertions.every((a) => a.ok)) results = Object.fromEntries(Object.entries(drive.results).map(([k, v]) => [k, summarize(v)]));
+      if (assertions.every((a) => a.ok))
+        results = Object.fromEntries(
+          Object.entries(drive.results).map(([k, v]) => [k, summarize(v)]),
+        );
     }
   } catch (err) {
-    assertions.push(check('lane ran to completion', false, (err as Error).stack?.slice(0, 1500) ?? String(err)));
+    assertions.push(
+      check('lane ran to completion', false, (err as Error).stack?.slice(0, 1500) ?? String(err)),
+    );
   } finally {
     if (guest !== null) {
       const log = guest.bridgeLog();

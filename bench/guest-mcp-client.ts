@@ -24,9 +24,12 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpSocketTransport } from '../src/transport/guest/mcp-socket-transport.js';
 
 const PROCESS_NAME = 'bench-mcp-client';
-const [mainJs, socket, tool, runsText, argsText, warmTool, warmText, clientWarmText] = process.argv.slice(2);
+const [mainJs, socket, tool, runsText, argsText, warmTool, warmText, clientWarmText] =
+  process.argv.slice(2);
 if (mainJs === undefined || socket === undefined || tool === undefined) {
-  process.stderr.write('usage: guest-mcp-client <main.js> <socket> <tool> <runs> [args-json] [warm-up tool] [warm-up calls] [client warm-up calls]\n');
+  process.stderr.write(
+    'usage: guest-mcp-client <main.js> <socket> <tool> <runs> [args-json] [warm-up tool] [warm-up calls] [client warm-up calls]\n',
+  );
   process.exit(2);
 }
 const runs = Number(runsText ?? '8');
@@ -53,22 +56,39 @@ async function call(side: Side): Promise<void> {
   const t = performance.now();
   try {
     const r = await side.client.callTool({ name: tool!, arguments: args });
-    side.calls.push({ ms: performance.now() - t, outcome: r.isError === true ? 'tool_error' : 'ok', code: null, message: JSON.stringify(r.content).slice(0, 300) });
+    side.calls.push({
+      ms: performance.now() - t,
+      outcome: r.isError === true ? 'tool_error' : 'ok',
+      code: null,
+      message: JSON.stringify(r.content).slice(0, 300),
+    });
   } catch (err) {
     const e = err as { code?: number; message?: string; data?: unknown };
-    side.calls.push({ ms: performance.now() - t, outcome: typeof e.code === 'number' ? 'rpc_error' : 'exception', code: e.code ?? null, message: `${e.message ?? String(err)} ${JSON.stringify(e.data ?? null)}`.slice(0, 500) });
+    side.calls.push({
+      ms: performance.now() - t,
+      outcome: typeof e.code === 'number' ? 'rpc_error' : 'exception',
+      code: e.code ?? null,
+      message: `${e.message ?? String(err)} ${JSON.stringify(e.data ?? null)}`.slice(0, 500),
+    });
   }
 }
 
 const sides = {
   socket: await connect(new McpSocketTransport({ socketPath: socket, processName: PROCESS_NAME })),
   shim: await connect(
-    new StdioClientTransport({ command: process.execPath, args: [mainJs, 'mcp-shim', '--socket', socket, '--process-name', PROCESS_NAME], stderr: 'inherit' }),
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [mainJs, 'mcp-shim', '--socket', socket, '--process-name', PROCESS_NAME],
+      stderr: 'inherit',
+    }),
   ),
 };
 async function warm(calls: number): Promise<void> {
   for (let i = 0; warmTool !== undefined && i < calls; i++) {
-    for (const side of [sides.socket, sides.shim]) await side.client.callTool({ name: warmTool, arguments: { a: 1, b: 2 } }).catch(() => undefined);
+    for (const side of [sides.socket, sides.shim])
+      await side.client
+        .callTool({ name: warmTool, arguments: { a: 1, b: 2 } })
+        .catch(() => undefined);
   }
 }
 
@@ -84,8 +104,16 @@ await timed();
 const cold = { socket: sides.socket.calls.splice(0), shim: sides.shim.calls.splice(0) };
 await warm(clientWarmCalls - warmCalls);
 await timed();
-const report = (s: Side, c: Call[]) => ({ init_ms: s.init_ms, tools: s.tools, cold: c, calls: s.calls });
+const report = (s: Side, c: Call[]) => ({
+  init_ms: s.init_ms,
+  tools: s.tools,
+  cold: c,
+  calls: s.calls,
+});
 await sides.socket.client.close();
 await sides.shim.client.close();
 // Exit only once the line is written: stdout is a pipe, and process.exit() would cut it off.
-process.stdout.write(`${JSON.stringify({ socket: report(sides.socket, cold.socket), shim: report(sides.shim, cold.shim) })}\n`, () => process.exit(0));
+process.stdout.write(
+  `${JSON.stringify({ socket: report(sides.socket, cold.socket), shim: report(sides.shim, cold.shim) })}\n`,
+  () => process.exit(0),
+);

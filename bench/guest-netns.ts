@@ -36,7 +36,8 @@ export const GATEWAY_ADDR = '10.203.0.2';
 export const GUEST_ADDR6 = 'fd00:cb::1';
 export const GATEWAY_ADDR6 = 'fd00:cb::2';
 /** Whether ip6tables exists: then the guest's IPv6 is redirected too (docs/guest.md). */
-export const HAVE_IP6TABLES = spawnSync('ip6tables', ['--version'], { stdio: 'ignore' }).status === 0;
+export const HAVE_IP6TABLES =
+  spawnSync('ip6tables', ['--version'], { stdio: 'ignore' }).status === 0;
 export const BRIDGE_READY_TIMEOUT_MS = 15_000;
 
 export interface Availability {
@@ -59,14 +60,17 @@ function tryRun(cmd: string, args: string[]): string | null {
 /** Can this machine run guest namespaces? Checks root, `ip`, `iptables`, and a real probe namespace. */
 export function netnsAvailability(): Availability {
   if (cached !== undefined) return cached;
-  const fail = (reason: string) => (cached = { ok: false, reason: `guest namespaces unavailable: ${reason}` });
+  const fail = (reason: string) =>
+    (cached = { ok: false, reason: `guest namespaces unavailable: ${reason}` });
   if (process.env.CELGATE_GUEST_NETNS === 'off') return fail('disabled by CELGATE_GUEST_NETNS=off');
   if (process.platform !== 'linux') return fail(`platform is ${process.platform}, not linux`);
   if (process.getuid?.() !== 0) return fail('not running as root (ip netns needs CAP_SYS_ADMIN)');
   for (const tool of ['ip', 'iptables']) {
-    if (tryRun('sh', ['-c', `command -v ${tool}`]) !== null) return fail(`"${tool}" is not installed (.ci/run installs it)`);
+    if (tryRun('sh', ['-c', `command -v ${tool}`]) !== null)
+      return fail(`"${tool}" is not installed (.ci/run installs it)`);
   }
-  for (const f of [MAIN_JS, BRIDGE_JS]) if (!existsSync(f)) return fail(`${f} is missing (build first)`);
+  for (const f of [MAIN_JS, BRIDGE_JS])
+    if (!existsSync(f)) return fail(`${f} is missing (build first)`);
   const probe = `${NAME_PREFIX}probe-${process.pid}`;
   const err =
     tryRun('ip', ['netns', 'add', probe]) ??
@@ -158,7 +162,10 @@ export class GuestNamespace {
     const g = new GuestNamespace(name, opts.workDir);
     live.add(name);
     try {
-      const ns = (...args: string[]) => execFileSync('ip', ['netns', 'exec', name, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const ns = (...args: string[]) =>
+        execFileSync('ip', ['netns', 'exec', name, ...args], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
       execFileSync('ip', ['netns', 'add', name], { stdio: ['ignore', 'ignore', 'pipe'] });
       ns('ip', 'link', 'set', 'lo', 'up');
       ns('ip', 'link', 'add', 'cgv0', 'type', 'veth', 'peer', 'name', 'cgv1');
@@ -166,16 +173,51 @@ export class GuestNamespace {
       ns('ip', 'link', 'set', 'cgv0', 'up');
       ns('ip', 'link', 'set', 'cgv1', 'up');
       ns('ip', 'route', 'add', 'default', 'via', GATEWAY_ADDR, 'dev', 'cgv0');
-      ns('iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-j', 'REDIRECT', '--to-ports', String(FORWARD_PORT));
+      ns(
+        'iptables',
+        '-t',
+        'nat',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-m',
+        'multiport',
+        '--dports',
+        '80,443',
+        '-j',
+        'REDIRECT',
+        '--to-ports',
+        String(FORWARD_PORT),
+      );
       if (HAVE_IP6TABLES) {
         // IPv6 too: an address and a route (so a v6 connect gets as far as the nat hook) and the same
         // REDIRECT, to the bridge's [::1] forwarder. Without it AAAA answers would be a way out.
         ns('ip', '-6', 'addr', 'add', `${GUEST_ADDR6}/64`, 'dev', 'cgv0', 'nodad');
         ns('ip', '-6', 'route', 'add', 'default', 'via', GATEWAY_ADDR6, 'dev', 'cgv0');
-        ns('ip6tables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-j', 'REDIRECT', '--to-ports', String(FORWARD_PORT));
+        ns(
+          'ip6tables',
+          '-t',
+          'nat',
+          '-A',
+          'OUTPUT',
+          '-p',
+          'tcp',
+          '-m',
+          'multiport',
+          '--dports',
+          '80,443',
+          '-j',
+          'REDIRECT',
+          '--to-ports',
+          String(FORWARD_PORT),
+        );
       }
       mkdirSync(`/etc/netns/${name}`, { recursive: true });
-      writeFileSync(`/etc/netns/${name}/resolv.conf`, 'nameserver 127.0.0.1\noptions timeout:2 attempts:1\n');
+      writeFileSync(
+        `/etc/netns/${name}/resolv.conf`,
+        'nameserver 127.0.0.1\noptions timeout:2 attempts:1\n',
+      );
       await g.startBridge(opts);
       return g;
     } catch (err) {
@@ -187,10 +229,29 @@ export class GuestNamespace {
   private async startBridge(opts: GuestOptions): Promise<void> {
     const p = { http: 5002, mcp: 5003, dns: 5007, exec: 5000, ...opts.ports };
     const args = [
-      'netns', 'exec', this.name, process.execPath, BRIDGE_JS,
-      '--mode', 'uds', '--uds-base', opts.udsBase,
-      '--port-http', String(p.http), '--port-mcp', String(p.mcp), '--port-dns', String(p.dns), '--port-exec', String(p.exec),
-      '--forward', `127.0.0.1:${FORWARD_PORT}`, '--dns', '127.0.0.1:53', '--mcp-socket', this.mcpSocket,
+      'netns',
+      'exec',
+      this.name,
+      process.execPath,
+      BRIDGE_JS,
+      '--mode',
+      'uds',
+      '--uds-base',
+      opts.udsBase,
+      '--port-http',
+      String(p.http),
+      '--port-mcp',
+      String(p.mcp),
+      '--port-dns',
+      String(p.dns),
+      '--port-exec',
+      String(p.exec),
+      '--forward',
+      `127.0.0.1:${FORWARD_PORT}`,
+      '--dns',
+      '127.0.0.1:53',
+      '--mcp-socket',
+      this.mcpSocket,
       ...(opts.bridgeArgs ?? []),
     ];
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -200,7 +261,15 @@ export class GuestNamespace {
     });
     this.addresses = await new Promise<Record<string, string>>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`guest bridge not ready after ${BRIDGE_READY_TIMEOUT_MS} ms: ${this.bridgeStderr}`)), BRIDGE_READY_TIMEOUT_MS);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `guest bridge not ready after ${BRIDGE_READY_TIMEOUT_MS} ms: ${this.bridgeStderr}`,
+            ),
+          ),
+        BRIDGE_READY_TIMEOUT_MS,
+      );
       child.stdout!.setEncoding('utf8').on('data', (c: string) => {
         out += c;
         const line = out.split('\n').find((l) => l.includes('"ready"'));
@@ -222,7 +291,10 @@ export class GuestNamespace {
   }
 
   /** Runs a command inside the namespace and collects its output. Never rejects for a non-zero exit. */
-  run(argv: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  run(
+    argv: string[],
+    opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
+  ): Promise<RunResult> {
     const started = performance.now();
     return new Promise((resolve, reject) => {
       const child = this.spawn(argv, opts.env);
@@ -234,7 +306,12 @@ export class GuestNamespace {
       child.once('error', reject);
       child.once('close', (code, signal) => {
         clearTimeout(timer);
-        resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr, ms: performance.now() - started });
+        resolve({
+          code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15),
+          stdout,
+          stderr,
+          ms: performance.now() - started,
+        });
       });
       child.stdin!.end(opts.input);
     });
@@ -242,7 +319,10 @@ export class GuestNamespace {
 
   /** Spawns a command inside the namespace (stdio piped). */
   spawn(argv: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-    return spawn('ip', ['netns', 'exec', this.name, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    return spawn('ip', ['netns', 'exec', this.name, ...argv], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
   }
 
   /** Stops the bridge and removes the namespace and its /etc/netns entry. Safe to call twice. */

@@ -29,12 +29,23 @@ export interface FloorProxy {
 }
 
 /** Starts the pass-through in a child process; `caDir` holds a CA that mints its leaves. */
-export async function startFloorProxy(caDir: string, upstreamPort: number, upstreamCaFile: string): Promise<FloorProxy> {
-  const child: ChildProcess = spawn(process.execPath, [fileURLToPath(import.meta.url), caDir, String(upstreamPort), upstreamCaFile], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+export async function startFloorProxy(
+  caDir: string,
+  upstreamPort: number,
+  upstreamCaFile: string,
+): Promise<FloorProxy> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), caDir, String(upstreamPort), upstreamCaFile],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('floor proxy not ready')), FLOOR_READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error('floor proxy not ready')),
+      FLOOR_READY_TIMEOUT_MS,
+    );
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
@@ -62,12 +73,21 @@ async function serve(caDir: string, upstreamPort: number, upstreamCaFile: string
   const upCa = tls.createSecureContext({ ca: readFileSync(upstreamCaFile, 'utf8') });
   const server = tls.createServer(
     {
-      SNICallback: (name, cb) => leaves.secureContext(name).then((c) => cb(null, c), (e: Error) => cb(e)),
+      SNICallback: (name, cb) =>
+        void leaves.secureContext(name).then(
+          (c) => cb(null, c),
+          (e: Error) => cb(e),
+        ),
       ALPNProtocols: ['http/1.1'],
     },
     (guest) => {
       // One upstream TLS connection per guest connection; bytes relayed as they come, unparsed.
-      const up = tls.connect({ host: '127.0.0.1', port: upstreamPort, servername: (guest as tls.TLSSocket & { servername?: string }).servername || 'localhost', secureContext: upCa });
+      const up = tls.connect({
+        host: '127.0.0.1',
+        port: upstreamPort,
+        servername: (guest as tls.TLSSocket & { servername?: string }).servername || 'localhost',
+        secureContext: upCa,
+      });
       guest.setNoDelay(true);
       up.setNoDelay(true);
       guest.on('data', (c: Buffer) => void up.write(c));

@@ -41,7 +41,8 @@ export interface GcSummary {
   meanPromotedMb: number;
 }
 
-const SCAVENGE = /Scavenge(?: \(interleaved\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB, ([\d.]+)/;
+const SCAVENGE =
+  /Scavenge(?: \(interleaved\))? ([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB, ([\d.]+)/;
 
 /**
  * Summarises node --trace-gc output. A scavenge's promotion is the heap size after it minus the
@@ -71,12 +72,17 @@ export function summarizeGcTrace(text: string): GcSummary {
     scavenges: durations.length,
     fullGcs,
     medianScavengeMs: steady.length === 0 ? Number.NaN : steady[Math.floor(steady.length / 2)]!,
-    meanPromotedMb: grown.length === 0 ? Number.NaN : grown.reduce((a, b) => a + b, 0) / grown.length,
+    meanPromotedMb:
+      grown.length === 0 ? Number.NaN : grown.reduce((a, b) => a + b, 0) / grown.length,
   };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const flags = flagsOrExit(argv, { values: ['--seconds', '--connections'], switches: ['--trace-gc', '--pretenuring'] }, USAGE);
+  const flags = flagsOrExit(
+    argv,
+    { values: ['--seconds', '--connections'], switches: ['--trace-gc', '--pretenuring'] },
+    USAGE,
+  );
   if (typeof flags === 'number') return flags;
   const seconds = Number(flags.values.get('--seconds') ?? 10);
   const connections = Number(flags.values.get('--connections') ?? 16);
@@ -85,14 +91,29 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const traceGc = flags.switches.has('--trace-gc');
-  const nodeArgs = [...(traceGc ? ['--trace-gc'] : []), ...(flags.switches.has('--pretenuring') ? ['--allocation-site-pretenuring'] : [])];
+  const nodeArgs = [
+    ...(traceGc ? ['--trace-gc'] : []),
+    ...(flags.switches.has('--pretenuring') ? ['--allocation-site-pretenuring'] : []),
+  ];
 
-  const { certs, up, gw, port, gwCa: ca } = await startKiBBench({ dropLogsAfterReady: true, nodeArgs });
+  const {
+    certs,
+    up,
+    gw,
+    port,
+    gwCa: ca,
+  } = await startKiBBench({ dropLogsAfterReady: true, nodeArgs });
   try {
     const pool = new Pool('https://api.bench.test', {
       connections,
       connect: (_o, cb) => {
-        const s = tls.connect({ host: '127.0.0.1', port, servername: 'api.bench.test', ca, ALPNProtocols: ['http/1.1'] });
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port,
+          servername: 'api.bench.test',
+          ca,
+          ALPNProtocols: ['http/1.1'],
+        });
         s.once('secureConnect', () => cb(null, s));
         s.once('error', (e) => cb(e, null));
       },
@@ -125,7 +146,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     }, 1000);
     const worker = async () => {
       while (performance.now() < end) {
-        const r = await pool.request({ path: '/load', method: 'GET', headers: { host: 'api.bench.test' } });
+        const r = await pool.request({
+          path: '/load',
+          method: 'GET',
+          headers: { host: 'api.bench.test' },
+        });
         const body = await r.body.arrayBuffer();
         if (r.statusCode === 200 && body.byteLength === 1024) ok += 1;
         else bad += 1;
@@ -137,7 +162,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     const cpuPerReq = ((cpuMs() - cpu0) * 1000) / Math.max(1, ok);
     await pool.close();
     const served = up.seen.length - seen0;
-    process.stdout.write(`${ok} ok, ${bad} bad in ${took.toFixed(1)} s: ${(ok / took).toFixed(0)} req/s; gateway CPU ${cpuPerReq.toFixed(1)} µs per request\n`);
+    process.stdout.write(
+      `${ok} ok, ${bad} bad in ${took.toFixed(1)} s: ${(ok / took).toFixed(0)} req/s; gateway CPU ${cpuPerReq.toFixed(1)} µs per request\n`,
+    );
     if (traceGc) {
       const gc = summarizeGcTrace(readFileSync(join(certs.dir, 'gateway.log'), 'utf8'));
       process.stdout.write(
@@ -145,7 +172,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       );
     }
     if (bad > 0 || ok === 0 || served !== ok + bad) {
-      process.stderr.write(`not every request was served as a 200 with 1 KiB (ok ${ok}, bad ${bad}, upstream served ${served})\n`);
+      process.stderr.write(
+        `not every request was served as a 200 with 1 KiB (ok ${ok}, bad ${bad}, upstream served ${served})\n`,
+      );
       return 1;
     }
     return 0;
@@ -156,4 +185,5 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exitCode = await main(process.argv.slice(2));
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href)
+  process.exitCode = await main(process.argv.slice(2));

@@ -36,10 +36,21 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Client, Pool } from 'undici';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../test/fixtures/http/harness.js';
+import {
+  makeCerts,
+  startUpstream,
+  type Certs,
+  type Upstream,
+} from '../test/fixtures/http/harness.js';
 import { startBenchGateway, type BenchGateway, type BenchGatewayOptions } from './guest-gateway.js';
 import { startFloorProxy } from './http-floor.js';
-import { summarize, writeArtifact, type Artifact, type AssertionResult, type Summary } from './artifact.js';
+import {
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+  type Summary,
+} from './artifact.js';
 import type { Decision } from '../src/events/decision.js';
 import { httpRequestEvent } from '../src/events/index.js';
 import { withSecretGuard } from '../src/policy/secrets.js';
@@ -59,7 +70,10 @@ const RULE_ID = 'bench-http-deny';
 const SECRET_VALUE = 'sk-bench-0123456789abcdefghijklmnopqrstuvwxyz0123';
 // --runs is read only when this file is the entry point: imported by bench/security.ts, whose own
 // --runs means guest-lane operations, the suite keeps its default sample count.
-const argRuns = import.meta.url === pathToFileURL(process.argv[1] ?? '').href ? process.argv.indexOf('--runs') : -1;
+const argRuns =
+  import.meta.url === pathToFileURL(process.argv[1] ?? '').href
+    ? process.argv.indexOf('--runs')
+    : -1;
 const RUNS = argRuns > 0 ? Number(process.argv[argRuns + 1]) : 1000;
 const FIRST_CONTACTS = Math.min(200, Math.max(20, Math.floor(RUNS / 5)));
 const THROUGHPUT_MS = Number(process.env.CELGATE_BENCH_HTTP_MS ?? 3000);
@@ -75,7 +89,13 @@ const THROUGHPUT_ROUNDS = 3;
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
-async function throughput(pool: Pool, path: string, host: string, durationMs: number, extra: Record<string, string> = {}): Promise<{ rps: number; ok: number; bad: number; ms: number }> {
+async function throughput(
+  pool: Pool,
+  path: string,
+  host: string,
+  durationMs: number,
+  extra: Record<string, string> = {},
+): Promise<{ rps: number; ok: number; bad: number; ms: number }> {
   let ok = 0;
   let bad = 0;
   const end = Date.now() + durationMs;
@@ -100,28 +120,98 @@ async function throughput(pool: Pool, path: string, host: string, durationMs: nu
  * JSON response and its headers — the calls the HTTP path makes. Median of 5 alternating rounds.
  */
 function secretWorkUs(): { addedUs: number; iterations: number; checked: boolean } {
-  const store = SecretStore.load([{ id: 'bench', env: 'BENCH_SECRET', file: null, hosts: ['api.bench.test'], in_body: false, allow_plain_http: false }], { BENCH_SECRET: SECRET_VALUE });
-  const allow: Decision = { action: 'allow', rule_id: null, reason: 'default', mode: 'enforce', matches: [], findings: [], errors: [], generation: 1, eval_ns: 0 };
+  const store = SecretStore.load(
+    [
+      {
+        id: 'bench',
+        env: 'BENCH_SECRET',
+        file: null,
+        hosts: ['api.bench.test'],
+        in_body: false,
+        allow_plain_http: false,
+      },
+    ],
+    { BENCH_SECRET: SECRET_VALUE },
+  );
+  const allow: Decision = {
+    action: 'allow',
+    rule_id: null,
+    reason: 'default',
+    mode: 'enforce',
+    matches: [],
+    findings: [],
+    errors: [],
+    generation: 1,
+    eval_ns: 0,
+  };
   const guard = withSecretGuard({ decide: () => allow }, () => store.catalog());
-  const body = Buffer.from(JSON.stringify({ id: 'chatcmpl-1', choices: [{ message: { role: 'assistant', content: 'x'.repeat(900) } }] }));
-  const respHeaders = ['content-type', 'application/json', 'content-length', String(body.length), 'date', new Date().toUTCString(), 'x-request-id', 'req_0123456789', 'server', 'bench'];
-  const target = { scheme: 'https', host: 'api.bench.test', port: 443, path: '/v1/chat', query: '' } as RequestTarget;
+  const body = Buffer.from(
+    JSON.stringify({
+      id: 'chatcmpl-1',
+      choices: [{ message: { role: 'assistant', content: 'x'.repeat(900) } }],
+    }),
+  );
+  const respHeaders = [
+    'content-type',
+    'application/json',
+    'content-length',
+    String(body.length),
+    'date',
+    new Date().toUTCString(),
+    'x-request-id',
+    'req_0123456789',
+    'server',
+    'bench',
+  ];
+  const target = {
+    scheme: 'https',
+    host: 'api.bench.test',
+    port: 443,
+    path: '/v1/chat',
+    query: '',
+  } as RequestTarget;
   const inner = { decide: () => allow };
   // With secrets: the placeholder is found, guarded, substituted, and the response scrubbed.
   // Without (no secrets configured): the same request and event, the engine's decision only.
   const once = (withSecrets: boolean): boolean => {
-    const raw = ['accept', 'application/json', 'content-type', 'application/json', 'user-agent', 'agent/1.0', 'authorization', withSecrets ? 'Bearer celgate-secret-bench' : 'Bearer plain-token', 'x-trace', 'abc'];
+    const raw = [
+      'accept',
+      'application/json',
+      'content-type',
+      'application/json',
+      'user-agent',
+      'agent/1.0',
+      'authorization',
+      withSecrets ? 'Bearer celgate-secret-bench' : 'Bearer plain-token',
+      'x-trace',
+      'abc',
+    ];
     const headers: Record<string, string> = {};
     for (let i = 0; i < raw.length; i += 2) headers[raw[i]!] = raw[i + 1]!;
     const ids = withSecrets ? store.requestSecrets(headers, target.query) : [];
-    const event = httpRequestEvent({ session_id: 'b', profile_id: 'b' }, { method: 'GET', scheme: 'https', host: target.host, port: 443, path: target.path, secrets: ids, headers });
+    const event = httpRequestEvent(
+      { session_id: 'b', profile_id: 'b' },
+      {
+        method: 'GET',
+        scheme: 'https',
+        host: target.host,
+        port: 443,
+        path: target.path,
+        secrets: ids,
+        headers,
+      },
+    );
     if ((withSecrets ? guard : inner).decide(event).action !== 'allow') return false;
     if (!withSecrets) return true;
     const sub = egress(store, target, raw, ids.length > 0);
     for (let i = 1; i < respHeaders.length; i += 2) store.scrub(respHeaders[i]!);
     const sc = store.bodyScrubber();
     const out = sc.push(body);
-    return sub !== null && sub.headers[7] === `Bearer ${SECRET_VALUE}` && out.length + sc.end().length === body.length;
+    return (
+      sub !== null &&
+      sub.headers[7] === `Bearer ${SECRET_VALUE}` &&
+      out.length + sc.end().length === body.length
+    );
   };
   const N = 20_000;
   const time = (withSecrets: boolean) => {
@@ -164,7 +254,10 @@ export interface KiBBench {
 let h2served = 0;
 
 /** 1 KiB GETs as 16 concurrent streams on one HTTP/2 session, for `durationMs`. */
-async function h2Throughput(session: http2.ClientHttp2Session, durationMs: number): Promise<{ ok: number; bad: number; ms: number }> {
+async function h2Throughput(
+  session: http2.ClientHttp2Session,
+  durationMs: number,
+): Promise<{ ok: number; bad: number; ms: number }> {
   let ok = 0;
   let bad = 0;
   const end = Date.now() + durationMs;
@@ -197,28 +290,52 @@ async function h2Throughput(session: http2.ClientHttp2Session, durationMs: numbe
  * A loopback HTTPS upstream answering 1 KiB, and a bench gateway (vsock on loopback TCP) that maps
  * api.bench.test to it and trusts its CA. Shared by this suite and bench/http-load.ts.
  */
-export async function startKiBBench(options: BenchGatewayOptions = {}, extraConfig: (certsDir: string) => Record<string, unknown> = () => ({})): Promise<KiBBench> {
+export async function startKiBBench(
+  options: BenchGatewayOptions = {},
+  extraConfig: (certsDir: string) => Record<string, unknown> = () => ({}),
+): Promise<KiBBench> {
   const certs = await makeCerts();
   const payload = Buffer.alloc(1024, 0x78);
-  const up = await startUpstream(certs, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
-    res.end(payload);
-  }, { readBody: false });
+  const up = await startUpstream(
+    certs,
+    (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
+      res.end(payload);
+    },
+    { readBody: false },
+  );
   const upCa = join(certs.dir, 'upstream-ca.pem');
   writeFileSync(upCa, certs.caPem);
   // An upstream speaking HTTP/2 (and HTTP/1.1, which the gateway uses) for the HTTP/2 case.
-  const h2up = http2.createSecureServer({ allowHTTP1: true, SNICallback: (name, cb) => certs.leaves.secureContext(name || 'localhost').then((c) => cb(null, c), (e: Error) => cb(e)) }, (_req, res) => {
-    h2served += 1;
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
-    res.end(payload);
-  });
+  const h2up = http2.createSecureServer(
+    {
+      allowHTTP1: true,
+      SNICallback: (name, cb) =>
+        void certs.leaves.secureContext(name || 'localhost').then(
+          (c) => cb(null, c),
+          (e: Error) => cb(e),
+        ),
+    },
+    (_req, res) => {
+      h2served += 1;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1024' });
+      res.end(payload);
+    },
+  );
   await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', () => r()));
   const h2port = (h2up.address() as net.AddressInfo).port;
   const gw = await startBenchGateway(
     certs.dir,
     {
       vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-      http: { ca_dir: join(certs.dir, 'gw-certs'), upstream_map: { 'api.bench.test': `127.0.0.1:${up.port}`, 'h2.bench.test': `127.0.0.1:${h2port}` }, extra_ca: [upCa] },
+      http: {
+        ca_dir: join(certs.dir, 'gw-certs'),
+        upstream_map: {
+          'api.bench.test': `127.0.0.1:${up.port}`,
+          'h2.bench.test': `127.0.0.1:${h2port}`,
+        },
+        extra_ca: [upCa],
+      },
       ...extraConfig(certs.dir),
     },
     options,
@@ -238,19 +355,38 @@ export async function run(): Promise<Artifact> {
   const results: Record<string, Summary> = {};
   const notes: Record<string, unknown> = {};
   // One secret for api.bench.test (case 5), so the gateway runs with the secret guard throughout.
-  const { certs: upCerts, up, upCa, gw, port, gwCa, h2up, h2port } = await startKiBBench({}, (dir) => {
+  const {
+    certs: upCerts,
+    up,
+    upCa,
+    gw,
+    port,
+    gwCa,
+    h2up,
+    h2port,
+  } = await startKiBBench({}, (dir) => {
     writeFileSync(join(dir, 'bench-secret'), SECRET_VALUE);
-    return { secrets: [{ id: 'bench', file: join(dir, 'bench-secret'), hosts: ['api.bench.test'] }] };
+    return {
+      secrets: [{ id: 'bench', file: join(dir, 'bench-secret'), hosts: ['api.bench.test'] }],
+    };
   });
-  const floor = await startFloorProxy(join(upCerts.dir, 'floor-certs'), up.port, upCa).catch(async (err: unknown) => {
-    await gw.stop();
-    throw err;
-  });
+  const floor = await startFloorProxy(join(upCerts.dir, 'floor-certs'), up.port, upCa).catch(
+    async (err: unknown) => {
+      await gw.stop();
+      throw err;
+    },
+  );
   try {
     const caCert = new (await import('node:crypto')).X509Certificate(gwCa);
     const connect = (servername: string) =>
       new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port, servername, ca: gwCa, ALPNProtocols: ['http/1.1'] });
+        const s = tls.connect({
+          host: '127.0.0.1',
+          port,
+          servername,
+          ca: gwCa,
+          ALPNProtocols: ['http/1.1'],
+        });
         s.once('secureConnect', () => resolve(s));
         s.once('error', reject);
       });
@@ -264,11 +400,16 @@ export async function run(): Promise<Artifact> {
       const s = await connect(host);
       firsts.push(ms(t0));
       const peer = s.getPeerX509Certificate();
-      if (peer !== undefined && peer.checkHost(host) === host && peer.checkIssued(caCert)) goodLeaf += 1;
+      if (peer !== undefined && peer.checkHost(host) === host && peer.checkIssued(caCert))
+        goodLeaf += 1;
       s.destroy();
     }
     results.first_contact_ms = summarize(firsts);
-    assertions.push({ name: `every first-contact handshake presented a CA-signed leaf for its host (${FIRST_CONTACTS})`, ok: goodLeaf === FIRST_CONTACTS, detail: `${goodLeaf}/${FIRST_CONTACTS}` });
+    assertions.push({
+      name: `every first-contact handshake presented a CA-signed leaf for its host (${FIRST_CONTACTS})`,
+      ok: goodLeaf === FIRST_CONTACTS,
+      detail: `${goodLeaf}/${FIRST_CONTACTS}`,
+    });
 
     // 2. Blocked requests on one kept-alive connection.
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, {
@@ -278,15 +419,24 @@ export async function run(): Promise<Artifact> {
       reason: 'benchmark denial',
       priority: 0,
     });
-    assertions.push({ name: 'rule installed through the control API', ok: put.status === 201 || put.status === 200, detail: put.text.slice(0, 120) });
-    const matchesBefore = Number((await gw.api('GET', `/v1/rules/${RULE_ID}`)).json?.counters?.matches ?? 0);
+    assertions.push({
+      name: 'rule installed through the control API',
+      ok: put.status === 201 || put.status === 200,
+      detail: put.text.slice(0, 120),
+    });
+    const matchesBefore = Number(
+      (await gw.api('GET', `/v1/rules/${RULE_ID}`)).json?.counters?.matches ?? 0,
+    );
     const seenBefore = up.seen.length;
     let connects = 0;
     const client = new Client('https://api.bench.test', {
       pipelining: 1,
       connect: (_o, cb) => {
         connects += 1;
-        connect('api.bench.test').then((s) => cb(null, s), (e: Error) => cb(e, null));
+        connect('api.bench.test').then(
+          (s) => cb(null, s),
+          (e: Error) => cb(e, null),
+        );
       },
     });
     const blocked: number[] = [];
@@ -302,24 +452,55 @@ export async function run(): Promise<Artifact> {
       }
     }
     await client.close();
-    const matchesAfter = Number((await gw.api('GET', `/v1/rules/${RULE_ID}`)).json?.counters?.matches ?? 0);
+    const matchesAfter = Number(
+      (await gw.api('GET', `/v1/rules/${RULE_ID}`)).json?.counters?.matches ?? 0,
+    );
     results.blocked_keepalive_ms = summarize(blocked);
-    assertions.push({ name: `every blocked request answered 403 naming ${RULE_ID}`, ok: denials === RUNS, detail: `${denials}/${RUNS}` });
-    assertions.push({ name: 'rule match counter moved by every request (incl. warm-up)', ok: matchesAfter - matchesBefore === RUNS + 50, detail: `${matchesAfter - matchesBefore}` });
-    assertions.push({ name: 'one kept-alive connection', ok: connects === 1, detail: String(connects) });
-    assertions.push({ name: 'upstream saw none of the blocked requests', ok: up.seen.length === seenBefore });
+    assertions.push({
+      name: `every blocked request answered 403 naming ${RULE_ID}`,
+      ok: denials === RUNS,
+      detail: `${denials}/${RUNS}`,
+    });
+    assertions.push({
+      name: 'rule match counter moved by every request (incl. warm-up)',
+      ok: matchesAfter - matchesBefore === RUNS + 50,
+      detail: `${matchesAfter - matchesBefore}`,
+    });
+    assertions.push({
+      name: 'one kept-alive connection',
+      ok: connects === 1,
+      detail: String(connects),
+    });
+    assertions.push({
+      name: 'upstream saw none of the blocked requests',
+      ok: up.seen.length === seenBefore,
+    });
     await gw.api('GET', '/v1/events?limit=1'); // flushes the ledger
     const netRows = gw.ledgerRows('net_events', RULE_ID).length;
-    assertions.push({ name: `session.db holds one net_events row per blocked request naming ${RULE_ID}`, ok: netRows === RUNS + 50, detail: String(netRows) });
+    assertions.push({
+      name: `session.db holds one net_events row per blocked request naming ${RULE_ID}`,
+      ok: netRows === RUNS + 50,
+      detail: String(netRows),
+    });
 
     // 3. Allowed 1 KiB GETs, 16 kept-alive connections: via the gateway vs direct, same run.
     const viaPool = new Pool('https://api.bench.test', {
       connections: 16,
-      connect: (_o, cb) => void connect('api.bench.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
+      connect: (_o, cb) =>
+        void connect('api.bench.test').then(
+          (s) => cb(null, s),
+          (e: Error) => cb(e, null),
+        ),
     });
-    const directPool = new Pool(`https://127.0.0.1:${up.port}`, { connections: 16, connect: { ca: upCerts.caPem, servername: 'api.bench.test' } });
+    const directPool = new Pool(`https://127.0.0.1:${up.port}`, {
+      connections: 16,
+      connect: { ca: upCerts.caPem, servername: 'api.bench.test' },
+    });
     const floorCa = readFileSync(join(upCerts.dir, 'floor-certs', 'ca.cert.pem'), 'utf8');
-    const floorPool = new Pool(`https://127.0.0.1:${floor.port}`, { connections: 16, connect: { ca: floorCa, servername: 'api.bench.test' } });
+    const floorPool = new Pool(`https://127.0.0.1:${floor.port}`, {
+      connections: 16,
+      connect: { ca: floorCa, servername: 'api.bench.test' },
+    });
     await throughput(viaPool, '/warm', 'api.bench.test', WARMUP_MS);
     await throughput(directPool, '/warm', 'api.bench.test', WARMUP_MS);
     await throughput(floorPool, '/warm', 'api.bench.test', WARMUP_MS);
@@ -362,7 +543,10 @@ export async function run(): Promise<Artifact> {
     const seenBeforeSecrets = up.seen.length;
     const [plainT, secretT] = [tally(), tally()];
     for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
-      for (const [t, extra] of [[plainT, {}], [secretT, { authorization: 'Bearer celgate-secret-bench' }]] as const) {
+      for (const [t, extra] of [
+        [plainT, {}],
+        [secretT, { authorization: 'Bearer celgate-secret-bench' }],
+      ] as const) {
         const c0 = cpuMs(pid);
         const r = await throughput(viaPool, '/allowed', 'api.bench.test', slice, extra);
         t.ok += r.ok;
@@ -371,14 +555,24 @@ export async function run(): Promise<Artifact> {
         t.cpuMs += cpuMs(pid) - c0;
       }
     }
-    const substituted = up.seen.slice(seenBeforeSecrets).filter((s) => s.headers.authorization === `Bearer ${SECRET_VALUE}`).length;
-    assertions.push({ name: 'every request with the placeholder reached the upstream with the real value (and only those)', ok: secretT.ok > 0 && substituted === secretT.ok && secretT.bad === 0 && plainT.bad === 0, detail: `${substituted} substituted of ${secretT.ok}; bad ${secretT.bad + plainT.bad}` });
+    const substituted = up.seen
+      .slice(seenBeforeSecrets)
+      .filter((s) => s.headers.authorization === `Bearer ${SECRET_VALUE}`).length;
+    assertions.push({
+      name: 'every request with the placeholder reached the upstream with the real value (and only those)',
+      ok: secretT.ok > 0 && substituted === secretT.ok && secretT.bad === 0 && plainT.bad === 0,
+      detail: `${substituted} substituted of ${secretT.ok}; bad ${secretT.bad + plainT.bad}`,
+    });
     const cpuPer = (t: Tally) => (t.cpuMs * 1000) / Math.max(1, t.ok);
     results.secret_request_cpu_added = summarize([cpuPer(secretT) - cpuPer(plainT)], 'µs');
     results.secret_rps_ratio = summarize([rate(secretT).rps / rate(plainT).rps], 'ratio');
     const work = secretWorkUs();
     results.secret_substitution_work = summarize([work.addedUs], 'µs');
-    assertions.push({ name: 'the in-process secret work substituted, guarded and scrubbed', ok: work.checked, detail: `${work.iterations} iterations` });
+    assertions.push({
+      name: 'the in-process secret work substituted, guarded and scrubbed',
+      ok: work.checked,
+      detail: `${work.iterations} iterations`,
+    });
     // 6. HTTP/2: 16 concurrent streams on one connection through the gateway (h2 to the guest,
     // HTTP/1.1 upstream) vs the same client straight to the HTTP/2 upstream, alternating rounds.
     const h2Session = (viaGateway: boolean) =>
@@ -386,20 +580,38 @@ export async function run(): Promise<Artifact> {
         const s = http2.connect('https://h2.bench.test', {
           createConnection: () =>
             viaGateway
-              ? tls.connect({ host: '127.0.0.1', port, servername: 'h2.bench.test', ca: gwCa, ALPNProtocols: ['h2'] })
-              : tls.connect({ host: '127.0.0.1', port: h2port, servername: 'h2.bench.test', ca: upCerts.caPem, ALPNProtocols: ['h2'] }),
+              ? tls.connect({
+                  host: '127.0.0.1',
+                  port,
+                  servername: 'h2.bench.test',
+                  ca: gwCa,
+                  ALPNProtocols: ['h2'],
+                })
+              : tls.connect({
+                  host: '127.0.0.1',
+                  port: h2port,
+                  servername: 'h2.bench.test',
+                  ca: upCerts.caPem,
+                  ALPNProtocols: ['h2'],
+                }),
         });
         s.once('connect', () => resolve(s));
         s.once('error', reject);
       });
     const [h2via, h2direct] = [await h2Session(true), await h2Session(false)];
-    const h2Alpn = [(h2via.socket as tls.TLSSocket).alpnProtocol, (h2direct.socket as tls.TLSSocket).alpnProtocol];
+    const h2Alpn = [
+      (h2via.socket as tls.TLSSocket).alpnProtocol,
+      (h2direct.socket as tls.TLSSocket).alpnProtocol,
+    ];
     await h2Throughput(h2via, WARMUP_MS / 2);
     await h2Throughput(h2direct, WARMUP_MS / 2);
     const h2Before = h2served;
     const [h2ViaT, h2DirectT] = [tally(), tally()];
     for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
-      for (const [sess, t] of [[h2via, h2ViaT], [h2direct, h2DirectT]] as const) {
+      for (const [sess, t] of [
+        [h2via, h2ViaT],
+        [h2direct, h2DirectT],
+      ] as const) {
         const r = await h2Throughput(sess, slice);
         t.ok += r.ok;
         t.bad += r.bad;
@@ -412,7 +624,16 @@ export async function run(): Promise<Artifact> {
     results.h2_16streams_rps_via_gateway = summarize([rate(h2ViaT).rps], 'req/s');
     results.h2_16streams_rps_direct = summarize([rate(h2DirectT).rps], 'req/s');
     results.h2_16streams_ratio = summarize([h2Ratio], 'ratio');
-    assertions.push({ name: 'HTTP/2: both sessions negotiated h2; every stream got 200 with 1 KiB; the upstream served each', ok: h2Alpn.every((a) => a === 'h2') && h2ViaT.bad === 0 && h2DirectT.bad === 0 && h2ViaT.ok > 0 && h2served - h2Before === h2ViaT.ok + h2DirectT.ok, detail: `alpn ${h2Alpn.join('/')}; via ${h2ViaT.ok} ok / ${h2ViaT.bad} bad; direct ${h2DirectT.ok} / ${h2DirectT.bad}; served ${h2served - h2Before}` });
+    assertions.push({
+      name: 'HTTP/2: both sessions negotiated h2; every stream got 200 with 1 KiB; the upstream served each',
+      ok:
+        h2Alpn.every((a) => a === 'h2') &&
+        h2ViaT.bad === 0 &&
+        h2DirectT.bad === 0 &&
+        h2ViaT.ok > 0 &&
+        h2served - h2Before === h2ViaT.ok + h2DirectT.ok,
+      detail: `alpn ${h2Alpn.join('/')}; via ${h2ViaT.ok} ok / ${h2ViaT.bad} bad; direct ${h2DirectT.ok} / ${h2DirectT.bad}; served ${h2served - h2Before}`,
+    });
 
     await viaPool.close();
     await directPool.close();
@@ -427,11 +648,20 @@ export async function run(): Promise<Artifact> {
     results.allowed_16conn_ratio = summarize([ratio], 'ratio');
     results.gateway_cpu_per_allowed_request = summarize([gwCpuPerReqUs], 'µs');
     notes.load_average = os.loadavg();
-    assertions.push({ name: 'every allowed response was 200 with a 1 KiB body', ok: via.bad === 0 && direct.bad === 0 && bare.bad === 0 && via.ok > 0 && bare.ok > 0, detail: `via ${via.ok} ok / ${via.bad} bad; direct ${direct.ok} ok / ${direct.bad} bad; node floor ${bare.ok} ok / ${bare.bad} bad` });
-    assertions.push({ name: 'the upstream served every request counted', ok: servedTp === via.ok + direct.ok + bare.ok, detail: `${servedTp} vs ${via.ok + direct.ok + bare.ok}` });
+    assertions.push({
+      name: 'every allowed response was 200 with a 1 KiB body',
+      ok: via.bad === 0 && direct.bad === 0 && bare.bad === 0 && via.ok > 0 && bare.ok > 0,
+      detail: `via ${via.ok} ok / ${via.bad} bad; direct ${direct.ok} ok / ${direct.bad} bad; node floor ${bare.ok} ok / ${bare.bad} bad`,
+    });
+    assertions.push({
+      name: 'the upstream served every request counted',
+      ok: servedTp === via.ok + direct.ok + bare.ok,
+      detail: `${servedTp} vs ${via.ok + direct.ok + bare.ok}`,
+    });
 
     // 4. RSS with 1,000 open connections (each used once, then left open).
-    const rssKb = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const rssKb = () =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
     const idleRss = rssKb();
     const sockets: tls.TLSSocket[] = [];
     let served = 0;
@@ -462,17 +692,50 @@ export async function run(): Promise<Artifact> {
     for (const s of sockets) s.destroy();
     results.rss_1000_open_mb = summarize([openRss / 1024], 'MB');
     notes.rss_idle_mb = idleRss / 1024;
-    assertions.push({ name: `${OPEN_CONNECTIONS} connections each served one 200 and stayed open`, ok: served === OPEN_CONNECTIONS && stillOpen === OPEN_CONNECTIONS, detail: `served ${served}, open ${stillOpen}` });
+    assertions.push({
+      name: `${OPEN_CONNECTIONS} connections each served one 200 and stayed open`,
+      ok: served === OPEN_CONNECTIONS && stillOpen === OPEN_CONNECTIONS,
+      detail: `served ${served}, open ${stillOpen}`,
+    });
 
     // Goals.
-    const goal = (name: string, ok: boolean, detail: string) => assertions.push({ name: `goal: ${name}`, ok, detail });
-    goal(`first contact p50 ≤ ${FIRST_CONTACT_P50_GOAL_MS} ms`, results.first_contact_ms.median <= FIRST_CONTACT_P50_GOAL_MS, results.first_contact_ms.median.toFixed(3));
-    goal(`blocked keep-alive p50 ≤ ${BLOCKED_P50_GOAL_MS} ms`, results.blocked_keepalive_ms.median <= BLOCKED_P50_GOAL_MS, results.blocked_keepalive_ms.median.toFixed(3));
-    goal(`16-conn allowed ratio ≥ ${THROUGHPUT_RATIO_GOAL}`, ratio >= THROUGHPUT_RATIO_GOAL, ratio.toFixed(3));
-    goal(`16-conn allowed ratio ≥ ${THROUGHPUT_RATIO_TARGET} (target)`, ratio >= THROUGHPUT_RATIO_TARGET, ratio.toFixed(3));
-    goal(`RSS with ${OPEN_CONNECTIONS} open ≤ ${RSS_GOAL_MB} MB`, openRss / 1024 <= RSS_GOAL_MB, (openRss / 1024).toFixed(1));
-    goal(`HTTP/2, 16 streams on one connection ≥ ${H2_RATIO_GOAL} of direct`, results.h2_16streams_ratio.median >= H2_RATIO_GOAL, results.h2_16streams_ratio.median.toFixed(3));
-    goal(`secret substitution adds ≤ ${SECRET_ADDED_GOAL_US} µs per request`, results.secret_substitution_work.median <= SECRET_ADDED_GOAL_US, `${results.secret_substitution_work.median.toFixed(2)} µs in process; gateway CPU ${results.secret_request_cpu_added.median.toFixed(1)} µs (noise ±10 µs)`);
+    const goal = (name: string, ok: boolean, detail: string) =>
+      assertions.push({ name: `goal: ${name}`, ok, detail });
+    goal(
+      `first contact p50 ≤ ${FIRST_CONTACT_P50_GOAL_MS} ms`,
+      results.first_contact_ms.median <= FIRST_CONTACT_P50_GOAL_MS,
+      results.first_contact_ms.median.toFixed(3),
+    );
+    goal(
+      `blocked keep-alive p50 ≤ ${BLOCKED_P50_GOAL_MS} ms`,
+      results.blocked_keepalive_ms.median <= BLOCKED_P50_GOAL_MS,
+      results.blocked_keepalive_ms.median.toFixed(3),
+    );
+    goal(
+      `16-conn allowed ratio ≥ ${THROUGHPUT_RATIO_GOAL}`,
+      ratio >= THROUGHPUT_RATIO_GOAL,
+      ratio.toFixed(3),
+    );
+    goal(
+      `16-conn allowed ratio ≥ ${THROUGHPUT_RATIO_TARGET} (target)`,
+      ratio >= THROUGHPUT_RATIO_TARGET,
+      ratio.toFixed(3),
+    );
+    goal(
+      `RSS with ${OPEN_CONNECTIONS} open ≤ ${RSS_GOAL_MB} MB`,
+      openRss / 1024 <= RSS_GOAL_MB,
+      (openRss / 1024).toFixed(1),
+    );
+    goal(
+      `HTTP/2, 16 streams on one connection ≥ ${H2_RATIO_GOAL} of direct`,
+      results.h2_16streams_ratio.median >= H2_RATIO_GOAL,
+      results.h2_16streams_ratio.median.toFixed(3),
+    );
+    goal(
+      `secret substitution adds ≤ ${SECRET_ADDED_GOAL_US} µs per request`,
+      results.secret_substitution_work.median <= SECRET_ADDED_GOAL_US,
+      `${results.secret_substitution_work.median.toFixed(2)} µs in process; gateway CPU ${results.secret_request_cpu_added.median.toFixed(1)} µs (noise ±10 µs)`,
+    );
     notes.rule_id = RULE_ID;
     notes.first_contacts = FIRST_CONTACTS;
     notes.throughput_ms_each = THROUGHPUT_MS;
@@ -497,8 +760,14 @@ export async function run(): Promise<Artifact> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const a = await run();
-  for (const [name, s] of Object.entries(a.results)) process.stdout.write(`${name.padEnd(32)} median ${s.median.toFixed(3)} ${s.unit}  p95 ${s.p95.toFixed(3)}  n=${s.n}\n`);
-  for (const x of a.assertions) process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}${x.detail === undefined ? '' : ` (${x.detail})`}\n`);
+  for (const [name, s] of Object.entries(a.results))
+    process.stdout.write(
+      `${name.padEnd(32)} median ${s.median.toFixed(3)} ${s.unit}  p95 ${s.p95.toFixed(3)}  n=${s.n}\n`,
+    );
+  for (const x of a.assertions)
+    process.stdout.write(
+      `${x.ok ? 'ok  ' : 'FAIL'} ${x.name}${x.detail === undefined ? '' : ` (${x.detail})`}\n`,
+    );
   process.stdout.write(`artifact: ${a.path}\n`);
   process.exitCode = a.status === 'passed' ? 0 : 1;
 }

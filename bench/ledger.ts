@@ -19,7 +19,13 @@ import { dnsRequestEvent, eventFromJson } from '../src/events/build.js';
 import type { Decision } from '../src/events/decision.js';
 import type { SecurityEvent } from '../src/events/types.js';
 import { LedgerWriter } from '../src/store/writer.js';
-import { repoRoot, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import {
+  repoRoot,
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+} from './artifact.js';
 import { run as runMetrics } from './metrics.js';
 import { runIfMain } from './micro-kit.js';
 
@@ -33,7 +39,17 @@ const decision: Decision = {
   rule_id: 'block-paste',
   reason: 'Blocked by rule "block-paste": paste sites are exfiltration endpoints',
   mode: 'enforce',
-  matches: [{ rule_id: 'block-paste', pack_id: 'balanced', kind: 'enforcement', action: 'block', mode: 'enforce', severity: 'high', decisive: true }],
+  matches: [
+    {
+      rule_id: 'block-paste',
+      pack_id: 'balanced',
+      kind: 'enforcement',
+      action: 'block',
+      mode: 'enforce',
+      severity: 'high',
+      decisive: true,
+    },
+  ],
   findings: [],
   errors: [],
   generation: 1,
@@ -42,7 +58,9 @@ const decision: Decision = {
 
 /** Half reference HTTP events (headers to redact, a body preview), half DNS events; fresh ids. */
 function corpus(n: number): SecurityEvent[] {
-  const raw = JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/events/reference-http.json'), 'utf8'));
+  const raw = JSON.parse(
+    readFileSync(join(repoRoot(), 'test/fixtures/events/reference-http.json'), 'utf8'),
+  );
   const out: SecurityEvent[] = [];
   for (let i = 0; i < n; i++) {
     if (i % 2 === 0) {
@@ -51,7 +69,13 @@ function corpus(n: number): SecurityEvent[] {
       if (!e.ok) throw new Error('reference-http.json no longer parses');
       out.push(e.value);
     } else {
-      out.push(dnsRequestEvent({ session_id: 'bench' }, { qname: `h${i}.example.com`, qtype: 'A', qclass: 'IN', transport: 'udp' }, { event_id: `evt-${i}` }));
+      out.push(
+        dnsRequestEvent(
+          { session_id: 'bench' },
+          { qname: `h${i}.example.com`, qtype: 'A', qclass: 'IN', transport: 'udp' },
+          { event_id: `evt-${i}` },
+        ),
+      );
     }
   }
   return out;
@@ -60,7 +84,14 @@ function corpus(n: number): SecurityEvent[] {
 const must = (ok: boolean, name: string, detail: string): AssertionResult => ({ name, ok, detail });
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-const allowDefault: Decision = { ...decision, action: 'allow', rule_id: null, reason: 'No rule matched; default allow.', mode: 'default', matches: [] };
+const allowDefault: Decision = {
+  ...decision,
+  action: 'allow',
+  rule_id: null,
+  reason: 'No rule matched; default allow.',
+  mode: 'default',
+  matches: [],
+};
 
 /** Sustained appends of the mixed corpus with one decisive match each (the gated number), or with
  * default-allow decisions and no match (the common case, reported beside it). */
@@ -85,7 +116,11 @@ async function appendThroughput(
   const rows = (db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n;
   const matches = (db.prepare('SELECT COUNT(*) AS n FROM rule_matches').get() as { n: number }).n;
   const integrity = db.pragma('integrity_check', { simple: true });
-  const secret = (db.prepare("SELECT COUNT(*) AS n FROM security_events WHERE event_json LIKE '%bench-token%'").get() as { n: number }).n;
+  const secret = (
+    db
+      .prepare("SELECT COUNT(*) AS n FROM security_events WHERE event_json LIKE '%bench-token%'")
+      .get() as { n: number }
+  ).n;
   db.close();
   const perSecond = (events.length / ms) * 1000;
   return {
@@ -95,10 +130,22 @@ async function appendThroughput(
     perCpuSecond: (events.length / ((cpu.user + cpu.system) / 1000)) * 1000,
     ms,
     assertions: [
-      must(rows === events.length, 'every appended event is a security_events row', `${rows} rows for ${events.length} events`),
-      must(matches === events.length * d.matches.length, 'every match is a rule_matches row', `${matches} rows`),
+      must(
+        rows === events.length,
+        'every appended event is a security_events row',
+        `${rows} rows for ${events.length} events`,
+      ),
+      must(
+        matches === events.length * d.matches.length,
+        'every match is a rule_matches row',
+        `${matches} rows`,
+      ),
       must(integrity === 'ok', 'integrity_check', String(integrity)),
-      must(secret === 0, 'the Authorization value never reached the file', `${secret} rows contain it`),
+      must(
+        secret === 0,
+        'the Authorization value never reached the file',
+        `${secret} rows contain it`,
+      ),
     ],
   };
 }
@@ -109,7 +156,9 @@ function sqliteBaseline(dir: string, n: number): number {
   const db = new Database(join(dir, 'baseline.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.exec('CREATE TABLE e (seq INTEGER PRIMARY KEY, id TEXT, j TEXT); CREATE TABLE m (seq INTEGER PRIMARY KEY, e INTEGER, r TEXT)');
+  db.exec(
+    'CREATE TABLE e (seq INTEGER PRIMARY KEY, id TEXT, j TEXT); CREATE TABLE m (seq INTEGER PRIMARY KEY, e INTEGER, r TEXT)',
+  );
   const ins = db.prepare('INSERT INTO e (seq, id, j) VALUES (?, ?, ?)');
   const mat = db.prepare('INSERT INTO m (e, r) VALUES (?, ?)');
   const body = 'x'.repeat(600);
@@ -159,27 +208,48 @@ export async function run(): Promise<Artifact[]> {
     enqueueSamples(events.slice(0, 20_000), (e) => w0.decision(e, decision));
     w0.close();
     const w1 = new LedgerWriter(join(dir, 'enqueue.db'));
-    const ledgerOnly = enqueueSamples(events.slice(0, ENQUEUE_SAMPLES), (e) => w1.decision(e, decision));
+    const ledgerOnly = enqueueSamples(events.slice(0, ENQUEUE_SAMPLES), (e) =>
+      w1.decision(e, decision),
+    );
     const queued = w1.stats().queued;
     w1.close();
 
     const w2 = new LedgerWriter(join(dir, 'fanout.db'));
     // The gateway's own logger, writing to a file instead of stdout.
-    const log = createLogger({ level: 'info', file: join(dir, 'decisions.log') }, {}, { stdout: false });
+    const log = createLogger(
+      { level: 'info', file: join(dir, 'decisions.log') },
+      {},
+      { stdout: false },
+    );
     const counters = new DecisionCounters();
     const sink = new FanoutSink({ counters, ledger: w2, logger: log.logger });
-    const fanout = enqueueSamples(events.slice(0, ENQUEUE_SAMPLES), (e) => sink.decision(e, decision));
+    const fanout = enqueueSamples(events.slice(0, ENQUEUE_SAMPLES), (e) =>
+      sink.decision(e, decision),
+    );
     await log.flush();
     w2.close();
     const overhead = timerOverhead(ENQUEUE_SAMPLES);
 
     const results = {
-      'Ledger append throughput (events/s, sustained, batched)': summarize([append.perSecond], 'events/s'),
-      'Ledger append throughput, default-allow events without matches (events/s)': summarize([appendNoMatch.perSecond], 'events/s'),
-      'Ledger append, one match per event, per CPU-second of this process (events/s)': summarize([append.perCpuSecond], 'events/s'),
-      'Raw better-sqlite3 baseline, 2 narrow rows per event (events/s, same host, same moment)': summarize([baseline], 'events/s'),
+      'Ledger append throughput (events/s, sustained, batched)': summarize(
+        [append.perSecond],
+        'events/s',
+      ),
+      'Ledger append throughput, default-allow events without matches (events/s)': summarize(
+        [appendNoMatch.perSecond],
+        'events/s',
+      ),
+      'Ledger append, one match per event, per CPU-second of this process (events/s)': summarize(
+        [append.perCpuSecond],
+        'events/s',
+      ),
+      'Raw better-sqlite3 baseline, 2 narrow rows per event (events/s, same host, same moment)':
+        summarize([baseline], 'events/s'),
       'Enqueue one decided event (LedgerWriter.decision)': summarize(ledgerOnly, 'us'),
-      'Record one decision through FanoutSink (counters + ledger + log line)': summarize(fanout, 'us'),
+      'Record one decision through FanoutSink (counters + ledger + log line)': summarize(
+        fanout,
+        'us',
+      ),
       'hrtime pair overhead (subtract from the above)': summarize(overhead, 'us'),
     };
     const p99 = results['Enqueue one decided event (LedgerWriter.decision)'].p99;
@@ -191,9 +261,21 @@ export async function run(): Promise<Artifact[]> {
         `goal: append ≥ ${GOAL_EVENTS_PER_S} events/s`,
         `${Math.round(append.perSecond)} events/s (${APPEND_EVENTS} events in ${append.ms.toFixed(0)} ms); raw SQLite baseline ${Math.round(baseline)} events/s`,
       ),
-      must(queued === ENQUEUE_SAMPLES, 'enqueue measured the queue push, not a flush', `${queued} queued before close`),
-      must(counters.totals().events === ENQUEUE_SAMPLES, 'the fan-out counted every decision', `${counters.totals().events}`),
-      must(p99 <= GOAL_ENQUEUE_P99_US, `goal: enqueue p99 ≤ ${GOAL_ENQUEUE_P99_US} µs`, `p99 ${p99.toFixed(2)} µs, median ${results['Enqueue one decided event (LedgerWriter.decision)'].median.toFixed(2)} µs`),
+      must(
+        queued === ENQUEUE_SAMPLES,
+        'enqueue measured the queue push, not a flush',
+        `${queued} queued before close`,
+      ),
+      must(
+        counters.totals().events === ENQUEUE_SAMPLES,
+        'the fan-out counted every decision',
+        `${counters.totals().events}`,
+      ),
+      must(
+        p99 <= GOAL_ENQUEUE_P99_US,
+        `goal: enqueue p99 ≤ ${GOAL_ENQUEUE_P99_US} µs`,
+        `p99 ${p99.toFixed(2)} µs, median ${results['Enqueue one decided event (LedgerWriter.decision)'].median.toFixed(2)} µs`,
+      ),
     ];
     const ledger = writeArtifact({
       kind: 'micro',

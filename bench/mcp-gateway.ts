@@ -16,7 +16,8 @@ import { MAIN_JS } from './guest-netns.js';
 export const READY_TIMEOUT_MS = 30_000;
 
 /** Extra node flags for the gateway process only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"). */
-const nodeArgs = (): string[] => (process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const nodeArgs = (): string[] =>
+  (process.env.CELGATE_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 export interface McpBenchGateway {
   udsBase: string;
@@ -32,7 +33,10 @@ export interface McpBenchGateway {
   stop(): Promise<void>;
 }
 
-export async function startMcpBenchGateway(work: string, mcp: Record<string, unknown>): Promise<McpBenchGateway> {
+export async function startMcpBenchGateway(
+  work: string,
+  mcp: Record<string, unknown>,
+): Promise<McpBenchGateway> {
   const udsBase = join(work, 'vsock');
   const configFile = join(work, 'gateway.yaml');
   writeFileSync(
@@ -40,7 +44,11 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
     stringify({
       data_dir: work,
       watch_rules: false,
-      vsock: { mode: 'uds', uds_base: udsBase, ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 } },
+      vsock: {
+        mode: 'uds',
+        uds_base: udsBase,
+        ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 },
+      },
       // The explicit HTTP proxy defaults to 127.0.0.1:8080; bench gateways may run side by side.
       http: { proxy: '127.0.0.1:0' },
       mcp,
@@ -48,7 +56,9 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
   );
   const logFile = join(work, 'gateway.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs(), MAIN_JS, 'start', '--config', configFile], { stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [...nodeArgs(), MAIN_JS, 'start', '--config', configFile], {
+    stdio: ['ignore', out, out],
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const logs = (): any[] =>
     readFileSync(logFile, 'utf8')
@@ -61,8 +71,9 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
         }
       });
   let ready: any;
-  for (const started = Date.now(); ready === undefined; ) {
-    if (child.exitCode !== null) throw new Error(`gateway exited before ready: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
+  for (const started = Date.now(); ready === undefined;) {
+    if (child.exitCode !== null)
+      throw new Error(`gateway exited before ready: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
     if (Date.now() - started > READY_TIMEOUT_MS) {
       child.kill('SIGKILL');
       throw new Error('gateway not ready in time');
@@ -81,18 +92,30 @@ export async function startMcpBenchGateway(work: string, mcp: Record<string, unk
     api: (method, path, body) =>
       new Promise((resolve, reject) => {
         const payload = body === undefined ? undefined : JSON.stringify(body);
-        const req = request({ socketPath: controlSocket, method, path, headers: payload ? { 'content-type': 'application/json' } : {} }, (res) => {
-          let text = '';
-          res.setEncoding('utf8').on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        });
+        const req = request(
+          {
+            socketPath: controlSocket,
+            method,
+            path,
+            headers: payload ? { 'content-type': 'application/json' } : {},
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (c: string) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
         req.on('error', reject);
         req.end(payload);
       }),
     blockedRows: (ruleId) => {
       const db = new Database(sessionDb, { readonly: true, fileMustExist: true });
       try {
-        return (db.prepare("SELECT count(*) AS n FROM mcp_calls WHERE rule_id = ? AND decision = 'block'").get(ruleId) as { n: number }).n;
+        return (
+          db
+            .prepare("SELECT count(*) AS n FROM mcp_calls WHERE rule_id = ? AND decision = 'block'")
+            .get(ruleId) as { n: number }
+        ).n;
       } finally {
         db.close();
       }

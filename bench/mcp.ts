@@ -27,20 +27,37 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { Bench } from 'tinybench';
 import { NULL_SINK } from '../src/events/sink.js';
 import { PolicyEngine, RuleRegistry } from '../src/policy/index.js';
-import { FrameDecoder, FrameKind, decodeUtf8, encodeData, encodeOpen } from '../src/transport/mcp/frame.js';
+import {
+  FrameDecoder,
+  FrameKind,
+  decodeUtf8,
+  encodeData,
+  encodeOpen,
+} from '../src/transport/mcp/frame.js';
 import { connectVsock } from '../src/transport/vsock.js';
 import { McpGateway } from '../src/transport/mcp/gateway.js';
 import { RpcCode, type Json } from '../src/transport/mcp/jsonrpc.js';
 import { McpSession } from '../src/transport/mcp/session.js';
 import { connectFramedTransport } from '../src/transport/mcp/client.js';
-import { fromTinybench, summarize, writeArtifact, type Artifact, type AssertionResult } from './artifact.js';
+import {
+  fromTinybench,
+  summarize,
+  writeArtifact,
+  type Artifact,
+  type AssertionResult,
+} from './artifact.js';
 import { startMcpBenchGateway } from './mcp-gateway.js';
 
 export const E2E_P50_GOAL_MS = 0.3;
 export const ECHO_RATIO_GOAL = 1.5;
 const RULE_ID = 'bench-mcp-deny';
 const BLOCKED_TOOL = 'get-sum';
-const EVERYTHING_JS = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
+const EVERYTHING_JS = fileURLToPath(
+  new URL(
+    '../../node_modules/@modelcontextprotocol/server-everything/dist/index.js',
+    import.meta.url,
+  ),
+);
 const EVERYTHING = { id: 'everything', command: process.execPath, args: [EVERYTHING_JS, 'stdio'] };
 const RULE = {
   id: RULE_ID,
@@ -75,9 +92,21 @@ function cpuMs(pid: number | null | undefined): number {
 /** 1. The sans-io + decide path of one blocked tools/call, no sockets. */
 export async function benchPipeline(): Promise<Artifact> {
   const registry = new RuleRegistry();
-  const installed = registry.install({ ...RULE, priority: 0, mode: 'enforce', enabled: true, severity: null, tags: [], pack_id: 'bench', kind: 'enforcement' });
+  const installed = registry.install({
+    ...RULE,
+    priority: 0,
+    mode: 'enforce',
+    enabled: true,
+    severity: null,
+    tags: [],
+    pack_id: 'bench',
+    kind: 'enforcement',
+  });
   if (!installed.ok) throw new Error(JSON.stringify(installed.issues));
-  const gw = new McpGateway({ upstreams: [], origin: { session_id: 'bench' } }, { decider: new PolicyEngine(registry), sink: NULL_SINK, rules: registry });
+  const gw = new McpGateway(
+    { upstreams: [], origin: { session_id: 'bench' } },
+    { decider: new PolicyEngine(registry), sink: NULL_SINK, rules: registry },
+  );
   let wake: () => void = () => {};
   let last: Json = null;
   const session = new McpSession(gw, 'bench', (m) => {
@@ -93,20 +122,59 @@ export async function benchPipeline(): Promise<Artifact> {
     return encodeData(1, JSON.stringify(last));
   };
   const decoder = new FrameDecoder();
-  await roundTrip(encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'b', version: '1' } } })), decoder);
-  const call = encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: 1, b: 2 } } }));
+  await roundTrip(
+    encodeData(
+      1,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'b', version: '1' },
+        },
+      }),
+    ),
+    decoder,
+  );
+  const call = encodeData(
+    1,
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 42,
+      method: 'tools/call',
+      params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: 1, b: 2 } },
+    }),
+  );
   const check = JSON.parse((await roundTrip(call, decoder)).subarray(14).toString('utf8'));
   const assertions: AssertionResult[] = [
-    { name: 'reply is a policy denial for the same id', ok: check.id === 42 && check.error?.code === RpcCode.POLICY_BLOCKED },
-    { name: 'denial names the rule', ok: check.error?.data?.rule_id === RULE_ID, detail: JSON.stringify(check.error?.data) },
+    {
+      name: 'reply is a policy denial for the same id',
+      ok: check.id === 42 && check.error?.code === RpcCode.POLICY_BLOCKED,
+    },
+    {
+      name: 'denial names the rule',
+      ok: check.error?.data?.rule_id === RULE_ID,
+      detail: JSON.stringify(check.error?.data),
+    },
   ];
   const bench = new Bench({ time: 1_000, warmupTime: 200, retainSamples: true });
-  bench.add('decode+decide+encode blocked tools/call', () => roundTrip(call, decoder).then(() => undefined));
+  bench.add('decode+decide+encode blocked tools/call', () =>
+    roundTrip(call, decoder).then(() => undefined),
+  );
   await bench.run();
-  return writeArtifact({ kind: 'micro', name: 'mcp-blocked-call-pipeline', results: fromTinybench(bench.tasks), assertions });
+  return writeArtifact({
+    kind: 'micro',
+    name: 'mcp-blocked-call-pipeline',
+    results: fromTinybench(bench.tasks),
+    assertions,
+  });
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | undefined; error: unknown }> {
+async function timed<T>(
+  fn: () => Promise<T>,
+): Promise<{ ms: number; value: T | undefined; error: unknown }> {
   const t = performance.now();
   try {
     const value = await fn();
@@ -117,7 +185,9 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T | 
 }
 
 /** A raw framed stream (no SDK): one blocked tools/call at a time, frame out, wait for the reply. */
-async function rawClient(udsBase: string): Promise<{ blocked(i: number): Promise<{ ms: number; reply: any }>; close(): void }> {
+async function rawClient(
+  udsBase: string,
+): Promise<{ blocked(i: number): Promise<{ ms: number; reply: any }>; close(): void }> {
   const socket = await connectVsock({ mode: 'uds', udsBase, port: 5003 });
   const decoder = new FrameDecoder();
   let waiting: ((payload: Buffer) => void) | null = null;
@@ -130,12 +200,28 @@ async function rawClient(udsBase: string): Promise<{ blocked(i: number): Promise
       socket.write(encodeData(1, JSON.stringify(msg)));
     });
   socket.write(encodeOpen(1, 'bench-raw'));
-  await call({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
-  socket.write(encodeData(1, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })));
+  await call({
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 'raw', version: '1' },
+    },
+  });
+  socket.write(
+    encodeData(1, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })),
+  );
   return {
     async blocked(i) {
       const t = performance.now();
-      const reply = await call({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } } });
+      const reply = await call({
+        jsonrpc: '2.0',
+        id: i,
+        method: 'tools/call',
+        params: { name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } },
+      });
       return { ms: performance.now() - t, reply };
     },
     close: () => socket.destroy(),
@@ -157,7 +243,15 @@ async function sdkOnlyDenials(denial: unknown, n: number): Promise<number[]> {
     async send(m: { id?: number; method?: string }) {
       const reply =
         m.method === 'initialize'
-          ? { jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'mem', version: '1' } } }
+          ? {
+              jsonrpc: '2.0',
+              id: m.id,
+              result: {
+                protocolVersion: '2025-06-18',
+                capabilities: { tools: {} },
+                serverInfo: { name: 'mem', version: '1' },
+              },
+            }
           : m.id === undefined
             ? null
             : { jsonrpc: '2.0', id: m.id, error: denial };
@@ -168,8 +262,11 @@ async function sdkOnlyDenials(denial: unknown, n: number): Promise<number[]> {
   await client.connect(transport as never);
   const ms: number[] = [];
   for (let i = 0; i < n + 50; i++) {
-    const r = await timed(() => client.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }));
-    if (!(r.error instanceof McpError)) throw new Error('the in-memory denial did not surface as McpError');
+    const r = await timed(() =>
+      client.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }),
+    );
+    if (!(r.error instanceof McpError))
+      throw new Error('the in-memory denial did not surface as McpError');
     if (i >= 50) ms.push(r.ms);
   }
   await client.close();
@@ -189,10 +286,25 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
     if (put.status >= 300) throw new Error(`rule install failed: ${put.text}`);
     client = new Client({ name: 'bench-mcp', version: '1' });
-    await client.connect(await connectFramedTransport({ mode: 'uds', udsBase: gw.udsBase, port: 5003 }, { processName: 'bench-mcp' }));
+    await client.connect(
+      await connectFramedTransport(
+        { mode: 'uds', udsBase: gw.udsBase, port: 5003 },
+        { processName: 'bench-mcp' },
+      ),
+    );
     direct = new Client({ name: 'bench-direct', version: '1' });
-    await direct.connect(new StdioClientTransport({ command: EVERYTHING.command, args: EVERYTHING.args, stderr: 'ignore' }));
-    const relayTransport = new StdioClientTransport({ command: process.execPath, args: ['-e', RELAY_JS, ...EVERYTHING.args], stderr: 'ignore' });
+    await direct.connect(
+      new StdioClientTransport({
+        command: EVERYTHING.command,
+        args: EVERYTHING.args,
+        stderr: 'ignore',
+      }),
+    );
+    const relayTransport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['-e', RELAY_JS, ...EVERYTHING.args],
+      stderr: 'ignore',
+    });
     relayed = new Client({ name: 'bench-relayed', version: '1' });
     await relayed.connect(relayTransport);
 
@@ -208,17 +320,26 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     const raw = { denied: 0, deniedAll: 0, denial: null as unknown };
     const rc = await rawClient(gw.udsBase);
     for (let i = 0; i < calls + WARMUP; i++) {
-      const r = await timed(() => client!.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }));
+      const r = await timed(() =>
+        client!.callTool({ name: `everything__${BLOCKED_TOOL}`, arguments: { a: i, b: 1 } }),
+      );
       const e = r.error;
-      const ok = e instanceof McpError && e.code === RpcCode.POLICY_BLOCKED && (e.data as { rule_id?: string })?.rule_id === RULE_ID;
+      const ok =
+        e instanceof McpError &&
+        e.code === RpcCode.POLICY_BLOCKED &&
+        (e.data as { rule_id?: string })?.rule_id === RULE_ID;
       if (ok) sdkDeniedAll++;
       const p = await timed(() => client!.ping());
       const q = await rc.blocked(i + 1);
-      const rawOk = q.reply.id === i + 1 && q.reply.error?.code === RpcCode.POLICY_BLOCKED && q.reply.error?.data?.rule_id === RULE_ID;
+      const rawOk =
+        q.reply.id === i + 1 &&
+        q.reply.error?.code === RpcCode.POLICY_BLOCKED &&
+        q.reply.error?.data?.rule_id === RULE_ID;
       if (rawOk) {
         raw.deniedAll++;
         raw.denial = q.reply.error;
-      } else if (process.env.CELGATE_BENCH_DEBUG) console.error('unexpected raw reply', i + 1, JSON.stringify(q.reply).slice(0, 300));
+      } else if (process.env.CELGATE_BENCH_DEBUG)
+        console.error('unexpected raw reply', i + 1, JSON.stringify(q.reply).slice(0, 300));
       if (i >= WARMUP) {
         blockedMs.push(r.ms);
         pingMs.push(p.ms);
@@ -240,10 +361,17 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     let cpu = { gw: Number.NaN, relay: Number.NaN };
     for (let i = 0; i < echoCalls + WARMUP; i++) {
       if (i === WARMUP) cpu = { gw: cpuMs(gw.pid), relay: cpuMs(relayTransport.pid) };
-      const a = await timed(() => client!.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } }));
-      const b = await timed(() => direct!.callTool({ name: 'echo', arguments: { message: `m${i}` } }));
-      const c = await timed(() => relayed!.callTool({ name: 'echo', arguments: { message: `m${i}` } }));
-      const content = (r: { value: unknown }) => JSON.stringify((r.value as { content?: unknown })?.content);
+      const a = await timed(() =>
+        client!.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } }),
+      );
+      const b = await timed(() =>
+        direct!.callTool({ name: 'echo', arguments: { message: `m${i}` } }),
+      );
+      const c = await timed(() =>
+        relayed!.callTool({ name: 'echo', arguments: { message: `m${i}` } }),
+      );
+      const content = (r: { value: unknown }) =>
+        JSON.stringify((r.value as { content?: unknown })?.content);
       const same = content(a) === content(b);
       if (i >= WARMUP) {
         viaMs.push(a.ms);
@@ -261,25 +389,55 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     client = undefined;
     await gw.stop();
     const rows = gw.blockedRows(RULE_ID);
-    const logLines = gw.logs().filter((l) => l.msg === 'decision' && l.rule_id === RULE_ID && l.decision === 'block').length;
+    const logLines = gw
+      .logs()
+      .filter(
+        (l) => l.msg === 'decision' && l.rule_id === RULE_ID && l.decision === 'block',
+      ).length;
     const blocked = summarize(blockedMs);
     artifacts.push(
       writeArtifact({
         kind: 'guest',
         name: 'mcp-blocked-call-e2e',
-        notes: { loadavg_at_start: loadAtStart, loadavg_at_end: os.loadavg(), cores: os.cpus().length },
+        notes: {
+          loadavg_at_start: loadAtStart,
+          loadavg_at_end: os.loadavg(),
+          cores: os.cpus().length,
+        },
         results: {
           'blocked tools/call, SDK client → celgate (uds frames)': blocked,
           'ping, SDK client → celgate (floor, no gate)': summarize(pingMs),
           'blocked tools/call, raw frame client (no SDK, no gate)': summarize(rawMs),
-          ...(sdkOnly.length > 0 ? { 'SDK client alone, in-memory denial (floor, no gate)': summarize(sdkOnly) } : {}),
+          ...(sdkOnly.length > 0
+            ? { 'SDK client alone, in-memory denial (floor, no gate)': summarize(sdkOnly) }
+            : {}),
         },
         assertions: [
-          { name: `every call denied with rule ${RULE_ID}`, ok: deniedWithRule === calls, detail: `${deniedWithRule}/${calls}` },
-          { name: 'every raw-frame call denied with the rule', ok: raw.denied === calls, detail: `${raw.denied}/${calls}` },
-          { name: 'session.db holds a block row per denied call', ok: rows === sdkDeniedAll + raw.deniedAll, detail: `${rows} rows / ${sdkDeniedAll + raw.deniedAll} denials` },
-          { name: 'a decision log line names the rule for every denied call', ok: logLines === sdkDeniedAll + raw.deniedAll, detail: `${logLines} lines` },
-          { name: `goal: blocked call p50 ≤ ${E2E_P50_GOAL_MS} ms`, ok: blocked.median <= E2E_P50_GOAL_MS, detail: `${blocked.median.toFixed(3)} ms` },
+          {
+            name: `every call denied with rule ${RULE_ID}`,
+            ok: deniedWithRule === calls,
+            detail: `${deniedWithRule}/${calls}`,
+          },
+          {
+            name: 'every raw-frame call denied with the rule',
+            ok: raw.denied === calls,
+            detail: `${raw.denied}/${calls}`,
+          },
+          {
+            name: 'session.db holds a block row per denied call',
+            ok: rows === sdkDeniedAll + raw.deniedAll,
+            detail: `${rows} rows / ${sdkDeniedAll + raw.deniedAll} denials`,
+          },
+          {
+            name: 'a decision log line names the rule for every denied call',
+            ok: logLines === sdkDeniedAll + raw.deniedAll,
+            detail: `${logLines} lines`,
+          },
+          {
+            name: `goal: blocked call p50 ≤ ${E2E_P50_GOAL_MS} ms`,
+            ok: blocked.median <= E2E_P50_GOAL_MS,
+            detail: `${blocked.median.toFixed(3)} ms`,
+          },
         ],
       }),
     );
@@ -291,11 +449,27 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
       writeArtifact({
         kind: 'guest',
         name: 'mcp-echo-overhead',
-        results: { 'echo via celgate': via, 'echo direct (stdio)': base, 'echo through a bare relay process (floor: one extra hop, no gate)': floor },
+        results: {
+          'echo via celgate': via,
+          'echo direct (stdio)': base,
+          'echo through a bare relay process (floor: one extra hop, no gate)': floor,
+        },
         assertions: [
-          { name: 'every echo returned the same result both ways', ok: echoOk === echoCalls, detail: `${echoOk}/${echoCalls}` },
-          { name: 'every echo through the bare relay returned the same result', ok: relayOk === echoCalls, detail: `${relayOk}/${echoCalls}` },
-          { name: `goal: echo via celgate ≤ ${ECHO_RATIO_GOAL}× direct (median ratio)`, ok: ratio <= ECHO_RATIO_GOAL, detail: ratio.toFixed(3) },
+          {
+            name: 'every echo returned the same result both ways',
+            ok: echoOk === echoCalls,
+            detail: `${echoOk}/${echoCalls}`,
+          },
+          {
+            name: 'every echo through the bare relay returned the same result',
+            ok: relayOk === echoCalls,
+            detail: `${relayOk}/${echoCalls}`,
+          },
+          {
+            name: `goal: echo via celgate ≤ ${ECHO_RATIO_GOAL}× direct (median ratio)`,
+            ok: ratio <= ECHO_RATIO_GOAL,
+            detail: ratio.toFixed(3),
+          },
         ],
         notes: {
           ratio,
@@ -327,12 +501,20 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const artifacts = await run(calls);
   for (const a of artifacts) {
     console.log(`\n${a.kind}/${a.name}: ${a.status}`);
-    if (a.notes?.loadavg_at_start) console.log(`  (load average at start ${(a.notes.loadavg_at_start as number[]).map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores)`);
+    if (a.notes?.loadavg_at_start)
+      console.log(
+        `  (load average at start ${(a.notes.loadavg_at_start as number[]).map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores)`,
+      );
     for (const [name, s] of Object.entries(a.results)) {
-      console.log(`  ${name}: n=${s.n} mean=${s.mean.toFixed(4)} p50=${s.median.toFixed(4)} p95=${s.p95.toFixed(4)} p99=${s.p99.toFixed(4)} ms`);
+      console.log(
+        `  ${name}: n=${s.n} mean=${s.mean.toFixed(4)} p50=${s.median.toFixed(4)} p95=${s.p95.toFixed(4)} p99=${s.p99.toFixed(4)} ms`,
+      );
     }
-    for (const [k, v] of Object.entries(a.notes ?? {})) if (k.endsWith('_per_echo') || k.endsWith('ratio')) console.log(`  ${k}: ${(v as number).toFixed(3)}`);
-    for (const x of a.assertions) console.log(`  [${x.ok ? 'ok' : 'FAIL'}] ${x.name}${x.detail ? ` (${x.detail})` : ''}`);
+    for (const [k, v] of Object.entries(a.notes ?? {}))
+      if (k.endsWith('_per_echo') || k.endsWith('ratio'))
+        console.log(`  ${k}: ${(v as number).toFixed(3)}`);
+    for (const x of a.assertions)
+      console.log(`  [${x.ok ? 'ok' : 'FAIL'}] ${x.name}${x.detail ? ` (${x.detail})` : ''}`);
   }
   process.exitCode = artifacts.every((a) => a.status === 'passed') ? 0 : 1;
 }

@@ -36,15 +36,34 @@ function scrape(socketPath: string): Promise<string> {
 export async function run(): Promise<Artifact[]> {
   const policy = createPolicyPort({ packPaths: [] });
   for (let i = 0; i < RULES; i++) {
-    const out = policy.putRule(`rule-${i}`, { condition: `dns.request.qname == "h${i}.example"`, action: i % 2 === 0 ? 'block' : 'allow', priority: i % 100 });
+    const out = policy.putRule(`rule-${i}`, {
+      condition: `dns.request.qname == "h${i}.example"`,
+      action: i % 2 === 0 ? 'block' : 'allow',
+      priority: i % 100,
+    });
     if (!out.ok) throw new Error(`rule-${i}: ${JSON.stringify(out.issues)}`);
   }
   const counters = new DecisionCounters();
   for (let i = 0; i < RULES; i++) {
-    const e = dnsRequestEvent({ session_id: 'bench' }, { qname: `h${i}.example`, qtype: 'A', qclass: 'IN', transport: 'udp' });
+    const e = dnsRequestEvent(
+      { session_id: 'bench' },
+      { qname: `h${i}.example`, qtype: 'A', qclass: 'IN', transport: 'udp' },
+    );
     counters.record(e, policy.decider.decide(e));
   }
-  const metrics = createMetrics({ counters, policy, ledger: () => ({ queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null }) });
+  const metrics = createMetrics({
+    counters,
+    policy,
+    ledger: () => ({
+      queued: 0,
+      written: 0,
+      batches: 0,
+      failed_batches: 0,
+      rejected_rows: 0,
+      last_error: null,
+      last_flush_ms: null,
+    }),
+  });
   const dir = mkdtempSync(join(tmpdir(), 'celgate-bench-metrics-'));
   const socket = join(dir, 'control.sock');
   const server = await startControlServer({
@@ -52,7 +71,11 @@ export async function run(): Promise<Artifact[]> {
     tcp: null,
     token: null,
     allowNonLoopback: false,
-    router: new Router().add({ method: 'GET', path: '/metrics', handler: async () => ({ text: await metrics.scrape(), contentType: metrics.contentType }) }),
+    router: new Router().add({
+      method: 'GET',
+      path: '/metrics',
+      handler: async () => ({ text: await metrics.scrape(), contentType: metrics.contentType }),
+    }),
   });
   try {
     const direct: number[] = [];
@@ -67,7 +90,9 @@ export async function run(): Promise<Artifact[]> {
       text = await scrape(socket);
       overSocket.push(performance.now() - t);
     }
-    const ruleLines = text.split('\n').filter((l) => l.startsWith('celgate_rule_matches_total{')).length;
+    const ruleLines = text
+      .split('\n')
+      .filter((l) => l.startsWith('celgate_rule_matches_total{')).length;
     const results = {
       'Render /metrics with 1,000 rules (metrics.scrape)': summarize(direct),
       'Scrape GET /metrics with 1,000 rules over the control socket': summarize(overSocket),
@@ -80,8 +105,16 @@ export async function run(): Promise<Artifact[]> {
         results,
         runs: SCRAPES,
         assertions: [
-          { name: 'the exposition has one match series per rule', ok: ruleLines === RULES, detail: `${ruleLines} series` },
-          { name: 'counters carry the recorded matches', ok: /celgate_rule_matches_total\{rule="rule-7",pack="runtime"\} 1/.test(text), detail: 'rule-7 matched once' },
+          {
+            name: 'the exposition has one match series per rule',
+            ok: ruleLines === RULES,
+            detail: `${ruleLines} series`,
+          },
+          {
+            name: 'counters carry the recorded matches',
+            ok: /celgate_rule_matches_total\{rule="rule-7",pack="runtime"\} 1/.test(text),
+            detail: 'rule-7 matched once',
+          },
           {
             name: `goal: scrape with ${RULES} rules ≤ ${GOAL_SCRAPE_MS} ms (median over the socket)`,
             ok: socketScrape.median <= GOAL_SCRAPE_MS,

@@ -26,8 +26,16 @@ export interface Goal {
 }
 
 /** Runs the tasks and returns per-operation summaries in microseconds. */
-export async function runTasks(tasks: readonly MicroTask[], options: { time?: number } = {}): Promise<Record<string, Summary>> {
-  const bench = new Bench({ time: options.time ?? Number(process.env.CELGATE_BENCH_TIME_MS ?? 300), warmupTime: 100, retainSamples: true, throws: true });
+export async function runTasks(
+  tasks: readonly MicroTask[],
+  options: { time?: number } = {},
+): Promise<Record<string, Summary>> {
+  const bench = new Bench({
+    time: options.time ?? Number(process.env.CELGATE_BENCH_TIME_MS ?? 300),
+    warmupTime: 100,
+    retainSamples: true,
+    throws: true,
+  });
   for (const t of tasks) {
     const { fn, batch } = t;
     bench.add(t.name, () => {
@@ -38,14 +46,21 @@ export async function runTasks(tasks: readonly MicroTask[], options: { time?: nu
   const out: Record<string, Summary> = {};
   for (const task of bench.tasks) {
     const spec = tasks.find((t) => t.name === task.name)!;
-    const samples = task.result && 'latency' in task.result ? (task.result.latency.samples ?? []) : [];
+    const samples =
+      task.result && 'latency' in task.result ? (task.result.latency.samples ?? []) : [];
     if (samples.length === 0) throw new Error(`bench task "${task.name}" produced no samples`);
-    out[task.name] = summarize(samples.map((ms) => (ms * 1000) / spec.batch), 'us');
+    out[task.name] = summarize(
+      samples.map((ms) => (ms * 1000) / spec.batch),
+      'us',
+    );
   }
   return out;
 }
 
-export function checkGoals(results: Record<string, Summary>, goals: readonly Goal[]): AssertionResult[] {
+export function checkGoals(
+  results: Record<string, Summary>,
+  goals: readonly Goal[],
+): AssertionResult[] {
   return goals.map((g) => {
     const r = results[g.result];
     if (r === undefined) return { name: `goal: ${g.result}`, ok: false, detail: 'no such result' };
@@ -68,15 +83,28 @@ export function checkGoals(results: Record<string, Summary>, goals: readonly Goa
 
 export function printArtifact(a: Artifact): void {
   const rows = [['result', 'unit', 'median', 'mean', 'p99', 'samples']];
-  for (const [name, s] of Object.entries(a.results)) rows.push([name, s.unit, s.median.toFixed(3), s.mean.toFixed(3), s.p99.toFixed(3), String(s.n)]);
+  for (const [name, s] of Object.entries(a.results))
+    rows.push([
+      name,
+      s.unit,
+      s.median.toFixed(3),
+      s.mean.toFixed(3),
+      s.p99.toFixed(3),
+      String(s.n),
+    ]);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   process.stdout.write(`\n${a.name} (${a.status}) → ${a.path ?? ''}\n`);
-  for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);
-  for (const x of a.assertions) process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}: ${x.detail ?? ''}\n`);
+  for (const r of rows)
+    process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);
+  for (const x of a.assertions)
+    process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.name}: ${x.detail ?? ''}\n`);
 }
 
 /** Lets a suite module run on its own: prints its artifacts and exits 1 when one failed. */
-export async function runIfMain(moduleUrl: string, run: () => Promise<Artifact | Artifact[]>): Promise<void> {
+export async function runIfMain(
+  moduleUrl: string,
+  run: () => Promise<Artifact | Artifact[]>,
+): Promise<void> {
   if (moduleUrl !== pathToFileURL(process.argv[1] ?? '').href) return;
   const result = await run();
   const artifacts = Array.isArray(result) ? result : [result];

@@ -33,7 +33,8 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
       c.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -52,7 +53,9 @@ export class NatsServer {
   }
 
   async start(): Promise<void> {
-    this.proc = spawn('nats-server', ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn('nats-server', ['-c', this.configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     await waitForPort(this.port, 10_000);
@@ -75,7 +78,10 @@ export async function startNats(): Promise<NatsServer> {
   const dir = mkdtempSync(join(tmpdir(), 'nats-'));
   const port = await freePort();
   const file = join(dir, 'nats.conf');
-  writeFileSync(file, `server_name: n1\nlisten: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, 'js')}" }\n`);
+  writeFileSync(
+    file,
+    `server_name: n1\nlisten: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, 'js')}" }\n`,
+  );
   const s = new NatsServer('n1', port, file);
   await s.start();
   return s;
@@ -84,11 +90,15 @@ export async function startNats(): Promise<NatsServer> {
 /** A three-node JetStream cluster on loopback. */
 export async function startNatsCluster(): Promise<NatsServer[]> {
   const dir = mkdtempSync(join(tmpdir(), 'nats-cluster-'));
-  const nodes = await Promise.all([0, 1, 2].map(async (i) => ({ i, port: await freePort(), cluster: await freePort() })));
+  const nodes = await Promise.all(
+    [0, 1, 2].map(async (i) => ({ i, port: await freePort(), cluster: await freePort() })),
+  );
   const servers = nodes.map((n) => {
     const store = join(dir, `n${n.i}`);
     mkdirSync(store, { recursive: true });
-    const routes = nodes.filter((o) => o.i !== n.i).map((o) => `nats-route://127.0.0.1:${o.cluster}`);
+    const routes = nodes
+      .filter((o) => o.i !== n.i)
+      .map((o) => `nats-route://127.0.0.1:${o.cluster}`);
     const file = join(dir, `n${n.i}.conf`);
     writeFileSync(
       file,

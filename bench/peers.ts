@@ -54,12 +54,35 @@ options:
 `;
 
 function makeCert(dir: string): { key: string; cert: string; certPath: string } {
-  const r = spawnSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-keyout', join(dir, 'up.key'), '-out', join(dir, 'up.crt'), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost',
-  ], { stdio: 'pipe' });
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-keyout',
+      join(dir, 'up.key'),
+      '-out',
+      join(dir, 'up.crt'),
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+    ],
+    { stdio: 'pipe' },
+  );
   if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr.toString()}`);
-  return { key: readFileSync(join(dir, 'up.key'), 'utf8'), cert: readFileSync(join(dir, 'up.crt'), 'utf8'), certPath: join(dir, 'up.crt') };
+  return {
+    key: readFileSync(join(dir, 'up.key'), 'utf8'),
+    cert: readFileSync(join(dir, 'up.crt'), 'utf8'),
+    certPath: join(dir, 'up.crt'),
+  };
 }
 
 /** TLS connections the upstream accepted: shows whether a path reuses its upstream connections. */
@@ -67,7 +90,10 @@ let upstreamConnections = 0;
 
 async function upstream(key: string, cert: string): Promise<{ server: Server; port: number }> {
   const server = createServer({ key, cert, keepAliveTimeout: 60_000 }, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BODY.length });
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': BODY.length,
+    });
     res.end(BODY);
   });
   server.on('secureConnection', () => upstreamConnections++);
@@ -96,17 +122,24 @@ interface Point {
 }
 
 /** `c` workers on dispatcher `d` for `seconds`: requests done, bad answers, elapsed seconds. */
-async function drive(d: Dispatcher, origin: string, c: number, seconds: number): Promise<{ total: number; bad: number; elapsed: number }> {
+async function drive(
+  d: Dispatcher,
+  origin: string,
+  c: number,
+  seconds: number,
+): Promise<{ total: number; bad: number; elapsed: number }> {
   let bad = 0;
   let total = 0;
   const until = performance.now() + seconds * 1000;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: c }, async () => {
-    while (performance.now() < until) {
-      if (!(await one(d, origin))) bad++;
-      total++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (performance.now() < until) {
+        if (!(await one(d, origin))) bad++;
+        total++;
+      }
+    }),
+  );
   return { total, bad, elapsed: (performance.now() - t0) / 1000 };
 }
 
@@ -114,7 +147,11 @@ async function drive(d: Dispatcher, origin: string, c: number, seconds: number):
  * Requests per second of every path with `c` workers on a pool of `c` kept-alive connections:
  * WARMUP_REQUESTS each, then THROUGHPUT_ROUNDS rounds in which each path runs `seconds / rounds`.
  */
-async function throughputAll(paths: PathSetup[], c: number, seconds: number): Promise<Map<string, Point>> {
+async function throughputAll(
+  paths: PathSetup[],
+  c: number,
+  seconds: number,
+): Promise<Map<string, Point>> {
   const out = new Map<string, Point & { elapsed: number }>();
   const ds = paths.map((p) => p.dispatcher(c));
   const counted = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
@@ -125,13 +162,20 @@ async function throughputAll(paths: PathSetup[], c: number, seconds: number): Pr
   };
   for (const [i, p] of paths.entries()) {
     out.set(p.name, { rps: 0, bad: 0, total: 0, upstreamConnections: 0, elapsed: 0 });
-    await counted(p.name, () => Promise.all(Array.from({ length: c }, async () => {
-      for (let k = 0; k < Math.ceil(WARMUP_REQUESTS / c); k++) if (!(await one(ds[i]!, p.origin))) out.get(p.name)!.bad++;
-    })));
+    await counted(p.name, () =>
+      Promise.all(
+        Array.from({ length: c }, async () => {
+          for (let k = 0; k < Math.ceil(WARMUP_REQUESTS / c); k++)
+            if (!(await one(ds[i]!, p.origin))) out.get(p.name)!.bad++;
+        }),
+      ),
+    );
   }
   for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
     for (const [i, p] of paths.entries()) {
-      const t = await counted(p.name, () => drive(ds[i]!, p.origin, c, seconds / THROUGHPUT_ROUNDS));
+      const t = await counted(p.name, () =>
+        drive(ds[i]!, p.origin, c, seconds / THROUGHPUT_ROUNDS),
+      );
       const acc = out.get(p.name)!;
       acc.total += t.total;
       acc.bad += t.bad;
@@ -170,15 +214,23 @@ async function waitPort(port: number, ms: number): Promise<boolean> {
 }
 
 function ensureMitmdump(install: boolean): string | null {
-  const has = () => spawnSync('sh', ['-c', 'command -v mitmdump'], { encoding: 'utf8' }).stdout.trim();
+  const has = () =>
+    spawnSync('sh', ['-c', 'command -v mitmdump'], { encoding: 'utf8' }).stdout.trim();
   if (has() !== '') return has();
   if (!install) return null;
   process.stdout.write('mitmdump not found: apt-get install -y mitmproxy …\n');
-  spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mitmproxy'], { stdio: 'inherit' });
+  spawnSync(
+    'sh',
+    ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mitmproxy'],
+    { stdio: 'inherit' },
+  );
   return has() === '' ? null : has();
 }
 
-async function startMitmdump(bin: string, dir: string): Promise<{ proc: ChildProcess; port: number; ca: string } | null> {
+async function startMitmdump(
+  bin: string,
+  dir: string,
+): Promise<{ proc: ChildProcess; port: number; ca: string } | null> {
   const port = await new Promise<number>((r) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const p = (s.address() as net.AddressInfo).port;
@@ -186,7 +238,21 @@ async function startMitmdump(bin: string, dir: string): Promise<{ proc: ChildPro
     });
   });
   const confdir = join(dir, 'mitm');
-  const proc = spawn(bin, ['--listen-host', '127.0.0.1', '--listen-port', String(port), '--set', `confdir=${confdir}`, '--set', 'ssl_insecure=true', '-q'], { stdio: 'ignore' });
+  const proc = spawn(
+    bin,
+    [
+      '--listen-host',
+      '127.0.0.1',
+      '--listen-port',
+      String(port),
+      '--set',
+      `confdir=${confdir}`,
+      '--set',
+      'ssl_insecure=true',
+      '-q',
+    ],
+    { stdio: 'ignore' },
+  );
   if (!(await waitPort(port, 20_000))) {
     proc.kill('SIGKILL');
     return null;
@@ -196,13 +262,20 @@ async function startMitmdump(bin: string, dir: string): Promise<{ proc: ChildPro
 
 function tlsConnector(host: string, port: number, ca: string): Agent.Options['connect'] {
   return (opts, cb) => {
-    const s = tls.connect({ host, port, servername: opts.servername ?? 'localhost', ca, ALPNProtocols: ['http/1.1'] }, () => cb(null, s));
+    const s = tls.connect(
+      { host, port, servername: opts.servername ?? 'localhost', ca, ALPNProtocols: ['http/1.1'] },
+      () => cb(null, s),
+    );
     s.once('error', (e) => cb(e, null));
   };
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const parsed = flagsOrExit(argv, { values: ['--seconds', '--latency-runs'], switches: ['--no-install'] }, USAGE);
+  const parsed = flagsOrExit(
+    argv,
+    { values: ['--seconds', '--latency-runs'], switches: ['--no-install'] },
+    USAGE,
+  );
   if (typeof parsed === 'number') return parsed;
   const seconds = Number(parsed.values.get('--seconds') ?? 3);
   const latencyRuns = Number(parsed.values.get('--latency-runs') ?? 30);
@@ -229,12 +302,30 @@ export async function main(argv: string[]): Promise<number> {
   let gw: BenchGateway | null = null;
   let mitm: { proc: ChildProcess; port: number; ca: string } | null = null;
   try {
-    gw = await startBenchGateway(join(dir), {
-      vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-      http: { ca_dir: join(dir, 'certs'), upstream_map: { 'localhost:443': `127.0.0.1:${up.port}`, [`localhost:${up.port}`]: `127.0.0.1:${up.port}` }, extra_ca: [certPath], proxy: '127.0.0.1:0' },
-    }, { dropLogsAfterReady: true });
+    gw = await startBenchGateway(
+      join(dir),
+      {
+        vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
+        http: {
+          ca_dir: join(dir, 'certs'),
+          upstream_map: {
+            'localhost:443': `127.0.0.1:${up.port}`,
+            [`localhost:${up.port}`]: `127.0.0.1:${up.port}`,
+          },
+          extra_ca: [certPath],
+          proxy: '127.0.0.1:0',
+        },
+      },
+      { dropLogsAfterReady: true },
+    );
     const allow = await gw.api('PUT', '/v1/rules/peers.allow-localhost', {
-      description: 'bench:peers: allow the local upstream', condition: 'http.request.host == "localhost"', action: 'allow', priority: -1000, mode: 'enforce', reason: 'bench upstream', enabled: true,
+      description: 'bench:peers: allow the local upstream',
+      condition: 'http.request.host == "localhost"',
+      action: 'allow',
+      priority: -1000,
+      mode: 'enforce',
+      reason: 'bench upstream',
+      enabled: true,
     });
     if (allow.status >= 300) throw new Error(`cannot install allow rule: ${allow.text}`);
     const celgateCa = readFileSync(join(dir, 'certs', CA_CERT_FILE), 'utf8');
@@ -244,8 +335,10 @@ export async function main(argv: string[]): Promise<number> {
       paths.push({
         name: 'celgate-vsock',
         origin: 'https://localhost',
-        dispatcher: (c) => new Agent({ connections: c, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
-        fresh: () => new Agent({ pipelining: 0, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
+        dispatcher: (c) =>
+          new Agent({ connections: c, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
+        fresh: () =>
+          new Agent({ pipelining: 0, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
       });
     } else skipped['celgate-vsock'] = `no tcp HTTP listener in ${JSON.stringify(gw.listeners)}`;
     const proxyAddr = gw.listeners.proxy ?? gw.listeners.http_proxy;
@@ -253,10 +346,22 @@ export async function main(argv: string[]): Promise<number> {
       paths.push({
         name: 'celgate-proxy',
         origin: direct,
-        dispatcher: (c) => new ProxyAgent({ uri: `http://${proxyAddr}`, connections: c, requestTls: { ca: celgateCa } }),
-        fresh: () => new ProxyAgent({ uri: `http://${proxyAddr}`, pipelining: 0, requestTls: { ca: celgateCa } }),
+        dispatcher: (c) =>
+          new ProxyAgent({
+            uri: `http://${proxyAddr}`,
+            connections: c,
+            requestTls: { ca: celgateCa },
+          }),
+        fresh: () =>
+          new ProxyAgent({
+            uri: `http://${proxyAddr}`,
+            pipelining: 0,
+            requestTls: { ca: celgateCa },
+          }),
       });
-    } else skipped['celgate-proxy'] = 'the gateway reports no explicit proxy listener (not configured in this build)';
+    } else
+      skipped['celgate-proxy'] =
+        'the gateway reports no explicit proxy listener (not configured in this build)';
     const bin = ensureMitmdump(!parsed.switches.has('--no-install'));
     mitm = bin === null ? null : await startMitmdump(bin, dir);
     if (mitm !== null) {
@@ -264,8 +369,18 @@ export async function main(argv: string[]): Promise<number> {
       paths.push({
         name: 'mitmdump',
         origin: direct,
-        dispatcher: (c) => new ProxyAgent({ uri: `http://127.0.0.1:${m.port}`, connections: c, requestTls: { ca: m.ca } }),
-        fresh: () => new ProxyAgent({ uri: `http://127.0.0.1:${m.port}`, pipelining: 0, requestTls: { ca: m.ca } }),
+        dispatcher: (c) =>
+          new ProxyAgent({
+            uri: `http://127.0.0.1:${m.port}`,
+            connections: c,
+            requestTls: { ca: m.ca },
+          }),
+        fresh: () =>
+          new ProxyAgent({
+            uri: `http://127.0.0.1:${m.port}`,
+            pipelining: 0,
+            requestTls: { ca: m.ca },
+          }),
       });
     } else skipped.mitmdump = bin === null ? 'mitmdump not installed' : 'mitmdump did not start';
 
@@ -280,11 +395,17 @@ export async function main(argv: string[]): Promise<number> {
       upstreamConns[p.name] = 0;
     }
     for (const c of CONCURRENCY) {
-      process.stdout.write(`throughput with ${c} connection(s), ${paths.map((p) => p.name).join(' / ')} interleaved…\n`);
+      process.stdout.write(
+        `throughput with ${c} connection(s), ${paths.map((p) => p.name).join(' / ')} interleaved…\n`,
+      );
       const points = await throughputAll(paths, c, seconds);
       for (const p of paths) {
         const t = points.get(p.name)!;
-        assertions.push({ name: `${p.name} c=${c}: every response 200 with the upstream body`, ok: t.bad === 0 && t.total > 0, detail: `${t.bad} bad of ${t.total}` });
+        assertions.push({
+          name: `${p.name} c=${c}: every response 200 with the upstream body`,
+          ok: t.bad === 0 && t.total > 0,
+          detail: `${t.bad} bad of ${t.total}`,
+        });
         rps[p.name]![c] = t.rps;
         requests[p.name]! += t.total + WARMUP_REQUESTS;
         upstreamConns[p.name]! += t.upstreamConnections;
@@ -294,7 +415,11 @@ export async function main(argv: string[]): Promise<number> {
     for (const p of paths) {
       const connsBefore = upstreamConnections;
       const l = await latency(p, latencyRuns);
-      assertions.push({ name: `${p.name}: new-connection requests all 200`, ok: l.bad === 0, detail: `${l.bad} bad` });
+      assertions.push({
+        name: `${p.name}: new-connection requests all 200`,
+        ok: l.bad === 0,
+        detail: `${l.bad} bad`,
+      });
       results[`${p.name}.new_connection_ms`] = summarize(l.values);
       upstreamConns[p.name]! += upstreamConnections - connsBefore;
       requests[p.name]! += latencyRuns;
@@ -302,19 +427,34 @@ export async function main(argv: string[]): Promise<number> {
     const ratios: Record<string, Record<string, number>> = {};
     for (const p of paths) {
       ratios[p.name] = {
-        ...Object.fromEntries(CONCURRENCY.map((c) => [`throughput_c${c}`, rps[p.name]![c]! / rps.direct![c]!])),
-        new_connection_latency: results[`${p.name}.new_connection_ms`]!.mean / results['direct.new_connection_ms']!.mean,
+        ...Object.fromEntries(
+          CONCURRENCY.map((c) => [`throughput_c${c}`, rps[p.name]![c]! / rps.direct![c]!]),
+        ),
+        new_connection_latency:
+          results[`${p.name}.new_connection_ms`]!.mean / results['direct.new_connection_ms']!.mean,
       };
     }
     const goals: AssertionResult[] = [];
     if (rps['celgate-vsock'] !== undefined) {
-      goals.push({ name: 'goal: celgate (vsock port) ≥ 65 % of direct at 16 connections', ok: ratios['celgate-vsock']!.throughput_c16! >= 0.65, detail: ratios['celgate-vsock']!.throughput_c16!.toFixed(3) });
+      goals.push({
+        name: 'goal: celgate (vsock port) ≥ 65 % of direct at 16 connections',
+        ok: ratios['celgate-vsock']!.throughput_c16! >= 0.65,
+        detail: ratios['celgate-vsock']!.throughput_c16!.toFixed(3),
+      });
       if (rps['celgate-proxy'] !== undefined) {
-        goals.push({ name: 'goal: celgate (explicit proxy) ≥ 60 % of direct at 16 connections', ok: ratios['celgate-proxy']!.throughput_c16! >= 0.6, detail: ratios['celgate-proxy']!.throughput_c16!.toFixed(3) });
+        goals.push({
+          name: 'goal: celgate (explicit proxy) ≥ 60 % of direct at 16 connections',
+          ok: ratios['celgate-proxy']!.throughput_c16! >= 0.6,
+          detail: ratios['celgate-proxy']!.throughput_c16!.toFixed(3),
+        });
       }
       if (rps.mitmdump !== undefined) {
         const x = rps['celgate-vsock']![16]! / rps.mitmdump[16]!;
-        goals.push({ name: 'goal: celgate ≥ 5× mitmdump throughput at 16 connections', ok: x >= 5, detail: `${x.toFixed(2)}×` });
+        goals.push({
+          name: 'goal: celgate ≥ 5× mitmdump throughput at 16 connections',
+          ok: x >= 5,
+          detail: `${x.toFixed(2)}×`,
+        });
       }
     }
     const allOk = assertions.every((a) => a.ok);
@@ -324,21 +464,53 @@ export async function main(argv: string[]): Promise<number> {
       results: allOk ? results : {},
       assertions,
       runs: latencyRuns,
-      notes: { seconds, throughput_rounds: THROUGHPUT_ROUNDS, body_bytes: BODY.length, ratios_to_direct: ratios, requests_per_second: rps, upstream_tls_connections: upstreamConns, requests, goals, skipped },
+      notes: {
+        seconds,
+        throughput_rounds: THROUGHPUT_ROUNDS,
+        body_bytes: BODY.length,
+        ratios_to_direct: ratios,
+        requests_per_second: rps,
+        upstream_tls_connections: upstreamConns,
+        requests,
+        goals,
+        skipped,
+      },
     });
-    const rows = [['path', 'c=1 req/s', 'c=16 req/s', 'c=1 ×direct', 'c=16 ×direct', 'new conn mean ms', '×direct']];
+    const rows = [
+      [
+        'path',
+        'c=1 req/s',
+        'c=16 req/s',
+        'c=1 ×direct',
+        'c=16 ×direct',
+        'new conn mean ms',
+        '×direct',
+      ],
+    ];
     for (const p of paths) {
       rows.push([
-        p.name, rps[p.name]![1]!.toFixed(0), rps[p.name]![16]!.toFixed(0), ratios[p.name]!.throughput_c1!.toFixed(3), ratios[p.name]!.throughput_c16!.toFixed(3),
-        results[`${p.name}.new_connection_ms`]!.mean.toFixed(3), ratios[p.name]!.new_connection_latency!.toFixed(3),
+        p.name,
+        rps[p.name]![1]!.toFixed(0),
+        rps[p.name]![16]!.toFixed(0),
+        ratios[p.name]!.throughput_c1!.toFixed(3),
+        ratios[p.name]!.throughput_c16!.toFixed(3),
+        results[`${p.name}.new_connection_ms`]!.mean.toFixed(3),
+        ratios[p.name]!.new_connection_latency!.toFixed(3),
       ]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    process.stdout.write(`\n${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`);
-    for (const p of paths) process.stdout.write(`${p.name}: ${requests[p.name]} requests used ${upstreamConns[p.name]} upstream TLS connections\n`);
+    process.stdout.write(
+      `\n${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`,
+    );
+    for (const p of paths)
+      process.stdout.write(
+        `${p.name}: ${requests[p.name]} requests used ${upstreamConns[p.name]} upstream TLS connections\n`,
+      );
     for (const [k, v] of Object.entries(skipped)) process.stdout.write(`skipped ${k}: ${v}\n`);
-    for (const g of goals) process.stdout.write(`${g.ok ? 'PASS' : 'FAIL'} ${g.name} (${g.detail})\n`);
-    for (const a of assertions.filter((x) => !x.ok)) process.stdout.write(`FAILED ${a.name}: ${a.detail}\n`);
+    for (const g of goals)
+      process.stdout.write(`${g.ok ? 'PASS' : 'FAIL'} ${g.name} (${g.detail})\n`);
+    for (const a of assertions.filter((x) => !x.ok))
+      process.stdout.write(`FAILED ${a.name}: ${a.detail}\n`);
     process.stdout.write(`artifact: ${artifact.path}\n`);
     return allOk && goals.every((g) => g.ok) ? 0 : 1;
   } finally {

@@ -4,7 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { summarize, writeArtifact, repoRoot, type Artifact, type AssertionResult } from './artifact.js';
+import {
+  summarize,
+  writeArtifact,
+  repoRoot,
+  type Artifact,
+  type AssertionResult,
+} from './artifact.js';
 import { checkGoals, runIfMain, runTasks, type Goal, type MicroTask } from './micro-kit.js';
 import { eventFromJson } from '../src/events/build.js';
 import type { EventOf, SecurityEvent } from '../src/events/types.js';
@@ -18,16 +24,23 @@ import { RuleRegistry } from '../src/policy/registry.js';
 import type { RuleDefinition } from '../src/policy/types.js';
 
 /** The five reference expressions, from the test fixture (test/fixtures/policy/reference-expressions.json). */
-export const REFERENCE: readonly string[] = JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/policy/reference-expressions.json'), 'utf8'));
+export const REFERENCE: readonly string[] = JSON.parse(
+  readFileSync(join(repoRoot(), 'test/fixtures/policy/reference-expressions.json'), 'utf8'),
+);
 export const FULL = REFERENCE.join(' && ');
 
 export function referenceEvent(): SecurityEvent {
-  const parsed = eventFromJson(JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/events/reference-http.json'), 'utf8')));
+  const parsed = eventFromJson(
+    JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/events/reference-http.json'), 'utf8')),
+  );
   if (!parsed.ok) throw new Error('reference fixture does not parse');
   return parsed.value;
 }
 
-export function hundredRules(): { rules: RuleDefinition[]; compiled: ReadonlyMap<string, CompiledCondition> } {
+export function hundredRules(): {
+  rules: RuleDefinition[];
+  compiled: ReadonlyMap<string, CompiledCondition>;
+} {
   const set = loadPackFiles([join(repoRoot(), 'test/fixtures/packs/hundred-rules.yaml')]);
   if (!set.ok) throw new Error('hundred-rules fixture does not load');
   return { rules: set.value.rules, compiled: set.value.compiled };
@@ -37,7 +50,13 @@ export function hundredRules(): { rules: RuleDefinition[]; compiled: ReadonlyMap
 export function nativeFullPolicy(e: SecurityEvent): boolean {
   if (e.common.event_type !== 'http.request') return false;
   const r = (e as EventOf<'http.request'>).http.request;
-  return r.host.includes('google') && r.url.includes('google') && r.path.startsWith('/admin') && r.headers['authorization'] !== undefined && r.body.text.includes('secret');
+  return (
+    r.host.includes('google') &&
+    r.url.includes('google') &&
+    r.path.startsWith('/admin') &&
+    r.headers['authorization'] !== undefined &&
+    r.body.text.includes('secret')
+  );
 }
 
 /** The full policy plus two regex rules, in CEL and in plain JS (JS RegExp) over the same event. */
@@ -81,11 +100,28 @@ export const ADVERSARIAL: readonly { pattern: string; field: 'path' | 'body'; in
 export const ADVERSARIAL_GOAL_MS = 5;
 
 export const GOALS: Goal[] = [
-  { result: 'Evaluate full HTTP policy with projection', ratioTo: 'Native JS lookup for equivalent HTTP policy', max_ratio: 40, reference: '~1,600×' },
-  { result: 'Evaluate full HTTP policy and two regex rules with projection', ratioTo: 'Native JS lookup for equivalent HTTP policy with two regexes', max_ratio: 40 },
-  { result: 'Evaluate full HTTP policy as last match across 100 rules', max_us: 15, reference: '3.47 ms' },
+  {
+    result: 'Evaluate full HTTP policy with projection',
+    ratioTo: 'Native JS lookup for equivalent HTTP policy',
+    max_ratio: 40,
+    reference: '~1,600×',
+  },
+  {
+    result: 'Evaluate full HTTP policy and two regex rules with projection',
+    ratioTo: 'Native JS lookup for equivalent HTTP policy with two regexes',
+    max_ratio: 40,
+  },
+  {
+    result: 'Evaluate full HTTP policy as last match across 100 rules',
+    max_us: 15,
+    reference: '3.47 ms',
+  },
   { result: 'Compile full HTTP policy', max_us: 20, reference: '109 µs' },
-  { result: 'Update one existing rule and rebuild 100-rule plan', max_us: 50, reference: '688.8 µs' },
+  {
+    result: 'Update one existing rule and rebuild 100-rule plan',
+    max_us: 50,
+    reference: '688.8 µs',
+  },
   { result: 'Project SecurityEvent to PolicyContext', max_us: 0.5, reference: '903 ns' },
 ];
 
@@ -103,15 +139,36 @@ export async function run(): Promise<Artifact> {
     if (!c.ok) throw new Error(`${text}: ${c.issues[0]!.message}`);
     return c.condition;
   };
-  assertions.push(must(REFERENCE.length === 5 && REFERENCE[0] === 'http.request.host.contains("google")', 'the five reference expressions loaded'));
+  assertions.push(
+    must(
+      REFERENCE.length === 5 && REFERENCE[0] === 'http.request.host.contains("google")',
+      'the five reference expressions loaded',
+    ),
+  );
   const programs = REFERENCE.map((t) => compiled(t));
   const full = compiled(FULL);
-  for (const p of [...programs, full]) assertions.push(must(p.program(ctx) === true && p.engine === 'closure', `evaluates true via closures: ${p.text.slice(0, 60)}`));
+  for (const p of [...programs, full])
+    assertions.push(
+      must(
+        p.program(ctx) === true && p.engine === 'closure',
+        `evaluates true via closures: ${p.text.slice(0, 60)}`,
+      ),
+    );
   assertions.push(must(nativeFullPolicy(event), 'native baseline matches the reference event'));
   const fullRegex = compiled(FULL_WITH_REGEX);
   const varied = Array.from({ length: 64 }, (_, i) => {
     const r = (event as EventOf<'http.request'>).http.request;
-    return { ...event, http: { request: { ...r, host: `h${i}.googleapis.com`, path: `/admin/upload/${i}`, url: `https://h${i}.googleapis.com/admin/upload/${i}` } } } as SecurityEvent;
+    return {
+      ...event,
+      http: {
+        request: {
+          ...r,
+          host: `h${i}.googleapis.com`,
+          path: `/admin/upload/${i}`,
+          url: `https://h${i}.googleapis.com/admin/upload/${i}`,
+        },
+      },
+    } as SecurityEvent;
   });
   let turn = 0;
   assertions.push(
@@ -123,62 +180,179 @@ export async function run(): Promise<Artifact> {
 
   // One-rule engine and the 100-rule engine.
   const single = new RuleRegistry();
-  single.install({ id: 'full-policy', description: '', condition: FULL, action: 'block', priority: 0, mode: 'enforce', reason: 'bench', enabled: true, severity: null, tags: [], pack_id: 'bench', kind: 'enforcement' });
+  single.install({
+    id: 'full-policy',
+    description: '',
+    condition: FULL,
+    action: 'block',
+    priority: 0,
+    mode: 'enforce',
+    reason: 'bench',
+    enabled: true,
+    severity: null,
+    tags: [],
+    pack_id: 'bench',
+    kind: 'enforcement',
+  });
   const singleEngine = new PolicyEngine(single);
   const { rules, compiled: pre } = hundredRules();
   const hundred = new RuleRegistry();
   hundred.replaceAll(rules, 'allow', pre);
   const hundredEngine = new PolicyEngine(hundred);
   const d = hundredEngine.decide(event);
-  assertions.push(must(d.action === 'block' && d.rule_id === 'full-policy' && d.matches.length === 1, 'last of 100 rules decides', `${d.rule_id}`));
+  assertions.push(
+    must(
+      d.action === 'block' && d.rule_id === 'full-policy' && d.matches.length === 1,
+      'last of 100 rules decides',
+      `${d.rule_id}`,
+    ),
+  );
   const beforeMatches = hundred.get('full-policy')!.counters.matches;
 
   // Registry fixtures.
   const compiledRules = rules.map((r) => compiledRule(r, pre.get(r.condition)!));
   const detectionRules = rules.map((r) =>
-    compiledRule({ ...r, id: `det-${r.id}`, kind: 'detection', action: 'allow', detection: { title: r.id, confidence: 0.8, tags: [], matched_fields: [] } }, pre.get(r.condition)!),
+    compiledRule(
+      {
+        ...r,
+        id: `det-${r.id}`,
+        kind: 'detection',
+        action: 'allow',
+        detection: { title: r.id, confidence: 0.8, tags: [], matched_fields: [] },
+      },
+      pre.get(r.condition)!,
+    ),
   );
   const target = rules[50]!;
-  const alternate = ['http.request.host == "api.vendor50.example.com" && http.request.path.startsWith("/v50/")', 'http.request.host == "api.vendor50.example.org" && http.request.path.startsWith("/v50/")'];
+  const alternate = [
+    'http.request.host == "api.vendor50.example.com" && http.request.path.startsWith("/v50/")',
+    'http.request.host == "api.vendor50.example.org" && http.request.path.startsWith("/v50/")',
+  ];
   let flip = 0;
   const alreadyCompiled = pre.get(target.condition)!;
 
   let sink = 0;
   const tasks: MicroTask[] = [
-    { name: 'Compile http.request.host.contains("google")', batch: 10, fn: () => void compileCondition(REFERENCE[0]!) },
+    {
+      name: 'Compile http.request.host.contains("google")',
+      batch: 10,
+      fn: () => void compileCondition(REFERENCE[0]!),
+    },
     { name: 'Compile full HTTP policy', batch: 5, fn: () => void compileCondition(FULL) },
-    ...REFERENCE.map((text, i) => ({ name: `Evaluate ${text}`, batch: 2000, fn: () => void (sink += programs[i]!.program(ctx) === true ? 1 : 0) })),
-    { name: 'Evaluate full HTTP policy', batch: 2000, fn: () => void (sink += full.program(ctx) === true ? 1 : 0) },
-    { name: 'Evaluate full HTTP policy with projection', batch: 2000, fn: () => void (sink += full.program(project(event)) === true ? 1 : 0) },
-    { name: 'Native JS lookup for equivalent HTTP policy', batch: 2000, fn: () => void (sink += nativeFullPolicy(event) ? 1 : 0) },
+    ...REFERENCE.map((text, i) => ({
+      name: `Evaluate ${text}`,
+      batch: 2000,
+      fn: () => void (sink += programs[i]!.program(ctx) === true ? 1 : 0),
+    })),
+    {
+      name: 'Evaluate full HTTP policy',
+      batch: 2000,
+      fn: () => void (sink += full.program(ctx) === true ? 1 : 0),
+    },
+    {
+      name: 'Evaluate full HTTP policy with projection',
+      batch: 2000,
+      fn: () => void (sink += full.program(project(event)) === true ? 1 : 0),
+    },
+    {
+      name: 'Native JS lookup for equivalent HTTP policy',
+      batch: 2000,
+      fn: () => void (sink += nativeFullPolicy(event) ? 1 : 0),
+    },
     // Over 64 events with distinct hosts and paths, as real traffic is: a regex engine that caches
     // its last input (node re2 does) must not look faster than it is.
-    { name: 'Evaluate full HTTP policy and two regex rules with projection', batch: 2048, fn: () => void (sink += fullRegex.program(project(varied[++turn & 63]!)) === true ? 1 : 0) },
-    { name: 'Native JS lookup for equivalent HTTP policy with two regexes', batch: 2048, fn: () => void (sink += nativeFullPolicyWithRegex(varied[++turn & 63]!) ? 1 : 0) },
-    { name: 'Decide full HTTP policy (engine, one rule)', batch: 500, fn: () => void (sink += singleEngine.decide(event).action === 'block' ? 1 : 0) },
-    { name: 'Evaluate full HTTP policy as last match across 100 rules', batch: 50, fn: () => void (sink += hundredEngine.decide(event).action === 'block' ? 1 : 0) },
-    { name: 'Runtime registry install/update of one rule', batch: 20, fn: () => void hundred.install(target, alreadyCompiled) },
-    { name: 'Runtime registry projection of 100 enabled rules', batch: 50, fn: () => void buildPlan(compiledRules, 1, 'allow') },
+    {
+      name: 'Evaluate full HTTP policy and two regex rules with projection',
+      batch: 2048,
+      fn: () => void (sink += fullRegex.program(project(varied[++turn & 63]!)) === true ? 1 : 0),
+    },
+    {
+      name: 'Native JS lookup for equivalent HTTP policy with two regexes',
+      batch: 2048,
+      fn: () => void (sink += nativeFullPolicyWithRegex(varied[++turn & 63]!) ? 1 : 0),
+    },
+    {
+      name: 'Decide full HTTP policy (engine, one rule)',
+      batch: 500,
+      fn: () => void (sink += singleEngine.decide(event).action === 'block' ? 1 : 0),
+    },
+    {
+      name: 'Evaluate full HTTP policy as last match across 100 rules',
+      batch: 50,
+      fn: () => void (sink += hundredEngine.decide(event).action === 'block' ? 1 : 0),
+    },
+    {
+      name: 'Runtime registry install/update of one rule',
+      batch: 20,
+      fn: () => void hundred.install(target, alreadyCompiled),
+    },
+    {
+      name: 'Runtime registry projection of 100 enabled rules',
+      batch: 50,
+      fn: () => void buildPlan(compiledRules, 1, 'allow'),
+    },
     {
       name: 'Runtime projection and compile of 100 enforcement rules',
       batch: 1,
-      fn: () => void buildPlan(rules.map((r) => compiledRule(r, (compileCondition(r.condition) as { condition: CompiledCondition }).condition)), 1, 'allow'),
+      fn: () =>
+        void buildPlan(
+          rules.map((r) =>
+            compiledRule(
+              r,
+              (compileCondition(r.condition) as { condition: CompiledCondition }).condition,
+            ),
+          ),
+          1,
+          'allow',
+        ),
     },
-    { name: 'Rebuild engine from 100 enforcement and 100 detection rules', batch: 20, fn: () => void buildPlan([...compiledRules, ...detectionRules], 1, 'allow') },
-    { name: 'Update one existing rule and rebuild 100-rule plan', batch: 5, fn: () => void hundred.install({ ...target, condition: alternate[flip++ & 1]! }) },
-    { name: 'Project SecurityEvent to PolicyContext', batch: 2000, fn: () => void (sink += project(event).common === event.common ? 1 : 0) },
-    { name: 'Project SecurityEvent to cel-js context (fallback rules only)', batch: 200, fn: () => void (sink += celContext(event).common === undefined ? 0 : 1) },
+    {
+      name: 'Rebuild engine from 100 enforcement and 100 detection rules',
+      batch: 20,
+      fn: () => void buildPlan([...compiledRules, ...detectionRules], 1, 'allow'),
+    },
+    {
+      name: 'Update one existing rule and rebuild 100-rule plan',
+      batch: 5,
+      fn: () => void hundred.install({ ...target, condition: alternate[flip++ & 1]! }),
+    },
+    {
+      name: 'Project SecurityEvent to PolicyContext',
+      batch: 2000,
+      fn: () => void (sink += project(event).common === event.common ? 1 : 0),
+    },
+    {
+      name: 'Project SecurityEvent to cel-js context (fallback rules only)',
+      batch: 200,
+      fn: () => void (sink += celContext(event).common === undefined ? 0 : 1),
+    },
   ];
   const results = await runTasks(tasks);
   assertions.push(must(sink > 0, 'tasks produced results', `${sink}`));
   const after = hundred.get('full-policy')!.counters.matches;
-  assertions.push(must(after > beforeMatches, 'the 100-rule plan counted its matches', `${after - beforeMatches} matches recorded`));
-  assertions.push(must(hundred.get(target.id)!.condition !== target.condition || flip > 0, 'updates were applied', `${flip} updates`));
+  assertions.push(
+    must(
+      after > beforeMatches,
+      'the 100-rule plan counted its matches',
+      `${after - beforeMatches} matches recorded`,
+    ),
+  );
+  assertions.push(
+    must(
+      hundred.get(target.id)!.condition !== target.condition || flip > 0,
+      'updates were applied',
+      `${flip} updates`,
+    ),
+  );
   assertions.push(...checkGoals(results, GOALS));
 
   // Adversarial inputs: one evaluation per sample, each must finish (false: none of these match).
   for (const a of ADVERSARIAL) {
-    const rule = compiled(a.field === 'path' ? `http.request.path.matches(${JSON.stringify(a.pattern)})` : `http.request.body.text.matches(${JSON.stringify(a.pattern)})`);
+    const rule = compiled(
+      a.field === 'path'
+        ? `http.request.path.matches(${JSON.stringify(a.pattern)})`
+        : `http.request.body.text.matches(${JSON.stringify(a.pattern)})`,
+    );
     const samples: number[] = [];
     let matched: unknown;
     // Sample 0 is a warm-up, not recorded: it sizes the reused UTF-8 buffer (once per process) and
@@ -188,7 +362,15 @@ export async function run(): Promise<Artifact> {
       // earlier input can be reused.
       const fresh = Buffer.from(`${a.input}${i}`.slice(0, a.input.length)).toString('utf8');
       const req = (event as EventOf<'http.request'>).http.request;
-      const one = { ...event, http: { request: a.field === 'path' ? { ...req, path: fresh } : { ...req, body: { ...req.body, text: fresh, size: fresh.length } } } } as SecurityEvent;
+      const one = {
+        ...event,
+        http: {
+          request:
+            a.field === 'path'
+              ? { ...req, path: fresh }
+              : { ...req, body: { ...req.body, text: fresh, size: fresh.length } },
+        },
+      } as SecurityEvent;
       const hctx = project(one);
       const t0 = performance.now();
       matched = rule.program(hctx);
@@ -198,9 +380,22 @@ export async function run(): Promise<Artifact> {
     results[name] = summarize(samples);
     assertions.push(must(matched === false, `evaluated to an answer: ${name}`));
     const worst = Math.max(...samples);
-    assertions.push({ name: `goal: ${name} ≤ ${ADVERSARIAL_GOAL_MS} ms`, ok: worst <= ADVERSARIAL_GOAL_MS, detail: `max ${worst.toFixed(3)} ms, median ${results[name]!.median.toFixed(3)} ms` });
+    assertions.push({
+      name: `goal: ${name} ≤ ${ADVERSARIAL_GOAL_MS} ms`,
+      ok: worst <= ADVERSARIAL_GOAL_MS,
+      detail: `max ${worst.toFixed(3)} ms, median ${results[name]!.median.toFixed(3)} ms`,
+    });
   }
-  return writeArtifact({ kind: 'micro', name: 'policy', results, assertions, notes: { fixture: 'test/fixtures/packs/hundred-rules.yaml', event: 'test/fixtures/events/reference-http.json' } });
+  return writeArtifact({
+    kind: 'micro',
+    name: 'policy',
+    results,
+    assertions,
+    notes: {
+      fixture: 'test/fixtures/packs/hundred-rules.yaml',
+      event: 'test/fixtures/events/reference-http.json',
+    },
+  });
 }
 
 await runIfMain(import.meta.url, run);

@@ -26,7 +26,9 @@ async function main(name: string | undefined): Promise<number> {
   try {
     mod = (await import(url)) as typeof mod;
   } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`${name}.js`);
+    const missing =
+      (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
+      String((err as Error).message).includes(`${name}.js`);
     process.stderr.write(`${(err as Error).message.split('\n')[0]}\n`);
     return missing ? EXIT_MISSING : 1;
   }
@@ -36,7 +38,9 @@ async function main(name: string | undefined): Promise<number> {
   }
   const r = await mod.run();
   const artifacts = Array.isArray(r) ? r : [r];
-  await new Promise<void>((resolve) => process.stdout.write(`${RESULT_MARK}${JSON.stringify(artifacts)}\n`, () => resolve()));
+  await new Promise<void>((resolve) =>
+    process.stdout.write(`${RESULT_MARK}${JSON.stringify(artifacts)}\n`, () => resolve()),
+  );
   return 0;
 }
 

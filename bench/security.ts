@@ -26,17 +26,38 @@ import { dnsLane } from './guest-lane-dns.js';
 import { httpLane } from './guest-lane-http.js';
 import { mcpLane } from './guest-lane-mcp.js';
 import { processLane } from './guest-lane-process.js';
-import { DEFAULT_WARMUP, LANE_NAMES, runLane, type LaneName, type LaneSpec } from './guest-lanes.js';
+import {
+  DEFAULT_WARMUP,
+  LANE_NAMES,
+  runLane,
+  type LaneName,
+  type LaneSpec,
+} from './guest-lanes.js';
 import { EXIT_MISSING, RESULT_MARK } from './run-suite.js';
 
 /** Micro suites of the other areas, by module name under bench/. Add yours here. */
-export const MICRO_SUITES = ['policy', 'detection', 'ledger', 'metrics', 'certs', 'http', 'dns', 'mcp', 'report'];
+export const MICRO_SUITES = [
+  'policy',
+  'detection',
+  'ledger',
+  'metrics',
+  'certs',
+  'http',
+  'dns',
+  'mcp',
+  'report',
+];
 export const DEFAULT_RUNS = 8;
 /** A micro suite that has not finished after this long is reported as failed and left behind. */
 export const MICRO_SUITE_TIMEOUT_MS = 300_000;
 export const MAX_RUNS = 10_000;
 
-const LANES: Record<LaneName, LaneSpec> = { process: processLane, http: httpLane, dns: dnsLane, mcp: mcpLane };
+const LANES: Record<LaneName, LaneSpec> = {
+  process: processLane,
+  http: httpLane,
+  dns: dnsLane,
+  mcp: mcpLane,
+};
 
 export interface Gate {
   id: string;
@@ -61,8 +82,15 @@ export function loadGates(file = join(repoRoot(), 'bench', 'gates.json')): Gate[
   if (!Array.isArray(raw.gates)) throw new Error(`${file}: "gates" must be a list`);
   return raw.gates.map((g, i) => {
     const x = g as Gate;
-    if (!LANE_NAMES.includes(x.lane) || typeof x.result !== 'string' || typeof x.max_ms !== 'number' || !['mean', 'median', 'p95', 'p99', 'max'].includes(x.stat)) {
-      throw new Error(`${file}: gates[${i}] needs lane, result, stat (mean|median|p95|p99|max) and max_ms`);
+    if (
+      !LANE_NAMES.includes(x.lane) ||
+      typeof x.result !== 'string' ||
+      typeof x.max_ms !== 'number' ||
+      !['mean', 'median', 'p95', 'p99', 'max'].includes(x.stat)
+    ) {
+      throw new Error(
+        `${file}: gates[${i}] needs lane, result, stat (mean|median|p95|p99|max) and max_ms`,
+      );
     }
     return x;
   });
@@ -73,14 +101,27 @@ export function judge(gates: readonly Gate[], lanes: ReadonlyMap<string, Artifac
   return gates.map((gate) => {
     const a = lanes.get(gate.lane);
     if (a === undefined) return { gate, status: 'skipped', value: null, detail: 'lane not run' };
-    if (a.status === 'skipped') return { gate, status: 'skipped', value: null, detail: a.skip_reason ?? 'skipped' };
-    if (a.status !== 'passed') return { gate, status: 'fail', value: null, detail: 'lane assertions failed: no time recorded' };
+    if (a.status === 'skipped')
+      return { gate, status: 'skipped', value: null, detail: a.skip_reason ?? 'skipped' };
+    if (a.status !== 'passed')
+      return {
+        gate,
+        status: 'fail',
+        value: null,
+        detail: 'lane assertions failed: no time recorded',
+      };
     const s = a.results[gate.result];
-    if (s === undefined || s.n === 0) return { gate, status: 'fail', value: null, detail: `no "${gate.result}" samples` };
+    if (s === undefined || s.n === 0)
+      return { gate, status: 'fail', value: null, detail: `no "${gate.result}" samples` };
     const value = s[gate.stat];
     const held = value <= gate.max_ms;
     const status = held ? 'pass' : gate.kind === 'goal' ? 'missed' : 'fail';
-    return { gate, status, value, detail: `${gate.stat} ${value.toFixed(3)} ms vs ≤ ${gate.max_ms} ms` };
+    return {
+      gate,
+      status,
+      value,
+      detail: `${gate.stat} ${value.toFixed(3)} ms vs ≤ ${gate.max_ms} ms`,
+    };
   });
 }
 
@@ -124,7 +165,9 @@ export function microStatus(artifacts: readonly Artifact[]): 'passed' | 'missed'
 }
 
 /** Runs each suite in its own process (bench/run-suite.ts), one after another, with a time limit. */
-async function runMicro(names: readonly string[]): Promise<Array<{ name: string; status: string; artifacts: Artifact[]; error?: string }>> {
+async function runMicro(
+  names: readonly string[],
+): Promise<Array<{ name: string; status: string; artifacts: Artifact[]; error?: string }>> {
   const out = [];
   for (const name of names) {
     const r = await runSuiteProcess(name);
@@ -134,14 +177,22 @@ async function runMicro(names: readonly string[]): Promise<Array<{ name: string;
   return out;
 }
 
-function runSuiteProcess(name: string): Promise<{ artifacts: Artifact[] } | { status: 'missing' | 'failed'; error: string }> {
+function runSuiteProcess(
+  name: string,
+): Promise<{ artifacts: Artifact[] } | { status: 'missing' | 'failed'; error: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'bench', 'run-suite.js'), name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot(), 'dist', 'bench', 'run-suite.js'), name],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     let timedOut = false;
     child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
+    child
+      .stderr!.setEncoding('utf8')
+      .on('data', (c: string) => (stderr = (stderr + c).slice(-4096)));
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
@@ -153,9 +204,14 @@ function runSuiteProcess(name: string): Promise<{ artifacts: Artifact[] } | { st
       const rest = stdout.split('\n').filter((l) => l !== '' && !l.startsWith(RESULT_MARK));
       if (rest.length > 0) process.stdout.write(`${rest.join('\n')}\n`);
       const reason = stderr.trim().split('\n').pop() ?? '';
-      if (timedOut) return resolve({ status: 'failed', error: `timed out after ${MICRO_SUITE_TIMEOUT_MS / 1000} s` });
+      if (timedOut)
+        return resolve({
+          status: 'failed',
+          error: `timed out after ${MICRO_SUITE_TIMEOUT_MS / 1000} s`,
+        });
       if (code === EXIT_MISSING) return resolve({ status: 'missing', error: reason });
-      if (code !== 0 || line === undefined) return resolve({ status: 'failed', error: reason || `exited with ${code}` });
+      if (code !== 0 || line === undefined)
+        return resolve({ status: 'failed', error: reason || `exited with ${code}` });
       try {
         resolve({ artifacts: JSON.parse(line.slice(RESULT_MARK.length)) as Artifact[] });
       } catch (err) {
@@ -166,7 +222,14 @@ function runSuiteProcess(name: string): Promise<{ artifacts: Artifact[] } | { st
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const parsed = flagsOrExit(argv, { values: ['--runs', '--warmup', '--lanes', '--micro'], switches: ['--no-micro', '--break', '--require-guest'] }, USAGE);
+  const parsed = flagsOrExit(
+    argv,
+    {
+      values: ['--runs', '--warmup', '--lanes', '--micro'],
+      switches: ['--no-micro', '--break', '--require-guest'],
+    },
+    USAGE,
+  );
   if (typeof parsed === 'number') return parsed;
   const flag = (name: string) => parsed.values.get(name);
   const runs = Number(flag('--runs') ?? DEFAULT_RUNS);
@@ -174,10 +237,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`--runs must be an integer 1..${MAX_RUNS}\n`);
     return 2;
   }
-  const laneNames = (flag('--lanes') ?? LANE_NAMES.join(',')).split(',').filter(Boolean) as LaneName[];
+  const laneNames = (flag('--lanes') ?? LANE_NAMES.join(','))
+    .split(',')
+    .filter(Boolean) as LaneName[];
   const unknown = laneNames.filter((l) => !LANE_NAMES.includes(l));
   if (unknown.length > 0) {
-    process.stderr.write(`unknown lanes: ${unknown.join(', ')} (known: ${LANE_NAMES.join(', ')})\n`);
+    process.stderr.write(
+      `unknown lanes: ${unknown.join(', ')} (known: ${LANE_NAMES.join(', ')})\n`,
+    );
     return 2;
   }
   const broken = parsed.switches.has('--break');
@@ -191,36 +258,71 @@ export async function main(argv: string[]): Promise<number> {
 
   let failed = false;
   if (!parsed.switches.has('--no-micro')) {
-    const micro = await runMicro((flag('--micro') ?? MICRO_SUITES.join(',')).split(',').filter(Boolean));
+    const micro = await runMicro(
+      (flag('--micro') ?? MICRO_SUITES.join(',')).split(',').filter(Boolean),
+    );
     const rows = [['suite', 'status', 'result', 'n', 'mean ms', 'p95 ms', 'note']];
     for (const m of micro) {
       if (m.status === 'failed') failed = true;
       if (m.artifacts.length === 0) rows.push([m.name, m.status, '', '', '', '', m.error ?? '']);
       for (const a of m.artifacts) {
-        for (const [k, s] of Object.entries(a.results)) rows.push([`${m.name}/${a.name}`, microStatus([a]), k, String(s.n), ms(s.mean), ms(s.p95), '']);
-        if (Object.keys(a.results).length === 0) rows.push([`${m.name}/${a.name}`, a.status, '', '', '', '', a.skip_reason ?? '']);
+        for (const [k, s] of Object.entries(a.results))
+          rows.push([
+            `${m.name}/${a.name}`,
+            microStatus([a]),
+            k,
+            String(s.n),
+            ms(s.mean),
+            ms(s.p95),
+            '',
+          ]);
+        if (Object.keys(a.results).length === 0)
+          rows.push([`${m.name}/${a.name}`, a.status, '', '', '', '', a.skip_reason ?? '']);
       }
     }
     process.stdout.write(`\nMicro suites\n${table(rows)}\n`);
-    const missed = micro.flatMap((m) => m.artifacts.flatMap((a) => a.assertions.filter((x) => !x.ok).map((x) => `${m.name}/${a.name}: ${x.name} — ${x.detail ?? ''}`)));
-    if (missed.length > 0) process.stdout.write(`\nMicro goals missed or assertions failed:\n${missed.map((x) => `  ${x}`).join('\n')}\n`);
+    const missed = micro.flatMap((m) =>
+      m.artifacts.flatMap((a) =>
+        a.assertions
+          .filter((x) => !x.ok)
+          .map((x) => `${m.name}/${a.name}: ${x.name} — ${x.detail ?? ''}`),
+      ),
+    );
+    if (missed.length > 0)
+      process.stdout.write(
+        `\nMicro goals missed or assertions failed:\n${missed.map((x) => `  ${x}`).join('\n')}\n`,
+      );
   }
 
   const lanes = new Map<string, Artifact>();
   for (const name of laneNames) {
-    process.stdout.write(`lane ${name}${broken ? ' (broken rule)' : ''}: running ${runs} operations…\n`);
+    process.stdout.write(
+      `lane ${name}${broken ? ' (broken rule)' : ''}: running ${runs} operations…\n`,
+    );
     lanes.set(name, await runLane(LANES[name], { runs, broken, warmup }));
   }
   const rows = [['lane', 'status', 'result', 'n', 'mean ms', 'median', 'p95', 'max']];
   for (const a of lanes.values()) {
     if (a.status === 'failed') failed = true;
     const entries = Object.entries(a.results);
-    if (entries.length === 0) rows.push([a.name, a.status, a.skip_reason ?? '(no times: assertions failed)', '', '', '', '', '']);
-    for (const [k, s] of entries) rows.push([a.name, a.status, k, String(s.n), ms(s.mean), ms(s.median), ms(s.p95), ms(s.max)]);
+    if (entries.length === 0)
+      rows.push([
+        a.name,
+        a.status,
+        a.skip_reason ?? '(no times: assertions failed)',
+        '',
+        '',
+        '',
+        '',
+        '',
+      ]);
+    for (const [k, s] of entries)
+      rows.push([a.name, a.status, k, String(s.n), ms(s.mean), ms(s.median), ms(s.p95), ms(s.max)]);
   }
   process.stdout.write(`\nGuest-originated enforcement (runs=${runs})\n${table(rows)}\n`);
   for (const a of lanes.values()) {
-    for (const x of a.assertions.filter((y) => !y.ok)) process.stdout.write(`  FAILED ${a.name}: ${x.name} — ${x.detail ?? ''}\n`);
+    for (const x of a.assertions.filter((y) => !y.ok))
+      process.stdout.write(`  FAILED ${a.name}: ${x.name} — ${x.detail ?? ''}\n`);
   }
 
   const outcomes = judge(gates, lanes);

@@ -23,10 +23,33 @@ const ALLOWED: Record<string, readonly string[]> = {
   transport: ['policy', 'events', 'certs', 'errors', 'version'],
   control: ['policy', 'detection', 'store', 'events', 'errors', 'version'],
   fleet: ['store', 'events', 'errors'],
-  cli: ['errors', 'version', 'events', 'policy', 'detection', 'store', 'certs', 'transport', 'control', 'fleet'],
+  cli: [
+    'errors',
+    'version',
+    'events',
+    'policy',
+    'detection',
+    'store',
+    'certs',
+    'transport',
+    'control',
+    'fleet',
+  ],
 };
 const PURE = ['events', 'policy', 'detection', 'store'];
-const SOCKET_MODULES = ['node:net', 'node:tls', 'node:dgram', 'node:http', 'node:https', 'node:http2', 'net', 'tls', 'dgram', 'dns-packet', 'undici'];
+const SOCKET_MODULES = [
+  'node:net',
+  'node:tls',
+  'node:dgram',
+  'node:http',
+  'node:https',
+  'node:http2',
+  'net',
+  'tls',
+  'dgram',
+  'dns-packet',
+  'undici',
+];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -44,7 +67,9 @@ function areaOf(file: string): string {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/\b(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+  for (const m of text.matchAll(
+    /\b(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g,
+  )) {
     out.push((m[1] ?? m[2])!);
   }
   return out;
@@ -54,7 +79,11 @@ describe('architecture', () => {
   const sources = files(SRC);
 
   it('has every area of the layout', () => {
-    for (const area of Object.keys(ALLOWED)) expect(sources.some((f) => areaOf(f) === area), area).toBe(true);
+    for (const area of Object.keys(ALLOWED))
+      expect(
+        sources.some((f) => areaOf(f) === area),
+        area,
+      ).toBe(true);
   });
 
   it('keeps every import edge between areas inside the allowed set', () => {
@@ -69,7 +98,8 @@ describe('architecture', () => {
           continue;
         }
         const to = areaOf(target.replace(/\.js$/, '.ts'));
-        if (to !== from && !(ALLOWED[from] ?? []).includes(to)) bad.push(`${relative(ROOT, file)}: ${from} → ${to} (${spec})`);
+        if (to !== from && !(ALLOWED[from] ?? []).includes(to))
+          bad.push(`${relative(ROOT, file)}: ${from} → ${to} (${spec})`);
       }
     }
     expect(bad).toEqual([]);
@@ -78,7 +108,8 @@ describe('architecture', () => {
   it('keeps sockets, DNS wire code and proxies out of the pure layers', () => {
     const bad: string[] = [];
     for (const file of sources.filter((f) => PURE.includes(areaOf(f)))) {
-      for (const spec of importsOf(file)) if (SOCKET_MODULES.includes(spec)) bad.push(`${relative(ROOT, file)} imports ${spec}`);
+      for (const spec of importsOf(file))
+        if (SOCKET_MODULES.includes(spec)) bad.push(`${relative(ROOT, file)} imports ${spec}`);
     }
     expect(bad).toEqual([]);
   });
@@ -86,10 +117,20 @@ describe('architecture', () => {
   it('has no import cycle between two files', () => {
     const edges = new Map<string, Set<string>>();
     for (const file of sources) {
-      edges.set(file, new Set(importsOf(file).filter((s) => s.startsWith('.')).map((s) => resolve(dirname(file), s).replace(/\.js$/, '.ts'))));
+      edges.set(
+        file,
+        new Set(
+          importsOf(file)
+            .filter((s) => s.startsWith('.'))
+            .map((s) => resolve(dirname(file), s).replace(/\.js$/, '.ts')),
+        ),
+      );
     }
     const cycles: string[] = [];
-    for (const [a, to] of edges) for (const b of to) if (a < b && edges.get(b)?.has(a) === true) cycles.push(`${relative(ROOT, a)} <-> ${relative(ROOT, b)}`);
+    for (const [a, to] of edges)
+      for (const b of to)
+        if (a < b && edges.get(b)?.has(a) === true)
+          cycles.push(`${relative(ROOT, a)} <-> ${relative(ROOT, b)}`);
     expect(cycles).toEqual([]);
   });
 
@@ -97,14 +138,20 @@ describe('architecture', () => {
     const { CELGATE_VERSION } = await import('../src/version.js');
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
     expect(CELGATE_VERSION).toBe(version);
-    const copies = sources.filter((f) => !f.endsWith('/version.ts') && readFileSync(f, 'utf8').includes(`'${version}'`));
+    const copies = sources.filter(
+      (f) => !f.endsWith('/version.ts') && readFileSync(f, 'utf8').includes(`'${version}'`),
+    );
     expect(copies.map((f) => relative(ROOT, f))).toEqual([]);
   });
 
   it('type-checks (tsc --noEmit)', () => {
     let output = '';
     try {
-      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', ROOT], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+      execFileSync(
+        process.execPath,
+        [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', ROOT],
+        { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' },
+      );
     } catch (err) {
       output = String((err as { stdout?: string }).stdout ?? err);
     }

@@ -7,7 +7,12 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const files = [...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f)), 'README.md'];
+const files = [
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f)),
+  'README.md',
+];
 /** Text outside fenced code blocks (examples may show dates, e.g. `--since 2026-…`). */
 const prose = (text: string) => text.replace(/```[\s\S]*?```/g, '');
 const PATTERNS: [string, RegExp][] = [
@@ -18,5 +23,6 @@ const PATTERNS: [string, RegExp][] = [
 
 it.each(files)('%s holds no dated narration', (file) => {
   const text = prose(readFileSync(join(ROOT, file), 'utf8'));
-  for (const [what, re] of PATTERNS) expect(re.exec(text)?.[0], `${what} in ${file}`).toBeUndefined();
+  for (const [what, re] of PATTERNS)
+    expect(re.exec(text)?.[0], `${what} in ${file}`).toBeUndefined();
 });

@@ -64,7 +64,13 @@ const EXPECTED: Record<Scenario, Record<Protocol, { answer: string; decision: st
   },
 };
 
-const EVENT_TYPE: Record<Protocol, string> = { 'http-vsock': 'http.request', 'http-proxy': 'http.request', dns: 'dns.request', mcp: 'mcp.request', exec: 'process.exec' };
+const EVENT_TYPE: Record<Protocol, string> = {
+  'http-vsock': 'http.request',
+  'http-proxy': 'http.request',
+  dns: 'dns.request',
+  mcp: 'mcp.request',
+  exec: 'process.exec',
+};
 
 /** One rule per event type, matching the traffic below, with a condition per scenario. */
 function pack(kind: 'error' | 'ask' | 'block'): string {
@@ -72,10 +78,15 @@ function pack(kind: 'error' | 'ask' | 'block'): string {
     http: kind === 'error' ? 'int(http.request.query) > 0' : 'http.request.host == "api.test"',
     dns: kind === 'error' ? 'int(dns.request.qname) > 0' : 'dns.request.qname == "api.test"',
     mcp: kind === 'error' ? 'int(mcp.request.tool_name) > 0' : 'mcp.request.tool_name == "echo"',
-    exec: kind === 'error' ? 'int(process.activity.executable) > 0' : 'process.activity.executable == "true"',
+    exec:
+      kind === 'error'
+        ? 'int(process.activity.executable) > 0'
+        : 'process.activity.executable == "true"',
   };
   const action = kind === 'ask' ? 'ask' : 'block';
-  const rules = Object.entries(cond).map(([k, c]) => `  - id: m-${k}\n    condition: '${c}'\n    action: ${action}\n`).join('');
+  const rules = Object.entries(cond)
+    .map(([k, c]) => `  - id: m-${k}\n    condition: '${c}'\n    action: ${action}\n`)
+    .join('');
   return `id: matrix\nversion: "1"\ndefault_action: allow\nrules:\n${rules}`;
 }
 
@@ -87,20 +98,44 @@ const mcpClients: McpClient[] = [];
 async function start(scenario: Scenario): Promise<RunningTestGateway> {
   const dir = mkdtempSync(join(tmpdir(), `celgate-matrix-${scenario}-`));
   const packFile = join(dir, 'matrix.yaml');
-  writeFileSync(packFile, pack(scenario === 'engine-error' ? 'error' : scenario === 'ask' ? 'ask' : scenario === 'bad-reload' ? 'block' : 'block'));
+  writeFileSync(
+    packFile,
+    pack(
+      scenario === 'engine-error'
+        ? 'error'
+        : scenario === 'ask'
+          ? 'ask'
+          : scenario === 'bad-reload'
+            ? 'block'
+            : 'block',
+    ),
+  );
   const down = scenario === 'upstream-down';
   const rules = scenario === 'ledger-down' || down ? [] : [packFile];
   const gw = await startGateway({
     config: {
       rules,
-      ...(scenario === 'ledger-down' ? { ledger: { min_free_bytes: Number.MAX_SAFE_INTEGER } } : {}),
+      ...(scenario === 'ledger-down'
+        ? { ledger: { min_free_bytes: Number.MAX_SAFE_INTEGER } }
+        : {}),
       http: { upstream_map: { 'api.test': down ? '127.0.0.1:1' : `127.0.0.1:${upPort}` } },
-      dns: { upstreams: down ? ['127.0.0.1:1'] : [], static: down ? {} : { 'api.test': ['203.0.113.9'] }, listen: '127.0.0.1:0', timeout_ms: 300 },
-      mcp: { servers: down ? [{ id: 'everything', url: 'http://127.0.0.1:1/mcp' }] : [EVERYTHING], call_timeout_ms: 2_000 },
+      dns: {
+        upstreams: down ? ['127.0.0.1:1'] : [],
+        static: down ? {} : { 'api.test': ['203.0.113.9'] },
+        listen: '127.0.0.1:0',
+        timeout_ms: 300,
+      },
+      mcp: {
+        servers: down ? [{ id: 'everything', url: 'http://127.0.0.1:1/mcp' }] : [EVERYTHING],
+        call_timeout_ms: 2_000,
+      },
     },
   });
   if (scenario === 'bad-reload') {
-    writeFileSync(packFile, 'id: matrix\nversion: "1"\ndefault_action: allow\nrules:\n  - id: broken\n    condition: http.request.nope ==\n    action: block\n');
+    writeFileSync(
+      packFile,
+      'id: matrix\nversion: "1"\ndefault_action: allow\nrules:\n  - id: broken\n    condition: http.request.nope ==\n    action: block\n',
+    );
     const r = await gw.api('POST', '/v1/reload');
     expect(r.status).toBe(422);
   }
@@ -112,7 +147,11 @@ async function exercise(gw: RunningTestGateway, p: Protocol): Promise<string> {
     case 'http-vsock': {
       const c = new Client(`http://${gw.listeners.http}`);
       try {
-        const r = await c.request({ path: '/x?q=abc', method: 'GET', headers: { host: 'api.test' } });
+        const r = await c.request({
+          path: '/x?q=abc',
+          method: 'GET',
+          headers: { host: 'api.test' },
+        });
         await r.body.text();
         return String(r.statusCode);
       } finally {
@@ -143,7 +182,12 @@ async function exercise(gw: RunningTestGateway, p: Protocol): Promise<string> {
       const client = new McpClient({ name: 'matrix', version: '1' });
       mcpClients.push(client);
       try {
-        await client.connect(await connectFramedTransport({ mode: 'tcp', host: '127.0.0.1', port: Number(gw.listeners.mcp!.split(':').pop()) }, { processName: 'matrix' }));
+        await client.connect(
+          await connectFramedTransport(
+            { mode: 'tcp', host: '127.0.0.1', port: Number(gw.listeners.mcp!.split(':').pop()) },
+            { processName: 'matrix' },
+          ),
+        );
         await client.callTool({ name: 'everything__echo', arguments: { message: 'm' } });
         return 'answered';
       } catch {
@@ -180,7 +224,8 @@ describe.each(Object.keys(EXPECTED) as Scenario[])('fail closed when %s', (scena
     const want = EXPECTED[scenario][p];
     expect(await exercise(gw, p)).toBe(want.answer);
     if (want.decision === null) return;
-    const events = (await gw.api('GET', `/v1/events?limit=5&event_type=${EVENT_TYPE[p]}`)).json.events as { decision: string; mode: string; rule_id: string | null }[];
+    const events = (await gw.api('GET', `/v1/events?limit=5&event_type=${EVENT_TYPE[p]}`)).json
+      .events as { decision: string; mode: string; rule_id: string | null }[];
     expect(events[0]?.decision, JSON.stringify(events[0])).toBe(want.decision);
     if (want.decision === 'error') expect(events[0]!.mode).toBe('fail_closed');
     if (scenario === 'bad-reload') expect(events[0]!.rule_id).toMatch(/^m-/);

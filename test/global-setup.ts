@@ -17,13 +17,19 @@ export default function setup(): () => void {
   process.env.TMPDIR = scratch;
   const root = fileURLToPath(new URL('..', import.meta.url));
   try {
-    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.build.json`], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    execFileSync(
+      process.execPath,
+      [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.build.json`],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
   } catch (err) {
     const out = String((err as { stdout?: Buffer }).stdout ?? '');
-    process.stderr.write(`warning: tsc reported type errors while building dist/ (see test/architecture.test.ts):\n${out.slice(0, 4000)}\n`);
+    process.stderr.write(
+      `warning: tsc reported type errors while building dist/ (see test/architecture.test.ts):\n${out.slice(0, 4000)}\n`,
+    );
   }
   return () => rmSync(scratch, { recursive: true, force: true });
 }

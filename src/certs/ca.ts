@@ -6,7 +6,14 @@
  * keygen takes seconds and blocks); the certificate is laid out with node-forge and signed natively
  * (x509.ts). This module never mints leaves (leaf-cache.ts) and never listens on a socket.
  */
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  randomBytes,
+  X509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,7 +69,11 @@ async function loadOrCreateKey(keyPath: string): Promise<KeyObject> {
   let pem = await readIfExists(keyPath);
   if (pem === undefined) {
     const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: CA_RSA_BITS });
-    const created = await createExclusive(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+    const created = await createExclusive(
+      keyPath,
+      privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      0o600,
+    );
     if (created) return privateKey;
     pem = await readFile(keyPath, 'utf8');
   }
@@ -141,7 +152,10 @@ export class CertificateAuthority {
       throw new CelgateError('E_CONFIG', `${certPath} does not belong to the key in ${keyPath}`);
     }
     if (Date.parse(cert.validTo) <= Date.now()) {
-      throw new CelgateError('E_CONFIG', `the CA certificate ${certPath} expired on ${cert.validTo}; move ${dir} away to generate a new CA`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `the CA certificate ${certPath} expired on ${cert.validTo}; move ${dir} away to generate a new CA`,
+      );
     }
     return new CertificateAuthority(dir, key, cert.raw);
   }

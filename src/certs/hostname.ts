@@ -16,8 +16,7 @@ export const MAX_LABEL_LENGTH = 63;
 export const MAX_COMMON_NAME_LENGTH = 64;
 
 export type LeafSubject =
-  | { kind: 'dns'; name: string }
-  | { kind: 'ip'; name: string; version: 4 | 6 };
+  { kind: 'dns'; name: string } | { kind: 'ip'; name: string; version: 4 | 6 };
 
 const LABEL = /^(?:\*|[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)$/;
 
@@ -53,7 +52,10 @@ export function leafSubject(requested: string): LeafSubject {
   const labels = host.split('.');
   for (const [index, label] of labels.entries()) {
     if (label.length === 0 || label.length > MAX_LABEL_LENGTH || !LABEL.test(label)) {
-      throw new CelgateError('E_PARSE', `not a valid host name: ${JSON.stringify(requested.slice(0, 80))}`);
+      throw new CelgateError(
+        'E_PARSE',
+        `not a valid host name: ${JSON.stringify(requested.slice(0, 80))}`,
+      );
     }
     if (label === '*' && index !== 0) {
       throw new CelgateError('E_PARSE', 'a wildcard is only allowed as the first label');

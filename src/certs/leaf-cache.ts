@@ -117,17 +117,26 @@ export class LeafCache {
     this.ca = ca;
     this.max = options.max ?? DEFAULT_LEAF_CACHE_MAX;
     if (!Number.isInteger(this.max) || this.max < 1) {
-      throw new CelgateError('E_CONFIG', `leaf cache max must be a positive integer, got ${String(options.max)}`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `leaf cache max must be a positive integer, got ${String(options.max)}`,
+      );
     }
     this.validityMs = options.validityMs ?? DEFAULT_LEAF_VALIDITY_MS;
-    this.renewBeforeMs = Math.min(options.renewBeforeMs ?? DEFAULT_LEAF_RENEW_BEFORE_MS, this.validityMs / 2);
+    this.renewBeforeMs = Math.min(
+      options.renewBeforeMs ?? DEFAULT_LEAF_RENEW_BEFORE_MS,
+      this.validityMs / 2,
+    );
     this.now = options.now ?? Date.now;
     // EC P-256 key generation takes well under a millisecond, so doing it here is fine; it happens
     // once per process, never per host.
     this.leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     this.leafKeyPem = this.leafKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     this.leafSpki = spkiOf(this.leafKey);
-    this.contexts = new ContextPool(this.leafKeyPem, options.contextPool ?? DEFAULT_CONTEXT_POOL_SIZE);
+    this.contexts = new ContextPool(
+      this.leafKeyPem,
+      options.contextPool ?? DEFAULT_CONTEXT_POOL_SIZE,
+    );
     this.maxPending = options.maxPendingMints ?? DEFAULT_MAX_PENDING_MINTS;
   }
 
@@ -175,7 +184,15 @@ export class LeafCache {
 
   stats(): LeafCacheStats {
     const c = this.contexts.stats();
-    return { size: this.entries.size, minted: this.minted, hits: this.hits, evicted: this.evicted, contexts_pooled: c.pooled, contexts_built: c.built, contexts_ready: c.ready };
+    return {
+      size: this.entries.size,
+      minted: this.minted,
+      hits: this.hits,
+      evicted: this.evicted,
+      contexts_pooled: c.pooled,
+      contexts_built: c.built,
+      contexts_ready: c.ready,
+    };
   }
 
   /** Stops background work (the context pool refill); cached leaves stay usable. */
@@ -187,13 +204,21 @@ export class LeafCache {
     const subject = leafSubject(requested);
     const key = subject.name;
     const existing = this.entries.get(key);
-    if (existing !== undefined && (existing.leaf === undefined || this.now() < existing.leaf.renewAt)) {
+    if (
+      existing !== undefined &&
+      (existing.leaf === undefined || this.now() < existing.leaf.renewAt)
+    ) {
       this.hits += 1;
       this.entries.delete(key);
       this.entries.set(key, existing);
       return existing;
     }
-    const entry: Entry = { promise: Promise.resolve() as never, leaf: undefined, context: undefined, contacts: 0 };
+    const entry: Entry = {
+      promise: Promise.resolve() as never,
+      leaf: undefined,
+      context: undefined,
+      contacts: 0,
+    };
     entry.promise = this.mint(subject).then(
       (leaf) => {
         entry.leaf = leaf;
@@ -230,7 +255,10 @@ export class LeafCache {
     }
     if (this.waiting.length >= this.maxPending) {
       return Promise.reject(
-        new CelgateError('E_LIMIT', `more than ${this.maxPending} certificates waiting to be minted; refusing new hosts for now`),
+        new CelgateError(
+          'E_LIMIT',
+          `more than ${this.maxPending} certificates waiting to be minted; refusing new hosts for now`,
+        ),
       );
     }
     return new Promise((resolve) => this.waiting.push(resolve));

@@ -15,8 +15,9 @@ import { MAX_COMMON_NAME_LENGTH } from './hostname.js';
 const { asn1 } = forge;
 type Asn1 = forge.asn1.Asn1;
 /** forge exports getTBSCertificate at runtime but its type definitions omit it. */
-const getTBSCertificate = (forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): Asn1 })
-  .getTBSCertificate;
+const getTBSCertificate = (
+  forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): Asn1 }
+).getTBSCertificate;
 
 /** Replaces child `index` of a constructed ASN.1 node (forge types the children as read-only). */
 function setChild(node: Asn1, index: number, child: Asn1): void {
@@ -33,7 +34,10 @@ const TBS_SUBJECT = 5;
 const TBS_SPKI = 6;
 
 /** forge's getTBSCertificate needs *a* public key; the real SPKI node replaces this one. */
-const PLACEHOLDER_KEY = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('3'), new forge.jsbn.BigInteger('3'));
+const PLACEHOLDER_KEY = forge.pki.setRsaPublicKey(
+  new forge.jsbn.BigInteger('3'),
+  new forge.jsbn.BigInteger('3'),
+);
 
 /** What a signer needs to know about the issuing CA. */
 export interface Issuer {
@@ -58,8 +62,11 @@ function signatureOid(key: KeyObject): string {
 
 /** AlgorithmIdentifier: RSA PKCS#1 carries NULL parameters; ECDSA carries none (RFC 5758). */
 function algorithmIdentifier(oid: string): Asn1 {
-  const parts: Asn1[] = [asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(oid).getBytes())];
-  if (oid === OID_SHA256_WITH_RSA) parts.push(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''));
+  const parts: Asn1[] = [
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(oid).getBytes()),
+  ];
+  if (oid === OID_SHA256_WITH_RSA)
+    parts.push(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''));
   return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, parts);
 }
 
@@ -99,7 +106,8 @@ export function randomSerialHex(): string {
 function signAsync(data: Buffer, key: KeyObject): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     sign('sha256', data, key, (error, signature) => {
-      if (error) reject(new CelgateError('E_TLS', 'signing a certificate failed', { cause: error }));
+      if (error)
+        reject(new CelgateError('E_TLS', 'signing a certificate failed', { cause: error }));
       else resolve(signature);
     });
   });
@@ -113,7 +121,12 @@ async function signTbs(tbs: Asn1, issuerKey: KeyObject, sigOid: string): Promise
   const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
     tbs,
     algorithmIdentifier(sigOid),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\x00' + signature.toString('binary')),
+    asn1.create(
+      asn1.Class.UNIVERSAL,
+      asn1.Type.BITSTRING,
+      false,
+      '\x00' + signature.toString('binary'),
+    ),
   ]);
   return toDer(certificate);
 }
@@ -130,12 +143,21 @@ function baseCertificate(serialHex: string, validity: Validity): forge.pki.Certi
 function keyIdExtension(name: 'subjectKeyIdentifier', keyId: Buffer): object {
   return {
     name,
-    value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, keyId.toString('binary')),
+    value: asn1.create(
+      asn1.Class.UNIVERSAL,
+      asn1.Type.OCTETSTRING,
+      false,
+      keyId.toString('binary'),
+    ),
   };
 }
 
 /** Builds the self-signed CA certificate for `caKey` (10-year default validity set by the caller). */
-export function buildCaCertificate(caKey: KeyObject, commonName: string, validity: Validity): Promise<Buffer> {
+export function buildCaCertificate(
+  caKey: KeyObject,
+  commonName: string,
+  validity: Validity,
+): Promise<Buffer> {
   const sigOid = signatureOid(caKey);
   const cert = baseCertificate(randomSerialHex(), validity);
   const name = [
@@ -177,12 +199,19 @@ export function buildLeafCertificate(
 ): Promise<Buffer> {
   const sigOid = signatureOid(issuer.key);
   const cert = baseCertificate(randomSerialHex(), validity);
-  if (subject.name.length <= MAX_COMMON_NAME_LENGTH) cert.setSubject([{ name: 'commonName', value: subject.name }]);
-  const altName = subject.kind === 'ip' ? { type: 7, ip: subject.name } : { type: 2, value: subject.name };
+  if (subject.name.length <= MAX_COMMON_NAME_LENGTH)
+    cert.setSubject([{ name: 'commonName', value: subject.name }]);
+  const altName =
+    subject.kind === 'ip' ? { type: 7, ip: subject.name } : { type: 2, value: subject.name };
   cert.siginfo.algorithmOid = sigOid;
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: leafKeyType === 'rsa', critical: true },
+    {
+      name: 'keyUsage',
+      digitalSignature: true,
+      keyEncipherment: leafKeyType === 'rsa',
+      critical: true,
+    },
     { name: 'extKeyUsage', serverAuth: true },
     { name: 'subjectAltName', altNames: [altName] },
     { name: 'authorityKeyIdentifier', keyIdentifier: issuer.keyId.toString('binary') },

@@ -26,10 +26,15 @@ function caDir(opts: DirOptions): string {
 }
 
 export function registerCaCommands(program: Command): void {
-  const ca = program.command('ca').description('the local interception CA: export it, show how to trust it');
+  const ca = program
+    .command('ca')
+    .description('the local interception CA: export it, show how to trust it');
   ca.command('export')
     .description('print the CA certificate (PEM, stdout) and the lines to trust it (stderr)')
-    .option('--dir <path>', `certificate directory (default: http.ca_dir of --config, else ${DEFAULT_CERTS_DIR})`)
+    .option(
+      '--dir <path>',
+      `certificate directory (default: http.ca_dir of --config, else ${DEFAULT_CERTS_DIR})`,
+    )
     .option('-c, --config <file>', 'gateway config file to read http.ca_dir from')
     .option('--pem-only', 'print only the PEM, no trust lines')
     .action(async (opts: DirOptions & { pemOnly?: boolean }) => {
@@ -45,21 +50,26 @@ export function registerCaCommands(program: Command): void {
           process.stderr.write(`${lines.join('\n')}\n`);
         }
       } catch (error) {
-        const message = error instanceof CelgateError ? `${error.code}: ${error.message}` : String(error);
+        const message =
+          error instanceof CelgateError ? `${error.code}: ${error.message}` : String(error);
         process.stderr.write(`celgate ca export: ${message}\n`);
         process.exitCode = 1;
       }
     });
   ca.command('path')
     .description('print the path of the CA certificate file (generating the CA if needed)')
-    .option('--dir <path>', `certificate directory (default: http.ca_dir of --config, else ${DEFAULT_CERTS_DIR})`)
+    .option(
+      '--dir <path>',
+      `certificate directory (default: http.ca_dir of --config, else ${DEFAULT_CERTS_DIR})`,
+    )
     .option('-c, --config <file>', 'gateway config file to read http.ca_dir from')
     .action(async (opts: DirOptions) => {
       try {
         const authority = await CertificateAuthority.loadOrCreate(caDir(opts));
         process.stdout.write(`${authority.certPath}\n`);
       } catch (error) {
-        const message = error instanceof CelgateError ? `${error.code}: ${error.message}` : String(error);
+        const message =
+          error instanceof CelgateError ? `${error.code}: ${error.message}` : String(error);
         process.stderr.write(`celgate ca path: ${message}\n`);
         process.exitCode = 1;
       }
@@ -67,7 +77,9 @@ export function registerCaCommands(program: Command): void {
 }
 
 /** The interception CA and the one leaf cache shared by the vsock HTTP service and the proxy. */
-export async function loadInterceptionCerts(caDir: string): Promise<{ ca: CertificateAuthority; certs: LeafCache }> {
+export async function loadInterceptionCerts(
+  caDir: string,
+): Promise<{ ca: CertificateAuthority; certs: LeafCache }> {
   const ca = await CertificateAuthority.loadOrCreate(resolve(caDir));
   return { ca, certs: new LeafCache(ca) };
 }
@@ -76,7 +88,11 @@ export async function loadInterceptionCerts(caDir: string): Promise<{ ca: Certif
  * The three things a user needs after `celgate start` (printed to stderr, so stdout stays JSON
  * log lines): how to trust the CA, where the explicit proxy listens, where the ledger is.
  */
-export function startupLines(o: { caCertPath: string | null; proxy: string | null; sessionDb: string }): string[] {
+export function startupLines(o: {
+  caCertPath: string | null;
+  proxy: string | null;
+  sessionDb: string;
+}): string[] {
   const trust =
     o.caCertPath === null
       ? 'celgate: TLS interception CA not loaded'

@@ -88,7 +88,10 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 
 /** Generates a time-sortable session id: `YYYYMMDDTHHMMSSZ-<8 hex>`. */
 export function newSessionId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
@@ -102,13 +105,18 @@ class Section {
     for (const key of Object.keys(raw)) {
       if (!allowed.includes(key)) {
         const hint = allowed.find((a) => a.startsWith(key.slice(0, 3)));
-        this.fail(key, `unknown key${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; known: ${allowed.join(', ')}`);
+        this.fail(
+          key,
+          `unknown key${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; known: ${allowed.join(', ')}`,
+        );
       }
     }
   }
   fail(key: string, message: string): never {
     const where = this.path === '' ? key : `${this.path}.${key}`;
-    throw new CelgateError('E_CONFIG', `${this.source}: ${where}: ${message}`, { details: { file: this.source, key: where } });
+    throw new CelgateError('E_CONFIG', `${this.source}: ${where}: ${message}`, {
+      details: { file: this.source, key: where },
+    });
   }
   str(key: string, fallback: string): string {
     const v = this.raw[key];
@@ -132,14 +140,16 @@ class Section {
   port(key: string, fallback: number): number {
     const v = this.raw[key];
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) this.fail(key, 'must be a port number 0..65535');
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535)
+      this.fail(key, 'must be a port number 0..65535');
     return v;
   }
   list(key: string): string[] {
     const v = this.raw[key];
     if (v === undefined || v === null) return [];
     if (typeof v === 'string') return [v];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) this.fail(key, 'must be a list of paths');
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== ''))
+      this.fail(key, 'must be a list of paths');
     return v as string[];
   }
   oneOf<T extends string>(key: string, options: readonly T[], fallback: T): T {
@@ -155,7 +165,23 @@ class Section {
   }
 }
 
-const TOP_KEYS = ['session_id', 'data_dir', 'profile', 'rules', 'detection', 'control', 'vsock', 'log', 'ledger', 'watch_rules', 'mcp', 'dns', 'http', 'fleet', 'secrets'];
+const TOP_KEYS = [
+  'session_id',
+  'data_dir',
+  'profile',
+  'rules',
+  'detection',
+  'control',
+  'vsock',
+  'log',
+  'ledger',
+  'watch_rules',
+  'mcp',
+  'dns',
+  'http',
+  'fleet',
+  'secrets',
+];
 
 /** What happens while the session ledger cannot record (docs/ledger.md, "When the ledger cannot write"). */
 export interface LedgerConfig {
@@ -169,14 +195,24 @@ export interface LedgerConfig {
 export function parseLedger(s: Section): LedgerConfig {
   const l = new Section(s.source, 'ledger', s.sub('ledger'), ['min_free_bytes', 'on_failure']);
   const v = l.raw.min_free_bytes;
-  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) l.fail('min_free_bytes', 'must be a whole number of bytes ≥ 0');
-  return { min_free_bytes: (v as number | undefined) ?? 64 * 1024 * 1024, on_failure: l.oneOf('on_failure', ['fail_closed', 'fail_open'] as const, 'fail_closed') };
+  if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0))
+    l.fail('min_free_bytes', 'must be a whole number of bytes ≥ 0');
+  return {
+    min_free_bytes: (v as number | undefined) ?? 64 * 1024 * 1024,
+    on_failure: l.oneOf('on_failure', ['fail_closed', 'fail_open'] as const, 'fail_closed'),
+  };
 }
 
 export function parseControl(s: Section, dataDir: string): ControlConfig {
-  const c = new Section(s.source, 'control', s.sub('control'), ['socket', 'tcp', 'token', 'allow_non_loopback']);
+  const c = new Section(s.source, 'control', s.sub('control'), [
+    'socket',
+    'tcp',
+    'token',
+    'allow_non_loopback',
+  ]);
   const tcp = c.strOrNull('tcp', null);
-  if (tcp !== null && !/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(tcp)) c.fail('tcp', 'must be "HOST:PORT"');
+  if (tcp !== null && !/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(tcp))
+    c.fail('tcp', 'must be "HOST:PORT"');
   const token = c.strOrNull('token', null);
   if (tcp !== null && token === null) c.fail('token', 'is required when control.tcp is set');
   if (token !== null && token.length < 16) c.fail('token', 'must be at least 16 characters');
@@ -193,12 +229,18 @@ export function parseVsock(s: Section): VsockConfig {
   const p = new Section(s.source, 'vsock.ports', v.sub('ports'), ['http', 'mcp', 'dns', 'exec']);
   const mode = v.oneOf('mode', ['tcp', 'uds'] as const, 'tcp');
   const udsBase = v.strOrNull('uds_base', null);
-  if (mode === 'uds' && udsBase === null) v.fail('uds_base', 'is required when vsock.mode is "uds"');
+  if (mode === 'uds' && udsBase === null)
+    v.fail('uds_base', 'is required when vsock.mode is "uds"');
   return {
     mode,
     host: v.str('host', '127.0.0.1'),
     uds_base: udsBase,
-    ports: { http: p.port('http', 5002), mcp: p.port('mcp', 5003), dns: p.port('dns', 5007), exec: p.port('exec', 5000) },
+    ports: {
+      http: p.port('http', 5002),
+      mcp: p.port('mcp', 5003),
+      dns: p.port('dns', 5007),
+      exec: p.port('exec', 5000),
+    },
   };
 }
 
@@ -210,7 +252,10 @@ export function parseLog(s: Section): LogConfig {
 /** Validates a raw config object (already merged with overrides). */
 export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig {
   if (raw === null || raw === undefined) raw = {};
-  if (!isObj(raw)) throw new CelgateError('E_CONFIG', `${source}: the configuration must be a mapping`, { details: { file: source } });
+  if (!isObj(raw))
+    throw new CelgateError('E_CONFIG', `${source}: the configuration must be a mapping`, {
+      details: { file: source },
+    });
   const s = new Section(source, '', raw, TOP_KEYS);
   const sessionId = s.str('session_id', newSessionId());
   if (!SESSION_ID_PATTERN.test(sessionId)) s.fail('session_id', `must match ${SESSION_ID_PATTERN}`);
@@ -252,17 +297,31 @@ function readConfigFile(file: string): Obj {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new CelgateError('E_CONFIG', `${file}: cannot read the configuration file: ${(err as Error).message}`, { cause: err, details: { file } });
+    throw new CelgateError(
+      'E_CONFIG',
+      `${file}: cannot read the configuration file: ${(err as Error).message}`,
+      { cause: err, details: { file } },
+    );
   }
-  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new CelgateError('E_CONFIG', `${file}: larger than ${MAX_CONFIG_BYTES} bytes`, { details: { file } });
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES)
+    throw new CelgateError('E_CONFIG', `${file}: larger than ${MAX_CONFIG_BYTES} bytes`, {
+      details: { file },
+    });
   let parsed: unknown;
   try {
     parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new CelgateError('E_CONFIG', `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err, details: { file } });
+    throw new CelgateError(
+      'E_CONFIG',
+      `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+      { cause: err, details: { file } },
+    );
   }
   if (parsed === null || parsed === undefined) return {};
-  if (!isObj(parsed)) throw new CelgateError('E_CONFIG', `${file}: the configuration must be a mapping`, { details: { file } });
+  if (!isObj(parsed))
+    throw new CelgateError('E_CONFIG', `${file}: the configuration must be a mapping`, {
+      details: { file },
+    });
   return parsed;
 }
 
@@ -281,20 +340,28 @@ export function loadConfig(file?: string, overrides: ConfigOverrides = {}): Gate
       if (Array.isArray(v)) raw[key] = v.map(rel);
       else if (typeof v === 'string') raw[key] = [rel(v)];
     }
-    if (typeof raw.profile === 'string' && /[/\\]|\.ya?ml$|\.json$/.test(raw.profile)) raw.profile = rel(raw.profile);
+    if (typeof raw.profile === 'string' && /[/\\]|\.ya?ml$|\.json$/.test(raw.profile))
+      raw.profile = rel(raw.profile);
     // Every other path in the file resolves against the file too (flags resolve against the
     // working directory). secrets[].file and fleet.creds resolve in their own parsers.
     const section = (name: string): Obj | null => (isObj(raw[name]) ? (raw[name] as Obj) : null);
     if (typeof raw.data_dir === 'string') raw.data_dir = rel(raw.data_dir);
-    for (const [name, key] of [['log', 'file'], ['control', 'socket'], ['vsock', 'uds_base'], ['http', 'ca_dir']] as const) {
+    for (const [name, key] of [
+      ['log', 'file'],
+      ['control', 'socket'],
+      ['vsock', 'uds_base'],
+      ['http', 'ca_dir'],
+    ] as const) {
       const sec = section(name);
       if (sec !== null && typeof sec[key] === 'string') sec[key] = rel(sec[key]);
     }
     const http = section('http');
     if (http !== null && Array.isArray(http.extra_ca)) http.extra_ca = http.extra_ca.map(rel);
-    else if (http !== null && typeof http.extra_ca === 'string') http.extra_ca = [rel(http.extra_ca)];
+    else if (http !== null && typeof http.extra_ca === 'string')
+      http.extra_ca = [rel(http.extra_ca)];
   }
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) setDotted(raw, key, value);
+  for (const [key, value] of Object.entries(overrides))
+    if (value !== undefined) setDotted(raw, key, value);
   return parseConfig(raw, file ?? '<defaults>');
 }
 

@@ -27,7 +27,10 @@ export const EXIT_NOT_FOUND = 127;
 /** Where the gateway reaches the guest exec service, from its config (null when not configured). */
 export function execTarget(config: GatewayConfig): GuestExecTarget | null {
   const port = config.vsock.ports.exec;
-  if (config.vsock.mode === 'uds') return config.vsock.uds_base === null ? null : { mode: 'uds', udsBase: config.vsock.uds_base, port };
+  if (config.vsock.mode === 'uds')
+    return config.vsock.uds_base === null
+      ? null
+      : { mode: 'uds', udsBase: config.vsock.uds_base, port };
   return port === 0 ? null : { mode: 'tcp', host: config.vsock.host, port };
 }
 
@@ -37,7 +40,14 @@ export async function startExecService(d: ServiceDeps): Promise<Service> {
   const origin = { session_id: d.config.session_id, profile_id: d.config.profile };
   return {
     name: 'exec',
-    addresses: { exec_target: target === null ? 'none' : target.mode === 'uds' ? `${target.udsBase} CONNECT ${target.port}` : `${target.host}:${target.port}` },
+    addresses: {
+      exec_target:
+        target === null
+          ? 'none'
+          : target.mode === 'uds'
+            ? `${target.udsBase} CONNECT ${target.port}`
+            : `${target.host}:${target.port}`,
+    },
     routes: [
       {
         method: 'POST',
@@ -45,7 +55,12 @@ export async function startExecService(d: ServiceDeps): Promise<Service> {
         handler: async (req) => {
           const input = parseExecInput(req.body);
           if (!input.ok) throw new HttpError(400, 'E_CONFIG', 'invalid exec request', input.issues);
-          const outcome = await gatedExec(input.value, { decider: d.decider, sink: d.sink, origin, target });
+          const outcome = await gatedExec(input.value, {
+            decider: d.decider,
+            sink: d.sink,
+            origin,
+            target,
+          });
           return { status: execHttpStatus(outcome), json: outcome };
         },
       },
@@ -64,7 +79,9 @@ function registerBridge(program: Command): void {
   // Flags are parsed by src/transport/guest/args.ts, shared with the single-file bundle.
   program
     .command('guest-bridge')
-    .description('Run inside the guest: forward redirected 443/80, DNS stub, MCP relay and exec service to the host over vsock (--help for flags).')
+    .description(
+      'Run inside the guest: forward redirected 443/80, DNS stub, MCP relay and exec service to the host over vsock (--help for flags).',
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
@@ -78,16 +95,29 @@ function registerBridge(program: Command): void {
 function registerShim(program: Command): void {
   program
     .command('mcp-shim')
-    .description('stdio ⇄ the guest bridge MCP relay socket (use as the command of a stdio MCP client).')
+    .description(
+      'stdio ⇄ the guest bridge MCP relay socket (use as the command of a stdio MCP client).',
+    )
     .option('--socket <path>', 'MCP relay Unix socket', DEFAULT_MCP_SOCKET)
     .option('--process-name <name>', 'process name to report (default: the parent process)')
     .action(async (f: { socket: string; processName?: string }) => {
-      process.exit(await runShim(f.processName === undefined ? { socket: f.socket } : { socket: f.socket, processName: f.processName }));
+      process.exit(
+        await runShim(
+          f.processName === undefined
+            ? { socket: f.socket }
+            : { socket: f.socket, processName: f.processName },
+        ),
+      );
     });
 }
 
 /** One JSON call to the admin API over its Unix socket. */
-function call(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
+function call(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: any; text: string }> {
   return controlRequest(socketPath, method, path, { body });
 }
 
@@ -104,9 +134,14 @@ interface ExecFlags {
 function registerExec(program: Command): void {
   program
     .command('exec')
-    .description('Run a command in the guest through a running gateway; policy decides first (exit 126 when refused).')
+    .description(
+      'Run a command in the guest through a running gateway; policy decides first (exit 126 when refused).',
+    )
     .argument('<command...>', 'the command and its arguments (put them after --)')
-    .option('--socket <path>', 'admin API socket of the gateway (default: from --config / --data-dir)')
+    .option(
+      '--socket <path>',
+      'admin API socket of the gateway (default: from --config / --data-dir)',
+    )
     .option('-c, --config <file>', 'gateway configuration file')
     .option('--data-dir <dir>', 'gateway data directory')
     .option('--session <id>', 'refuse unless the gateway serves this session')
@@ -119,7 +154,10 @@ function registerExec(program: Command): void {
         if (f.session !== undefined) {
           const health = await call(socket, 'GET', '/v1/health');
           if (health.json?.session_id !== f.session) {
-            throw new CelgateError('E_CONFIG', `gateway at ${socket} serves session ${String(health.json?.session_id)}, not ${f.session}`);
+            throw new CelgateError(
+              'E_CONFIG',
+              `gateway at ${socket} serves session ${String(health.json?.session_id)}, not ${f.session}`,
+            );
           }
         }
         const body: Record<string, unknown> = { argv, cwd: f.cwd, process_name: 'celgate-exec' };
@@ -128,17 +166,23 @@ function registerExec(program: Command): void {
         const o = res.json;
         if (f.json === true) process.stdout.write(`${JSON.stringify(o ?? res.text)}\n`);
         if (res.status === 400 || o === undefined || typeof o !== 'object') {
-          throw new CelgateError('E_CONFIG', `gateway answered ${res.status}: ${res.text.slice(0, 500)}`);
+          throw new CelgateError(
+            'E_CONFIG',
+            `gateway answered ${res.status}: ${res.text.slice(0, 500)}`,
+          );
         }
         if (o.refused === true) {
-          process.stderr.write(`celgate exec: refused${o.rule_id === null ? '' : ` by rule ${o.rule_id}`}: ${o.reason}\n`);
+          process.stderr.write(
+            `celgate exec: refused${o.rule_id === null ? '' : ` by rule ${o.rule_id}`}: ${o.reason}\n`,
+          );
           process.exit(o.decision === 'block' ? EXIT_REFUSED : EXIT_GATEWAY);
         }
         if (f.json !== true) {
           process.stdout.write(Buffer.from(o.stdout ?? '', 'base64'));
           process.stderr.write(Buffer.from(o.stderr ?? '', 'base64'));
         }
-        if (!o.reached_guest) throw new CelgateError('E_UPSTREAM', o.error ?? 'the guest exec service was not reached');
+        if (!o.reached_guest)
+          throw new CelgateError('E_UPSTREAM', o.error ?? 'the guest exec service was not reached');
         if (o.error !== null && o.exit_code === null && o.signal === null) {
           process.stderr.write(`celgate exec: ${o.error}\n`);
           process.exit(EXIT_NOT_FOUND);
@@ -151,7 +195,15 @@ function registerExec(program: Command): void {
 }
 
 function signalNumber(name: string | null): number {
-  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+  const table: Record<string, number> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGKILL: 9,
+    SIGSEGV: 11,
+    SIGPIPE: 13,
+    SIGTERM: 15,
+  };
   return name === null ? 0 : (table[name] ?? 0);
 }
 

@@ -54,7 +54,9 @@ interface Sink {
  */
 function writesSync(dest: number | string): boolean {
   try {
-    return typeof dest === 'number' ? fstatSync(dest).isFile() : !existsSync(dest) || statSync(dest).isFile();
+    return typeof dest === 'number'
+      ? fstatSync(dest).isFile()
+      : !existsSync(dest) || statSync(dest).isFile();
   } catch {
     return false;
   }
@@ -116,7 +118,11 @@ function drained(s: Sink): Promise<void> {
   });
 }
 
-export function createLogger(config: LogConfig, base: Record<string, unknown> = {}, options: { stdout?: boolean } = {}): GatewayLogger {
+export function createLogger(
+  config: LogConfig,
+  base: Record<string, unknown> = {},
+  options: { stdout?: boolean } = {},
+): GatewayLogger {
   const sinks: Sink[] = [];
   if (options.stdout !== false) sinks.push(sink(1));
   if (config.file !== null) sinks.push(sink(config.file));
@@ -132,7 +138,9 @@ export function createLogger(config: LogConfig, base: Record<string, unknown> = 
   const head = baseFields === '' ? '' : `${baseFields},`;
   const infoLine = (fields: string, msg: string) => {
     if (!logger.isLevelEnabled('info')) return;
-    buffer.write(`{"level":"info","time":"${new Date().toISOString()}",${head}${fields === '' ? '' : `${fields},`}"msg":${JSON.stringify(msg)}}\n`);
+    buffer.write(
+      `{"level":"info","time":"${new Date().toISOString()}",${head}${fields === '' ? '' : `${fields},`}"msg":${JSON.stringify(msg)}}\n`,
+    );
   };
   const flushNow = () => buffer.flush();
   const timer = setInterval(flushNow, LOG_FLUSH_MS);

@@ -23,7 +23,10 @@ const GATEWAY_V8_FLAGS = ['--no-allocation-site-pretenuring'];
 const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
   ca: [async () => (await import('./ca-commands.js')).registerCaCommands],
   ir: [async () => (await import('./ir-commands.js')).registerIrCommands],
-  rules: [async () => (await import('./policy-commands.js')).registerPolicyCommands, async () => (await import('./gateway-commands.js')).registerGatewayCommands],
+  rules: [
+    async () => (await import('./policy-commands.js')).registerPolicyCommands,
+    async () => (await import('./gateway-commands.js')).registerGatewayCommands,
+  ],
   evaluate: [async () => (await import('./policy-commands.js')).registerPolicyCommands],
   start: [async () => (await import('./start.js')).registerStart],
   events: [async () => (await import('./gateway-commands.js')).registerGatewayCommands],
@@ -38,16 +41,22 @@ const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
 
 const program = new Command()
   .name('celgate')
-  .description('Egress security gateway for sandboxed AI agents: intercept, judge with CEL, record.')
+  .description(
+    'Egress security gateway for sandboxed AI agents: intercept, judge with CEL, record.',
+  )
   .version(CELGATE_VERSION)
   .showHelpAfterError('(run with --help for usage)');
 
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 if (command === 'start') {
   // A flag node was given explicitly (e.g. --allocation-site-pretenuring) wins.
-  for (const flag of GATEWAY_V8_FLAGS) if (!process.execArgv.includes(flag.replace(/^--no-/, '--'))) setFlagsFromString(flag);
+  for (const flag of GATEWAY_V8_FLAGS)
+    if (!process.execArgv.includes(flag.replace(/^--no-/, '--'))) setFlagsFromString(flag);
 }
-const loaders = command !== undefined && MODULES[command] !== undefined ? MODULES[command] : Object.values(MODULES).flat();
+const loaders =
+  command !== undefined && MODULES[command] !== undefined
+    ? MODULES[command]
+    : Object.values(MODULES).flat();
 const registered = new Set<Register>();
 for (const load of loaders) {
   const register = await load();

@@ -42,28 +42,41 @@ export function describeDecision(d: Decision): string {
   else {
     lines.push('matches:');
     for (const m of d.matches) {
-      lines.push(`  ${m.decisive ? '*' : '-'} ${m.rule_id} [${m.pack_id}] ${m.action} ${m.mode}${m.severity === null ? '' : ` severity=${m.severity}`}`);
+      lines.push(
+        `  ${m.decisive ? '*' : '-'} ${m.rule_id} [${m.pack_id}] ${m.action} ${m.mode}${m.severity === null ? '' : ` severity=${m.severity}`}`,
+      );
     }
   }
-  for (const f of d.findings) lines.push(`finding:  ${f.rule_id} ${f.severity} "${f.title}" fields=${f.matched_fields.join(',')}`);
+  for (const f of d.findings)
+    lines.push(
+      `finding:  ${f.rule_id} ${f.severity} "${f.title}" fields=${f.matched_fields.join(',')}`,
+    );
   for (const e of d.errors) lines.push(`error:    ${e.rule_id}: ${e.code} ${e.message}`);
   return lines.join('\n');
 }
 
 export function registerPolicyCommands(program: Command): void {
-  const rules = program.commands.find((c) => c.name() === 'rules') ?? program.command('rules').description('Check, test and manage rule packs.');
+  const rules =
+    program.commands.find((c) => c.name() === 'rules') ??
+    program.command('rules').description('Check, test and manage rule packs.');
 
   rules
     .command('lint <paths...>')
-    .description('Validate rule packs (files or directories): schema, ids, priorities, conditions. Exit 1 on any problem.')
+    .description(
+      'Validate rule packs (files or directories): schema, ids, priorities, conditions. Exit 1 on any problem.',
+    )
     .action((paths: string[]) => {
       const set = loadPackFiles(paths);
       if (!set.ok) fail(set.issues);
       for (const p of set.value.packs) {
-        process.stdout.write(`ok  ${p.file}: pack ${p.pack.id}@${p.pack.version}, ${p.pack.rules.length} rules, default ${p.pack.default_action}\n`);
+        process.stdout.write(
+          `ok  ${p.file}: pack ${p.pack.id}@${p.pack.version}, ${p.pack.rules.length} rules, default ${p.pack.default_action}\n`,
+        );
         for (const r of p.pack.rules) {
           for (const a of conditionAdvice(r.condition)) {
-            process.stdout.write(`warning: ${p.file}: rule ${r.id}: ${a.message} (condition line ${a.line}, column ${a.column})\n`);
+            process.stdout.write(
+              `warning: ${p.file}: rule ${r.id}: ${a.message} (condition line ${a.line}, column ${a.column})\n`,
+            );
           }
         }
       }
@@ -71,35 +84,54 @@ export function registerPolicyCommands(program: Command): void {
 
   rules
     .command('test <paths...>')
-    .description("Run the packs' own cases (<pack>.test.yaml next to each pack). Exit 1 on any failure.")
+    .description(
+      "Run the packs' own cases (<pack>.test.yaml next to each pack). Exit 1 on any failure.",
+    )
     .option('--json', 'print results as JSON')
     .action((paths: string[], opts: { json?: boolean }) => {
       const caseFiles = [...new Set(paths.flatMap((p) => caseFilesFor(resolve(p))))];
-      if (caseFiles.length === 0) fail([{ path: '', message: `no *.test.yaml case files next to ${paths.join(', ')}` }]);
+      if (caseFiles.length === 0)
+        fail([{ path: '', message: `no *.test.yaml case files next to ${paths.join(', ')}` }]);
       let failed = 0;
       let total = 0;
       const report: unknown[] = [];
       for (const file of caseFiles) {
         const parsed = parseCaseFile(readFileSync(file, 'utf8'), file);
         if (!parsed.ok) fail(parsed.issues);
-        const packs = parsed.value.packs.length > 0 ? parsed.value.packs.map((p) => join(dirname(file), p)) : [file.replace(/\.test\.ya?ml$/, '.yaml')];
+        const packs =
+          parsed.value.packs.length > 0
+            ? parsed.value.packs.map((p) => join(dirname(file), p))
+            : [file.replace(/\.test\.ya?ml$/, '.yaml')];
         const set = loadPackFiles(packs);
         if (!set.ok) fail(set.issues);
         for (const r of runCases(set.value, parsed.value.cases)) {
           total++;
           if (!r.ok) failed++;
-          report.push({ file, name: r.name, ok: r.ok, action: r.decision.action, rule: r.decision.rule_id, message: r.message });
-          if (!opts.json) process.stdout.write(`${r.ok ? 'pass' : 'FAIL'}  ${basename(file)}: ${r.name}${r.ok ? '' : `\n      ${r.message}`}\n`);
+          report.push({
+            file,
+            name: r.name,
+            ok: r.ok,
+            action: r.decision.action,
+            rule: r.decision.rule_id,
+            message: r.message,
+          });
+          if (!opts.json)
+            process.stdout.write(
+              `${r.ok ? 'pass' : 'FAIL'}  ${basename(file)}: ${r.name}${r.ok ? '' : `\n      ${r.message}`}\n`,
+            );
         }
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify({ total, failed, results: report }, null, 2)}\n`);
+      if (opts.json)
+        process.stdout.write(`${JSON.stringify({ total, failed, results: report }, null, 2)}\n`);
       else process.stdout.write(`${total - failed} passed, ${failed} failed\n`);
       process.exit(failed > 0 ? 1 : 0);
     });
 
   program
     .command('evaluate')
-    .description('Judge one event (a JSON fixture) against rule packs and print the decision and every match.')
+    .description(
+      'Judge one event (a JSON fixture) against rule packs and print the decision and every match.',
+    )
     .requiredOption('--event <file>', 'event JSON file (see test/fixtures/events/)')
     .option('--rules <paths...>', 'rule packs (files or directories)', ['rules/balanced.yaml'])
     .option('--json', 'print the decision as JSON')
@@ -108,16 +140,24 @@ export function registerPolicyCommands(program: Command): void {
       try {
         raw = JSON.parse(readFileSync(opts.event, 'utf8'));
       } catch (e) {
-        fail([{ file: opts.event, path: '', message: `cannot read event: ${(e as Error).message}` }]);
+        fail([
+          { file: opts.event, path: '', message: `cannot read event: ${(e as Error).message}` },
+        ]);
       }
       const event = eventFromJson(raw);
       if (!event.ok) fail(event.issues.map((i) => ({ ...i, file: opts.event })));
       const set = loadPackFiles(opts.rules);
       if (!set.ok) fail(set.issues);
       const registry = new RuleRegistry({ defaultAction: set.value.defaultAction });
-      const installed = registry.replaceAll(set.value.rules, set.value.defaultAction, set.value.compiled);
+      const installed = registry.replaceAll(
+        set.value.rules,
+        set.value.defaultAction,
+        set.value.compiled,
+      );
       if (!installed.ok) fail(installed.issues);
       const decision = new PolicyEngine(registry).decide(event.value);
-      process.stdout.write(opts.json ? `${JSON.stringify(decision, null, 2)}\n` : `${describeDecision(decision)}\n`);
+      process.stdout.write(
+        opts.json ? `${JSON.stringify(decision, null, 2)}\n` : `${describeDecision(decision)}\n`,
+      );
     });
 }

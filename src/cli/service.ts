@@ -40,4 +40,3 @@ export interface ServiceDeps {
   sessionDir: string;
   sessionDb: string;
 }
-

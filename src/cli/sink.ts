@@ -53,7 +53,11 @@ export class FanoutSink implements EventSink {
     const why = this.parts.ledger.unavailableReason?.() ?? null;
     if (why !== this.lastUnavailable) {
       // One line when the ledger goes down and one when it recovers, not one per request.
-      if (why !== null) this.parts.logger.error({ reason: why, on_failure: this.parts.onFailure ?? 'fail_closed' }, 'ledger unavailable');
+      if (why !== null)
+        this.parts.logger.error(
+          { reason: why, on_failure: this.parts.onFailure ?? 'fail_closed' },
+          'ledger unavailable',
+        );
       else this.parts.logger.info({}, 'ledger available again');
       this.lastUnavailable = why;
     }

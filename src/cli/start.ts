@@ -5,26 +5,29 @@
  * ledger, summary line). SIGHUP, POST /v1/reload and rule-file changes reload the packs. This file
  * wires parts together; it parses no protocol and makes no decision.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  statSync,
+  watch,
+  type FSWatcher,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CelgateError, formatIssue } from '../errors.js';
-import type { Decider } from '../events/decision.js';
-import type { PolicyEngine } from '../policy/engine.js';
-import type { RuleRegistry } from '../policy/registry.js';
-import type { EventSink } from '../events/sink.js';
 import { DecisionCounters } from '../control/counters.js';
 import { LiveReport } from '../control/live-report.js';
 import { createMetrics } from '../control/metrics.js';
 import { createPolicyPort, type LivePolicyPort } from '../control/policy-port.js';
-import type { PolicyPort } from '../control/port.js';
 import { coreRoutes } from '../control/routes.js';
-import { Router, startControlServer, type Route } from '../control/server.js';
+import { Router, startControlServer } from '../control/server.js';
 import { openLedgerReadOnly, type Db } from '../store/schema.js';
 import { LedgerWriter } from '../store/writer.js';
 import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
-import { createLogger, type GatewayLogger, type Logger } from './logger.js';
+import { createLogger, type GatewayLogger } from './logger.js';
 import { FanoutSink } from './sink.js';
 import type { SecurityEvent } from '../events/index.js';
 import { startExecService } from './guest-commands.js';
@@ -49,7 +52,11 @@ function packFilesStable(paths: readonly string[]): boolean {
   for (const p of paths) {
     let files: string[];
     try {
-      files = statSync(p).isDirectory() ? readdirSync(p).filter((f) => /\.ya?ml$/.test(f)).map((f) => join(p, f)) : [p];
+      files = statSync(p).isDirectory()
+        ? readdirSync(p)
+            .filter((f) => /\.ya?ml$/.test(f))
+            .map((f) => join(p, f))
+        : [p];
     } catch {
       continue;
     }
@@ -87,7 +94,10 @@ export function withMcpSecrets(config: GatewayConfig, secrets: SecretStore): Gat
     for (const [k, v] of Object.entries(s.headers)) {
       const next = secrets.substitute(v, host, scheme);
       if (next.includes(SECRET_PLACEHOLDER_PREFIX)) {
-        throw new CelgateError('E_CONFIG', `mcp.servers[${s.id}].headers.${k}: a secret placeholder there does not belong to ${host} (or would go out without TLS), or names an unknown secret`);
+        throw new CelgateError(
+          'E_CONFIG',
+          `mcp.servers[${s.id}].headers.${k}: a secret placeholder there does not belong to ${host} (or would go out without TLS), or names an unknown secret`,
+        );
       }
       headers[k] = next;
     }
@@ -108,7 +118,9 @@ export function packageRoot(): string {
 
 /** Pack paths for a config: the profile preset (or file) first, then `rules`. */
 export function packPaths(config: GatewayConfig): string[] {
-  const profile = ['balanced', 'locked'].includes(config.profile) ? join(packageRoot(), 'rules', `${config.profile}.yaml`) : resolve(config.profile);
+  const profile = ['balanced', 'locked'].includes(config.profile)
+    ? join(packageRoot(), 'rules', `${config.profile}.yaml`)
+    : resolve(config.profile);
   return [profile, ...config.rules.map((p) => resolve(p))];
 }
 
@@ -122,7 +134,10 @@ export interface RunningGateway {
   shutdown(signal: string): Promise<void>;
 }
 
-export async function runGateway(config: GatewayConfig, log: GatewayLogger): Promise<RunningGateway> {
+export async function runGateway(
+  config: GatewayConfig,
+  log: GatewayLogger,
+): Promise<RunningGateway> {
   const logger = log.logger;
   const startedMs = Date.now();
   const { sessionDir, sessionDb } = sessionPaths(config);
@@ -144,24 +159,46 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   });
   let first = policy.reload('start');
   if (!first.ok && cachedFleetPacks > 0) {
-    fleet!.policy.dropCache(first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; '));
-    logger.error({ issues: first.issues.slice(0, 20) }, 'fleet: the cached fleet packs do not load; starting with the local packs only');
+    fleet!.policy.dropCache(
+      first.issues.map((i) => `${i.file ?? ''} ${i.path}: ${i.message}`).join('; '),
+    );
+    logger.error(
+      { issues: first.issues.slice(0, 20) },
+      'fleet: the cached fleet packs do not load; starting with the local packs only',
+    );
     first = policy.reload('start');
   }
   if (!first.ok) {
-    throw new CelgateError('E_RULE_INVALID', `cannot load rule packs: ${first.issues.map(formatIssue).join('; ')}`, {
-      details: { issues: first.issues },
-    });
+    throw new CelgateError(
+      'E_RULE_INVALID',
+      `cannot load rule packs: ${first.issues.map(formatIssue).join('; ')}`,
+      {
+        details: { issues: first.issues },
+      },
+    );
   }
-  const ledger = new LedgerWriter(sessionDb, {
-    session_id: config.session_id,
-    profile: config.profile,
-    celgate_version: CELGATE_VERSION,
-    config: { ...config, control: { ...config.control, token: config.control.token === null ? null : '[redacted]' } },
-  }, { minFreeBytes: config.ledger.min_free_bytes });
+  const ledger = new LedgerWriter(
+    sessionDb,
+    {
+      session_id: config.session_id,
+      profile: config.profile,
+      celgate_version: CELGATE_VERSION,
+      config: {
+        ...config,
+        control: { ...config.control, token: config.control.token === null ? null : '[redacted]' },
+      },
+    },
+    { minFreeBytes: config.ledger.min_free_bytes },
+  );
   ledger.onError = (err) => logger.error({ err: err.message }, 'ledger batch failed');
   const counters = new DecisionCounters();
-  const sink = new FanoutSink({ counters, ledger, logger, infoLine: log.infoLine, onFailure: config.ledger.on_failure });
+  const sink = new FanoutSink({
+    counters,
+    ledger,
+    logger,
+    infoLine: log.infoLine,
+    onFailure: config.ledger.on_failure,
+  });
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
   fleet?.start({
@@ -179,14 +216,21 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     // File-sourced secrets are read again; a secret that cannot be read keeps its value.
     const r = secrets.reload();
     if (r.changed.length > 0) logger.info({ reason, secrets: r.changed }, 'secrets reloaded');
-    for (const problem of r.problems) logger.error({ reason, problem }, 'secret not reloaded; the previous value stays');
+    for (const problem of r.problems)
+      logger.error({ reason, problem }, 'secret not reloaded; the previous value stays');
   };
   // The live report page's aggregation runs in a worker thread, off the event loop (docs/report.md).
   const liveReport = new LiveReport(sessionDb);
   const router = new Router();
   router.add(
     ...coreRoutes({
-      session: { session_id: config.session_id, session_dir: sessionDir, session_db: sessionDb, profile: config.profile, started_ms: startedMs },
+      session: {
+        session_id: config.session_id,
+        session_dir: sessionDir,
+        session_db: sessionDb,
+        profile: config.profile,
+        started_ms: startedMs,
+      },
       policy,
       counters,
       sink,
@@ -194,8 +238,17 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       flushLedger: () => ledger.flush(),
       readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
       listeners: () => ({ ...listeners }),
-      metrics: createMetrics({ counters, policy, ledger: () => ledger.stats(), ledgerFailures: () => ({ append_errors: sink.ledgerErrors, refused_events: sink.ledgerRefusals }) }),
-      notReady: () => (config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason()),
+      metrics: createMetrics({
+        counters,
+        policy,
+        ledger: () => ledger.stats(),
+        ledgerFailures: () => ({
+          append_errors: sink.ledgerErrors,
+          refused_events: sink.ledgerRefusals,
+        }),
+      }),
+      notReady: () =>
+        config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason(),
       report: () => liveReport.data(),
       ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
     }),
@@ -216,8 +269,21 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   // plane and the ledger, and close before them.
   // The engine, with its generation for fail-closed decisions; every transport decides through the
   // enforcement primitive (src/events/enforce.ts), which refuses while the sink cannot record.
-  const decider = { decide: (e: SecurityEvent) => policy.engine.decide(e), generation: () => policy.generation() };
-  const deps: ServiceDeps = { config, decider, engine: policy.engine, registry: policy.registry, sink, logger, policy, sessionDir, sessionDb };
+  const decider = {
+    decide: (e: SecurityEvent) => policy.engine.decide(e),
+    generation: () => policy.generation(),
+  };
+  const deps: ServiceDeps = {
+    config,
+    decider,
+    engine: policy.engine,
+    registry: policy.registry,
+    sink,
+    logger,
+    policy,
+    sessionDir,
+    sessionDb,
+  };
   const services: Service[] = [];
   const startService = async (make: (d: ServiceDeps) => Promise<Service>) => {
     let s: Service;
@@ -244,7 +310,12 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
     startDnsFromConfig(d.config.dns, {
       session_id: d.config.session_id,
       profile_id: d.config.profile,
-      vsock: { mode: d.config.vsock.mode, host: d.config.vsock.host, uds_base: d.config.vsock.uds_base, port: d.config.vsock.ports.dns },
+      vsock: {
+        mode: d.config.vsock.mode,
+        host: d.config.vsock.host,
+        uds_base: d.config.vsock.uds_base,
+        port: d.config.vsock.ports.dns,
+      },
       decider: d.decider,
       sink: d.sink,
       logger: d.logger,
@@ -252,17 +323,39 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
   );
   // One CA and one leaf cache for both HTTP entry points (vsock interception and explicit proxy).
   let interception = null as Awaited<ReturnType<typeof loadInterceptionCerts>> | null;
-  const certs = async () => (interception ??= await loadInterceptionCerts(config.http.ca_dir)).certs;
-  await startService(async (d) => startHttpFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs(), secrets }));
-  await startService(async (d) => startExplicitProxyFromConfig(d.config, { decider: d.decider, engine: d.engine, sink: d.sink, certs: await certs(), secrets }));
+  const certs = async () =>
+    (interception ??= await loadInterceptionCerts(config.http.ca_dir)).certs;
+  await startService(async (d) =>
+    startHttpFromConfig(d.config, {
+      decider: d.decider,
+      engine: d.engine,
+      sink: d.sink,
+      certs: await certs(),
+      secrets,
+    }),
+  );
+  await startService(async (d) =>
+    startExplicitProxyFromConfig(d.config, {
+      decider: d.decider,
+      engine: d.engine,
+      sink: d.sink,
+      certs: await certs(),
+      secrets,
+    }),
+  );
   // ------------------------------------------------------------------------------------------
 
   let debounce: NodeJS.Timeout | null = null;
   const watchers: FSWatcher[] = [];
   const reload = (reason: string) => {
     const out = policy.reload(reason);
-    if (out.ok) logger.info({ reason, generation: out.value.generation, rules: out.value.rules }, 'rules reloaded');
-    else logger.error({ reason, issues: out.issues }, 'reload refused; the running plan is unchanged');
+    if (out.ok)
+      logger.info(
+        { reason, generation: out.value.generation, rules: out.value.rules },
+        'rules reloaded',
+      );
+    else
+      logger.error({ reason, issues: out.issues }, 'reload refused; the running plan is unchanged');
   };
   if (config.watch_rules) {
     // Directories are watched, not files: an editor's atomic save (write a temp file, rename it over
@@ -339,9 +432,20 @@ export async function runGateway(config: GatewayConfig, log: GatewayLogger): Pro
       await log.flush();
     })());
 
-  logger.info({ listeners, session_id: config.session_id, session_dir: sessionDir, control_socket: config.control.socket, generation: policy.generation() }, 'ready');
+  logger.info(
+    {
+      listeners,
+      session_id: config.session_id,
+      session_dir: sessionDir,
+      control_socket: config.control.socket,
+      generation: policy.generation(),
+    },
+    'ready',
+  );
   log.flushNow(); // whoever waits for "ready" should not wait for the next flush tick
-  process.stderr.write(`${startupLines({ caCertPath: interception?.ca.certPath ?? null, proxy: listeners.proxy ?? null, sessionDb }).join('\n')}\n`);
+  process.stderr.write(
+    `${startupLines({ caCertPath: interception?.ca.certPath ?? null, proxy: listeners.proxy ?? null, sessionDb }).join('\n')}\n`,
+  );
   return { config, listeners, sessionDir, sessionDb, policy, reload, shutdown };
 }
 
@@ -370,7 +474,8 @@ interface StartFlags {
 
 function intArg(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CelgateError('E_CONFIG', `"${value}" is not a port number`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new CelgateError('E_CONFIG', `"${value}" is not a port number`);
   return n;
 }
 
@@ -401,7 +506,9 @@ export function flagsToOverrides(f: StartFlags): ConfigOverrides {
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('Start the gateway: load packs, open the session ledger, serve the admin API and the listeners.')
+    .description(
+      'Start the gateway: load packs, open the session ledger, serve the admin API and the listeners.',
+    )
     .option('-c, --config <file>', 'YAML or JSON configuration file')
     .option('--data-dir <dir>', 'data directory (sessions, control socket)')
     .option('--session <id>', 'session id (default: generated, time-sortable)')
@@ -417,7 +524,10 @@ export function registerStart(program: Command): void {
     .option('--port-mcp <n>', 'MCP vsock port', intArg)
     .option('--port-dns <n>', 'DNS vsock port', intArg)
     .option('--port-exec <n>', 'guest exec port', intArg)
-    .option('--dns-listen <ip:port>', 'also serve DNS over plain UDP + TCP on this address (dns.listen)')
+    .option(
+      '--dns-listen <ip:port>',
+      'also serve DNS over plain UDP + TCP on this address (dns.listen)',
+    )
     .option('--proxy <host:port|off>', 'explicit HTTP proxy on loopback (default 127.0.0.1:8080)')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .option('--log-file <file>', 'also append JSON logs to this file')
@@ -431,7 +541,8 @@ export function registerStart(program: Command): void {
         process.umask(0o077);
         mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
         chmodSync(config.data_dir, 0o700);
-        if (config.log.file !== null) mkdirSync(dirname(resolve(config.log.file)), { recursive: true, mode: 0o700 });
+        if (config.log.file !== null)
+          mkdirSync(dirname(resolve(config.log.file)), { recursive: true, mode: 0o700 });
         log = createLogger(config.log, { pid: process.pid });
         const gw = await runGateway(config, log);
         const stop = (signal: string) => {
@@ -448,8 +559,11 @@ export function registerStart(program: Command): void {
         process.on('SIGHUP', () => gw.reload('sighup'));
         // A bug anywhere must not lose queued ledger rows: log it, shut down cleanly, exit non-zero.
         process.on('uncaughtException', (err) => {
-          log?.logger.fatal({ err: err.message, stack: err.stack }, 'uncaught exception; shutting down');
-          gw.shutdown('uncaughtException').finally(() => process.exit(70));
+          log?.logger.fatal(
+            { err: err.message, stack: err.stack },
+            'uncaught exception; shutting down',
+          );
+          void gw.shutdown('uncaughtException').finally(() => process.exit(70));
         });
       } catch (err) {
         const e = err as Error & { code?: string };

@@ -25,34 +25,66 @@ export interface ControlRequestOptions {
   timeoutMs?: number;
 }
 
-export function controlRequest(socketPath: string, method: string, path: string, options: ControlRequestOptions = {}): Promise<ControlResponse> {
+export function controlRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  options: ControlRequestOptions = {},
+): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const { body, agent, timeoutMs } = options;
-    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const headers = { ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers };
-    const req = request({ socketPath, method, path, headers, ...(agent === undefined ? {} : { agent }), ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_CONTROL_ANSWER_BYTES) req.destroy(new CelgateError('E_LIMIT', 'admin API answer too large'));
-        else chunks.push(c);
-      });
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new CelgateError('E_TIMEOUT', `no answer from ${socketPath} within ${timeoutMs} ms`)));
+    const payload =
+      body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const headers = {
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+      ...options.headers,
+    };
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers,
+        ...(agent === undefined ? {} : { agent }),
+        ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_CONTROL_ANSWER_BYTES)
+            req.destroy(new CelgateError('E_LIMIT', 'admin API answer too large'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(
+        new CelgateError('E_TIMEOUT', `no answer from ${socketPath} within ${timeoutMs} ms`),
+      ),
+    );
     req.on('error', (err) =>
-      reject(err instanceof CelgateError ? err : new CelgateError('E_UNAVAILABLE', `cannot reach the gateway admin API at ${socketPath}: ${err.message}`, { cause: err })),
+      reject(
+        err instanceof CelgateError
+          ? err
+          : new CelgateError(
+              'E_UNAVAILABLE',
+              `cannot reach the gateway admin API at ${socketPath}: ${err.message}`,
+              { cause: err },
+            ),
+      ),
     );
     req.end(payload);
   });

@@ -54,7 +54,13 @@ class FamilyCounter {
       allowed: this.allowed,
       blocked: this.blocked,
       errors: this.errors,
-      latency: { samples: n, p50_ns: at(0.5), p95_ns: at(0.95), p99_ns: at(0.99), max_ns: this.maxNs },
+      latency: {
+        samples: n,
+        p50_ns: at(0.5),
+        p95_ns: at(0.95),
+        p99_ns: at(0.99),
+        max_ns: this.maxNs,
+      },
     };
   }
 }

@@ -15,13 +15,18 @@ export class LiveReport {
   private worker: Worker | null = null;
   private nextId = 1;
   private inflight: Promise<ReportData> | null = null;
-  private readonly waiting = new Map<number, { resolve: (d: ReportData) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (d: ReportData) => void; reject: (e: Error) => void }
+  >();
 
   constructor(private readonly sessionDb: string) {}
 
   private start(): Worker {
     if (this.worker !== null) return this.worker;
-    const w = new Worker(new URL('./report-worker.js', import.meta.url), { workerData: { sessionDb: this.sessionDb } });
+    const w = new Worker(new URL('./report-worker.js', import.meta.url), {
+      workerData: { sessionDb: this.sessionDb },
+    });
     w.unref();
     w.on('message', (m: { id: number; data?: ReportData; error?: string }) => {
       const p = this.waiting.get(m.id);
@@ -49,7 +54,9 @@ export class LiveReport {
     this.inflight = new Promise<ReportData>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(new CelgateError('E_TIMEOUT', `the report took longer than ${LIVE_REPORT_TIMEOUT_MS} ms`));
+        reject(
+          new CelgateError('E_TIMEOUT', `the report took longer than ${LIVE_REPORT_TIMEOUT_MS} ms`),
+        );
       }, LIVE_REPORT_TIMEOUT_MS);
       timer.unref();
       this.waiting.set(id, {

@@ -30,8 +30,14 @@ function esc(v: string): string {
  * 1,000-rule scrape. Same exposition format as prom-client's counters.
  */
 export function renderRuleSeries(rules: readonly RuleInfo[]): string {
-  const matches: string[] = ['# HELP celgate_rule_matches_total Matches per rule (carried over across plan updates).', '# TYPE celgate_rule_matches_total counter'];
-  const evalSeconds: string[] = ['# HELP celgate_rule_eval_seconds_total Total evaluation time per rule.', '# TYPE celgate_rule_eval_seconds_total counter'];
+  const matches: string[] = [
+    '# HELP celgate_rule_matches_total Matches per rule (carried over across plan updates).',
+    '# TYPE celgate_rule_matches_total counter',
+  ];
+  const evalSeconds: string[] = [
+    '# HELP celgate_rule_eval_seconds_total Total evaluation time per rule.',
+    '# TYPE celgate_rule_eval_seconds_total counter',
+  ];
   for (const r of rules) {
     const labels = `{rule="${esc(r.id)}",pack="${esc(r.pack_id)}"}`;
     matches.push(`celgate_rule_matches_total${labels} ${r.counters.matches}`);
@@ -51,9 +57,17 @@ export interface Metrics {
  * `registry.metrics()`. */
 export function createMetrics(src: MetricsSources): Metrics {
   const registry = new Registry();
-  let frame: { families: ReturnType<DecisionCounters['snapshot']>; rules: ReturnType<PolicyPort['listRules']> } | null = null;
-  const current = () => frame ?? { families: src.counters.snapshot(), rules: src.policy.listRules() };
-  const fam = (name: string, help: string, pick: (f: ReturnType<DecisionCounters['snapshot']>['http']) => number) =>
+  let frame: {
+    families: ReturnType<DecisionCounters['snapshot']>;
+    rules: ReturnType<PolicyPort['listRules']>;
+  } | null = null;
+  const current = () =>
+    frame ?? { families: src.counters.snapshot(), rules: src.policy.listRules() };
+  const fam = (
+    name: string,
+    help: string,
+    pick: (f: ReturnType<DecisionCounters['snapshot']>['http']) => number,
+  ) =>
     new Counter({
       name,
       help,

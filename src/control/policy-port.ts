@@ -9,7 +9,13 @@ import type { Issue, Validated } from '../errors.js';
 import type { Decision } from '../events/decision.js';
 import type { SecurityEvent } from '../events/types.js';
 import { PolicyEngine } from '../policy/engine.js';
-import { combinePacks, loadPackFiles, packRules, parsePack, type LoadedPack } from '../policy/packs.js';
+import {
+  combinePacks,
+  loadPackFiles,
+  packRules,
+  parsePack,
+  type LoadedPack,
+} from '../policy/packs.js';
 import { RuleRegistry } from '../policy/registry.js';
 import { validatePack, validateRule } from '../policy/rules.js';
 import type { RuleDefinition, RuleInfo } from '../policy/types.js';
@@ -46,9 +52,12 @@ export interface LivePolicyPort extends PolicyPort {
   readonly registry: RuleRegistry;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function validateAny(input: unknown): Validated<{ rules: number; pack?: ReturnType<typeof validatePack> }> {
+function validateAny(
+  input: unknown,
+): Validated<{ rules: number; pack?: ReturnType<typeof validatePack> }> {
   if (typeof input === 'string') {
     const p = parsePack(input);
     return p.ok ? { ok: true, value: { rules: p.value.pack.rules.length } } : p;
@@ -63,7 +72,8 @@ function validateAny(input: unknown): Validated<{ rules: number; pack?: ReturnTy
   for (const [i, raw] of list.entries()) {
     const v = validateRule(raw, Array.isArray(input) ? `[${i}]` : '');
     if (!v.ok) issues.push(...v.issues);
-    else if (seen.has(v.value.spec.id)) issues.push({ path: `[${i}].id`, message: `duplicate rule id "${v.value.spec.id}"` });
+    else if (seen.has(v.value.spec.id))
+      issues.push({ path: `[${i}].id`, message: `duplicate rule id "${v.value.spec.id}"` });
     else seen.add(v.value.spec.id);
   }
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: { rules: list.length } };
@@ -86,7 +96,8 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
     try {
       raw = JSON.parse(readFileSync(opts.overlayFile, 'utf8')) as OverlayState;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${opts.overlayFile}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`${opts.overlayFile}: ${(err as Error).message}`);
     }
     for (const [id, def] of Object.entries(raw?.rules ?? {})) overlay.set(id, def);
     for (const [id, on] of Object.entries(raw?.enabled ?? {})) enabledFlags.set(id, on);
@@ -95,12 +106,22 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
   /** Writes the runtime changes (atomically: a temp file renamed over the old one). */
   const persist = () => {
     if (opts.overlayFile === undefined) return;
-    const state: OverlayState = { rules: Object.fromEntries(overlay), enabled: Object.fromEntries(enabledFlags), deleted: [...deleted] };
+    const state: OverlayState = {
+      rules: Object.fromEntries(overlay),
+      enabled: Object.fromEntries(enabledFlags),
+      deleted: [...deleted],
+    };
     const tmp = `${opts.overlayFile}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, opts.overlayFile);
   };
-  const stats: ReloadStats = { reloads: 0, refused: 0, last_reload_ms: null, last_refusal_ms: null, last_refusal: null };
+  const stats: ReloadStats = {
+    reloads: 0,
+    refused: 0,
+    last_reload_ms: null,
+    last_refusal_ms: null,
+    last_refusal: null,
+  };
 
   return {
     decider: engine,
@@ -111,13 +132,26 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
     listRules: () => registry.list(),
     getRule: (id) => registry.get(id),
     putRule(id: string, input: unknown): Validated<RuleInfo> {
-      if (!isObj(input)) return { ok: false, issues: [{ path: '', message: 'a rule must be a JSON object' }] };
+      if (!isObj(input))
+        return { ok: false, issues: [{ path: '', message: 'a rule must be a JSON object' }] };
       if (input.id !== undefined && input.id !== id) {
-        return { ok: false, issues: [{ path: 'id', message: `body id "${String(input.id)}" differs from the path id "${id}"` }] };
+        return {
+          ok: false,
+          issues: [
+            {
+              path: 'id',
+              message: `body id "${String(input.id)}" differs from the path id "${id}"`,
+            },
+          ],
+        };
       }
       const v = validateRule({ ...input, id });
       if (!v.ok) return v;
-      const def: RuleDefinition = { ...v.value.spec, pack_id: registry.get(id)?.pack_id ?? 'runtime', kind: 'enforcement' };
+      const def: RuleDefinition = {
+        ...v.value.spec,
+        pack_id: registry.get(id)?.pack_id ?? 'runtime',
+        kind: 'enforcement',
+      };
       const out = registry.install(def, v.value.condition);
       if (out.ok) {
         overlay.set(id, def);
@@ -137,9 +171,17 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
           issues.push(...v.issues);
           continue;
         }
-        if (seen.has(v.value.spec.id)) issues.push({ path: `rules[${i}].id`, message: `duplicate rule id "${v.value.spec.id}"` });
+        if (seen.has(v.value.spec.id))
+          issues.push({
+            path: `rules[${i}].id`,
+            message: `duplicate rule id "${v.value.spec.id}"`,
+          });
         seen.add(v.value.spec.id);
-        defs.push({ ...v.value.spec, pack_id: registry.get(v.value.spec.id)?.pack_id ?? 'runtime', kind: 'enforcement' });
+        defs.push({
+          ...v.value.spec,
+          pack_id: registry.get(v.value.spec.id)?.pack_id ?? 'runtime',
+          kind: 'enforcement',
+        });
       }
       if (issues.length > 0) return { ok: false, issues };
       // One replaceAll: every rule compiles first, and either all are in the plan or none.
@@ -182,8 +224,14 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       const parsed = typeof pack === 'string' ? parsePack(pack) : validatePack(pack);
       if (!parsed.ok) return parsed;
       const scratch = new RuleRegistry({ defaultAction: parsed.value.pack.default_action });
-      const compiled = new Map(parsed.value.compiled.map((c) => [c.condition.text, c.condition] as const));
-      const installed = scratch.replaceAll(packRules(parsed.value), parsed.value.pack.default_action, compiled);
+      const compiled = new Map(
+        parsed.value.compiled.map((c) => [c.condition.text, c.condition] as const),
+      );
+      const installed = scratch.replaceAll(
+        packRules(parsed.value),
+        parsed.value.pack.default_action,
+        compiled,
+      );
       if (!installed.ok) return installed;
       return { ok: true, value: new PolicyEngine(scratch).decide(event) };
     },
@@ -202,42 +250,64 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
         return refuse([{ path: '', message: `reload failed: ${(err as Error).message}` }]);
       }
     },
-    reloadStats: () => ({ ...stats, last_refusal: stats.last_refusal === null ? null : [...stats.last_refusal] }),
+    reloadStats: () => ({
+      ...stats,
+      last_refusal: stats.last_refusal === null ? null : [...stats.last_refusal],
+    }),
   };
 
-  function reloadOnce(reason: string, refuse: (issues: Issue[]) => Validated<ReloadResult>): Validated<ReloadResult> {
-      opts.onReload?.(reason);
-      let set = loadPackFiles(opts.packPaths);
+  function reloadOnce(
+    reason: string,
+    refuse: (issues: Issue[]) => Validated<ReloadResult>,
+  ): Validated<ReloadResult> {
+    opts.onReload?.(reason);
+    let set = loadPackFiles(opts.packPaths);
+    if (!set.ok) return refuse(set.issues);
+    const more = opts.extraPacks?.() ?? [];
+    if (more.length > 0) {
+      const parsed: LoadedPack[] = [];
+      const issues: Issue[] = [];
+      for (const p of more) {
+        const v = parsePack(p.text, p.file);
+        if (v.ok) parsed.push(v.value);
+        else issues.push(...v.issues);
+      }
+      if (issues.length > 0) return refuse(issues);
+      set = combinePacks([...set.value.packs, ...parsed]);
       if (!set.ok) return refuse(set.issues);
-      const more = opts.extraPacks?.() ?? [];
-      if (more.length > 0) {
-        const parsed: LoadedPack[] = [];
-        const issues: Issue[] = [];
-        for (const p of more) {
-          const v = parsePack(p.text, p.file);
-          if (v.ok) parsed.push(v.value);
-          else issues.push(...v.issues);
-        }
-        if (issues.length > 0) return refuse(issues);
-        set = combinePacks([...set.value.packs, ...parsed]);
-        if (!set.ok) return refuse(set.issues);
-      }
-      const byId = new Map(set.value.rules.map((r) => [r.id, r] as const));
-      const extra = opts.extraRules?.() ?? { ok: true as const, value: [] };
-      if (!extra.ok) return refuse(extra.issues);
-      const clashes = extra.value.filter((d) => byId.has(d.id)).map((d) => ({ path: d.id, message: `rule id "${d.id}" is used by a pack rule and a detection rule` }));
-      if (clashes.length > 0) return refuse(clashes);
-      for (const def of extra.value) byId.set(def.id, def);
-      for (const [id, def] of overlay) byId.set(id, def);
-      for (const id of deleted) byId.delete(id);
-      for (const [id, on] of enabledFlags) {
-        const def = byId.get(id);
-        if (def !== undefined) byId.set(id, { ...def, enabled: on });
-      }
-      const out = registry.replaceAll([...byId.values()], set.value.defaultAction, set.value.compiled);
-      if (!out.ok) return refuse(out.issues);
-      stats.reloads++;
-      stats.last_reload_ms = Date.now();
-      return { ok: true, value: { generation: registry.generation, rules: out.value, files: set.value.packs.map((p) => p.file) } };
+    }
+    const byId = new Map(set.value.rules.map((r) => [r.id, r] as const));
+    const extra = opts.extraRules?.() ?? { ok: true as const, value: [] };
+    if (!extra.ok) return refuse(extra.issues);
+    const clashes = extra.value
+      .filter((d) => byId.has(d.id))
+      .map((d) => ({
+        path: d.id,
+        message: `rule id "${d.id}" is used by a pack rule and a detection rule`,
+      }));
+    if (clashes.length > 0) return refuse(clashes);
+    for (const def of extra.value) byId.set(def.id, def);
+    for (const [id, def] of overlay) byId.set(id, def);
+    for (const id of deleted) byId.delete(id);
+    for (const [id, on] of enabledFlags) {
+      const def = byId.get(id);
+      if (def !== undefined) byId.set(id, { ...def, enabled: on });
+    }
+    const out = registry.replaceAll(
+      [...byId.values()],
+      set.value.defaultAction,
+      set.value.compiled,
+    );
+    if (!out.ok) return refuse(out.issues);
+    stats.reloads++;
+    stats.last_reload_ms = Date.now();
+    return {
+      ok: true,
+      value: {
+        generation: registry.generation,
+        rules: out.value,
+        files: set.value.packs.map((p) => p.file),
+      },
+    };
   }
 }

@@ -73,7 +73,11 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   E_UNAVAILABLE: 503,
 };
 
-export function errorBody(code: string, message: string, issues?: Issue[]): { error: { code: string; message: string; issues?: Issue[] } } {
+export function errorBody(
+  code: string,
+  message: string,
+  issues?: Issue[],
+): { error: { code: string; message: string; issues?: Issue[] } } {
   return { error: issues === undefined ? { code, message } : { code, message, issues } };
 }
 
@@ -102,10 +106,14 @@ function match(parts: string[], segments: string[]): Record<string, string> | nu
 export class Router {
   private readonly routes: Compiled[] = [];
   add(...routes: Route[]): this {
-    for (const route of routes) this.routes.push({ route, parts: route.path.split('/').filter(Boolean) });
+    for (const route of routes)
+      this.routes.push({ route, parts: route.path.split('/').filter(Boolean) });
     return this;
   }
-  find(method: string, path: string): { route: Route; params: Record<string, string> } | { allowed: string[] } | null {
+  find(
+    method: string,
+    path: string,
+  ): { route: Route; params: Record<string, string> } | { allowed: string[] } | null {
     const segments = path.split('/').filter(Boolean);
     const allowed: string[] = [];
     for (const c of this.routes) {
@@ -120,7 +128,11 @@ export class Router {
 
 function send(res: ServerResponse, status: number, body: RouteResponse): void {
   const text = body.text ?? `${JSON.stringify(body.json ?? {})}\n`;
-  res.writeHead(status, { 'content-type': body.contentType ?? (body.text === undefined ? 'application/json' : 'text/plain; charset=utf-8') });
+  res.writeHead(status, {
+    'content-type':
+      body.contentType ??
+      (body.text === undefined ? 'application/json' : 'text/plain; charset=utf-8'),
+  });
   res.end(text);
 }
 
@@ -136,7 +148,8 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
       else if (size > 4 * MAX_CONTROL_BODY) req.destroy();
     });
     req.on('end', () => {
-      if (size > MAX_CONTROL_BODY) reject(new HttpError(413, 'E_LIMIT', `request body larger than ${MAX_CONTROL_BODY} bytes`));
+      if (size > MAX_CONTROL_BODY)
+        reject(new HttpError(413, 'E_LIMIT', `request body larger than ${MAX_CONTROL_BODY} bytes`));
       else resolve(Buffer.concat(chunks));
     });
     req.on('error', reject);
@@ -150,6 +163,13 @@ function tokenOk(header: string | undefined, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
+/** A request listener for node:http: the async handler catches its own errors (below). */
+function voidHandler(
+  handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => void handler(req, res);
+}
+
 function makeHandler(router: Router, token: string | null) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
@@ -157,20 +177,35 @@ function makeHandler(router: Router, token: string | null) {
       if (token !== null && !tokenOk(req.headers.authorization, token)) {
         // A browser cannot send the header: the report page (/ui) takes the token once in the query
         // (then an HttpOnly same-site cookie carries it for the page's own data requests).
-        const isUi = req.method === 'GET' && (url.pathname === '/ui' || url.pathname.startsWith('/ui/'));
+        const isUi =
+          req.method === 'GET' && (url.pathname === '/ui' || url.pathname.startsWith('/ui/'));
         const fromQuery = url.searchParams.get('token');
         const fromCookie = /(?:^|;\s*)celgate_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
-        const given = fromQuery ?? (fromCookie === undefined ? undefined : decodeURIComponent(fromCookie));
+        const given =
+          fromQuery ?? (fromCookie === undefined ? undefined : decodeURIComponent(fromCookie));
         if (!isUi || given === undefined || !tokenOk(`Bearer ${given}`, token)) {
-          throw new HttpError(401, 'E_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
+          throw new HttpError(
+            401,
+            'E_UNAUTHORIZED',
+            'a valid "Authorization: Bearer <token>" header is required',
+          );
         }
-        if (fromQuery !== null) res.setHeader('set-cookie', `celgate_token=${encodeURIComponent(fromQuery)}; Path=/ui; HttpOnly; SameSite=Strict`);
+        if (fromQuery !== null)
+          res.setHeader(
+            'set-cookie',
+            `celgate_token=${encodeURIComponent(fromQuery)}; Path=/ui; HttpOnly; SameSite=Strict`,
+          );
       }
       const found = router.find(req.method ?? 'GET', url.pathname);
-      if (found === null) throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${url.pathname}`);
+      if (found === null)
+        throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${url.pathname}`);
       if (!('route' in found)) {
         res.setHeader('allow', found.allowed.join(', '));
-        throw new HttpError(405, 'E_METHOD', `${req.method} is not allowed on ${url.pathname} (allowed: ${found.allowed.join(', ')})`);
+        throw new HttpError(
+          405,
+          'E_METHOD',
+          `${req.method} is not allowed on ${url.pathname} (allowed: ${found.allowed.join(', ')})`,
+        );
       }
       const raw = await readBody(req);
       let body: unknown;
@@ -178,7 +213,11 @@ function makeHandler(router: Router, token: string | null) {
         try {
           body = JSON.parse(raw.toString('utf8'));
         } catch (err) {
-          throw new HttpError(400, 'E_PARSE', `request body is not valid JSON: ${(err as Error).message}`);
+          throw new HttpError(
+            400,
+            'E_PARSE',
+            `request body is not valid JSON: ${(err as Error).message}`,
+          );
         }
       }
       const out = await found.route.handler({
@@ -195,9 +234,12 @@ function makeHandler(router: Router, token: string | null) {
         res.destroy();
         return;
       }
-      if (err instanceof HttpError) send(res, err.status, { json: errorBody(err.code, err.message, err.issues) });
-      else if (err instanceof CelgateError) send(res, STATUS_BY_CODE[err.code] ?? 500, { json: errorBody(err.code, err.message) });
-      else send(res, 500, { json: errorBody('E_INTERNAL', (err as Error)?.message ?? String(err)) });
+      if (err instanceof HttpError)
+        send(res, err.status, { json: errorBody(err.code, err.message, err.issues) });
+      else if (err instanceof CelgateError)
+        send(res, STATUS_BY_CODE[err.code] ?? 500, { json: errorBody(err.code, err.message) });
+      else
+        send(res, 500, { json: errorBody('E_INTERNAL', (err as Error)?.message ?? String(err)) });
     }
   };
 }
@@ -229,7 +271,8 @@ async function clearStaleSocket(path: string): Promise<void> {
   } catch {
     return;
   }
-  if (!isSocket) throw new CelgateError('E_CONFIG', `control socket path ${path} exists and is not a socket`);
+  if (!isSocket)
+    throw new CelgateError('E_CONFIG', `control socket path ${path} exists and is not a socket`);
   const alive = await new Promise<boolean>((done) => {
     const s = connect(path);
     s.once('connect', () => {
@@ -242,7 +285,10 @@ async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-function listen(server: Server, target: { path: string } | { host: string; port: number }): Promise<void> {
+function listen(
+  server: Server,
+  target: { path: string } | { host: string; port: number },
+): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(target, () => {
@@ -263,11 +309,14 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const servers: Server[] = [];
   const addresses: Record<string, string> = {};
   if (Buffer.byteLength(opts.socket) > MAX_SOCKET_PATH) {
-    throw new CelgateError('E_CONFIG', `control socket path is longer than ${MAX_SOCKET_PATH} bytes (a Unix socket limit): ${opts.socket}`);
+    throw new CelgateError(
+      'E_CONFIG',
+      `control socket path is longer than ${MAX_SOCKET_PATH} bytes (a Unix socket limit): ${opts.socket}`,
+    );
   }
   mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o700 });
   await clearStaleSocket(opts.socket);
-  const uds = harden(createServer(makeHandler(opts.router, null)));
+  const uds = harden(createServer(voidHandler(makeHandler(opts.router, null))));
   const oldMask = process.umask(0o177);
   try {
     await listen(uds, { path: opts.socket });
@@ -283,13 +332,18 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     const port = Number(opts.tcp.slice(idx + 1));
     if (!isLoopbackHost(host) && !opts.allowNonLoopback) {
       await new Promise<void>((r) => uds.close(() => r()));
-      throw new CelgateError('E_CONFIG', `control.tcp ${opts.tcp} is not a loopback address; set control.allow_non_loopback to force it`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `control.tcp ${opts.tcp} is not a loopback address; set control.allow_non_loopback to force it`,
+      );
     }
-    if (opts.token === null) throw new CelgateError('E_CONFIG', 'control.tcp requires control.token');
-    const tcp = harden(createServer(makeHandler(opts.router, opts.token)));
+    if (opts.token === null)
+      throw new CelgateError('E_CONFIG', 'control.tcp requires control.token');
+    const tcp = harden(createServer(voidHandler(makeHandler(opts.router, opts.token))));
     await listen(tcp, { host, port });
     const a = tcp.address();
-    if (a !== null && typeof a === 'object') addresses.control_tcp = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    if (a !== null && typeof a === 'object')
+      addresses.control_tcp = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     servers.push(tcp);
   }
   return {

@@ -21,18 +21,34 @@ export interface ApiResult {
 
 export interface HuntDeps {
   /** Events of a session (the current one when `session` is undefined); throws when unknown. */
-  sessionEvents(session: string | undefined): Iterable<SecurityEvent> | AsyncIterable<SecurityEvent>;
+  sessionEvents(
+    session: string | undefined,
+  ): Iterable<SecurityEvent> | AsyncIterable<SecurityEvent>;
 }
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const bad = (issues: Issue[]): ApiResult => ({ status: 400, json: { error: 'E_IR_INVALID', issues } });
+const bad = (issues: Issue[]): ApiResult => ({
+  status: 400,
+  json: { error: 'E_IR_INVALID', issues },
+});
 
 /** `pack` (YAML/JSON text or an object) or `packs` (a list of them) → loaded packs. */
-function packsFrom(body: Obj): { ok: true; packs: LoadedPack[] } | { ok: false; result: ApiResult } {
-  const raw = body.packs !== undefined ? body.packs : body.pack !== undefined ? [body.pack] : undefined;
-  if (!Array.isArray(raw) || raw.length === 0) return { ok: false, result: bad([{ path: 'pack', message: 'give "pack" (YAML text or object) or "packs" (a list)' }]) };
-  const texts = raw.filter((p): p is string => typeof p === 'string').map((text, i) => ({ text, file: `packs[${i}]` }));
+function packsFrom(
+  body: Obj,
+): { ok: true; packs: LoadedPack[] } | { ok: false; result: ApiResult } {
+  const raw =
+    body.packs !== undefined ? body.packs : body.pack !== undefined ? [body.pack] : undefined;
+  if (!Array.isArray(raw) || raw.length === 0)
+    return {
+      ok: false,
+      result: bad([
+        { path: 'pack', message: 'give "pack" (YAML text or object) or "packs" (a list)' },
+      ]),
+    };
+  const texts = raw
+    .filter((p): p is string => typeof p === 'string')
+    .map((text, i) => ({ text, file: `packs[${i}]` }));
   const fromText = loadPackTexts(texts);
   const issues: Issue[] = fromText.ok ? [] : fromText.issues;
   const packs: LoadedPack[] = fromText.ok ? [...fromText.value] : [];
@@ -49,17 +65,24 @@ function packsFrom(body: Obj): { ok: true; packs: LoadedPack[] } | { ok: false; 
 
 function maxRows(body: Obj): number | Issue {
   const v = body.max_rows ?? DEFAULT_MAX_ROWS;
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_ROWS_LIMIT ? v : { path: 'max_rows', message: `must be an integer 0…${MAX_ROWS_LIMIT}` };
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_ROWS_LIMIT
+    ? v
+    : { path: 'max_rows', message: `must be an integer 0…${MAX_ROWS_LIMIT}` };
 }
 
 export async function backtestHandler(body: unknown): Promise<ApiResult> {
-  if (!isObj(body)) return bad([{ path: '', message: 'body must be a JSON object with "pack" and "events"' }]);
+  if (!isObj(body))
+    return bad([{ path: '', message: 'body must be a JSON object with "pack" and "events"' }]);
   const p = packsFrom(body);
   if (!p.ok) return p.result;
   const rows = maxRows(body);
   if (typeof rows !== 'number') return bad([rows]);
-  if (!Array.isArray(body.events)) return bad([{ path: 'events', message: '"events" must be a list of events or {event, expect}' }]);
-  if (body.events.length > MAX_API_EVENTS) return bad([{ path: 'events', message: `at most ${MAX_API_EVENTS} events per request` }]);
+  if (!Array.isArray(body.events))
+    return bad([
+      { path: 'events', message: '"events" must be a list of events or {event, expect}' },
+    ]);
+  if (body.events.length > MAX_API_EVENTS)
+    return bad([{ path: 'events', message: `at most ${MAX_API_EVENTS} events per request` }]);
   const items: CorpusItem[] = [];
   const issues: Issue[] = [];
   body.events.forEach((e, i) => {
@@ -72,12 +95,16 @@ export async function backtestHandler(body: unknown): Promise<ApiResult> {
 }
 
 export async function huntHandler(body: unknown, deps: HuntDeps): Promise<ApiResult> {
-  if (!isObj(body)) return bad([{ path: '', message: 'body must be a JSON object with "pack" and optional "session"' }]);
+  if (!isObj(body))
+    return bad([
+      { path: '', message: 'body must be a JSON object with "pack" and optional "session"' },
+    ]);
   const p = packsFrom(body);
   if (!p.ok) return p.result;
   const rows = maxRows(body);
   if (typeof rows !== 'number') return bad([rows]);
-  if (body.session !== undefined && typeof body.session !== 'string') return bad([{ path: 'session', message: 'must be a session id' }]);
+  if (body.session !== undefined && typeof body.session !== 'string')
+    return bad([{ path: 'session', message: 'must be a session id' }]);
   let events: Iterable<SecurityEvent> | AsyncIterable<SecurityEvent>;
   try {
     events = deps.sessionEvents(body.session as string | undefined);

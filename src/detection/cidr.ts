@@ -5,7 +5,9 @@
  * refused with a clear message until the compiler offers an address type. Pure; no I/O.
  */
 
-export type CidrParse = { ok: true; octets: [number, number, number, number]; prefix: number } | { ok: false; message: string };
+export type CidrParse =
+  | { ok: true; octets: [number, number, number, number]; prefix: number }
+  | { ok: false; message: string };
 
 const OCTET = /^(0|[1-9]\d{0,2})$/;
 
@@ -13,12 +15,14 @@ export function parseCidr(text: string): CidrParse {
   const slash = text.indexOf('/');
   const addr = slash === -1 ? text : text.slice(0, slash);
   const prefixText = slash === -1 ? '32' : text.slice(slash + 1);
-  if (addr.includes(':')) return { ok: false, message: `IPv6 CIDR "${text}" is not supported (IPv4 only)` };
+  if (addr.includes(':'))
+    return { ok: false, message: `IPv6 CIDR "${text}" is not supported (IPv4 only)` };
   const parts = addr.split('.');
   if (parts.length !== 4 || !parts.every((p) => OCTET.test(p) && Number(p) <= 255)) {
     return { ok: false, message: `"${text}" is not an IPv4 CIDR like 10.0.0.0/8` };
   }
-  if (!/^\d{1,2}$/.test(prefixText) || Number(prefixText) > 32) return { ok: false, message: `"${text}" has a prefix length outside 0..32` };
+  if (!/^\d{1,2}$/.test(prefixText) || Number(prefixText) > 32)
+    return { ok: false, message: `"${text}" has a prefix length outside 0..32` };
   const prefix = Number(prefixText);
   const octets = parts.map(Number) as [number, number, number, number];
   // Normalise host bits away, as Sigma and most tools do (10.1.2.3/8 means 10.0.0.0/8).
@@ -38,7 +42,8 @@ function fixedWidth(lo: number, hi: number, width: number): string {
   if (hl === hh) return `${hl}${fixedWidth(lo % p, hi % p, width - 1)}`;
   const alts: string[] = [];
   alts.push(`${hl}${fixedWidth(lo % p, p - 1, width - 1)}`);
-  if (hh - hl > 1) alts.push(`${hh - hl === 2 ? hl + 1 : `[${hl + 1}-${hh - 1}]`}\\d{${width - 1}}`);
+  if (hh - hl > 1)
+    alts.push(`${hh - hl === 2 ? hl + 1 : `[${hl + 1}-${hh - 1}]`}\\d{${width - 1}}`);
   alts.push(`${hh}${fixedWidth(0, hi % p, width - 1)}`);
   return `(?:${alts.join('|')})`;
 }
@@ -46,7 +51,11 @@ function fixedWidth(lo: number, hi: number, width: number): string {
 /** Regex for decimal numbers without leading zeros in [lo, hi] (0 ≤ lo ≤ hi ≤ 255). */
 export function decimalRange(lo: number, hi: number): string {
   const alts: string[] = [];
-  for (const [a, b, w] of [[0, 9, 1], [10, 99, 2], [100, 999, 3]] as const) {
+  for (const [a, b, w] of [
+    [0, 9, 1],
+    [10, 99, 2],
+    [100, 999, 3],
+  ] as const) {
     const l = Math.max(lo, a);
     const h = Math.min(hi, b);
     if (l <= h) alts.push(fixedWidth(l, h, w));

@@ -36,7 +36,15 @@ export function evidenceSignature(event: SecurityEvent): string {
   let text = canonical(e.common, (k) => IDENTITY_COMMON.has(k));
   for (const key of Object.keys(e).sort()) {
     if (key === 'common') continue;
-    const v = key === 'mcp' ? Object.fromEntries(Object.entries(e.mcp as Record<string, Record<string, unknown>>).map(([k, x]) => [k, stripRequestId(x)])) : e[key];
+    const v =
+      key === 'mcp'
+        ? Object.fromEntries(
+            Object.entries(e.mcp as Record<string, Record<string, unknown>>).map(([k, x]) => [
+              k,
+              stripRequestId(x),
+            ]),
+          )
+        : e[key];
     text += `|${key}:${canonical(v)}`;
   }
   return createHash('sha256').update(text).digest('hex').slice(0, 32);
@@ -53,14 +61,19 @@ export function eventSummary(event: SecurityEvent): string {
   const e = event as unknown as {
     http?: { request: { method: string; url: string }; response?: { status: number } };
     dns?: { request: { qtype: string; qname: string } };
-    mcp?: { request?: { method: string; server_id: string; tool_name: string }; response?: { method: string; server_id: string; tool_name: string } };
+    mcp?: {
+      request?: { method: string; server_id: string; tool_name: string };
+      response?: { method: string; server_id: string; tool_name: string };
+    };
     process?: { activity: { command: string } };
   };
-  if (e.http?.response !== undefined) return `${e.http.response.status} <- ${e.http.request.method} ${e.http.request.url}`;
+  if (e.http?.response !== undefined)
+    return `${e.http.response.status} <- ${e.http.request.method} ${e.http.request.url}`;
   if (e.http !== undefined) return `${e.http.request.method} ${e.http.request.url}`;
   if (e.dns !== undefined) return `DNS ${e.dns.request.qtype} ${e.dns.request.qname}`;
   const m = e.mcp?.request ?? e.mcp?.response;
-  if (m !== undefined) return `MCP ${e.mcp?.response !== undefined ? '<- ' : ''}${m.method} ${m.server_id}/${m.tool_name}`;
+  if (m !== undefined)
+    return `MCP ${e.mcp?.response !== undefined ? '<- ' : ''}${m.method} ${m.server_id}/${m.tool_name}`;
   if (e.process !== undefined) return `exec ${e.process.activity.command}`;
   return event.common.event_type;
 }

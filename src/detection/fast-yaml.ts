@@ -22,7 +22,16 @@ const fallback = (): never => {
 function plain(s: string): unknown {
   const c0 = s.charCodeAt(0);
   // Fast exit: a scalar starting with a letter (other than the null/bool spellings) or "/" is a string.
-  if (((c0 >= 97 && c0 <= 122) || (c0 >= 65 && c0 <= 90) || c0 === 47) && c0 !== 110 && c0 !== 78 && c0 !== 116 && c0 !== 84 && c0 !== 102 && c0 !== 70) return s;
+  if (
+    ((c0 >= 97 && c0 <= 122) || (c0 >= 65 && c0 <= 90) || c0 === 47) &&
+    c0 !== 110 &&
+    c0 !== 78 &&
+    c0 !== 116 &&
+    c0 !== 84 &&
+    c0 !== 102 &&
+    c0 !== 70
+  )
+    return s;
   if (s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL') return null;
   if (s === 'true' || s === 'True' || s === 'TRUE') return true;
   if (s === 'false' || s === 'False' || s === 'FALSE') return false;
@@ -63,7 +72,15 @@ function quoted(s: string, i: number): [string, number] {
     if (c === '"') return [out, j + 1];
     if (c === '\\') {
       const e = s[j + 1];
-      const simple: Record<string, string> = { '\\': '\\', '"': '"', '/': '/', n: '\n', t: '\t', r: '\r', '0': '\0' };
+      const simple: Record<string, string> = {
+        '\\': '\\',
+        '"': '"',
+        '/': '/',
+        n: '\n',
+        t: '\t',
+        r: '\r',
+        '0': '\0',
+      };
       if (e !== undefined && e in simple) {
         out += simple[e];
         j += 2;
@@ -116,7 +133,8 @@ function flow(s: string, i: number, inFlow: boolean): [unknown, number] {
         key = plain(m[0].trim());
         i += m[0].length;
       }
-      if (typeof key !== 'string' || Object.hasOwn(out, key) || s[i] !== ':' || s[i + 1] !== ' ') fallback();
+      if (typeof key !== 'string' || Object.hasOwn(out, key) || s[i] !== ':' || s[i + 1] !== ' ')
+        fallback();
       const [v, j] = flow(s, i + 2, true);
       out[key as string] = v;
       i = j;
@@ -145,7 +163,16 @@ function entry(text: string): [string, string] | undefined {
     return [k, text.slice(j + 1)];
   }
   const c0 = text[0]!;
-  if (c0 === ' ' || c0 === '#' || c0 === '[' || c0 === ']' || c0 === '{' || c0 === '}' || c0 === ',') return undefined;
+  if (
+    c0 === ' ' ||
+    c0 === '#' ||
+    c0 === '[' ||
+    c0 === ']' ||
+    c0 === '{' ||
+    c0 === '}' ||
+    c0 === ','
+  )
+    return undefined;
   let colon = -1;
   for (let i = 1; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -171,7 +198,11 @@ class Parser {
   }
   seq(indent: number): unknown[] {
     const out: unknown[] = [];
-    for (let l = this.lines[this.i]; l !== undefined && l.indent === indent && (l.text === '-' || l.text.startsWith('- ')); l = this.lines[this.i]) {
+    for (
+      let l = this.lines[this.i];
+      l !== undefined && l.indent === indent && (l.text === '-' || l.text.startsWith('- '));
+      l = this.lines[this.i]
+    ) {
       const body = l.text.slice(1);
       const pad = body.length - body.trimStart().length;
       const item = body.trimStart();
@@ -193,7 +224,11 @@ class Parser {
   }
   map(indent: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (let l = this.lines[this.i]; l !== undefined && l.indent === indent; l = this.lines[this.i]) {
+    for (
+      let l = this.lines[this.i];
+      l !== undefined && l.indent === indent;
+      l = this.lines[this.i]
+    ) {
       if (l.text === '-' || l.text.startsWith('- ')) break;
       const e = entry(l.text) ?? fallback();
       const [key, valueText] = e;
@@ -202,7 +237,12 @@ class Parser {
       if (valueText.trim() === '' || /^\s*#/.test(valueText)) {
         const next = this.lines[this.i];
         if (next !== undefined && next.indent > indent) out[key] = this.block(next.indent);
-        else if (next !== undefined && next.indent === indent && (next.text === '-' || next.text.startsWith('- '))) out[key] = this.seq(indent);
+        else if (
+          next !== undefined &&
+          next.indent === indent &&
+          (next.text === '-' || next.text.startsWith('- '))
+        )
+          out[key] = this.seq(indent);
         else out[key] = null;
       } else {
         const [v, j] = flow(valueText, 0, false);
@@ -216,7 +256,8 @@ class Parser {
 
 /** Parses `text` if it is inside the subset; undefined means "use the full YAML parser". */
 export function fastYaml(text: string): { value: unknown } | undefined {
-  if (text.includes('\t') || text.includes('\r') || /(^|\n)(---|\.\.\.|%)/.test(text)) return undefined;
+  if (text.includes('\t') || text.includes('\r') || /(^|\n)(---|\.\.\.|%)/.test(text))
+    return undefined;
   const lines: Line[] = [];
   for (const raw of text.split('\n')) {
     const trimmed = raw.trimStart();

@@ -4,7 +4,13 @@
  * itself lives in src/policy/fields.ts and is never copied here. Pure; no I/O.
  */
 import type { EventType } from '../events/types.js';
-import { EVENT_ROOTS, FIELD_BY_PATH, closestField, rootOf, type FieldType } from '../policy/fields.js';
+import {
+  EVENT_ROOTS,
+  FIELD_BY_PATH,
+  closestField,
+  rootOf,
+  type FieldType,
+} from '../policy/fields.js';
 
 export type ResolvedField =
   | { kind: 'field'; path: string; type: FieldType }
@@ -39,10 +45,16 @@ function resolveUncached(path: string, eventType: EventType): FieldResolution {
   const roots = EVENT_ROOTS[eventType];
   if (root === undefined) {
     const hint = closestField(path.split('.').slice(0, -1).join('.'), path.split('.').pop() ?? '');
-    return { ok: false, message: `unknown field "${path}"${hint === undefined ? '' : ` (did you mean "${hint}"?)`}` };
+    return {
+      ok: false,
+      message: `unknown field "${path}"${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`,
+    };
   }
   if (!roots.includes(root)) {
-    return { ok: false, message: `field "${path}" is not carried by ${eventType} events (roots: ${roots.join(', ')})` };
+    return {
+      ok: false,
+      message: `field "${path}" is not carried by ${eventType} events (roots: ${roots.join(', ')})`,
+    };
   }
   for (const hroot of ['http.request', 'http.response'] as const) {
     const prefix = `${hroot}.headers.`;
@@ -56,23 +68,37 @@ function resolveUncached(path: string, eventType: EventType): FieldResolution {
   }
   if (root === 'mcp.request' && path.startsWith(ARGUMENTS_PREFIX)) {
     const key = path.slice(ARGUMENTS_PREFIX.length);
-    if (key === '' || key.length > MAX_ARGUMENT_KEY) return { ok: false, message: `argument name must be 1…${MAX_ARGUMENT_KEY} characters` };
+    if (key === '' || key.length > MAX_ARGUMENT_KEY)
+      return { ok: false, message: `argument name must be 1…${MAX_ARGUMENT_KEY} characters` };
     return { ok: true, field: { kind: 'argument', key } };
   }
   const def = FIELD_BY_PATH.get(path);
   if (def === undefined) {
     const dot = path.lastIndexOf('.');
     const hint = closestField(path.slice(0, dot), path.slice(dot + 1));
-    return { ok: false, message: `unknown field "${path}" for ${eventType}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}` };
+    return {
+      ok: false,
+      message: `unknown field "${path}" for ${eventType}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}`,
+    };
   }
   if (def.type.startsWith('map<')) {
-    const how = def.type === 'map<string, string>' ? ` (name one header: "${path}.<name>")` : ` (name one argument: "${path}.<key>")`;
-    return { ok: false, message: `field "${path}" is a ${def.type}; predicates take a scalar field${how}` };
+    const how =
+      def.type === 'map<string, string>'
+        ? ` (name one header: "${path}.<name>")`
+        : ` (name one argument: "${path}.<key>")`;
+    return {
+      ok: false,
+      message: `field "${path}" is a ${def.type}; predicates take a scalar field${how}`,
+    };
   }
   return { ok: true, field: { kind: 'field', path, type: def.type } };
 }
 
 /** The contract field a resolved field reads, as reported on findings. */
 export function contractPath(field: ResolvedField): string {
-  return field.kind === 'field' ? field.path : field.kind === 'header' ? `${field.root}.headers` : 'mcp.request.arguments';
+  return field.kind === 'field'
+    ? field.path
+    : field.kind === 'header'
+      ? `${field.root}.headers`
+      : 'mcp.request.arguments';
 }

@@ -41,7 +41,12 @@ export function ruleDefinition(pack: IrPack, lowered: LoweredRule): RuleDefiniti
     tags: [...r.tags],
     pack_id: pack.id,
     kind: 'detection',
-    detection: { title: r.title, confidence: r.confidence, tags: [...r.tags], matched_fields: lowered.matched_fields },
+    detection: {
+      title: r.title,
+      confidence: r.confidence,
+      tags: [...r.tags],
+      matched_fields: lowered.matched_fields,
+    },
   };
 }
 
@@ -57,9 +62,20 @@ export function compilePack(pack: IrPack): Validated<LoadedPack> {
       issues.push(at(pack, rule, i, `cannot lower: ${(err as Error).message}`));
       return;
     }
-    const c = compileCondition(lowered.condition, { origin: 'lowered', skeleton: lowered.skeleton });
+    const c = compileCondition(lowered.condition, {
+      origin: 'lowered',
+      skeleton: lowered.skeleton,
+    });
     if (!c.ok) {
-      for (const issue of c.issues) issues.push(at(pack, rule, i, `lowered CEL does not compile: ${issue.message} (celgate ir lower prints it)`));
+      for (const issue of c.issues)
+        issues.push(
+          at(
+            pack,
+            rule,
+            i,
+            `lowered CEL does not compile: ${issue.message} (celgate ir lower prints it)`,
+          ),
+        );
       return;
     }
     rules.push({ ...lowered, compiled: c.condition, definition: ruleDefinition(pack, lowered) });
@@ -83,7 +99,9 @@ export function loadPackText(text: string, file?: string): Validated<LoadedPack>
 }
 
 /** Loads several pack texts and checks them as a set (duplicate pack and rule ids). */
-export function loadPackTexts(sources: readonly { text: string; file?: string }[]): Validated<LoadedPack[]> {
+export function loadPackTexts(
+  sources: readonly { text: string; file?: string }[],
+): Validated<LoadedPack[]> {
   const issues: Issue[] = [];
   const loaded: LoadedPack[] = [];
   for (const s of sources) {
@@ -96,12 +114,18 @@ export function loadPackTexts(sources: readonly { text: string; file?: string }[
 }
 
 /** A registry + engine holding only the given packs' rules (default action allow). */
-export function detectionEngine(packs: readonly LoadedPack[]): { engine: PolicyEngine; registry: RuleRegistry } {
+export function detectionEngine(packs: readonly LoadedPack[]): {
+  engine: PolicyEngine;
+  registry: RuleRegistry;
+} {
   const registry = new RuleRegistry({ defaultAction: 'allow' });
   for (const p of packs) {
     for (const r of p.rules) {
       const res = registry.install(r.definition, r.compiled);
-      if (!res.ok) throw new Error(`rule "${r.rule.id}" did not install: ${res.issues.map((x) => x.message).join('; ')}`);
+      if (!res.ok)
+        throw new Error(
+          `rule "${r.rule.id}" did not install: ${res.issues.map((x) => x.message).join('; ')}`,
+        );
     }
   }
   return { engine: new PolicyEngine(registry), registry };

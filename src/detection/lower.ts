@@ -64,8 +64,16 @@ const LIST_PLACEHOLDER = `\u0000celgate-list-${Math.random().toString(36).slice(
 /** Lists collected while one rule is lowered (lowering is synchronous). */
 let sink: Map<string, string[]> | undefined;
 
-const ONE: Record<string, string> = { contains: 'contains', startswith: 'startsWith', endswith: 'endsWith' };
-const MANY: Record<string, string> = { contains: 'containsAny', startswith: 'startsWithAny', endswith: 'endsWithAny' };
+const ONE: Record<string, string> = {
+  contains: 'contains',
+  startswith: 'startsWith',
+  endswith: 'endsWith',
+};
+const MANY: Record<string, string> = {
+  contains: 'containsAny',
+  startswith: 'startsWithAny',
+  endswith: 'endsWithAny',
+};
 
 /**
  * The literal operators (equals, contains, startswith, endswith) as one test over the subject,
@@ -79,8 +87,13 @@ function literalTest(subject: string, p: IrPredicate): string {
   const s = ci ? `${subject}.foldCase()` : subject;
   // Repeats (also those folding makes) stay: the set and the matchers absorb them at no cost.
   const values = ci ? (p.values as string[]).map(foldCase) : (p.values as string[]);
-  if (p.op === 'equals') return values.length === 1 ? `(${s} == ${celString(values[0]!)})` : `(${s} in ${celList(values)})`;
-  return values.length === 1 ? `${s}.${ONE[p.op]!}(${celString(values[0]!)})` : `${s}.${MANY[p.op]!}(${celList(values)})`;
+  if (p.op === 'equals')
+    return values.length === 1
+      ? `(${s} == ${celString(values[0]!)})`
+      : `(${s} in ${celList(values)})`;
+  return values.length === 1
+    ? `${s}.${ONE[p.op]!}(${celString(values[0]!)})`
+    : `${s}.${MANY[p.op]!}(${celList(values)})`;
 }
 
 /** The RE2 alternative a case-insensitive `matches` value stands for. */
@@ -141,14 +154,17 @@ function lowerPredicate(p: IrPredicate, field: ResolvedField): string {
   const f = field.path;
   if (field.type === 'list<string>') {
     if (p.op === 'exists') return p.values[0] === true ? `(size(${f}) > 0)` : `(size(${f}) == 0)`;
-    if (p.op === 'equals' && !p.case_insensitive && p.values.length === 1) return `(${celString(p.values[0] as string)} in ${f})`;
+    if (p.op === 'equals' && !p.case_insensitive && p.values.length === 1)
+      return `(${celString(p.values[0] as string)} in ${f})`;
     return `${f}.exists(x, ${anyOf(stringTests('x', p))})`;
   }
   if (field.type === 'string') {
     if (p.op === 'exists') return p.values[0] === true ? `(${f} != "")` : `(${f} == "")`;
     return anyOf(stringTests(f, p));
   }
-  return p.values.length === 1 ? `(${f} == ${literal(p.values[0]!)})` : `(${f} in [${p.values.map(literal).join(', ')}])`;
+  return p.values.length === 1
+    ? `(${f} == ${literal(p.values[0]!)})`
+    : `(${f} in [${p.values.map(literal).join(', ')}])`;
 }
 
 /** Children joined by `op`; a wide node becomes a balanced tree of groups, so the CEL AST stays shallow. */
@@ -167,9 +183,15 @@ function balanced(parts: string[], op: string): string {
 function lowerNode(node: MatchNode, rule: IrRule, fields: Set<string>): string {
   switch (node.kind) {
     case 'all':
-      return balanced(node.children.map((c) => lowerNode(c, rule, fields)), ' && ');
+      return balanced(
+        node.children.map((c) => lowerNode(c, rule, fields)),
+        ' && ',
+      );
     case 'any':
-      return balanced(node.children.map((c) => lowerNode(c, rule, fields)), ' || ');
+      return balanced(
+        node.children.map((c) => lowerNode(c, rule, fields)),
+        ' || ',
+      );
     case 'not':
       return `(!${lowerNode(node.child, rule, fields)})`;
     case 'predicate': {
@@ -215,6 +237,15 @@ export function lowerRule(rule: IrRule): LoweredRule {
     skeleton = `(${guard}${probe} && ${body})`;
   }
   let condition = skeleton;
-  for (const [token, values] of lists) condition = condition.replace(`[${celString(token)}]`, () => `[${values.map(celString).join(', ')}]`);
-  return { rule, condition, skeleton: { text: skeleton, lists }, matched_fields: [...fields].sort() };
+  for (const [token, values] of lists)
+    condition = condition.replace(
+      `[${celString(token)}]`,
+      () => `[${values.map(celString).join(', ')}]`,
+    );
+  return {
+    rule,
+    condition,
+    skeleton: { text: skeleton, lists },
+    matched_fields: [...fields].sort(),
+  };
 }

@@ -35,12 +35,19 @@ export function runPackTests(packs: readonly LoadedPack[]): PackTestSummary {
       if (rule.tests.length === 0) untested.push(rule.id);
       for (const t of rule.tests) {
         const raw = t.event as Record<string, unknown>;
-        const common = (typeof raw.common === 'object' && raw.common !== null ? raw.common : {}) as Record<string, unknown>;
+        const common = (
+          typeof raw.common === 'object' && raw.common !== null ? raw.common : {}
+        ) as Record<string, unknown>;
         const input = { ...raw, common: { event_type: rule.event_type, ...common } };
         const base = { pack_id: pack.id, rule_id: rule.id, name: t.name, expect: t.expect };
         const ev = eventFromJson(input, { session_id: 'pack-test' });
         if (!ev.ok) {
-          results.push({ ...base, actual: undefined, passed: false, message: `invalid test event: ${ev.issues.map(formatIssue).join('; ')}` });
+          results.push({
+            ...base,
+            actual: undefined,
+            passed: false,
+            message: `invalid test event: ${ev.issues.map(formatIssue).join('; ')}`,
+          });
           continue;
         }
         const decision = engine.decide(ev.value);

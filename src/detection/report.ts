@@ -17,7 +17,9 @@ export function formatLowered(packs: readonly LoadedPack[]): string {
   for (const { pack, rules } of packs) {
     out.push(`# pack ${pack.id}@${pack.version}`);
     for (const r of rules) {
-      out.push(`# ${r.rule.id} (${r.rule.event_type}, ${r.rule.severity}${r.rule.action === 'block' ? ', blocks' : ''})`);
+      out.push(
+        `# ${r.rule.id} (${r.rule.event_type}, ${r.rule.severity}${r.rule.action === 'block' ? ', blocks' : ''})`,
+      );
       if (r.rule.source !== undefined) out.push(`# ${sourceLine(r.rule.source)}`);
       out.push(r.condition, '');
     }
@@ -26,7 +28,10 @@ export function formatLowered(packs: readonly LoadedPack[]): string {
 }
 
 export function formatPackTests(s: PackTestSummary): string {
-  const lines = s.results.map((r) => `${r.passed ? 'PASS' : 'FAIL'}  ${r.rule_id}: ${r.name}${r.message === undefined ? '' : ` — ${r.message}`}`);
+  const lines = s.results.map(
+    (r) =>
+      `${r.passed ? 'PASS' : 'FAIL'}  ${r.rule_id}: ${r.name}${r.message === undefined ? '' : ` — ${r.message}`}`,
+  );
   if (s.untested.length > 0) lines.push(`note: rules without test cases: ${s.untested.join(', ')}`);
   lines.push(`${s.passed} passed, ${s.failed} failed`);
   return lines.join('\n');
@@ -36,7 +41,9 @@ export function formatPackTests(s: PackTestSummary): string {
 export function sourceLine(s: IrRuleSource): string {
   const parts = [`${s.kind ?? 'source'}${s.id === undefined ? '' : ` ${s.id}`}`];
   if (s.author !== undefined) parts.push(`by ${s.author}`);
-  const dates = [s.date, s.modified === undefined ? undefined : `modified ${s.modified}`].filter((x) => x !== undefined);
+  const dates = [s.date, s.modified === undefined ? undefined : `modified ${s.modified}`].filter(
+    (x) => x !== undefined,
+  );
   let line = parts.join(' ') + (dates.length > 0 ? ` (${dates.join(', ')})` : '');
   if (s.references !== undefined) line += `; refs: ${s.references.join(', ')}`;
   if (s.falsepositives !== undefined) line += `; false positives: ${s.falsepositives.join('; ')}`;
@@ -48,7 +55,9 @@ function pad(s: string, n: number): string {
 }
 
 export function formatRunReport(r: RunReport): string {
-  const packs = r.packs.map((p) => `${p.id}@${p.version} (${p.rules.length} rule${p.rules.length === 1 ? '' : 's'})`).join(', ');
+  const packs = r.packs
+    .map((p) => `${p.id}@${p.version} (${p.rules.length} rule${p.rules.length === 1 ? '' : 's'})`)
+    .join(', ');
   const lines = [
     `${r.kind}: ${packs} over ${r.events_scanned} events`,
     `  matches: ${r.total_matches}   unique evidence: ${r.unique_evidence}   rows: ${r.rows.length}${r.truncated ? ' (truncated)' : ''}`,
@@ -65,13 +74,21 @@ export function formatRunReport(r: RunReport): string {
   if (r.expectations !== null) {
     const x = r.expectations;
     lines.push(`  expectations: ${x.checked} checked, ${x.passed} passed, ${x.failed} failed`);
-    for (const m of x.mismatches) lines.push(`    ${m.where ?? m.event_id}: expected [${m.expected.join(', ')}], got [${m.actual.join(', ')}]`);
+    for (const m of x.mismatches)
+      lines.push(
+        `    ${m.where ?? m.event_id}: expected [${m.expected.join(', ')}], got [${m.actual.join(', ')}]`,
+      );
   }
   if (r.rows.length > 0) {
     const w = Math.max(4, ...r.rows.map((x) => x.rule_id.length));
-    lines.push('', `${pad('RULE', w)}  SEVERITY       COUNT  EVIDENCE          FIRST EVENT  SUMMARY`);
+    lines.push(
+      '',
+      `${pad('RULE', w)}  SEVERITY       COUNT  EVIDENCE          FIRST EVENT  SUMMARY`,
+    );
     for (const x of r.rows) {
-      lines.push(`${pad(x.rule_id, w)}  ${pad(x.severity, 13)}  ${pad(String(x.count), 5)}  ${x.signature.slice(0, 16)}  ${pad(x.first_event_id, 11)}  ${x.summary}`);
+      lines.push(
+        `${pad(x.rule_id, w)}  ${pad(x.severity, 13)}  ${pad(String(x.count), 5)}  ${x.signature.slice(0, 16)}  ${pad(x.first_event_id, 11)}  ${x.summary}`,
+      );
     }
   }
   lines.push('', r.ok ? 'ok' : 'NOT OK');

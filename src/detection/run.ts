@@ -7,7 +7,13 @@
 import { eventFromJson } from '../events/build.js';
 import type { SecurityEvent } from '../events/types.js';
 import { formatIssue, type Issue } from '../errors.js';
-import { EvidenceDeduper, eventSummary, evidenceSignature, type DedupeReport, DEFAULT_MAX_ROWS } from './evidence.js';
+import {
+  EvidenceDeduper,
+  eventSummary,
+  evidenceSignature,
+  type DedupeReport,
+  DEFAULT_MAX_ROWS,
+} from './evidence.js';
 import { detectionEngine, type LoadedPack } from './install.js';
 import type { IrRuleSource } from './types.js';
 
@@ -77,7 +83,12 @@ export async function runDetections(
     const d = engine.decide(ev);
     for (const e of d.errors) {
       errors.count++;
-      if (errors.samples.length < MAX_SAMPLES) errors.samples.push({ event_id: ev.common.event_id, rule_id: e.rule_id, message: e.message });
+      if (errors.samples.length < MAX_SAMPLES)
+        errors.samples.push({
+          event_id: ev.common.event_id,
+          rule_id: e.rule_id,
+          message: e.message,
+        });
     }
     let signature: string | undefined;
     const fired: string[] = [];
@@ -93,7 +104,8 @@ export async function runDetections(
       const actual = [...new Set(fired)].sort();
       if (expected.join('\n') !== actual.join('\n')) {
         failed++;
-        if (mismatches.length < MAX_SAMPLES) mismatches.push({ where: item.where, event_id: ev.common.event_id, expected, actual });
+        if (mismatches.length < MAX_SAMPLES)
+          mismatches.push({ where: item.where, event_id: ev.common.event_id, expected, actual });
       }
     }
     if (scanned % every === 0) options.onProgress?.(scanned);
@@ -102,7 +114,11 @@ export async function runDetections(
   options.onProgress?.(scanned);
   return {
     kind,
-    packs: packs.map((p) => ({ id: p.pack.id, version: p.pack.version, rules: p.rules.map((r) => r.rule.id) })),
+    packs: packs.map((p) => ({
+      id: p.pack.id,
+      version: p.pack.version,
+      rules: p.rules.map((r) => r.rule.id),
+    })),
     events_scanned: scanned,
     sources: matchedSources(packs, dedupe),
     ...dedupe.report(),
@@ -112,10 +128,16 @@ export async function runDetections(
   };
 }
 
-function matchedSources(packs: readonly LoadedPack[], dedupe: EvidenceDeduper): Record<string, IrRuleSource> {
+function matchedSources(
+  packs: readonly LoadedPack[],
+  dedupe: EvidenceDeduper,
+): Record<string, IrRuleSource> {
   const fired = dedupe.report().by_rule;
   const out: Record<string, IrRuleSource> = {};
-  for (const p of packs) for (const r of p.rules) if (r.rule.source !== undefined && Object.hasOwn(fired, r.rule.id)) out[r.rule.id] = r.rule.source;
+  for (const p of packs)
+    for (const r of p.rules)
+      if (r.rule.source !== undefined && Object.hasOwn(fired, r.rule.id))
+        out[r.rule.id] = r.rule.source;
   return out;
 }
 
@@ -129,7 +151,11 @@ export function parseCorpusLine(line: string, lineNo: number, file = '<events>')
   const where: Issue = { file, line: lineNo, path: '', message: '' };
   const trimmed = line.trim();
   if (trimmed === '' || trimmed.startsWith('#')) return { ok: true, item: null };
-  if (line.length > MAX_CORPUS_LINE_BYTES) return { ok: false, issue: { ...where, message: `line is longer than ${MAX_CORPUS_LINE_BYTES} bytes` } };
+  if (line.length > MAX_CORPUS_LINE_BYTES)
+    return {
+      ok: false,
+      issue: { ...where, message: `line is longer than ${MAX_CORPUS_LINE_BYTES} bytes` },
+    };
   let value: unknown;
   try {
     value = JSON.parse(trimmed);
@@ -140,7 +166,11 @@ export function parseCorpusLine(line: string, lineNo: number, file = '<events>')
 }
 
 /** A corpus item from a parsed value (JSONL line or an API body element). */
-export function corpusItem(value: unknown, whereText: string, where: Issue = { path: '', message: '' }): CorpusLine {
+export function corpusItem(
+  value: unknown,
+  whereText: string,
+  where: Issue = { path: '', message: '' },
+): CorpusLine {
   let raw = value;
   let expect: string[] | undefined;
   if (typeof value === 'object' && value !== null && !Array.isArray(value) && 'event' in value) {
@@ -148,13 +178,24 @@ export function corpusItem(value: unknown, whereText: string, where: Issue = { p
     raw = o.event;
     if (o.expect !== undefined) {
       if (!Array.isArray(o.expect) || !o.expect.every((x) => typeof x === 'string')) {
-        return { ok: false, issue: { ...where, path: 'expect', message: '"expect" must be a list of rule ids ([] for none)' } };
+        return {
+          ok: false,
+          issue: {
+            ...where,
+            path: 'expect',
+            message: '"expect" must be a list of rule ids ([] for none)',
+          },
+        };
       }
       expect = o.expect as string[];
     }
   }
   const ev = eventFromJson(raw, { session_id: 'corpus' });
-  if (!ev.ok) return { ok: false, issue: { ...where, message: `invalid event: ${ev.issues.map(formatIssue).join('; ')}` } };
+  if (!ev.ok)
+    return {
+      ok: false,
+      issue: { ...where, message: `invalid event: ${ev.issues.map(formatIssue).join('; ')}` },
+    };
   const item: CorpusItem = { event: ev.value, where: whereText };
   if (expect !== undefined) item.expect = expect;
   return { ok: true, item };

@@ -55,7 +55,10 @@ function fullParse(text: string, file?: string): Parsed {
   try {
     doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   } catch (err) {
-    return { ok: false, issues: [{ file, path: '', message: `cannot parse: ${(err as Error).message}` }] };
+    return {
+      ok: false,
+      issues: [{ file, path: '', message: `cannot parse: ${(err as Error).message}` }],
+    };
   }
   if (doc.errors.length > 0) {
     return {
@@ -73,7 +76,10 @@ function fullParse(text: string, file?: string): Parsed {
   try {
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    return { ok: false, issues: [{ file, path: '', message: `cannot read: ${(err as Error).message}` }] };
+    return {
+      ok: false,
+      issues: [{ file, path: '', message: `cannot read: ${(err as Error).message}` }],
+    };
   }
   const lineAt = (offset: number | undefined): number | undefined =>
     offset === undefined ? undefined : lc.linePos(offset).line;
@@ -87,7 +93,9 @@ function fullParse(text: string, file?: string): Parsed {
         for (const seg of path) {
           keyNode = undefined;
           if (isMap(node)) {
-            const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === seg);
+            const pair = node.items.find(
+              (p) => (p.key as { value?: unknown } | null)?.value === seg,
+            );
             if (pair === undefined) return lineAt((node as Node).range?.[0]);
             keyNode = pair.key as Node;
             node = pair.value;
@@ -107,6 +115,7 @@ function fullParse(text: string, file?: string): Parsed {
 /** Renders a value path as `rules[3].match.all[0]`. */
 export function pathString(path: readonly PathSegment[]): string {
   let out = '';
-  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+  for (const seg of path)
+    out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
   return out;
 }

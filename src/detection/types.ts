@@ -67,7 +67,17 @@ export interface IrRuleSource {
   logsource?: Record<string, string>;
   related?: { id: string; type: string }[];
 }
-export const RULE_SOURCE_KEYS = ['kind', 'id', 'author', 'date', 'modified', 'references', 'falsepositives', 'logsource', 'related'] as const;
+export const RULE_SOURCE_KEYS = [
+  'kind',
+  'id',
+  'author',
+  'date',
+  'modified',
+  'references',
+  'falsepositives',
+  'logsource',
+  'related',
+] as const;
 export const MAX_SOURCE_LIST = 100;
 
 export interface IrRule {

@@ -59,7 +59,9 @@ export const ABSENT_BODY: Readonly<BodyFacts> = Object.freeze({
 });
 
 /** Lower-cases header names and joins repeats with ", ". Accepts Node's raw header pairs too. */
-export function normalizeHeaders(input: Record<string, string | string[] | undefined> | string[]): HeaderMap {
+export function normalizeHeaders(
+  input: Record<string, string | string[] | undefined> | string[],
+): HeaderMap {
   const out: HeaderMap = {};
   const add = (name: string, value: string) => {
     const key = name.toLowerCase();
@@ -81,11 +83,14 @@ export function normalizeHeaders(input: Record<string, string | string[] | undef
 export function httpRequestEvent(
   origin: EventOrigin,
   request: Omit<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target' | 'secrets'> &
-    Partial<Pick<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target' | 'secrets'>>,
+    Partial<
+      Pick<HttpRequestFacts, 'body' | 'url' | 'query' | 'headers' | 'raw_target' | 'secrets'>
+    >,
   overrides?: Partial<Pick<CommonFacts, 'event_id' | 'timestamp_ms'>>,
 ): EventOf<'http.request'> {
   const query = request.query ?? '';
-  const url = request.url ?? buildUrl(request.scheme, request.host, request.port, request.path, query);
+  const url =
+    request.url ?? buildUrl(request.scheme, request.host, request.port, request.path, query);
   // Field by field, not a spread: one object shape for every request event, and nothing a caller's
   // object happens to carry besides the facts ends up in the event (and so in the ledger).
   const facts: HttpRequestFacts = {
@@ -148,14 +153,32 @@ export function processExecEvent(
   };
 }
 
-export function buildUrl(scheme: string, host: string, port: number, path: string, query: string): string {
+export function buildUrl(
+  scheme: string,
+  host: string,
+  port: number,
+  path: string,
+  query: string,
+): string {
   const defaultPort = (scheme === 'https' && port === 443) || (scheme === 'http' && port === 80);
   const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return `${scheme}://${h}${defaultPort ? '' : `:${port}`}${path}${query === '' ? '' : `?${query}`}`;
 }
 
-const SHELLS = new Set(['sh', 'bash', 'zsh', 'dash', 'ash', 'ksh', 'fish', 'csh', 'tcsh', 'busybox']);
-const INTERPRETERS = /^(python[0-9.]*|node|nodejs|deno|bun|ruby|perl[0-9.]*|php[0-9.]*|lua[0-9.]*|java|osascript|pwsh|powershell|Rscript|tclsh|awk|gawk)$/;
+const SHELLS = new Set([
+  'sh',
+  'bash',
+  'zsh',
+  'dash',
+  'ash',
+  'ksh',
+  'fish',
+  'csh',
+  'tcsh',
+  'busybox',
+]);
+const INTERPRETERS =
+  /^(python[0-9.]*|node|nodejs|deno|bun|ruby|perl[0-9.]*|php[0-9.]*|lua[0-9.]*|java|osascript|pwsh|powershell|Rscript|tclsh|awk|gawk)$/;
 
 /** Classifies an executable by its base name: a shell, a language interpreter, or a plain binary. */
 export function commandClass(executable: string): ProcessActivityFacts['command_class'] {
@@ -176,7 +199,8 @@ class Reader {
   str(o: Obj, key: string, path: string, fallback = ''): string {
     const v = o[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'string') this.issues.push({ path: `${path}.${key}`, message: `must be a string, got ${typeof v}` });
+    if (typeof v !== 'string')
+      this.issues.push({ path: `${path}.${key}`, message: `must be a string, got ${typeof v}` });
     return typeof v === 'string' ? v : fallback;
   }
   strList(o: Obj, key: string, path: string): string[] {
@@ -200,7 +224,8 @@ class Reader {
   bool(o: Obj, key: string, path: string, fallback = false): boolean {
     const v = o[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') this.issues.push({ path: `${path}.${key}`, message: `must be a boolean` });
+    if (typeof v !== 'boolean')
+      this.issues.push({ path: `${path}.${key}`, message: `must be a boolean` });
     return typeof v === 'boolean' ? v : fallback;
   }
   obj(o: Obj, key: string, path: string): Obj {
@@ -218,14 +243,21 @@ class Reader {
     for (const [k, v] of Object.entries(raw)) {
       if (typeof v === 'string') out[k] = v;
       else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v.join(', ');
-      else this.issues.push({ path: `${path}.${key}.${k}`, message: 'header values must be strings' });
+      else
+        this.issues.push({ path: `${path}.${key}.${k}`, message: 'header values must be strings' });
     }
     return normalizeHeaders(out);
   }
   body(o: Obj, key: string, path: string): BodyFacts {
     const v = o[key];
     if (typeof v === 'string') {
-      return { state: 'buffered', text: v, size: Buffer.byteLength(v), content_type: '', truncated: false };
+      return {
+        state: 'buffered',
+        text: v,
+        size: Buffer.byteLength(v),
+        content_type: '',
+        truncated: false,
+      };
     }
     if (v === undefined || v === null) return { ...ABSENT_BODY };
     const b = this.obj(o, key, path);
@@ -247,7 +279,8 @@ class Reader {
 
 function httpRequestFrom(r: Reader, o: Obj, path: string): HttpRequestFacts {
   const scheme = r.str(o, 'scheme', path, 'https');
-  if (scheme !== 'http' && scheme !== 'https') r.issues.push({ path: `${path}.scheme`, message: 'must be "http" or "https"' });
+  if (scheme !== 'http' && scheme !== 'https')
+    r.issues.push({ path: `${path}.scheme`, message: 'must be "http" or "https"' });
   const s = scheme === 'http' ? 'http' : 'https';
   const host = r.str(o, 'host', path).toLowerCase();
   const port = r.num(o, 'port', path, s === 'https' ? 443 : 80);
@@ -255,7 +288,8 @@ function httpRequestFrom(r: Reader, o: Obj, path: string): HttpRequestFacts {
   const query = r.str(o, 'query', path);
   const headers = r.headers(o, 'headers', path);
   const body = r.body(o, 'body', path);
-  if (body.content_type === '' && headers['content-type'] !== undefined) body.content_type = headers['content-type'];
+  if (body.content_type === '' && headers['content-type'] !== undefined)
+    body.content_type = headers['content-type'];
   return {
     method: r.str(o, 'method', path, 'GET').toUpperCase(),
     scheme: s,
@@ -276,13 +310,20 @@ function httpRequestFrom(r: Reader, o: Obj, path: string): HttpRequestFacts {
  * `event_type`) and carries the facts under the same roots a rule reads. Unset facts default to
  * neutral values; ids and times are generated when absent.
  */
-export function eventFromJson(input: unknown, fallbackOrigin: EventOrigin = { session_id: 'fixture' }): Validated<SecurityEvent> {
+export function eventFromJson(
+  input: unknown,
+  fallbackOrigin: EventOrigin = { session_id: 'fixture' },
+): Validated<SecurityEvent> {
   const r = new Reader();
-  if (!isObj(input)) return { ok: false, issues: [{ path: '', message: 'an event must be a JSON object' }] };
+  if (!isObj(input))
+    return { ok: false, issues: [{ path: '', message: 'an event must be a JSON object' }] };
   const c = r.obj(input, 'common', '');
   const type = (typeof c.event_type === 'string' ? c.event_type : input.event_type) as EventType;
   if (!EVENT_TYPES.includes(type)) {
-    return { ok: false, issues: [{ path: 'common.event_type', message: `must be one of ${EVENT_TYPES.join(', ')}` }] };
+    return {
+      ok: false,
+      issues: [{ path: 'common.event_type', message: `must be one of ${EVENT_TYPES.join(', ')}` }],
+    };
   }
   const origin: EventOrigin = {
     session_id: r.str(c, 'session_id', 'common', fallbackOrigin.session_id),
@@ -315,7 +356,8 @@ export function eventFromJson(input: unknown, fallbackOrigin: EventOrigin = { se
     case 'dns.request': {
       const q = r.obj(r.obj(input, 'dns', ''), 'request', 'dns');
       const transport = r.str(q, 'transport', 'dns.request', 'udp');
-      if (!['udp', 'tcp', 'vsock'].includes(transport)) r.issues.push({ path: 'dns.request.transport', message: 'must be udp, tcp or vsock' });
+      if (!['udp', 'tcp', 'vsock'].includes(transport))
+        r.issues.push({ path: 'dns.request.transport', message: 'must be udp, tcp or vsock' });
       event = dnsRequestEvent(
         origin,
         {
@@ -361,8 +403,16 @@ export function eventFromJson(input: unknown, fallbackOrigin: EventOrigin = { se
     case 'process.exec': {
       const a = r.obj(r.obj(input, 'process', ''), 'activity', 'process');
       const argvRaw = a.argv;
-      const argv = Array.isArray(argvRaw) && argvRaw.every((x) => typeof x === 'string') ? (argvRaw as string[]) : [];
-      if (argvRaw !== undefined && argv.length === 0 && Array.isArray(argvRaw) && argvRaw.length > 0) {
+      const argv =
+        Array.isArray(argvRaw) && argvRaw.every((x) => typeof x === 'string')
+          ? (argvRaw as string[])
+          : [];
+      if (
+        argvRaw !== undefined &&
+        argv.length === 0 &&
+        Array.isArray(argvRaw) &&
+        argvRaw.length > 0
+      ) {
         r.issues.push({ path: 'process.activity.argv', message: 'must be a list of strings' });
       }
       const executable = r.str(a, 'executable', 'process.activity', argv[0] ?? '');
@@ -373,7 +423,12 @@ export function eventFromJson(input: unknown, fallbackOrigin: EventOrigin = { se
           argv,
           command: r.str(a, 'command', 'process.activity', argv.join(' ')),
           cwd: r.str(a, 'cwd', 'process.activity', '/'),
-          command_class: r.str(a, 'command_class', 'process.activity', commandClass(executable)) as ProcessActivityFacts['command_class'],
+          command_class: r.str(
+            a,
+            'command_class',
+            'process.activity',
+            commandClass(executable),
+          ) as ProcessActivityFacts['command_class'],
         },
         ids,
       );

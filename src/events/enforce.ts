@@ -37,7 +37,10 @@ function generationOf(decider: GenerationAware): number {
 /** A fail-closed decision: the request is refused because `cause` could not do its part. */
 export function failClosed(cause: 'engine' | 'ledger', err: unknown, generation: number): Decision {
   const message = err instanceof Error ? err.message : String(err);
-  const code = cause === 'ledger' ? E_LEDGER : ((err as { code?: unknown } | null)?.code as string | undefined) ?? 'E_EVAL';
+  const code =
+    cause === 'ledger'
+      ? E_LEDGER
+      : (((err as { code?: unknown } | null)?.code as string | undefined) ?? 'E_EVAL');
   return {
     action: 'error',
     rule_id: null,
@@ -56,7 +59,11 @@ export function failClosed(cause: 'engine' | 'ledger', err: unknown, generation:
 
 /** Whether a decision was refused because the ledger could not record. */
 export function isLedgerRefusal(decision: Decision): boolean {
-  return decision.mode === 'fail_closed' && decision.errors.length > 0 && decision.errors[0]!.code === E_LEDGER;
+  return (
+    decision.mode === 'fail_closed' &&
+    decision.errors.length > 0 &&
+    decision.errors[0]!.code === E_LEDGER
+  );
 }
 
 /** Decides `event`: refused while the sink cannot record; an engine throw fails closed. */
@@ -74,7 +81,11 @@ export function decideSafely(e: Enforcement, event: SecurityEvent): Decision {
  * Records `decision`; when recording throws, an `allow` becomes a fail-closed `error` (nothing may
  * go upstream unrecorded) and a refusal stays what it was (it is enforced either way).
  */
-export function recordSafely(e: Pick<Enforcement, 'sink'> & { decider?: GenerationAware }, event: SecurityEvent, decision: Decision): Decision {
+export function recordSafely(
+  e: Pick<Enforcement, 'sink'> & { decider?: GenerationAware },
+  event: SecurityEvent,
+  decision: Decision,
+): Decision {
   try {
     e.sink.decision(event, decision);
     return decision;

@@ -6,7 +6,13 @@
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CelgateError } from '../errors.js';
-import { DEFAULT_PACKS_BUCKET, DEFAULT_STATUS_BUCKET, DEFAULT_STREAM, GATEWAY_ID_PATTERN, subjectToken } from './names.js';
+import {
+  DEFAULT_PACKS_BUCKET,
+  DEFAULT_STATUS_BUCKET,
+  DEFAULT_STREAM,
+  GATEWAY_ID_PATTERN,
+  subjectToken,
+} from './names.js';
 
 export interface FleetTls {
   /** PEM file with the CA that signed the NATS servers' certificates. */
@@ -62,7 +68,9 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(source: string, key: string, message: string): never {
-  throw new CelgateError('E_CONFIG', `${source}: fleet.${key}: ${message}`, { details: { file: source, key: `fleet.${key}` } });
+  throw new CelgateError('E_CONFIG', `${source}: fleet.${key}: ${message}`, {
+    details: { file: source, key: `fleet.${key}` },
+  });
 }
 
 /** The default gateway id: this host's name, made subject-safe. */
@@ -72,8 +80,12 @@ export function defaultGatewayId(): string {
 
 export function parseFleetConfig(raw: unknown, source = '<defaults>'): FleetConfig | null {
   if (raw === undefined || raw === null) return null;
-  if (!isObj(raw)) throw new CelgateError('E_CONFIG', `${source}: fleet: must be a mapping`, { details: { file: source, key: 'fleet' } });
-  for (const key of Object.keys(raw)) if (!KEYS.includes(key)) fail(source, key, `unknown key; known: ${KEYS.join(', ')}`);
+  if (!isObj(raw))
+    throw new CelgateError('E_CONFIG', `${source}: fleet: must be a mapping`, {
+      details: { file: source, key: 'fleet' },
+    });
+  for (const key of Object.keys(raw))
+    if (!KEYS.includes(key)) fail(source, key, `unknown key; known: ${KEYS.join(', ')}`);
   const base = source.startsWith('<') ? process.cwd() : dirname(resolve(source));
   const path = (key: string, v: unknown): string | null => {
     if (v === undefined || v === null) return null;
@@ -95,34 +107,51 @@ export function parseFleetConfig(raw: unknown, source = '<defaults>'): FleetConf
   const int = (key: string, fallback: number, min: number, max: number): number => {
     const v = raw[key];
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(source, key, `must be an integer ${min}..${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      fail(source, key, `must be an integer ${min}..${max}`);
     return v;
   };
 
   const nats = raw.nats;
-  const servers = typeof nats === 'string' ? nats.split(',').map((s) => s.trim()).filter((s) => s !== '') : nats;
-  if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === 'string' && s !== '')) {
+  const servers =
+    typeof nats === 'string'
+      ? nats
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : nats;
+  if (
+    !Array.isArray(servers) ||
+    servers.length === 0 ||
+    !servers.every((s) => typeof s === 'string' && s !== '')
+  ) {
     fail(source, 'nats', 'is required: a NATS URL ("nats://127.0.0.1:4222") or a list of them');
   }
   for (const s of servers as string[]) {
-    if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(s) && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(s)) fail(source, 'nats', `"${s}" is not a NATS URL (nats://host:port)`);
+    if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(s) && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(s))
+      fail(source, 'nats', `"${s}" is not a NATS URL (nats://host:port)`);
   }
   const gatewayId = str('gateway_id', null) ?? defaultGatewayId();
-  if (!GATEWAY_ID_PATTERN.test(gatewayId)) fail(source, 'gateway_id', `must match ${GATEWAY_ID_PATTERN} (it is a NATS subject token)`);
+  if (!GATEWAY_ID_PATTERN.test(gatewayId))
+    fail(source, 'gateway_id', `must match ${GATEWAY_ID_PATTERN} (it is a NATS subject token)`);
   let tls: FleetTls | null = null;
   if (raw.tls !== undefined && raw.tls !== null && raw.tls !== false) {
     const t = raw.tls === true ? {} : raw.tls;
     if (!isObj(t)) fail(source, 'tls', 'must be true or a mapping {ca, cert, key}');
-    for (const k of Object.keys(t)) if (!['ca', 'cert', 'key'].includes(k)) fail(source, `tls.${k}`, 'unknown key; known: ca, cert, key');
+    for (const k of Object.keys(t))
+      if (!['ca', 'cert', 'key'].includes(k))
+        fail(source, `tls.${k}`, 'unknown key; known: ca, cert, key');
     tls = { ca: path('tls.ca', t.ca), cert: path('tls.cert', t.cert), key: path('tls.key', t.key) };
     if ((tls.cert === null) !== (tls.key === null)) fail(source, 'tls', 'cert and key go together');
   }
   const user = str('user', null);
   const password = str('password', null);
-  if ((user === null) !== (password === null)) fail(source, 'user', 'user and password go together');
+  if ((user === null) !== (password === null))
+    fail(source, 'user', 'user and password go together');
   const token = str('token', null);
   const creds = path('creds', raw.creds);
-  if ([token !== null, user !== null, creds !== null].filter(Boolean).length > 1) fail(source, 'token', 'use one of token, user/password or creds');
+  if ([token !== null, user !== null, creds !== null].filter(Boolean).length > 1)
+    fail(source, 'token', 'use one of token, user/password or creds');
   const name = (key: string, fallback: string) => {
     const v = str(key, fallback)!;
     if (!NAME.test(v)) fail(source, key, `must match ${NAME}`);

@@ -4,11 +4,19 @@
  * start or enforcement; the CLI fails fast with a message that names the servers.
  */
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  credsAuthenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { CelgateError } from '../errors.js';
 import type { FleetConfig } from './config.js';
 
-export type NatsAuth = Pick<FleetConfig, 'servers' | 'token' | 'user' | 'password' | 'creds' | 'tls'>;
+export type NatsAuth = Pick<
+  FleetConfig,
+  'servers' | 'token' | 'user' | 'password' | 'creds' | 'tls'
+>;
 
 export function connectionOptions(c: NatsAuth, name: string): ConnectionOptions {
   const o: ConnectionOptions = { servers: c.servers, name };
@@ -22,7 +30,11 @@ export function connectionOptions(c: NatsAuth, name: string): ConnectionOptions 
     try {
       creds = readFileSync(c.creds);
     } catch (err) {
-      throw new CelgateError('E_CONFIG', `fleet.creds: cannot read ${c.creds}: ${(err as Error).message}`, { cause: err });
+      throw new CelgateError(
+        'E_CONFIG',
+        `fleet.creds: cannot read ${c.creds}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     o.authenticator = credsAuthenticator(creds);
   }
@@ -49,10 +61,22 @@ export function connectForever(c: NatsAuth, name: string): Promise<NatsConnectio
 }
 
 /** The CLI's connection: one attempt per server, a clear error when none answers. */
-export async function connectOnce(c: NatsAuth, name: string, timeoutMs = 5_000): Promise<NatsConnection> {
+export async function connectOnce(
+  c: NatsAuth,
+  name: string,
+  timeoutMs = 5_000,
+): Promise<NatsConnection> {
   try {
-    return await connect({ ...connectionOptions(c, name), timeout: timeoutMs, maxReconnectAttempts: 0 });
+    return await connect({
+      ...connectionOptions(c, name),
+      timeout: timeoutMs,
+      maxReconnectAttempts: 0,
+    });
   } catch (err) {
-    throw new CelgateError('E_FLEET', `cannot connect to NATS at ${c.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+    throw new CelgateError(
+      'E_FLEET',
+      `cannot connect to NATS at ${c.servers.join(', ')}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

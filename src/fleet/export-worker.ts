@@ -13,7 +13,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createInbox, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { openLedgerReadOnly, type Db } from '../store/schema.js';
-import { EXPORT_TABLES, readExportBatch, readWatermarks, exportBacklog, type ExportRow, type Watermarks } from '../store/export-rows.js';
+import {
+  EXPORT_TABLES,
+  readExportBatch,
+  readWatermarks,
+  exportBacklog,
+  type ExportRow,
+  type Watermarks,
+} from '../store/export-rows.js';
 import { connectForever, type NatsAuth } from './connection.js';
 import { eventSubject, messageId } from './names.js';
 import { ensureStream } from './stream.js';
@@ -41,7 +48,13 @@ export interface ExportState {
 }
 
 const data = workerData as ExportWorkerData;
-const state: ExportState = { connected: false, published: 0, backlog: 0, last_error: null, last_publish_ms: null };
+const state: ExportState = {
+  connected: false,
+  published: 0,
+  backlog: 0,
+  last_error: null,
+  last_publish_ms: null,
+};
 let stopping = false;
 let nc: NatsConnection | null = null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +82,10 @@ class AsyncPublisher {
   private readonly prefix = createInbox();
   private round = 0;
   /** Rounds waiting for acknowledgements: round → settle(index, ok, duplicate, error). */
-  private readonly open = new Map<number, (i: number, ok: boolean, duplicate: boolean, error: string | null) => void>();
+  private readonly open = new Map<
+    number,
+    (i: number, ok: boolean, duplicate: boolean, error: string | null) => void
+  >();
 
   constructor(private readonly nc: NatsConnection) {
     nc.subscribe(`${this.prefix}.*.*`, {
@@ -86,9 +102,12 @@ class AsyncPublisher {
         let why: string | null = null;
         if (!ok) {
           try {
-            why = (JSON.parse(text) as { error?: { description?: string } }).error?.description ?? 'no acknowledgement';
+            why =
+              (JSON.parse(text) as { error?: { description?: string } }).error?.description ??
+              'no acknowledgement';
           } catch {
-            why = msg.headers?.description || 'not a JetStream acknowledgement (is the stream there?)';
+            why =
+              msg.headers?.description || 'not a JetStream acknowledgement (is the stream there?)';
           }
         }
         settle(Number(parts[1]), ok, duplicate, why);
@@ -117,16 +136,24 @@ class AsyncPublisher {
       const r = rows[i]!;
       const h = headers();
       h.set('Nats-Msg-Id', messageId(r.kind, r.event_id, r.rule_id));
-      this.nc.publish(eventSubject(data.gatewayId, r.session_id, r.family), encoder.encode(`{"kind":"${r.kind}","gateway_id":${gatewayJson},${r.body.slice(1)}`), {
-        reply: `${this.prefix}.${round}.${i}`,
-        headers: h,
-      });
+      this.nc.publish(
+        eventSubject(data.gatewayId, r.session_id, r.family),
+        encoder.encode(`{"kind":"${r.kind}","gateway_id":${gatewayJson},${r.body.slice(1)}`),
+        {
+          reply: `${this.prefix}.${round}.${i}`,
+          headers: h,
+        },
+      );
     }
     let timer: NodeJS.Timeout | undefined;
-    return Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, ACK_TIMEOUT_MS)))]).then(() => {
+    return Promise.race([
+      all,
+      new Promise<void>((r) => (timer = setTimeout(r, ACK_TIMEOUT_MS))),
+    ]).then(() => {
       clearTimeout(timer);
       this.open.delete(round);
-      if (pending > 0) error ??= `${pending} of ${rows.length} rows were not acknowledged within ${ACK_TIMEOUT_MS} ms`;
+      if (pending > 0)
+        error ??= `${pending} of ${rows.length} rows were not acknowledged within ${ACK_TIMEOUT_MS} ms`;
       return { acked, fresh, error };
     });
   }
@@ -186,7 +213,11 @@ async function main(): Promise<void> {
   while (!stopping) {
     try {
       if (!streamReady) {
-        await ensureStream(await jetstreamManager(nc), { name: data.stream, replicas: data.replicas, duplicateWindowS: data.duplicateWindowS });
+        await ensureStream(await jetstreamManager(nc), {
+          name: data.stream,
+          replicas: data.replicas,
+          duplicateWindowS: data.duplicateWindowS,
+        });
         streamReady = true;
       }
       if (!state.connected) {

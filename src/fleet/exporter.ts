@@ -12,17 +12,31 @@ export interface WatermarkSink {
 
 export class FleetExporter {
   private readonly worker: Worker;
-  private state_: ExportState = { connected: false, published: 0, backlog: 0, last_error: null, last_publish_ms: null };
+  private state_: ExportState = {
+    connected: false,
+    published: 0,
+    backlog: 0,
+    last_error: null,
+    last_publish_ms: null,
+  };
   private exited = false;
 
   constructor(data: ExportWorkerData, ledger: WatermarkSink, onFatal: (message: string) => void) {
     this.worker = new Worker(new URL('./export-worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
-    this.worker.on('message', (m: { type: string; marks?: Record<string, number>; state?: ExportState; message?: string }) => {
-      if (m.type === 'watermarks' && m.marks !== undefined) ledger.setWatermarks(m.marks);
-      else if (m.type === 'state' && m.state !== undefined) this.state_ = m.state;
-      else if (m.type === 'fatal') onFatal(m.message ?? 'unknown');
-    });
+    this.worker.on(
+      'message',
+      (m: {
+        type: string;
+        marks?: Record<string, number>;
+        state?: ExportState;
+        message?: string;
+      }) => {
+        if (m.type === 'watermarks' && m.marks !== undefined) ledger.setWatermarks(m.marks);
+        else if (m.type === 'state' && m.state !== undefined) this.state_ = m.state;
+        else if (m.type === 'fatal') onFatal(m.message ?? 'unknown');
+      },
+    );
     this.worker.on('error', (err) => {
       this.state_ = { ...this.state_, connected: false, last_error: err.message };
       onFatal(err.message);

@@ -14,7 +14,13 @@ import type { FleetConfig } from './config.js';
 import { connectForever } from './connection.js';
 import { FleetExporter, type WatermarkSink } from './exporter.js';
 import type { ExportState } from './export-worker.js';
-import { FleetPolicy, issueSummary, watchPacks, type FleetPolicyStatus, type FleetReload } from './policy-sync.js';
+import {
+  FleetPolicy,
+  issueSummary,
+  watchPacks,
+  type FleetPolicyStatus,
+  type FleetReload,
+} from './policy-sync.js';
 
 /** How often the status record is rewritten (its age tells `fleet status` a gateway is gone). */
 export const STATUS_INTERVAL_MS = 5_000;
@@ -89,8 +95,14 @@ export class FleetMember {
   private readonly startedMs = Date.now();
   private deps: FleetDeps | null = null;
 
-  constructor(readonly config: FleetConfig, dataDir: string) {
-    this.policy = new FleetPolicy(config.packs_bucket, join(dataDir, 'fleet', `packs-${config.gateway_id}.json`));
+  constructor(
+    readonly config: FleetConfig,
+    dataDir: string,
+  ) {
+    this.policy = new FleetPolicy(
+      config.packs_bucket,
+      join(dataDir, 'fleet', `packs-${config.gateway_id}.json`),
+    );
   }
 
   /** Starts connecting and exporting in the background; never waits for NATS. */
@@ -116,7 +128,10 @@ export class FleetMember {
   }
 
   private async connect(deps: FleetDeps): Promise<void> {
-    deps.log.info({ servers: this.config.servers, gateway_id: this.config.gateway_id }, 'fleet: connecting to NATS');
+    deps.log.info(
+      { servers: this.config.servers, gateway_id: this.config.gateway_id },
+      'fleet: connecting to NATS',
+    );
     try {
       this.nc = await connectForever(this.config, `celgate-${this.config.gateway_id}`);
     } catch (err) {
@@ -146,10 +161,20 @@ export class FleetMember {
     while (!this.signal.stopped) {
       try {
         const kvm = new Kvm(this.nc);
-        this.statusKv = await kvm.create(this.config.status_bucket, { history: 1, replicas: this.config.replicas });
+        this.statusKv = await kvm.create(this.config.status_bucket, {
+          history: 1,
+          replicas: this.config.replicas,
+        });
         if (this.config.policy) {
-          const packs = await kvm.create(this.config.packs_bucket, { history: PACKS_HISTORY, replicas: this.config.replicas });
-          this.watch = await watchPacks(packs, (set, revision) => this.onPacks(set, revision), this.signal);
+          const packs = await kvm.create(this.config.packs_bucket, {
+            history: PACKS_HISTORY,
+            replicas: this.config.replicas,
+          });
+          this.watch = await watchPacks(
+            packs,
+            (set, revision) => this.onPacks(set, revision),
+            this.signal,
+          );
         }
         this.lastError = null;
         break;
@@ -167,8 +192,16 @@ export class FleetMember {
   private onPacks(set: Parameters<FleetPolicy['apply']>[0], revision: number): void {
     const deps = this.deps!;
     const out = this.policy.apply(set, revision, () => deps.reload('fleet'));
-    if (out.ok) deps.log.info({ revision, packs: set.map((p) => p.key), generation: out.value.generation }, 'fleet: revision installed');
-    else deps.log.error({ revision, issues: out.issues.slice(0, 20), summary: issueSummary(out.issues) }, 'fleet: revision refused; the running rules are unchanged');
+    if (out.ok)
+      deps.log.info(
+        { revision, packs: set.map((p) => p.key), generation: out.value.generation },
+        'fleet: revision installed',
+      );
+    else
+      deps.log.error(
+        { revision, issues: out.issues.slice(0, 20), summary: issueSummary(out.issues) },
+        'fleet: revision refused; the running rules are unchanged',
+      );
     void this.publishStatus();
   }
 

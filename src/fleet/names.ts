@@ -27,7 +27,11 @@ export function eventSubject(gatewayId: string, sessionId: string, family: strin
 }
 
 /** A filter over the stream; omitted parts match any token. */
-export function eventFilter(f: { gateway?: string | undefined; session?: string | undefined; family?: string | undefined }): string {
+export function eventFilter(f: {
+  gateway?: string | undefined;
+  session?: string | undefined;
+  family?: string | undefined;
+}): string {
   const part = (v: string | undefined) => (v === undefined || v === '' ? '*' : subjectToken(v));
   return `${SUBJECT_ROOT}.${part(f.gateway)}.${part(f.session)}.${part(f.family)}`;
 }

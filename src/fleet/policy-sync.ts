@@ -48,7 +48,11 @@ interface CacheFile {
 
 /** How an issue list is summarised in a status record and a log line. */
 export function issueSummary(issues: readonly Issue[], max = 3): string {
-  const parts = issues.slice(0, max).map((i) => `${i.file ?? ''}${i.line === undefined ? '' : `:${i.line}`}${i.column === undefined ? '' : `:${i.column}`} ${i.path === '' ? '' : `${i.path}: `}${i.message}`.trim());
+  const parts = issues
+    .slice(0, max)
+    .map((i) =>
+      `${i.file ?? ''}${i.line === undefined ? '' : `:${i.line}`}${i.column === undefined ? '' : `:${i.column}`} ${i.path === '' ? '' : `${i.path}: `}${i.message}`.trim(),
+    );
   return `${parts.join('; ')}${issues.length > max ? `; and ${issues.length - max} more` : ''}`;
 }
 
@@ -73,7 +77,10 @@ export class FleetPolicy {
 
   /** The pack texts the next reload combines with the local packs (the policy port's `extraPacks`). */
   packTexts(): { text: string; file: string }[] {
-    return (this.candidate ?? this.accepted).map((p) => ({ text: p.text, file: `nats:${this.bucket}/${p.key}@${p.revision}` }));
+    return (this.candidate ?? this.accepted).map((p) => ({
+      text: p.text,
+      file: `nats:${this.bucket}/${p.key}@${p.revision}`,
+    }));
   }
 
   status(): FleetPolicyStatus {
@@ -88,7 +95,14 @@ export class FleetPolicy {
     } catch {
       return 0;
     }
-    if (!Array.isArray(cache.packs) || !cache.packs.every((p) => typeof p?.key === 'string' && typeof p.text === 'string' && Number.isInteger(p.revision))) return 0;
+    if (
+      !Array.isArray(cache.packs) ||
+      !cache.packs.every(
+        (p) =>
+          typeof p?.key === 'string' && typeof p.text === 'string' && Number.isInteger(p.revision),
+      )
+    )
+      return 0;
     this.accepted = cache.packs;
     this.acceptedRevision = Number.isInteger(cache.revision) ? cache.revision : 0;
     this.status_.state = 'cached';
@@ -111,7 +125,11 @@ export class FleetPolicy {
    * Tries `packs` (the bucket at `revision`) through `reload`; keeps them when the reload is
    * accepted, otherwise keeps the running set and records why.
    */
-  apply(packs: FleetPack[], revision: number, reload: () => Validated<FleetReload>): Validated<FleetReload> {
+  apply(
+    packs: FleetPack[],
+    revision: number,
+    reload: () => Validated<FleetReload>,
+  ): Validated<FleetReload> {
     this.status_.seen_revision = Math.max(this.status_.seen_revision, revision);
     this.candidate = packs;
     let out: Validated<FleetReload>;
@@ -140,7 +158,14 @@ export class FleetPolicy {
     try {
       mkdirSync(dirname(this.cacheFile), { recursive: true, mode: 0o700 });
       const tmp = `${this.cacheFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ revision: this.acceptedRevision, packs: this.accepted } satisfies CacheFile), { mode: 0o600 });
+      writeFileSync(
+        tmp,
+        JSON.stringify({
+          revision: this.acceptedRevision,
+          packs: this.accepted,
+        } satisfies CacheFile),
+        { mode: 0o600 },
+      );
       renameSync(tmp, this.cacheFile);
     } catch {
       // The cache only helps a restart without NATS; enforcement does not depend on it.
@@ -152,11 +177,19 @@ export class FleetPolicy {
  * Follows the bucket: every change (and the initial snapshot, once complete) becomes one `onSet`
  * call with the whole set and the newest revision. Ends when the watch is stopped.
  */
-export async function watchPacks(kv: KV, onSet: (packs: FleetPack[], revision: number) => void, signal: { stopped: boolean }): Promise<{ stop(): void }> {
+export async function watchPacks(
+  kv: KV,
+  onSet: (packs: FleetPack[], revision: number) => void,
+  signal: { stopped: boolean },
+): Promise<{ stop(): void }> {
   const current = new Map<string, FleetPack>();
   let revision = 0;
   const watch = await kv.watch({ key: '>' });
-  const emit = () => onSet([...current.values()].sort((a, b) => a.key.localeCompare(b.key)), revision);
+  const emit = () =>
+    onSet(
+      [...current.values()].sort((a, b) => a.key.localeCompare(b.key)),
+      revision,
+    );
   // An empty bucket delivers nothing: the (empty) snapshot is complete at once.
   const status = await kv.status();
   if (status.values === 0) emit();
@@ -164,7 +197,8 @@ export async function watchPacks(kv: KV, onSet: (packs: FleetPack[], revision: n
     for await (const e of watch) {
       if (signal.stopped) break;
       revision = Math.max(revision, e.revision);
-      if (e.operation === 'PUT') current.set(e.key, { key: e.key, revision: e.revision, text: e.string() });
+      if (e.operation === 'PUT')
+        current.set(e.key, { key: e.key, revision: e.revision, text: e.string() });
       else current.delete(e.key);
       if ((e.delta ?? 0) === 0) emit();
     }

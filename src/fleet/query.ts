@@ -33,12 +33,20 @@ export function parseSince(text: string, now = Date.now()): number {
   const m = /^(\d+)([smhd])$/.exec(text.trim());
   if (m !== null) return now - Number(m[1]) * UNITS[m[2]!]!;
   const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new CelgateError('E_CONFIG', `--since "${text}": use a duration (90s, 15m, 2h, 7d) or an ISO time (2026-12-05T10:00:00Z)`);
+  if (Number.isNaN(t))
+    throw new CelgateError(
+      'E_CONFIG',
+      `--since "${text}": use a duration (90s, 15m, 2h, 7d) or an ISO time (2026-12-05T10:00:00Z)`,
+    );
   return t;
 }
 
 /** Yields the matching messages stored when the query starts, oldest first. */
-export async function* readStream(nc: NatsConnection, stream: string, q: StreamQuery): AsyncGenerator<StreamMessage> {
+export async function* readStream(
+  nc: NatsConnection,
+  stream: string,
+  q: StreamQuery,
+): AsyncGenerator<StreamMessage> {
   const filter = eventFilter(q);
   const jsm = await jetstreamManager(nc);
   let last: number;
@@ -48,13 +56,22 @@ export async function* readStream(nc: NatsConnection, stream: string, q: StreamQ
     const matching = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
     if (matching === 0) return;
   } catch (err) {
-    if (/not found/i.test((err as Error).message)) throw new CelgateError('E_FLEET', `stream ${stream} does not exist yet (no gateway has exported to it)`);
+    if (/not found/i.test((err as Error).message))
+      throw new CelgateError(
+        'E_FLEET',
+        `stream ${stream} does not exist yet (no gateway has exported to it)`,
+      );
     throw err;
   }
   const js = jetstream(nc);
   const consumer = await js.consumers.get(stream, {
     filter_subjects: filter, // a string: filter_subject, which NATS 2.9 (Debian's) understands
-    ...(q.sinceMs === undefined ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(q.sinceMs).toISOString() }),
+    ...(q.sinceMs === undefined
+      ? { deliver_policy: DeliverPolicy.All }
+      : {
+          deliver_policy: DeliverPolicy.StartTime,
+          opt_start_time: new Date(q.sinceMs).toISOString(),
+        }),
   });
   const decoder = new TextDecoder();
   for (;;) {
@@ -69,7 +86,12 @@ export async function* readStream(nc: NatsConnection, stream: string, q: StreamQ
       } catch {
         data = { kind: 'unreadable' };
       }
-      yield { seq: m.seq, subject: m.subject, time_ms: Math.floor(m.info.timestampNanos / 1e6), data };
+      yield {
+        seq: m.seq,
+        subject: m.subject,
+        time_ms: Math.floor(m.info.timestampNanos / 1e6),
+        data,
+      };
       if (m.seq >= last || m.info.pending === 0) done = true;
     }
     if (done || got === 0) return;
@@ -78,7 +100,17 @@ export async function* readStream(nc: NatsConnection, stream: string, q: StreamQ
 
 export interface FleetStats {
   messages: number;
-  by_gateway: Record<string, { decisions: number; allow: number; block: number; error: number; findings: number; rows: number }>;
+  by_gateway: Record<
+    string,
+    {
+      decisions: number;
+      allow: number;
+      block: number;
+      error: number;
+      findings: number;
+      rows: number;
+    }
+  >;
   by_family: Record<string, number>;
   top_block_rules: { rule_id: string; count: number }[];
   findings_by_severity: Record<string, number>;
@@ -88,7 +120,15 @@ export interface FleetStats {
 
 /** Aggregates stream messages into the `fleet stats` summary. */
 export async function fleetStats(messages: AsyncIterable<StreamMessage>): Promise<FleetStats> {
-  const s: FleetStats = { messages: 0, by_gateway: {}, by_family: {}, top_block_rules: [], findings_by_severity: {}, first_ms: null, last_ms: null };
+  const s: FleetStats = {
+    messages: 0,
+    by_gateway: {},
+    by_family: {},
+    top_block_rules: [],
+    findings_by_severity: {},
+    first_ms: null,
+    last_ms: null,
+  };
   const blocks = new Map<string, number>();
   for await (const m of messages) {
     s.messages++;
@@ -97,20 +137,31 @@ export async function fleetStats(messages: AsyncIterable<StreamMessage>): Promis
     s.first_ms = s.first_ms === null ? ts : Math.min(s.first_ms, ts);
     s.last_ms = s.last_ms === null ? ts : Math.max(s.last_ms, ts);
     const gw = String(d.gateway_id ?? '?');
-    const g = (s.by_gateway[gw] ??= { decisions: 0, allow: 0, block: 0, error: 0, findings: 0, rows: 0 });
+    const g = (s.by_gateway[gw] ??= {
+      decisions: 0,
+      allow: 0,
+      block: 0,
+      error: 0,
+      findings: 0,
+      rows: 0,
+    });
     if (d.kind === 'decision') {
       g.decisions++;
       const verdict = String(d.decision);
       if (verdict === 'allow' || verdict === 'block' || verdict === 'error') g[verdict]++;
       const fam = String(d.family ?? m.subject.split('.').pop());
       s.by_family[fam] = (s.by_family[fam] ?? 0) + 1;
-      if (verdict === 'block' && typeof d.rule_id === 'string') blocks.set(d.rule_id, (blocks.get(d.rule_id) ?? 0) + 1);
+      if (verdict === 'block' && typeof d.rule_id === 'string')
+        blocks.set(d.rule_id, (blocks.get(d.rule_id) ?? 0) + 1);
     } else if (d.kind === 'finding') {
       g.findings++;
       const sev = String(d.severity ?? '?');
       s.findings_by_severity[sev] = (s.findings_by_severity[sev] ?? 0) + 1;
     } else g.rows++;
   }
-  s.top_block_rules = [...blocks].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([rule_id, count]) => ({ rule_id, count }));
+  s.top_block_rules = [...blocks]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 10)
+    .map(([rule_id, count]) => ({ rule_id, count }));
   return s;
 }

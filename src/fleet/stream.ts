@@ -18,13 +18,20 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
   try {
     const info = await jsm.streams.info(spec.name);
     const want = nanos(spec.duplicateWindowS * 1000);
-    if (info.config.duplicate_window < want) await jsm.streams.update(spec.name, { ...info.config, duplicate_window: want });
+    if (info.config.duplicate_window < want)
+      await jsm.streams.update(spec.name, { ...info.config, duplicate_window: want });
     return;
   } catch (err) {
     if (!/not found/i.test((err as Error).message)) throw err;
   }
   try {
-    await jsm.streams.add({ name: spec.name, subjects, storage: StorageType.File, num_replicas: spec.replicas, duplicate_window: nanos(spec.duplicateWindowS * 1000) });
+    await jsm.streams.add({
+      name: spec.name,
+      subjects,
+      storage: StorageType.File,
+      num_replicas: spec.replicas,
+      duplicate_window: nanos(spec.duplicateWindowS * 1000),
+    });
   } catch (err) {
     // Another gateway created it between our look and our add.
     if (!/already in use|exists/i.test((err as Error).message)) throw err;

@@ -15,7 +15,8 @@ export interface Advice {
 }
 
 /** Argument names that usually hold a file path. */
-const PATH_KEY = /(^|_|-)(path|paths|file|filename|filepath|dir|directory|folder|cwd|root|dest|destination|src|source|target)($|_|-)|path$|file$|dir$/i;
+const PATH_KEY =
+  /(^|_|-)(path|paths|file|filename|filepath|dir|directory|folder|cwd|root|dest|destination|src|source|target)($|_|-)|path$|file$|dir$/i;
 /** Fields that hold file paths (HTTP paths are normalised by the gateway before rules see them). */
 const PATH_FIELDS = new Set(['process.activity.cwd', 'process.activity.executable']);
 
@@ -34,14 +35,20 @@ function argumentKey(node: ASTNode): string | undefined {
   if (d?.startsWith('mcp.request.arguments.')) return d.slice('mcp.request.arguments.'.length);
   if (node.op === '[]') {
     const [obj, idx] = node.args as [ASTNode, ASTNode];
-    if (dotted(obj) === 'mcp.request.arguments' && idx.op === 'value' && typeof idx.args === 'string') return idx.args;
+    if (
+      dotted(obj) === 'mcp.request.arguments' &&
+      idx.op === 'value' &&
+      typeof idx.args === 'string'
+    )
+      return idx.args;
   }
   return undefined;
 }
 
 function pathLike(recv: ASTNode, literal: unknown): boolean {
   const key = argumentKey(recv);
-  if (key !== undefined) return PATH_KEY.test(key) || (typeof literal === 'string' && literal.startsWith('/'));
+  if (key !== undefined)
+    return PATH_KEY.test(key) || (typeof literal === 'string' && literal.startsWith('/'));
   const d = dotted(recv);
   return d !== undefined && PATH_FIELDS.has(d);
 }
@@ -71,7 +78,10 @@ export function conditionAdvice(text: string): Advice[] {
       const [name, recv, args] = n.args as [string, ASTNode, ASTNode[]];
       const lit = args[0]?.op === 'value' ? args[0].args : undefined;
       if (name === 'startsWith' && pathLike(recv, lit)) {
-        const what = argumentKey(recv) !== undefined ? `mcp.request.arguments.${argumentKey(recv)}` : dotted(recv)!;
+        const what =
+          argumentKey(recv) !== undefined
+            ? `mcp.request.arguments.${argumentKey(recv)}`
+            : dotted(recv)!;
         out.push({
           message: `${what}.startsWith(…) compares a path that was not cleaned: "/tmp/x/../../etc/passwd" passes it; use ${what}.underPath(${typeof lit === 'string' ? JSON.stringify(lit) : '…'}) or .cleanPath().startsWith(…)`,
           ...position(text, n.range?.start ?? 0),

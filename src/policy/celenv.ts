@@ -88,7 +88,10 @@ function objectNodes(): Map<string, ObjectNode> {
       const parent = parts.slice(0, i).join('.');
       const child = parts[i]!;
       const isLeaf = i === parts.length - 1;
-      node(parent).fields.set(child, isLeaf ? (f.type as FieldType) : typeName(parts.slice(0, i + 1).join('.')));
+      node(parent).fields.set(
+        child,
+        isLeaf ? (f.type as FieldType) : typeName(parts.slice(0, i + 1).join('.')),
+      );
     }
   }
   return nodes;
@@ -99,40 +102,67 @@ const CLASSES = new Map<string, typeof CelObject>(
   [...NODES.keys()].map((prefix) => [prefix, class extends CelObject {}]),
 );
 
-function buildEnvironment(limits: { maxAstNodes: number; maxDepth: number; maxListElements: number }): Environment {
+function buildEnvironment(limits: {
+  maxAstNodes: number;
+  maxDepth: number;
+  maxListElements: number;
+}): Environment {
   let env = new Environment({ limits }).registerType('Header', {
     ctor: HeaderValue,
     fields: {},
   });
   // Register leaves first so field types resolve: deeper prefixes before shallower ones.
-  const ordered = [...NODES.values()].sort((a, b) => b.prefix.split('.').length - a.prefix.split('.').length);
+  const ordered = [...NODES.values()].sort(
+    (a, b) => b.prefix.split('.').length - a.prefix.split('.').length,
+  );
   for (const n of ordered) {
-    env = env.registerType(typeName(n.prefix), { ctor: CLASSES.get(n.prefix)!, fields: Object.fromEntries(n.fields) });
-  }
-  for (const root of HEADER_FUNCTION_ROOTS) {
-    env = env.registerFunction(`${typeName(root)}.header(string): Header`, (obj: { headers: Record<string, string> }, name: string) => {
-      const key = name.toLowerCase();
-      return new HeaderValue(key, Object.hasOwn(obj.headers, key) ? obj.headers[key] : undefined);
+    env = env.registerType(typeName(n.prefix), {
+      ctor: CLASSES.get(n.prefix)!,
+      fields: Object.fromEntries(n.fields),
     });
   }
+  for (const root of HEADER_FUNCTION_ROOTS) {
+    env = env.registerFunction(
+      `${typeName(root)}.header(string): Header`,
+      (obj: { headers: Record<string, string> }, name: string) => {
+        const key = name.toLowerCase();
+        return new HeaderValue(key, Object.hasOwn(obj.headers, key) ? obj.headers[key] : undefined);
+      },
+    );
+  }
   env = env
-    .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) => compileRegex(pattern).test(text))
+    .registerFunction(`string.${MATCHES_FN}(string): bool`, (text: string, pattern: string) =>
+      compileRegex(pattern).test(text),
+    )
     .registerFunction('string.cleanPath(): string', (p: string) => cleanPath(p))
-    .registerFunction('string.underPath(string): bool', (p: string, dir: string) => underPath(p, dir))
+    .registerFunction('string.underPath(string): bool', (p: string, dir: string) =>
+      underPath(p, dir),
+    )
     .registerFunction('string.foldCase(): string', (s: string) => foldCase(s))
-    .registerFunction('string.containsAny(list<string>): bool', (s: string, l: string[]) => naiveMultiMatch('contains', s, l))
-    .registerFunction('string.startsWithAny(list<string>): bool', (s: string, l: string[]) => naiveMultiMatch('startsWith', s, l))
-    .registerFunction('string.endsWithAny(list<string>): bool', (s: string, l: string[]) => naiveMultiMatch('endsWith', s, l))
+    .registerFunction('string.containsAny(list<string>): bool', (s: string, l: string[]) =>
+      naiveMultiMatch('contains', s, l),
+    )
+    .registerFunction('string.startsWithAny(list<string>): bool', (s: string, l: string[]) =>
+      naiveMultiMatch('startsWith', s, l),
+    )
+    .registerFunction('string.endsWithAny(list<string>): bool', (s: string, l: string[]) =>
+      naiveMultiMatch('endsWith', s, l),
+    )
     .registerFunction('Header.exists(): bool', (h: HeaderValue) => h.raw !== undefined)
     .registerFunction('Header.value(): string', (h: HeaderValue) => {
       if (h.raw === undefined) throw ABSENT;
       return h.raw;
     });
-  for (const top of ['common', 'http', 'dns', 'mcp', 'process']) env = env.registerVariable(top, typeName(top));
+  for (const top of ['common', 'http', 'dns', 'mcp', 'process'])
+    env = env.registerVariable(top, typeName(top));
   return env;
 }
 
-export const CEL_ENV: Environment = buildEnvironment({ maxAstNodes: MAX_AST_NODES, maxDepth: MAX_AST_DEPTH, maxListElements: 1_000 });
+export const CEL_ENV: Environment = buildEnvironment({
+  maxAstNodes: MAX_AST_NODES,
+  maxDepth: MAX_AST_DEPTH,
+  maxListElements: 1_000,
+});
 /** The same vocabulary with the bounds for lowered Detection IR. */
 export const CEL_ENV_LOWERED: Environment = buildEnvironment({
   maxAstNodes: MAX_LOWERED_AST_NODES,

@@ -17,7 +17,11 @@ import { foldCase } from './casefold.js';
 import { multiMatcher, naiveMultiMatch, type MultiOp } from './multimatch.js';
 
 /** `s.containsAny(list)` and friends: one pass over `s` (multimatch.ts). */
-const MULTI: Readonly<Record<string, MultiOp>> = { containsAny: 'contains', startsWithAny: 'startsWith', endsWithAny: 'endsWith' };
+const MULTI: Readonly<Record<string, MultiOp>> = {
+  containsAny: 'contains',
+  startsWithAny: 'startsWith',
+  endsWithAny: 'endsWith',
+};
 
 export class EvalFault extends Error {
   constructor(message: string) {
@@ -31,7 +35,17 @@ export type Ctx = object;
 export type Fn = (ctx: Ctx) => unknown;
 
 /** Static types the compiler tracks. `obj:<path>` is a node of the field table. */
-type SType = 'string' | 'int' | 'double' | 'bool' | 'null' | 'list' | 'map' | 'dyn' | 'header' | `obj:${string}`;
+type SType =
+  | 'string'
+  | 'int'
+  | 'double'
+  | 'bool'
+  | 'null'
+  | 'list'
+  | 'map'
+  | 'dyn'
+  | 'header'
+  | `obj:${string}`;
 
 interface Compiled {
   fn: Fn;
@@ -60,10 +74,14 @@ export function celEquals(a: unknown, b: unknown): boolean {
   if (typeof a === 'number' || typeof a === 'bigint') {
     return (typeof b === 'number' || typeof b === 'bigint') && Number(a) === Number(b);
   }
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => celEquals(x, b[i]));
+  if (Array.isArray(a))
+    return Array.isArray(b) && a.length === b.length && a.every((x, i) => celEquals(x, b[i]));
   if (isMap(a) && isMap(b)) {
     const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && celEquals(a[k], b[k]));
+    return (
+      ka.length === Object.keys(b).length &&
+      ka.every((k) => Object.hasOwn(b, k) && celEquals(a[k], b[k]))
+    );
   }
   return false;
 }
@@ -84,7 +102,11 @@ class Compiler {
         if (typeof v === 'boolean') return constant(v, 'bool');
         if (v === null) return constant(null, 'null');
         if (typeof v === 'number') return constant(v, 'double');
-        if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) {
+        if (
+          typeof v === 'bigint' &&
+          v >= BigInt(Number.MIN_SAFE_INTEGER) &&
+          v <= BigInt(Number.MAX_SAFE_INTEGER)
+        ) {
           return constant(Number(v), 'int');
         }
         return undefined;
@@ -116,8 +138,16 @@ class Compiler {
         const items = node.args.map((a) => this.compile(a, scope));
         if (items.some((i) => i === undefined)) return undefined;
         const parts = items as Compiled[];
-        if (parts.every((p) => p.constant !== undefined)) return constant(parts.map((p) => p.constant!.value), 'list');
-        return { fn: (ctx) => parts.map((p) => p.fn(ctx)), type: 'list', throws: parts.some((p) => p.throws) };
+        if (parts.every((p) => p.constant !== undefined))
+          return constant(
+            parts.map((p) => p.constant!.value),
+            'list',
+          );
+        return {
+          fn: (ctx) => parts.map((p) => p.fn(ctx)),
+          type: 'list',
+          throws: parts.some((p) => p.throws),
+        };
       }
       case '&&':
       case '||':
@@ -126,12 +156,18 @@ class Compiler {
         const x = this.compile(node.args, scope);
         if (x === undefined) return undefined;
         const f = x.fn;
-        return { fn: (ctx) => !asBool(f(ctx)), type: 'bool', throws: x.throws || x.type !== 'bool' };
+        return {
+          fn: (ctx) => !asBool(f(ctx)),
+          type: 'bool',
+          throws: x.throws || x.type !== 'bool',
+        };
       }
       case '?:': {
         const [c, a, b] = node.args.map((n) => this.compile(n, scope));
         if (c === undefined || a === undefined || b === undefined) return undefined;
-        const cf = c.fn, af = a.fn, bf = b.fn;
+        const cf = c.fn,
+          af = a.fn,
+          bf = b.fn;
         return {
           fn: (ctx) => (asBool(cf(ctx)) ? af(ctx) : bf(ctx)),
           type: a.type === b.type ? a.type : 'dyn',
@@ -180,13 +216,15 @@ class Compiler {
     const obj = this.compile(objNode, scope);
     const key = this.compile(keyNode, scope);
     if (obj === undefined || key === undefined || obj.type.startsWith('obj:')) return undefined;
-    const of = obj.fn, kf = key.fn;
+    const of = obj.fn,
+      kf = key.fn;
     return {
       fn: (ctx) => {
         const o = of(ctx);
         const k = kf(ctx);
         if (Array.isArray(o)) {
-          if (typeof k !== 'number' || !Number.isInteger(k)) throw new EvalFault('list index must be an int');
+          if (typeof k !== 'number' || !Number.isInteger(k))
+            throw new EvalFault('list index must be an int');
           if (k < 0 || k >= o.length) throw new EvalFault(`index ${k} out of range`);
           return o[k];
         }
@@ -202,8 +240,14 @@ class Compiler {
     };
   }
 
-  private method(name: string, recvNode: ASTNode, argNodes: ASTNode[], scope: Scope): Compiled | undefined {
-    if ((name === 'exists' || name === 'all') && argNodes.length === 2) return this.quantifier(name, recvNode, argNodes, scope);
+  private method(
+    name: string,
+    recvNode: ASTNode,
+    argNodes: ASTNode[],
+    scope: Scope,
+  ): Compiled | undefined {
+    if ((name === 'exists' || name === 'all') && argNodes.length === 2)
+      return this.quantifier(name, recvNode, argNodes, scope);
     const recv = this.compile(recvNode, scope);
     if (recv === undefined) return undefined;
     const rf = recv.fn;
@@ -223,7 +267,8 @@ class Compiler {
       };
     }
     if (recv.type === 'header' && argNodes.length === 0) {
-      if (name === 'exists') return { fn: (ctx) => rf(ctx) !== NO_HEADER, type: 'bool', throws: recv.throws };
+      if (name === 'exists')
+        return { fn: (ctx) => rf(ctx) !== NO_HEADER, type: 'bool', throws: recv.throws };
       if (name === 'value') {
         return {
           fn: (ctx) => {
@@ -238,7 +283,11 @@ class Compiler {
       return undefined;
     }
     if (recv.type !== 'string' && recv.type !== 'dyn') {
-      if (name === 'size' && argNodes.length === 0 && (recv.type === 'list' || recv.type === 'map')) {
+      if (
+        name === 'size' &&
+        argNodes.length === 0 &&
+        (recv.type === 'list' || recv.type === 'map')
+      ) {
         return { fn: (ctx) => sizeOf(rf(ctx)), type: 'int', throws: recv.throws };
       }
       return undefined;
@@ -246,11 +295,15 @@ class Compiler {
     const throws = recv.throws || recv.type === 'dyn';
     const str = recv.type === 'string' ? rf : (ctx: Ctx) => asString(rf(ctx));
     if (argNodes.length === 0) {
-      if (name === 'lowerAscii') return { fn: (ctx) => lowerAscii(str(ctx) as string), type: 'string', throws };
-      if (name === 'upperAscii') return { fn: (ctx) => upperAscii(str(ctx) as string), type: 'string', throws };
+      if (name === 'lowerAscii')
+        return { fn: (ctx) => lowerAscii(str(ctx) as string), type: 'string', throws };
+      if (name === 'upperAscii')
+        return { fn: (ctx) => upperAscii(str(ctx) as string), type: 'string', throws };
       if (name === 'size') return { fn: (ctx) => sizeOf(str(ctx)), type: 'int', throws };
-      if (name === 'cleanPath') return { fn: (ctx) => cleanPath(str(ctx) as string), type: 'string', throws };
-      if (name === 'foldCase') return { fn: (ctx) => foldCase(str(ctx) as string), type: 'string', throws };
+      if (name === 'cleanPath')
+        return { fn: (ctx) => cleanPath(str(ctx) as string), type: 'string', throws };
+      if (name === 'foldCase')
+        return { fn: (ctx) => foldCase(str(ctx) as string), type: 'string', throws };
       return undefined;
     }
     if (argNodes.length !== 1) return undefined;
@@ -266,7 +319,8 @@ class Compiler {
       return {
         fn: (ctx) => {
           const l = lf(ctx);
-          if (!Array.isArray(l) || !l.every((v) => typeof v === 'string')) throw new EvalFault(`${name}() needs a list of strings`);
+          if (!Array.isArray(l) || !l.every((v) => typeof v === 'string'))
+            throw new EvalFault(`${name}() needs a list of strings`);
           return naiveMultiMatch(multi, str(ctx) as string, l as string[]);
         },
         type: 'bool',
@@ -283,30 +337,61 @@ class Compiler {
     const argThrows = throws || arg.throws || arg.type === 'dyn';
     if (arg.constant !== undefined) {
       const c = arg.constant.value as string;
-      if (name === 'underPath') return { fn: (ctx) => underPath(str(ctx) as string, c), type: 'bool', throws };
-      if (name === 'contains') return { fn: (ctx) => (str(ctx) as string).includes(c), type: 'bool', throws };
-      if (name === 'startsWith') return { fn: (ctx) => (str(ctx) as string).startsWith(c), type: 'bool', throws };
-      if (name === 'endsWith') return { fn: (ctx) => (str(ctx) as string).endsWith(c), type: 'bool', throws };
+      if (name === 'underPath')
+        return { fn: (ctx) => underPath(str(ctx) as string, c), type: 'bool', throws };
+      if (name === 'contains')
+        return { fn: (ctx) => (str(ctx) as string).includes(c), type: 'bool', throws };
+      if (name === 'startsWith')
+        return { fn: (ctx) => (str(ctx) as string).startsWith(c), type: 'bool', throws };
+      if (name === 'endsWith')
+        return { fn: (ctx) => (str(ctx) as string).endsWith(c), type: 'bool', throws };
       return undefined;
     }
-    if (name === 'underPath') return { fn: (ctx) => underPath(str(ctx) as string, af(ctx) as string), type: 'bool', throws: argThrows };
-    if (name === 'contains') return { fn: (ctx) => (str(ctx) as string).includes(af(ctx) as string), type: 'bool', throws: argThrows };
-    if (name === 'startsWith') return { fn: (ctx) => (str(ctx) as string).startsWith(af(ctx) as string), type: 'bool', throws: argThrows };
-    if (name === 'endsWith') return { fn: (ctx) => (str(ctx) as string).endsWith(af(ctx) as string), type: 'bool', throws: argThrows };
+    if (name === 'underPath')
+      return {
+        fn: (ctx) => underPath(str(ctx) as string, af(ctx) as string),
+        type: 'bool',
+        throws: argThrows,
+      };
+    if (name === 'contains')
+      return {
+        fn: (ctx) => (str(ctx) as string).includes(af(ctx) as string),
+        type: 'bool',
+        throws: argThrows,
+      };
+    if (name === 'startsWith')
+      return {
+        fn: (ctx) => (str(ctx) as string).startsWith(af(ctx) as string),
+        type: 'bool',
+        throws: argThrows,
+      };
+    if (name === 'endsWith')
+      return {
+        fn: (ctx) => (str(ctx) as string).endsWith(af(ctx) as string),
+        type: 'bool',
+        throws: argThrows,
+      };
     return undefined;
   }
 
-  private quantifier(name: 'exists' | 'all', recvNode: ASTNode, argNodes: ASTNode[], scope: Scope): Compiled | undefined {
+  private quantifier(
+    name: 'exists' | 'all',
+    recvNode: ASTNode,
+    argNodes: ASTNode[],
+    scope: Scope,
+  ): Compiled | undefined {
     const [varNode, bodyNode] = argNodes;
     if (argNodes.length !== 2 || varNode?.op !== 'id' || bodyNode === undefined) return undefined;
     const recv = this.compile(recvNode, scope);
-    if (recv === undefined || recv.type.startsWith('obj:') || recv.type === 'header') return undefined;
+    if (recv === undefined || recv.type.startsWith('obj:') || recv.type === 'header')
+      return undefined;
     const slot = { v: undefined as unknown };
     const inner = new Map(scope);
     inner.set(varNode.args, slot);
     const body = this.compile(bodyNode, inner);
     if (body === undefined) return undefined;
-    const rf = recv.fn, bf = body.fn;
+    const rf = recv.fn,
+      bf = body.fn;
     const want = name === 'exists'; // exists: stop at the first true; all: stop at the first false
     return {
       fn: (ctx) => {
@@ -355,17 +440,31 @@ class Compiler {
     return undefined;
   }
 
-  private logic(op: '&&' | '||', aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+  private logic(
+    op: '&&' | '||',
+    aNode: ASTNode,
+    bNode: ASTNode,
+    scope: Scope,
+  ): Compiled | undefined {
     const a = this.compile(aNode, scope);
     const b = this.compile(bNode, scope);
     if (a === undefined || b === undefined) return undefined;
-    const af = a.fn, bf = b.fn;
+    const af = a.fn,
+      bf = b.fn;
     const typed = a.type === 'bool' && b.type === 'bool';
     const short = op === '&&' ? false : true; // the value that decides without the other side
     if (!a.throws && typed) {
       return op === '&&'
-        ? { fn: (ctx) => (af(ctx) as boolean) && (bf(ctx) as boolean), type: 'bool', throws: b.throws }
-        : { fn: (ctx) => (af(ctx) as boolean) || (bf(ctx) as boolean), type: 'bool', throws: b.throws };
+        ? {
+            fn: (ctx) => (af(ctx) as boolean) && (bf(ctx) as boolean),
+            type: 'bool',
+            throws: b.throws,
+          }
+        : {
+            fn: (ctx) => (af(ctx) as boolean) || (bf(ctx) as boolean),
+            type: 'bool',
+            throws: b.throws,
+          };
     }
     // CEL is commutative over errors: `error && false` is false, `error || true` is true.
     return {
@@ -386,36 +485,60 @@ class Compiler {
     };
   }
 
-  private equality(op: '==' | '!=', aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+  private equality(
+    op: '==' | '!=',
+    aNode: ASTNode,
+    bNode: ASTNode,
+    scope: Scope,
+  ): Compiled | undefined {
     const a = this.compile(aNode, scope);
     const b = this.compile(bNode, scope);
-    if (a === undefined || b === undefined || a.type === 'header' || b.type === 'header') return undefined;
+    if (a === undefined || b === undefined || a.type === 'header' || b.type === 'header')
+      return undefined;
     if (a.type.startsWith('obj:') || b.type.startsWith('obj:')) return undefined;
-    const af = a.fn, bf = b.fn;
+    const af = a.fn,
+      bf = b.fn;
     const throws = a.throws || b.throws;
-    const primitive = (t: SType) => t === 'string' || t === 'bool' || t === 'int' || t === 'double' || t === 'null';
+    const primitive = (t: SType) =>
+      t === 'string' || t === 'bool' || t === 'int' || t === 'double' || t === 'null';
     const neg = op === '!=';
     if (primitive(a.type) && primitive(b.type)) {
       if (b.constant !== undefined) {
         const c = b.constant.value;
         return { fn: neg ? (ctx) => af(ctx) !== c : (ctx) => af(ctx) === c, type: 'bool', throws };
       }
-      return { fn: neg ? (ctx) => af(ctx) !== bf(ctx) : (ctx) => af(ctx) === bf(ctx), type: 'bool', throws };
+      return {
+        fn: neg ? (ctx) => af(ctx) !== bf(ctx) : (ctx) => af(ctx) === bf(ctx),
+        type: 'bool',
+        throws,
+      };
     }
-    return { fn: neg ? (ctx) => !celEquals(af(ctx), bf(ctx)) : (ctx) => celEquals(af(ctx), bf(ctx)), type: 'bool', throws };
+    return {
+      fn: neg ? (ctx) => !celEquals(af(ctx), bf(ctx)) : (ctx) => celEquals(af(ctx), bf(ctx)),
+      type: 'bool',
+      throws,
+    };
   }
 
-  private ordering(op: '<' | '<=' | '>' | '>=', aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
+  private ordering(
+    op: '<' | '<=' | '>' | '>=',
+    aNode: ASTNode,
+    bNode: ASTNode,
+    scope: Scope,
+  ): Compiled | undefined {
     const a = this.compile(aNode, scope);
     const b = this.compile(bNode, scope);
     if (a === undefined || b === undefined) return undefined;
     const ok = (t: SType) => t === 'int' || t === 'double' || t === 'string' || t === 'dyn';
     if (!ok(a.type) || !ok(b.type)) return undefined;
-    const af = a.fn, bf = b.fn;
+    const af = a.fn,
+      bf = b.fn;
     const cmp = (x: unknown, y: unknown): boolean => {
       const numeric = typeof x === 'number' && typeof y === 'number';
-      if (!numeric && !(typeof x === 'string' && typeof y === 'string')) throw new EvalFault(`no ordering between ${typeof x} and ${typeof y}`);
-      const l = x as number, r = y as number;
+      if (!numeric && !(typeof x === 'string' && typeof y === 'string'))
+        throw new EvalFault(`no ordering between ${typeof x} and ${typeof y}`);
+      const l = x as number,
+        r = y as number;
       return op === '<' ? l < r : op === '<=' ? l <= r : op === '>' ? l > r : l >= r;
     };
     return { fn: (ctx) => cmp(af(ctx), bf(ctx)), type: 'bool', throws: true };
@@ -424,13 +547,26 @@ class Compiler {
   private membership(aNode: ASTNode, bNode: ASTNode, scope: Scope): Compiled | undefined {
     const a = this.compile(aNode, scope);
     const b = this.compile(bNode, scope);
-    if (a === undefined || b === undefined || (b.type !== 'list' && b.type !== 'map' && b.type !== 'dyn')) return undefined;
-    const af = a.fn, bf = b.fn;
-    if (b.constant !== undefined && (b.constant.value as unknown[]).every((x) => typeof x === 'string')) {
+    if (
+      a === undefined ||
+      b === undefined ||
+      (b.type !== 'list' && b.type !== 'map' && b.type !== 'dyn')
+    )
+      return undefined;
+    const af = a.fn,
+      bf = b.fn;
+    if (
+      b.constant !== undefined &&
+      (b.constant.value as unknown[]).every((x) => typeof x === 'string')
+    ) {
       const set = new Set(b.constant.value as string[]);
       return { fn: (ctx) => set.has(af(ctx) as string), type: 'bool', throws: a.throws };
     }
-    if (b.constant !== undefined && a.type === 'int' && (b.constant.value as unknown[]).every((x) => typeof x === 'number')) {
+    if (
+      b.constant !== undefined &&
+      a.type === 'int' &&
+      (b.constant.value as unknown[]).every((x) => typeof x === 'number')
+    ) {
       const set = new Set(b.constant.value as number[]);
       return { fn: (ctx) => set.has(af(ctx) as number), type: 'bool', throws: a.throws };
     }
@@ -461,7 +597,8 @@ function contractSelect(objType: string, field: string): { type: SType; fn: Fn }
   if (entry === undefined) {
     const path = `${objType.slice(4)}.${field}`;
     const leaf = FIELD_BY_PATH.get(path);
-    const type: SType | undefined = leaf !== undefined ? leafType(leaf.type) : CHILDREN.has(path) ? `obj:${path}` : undefined;
+    const type: SType | undefined =
+      leaf !== undefined ? leafType(leaf.type) : CHILDREN.has(path) ? `obj:${path}` : undefined;
     // A contract path always starts at a root variable: read it in one closure from the context.
     entry = type === undefined ? null : { type, fn: pathReader(path.split('.')) };
     byField.set(field, entry);

@@ -8,9 +8,21 @@
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Issue } from '../errors.js';
-import { CEL_ENV, CEL_ENV_LOWERED, MAX_CONDITION_LENGTH, MAX_LOWERED_CONDITION_LENGTH } from './celenv.js';
+import {
+  CEL_ENV,
+  CEL_ENV_LOWERED,
+  MAX_CONDITION_LENGTH,
+  MAX_LOWERED_CONDITION_LENGTH,
+} from './celenv.js';
 import { compileClosure, type Fn } from './closure.js';
-import { CHILDREN, closestField, FIELD_BY_PATH, ROOT_EVENT_TYPE, rootOf, type Root } from './fields.js';
+import {
+  CHILDREN,
+  closestField,
+  FIELD_BY_PATH,
+  ROOT_EVENT_TYPE,
+  rootOf,
+  type Root,
+} from './fields.js';
 import { describeProblem, regexProblem } from './regex.js';
 import { MATCHES_FN } from './celenv.js';
 
@@ -30,7 +42,8 @@ export interface CompiledCondition {
   program: Fn;
 }
 
-export type CompileResult = { ok: true; condition: CompiledCondition } | { ok: false; issues: Issue[] };
+export type CompileResult =
+  { ok: true; condition: CompiledCondition } | { ok: false; issues: Issue[] };
 
 interface CelError {
   message?: string;
@@ -46,7 +59,9 @@ function locate(text: string, offset: number | undefined): { line?: number; colu
 
 function celIssue(text: string, err: unknown, prefix: string): Issue {
   const e = err as CelError;
-  const summary = String(e.message ?? err).split('\n')[0]!.replaceAll(MATCHES_FN, 'matches');
+  const summary = String(e.message ?? err)
+    .split('\n')[0]!
+    .replaceAll(MATCHES_FN, 'matches');
   return { path: 'condition', message: `${prefix}: ${summary}`, ...locate(text, e.range?.start) };
 }
 
@@ -101,7 +116,14 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
       // Find the longest valid prefix to say exactly which segment is unknown.
       const parts = path.split('.');
       let i = 0;
-      while (i < parts.length && (i === 0 ? CHILDREN.get('')!.includes(parts[0]!) : CHILDREN.has(parts.slice(0, i + 1).join('.')) || FIELD_BY_PATH.has(parts.slice(0, i + 1).join('.')))) i++;
+      while (
+        i < parts.length &&
+        (i === 0
+          ? CHILDREN.get('')!.includes(parts[0]!)
+          : CHILDREN.has(parts.slice(0, i + 1).join('.')) ||
+            FIELD_BY_PATH.has(parts.slice(0, i + 1).join('.')))
+      )
+        i++;
       const parent = parts.slice(0, i).join('.');
       if (FIELD_BY_PATH.has(parent)) {
         // A selection into a map-typed field (`mcp.request.arguments.path`, `http.request.headers.x`).
@@ -110,11 +132,18 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
           out.reads.add(parent);
           return;
         }
-        out.issues.push({ path: 'condition', message: `${parent} is a ${type} and has no field "${parts[i]}"`, ...locate(text, node.range.start) });
+        out.issues.push({
+          path: 'condition',
+          message: `${parent} is a ${type} and has no field "${parts[i]}"`,
+          ...locate(text, node.range.start),
+        });
         return;
       }
       const hint = closestField(parent, parts[i]!);
-      const what = i === 0 ? `unknown root "${parts[0]}"` : `unknown field "${parts.slice(0, i + 1).join('.')}"`;
+      const what =
+        i === 0
+          ? `unknown root "${parts[0]}"`
+          : `unknown field "${parts.slice(0, i + 1).join('.')}"`;
       out.issues.push({
         path: 'condition',
         message: `${what}${hint === undefined ? '' : `; did you mean "${hint}"?`}`,
@@ -135,7 +164,14 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
       if (name === 'header' && recvPath !== undefined && !bound.has(recvPath.split('.')[0]!)) {
         out.reads.add(`${recvPath}.header()`);
       } else analyse(text, recv, out, bound);
-      if ((name === 'exists' || name === 'all' || name === 'exists_one' || name === 'filter' || name === 'map') && args[0]?.op === 'id') {
+      if (
+        (name === 'exists' ||
+          name === 'all' ||
+          name === 'exists_one' ||
+          name === 'filter' ||
+          name === 'map') &&
+        args[0]?.op === 'id'
+      ) {
         const inner = new Set(bound);
         inner.add(args[0].args);
         for (const a of args.slice(1)) analyse(text, a, out, inner);
@@ -144,12 +180,20 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
       if (name === 'matches') {
         const pattern = args[0];
         if (pattern?.op !== 'value' || typeof pattern.args !== 'string') {
-          out.issues.push({ path: 'condition', message: 'matches() needs a literal pattern so it can be vetted at load time', ...locate(text, node.range.start) });
+          out.issues.push({
+            path: 'condition',
+            message: 'matches() needs a literal pattern so it can be vetted at load time',
+            ...locate(text, node.range.start),
+          });
         } else {
           const problem = regexProblem(pattern.args);
           const range = pattern.range;
           if (problem !== undefined) {
-            out.issues.push({ path: 'condition', message: describeProblem(pattern.args, problem), ...locate(text, literalOffset(text, range.start, range.end, problem.offset)) });
+            out.issues.push({
+              path: 'condition',
+              message: describeProblem(pattern.args, problem),
+              ...locate(text, literalOffset(text, range.start, range.end, problem.offset)),
+            });
           }
         }
         // cel-js's own matches() is JS RegExp; rules it interprets call celgate's RE2 one instead.
@@ -161,7 +205,11 @@ function analyse(text: string, node: ASTNode, out: Analysis, bound: ReadonlySet<
     case 'call': {
       const [name, args] = node.args;
       if (name === 'matches' && args.length === 2) {
-        out.issues.push({ path: 'condition', message: 'use the receiver form text.matches("pattern")', ...locate(text, node.range.start) });
+        out.issues.push({
+          path: 'condition',
+          message: 'use the receiver form text.matches("pattern")',
+          ...locate(text, node.range.start),
+        });
       }
       for (const a of args) analyse(text, a, out, bound);
       return;
@@ -209,7 +257,8 @@ export interface CompileOptions {
 function restoreLists(node: ASTNode, lists: ReadonlyMap<string, readonly string[]>): void {
   if (node.op === 'list' && node.args.length === 1) {
     const only = node.args[0]!;
-    const values = only.op === 'value' && typeof only.args === 'string' ? lists.get(only.args) : undefined;
+    const values =
+      only.op === 'value' && typeof only.args === 'string' ? lists.get(only.args) : undefined;
     if (values !== undefined) {
       // Plain value nodes: only the closure compiler reads them (a fallback recompiles the full text).
       (node as { args: unknown[] }).args = values.map((v) => ({ op: 'value', args: v }));
@@ -220,19 +269,29 @@ function restoreLists(node: ASTNode, lists: ReadonlyMap<string, readonly string[
   if (Array.isArray(args)) {
     for (const a of args) {
       if (a !== null && typeof a === 'object' && 'op' in a) restoreLists(a as ASTNode, lists);
-      else if (Array.isArray(a)) for (const b of a) if (b !== null && typeof b === 'object' && 'op' in b) restoreLists(b as ASTNode, lists);
+      else if (Array.isArray(a))
+        for (const b of a)
+          if (b !== null && typeof b === 'object' && 'op' in b) restoreLists(b as ASTNode, lists);
     }
-  } else if (args !== null && typeof args === 'object' && 'op' in (args as object)) restoreLists(args as ASTNode, lists);
+  } else if (args !== null && typeof args === 'object' && 'op' in (args as object))
+    restoreLists(args as ASTNode, lists);
 }
 
 export function compileCondition(text: string, options: CompileOptions = {}): CompileResult {
-  if (typeof text !== 'string' || text.trim() === '') return { ok: false, issues: [{ path: 'condition', message: 'condition is empty' }] };
+  if (typeof text !== 'string' || text.trim() === '')
+    return { ok: false, issues: [{ path: 'condition', message: 'condition is empty' }] };
   const lowered = options.origin === 'lowered';
   const maxLength = lowered ? MAX_LOWERED_CONDITION_LENGTH : MAX_CONDITION_LENGTH;
   if (text.length > maxLength) {
-    return { ok: false, issues: [{ path: 'condition', message: `condition is longer than ${maxLength} characters` }] };
+    return {
+      ok: false,
+      issues: [{ path: 'condition', message: `condition is longer than ${maxLength} characters` }],
+    };
   }
-  const skeleton = lowered && options.skeleton !== undefined && options.skeleton.lists.size > 0 ? options.skeleton : undefined;
+  const skeleton =
+    lowered && options.skeleton !== undefined && options.skeleton.lists.size > 0
+      ? options.skeleton
+      : undefined;
   let parsed: ReturnType<typeof CEL_ENV.parse>;
   try {
     parsed = (lowered ? CEL_ENV_LOWERED : CEL_ENV).parse(skeleton?.text ?? text);
@@ -245,10 +304,17 @@ export function compileCondition(text: string, options: CompileOptions = {}): Co
   const checked = parsed.check();
   if (!checked.valid) return { ok: false, issues: [celIssue(text, checked.error, 'type error')] };
   if (checked.type !== 'bool' && checked.type !== 'dyn') {
-    return { ok: false, issues: [{ path: 'condition', message: `a condition must be a bool, this one is ${checked.type}` }] };
+    return {
+      ok: false,
+      issues: [
+        { path: 'condition', message: `a condition must be a bool, this one is ${checked.type}` },
+      ],
+    };
   }
   const reads = [...analysis.reads].sort();
-  const roots = [...new Set(reads.map((r) => rootOf(r)).filter((r): r is Root => r !== undefined))].sort();
+  const roots = [
+    ...new Set(reads.map((r) => rootOf(r)).filter((r): r is Root => r !== undefined)),
+  ].sort();
   let program: Fn;
   let engine: CompiledCondition['engine'] = 'closure';
   try {

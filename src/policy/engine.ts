@@ -27,7 +27,7 @@ function isAbsent(err: unknown): boolean {
 
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : (err as Error)?.name ?? 'Error';
+  return typeof code === 'string' ? code : ((err as Error)?.name ?? 'Error');
 }
 
 function finding(rule: CompiledRule, event: SecurityEvent): Finding | undefined {
@@ -60,7 +60,8 @@ function finding(rule: CompiledRule, event: SecurityEvent): Finding | undefined 
 function reasonFor(rule: CompiledRule): { action: 'allow' | 'block'; reason: string } {
   const def = rule.def;
   const why = def.reason || def.description || 'no reason given';
-  if (def.action === 'allow') return { action: 'allow', reason: `Allowed by rule "${def.id}": ${why}` };
+  if (def.action === 'allow')
+    return { action: 'allow', reason: `Allowed by rule "${def.id}": ${why}` };
   if (def.action === 'ask') {
     return {
       action: 'block',
@@ -71,12 +72,23 @@ function reasonFor(rule: CompiledRule): { action: 'allow' | 'block'; reason: str
 }
 
 /** The body a rule reads that could not be decoded, or undefined (then the rule is evaluated). */
-function undecodableBody(rule: CompiledRule, event: SecurityEvent): { root: string; encoding: string } | undefined {
+function undecodableBody(
+  rule: CompiledRule,
+  event: SecurityEvent,
+): { root: string; encoding: string } | undefined {
   if (rule.refusesUndecodable.length === 0) return undefined;
-  const http = (event as { http?: Record<string, { body?: { state: string }; headers?: Record<string, string> } | undefined> }).http;
+  const http = (
+    event as {
+      http?: Record<
+        string,
+        { body?: { state: string }; headers?: Record<string, string> } | undefined
+      >;
+    }
+  ).http;
   for (const root of rule.refusesUndecodable) {
     const part = http?.[root === 'http.request' ? 'request' : 'response'];
-    if (part?.body?.state === 'undecodable') return { root, encoding: part.headers?.['content-encoding'] ?? '' };
+    if (part?.body?.state === 'undecodable')
+      return { root, encoding: part.headers?.['content-encoding'] ?? '' };
   }
   return undefined;
 }
@@ -125,7 +137,12 @@ export class PolicyEngine implements Decider {
       const rule = rules[i]!;
       const counters = rule.counters;
       counters.evaluations++;
-      if (rule.decisive && decider === undefined && failure === undefined && undecodable === undefined) {
+      if (
+        rule.decisive &&
+        decider === undefined &&
+        failure === undefined &&
+        undecodable === undefined
+      ) {
         // A rule that reads a body nobody could decode cannot judge it: fail closed, naming why.
         const u = undecodableBody(rule, event);
         if (u !== undefined) {
@@ -140,9 +157,19 @@ export class PolicyEngine implements Decider {
       } catch (err) {
         if (!isAbsent(err)) {
           counters.errors++;
-          (errors ??= []).push({ rule_id: rule.def.id, code: errorCode(err), message: String((err as Error)?.message ?? err).split('\n')[0]! });
+          (errors ??= []).push({
+            rule_id: rule.def.id,
+            code: errorCode(err),
+            message: String((err as Error)?.message ?? err).split('\n')[0]!,
+          });
           // An enforce rule that might have decided, erring before any decision: fail closed.
-          if (rule.decisive && decider === undefined && failure === undefined && undecodable === undefined) failure = { rule, error: err };
+          if (
+            rule.decisive &&
+            decider === undefined &&
+            failure === undefined &&
+            undecodable === undefined
+          )
+            failure = { rule, error: err };
         }
       }
       if (sample) counters.eval_ns_total += (this.#now() - t0) * RULE_TIMING_SAMPLE_EVERY;
@@ -150,7 +177,11 @@ export class PolicyEngine implements Decider {
       counters.matches++;
       counters.last_event_id = event.common.event_id;
       counters.last_matched_ms = event.common.timestamp_ms;
-      const decides = rule.decisive && decider === undefined && failure === undefined && undecodable === undefined;
+      const decides =
+        rule.decisive &&
+        decider === undefined &&
+        failure === undefined &&
+        undecodable === undefined;
       if (decides) decider = rule;
       (matches ??= []).push(decides ? rule.decisiveMatchRecord : rule.matchRecord);
       if (rule.def.severity !== null || rule.def.detection !== undefined) {

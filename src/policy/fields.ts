@@ -5,7 +5,8 @@
  */
 import type { EventType } from '../events/types.js';
 
-export type FieldType = 'string' | 'int' | 'bool' | 'list<string>' | 'map<string, string>' | 'map<string, dyn>';
+export type FieldType =
+  'string' | 'int' | 'bool' | 'list<string>' | 'map<string, string>' | 'map<string, dyn>';
 
 export interface FieldDef {
   /** Dotted path as a rule writes it, e.g. `http.request.host`. */
@@ -72,7 +73,15 @@ export const FIELDS: readonly FieldDef[] = [
 export const HEADER_FUNCTION_ROOTS = ['http.request', 'http.response'] as const;
 
 /** A root is the two-segment prefix of a path (`http.request`), or `common`. */
-export const ROOTS = ['common', 'dns.request', 'http.request', 'http.response', 'mcp.request', 'mcp.response', 'process.activity'] as const;
+export const ROOTS = [
+  'common',
+  'dns.request',
+  'http.request',
+  'http.response',
+  'mcp.request',
+  'mcp.response',
+  'process.activity',
+] as const;
 export type Root = (typeof ROOTS)[number];
 
 /** The event type a root belongs to. A rule runs on the event types of the roots it reads; a rule
@@ -153,12 +162,15 @@ export function closestField(parent: string, name: string): string | undefined {
   let bestScore = Infinity;
   for (const c of candidates) {
     const leaf = c.slice(c.lastIndexOf('.') + 1);
-    const prefixed = leaf !== name && (leaf.startsWith(name) || name.startsWith(leaf)) && c.startsWith(parent);
+    const prefixed =
+      leaf !== name && (leaf.startsWith(name) || name.startsWith(leaf)) && c.startsWith(parent);
     const score = prefixed ? 0.5 : c.endsWith(`.${name}`) && c !== full ? 1 : distance(full, c);
     if (score < bestScore) {
       best = c;
       bestScore = score;
     }
   }
-  return best !== undefined && bestScore <= Math.max(3, Math.floor(full.length / 3)) ? best : undefined;
+  return best !== undefined && bestScore <= Math.max(3, Math.floor(full.length / 3))
+    ? best
+    : undefined;
 }

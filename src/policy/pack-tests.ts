@@ -37,17 +37,29 @@ export function parseCaseFile(text: string, file: string): Validated<CaseFile> {
   try {
     raw = parseYaml(text);
   } catch (e) {
-    return { ok: false, issues: [{ file, path: '', message: `invalid YAML: ${(e as Error).message.split('\n')[0]}` }] };
+    return {
+      ok: false,
+      issues: [{ file, path: '', message: `invalid YAML: ${(e as Error).message.split('\n')[0]}` }],
+    };
   }
   const issues: Issue[] = [];
   const o = raw as { packs?: unknown; cases?: unknown };
   if (typeof o !== 'object' || o === null || !Array.isArray(o.cases)) {
-    return { ok: false, issues: [{ file, path: 'cases', message: 'a case file needs a "cases" list' }] };
+    return {
+      ok: false,
+      issues: [{ file, path: 'cases', message: 'a case file needs a "cases" list' }],
+    };
   }
-  const packs = Array.isArray(o.packs) ? o.packs.filter((p): p is string => typeof p === 'string') : [];
+  const packs = Array.isArray(o.packs)
+    ? o.packs.filter((p): p is string => typeof p === 'string')
+    : [];
   const cases: PackCase[] = [];
   o.cases.forEach((c: unknown, i: number) => {
-    const k = c as { name?: unknown; event?: unknown; expect?: { action?: unknown; rule?: unknown } };
+    const k = c as {
+      name?: unknown;
+      event?: unknown;
+      expect?: { action?: unknown; rule?: unknown };
+    };
     const name = typeof k?.name === 'string' ? k.name : `case ${i + 1}`;
     const ev = eventFromJson(k?.event, { session_id: 'pack-test' });
     if (!ev.ok) {
@@ -56,11 +68,22 @@ export function parseCaseFile(text: string, file: string): Validated<CaseFile> {
     }
     const action = k.expect?.action;
     if (action !== 'allow' && action !== 'block' && action !== 'error') {
-      issues.push({ file, path: `cases[${i}].expect.action`, message: 'expect.action must be allow, block or error' });
+      issues.push({
+        file,
+        path: `cases[${i}].expect.action`,
+        message: 'expect.action must be allow, block or error',
+      });
       return;
     }
     const rule = k.expect?.rule;
-    cases.push({ name, event: ev.value, expect: { action, ...(rule === undefined ? {} : { rule: rule === null ? null : String(rule) }) } });
+    cases.push({
+      name,
+      event: ev.value,
+      expect: {
+        action,
+        ...(rule === undefined ? {} : { rule: rule === null ? null : String(rule) }),
+      },
+    });
   });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: { packs, cases } };
 }
@@ -69,7 +92,8 @@ export function parseCaseFile(text: string, file: string): Validated<CaseFile> {
 export function runCases(set: PackSet, cases: readonly PackCase[]): CaseResult[] {
   const registry = new RuleRegistry({ defaultAction: set.defaultAction });
   const loaded = registry.replaceAll(set.rules, set.defaultAction, set.compiled);
-  if (!loaded.ok) throw new Error(`pack set did not install: ${loaded.issues.map((i) => i.message).join('; ')}`);
+  if (!loaded.ok)
+    throw new Error(`pack set did not install: ${loaded.issues.map((i) => i.message).join('; ')}`);
   const engine = new PolicyEngine(registry);
   return cases.map((c) => {
     const decision = engine.decide(c.event);

@@ -5,7 +5,15 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import {
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type Document,
+  type Node as YamlNode,
+} from 'yaml';
 import type { Issue, Validated } from '../errors.js';
 import { validatePack, type ValidatedPack } from './rules.js';
 import type { CompiledCondition } from './compile.js';
@@ -49,7 +57,8 @@ function offsetOf(doc: Document, path: string, preferKey: boolean): number | und
       node = node.items[k];
     } else break;
   }
-  const target = (preferKey && keyNode !== undefined ? keyNode : (node as YamlNode | undefined)) ?? keyNode;
+  const target =
+    (preferKey && keyNode !== undefined ? keyNode : (node as YamlNode | undefined)) ?? keyNode;
   return (target as YamlNode | undefined)?.range?.[0];
 }
 
@@ -71,13 +80,21 @@ function shapeProblem(root: unknown): { message: string; offset?: number } | nul
   const stack: [unknown, number][] = [[root, 0]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
-    if (++nodes > MAX_PACK_NODES) return { message: `the pack has more than ${MAX_PACK_NODES} YAML nodes` };
-    if (depth > MAX_PACK_DEPTH) return { message: `the pack is nested deeper than ${MAX_PACK_DEPTH} levels` };
+    if (++nodes > MAX_PACK_NODES)
+      return { message: `the pack has more than ${MAX_PACK_NODES} YAML nodes` };
+    if (depth > MAX_PACK_DEPTH)
+      return { message: `the pack is nested deeper than ${MAX_PACK_DEPTH} levels` };
     if (isMap(node)) {
       const keys = new Set<unknown>();
       for (const p of node.items) {
         const k = isScalar(p.key) ? p.key.value : p.key;
-        if (keys.has(k)) return { message: `invalid YAML: duplicate key "${String(k)}"`, ...((p.key as YamlNode | null)?.range === undefined ? {} : { offset: (p.key as YamlNode).range![0] }) };
+        if (keys.has(k))
+          return {
+            message: `invalid YAML: duplicate key "${String(k)}"`,
+            ...((p.key as YamlNode | null)?.range === undefined
+              ? {}
+              : { offset: (p.key as YamlNode).range![0] }),
+          };
         keys.add(k);
         stack.push([p.key, depth + 1], [p.value, depth + 1]);
       }
@@ -97,9 +114,13 @@ function lineCount(text: string): number {
  * the YAML library or the validator raises (alias bombs, deep nesting) is an issue.
  */
 export function parsePack(text: string, file = '<input>'): Validated<LoadedPack> {
-  const fail = (message: string, line?: number, column?: number): Validated<LoadedPack> => ({ ok: false, issues: [{ file, ...(line === undefined ? {} : { line, column }), path: '', message }] });
+  const fail = (message: string, line?: number, column?: number): Validated<LoadedPack> => ({
+    ok: false,
+    issues: [{ file, ...(line === undefined ? {} : { line, column }), path: '', message }],
+  });
   try {
-    if (lineCount(text) > MAX_PACK_LINES) return fail(`the pack has more than ${MAX_PACK_LINES} lines`);
+    if (lineCount(text) > MAX_PACK_LINES)
+      return fail(`the pack has more than ${MAX_PACK_LINES} lines`);
     const lc = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
     if (doc.errors.length > 0) {
@@ -108,7 +129,9 @@ export function parsePack(text: string, file = '<input>'): Validated<LoadedPack>
         issues: doc.errors.slice(0, MAX_LOCATED_ISSUES).map((e) => {
           const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
           const first = e.message.split('\n')[0]!;
-          const message = /call stack/i.test(first) ? `the pack is nested too deeply to parse (more than ${MAX_PACK_DEPTH} levels are refused)` : `invalid YAML: ${first}`;
+          const message = /call stack/i.test(first)
+            ? `the pack is nested too deeply to parse (more than ${MAX_PACK_DEPTH} levels are refused)`
+            : `invalid YAML: ${first}`;
           return { file, line: pos?.line, column: pos?.col, path: '', message };
         }),
       };
@@ -124,8 +147,16 @@ export function parsePack(text: string, file = '<input>'): Validated<LoadedPack>
     const missing: Issue[] = [];
     if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
       const o = raw as Record<string, unknown>;
-      if (o.default_action === undefined || o.default_action === null) missing.push({ path: 'default_action', message: 'a pack file must say default_action: allow or block' });
-      if (o.rules === undefined || o.rules === null) missing.push({ path: 'rules', message: 'a pack file must have a rules list (write rules: [] for a pack with no rules)' });
+      if (o.default_action === undefined || o.default_action === null)
+        missing.push({
+          path: 'default_action',
+          message: 'a pack file must say default_action: allow or block',
+        });
+      if (o.rules === undefined || o.rules === null)
+        missing.push({
+          path: 'rules',
+          message: 'a pack file must have a rules list (write rules: [] for a pack with no rules)',
+        });
     }
     const v = validatePack(raw);
     if (!v.ok || missing.length > 0) {
@@ -137,15 +168,25 @@ export function parsePack(text: string, file = '<input>'): Validated<LoadedPack>
           const pos = offset === undefined ? undefined : lc.linePos(offset);
           // A condition issue carries its own line/column within the condition text; report the
           // file position of the condition value and keep the inner position in the message.
-          const inner = i.line !== undefined ? ` (condition line ${i.line}, column ${i.column})` : '';
-          return { file, line: pos?.line, column: pos?.col, path: i.path, message: `${i.message}${inner}` };
+          const inner =
+            i.line !== undefined ? ` (condition line ${i.line}, column ${i.column})` : '';
+          return {
+            file,
+            line: pos?.line,
+            column: pos?.col,
+            path: i.path,
+            message: `${i.message}${inner}`,
+          };
         }),
       };
     }
     return { ok: true, value: { ...v.value, file } };
   } catch (err) {
     const text = String((err as Error)?.message ?? err).split('\n')[0]!;
-    const message = err instanceof RangeError || /call stack/i.test(text) ? `the pack is nested too deeply to parse (more than ${MAX_PACK_DEPTH} levels are refused)` : `invalid YAML: ${text}`;
+    const message =
+      err instanceof RangeError || /call stack/i.test(text)
+        ? `the pack is nested too deeply to parse (more than ${MAX_PACK_DEPTH} levels are refused)`
+        : `invalid YAML: ${text}`;
     return fail(message);
   }
 }
@@ -164,10 +205,17 @@ export function readPackFile(file: string): Validated<LoadedPack> {
   let text: string;
   try {
     const st = statSync(file);
-    if (st.size > MAX_PACK_BYTES) return { ok: false, issues: [{ file, path: '', message: `pack is larger than ${MAX_PACK_BYTES} bytes` }] };
+    if (st.size > MAX_PACK_BYTES)
+      return {
+        ok: false,
+        issues: [{ file, path: '', message: `pack is larger than ${MAX_PACK_BYTES} bytes` }],
+      };
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    return { ok: false, issues: [{ file, path: '', message: `cannot read pack: ${(e as Error).message}` }] };
+    return {
+      ok: false,
+      issues: [{ file, path: '', message: `cannot read pack: ${(e as Error).message}` }],
+    };
   }
   return parsePack(text, file);
 }
@@ -209,11 +257,21 @@ export function combinePacks(packs: LoadedPack[]): Validated<PackSet> {
   const seenPacks = new Map<string, string>();
   for (const p of packs) {
     const prevFile = seenPacks.get(p.pack.id);
-    if (prevFile !== undefined) issues.push({ file: p.file, path: 'id', message: `pack id "${p.pack.id}" is also used by ${prevFile}` });
+    if (prevFile !== undefined)
+      issues.push({
+        file: p.file,
+        path: 'id',
+        message: `pack id "${p.pack.id}" is also used by ${prevFile}`,
+      });
     seenPacks.set(p.pack.id, p.file);
     for (const r of p.pack.rules) {
       const other = owner.get(r.id);
-      if (other !== undefined) issues.push({ file: p.file, path: `rules(${r.id})`, message: `rule id "${r.id}" is also defined in pack "${other}"` });
+      if (other !== undefined)
+        issues.push({
+          file: p.file,
+          path: `rules(${r.id})`,
+          message: `rule id "${r.id}" is also defined in pack "${other}"`,
+        });
       owner.set(r.id, p.pack.id);
     }
   }
@@ -224,11 +282,17 @@ export function combinePacks(packs: LoadedPack[]): Validated<PackSet> {
       packs,
       rules: packs.flatMap(packRules),
       defaultAction: packs.some((p) => p.pack.default_action === 'block') ? 'block' : 'allow',
-      compiled: new Map(packs.flatMap((p) => p.compiled.map((c) => [c.condition.text, c.condition] as const))),
+      compiled: new Map(
+        packs.flatMap((p) => p.compiled.map((c) => [c.condition.text, c.condition] as const)),
+      ),
     },
   };
 }
 
 export function packRules(loaded: { pack: PackSpec }): RuleDefinition[] {
-  return loaded.pack.rules.map((r) => ({ ...r, pack_id: loaded.pack.id, kind: 'enforcement' as const }));
+  return loaded.pack.rules.map((r) => ({
+    ...r,
+    pack_id: loaded.pack.id,
+    kind: 'enforcement' as const,
+  }));
 }

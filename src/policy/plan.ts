@@ -33,10 +33,16 @@ export interface Plan {
 }
 
 export function compareRules(a: CompiledRule, b: CompiledRule): number {
-  return a.def.priority - b.def.priority || (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0);
+  return (
+    a.def.priority - b.def.priority || (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0)
+  );
 }
 
-export function buildPlan(entries: Iterable<CompiledRule>, generation: number, defaultAction: 'allow' | 'block'): Plan {
+export function buildPlan(
+  entries: Iterable<CompiledRule>,
+  generation: number,
+  defaultAction: 'allow' | 'block',
+): Plan {
   const rules = [...entries].filter((r) => r.def.enabled).sort(compareRules);
   const byEventType = {} as Record<EventType, CompiledRule[]>;
   const readsBody = {} as Record<EventType, boolean>;
@@ -53,7 +59,11 @@ export function buildPlan(entries: Iterable<CompiledRule>, generation: number, d
   return Object.freeze({ generation, defaultAction, rules, byEventType, readsBody });
 }
 
-export function compiledRule(def: RuleDefinition, condition: CompiledCondition, counters?: RuleCounters): CompiledRule {
+export function compiledRule(
+  def: RuleDefinition,
+  condition: CompiledCondition,
+  counters?: RuleCounters,
+): CompiledRule {
   const decisive = def.mode === 'enforce' && (def.kind === 'enforcement' || def.action === 'block');
   const base: RuleMatch = {
     rule_id: def.id,
@@ -67,12 +77,21 @@ export function compiledRule(def: RuleDefinition, condition: CompiledCondition, 
   const refusesUndecodable =
     def.undecodable_body === 'evaluate'
       ? []
-      : (['http.request', 'http.response'] as const).filter((root) => condition.reads.some((r) => r.startsWith(`${root}.body`)));
+      : (['http.request', 'http.response'] as const).filter((root) =>
+          condition.reads.some((r) => r.startsWith(`${root}.body`)),
+        );
   return {
     refusesUndecodable,
     def: Object.freeze({ ...def, tags: [...def.tags] }),
     condition,
-    counters: counters ?? { matches: 0, evaluations: 0, last_event_id: null, last_matched_ms: null, eval_ns_total: 0, errors: 0 },
+    counters: counters ?? {
+      matches: 0,
+      evaluations: 0,
+      last_event_id: null,
+      last_matched_ms: null,
+      eval_ns_total: 0,
+      errors: 0,
+    },
     decisive,
     matchRecord: Object.freeze(base),
     decisiveMatchRecord: Object.freeze({ ...base, decisive: true }),

@@ -30,12 +30,24 @@ export interface Matcher {
 
 /** Constructs of other dialects that RE2 refuses, named so the refusal says what to change. */
 const UNSUPPORTED: readonly { re: RegExp; what: string }[] = [
-  { re: /\\[1-9]/, what: 'back-references (\\1 … \\9) are not supported: RE2 has none (they cannot be matched in linear time)' },
+  {
+    re: /\\[1-9]/,
+    what: 'back-references (\\1 … \\9) are not supported: RE2 has none (they cannot be matched in linear time)',
+  },
   { re: /\\k<[^>]*>/, what: 'named back-references (\\k<name>) are not supported: RE2 has none' },
-  { re: /\(\?<[=!]/, what: 'look-behind assertions ((?<= …), (?<! …)) are not supported: RE2 has none' },
-  { re: /\(\?[=!]/, what: 'look-ahead assertions ((?= …), (?! …)) are not supported: RE2 has none' },
+  {
+    re: /\(\?<[=!]/,
+    what: 'look-behind assertions ((?<= …), (?<! …)) are not supported: RE2 has none',
+  },
+  {
+    re: /\(\?[=!]/,
+    what: 'look-ahead assertions ((?= …), (?! …)) are not supported: RE2 has none',
+  },
   { re: /\(\?>/, what: 'atomic groups ((?> …)) are not supported: RE2 has none' },
-  { re: /(?:[*+?]|\})\+/, what: 'possessive quantifiers (a*+, a++, a?+, a{n}+) are not supported: RE2 has none' },
+  {
+    re: /(?:[*+?]|\})\+/,
+    what: 'possessive quantifiers (a*+, a++, a?+, a{n}+) are not supported: RE2 has none',
+  },
   { re: /\\Z/, what: '\\Z is not RE2 syntax: use \\z (end of text) or $' },
   { re: /\\G/, what: '\\G is not RE2 syntax' },
 ];
@@ -64,7 +76,11 @@ function compile(pattern: string): RE2 {
 
 /** Returns why the pattern is refused, or undefined when RE2 compiles it. */
 export function regexProblem(pattern: string): RegexProblem | undefined {
-  if (pattern.length > MAX_REGEX_LENGTH) return { message: `the pattern is longer than ${MAX_REGEX_LENGTH} characters`, offset: MAX_REGEX_LENGTH };
+  if (pattern.length > MAX_REGEX_LENGTH)
+    return {
+      message: `the pattern is longer than ${MAX_REGEX_LENGTH} characters`,
+      offset: MAX_REGEX_LENGTH,
+    };
   try {
     compile(pattern);
     return undefined;
@@ -76,9 +92,16 @@ export function regexProblem(pattern: string): RegexProblem | undefined {
     // RE2's messages end with the offending fragment ("missing ): (ab"): point at it.
     const message = String((err as Error).message).replace(/^Invalid regular expression: /, '');
     const counts = /^invalid repetition size: \{(\d+)(?:,(\d*))?\}/.exec(message);
-    const nested = counts !== null && Number(counts[1]) <= 1000 && (counts[2] === undefined || counts[2] === '' || Number(counts[2]) <= 1000);
+    const nested =
+      counts !== null &&
+      Number(counts[1]) <= 1000 &&
+      (counts[2] === undefined || counts[2] === '' || Number(counts[2]) <= 1000);
     if (/pattern too large/.test(message) || nested) {
-      return { message: 'the pattern is larger than RE2 allows once its counted repetitions are expanded (e.g. (a{0,30}){0,30}); simplify it', offset: 0 };
+      return {
+        message:
+          'the pattern is larger than RE2 allows once its counted repetitions are expanded (e.g. (a{0,30}){0,30}); simplify it',
+        offset: 0,
+      };
     }
     const fragment = /: (.+)$/.exec(message)?.[1];
     const at = fragment === undefined ? -1 : pattern.indexOf(fragment);
@@ -121,7 +144,10 @@ export function compileRegex(pattern: string): Matcher {
   const hit = cache.get(pattern);
   if (hit !== undefined) return hit;
   const problem = regexProblem(pattern);
-  if (problem !== undefined) throw new CelgateError('E_RULE_COMPILE', describeProblem(pattern, problem), { details: { offset: problem.offset } });
+  if (problem !== undefined)
+    throw new CelgateError('E_RULE_COMPILE', describeProblem(pattern, problem), {
+      details: { offset: problem.offset },
+    });
   const re = compile(pattern);
   const matcher: Matcher = { source: pattern, test: (text) => search(re, text) };
   if (cache.size >= MAX_CACHED_PATTERNS) cache.clear();

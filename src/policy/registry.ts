@@ -10,12 +10,23 @@ import { CelgateError } from '../errors.js';
 import { compileCondition, type CompiledCondition } from './compile.js';
 import { buildPlan, compiledRule, type CompiledRule, type Plan } from './plan.js';
 import { validateRule } from './rules.js';
-import { MAX_PRIORITY, MIN_PRIORITY, RULE_ID_PATTERN, type RuleDefinition, type RuleInfo } from './types.js';
+import {
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  RULE_ID_PATTERN,
+  type RuleDefinition,
+  type RuleInfo,
+} from './types.js';
 
 export type RegistryListener = (plan: Plan) => void;
 
 function info(rule: CompiledRule): RuleInfo {
-  return { ...rule.def, tags: [...rule.def.tags], counters: { ...rule.counters }, families: [...rule.condition.eventTypes] };
+  return {
+    ...rule.def,
+    tags: [...rule.def.tags],
+    counters: { ...rule.counters },
+    families: [...rule.condition.eventTypes],
+  };
 }
 
 export class RuleRegistry {
@@ -55,7 +66,9 @@ export class RuleRegistry {
     if (issues.length > 0) return { ok: false, issues };
     let condition = compiled;
     if (condition === undefined || condition.text !== def.condition) {
-      const c = compileCondition(def.condition, { origin: def.kind === 'detection' ? 'lowered' : 'author' });
+      const c = compileCondition(def.condition, {
+        origin: def.kind === 'detection' ? 'lowered' : 'author',
+      });
       if (!c.ok) return { ok: false, issues: c.issues };
       condition = c.condition;
     }
@@ -71,7 +84,10 @@ export class RuleRegistry {
   installRaw(raw: unknown, packId = 'runtime'): Validated<RuleInfo> {
     const v = validateRule(raw);
     if (!v.ok) return v;
-    return this.install({ ...v.value.spec, pack_id: packId, kind: 'enforcement' }, v.value.condition);
+    return this.install(
+      { ...v.value.spec, pack_id: packId, kind: 'enforcement' },
+      v.value.condition,
+    );
   }
 
   setEnabled(id: string, enabled: boolean): RuleInfo {
@@ -106,15 +122,21 @@ export class RuleRegistry {
     const next = new Map<string, CompiledRule>();
     for (const [i, def] of defs.entries()) {
       const defIssues = checkDefinition(def);
-      if (next.has(def.id)) defIssues.push({ path: 'id', message: `duplicate rule id "${def.id}"` });
+      if (next.has(def.id))
+        defIssues.push({ path: 'id', message: `duplicate rule id "${def.id}"` });
       if (defIssues.length > 0) {
         issues.push(...defIssues.map((x) => ({ ...x, path: `rules[${i}](${def.id}).${x.path}` })));
         continue;
       }
       const previous = this.#entries.get(def.id);
-      let condition = previous?.condition.text === def.condition ? previous.condition : precompiled?.get(def.condition);
+      let condition =
+        previous?.condition.text === def.condition
+          ? previous.condition
+          : precompiled?.get(def.condition);
       if (condition === undefined) {
-        const c = compileCondition(def.condition, { origin: def.kind === 'detection' ? 'lowered' : 'author' });
+        const c = compileCondition(def.condition, {
+          origin: def.kind === 'detection' ? 'lowered' : 'author',
+        });
         if (!c.ok) {
           issues.push(...c.issues.map((x) => ({ ...x, path: `rules[${i}](${def.id}).${x.path}` })));
           continue;
@@ -155,12 +177,23 @@ export class RuleRegistry {
 
 function checkDefinition(def: RuleDefinition): Issue[] {
   const issues: Issue[] = [];
-  if (typeof def.id !== 'string' || !RULE_ID_PATTERN.test(def.id)) issues.push({ path: 'id', message: `id "${def.id}" must match ${RULE_ID_PATTERN.source}` });
-  if (!Number.isInteger(def.priority) || def.priority < MIN_PRIORITY || def.priority > MAX_PRIORITY) {
-    issues.push({ path: 'priority', message: `priority must be an integer in ${MIN_PRIORITY}…${MAX_PRIORITY}` });
+  if (typeof def.id !== 'string' || !RULE_ID_PATTERN.test(def.id))
+    issues.push({ path: 'id', message: `id "${def.id}" must match ${RULE_ID_PATTERN.source}` });
+  if (
+    !Number.isInteger(def.priority) ||
+    def.priority < MIN_PRIORITY ||
+    def.priority > MAX_PRIORITY
+  ) {
+    issues.push({
+      path: 'priority',
+      message: `priority must be an integer in ${MIN_PRIORITY}…${MAX_PRIORITY}`,
+    });
   }
-  if (!['allow', 'block', 'ask'].includes(def.action)) issues.push({ path: 'action', message: 'action must be allow, block or ask' });
-  if (!['enforce', 'shadow'].includes(def.mode)) issues.push({ path: 'mode', message: 'mode must be enforce or shadow' });
-  if (def.kind !== 'enforcement' && def.kind !== 'detection') issues.push({ path: 'kind', message: 'kind must be enforcement or detection' });
+  if (!['allow', 'block', 'ask'].includes(def.action))
+    issues.push({ path: 'action', message: 'action must be allow, block or ask' });
+  if (!['enforce', 'shadow'].includes(def.mode))
+    issues.push({ path: 'mode', message: 'mode must be enforce or shadow' });
+  if (def.kind !== 'enforcement' && def.kind !== 'detection')
+    issues.push({ path: 'kind', message: 'kind must be enforcement or detection' });
   return issues;
 }

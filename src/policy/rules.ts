@@ -6,10 +6,38 @@
 import type { Issue, Validated } from '../errors.js';
 import { SEVERITIES, type Severity } from '../events/decision.js';
 import { compileCondition, type CompiledCondition } from './compile.js';
-import { MAX_PRIORITY, MIN_PRIORITY, RULE_ID_PATTERN, UNDECODABLE_BODY, type PackSpec, type RuleSpec, type UndecodableBody } from './types.js';
+import {
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  RULE_ID_PATTERN,
+  UNDECODABLE_BODY,
+  type PackSpec,
+  type RuleSpec,
+  type UndecodableBody,
+} from './types.js';
 
-export const RULE_KEYS = ['id', 'description', 'condition', 'action', 'priority', 'mode', 'reason', 'enabled', 'severity', 'tags', 'undecodable_body'] as const;
-export const PACK_KEYS = ['id', 'version', 'status', 'owner', 'description', 'default_action', 'rules'] as const;
+export const RULE_KEYS = [
+  'id',
+  'description',
+  'condition',
+  'action',
+  'priority',
+  'mode',
+  'reason',
+  'enabled',
+  'severity',
+  'tags',
+  'undecodable_body',
+] as const;
+export const PACK_KEYS = [
+  'id',
+  'version',
+  'status',
+  'owner',
+  'description',
+  'default_action',
+  'rules',
+] as const;
 export const MAX_RULES_PER_PACK = 10_000;
 
 type Obj = Record<string, unknown>;
@@ -23,7 +51,10 @@ function unknownKeys(o: Obj, allowed: readonly string[], path: string, issues: I
   for (const key of Object.keys(o)) {
     if (!allowed.includes(key)) {
       const hint = closest(key, allowed);
-      issues.push({ path: path === '' ? key : `${path}.${key}`, message: `unknown key "${key}"${hint ? `; did you mean "${hint}"?` : ''}` });
+      issues.push({
+        path: path === '' ? key : `${path}.${key}`,
+        message: `unknown key "${key}"${hint ? `; did you mean "${hint}"?` : ''}`,
+      });
     }
   }
 }
@@ -53,38 +84,55 @@ export function validateRule(raw: unknown, path = ''): Validated<ValidatedRule> 
   };
   const id = str('id', true);
   if (id !== '' && !RULE_ID_PATTERN.test(id)) {
-    issues.push({ path: at('id'), message: `id "${id}" must match ${RULE_ID_PATTERN.source} (lower-case letters, digits, _ . -)` });
+    issues.push({
+      path: at('id'),
+      message: `id "${id}" must match ${RULE_ID_PATTERN.source} (lower-case letters, digits, _ . -)`,
+    });
   }
   const conditionText = str('condition', true);
   const action = str('action', true);
   if (action !== '' && !['allow', 'block', 'ask'].includes(action)) {
-    issues.push({ path: at('action'), message: `action must be allow, block or ask (got "${action}")` });
+    issues.push({
+      path: at('action'),
+      message: `action must be allow, block or ask (got "${action}")`,
+    });
   }
   const mode = str('mode', false, 'enforce');
-  if (!['enforce', 'shadow'].includes(mode)) issues.push({ path: at('mode'), message: `mode must be enforce or shadow (got "${mode}")` });
+  if (!['enforce', 'shadow'].includes(mode))
+    issues.push({ path: at('mode'), message: `mode must be enforce or shadow (got "${mode}")` });
   let priority = 0;
   if (raw.priority !== undefined) {
     if (typeof raw.priority !== 'number' || !Number.isInteger(raw.priority)) {
       issues.push({ path: at('priority'), message: 'priority must be an integer' });
     } else if (raw.priority < MIN_PRIORITY || raw.priority > MAX_PRIORITY) {
-      issues.push({ path: at('priority'), message: `priority ${raw.priority} is out of range ${MIN_PRIORITY}…${MAX_PRIORITY}` });
+      issues.push({
+        path: at('priority'),
+        message: `priority ${raw.priority} is out of range ${MIN_PRIORITY}…${MAX_PRIORITY}`,
+      });
     } else priority = raw.priority;
   }
   let enabled = true;
   if (raw.enabled !== undefined) {
-    if (typeof raw.enabled !== 'boolean') issues.push({ path: at('enabled'), message: 'enabled must be true or false' });
+    if (typeof raw.enabled !== 'boolean')
+      issues.push({ path: at('enabled'), message: 'enabled must be true or false' });
     else enabled = raw.enabled;
   }
   let severity: Severity | null = null;
   if (raw.severity !== undefined && raw.severity !== null) {
     if (!(SEVERITIES as readonly unknown[]).includes(raw.severity)) {
-      issues.push({ path: at('severity'), message: `severity must be one of ${SEVERITIES.join(', ')}` });
+      issues.push({
+        path: at('severity'),
+        message: `severity must be one of ${SEVERITIES.join(', ')}`,
+      });
     } else severity = raw.severity as Severity;
   }
   let undecodable: UndecodableBody | undefined;
   if (raw.undecodable_body !== undefined) {
     if (!(UNDECODABLE_BODY as readonly unknown[]).includes(raw.undecodable_body)) {
-      issues.push({ path: at('undecodable_body'), message: `undecodable_body must be one of ${UNDECODABLE_BODY.join(', ')}` });
+      issues.push({
+        path: at('undecodable_body'),
+        message: `undecodable_body must be one of ${UNDECODABLE_BODY.join(', ')}`,
+      });
     } else undecodable = raw.undecodable_body as UndecodableBody;
   }
   let tags: string[] = [];
@@ -131,7 +179,11 @@ export interface ValidatedPack {
 /** Validates a whole pack: envelope, every rule, duplicate ids, revoked status. */
 export function validatePack(raw: unknown): Validated<ValidatedPack> {
   const issues: Issue[] = [];
-  if (!isObj(raw)) return { ok: false, issues: [{ path: '', message: 'a pack must be a mapping with id, version and rules' }] };
+  if (!isObj(raw))
+    return {
+      ok: false,
+      issues: [{ path: '', message: 'a pack must be a mapping with id, version and rules' }],
+    };
   unknownKeys(raw, PACK_KEYS, '', issues);
   const str = (k: string, required: boolean, fallback = ''): string => {
     const v = raw[k];
@@ -146,17 +198,22 @@ export function validatePack(raw: unknown): Validated<ValidatedPack> {
     return String(v);
   };
   const id = str('id', true);
-  if (id !== '' && !RULE_ID_PATTERN.test(id)) issues.push({ path: 'id', message: `pack id "${id}" must match ${RULE_ID_PATTERN.source}` });
+  if (id !== '' && !RULE_ID_PATTERN.test(id))
+    issues.push({ path: 'id', message: `pack id "${id}" must match ${RULE_ID_PATTERN.source}` });
   const version = str('version', true);
   const status = str('status', false, 'active');
-  if (!['active', 'deprecated', 'revoked'].includes(status)) issues.push({ path: 'status', message: 'status must be active, deprecated or revoked' });
-  if (status === 'revoked') issues.push({ path: 'status', message: `pack "${id}" is revoked and cannot be installed` });
+  if (!['active', 'deprecated', 'revoked'].includes(status))
+    issues.push({ path: 'status', message: 'status must be active, deprecated or revoked' });
+  if (status === 'revoked')
+    issues.push({ path: 'status', message: `pack "${id}" is revoked and cannot be installed` });
   const defaultAction = str('default_action', false, 'allow');
-  if (!['allow', 'block'].includes(defaultAction)) issues.push({ path: 'default_action', message: 'default_action must be allow or block' });
+  if (!['allow', 'block'].includes(defaultAction))
+    issues.push({ path: 'default_action', message: 'default_action must be allow or block' });
   const rulesRaw = raw.rules ?? [];
   const compiled: ValidatedRule[] = [];
   if (!Array.isArray(rulesRaw)) issues.push({ path: 'rules', message: 'rules must be a list' });
-  else if (rulesRaw.length > MAX_RULES_PER_PACK) issues.push({ path: 'rules', message: `a pack holds at most ${MAX_RULES_PER_PACK} rules` });
+  else if (rulesRaw.length > MAX_RULES_PER_PACK)
+    issues.push({ path: 'rules', message: `a pack holds at most ${MAX_RULES_PER_PACK} rules` });
   else {
     const seen = new Map<string, number>();
     rulesRaw.forEach((r, i) => {
@@ -164,7 +221,11 @@ export function validatePack(raw: unknown): Validated<ValidatedPack> {
       if (!v.ok) issues.push(...v.issues);
       else {
         const prev = seen.get(v.value.spec.id);
-        if (prev !== undefined) issues.push({ path: `rules[${i}].id`, message: `duplicate rule id "${v.value.spec.id}" (first at rules[${prev}])` });
+        if (prev !== undefined)
+          issues.push({
+            path: `rules[${i}].id`,
+            message: `duplicate rule id "${v.value.spec.id}" (first at rules[${prev}])`,
+          });
         else seen.set(v.value.spec.id, i);
         compiled.push(v.value);
       }

@@ -7,7 +7,7 @@
  * never a secret's value (the transport substitutes values after the decision). Pure.
  */
 import type { BodyAwareDecider, Decision, Finding, RuleMatch } from '../events/decision.js';
-import type { EventType, HttpRequestEvent, SecurityEvent } from '../events/types.js';
+import type { HttpRequestEvent, SecurityEvent } from '../events/types.js';
 
 export const SECRET_GUARD_RULE = 'celgate.secret-exfiltration';
 export const SECRET_PLACEHOLDER_PREFIX = 'celgate-secret-';
@@ -35,28 +35,52 @@ export function secretHostMatches(host: string, patterns: readonly string[]): bo
 }
 
 /** Why the secrets an event carries may not go where it goes, or null when they may. */
-export function secretRefusal(event: HttpRequestEvent, catalog: ReadonlyMap<string, SecretPolicy>): { reason: string; ids: string[] } | null {
+export function secretRefusal(
+  event: HttpRequestEvent,
+  catalog: ReadonlyMap<string, SecretPolicy>,
+): { reason: string; ids: string[] } | null {
   const r = event.http.request;
   const ids = r.secrets;
   if (ids.length === 0) return null;
   const unknown = ids.filter((id) => !catalog.has(id));
   if (unknown.length > 0) {
-    return { reason: `the request carries the placeholder of an unknown secret "${unknown[0]}"; known secrets are configured under secrets:`, ids: unknown };
+    return {
+      reason: `the request carries the placeholder of an unknown secret "${unknown[0]}"; known secrets are configured under secrets:`,
+      ids: unknown,
+    };
   }
   for (const id of ids) {
     const s = catalog.get(id)!;
     if (!secretHostMatches(r.host, s.hosts)) {
-      return { reason: `secret "${id}" may not be sent to ${r.host}; it belongs to ${s.hosts.join(', ')}`, ids: [id] };
+      return {
+        reason: `secret "${id}" may not be sent to ${r.host}; it belongs to ${s.hosts.join(', ')}`,
+        ids: [id],
+      };
     }
     if (r.scheme !== 'https' && !s.allow_plain_http) {
-      return { reason: `secret "${id}" would be sent to ${r.host} without TLS (plain http); it is only sent over https`, ids: [id] };
+      return {
+        reason: `secret "${id}" would be sent to ${r.host} without TLS (plain http); it is only sent over https`,
+        ids: [id],
+      };
     }
   }
   return null;
 }
 
-function refusal(event: HttpRequestEvent, inner: Decision, why: { reason: string; ids: string[] }): Decision {
-  const match: RuleMatch = { rule_id: SECRET_GUARD_RULE, pack_id: 'celgate', kind: 'enforcement', action: 'block', mode: 'enforce', severity: 'high', decisive: true };
+function refusal(
+  event: HttpRequestEvent,
+  inner: Decision,
+  why: { reason: string; ids: string[] },
+): Decision {
+  const match: RuleMatch = {
+    rule_id: SECRET_GUARD_RULE,
+    pack_id: 'celgate',
+    kind: 'enforcement',
+    action: 'block',
+    mode: 'enforce',
+    severity: 'high',
+    decisive: true,
+  };
   const finding: Finding = {
     event_id: event.common.event_id,
     rule_id: SECRET_GUARD_RULE,
@@ -86,7 +110,10 @@ export type BodyAware = BodyAwareDecider & { generation?: () => number };
  * The decider transports use when secrets are configured: the engine first, then the guard on what
  * the engine allowed. `needsBody` also asks for request bodies when a secret is substituted in them.
  */
-export function withSecretGuard(inner: BodyAware, catalog: () => ReadonlyMap<string, SecretPolicy>): BodyAware {
+export function withSecretGuard(
+  inner: BodyAware,
+  catalog: () => ReadonlyMap<string, SecretPolicy>,
+): BodyAware {
   const anyInBody = () => [...catalog().values()].some((s) => s.in_body);
   return {
     ...(inner.generation === undefined ? {} : { generation: inner.generation }),
@@ -96,6 +123,7 @@ export function withSecretGuard(inner: BodyAware, catalog: () => ReadonlyMap<str
       const why = secretRefusal(event as HttpRequestEvent, catalog());
       return why === null ? d : refusal(event as HttpRequestEvent, d, why);
     },
-    needsBody: (type) => (inner.needsBody?.(type) ?? false) || (type === 'http.request' && anyInBody()),
+    needsBody: (type) =>
+      (inner.needsBody?.(type) ?? false) || (type === 'http.request' && anyInBody()),
   };
 }

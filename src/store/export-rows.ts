@@ -7,7 +7,14 @@
  */
 import type { Db } from './schema.js';
 
-export const EXPORT_TABLES = ['event_rows', 'detection_findings', 'net_events', 'dns_events', 'mcp_calls', 'exec_events'] as const;
+export const EXPORT_TABLES = [
+  'event_rows',
+  'detection_findings',
+  'net_events',
+  'dns_events',
+  'mcp_calls',
+  'exec_events',
+] as const;
 export type ExportTable = (typeof EXPORT_TABLES)[number];
 export type ExportKind = 'decision' | 'finding' | 'net' | 'dns' | 'mcp' | 'exec';
 export type Watermarks = Record<ExportTable, number>;
@@ -21,7 +28,12 @@ const KIND: Record<ExportTable, ExportKind> = {
   exec_events: 'exec',
 };
 /** The event family of the protocol tables (DESIGN §4). */
-const FAMILY: Partial<Record<ExportTable, string>> = { net_events: 'http', dns_events: 'dns', mcp_calls: 'mcp', exec_events: 'process' };
+const FAMILY: Partial<Record<ExportTable, string>> = {
+  net_events: 'http',
+  dns_events: 'dns',
+  mcp_calls: 'mcp',
+  exec_events: 'process',
+};
 
 export interface ExportRow {
   table: ExportTable;
@@ -37,13 +49,23 @@ export interface ExportRow {
 }
 
 export function emptyWatermarks(): Watermarks {
-  return { event_rows: 0, detection_findings: 0, net_events: 0, dns_events: 0, mcp_calls: 0, exec_events: 0 };
+  return {
+    event_rows: 0,
+    detection_findings: 0,
+    net_events: 0,
+    dns_events: 0,
+    mcp_calls: 0,
+    exec_events: 0,
+  };
 }
 
 /** The stored watermarks (schema v3's `fleet_watermarks`); 0 for a table never exported. */
 export function readWatermarks(db: Db): Watermarks {
   const marks = emptyWatermarks();
-  for (const r of db.prepare('SELECT name, seq FROM fleet_watermarks').all() as { name: string; seq: number }[]) {
+  for (const r of db.prepare('SELECT name, seq FROM fleet_watermarks').all() as {
+    name: string;
+    seq: number;
+  }[]) {
     if ((EXPORT_TABLES as readonly string[]).includes(r.name)) marks[r.name as ExportTable] = r.seq;
   }
   return marks;
@@ -52,7 +74,9 @@ export function readWatermarks(db: Db): Watermarks {
 /** Rows each table holds past its watermark (the export backlog). */
 export function exportBacklog(db: Db, marks: Watermarks): number {
   let n = 0;
-  for (const t of EXPORT_TABLES) n += (db.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE seq > ?`).get(marks[t]) as { n: number }).n;
+  for (const t of EXPORT_TABLES)
+    n += (db.prepare(`SELECT COUNT(*) AS n FROM ${t} WHERE seq > ?`).get(marks[t]) as { n: number })
+      .n;
   return n;
 }
 
@@ -95,7 +119,11 @@ class RowEncoder {
   private readonly inline: boolean[];
   private readonly keep: boolean[];
   readonly index: Record<string, number> = {};
-  constructor(columns: readonly string[], inlineAs: Record<string, string> = {}, skip: readonly string[] = []) {
+  constructor(
+    columns: readonly string[],
+    inlineAs: Record<string, string> = {},
+    skip: readonly string[] = [],
+  ) {
     this.keys = columns.map((c, i) => {
       this.index[c] = i;
       return `${JSON.stringify(inlineAs[c] ?? c)}:`;
@@ -129,9 +157,21 @@ interface Statements {
 
 const prepared = new WeakMap<Db, Statements>();
 
-function encoded(db: Db, sql: string, inlineAs: Record<string, string> = {}, skip: readonly string[] = []): Encoded {
+function encoded(
+  db: Db,
+  sql: string,
+  inlineAs: Record<string, string> = {},
+  skip: readonly string[] = [],
+): Encoded {
   const stmt = db.prepare(sql).raw(true);
-  return { stmt, enc: new RowEncoder(stmt.columns().map((c) => c.name), inlineAs, skip) };
+  return {
+    stmt,
+    enc: new RowEncoder(
+      stmt.columns().map((c) => c.name),
+      inlineAs,
+      skip,
+    ),
+  };
 }
 
 function statements(db: Db): Statements {
@@ -160,7 +200,10 @@ function statements(db: Db): Statements {
       protocol: new Map(
         (['net_events', 'dns_events', 'mcp_calls', 'exec_events'] as const).map((t) => [
           t,
-          encoded(db, `SELECT * FROM ${t} WHERE seq > ? ORDER BY seq LIMIT ?`, { answers_json: 'answers', argv_json: 'argv' }),
+          encoded(db, `SELECT * FROM ${t} WHERE seq > ? ORDER BY seq LIMIT ?`, {
+            answers_json: 'answers',
+            argv_json: 'argv',
+          }),
         ]),
       ),
     };
@@ -185,7 +228,15 @@ export function readExportBatch(db: Db, marks: Watermarks, limit: number): Expor
       const seq = m.event_seq as number;
       let list = bySeq.get(seq);
       if (list === undefined) bySeq.set(seq, (list = []));
-      list.push({ rule_id: m.rule_id, pack_id: m.pack_id, kind: m.kind, action: m.action, mode: m.mode, severity: m.severity, decisive: m.decisive === 1 });
+      list.push({
+        rule_id: m.rule_id,
+        pack_id: m.pack_id,
+        kind: m.kind,
+        action: m.action,
+        mode: m.mode,
+        severity: m.severity,
+        decisive: m.decisive === 1,
+      });
     }
     for (const row of decisions) {
       const seq = row[di.seq!] as number;
@@ -206,7 +257,10 @@ export function readExportBatch(db: Db, marks: Watermarks, limit: number): Expor
         session_id: identity.session_id as string,
         event_id: identity.event_id as string,
         rule_id: (row[di.rule_id!] as string | null) ?? null,
-        body: d.enc.encode(row, `"matches":${matches === undefined ? '[]' : JSON.stringify(matches)},"event":${eventWithIdentity(row[di.event_json!], identity)}`),
+        body: d.enc.encode(
+          row,
+          `"matches":${matches === undefined ? '[]' : JSON.stringify(matches)},"event":${eventWithIdentity(row[di.event_json!], identity)}`,
+        ),
       });
     }
   }

@@ -63,7 +63,8 @@ export interface EventQuery {
 
 function clampLimit(limit: number | undefined): number {
   if (limit === undefined) return DEFAULT_LIST_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) throw new CelgateError('E_CONFIG', 'limit must be a positive integer');
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new CelgateError('E_CONFIG', 'limit must be a positive integer');
   return Math.min(limit, MAX_LIST_LIMIT);
 }
 
@@ -88,8 +89,14 @@ export function recentEvents(db: Db, query: EventQuery = {}): EventRow[] {
   }
   const sql = `SELECT ${EVENT_COLUMNS}, ${TARGET}, (SELECT group_concat(rule_id, char(31)) FROM (SELECT rule_id FROM rule_matches m WHERE m.event_seq = e.seq ORDER BY m.idx)) AS matched
     FROM security_events e ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY e.seq DESC LIMIT ?`;
-  const rows = db.prepare(sql).all(...args, clampLimit(query.limit)) as (Omit<EventRow, 'matched_rules'> & { matched: string | null })[];
-  return rows.map(({ matched, ...row }) => ({ ...row, matched_rules: matched === null ? [] : matched.split('\u001f') }));
+  const rows = db.prepare(sql).all(...args, clampLimit(query.limit)) as (Omit<
+    EventRow,
+    'matched_rules'
+  > & { matched: string | null })[];
+  return rows.map(({ matched, ...row }) => ({
+    ...row,
+    matched_rules: matched === null ? [] : matched.split('\u001f'),
+  }));
 }
 
 export function eventsByRule(db: Db, ruleId: string, limit?: number): EventRow[] {

@@ -32,7 +32,8 @@ export const MAX_ARG_KEYS = 64;
 export const REDACTED = '[redacted]';
 
 /** Header names and JSON keys whose values are credentials. */
-const SECRET_NAME = /(^|[-_])(authorization|cookie|set-cookie|api[-_]?key|apikey|x-api-key|token|access[-_]?token|secret|password|passwd|session|auth|credential|private[-_]?key)s?($|[-_])|^x-goog-api-key$|^proxy-authorization$/i;
+const SECRET_NAME =
+  /(^|[-_])(authorization|cookie|set-cookie|api[-_]?key|apikey|x-api-key|token|access[-_]?token|secret|password|passwd|session|auth|credential|private[-_]?key)s?($|[-_])|^x-goog-api-key$|^proxy-authorization$/i;
 
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name);
@@ -50,10 +51,14 @@ const TEXT_SECRETS: readonly [RegExp, string][] = [
     /(["']?)([A-Za-z0-9_.-]{0,32}(?:api[_-]?key|apikey|token|secret|password|passwd|credential|private[_-]?key)[A-Za-z0-9_.-]{0,32})\1(\s*[:=]\s*)(["']?)[^"'&\s,;}]+/gi,
     '$1$2$1$3$4[redacted]',
   ],
-  [/\b(?:sk-[A-Za-z0-9_-]{16,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})/g, '[redacted]'],
+  [
+    /\b(?:sk-[A-Za-z0-9_-]{16,}|ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})/g,
+    '[redacted]',
+  ],
 ];
 /** Cheap pre-check: text without any of these substrings has nothing to scrub. */
-const MAYBE_SECRET = /key|token|secret|passw|credential|bearer|basic|sk-|ghp_|github_pat_|AKIA|xox|AIza/i;
+const MAYBE_SECRET =
+  /key|token|secret|passw|credential|bearer|basic|sk-|ghp_|github_pat_|AKIA|xox|AIza/i;
 
 /** Masks credential-looking substrings of free text (`api_key=…`, `"token": "…"`, `Bearer …`, `sk-…`). */
 export function scrubSecrets(text: string): string {
@@ -115,7 +120,9 @@ export function redactQuery(query: string): string {
         } catch {
           /* keep raw */
         }
-        return eq >= 0 && (isSecretName(decoded) || /^(key|sig|signature)$/i.test(decoded)) ? `${name}=${REDACTED}` : pair;
+        return eq >= 0 && (isSecretName(decoded) || /^(key|sig|signature)$/i.test(decoded))
+          ? `${name}=${REDACTED}`
+          : pair;
       })
       .join('&'),
   );
@@ -124,7 +131,8 @@ export function redactQuery(query: string): string {
 export function redactUrl(url: string, query: string, redactedQuery?: string): string {
   if (query === '') return bound(url);
   // The usual case: the URL ends with the query already redacted for the `query` field.
-  if (redactedQuery !== undefined && url.endsWith(`?${query}`)) return bound(`${url.slice(0, url.length - query.length)}${redactedQuery}`);
+  if (redactedQuery !== undefined && url.endsWith(`?${query}`))
+    return bound(`${url.slice(0, url.length - query.length)}${redactedQuery}`);
   const q = url.indexOf('?');
   return bound(q < 0 ? url : `${url.slice(0, q)}?${redactQuery(url.slice(q + 1))}`);
 }
@@ -134,7 +142,8 @@ export function redactJson(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrubSecrets(bound(value, 1024));
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_ARG_DEPTH) return '[truncated]';
-  if (Array.isArray(value)) return value.slice(0, MAX_ARG_KEYS).map((v) => redactJson(v, depth + 1));
+  if (Array.isArray(value))
+    return value.slice(0, MAX_ARG_KEYS).map((v) => redactJson(v, depth + 1));
   const out: Record<string, unknown> = {};
   let n = 0;
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
@@ -145,8 +154,14 @@ export function redactJson(value: unknown, depth = 0): unknown {
 }
 
 function body<B extends { text: string; truncated: boolean; state: string }>(b: B): B {
-  if (b.text.length <= MAX_BODY_PREVIEW) return b.text === '' ? b : { ...b, text: scrubSecrets(b.text) };
-  return { ...b, text: scrubSecrets(b.text.slice(0, MAX_BODY_PREVIEW)), truncated: true, state: b.state === 'buffered' ? 'truncated' : b.state };
+  if (b.text.length <= MAX_BODY_PREVIEW)
+    return b.text === '' ? b : { ...b, text: scrubSecrets(b.text) };
+  return {
+    ...b,
+    text: scrubSecrets(b.text.slice(0, MAX_BODY_PREVIEW)),
+    truncated: true,
+    state: b.state === 'buffered' ? 'truncated' : b.state,
+  };
 }
 
 /**
@@ -172,16 +187,40 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
         body: body(r.body),
       };
       if (!('response' in e.http)) return { common: e.common, http: { request } } as SecurityEvent;
-      const s = (e.http as { response: { status: number; headers: HeaderMap; body: typeof r.body } }).response;
-      return { common: e.common, http: { request, response: { ...s, headers: redactHeaders(s.headers), body: body(s.body) } } } as SecurityEvent;
+      const s = (
+        e.http as { response: { status: number; headers: HeaderMap; body: typeof r.body } }
+      ).response;
+      return {
+        common: e.common,
+        http: {
+          request,
+          response: { ...s, headers: redactHeaders(s.headers), body: body(s.body) },
+        },
+      } as SecurityEvent;
     }
     case 'mcp.request': {
       const e = event as Extract<SecurityEvent, { common: { event_type: 'mcp.request' } }>;
-      return { common: e.common, mcp: { request: { ...e.mcp.request, arguments: redactJson(e.mcp.request.arguments) as Record<string, unknown> } } };
+      return {
+        common: e.common,
+        mcp: {
+          request: {
+            ...e.mcp.request,
+            arguments: redactJson(e.mcp.request.arguments) as Record<string, unknown>,
+          },
+        },
+      };
     }
     case 'mcp.response': {
       const e = event as Extract<SecurityEvent, { common: { event_type: 'mcp.response' } }>;
-      return { common: e.common, mcp: { response: { ...e.mcp.response, content_text: scrubSecrets(bound(e.mcp.response.content_text, MAX_BODY_PREVIEW)) } } };
+      return {
+        common: e.common,
+        mcp: {
+          response: {
+            ...e.mcp.response,
+            content_text: scrubSecrets(bound(e.mcp.response.content_text, MAX_BODY_PREVIEW)),
+          },
+        },
+      };
     }
     case 'process.exec': {
       const e = event as Extract<SecurityEvent, { common: { event_type: 'process.exec' } }>;
@@ -189,7 +228,12 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
       return {
         common: e.common,
         process: {
-          activity: { ...a, command: scrubSecrets(bound(a.command)), argv: a.argv.slice(0, 256).map((x) => scrubSecrets(bound(x, 1024))), cwd: bound(a.cwd, 1024) },
+          activity: {
+            ...a,
+            command: scrubSecrets(bound(a.command)),
+            argv: a.argv.slice(0, 256).map((x) => scrubSecrets(bound(x, 1024))),
+            cwd: bound(a.cwd, 1024),
+          },
         },
       };
     }
@@ -208,6 +252,7 @@ export function storedEventJson(event: SecurityEvent): string {
   const c = event.common;
   // Assembled around the family part instead of copying the event into a new object first.
   let out = `{"common":{"vm_id":${JSON.stringify(c.vm_id)},"profile_id":${JSON.stringify(c.profile_id)}}`;
-  for (const key in redacted) if (key !== 'common') out += `,${JSON.stringify(key)}:${JSON.stringify(redacted[key])}`;
+  for (const key in redacted)
+    if (key !== 'common') out += `,${JSON.stringify(key)}:${JSON.stringify(redacted[key])}`;
   return `${out}}`;
 }

@@ -20,19 +20,63 @@ export const LATENCY_BUCKETS_US = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 500
 
 export interface ReportData {
   generated_ms: number;
-  session: { session_id: string; profile: string; celgate_version: string; started_ms: number | null; ended_ms: number | null; first_event_ms: number | null; last_event_ms: number | null };
+  session: {
+    session_id: string;
+    profile: string;
+    celgate_version: string;
+    started_ms: number | null;
+    ended_ms: number | null;
+    first_event_ms: number | null;
+    last_event_ms: number | null;
+  };
   totals: { events: number; allow: number; block: number; error: number };
   /** Per protocol family (http, dns, mcp, process): events by decision. */
   by_protocol: { family: string; allow: number; block: number; error: number }[];
   packs: { pack_id: string; rules: number; matches: number }[];
   generations: { generation: number; events: number; first_ms: number; last_ms: number }[];
-  timeline: { step_s: number; points: { t_ms: number; allow: number; block: number; error: number }[] };
-  blocks: { t_ms: number; family: string; event_type: string; target: string; decision: string; rule_id: string | null; reason: string; process: string }[];
+  timeline: {
+    step_s: number;
+    points: { t_ms: number; allow: number; block: number; error: number }[];
+  };
+  blocks: {
+    t_ms: number;
+    family: string;
+    event_type: string;
+    target: string;
+    decision: string;
+    rule_id: string | null;
+    reason: string;
+    process: string;
+  }[];
   blocks_total: number;
-  rules: { rule_id: string; pack_id: string; mode: string; action: string; matches: number; decisive: number; last_ms: number }[];
+  rules: {
+    rule_id: string;
+    pack_id: string;
+    mode: string;
+    action: string;
+    matches: number;
+    decisive: number;
+    last_ms: number;
+  }[];
   top_targets: { family: string; target: string; events: number; blocked: number }[];
-  findings: { severity: string; rule_id: string; title: string; count: number; first_ms: number; last_ms: number; evidence: string[] }[];
-  latency: { family: string; samples: number; p50_us: number; p95_us: number; p99_us: number; max_us: number; buckets: number[] }[];
+  findings: {
+    severity: string;
+    rule_id: string;
+    title: string;
+    count: number;
+    first_ms: number;
+    last_ms: number;
+    evidence: string[];
+  }[];
+  latency: {
+    family: string;
+    samples: number;
+    p50_us: number;
+    p95_us: number;
+    p99_us: number;
+    max_us: number;
+    buckets: number[];
+  }[];
 }
 
 /** The target of an event from its stored JSON, in SQL (the same forms as `celgate events`). */
@@ -48,8 +92,16 @@ const TARGET = `CASE e.event_type
 const n = (v: unknown) => Number(v ?? 0);
 
 export function reportData(db: Db): ReportData {
-  const s = (db.prepare('SELECT session_id, profile, celgate_version, started_ms, ended_ms FROM sessions ORDER BY started_ms LIMIT 1').get() ?? {}) as Record<string, unknown>;
-  const span = db.prepare('SELECT MIN(timestamp_ms) AS a, MAX(timestamp_ms) AS b, COUNT(*) AS c FROM security_events').get() as { a: number | null; b: number | null; c: number };
+  const s = (db
+    .prepare(
+      'SELECT session_id, profile, celgate_version, started_ms, ended_ms FROM sessions ORDER BY started_ms LIMIT 1',
+    )
+    .get() ?? {}) as Record<string, unknown>;
+  const span = db
+    .prepare(
+      'SELECT MIN(timestamp_ms) AS a, MAX(timestamp_ms) AS b, COUNT(*) AS c FROM security_events',
+    )
+    .get() as { a: number | null; b: number | null; c: number };
   const byProtocol = db
     .prepare(
       `SELECT family, SUM(decision = 'allow') AS allow, SUM(decision = 'block') AS block, SUM(decision = 'error') AS error
@@ -77,7 +129,12 @@ export function reportData(db: Db): ReportData {
          FROM security_events GROUP BY bucket ORDER BY bucket`,
       )
       .all(first, stepS * 1000) as { bucket: number; allow: number; block: number; error: number }[]
-  ).map((p) => ({ t_ms: first + p.bucket * stepS * 1000, allow: n(p.allow), block: n(p.block), error: n(p.error) }));
+  ).map((p) => ({
+    t_ms: first + p.bucket * stepS * 1000,
+    allow: n(p.allow),
+    block: n(p.block),
+    error: n(p.error),
+  }));
 
   const blocks = db
     .prepare(
@@ -95,10 +152,14 @@ export function reportData(db: Db): ReportData {
       .all() as ReportData['rules']
   ).map((r) => ({ ...r, decisive: n(r.decisive) }));
   const packs = db
-    .prepare('SELECT pack_id, COUNT(DISTINCT rule_id) AS rules, COUNT(*) AS matches FROM rule_matches GROUP BY pack_id ORDER BY matches DESC')
+    .prepare(
+      'SELECT pack_id, COUNT(DISTINCT rule_id) AS rules, COUNT(*) AS matches FROM rule_matches GROUP BY pack_id ORDER BY matches DESC',
+    )
     .all() as ReportData['packs'];
   const generations = db
-    .prepare('SELECT generation, COUNT(*) AS events, MIN(timestamp_ms) AS first_ms, MAX(timestamp_ms) AS last_ms FROM security_events GROUP BY generation ORDER BY generation')
+    .prepare(
+      'SELECT generation, COUNT(*) AS events, MIN(timestamp_ms) AS first_ms, MAX(timestamp_ms) AS last_ms FROM security_events GROUP BY generation ORDER BY generation',
+    )
     .all() as ReportData['generations'];
 
   const topTargets: ReportData['top_targets'] = [];
@@ -127,15 +188,50 @@ export function reportData(db: Db): ReportData {
   // Latency per family: percentiles by offset (SQLite sorts), histogram by bucket.
   const latency: ReportData['latency'] = [];
   for (const { family } of byProtocol) {
-    const count = (db.prepare('SELECT COUNT(*) AS c, MAX(eval_ns) AS m FROM security_events WHERE family = ?').get(family) as { c: number; m: number }).c;
+    const count = (
+      db
+        .prepare('SELECT COUNT(*) AS c, MAX(eval_ns) AS m FROM security_events WHERE family = ?')
+        .get(family) as { c: number; m: number }
+    ).c;
     if (count === 0) continue;
-    const at = (q: number) => n((db.prepare('SELECT eval_ns FROM security_events WHERE family = ? ORDER BY eval_ns LIMIT 1 OFFSET ?').get(family, Math.min(count - 1, Math.floor(q * count))) as { eval_ns: number } | undefined)?.eval_ns) / 1000;
-    const max = n((db.prepare('SELECT MAX(eval_ns) AS m FROM security_events WHERE family = ?').get(family) as { m: number }).m) / 1000;
-    const bucketSql = LATENCY_BUCKETS_US.map((b, i) => (b === Infinity ? `ELSE ${i}` : `WHEN eval_ns <= ${b * 1000} THEN ${i}`)).join(' ');
-    const rows = db.prepare(`SELECT CASE ${bucketSql} END AS b, COUNT(*) AS c FROM security_events WHERE family = ? GROUP BY b`).all(family) as { b: number; c: number }[];
+    const at = (q: number) =>
+      n(
+        (
+          db
+            .prepare(
+              'SELECT eval_ns FROM security_events WHERE family = ? ORDER BY eval_ns LIMIT 1 OFFSET ?',
+            )
+            .get(family, Math.min(count - 1, Math.floor(q * count))) as
+            { eval_ns: number } | undefined
+        )?.eval_ns,
+      ) / 1000;
+    const max =
+      n(
+        (
+          db
+            .prepare('SELECT MAX(eval_ns) AS m FROM security_events WHERE family = ?')
+            .get(family) as { m: number }
+        ).m,
+      ) / 1000;
+    const bucketSql = LATENCY_BUCKETS_US.map((b, i) =>
+      b === Infinity ? `ELSE ${i}` : `WHEN eval_ns <= ${b * 1000} THEN ${i}`,
+    ).join(' ');
+    const rows = db
+      .prepare(
+        `SELECT CASE ${bucketSql} END AS b, COUNT(*) AS c FROM security_events WHERE family = ? GROUP BY b`,
+      )
+      .all(family) as { b: number; c: number }[];
     const buckets = LATENCY_BUCKETS_US.map(() => 0);
     for (const r of rows) buckets[r.b] = r.c;
-    latency.push({ family, samples: count, p50_us: at(0.5), p95_us: at(0.95), p99_us: at(0.99), max_us: max, buckets });
+    latency.push({
+      family,
+      samples: count,
+      p50_us: at(0.5),
+      p95_us: at(0.95),
+      p99_us: at(0.99),
+      max_us: max,
+      buckets,
+    });
   }
 
   return {

@@ -209,7 +209,10 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export function migrate(db: Db): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
-    throw new CelgateError('E_LEDGER', `session.db has schema version ${current}, newer than this celgate (${SCHEMA_VERSION})`);
+    throw new CelgateError(
+      'E_LEDGER',
+      `session.db has schema version ${current}, newer than this celgate (${SCHEMA_VERSION})`,
+    );
   }
   for (let v = current; v < SCHEMA_VERSION; v++) {
     db.transaction(() => {
@@ -248,7 +251,11 @@ export function openLedger(path: string): Db {
     return db;
   } catch (err) {
     if (err instanceof CelgateError) throw err;
-    throw new CelgateError('E_LEDGER', `cannot open session ledger ${path}: ${(err as Error).message}`, { cause: err });
+    throw new CelgateError(
+      'E_LEDGER',
+      `cannot open session ledger ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -260,11 +267,18 @@ export function openLedgerReadOnly(path: string): Db {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version === 0 || version > SCHEMA_VERSION) {
       db.close();
-      throw new CelgateError('E_LEDGER', `${path} is not a celgate session.db this version can read (schema ${version})`);
+      throw new CelgateError(
+        'E_LEDGER',
+        `${path} is not a celgate session.db this version can read (schema ${version})`,
+      );
     }
     return db;
   } catch (err) {
     if (err instanceof CelgateError) throw err;
-    throw new CelgateError('E_LEDGER', `cannot open session ledger ${path}: ${(err as Error).message}`, { cause: err });
+    throw new CelgateError(
+      'E_LEDGER',
+      `cannot open session ledger ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

@@ -66,7 +66,8 @@ export interface SessionInfo {
   config: unknown;
 }
 
-const POLICY = 'event_id, session_id, timestamp_ms, decision, rule_id, reason, generation, process_name';
+const POLICY =
+  'event_id, session_id, timestamp_ms, decision, rule_id, reason, generation, process_name';
 const P = '?, ?, ?, ?, ?, ?, ?, ?';
 const policy = (r: NetRow | DnsRow | McpCallRow | ExecRow) => [
   r.event_id,
@@ -155,7 +156,8 @@ class MultiInsert {
     }
   }
   drain(): void {
-    for (let i = 0; i < this.count; i++) this.one.run(this.args.slice(i * this.cols, (i + 1) * this.cols));
+    for (let i = 0; i < this.count; i++)
+      this.one.run(this.args.slice(i * this.cols, (i + 1) * this.cols));
     this.reset();
   }
   reset(): void {
@@ -176,7 +178,15 @@ export class LedgerWriter implements EventSink {
   private readonly kinds: Interner;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
-  private readonly stats_: LedgerStats = { queued: 0, written: 0, batches: 0, failed_batches: 0, rejected_rows: 0, last_error: null, last_flush_ms: null };
+  private readonly stats_: LedgerStats = {
+    queued: 0,
+    written: 0,
+    batches: 0,
+    failed_batches: 0,
+    rejected_rows: 0,
+    last_error: null,
+    last_flush_ms: null,
+  };
   private readonly insert: (chunks: Chunk[], marks: Record<string, number> | null) => void;
   /** Export watermarks waiting for the next flush (`setWatermarks`). */
   private watermarks: Record<string, number> | null = null;
@@ -195,12 +205,21 @@ export class LedgerWriter implements EventSink {
     this.minFreeBytes = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
     this.db = openLedger(path);
     this.checkSpace(true);
-    this.spaceTimer = this.minFreeBytes > 0 ? setInterval(() => this.checkSpace(true), FREE_SPACE_CHECK_MS) : null;
+    this.spaceTimer =
+      this.minFreeBytes > 0 ? setInterval(() => this.checkSpace(true), FREE_SPACE_CHECK_MS) : null;
     this.spaceTimer?.unref();
     if (session !== undefined) {
       this.db
-        .prepare('INSERT OR IGNORE INTO sessions (session_id, started_ms, profile, celgate_version, config_json) VALUES (?, ?, ?, ?, ?)')
-        .run(session.session_id, Date.now(), session.profile, session.celgate_version, JSON.stringify(session.config ?? {}));
+        .prepare(
+          'INSERT OR IGNORE INTO sessions (session_id, started_ms, profile, celgate_version, config_json) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run(
+          session.session_id,
+          Date.now(),
+          session.profile,
+          session.celgate_version,
+          JSON.stringify(session.config ?? {}),
+        );
     }
     // The writer owns the file, so it numbers events itself: rule_matches can reference an event's
     // seq before the multi-row INSERT that creates it has run.
@@ -212,7 +231,9 @@ export class LedgerWriter implements EventSink {
       `INSERT INTO event_contexts (ref, session_id, process_name, event_type, family, decision, rule_id, reason, mode, generation)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const kind = this.db.prepare('INSERT INTO match_kinds (ref, rule_id, pack_id, kind, action, mode, severity) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const kind = this.db.prepare(
+      'INSERT INTO match_kinds (ref, rule_id, pack_id, kind, action, mode, severity) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
     const ev = new MultiInsert(
       this.db,
       'INSERT INTO event_rows (seq, event_id, timestamp_ms, context, eval_ns, match_count, errors_json, event_json)',
@@ -263,16 +284,47 @@ export class LedgerWriter implements EventSink {
               const seq = this.nextSeq++;
               const reason = bound(d.reason, 1024);
               const ctx = this.contexts.ref(
-                [d.rule_id, reason, d.action, d.mode, d.generation, c.event_type, c.family, c.process_name, c.session_id],
-                (ref) => context.run(ref, c.session_id, c.process_name, c.event_type, c.family, d.action, d.rule_id, reason, d.mode, d.generation),
+                [
+                  d.rule_id,
+                  reason,
+                  d.action,
+                  d.mode,
+                  d.generation,
+                  c.event_type,
+                  c.family,
+                  c.process_name,
+                  c.session_id,
+                ],
+                (ref) =>
+                  context.run(
+                    ref,
+                    c.session_id,
+                    c.process_name,
+                    c.event_type,
+                    c.family,
+                    d.action,
+                    d.rule_id,
+                    reason,
+                    d.mode,
+                    d.generation,
+                  ),
               );
-              ev.args.push(seq, c.event_id, c.timestamp_ms, ctx, Math.round(d.eval_ns), d.matches.length,
-                d.errors.length === 0 ? '[]' : JSON.stringify(d.errors), storedEventJson(e));
+              ev.args.push(
+                seq,
+                c.event_id,
+                c.timestamp_ms,
+                ctx,
+                Math.round(d.eval_ns),
+                d.matches.length,
+                d.errors.length === 0 ? '[]' : JSON.stringify(d.errors),
+                storedEventJson(e),
+              );
               ev.row();
               for (let j = 0; j < d.matches.length; j++) {
                 const m = d.matches[j]!;
-                const ref = this.kinds.ref([m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity], (r) =>
-                  kind.run(r, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity),
+                const ref = this.kinds.ref(
+                  [m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity],
+                  (r) => kind.run(r, m.rule_id, m.pack_id, m.kind, m.action, m.mode, m.severity),
                 );
                 match.args.push(seq, j, ref, m.decisive ? 1 : 0);
                 match.row();
@@ -284,26 +336,66 @@ export class LedgerWriter implements EventSink {
             }
             case K_NET: {
               const r = chunk.a[i] as NetRow;
-              net.run(...policy(r), r.scheme, r.method, bound(r.host, 512), r.port, bound(r.path), redactQuery(r.query), bound(r.sni, 512),
-                bound(r.host_header_mismatch, 512), r.status, r.bytes_in, r.bytes_out, r.duration_ms, r.error);
+              net.run(
+                ...policy(r),
+                r.scheme,
+                r.method,
+                bound(r.host, 512),
+                r.port,
+                bound(r.path),
+                redactQuery(r.query),
+                bound(r.sni, 512),
+                bound(r.host_header_mismatch, 512),
+                r.status,
+                r.bytes_in,
+                r.bytes_out,
+                r.duration_ms,
+                r.error,
+              );
               break;
             }
             case K_DNS: {
               const r = chunk.a[i] as DnsRow;
-              dns.run(...policy(r), bound(r.qname, 512), r.qtype, r.transport, r.rcode, JSON.stringify(r.answers.slice(0, 64)), r.upstream_ms,
-                r.cached ? 1 : 0);
+              dns.run(
+                ...policy(r),
+                bound(r.qname, 512),
+                r.qtype,
+                r.transport,
+                r.rcode,
+                JSON.stringify(r.answers.slice(0, 64)),
+                r.upstream_ms,
+                r.cached ? 1 : 0,
+              );
               break;
             }
             case K_MCP: {
               const r = chunk.a[i] as McpCallRow;
-              mcp.run(...policy(r), r.direction, r.server_id, r.method, r.tool_name, r.request_id, r.args_digest, scrubSecrets(bound(r.args_preview, 1024)),
-                r.is_error ? 1 : 0, r.duration_ms);
+              mcp.run(
+                ...policy(r),
+                r.direction,
+                r.server_id,
+                r.method,
+                r.tool_name,
+                r.request_id,
+                r.args_digest,
+                scrubSecrets(bound(r.args_preview, 1024)),
+                r.is_error ? 1 : 0,
+                r.duration_ms,
+              );
               break;
             }
             case K_EXEC: {
               const r = chunk.a[i] as ExecRow;
-              exec.run(...policy(r), bound(r.executable, 1024), JSON.stringify(redactJson(r.argv)), scrubSecrets(bound(r.command)), bound(r.cwd, 1024),
-                r.command_class, r.exit_code, r.duration_ms);
+              exec.run(
+                ...policy(r),
+                bound(r.executable, 1024),
+                JSON.stringify(redactJson(r.argv)),
+                scrubSecrets(bound(r.command)),
+                bound(r.cwd, 1024),
+                r.command_class,
+                r.exit_code,
+                r.duration_ms,
+              );
               break;
             }
           }
@@ -312,7 +404,18 @@ export class LedgerWriter implements EventSink {
       ev.drain();
       match.drain();
       for (const [seq, ts, f] of findings) {
-        finding.run(seq, f.event_id, ts, f.rule_id, f.pack_id, f.severity, f.confidence, f.title, JSON.stringify(f.tags), JSON.stringify(f.matched_fields));
+        finding.run(
+          seq,
+          f.event_id,
+          ts,
+          f.rule_id,
+          f.pack_id,
+          f.severity,
+          f.confidence,
+          f.title,
+          JSON.stringify(f.tags),
+          JSON.stringify(f.matched_fields),
+        );
       }
       if (marks !== null) {
         const now = Date.now();
@@ -434,7 +537,11 @@ export class LedgerWriter implements EventSink {
     }
   }
 
-  private writeOneByOne(batch: Chunk[]): { written: number; rejected: number; error: Error | null } {
+  private writeOneByOne(batch: Chunk[]): {
+    written: number;
+    rejected: number;
+    error: Error | null;
+  } {
     const one = new Chunk();
     let written = 0;
     let rejected = 0;
@@ -476,7 +583,10 @@ export class LedgerWriter implements EventSink {
     try {
       const s = statfsSync(dirname(this.path));
       const free = s.bavail * s.bsize;
-      this.lowSpace = free < this.minFreeBytes ? `only ${Math.floor(free / 1048576)} MiB free where the ledger is, below ledger.min_free_bytes (${Math.floor(this.minFreeBytes / 1048576)} MiB)` : null;
+      this.lowSpace =
+        free < this.minFreeBytes
+          ? `only ${Math.floor(free / 1048576)} MiB free where the ledger is, below ledger.min_free_bytes (${Math.floor(this.minFreeBytes / 1048576)} MiB)`
+          : null;
     } catch (err) {
       this.lowSpace = `cannot check free space: ${(err as Error).message}`;
     }
@@ -485,7 +595,8 @@ export class LedgerWriter implements EventSink {
   /** Why decisions cannot be recorded now (closed, writes failing, disk below the reserve), or null. */
   unavailableReason(): string | null {
     if (this.closed) return 'the session ledger is closed';
-    if (this.lastBatchFailed) return `writes to session.db are failing: ${this.stats_.last_error ?? 'unknown error'}`;
+    if (this.lastBatchFailed)
+      return `writes to session.db are failing: ${this.stats_.last_error ?? 'unknown error'}`;
     return this.lowSpace;
   }
 

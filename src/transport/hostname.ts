@@ -18,10 +18,16 @@ export function canonicalHost(raw: string): CanonicalHost {
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host === '') return { ok: false, reason: 'the host name is empty' };
   if (host.includes(':')) return { ok: true, host }; // an IPv6 literal: no labels
-  if (host.startsWith('.') || host.endsWith('.') || host.includes('..')) return { ok: false, reason: `the host name "${raw}" has an empty label` };
-  if (host.length > MAX_HOST_LENGTH) return { ok: false, reason: `the host name is longer than ${MAX_HOST_LENGTH} characters` };
+  if (host.startsWith('.') || host.endsWith('.') || host.includes('..'))
+    return { ok: false, reason: `the host name "${raw}" has an empty label` };
+  if (host.length > MAX_HOST_LENGTH)
+    return { ok: false, reason: `the host name is longer than ${MAX_HOST_LENGTH} characters` };
   for (const label of host.split('.')) {
-    if (label.length > MAX_LABEL_LENGTH) return { ok: false, reason: `a label of the host name is longer than ${MAX_LABEL_LENGTH} characters` };
+    if (label.length > MAX_LABEL_LENGTH)
+      return {
+        ok: false,
+        reason: `a label of the host name is longer than ${MAX_LABEL_LENGTH} characters`,
+      };
   }
   return { ok: true, host };
 }

@@ -46,7 +46,10 @@ export function removeStaleSocket(path: string): void {
 }
 
 /** `server.listen(...args)`, resolved when listening, rejected with the bind error. */
-export function listenOn(server: net.Server, ...args: [path: string] | [port: number, host: string]): Promise<void> {
+export function listenOn(
+  server: net.Server,
+  ...args: [path: string] | [port: number, host: string]
+): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     const done = () => {

@@ -12,7 +12,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CelgateError } from '../errors.js';
 import type { HeaderMap } from '../events/index.js';
-import { SECRET_ID_PATTERN, SECRET_PLACEHOLDER_PREFIX, secretHostMatches, type SecretPolicy } from '../policy/secrets.js';
+import {
+  SECRET_ID_PATTERN,
+  SECRET_PLACEHOLDER_PREFIX,
+  secretHostMatches,
+  type SecretPolicy,
+} from '../policy/secrets.js';
 
 /** A secret as configured: exactly one source. */
 export interface SecretSpec {
@@ -40,7 +45,9 @@ export function placeholderFor(id: string): string {
 export function parseSecretsConfig(raw: unknown, source = '<defaults>'): SecretSpec[] {
   if (raw === undefined || raw === null) return [];
   const fail = (at: string, message: string): never => {
-    throw new CelgateError('E_CONFIG', `${source}: ${at}: ${message}`, { details: { file: source, key: at } });
+    throw new CelgateError('E_CONFIG', `${source}: ${at}: ${message}`, {
+      details: { file: source, key: at },
+    });
   };
   if (!Array.isArray(raw)) fail('secrets', 'must be a list of {id, env | file, hosts, in_body}');
   const base = source.startsWith('<') ? process.cwd() : dirname(resolve(source));
@@ -49,25 +56,44 @@ export function parseSecretsConfig(raw: unknown, source = '<defaults>'): SecretS
     const at = `secrets[${i}]`;
     if (!isObj(s)) fail(at, 'must be a mapping');
     const o = s as Obj;
-    for (const k of Object.keys(o)) if (!['id', 'env', 'file', 'hosts', 'in_body', 'allow_plain_http'].includes(k)) fail(`${at}.${k}`, 'unknown key; known: id, env, file, hosts, in_body, allow_plain_http');
+    for (const k of Object.keys(o))
+      if (!['id', 'env', 'file', 'hosts', 'in_body', 'allow_plain_http'].includes(k))
+        fail(`${at}.${k}`, 'unknown key; known: id, env, file, hosts, in_body, allow_plain_http');
     const id = o.id;
-    if (typeof id !== 'string' || !SECRET_ID_PATTERN.test(id)) fail(`${at}.id`, `must match ${SECRET_ID_PATTERN}`);
+    if (typeof id !== 'string' || !SECRET_ID_PATTERN.test(id))
+      fail(`${at}.id`, `must match ${SECRET_ID_PATTERN}`);
     if (seen.has(id as string)) fail(`${at}.id`, `"${id}" is configured twice`);
     seen.add(id as string);
     const env = o.env === undefined ? null : o.env;
     const file = o.file === undefined ? null : o.file;
-    if ((env === null) === (file === null)) fail(at, `secret "${id}" needs exactly one source: env or file`);
-    if (env !== null && (typeof env !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(env))) fail(`${at}.env`, 'must be an environment variable name');
-    if (file !== null && (typeof file !== 'string' || file === '')) fail(`${at}.file`, 'must be a file path');
+    if ((env === null) === (file === null))
+      fail(at, `secret "${id}" needs exactly one source: env or file`);
+    if (env !== null && (typeof env !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(env)))
+      fail(`${at}.env`, 'must be an environment variable name');
+    if (file !== null && (typeof file !== 'string' || file === ''))
+      fail(`${at}.file`, 'must be a file path');
     const hosts = o.hosts;
-    if (!Array.isArray(hosts) || hosts.length === 0 || !hosts.every((h) => typeof h === 'string')) fail(`${at}.hosts`, 'must be a non-empty list of host names ("api.example.com", "*.example.com")');
+    if (!Array.isArray(hosts) || hosts.length === 0 || !hosts.every((h) => typeof h === 'string'))
+      fail(
+        `${at}.hosts`,
+        'must be a non-empty list of host names ("api.example.com", "*.example.com")',
+      );
     const canonical = (hosts as string[]).map((h) => h.toLowerCase().replace(/\.$/, ''));
-    for (const h of canonical) if (!HOST_PATTERN.test(h)) fail(`${at}.hosts`, `"${h}" is not a host name or *.suffix pattern`);
-    for (const k of ['in_body', 'allow_plain_http'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') fail(`${at}.${k}`, 'must be true or false');
+    for (const h of canonical)
+      if (!HOST_PATTERN.test(h))
+        fail(`${at}.hosts`, `"${h}" is not a host name or *.suffix pattern`);
+    for (const k of ['in_body', 'allow_plain_http'] as const)
+      if (o[k] !== undefined && typeof o[k] !== 'boolean')
+        fail(`${at}.${k}`, 'must be true or false');
     return {
       id: id as string,
       env: env as string | null,
-      file: file === null ? null : isAbsolute(file as string) ? (file as string) : resolve(base, file as string),
+      file:
+        file === null
+          ? null
+          : isAbsolute(file as string)
+            ? (file as string)
+            : resolve(base, file as string),
       hosts: canonical,
       in_body: o.in_body === true,
       allow_plain_http: o.allow_plain_http === true,
@@ -80,19 +106,36 @@ export function readSecret(spec: SecretSpec, env: NodeJS.ProcessEnv = process.en
   let value: string;
   if (spec.env !== null) {
     const v = env[spec.env];
-    if (v === undefined || v === '') throw new CelgateError('E_CONFIG', `secret "${spec.id}": the environment variable ${spec.env} is not set`);
+    if (v === undefined || v === '')
+      throw new CelgateError(
+        'E_CONFIG',
+        `secret "${spec.id}": the environment variable ${spec.env} is not set`,
+      );
     value = v;
   } else {
     try {
       value = readFileSync(spec.file!, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new CelgateError('E_CONFIG', `secret "${spec.id}": cannot read ${spec.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `secret "${spec.id}": cannot read ${spec.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
-    if (value === '') throw new CelgateError('E_CONFIG', `secret "${spec.id}": ${spec.file} is empty`);
+    if (value === '')
+      throw new CelgateError('E_CONFIG', `secret "${spec.id}": ${spec.file} is empty`);
   }
-  if (Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new CelgateError('E_CONFIG', `secret "${spec.id}": the value is longer than ${MAX_SECRET_BYTES} bytes`);
-  if (/[\r\n\0]/.test(value)) throw new CelgateError('E_CONFIG', `secret "${spec.id}": the value contains a line break or NUL, which cannot go in a header`);
-  if (value.includes(SECRET_PLACEHOLDER_PREFIX)) throw new CelgateError('E_CONFIG', `secret "${spec.id}": the value contains a placeholder`);
+  if (Buffer.byteLength(value) > MAX_SECRET_BYTES)
+    throw new CelgateError(
+      'E_CONFIG',
+      `secret "${spec.id}": the value is longer than ${MAX_SECRET_BYTES} bytes`,
+    );
+  if (/[\r\n\0]/.test(value))
+    throw new CelgateError(
+      'E_CONFIG',
+      `secret "${spec.id}": the value contains a line break or NUL, which cannot go in a header`,
+    );
+  if (value.includes(SECRET_PLACEHOLDER_PREFIX))
+    throw new CelgateError('E_CONFIG', `secret "${spec.id}": the value contains a placeholder`);
   return value;
 }
 
@@ -110,7 +153,10 @@ export interface SecretStatus {
   length: number | null;
 }
 
-export function secretStatuses(specs: readonly SecretSpec[], env: NodeJS.ProcessEnv = process.env): SecretStatus[] {
+export function secretStatuses(
+  specs: readonly SecretSpec[],
+  env: NodeJS.ProcessEnv = process.env,
+): SecretStatus[] {
   return specs.map((s) => {
     let problem: string | null = null;
     let length: number | null = null;
@@ -119,7 +165,16 @@ export function secretStatuses(specs: readonly SecretSpec[], env: NodeJS.Process
     } catch (err) {
       problem = (err as Error).message;
     }
-    return { id: s.id, source: s.env !== null ? `env ${s.env}` : `file ${s.file}`, hosts: s.hosts, in_body: s.in_body, allow_plain_http: s.allow_plain_http, loaded: problem === null, problem, length };
+    return {
+      id: s.id,
+      source: s.env !== null ? `env ${s.env}` : `file ${s.file}`,
+      hosts: s.hosts,
+      in_body: s.in_body,
+      allow_plain_http: s.allow_plain_http,
+      loaded: problem === null,
+      problem,
+      length,
+    };
   });
 }
 
@@ -175,7 +230,12 @@ export class SecretStore {
 
   private install(values: Map<string, string>): void {
     this.values = values;
-    this.policies = new Map(this.specs.map((s) => [s.id, { id: s.id, hosts: s.hosts, in_body: s.in_body, allow_plain_http: s.allow_plain_http }]));
+    this.policies = new Map(
+      this.specs.map((s) => [
+        s.id,
+        { id: s.id, hosts: s.hosts, in_body: s.in_body, allow_plain_http: s.allow_plain_http },
+      ]),
+    );
     this.valueBytes = [...values.entries()]
       .map(([id, v]) => ({ bytes: Buffer.from(v), placeholder: Buffer.from(placeholderFor(id)) }))
       .sort((a, b) => b.bytes.length - a.bytes.length);
@@ -224,7 +284,8 @@ export class SecretStore {
       const p = this.policies.get(id);
       const v = this.values.get(id);
       if (p === undefined || v === undefined || (inBody && !p.in_body)) return whole;
-      if (!secretHostMatches(host, p.hosts) || (scheme !== 'https' && !p.allow_plain_http)) return whole;
+      if (!secretHostMatches(host, p.hosts) || (scheme !== 'https' && !p.allow_plain_http))
+        return whole;
       return v;
     });
   }
@@ -260,7 +321,8 @@ export class SecretStore {
   /** `text` with every secret value replaced by its placeholder. */
   scrub(text: string): string {
     let out = text;
-    for (const [id, v] of this.values) if (out.includes(v)) out = out.split(v).join(placeholderFor(id));
+    for (const [id, v] of this.values)
+      if (out.includes(v)) out = out.split(v).join(placeholderFor(id));
     return out;
   }
 
@@ -293,7 +355,12 @@ export class BodyScrubber {
     for (let i = Math.max(0, data.length - (this.maxValue - 1)); i < data.length; i++) {
       const n = data.length - i;
       for (const v of this.values) {
-        if (v.bytes.length > n && v.bytes[0] === data[i] && v.bytes.compare(data, i, data.length, 0, n) === 0) return n;
+        if (
+          v.bytes.length > n &&
+          v.bytes[0] === data[i] &&
+          v.bytes.compare(data, i, data.length, 0, n) === 0
+        )
+          return n;
       }
     }
     return 0;

@@ -66,14 +66,21 @@ export function parseMetaPreamble(buf: Buffer): PreambleResult {
   if (buf[0] !== 0) return { status: 'none' };
   const prefixLen = Math.min(buf.length, META_PREFIX.length);
   if (!buf.subarray(0, prefixLen).equals(META_PREFIX.subarray(0, prefixLen))) {
-    throw new CelgateError('E_PARSE', 'connection starts with \\0 but not with the "\\0META " preamble');
+    throw new CelgateError(
+      'E_PARSE',
+      'connection starts with \\0 but not with the "\\0META " preamble',
+    );
   }
   const nl = buf.indexOf(0x0a, 0, 'latin1');
   if (nl < 0 || nl >= MAX_META_PREAMBLE_BYTES) {
     if (buf.length >= MAX_META_PREAMBLE_BYTES) {
-      throw new CelgateError('E_LIMIT', `META preamble longer than ${MAX_META_PREAMBLE_BYTES} bytes`, {
-        details: { limit: MAX_META_PREAMBLE_BYTES },
-      });
+      throw new CelgateError(
+        'E_LIMIT',
+        `META preamble longer than ${MAX_META_PREAMBLE_BYTES} bytes`,
+        {
+          details: { limit: MAX_META_PREAMBLE_BYTES },
+        },
+      );
     }
     return { status: 'need_more' };
   }
@@ -91,7 +98,10 @@ export function parseMetaPreamble(buf: Buffer): PreambleResult {
   const meta: GuestMeta = {};
   if (o.process_name !== undefined) {
     if (typeof o.process_name !== 'string' || o.process_name.length > MAX_PROCESS_NAME_CHARS) {
-      throw new CelgateError('E_PARSE', `META process_name must be a string of at most ${MAX_PROCESS_NAME_CHARS} chars`);
+      throw new CelgateError(
+        'E_PARSE',
+        `META process_name must be a string of at most ${MAX_PROCESS_NAME_CHARS} chars`,
+      );
     }
     meta.process_name = o.process_name;
   }
@@ -106,7 +116,11 @@ export function parseMetaPreamble(buf: Buffer): PreambleResult {
 
 /** Encodes the preamble a client sends first. Throws E_LIMIT when it would be too long. */
 export function encodeMetaPreamble(meta: GuestMeta): Buffer {
-  const out = Buffer.concat([META_PREFIX, Buffer.from(JSON.stringify(meta), 'utf8'), Buffer.from('\n')]);
+  const out = Buffer.concat([
+    META_PREFIX,
+    Buffer.from(JSON.stringify(meta), 'utf8'),
+    Buffer.from('\n'),
+  ]);
   if (out.length > MAX_META_PREAMBLE_BYTES) {
     throw new CelgateError('E_LIMIT', `META preamble longer than ${MAX_META_PREAMBLE_BYTES} bytes`);
   }
@@ -168,10 +182,15 @@ function acceptGuest(
     if (r.status === 'none') finish(null, { socket, meta: {}, head: buf });
     else finish(null, { socket, meta: r.meta, head: buf.subarray(r.consumed) });
   };
-  const onError = (cause: Error) => finish(new CelgateError('E_PARSE', 'connection failed before its first bytes', { cause }));
-  const onEnd = () => finish(new CelgateError('E_PARSE', 'connection closed before its first bytes'));
+  const onError = (cause: Error) =>
+    finish(new CelgateError('E_PARSE', 'connection failed before its first bytes', { cause }));
+  const onEnd = () =>
+    finish(new CelgateError('E_PARSE', 'connection closed before its first bytes'));
   const timer = setTimeout(
-    () => finish(new CelgateError('E_TIMEOUT', `no complete first bytes within ${PREAMBLE_TIMEOUT_MS} ms`)),
+    () =>
+      finish(
+        new CelgateError('E_TIMEOUT', `no complete first bytes within ${PREAMBLE_TIMEOUT_MS} ms`),
+      ),
     PREAMBLE_TIMEOUT_MS,
   );
   timer.unref();
@@ -233,19 +252,26 @@ export function connectVsock(ep: VsockEndpoint, meta?: GuestMeta): Promise<net.S
   });
 }
 
-export type ConnectReply = { status: 'need_more' } | { status: 'ok'; hostPort: number; consumed: number };
+export type ConnectReply =
+  { status: 'need_more' } | { status: 'ok'; hostPort: number; consumed: number };
 
 /** Parses the VMM's reply to `CONNECT P\n`: `OK <n>\n`. Pure; throws E_PARSE / E_LIMIT. */
 export function parseConnectReply(buf: Buffer): ConnectReply {
   const nl = buf.indexOf(0x0a);
   if (nl < 0) {
-    if (buf.length >= MAX_CONNECT_REPLY_BYTES) throw new CelgateError('E_LIMIT', 'hybrid-vsock CONNECT reply too long');
+    if (buf.length >= MAX_CONNECT_REPLY_BYTES)
+      throw new CelgateError('E_LIMIT', 'hybrid-vsock CONNECT reply too long');
     return { status: 'need_more' };
   }
-  if (nl >= MAX_CONNECT_REPLY_BYTES) throw new CelgateError('E_LIMIT', 'hybrid-vsock CONNECT reply too long');
+  if (nl >= MAX_CONNECT_REPLY_BYTES)
+    throw new CelgateError('E_LIMIT', 'hybrid-vsock CONNECT reply too long');
   const line = buf.subarray(0, nl).toString('latin1').replace(/\r$/, '');
   const m = /^OK (\d{1,10})$/.exec(line);
-  if (m === null) throw new CelgateError('E_PARSE', `hybrid-vsock CONNECT refused: ${JSON.stringify(line.slice(0, 40))}`);
+  if (m === null)
+    throw new CelgateError(
+      'E_PARSE',
+      `hybrid-vsock CONNECT refused: ${JSON.stringify(line.slice(0, 40))}`,
+    );
   return { status: 'ok', hostPort: Number(m[1]), consumed: nl + 1 };
 }
 
@@ -261,9 +287,18 @@ export function connectGuestPort(udsBase: string, port: number): Promise<net.Soc
     const fail = (err: Error) => {
       clearTimeout(timer);
       socket.destroy();
-      reject(err instanceof CelgateError ? err : new CelgateError('E_UPSTREAM', `hybrid-vsock connect to guest port ${port} failed`, { cause: err }));
+      reject(
+        err instanceof CelgateError
+          ? err
+          : new CelgateError('E_UPSTREAM', `hybrid-vsock connect to guest port ${port} failed`, {
+              cause: err,
+            }),
+      );
     };
-    const timer = setTimeout(() => fail(new CelgateError('E_TIMEOUT', `no CONNECT reply within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(new CelgateError('E_TIMEOUT', `no CONNECT reply within ${CONNECT_TIMEOUT_MS} ms`)),
+      CONNECT_TIMEOUT_MS,
+    );
     timer.unref();
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
@@ -283,7 +318,8 @@ export function connectGuestPort(udsBase: string, port: number): Promise<net.Soc
       if (r.consumed < buf.length) socket.unshift(buf.subarray(r.consumed));
       resolve(socket);
     };
-    const onEnd = () => fail(new CelgateError('E_UPSTREAM', `hybrid-vsock closed before answering CONNECT ${port}`));
+    const onEnd = () =>
+      fail(new CelgateError('E_UPSTREAM', `hybrid-vsock closed before answering CONNECT ${port}`));
     socket.on('error', fail);
     socket.on('end', onEnd);
     socket.on('data', onData);

@@ -22,13 +22,22 @@ describe('bench flags', () => {
 
   it('rejects an unknown flag, naming it and the known ones', () => {
     const r = parseFlags(['--run', '3'], spec);
-    expect(r).toEqual({ kind: 'error', message: expect.stringContaining('unknown argument "--run"') });
+    expect(r).toEqual({
+      kind: 'error',
+      message: expect.stringContaining('unknown argument "--run"'),
+    });
     expect((r as { message: string }).message).toContain('--runs, --lanes, --break');
   });
 
   it('rejects a value flag without its value', () => {
-    expect(parseFlags(['--runs'], spec)).toEqual({ kind: 'error', message: '--runs needs a value' });
-    expect(parseFlags(['--runs', '--break'], spec)).toEqual({ kind: 'error', message: '--runs needs a value' });
+    expect(parseFlags(['--runs'], spec)).toEqual({
+      kind: 'error',
+      message: '--runs needs a value',
+    });
+    expect(parseFlags(['--runs', '--break'], spec)).toEqual({
+      kind: 'error',
+      message: '--runs needs a value',
+    });
   });
 });
 
@@ -59,6 +68,8 @@ describe('bench mains', () => {
     } finally {
       process.stderr.write = write;
     }
-    expect(err.join('')).toMatch(/unknown argument "--run"[\s\S]*unknown argument "--second"[\s\S]*--seconds must be/);
+    expect(err.join('')).toMatch(
+      /unknown argument "--run"[\s\S]*unknown argument "--second"[\s\S]*--seconds must be/,
+    );
   });
 });

@@ -41,6 +41,8 @@ describe('bench/http-load', () => {
     expect(await main(['--second', '3'])).toBe(2);
     expect(await main(['--seconds', '0'])).toBe(2);
     expect(await main(['--connections', '1.5'])).toBe(2);
-    expect(err.mock.calls.map((c) => String(c[0])).join('')).toMatch(/unknown argument "--second"[\s\S]*--seconds must be > 0/);
+    expect(err.mock.calls.map((c) => String(c[0])).join('')).toMatch(
+      /unknown argument "--second"[\s\S]*--seconds must be > 0/,
+    );
   });
 });

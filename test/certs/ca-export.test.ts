@@ -18,7 +18,9 @@ afterAll(async () => {
 describe('celgate ca export', () => {
   it('prints the CA PEM on stdout and the trust lines on stderr', () => {
     const certs = join(dir, 'certs');
-    const run = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', certs], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', certs], {
+      encoding: 'utf8',
+    });
     expect(run.status).toBe(0);
     const x = new X509Certificate(run.stdout);
     expect(x.ca).toBe(true);
@@ -31,7 +33,11 @@ describe('celgate ca export', () => {
     ]) {
       expect(run.stderr).toContain(line);
     }
-    const again = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', certs, '--pem-only'], { encoding: 'utf8' });
+    const again = spawnSync(
+      process.execPath,
+      [main, 'ca', 'export', '--dir', certs, '--pem-only'],
+      { encoding: 'utf8' },
+    );
     expect(again.stdout).toBe(run.stdout);
     expect(again.stderr).toBe('');
   });
@@ -39,7 +45,9 @@ describe('celgate ca export', () => {
   it('fails with a clear message and exit code 1 when the directory cannot be used', async () => {
     const file = join(dir, 'a-file');
     await writeFile(file, 'not a directory');
-    const run = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', join(file, 'certs')], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [main, 'ca', 'export', '--dir', join(file, 'certs')], {
+      encoding: 'utf8',
+    });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/celgate ca export: E_CONFIG/);
   });
@@ -50,11 +58,17 @@ describe('celgate ca path', () => {
     const cfg = join(dir, 'cfg.yaml');
     const fromConfig = join(dir, 'from-config');
     await writeFile(cfg, `http:\n  ca_dir: ${fromConfig}\n`);
-    const a = spawnSync(process.execPath, [main, 'ca', 'path', '--config', cfg], { encoding: 'utf8' });
+    const a = spawnSync(process.execPath, [main, 'ca', 'path', '--config', cfg], {
+      encoding: 'utf8',
+    });
     expect(a.stderr).toBe('');
     expect(a.stdout.trim()).toBe(join(fromConfig, 'ca.cert.pem'));
     const explicit = join(dir, 'explicit');
-    const b = spawnSync(process.execPath, [main, 'ca', 'path', '--config', cfg, '--dir', explicit], { encoding: 'utf8' });
+    const b = spawnSync(
+      process.execPath,
+      [main, 'ca', 'path', '--config', cfg, '--dir', explicit],
+      { encoding: 'utf8' },
+    );
     expect(b.stdout.trim()).toBe(join(explicit, 'ca.cert.pem'));
   });
 });

@@ -35,7 +35,10 @@ describe('CertificateAuthority.loadOrCreate', () => {
   });
 
   it('ends up with one CA when two starts race on an empty directory', async () => {
-    const [a, b] = await Promise.all([CertificateAuthority.loadOrCreate(dir), CertificateAuthority.loadOrCreate(dir)]);
+    const [a, b] = await Promise.all([
+      CertificateAuthority.loadOrCreate(dir),
+      CertificateAuthority.loadOrCreate(dir),
+    ]);
     expect(a.x509.fingerprint256).toBe(b.x509.fingerprint256);
     const onDisk = new X509Certificate(await readFile(join(dir, CA_CERT_FILE)));
     expect(onDisk.checkPrivateKey(a.issuer.key)).toBe(true);
@@ -62,6 +65,8 @@ describe('CertificateAuthority.loadOrCreate', () => {
   it('refuses a certificate file that is not PEM', async () => {
     await CertificateAuthority.loadOrCreate(dir);
     await writeFile(join(dir, CA_CERT_FILE), 'not a certificate');
-    await expect(CertificateAuthority.loadOrCreate(dir)).rejects.toMatchObject({ code: 'E_CONFIG' });
+    await expect(CertificateAuthority.loadOrCreate(dir)).rejects.toMatchObject({
+      code: 'E_CONFIG',
+    });
   });
 });

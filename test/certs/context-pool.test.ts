@@ -18,7 +18,10 @@ afterAll(async () => {
 });
 
 /** Serves one handshake with `ctx` and returns the certificate the client saw. */
-async function presented(ctx: import('node:tls').SecureContext, servername: string): Promise<{ san: string | undefined; authorized: boolean }> {
+async function presented(
+  ctx: import('node:tls').SecureContext,
+  servername: string,
+): Promise<{ san: string | undefined; authorized: boolean }> {
   const server = createServer({ SNICallback: (_n, cb) => cb(null, ctx) }, (s) => s.end());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
@@ -45,8 +48,14 @@ describe('ContextPool', () => {
     const ctxA = pool.take(a.cert);
     const ctxB = pool.take(b.cert);
     expect(ctxA).not.toBe(ctxB);
-    expect(await presented(ctxA, 'pool-a.test')).toEqual({ san: 'DNS:pool-a.test', authorized: true });
-    expect(await presented(ctxB, 'pool-b.test')).toEqual({ san: 'DNS:pool-b.test', authorized: true });
+    expect(await presented(ctxA, 'pool-a.test')).toEqual({
+      san: 'DNS:pool-a.test',
+      authorized: true,
+    });
+    expect(await presented(ctxB, 'pool-b.test')).toEqual({
+      san: 'DNS:pool-b.test',
+      authorized: true,
+    });
     expect(pool.stats().pooled + pool.stats().built).toBe(2);
     pool.close();
   });
@@ -56,13 +65,17 @@ describe('ContextPool', () => {
     const leaf = await cache.leaf('nopool.test');
     const ctx = await cache.secureContext('nopool.test');
     expect(cache.stats()).toMatchObject({ contexts_pooled: 0, contexts_built: 1 });
-    expect(await presented(ctx, 'nopool.test')).toEqual({ san: 'DNS:nopool.test', authorized: true });
+    expect(await presented(ctx, 'nopool.test')).toEqual({
+      san: 'DNS:nopool.test',
+      authorized: true,
+    });
     expect(new X509Certificate(leaf.cert).subjectAltName).toBe('DNS:nopool.test');
   });
 
   it('refills in the background so later first contacts use pooled contexts', async () => {
     const cache = new LeafCache(ca, { contextPool: 4 });
-    for (let i = 0; i < 200 && cache.stats().contexts_ready < 3; i++) await new Promise((r) => setTimeout(r, 25)); // let the refill run
+    for (let i = 0; i < 200 && cache.stats().contexts_ready < 3; i++)
+      await new Promise((r) => setTimeout(r, 25)); // let the refill run
     for (let i = 0; i < 3; i++) await cache.secureContext(`refill-${i}.test`);
     expect(cache.stats().contexts_pooled).toBe(3);
     cache.close();
@@ -84,10 +97,13 @@ describe('LeafCache under a burst of new hosts', () => {
 
   it('refuses new hosts with E_LIMIT while too many mints are waiting, then recovers', async () => {
     const cache = new LeafCache(ca, { maxPendingMints: 3 });
-    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => cache.leaf(`flood-${i}.test`)));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => cache.leaf(`flood-${i}.test`)),
+    );
     const refused = outcomes.filter((o) => o.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'E_LIMIT' });
+    for (const r of refused)
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'E_LIMIT' });
     expect(outcomes.filter((o) => o.status === 'fulfilled').length).toBe(cache.stats().minted);
     expect(cache.size).toBe(cache.stats().minted); // refused hosts are not cached
     const later = await cache.leaf('flood-0-later.test');

@@ -34,7 +34,9 @@ describe('LeafCache minting', () => {
     expect(x.verify(ca.publicKey)).toBe(true);
     expect(x.checkIssued(ca.x509)).toBe(true);
     expect(x.checkPrivateKey((await import('node:crypto')).createPrivateKey(key))).toBe(true);
-    expect(x.checkHost(host.replace(/^\[|\]$/g, '')) ?? x.checkIP(host.replace(/^\[|\]$/g, ''))).toBeTruthy();
+    expect(
+      x.checkHost(host.replace(/^\[|\]$/g, '')) ?? x.checkIP(host.replace(/^\[|\]$/g, '')),
+    ).toBeTruthy();
   });
 
   it('gives every leaf the same key but its own serial number', async () => {
@@ -42,28 +44,43 @@ describe('LeafCache minting', () => {
     const a = await cache.leaf('a.test');
     const b = await cache.leaf('b.test');
     expect(a.key).toBe(b.key);
-    expect(new X509Certificate(a.cert).serialNumber).not.toBe(new X509Certificate(b.cert).serialNumber);
+    expect(new X509Certificate(a.cert).serialNumber).not.toBe(
+      new X509Certificate(b.cert).serialNumber,
+    );
   });
 
-  it.skipIf(!hasOpenssl)('produces chains that `openssl verify` accepts for names and IPs (needs openssl)', async () => {
-    const cache = new LeafCache(ca);
-    const name = join(dir, 'name.pem');
-    const ip = join(dir, 'ip.pem');
-    await writeFile(name, (await cache.pem('www.example.org')).cert);
-    await writeFile(ip, (await cache.pem('10.1.2.3')).cert);
-    const args = ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', ca.certPath];
-    expect(execFileSync('openssl', [...args, '-verify_hostname', 'www.example.org', name], { encoding: 'utf8' })).toContain('OK');
-    expect(execFileSync('openssl', [...args, '-verify_ip', '10.1.2.3', ip], { encoding: 'utf8' })).toContain('OK');
-    const wrong = spawnSync('openssl', [...args, '-verify_hostname', 'evil.example', name], { encoding: 'utf8' });
-    expect(wrong.status).not.toBe(0);
-  });
+  it.skipIf(!hasOpenssl)(
+    'produces chains that `openssl verify` accepts for names and IPs (needs openssl)',
+    async () => {
+      const cache = new LeafCache(ca);
+      const name = join(dir, 'name.pem');
+      const ip = join(dir, 'ip.pem');
+      await writeFile(name, (await cache.pem('www.example.org')).cert);
+      await writeFile(ip, (await cache.pem('10.1.2.3')).cert);
+      const args = ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', ca.certPath];
+      expect(
+        execFileSync('openssl', [...args, '-verify_hostname', 'www.example.org', name], {
+          encoding: 'utf8',
+        }),
+      ).toContain('OK');
+      expect(
+        execFileSync('openssl', [...args, '-verify_ip', '10.1.2.3', ip], { encoding: 'utf8' }),
+      ).toContain('OK');
+      const wrong = spawnSync('openssl', [...args, '-verify_hostname', 'evil.example', name], {
+        encoding: 'utf8',
+      });
+      expect(wrong.status).not.toBe(0);
+    },
+  );
 
   it('mints once when many first contacts for one host arrive together', async () => {
     const cache = new LeafCache(ca);
     const leaves = await Promise.all(Array.from({ length: 50 }, () => cache.leaf('busy.example')));
     expect(new Set(leaves.map((l) => l.cert)).size).toBe(1);
     expect(cache.stats().minted).toBe(1);
-    const contexts = await Promise.all(Array.from({ length: 10 }, () => cache.secureContext('BUSY.example.')));
+    const contexts = await Promise.all(
+      Array.from({ length: 10 }, () => cache.secureContext('BUSY.example.')),
+    );
     expect(new Set(contexts).size).toBe(1);
     expect(cache.stats().minted).toBe(1);
   });
@@ -84,9 +101,15 @@ describe('LeafCache minting', () => {
   it('re-mints a leaf before it expires and serves it from then on', async () => {
     let now = Date.now();
     const hour = 3600_000;
-    const cache = new LeafCache(ca, { validityMs: 10 * hour, renewBeforeMs: 2 * hour, now: () => now });
+    const cache = new LeafCache(ca, {
+      validityMs: 10 * hour,
+      renewBeforeMs: 2 * hour,
+      now: () => now,
+    });
     const first = await cache.leaf('renew.test');
-    expect(new Date(new X509Certificate(first.cert).validTo).getTime()).toBeLessThanOrEqual(now + 10 * hour);
+    expect(new Date(new X509Certificate(first.cert).validTo).getTime()).toBeLessThanOrEqual(
+      now + 10 * hour,
+    );
     now += 7 * hour;
     expect((await cache.leaf('renew.test')).cert).toBe(first.cert);
     now += 2 * hour; // inside the renewal window
@@ -99,7 +122,11 @@ describe('LeafCache minting', () => {
   it('serves a fresh TLS context once the leaf was renewed', async () => {
     let now = Date.now();
     const hour = 3600_000;
-    const cache = new LeafCache(ca, { validityMs: 10 * hour, renewBeforeMs: 2 * hour, now: () => now });
+    const cache = new LeafCache(ca, {
+      validityMs: 10 * hour,
+      renewBeforeMs: 2 * hour,
+      now: () => now,
+    });
     const before = await cache.secureContext('ctx-renew.test');
     expect(await cache.secureContext('ctx-renew.test')).toBe(before);
     now += 9 * hour;
@@ -117,7 +144,9 @@ describe('LeafCache minting', () => {
   });
 
   it('rejects a non-positive max', () => {
-    expect(() => new LeafCache(ca, { max: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+    expect(() => new LeafCache(ca, { max: 0 })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG' }),
+    );
   });
 });
 
@@ -127,7 +156,10 @@ describe('LeafCache.secureContext in a real TLS handshake', () => {
     const server = createServer(
       {
         SNICallback: (servername, cb) => {
-          cache.secureContext(servername).then((ctx) => cb(null, ctx), (error: Error) => cb(error));
+          cache.secureContext(servername).then(
+            (ctx) => cb(null, ctx),
+            (error: Error) => cb(error),
+          );
         },
       },
       (socket) => socket.end('hello'),

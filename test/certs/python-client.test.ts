@@ -33,7 +33,14 @@ beforeAll(async () => {
   const cache = new LeafCache(ca);
   // Python sends no SNI for an IP literal: the default context then serves the IP leaf.
   server = createServer(
-    { ...(await cache.pem('127.0.0.1')), SNICallback: (n, cb) => void cache.secureContext(n).then((c) => cb(null, c), (e: Error) => cb(e)) },
+    {
+      ...(await cache.pem('127.0.0.1')),
+      SNICallback: (n, cb) =>
+        void void cache.secureContext(n).then(
+          (c) => cb(null, c),
+          (e: Error) => cb(e),
+        ),
+    },
     (s) => s.end(),
   );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -45,14 +52,19 @@ afterAll(async () => {
 });
 
 describe('leaves verified by a strict third-party TLS client', () => {
-  it.skipIf(!hasPython)('Python ssl with VERIFY_X509_STRICT accepts a name leaf and an IP leaf (needs python3)', async () => {
-    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile('python3', ['-c', CLIENT, ca.certPath, String(port), 'strict.example', '127.0.0.1'], (err, stdout, stderr) =>
-        resolve({ code: err === null ? 0 : 1, stdout, stderr }),
-      );
-    });
-    expect(out.stderr).toBe('');
-    expect(out.stdout).toMatch(/name-ok TLSv1\.3/);
-    expect(out.stdout).toMatch(/ip-ok/);
-  });
+  it.skipIf(!hasPython)(
+    'Python ssl with VERIFY_X509_STRICT accepts a name leaf and an IP leaf (needs python3)',
+    async () => {
+      const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          'python3',
+          ['-c', CLIENT, ca.certPath, String(port), 'strict.example', '127.0.0.1'],
+          (err, stdout, stderr) => resolve({ code: err === null ? 0 : 1, stdout, stderr }),
+        );
+      });
+      expect(out.stderr).toBe('');
+      expect(out.stdout).toMatch(/name-ok TLSv1\.3/);
+      expect(out.stdout).toMatch(/ip-ok/);
+    },
+  );
 });

@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority, DEDICATED_AFTER_CONTACTS, LeafCache } from '../../src/certs/index.js';
+import {
+  CertificateAuthority,
+  DEDICATED_AFTER_CONTACTS,
+  LeafCache,
+} from '../../src/certs/index.js';
 import { parseClientHello } from '../../src/transport/http/clienthello.js';
 
 let dir: string;
@@ -89,7 +93,8 @@ describe('LeafCache.contextFor (shared context for first contacts)', () => {
       const dedicated = seen[DEDICATED_AFTER_CONTACTS - 1]!;
       expect(seen[0]).not.toBe(dedicated);
       expect(seen.slice(DEDICATED_AFTER_CONTACTS - 1).every((c) => c === dedicated)).toBe(true);
-      for (let i = 0; i < 3; i++) expect(await fetchLeaf(srv.port, 'again.shared.test')).toBe('DNS:again.shared.test');
+      for (let i = 0; i < 3; i++)
+        expect(await fetchLeaf(srv.port, 'again.shared.test')).toBe('DNS:again.shared.test');
       expect(await fetchLeaf(srv.port, 'fresh.shared.test')).toBe('DNS:fresh.shared.test');
     } finally {
       srv.close();

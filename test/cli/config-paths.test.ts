@@ -24,7 +24,11 @@ it('resolves data_dir, log.file, control.socket, vsock.uds_base, http.ca_dir and
   expect(c.vsock.uds_base).toBe(join(dir, 'etc', 'run', 'v.sock'));
   expect(c.http.ca_dir).toBe(join(dir, 'etc', 'certs'));
   expect(c.http.extra_ca).toEqual([join(dir, 'etc', 'ca', 'up.pem')]);
-  expect(() => readExtraCa(c.http.extra_ca, c.source)).toThrow(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: http\\.extra_ca: cannot read .*up\\.pem: ENOENT`));
+  expect(() => readExtraCa(c.http.extra_ca, c.source)).toThrow(
+    new RegExp(
+      `^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: http\\.extra_ca: cannot read .*up\\.pem: ENOENT`,
+    ),
+  );
   // A flag overrides and resolves against the working directory.
   expect(loadConfig(file, { data_dir: 'here' }).data_dir).toMatch(/here$/);
 });

@@ -33,7 +33,11 @@ describe('createLogger', () => {
     await log.flush();
     const all = lines(file);
     expect(all).toHaveLength(n + 2);
-    expect(all.map((l) => l.event_id)).toEqual(['e1', ...Array.from({ length: n }, (_, i) => `b${i}`), 'last']);
+    expect(all.map((l) => l.event_id)).toEqual([
+      'e1',
+      ...Array.from({ length: n }, (_, i) => `b${i}`),
+      'last',
+    ]);
     expect(all.at(-1)).toMatchObject({ event_id: 'last', msg: 'decision', level: 'info', pid: 1 });
   });
 
@@ -45,9 +49,14 @@ describe('createLogger', () => {
       await log.flush();
     `;
     // The built module (test/global-setup.ts builds dist/), in a child whose stdout is a pipe.
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
-    const out = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { n: number });
+    const out = r.stdout
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { n: number });
     expect(out.map((l) => l.n)).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 });
@@ -56,15 +65,28 @@ describe('the decision line (FanoutSink + infoLine)', () => {
   it('is the same JSON line logger.info would write for the same decision, for odd strings too', async () => {
     const { FanoutSink } = await import('../../src/cli/sink.js');
     const { DecisionCounters } = await import('../../src/control/counters.js');
-    const { allowDecision, blockDecision, dnsEvent, httpEvent } = await import('../store/fixtures/events.js');
+    const { allowDecision, blockDecision, dnsEvent, httpEvent } =
+      await import('../store/fixtures/events.js');
     const noLedger = { decision() {}, net() {}, dns() {}, mcp() {}, exec() {} };
     const fast = join(dir, 'fast.jsonl');
     const slow = join(dir, 'slow.jsonl');
     const fastLog = createLogger({ level: 'info', file: fast }, { pid: 42 }, { stdout: false });
     const slowLog = createLogger({ level: 'info', file: slow }, { pid: 42 }, { stdout: false });
-    const viaLine = new FanoutSink({ counters: new DecisionCounters(), ledger: noLedger, logger: fastLog.logger, infoLine: fastLog.infoLine });
-    const viaPino = new FanoutSink({ counters: new DecisionCounters(), ledger: noLedger, logger: slowLog.logger });
-    const odd = { ...blockDecision('rule "quoted" \\ ünïcode\n'), reason: 'a "reason"\twith\u2028controls\u0001' };
+    const viaLine = new FanoutSink({
+      counters: new DecisionCounters(),
+      ledger: noLedger,
+      logger: fastLog.logger,
+      infoLine: fastLog.infoLine,
+    });
+    const viaPino = new FanoutSink({
+      counters: new DecisionCounters(),
+      ledger: noLedger,
+      logger: slowLog.logger,
+    });
+    const odd = {
+      ...blockDecision('rule "quoted" \\ ünïcode\n'),
+      reason: 'a "reason"\twith\u2028controls\u0001',
+    };
     const cases = [
       [httpEvent(), blockDecision()],
       [dnsEvent(), allowDecision()],
@@ -77,7 +99,10 @@ describe('the decision line (FanoutSink + infoLine)', () => {
     }
     await fastLog.flush();
     await slowLog.flush();
-    const strip = (l: Record<string, unknown>) => ({ ...l, time: typeof l.time === 'string' && !Number.isNaN(Date.parse(l.time)) });
+    const strip = (l: Record<string, unknown>) => ({
+      ...l,
+      time: typeof l.time === 'string' && !Number.isNaN(Date.parse(l.time)),
+    });
     expect(lines(fast).map(strip)).toEqual(lines(slow).map(strip));
     expect(lines(fast)).toHaveLength(cases.length);
   });

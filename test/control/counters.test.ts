@@ -8,7 +8,13 @@ import { FanoutSink } from '../../src/cli/sink.js';
 import { decideAndRecord } from '../../src/events/enforce.js';
 import { DecisionCounters, LATENCY_WINDOW } from '../../src/control/counters.js';
 import { LedgerWriter } from '../../src/store/writer.js';
-import { allowDecision, blockDecision, dnsEvent, execEvent, httpEvent } from '../store/fixtures/events.js';
+import {
+  allowDecision,
+  blockDecision,
+  dnsEvent,
+  execEvent,
+  httpEvent,
+} from '../store/fixtures/events.js';
 
 describe('decision counters', () => {
   it('counts events, allowed, blocked and errors per family', () => {
@@ -27,8 +33,15 @@ describe('decision counters', () => {
     const c = new DecisionCounters();
     for (let i = 1; i <= 100; i++) c.record(execEvent(), { ...allowDecision(), eval_ns: i * 1000 });
     const l = c.snapshot().process.latency;
-    expect(l).toEqual({ samples: 100, p50_ns: 50_000, p95_ns: 95_000, p99_ns: 99_000, max_ns: 100_000 });
-    for (let i = 0; i < LATENCY_WINDOW; i++) c.record(execEvent(), { ...allowDecision(), eval_ns: 1 });
+    expect(l).toEqual({
+      samples: 100,
+      p50_ns: 50_000,
+      p95_ns: 95_000,
+      p99_ns: 99_000,
+      max_ns: 100_000,
+    });
+    for (let i = 0; i < LATENCY_WINDOW; i++)
+      c.record(execEvent(), { ...allowDecision(), eval_ns: 1 });
     const after = c.snapshot().process.latency;
     expect(after).toMatchObject({ samples: LATENCY_WINDOW, p99_ns: 1, max_ns: 100_000 });
   });
@@ -37,15 +50,27 @@ describe('decision counters', () => {
 describe('the gateway sink', () => {
   it('fans a decision out to counters, the ledger and one log line naming event, session, type, decision, rule and reason', () => {
     const lines: any[] = [];
-    const out = new Writable({ write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk))), cb()) });
-    const ledger = new LedgerWriter(join(mkdtempSync(join(tmpdir(), 'celgate-sink-')), 'session.db'));
+    const out = new Writable({
+      write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk))), cb()),
+    });
+    const ledger = new LedgerWriter(
+      join(mkdtempSync(join(tmpdir(), 'celgate-sink-')), 'session.db'),
+    );
     const counters = new DecisionCounters();
     const sink = new FanoutSink({ counters, ledger, logger: pino(out) });
     const e = httpEvent();
     sink.decision(e, blockDecision('r-x'));
     expect(counters.totals().blocked).toBe(1);
     expect(ledger.stats().queued).toBe(1);
-    expect(lines[0]).toMatchObject({ msg: 'decision', event_id: e.common.event_id, session_id: 'store-test', event_type: 'http.request', decision: 'block', rule_id: 'r-x', reason: 'Blocked by r-x.' });
+    expect(lines[0]).toMatchObject({
+      msg: 'decision',
+      event_id: e.common.event_id,
+      session_id: 'store-test',
+      event_type: 'http.request',
+      decision: 'block',
+      rule_id: 'r-x',
+      reason: 'Blocked by r-x.',
+    });
     ledger.close();
     // A refused append is thrown to the enforcement primitive (an allow must not go through unrecorded).
     expect(() => sink.decision(httpEvent(), allowDecision())).toThrow(/closed/);
@@ -56,14 +81,26 @@ describe('the gateway sink', () => {
   it('fails closed while the ledger cannot record, and lets through with on_failure: fail_open', () => {
     const quiet = pino({ level: 'silent' });
     for (const onFailure of ['fail_closed', 'fail_open'] as const) {
-      const ledger = new LedgerWriter(join(mkdtempSync(join(tmpdir(), 'celgate-sink-')), 'session.db'));
-      const sink = new FanoutSink({ counters: new DecisionCounters(), ledger, logger: quiet, onFailure });
+      const ledger = new LedgerWriter(
+        join(mkdtempSync(join(tmpdir(), 'celgate-sink-')), 'session.db'),
+      );
+      const sink = new FanoutSink({
+        counters: new DecisionCounters(),
+        ledger,
+        logger: quiet,
+        onFailure,
+      });
       const e = { decider: { decide: () => allowDecision(9), generation: () => 9 }, sink };
       expect(decideAndRecord(e, dnsEvent()).action).toBe('allow');
       ledger.close();
       const d = decideAndRecord(e, dnsEvent());
       if (onFailure === 'fail_closed') {
-        expect(d).toMatchObject({ action: 'error', mode: 'fail_closed', generation: 9, errors: [{ code: 'E_LEDGER' }] });
+        expect(d).toMatchObject({
+          action: 'error',
+          mode: 'fail_closed',
+          generation: 9,
+          errors: [{ code: 'E_LEDGER' }],
+        });
         expect(d.reason).toMatch(/ledger is closed/);
       } else {
         expect(d.action).toBe('allow');

@@ -20,8 +20,19 @@ function pack(id: string, prefix: string): string {
     version: '1',
     default_action: 'allow',
     rules: [
-      { id: `${prefix}-watch`, condition: 'http.request.host == "target.example"', action: 'block', mode: 'shadow', priority: 1 },
-      { id: `${prefix}-block`, condition: 'http.request.host == "target.example"', action: 'block', priority: 2 },
+      {
+        id: `${prefix}-watch`,
+        condition: 'http.request.host == "target.example"',
+        action: 'block',
+        mode: 'shadow',
+        priority: 1,
+      },
+      {
+        id: `${prefix}-block`,
+        condition: 'http.request.host == "target.example"',
+        action: 'block',
+        priority: 2,
+      },
     ],
   });
 }
@@ -34,7 +45,10 @@ describe('reloading packs', () => {
     const port = createPolicyPort({ packPaths: [file] });
     expect(port.reload('start').ok).toBe(true);
     const generation = port.generation();
-    writeFileSync(file, `${pack('p', 'a')}\n  - id: broken\n    condition: http.request.hots == "x"\n    action: block\n`);
+    writeFileSync(
+      file,
+      `${pack('p', 'a')}\n  - id: broken\n    condition: http.request.hots == "x"\n    action: block\n`,
+    );
     const out = port.reload('test');
     expect(out.ok).toBe(false);
     expect(port.generation()).toBe(generation);
@@ -51,10 +65,18 @@ describe('reloading packs', () => {
     writeFileSync(file, pack('p', 'a'));
     const port = createPolicyPort({ packPaths: [file] });
     port.reload('start');
-    expect(port.putRule('api-rule', { condition: 'http.request.host == "api.example"', action: 'block' }).ok).toBe(true);
+    expect(
+      port.putRule('api-rule', { condition: 'http.request.host == "api.example"', action: 'block' })
+        .ok,
+    ).toBe(true);
     writeFileSync(file, pack('p', 'b'));
     expect(port.reload('test').ok).toBe(true);
-    expect(port.listRules().map((r) => r.id).sort()).toEqual(['api-rule', 'b-block', 'b-watch']);
+    expect(
+      port
+        .listRules()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(['api-rule', 'b-block', 'b-watch']);
     expect(port.decider.decide(event('api.example')).rule_id).toBe('api-rule');
   });
 
@@ -103,24 +125,45 @@ describe('reload in a running gateway', () => {
     writeFileSync(join(rules, 'p.yaml'), pack('p', 'a'));
     const gw = await startGateway({ config: { rules: [rules], watch_rules: true } });
     try {
-      const decide = async () => (await gw.api('POST', '/v1/evaluate', { event: { event_type: 'http.request', http: { request: { host: 'target.example' } } }, record: false })).json.decision.rule_id;
+      const decide = async () =>
+        (
+          await gw.api('POST', '/v1/evaluate', {
+            event: { event_type: 'http.request', http: { request: { host: 'target.example' } } },
+            record: false,
+          })
+        ).json.decision.rule_id;
       expect(await decide()).toBe('a-block');
 
       writeFileSync(join(rules, 'p.yaml'), pack('p', 'b'));
       await expect.poll(decide, { timeout: 10_000 }).toBe('b-block');
 
-      writeFileSync(join(rules, 'p.yaml'), 'id: p\nrules: [ {id: x, condition: "http.request.nope == 1", action: block} ]\n');
+      writeFileSync(
+        join(rules, 'p.yaml'),
+        'id: p\nrules: [ {id: x, condition: "http.request.nope == 1", action: block} ]\n',
+      );
       const refused = await gw.api('POST', '/v1/reload');
       expect(refused.status).toBe(422);
       expect(refused.json.error.code).toBe('E_RULE_INVALID');
       expect(await decide()).toBe('b-block');
-      await expect.poll(async () => (await gw.api('GET', '/v1/stats')).json.reload.refused, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
-      await expect.poll(() => gw.logs().some((l) => String(l.msg).startsWith('reload refused')), { timeout: 10_000 }).toBe(true);
+      await expect
+        .poll(async () => (await gw.api('GET', '/v1/stats')).json.reload.refused, {
+          timeout: 10_000,
+        })
+        .toBeGreaterThanOrEqual(1);
+      await expect
+        .poll(() => gw.logs().some((l) => String(l.msg).startsWith('reload refused')), {
+          timeout: 10_000,
+        })
+        .toBe(true);
 
       writeFileSync(join(rules, 'p.yaml'), pack('p', 'c'));
       gw.kill('SIGHUP');
       await expect.poll(decide, { timeout: 10_000 }).toBe('c-block');
-      await expect.poll(() => gw.logs().some((l) => l.msg === 'rules reloaded' && l.reason === 'sighup'), { timeout: 10_000 }).toBe(true);
+      await expect
+        .poll(() => gw.logs().some((l) => l.msg === 'rules reloaded' && l.reason === 'sighup'), {
+          timeout: 10_000,
+        })
+        .toBe(true);
     } finally {
       await gw.stop();
     }
@@ -134,8 +177,13 @@ describe('reload under concurrent evaluation in a running gateway', () => {
     writeFileSync(file, pack('p', 'a'));
     const gw = await startGateway({ config: { rules: [file] } });
     try {
-      const prefixByGeneration = new Map<number, string>([[(await gw.api('GET', '/v1/health')).json.generation, 'a']]);
-      const body = { event: { event_type: 'http.request', http: { request: { host: 'target.example' } } }, record: false };
+      const prefixByGeneration = new Map<number, string>([
+        [(await gw.api('GET', '/v1/health')).json.generation, 'a'],
+      ]);
+      const body = {
+        event: { event_type: 'http.request', http: { request: { host: 'target.example' } } },
+        record: false,
+      };
       const evaluations: ReturnType<typeof gw.api>[] = [];
       for (let i = 0; i < 5; i++) {
         // A wave of evaluations in flight, then a reload: each wave races the reload after it.
@@ -156,7 +204,10 @@ describe('reload under concurrent evaluation in a running gateway', () => {
         const prefix = prefixByGeneration.get(d.generation);
         expect(prefix, `generation ${d.generation}`).toBeDefined();
         expect(d.rule_id).toBe(`${prefix}-block`);
-        expect(d.matches.map((m: { rule_id: string }) => m.rule_id)).toEqual([`${prefix}-watch`, `${prefix}-block`]);
+        expect(d.matches.map((m: { rule_id: string }) => m.rule_id)).toEqual([
+          `${prefix}-watch`,
+          `${prefix}-block`,
+        ]);
       }
     } finally {
       await gw.stop();
@@ -168,7 +219,12 @@ describe('starting with a bad pack', () => {
   it('refuses to start, naming the file and the problem, and exits non-zero', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'celgate-badstart-'));
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, 'id: bad\nversion: "1"\nrules:\n  - id: x\n    condition: http.request.hots == "a"\n    action: block\n');
-    await expect(startGateway({ config: { rules: [file] } })).rejects.toThrow(/exited with 2[\s\S]*bad\.yaml[\s\S]*http\.request\.host/);
+    writeFileSync(
+      file,
+      'id: bad\nversion: "1"\nrules:\n  - id: x\n    condition: http.request.hots == "a"\n    action: block\n',
+    );
+    await expect(startGateway({ config: { rules: [file] } })).rejects.toThrow(
+      /exited with 2[\s\S]*bad\.yaml[\s\S]*http\.request\.host/,
+    );
   });
 });

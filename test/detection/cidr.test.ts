@@ -3,9 +3,19 @@ import { cidrRegex, decimalRange, parseCidr } from '../../src/detection/cidr.js'
 
 describe('cidr lowering to an exact regex', () => {
   it('matches exactly the numbers of a decimal range, for every range boundary', () => {
-    for (const [lo, hi] of [[0, 255], [10, 10], [64, 127], [0, 9], [8, 15], [96, 199], [250, 255], [1, 254]] as const) {
+    for (const [lo, hi] of [
+      [0, 255],
+      [10, 10],
+      [64, 127],
+      [0, 9],
+      [8, 15],
+      [96, 199],
+      [250, 255],
+      [1, 254],
+    ] as const) {
       const re = new RegExp(`^${decimalRange(lo, hi)}$`);
-      for (let n = 0; n <= 300; n++) expect(re.test(String(n)), `${n} in [${lo},${hi}]`).toBe(n >= lo && n <= hi);
+      for (let n = 0; n <= 300; n++)
+        expect(re.test(String(n)), `${n} in [${lo},${hi}]`).toBe(n >= lo && n <= hi);
       expect(re.test('010')).toBe(false);
     }
   });
@@ -28,9 +38,15 @@ describe('cidr lowering to an exact regex', () => {
 
   it('normalises host bits and refuses malformed or IPv6 input with a reason', () => {
     expect(parseCidr('10.1.2.3/8')).toEqual({ ok: true, octets: [10, 0, 0, 0], prefix: 8 });
-    expect(parseCidr('10.0.0.0/33')).toMatchObject({ ok: false, message: expect.stringMatching(/prefix/) });
+    expect(parseCidr('10.0.0.0/33')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/prefix/),
+    });
     expect(parseCidr('10.0.0/8')).toMatchObject({ ok: false });
     expect(parseCidr('010.0.0.0/8')).toMatchObject({ ok: false });
-    expect(parseCidr('fd00::/8')).toMatchObject({ ok: false, message: expect.stringMatching(/IPv6/) });
+    expect(parseCidr('fd00::/8')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/IPv6/),
+    });
   });
 });

@@ -16,7 +16,11 @@ const HUNT_PACK = join(ROOT, 'test/fixtures/detection/hunt-pack.yaml');
 const reference = JSON.parse(readRepo('test/fixtures/events/reference-http.json'));
 
 function celgate(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN_JS, 'ir', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [MAIN_JS, 'ir', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -26,12 +30,23 @@ describe('celgate ir (CLI)', { timeout: 180_000 }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'celgate-ir-'));
 
   it('validate accepts the reference pack and rejects a bad one with file, line and path', () => {
-    expect(celgate('validate', PACK)).toMatchObject({ code: 0, stdout: expect.stringContaining('google-secret-egress@1.0.0, 1 rule') });
+    expect(celgate('validate', PACK)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('google-secret-egress@1.0.0, 1 rule'),
+    });
     const bad = join(tmp, 'bad.yaml');
-    writeFileSync(bad, readFileSync(PACK, 'utf8').replace('field: http.request.body.text', 'field: http.request.body.txt'));
+    writeFileSync(
+      bad,
+      readFileSync(PACK, 'utf8').replace(
+        'field: http.request.body.text',
+        'field: http.request.body.txt',
+      ),
+    );
     const r = celgate('validate', bad);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/bad\.yaml:\d+: rules\[0\]\.match\.all\[1\]\.field: unknown field "http\.request\.body\.txt".*did you mean "http\.request\.body\.text"/);
+    expect(r.stderr).toMatch(
+      /bad\.yaml:\d+: rules\[0\]\.match\.all\[1\]\.field: unknown field "http\.request\.body\.txt".*did you mean "http\.request\.body\.text"/,
+    );
   });
 
   it('lower prints the CEL; --json gives rule, condition and matched fields', () => {
@@ -40,41 +55,83 @@ describe('celgate ir (CLI)', { timeout: 180_000 }, () => {
     const json = celgate('lower', PACK, '--json');
     expect(json.code, json.stderr).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual([
-      expect.objectContaining({ rule_id: 'google-secret-egress', matched_fields: ['http.request.body.text', 'http.request.host'] }),
+      expect.objectContaining({
+        rule_id: 'google-secret-egress',
+        matched_fields: ['http.request.body.text', 'http.request.host'],
+      }),
     ]);
   });
 
   it("test runs the pack's own cases", () => {
-    expect(celgate('test', PACK)).toMatchObject({ code: 0, stdout: expect.stringContaining('4 passed, 0 failed') });
+    expect(celgate('test', PACK)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('4 passed, 0 failed'),
+    });
   });
 
   it('backtest reports 2 matches / 1 unique evidence over the corpus', () => {
     const r = celgate('backtest', PACK, '--events', CORPUS, '--json');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ events_scanned: 6, total_matches: 2, unique_evidence: 1, truncated: false, ok: true, expectations: { failed: 0 } });
-    expect(celgate('backtest', PACK, '--events', CORPUS).stdout).toMatch(/matches: 2 {3}unique evidence: 1/);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      events_scanned: 6,
+      total_matches: 2,
+      unique_evidence: 1,
+      truncated: false,
+      ok: true,
+      expectations: { failed: 0 },
+    });
+    expect(celgate('backtest', PACK, '--events', CORPUS).stdout).toMatch(
+      /matches: 2 {3}unique evidence: 1/,
+    );
   });
 
   it('backtest fails (exit 1) on corpus problems and names the line', () => {
-    const r = celgate('backtest', PACK, '--events', join(ROOT, 'test/fixtures/detection/bad-corpus.jsonl'));
+    const r = celgate(
+      'backtest',
+      PACK,
+      '--events',
+      join(ROOT, 'test/fixtures/detection/bad-corpus.jsonl'),
+    );
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/bad-corpus\.jsonl:2: not JSON/);
   });
 
   it('import-sigma converts supported rules and refuses the rest by name, with a non-zero exit', () => {
     const out = join(tmp, 'imported.yaml');
-    const mapping = ['--mapping', join(ROOT, 'detection-ir/mappings/sigma-web-proxy.yaml'), join(ROOT, 'detection-ir/mappings/sigma-dns.yaml')];
-    const ok = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/dns-query.yml'), ...mapping, '-o', out, '--pack-id', 'dns-fixture');
+    const mapping = [
+      '--mapping',
+      join(ROOT, 'detection-ir/mappings/sigma-web-proxy.yaml'),
+      join(ROOT, 'detection-ir/mappings/sigma-dns.yaml'),
+    ];
+    const ok = celgate(
+      'import-sigma',
+      join(ROOT, 'test/fixtures/sigma/dns-query.yml'),
+      ...mapping,
+      '-o',
+      out,
+      '--pack-id',
+      'dns-fixture',
+    );
     expect(ok.code).toBe(0);
     expect(celgate('validate', out).code).toBe(0);
-    const refused = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/refused/aggregation.yml'), ...mapping);
+    const refused = celgate(
+      'import-sigma',
+      join(ROOT, 'test/fixtures/sigma/refused/aggregation.yml'),
+      ...mapping,
+    );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/E_SIGMA_UNSUPPORTED: unsupported Sigma construct: aggregation/);
   });
 
   it('import-sigma refuses a regex RE2 does not have, naming it, and --partial still emits the rest', () => {
     const mapping = ['--mapping', join(ROOT, 'detection-ir/mappings/sigma-web-proxy.yaml')];
-    const r = celgate('import-sigma', join(ROOT, 'test/fixtures/sigma/refused/regex-lookahead.yml'), join(ROOT, 'test/fixtures/sigma/cidr.yml'), ...mapping, '--partial');
+    const r = celgate(
+      'import-sigma',
+      join(ROOT, 'test/fixtures/sigma/refused/regex-lookahead.yml'),
+      join(ROOT, 'test/fixtures/sigma/cidr.yml'),
+      ...mapping,
+      '--partial',
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/regex-lookahead\.yml.*E_SIGMA_UNSUPPORTED: .*look-ahead assertions/);
     expect(r.stderr).toMatch(/1 converted, 1 refused/);
@@ -82,7 +139,10 @@ describe('celgate ir (CLI)', { timeout: 180_000 }, () => {
   });
 
   it('accepts a directory of packs', () => {
-    expect(celgate('validate', join(ROOT, 'detection-ir'))).toMatchObject({ code: 0, stdout: expect.stringContaining('google-secret-egress') });
+    expect(celgate('validate', join(ROOT, 'detection-ir'))).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('google-secret-egress'),
+    });
   });
 
   it('reports a missing file instead of crashing', () => {
@@ -102,22 +162,40 @@ describe('detection packs configured on the gateway run inline', () => {
   });
 
   it('a matching event gets a finding on its decision and counts on its rule, without being blocked', async () => {
-    const res = await gw.api('POST', '/v1/evaluate', { event: { ...reference, common: { ...reference.common, event_id: 'inline-1' } } });
+    const res = await gw.api('POST', '/v1/evaluate', {
+      event: { ...reference, common: { ...reference.common, event_id: 'inline-1' } },
+    });
     expect(res.status).toBe(200);
-    expect(res.json.decision.findings).toEqual([expect.objectContaining({ rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high', event_id: 'inline-1' })]);
+    expect(res.json.decision.findings).toEqual([
+      expect.objectContaining({
+        rule_id: 'google-secret-egress',
+        pack_id: 'google-secret-egress',
+        severity: 'high',
+        event_id: 'inline-1',
+      }),
+    ]);
     expect(res.json.decision.rule_id).not.toBe('google-secret-egress');
     const rules = await gw.api('GET', '/v1/rules');
-    expect(rules.json.rules.find((r: { id: string }) => r.id === 'google-secret-egress')).toMatchObject({ kind: 'detection', counters: { matches: 1 } });
+    expect(
+      rules.json.rules.find((r: { id: string }) => r.id === 'google-secret-egress'),
+    ).toMatchObject({ kind: 'detection', counters: { matches: 1 } });
   });
 
   it('the finding is recorded in detection_findings of session.db', async () => {
-    await gw.api('POST', '/v1/evaluate', { event: { ...reference, common: { ...reference.common, event_id: 'inline-2' } } });
+    await gw.api('POST', '/v1/evaluate', {
+      event: { ...reference, common: { ...reference.common, event_id: 'inline-2' } },
+    });
     await gw.api('GET', '/v1/events'); // flushes the ledger
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(gw.sessionDb, { readonly: true });
     try {
-      const rows = db.prepare('SELECT rule_id, pack_id, severity FROM detection_findings WHERE event_id = ?').all('inline-2');
-      expect(rows, `ledger errors: ${JSON.stringify(gw.logs().filter((l) => /ledger/.test(l.msg ?? '')))}`).toEqual([
+      const rows = db
+        .prepare('SELECT rule_id, pack_id, severity FROM detection_findings WHERE event_id = ?')
+        .all('inline-2');
+      expect(
+        rows,
+        `ledger errors: ${JSON.stringify(gw.logs().filter((l) => /ledger/.test(l.msg ?? '')))}`,
+      ).toEqual([
         { rule_id: 'google-secret-egress', pack_id: 'google-secret-egress', severity: 'high' },
       ]);
     } finally {
@@ -131,21 +209,37 @@ describe('IR backtest and hunt through the control API', { timeout: 180_000 }, (
   const pack = readRepo('detection-ir/google-secret-egress.yaml');
 
   beforeAll(async () => {
-    gw = await startGateway({ config: { profile: join(ROOT, 'test/fixtures/detection/quiet-profile.yaml') } });
+    gw = await startGateway({
+      config: { profile: join(ROOT, 'test/fixtures/detection/quiet-profile.yaml') },
+    });
   });
   afterAll(async () => {
     await gw?.stop();
   });
 
   it('POST /v1/ir/backtest returns the dedupe report', async () => {
-    const other = { ...reference, common: { ...reference.common, event_id: 'x2', timestamp_ms: 5 } };
-    const res = await gw.api('POST', '/v1/ir/backtest', { pack, events: [reference, other, { common: { event_type: 'dns.request' } }] });
+    const other = {
+      ...reference,
+      common: { ...reference.common, event_id: 'x2', timestamp_ms: 5 },
+    };
+    const res = await gw.api('POST', '/v1/ir/backtest', {
+      pack,
+      events: [reference, other, { common: { event_type: 'dns.request' } }],
+    });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ kind: 'backtest', events_scanned: 3, total_matches: 2, unique_evidence: 1 });
+    expect(res.json).toMatchObject({
+      kind: 'backtest',
+      events_scanned: 3,
+      total_matches: 2,
+      unique_evidence: 1,
+    });
   });
 
   it('POST /v1/ir/backtest answers 400 with issues for a bad pack', async () => {
-    const res = await gw.api('POST', '/v1/ir/backtest', { pack: pack.replace('severity: high', 'severity: huge'), events: [] });
+    const res = await gw.api('POST', '/v1/ir/backtest', {
+      pack: pack.replace('severity: high', 'severity: huge'),
+      events: [],
+    });
     expect(res.status).toBe(400);
     expect(res.json.issues[0]).toMatchObject({ path: 'rules[0].severity' });
   });
@@ -164,19 +258,35 @@ describe('IR backtest and hunt through the control API', { timeout: 180_000 }, (
     await gw.api('GET', '/v1/events'); // flushes the ledger
     const res = await gw.api('POST', '/v1/ir/hunt', { pack: readFileSync(HUNT_PACK, 'utf8') });
     expect(res.status).toBe(200);
-    expect(res.json, JSON.stringify({ scanned: res.json.events_scanned, ledger: gw.logs().filter((l) => /ledger/.test(l.msg ?? '')) })).toMatchObject({
+    expect(
+      res.json,
+      JSON.stringify({
+        scanned: res.json.events_scanned,
+        ledger: gw.logs().filter((l) => /ledger/.test(l.msg ?? '')),
+      }),
+    ).toMatchObject({
       kind: 'hunt',
       events_scanned: 2,
       total_matches: 2,
       unique_evidence: 1,
     });
     // The reference pack's body token never reaches the ledger (scrubbed), so hunting it finds nothing.
-    expect((await gw.api('POST', '/v1/ir/hunt', { pack })).json).toMatchObject({ events_scanned: 2, total_matches: 0 });
+    expect((await gw.api('POST', '/v1/ir/hunt', { pack })).json).toMatchObject({
+      events_scanned: 2,
+      total_matches: 0,
+    });
     const cli = celgate('hunt', HUNT_PACK, '--session', gw.sessionDb, '--json');
     expect(cli.code, cli.stderr + cli.stdout.slice(0, 2000)).toBe(0);
     expect(JSON.parse(cli.stdout)).toMatchObject({ total_matches: 2, unique_evidence: 1 });
-    const byId = celgate('hunt', HUNT_PACK, '--session', gw.sessionId, '--data-dir', gw.dataDir, '--json');
+    const byId = celgate(
+      'hunt',
+      HUNT_PACK,
+      '--session',
+      gw.sessionId,
+      '--data-dir',
+      gw.dataDir,
+      '--json',
+    );
     expect(JSON.parse(byId.stdout)).toMatchObject({ total_matches: 2 });
   });
-
 });

@@ -19,7 +19,18 @@ export function packWith(match: unknown, rule: Record<string, unknown> = {}): st
     version: '1',
     status: 'active',
     owner: 'tests',
-    rules: [{ id: 'r1', title: 'test rule', event_type: 'http.request', severity: 'medium', confidence: 0.5, tags: ['t'], match, ...rule }],
+    rules: [
+      {
+        id: 'r1',
+        title: 'test rule',
+        event_type: 'http.request',
+        severity: 'medium',
+        confidence: 0.5,
+        tags: ['t'],
+        match,
+        ...rule,
+      },
+    ],
   });
 }
 
@@ -35,6 +46,12 @@ export function event(json: Record<string, unknown>): SecurityEvent {
   return r.value;
 }
 
-export function http(request: Record<string, unknown>, common: Record<string, unknown> = {}): SecurityEvent {
-  return event({ common: { event_type: 'http.request', ...common }, http: { request: { host: 'example.com', path: '/', ...request } } });
+export function http(
+  request: Record<string, unknown>,
+  common: Record<string, unknown> = {},
+): SecurityEvent {
+  return event({
+    common: { event_type: 'http.request', ...common },
+    http: { request: { host: 'example.com', path: '/', ...request } },
+  });
 }

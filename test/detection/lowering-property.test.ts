@@ -20,14 +20,32 @@ interface Facts {
 
 const POOL: { ir: Record<string, unknown>; holds: (f: Facts) => boolean }[] = [
   { ir: { field: 'http.request.host', equals: ['a.com'] }, holds: (f) => f.host === 'a.com' },
-  { ir: { field: 'http.request.host', endswith: ['.b.com'] }, holds: (f) => f.host.endsWith('.b.com') },
+  {
+    ir: { field: 'http.request.host', endswith: ['.b.com'] },
+    holds: (f) => f.host.endsWith('.b.com'),
+  },
   { ir: { field: 'http.request.path', startswith: ['/x'] }, holds: (f) => f.path.startsWith('/x') },
-  { ir: { field: 'http.request.method', equals: ['post'], case_insensitive: true }, holds: (f) => f.method.toLowerCase() === 'post' },
-  { ir: { field: 'http.request.headers.user-agent', contains: ['bot'], case_insensitive: true }, holds: (f) => f.ua !== undefined && f.ua.toLowerCase().includes('bot') },
-  { ir: { field: 'http.request.headers.cookie', exists: true }, holds: (f) => f.cookie !== undefined },
-  { ir: { field: 'http.request.body.text', contains: ['k='] }, holds: (f) => f.body.includes('k=') },
+  {
+    ir: { field: 'http.request.method', equals: ['post'], case_insensitive: true },
+    holds: (f) => f.method.toLowerCase() === 'post',
+  },
+  {
+    ir: { field: 'http.request.headers.user-agent', contains: ['bot'], case_insensitive: true },
+    holds: (f) => f.ua !== undefined && f.ua.toLowerCase().includes('bot'),
+  },
+  {
+    ir: { field: 'http.request.headers.cookie', exists: true },
+    holds: (f) => f.cookie !== undefined,
+  },
+  {
+    ir: { field: 'http.request.body.text', contains: ['k='] },
+    holds: (f) => f.body.includes('k='),
+  },
   { ir: { field: 'http.request.port', equals: [8443] }, holds: (f) => f.port === 8443 },
-  { ir: { field: 'http.request.path', matches: ['^/[xy]/[0-9]+$'] }, holds: (f) => /^\/[xy]\/[0-9]+$/.test(f.path) },
+  {
+    ir: { field: 'http.request.path', matches: ['^/[xy]/[0-9]+$'] },
+    holds: (f) => /^\/[xy]\/[0-9]+$/.test(f.path),
+  },
 ];
 
 type Tree = { leaf: number } | { all: Tree[] } | { any: Tree[] } | { not: Tree };
@@ -75,7 +93,16 @@ describe('lowering agrees with the IR semantics', () => {
           const headers: Record<string, string> = {};
           if (f.ua !== undefined) headers['user-agent'] = f.ua;
           if (f.cookie !== undefined) headers.cookie = f.cookie;
-          const d = engine.decide(http({ host: f.host, path: f.path, method: f.method, headers, body: f.body, port: f.port }));
+          const d = engine.decide(
+            http({
+              host: f.host,
+              path: f.path,
+              method: f.method,
+              headers,
+              body: f.body,
+              port: f.port,
+            }),
+          );
           expect(d.errors).toEqual([]);
           expect(d.findings.length === 1).toBe(evaluate(t, f));
         }

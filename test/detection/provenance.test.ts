@@ -55,18 +55,31 @@ describe('rule provenance', () => {
       logsource: { category: 'proxy' },
       related: [{ id: '0e9f8a7b-6c5d-4e3f-2a1b-0c9d8e7f6a5b', type: 'derived' }],
     });
-    expect(formatLowered([loaded.value])).toContain('# sigma 6b7a4c2e-1f3d-4e5a-9b8c-0d1e2f3a4b5c by A. Analyst (2023-01-31, modified 2024/02/01); refs: https://example.org/report');
-    const report = await runDetections([loaded.value], [{ event: http({ host: 'x.paste.example' }) }, { event: http({ host: 'other.example' }) }], 'backtest');
+    expect(formatLowered([loaded.value])).toContain(
+      '# sigma 6b7a4c2e-1f3d-4e5a-9b8c-0d1e2f3a4b5c by A. Analyst (2023-01-31, modified 2024/02/01); refs: https://example.org/report',
+    );
+    const report = await runDetections(
+      [loaded.value],
+      [{ event: http({ host: 'x.paste.example' }) }, { event: http({ host: 'other.example' }) }],
+      'backtest',
+    );
     expect(report.total_matches).toBe(1);
     expect(report.sources[loaded.value.rules[0]!.rule.id]).toEqual(source);
     expect(formatRunReport(report)).toContain('false positives: Developers sharing snippets');
   });
 
   it('refuses a malformed source with its path', () => {
-    const v = validatePackText(packWith({ field: 'http.request.host', equals: ['a'] }, { source: { kind: 'sigma', references: 'not a list', license: 'x' } }));
+    const v = validatePackText(
+      packWith(
+        { field: 'http.request.host', equals: ['a'] },
+        { source: { kind: 'sigma', references: 'not a list', license: 'x' } },
+      ),
+    );
     expect(v.ok).toBe(false);
     if (v.ok) return;
-    expect(v.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['rules[0].source.references']));
+    expect(v.issues.map((i) => i.path)).toEqual(
+      expect.arrayContaining(['rules[0].source.references']),
+    );
     expect(v.issues.some((i) => i.message.includes('license'))).toBe(true);
   });
 

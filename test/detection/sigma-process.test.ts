@@ -16,9 +16,10 @@ import type { SecurityEvent } from '../../src/events/types.js';
 import { event, http, readRepo, ROOT } from './helpers.js';
 
 /** shared/ sits beside the checkout (CI, /work/main) or two levels up from a worktree (/work/wt/x). */
-const CORPUS = [join(ROOT, '..', 'shared'), join(ROOT, '..', '..', 'shared')]
-  .map((d) => join(d, 'corpora', 'sigma-linux-process'))
-  .find((d) => existsSync(d)) ?? join(ROOT, '..', 'shared', 'corpora', 'sigma-linux-process');
+const CORPUS =
+  [join(ROOT, '..', 'shared'), join(ROOT, '..', '..', 'shared')]
+    .map((d) => join(d, 'corpora', 'sigma-linux-process'))
+    .find((d) => existsSync(d)) ?? join(ROOT, '..', 'shared', 'corpora', 'sigma-linux-process');
 const mapping = (p: string): SigmaMapping => {
   const m = parseMapping(readRepo(p), p);
   if (!m.ok) throw new Error(JSON.stringify(m.issues));
@@ -72,7 +73,16 @@ function processEvent(facts: Record<string, string>): SecurityEvent {
   const command = facts.command ?? executable;
   return event({
     common: { event_type: 'process.exec' },
-    process: { activity: { operation: 'exec', executable, command, argv: command.split(' '), cwd: facts.cwd ?? '/home/agent', command_class: 'other' } },
+    process: {
+      activity: {
+        operation: 'exec',
+        executable,
+        command,
+        argv: command.split(' '),
+        cwd: facts.cwd ?? '/home/agent',
+        command_class: 'other',
+      },
+    },
   });
 }
 
@@ -80,14 +90,22 @@ function witness(match: Raw): SecurityEvent | undefined {
   const f: Fields = {};
   if (!satisfy(match, f)) return undefined;
   const facts: Record<string, string> = {};
-  for (const [k, s] of Object.entries(f)) facts[k] = s.equals ?? `${s.prefix}${s.parts.length > 0 ? ` ${s.parts.join(' ')} ` : ''}${s.suffix}`;
+  for (const [k, s] of Object.entries(f))
+    facts[k] =
+      s.equals ?? `${s.prefix}${s.parts.length > 0 ? ` ${s.parts.join(' ')} ` : ''}${s.suffix}`;
   return processEvent(facts);
 }
 
 /** Rules whose regexes the simple witness builder cannot invert: their matching commands, by hand. */
 const HAND_WITNESS: Record<string, Record<string, string>> = {
-  'proc_creation_lnx_file_and_directory_discovery.yml': { executable: '/usr/bin/file', command: `file ${'a/'.repeat(110)}` },
-  'proc_creation_lnx_pnscan_binary_cli_pattern.yml': { executable: '/usr/bin/pnscan', command: 'pnscan -W "aa bb" 10.0.0.0/24 22' },
+  'proc_creation_lnx_file_and_directory_discovery.yml': {
+    executable: '/usr/bin/file',
+    command: `file ${'a/'.repeat(110)}`,
+  },
+  'proc_creation_lnx_pnscan_binary_cli_pattern.yml': {
+    executable: '/usr/bin/pnscan',
+    command: 'pnscan -W "aa bb" 10.0.0.0/24 22',
+  },
 };
 
 /** Rules refused because they need facts a process.exec event does not carry (by design). */
@@ -99,44 +117,77 @@ const REFUSED = {
   'proc_creation_lnx_susp_script_interpretor_spawn_credential_scanner.yml': 'ParentImage',
 };
 
-const files = existsSync(CORPUS) ? readdirSync(CORPUS).filter((n) => n.endsWith('.yml')).sort() : [];
+const files = existsSync(CORPUS)
+  ? readdirSync(CORPUS)
+      .filter((n) => n.endsWith('.yml'))
+      .sort()
+  : [];
 
-describe.skipIf(files.length === 0)('Sigma Linux process_creation corpus (../shared/corpora/sigma-linux-process)', () => {
-  const results = files.map((name) => ({ name, r: importSigmaRule(readFileSync(join(CORPUS, name), 'utf8'), [PROCESS, PROXY], name) }));
+describe.skipIf(files.length === 0)(
+  'Sigma Linux process_creation corpus (../shared/corpora/sigma-linux-process)',
+  () => {
+    const results = files.map((name) => ({
+      name,
+      r: importSigmaRule(readFileSync(join(CORPUS, name), 'utf8'), [PROCESS, PROXY], name),
+    }));
 
-  // 35 of 40 (87.5 %): the other five need the parent process or the user, which process.exec
-  // events do not carry; the issue's 90 % needs those facts in the event contract first.
-  it('imports 35 of the 40 rules; the five refusals name the parent-process or user field the mapping lacks', () => {
-    expect(files).toHaveLength(40);
-    const refused = Object.fromEntries(
-      results.flatMap((x) => (x.r.ok ? [] : [[x.name, `${x.r.issues[0]!.code}: ${x.r.issues[0]!.message}`]])),
+    // 35 of 40 (87.5 %): the other five need the parent process or the user, which process.exec
+    // events do not carry; the issue's 90 % needs those facts in the event contract first.
+    it('imports 35 of the 40 rules; the five refusals name the parent-process or user field the mapping lacks', () => {
+      expect(files).toHaveLength(40);
+      const refused = Object.fromEntries(
+        results.flatMap((x) =>
+          x.r.ok ? [] : [[x.name, `${x.r.issues[0]!.code}: ${x.r.issues[0]!.message}`]],
+        ),
+      );
+      expect(Object.keys(refused).sort()).toEqual(Object.keys(REFUSED).sort());
+      for (const [name, field] of Object.entries(REFUSED)) {
+        expect(refused[name]).toBe(
+          `E_SIGMA_UNSUPPORTED: unsupported Sigma construct: field "${field}" is not in mapping "sigma-process-creation"`,
+        );
+      }
+    });
+
+    it.each(files)(
+      '%s: fires on a witness event built from the rule and not on an ordinary command',
+      (name) => {
+        const x = results.find((y) => y.name === name)!;
+        if (!x.r.ok) return; // counted by the import-rate test above
+        const p = sigmaPack([x.r.value], { id: 'proc' });
+        if (!p.ok) throw new Error(JSON.stringify(p.issues));
+        const loaded = loadPackText(p.value.yaml);
+        if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+        const { engine } = detectionEngine([loaded.value]);
+        const hand = HAND_WITNESS[name];
+        const w = hand !== undefined ? processEvent(hand) : witness(x.r.value.rule.match as Raw);
+        expect(w, 'a witness can be built').toBeDefined();
+        expect(engine.decide(w!).findings.map((f) => f.rule_id)).toEqual([
+          loaded.value.rules[0]!.rule.id,
+        ]);
+        const ordinary = processEvent({
+          executable: '/usr/bin/ls',
+          command: 'ls -la /home/agent/project',
+          cwd: '/home/agent/project',
+        });
+        expect(engine.decide(ordinary).findings).toEqual([]);
+      },
     );
-    expect(Object.keys(refused).sort()).toEqual(Object.keys(REFUSED).sort());
-    for (const [name, field] of Object.entries(REFUSED)) {
-      expect(refused[name]).toBe(`E_SIGMA_UNSUPPORTED: unsupported Sigma construct: field "${field}" is not in mapping "sigma-process-creation"`);
-    }
-  });
-
-  it.each(files)('%s: fires on a witness event built from the rule and not on an ordinary command', (name) => {
-    const x = results.find((y) => y.name === name)!;
-    if (!x.r.ok) return; // counted by the import-rate test above
-    const p = sigmaPack([x.r.value], { id: 'proc' });
-    if (!p.ok) throw new Error(JSON.stringify(p.issues));
-    const loaded = loadPackText(p.value.yaml);
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
-    const { engine } = detectionEngine([loaded.value]);
-    const hand = HAND_WITNESS[name];
-    const w = hand !== undefined ? processEvent(hand) : witness(x.r.value.rule.match as Raw);
-    expect(w, 'a witness can be built').toBeDefined();
-    expect(engine.decide(w!).findings.map((f) => f.rule_id)).toEqual([loaded.value.rules[0]!.rule.id]);
-    const ordinary = processEvent({ executable: '/usr/bin/ls', command: 'ls -la /home/agent/project', cwd: '/home/agent/project' });
-    expect(engine.decide(ordinary).findings).toEqual([]);
-  });
-});
+  },
+);
 
 describe('web proxy fields', () => {
   const imp = (selection: string) => {
-    const text = ['title: t', 'status: test', 'logsource:', '  category: proxy', 'detection:', '  selection:', selection, '  condition: selection', ''].join('\n');
+    const text = [
+      'title: t',
+      'status: test',
+      'logsource:',
+      '  category: proxy',
+      'detection:',
+      '  selection:',
+      selection,
+      '  condition: selection',
+      '',
+    ].join('\n');
     const r = importSigmaRule(text, [PROXY], 'r.yml');
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     const p = sigmaPack([r.value], { id: 'web' });
@@ -161,7 +212,8 @@ describe('web proxy fields', () => {
   });
 
   it('refuses a path-anchored c-uri|re with a top-level alternation, saying how to group it', () => {
-    const text = "title: t\nstatus: test\nlogsource:\n  category: proxy\ndetection:\n  selection:\n    c-uri|re: '^/a|/b'\n  condition: selection\n";
+    const text =
+      "title: t\nstatus: test\nlogsource:\n  category: proxy\ndetection:\n  selection:\n    c-uri|re: '^/a|/b'\n  condition: selection\n";
     const r = importSigmaRule(text, [PROXY], 'r.yml');
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.issues[0]!.message).toContain('^/(?:a|b)');
@@ -170,7 +222,8 @@ describe('web proxy fields', () => {
 
 describe('response-side web proxy fields', () => {
   it('a rule with sc-status imports as an http.response rule and reads request fields too', () => {
-    const text = "title: t\nstatus: test\nlogsource:\n  category: proxy\ndetection:\n  selection:\n    cs-method: POST\n    sc-status: 401\n    sc-content-type|contains: json\n  condition: selection\n";
+    const text =
+      'title: t\nstatus: test\nlogsource:\n  category: proxy\ndetection:\n  selection:\n    cs-method: POST\n    sc-status: 401\n    sc-content-type|contains: json\n  condition: selection\n';
     const r = importSigmaRule(text, [PROXY], 'r.yml');
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     expect(r.value.rule.event_type).toBe('http.response');
@@ -181,7 +234,10 @@ describe('response-side web proxy fields', () => {
     const response = (method: string, status: number) =>
       event({
         common: { event_type: 'http.response' },
-        http: { request: { host: 'example.com', path: '/login', method }, response: { status, headers: { 'content-type': 'application/json' } } },
+        http: {
+          request: { host: 'example.com', path: '/login', method },
+          response: { status, headers: { 'content-type': 'application/json' } },
+        },
       });
     expect(engine.decide(response('POST', 401)).findings).toHaveLength(1);
     expect(engine.decide(response('POST', 200)).findings).toHaveLength(0);

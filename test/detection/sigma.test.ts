@@ -13,7 +13,10 @@ function mapping(path: string): SigmaMapping {
   if (!m.ok) throw new Error(JSON.stringify(m.issues));
   return m.value;
 }
-const MAPPINGS = [mapping('detection-ir/mappings/sigma-web-proxy.yaml'), mapping('detection-ir/mappings/sigma-dns.yaml')];
+const MAPPINGS = [
+  mapping('detection-ir/mappings/sigma-web-proxy.yaml'),
+  mapping('detection-ir/mappings/sigma-dns.yaml'),
+];
 
 function imported(fixture: string) {
   const r = importSigmaRule(readRepo(`test/fixtures/sigma/${fixture}`), MAPPINGS, fixture);
@@ -30,7 +33,8 @@ function imported(fixture: string) {
   };
 }
 
-const dns = (qname: string, qtype = 'A') => event({ common: { event_type: 'dns.request' }, dns: { request: { qname, qtype } } });
+const dns = (qname: string, qtype = 'A') =>
+  event({ common: { event_type: 'dns.request' }, dns: { request: { qname, qtype } } });
 
 describe('Sigma wildcards and escaping', () => {
   it.each([
@@ -64,7 +68,19 @@ describe('Sigma conditions', () => {
   it('parses precedence: not binds tighter than and, and tighter than or', () => {
     expect(parseCondition('a or b and not c')).toEqual({
       ok: true,
-      cond: { kind: 'or', items: [{ kind: 'ref', name: 'a' }, { kind: 'and', items: [{ kind: 'ref', name: 'b' }, { kind: 'not', item: { kind: 'ref', name: 'c' } }] }] },
+      cond: {
+        kind: 'or',
+        items: [
+          { kind: 'ref', name: 'a' },
+          {
+            kind: 'and',
+            items: [
+              { kind: 'ref', name: 'b' },
+              { kind: 'not', item: { kind: 'ref', name: 'c' } },
+            ],
+          },
+        ],
+      },
     });
   });
 });
@@ -72,7 +88,13 @@ describe('Sigma conditions', () => {
 describe('Sigma import: each supported construct converts exactly', () => {
   it('map selection (AND) with a value list (OR), case-insensitive plain values', () => {
     const r = imported('map-and-value-list.yml');
-    expect(r.rule).toMatchObject({ id: 'sigma-0f2c1a7e-0001-4000-8000-000000000001', severity: 'high', confidence: 0.7, tags: ['attack.exfiltration'], event_type: 'http.request' });
+    expect(r.rule).toMatchObject({
+      id: 'sigma-0f2c1a7e-0001-4000-8000-000000000001',
+      severity: 'high',
+      confidence: 0.7,
+      tags: ['attack.exfiltration'],
+      event_type: 'http.request',
+    });
     expect(r.fires(http({ method: 'post', host: 'Upload.Example.NET' }))).toBe(true);
     expect(r.fires(http({ method: 'POST', host: 'drop.example.org' }))).toBe(true);
     expect(r.fires(http({ method: 'GET', host: 'drop.example.org' }))).toBe(false);
@@ -96,11 +118,17 @@ describe('Sigma import: each supported construct converts exactly', () => {
 
   it('contains, startswith, endswith', () => {
     const r = imported('position-modifiers.yml');
-    const ok = { headers: { 'user-agent': 'Python-Requests/2.31' }, url: 'https://x.ngrok.io/API/v1', host: 'x.ngrok.io' };
+    const ok = {
+      headers: { 'user-agent': 'Python-Requests/2.31' },
+      url: 'https://x.ngrok.io/API/v1',
+      host: 'x.ngrok.io',
+    };
     expect(r.rule.confidence).toBe(0.9);
     expect(r.fires(http(ok))).toBe(true);
     expect(r.fires(http({ ...ok, host: 'x.ngrok.io.evil' }))).toBe(false);
-    expect(r.fires(http({ ...ok, headers: { 'user-agent': 'curl python-requests/' } }))).toBe(false);
+    expect(r.fires(http({ ...ok, headers: { 'user-agent': 'curl python-requests/' } }))).toBe(
+      false,
+    );
   });
 
   it('re is case-sensitive and re|i is not', () => {
@@ -217,7 +245,11 @@ describe('Sigma import refuses what it cannot convert exactly, naming the constr
     ['correlation.yml', /correlation rules/],
     ['ipv6-cidr.yml', /IPv6/],
   ])('%s', (fixture, message) => {
-    const r = importSigmaRule(readRepo(`test/fixtures/sigma/refused/${fixture}`), MAPPINGS, fixture);
+    const r = importSigmaRule(
+      readRepo(`test/fixtures/sigma/refused/${fixture}`),
+      MAPPINGS,
+      fixture,
+    );
     expect(r.ok).toBe(false);
     if (!r.ok) {
       expect(r.issues[0]!.code).toBe('E_SIGMA_UNSUPPORTED');
@@ -227,7 +259,13 @@ describe('Sigma import refuses what it cannot convert exactly, naming the constr
   });
 
   it('never throws on garbage', () => {
-    for (const text of ['', ': :', '- a', 'title: x\ndetection: 5', 'title: x\nlogsource: {category: proxy}\ndetection: {condition: "(a"}']) {
+    for (const text of [
+      '',
+      ': :',
+      '- a',
+      'title: x\ndetection: 5',
+      'title: x\nlogsource: {category: proxy}\ndetection: {condition: "(a"}',
+    ]) {
       expect(importSigmaRule(text, MAPPINGS).ok).toBe(false);
     }
   });

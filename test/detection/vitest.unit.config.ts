@@ -1,4 +1,12 @@
 // Runs the test/detection unit tests without the dist build of global-setup (the end-to-end file needs dist):
 //   npx vitest run -c test/detection/vitest.unit.config.ts
 import { defineConfig } from 'vitest/config';
-export default defineConfig({ root: new URL('../..', import.meta.url).pathname, test: { include: ['test/detection/**/*.test.ts'], exclude: ['test/detection/cli-and-api.test.ts'], pool: 'forks', maxWorkers: 1 } });
+export default defineConfig({
+  root: new URL('../..', import.meta.url).pathname,
+  test: {
+    include: ['test/detection/**/*.test.ts'],
+    exclude: ['test/detection/cli-and-api.test.ts'],
+    pool: 'forks',
+    maxWorkers: 1,
+  },
+});

@@ -29,7 +29,10 @@ describe('bench/dns.ts', () => {
     const { benchMicro } = await load();
     const a = await benchMicro();
     expect(a.assertions.every((x) => x.ok)).toBe(true);
-    expect(Object.keys(a.results)).toEqual(['dns: parse one query', 'dns: decide + NXDOMAIN encode']);
+    expect(Object.keys(a.results)).toEqual([
+      'dns: parse one query',
+      'dns: decide + NXDOMAIN encode',
+    ]);
     expect(a.path).toContain(process.env.CELGATE_BENCHMARK_DIR!);
   });
 

@@ -20,10 +20,23 @@ let stub: DnsStubHandle;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'celgate-dns-bridge-'));
   const udsBase = join(dir, 'vsock');
-  upstream = await startAuthority({ 'pypi.org': [{ type: 'A', data: '192.0.2.80' }], 'paste.test': [{ type: 'A', data: '192.0.2.81' }] });
-  h = await startHarness({ vsock: { mode: 'uds', udsBase, port: 5007 }, listen: null, upstreams: [upstream.address] });
-  expect(h.registry.installRaw(blockRule('no-paste', 'dns.request.qname == "paste.test"')).ok).toBe(true);
-  stub = await startDnsStub({ host: '127.0.0.1', port: 0, upstream: { mode: 'uds', udsBase, port: 5007 } });
+  upstream = await startAuthority({
+    'pypi.org': [{ type: 'A', data: '192.0.2.80' }],
+    'paste.test': [{ type: 'A', data: '192.0.2.81' }],
+  });
+  h = await startHarness({
+    vsock: { mode: 'uds', udsBase, port: 5007 },
+    listen: null,
+    upstreams: [upstream.address],
+  });
+  expect(h.registry.installRaw(blockRule('no-paste', 'dns.request.qname == "paste.test"')).ok).toBe(
+    true,
+  );
+  stub = await startDnsStub({
+    host: '127.0.0.1',
+    port: 0,
+    upstream: { mode: 'uds', udsBase, port: 5007 },
+  });
 });
 
 afterAll(async () => {

@@ -19,7 +19,12 @@ let now = 1_000_000;
 let resolver: DnsResolver;
 
 beforeAll(async () => {
-  upstream = await startAuthority({ 'short.test': [{ type: 'A', data: '192.0.2.1', ttl: 30 }, { type: 'A', data: '192.0.2.2', ttl: 90 }] });
+  upstream = await startAuthority({
+    'short.test': [
+      { type: 'A', data: '192.0.2.1', ttl: 30 },
+      { type: 'A', data: '192.0.2.2', ttl: 90 },
+    ],
+  });
   resolver = new DnsResolver(
     {
       origin: { session_id: 'ttl' },
@@ -35,7 +40,10 @@ beforeAll(async () => {
 afterAll(async () => upstream?.close());
 
 const ask = async (name: string) => {
-  const answer = await resolver.handle(dnsPacket.encode({ type: 'query', id: 3, questions: [{ type: 'A', name }] }), { transport: 'udp' });
+  const answer = await resolver.handle(
+    dnsPacket.encode({ type: 'query', id: 3, questions: [{ type: 'A', name }] }),
+    { transport: 'udp' },
+  );
   return dnsPacket.decode(answer!) as unknown as { rcode: string; answers: { ttl: number }[] };
 };
 
@@ -71,14 +79,33 @@ describe('load shedding', () => {
     const gate = new Promise<void>((r) => (release = r));
     let forwarded = 0;
     // A forwarder that holds every query until released (structurally an UpstreamForwarder).
-    const held = { forward: async () => { forwarded++; await gate; return { ok: false as const, reason: 'released', ms: 0 }; } };
+    const held = {
+      forward: async () => {
+        forwarded++;
+        await gate;
+        return { ok: false as const, reason: 'released', ms: 0 };
+      },
+    };
     const r = new DnsResolver(
-      { origin: { session_id: 'shed' }, staticNames: new Map(), staticTtlS: 60, cache: new AnswerCache(0), forwarder: held as unknown as UpstreamForwarder },
+      {
+        origin: { session_id: 'shed' },
+        staticNames: new Map(),
+        staticTtlS: 60,
+        cache: new AnswerCache(0),
+        forwarder: held as unknown as UpstreamForwarder,
+      },
       { decider: new PolicyEngine(new RuleRegistry()), sink: NULL_SINK, log: recordingLog() },
     );
     const extra = 6;
     const pending = Array.from({ length: MAX_INFLIGHT + extra }, (_, i) =>
-      r.handle(dnsPacket.encode({ type: 'query', id: i & 0xffff, questions: [{ type: 'A', name: `n${i}.test` }] }), { transport: 'udp' }),
+      r.handle(
+        dnsPacket.encode({
+          type: 'query',
+          id: i & 0xffff,
+          questions: [{ type: 'A', name: `n${i}.test` }],
+        }),
+        { transport: 'udp' },
+      ),
     );
     const shed = await Promise.all(pending.slice(MAX_INFLIGHT));
     expect(shed.map((b) => b![3]! & 0xf)).toEqual(new Array(extra).fill(2));

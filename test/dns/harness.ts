@@ -7,7 +7,11 @@ import type { Decision, DnsRow, EventSink, SecurityEvent } from '../../src/event
 import { PolicyEngine } from '../../src/policy/engine.js';
 import { RuleRegistry } from '../../src/policy/registry.js';
 import type { Decider } from '../../src/events/index.js';
-import { startDnsService, type DnsServiceOptions, type DnsService } from '../../src/transport/dns/index.js';
+import {
+  startDnsService,
+  type DnsServiceOptions,
+  type DnsService,
+} from '../../src/transport/dns/index.js';
 
 export class RecordingSink implements EventSink {
   readonly decisions: { event: SecurityEvent; decision: Decision }[] = [];
@@ -30,7 +34,10 @@ export interface LogLine {
 }
 
 export function recordingLog(lines: LogLine[] = []) {
-  const at = (level: LogLine['level']) => (obj: object, msg = '') => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
+  const at =
+    (level: LogLine['level']) =>
+    (obj: object, msg = '') =>
+      void lines.push({ level, obj: obj as Record<string, unknown>, msg });
   return { lines, info: at('info'), warn: at('warn'), debug: at('debug') };
 }
 
@@ -45,17 +52,35 @@ export interface Harness {
 }
 
 export function blockRule(id: string, condition: string) {
-  return { id, description: `test rule ${id}`, condition, action: 'block', reason: `${id} says no`, priority: 0, mode: 'enforce', enabled: true };
+  return {
+    id,
+    description: `test rule ${id}`,
+    condition,
+    action: 'block',
+    reason: `${id} says no`,
+    priority: 0,
+    mode: 'enforce',
+    enabled: true,
+  };
 }
 
-export async function startHarness(options: Partial<DnsServiceOptions> & { decider?: Decider } = {}): Promise<Harness> {
+export async function startHarness(
+  options: Partial<DnsServiceOptions> & { decider?: Decider } = {},
+): Promise<Harness> {
   const registry = new RuleRegistry({ defaultAction: 'allow' });
   const engine = new PolicyEngine(registry);
   const sink = new RecordingSink();
   const log = recordingLog();
   const { decider, ...rest } = options;
   const service = await startDnsService(
-    { origin: { session_id: 'dns-test' }, vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 }, listen: '127.0.0.1:0', upstreams: [], timeout_ms: 500, ...rest },
+    {
+      origin: { session_id: 'dns-test' },
+      vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 },
+      listen: '127.0.0.1:0',
+      upstreams: [],
+      timeout_ms: 500,
+      ...rest,
+    },
     { decider: decider ?? engine, sink, log },
   );
   const split = (a: string | undefined) => {

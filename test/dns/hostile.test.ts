@@ -13,9 +13,15 @@ import { connectVsock } from '../../src/transport/vsock.js';
 import { startHarness, type Harness } from './harness.js';
 
 const dir = new URL('../fixtures/dns/', import.meta.url);
-interface Case { file: string; expect: 'ok' | 'FORMERR' | 'NOTIMP' | 'BADVERS' | 'drop'; problem?: string }
+interface Case {
+  file: string;
+  expect: 'ok' | 'FORMERR' | 'NOTIMP' | 'BADVERS' | 'drop';
+  problem?: string;
+}
 const RCODES = { FORMERR: 1, NOTIMP: 4, BADVERS: 16 } as const;
-const hostile = (JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as Case[]).filter((c) => c.expect !== 'ok');
+const hostile = (JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as Case[]).filter(
+  (c) => c.expect !== 'ok',
+);
 const fixture = (file: string) => readFileSync(new URL(file, dir));
 
 let h: Harness;
@@ -28,34 +34,51 @@ afterAll(async () => h?.close());
 function udpExchange(msg: Buffer, quietMs = 300): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
-    const t = setTimeout(() => { s.close(); resolve(null); }, quietMs);
-    s.on('message', (m) => { clearTimeout(t); s.close(); resolve(m); });
+    const t = setTimeout(() => {
+      s.close();
+      resolve(null);
+    }, quietMs);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(m);
+    });
     s.send(msg, h.udp.port, h.udp.host);
   });
 }
 
-const okQuery = () => dnsPacket.encode({ type: 'query', id: 99, questions: [{ type: 'A', name: 'ok.internal' }] });
+const okQuery = () =>
+  dnsPacket.encode({ type: 'query', id: 99, questions: [{ type: 'A', name: 'ok.internal' }] });
 /** The full rcode: header bits plus the OPT record's extended bits when the answer ends with one. */
-const rcode = (b: Buffer) => (b.length >= 23 && b.readUInt16BE(b.length - 10) === 41 ? b[b.length - 6]! << 4 : 0) | (b[3]! & 0xf);
+const rcode = (b: Buffer) =>
+  (b.length >= 23 && b.readUInt16BE(b.length - 10) === 41 ? b[b.length - 6]! << 4 : 0) |
+  (b[3]! & 0xf);
 
 describe('hostile fixtures over UDP', () => {
-  it.each(hostile.filter((c) => c.file !== 'zero-length.bin'))('$file → $expect, reason $problem logged', async (c) => {
-    const bytes = fixture(c.file);
-    const before = h.service.resolver.stats.malformed[c.problem as never] ?? 0;
-    const answer = await udpExchange(bytes);
-    if (c.expect === 'drop') expect(answer).toBeNull();
-    else {
-      expect(answer).not.toBeNull();
-      expect(answer!.readUInt16BE(0)).toBe(bytes.readUInt16BE(0)); // id echoed
-      expect(answer![2]! & 0x80).toBe(0x80); // QR
-      expect(rcode(answer!)).toBe(RCODES[c.expect as keyof typeof RCODES]);
-    }
-    expect(h.service.resolver.stats.malformed[c.problem as never]).toBe(before + 1);
-    expect(h.log.lines.some((l) => l.level === 'warn' && l.obj.dns_problem === c.problem && l.obj.transport === 'udp')).toBe(true);
-    // Still serving.
-    const ok = await udpExchange(okQuery(), 3000);
-    expect(ok !== null && rcode(ok)).toBe(0);
-  });
+  it.each(hostile.filter((c) => c.file !== 'zero-length.bin'))(
+    '$file → $expect, reason $problem logged',
+    async (c) => {
+      const bytes = fixture(c.file);
+      const before = h.service.resolver.stats.malformed[c.problem as never] ?? 0;
+      const answer = await udpExchange(bytes);
+      if (c.expect === 'drop') expect(answer).toBeNull();
+      else {
+        expect(answer).not.toBeNull();
+        expect(answer!.readUInt16BE(0)).toBe(bytes.readUInt16BE(0)); // id echoed
+        expect(answer![2]! & 0x80).toBe(0x80); // QR
+        expect(rcode(answer!)).toBe(RCODES[c.expect as keyof typeof RCODES]);
+      }
+      expect(h.service.resolver.stats.malformed[c.problem as never]).toBe(before + 1);
+      expect(
+        h.log.lines.some(
+          (l) => l.level === 'warn' && l.obj.dns_problem === c.problem && l.obj.transport === 'udp',
+        ),
+      ).toBe(true);
+      // Still serving.
+      const ok = await udpExchange(okQuery(), 3000);
+      expect(ok !== null && rcode(ok)).toBe(0);
+    },
+  );
 
   it('drops an empty datagram and records why', async () => {
     expect(await udpExchange(Buffer.alloc(0))).toBeNull();
@@ -94,8 +117,12 @@ describe('hostile fixtures over the vsock stream', () => {
     socket.write(Buffer.concat([...frames, Buffer.from([0, okQuery().length]), okQuery()]));
     await done;
     socket.destroy();
-    expect(got.slice(0, expected.length).map((b) => b.readUInt16BE(0))).toEqual(expected.map((c) => fixture(c.file).readUInt16BE(0)));
-    expect(got.slice(0, expected.length).map(rcode)).toEqual(expected.map((c) => RCODES[c.expect as keyof typeof RCODES]));
+    expect(got.slice(0, expected.length).map((b) => b.readUInt16BE(0))).toEqual(
+      expected.map((c) => fixture(c.file).readUInt16BE(0)),
+    );
+    expect(got.slice(0, expected.length).map(rcode)).toEqual(
+      expected.map((c) => RCODES[c.expect as keyof typeof RCODES]),
+    );
     expect(rcode(got[expected.length]!)).toBe(0);
   });
 
@@ -140,10 +167,17 @@ describe('hostile fixtures over the vsock stream', () => {
 describe('uds (hybrid-vsock) mode', () => {
   it('serves framed queries on <base>_<port>', async () => {
     const base = join(mkdtempSync(join(tmpdir(), 'celgate-dns-')), 'vsock');
-    const u = await startHarness({ vsock: { mode: 'uds', udsBase: base, port: 5007 }, listen: null, static: { 'ok.internal': ['10.0.0.1'] } });
+    const u = await startHarness({
+      vsock: { mode: 'uds', udsBase: base, port: 5007 },
+      listen: null,
+      static: { 'ok.internal': ['10.0.0.1'] },
+    });
     try {
       expect(u.service.addresses.dns_vsock).toBe(`${base}_5007`);
-      const socket = await connectVsock({ mode: 'uds', udsBase: base, port: 5007 }, { process_name: 'python3' });
+      const socket = await connectVsock(
+        { mode: 'uds', udsBase: base, port: 5007 },
+        { process_name: 'python3' },
+      );
       const q = okQuery();
       const answer = new Promise<Buffer>((r) => socket.once('data', (c: Buffer) => r(c)));
       socket.write(Buffer.concat([Buffer.from([0, q.length]), q]));
@@ -151,7 +185,11 @@ describe('uds (hybrid-vsock) mode', () => {
       socket.destroy();
       expect(rcode(a.subarray(2))).toBe(0);
       await new Promise<void>((r) => setImmediate(r)); // recording runs right after the answer
-      expect(u.sink.dnsRows[0]).toMatchObject({ transport: 'vsock', process_name: 'python3', answers: ['A 10.0.0.1'] });
+      expect(u.sink.dnsRows[0]).toMatchObject({
+        transport: 'vsock',
+        process_name: 'python3',
+        answers: ['A 10.0.0.1'],
+      });
     } finally {
       await u.close();
     }

@@ -8,7 +8,15 @@ import { readName } from '../../src/transport/dns/wire.js';
 import { RCODE } from '../../src/transport/dns/limits.js';
 
 const dir = new URL('../fixtures/dns/', import.meta.url);
-interface Case { file: string; what: string; expect: 'ok' | 'FORMERR' | 'NOTIMP' | 'BADVERS' | 'drop'; problem?: string; qname?: string; qtype?: string; edns?: boolean }
+interface Case {
+  file: string;
+  what: string;
+  expect: 'ok' | 'FORMERR' | 'NOTIMP' | 'BADVERS' | 'drop';
+  problem?: string;
+  qname?: string;
+  qtype?: string;
+  edns?: boolean;
+}
 const cases = JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as Case[];
 const fixture = (file: string) => readFileSync(new URL(file, dir));
 
@@ -37,7 +45,9 @@ describe('parseQuery on the fixture corpus', () => {
   it('covers every README row with a fixture file and vice versa', () => {
     const readme = readFileSync(new URL('README.md', dir), 'utf8');
     for (const c of cases) expect(readme).toContain(`\`${c.file}\``);
-    const files = (readFileSync(new URL('generate.mjs', dir), 'utf8').match(/out\('([^']+\.bin)'/g) ?? []).map((s) => s.slice(5, -1));
+    const files = (
+      readFileSync(new URL('generate.mjs', dir), 'utf8').match(/out\('([^']+\.bin)'/g) ?? []
+    ).map((s) => s.slice(5, -1));
     expect(new Set(files)).toEqual(new Set(cases.map((c) => c.file)));
   });
 });
@@ -56,20 +66,35 @@ describe('parseQuery details', () => {
   });
 
   it('accepts a second question compressed against the first and decides both names', () => {
-    const msg = dnsPacket.encode({ type: 'query', id: 9, questions: [{ type: 'A', name: 'a.example.com' }, { type: 'AAAA', name: 'example.com' }] });
+    const msg = dnsPacket.encode({
+      type: 'query',
+      id: 9,
+      questions: [
+        { type: 'A', name: 'a.example.com' },
+        { type: 'AAAA', name: 'example.com' },
+      ],
+    });
     const r = parseQuery(msg);
-    expect(r.ok && r.query.questions.map((q) => `${q.qname}/${q.qtype}`)).toEqual(['a.example.com/A', 'example.com/AAAA']);
+    expect(r.ok && r.query.questions.map((q) => `${q.qname}/${q.qtype}`)).toEqual([
+      'a.example.com/A',
+      'example.com/AAAA',
+    ]);
   });
 
   it('names unknown types the RFC 3597 way', () => {
-    const msg = Buffer.from(dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'x.test' }] }));
+    const msg = Buffer.from(
+      dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'x.test' }] }),
+    );
     msg.writeUInt16BE(65534, msg.length - 4);
     const r = parseQuery(msg);
     expect(r.ok && r.query.questions[0]!.qtype).toBe('TYPE65534');
   });
 
   it('escapes non-printable label bytes so rules cannot be confused by them', () => {
-    const name = readName(Buffer.from([...Buffer.alloc(12), 3, 0x41, 0x00, 0x2e, 3, 0x63, 0x6f, 0x6d, 0]), 12);
+    const name = readName(
+      Buffer.from([...Buffer.alloc(12), 3, 0x41, 0x00, 0x2e, 3, 0x63, 0x6f, 0x6d, 0]),
+      12,
+    );
     expect(name.ok && name.value).toBe('a\\000\\..com');
   });
 });
@@ -77,7 +102,10 @@ describe('parseQuery details', () => {
 describe('parseResponse', () => {
   it('summarises answers and takes the smallest answer TTL as the cache TTL', () => {
     const msg = dnsPacket.encode({
-      type: 'response', id: 5, flags: 0, questions: [{ type: 'A', name: 'example.com' }],
+      type: 'response',
+      id: 5,
+      flags: 0,
+      questions: [{ type: 'A', name: 'example.com' }],
       answers: [
         { type: 'A', name: 'example.com', ttl: 300, data: '192.0.2.1' },
         { type: 'A', name: 'example.com', ttl: 60, data: '192.0.2.2' },
@@ -92,22 +120,45 @@ describe('parseResponse', () => {
 
   it('summarises a CNAME chain, TXT strings and other types', () => {
     const msg = dnsPacket.encode({
-      type: 'response', id: 6, flags: 0, questions: [{ type: 'A', name: 'www.example.com' }],
+      type: 'response',
+      id: 6,
+      flags: 0,
+      questions: [{ type: 'A', name: 'www.example.com' }],
       answers: [
         { type: 'CNAME', name: 'www.example.com', ttl: 10, data: 'edge.example.net' },
         { type: 'A', name: 'edge.example.net', ttl: 10, data: '192.0.2.9' },
         { type: 'TXT', name: 'edge.example.net', ttl: 10, data: ['v=spf1', '-all'] },
-        { type: 'MX', name: 'edge.example.net', ttl: 10, data: { preference: 10, exchange: 'mx.example.net' } },
+        {
+          type: 'MX',
+          name: 'edge.example.net',
+          ttl: 10,
+          data: { preference: 10, exchange: 'mx.example.net' },
+        },
       ],
     });
     const r = parseResponse(msg);
-    expect(r.ok && r.response.answers).toEqual(['CNAME edge.example.net', 'A 192.0.2.9', 'TXT "v=spf1" "-all"', 'MX (18 bytes)']);
+    expect(r.ok && r.response.answers).toEqual([
+      'CNAME edge.example.net',
+      'A 192.0.2.9',
+      'TXT "v=spf1" "-all"',
+      'MX (18 bytes)',
+    ]);
   });
 
   it('caches NXDOMAIN for the SOA minimum (RFC 2308)', () => {
     const msg = dnsPacket.encode({
-      type: 'response', id: 5, flags: 3, questions: [{ type: 'A', name: 'nope.test' }],
-      authorities: [{ type: 'SOA', name: 'test', ttl: 30, data: { mname: 'a', rname: 'b', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 7 } }],
+      type: 'response',
+      id: 5,
+      flags: 3,
+      questions: [{ type: 'A', name: 'nope.test' }],
+      authorities: [
+        {
+          type: 'SOA',
+          name: 'test',
+          ttl: 30,
+          data: { mname: 'a', rname: 'b', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 7 },
+        },
+      ],
     });
     const r = parseResponse(msg);
     expect(r.ok && r.response.rcode).toBe(3);
@@ -115,7 +166,12 @@ describe('parseResponse', () => {
   });
 
   it('does not cache a truncated response', () => {
-    const msg = dnsPacket.encode({ type: 'response', id: 5, flags: dnsPacket.TRUNCATED_RESPONSE, questions: [{ type: 'A', name: 'big.test' }] });
+    const msg = dnsPacket.encode({
+      type: 'response',
+      id: 5,
+      flags: dnsPacket.TRUNCATED_RESPONSE,
+      questions: [{ type: 'A', name: 'big.test' }],
+    });
     const r = parseResponse(msg);
     expect(r.ok && r.response.truncated).toBe(true);
     expect(r.ok && r.response.cacheTtl).toBe(null);

@@ -14,15 +14,25 @@ import { UpstreamForwarder } from '../../src/transport/dns/upstream.js';
 import { RecordingSink, blockRule, recordingLog } from './harness.js';
 
 const dir = new URL('../fixtures/dns/', import.meta.url);
-const seeds = (JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as { file: string }[]).map((c) => readFileSync(new URL(c.file, dir)));
+const seeds = (
+  JSON.parse(readFileSync(new URL('cases.json', dir), 'utf8')) as { file: string }[]
+).map((c) => readFileSync(new URL(c.file, dir)));
 
 function resolver() {
   const registry = new RuleRegistry();
-  expect(registry.installRaw(blockRule('block-b', 'dns.request.qname.contains("b")')).ok).toBe(true);
+  expect(registry.installRaw(blockRule('block-b', 'dns.request.qname.contains("b")')).ok).toBe(
+    true,
+  );
   const sink = new RecordingSink();
   const r = new DnsResolver(
     // No upstreams: allowed questions fail over to SERVFAIL at once, without network.
-    { origin: { session_id: 'prop' }, staticNames: new Map([['example.com', ['192.0.2.1']]]), staticTtlS: 5, cache: new AnswerCache(16), forwarder: new UpstreamForwarder([], 50) },
+    {
+      origin: { session_id: 'prop' },
+      staticNames: new Map([['example.com', ['192.0.2.1']]]),
+      staticTtlS: 5,
+      cache: new AnswerCache(16),
+      forwarder: new UpstreamForwarder([], 50),
+    },
     { decider: new PolicyEngine(registry), sink, log: recordingLog() },
   );
   return { r, sink };
@@ -33,15 +43,17 @@ describe('DnsResolver.handle on hostile input (property)', () => {
     const { r, sink } = resolver();
     const input = fc.oneof(
       fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
-      fc.record({
-        seed: fc.integer({ min: 0, max: seeds.length - 1 }),
-        flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
-        cut: fc.nat(),
-      }).map(({ seed, flips, cut }) => {
-        const b = Buffer.from(seeds[seed]!);
-        for (const [at, v] of flips) if (b.length > 0) b[at % b.length] = v;
-        return b.subarray(0, b.length === 0 ? 0 : Math.max(1, cut % (b.length + 1)));
-      }),
+      fc
+        .record({
+          seed: fc.integer({ min: 0, max: seeds.length - 1 }),
+          flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+          cut: fc.nat(),
+        })
+        .map(({ seed, flips, cut }) => {
+          const b = Buffer.from(seeds[seed]!);
+          for (const [at, v] of flips) if (b.length > 0) b[at % b.length] = v;
+          return b.subarray(0, b.length === 0 ? 0 : Math.max(1, cut % (b.length + 1)));
+        }),
     );
     await fc.assert(
       fc.asyncProperty(input, async (bytes) => {
@@ -57,7 +69,8 @@ describe('DnsResolver.handle on hostile input (property)', () => {
         expect(answer[2]! & 0x80).toBe(0x80);
         const rcode = answer[3]! & 0xf;
         const questions = answer.readUInt16BE(4);
-        if (rcode === 1 || rcode === 4) expect(sink.decisions.length).toBe(before); // FORMERR / NOTIMP: nothing decided
+        if (rcode === 1 || rcode === 4)
+          expect(sink.decisions.length).toBe(before); // FORMERR / NOTIMP: nothing decided
         else expect(sink.decisions.length - before).toBe(questions);
       }),
       { numRuns: 1500 },

@@ -15,22 +15,39 @@ import { startAuthority, type Authority } from '../../bench/dns-authority.js';
 import { blockRule, startHarness, type Harness } from './harness.js';
 
 const run = promisify(execFile);
-const haveDig = await run('dig', ['-v']).then(() => true, () => false);
+const haveDig = await run('dig', ['-v']).then(
+  () => true,
+  () => false,
+);
 
 let upstream: Authority;
 let h: Harness;
 
 beforeAll(async () => {
-  upstream = await startAuthority({
-    'allowed.test': [{ type: 'A', data: '192.0.2.10', ttl: 120 }, { type: 'AAAA', data: '2001:db8::10' }],
-    'other.test': [{ type: 'A', data: '192.0.2.11' }],
-    'third.test': [{ type: 'TXT', data: 'hello' }],
-    'big.test': [{ type: 'A', data: '192.0.2.99' }],
-    'many.test': Array.from({ length: 40 }, (_, i) => ({ type: 'A' as const, data: `198.51.100.${i + 1}` })),
-    'blocked.test': [{ type: 'A', data: '192.0.2.66' }],
-  }, { truncate: ['big.test'] });
-  h = await startHarness({ upstreams: [upstream.address], static: { 'db.internal': ['10.1.2.3', 'fd00::3'] } });
-  const r = h.registry.installRaw(blockRule('dns-block-test', 'dns.request.qname.endsWith("blocked.test")'));
+  upstream = await startAuthority(
+    {
+      'allowed.test': [
+        { type: 'A', data: '192.0.2.10', ttl: 120 },
+        { type: 'AAAA', data: '2001:db8::10' },
+      ],
+      'other.test': [{ type: 'A', data: '192.0.2.11' }],
+      'third.test': [{ type: 'TXT', data: 'hello' }],
+      'big.test': [{ type: 'A', data: '192.0.2.99' }],
+      'many.test': Array.from({ length: 40 }, (_, i) => ({
+        type: 'A' as const,
+        data: `198.51.100.${i + 1}`,
+      })),
+      'blocked.test': [{ type: 'A', data: '192.0.2.66' }],
+    },
+    { truncate: ['big.test'] },
+  );
+  h = await startHarness({
+    upstreams: [upstream.address],
+    static: { 'db.internal': ['10.1.2.3', 'fd00::3'] },
+  });
+  const r = h.registry.installRaw(
+    blockRule('dns-block-test', 'dns.request.qname.endsWith("blocked.test")'),
+  );
   expect(r.ok).toBe(true);
 });
 
@@ -40,15 +57,31 @@ afterAll(async () => {
 });
 
 const dig = async (name: string, type: string, ...flags: string[]) => {
-  const { stdout } = await run('dig', [`@${h.udp.host}`, '-p', String(h.udp.port), name, type, '+tries=1', '+time=3', ...flags]);
+  const { stdout } = await run('dig', [
+    `@${h.udp.host}`,
+    '-p',
+    String(h.udp.port),
+    name,
+    type,
+    '+tries=1',
+    '+time=3',
+    ...flags,
+  ]);
   return stdout;
 };
 
 function udpQuery(msg: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket('udp4');
-    const t = setTimeout(() => { s.close(); reject(new Error('no UDP answer')); }, 3000);
-    s.on('message', (m) => { clearTimeout(t); s.close(); resolve(m); });
+    const t = setTimeout(() => {
+      s.close();
+      reject(new Error('no UDP answer'));
+    }, 3000);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(m);
+    });
     s.send(msg, h.udp.port, h.udp.host);
   });
 }
@@ -75,7 +108,12 @@ const settle = () => new Promise<void>((r) => setImmediate(r));
 const decode = (b: Buffer) => dnsPacket.decode(b) as dnsPacket.DecodedPacket & { rcode: string };
 const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]);
 const query = (id: number, name: string, type: dnsPacket.RecordType = 'A') =>
-  dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] });
+  dnsPacket.encode({
+    type: 'query',
+    id,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type, name }],
+  });
 
 describe('dig against the UDP and TCP listeners', () => {
   it.skipIf(!haveDig)('answers an allowed name with the upstream answer over UDP', async () => {
@@ -84,17 +122,26 @@ describe('dig against the UDP and TCP listeners', () => {
     expect(out).toMatch(/allowed\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.10/);
   });
 
-  it.skipIf(!haveDig)('answers a blocked name NXDOMAIN over UDP, question echoed, rule recorded', async () => {
-    const before = h.sink.dnsRows.length;
-    const out = await dig('www.Blocked.test', 'A');
-    expect(out).toContain('status: NXDOMAIN');
-    expect(out).toMatch(/;www\.Blocked\.test\.\s+IN\s+A/);
-    await settle(); // rows are recorded right after the answer is sent
-    const row = h.sink.dnsRows.slice(before).find((r) => r.qname === 'www.blocked.test');
-    expect(row).toMatchObject({ rcode: 'NXDOMAIN', decision: 'block', rule_id: 'dns-block-test', transport: 'udp', qtype: 'A' });
-    const d = h.sink.decisions.find((x) => x.event.common.event_id === row!.event_id);
-    expect(d?.decision.reason).toContain('dns-block-test');
-  });
+  it.skipIf(!haveDig)(
+    'answers a blocked name NXDOMAIN over UDP, question echoed, rule recorded',
+    async () => {
+      const before = h.sink.dnsRows.length;
+      const out = await dig('www.Blocked.test', 'A');
+      expect(out).toContain('status: NXDOMAIN');
+      expect(out).toMatch(/;www\.Blocked\.test\.\s+IN\s+A/);
+      await settle(); // rows are recorded right after the answer is sent
+      const row = h.sink.dnsRows.slice(before).find((r) => r.qname === 'www.blocked.test');
+      expect(row).toMatchObject({
+        rcode: 'NXDOMAIN',
+        decision: 'block',
+        rule_id: 'dns-block-test',
+        transport: 'udp',
+        qtype: 'A',
+      });
+      const d = h.sink.decisions.find((x) => x.event.common.event_id === row!.event_id);
+      expect(d?.decision.reason).toContain('dns-block-test');
+    },
+  );
 
   it.skipIf(!haveDig)('serves AAAA and blocks over TCP too', async () => {
     expect(await dig('allowed.test', 'AAAA', '+tcp')).toMatch(/IN\s+AAAA\s+2001:db8::10/);
@@ -147,17 +194,31 @@ describe('Node dns.Resolver pointed at the listener', () => {
     expect(upstream.queries.udp).toBe(before);
     await settle(); // rows are recorded right after the answer is sent
     const row = h.sink.dnsRows.at(-1)!;
-    expect(row).toMatchObject({ qname: 'allowed.test', cached: true, answers: ['A 192.0.2.10'], upstream_ms: null });
+    expect(row).toMatchObject({
+      qname: 'allowed.test',
+      cached: true,
+      answers: ['A 192.0.2.10'],
+      upstream_ms: null,
+    });
   });
 });
 
 describe('the vsock port (RFC 7766 framing)', () => {
   it('answers three queries sent in one write, in order, with the META process name recorded', async () => {
-    const socket = await connectVsock({ mode: 'tcp', host: '127.0.0.1', port: h.vsockPort }, { process_name: 'curl', pid: 42 });
+    const socket = await connectVsock(
+      { mode: 'tcp', host: '127.0.0.1', port: h.vsockPort },
+      { process_name: 'curl', pid: 42 },
+    );
     const answers = readFrames(socket, 3);
     // The first goes upstream, the second is blocked, the third is static: later ones are ready
     // first, yet answers must come back in query order.
-    socket.write(Buffer.concat([framed(query(1, 'third.test', 'TXT')), framed(query(2, 'x.blocked.test')), framed(query(3, 'db.internal'))]));
+    socket.write(
+      Buffer.concat([
+        framed(query(1, 'third.test', 'TXT')),
+        framed(query(2, 'x.blocked.test')),
+        framed(query(3, 'db.internal')),
+      ]),
+    );
     const frames = await answers;
     socket.destroy();
     const decoded = frames.map((f) => decode(f));
@@ -168,8 +229,13 @@ describe('the vsock port (RFC 7766 framing)', () => {
     await settle(); // rows are recorded right after the answer is sent
     const rows = h.sink.dnsRows.filter((r) => r.transport === 'vsock');
     expect(rows.map((r) => r.process_name)).toContain('curl');
-    const evt = h.sink.decisions.find((d) => d.event.common.event_id === rows.find((r) => r.qname === 'x.blocked.test')!.event_id);
-    expect(evt?.event).toMatchObject({ common: { process_name: 'curl', event_type: 'dns.request' }, dns: { request: { transport: 'vsock', qname: 'x.blocked.test' } } });
+    const evt = h.sink.decisions.find(
+      (d) => d.event.common.event_id === rows.find((r) => r.qname === 'x.blocked.test')!.event_id,
+    );
+    expect(evt?.event).toMatchObject({
+      common: { process_name: 'curl', event_type: 'dns.request' },
+      dns: { request: { transport: 'vsock', qname: 'x.blocked.test' } },
+    });
   });
 
   it('answers a query split across many writes', async () => {
@@ -186,10 +252,18 @@ describe('the vsock port (RFC 7766 framing)', () => {
     const socket = await connectVsock({ mode: 'tcp', host: '127.0.0.1', port: h.vsockPort });
     const n = MAX_PIPELINED * 2 + 5;
     const answers = readFrames(socket, n);
-    socket.write(Buffer.concat(Array.from({ length: n }, (_, i) => framed(query(1000 + i, i % 3 === 0 ? 'other.test' : 'db.internal')))));
+    socket.write(
+      Buffer.concat(
+        Array.from({ length: n }, (_, i) =>
+          framed(query(1000 + i, i % 3 === 0 ? 'other.test' : 'db.internal')),
+        ),
+      ),
+    );
     const frames = await answers;
     socket.destroy();
-    expect(frames.map((f) => f.readUInt16BE(0))).toEqual(Array.from({ length: n }, (_, i) => 1000 + i));
+    expect(frames.map((f) => f.readUInt16BE(0))).toEqual(
+      Array.from({ length: n }, (_, i) => 1000 + i),
+    );
   });
 });
 
@@ -197,7 +271,9 @@ describe('policy changes and failures', () => {
   it('applies a rule installed at runtime to the next query', async () => {
     const first = decode(await udpQuery(query(10, 'other.test')));
     expect(first.rcode).toBe('NOERROR');
-    expect(h.registry.installRaw(blockRule('dns-runtime', 'dns.request.qname == "other.test"')).ok).toBe(true);
+    expect(
+      h.registry.installRaw(blockRule('dns-runtime', 'dns.request.qname == "other.test"')).ok,
+    ).toBe(true);
     const second = decode(await udpQuery(query(11, 'other.test')));
     expect(second.rcode).toBe('NXDOMAIN');
     await settle(); // rows are recorded right after the answer is sent
@@ -207,7 +283,12 @@ describe('policy changes and failures', () => {
   });
 
   it('treats an ask rule with no approver as a block: NXDOMAIN, reason says so', async () => {
-    expect(h.registry.installRaw({ ...blockRule('dns-ask', 'dns.request.qname == "ask.test"'), action: 'ask' }).ok).toBe(true);
+    expect(
+      h.registry.installRaw({
+        ...blockRule('dns-ask', 'dns.request.qname == "ask.test"'),
+        action: 'ask',
+      }).ok,
+    ).toBe(true);
     const answer = decode(await udpQuery(query(13, 'ask.test')));
     expect(answer.rcode).toBe('NXDOMAIN');
     await settle();
@@ -223,13 +304,22 @@ describe('policy changes and failures', () => {
     expect(answer.rcode).toBe('REFUSED');
     expect(upstream.queries.udp + upstream.queries.tcp).toBe(before);
     await settle();
-    expect(h.sink.dnsRows.at(-1)).toMatchObject({ qname: 'allowed.test', qtype: 'AXFR', decision: 'allow', rcode: 'REFUSED' });
+    expect(h.sink.dnsRows.at(-1)).toMatchObject({
+      qname: 'allowed.test',
+      qtype: 'AXFR',
+      decision: 'allow',
+      rcode: 'REFUSED',
+    });
   });
 
   it('answers SERVFAIL when the engine fails, and never asks upstream', async () => {
     const broken = await startHarness({
       upstreams: [upstream.address],
-      decider: { decide: () => { throw new Error('boom'); } },
+      decider: {
+        decide: () => {
+          throw new Error('boom');
+        },
+      },
     });
     try {
       const before = upstream.queries.udp;
@@ -242,7 +332,10 @@ describe('policy changes and failures', () => {
       expect(decode(answer).rcode).toBe('SERVFAIL');
       expect(upstream.queries.udp).toBe(before);
       await settle(); // rows are recorded right after the answer is sent
-      expect(broken.sink.decisions[0]!.decision).toMatchObject({ action: 'error', mode: 'fail_closed' });
+      expect(broken.sink.decisions[0]!.decision).toMatchObject({
+        action: 'error',
+        mode: 'fail_closed',
+      });
       expect(broken.sink.dnsRows[0]).toMatchObject({ decision: 'error', rcode: 'SERVFAIL' });
     } finally {
       await broken.close();
@@ -262,7 +355,11 @@ describe('policy changes and failures', () => {
       await settle(); // rows are recorded right after the answer is sent
       const row = g.sink.dnsRows[0]!;
       expect(row).toMatchObject({ rcode: 'SERVFAIL', decision: 'allow' });
-      expect(g.log.lines.some((l) => l.msg.includes('upstream failed') && String(l.obj.reason).includes('timed out'))).toBe(true);
+      expect(
+        g.log.lines.some(
+          (l) => l.msg.includes('upstream failed') && String(l.obj.reason).includes('timed out'),
+        ),
+      ).toBe(true);
     } finally {
       await g.close();
       await silent.close();

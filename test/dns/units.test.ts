@@ -18,11 +18,26 @@ import { parseUpstream } from '../../src/transport/dns/upstream.js';
 const haveIpv6 = await new Promise<boolean>((resolve) => {
   const s = dgram.createSocket('udp6');
   s.once('error', () => resolve(false));
-  s.bind(0, '::1', () => { s.close(); resolve(true); });
+  s.bind(0, '::1', () => {
+    s.close();
+    resolve(true);
+  });
 });
 const decode = (b: Buffer) => dnsPacket.decode(b) as dnsPacket.DecodedPacket & { rcode: string };
-const q = (name: string, type: dnsPacket.RecordType = 'A', extra: Partial<dnsPacket.Packet> = {}): DnsQuery => {
-  const r = parseQuery(dnsPacket.encode({ type: 'query', id: 4321, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], ...extra }));
+const q = (
+  name: string,
+  type: dnsPacket.RecordType = 'A',
+  extra: Partial<dnsPacket.Packet> = {},
+): DnsQuery => {
+  const r = parseQuery(
+    dnsPacket.encode({
+      type: 'query',
+      id: 4321,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type, name }],
+      ...extra,
+    }),
+  );
   if (!r.ok) throw new Error(r.error.message);
   return r.query;
 };
@@ -39,8 +54,13 @@ describe('FrameReader', () => {
   });
 
   it('stops at a zero-length or oversized frame and says which', () => {
-    expect(new FrameReader().push(Buffer.concat([frame(Buffer.from('x')), Buffer.from([0, 0])]))).toEqual({ ok: false, reason: 'zero_length_frame', frames: [Buffer.from('x')] });
-    expect(new FrameReader(10).push(frame(Buffer.alloc(11)))).toMatchObject({ ok: false, reason: 'frame_too_large' });
+    expect(
+      new FrameReader().push(Buffer.concat([frame(Buffer.from('x')), Buffer.from([0, 0])])),
+    ).toEqual({ ok: false, reason: 'zero_length_frame', frames: [Buffer.from('x')] });
+    expect(new FrameReader(10).push(frame(Buffer.alloc(11)))).toMatchObject({
+      ok: false,
+      reason: 'frame_too_large',
+    });
   });
 });
 
@@ -86,19 +106,35 @@ describe('AnswerCache', () => {
 
 describe('synthetic answers', () => {
   it('NXDOMAIN puts rcode 3 in the low bits of the flags and echoes the question and EDNS', () => {
-    const query = q('Blocked.Example', 'AAAA', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 }] as never });
+    const query = q('Blocked.Example', 'AAAA', {
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 }] as never,
+    });
     const a = denialResponse(query, 3);
     expect(a.readUInt16BE(2) & 0xf).toBe(3);
     const d = decode(a);
-    expect(d).toMatchObject({ id: 4321, type: 'response', rcode: 'NXDOMAIN', flag_rd: true, flag_ra: true });
+    expect(d).toMatchObject({
+      id: 4321,
+      type: 'response',
+      rcode: 'NXDOMAIN',
+      flag_rd: true,
+      flag_ra: true,
+    });
     expect(d.questions).toEqual([{ name: 'Blocked.Example', type: 'AAAA', class: 'IN' }]);
     expect(d.additionals?.[0]).toMatchObject({ type: 'OPT' });
   });
 
   it('static answers carry only the addresses of the asked family', () => {
     const addrs = ['10.0.0.1', '10.0.0.2', 'fd00::1'];
-    expect(decode(staticResponse(q('db.internal', 'A'), addrs, 60)).answers?.map((x) => (x as { data: unknown }).data)).toEqual(['10.0.0.1', '10.0.0.2']);
-    expect(decode(staticResponse(q('db.internal', 'AAAA'), addrs, 60)).answers?.map((x) => (x as { data: unknown }).data)).toEqual(['fd00::1']);
+    expect(
+      decode(staticResponse(q('db.internal', 'A'), addrs, 60)).answers?.map(
+        (x) => (x as { data: unknown }).data,
+      ),
+    ).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(
+      decode(staticResponse(q('db.internal', 'AAAA'), addrs, 60)).answers?.map(
+        (x) => (x as { data: unknown }).data,
+      ),
+    ).toEqual(['fd00::1']);
     const txt = decode(staticResponse(q('db.internal', 'TXT'), addrs, 60));
     expect(txt.rcode).toBe('NOERROR');
     expect(txt.answers).toEqual([]);
@@ -106,16 +142,35 @@ describe('synthetic answers', () => {
 
   it('rewrites a stored response for a new client: id, question case, aged TTLs', () => {
     const stored = dnsPacket.encode({
-      type: 'response', id: 1, flags: dnsPacket.RECURSION_AVAILABLE, questions: [{ type: 'A', name: 'example.com' }],
+      type: 'response',
+      id: 1,
+      flags: dnsPacket.RECURSION_AVAILABLE,
+      questions: [{ type: 'A', name: 'example.com' }],
       answers: [{ type: 'A', name: 'example.com', ttl: 100, data: '192.0.2.1' }],
     });
     const parsed = parseResponse(stored);
     if (!parsed.ok) throw new Error(parsed.problem);
-    const out = decode(rewriteResponse(stored, q('EXAMPLE.com'), parsed.response.questionEnd, parsed.response.ttlOffsets, 30));
+    const out = decode(
+      rewriteResponse(
+        stored,
+        q('EXAMPLE.com'),
+        parsed.response.questionEnd,
+        parsed.response.ttlOffsets,
+        30,
+      ),
+    );
     expect(out.id).toBe(4321);
     expect(out.questions?.[0]?.name).toBe('EXAMPLE.com');
     expect(out.answers?.[0]).toMatchObject({ ttl: 70, data: '192.0.2.1' });
-    const aged = decode(rewriteResponse(stored, q('example.com'), parsed.response.questionEnd, parsed.response.ttlOffsets, 500));
+    const aged = decode(
+      rewriteResponse(
+        stored,
+        q('example.com'),
+        parsed.response.questionEnd,
+        parsed.response.ttlOffsets,
+        500,
+      ),
+    );
     expect((aged.answers?.[0] as { ttl?: number } | undefined)?.ttl).toBe(0);
   });
 });
@@ -123,8 +178,14 @@ describe('synthetic answers', () => {
 describe('dns config section', () => {
   it('has documented defaults: vsock on, no plain listener, public upstreams', () => {
     expect(parseDnsConfig(undefined)).toEqual({
-      vsock: true, listen: null, upstreams: ['1.1.1.1:53', '9.9.9.9:53'], static: {}, static_ttl_s: 60, timeout_ms: 2000,
-      cache_entries: 4096, cache_max_ttl_s: 86400,
+      vsock: true,
+      listen: null,
+      upstreams: ['1.1.1.1:53', '9.9.9.9:53'],
+      static: {},
+      static_ttl_s: 60,
+      timeout_ms: 2000,
+      cache_entries: 4096,
+      cache_max_ttl_s: 86400,
     });
   });
 
@@ -147,37 +208,85 @@ describe('dns config section', () => {
 
   it('refuses to forward to its own listener', async () => {
     const { startDnsService } = await import('../../src/transport/dns/service.js');
-    const deps = { decider: { decide: () => { throw new Error('unused'); } }, sink: NULL_SINK, log: { info() {}, warn() {}, debug() {} } };
-    await expect(startDnsService({ origin: { session_id: 's' }, vsock: null, listen: '127.0.0.1:5399', upstreams: ['127.0.0.1:5399'] }, deps)).rejects.toMatchObject({ code: 'E_CONFIG' });
+    const deps = {
+      decider: {
+        decide: () => {
+          throw new Error('unused');
+        },
+      },
+      sink: NULL_SINK,
+      log: { info() {}, warn() {}, debug() {} },
+    };
+    await expect(
+      startDnsService(
+        {
+          origin: { session_id: 's' },
+          vsock: null,
+          listen: '127.0.0.1:5399',
+          upstreams: ['127.0.0.1:5399'],
+        },
+        deps,
+      ),
+    ).rejects.toMatchObject({ code: 'E_CONFIG' });
   });
 
-  it.skipIf(!haveIpv6)('listens on an IPv6 loopback address for UDP and TCP (skipped without ::1)', async () => {
-    const { startDnsService } = await import('../../src/transport/dns/service.js');
-    const deps = { decider: { decide: () => { throw new Error('engine down'); } }, sink: NULL_SINK, log: { info() {}, warn() {}, debug() {} } };
-    const svc = await startDnsService({ origin: { session_id: 's' }, vsock: null, listen: '[::1]:0', upstreams: [] }, deps);
-    try {
-      expect(svc.addresses.dns_udp).toMatch(/^\[::1\]:\d+$/);
-      expect(svc.addresses.dns_tcp).toBe(svc.addresses.dns_udp);
-      const port = Number(svc.addresses.dns_udp!.split(':').pop());
-      const answer = await new Promise<Buffer>((resolve) => {
-        const s = dgram.createSocket('udp6');
-        s.on('message', (m) => { s.close(); resolve(m); });
-        s.send(dnsPacket.encode({ type: 'query', id: 8, questions: [{ type: 'A', name: 'v6.test' }] }), port, '::1');
-      });
-      expect(decode(answer).rcode).toBe('SERVFAIL'); // the engine failed: fail closed
-    } finally {
-      await svc.close();
-    }
-  });
+  it.skipIf(!haveIpv6)(
+    'listens on an IPv6 loopback address for UDP and TCP (skipped without ::1)',
+    async () => {
+      const { startDnsService } = await import('../../src/transport/dns/service.js');
+      const deps = {
+        decider: {
+          decide: () => {
+            throw new Error('engine down');
+          },
+        },
+        sink: NULL_SINK,
+        log: { info() {}, warn() {}, debug() {} },
+      };
+      const svc = await startDnsService(
+        { origin: { session_id: 's' }, vsock: null, listen: '[::1]:0', upstreams: [] },
+        deps,
+      );
+      try {
+        expect(svc.addresses.dns_udp).toMatch(/^\[::1\]:\d+$/);
+        expect(svc.addresses.dns_tcp).toBe(svc.addresses.dns_udp);
+        const port = Number(svc.addresses.dns_udp!.split(':').pop());
+        const answer = await new Promise<Buffer>((resolve) => {
+          const s = dgram.createSocket('udp6');
+          s.on('message', (m) => {
+            s.close();
+            resolve(m);
+          });
+          s.send(
+            dnsPacket.encode({ type: 'query', id: 8, questions: [{ type: 'A', name: 'v6.test' }] }),
+            port,
+            '::1',
+          );
+        });
+        expect(decode(answer).rcode).toBe('SERVFAIL'); // the engine failed: fail closed
+      } finally {
+        await svc.close();
+      }
+    },
+  );
 
   it('expands "system" to the nameservers of resolv.conf', () => {
     const dir = mkdtempSync(join(tmpdir(), 'celgate-resolv-'));
     const file = join(dir, 'resolv.conf');
-    writeFileSync(file, '# comment\nsearch corp.example\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\nnameserver 2001:db8::53\nnameserver not-an-ip\noptions ndots:2\n');
-    expect(parseDnsConfig({ upstreams: ['system', '9.9.9.9'] }, 'cfg.yaml', file).upstreams).toEqual(['10.0.0.2:53', '[2001:db8::53]:53', '9.9.9.9']);
+    writeFileSync(
+      file,
+      '# comment\nsearch corp.example\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\nnameserver 2001:db8::53\nnameserver not-an-ip\noptions ndots:2\n',
+    );
+    expect(
+      parseDnsConfig({ upstreams: ['system', '9.9.9.9'] }, 'cfg.yaml', file).upstreams,
+    ).toEqual(['10.0.0.2:53', '[2001:db8::53]:53', '9.9.9.9']);
     writeFileSync(file, 'search only.example\n');
-    expect(() => parseDnsConfig({ upstreams: ['system'] }, 'cfg.yaml', file)).toThrow(/lists no nameserver/);
-    expect(() => parseDnsConfig({ upstreams: ['system'] }, 'cfg.yaml', join(dir, 'missing'))).toThrow(/"system" needs/);
+    expect(() => parseDnsConfig({ upstreams: ['system'] }, 'cfg.yaml', file)).toThrow(
+      /lists no nameserver/,
+    );
+    expect(() =>
+      parseDnsConfig({ upstreams: ['system'] }, 'cfg.yaml', join(dir, 'missing')),
+    ).toThrow(/"system" needs/);
   });
 
   it('parses upstream spellings', () => {

@@ -15,7 +15,9 @@ afterAll(async () => {
 });
 
 /** A UDP "resolver" that answers each query with whatever `reply` returns (several datagrams allowed). */
-async function fakeUpstream(reply: (q: dnsPacket.Packet, raw: Buffer) => Buffer[]): Promise<string> {
+async function fakeUpstream(
+  reply: (q: dnsPacket.Packet, raw: Buffer) => Buffer[],
+): Promise<string> {
   const s = dgram.createSocket('udp4');
   sockets.push(s);
   s.on('message', (m, r) => {
@@ -26,10 +28,18 @@ async function fakeUpstream(reply: (q: dnsPacket.Packet, raw: Buffer) => Buffer[
 }
 
 const answerFor = (q: dnsPacket.Packet, name: string, data: string, id = q.id, rcode = 0) =>
-  dnsPacket.encode({ type: 'response', id, flags: rcode, questions: [{ type: 'A', name }], answers: rcode === 0 ? [{ type: 'A', name, ttl: 60, data }] : [] });
+  dnsPacket.encode({
+    type: 'response',
+    id,
+    flags: rcode,
+    questions: [{ type: 'A', name }],
+    answers: rcode === 0 ? [{ type: 'A', name, ttl: 60, data }] : [],
+  });
 
 const query = (name: string) => {
-  const r = parseQuery(dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name }] }));
+  const r = parseQuery(
+    dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name }] }),
+  );
   if (!r.ok) throw new Error(r.error.message);
   return r.query;
 };

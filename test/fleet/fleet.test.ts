@@ -17,11 +17,20 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { HAVE_NATS, freePort, startNats, startNatsCluster, type NatsServer } from '../../bench/nats-server.js';
+import {
+  HAVE_NATS,
+  freePort,
+  startNats,
+  startNatsCluster,
+  type NatsServer,
+} from '../../bench/nats-server.js';
 
 const run = promisify(execFile);
 /** Stops what a test started when it ends (servers and gateways of one test never outlive it). */
-const cleanup = { push: (fn: () => Promise<unknown>) => onTestFinished(async () => void (await fn().catch(() => {}))) };
+const cleanup = {
+  push: (fn: () => Promise<unknown>) =>
+    onTestFinished(async () => void (await fn().catch(() => {}))),
+};
 
 const BLOCK_PACK = (host: string) => `id: fleet-dns
 version: "1"
@@ -67,15 +76,33 @@ function query(port: number, name: string, socket?: dgram.Socket): Promise<strin
       resolve(p.rcode ?? 'NOERROR');
     };
     s.on('message', on);
-    s.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] }), port, '127.0.0.1');
+    s.send(
+      dnsPacket.encode({
+        type: 'query',
+        id,
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: [{ type: 'A', name }],
+      }),
+      port,
+      '127.0.0.1',
+    );
   });
 }
 
-async function gateway(nats: string[], id: string, extra: Record<string, unknown> = {}, dataDir?: string): Promise<RunningTestGateway> {
+async function gateway(
+  nats: string[],
+  id: string,
+  extra: Record<string, unknown> = {},
+  dataDir?: string,
+): Promise<RunningTestGateway> {
   const gw = await startGateway({
     ...(dataDir === undefined ? {} : { dataDir }),
     config: {
-      dns: { listen: '127.0.0.1:0', upstreams: [], static: { 'ok.test': ['192.0.2.1'], 'x.evil.test': ['192.0.2.2'] } },
+      dns: {
+        listen: '127.0.0.1:0',
+        upstreams: [],
+        static: { 'ok.test': ['192.0.2.1'], 'x.evil.test': ['192.0.2.2'] },
+      },
       fleet: { nats, gateway_id: id, ...extra },
     },
   });
@@ -85,7 +112,11 @@ async function gateway(nats: string[], id: string, extra: Record<string, unknown
 
 const dnsPort = (gw: RunningTestGateway) => Number(gw.listeners.dns_udp!.split(':')[1]);
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn().catch(() => undefined);
@@ -106,7 +137,10 @@ async function streamMessages(url: string, filter: string): Promise<{ id: string
     const total = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
     const out: { id: string; data: any }[] = [];
     if (total === 0) return out;
-    const c = await jetstream(nc).consumers.get('CELGATE_EVENTS', { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+    const c = await jetstream(nc).consumers.get('CELGATE_EVENTS', {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.All,
+    });
     while (out.length < total) {
       const batch = await c.fetch({ max_messages: 1000, expires: 2000 });
       let got = 0;
@@ -123,134 +157,215 @@ async function streamMessages(url: string, filter: string): Promise<{ id: string
 }
 
 describe.skipIf(!HAVE_NATS)('fleet on NATS JetStream (needs nats-server)', () => {
-  it('installs a pack on every gateway of a three-node cluster, refuses a bad revision everywhere and keeps the running rules', { timeout: 120_000 }, async () => {
-    const cluster = await startNatsCluster();
-    cleanup.push(() => Promise.all(cluster.map((s) => s.stop())));
-    const gws = await Promise.all(cluster.map((s, i) => gateway([s.url], `gw-${i}`, { replicas: 3 })));
-    const urls = cluster.map((s) => s.url).join(',');
-    // Every gateway has connected, opened the replicated buckets and reported.
-    await until('three live gateways in fleet status', async () => {
-      const r = await cli('fleet', 'status', '--nats', urls, '--json');
-      return r.code === 0 && JSON.parse(r.stdout).filter((s: any) => s.running).length === 3;
-    }, 60_000);
-    for (const gw of gws) expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NOERROR');
+  it(
+    'installs a pack on every gateway of a three-node cluster, refuses a bad revision everywhere and keeps the running rules',
+    { timeout: 120_000 },
+    async () => {
+      const cluster = await startNatsCluster();
+      cleanup.push(() => Promise.all(cluster.map((s) => s.stop())));
+      const gws = await Promise.all(
+        cluster.map((s, i) => gateway([s.url], `gw-${i}`, { replicas: 3 })),
+      );
+      const urls = cluster.map((s) => s.url).join(',');
+      // Every gateway has connected, opened the replicated buckets and reported.
+      await until(
+        'three live gateways in fleet status',
+        async () => {
+          const r = await cli('fleet', 'status', '--nats', urls, '--json');
+          return r.code === 0 && JSON.parse(r.stdout).filter((s: any) => s.running).length === 3;
+        },
+        60_000,
+      );
+      for (const gw of gws) expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NOERROR');
 
-    const install = await cli('fleet', 'rules', 'install', packFile(BLOCK_PACK('evil.test')), '--nats', urls, '--wait');
-    expect(install.stderr).toBe('');
-    expect(install.code).toBe(0);
-    expect(install.stdout).toMatch(/published fleet-dns \(1 rule\)/);
-    for (const i of [0, 1, 2]) expect(install.stdout).toContain(`gw-${i}: applied`);
-    for (const gw of gws) {
-      expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NXDOMAIN');
-      expect(await query(dnsPort(gw), 'ok.test')).toBe('NOERROR');
-      expect((await health(gw)).fleet).toMatchObject({ connected: true, policy: { state: 'applied', packs: { 'fleet-dns': expect.any(Number) } } });
-    }
-
-    // The CLI refuses a bad pack before publishing it.
-    const bad = packFile(BLOCK_PACK('evil.test').replace('dns.request.qname', 'dns.request.qnme'));
-    const refused = await cli('fleet', 'rules', 'install', bad, '--nats', urls);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/pack\.yaml:6:\d+: rules\[0\]\.condition: unknown field "dns\.request\.qnme"; did you mean "dns\.request\.qname"\?.*\n?.*nothing was published|nothing was published[\s\S]*unknown field/);
-
-    // Written to the bucket behind the CLI's back, every gateway refuses it and keeps enforcing.
-    const nc = await connect({ servers: cluster[1]!.url });
-    const { Kvm } = await import('@nats-io/kv');
-    const kv = await new Kvm(nc).open('celgate-packs');
-    const badRev = await kv.put('fleet-dns', BLOCK_PACK('evil.test').replace('dns.request.qname', 'dns.request.qnme'));
-    await nc.close();
-    const status = await until('every gateway to refuse the bad revision', async () => {
-      const r = await cli('fleet', 'status', '--nats', urls, '--json');
-      const list = JSON.parse(r.stdout) as any[];
-      return list.every((s) => s.policy.last_error_revision === badRev) ? list : undefined;
-    });
-    for (const s of status) {
-      expect(s.policy.state).toBe('refused');
-      expect(s.policy.last_error).toContain('unknown field "dns.request.qnme"');
-      expect(s.policy.revision).toBeLessThan(badRev);
-    }
-    for (const gw of gws) expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NXDOMAIN');
-    const text = await cli('fleet', 'status', '--nats', urls);
-    expect(text.stdout).toMatch(/gw-0 +live .* policy refused .*\n +last error \(rev \d+\): nats:celgate-packs\/fleet-dns@\d+:6:\d+ rules\[0\]\.condition: unknown field/);
-
-    // Deleting the pack lifts the block everywhere.
-    const del = await cli('fleet', 'rules', 'delete', 'fleet-dns', '--nats', urls, '--wait');
-    expect(del.code, del.stderr + del.stdout).toBe(0);
-    for (const gw of gws) expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NOERROR');
-    expect((await cli('fleet', 'rules', 'list', '--nats', urls)).stdout).toContain('no packs in celgate-packs');
-  });
-
-  it("holds exactly the ledger rows (decisions, findings, dns rows) in the stream after a 10 s NATS outage under load, none lost or duplicated, and the CLI and ir hunt --fleet read them", { timeout: 120_000 }, async () => {
-    const nats = await startNats();
-    cleanup.push(() => nats.stop());
-    const gw = await gateway([nats.url], 'gw-outage');
-    await until('the exporter to connect', async () => (await health(gw)).fleet.export?.connected === true);
-    const port = dnsPort(gw);
-    const sock = dgram.createSocket('udp4');
-    let sent = 0;
-    let answered = 0;
-    let stop = false;
-    const load = (async () => {
-      while (!stop) {
-        const names = ['ok.test', 'x.evil.test', 'metadata.google.internal'];
-        await Promise.all(
-          names.map((n) =>
-            query(port, n, sock).then(
-              () => answered++,
-              () => {},
-            ),
-          ),
-        );
-        sent += names.length;
-        await new Promise((r) => setTimeout(r, 10));
+      const install = await cli(
+        'fleet',
+        'rules',
+        'install',
+        packFile(BLOCK_PACK('evil.test')),
+        '--nats',
+        urls,
+        '--wait',
+      );
+      expect(install.stderr).toBe('');
+      expect(install.code).toBe(0);
+      expect(install.stdout).toMatch(/published fleet-dns \(1 rule\)/);
+      for (const i of [0, 1, 2]) expect(install.stdout).toContain(`gw-${i}: applied`);
+      for (const gw of gws) {
+        expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NXDOMAIN');
+        expect(await query(dnsPort(gw), 'ok.test')).toBe('NOERROR');
+        expect((await health(gw)).fleet).toMatchObject({
+          connected: true,
+          policy: { state: 'applied', packs: { 'fleet-dns': expect.any(Number) } },
+        });
       }
-    })();
-    await new Promise((r) => setTimeout(r, 2_000));
-    await nats.stop();
-    await until('the gateway to see NATS gone', async () => (await health(gw)).fleet.export?.connected === false);
-    await new Promise((r) => setTimeout(r, 10_000));
-    expect((await health(gw)).fleet.export.backlog).toBeGreaterThan(0);
-    await nats.start();
-    await new Promise((r) => setTimeout(r, 2_000));
-    stop = true;
-    await load;
-    sock.close();
-    expect(answered).toBeGreaterThan(300);
-    // Stopping the gateway flushes the ledger; the exporter has caught up before it stops.
-    await until('the backlog to drain', async () => {
-      const h = (await health(gw)).fleet.export;
-      return h.connected && h.backlog === 0 && h.last_error === null;
-    }, 30_000);
-    await gw.stop();
 
-    const db = new Database(gw.sessionDb, { readonly: true });
-    const decisions = db.prepare('SELECT event_id FROM event_rows').all() as { event_id: string }[];
-    const dnsRows = db.prepare('SELECT event_id FROM dns_events').all() as { event_id: string }[];
-    const findings = db.prepare('SELECT event_id, rule_id FROM detection_findings').all() as { event_id: string; rule_id: string }[];
-    db.close();
-    const msgs = await streamMessages(nats.url, `celgate.events.gw-outage.${gw.sessionId}.>`);
-    const ids = msgs.map((m) => m.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    expect(msgs.filter((m) => m.data.kind === 'decision').map((m) => m.data.event_id).sort()).toEqual(decisions.map((r) => r.event_id).sort());
-    expect(msgs.filter((m) => m.data.kind === 'dns').map((m) => m.data.event_id).sort()).toEqual(dnsRows.map((r) => r.event_id).sort());
-    expect(findings.length).toBeGreaterThan(0);
-    expect(msgs.filter((m) => m.data.kind === 'finding').map((m) => `${m.data.event_id}/${m.data.rule_id}`).sort()).toEqual(findings.map((r) => `${r.event_id}/${r.rule_id}`).sort());
-    expect(msgs.length).toBe(decisions.length + dnsRows.length + findings.length);
+      // The CLI refuses a bad pack before publishing it.
+      const bad = packFile(
+        BLOCK_PACK('evil.test').replace('dns.request.qname', 'dns.request.qnme'),
+      );
+      const refused = await cli('fleet', 'rules', 'install', bad, '--nats', urls);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /pack\.yaml:6:\d+: rules\[0\]\.condition: unknown field "dns\.request\.qnme"; did you mean "dns\.request\.qname"\?.*\n?.*nothing was published|nothing was published[\s\S]*unknown field/,
+      );
 
-    // The CLI reads the same stream.
-    const stats = JSON.parse((await cli('fleet', 'stats', '--nats', nats.url, '--gateway', 'gw-outage', '--json')).stdout);
-    const verdicts = msgs.filter((m) => m.data.kind === 'decision').map((m) => m.data.decision as string);
-    expect(stats.by_gateway['gw-outage']).toMatchObject({
-      decisions: decisions.length,
-      block: verdicts.filter((v) => v === 'block').length,
-      rows: dnsRows.length,
-      findings: findings.length,
-    });
-    const events = await cli('fleet', 'events', '--nats', nats.url, '--gateway', 'gw-outage', '--decision', 'block', '-n', '3');
-    expect(events.stdout.trim().split('\n')).toHaveLength(3);
-    expect(events.stdout).toMatch(/gw-outage +decision dns\.request +block /);
+      // Written to the bucket behind the CLI's back, every gateway refuses it and keeps enforcing.
+      const nc = await connect({ servers: cluster[1]!.url });
+      const { Kvm } = await import('@nats-io/kv');
+      const kv = await new Kvm(nc).open('celgate-packs');
+      const badRev = await kv.put(
+        'fleet-dns',
+        BLOCK_PACK('evil.test').replace('dns.request.qname', 'dns.request.qnme'),
+      );
+      await nc.close();
+      const status = await until('every gateway to refuse the bad revision', async () => {
+        const r = await cli('fleet', 'status', '--nats', urls, '--json');
+        const list = JSON.parse(r.stdout) as any[];
+        return list.every((s) => s.policy.last_error_revision === badRev) ? list : undefined;
+      });
+      for (const s of status) {
+        expect(s.policy.state).toBe('refused');
+        expect(s.policy.last_error).toContain('unknown field "dns.request.qnme"');
+        expect(s.policy.revision).toBeLessThan(badRev);
+      }
+      for (const gw of gws) expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NXDOMAIN');
+      const text = await cli('fleet', 'status', '--nats', urls);
+      expect(text.stdout).toMatch(
+        /gw-0 +live .* policy refused .*\n +last error \(rev \d+\): nats:celgate-packs\/fleet-dns@\d+:6:\d+ rules\[0\]\.condition: unknown field/,
+      );
 
-    // `ir hunt --fleet` runs a detection pack over the decisions in the stream.
-    const irPack = packFile(`schema: celgate.detection-ir/v1
+      // Deleting the pack lifts the block everywhere.
+      const del = await cli('fleet', 'rules', 'delete', 'fleet-dns', '--nats', urls, '--wait');
+      expect(del.code, del.stderr + del.stdout).toBe(0);
+      for (const gw of gws) expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NOERROR');
+      expect((await cli('fleet', 'rules', 'list', '--nats', urls)).stdout).toContain(
+        'no packs in celgate-packs',
+      );
+    },
+  );
+
+  it(
+    'holds exactly the ledger rows (decisions, findings, dns rows) in the stream after a 10 s NATS outage under load, none lost or duplicated, and the CLI and ir hunt --fleet read them',
+    { timeout: 120_000 },
+    async () => {
+      const nats = await startNats();
+      cleanup.push(() => nats.stop());
+      const gw = await gateway([nats.url], 'gw-outage');
+      await until(
+        'the exporter to connect',
+        async () => (await health(gw)).fleet.export?.connected === true,
+      );
+      const port = dnsPort(gw);
+      const sock = dgram.createSocket('udp4');
+      let sent = 0;
+      let answered = 0;
+      let stop = false;
+      const load = (async () => {
+        while (!stop) {
+          const names = ['ok.test', 'x.evil.test', 'metadata.google.internal'];
+          await Promise.all(
+            names.map((n) =>
+              query(port, n, sock).then(
+                () => answered++,
+                () => {},
+              ),
+            ),
+          );
+          sent += names.length;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 2_000));
+      await nats.stop();
+      await until(
+        'the gateway to see NATS gone',
+        async () => (await health(gw)).fleet.export?.connected === false,
+      );
+      await new Promise((r) => setTimeout(r, 10_000));
+      expect((await health(gw)).fleet.export.backlog).toBeGreaterThan(0);
+      await nats.start();
+      await new Promise((r) => setTimeout(r, 2_000));
+      stop = true;
+      await load;
+      sock.close();
+      expect(answered).toBeGreaterThan(300);
+      // Stopping the gateway flushes the ledger; the exporter has caught up before it stops.
+      await until(
+        'the backlog to drain',
+        async () => {
+          const h = (await health(gw)).fleet.export;
+          return h.connected && h.backlog === 0 && h.last_error === null;
+        },
+        30_000,
+      );
+      await gw.stop();
+
+      const db = new Database(gw.sessionDb, { readonly: true });
+      const decisions = db.prepare('SELECT event_id FROM event_rows').all() as {
+        event_id: string;
+      }[];
+      const dnsRows = db.prepare('SELECT event_id FROM dns_events').all() as { event_id: string }[];
+      const findings = db.prepare('SELECT event_id, rule_id FROM detection_findings').all() as {
+        event_id: string;
+        rule_id: string;
+      }[];
+      db.close();
+      const msgs = await streamMessages(nats.url, `celgate.events.gw-outage.${gw.sessionId}.>`);
+      const ids = msgs.map((m) => m.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(
+        msgs
+          .filter((m) => m.data.kind === 'decision')
+          .map((m) => m.data.event_id)
+          .sort(),
+      ).toEqual(decisions.map((r) => r.event_id).sort());
+      expect(
+        msgs
+          .filter((m) => m.data.kind === 'dns')
+          .map((m) => m.data.event_id)
+          .sort(),
+      ).toEqual(dnsRows.map((r) => r.event_id).sort());
+      expect(findings.length).toBeGreaterThan(0);
+      expect(
+        msgs
+          .filter((m) => m.data.kind === 'finding')
+          .map((m) => `${m.data.event_id}/${m.data.rule_id}`)
+          .sort(),
+      ).toEqual(findings.map((r) => `${r.event_id}/${r.rule_id}`).sort());
+      expect(msgs.length).toBe(decisions.length + dnsRows.length + findings.length);
+
+      // The CLI reads the same stream.
+      const stats = JSON.parse(
+        (await cli('fleet', 'stats', '--nats', nats.url, '--gateway', 'gw-outage', '--json'))
+          .stdout,
+      );
+      const verdicts = msgs
+        .filter((m) => m.data.kind === 'decision')
+        .map((m) => m.data.decision as string);
+      expect(stats.by_gateway['gw-outage']).toMatchObject({
+        decisions: decisions.length,
+        block: verdicts.filter((v) => v === 'block').length,
+        rows: dnsRows.length,
+        findings: findings.length,
+      });
+      const events = await cli(
+        'fleet',
+        'events',
+        '--nats',
+        nats.url,
+        '--gateway',
+        'gw-outage',
+        '--decision',
+        'block',
+        '-n',
+        '3',
+      );
+      expect(events.stdout.trim().split('\n')).toHaveLength(3);
+      expect(events.stdout).toMatch(/gw-outage +decision dns\.request +block /);
+
+      // `ir hunt --fleet` runs a detection pack over the decisions in the stream.
+      const irPack = packFile(`schema: celgate.detection-ir/v1
 id: fleet-hunt
 version: 1.0.0
 status: active
@@ -265,43 +380,81 @@ rules:
       field: dns.request.qname
       endswith: [evil.test]
 `);
-    const hunt = await cli('ir', 'hunt', irPack, '--fleet', '--nats', nats.url, '--gateway', 'gw-outage', '--json', '--no-progress');
-    expect(hunt.code, hunt.stderr).toBe(0);
-    const report = JSON.parse(hunt.stdout);
-    expect(report.source).toBe('fleet');
-    expect(report.events_scanned).toBe(decisions.length);
-    const evil = msgs.filter((m) => m.data.kind === 'decision' && m.data.event.dns.request.qname === 'x.evil.test').length;
-    expect(evil).toBeGreaterThan(0);
-    expect(report.total_matches).toBe(evil);
-  });
+      const hunt = await cli(
+        'ir',
+        'hunt',
+        irPack,
+        '--fleet',
+        '--nats',
+        nats.url,
+        '--gateway',
+        'gw-outage',
+        '--json',
+        '--no-progress',
+      );
+      expect(hunt.code, hunt.stderr).toBe(0);
+      const report = JSON.parse(hunt.stdout);
+      expect(report.source).toBe('fleet');
+      expect(report.events_scanned).toBe(decisions.length);
+      const evil = msgs.filter(
+        (m) => m.data.kind === 'decision' && m.data.event.dns.request.qname === 'x.evil.test',
+      ).length;
+      expect(evil).toBeGreaterThan(0);
+      expect(report.total_matches).toBe(evil);
+    },
+  );
 
-  it('starts with NATS unreachable, enforces local and cached fleet packs, says so, and catches up when NATS comes', { timeout: 120_000 }, async () => {
-    const nats = await startNats();
-    cleanup.push(() => nats.stop());
-    const dataDir = mkdtempSync(join(tmpdir(), 'celgate-fleet-gw-'));
-    const first = await gateway([nats.url], 'gw-late', {}, dataDir);
-    const install = await cli('fleet', 'rules', 'install', packFile(BLOCK_PACK('evil.test')), '--nats', nats.url, '--wait');
-    expect(install.code, `${install.stderr}\n${install.stdout}`).toBe(0);
-    await first.stop();
-    await nats.stop();
+  it(
+    'starts with NATS unreachable, enforces local and cached fleet packs, says so, and catches up when NATS comes',
+    { timeout: 120_000 },
+    async () => {
+      const nats = await startNats();
+      cleanup.push(() => nats.stop());
+      const dataDir = mkdtempSync(join(tmpdir(), 'celgate-fleet-gw-'));
+      const first = await gateway([nats.url], 'gw-late', {}, dataDir);
+      const install = await cli(
+        'fleet',
+        'rules',
+        'install',
+        packFile(BLOCK_PACK('evil.test')),
+        '--nats',
+        nats.url,
+        '--wait',
+      );
+      expect(install.code, `${install.stderr}\n${install.stdout}`).toBe(0);
+      await first.stop();
+      await nats.stop();
 
-    const gw = await gateway([nats.url], 'gw-late', {}, dataDir);
-    const h = await health(gw);
-    expect(h.status).toBe('ok');
-    expect(h.fleet).toMatchObject({ connected: false, policy: { state: 'cached', packs: { 'fleet-dns': expect.any(Number) } } });
-    // Local (balanced) and the cached fleet pack are enforced without NATS.
-    expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NXDOMAIN');
-    expect(await query(dnsPort(gw), 'ok.test')).toBe('NOERROR');
-    expect(await query(dnsPort(gw), 'metadata.google.internal')).toBe('NXDOMAIN');
+      const gw = await gateway([nats.url], 'gw-late', {}, dataDir);
+      const h = await health(gw);
+      expect(h.status).toBe('ok');
+      expect(h.fleet).toMatchObject({
+        connected: false,
+        policy: { state: 'cached', packs: { 'fleet-dns': expect.any(Number) } },
+      });
+      // Local (balanced) and the cached fleet pack are enforced without NATS.
+      expect(await query(dnsPort(gw), 'x.evil.test')).toBe('NXDOMAIN');
+      expect(await query(dnsPort(gw), 'ok.test')).toBe('NOERROR');
+      expect(await query(dnsPort(gw), 'metadata.google.internal')).toBe('NXDOMAIN');
 
-    await nats.start();
-    await until('the gateway to connect and report', async () => {
-      const f = (await health(gw)).fleet;
-      return f.connected && f.policy.state === 'applied' && f.export.connected && f.export.backlog === 0;
-    }, 30_000);
-    const msgs = await streamMessages(nats.url, `celgate.events.gw-late.${gw.sessionId}.>`);
-    expect(msgs.filter((m) => m.data.kind === 'decision').length).toBe(3);
-  });
+      await nats.start();
+      await until(
+        'the gateway to connect and report',
+        async () => {
+          const f = (await health(gw)).fleet;
+          return (
+            f.connected &&
+            f.policy.state === 'applied' &&
+            f.export.connected &&
+            f.export.backlog === 0
+          );
+        },
+        30_000,
+      );
+      const msgs = await streamMessages(nats.url, `celgate.events.gw-late.${gw.sessionId}.>`);
+      expect(msgs.filter((m) => m.data.kind === 'decision').length).toBe(3);
+    },
+  );
 
   it('explains what is wrong when the CLI cannot reach NATS', async () => {
     const port = await freePort();

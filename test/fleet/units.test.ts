@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,12 @@ import { parseFleetConfig } from '../../src/fleet/config.js';
 import { eventFilter, eventSubject, messageId, subjectToken } from '../../src/fleet/names.js';
 import { FleetPolicy } from '../../src/fleet/policy-sync.js';
 import { parseSince } from '../../src/fleet/query.js';
-import { emptyWatermarks, exportBacklog, readExportBatch, readWatermarks } from '../../src/store/export-rows.js';
+import {
+  emptyWatermarks,
+  exportBacklog,
+  readExportBatch,
+  readWatermarks,
+} from '../../src/store/export-rows.js';
 import { openLedgerReadOnly } from '../../src/store/schema.js';
 import { LedgerWriter } from '../../src/store/writer.js';
 import { loadConfig } from '../../src/cli/config.js';
@@ -32,7 +36,10 @@ describe('fleet config', () => {
       token: null,
       tls: null,
     });
-    expect(parseFleetConfig({ nats: 'nats://a:1, nats://b:2' })!.servers).toEqual(['nats://a:1', 'nats://b:2']);
+    expect(parseFleetConfig({ nats: 'nats://a:1, nats://b:2' })!.servers).toEqual([
+      'nats://a:1',
+      'nats://b:2',
+    ]);
   });
 
   it.each([
@@ -51,7 +58,10 @@ describe('fleet config', () => {
   it('resolves credential and TLS files against the config file', () => {
     const dir = tmp();
     const file = join(dir, 'gw.yaml');
-    writeFileSync(file, 'fleet:\n  nats: nats://127.0.0.1:4222\n  gateway_id: host-a\n  creds: ./nats/user.creds\n  tls: { ca: ca.pem }\n');
+    writeFileSync(
+      file,
+      'fleet:\n  nats: nats://127.0.0.1:4222\n  gateway_id: host-a\n  creds: ./nats/user.creds\n  tls: { ca: ca.pem }\n',
+    );
     const c = loadConfig(file).fleet!;
     expect(c.creds).toBe(join(dir, 'nats/user.creds'));
     expect(c.tls?.ca).toBe(join(dir, 'ca.pem'));
@@ -60,7 +70,9 @@ describe('fleet config', () => {
 
 describe('fleet names', () => {
   it('builds subjects from safe tokens and filters with wildcards', () => {
-    expect(eventSubject('host-a', '20261205T101010Z-abcd1234', 'dns')).toBe('celgate.events.host-a.20261205T101010Z-abcd1234.dns');
+    expect(eventSubject('host-a', '20261205T101010Z-abcd1234', 'dns')).toBe(
+      'celgate.events.host-a.20261205T101010Z-abcd1234.dns',
+    );
     expect(subjectToken('my.session')).toBe('my_session');
     expect(subjectToken('a b*>')).toBe('a-b--');
     expect(eventFilter({ gateway: 'host-a' })).toBe('celgate.events.host-a.*.*');
@@ -68,7 +80,12 @@ describe('fleet names', () => {
   });
 
   it('gives every row of one event its own de-duplication id, the decision the event id itself', () => {
-    const ids = [messageId('decision', 'e1'), messageId('net', 'e1'), messageId('finding', 'e1', 'r1'), messageId('finding', 'e1', 'r2')];
+    const ids = [
+      messageId('decision', 'e1'),
+      messageId('net', 'e1'),
+      messageId('finding', 'e1', 'r1'),
+      messageId('finding', 'e1', 'r2'),
+    ];
     expect(ids[0]).toBe('e1');
     expect(new Set(ids).size).toBe(4);
   });
@@ -83,36 +100,103 @@ describe('fleet names', () => {
 describe('export rows and watermarks in session.db', () => {
   it('reads every decision (with its matches and event), finding and protocol row after the watermarks, in order', () => {
     const path = join(tmp(), 'session.db');
-    const w = new LedgerWriter(path, { session_id: 'store-test', profile: 'balanced', celgate_version: 't', config: {} });
+    const w = new LedgerWriter(path, {
+      session_id: 'store-test',
+      profile: 'balanced',
+      celgate_version: 't',
+      config: {},
+    });
     const h = httpEvent(1);
     const block = blockDecision('block-upload', 5);
-    block.findings = [{ event_id: h.common.event_id, rule_id: 'det-1', pack_id: 'p', severity: 'high', confidence: 0.9, title: 'upload', tags: ['t'], matched_fields: ['http.request.path'] }];
+    block.findings = [
+      {
+        event_id: h.common.event_id,
+        rule_id: 'det-1',
+        pack_id: 'p',
+        severity: 'high',
+        confidence: 0.9,
+        title: 'upload',
+        tags: ['t'],
+        matched_fields: ['http.request.path'],
+      },
+    ];
     w.decision(h, block);
-    w.net({ ...policyFields(h, block), scheme: 'https', method: 'POST', host: 'api.example.com', port: 443, path: '/x', query: '', sni: 'api.example.com', host_header_mismatch: '', status: 403, bytes_in: 1, bytes_out: 2, duration_ms: 1, error: null });
+    w.net({
+      ...policyFields(h, block),
+      scheme: 'https',
+      method: 'POST',
+      host: 'api.example.com',
+      port: 443,
+      path: '/x',
+      query: '',
+      sni: 'api.example.com',
+      host_header_mismatch: '',
+      status: 403,
+      bytes_in: 1,
+      bytes_out: 2,
+      duration_ms: 1,
+      error: null,
+    });
     const d = dnsEvent('a.test');
     w.decision(d, allowDecision());
-    w.dns({ ...policyFields(d, allowDecision()), qname: 'a.test', qtype: 'A', transport: 'udp', rcode: 'NOERROR', answers: ['1.2.3.4'], upstream_ms: 1, cached: false });
+    w.dns({
+      ...policyFields(d, allowDecision()),
+      qname: 'a.test',
+      qtype: 'A',
+      transport: 'udp',
+      rcode: 'NOERROR',
+      answers: ['1.2.3.4'],
+      upstream_ms: 1,
+      cached: false,
+    });
     w.flush();
     const db = openLedgerReadOnly(path);
     const rows = readExportBatch(db, emptyWatermarks(), 100);
-    expect(rows.map((r) => `${r.kind}/${r.family}`).sort()).toEqual(['decision/dns', 'decision/http', 'dns/dns', 'finding/http', 'net/http'].sort());
+    expect(rows.map((r) => `${r.kind}/${r.family}`).sort()).toEqual(
+      ['decision/dns', 'decision/http', 'dns/dns', 'finding/http', 'net/http'].sort(),
+    );
     const decision = rows.find((r) => r.kind === 'decision' && r.family === 'http')!;
     expect(decision.event_id).toBe(h.common.event_id);
     const body = JSON.parse(decision.body);
-    expect(body).toMatchObject({ decision: 'block', rule_id: 'block-upload', generation: 5, session_id: 'store-test', errors: [] });
-    expect(body.matches.map((m: any) => [m.rule_id, m.decisive])).toEqual([['shadow-watch', false], ['block-upload', true]]);
+    expect(body).toMatchObject({
+      decision: 'block',
+      rule_id: 'block-upload',
+      generation: 5,
+      session_id: 'store-test',
+      errors: [],
+    });
+    expect(body.matches.map((m: any) => [m.rule_id, m.decisive])).toEqual([
+      ['shadow-watch', false],
+      ['block-upload', true],
+    ]);
     // The event comes back whole: identity facts from the columns, the rest from event_json.
-    expect(body.event.common).toMatchObject({ event_id: h.common.event_id, event_type: 'http.request', family: 'http', session_id: 'store-test', process_name: 'python3' });
+    expect(body.event.common).toMatchObject({
+      event_id: h.common.event_id,
+      event_type: 'http.request',
+      family: 'http',
+      session_id: 'store-test',
+      process_name: 'python3',
+    });
     expect(body.event.http.request.path).toBe('/v1/upload/1');
     // The stored event is redacted as in the ledger: the secret in the fixture is not exported.
     expect(decision.body).not.toContain('SUPERSECRET');
     expect(JSON.parse(rows.find((r) => r.kind === 'dns')!.body).answers).toEqual(['1.2.3.4']);
-    expect(JSON.parse(rows.find((r) => r.kind === 'finding')!.body)).toMatchObject({ rule_id: 'det-1', tags: ['t'], matched_fields: ['http.request.path'] });
+    expect(JSON.parse(rows.find((r) => r.kind === 'finding')!.body)).toMatchObject({
+      rule_id: 'det-1',
+      tags: ['t'],
+      matched_fields: ['http.request.path'],
+    });
     expect(rows.find((r) => r.kind === 'finding')!.rule_id).toBe('det-1');
     expect(exportBacklog(db, emptyWatermarks())).toBe(5);
 
     // The writer stores the watermarks; a batch after them reads only newer rows.
-    const marks = { ...emptyWatermarks(), event_rows: 2, detection_findings: 1, net_events: 1, dns_events: 1 };
+    const marks = {
+      ...emptyWatermarks(),
+      event_rows: 2,
+      detection_findings: 1,
+      net_events: 1,
+      dns_events: 1,
+    };
     w.setWatermarks(marks);
     w.decision(dnsEvent('b.test'), allowDecision());
     w.flush();
@@ -126,14 +210,26 @@ describe('export rows and watermarks in session.db', () => {
 });
 
 describe('fleet policy', () => {
-  const pack = (id: string) => ({ key: id, revision: 1, text: `id: ${id}\nversion: "1"\ndefault_action: allow\nrules: []\n` });
+  const pack = (id: string) => ({
+    key: id,
+    revision: 1,
+    text: `id: ${id}\nversion: "1"\ndefault_action: allow\nrules: []\n`,
+  });
 
   it('keeps the running set when a revision is refused and caches only accepted sets', () => {
     const dir = tmp();
     const cache = join(dir, 'fleet', 'packs-gw.json');
     const p = new FleetPolicy('celgate-packs', cache);
     let accept = true;
-    const reload = () => (accept ? { ok: true as const, value: { generation: 2 } } : { ok: false as const, issues: [{ file: 'nats:celgate-packs/b@2', line: 3, column: 1, path: 'rules', message: 'bad' }] });
+    const reload = () =>
+      accept
+        ? { ok: true as const, value: { generation: 2 } }
+        : {
+            ok: false as const,
+            issues: [
+              { file: 'nats:celgate-packs/b@2', line: 3, column: 1, path: 'rules', message: 'bad' },
+            ],
+          };
 
     const seen: string[][] = [];
     const tracking = () => {
@@ -149,7 +245,12 @@ describe('fleet policy', () => {
     // The candidate was offered to the reload, and afterwards the accepted set is what reloads see.
     expect(seen[1]).toEqual(['nats:celgate-packs/a@1', 'nats:celgate-packs/b@2']);
     expect(p.packTexts().map((t) => t.file)).toEqual(['nats:celgate-packs/a@1']);
-    expect(p.status()).toMatchObject({ state: 'refused', revision: 1, seen_revision: 2, last_error_revision: 2 });
+    expect(p.status()).toMatchObject({
+      state: 'refused',
+      revision: 1,
+      seen_revision: 2,
+      last_error_revision: 2,
+    });
     expect(p.status().last_error).toContain('nats:celgate-packs/b@2:3:1 rules: bad');
 
     const again = new FleetPolicy('celgate-packs', cache);

@@ -19,7 +19,15 @@ describe('benchmark artifact writer', () => {
 
   it('summarizes raw values with interpolated percentiles and keeps them', () => {
     const s = summarize([5, 1, 3, 2, 4]);
-    expect(s).toMatchObject({ n: 5, min: 1, max: 5, mean: 3, median: 3, unit: 'ms', values_total: 5 });
+    expect(s).toMatchObject({
+      n: 5,
+      min: 1,
+      max: 5,
+      mean: 3,
+      median: 3,
+      unit: 'ms',
+      values_total: 5,
+    });
     expect(s.p95).toBeCloseTo(4.8);
     expect(s.values).toEqual([5, 1, 3, 2, 4]);
   });
@@ -34,7 +42,10 @@ describe('benchmark artifact writer', () => {
       kind: 'guest',
       name: 'unit lane',
       results: { op: summarize([1, 2]) },
-      assertions: [{ name: 'client saw denial', ok: true }, { name: 'counter moved', ok: false, detail: '0 != 2' }],
+      assertions: [
+        { name: 'client saw denial', ok: true },
+        { name: 'counter moved', ok: false, detail: '0 != 2' },
+      ],
     });
     expect(a.status).toBe('failed');
     const onDisk = JSON.parse(readFileSync(a.path!, 'utf8'));
@@ -48,9 +59,15 @@ describe('benchmark artifact writer', () => {
   });
 
   it('reads tinybench samples and refuses tasks that kept none', () => {
-    const ok = fromTinybench([{ name: 't', result: { state: 'completed', latency: { samples: [0.1, 0.2] } } }]);
+    const ok = fromTinybench([
+      { name: 't', result: { state: 'completed', latency: { samples: [0.1, 0.2] } } },
+    ]);
     expect(ok.t!.n).toBe(2);
-    expect(() => fromTinybench([{ name: 'x', result: { state: 'completed', latency: {} } }])).toThrow(/retainSamples/);
-    expect(() => fromTinybench([{ name: 'y', result: { state: 'errored', error: 'boom' } }])).toThrow(/boom/);
+    expect(() =>
+      fromTinybench([{ name: 'x', result: { state: 'completed', latency: {} } }]),
+    ).toThrow(/retainSamples/);
+    expect(() =>
+      fromTinybench([{ name: 'y', result: { state: 'errored', error: 'boom' } }]),
+    ).toThrow(/boom/);
   });
 });

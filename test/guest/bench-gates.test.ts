@@ -20,7 +20,14 @@ const lane = (name: string, status: Artifact['status'], values: number[] = []): 
   assertions: [],
 });
 
-const gate = (kind: Gate['kind'], max: number): Gate => ({ id: `dns.${kind}`, kind, lane: 'dns', result: 'op_ms', stat: 'mean', max_ms: max });
+const gate = (kind: Gate['kind'], max: number): Gate => ({
+  id: `dns.${kind}`,
+  kind,
+  lane: 'dns',
+  result: 'op_ms',
+  stat: 'mean',
+  max_ms: max,
+});
 
 describe('bench:security gates', () => {
   it('loads bench/gates.json with reference gates for every lane', () => {
@@ -50,7 +57,12 @@ describe('bench:security gates', () => {
   });
 
   it('skips the gates of a skipped or absent lane', () => {
-    expect(judge([gate('reference', 1)], new Map([['dns', { ...lane('dns', 'skipped'), skip_reason: 'no netns' }]]))[0]!.status).toBe('skipped');
+    expect(
+      judge(
+        [gate('reference', 1)],
+        new Map([['dns', { ...lane('dns', 'skipped'), skip_reason: 'no netns' }]]),
+      )[0]!.status,
+    ).toBe('skipped');
     expect(judge([gate('reference', 1)], new Map())[0]!.status).toBe('skipped');
   });
 });
@@ -60,9 +72,16 @@ describe('guest lanes without namespaces', () => {
     process.env.CELGATE_GUEST_NETNS = 'off';
     resetNetnsAvailability();
     try {
-      expect(netnsAvailability()).toEqual({ ok: false, reason: 'guest namespaces unavailable: disabled by CELGATE_GUEST_NETNS=off' });
+      expect(netnsAvailability()).toEqual({
+        ok: false,
+        reason: 'guest namespaces unavailable: disabled by CELGATE_GUEST_NETNS=off',
+      });
       const a = await runLane(processLane, { runs: 2, broken: false, write: false });
-      expect(a).toMatchObject({ status: 'skipped', results: {}, skip_reason: expect.stringContaining('CELGATE_GUEST_NETNS=off') });
+      expect(a).toMatchObject({
+        status: 'skipped',
+        results: {},
+        skip_reason: expect.stringContaining('CELGATE_GUEST_NETNS=off'),
+      });
     } finally {
       delete process.env.CELGATE_GUEST_NETNS;
       resetNetnsAvailability();

@@ -15,13 +15,34 @@ const ENTRY = fileURLToPath(new URL('../../src/transport/guest/standalone.ts', i
 describe('guest bridge flags', () => {
   it('applies the documented defaults', () => {
     expect(parseBridgeArgs(['--uds-base', '/run/v'])).toMatchObject({
-      mode: 'uds', udsBase: '/run/v', ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 },
-      forward: { host: '127.0.0.1', port: 15001 }, dns: { host: '127.0.0.1', port: 53 }, mcpSocket: '/run/celgate/mcp.sock', exec: true, execListen: null,
+      mode: 'uds',
+      udsBase: '/run/v',
+      ports: { http: 5002, mcp: 5003, dns: 5007, exec: 5000 },
+      forward: { host: '127.0.0.1', port: 15001 },
+      dns: { host: '127.0.0.1', port: 53 },
+      mcpSocket: '/run/celgate/mcp.sock',
+      exec: true,
+      execListen: null,
     });
   });
   it('switches parts off and accepts --flag=value', () => {
-    expect(parseBridgeArgs(['--mode=tcp', '--forward', 'off', '--dns=off', '--mcp-socket', 'off', '--exec-listen', '[::1]:7000'])).toMatchObject({
-      mode: 'tcp', forward: null, dns: null, mcpSocket: null, execListen: { host: '::1', port: 7000 },
+    expect(
+      parseBridgeArgs([
+        '--mode=tcp',
+        '--forward',
+        'off',
+        '--dns=off',
+        '--mcp-socket',
+        'off',
+        '--exec-listen',
+        '[::1]:7000',
+      ]),
+    ).toMatchObject({
+      mode: 'tcp',
+      forward: null,
+      dns: null,
+      mcpSocket: null,
+      execListen: { host: '::1', port: 7000 },
     });
   });
   it.each([
@@ -47,7 +68,15 @@ describe('single-file guest bridge bundle', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'celgate-bundle-'));
     bundle = join(dir, 'celgate-guest-bridge.mjs');
-    await build({ entryPoints: [ENTRY], bundle: true, platform: 'node', target: 'node20', format: 'esm', outfile: bundle, logLevel: 'silent' });
+    await build({
+      entryPoints: [ENTRY],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      outfile: bundle,
+      logLevel: 'silent',
+    });
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -59,7 +88,23 @@ describe('single-file guest bridge bundle', () => {
   });
 
   it('starts and serves exec requests in tcp mode', async () => {
-    const child = spawn(process.execPath, [bundle, '--mode', 'tcp', '--forward', '127.0.0.1:0', '--dns', '127.0.0.1:0', '--mcp-socket', 'off', '--exec-listen', '127.0.0.1:0'], { cwd: dir });
+    const child = spawn(
+      process.execPath,
+      [
+        bundle,
+        '--mode',
+        'tcp',
+        '--forward',
+        '127.0.0.1:0',
+        '--dns',
+        '127.0.0.1:0',
+        '--mcp-socket',
+        'off',
+        '--exec-listen',
+        '127.0.0.1:0',
+      ],
+      { cwd: dir },
+    );
     try {
       const ready = await new Promise<any>((resolve, reject) => {
         let out = '';
@@ -69,8 +114,22 @@ describe('single-file guest bridge bundle', () => {
         });
         child.once('exit', (code) => reject(new Error(`bundle exited ${code}`)));
       });
-      const [host, port] = [ready.addresses.exec.split(':')[0], Number(ready.addresses.exec.split(':')[1])];
-      const r = await execOnGuest({ mode: 'tcp', host, port }, { v: 1, id: 'b1', argv: ['echo', 'bundled'], cwd: '/', env: {}, timeout_ms: 5000, stdin: '' });
+      const [host, port] = [
+        ready.addresses.exec.split(':')[0],
+        Number(ready.addresses.exec.split(':')[1]),
+      ];
+      const r = await execOnGuest(
+        { mode: 'tcp', host, port },
+        {
+          v: 1,
+          id: 'b1',
+          argv: ['echo', 'bundled'],
+          cwd: '/',
+          env: {},
+          timeout_ms: 5000,
+          stdin: '',
+        },
+      );
       expect(r).toMatchObject({ exit_code: 0 });
       if (!('error' in r)) expect(Buffer.from(r.stdout, 'base64').toString()).toBe('bundled\n');
     } finally {
@@ -93,7 +152,11 @@ describe('single-file guest bridge bundle', () => {
       srv.listen(sock);
     });
     await new Promise((r) => setTimeout(r, 50));
-    const child = spawn(process.execPath, [bundle, 'mcp-shim', '--socket', sock, '--process-name', 'tester'], { cwd: dir });
+    const child = spawn(
+      process.execPath,
+      [bundle, 'mcp-shim', '--socket', sock, '--process-name', 'tester'],
+      { cwd: dir },
+    );
     child.stdin.end('{"jsonrpc":"2.0","id":1,"method":"ping"}\n');
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect(code).toBe(0);
@@ -103,7 +166,10 @@ describe('single-file guest bridge bundle', () => {
   });
 
   it('exits 2 with the usage on a bad flag', () => {
-    const r = spawnSync(process.execPath, [bundle, '--mode', 'carrier-pigeon'], { cwd: dir, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bundle, '--mode', 'carrier-pigeon'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--mode must be uds or tcp/);
   });

@@ -6,12 +6,21 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameReader, frame } from '../../src/transport/dns/framing.js';
-import { servfailFor, startDnsStub, type DnsStubHandle } from '../../src/transport/guest/dns-stub.js';
+import {
+  servfailFor,
+  startDnsStub,
+  type DnsStubHandle,
+} from '../../src/transport/guest/dns-stub.js';
 import { startForwarder, type ForwarderHandle } from '../../src/transport/guest/forwarder.js';
 import { parseProcNetTcp } from '../../src/transport/guest/process-id.js';
 import { startMcpRelay, type McpRelayHandle } from '../../src/transport/guest/mcp-relay.js';
 import { encodeData, FrameDecoder, FrameKind, type Frame } from '../../src/transport/mcp/frame.js';
-import { encodeMetaPreamble, listenVsock, type GuestMeta, type VsockListener } from '../../src/transport/vsock.js';
+import {
+  encodeMetaPreamble,
+  listenVsock,
+  type GuestMeta,
+  type VsockListener,
+} from '../../src/transport/vsock.js';
 
 /** Reads from a socket until `done(text)` is true. */
 function readUntil(s: net.Socket, done: (t: string) => boolean): Promise<string> {
@@ -54,7 +63,11 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
         const onBytes = (b: Buffer) => {
           for (const msg of reader.push(b).frames) {
             const q = dnsPacket.decode(msg);
-            socket.write(frame(dnsPacket.encode({ id: q.id, type: 'response', flags: 3, questions: q.questions })));
+            socket.write(
+              frame(
+                dnsPacket.encode({ id: q.id, type: 'response', flags: 3, questions: q.questions }),
+              ),
+            );
           }
         };
         if (head.length > 0) onBytes(head);
@@ -69,7 +82,16 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
             mcpFrames.push(f);
             if (f.kind === FrameKind.DATA) {
               const id = JSON.parse(f.payload.toString()).id;
-              socket.write(encodeData(f.streamId, JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32001, message: 'blocked' } })));
+              socket.write(
+                encodeData(
+                  f.streamId,
+                  JSON.stringify({
+                    jsonrpc: '2.0',
+                    id,
+                    error: { code: -32001, message: 'blocked' },
+                  }),
+                ),
+              );
             }
           }
         };
@@ -78,9 +100,21 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
         socket.resume();
       }),
     );
-    fwd = await startForwarder({ host: '127.0.0.1', port: 0, upstream: { mode: 'uds', udsBase, port: 5002 } });
-    stub = await startDnsStub({ host: '127.0.0.1', port: 0, upstream: { mode: 'uds', udsBase, port: 5007 } });
-    relay = await startMcpRelay({ socketPath: join(dir, 'mcp.sock'), upstream: { mode: 'uds', udsBase, port: 5003 }, defaultProcessName: 'anon' });
+    fwd = await startForwarder({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: { mode: 'uds', udsBase, port: 5002 },
+    });
+    stub = await startDnsStub({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: { mode: 'uds', udsBase, port: 5007 },
+    });
+    relay = await startMcpRelay({
+      socketPath: join(dir, 'mcp.sock'),
+      upstream: { mode: 'uds', udsBase, port: 5003 },
+      defaultProcessName: 'anon',
+    });
   });
 
   afterAll(async () => {
@@ -100,7 +134,16 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
     const ask = (id: number, name: string) =>
       new Promise<dnsPacket.Packet & { rcode?: string }>((resolve) => {
         c.once('message', (m) => resolve(dnsPacket.decode(m)));
-        c.send(dnsPacket.encode({ id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] }), stub.port, '127.0.0.1');
+        c.send(
+          dnsPacket.encode({
+            id,
+            type: 'query',
+            flags: dnsPacket.RECURSION_DESIRED,
+            questions: [{ name, type: 'A' }],
+          }),
+          stub.port,
+          '127.0.0.1',
+        );
       });
     for (let i = 1; i <= 3; i++) {
       const a = await ask(i, `n${i}.example.test`);
@@ -113,7 +156,15 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
 
   it('relays DNS over TCP unchanged', async () => {
     const s = net.connect(stub.port, '127.0.0.1');
-    s.write(frame(dnsPacket.encode({ id: 77, type: 'query', questions: [{ name: 'tcp.example.test', type: 'A' }] })));
+    s.write(
+      frame(
+        dnsPacket.encode({
+          id: 77,
+          type: 'query',
+          questions: [{ name: 'tcp.example.test', type: 'A' }],
+        }),
+      ),
+    );
     const reply = await new Promise<Buffer>((resolve) => {
       const r = new FrameReader();
       s.on('data', (b: Buffer) => {
@@ -138,7 +189,9 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
     const s = net.connect(join(dir, 'mcp.sock'));
     await new Promise<void>((r) => s.once('connect', () => r()));
     s.write(encodeMetaPreamble({ process_name: 'claude-agent' }));
-    s.write(`${JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'x__y' } })}\n`);
+    s.write(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'x__y' } })}\n`,
+    );
     const line = await readUntil(s, (t) => t.includes('\n'));
     expect(JSON.parse(line)).toMatchObject({ id: 5, error: { code: -32001 } });
     expect(mcpFrames[0]).toMatchObject({ kind: FrameKind.OPEN, processName: 'claude-agent' });
@@ -157,39 +210,63 @@ describe('guest bridge parts against stand-in host ports (uds vsock)', () => {
   });
 
   it('closes local clients when the host port is unreachable (fail closed)', async () => {
-    const dead = await startForwarder({ host: '127.0.0.1', port: 0, upstream: { mode: 'uds', udsBase: join(dir, 'nothing'), port: 5002 } });
+    const dead = await startForwarder({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: { mode: 'uds', udsBase: join(dir, 'nothing'), port: 5002 },
+    });
     const s = net.connect(dead.port, '127.0.0.1');
     s.write('anything');
     // Closed (or reset) without a single byte back.
-    expect(await readUntil(s, () => false).catch((e: NodeJS.ErrnoException) => e.code)).toMatch(/^(|ECONNRESET)$/);
+    expect(await readUntil(s, () => false).catch((e: NodeJS.ErrnoException) => e.code)).toMatch(
+      /^(|ECONNRESET)$/,
+    );
     await dead.close();
   });
 });
 
 describe('DNS stub SERVFAIL synthesis (host unreachable)', () => {
   const query = dnsPacket.encode({
-    id: 4242, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'a.example.test', type: 'AAAA' }],
+    id: 4242,
+    type: 'query',
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ name: 'a.example.test', type: 'AAAA' }],
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as never],
   });
 
   it('answers with the same id and question, RCODE SERVFAIL and no records', () => {
     const r = dnsPacket.decode(servfailFor(query)!) as dnsPacket.Packet & { rcode?: string };
-    expect(r).toMatchObject({ id: 4242, type: 'response', rcode: 'SERVFAIL', questions: [{ name: 'a.example.test', type: 'AAAA' }] });
+    expect(r).toMatchObject({
+      id: 4242,
+      type: 'response',
+      rcode: 'SERVFAIL',
+      questions: [{ name: 'a.example.test', type: 'AAAA' }],
+    });
     expect(r.additionals).toEqual([]);
   });
 
   it.each([
     ['too short', Buffer.alloc(5)],
     ['a response, not a query', servfailFor(query)!],
-    ['a name that runs off the end', Buffer.concat([query.subarray(0, 12), Buffer.from([9, 97, 98])])],
-    ['a compression pointer in the question', Buffer.concat([query.subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])])],
+    [
+      'a name that runs off the end',
+      Buffer.concat([query.subarray(0, 12), Buffer.from([9, 97, 98])]),
+    ],
+    [
+      'a compression pointer in the question',
+      Buffer.concat([query.subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])]),
+    ],
   ])('returns null for %s', (_n, bytes) => {
     expect(servfailFor(bytes)).toBeNull();
   });
 
   it('sends SERVFAIL at once when the host DNS port is unreachable', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'celgate-stub-dead-'));
-    const dead = await startDnsStub({ host: '127.0.0.1', port: 0, upstream: { mode: 'uds', udsBase: join(dir, 'none'), port: 5007 } });
+    const dead = await startDnsStub({
+      host: '127.0.0.1',
+      port: 0,
+      upstream: { mode: 'uds', udsBase: join(dir, 'none'), port: 5007 },
+    });
     const c = dgram.createSocket('udp4');
     const reply = await new Promise<Buffer>((resolve) => {
       c.once('message', (m) => resolve(m));
@@ -215,6 +292,11 @@ describe('forwarded-connection process lookup', () => {
   });
   it('returns null when the port is absent or ambiguous', () => {
     expect(parseProcNetTcp(table, 1)).toBeNull();
-    expect(parseProcNetTcp(`${table}\n   3: 0100007F:B3F2 0100007F:0050 01 0:0 0:0 0 0 0 4444 1 0`, 0xb3f2)).toBeNull();
+    expect(
+      parseProcNetTcp(
+        `${table}\n   3: 0100007F:B3F2 0100007F:0050 01 0:0 0:0 0 0 0 4444 1 0`,
+        0xb3f2,
+      ),
+    ).toBeNull();
   });
 });

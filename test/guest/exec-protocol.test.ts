@@ -1,13 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { isCelgateError } from '../../src/errors.js';
-import { encodeFrame, FrameDecoder, parseExecRequest, parseExecResponse } from '../../src/transport/exec/protocol.js';
+import {
+  encodeFrame,
+  FrameDecoder,
+  parseExecRequest,
+  parseExecResponse,
+} from '../../src/transport/exec/protocol.js';
 import { parseConnectRequest } from '../../src/transport/guest/hybrid-endpoint.js';
 
-const req = { v: 1, id: 'r1', argv: ['echo', 'hi'], cwd: '/', env: {}, timeout_ms: 1000, stdin: '' };
+const req = {
+  v: 1,
+  id: 'r1',
+  argv: ['echo', 'hi'],
+  cwd: '/',
+  env: {},
+  timeout_ms: 1000,
+  stdin: '',
+};
 
 describe('exec protocol frames', () => {
   it('round-trips frames split at every byte boundary', () => {
-    const bytes = Buffer.concat([encodeFrame(req, 1 << 20), encodeFrame({ ...req, id: 'r2' }, 1 << 20)]);
+    const bytes = Buffer.concat([
+      encodeFrame(req, 1 << 20),
+      encodeFrame({ ...req, id: 'r2' }, 1 << 20),
+    ]);
     for (let cut = 0; cut <= bytes.length; cut++) {
       const d = new FrameDecoder(1 << 20);
       const got = [...d.push(bytes.subarray(0, cut)), ...d.push(bytes.subarray(cut))];
@@ -43,7 +59,12 @@ describe('exec protocol frames', () => {
 
 describe('exec request validation', () => {
   it('fills defaults for cwd, env, timeout and stdin', () => {
-    expect(parseExecRequest({ v: 1, id: 'a', argv: ['true'] })).toMatchObject({ cwd: '/', env: {}, timeout_ms: 30_000, stdin: '' });
+    expect(parseExecRequest({ v: 1, id: 'a', argv: ['true'] })).toMatchObject({
+      cwd: '/',
+      env: {},
+      timeout_ms: 30_000,
+      stdin: '',
+    });
   });
 
   it.each([
@@ -61,13 +82,19 @@ describe('exec request validation', () => {
 
   it('rejects a response missing its fields', () => {
     expect(() => parseExecResponse({ v: 1, id: 'x', exit_code: 'zero' })).toThrow(/exit_code/);
-    expect(parseExecResponse({ v: 1, id: 'x', error: { code: 'E_LIMIT', message: 'm' } })).toMatchObject({ error: { code: 'E_LIMIT' } });
+    expect(
+      parseExecResponse({ v: 1, id: 'x', error: { code: 'E_LIMIT', message: 'm' } }),
+    ).toMatchObject({ error: { code: 'E_LIMIT' } });
   });
 });
 
 describe('hybrid-vsock CONNECT line', () => {
   it('parses CONNECT with the bytes that follow left in place', () => {
-    expect(parseConnectRequest(Buffer.from('CONNECT 5000\nxyz'))).toEqual({ status: 'ok', port: 5000, consumed: 13 });
+    expect(parseConnectRequest(Buffer.from('CONNECT 5000\nxyz'))).toEqual({
+      status: 'ok',
+      port: 5000,
+      consumed: 13,
+    });
     expect(parseConnectRequest(Buffer.from('CONNE'))).toEqual({ status: 'need_more' });
   });
   it('rejects garbage and over-long lines', () => {

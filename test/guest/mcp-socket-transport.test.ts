@@ -25,7 +25,11 @@ afterEach(async () => {
 const sockPath = () => join(mkdtempSync(join(tmpdir(), 'celgate-mcp-sock-')), 'mcp.sock');
 
 /** A fake relay: records what arrives, lets the test write raw bytes back. */
-async function fakePeer(): Promise<{ path: string; received: () => Buffer; write: (b: string | Buffer) => void }> {
+async function fakePeer(): Promise<{
+  path: string;
+  received: () => Buffer;
+  write: (b: string | Buffer) => void;
+}> {
   const path = sockPath();
   let got = Buffer.alloc(0);
   let peer: net.Socket | null = null;
@@ -34,7 +38,13 @@ async function fakePeer(): Promise<{ path: string; received: () => Buffer; write
     s.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
   });
   await new Promise<void>((r) => server.listen(path, () => r()));
-  cleanups.push(() => new Promise<void>((r) => { peer?.destroy(); server.close(() => r()); }));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        peer?.destroy();
+        server.close(() => r());
+      }),
+  );
   return { path, received: () => got, write: (b) => peer!.write(b) };
 }
 
@@ -55,7 +65,9 @@ describe('McpSocketTransport', () => {
     expect(pre.status).toBe('done');
     if (pre.status !== 'done') return;
     expect(pre.meta).toMatchObject({ process_name: 'agent-x', pid: process.pid });
-    expect(p.received().subarray(pre.consumed).toString('utf8')).toBe('{"jsonrpc":"2.0","id":1,"method":"ping"}\n');
+    expect(p.received().subarray(pre.consumed).toString('utf8')).toBe(
+      '{"jsonrpc":"2.0","id":1,"method":"ping"}\n',
+    );
   });
 
   it('delivers replies split across chunks, and each message of a batch line', async () => {
@@ -68,7 +80,9 @@ describe('McpSocketTransport', () => {
     await until(() => p.received().length > 0);
     p.write('{"jsonrpc":"2.0","id":1,');
     await new Promise((r) => setTimeout(r, 20));
-    p.write('"result":{}}\n[{"jsonrpc":"2.0","id":2,"result":{}},{"jsonrpc":"2.0","method":"n"}]\n');
+    p.write(
+      '"result":{}}\n[{"jsonrpc":"2.0","id":2,"result":{}},{"jsonrpc":"2.0","method":"n"}]\n',
+    );
     await until(() => got.length === 3);
     expect(got).toEqual([
       { jsonrpc: '2.0', id: 1, result: {} },
@@ -104,7 +118,9 @@ describe('McpSocketTransport', () => {
     p.write(`${'x'.repeat(100)}`);
     await until(() => closed);
     expect(isCelgateError(errors[0], 'E_LIMIT')).toBe(true);
-    await expect(t.send({ jsonrpc: '2.0', id: 1, method: 'ping' })).rejects.toMatchObject({ code: 'E_UPSTREAM' });
+    await expect(t.send({ jsonrpc: '2.0', id: 1, method: 'ping' })).rejects.toMatchObject({
+      code: 'E_UPSTREAM',
+    });
   });
 
   it('fails to start with E_UNAVAILABLE when no relay listens', async () => {
@@ -113,21 +129,37 @@ describe('McpSocketTransport', () => {
   });
 
   it('an SDK Client through the real relay and gateway: echo allowed, a denied tool names the rule, rows carry the process name', async () => {
-    const h = await startHarness({ upstreams: [EVERYTHING], rules: [rule('sock-no-sum', 'mcp.request.tool_name == "get-sum"')] });
+    const h = await startHarness({
+      upstreams: [EVERYTHING],
+      rules: [rule('sock-no-sum', 'mcp.request.tool_name == "get-sum"')],
+    });
     cleanups.push(() => h.close());
     const path = sockPath();
-    const relay = await startMcpRelay({ socketPath: path, upstream: h.endpoint, defaultProcessName: 'anon' });
+    const relay = await startMcpRelay({
+      socketPath: path,
+      upstream: h.endpoint,
+      defaultProcessName: 'anon',
+    });
     cleanups.push(() => relay.close());
     const client = new Client({ name: 't', version: '1' });
     await client.connect(new McpSocketTransport({ socketPath: path, processName: 'sock-agent' }));
     cleanups.push(() => client.close());
-    const echo = await client.callTool({ name: 'everything__echo', arguments: { message: 'over the socket' } });
+    const echo = await client.callTool({
+      name: 'everything__echo',
+      arguments: { message: 'over the socket' },
+    });
     expect(echo.content).toEqual([{ type: 'text', text: 'Echo: over the socket' }]);
-    const err = await client.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } }).catch((e: unknown) => e);
+    const err = await client
+      .callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(McpError);
     expect((err as McpError).code).toBe(RpcCode.POLICY_BLOCKED);
     expect((err as McpError).data).toMatchObject({ rule_id: 'sock-no-sum' });
     await until(() => h.sink.mcpRows.some((r) => r.tool_name === 'get-sum'));
-    expect(h.sink.mcpRows.find((r) => r.tool_name === 'get-sum')).toMatchObject({ decision: 'block', rule_id: 'sock-no-sum', process_name: 'sock-agent' });
+    expect(h.sink.mcpRows.find((r) => r.tool_name === 'get-sum')).toMatchObject({
+      decision: 'block',
+      rule_id: 'sock-no-sum',
+      process_name: 'sock-agent',
+    });
   });
 });

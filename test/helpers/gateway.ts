@@ -50,14 +50,27 @@ export interface RunningTestGateway {
 }
 
 /** An admin API call over a Unix socket (the gateway's own client, src/control/client.ts). */
-export function controlRequest(socketPath: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+export function controlRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<ApiResponse> {
   return sharedControlRequest(socketPath, method, path, { body, headers });
 }
 
 function merge(base: Record<string, any>, extra: Record<string, any>): Record<string, any> {
   const out: Record<string, any> = { ...base };
   for (const [k, v] of Object.entries(extra)) {
-    out[k] = v !== null && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' && out[k] !== null ? merge(out[k], v) : v;
+    out[k] =
+      v !== null &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      typeof out[k] === 'object' &&
+      out[k] !== null
+        ? merge(out[k], v)
+        : v;
   }
   return out;
 }
@@ -65,21 +78,38 @@ function merge(base: Record<string, any>, extra: Record<string, any>): Record<st
 export async function startGateway(opts: StartGatewayOptions = {}): Promise<RunningTestGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'celgate-gw-'));
   const config = merge(
-    { data_dir: dataDir, watch_rules: false, vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } }, http: { proxy: '127.0.0.1:0' } },
+    {
+      data_dir: dataDir,
+      watch_rules: false,
+      vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
+      http: { proxy: '127.0.0.1:0' },
+    },
     opts.config ?? {},
   );
   const configFile = join(dataDir, `config-${process.pid}-${Date.now()}.yaml`);
   writeFileSync(configFile, stringify(config));
-  const child = spawn(process.execPath, [MAIN_JS, 'start', '--config', configFile, ...(opts.args ?? [])], {
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN_JS, 'start', '--config', configFile, ...(opts.args ?? [])],
+    {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: any[] = [];
   let stderr = '';
   let partial = '';
   const exited = new Promise<number>((resolve) => {
     // 'close' (not 'exit'): stdout/stderr are fully read by then, so errors quote all of stderr.
-    child.once('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[signal] ?? 0)));
+    child.once('close', (code, signal) =>
+      resolve(
+        code ??
+          128 +
+            (signal === null
+              ? 0
+              : (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2 } as Record<string, number>)[signal] ?? 0)),
+      ),
+    );
   });
   let onLine: (l: any) => void = () => {};
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -103,7 +133,11 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Runn
   const ready = await new Promise<any>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`gateway not ready after ${READY_TIMEOUT_MS} ms; stderr:\n${stderr}\nstdout:\n${JSON.stringify(lines.slice(-20))}`));
+      reject(
+        new Error(
+          `gateway not ready after ${READY_TIMEOUT_MS} ms; stderr:\n${stderr}\nstdout:\n${JSON.stringify(lines.slice(-20))}`,
+        ),
+      );
     }, READY_TIMEOUT_MS);
     onLine = (l) => {
       if (l.msg === 'ready') {
@@ -113,7 +147,11 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Runn
     };
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before ready; stderr:\n${stderr}\nstdout:\n${JSON.stringify(lines.slice(-20))}`));
+      reject(
+        new Error(
+          `gateway exited with ${code} before ready; stderr:\n${stderr}\nstdout:\n${JSON.stringify(lines.slice(-20))}`,
+        ),
+      );
     });
   });
   onLine = () => {};

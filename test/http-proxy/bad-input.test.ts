@@ -1,7 +1,12 @@
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseHttpConfig } from '../../src/transport/http/config.js';
-import { agentLabel, parseConnectTarget, parseProxyListen, startExplicitProxy } from '../../src/transport/http/proxy.js';
+import {
+  agentLabel,
+  parseConnectTarget,
+  parseProxyListen,
+  startExplicitProxy,
+} from '../../src/transport/http/proxy.js';
 import { MemorySink, reqOf, ScriptedDecider } from '../fixtures/http/harness.js';
 import { openTunnel, rawExchange, tlsThroughTunnel } from './clients.js';
 import { startProxyRig, type ProxyRig } from './harness.js';
@@ -16,13 +21,17 @@ afterAll(async () => {
 
 /** The proxy still serves a normal request (after each hostile one). */
 async function stillServes(): Promise<void> {
-  const out = await rawExchange(rig.port, 'GET http://plain.test/alive HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+  const out = await rawExchange(
+    rig.port,
+    'GET http://plain.test/alive HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n',
+  );
   expect(out).toMatch(/^HTTP\/1\.1 200/);
 }
 
 /** The error of the newest net row, once a row newer than `since` exists (bounded wait). */
 async function lastError(since = rowsBefore): Promise<string | null> {
-  for (let i = 0; i < 100 && rig.sink.nets.length <= since; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && rig.sink.nets.length <= since; i++)
+    await new Promise((r) => setTimeout(r, 20));
   return rig.sink.nets.at(-1)?.error ?? null;
 }
 
@@ -65,7 +74,12 @@ describe('explicit proxy: bad input is refused, recorded, and does not stop the 
   });
 
   it('closes a tunnel whose SNI is not a host name a certificate can be minted for', async () => {
-    const error = await tlsThroughTunnel(rig.port, 'api.test:443', rig.gatewayCerts.caPem, 'bad!name.test').then(
+    const error = await tlsThroughTunnel(
+      rig.port,
+      'api.test:443',
+      rig.gatewayCerts.caPem,
+      'bad!name.test',
+    ).then(
       (s) => {
         s.destroy();
         return null;
@@ -78,7 +92,10 @@ describe('explicit proxy: bad input is refused, recorded, and does not stop the 
   });
 
   it('refuses an absolute https:// URL sent without CONNECT', async () => {
-    const out = await rawExchange(rig.port, 'GET https://api.test/ HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
+    const out = await rawExchange(
+      rig.port,
+      'GET https://api.test/ HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n',
+    );
     expect(out).toMatch(/^HTTP\/1\.1 400/);
     expect(out).toMatch(/CONNECT/);
     expect(rig.https.seen.every((s) => s.url !== '/')).toBe(true);
@@ -94,17 +111,27 @@ describe('explicit proxy: bad input is refused, recorded, and does not stop the 
   });
 
   it('refuses an oversized header block with 431', async () => {
-    const out = await rawExchange(rig.port, `GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+    const out = await rawExchange(
+      rig.port,
+      `GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`,
+    );
     expect(out).toMatch(/^HTTP\/1\.1 431/);
     expect(await lastError()).toBe('header_too_large');
     await stillServes();
   });
 
   it('refuses a WebSocket upgrade to a blocked host inside a tunnel before anything goes upstream', async () => {
-    rig.decider.set([{ id: 'no-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' }]);
+    rig.decider.set([
+      { id: 'no-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' },
+    ]);
     const seen = rig.https.seen.length;
     try {
-      const socket = await tlsThroughTunnel(rig.port, 'evil.test:443', rig.gatewayCerts.caPem, 'evil.test');
+      const socket = await tlsThroughTunnel(
+        rig.port,
+        'evil.test:443',
+        rig.gatewayCerts.caPem,
+        'evil.test',
+      );
       const answer = await new Promise<string>((resolve) => {
         let out = '';
         socket.on('data', (c: Buffer) => (out += c.toString()));
@@ -126,7 +153,10 @@ describe('explicit proxy: bad input is refused, recorded, and does not stop the 
     rig.decider.set([{ id: 'boom', action: 'throw', when: () => true }]);
     const seen = rig.plain.seen.length;
     try {
-      const out = await rawExchange(rig.port, 'GET http://plain.test/x HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+      const out = await rawExchange(
+        rig.port,
+        'GET http://plain.test/x HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n',
+      );
       expect(out).toMatch(/^HTTP\/1\.1 502/);
     } finally {
       rig.decider.set([]);
@@ -136,9 +166,12 @@ describe('explicit proxy: bad input is refused, recorded, and does not stop the 
 });
 
 describe('explicit proxy configuration', () => {
-  it.each(['0.0.0.0:8080', '192.168.1.10:8080', 'example.com:8080'])('refuses to listen on the non-loopback address %s', (addr) => {
-    expect(() => parseProxyListen(addr)).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
-  });
+  it.each(['0.0.0.0:8080', '192.168.1.10:8080', 'example.com:8080'])(
+    'refuses to listen on the non-loopback address %s',
+    (addr) => {
+      expect(() => parseProxyListen(addr)).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+    },
+  );
 
   it.each([
     ['127.0.0.1:8080', { host: '127.0.0.1', port: 8080 }],
@@ -164,8 +197,12 @@ describe('explicit proxy configuration', () => {
     expect(parseHttpConfig({ proxy: 'off' }).proxy).toBeNull();
     expect(parseHttpConfig({ proxy: null }).proxy).toBeNull();
     expect(parseHttpConfig({ proxy: '127.0.0.1:0' }).proxy).toBe('127.0.0.1:0');
-    expect(() => parseHttpConfig({ proxy: '0.0.0.0:8080' }, 'cfg.yaml')).toThrow(/cfg.yaml: http.proxy: 0.0.0.0 is not a loopback address/);
-    expect(() => parseHttpConfig({ proxy: 8080 }, 'cfg.yaml')).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+    expect(() => parseHttpConfig({ proxy: '0.0.0.0:8080' }, 'cfg.yaml')).toThrow(
+      /cfg.yaml: http.proxy: 0.0.0.0 is not a loopback address/,
+    );
+    expect(() => parseHttpConfig({ proxy: 8080 }, 'cfg.yaml')).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG' }),
+    );
   });
 
   it.each([
@@ -186,7 +223,15 @@ describe('explicit proxy configuration', () => {
     const port = (blocker.address() as net.AddressInfo).port;
     try {
       await expect(
-        startExplicitProxy({ listen: `127.0.0.1:${port}` }, { decider: new ScriptedDecider(), sink: new MemorySink(), origin: { session_id: 's' }, certs: rig.gatewayCerts.leaves }),
+        startExplicitProxy(
+          { listen: `127.0.0.1:${port}` },
+          {
+            decider: new ScriptedDecider(),
+            sink: new MemorySink(),
+            origin: { session_id: 's' },
+            certs: rig.gatewayCerts.leaves,
+          },
+        ),
       ).rejects.toMatchObject({ code: 'E_CONFIG' });
     } finally {
       blocker.close();

@@ -8,7 +8,11 @@ import tls from 'node:tls';
 import { Client } from 'undici';
 
 /** Sends `CONNECT target` and resolves with the socket once the proxy answered 2xx. */
-export function openTunnel(port: number, target: string, extraHead = ''): Promise<{ socket: net.Socket; head: string }> {
+export function openTunnel(
+  port: number,
+  target: string,
+  extraHead = '',
+): Promise<{ socket: net.Socket; head: string }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let buf = '';
@@ -27,12 +31,19 @@ export function openTunnel(port: number, target: string, extraHead = ''): Promis
     };
     socket.on('data', onData);
     socket.once('error', reject);
-    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Connection: keep-alive\r\n${extraHead}\r\n`);
+    socket.write(
+      `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Connection: keep-alive\r\n${extraHead}\r\n`,
+    );
   });
 }
 
 /** TLS over a CONNECT tunnel, trusting only `ca`; `servername` undefined sends no SNI. */
-export async function tlsThroughTunnel(port: number, target: string, ca: string, servername: string | undefined): Promise<tls.TLSSocket> {
+export async function tlsThroughTunnel(
+  port: number,
+  target: string,
+  ca: string,
+  servername: string | undefined,
+): Promise<tls.TLSSocket> {
   const { socket } = await openTunnel(port, target);
   return new Promise((resolve, reject) => {
     const s = tls.connect({
@@ -67,7 +78,12 @@ export const hasCurl = spawnSync('curl', ['--version']).status === 0;
 export function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile('curl', ['-sS', '--max-time', '20', ...args], (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1;
+      const code =
+        err === null
+          ? 0
+          : typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1;
       resolve({ code, stdout, stderr });
     });
   });
@@ -75,7 +91,10 @@ export function curl(args: string[]): Promise<{ code: number; stdout: string; st
 
 /** An undici Client that sends all its requests over one already-open socket (counting connects).
  * undici needs its connect callback called asynchronously. */
-export function clientOver(origin: string, socket: tls.TLSSocket | net.Socket): Client & { connects(): number } {
+export function clientOver(
+  origin: string,
+  socket: tls.TLSSocket | net.Socket,
+): Client & { connects(): number } {
   let n = 0;
   const client = new Client(origin, {
     connect: (_opts, cb) => {

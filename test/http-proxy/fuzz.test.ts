@@ -12,17 +12,26 @@ afterAll(async () => {
 });
 
 async function stillServes(): Promise<void> {
-  const out = await rawExchange(rig.port, 'GET http://plain.test/alive HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+  const out = await rawExchange(
+    rig.port,
+    'GET http://plain.test/alive HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n',
+  );
   expect(out).toMatch(/^HTTP\/1\.1 200/);
 }
 
 /** Bytes that look a bit like what a proxy sees: request lines, CONNECT, TLS records, or noise. */
 const hostile = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 2048 }).map((b) => Buffer.from(b)),
-  fc.tuple(fc.constantFrom('GET', 'CONNECT', 'POST', 'PRI', 'G'), fc.string({ maxLength: 300 }), fc.string({ maxLength: 300 })).map(
-    ([m, target, rest]) => Buffer.from(`${m} ${target} HTTP/1.1\r\n${rest}\r\n\r\n`),
-  ),
-  fc.uint8Array({ minLength: 0, maxLength: 600 }).map((b) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), Buffer.from(b)])),
+  fc
+    .tuple(
+      fc.constantFrom('GET', 'CONNECT', 'POST', 'PRI', 'G'),
+      fc.string({ maxLength: 300 }),
+      fc.string({ maxLength: 300 }),
+    )
+    .map(([m, target, rest]) => Buffer.from(`${m} ${target} HTTP/1.1\r\n${rest}\r\n\r\n`)),
+  fc
+    .uint8Array({ minLength: 0, maxLength: 600 })
+    .map((b) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), Buffer.from(b)])),
 );
 
 describe('explicit proxy under random input', () => {

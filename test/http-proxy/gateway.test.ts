@@ -50,7 +50,8 @@ afterAll(async () => {
 describe('celgate start with the explicit proxy', () => {
   it('prints how to trust the CA, the proxy address and where the ledger is', async () => {
     // stderr and the stdout "ready" line travel on different pipes: wait for the lines to arrive.
-    for (let i = 0; i < 100 && !gw.stderr().includes('celgate: ledger:'); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !gw.stderr().includes('celgate: ledger:'); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const err = gw.stderr();
     expect(err).toContain(`NODE_EXTRA_CA_CERTS=${caFile}`);
     expect(err).toContain(`HTTPS_PROXY=http://127.0.0.1:${proxyPort}`);
@@ -63,10 +64,19 @@ describe('celgate start with the explicit proxy', () => {
     expect(h.text).toContain(`"proxy":"127.0.0.1:${proxyPort}"`);
   });
 
-  it.skipIf(!hasCurl)('forwards curl through the proxy with the gateway CA (needs curl)', async () => {
-    const r = await curl(['-x', `http://127.0.0.1:${proxyPort}`, '--cacert', caFile, 'https://api.test/public']);
-    expect(r.stdout).toBe('upstream saw GET api.test /public');
-  });
+  it.skipIf(!hasCurl)(
+    'forwards curl through the proxy with the gateway CA (needs curl)',
+    async () => {
+      const r = await curl([
+        '-x',
+        `http://127.0.0.1:${proxyPort}`,
+        '--cacert',
+        caFile,
+        'https://api.test/public',
+      ]);
+      expect(r.stdout).toBe('upstream saw GET api.test /public');
+    },
+  );
 
   it('applies a rule installed through the control API to the next request on an open tunnel', async () => {
     const socket = await tlsThroughTunnel(proxyPort, 'api.test:443', caPem, 'api.test');
@@ -83,7 +93,11 @@ describe('celgate start with the explicit proxy', () => {
         priority: 0,
       });
       expect(put.status).toBe(201);
-      const b = await c.request({ path: '/admin/users', method: 'GET', headers: { accept: 'application/json' } });
+      const b = await c.request({
+        path: '/admin/users',
+        method: 'GET',
+        headers: { accept: 'application/json' },
+      });
       expect(b.statusCode).toBe(403);
       expect(await b.body.json()).toMatchObject({ rule_id: 'proxy-no-admin' });
       expect(c.connects()).toBe(1);
@@ -93,7 +107,10 @@ describe('celgate start with the explicit proxy', () => {
   });
 
   it('serves Node fetch through ProxyAgent and blocks by the installed rule', async () => {
-    const agent = new ProxyAgent({ uri: `http://127.0.0.1:${proxyPort}`, requestTls: { ca: caPem } });
+    const agent = new ProxyAgent({
+      uri: `http://127.0.0.1:${proxyPort}`,
+      requestTls: { ca: caPem },
+    });
     try {
       const ok = await undiciFetch('https://api.test/fine', { dispatcher: agent });
       expect(await ok.text()).toBe('upstream saw GET api.test /fine');
@@ -109,11 +126,23 @@ describe('celgate start with the explicit proxy', () => {
     expect(await gw.stop()).toBe(0);
     const db = new Database(gw.sessionDb, { readonly: true });
     try {
-      const blocked = db.prepare("SELECT * FROM net_events WHERE rule_id = 'proxy-no-admin'").all() as any[];
+      const blocked = db
+        .prepare("SELECT * FROM net_events WHERE rule_id = 'proxy-no-admin'")
+        .all() as any[];
       expect(blocked).toHaveLength(2);
-      expect(blocked[0]).toMatchObject({ decision: 'block', status: 403, host: 'api.test', sni: 'api.test', scheme: 'https' });
-      expect(db.prepare("SELECT * FROM security_events WHERE rule_id = 'proxy-no-admin'").all()).toHaveLength(2);
-      expect(db.prepare("SELECT * FROM net_events WHERE path = '/fine' AND status = 200").all()).toHaveLength(1);
+      expect(blocked[0]).toMatchObject({
+        decision: 'block',
+        status: 403,
+        host: 'api.test',
+        sni: 'api.test',
+        scheme: 'https',
+      });
+      expect(
+        db.prepare("SELECT * FROM security_events WHERE rule_id = 'proxy-no-admin'").all(),
+      ).toHaveLength(2);
+      expect(
+        db.prepare("SELECT * FROM net_events WHERE path = '/fine' AND status = 200").all(),
+      ).toHaveLength(1);
     } finally {
       db.close();
     }

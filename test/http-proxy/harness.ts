@@ -9,7 +9,15 @@ import type net from 'node:net';
 import type { HttpLimits } from '../../src/transport/http/limits.js';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
 import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http/proxy.js';
-import { makeCerts, MemorySink, ScriptedDecider, startUpstream, type Certs, type Upstream, type UpstreamHandler } from '../fixtures/http/harness.js';
+import {
+  makeCerts,
+  MemorySink,
+  ScriptedDecider,
+  startUpstream,
+  type Certs,
+  type Upstream,
+  type UpstreamHandler,
+} from '../fixtures/http/harness.js';
 
 export interface ProxyRig {
   gatewayCerts: Certs;
@@ -29,11 +37,21 @@ export interface ProxyRig {
 
 export const echo: UpstreamHandler = (req, res, body) => {
   res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ url: req.url, host: req.headers.host, method: req.method, body: body.toString() }));
+  res.end(
+    JSON.stringify({
+      url: req.url,
+      host: req.headers.host,
+      method: req.method,
+      body: body.toString(),
+    }),
+  );
 };
 
 /** Hosts mapped to the HTTPS upstream (`*.test` names and the 127.0.0.2 IP literal) or the plain one. */
-export async function startProxyRig(handler: UpstreamHandler = echo, limits: Partial<HttpLimits> = {}): Promise<ProxyRig> {
+export async function startProxyRig(
+  handler: UpstreamHandler = echo,
+  limits: Partial<HttpLimits> = {},
+): Promise<ProxyRig> {
   const gatewayCerts = await makeCerts();
   const upstreamCerts = await makeCerts();
   const https = await startUpstream(upstreamCerts, handler);

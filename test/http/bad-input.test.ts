@@ -1,7 +1,15 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchVia, makeCerts, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import {
+  fetchVia,
+  makeCerts,
+  startGateway,
+  startUpstream,
+  type Certs,
+  type Gateway,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let up: Upstream;
@@ -10,7 +18,11 @@ let g: Gateway;
 beforeAll(async () => {
   certs = await makeCerts();
   up = await startUpstream(certs, (_req, res) => res.end('ok'));
-  g = await startGateway(certs, { 'api.test': up.port }, { limits: { headersTimeoutMs: 400, maxHeaderCount: 20 } });
+  g = await startGateway(
+    certs,
+    { 'api.test': up.port },
+    { limits: { headersTimeoutMs: 400, maxHeaderCount: 20 } },
+  );
 });
 afterAll(async () => {
   await g?.close();
@@ -22,8 +34,19 @@ afterAll(async () => {
 async function captureClientHello(servername: string): Promise<Buffer> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); })));
-  const c = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername });
+  const got = new Promise<Buffer>((resolve) =>
+    server.once('connection', (s) =>
+      s.once('data', (d: Buffer) => {
+        resolve(d);
+        s.destroy();
+      }),
+    ),
+  );
+  const c = tls.connect({
+    port: (server.address() as net.AddressInfo).port,
+    host: '127.0.0.1',
+    servername,
+  });
   c.on('error', () => {});
   const hello = await got;
   c.destroy();
@@ -71,7 +94,12 @@ describe('bad input on the HTTP port', () => {
     });
     expect(outcome).toBe('refused');
     await g.sink.waitNets(before + 1);
-    expect(g.sink.nets[before]).toMatchObject({ error: 'no_sni', decision: 'block', sni: '', session_id: 'test-session' });
+    expect(g.sink.nets[before]).toMatchObject({
+      error: 'no_sni',
+      decision: 'block',
+      sni: '',
+      session_id: 'test-session',
+    });
     await stillServes();
   });
 
@@ -84,7 +112,11 @@ describe('bad input on the HTTP port', () => {
     });
     s.destroy();
     await g.sink.waitNets(before + 1);
-    expect(g.sink.nets[before]).toMatchObject({ error: 'tls_handshake', sni: 'api.test', host: 'api.test' });
+    expect(g.sink.nets[before]).toMatchObject({
+      error: 'tls_handshake',
+      sni: 'api.test',
+      host: 'api.test',
+    });
     await stillServes();
   });
 
@@ -103,8 +135,16 @@ describe('bad input on the HTTP port', () => {
   it.each([
     ['binary garbage', Buffer.from([0x01, 0x02, 0x03, 0xff, 0x00]), 'unknown_protocol'],
     ['a lower-case method', Buffer.from('get / HTTP/1.1\r\n\r\n'), 'unknown_protocol'],
-    ['a TLS record that is not a handshake', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0, 0, 1, 0]), 'tls_parse_error'],
-    ['a ClientHello with a lying length', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x08, 0x01, 0, 0, 4, 0x03, 0x03, 0, 0]), 'tls_parse_error'],
+    [
+      'a TLS record that is not a handshake',
+      Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0, 0, 1, 0]),
+      'tls_parse_error',
+    ],
+    [
+      'a ClientHello with a lying length',
+      Buffer.from([0x16, 0x03, 0x01, 0x00, 0x08, 0x01, 0, 0, 4, 0x03, 0x03, 0, 0]),
+      'tls_parse_error',
+    ],
   ])('refuses %s and records why', async (_name, bytes, error) => {
     const before = g.sink.nets.length;
     const s = await rawConnect();
@@ -136,7 +176,11 @@ describe('bad input on the HTTP port', () => {
     s.write(`GET / HTTP/1.1\r\nHost: api.test\r\n${headers}\r\nConnection: close\r\n\r\n`);
     expect(await closed).toMatch(/^HTTP\/1\.1 431/);
     expect(await lastNetError()).toBe('too_many_headers');
-    expect(g.sink.nets.at(-1)).toMatchObject({ session_id: 'test-session', decision: 'block', status: 431 });
+    expect(g.sink.nets.at(-1)).toMatchObject({
+      session_id: 'test-session',
+      decision: 'block',
+      status: 431,
+    });
     expect(up.seen.length).toBe(seen);
   });
 
@@ -145,7 +189,9 @@ describe('bad input on the HTTP port', () => {
     const before = g.sink.nets.length;
     const s = await g.tlsConnect('api.test');
     const closed = untilClosed(s);
-    s.write('POST / HTTP/1.1\r\nHost: api.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: api.test\r\n\r\n');
+    s.write(
+      'POST / HTTP/1.1\r\nHost: api.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: api.test\r\n\r\n',
+    );
     expect(await closed).toMatch(/^HTTP\/1\.1 400/);
     await g.sink.waitNets(before + 1);
     expect(g.sink.nets[before]).toMatchObject({ error: 'request_smuggling', status: 400 });
@@ -176,12 +222,20 @@ describe('bad input on the HTTP port', () => {
 
 describe('connection limits', () => {
   it('refuses connections past the per-guest limit, records them, and serves again once one closes', async () => {
-    const small = await startGateway(certs, { 'api.test': up.port }, { limits: { maxConnections: 2 } });
+    const small = await startGateway(
+      certs,
+      { 'api.test': up.port },
+      { limits: { maxConnections: 2 } },
+    );
     try {
       const a = await small.tlsConnect('api.test');
       const b = await small.tlsConnect('api.test');
       const third = await small.tlsConnect('api.test').then(
-        (s) => new Promise<string>((resolve) => { s.once('close', () => resolve('closed')); s.once('error', () => resolve('closed')); }),
+        (s) =>
+          new Promise<string>((resolve) => {
+            s.once('close', () => resolve('closed'));
+            s.once('error', () => resolve('closed'));
+          }),
         () => 'refused',
       );
       expect(['closed', 'refused']).toContain(third);
@@ -191,7 +245,11 @@ describe('connection limits', () => {
       await new Promise((r) => setTimeout(r, 100));
       const c = await small.tlsConnect('api.test');
       c.write('GET / HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
-      const out = await new Promise<string>((resolve) => { let o = ''; c.on('data', (d: Buffer) => (o += d)); c.once('close', () => resolve(o)); });
+      const out = await new Promise<string>((resolve) => {
+        let o = '';
+        c.on('data', (d: Buffer) => (o += d));
+        c.once('close', () => resolve(o));
+      });
       expect(out).toMatch(/^HTTP\/1\.1 200/);
       b.destroy();
     } finally {

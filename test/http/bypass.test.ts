@@ -15,15 +15,42 @@ import { RuleRegistry } from '../../src/policy/registry.js';
 import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http/proxy.js';
 import { startHttpService, type HttpService } from '../../src/transport/http/service.js';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
-import { makeCerts, MemorySink, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
+import {
+  makeCerts,
+  MemorySink,
+  startUpstream,
+  type Certs,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 import { tlsThroughTunnel } from '../http-proxy/clients.js';
 
 const RULES = [
-  { id: 'no-blocked-host', condition: 'http.request.host == "blocked.test" || http.request.host.endsWith(".blocked.test")', reason: 'blocked host' },
-  { id: 'no-admin', condition: 'http.request.path.startsWith("/admin")', reason: 'admin is off limits' },
-  { id: 'no-101-here', condition: 'http.response.status == 101 && http.request.path == "/ws-deny-101"', reason: 'no switching here' },
-  { id: 'no-secret-upload', condition: 'http.request.body.text.contains("secret")', reason: 'no secrets in bodies' },
-  { id: 'no-secret-lenient', condition: 'http.request.path == "/lenient" && http.request.body.text.contains("secret")', reason: 'lenient', undecodable_body: 'evaluate' },
+  {
+    id: 'no-blocked-host',
+    condition: 'http.request.host == "blocked.test" || http.request.host.endsWith(".blocked.test")',
+    reason: 'blocked host',
+  },
+  {
+    id: 'no-admin',
+    condition: 'http.request.path.startsWith("/admin")',
+    reason: 'admin is off limits',
+  },
+  {
+    id: 'no-101-here',
+    condition: 'http.response.status == 101 && http.request.path == "/ws-deny-101"',
+    reason: 'no switching here',
+  },
+  {
+    id: 'no-secret-upload',
+    condition: 'http.request.body.text.contains("secret")',
+    reason: 'no secrets in bodies',
+  },
+  {
+    id: 'no-secret-lenient',
+    condition: 'http.request.path == "/lenient" && http.request.body.text.contains("secret")',
+    reason: 'lenient',
+    undecodable_body: 'evaluate',
+  },
 ];
 
 let certs: Certs;
@@ -50,12 +77,16 @@ function upgrades(server: http.Server): void {
     upgraded.add(socket);
     const url = req.url ?? '';
     if (url === '/ws' || url === '/ws-deny-101') {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
       const echo = (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d]));
       if (head.length > 0) echo(head);
       socket.on('data', echo);
     } else if (url === '/ws-echo') {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n',
+      );
     } else {
       // A naive upstream: answers, keeps the connection and would read whatever comes next.
       socket.write('HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nnot upgraded');
@@ -78,8 +109,16 @@ interface Entry {
 /** The entries, by name, built in beforeAll; the tables below are static so vitest can list them. */
 const built = new Map<string, Entry>();
 const NAMES = {
-  plain: ['vsock port, plain, direct path', 'vsock port, plain, Node path', 'explicit proxy, plain absolute-form'],
-  tls: ['vsock port, TLS, direct path', 'vsock port, TLS, Node path', 'explicit proxy, CONNECT + TLS'],
+  plain: [
+    'vsock port, plain, direct path',
+    'vsock port, plain, Node path',
+    'explicit proxy, plain absolute-form',
+  ],
+  tls: [
+    'vsock port, TLS, direct path',
+    'vsock port, TLS, Node path',
+    'explicit proxy, CONNECT + TLS',
+  ],
 };
 const ALL = [...NAMES.plain, ...NAMES.tls];
 const entryOf = (name: string): Entry => {
@@ -93,7 +132,15 @@ beforeAll(async () => {
   certs = await makeCerts();
   const echo = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ url: req.url, host: req.headers.host, upgrade: req.headers.upgrade ?? null, settings: req.headers['http2-settings'] ?? null, body: body.toString() }));
+    res.end(
+      JSON.stringify({
+        url: req.url,
+        host: req.headers.host,
+        upgrade: req.headers.upgrade ?? null,
+        settings: req.headers['http2-settings'] ?? null,
+        body: body.toString(),
+      }),
+    );
   };
   tlsUp = await startUpstream(certs, echo);
   plainUp = await startUpstream(null, echo);
@@ -109,7 +156,15 @@ beforeAll(async () => {
   const deps = { decider: engine(), sink, origin: { session_id: 'bypass' }, certs: certs.leaves };
   for (const direct of [true, false]) {
     for (const tls of [false, true]) {
-      const svc = await startHttpService({ vsock: { mode: 'tcp', port: 0 }, upstreamMap: mapFor(tls ? tlsUp.port : plainUp.port), extraCa: [certs.caPem], direct }, deps);
+      const svc = await startHttpService(
+        {
+          vsock: { mode: 'tcp', port: 0 },
+          upstreamMap: mapFor(tls ? tlsUp.port : plainUp.port),
+          extraCa: [certs.caPem],
+          direct,
+        },
+        deps,
+      );
       services.push(svc);
       const port = Number(svc.addresses.http!.split(':').pop());
       entries.push({
@@ -118,8 +173,14 @@ beforeAll(async () => {
         open: (host) =>
           tls
             ? new Promise((resolve, reject) => {
-                import('node:tls').then(({ default: t }) => {
-                  const s = t.connect({ host: '127.0.0.1', port, ca: certs.caPem, servername: host, ALPNProtocols: ['http/1.1'] });
+                void import('node:tls').then(({ default: t }) => {
+                  const s = t.connect({
+                    host: '127.0.0.1',
+                    port,
+                    ca: certs.caPem,
+                    servername: host,
+                    ALPNProtocols: ['http/1.1'],
+                  });
                   s.once('secureConnect', () => resolve(s));
                   s.once('error', reject);
                 });
@@ -133,7 +194,14 @@ beforeAll(async () => {
     }
   }
   for (const tls of [false, true]) {
-    const proxy = await startExplicitProxy({ listen: '127.0.0.1:0', upstreamMap: mapFor(tls ? tlsUp.port : plainUp.port), extraCa: [certs.caPem] }, deps);
+    const proxy = await startExplicitProxy(
+      {
+        listen: '127.0.0.1:0',
+        upstreamMap: mapFor(tls ? tlsUp.port : plainUp.port),
+        extraCa: [certs.caPem],
+      },
+      deps,
+    );
     services.push(proxy);
     const port = Number(proxy.addresses.proxy!.split(':').pop());
     entries.push({
@@ -160,7 +228,13 @@ afterAll(async () => {
 });
 
 /** Writes `chunks` (with `gapMs` between them) and collects everything until the connection closes. */
-async function exchange(entry: Entry, host: string, chunks: string[], gapMs = 0, waitMs = 3000): Promise<string> {
+async function exchange(
+  entry: Entry,
+  host: string,
+  chunks: string[],
+  gapMs = 0,
+  waitMs = 3000,
+): Promise<string> {
   const s = await entry.open(host);
   let out = '';
   s.on('data', (d: Buffer) => (out += d.toString('latin1')));
@@ -176,8 +250,10 @@ async function exchange(entry: Entry, host: string, chunks: string[], gapMs = 0,
   return out;
 }
 
-const head = (entry: Entry, host: string, path: string, extra = '') => `GET ${entry.target(host, path)} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
-const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+const head = (entry: Entry, host: string, path: string, extra = '') =>
+  `GET ${entry.target(host, path)} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+const UPGRADE =
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
 const status = (out: string) => out.slice(0, out.indexOf('\r\n'));
 /** The JSON body of a raw response (length-delimited or chunked). */
 function jsonBody(out: string): any {
@@ -186,7 +262,7 @@ function jsonBody(out: string): any {
   let body = out.slice(at + 4);
   if (headBlock.includes('transfer-encoding: chunked')) {
     let text = '';
-    for (let rest = body; ; ) {
+    for (let rest = body; ;) {
       const nl = rest.indexOf('\r\n');
       const size = parseInt(rest.slice(0, nl), 16);
       if (!(size > 0)) break;
@@ -205,7 +281,12 @@ describe.each(ALL)('%s', (name) => {
     smuggled.length = 0;
     const later = `GET /admin/later HTTP/1.1\r\nHost: blocked.test\r\n\r\n`;
     // The repro: the upgrade, then (pipelined at once, and again a moment later) a request rules refuse.
-    const out = await exchange(entry, 'api.test', [head(entry, 'api.test', '/ws-200', UPGRADE) + later, later], 300);
+    const out = await exchange(
+      entry,
+      'api.test',
+      [head(entry, 'api.test', '/ws-200', UPGRADE) + later, later],
+      300,
+    );
     expect(status(out)).toBe('HTTP/1.1 200 OK');
     expect(out).toContain('not upgraded');
     expect(out.match(/HTTP\/1\.1 /g)).toHaveLength(1);
@@ -214,13 +295,21 @@ describe.each(ALL)('%s', (name) => {
   });
 
   it('relays raw bytes only after a real 101 to WebSocket; bytes sent early arrive after it', async () => {
-    const out = await exchange(entry, 'api.test', [`${head(entry, 'api.test', '/ws', UPGRADE)}ping`], 0, 600);
+    const out = await exchange(
+      entry,
+      'api.test',
+      [`${head(entry, 'api.test', '/ws', UPGRADE)}ping`],
+      0,
+      600,
+    );
     expect(status(out)).toBe('HTTP/1.1 101 Switching Protocols');
     expect(out).toMatch(/\r\n\r\necho:ping$/);
   });
 
   it('judges the 101 as an http.response: a rule refusing it turns it into a 403 and nothing is relayed', async () => {
-    const out = await exchange(entry, 'api.test', [`${head(entry, 'api.test', '/ws-deny-101', UPGRADE)}ping`]);
+    const out = await exchange(entry, 'api.test', [
+      `${head(entry, 'api.test', '/ws-deny-101', UPGRADE)}ping`,
+    ]);
     expect(status(out)).toBe('HTTP/1.1 403 Forbidden');
     expect(out).toContain('no-101-here');
     expect(out).not.toContain('echo:');
@@ -233,14 +322,28 @@ describe.each(ALL)('%s', (name) => {
   });
 
   it('never tunnels Upgrade: h2c — the request is served as HTTP/1.1 without its upgrade headers', async () => {
-    const out = await exchange(entry, 'api.test', [head(entry, 'api.test', '/h2c', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n')]);
+    const out = await exchange(entry, 'api.test', [
+      head(
+        entry,
+        'api.test',
+        '/h2c',
+        'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n',
+      ),
+    ]);
     expect(status(out)).toBe('HTTP/1.1 200 OK');
     const body = jsonBody(out);
     expect(body).toMatchObject({ url: '/h2c', upgrade: null, settings: null });
   });
 
   it('refuses an h2c upgrade that carries a body', async () => {
-    const out = await exchange(entry, 'api.test', [head(entry, 'api.test', '/h2c', 'Connection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n') + 'hello']);
+    const out = await exchange(entry, 'api.test', [
+      head(
+        entry,
+        'api.test',
+        '/h2c',
+        'Connection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n',
+      ) + 'hello',
+    ]);
     expect(status(out)).toBe('HTTP/1.1 400 Bad Request');
   });
 
@@ -253,24 +356,40 @@ describe.each(ALL)('%s', (name) => {
     ['/x/%2E%2E/%2e/admin/'],
     ['/api/..//admin'],
   ])('judges %s in its normalised form (a path rule on /admin blocks it)', async (path) => {
-    const out = await exchange(entry, 'api.test', [head(entry, 'api.test', path, 'Connection: close\r\n')]);
+    const out = await exchange(entry, 'api.test', [
+      head(entry, 'api.test', path, 'Connection: close\r\n'),
+    ]);
     expect(status(out)).toBe('HTTP/1.1 403 Forbidden');
     expect(out).toContain('no-admin');
   });
 
   it('forwards exactly the normalised path it judged, keeps an encoded slash encoded, and records the raw target', async () => {
     const raw = '/api/./v1//items/../%7euser/a%2fb?q=%2e%2E';
-    const out = await exchange(entry, 'api.test', [head(entry, 'api.test', raw, 'Connection: close\r\n')]);
+    const out = await exchange(entry, 'api.test', [
+      head(entry, 'api.test', raw, 'Connection: close\r\n'),
+    ]);
     expect(status(out)).toBe('HTTP/1.1 200 OK');
     expect(jsonBody(out).url).toBe('/api/v1/~user/a%2Fb?q=%2e%2E');
-    const ev = sink.decisions.map((d) => d.event).reverse().find((e) => e.common.event_type === 'http.request' && (e as any).http.request.path === '/api/v1/~user/a%2Fb');
+    const ev = sink.decisions
+      .map((d) => d.event)
+      .reverse()
+      .find(
+        (e) =>
+          e.common.event_type === 'http.request' &&
+          (e as any).http.request.path === '/api/v1/~user/a%2Fb',
+      );
     expect((ev as any)?.http.request.raw_target).toBe(entry.target('api.test', raw));
   });
 
-  it.each([['/x\\admin'], ['/%zz'], ['/a%2']])('refuses the path %s, which cannot be normalised safely, with 400', async (path) => {
-    const out = await exchange(entry, 'api.test', [head(entry, 'api.test', path, 'Connection: close\r\n')]);
-    expect(status(out)).toBe('HTTP/1.1 400 Bad Request');
-  });
+  it.each([['/x\\admin'], ['/%zz'], ['/a%2']])(
+    'refuses the path %s, which cannot be normalised safely, with 400',
+    async (path) => {
+      const out = await exchange(entry, 'api.test', [
+        head(entry, 'api.test', path, 'Connection: close\r\n'),
+      ]);
+      expect(status(out)).toBe('HTTP/1.1 400 Bad Request');
+    },
+  );
 
   it('refuses a body a body rule cannot read (unknown or broken Content-Encoding) with a 403 naming why', async () => {
     for (const [encoding, body] of [
@@ -298,22 +417,30 @@ describe.each(ALL)('%s', (name) => {
 
 describe.each(NAMES.plain)('%s: the Host header', (name) => {
   const entry = new Proxy({} as Entry, { get: (_t, k) => entryOf(name)[k as keyof Entry] });
-  it.each([['blocked.test.'], ['BLOCKED.test'], ['x.Blocked.Test.']])('judges %s as the canonical host (the host rule blocks it)', async (host) => {
-    const out = await exchange(entry, host, [head(entry, host, '/x', 'Connection: close\r\n')]);
-    expect(status(out)).toBe('HTTP/1.1 403 Forbidden');
-    expect(out).toContain('no-blocked-host');
-  });
+  it.each([['blocked.test.'], ['BLOCKED.test'], ['x.Blocked.Test.']])(
+    'judges %s as the canonical host (the host rule blocks it)',
+    async (host) => {
+      const out = await exchange(entry, host, [head(entry, host, '/x', 'Connection: close\r\n')]);
+      expect(status(out)).toBe('HTTP/1.1 403 Forbidden');
+      expect(out).toContain('no-blocked-host');
+    },
+  );
 
-  it.each([['blocked.test..'], ['.blocked.test'], ['a..blocked.test']])('refuses the host %s (an empty label) with 400', async (host) => {
-    const out = await exchange(entry, host, [head(entry, host, '/x', 'Connection: close\r\n')]);
-    expect(status(out)).toBe('HTTP/1.1 400 Bad Request');
-  });
+  it.each([['blocked.test..'], ['.blocked.test'], ['a..blocked.test']])(
+    'refuses the host %s (an empty label) with 400',
+    async (host) => {
+      const out = await exchange(entry, host, [head(entry, host, '/x', 'Connection: close\r\n')]);
+      expect(status(out)).toBe('HTTP/1.1 400 Bad Request');
+    },
+  );
 });
 
 describe.each(NAMES.tls)('%s: the TLS server name', (name) => {
   const entry = new Proxy({} as Entry, { get: (_t, k) => entryOf(name)[k as keyof Entry] });
   it('judges and records an upper-case SNI in lower case', async () => {
-    const out = await exchange(entry, 'Blocked.Test', [head(entry, 'Blocked.Test', '/x', 'Connection: close\r\n')]);
+    const out = await exchange(entry, 'Blocked.Test', [
+      head(entry, 'Blocked.Test', '/x', 'Connection: close\r\n'),
+    ]);
     expect(status(out)).toBe('HTTP/1.1 403 Forbidden');
     expect(sink.nets.at(-1)?.host).toBe('blocked.test');
   });

@@ -34,16 +34,34 @@ async function gatewayWith(name: string, allow: string[] | undefined): Promise<R
     },
   });
   const put = await gw.api('PUT', '/v1/rules/allow-localhost', {
-    description: 'test: allow localhost', condition: 'http.request.host == "localhost"', action: 'allow', priority: -1000,
+    description: 'test: allow localhost',
+    condition: 'http.request.host == "localhost"',
+    action: 'allow',
+    priority: -1000,
   });
   expect(put.status).toBe(201);
   return gw;
 }
 
-async function curlVia(gw: RunningTestGateway, name: string, path: string): Promise<{ code: string; body: string }> {
+async function curlVia(
+  gw: RunningTestGateway,
+  name: string,
+  path: string,
+): Promise<{ code: string; body: string }> {
   const port = gw.listeners.http!.split(':').pop()!;
   const ca = join(certs.dir, `${name}-certs`, 'ca.cert.pem');
-  const r = await run('curl', ['-sS', '--cacert', ca, '--connect-to', `localhost:443:127.0.0.1:${port}`, '-H', 'accept: application/json', '-w', '\n%{http_code}', `https://localhost${path}`]);
+  const r = await run('curl', [
+    '-sS',
+    '--cacert',
+    ca,
+    '--connect-to',
+    `localhost:443:127.0.0.1:${port}`,
+    '-H',
+    'accept: application/json',
+    '-w',
+    '\n%{http_code}',
+    `https://localhost${path}`,
+  ]);
   const lines = r.stdout.split('\n');
   return { code: lines.pop()!, body: lines.join('\n') };
 }
@@ -51,7 +69,10 @@ async function curlVia(gw: RunningTestGateway, name: string, path: string): Prom
 beforeAll(async () => {
   certs = await makeCerts();
   up = await startUpstream(certs, (req, res) => res.end(`upstream saw ${req.url}`));
-  [opened, guarded] = await Promise.all([gatewayWith('opened', ['127.0.0.0/8']), gatewayWith('guarded', undefined)]);
+  [opened, guarded] = await Promise.all([
+    gatewayWith('opened', ['127.0.0.0/8']),
+    gatewayWith('guarded', undefined),
+  ]);
 });
 afterAll(async () => {
   await opened?.stop();
@@ -71,16 +92,36 @@ describe('destination guard in celgate start', () => {
     const seen = up.seen.length;
     const r = await curlVia(guarded, 'guarded', '/closed');
     expect(r.code).toBe('403');
-    expect(JSON.parse(r.body)).toMatchObject({ error: 'destination_blocked', reason: expect.stringMatching(/^localhost resolves to 127\.0\.0\.1 \(loopback/) });
+    expect(JSON.parse(r.body)).toMatchObject({
+      error: 'destination_blocked',
+      reason: expect.stringMatching(/^localhost resolves to 127\.0\.0\.1 \(loopback/),
+    });
     expect(up.seen.length).toBe(seen);
     await guarded.api('GET', '/v1/events?limit=1'); // flushes the ledger
     const db = new Database(guarded.sessionDb, { readonly: true });
     try {
-      const row = db.prepare("SELECT decision, rule_id, status, error, host FROM net_events WHERE path = '/closed'").get();
-      expect(row).toEqual({ decision: 'block', rule_id: 'celgate.destination-guard', status: 403, error: 'destination_blocked', host: 'localhost' });
+      const row = db
+        .prepare(
+          "SELECT decision, rule_id, status, error, host FROM net_events WHERE path = '/closed'",
+        )
+        .get();
+      expect(row).toEqual({
+        decision: 'block',
+        rule_id: 'celgate.destination-guard',
+        status: 403,
+        error: 'destination_blocked',
+        host: 'localhost',
+      });
       // The rules' allow and the guard's block are both in security_events; the block is the one enforced.
-      const decisions = db.prepare("SELECT decision, rule_id FROM security_events WHERE event_id = (SELECT event_id FROM net_events WHERE path = '/closed') ORDER BY seq").all();
-      expect(decisions).toEqual([{ decision: 'allow', rule_id: 'allow-localhost' }, { decision: 'block', rule_id: 'celgate.destination-guard' }]);
+      const decisions = db
+        .prepare(
+          "SELECT decision, rule_id FROM security_events WHERE event_id = (SELECT event_id FROM net_events WHERE path = '/closed') ORDER BY seq",
+        )
+        .all();
+      expect(decisions).toEqual([
+        { decision: 'allow', rule_id: 'allow-localhost' },
+        { decision: 'block', rule_id: 'celgate.destination-guard' },
+      ]);
     } finally {
       db.close();
     }

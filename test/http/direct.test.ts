@@ -9,7 +9,15 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, reqOf, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import {
+  makeCerts,
+  reqOf,
+  startGateway,
+  startUpstream,
+  type Certs,
+  type Gateway,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 import { values, Wire, type WireResponse } from '../fixtures/http/wire.js';
 
 const text = (r: WireResponse) => r.body.toString();
@@ -47,7 +55,9 @@ afterAll(async () => {
 describe('direct path hand-over', () => {
   it('answers a GET, a POST with a body and a GET pipelined in one write, in order, bytes intact', async () => {
     const w = await Wire.to(g);
-    await w.write('GET /one HTTP/1.1\r\nHost: api.test\r\n\r\nPOST /two HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\n\r\nhelloGET /three HTTP/1.1\r\nHost: api.test\r\n\r\n');
+    await w.write(
+      'GET /one HTTP/1.1\r\nHost: api.test\r\n\r\nPOST /two HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\n\r\nhelloGET /three HTTP/1.1\r\nHost: api.test\r\n\r\n',
+    );
     expect((await readN(w, 3)).map((r) => [r.status, text(r)])).toEqual([
       [200, 'GET /one 0'],
       [200, 'POST /two 5'],
@@ -61,7 +71,9 @@ describe('direct path hand-over', () => {
     const w = await Wire.to(g);
     await w.write('GET /fine HTTP/1.1\r\nHost: api.test\r\n\r\n');
     expect((await w.read()).status).toBe(200);
-    await w.write('POST /x HTTP/1.1\r\nHost: api.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    await w.write(
+      'POST /x HTTP/1.1\r\nHost: api.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    );
     expect((await w.read()).status).toBe(400);
     const rows = await g.sink.waitNets(before + 2);
     expect(rows.slice(before).map((r) => r.error)).toEqual([null, 'request_smuggling']);
@@ -83,7 +95,9 @@ describe('direct path hand-over', () => {
   it('refuses CONNECT after a good request (405, recorded)', async () => {
     const before = g.sink.nets.length;
     const w = await Wire.to(g);
-    await w.write('GET /fine HTTP/1.1\r\nHost: api.test\r\n\r\nCONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n');
+    await w.write(
+      'GET /fine HTTP/1.1\r\nHost: api.test\r\n\r\nCONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n',
+    );
     expect((await readN(w, 2)).map((r) => r.status)).toEqual([200, 405]);
     const rows = await g.sink.waitNets(before + 2);
     expect(rows.slice(before).map((r) => r.error)).toEqual([null, 'connect_refused']);
@@ -91,10 +105,20 @@ describe('direct path hand-over', () => {
   });
 
   it('hands requests to the Node path while a rule reads response bodies, and the rule applies', async () => {
-    g.decider.set([{ id: 'no-secret', types: ['http.response'], action: 'block', readsBody: true, when: (e) => JSON.stringify(e).includes('the secret word') }]);
+    g.decider.set([
+      {
+        id: 'no-secret',
+        types: ['http.response'],
+        action: 'block',
+        readsBody: true,
+        when: (e) => JSON.stringify(e).includes('the secret word'),
+      },
+    ]);
     try {
       const w = await Wire.to(g);
-      await w.write('GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\nGET /public HTTP/1.1\r\nHost: api.test\r\n\r\n');
+      await w.write(
+        'GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\nGET /public HTTP/1.1\r\nHost: api.test\r\n\r\n',
+      );
       const [secret, pub] = await readN(w, 2);
       expect(secret!.status).toBe(403);
       expect(values(secret!, 'x-celgate-rule')).toEqual(['no-secret']);
@@ -106,11 +130,15 @@ describe('direct path hand-over', () => {
   });
 
   it('answers HEAD denials without a body and keeps the connection', async () => {
-    g.decider.set([{ id: 'no-head', action: 'block', when: (e) => JSON.stringify(e).includes('/denied') }]);
+    g.decider.set([
+      { id: 'no-head', action: 'block', when: (e) => JSON.stringify(e).includes('/denied') },
+    ]);
     try {
       const w = await Wire.to(g);
       // The answer to HEAD must not carry the body bytes its content-length announces.
-      await w.write('HEAD /denied HTTP/1.1\r\nHost: api.test\r\n\r\nGET /after HTTP/1.1\r\nHost: api.test\r\n\r\n');
+      await w.write(
+        'HEAD /denied HTTP/1.1\r\nHost: api.test\r\n\r\nGET /after HTTP/1.1\r\nHost: api.test\r\n\r\n',
+      );
       const [head, after] = await readN(w, 2, ['HEAD']);
       expect(head!.status).toBe(403);
       expect(Number(values(head!, 'content-length')[0])).toBeGreaterThan(0);
@@ -126,7 +154,11 @@ describe('direct path hand-over', () => {
 describe('direct path request bodies (Content-Length)', () => {
   it('forwards POST bodies on the direct path: one pooled upstream connection for GET, POST, GET', async () => {
     let connections = 0;
-    const echo = await startUpstream(certs, (req, res, body) => res.end(`${req.method} ${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`));
+    const echo = await startUpstream(certs, (req, res, body) =>
+      res.end(
+        `${req.method} ${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`,
+      ),
+    );
     echo.server.on('secureConnection', () => (connections += 1));
     const gw = await startGateway(certs, { 'echo.test': echo.port });
     try {
@@ -134,8 +166,17 @@ describe('direct path request bodies (Content-Length)', () => {
       const body = Buffer.alloc(3 * 1024 * 1024, 7); // several TLS records and socket writes, with backpressure
       await w.write('GET /a HTTP/1.1\r\nHost: echo.test\r\n\r\n');
       expect(text(await w.read())).toBe('GET 0 e3b0c44298fc1c14');
-      await w.write(Buffer.concat([Buffer.from(`POST /b HTTP/1.1\r\nHost: echo.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
-      expect(text(await w.read('POST', 10_000))).toBe(`POST ${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`);
+      await w.write(
+        Buffer.concat([
+          Buffer.from(
+            `POST /b HTTP/1.1\r\nHost: echo.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`,
+          ),
+          body,
+        ]),
+      );
+      expect(text(await w.read('POST', 10_000))).toBe(
+        `POST ${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`,
+      );
       await w.write('GET /c HTTP/1.1\r\nHost: echo.test\r\n\r\n');
       expect(text(await w.read())).toBe('GET 0 e3b0c44298fc1c14');
       // Handed to the Node path, the POST would have gone out on its https.Agent: a second connection.
@@ -143,7 +184,11 @@ describe('direct path request bodies (Content-Length)', () => {
       const rows = await gw.sink.waitNets(3);
       expect(rows.map((r) => r.bytes_in)).toEqual([0, body.length, 0]);
       const post = gw.sink.decisions.find((d) => reqOf(d.event)?.method === 'POST')!;
-      expect(reqOf(post.event)!.body).toMatchObject({ state: 'streamed', size: body.length, content_type: 'application/octet-stream' });
+      expect(reqOf(post.event)!.body).toMatchObject({
+        state: 'streamed',
+        size: body.length,
+        content_type: 'application/octet-stream',
+      });
       w.destroy();
     } finally {
       await gw.close();
@@ -156,7 +201,9 @@ describe('direct path request bodies (Content-Length)', () => {
     try {
       const seen = up.seen.length;
       const w = await Wire.to(g);
-      await w.write(`POST /up HTTP/1.1\r\nHost: api.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100_000)}GET /next HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+      await w.write(
+        `POST /up HTTP/1.1\r\nHost: api.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100_000)}GET /next HTTP/1.1\r\nHost: api.test\r\n\r\n`,
+      );
       const [refused, next] = await readN(w, 2);
       expect(refused!.status).toBe(403);
       expect([next!.status, text(next!)]).toEqual([200, 'GET /next 0']);
@@ -169,7 +216,9 @@ describe('direct path request bodies (Content-Length)', () => {
 
   it('relays an answer the upstream gives before the body is in, then serves the next request', async () => {
     let connections = 0;
-    const early = await startUpstream(certs, (req, res) => res.end(`early ${req.url}`), { readBody: false });
+    const early = await startUpstream(certs, (req, res) => res.end(`early ${req.url}`), {
+      readBody: false,
+    });
     early.server.on('secureConnection', () => (connections += 1));
     const gw = await startGateway(certs, { 'early.test': early.port });
     try {
@@ -190,10 +239,19 @@ describe('direct path request bodies (Content-Length)', () => {
   });
 
   it('hands a POST to the Node path while a rule reads request bodies, and the rule sees the body', async () => {
-    g.decider.set([{ id: 'no-password', action: 'block', readsBody: true, when: (e) => reqOf(e)?.body.text.includes('hunter2') === true }]);
+    g.decider.set([
+      {
+        id: 'no-password',
+        action: 'block',
+        readsBody: true,
+        when: (e) => reqOf(e)?.body.text.includes('hunter2') === true,
+      },
+    ]);
     try {
       const w = await Wire.to(g);
-      await w.write('POST /login HTTP/1.1\r\nHost: api.test\r\nContent-Length: 16\r\n\r\npassword=hunter2');
+      await w.write(
+        'POST /login HTTP/1.1\r\nHost: api.test\r\nContent-Length: 16\r\n\r\npassword=hunter2',
+      );
       const r = await w.read();
       expect(r.status).toBe(403);
       expect(values(r, 'x-celgate-rule')).toEqual(['no-password']);
@@ -260,7 +318,11 @@ describe('direct path upstream failures', () => {
 
 describe('direct path deadlines', () => {
   it('closes a kept-alive connection left idle, quietly; a slow head after it is recorded', async () => {
-    const gw = await startGateway(certs, { 'api.test': up.port }, { limits: { keepAliveTimeoutMs: 150, headersTimeoutMs: 150 } });
+    const gw = await startGateway(
+      certs,
+      { 'api.test': up.port },
+      { limits: { keepAliveTimeoutMs: 150, headersTimeoutMs: 150 } },
+    );
     try {
       const idle = await Wire.to(gw);
       await idle.write('GET /a HTTP/1.1\r\nHost: api.test\r\n\r\n');
@@ -285,12 +347,19 @@ describe('direct path under random pipelines', () => {
   type Req = { kind: 'get' | 'head' | 'deny' | 'post' | 'chunked'; size: number };
   const wire = (r: Req, i: number): Buffer => {
     const path = `/${r.kind === 'deny' ? 'deny' : 'p'}${i}`;
-    if (r.kind === 'get' || r.kind === 'deny') return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
+    if (r.kind === 'get' || r.kind === 'deny')
+      return Buffer.from(`GET ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
     if (r.kind === 'head') return Buffer.from(`HEAD ${path} HTTP/1.1\r\nHost: api.test\r\n\r\n`);
     const body = Buffer.alloc(r.size, 0x61 + (i % 26));
-    if (r.kind === 'post') return Buffer.concat([Buffer.from(`POST ${path} HTTP/1.1\r\nHost: api.test\r\nContent-Length: ${r.size}\r\n\r\n`), body]);
+    if (r.kind === 'post')
+      return Buffer.concat([
+        Buffer.from(`POST ${path} HTTP/1.1\r\nHost: api.test\r\nContent-Length: ${r.size}\r\n\r\n`),
+        body,
+      ]);
     const chunks = r.size === 0 ? '' : `${r.size.toString(16)}\r\n${body.toString()}\r\n`;
-    return Buffer.from(`POST ${path} HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n`);
+    return Buffer.from(
+      `POST ${path} HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n`,
+    );
   };
   const expected = (r: Req, i: number): [number, string] => {
     if (r.kind === 'deny') return [403, ''];
@@ -304,31 +373,41 @@ describe('direct path under random pipelines', () => {
   });
 
   it('answers every request in order, whatever the mix and however the bytes are split', async () => {
-    g.decider.set([{ id: 'deny-path', action: 'block', when: (e) => reqOf(e)?.path.startsWith('/deny') === true }]);
+    g.decider.set([
+      {
+        id: 'deny-path',
+        action: 'block',
+        when: (e) => reqOf(e)?.path.startsWith('/deny') === true,
+      },
+    ]);
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(req, { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }), async (reqs, cuts) => {
-          const bytes = Buffer.concat(reqs.map(wire));
-          const w = await Wire.to(g);
-          try {
-            // The same bytes in pieces of the drawn sizes (the last piece takes the rest).
-            let at = 0;
-            for (const n of cuts) {
-              if (at >= bytes.length) break;
-              await w.write(bytes.subarray(at, at + n));
-              at += n;
+        fc.asyncProperty(
+          fc.array(req, { minLength: 1, maxLength: 8 }),
+          fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }),
+          async (reqs, cuts) => {
+            const bytes = Buffer.concat(reqs.map(wire));
+            const w = await Wire.to(g);
+            try {
+              // The same bytes in pieces of the drawn sizes (the last piece takes the rest).
+              let at = 0;
+              for (const n of cuts) {
+                if (at >= bytes.length) break;
+                await w.write(bytes.subarray(at, at + n));
+                at += n;
+              }
+              if (at < bytes.length) await w.write(bytes.subarray(at));
+              for (const [i, r] of reqs.entries()) {
+                const got = await w.read(r.kind === 'head' ? 'HEAD' : 'GET', 5000);
+                const [status, body] = expected(r, i);
+                expect(got.status, `request ${i} (${r.kind}, ${r.size})`).toBe(status);
+                if (status === 200) expect(text(got)).toBe(body);
+              }
+            } finally {
+              w.destroy();
             }
-            if (at < bytes.length) await w.write(bytes.subarray(at));
-            for (const [i, r] of reqs.entries()) {
-              const got = await w.read(r.kind === 'head' ? 'HEAD' : 'GET', 5000);
-              const [status, body] = expected(r, i);
-              expect(got.status, `request ${i} (${r.kind}, ${r.size})`).toBe(status);
-              if (status === 200) expect(text(got)).toBe(body);
-            }
-          } finally {
-            w.destroy();
-          }
-        }),
+          },
+        ),
         { numRuns: 40 },
       );
     } finally {
@@ -350,7 +429,13 @@ describe('direct path under random pipelines', () => {
       fc.asyncProperty(junk, async (bytes) => {
         const w = await Wire.to(g);
         try {
-          await w.write(Buffer.concat([Buffer.from('GET /first HTTP/1.1\r\nHost: api.test\r\n\r\n'), bytes, Buffer.from('\r\n\r\n')]));
+          await w.write(
+            Buffer.concat([
+              Buffer.from('GET /first HTTP/1.1\r\nHost: api.test\r\n\r\n'),
+              bytes,
+              Buffer.from('\r\n\r\n'),
+            ]),
+          );
           expect(text(await w.read())).toBe('GET /first 0');
           // Whatever the bytes were: an answer (4xx for garbage, or a 2xx for a valid mutation), or the
           // connection closes — within the deadline, and never a crash of the gateway.
@@ -374,7 +459,9 @@ describe('direct: false', () => {
     const gw = await startGateway(certs, { 'api.test': up.port }, { direct: false });
     try {
       const w = await Wire.to(gw);
-      await w.write('GET /one HTTP/1.1\r\nHost: api.test\r\n\r\nGET /two HTTP/1.1\r\nHost: api.test\r\n\r\n');
+      await w.write(
+        'GET /one HTTP/1.1\r\nHost: api.test\r\n\r\nGET /two HTTP/1.1\r\nHost: api.test\r\n\r\n',
+      );
       expect((await readN(w, 2)).map(text)).toEqual(['GET /one 0', 'GET /two 0']);
       w.destroy();
     } finally {

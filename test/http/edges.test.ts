@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guestClient, makeCerts, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import {
+  guestClient,
+  makeCerts,
+  startGateway,
+  startUpstream,
+  type Certs,
+  type Gateway,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let up: Upstream;
@@ -29,7 +37,14 @@ beforeAll(async () => {
       return;
     }
     if (req.url === '/hop') {
-      res.end(JSON.stringify({ keepAlive: req.headers['keep-alive'] ?? null, secretHop: req.headers['x-secret-hop'] ?? null, te: req.headers.te ?? null, host: req.headers.host }));
+      res.end(
+        JSON.stringify({
+          keepAlive: req.headers['keep-alive'] ?? null,
+          secretHop: req.headers['x-secret-hop'] ?? null,
+          te: req.headers.te ?? null,
+          host: req.headers.host,
+        }),
+      );
       return;
     }
     res.writeHead(200, { 'content-length': '5' });
@@ -79,14 +94,18 @@ describe('HTTP edge cases through the gateway', () => {
   });
 
   it('does not forward hop-by-hop headers and sets Host to the judged host', async () => {
-    const out = await raw('GET /hop HTTP/1.1\r\nHost: api.test\r\nConnection: close, X-Secret-Hop\r\nX-Secret-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\r\n');
+    const out = await raw(
+      'GET /hop HTTP/1.1\r\nHost: api.test\r\nConnection: close, X-Secret-Hop\r\nX-Secret-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\r\n',
+    );
     const body = JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4));
     expect(body).toEqual({ keepAlive: null, secretHop: null, te: null, host: 'api.test' });
   });
 
   it('answers a request target upstream would refuse with a 502 instead of crashing', async () => {
     const before = g.sink.nets.length;
-    const out = await raw('GET /bad\u00ffpath HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
+    const out = await raw(
+      'GET /bad\u00ffpath HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n',
+    );
     expect(out).toMatch(/^HTTP\/1\.1 (400|502)/);
     await g.sink.waitNets(before + 1);
     const c = guestClient(g, 'api.test');
@@ -97,12 +116,18 @@ describe('HTTP edge cases through the gateway', () => {
   });
 
   it('serves pipelined requests in order on one connection', async () => {
-    const out = await raw('GET /a HTTP/1.1\r\nHost: api.test\r\n\r\nGET /b HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n');
+    const out = await raw(
+      'GET /a HTTP/1.1\r\nHost: api.test\r\n\r\nGET /b HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n',
+    );
     expect(out.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
   });
 
   it('answers 502 when the upstream sends no response head within upstream_ms, and the body after a head may take longer', async () => {
-    const quick = await startGateway(certs, { 'api.test': up.port }, { limits: { upstreamTimeoutMs: 300 } });
+    const quick = await startGateway(
+      certs,
+      { 'api.test': up.port },
+      { limits: { upstreamTimeoutMs: 300 } },
+    );
     try {
       const c = guestClient(quick, 'api.test');
       const t0 = Date.now();
@@ -115,7 +140,11 @@ describe('HTTP edge cases through the gateway', () => {
       expect(await late.body.text()).toBe('late body');
       await c.close();
       await quick.sink.waitNets(2);
-      expect(quick.sink.nets[0]).toMatchObject({ path: '/silent', error: 'upstream_error', status: 502 });
+      expect(quick.sink.nets[0]).toMatchObject({
+        path: '/silent',
+        error: 'upstream_error',
+        status: 502,
+      });
       expect(quick.sink.nets[1]).toMatchObject({ path: '/slow-body', error: null, status: 200 });
     } finally {
       await quick.close();
@@ -130,6 +159,10 @@ describe('HTTP edge cases through the gateway', () => {
     expect(text).not.toContain('should never be read');
     expect(text).toMatch(/certificate|self.signed|issuer/i);
     await c.close();
-    expect(g.sink.nets.at(-1)).toMatchObject({ host: 'rogue.test', error: 'upstream_error', status: 502 });
+    expect(g.sink.nets.at(-1)).toMatchObject({
+      host: 'rogue.test',
+      error: 'upstream_error',
+      status: 502,
+    });
   });
 });

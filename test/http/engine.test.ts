@@ -5,7 +5,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyEngine } from '../../src/policy/engine.js';
 import { RuleRegistry } from '../../src/policy/registry.js';
-import { fetchVia, makeCerts, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import {
+  fetchVia,
+  makeCerts,
+  startGateway,
+  startUpstream,
+  type Certs,
+  type Gateway,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let up: Upstream;
@@ -24,9 +32,19 @@ beforeAll(async () => {
     res.end(`upstream ${req.url}`);
   });
   install({ id: 'allow-api', condition: 'http.request.host == "api.test"', action: 'allow' });
-  install({ id: 'no-teapots', condition: 'http.response.status == 418', action: 'block', reason: 'teapots are not allowed' });
+  install({
+    id: 'no-teapots',
+    condition: 'http.response.status == 418',
+    action: 'block',
+    reason: 'teapots are not allowed',
+  });
   const engine = new PolicyEngine(registry);
-  g = await startGateway(certs, { 'api.test': up.port, 'other.test': up.port }, {}, engine as never);
+  g = await startGateway(
+    certs,
+    { 'api.test': up.port, 'other.test': up.port },
+    {},
+    engine as never,
+  );
 });
 afterAll(async () => {
   await g?.close();

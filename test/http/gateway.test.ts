@@ -15,7 +15,10 @@ import { startGateway as startRealGateway, type RunningTestGateway } from '../he
 import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
 
 const run = promisify(execFile);
-const haveCurl = await run('curl', ['--version']).then(() => true, () => false);
+const haveCurl = await run('curl', ['--version']).then(
+  () => true,
+  () => false,
+);
 const MIB = 1024 * 1024;
 
 let upstreamCerts: Certs;
@@ -34,7 +37,13 @@ function client(host: string): Client & { connects: number } {
   const c = new Client(`https://${host}`, {
     connect: (_o, cb) => {
       c.connects += 1;
-      const s = tls.connect({ host: '127.0.0.1', port, servername: host, ca, ALPNProtocols: ['http/1.1'] });
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: host,
+        ca,
+        ALPNProtocols: ['http/1.1'],
+      });
       s.once('secureConnect', () => cb(null, s));
       s.once('error', (e) => cb(e, null));
     },
@@ -90,10 +99,20 @@ describe('HTTPS interception in celgate start', () => {
     expect(h.json.listeners.http).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
-  it.skipIf(!haveCurl)('serves curl through the vsock port with --connect-to, trusting the gateway CA', async () => {
-    const { stdout } = await run('curl', ['-sS', '--cacert', caFile, '--connect-to', `api.test:443:127.0.0.1:${port}`, 'https://api.test/curl?x=1']);
-    expect(stdout).toBe('upstream saw GET api.test /curl?x=1');
-  });
+  it.skipIf(!haveCurl)(
+    'serves curl through the vsock port with --connect-to, trusting the gateway CA',
+    async () => {
+      const { stdout } = await run('curl', [
+        '-sS',
+        '--cacert',
+        caFile,
+        '--connect-to',
+        `api.test:443:127.0.0.1:${port}`,
+        'https://api.test/curl?x=1',
+      ]);
+      expect(stdout).toBe('upstream saw GET api.test /curl?x=1');
+    },
+  );
 
   it('applies a rule installed through the control API on an already open keep-alive connection', async () => {
     const c = client('api.test');
@@ -108,9 +127,16 @@ describe('HTTPS interception in celgate start', () => {
       priority: 0,
     });
     expect(put.status).toBe(201);
-    const b = await c.request({ path: '/admin/users', method: 'GET', headers: { accept: 'application/json' } });
+    const b = await c.request({
+      path: '/admin/users',
+      method: 'GET',
+      headers: { accept: 'application/json' },
+    });
     expect(b.statusCode).toBe(403);
-    expect(await b.body.json()).toMatchObject({ rule_id: 'http-no-admin', reason: expect.stringContaining('admin endpoints are off limits') });
+    expect(await b.body.json()).toMatchObject({
+      rule_id: 'http-no-admin',
+      reason: expect.stringContaining('admin endpoints are off limits'),
+    });
     const d = await c.request({ path: '/public', method: 'GET' });
     expect(d.statusCode).toBe(200);
     await d.body.text();
@@ -151,7 +177,11 @@ describe('HTTPS interception in celgate start', () => {
     }
     await c.close();
     expect(n).toBe(64 * MIB);
-    expect(hash.digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(64 * MIB, 0x62)).digest('hex'));
+    expect(hash.digest('hex')).toBe(
+      createHash('sha256')
+        .update(Buffer.alloc(64 * MIB, 0x62))
+        .digest('hex'),
+    );
     const peakGrowthMiB = (vmKb(pid, 'VmHWM') - before) / 1024;
     expect(peakGrowthMiB).toBeLessThan(48);
   });
@@ -160,12 +190,25 @@ describe('HTTPS interception in celgate start', () => {
     expect(await gw.stop()).toBe(0);
     const db = new Database(gw.sessionDb, { readonly: true });
     try {
-      const blocked = db.prepare("SELECT * FROM net_events WHERE rule_id = 'http-no-admin'").all() as any[];
+      const blocked = db
+        .prepare("SELECT * FROM net_events WHERE rule_id = 'http-no-admin'")
+        .all() as any[];
       expect(blocked).toHaveLength(1);
-      expect(blocked[0]).toMatchObject({ decision: 'block', status: 403, host: 'api.test', path: '/admin/users', sni: 'api.test', scheme: 'https' });
-      const events = db.prepare("SELECT * FROM security_events WHERE rule_id = 'http-no-admin'").all();
+      expect(blocked[0]).toMatchObject({
+        decision: 'block',
+        status: 403,
+        host: 'api.test',
+        path: '/admin/users',
+        sni: 'api.test',
+        scheme: 'https',
+      });
+      const events = db
+        .prepare("SELECT * FROM security_events WHERE rule_id = 'http-no-admin'")
+        .all();
       expect(events).toHaveLength(1);
-      const allowed = db.prepare("SELECT * FROM net_events WHERE path = '/public' AND status = 200").all();
+      const allowed = db
+        .prepare("SELECT * FROM net_events WHERE path = '/public' AND status = 200")
+        .all();
       expect(allowed).toHaveLength(1);
     } finally {
       db.close();

@@ -15,11 +15,21 @@ import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http
 import { startHttpService, type HttpService } from '../../src/transport/http/service.js';
 import { H2_MAX_CONCURRENT_STREAMS } from '../../src/transport/http/terminator.js';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
-import { makeCerts, MemorySink, reqOf, ScriptedDecider, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
+import {
+  makeCerts,
+  MemorySink,
+  reqOf,
+  ScriptedDecider,
+  startUpstream,
+  type Certs,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 import { openTunnel } from '../http-proxy/clients.js';
 
 const run = promisify(execFile);
-const HAVE_CURL_H2 = /HTTP2/.test(spawnSync('curl', ['--version'], { encoding: 'utf8' }).stdout ?? '');
+const HAVE_CURL_H2 = /HTTP2/.test(
+  spawnSync('curl', ['--version'], { encoding: 'utf8' }).stdout ?? '',
+);
 const BIG = 8 * 1024 * 1024;
 
 let certs: Certs;
@@ -37,7 +47,10 @@ beforeAll(async () => {
   const big = Buffer.alloc(BIG, 0x61);
   up = await startUpstream(certs, (req, res, body) => {
     if (req.url === '/big') {
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG) });
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(BIG),
+      });
       let sent = 0;
       const pump = () => {
         while (sent < BIG) {
@@ -55,19 +68,46 @@ beforeAll(async () => {
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ url: req.url, host: req.headers.host, method: req.method, body: body.toString() }));
+    res.end(
+      JSON.stringify({
+        url: req.url,
+        host: req.headers.host,
+        method: req.method,
+        body: body.toString(),
+      }),
+    );
   });
   // Scripted rules (no native modules), so this file runs on every Node the CI tries.
   const decider = new ScriptedDecider([
-    { id: 'no-admin', action: 'block', reason: 'admin is off limits', when: (e) => reqOf(e)?.path.startsWith('/admin') === true },
-    { id: 'no-secret-upload', action: 'block', reason: 'no secrets in bodies', readsBody: true, when: (e) => reqOf(e)?.body.text.includes('secret') === true },
+    {
+      id: 'no-admin',
+      action: 'block',
+      reason: 'admin is off limits',
+      when: (e) => reqOf(e)?.path.startsWith('/admin') === true,
+    },
+    {
+      id: 'no-secret-upload',
+      action: 'block',
+      reason: 'no secrets in bodies',
+      readsBody: true,
+      when: (e) => reqOf(e)?.body.text.includes('secret') === true,
+    },
   ]);
-  const map = parseUpstreamMap({ 'api.test': `127.0.0.1:${up.port}`, 'other.test': `127.0.0.1:${up.port}` });
+  const map = parseUpstreamMap({
+    'api.test': `127.0.0.1:${up.port}`,
+    'other.test': `127.0.0.1:${up.port}`,
+  });
   if (!map.ok) throw new Error('map');
   const deps = { decider, sink, origin: { session_id: 'h2' }, certs: certs.leaves };
-  svc = await startHttpService({ vsock: { mode: 'tcp', port: 0 }, upstreamMap: map.value, extraCa: [certs.caPem] }, deps);
+  svc = await startHttpService(
+    { vsock: { mode: 'tcp', port: 0 }, upstreamMap: map.value, extraCa: [certs.caPem] },
+    deps,
+  );
   port = Number(svc.addresses.http!.split(':').pop());
-  proxy = await startExplicitProxy({ listen: '127.0.0.1:0', upstreamMap: map.value, extraCa: [certs.caPem] }, deps);
+  proxy = await startExplicitProxy(
+    { listen: '127.0.0.1:0', upstreamMap: map.value, extraCa: [certs.caPem] },
+    deps,
+  );
   proxyPort = Number(proxy.addresses.proxy!.split(':').pop());
 });
 
@@ -80,9 +120,13 @@ afterAll(async () => {
 
 /** An HTTP/2 session to `host` on the vsock port, or through a CONNECT tunnel of the proxy. */
 async function session(host: string, via: 'vsock' | 'proxy'): Promise<http2.ClientHttp2Session> {
-  const socket = via === 'vsock' ? net.connect(port, '127.0.0.1') : (await openTunnel(proxyPort, `${host}:443`)).socket;
+  const socket =
+    via === 'vsock'
+      ? net.connect(port, '127.0.0.1')
+      : (await openTunnel(proxyPort, `${host}:443`)).socket;
   const s = http2.connect(`https://${host}`, {
-    createConnection: () => tls.connect({ socket, servername: host, ca: certs.caPem, ALPNProtocols: ['h2'] }),
+    createConnection: () =>
+      tls.connect({ socket, servername: host, ca: certs.caPem, ALPNProtocols: ['h2'] }),
   });
   s.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
@@ -92,9 +136,16 @@ async function session(host: string, via: 'vsock' | 'proxy'): Promise<http2.Clie
   return s;
 }
 
-function request(s: http2.ClientHttp2Session, path: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string; headers: http2.IncomingHttpHeaders }> {
+function request(
+  s: http2.ClientHttp2Session,
+  path: string,
+  init: { method?: string; body?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string; headers: http2.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = s.request({ ':path': path, ':method': init.method ?? 'GET', ...(init.headers ?? {}) }, { endStream: init.body === undefined });
+    const req = s.request(
+      { ':path': path, ':method': init.method ?? 'GET', ...(init.headers ?? {}) },
+      { endStream: init.body === undefined },
+    );
     let status = 0;
     let headers: http2.IncomingHttpHeaders = {};
     req.on('response', (h) => {
@@ -114,7 +165,11 @@ describe.each(['vsock', 'proxy'] as const)('HTTP/2 via the %s', (via) => {
     const s = await session('api.test', via);
     const before = sink.nets.length;
     try {
-      const [a, b, c] = await Promise.all([request(s, '/one'), request(s, '/admin/x'), request(s, '/three?q=1')]);
+      const [a, b, c] = await Promise.all([
+        request(s, '/one'),
+        request(s, '/admin/x'),
+        request(s, '/three?q=1'),
+      ]);
       expect((s.socket as tls.TLSSocket).alpnProtocol).toBe('h2');
       expect(a.status).toBe(200);
       expect(JSON.parse(a.body)).toMatchObject({ url: '/one', host: 'api.test' });
@@ -142,11 +197,19 @@ describe.each(['vsock', 'proxy'] as const)('HTTP/2 via the %s', (via) => {
   it('judges request bodies: a body rule blocks one POST, another is forwarded whole', async () => {
     const s = await session('api.test', via);
     try {
-      const blocked = await request(s, '/upload', { method: 'POST', body: 'my secret', headers: { 'content-type': 'text/plain' } });
+      const blocked = await request(s, '/upload', {
+        method: 'POST',
+        body: 'my secret',
+        headers: { 'content-type': 'text/plain' },
+      });
       expect(blocked.status).toBe(403);
       expect(blocked.body).toContain('no-secret-upload');
       const seen = up.seen.length;
-      const ok = await request(s, '/upload', { method: 'POST', body: 'harmless', headers: { 'content-type': 'text/plain' } });
+      const ok = await request(s, '/upload', {
+        method: 'POST',
+        body: 'harmless',
+        headers: { 'content-type': 'text/plain' },
+      });
       expect(ok.status).toBe(200);
       expect(JSON.parse(ok.body)).toMatchObject({ method: 'POST', body: 'harmless' });
       expect(up.seen.length).toBe(seen + 1);
@@ -184,7 +247,17 @@ describe.each(['vsock', 'proxy'] as const)('HTTP/2 via the %s', (via) => {
 
 describe.skipIf(!HAVE_CURL_H2)('curl --http2', () => {
   it('on the vsock port: HTTP/2 200 for an allowed path, 403 for a blocked one', async () => {
-    const args = (path: string) => ['-sS', '--http2', '--cacert', `${certs.dir}/ca.cert.pem`, '--connect-to', `api.test:443:127.0.0.1:${port}`, '-w', '\\n%{http_version} %{http_code}', `https://api.test${path}`];
+    const args = (path: string) => [
+      '-sS',
+      '--http2',
+      '--cacert',
+      `${certs.dir}/ca.cert.pem`,
+      '--connect-to',
+      `api.test:443:127.0.0.1:${port}`,
+      '-w',
+      '\\n%{http_version} %{http_code}',
+      `https://api.test${path}`,
+    ];
     const ok = await run('curl', args('/c'));
     expect(ok.stdout.trim().split('\n').at(-1)).toBe('2 200');
     const no = await run('curl', args('/admin'));
@@ -192,14 +265,32 @@ describe.skipIf(!HAVE_CURL_H2)('curl --http2', () => {
   });
 
   it('through the explicit proxy', async () => {
-    const r = await run('curl', ['-sS', '--http2', '--cacert', `${certs.dir}/ca.cert.pem`, '-x', `http://127.0.0.1:${proxyPort}`, '-w', '\\n%{http_version} %{http_code}', 'https://api.test/p']);
+    const r = await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      `${certs.dir}/ca.cert.pem`,
+      '-x',
+      `http://127.0.0.1:${proxyPort}`,
+      '-w',
+      '\\n%{http_version} %{http_code}',
+      'https://api.test/p',
+    ]);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('2 200');
   });
 });
 
 /** Writes raw HTTP/2 frames on a TLS connection negotiated as h2; resolves when the gateway closes it. */
-async function rawH2(frames: (write: (b: Buffer) => boolean | null) => Promise<void> | void): Promise<{ closedByPeer: boolean; ms: number }> {
-  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'api.test', ca: certs.caPem, ALPNProtocols: ['h2'] });
+async function rawH2(
+  frames: (write: (b: Buffer) => boolean | null) => Promise<void> | void,
+): Promise<{ closedByPeer: boolean; ms: number }> {
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port,
+    servername: 'api.test',
+    ca: certs.caPem,
+    ALPNProtocols: ['h2'],
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', () => resolve());
     socket.once('error', reject);
@@ -231,10 +322,17 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 describe('hostile HTTP/2 patterns are refused without hurting other connections', () => {
   it('a CONTINUATION flood: the connection is closed, another connection is served', async () => {
     // HEADERS without END_HEADERS, then CONTINUATION frames of literal headers without end.
-    const literal = Buffer.concat([Buffer.from([0x00, 0x03]), Buffer.from('x-a'), Buffer.from([0x7f, 0x00]), Buffer.alloc(127, 0x62)]);
+    const literal = Buffer.concat([
+      Buffer.from([0x00, 0x03]),
+      Buffer.from('x-a'),
+      Buffer.from([0x7f, 0x00]),
+      Buffer.alloc(127, 0x62),
+    ]);
     let sent = 0;
     const r = await rawH2(async (write) => {
-      write(frame(1, 0x00, 1, Buffer.from([0x82, 0x84, 0x87, 0x41, 0x08, ...Buffer.from('api.test')])));
+      write(
+        frame(1, 0x00, 1, Buffer.from([0x82, 0x84, 0x87, 0x41, 0x08, ...Buffer.from('api.test')])),
+      );
       for (let i = 0; i < 20_000; i++) {
         const ok = write(frame(9, 0x00, 1, literal));
         if (ok === null) return;

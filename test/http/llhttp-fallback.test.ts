@@ -28,7 +28,10 @@ describe.skipIf(!HAVE_CURL)(`a gateway with ${NO_LLHTTP_ENV}=1`, () => {
     dir = mkdtempSync(join(tmpdir(), 'celgate-nollhttp-'));
     certs = await makeCerts();
     writeFileSync(join(dir, 'up-ca.pem'), certs.caPem);
-    writeFileSync(join(dir, 'rules.yaml'), 'id: fallback\nversion: "1"\ndefault_action: allow\nrules:\n  - id: no-admin\n    condition: http.request.path.startsWith("/admin")\n    action: block\n');
+    writeFileSync(
+      join(dir, 'rules.yaml'),
+      'id: fallback\nversion: "1"\ndefault_action: allow\nrules:\n  - id: no-admin\n    condition: http.request.path.startsWith("/admin")\n    action: block\n',
+    );
     up = await startUpstream(certs, (req, res, body) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ url: req.url, body: body.toString() }));
@@ -37,7 +40,11 @@ describe.skipIf(!HAVE_CURL)(`a gateway with ${NO_LLHTTP_ENV}=1`, () => {
       env: { [NO_LLHTTP_ENV]: '1' },
       config: {
         rules: [join(dir, 'rules.yaml')],
-        http: { ca_dir: join(dir, 'certs'), extra_ca: [join(dir, 'up-ca.pem')], upstream_map: { 'api.test': `127.0.0.1:${(up.server.address() as AddressInfo).port}` } },
+        http: {
+          ca_dir: join(dir, 'certs'),
+          extra_ca: [join(dir, 'up-ca.pem')],
+          upstream_map: { 'api.test': `127.0.0.1:${(up.server.address() as AddressInfo).port}` },
+        },
       },
     });
   });
@@ -49,7 +56,9 @@ describe.skipIf(!HAVE_CURL)(`a gateway with ${NO_LLHTTP_ENV}=1`, () => {
   });
 
   it('logs one line naming the fallback for each HTTP entry', () => {
-    const lines = gw.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('http.direct_unavailable'));
+    const lines = gw
+      .logs()
+      .filter((l) => typeof l.msg === 'string' && l.msg.startsWith('http.direct_unavailable'));
     expect(lines.map((l) => l.service).sort()).toEqual(['http', 'proxy']);
     expect(lines[0].msg).toContain(`${NO_LLHTTP_ENV}=1`);
   });
@@ -57,12 +66,42 @@ describe.skipIf(!HAVE_CURL)(`a gateway with ${NO_LLHTTP_ENV}=1`, () => {
   it('serves GET, POST with a body and a denial on the vsock port and through the proxy', async () => {
     const ca = join(dir, 'certs', 'ca.cert.pem');
     const vsock = gw.listeners.http!;
-    for (const via of [['--connect-to', `api.test:443:${vsock}`], ['-x', `http://${gw.listeners.proxy}`]]) {
-      const get = await run('curl', ['-sS', '--http1.1', '--cacert', ca, ...via, 'https://api.test/get']);
+    for (const via of [
+      ['--connect-to', `api.test:443:${vsock}`],
+      ['-x', `http://${gw.listeners.proxy}`],
+    ]) {
+      const get = await run('curl', [
+        '-sS',
+        '--http1.1',
+        '--cacert',
+        ca,
+        ...via,
+        'https://api.test/get',
+      ]);
       expect(JSON.parse(get.stdout)).toMatchObject({ url: '/get' });
-      const post = await run('curl', ['-sS', '--http1.1', '--cacert', ca, ...via, '-H', 'transfer-encoding: chunked', '--data-binary', 'hello', 'https://api.test/post']);
+      const post = await run('curl', [
+        '-sS',
+        '--http1.1',
+        '--cacert',
+        ca,
+        ...via,
+        '-H',
+        'transfer-encoding: chunked',
+        '--data-binary',
+        'hello',
+        'https://api.test/post',
+      ]);
       expect(JSON.parse(post.stdout)).toMatchObject({ url: '/post', body: 'hello' });
-      const no = await run('curl', ['-sS', '--http1.1', '--cacert', ca, ...via, '-w', '\n%{http_code}', 'https://api.test/admin']);
+      const no = await run('curl', [
+        '-sS',
+        '--http1.1',
+        '--cacert',
+        ca,
+        ...via,
+        '-w',
+        '\n%{http_code}',
+        'https://api.test/admin',
+      ]);
       expect(no.stdout.trim().split('\n').at(-1)).toBe('403');
     }
   });

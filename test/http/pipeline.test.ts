@@ -1,7 +1,17 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'undici';
-import { guestClient, makeCerts, reqOf, startGateway, startUpstream, fetchVia, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import {
+  guestClient,
+  makeCerts,
+  reqOf,
+  startGateway,
+  startUpstream,
+  fetchVia,
+  type Certs,
+  type Gateway,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let up: Upstream;
@@ -34,19 +44,43 @@ describe('HTTPS interception through the vsock port', () => {
     expect(JSON.parse(r.text)).toMatchObject({ url: '/hello?x=1', host: 'api.test' });
     const rows = await g.sink.waitNets(before + 1);
     const row = rows[before]!;
-    expect(row).toMatchObject({ scheme: 'https', method: 'GET', host: 'api.test', port: 443, path: '/hello', query: 'x=1', sni: 'api.test', status: 200, decision: 'allow', error: null });
+    expect(row).toMatchObject({
+      scheme: 'https',
+      method: 'GET',
+      host: 'api.test',
+      port: 443,
+      path: '/hello',
+      query: 'x=1',
+      sni: 'api.test',
+      status: 200,
+      decision: 'allow',
+      error: null,
+    });
     expect(row.bytes_out).toBeGreaterThan(0);
     const d = g.sink.decisions.find((x) => x.event.common.event_id === row.event_id);
     expect(d?.event.common.event_type).toBe('http.request');
   });
 
   it('answers a blocked request with a JSON 403 naming the rule, without contacting upstream', async () => {
-    g.decider.set([{ id: 'no-evil', action: 'block', reason: 'evil.test is an exfil endpoint', when: (e) => reqOf(e)?.host === 'evil.test' }]);
+    g.decider.set([
+      {
+        id: 'no-evil',
+        action: 'block',
+        reason: 'evil.test is an exfil endpoint',
+        when: (e) => reqOf(e)?.host === 'evil.test',
+      },
+    ]);
     const seen = up.seen.length;
-    const r = await fetchVia(g, 'https://evil.test/steal', { headers: { accept: 'application/json' } });
+    const r = await fetchVia(g, 'https://evil.test/steal', {
+      headers: { accept: 'application/json' },
+    });
     expect(r.status).toBe(403);
     const body = JSON.parse(r.text);
-    expect(body).toMatchObject({ blocked: true, rule_id: 'no-evil', reason: 'evil.test is an exfil endpoint' });
+    expect(body).toMatchObject({
+      blocked: true,
+      rule_id: 'no-evil',
+      reason: 'evil.test is an exfil endpoint',
+    });
     expect(body.retry).toMatch(/Retrying will not help/);
     expect(up.seen.length).toBe(seen);
     const text = await fetchVia(g, 'https://evil.test/steal');
@@ -68,9 +102,19 @@ describe('HTTPS interception through the vsock port', () => {
   });
 
   it('reuses one kept-alive connection across an allowed and a blocked request', async () => {
-    g.decider.set([{ id: 'no-admin', action: 'block', when: (e) => reqOf(e)?.path.startsWith('/admin') === true }]);
+    g.decider.set([
+      {
+        id: 'no-admin',
+        action: 'block',
+        when: (e) => reqOf(e)?.path.startsWith('/admin') === true,
+      },
+    ]);
     const client = new Client('https://api.test', {
-      connect: (opts, cb) => void g.tlsConnect('api.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
+      connect: (opts, cb) =>
+        void g.tlsConnect('api.test').then(
+          (s) => cb(null, s),
+          (e: Error) => cb(e, null),
+        ),
     });
     let connects = 0;
     client.on('connect', () => (connects += 1));
@@ -90,7 +134,11 @@ describe('HTTPS interception through the vsock port', () => {
 
   it('applies a rule change to the next request on an open keep-alive connection', async () => {
     const client = new Client('https://api.test', {
-      connect: (opts, cb) => void g.tlsConnect('api.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
+      connect: (opts, cb) =>
+        void g.tlsConnect('api.test').then(
+          (s) => cb(null, s),
+          (e: Error) => cb(e, null),
+        ),
     });
     const a = await client.request({ path: '/one', method: 'GET' });
     expect(a.statusCode).toBe(200);
@@ -104,7 +152,9 @@ describe('HTTPS interception through the vsock port', () => {
   });
 
   it('judges by SNI when the Host header names another host, and records the mismatch', async () => {
-    g.decider.set([{ id: 'no-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' }]);
+    g.decider.set([
+      { id: 'no-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' },
+    ]);
     const before = g.sink.nets.length;
     const client = guestClient(g, 'evil.test');
     const r = await client.request({ path: '/x', method: 'GET', headers: { host: 'api.test' } });
@@ -112,7 +162,13 @@ describe('HTTPS interception through the vsock port', () => {
     await r.body.text();
     await client.close();
     const rows = await g.sink.waitNets(before + 1);
-    expect(rows[before]).toMatchObject({ host: 'evil.test', sni: 'evil.test', host_header_mismatch: 'api.test', status: 403, rule_id: 'no-evil' });
+    expect(rows[before]).toMatchObject({
+      host: 'evil.test',
+      sni: 'evil.test',
+      host_header_mismatch: 'api.test',
+      status: 403,
+      rule_id: 'no-evil',
+    });
     g.decider.set([]);
   });
 
@@ -133,19 +189,32 @@ describe('HTTPS interception through the vsock port', () => {
       },
     ]);
     const seen = up.seen.length;
-    const bad = await fetchVia(g, 'https://api.test/upload', { method: 'POST', body: 'my secret token' });
+    const bad = await fetchVia(g, 'https://api.test/upload', {
+      method: 'POST',
+      body: 'my secret token',
+    });
     expect(bad.status).toBe(403);
     expect(up.seen.length).toBe(seen);
-    const ok = await fetchVia(g, 'https://api.test/upload', { method: 'POST', body: 'hello world' });
+    const ok = await fetchVia(g, 'https://api.test/upload', {
+      method: 'POST',
+      body: 'hello world',
+    });
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.text).body).toBe('hello world');
-    const gz = await fetchVia(g, 'https://api.test/upload', { method: 'POST', body: gzipSync('gzipped secret'), headers: { 'content-encoding': 'gzip' } });
+    const gz = await fetchVia(g, 'https://api.test/upload', {
+      method: 'POST',
+      body: gzipSync('gzipped secret'),
+      headers: { 'content-encoding': 'gzip' },
+    });
     expect(gz.status).toBe(403);
     g.decider.set([]);
   });
 
   it('streams a body no rule reads without buffering it for rules', async () => {
-    const r = await fetchVia(g, 'https://api.test/upload', { method: 'POST', body: 'x'.repeat(100_000) });
+    const r = await fetchVia(g, 'https://api.test/upload', {
+      method: 'POST',
+      body: 'x'.repeat(100_000),
+    });
     expect(r.status).toBe(200);
     expect(JSON.parse(r.text).body.length).toBe(100_000);
     const ev = g.decider.decided.filter((e) => e.common.event_type === 'http.request').at(-1)!;
@@ -156,7 +225,11 @@ describe('HTTPS interception through the vsock port', () => {
     const g2 = await startGateway(certs, { 'api.test': up.port, 'down.test': 1 });
     try {
       const client = new Client('https://down.test', {
-        connect: (opts, cb) => void g2.tlsConnect('down.test').then((s) => cb(null, s), (e: Error) => cb(e, null)),
+        connect: (opts, cb) =>
+          void g2.tlsConnect('down.test').then(
+            (s) => cb(null, s),
+            (e: Error) => cb(e, null),
+          ),
       });
       let connects = 0;
       client.on('connect', () => (connects += 1));

@@ -3,7 +3,18 @@ import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVsock } from '../../src/transport/vsock.js';
-import { fetchVia, guestClient, makeCerts, reqOf, resOf, startGateway, startUpstream, type Certs, type Gateway, type Upstream } from '../fixtures/http/harness.js';
+import {
+  fetchVia,
+  guestClient,
+  makeCerts,
+  reqOf,
+  resOf,
+  startGateway,
+  startUpstream,
+  type Certs,
+  type Gateway,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 
 const MIB = 1024 * 1024;
 const BIG = 64 * MIB;
@@ -27,7 +38,10 @@ beforeAll(async () => {
         return;
       }
       if (req.url === '/big') {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG) });
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': String(BIG),
+        });
         const chunk = Buffer.alloc(MIB, 0x61);
         bigSent = 0;
         const pump = () => {
@@ -50,7 +64,12 @@ beforeAll(async () => {
     { readBody: true },
   );
   plain = await startUpstream(null, (req, res) => res.end(`plain ${req.headers.host} ${req.url}`));
-  g = await startGateway(certs, { 'api.test': up.port, 'plain.test': plain.port, 'ws.test': up.port, 'evil.test': up.port });
+  g = await startGateway(certs, {
+    'api.test': up.port,
+    'plain.test': plain.port,
+    'ws.test': up.port,
+    'evil.test': up.port,
+  });
 });
 afterAll(async () => {
   await g?.close();
@@ -69,7 +88,8 @@ describe('streaming and protocol edges', () => {
     expect(Buffer.from(first.value as Uint8Array).toString()).toContain('data: first');
     releaseSse();
     let rest = '';
-    for (let n = await it.next(); !n.done; n = await it.next()) rest += Buffer.from(n.value as Uint8Array).toString();
+    for (let n = await it.next(); !n.done; n = await it.next())
+      rest += Buffer.from(n.value as Uint8Array).toString();
     expect(rest).toContain('data: last');
     await client.close();
   });
@@ -90,7 +110,9 @@ describe('streaming and protocol edges', () => {
       }
     }
     expect(bytes).toBe(BIG);
-    expect(hash.digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(BIG, 0x61)).digest('hex'));
+    expect(hash.digest('hex')).toBe(
+      createHash('sha256').update(Buffer.alloc(BIG, 0x61)).digest('hex'),
+    );
     // Kernel socket buffers on two loopback hops hold some MiB; an unbounded gateway would reach 56 MiB.
     expect(lead).toBeGreaterThanOrEqual(0);
     expect(lead).toBeLessThan(40 * MIB);
@@ -106,13 +128,24 @@ describe('streaming and protocol edges', () => {
   });
 
   it('carries the guest process name from the META preamble into the event', async () => {
-    const sock = await connectVsock({ mode: 'tcp', port: g.port }, { process_name: 'python3', pid: 99 });
+    const sock = await connectVsock(
+      { mode: 'tcp', port: g.port },
+      { process_name: 'python3', pid: 99 },
+    );
     const text = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ createConnection: () => sock, host: 'plain.test', path: '/meta', headers: { host: 'plain.test' } }, (res) => {
-        let b = '';
-        res.on('data', (d) => (b += d));
-        res.on('end', () => resolve(b));
-      });
+      const req = http.request(
+        {
+          createConnection: () => sock,
+          host: 'plain.test',
+          path: '/meta',
+          headers: { host: 'plain.test' },
+        },
+        (res) => {
+          let b = '';
+          res.on('data', (d) => (b += d));
+          res.on('end', () => resolve(b));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -123,25 +156,36 @@ describe('streaming and protocol edges', () => {
   });
 
   it('refuses a WebSocket upgrade to a blocked host with a 403 and never contacts upstream', async () => {
-    g.decider.set([{ id: 'no-ws-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' }]);
+    g.decider.set([
+      { id: 'no-ws-evil', action: 'block', when: (e) => reqOf(e)?.host === 'evil.test' },
+    ]);
     const seen = up.seen.length;
     const s = await g.tlsConnect('evil.test');
     let out = '';
     s.on('data', (d: Buffer) => (out += d.toString()));
-    s.write('GET /socket HTTP/1.1\r\nHost: evil.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    s.write(
+      'GET /socket HTTP/1.1\r\nHost: evil.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
     await new Promise((r) => s.once('close', r));
     expect(out).toMatch(/^HTTP\/1\.1 403/);
     expect(out).toMatch(/no-ws-evil/);
     expect(up.seen.length).toBe(seen);
     const row = g.sink.nets.at(-1)!;
-    expect(row).toMatchObject({ host: 'evil.test', path: '/socket', rule_id: 'no-ws-evil', status: 403 });
+    expect(row).toMatchObject({
+      host: 'evil.test',
+      path: '/socket',
+      rule_id: 'no-ws-evil',
+      status: 403,
+    });
     g.decider.set([]);
   });
 
   it('relays an allowed WebSocket upgrade to the upstream', async () => {
     const wsUp = up.server;
     const onUpgrade = (_req: http.IncomingMessage, socket: net.Socket) => {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
       socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
     };
     wsUp.on('upgrade', onUpgrade);
@@ -149,11 +193,17 @@ describe('streaming and protocol edges', () => {
       const s = await g.tlsConnect('ws.test');
       let out = '';
       s.on('data', (d: Buffer) => (out += d.toString()));
-      s.write('GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-      await new Promise<void>((resolve) => s.on('data', () => out.includes('\r\n\r\n') && resolve()));
+      s.write(
+        'GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      await new Promise<void>((resolve) =>
+        s.on('data', () => out.includes('\r\n\r\n') && resolve()),
+      );
       expect(out).toMatch(/^HTTP\/1\.1 101/);
       s.write('ping');
-      await new Promise<void>((resolve) => s.on('data', () => out.includes('echo:ping') && resolve()));
+      await new Promise<void>((resolve) =>
+        s.on('data', () => out.includes('echo:ping') && resolve()),
+      );
       s.destroy();
     } finally {
       wsUp.off('upgrade', onUpgrade);
@@ -161,11 +211,15 @@ describe('streaming and protocol edges', () => {
   });
 
   it('judges Expect: 100-continue before inviting the body', async () => {
-    g.decider.set([{ id: 'no-upload', action: 'block', when: (e) => reqOf(e)?.path === '/upload' }]);
+    g.decider.set([
+      { id: 'no-upload', action: 'block', when: (e) => reqOf(e)?.path === '/upload' },
+    ]);
     const s = await g.tlsConnect('api.test');
     let out = '';
     s.on('data', (d: Buffer) => (out += d.toString()));
-    s.write('POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+    s.write(
+      'POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n',
+    );
     await new Promise<void>((resolve) => s.on('data', () => out.includes('\r\n\r\n') && resolve()));
     expect(out).toMatch(/^HTTP\/1\.1 403/);
     expect(out).not.toMatch(/100 Continue/);
@@ -174,15 +228,28 @@ describe('streaming and protocol edges', () => {
     const s2 = await g.tlsConnect('api.test');
     let out2 = '';
     s2.on('data', (d: Buffer) => (out2 += d.toString()));
-    s2.write('POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
-    await new Promise<void>((resolve) => s2.on('data', () => out2.includes('100 Continue') && resolve()));
+    s2.write(
+      'POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n',
+    );
+    await new Promise<void>((resolve) =>
+      s2.on('data', () => out2.includes('100 Continue') && resolve()),
+    );
     s2.write('hello');
-    await new Promise<void>((resolve) => s2.on('data', () => out2.includes('ok POST /upload') && resolve()));
+    await new Promise<void>((resolve) =>
+      s2.on('data', () => out2.includes('ok POST /upload') && resolve()),
+    );
     s2.destroy();
   });
 
   it('blocks on response status and headers before releasing the body', async () => {
-    g.decider.set([{ id: 'no-leak', types: ['http.response'], action: 'block', when: (e) => resOf(e)?.headers['x-leak'] === 'yes' }]);
+    g.decider.set([
+      {
+        id: 'no-leak',
+        types: ['http.response'],
+        action: 'block',
+        when: (e) => resOf(e)?.headers['x-leak'] === 'yes',
+      },
+    ]);
     const r = await fetchVia(g, 'https://api.test/secret-response');
     expect(r.status).toBe(403);
     expect(r.text).not.toContain('classified');
@@ -194,7 +261,13 @@ describe('streaming and protocol edges', () => {
 
   it('judges a response body only when a rule reads it, and never releases a refused body', async () => {
     g.decider.set([
-      { id: 'no-secret-docs', types: ['http.response'], action: 'block', readsBody: true, when: (e) => resOf(e)?.body.text.includes('classified') === true },
+      {
+        id: 'no-secret-docs',
+        types: ['http.response'],
+        action: 'block',
+        readsBody: true,
+        when: (e) => resOf(e)?.body.text.includes('classified') === true,
+      },
     ]);
     const bad = await fetchVia(g, 'https://api.test/secret-response');
     expect(bad.status).toBe(403);
@@ -203,7 +276,9 @@ describe('streaming and protocol edges', () => {
     const ok = await fetchVia(g, 'https://api.test/plain-ok');
     expect(ok.status).toBe(200);
     expect(ok.text).toBe('ok GET /plain-ok');
-    const okEvent = g.decider.decided.filter((e) => e.common.event_type === 'http.response').at(-1)!;
+    const okEvent = g.decider.decided
+      .filter((e) => e.common.event_type === 'http.response')
+      .at(-1)!;
     expect(resOf(okEvent)?.body).toMatchObject({ state: 'buffered', text: 'ok GET /plain-ok' });
     g.decider.set([]);
   });

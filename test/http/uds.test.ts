@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpService, type HttpService } from '../../src/transport/http/index.js';
 import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
 import { connectVsock } from '../../src/transport/vsock.js';
-import { MemorySink, ScriptedDecider, makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
+import {
+  MemorySink,
+  ScriptedDecider,
+  makeCerts,
+  startUpstream,
+  type Certs,
+  type Upstream,
+} from '../fixtures/http/harness.js';
 
 let certs: Certs;
 let up: Upstream;
@@ -22,7 +29,11 @@ beforeAll(async () => {
   const map = parseUpstreamMap([`vm.test=127.0.0.1:${up.port}`]);
   if (!map.ok) throw new Error('bad map');
   svc = await startHttpService(
-    { vsock: { mode: 'uds', port: 5002, udsBase: join(dir, 'vsock') }, upstreamMap: map.value, extraCa: [certs.caPem] },
+    {
+      vsock: { mode: 'uds', port: 5002, udsBase: join(dir, 'vsock') },
+      upstreamMap: map.value,
+      extraCa: [certs.caPem],
+    },
     { decider, sink, origin: { session_id: 'uds' }, certs: certs.leaves },
   );
 });
@@ -36,7 +47,10 @@ afterAll(async () => {
 describe('HTTP service in hybrid-vsock (uds) mode', () => {
   it('listens on <base>_5002 and serves a guest that sends the META preamble before TLS', async () => {
     expect(svc.addresses.http).toBe(join(dir, 'vsock_5002'));
-    const raw = await connectVsock({ mode: 'uds', port: 5002, udsBase: join(dir, 'vsock') }, { process_name: 'node', pid: 4242 });
+    const raw = await connectVsock(
+      { mode: 'uds', port: 5002, udsBase: join(dir, 'vsock') },
+      { process_name: 'node', pid: 4242 },
+    );
     const s = tls.connect({ socket: raw, servername: 'vm.test', ca: certs.caPem });
     await new Promise<void>((resolve, reject) => {
       s.once('secureConnect', () => resolve());
@@ -51,6 +65,11 @@ describe('HTTP service in hybrid-vsock (uds) mode', () => {
     expect(out).toMatch(/^HTTP\/1\.1 200/);
     expect(out).toContain('hello /from-vm');
     const row = (await sink.waitNets(1))[0]!;
-    expect(row).toMatchObject({ host: 'vm.test', sni: 'vm.test', process_name: 'node', status: 200 });
+    expect(row).toMatchObject({
+      host: 'vm.test',
+      sni: 'vm.test',
+      process_name: 'node',
+      status: 200,
+    });
   });
 });

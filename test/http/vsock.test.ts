@@ -51,7 +51,10 @@ describe('parseMetaPreamble', () => {
   });
 
   it('parses process name and pid and says where the protocol bytes start', () => {
-    const buf = Buffer.concat([encodeMetaPreamble({ process_name: 'curl', pid: 42 }), Buffer.from('rest')]);
+    const buf = Buffer.concat([
+      encodeMetaPreamble({ process_name: 'curl', pid: 42 }),
+      Buffer.from('rest'),
+    ]);
     const r = parseMetaPreamble(buf);
     expect(r.status).toBe('done');
     if (r.status !== 'done') return;
@@ -73,11 +76,16 @@ describe('parseMetaPreamble', () => {
     ['a negative pid', '\0META {"pid":-1}\n', 'E_PARSE'],
     ['a numeric process name', '\0META {"process_name":5}\n', 'E_PARSE'],
   ])('rejects %s with a typed error', (_name, text, code) => {
-    expect(() => parseMetaPreamble(Buffer.from(text))).toThrowError(expect.objectContaining({ code }));
+    expect(() => parseMetaPreamble(Buffer.from(text))).toThrowError(
+      expect.objectContaining({ code }),
+    );
   });
 
   it('refuses a preamble longer than the limit, even before its newline', () => {
-    const long = Buffer.concat([Buffer.from('\0META {"process_name":"'), Buffer.alloc(MAX_META_PREAMBLE_BYTES, 0x61)]);
+    const long = Buffer.concat([
+      Buffer.from('\0META {"process_name":"'),
+      Buffer.alloc(MAX_META_PREAMBLE_BYTES, 0x61),
+    ]);
     let err: unknown;
     try {
       parseMetaPreamble(long);
@@ -90,19 +98,33 @@ describe('parseMetaPreamble', () => {
 
 describe('parseConnectReply', () => {
   it('accepts OK n and reports the consumed length', () => {
-    expect(parseConnectReply(Buffer.from('OK 1073741824\nxx'))).toEqual({ status: 'ok', hostPort: 1073741824, consumed: 14 });
+    expect(parseConnectReply(Buffer.from('OK 1073741824\nxx'))).toEqual({
+      status: 'ok',
+      hostPort: 1073741824,
+      consumed: 14,
+    });
     expect(parseConnectReply(Buffer.from('OK 12'))).toEqual({ status: 'need_more' });
   });
   it('rejects anything else', () => {
-    expect(() => parseConnectReply(Buffer.from('ERR nope\n'))).toThrowError(expect.objectContaining({ code: 'E_PARSE' }));
-    expect(() => parseConnectReply(Buffer.alloc(100, 0x41))).toThrowError(expect.objectContaining({ code: 'E_LIMIT' }));
+    expect(() => parseConnectReply(Buffer.from('ERR nope\n'))).toThrowError(
+      expect.objectContaining({ code: 'E_PARSE' }),
+    );
+    expect(() => parseConnectReply(Buffer.alloc(100, 0x41))).toThrowError(
+      expect.objectContaining({ code: 'E_LIMIT' }),
+    );
   });
 });
 
 describe.each(['tcp', 'uds'] as const)('listenVsock / connectVsock in %s mode', (mode) => {
-  async function listen(on: (c: GuestConnection) => void, extra: { onReject?: (e: Error) => void } = {}) {
+  async function listen(
+    on: (c: GuestConnection) => void,
+    extra: { onReject?: (e: Error) => void } = {},
+  ) {
     const udsBase = mode === 'uds' ? join(tempDir(), 'v.sock') : undefined;
-    const l = await listenVsock({ mode, port: mode === 'tcp' ? 0 : 5002, udsBase, onReject: extra.onReject }, on);
+    const l = await listenVsock(
+      { mode, port: mode === 'tcp' ? 0 : 5002, udsBase, onReject: extra.onReject },
+      on,
+    );
     cleanups.push(() => l.close());
     const port = mode === 'tcp' ? Number(l.address.split(':').pop()) : 5002;
     return { l, ep: { mode, port, udsBase } };

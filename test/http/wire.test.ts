@@ -17,7 +17,16 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { NetRow } from '../../src/events/index.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeCerts, reqOf, startGateway, startUpstream, type Certs, type Gateway, type Upstream, type UpstreamHandler } from '../fixtures/http/harness.js';
+import {
+  makeCerts,
+  reqOf,
+  startGateway,
+  startUpstream,
+  type Certs,
+  type Gateway,
+  type Upstream,
+  type UpstreamHandler,
+} from '../fixtures/http/harness.js';
 import { request, values, Wire, type WireResponse } from '../fixtures/http/wire.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -29,7 +38,8 @@ function header(r: WireResponse, name: string): string | undefined {
   return v[0];
 }
 
-const get = (path: string, ...extra: string[]) => request([`GET ${path} HTTP/1.1`, 'Host: api.test', ...extra]);
+const get = (path: string, ...extra: string[]) =>
+  request([`GET ${path} HTTP/1.1`, 'Host: api.test', ...extra]);
 
 /** Waits for exactly `n` net rows (and a moment more, so a duplicate row would show). */
 async function netRows(g: Gateway, n: number): Promise<NetRow[]> {
@@ -38,7 +48,14 @@ async function netRows(g: Gateway, n: number): Promise<NetRow[]> {
   expect(g.sink.nets.length).toBe(n);
   return g.sink.nets;
 }
-const brief = (rows: NetRow[]) => rows.map((r) => ({ method: r.method, path: r.path, status: r.status, decision: r.decision, error: r.error }));
+const brief = (rows: NetRow[]) =>
+  rows.map((r) => ({
+    method: r.method,
+    path: r.path,
+    status: r.status,
+    decision: r.decision,
+    error: r.error,
+  }));
 /** `brief` sorted by path: pipelined requests may reach the upstream / the ledger in either order. */
 const byPath = (rows: NetRow[]) => brief(rows).sort((a, b) => a.path.localeCompare(b.path));
 
@@ -96,18 +113,30 @@ const routes: UpstreamHandler = (req, res, body) => {
   }
   if (url === '/hop-res') {
     res.writeHead(200, [
-      'Content-Type', 'text/plain',
-      'Connection', 'keep-alive, X-Hop',
-      'X-Hop', 'named-in-connection',
-      'Keep-Alive', 'timeout=7, max=99',
-      'Transfer-Encoding', 'chunked',
-      'Upgrade', 'h2c',
-      'Proxy-Authenticate', 'Basic realm="upstream"',
-      'X-Custom', 'one',
-      'Set-Cookie', 'a=1; Path=/',
-      'X-Custom-Other', 'two',
-      'Set-Cookie', 'b=2; Path=/',
-      'Set-Cookie', 'c=3',
+      'Content-Type',
+      'text/plain',
+      'Connection',
+      'keep-alive, X-Hop',
+      'X-Hop',
+      'named-in-connection',
+      'Keep-Alive',
+      'timeout=7, max=99',
+      'Transfer-Encoding',
+      'chunked',
+      'Upgrade',
+      'h2c',
+      'Proxy-Authenticate',
+      'Basic realm="upstream"',
+      'X-Custom',
+      'one',
+      'Set-Cookie',
+      'a=1; Path=/',
+      'X-Custom-Other',
+      'two',
+      'Set-Cookie',
+      'b=2; Path=/',
+      'Set-Cookie',
+      'c=3',
     ]);
     res.write('hop ');
     res.end('body');
@@ -115,7 +144,15 @@ const routes: UpstreamHandler = (req, res, body) => {
   }
   if (url.startsWith('/echo')) {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ method: req.method, url, version: req.httpVersion, rawHeaders: req.rawHeaders, body: body.toString('latin1') }));
+    res.end(
+      JSON.stringify({
+        method: req.method,
+        url,
+        version: req.httpVersion,
+        rawHeaders: req.rawHeaders,
+        body: body.toString('latin1'),
+      }),
+    );
     return;
   }
   res.end(`${req.method} ${url}`);
@@ -167,7 +204,14 @@ describe('vsock HTTP service on the wire', () => {
   });
 
   it('2. answers pipelined allowed + blocked + allowed with 200, 403, 200 on one connection', async () => {
-    g.decider.set([{ id: 'no-secret', action: 'block', reason: 'secret path', when: (e) => reqOf(e)?.path === '/secret' }]);
+    g.decider.set([
+      {
+        id: 'no-secret',
+        action: 'block',
+        reason: 'secret path',
+        when: (e) => reqOf(e)?.path === '/secret',
+      },
+    ]);
     const w = await wire();
     await w.write(Buffer.concat([get('/slow/one'), get('/secret'), get('/three')]));
     const a = await w.read();
@@ -233,7 +277,10 @@ describe('vsock HTTP service on the wire', () => {
     // Precondition: the upstream really frames this body by closing its connection.
     const direct = new Wire(
       await new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port: up.port, servername: 'api.test', ca: certs.caPem }, () => resolve(s));
+        const s = tls.connect(
+          { host: '127.0.0.1', port: up.port, servername: 'api.test', ca: certs.caPem },
+          () => resolve(s),
+        );
         s.once('error', reject);
       }),
     );
@@ -296,8 +343,12 @@ describe('vsock HTTP service on the wire', () => {
     expect(w.pending).toBe('');
     expect(up.seen.map((s) => s.url)).toEqual(['/early-hints']);
     const rows = await netRows(g, 1);
-    expect(brief(rows)).toEqual([{ method: 'GET', path: '/early-hints', status: 200, decision: 'allow', error: null }]);
-    expect(g.sink.decisions.filter((d) => d.event.common.event_type === 'http.request').length).toBe(1);
+    expect(brief(rows)).toEqual([
+      { method: 'GET', path: '/early-hints', status: 200, decision: 'allow', error: null },
+    ]);
+    expect(
+      g.sink.decisions.filter((d) => d.event.common.event_type === 'http.request').length,
+    ).toBe(1);
   });
 
   it('8. answers an HTTP/1.0 request and then closes the connection', async () => {
@@ -311,10 +362,16 @@ describe('vsock HTTP service on the wire', () => {
     // delimited by the close.
     expect(header(r, 'transfer-encoding')).toBeUndefined();
     expect(r.framing).toBe('close');
-    expect(JSON.parse(r.body.toString())).toMatchObject({ method: 'GET', url: '/echo/ten', version: '1.1' });
+    expect(JSON.parse(r.body.toString())).toMatchObject({
+      method: 'GET',
+      url: '/echo/ten',
+      version: '1.1',
+    });
     await w.waitClosed();
     expect(up.seen.map((s) => [s.url, s.host])).toEqual([['/echo/ten', 'api.test']]);
-    expect(brief(await netRows(g, 1))).toEqual([{ method: 'GET', path: '/echo/ten', status: 200, decision: 'allow', error: null }]);
+    expect(brief(await netRows(g, 1))).toEqual([
+      { method: 'GET', path: '/echo/ten', status: 200, decision: 'allow', error: null },
+    ]);
   });
 
   it('9. answers a request with Connection: close and then closes the connection', async () => {
@@ -327,16 +384,33 @@ describe('vsock HTTP service on the wire', () => {
     await w.waitClosed();
     expect(w.pending).toBe('');
     expect(up.seen.map((s) => s.url)).toEqual(['/bye']);
-    expect(brief(await netRows(g, 1))).toEqual([{ method: 'GET', path: '/bye', status: 200, decision: 'allow', error: null }]);
+    expect(brief(await netRows(g, 1))).toEqual([
+      { method: 'GET', path: '/bye', status: 200, decision: 'allow', error: null },
+    ]);
   });
 
   it('10. serves GET, POST (content-length), chunked POST and GET in order on one connection', async () => {
     const w = await wire();
     await w.write(get('/echo/1'));
     const a = await w.read();
-    await w.write(request(['POST /echo/2 HTTP/1.1', 'Host: api.test', 'Content-Type: text/plain', 'Content-Length: 5'], 'hello'));
+    await w.write(
+      request(
+        [
+          'POST /echo/2 HTTP/1.1',
+          'Host: api.test',
+          'Content-Type: text/plain',
+          'Content-Length: 5',
+        ],
+        'hello',
+      ),
+    );
     const b = await w.read();
-    await w.write(request(['POST /echo/3 HTTP/1.1', 'Host: api.test', 'Transfer-Encoding: chunked'], '3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n'));
+    await w.write(
+      request(
+        ['POST /echo/3 HTTP/1.1', 'Host: api.test', 'Transfer-Encoding: chunked'],
+        '3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n',
+      ),
+    );
     const c = await w.read();
     await w.write(get('/echo/4'));
     const d = await w.read();
@@ -352,13 +426,21 @@ describe('vsock HTTP service on the wire', () => {
     ]);
     expect(up.seen.map((s) => s.body)).toEqual(['', 'hello', 'abcdefg', '']);
     // The sized body goes upstream sized; the chunked one goes upstream chunked.
-    expect(up.seen[1]!.headers).toMatchObject({ 'content-length': '5', 'content-type': 'text/plain' });
+    expect(up.seen[1]!.headers).toMatchObject({
+      'content-length': '5',
+      'content-type': 'text/plain',
+    });
     expect(up.seen[1]!.headers['transfer-encoding']).toBeUndefined();
     expect(up.seen[2]!.headers['transfer-encoding']).toBe('chunked');
     expect(up.seen[2]!.headers['content-length']).toBeUndefined();
     expect(w.closed).toBe(false);
     const rows = await netRows(g, 4);
-    expect(brief(rows).map((x) => `${x.method} ${x.path} ${x.status}`)).toEqual(['GET /echo/1 200', 'POST /echo/2 200', 'POST /echo/3 200', 'GET /echo/4 200']);
+    expect(brief(rows).map((x) => `${x.method} ${x.path} ${x.status}`)).toEqual([
+      'GET /echo/1 200',
+      'POST /echo/2 200',
+      'POST /echo/3 200',
+      'GET /echo/4 200',
+    ]);
     expect(rows.map((r) => r.bytes_in)).toEqual([0, 5, 7, 0]);
   });
 
@@ -396,7 +478,10 @@ describe('vsock HTTP service on the wire', () => {
     expect([a.status, a.body.toString()]).toEqual([200, 'GET /first']);
     await sleep(200);
     expect(upstreamSockets).toHaveLength(1);
-    expect(upstreamSockets[0]!.destroyed, 'precondition: the upstream closed its idle keep-alive socket').toBe(true);
+    expect(
+      upstreamSockets[0]!.destroyed,
+      'precondition: the upstream closed its idle keep-alive socket',
+    ).toBe(true);
     await w.write(get('/second'));
     const b = await w.read();
     // Checked, not assumed: today the second request gets a clean 200 over a new upstream connection.
@@ -468,22 +553,31 @@ describe('vsock HTTP service on the wire', () => {
     // fields in guest order with repeats kept. A Connection field there is the upstream
     // connection's own (today Node's agent adds "Connection: keep-alive"), never the guest's.
     const pairs: [string, string][] = [];
-    for (let i = 0; i + 1 < echoed.rawHeaders.length; i += 2) pairs.push([echoed.rawHeaders[i]!, echoed.rawHeaders[i + 1]!]);
+    for (let i = 0; i + 1 < echoed.rawHeaders.length; i += 2)
+      pairs.push([echoed.rawHeaders[i]!, echoed.rawHeaders[i + 1]!]);
     expect(pairs.filter(([k]) => k.toLowerCase() !== 'connection')).toEqual([
       ['host', 'api.test'],
       ['X-Multi', '1'],
       ['Accept', 'text/plain'],
       ['X-Multi', '2'],
     ]);
-    expect(pairs.filter(([k]) => k.toLowerCase() === 'connection').map(([, v]) => v).join()).not.toMatch(/foo|close/i);
+    expect(
+      pairs
+        .filter(([k]) => k.toLowerCase() === 'connection')
+        .map(([, v]) => v)
+        .join(),
+    ).not.toMatch(/foo|close/i);
     const seen = up.seen[0]!.headers;
-    for (const hop of ['foo', 'keep-alive', 'proxy-authorization', 'te']) expect(seen[hop], hop).toBeUndefined();
+    for (const hop of ['foo', 'keep-alive', 'proxy-authorization', 'te'])
+      expect(seen[hop], hop).toBeUndefined();
 
     // Host upstream is the SNI host even when the guest's Host header names another host.
     await w.write(request(['GET /echo/other HTTP/1.1', 'Host: elsewhere.test']));
     const o = await w.read();
     expect(o.status).toBe(200);
-    expect((JSON.parse(o.body.toString()) as { rawHeaders: string[] }).rawHeaders.slice(0, 2)).toEqual(['host', 'api.test']);
+    expect(
+      (JSON.parse(o.body.toString()) as { rawHeaders: string[] }).rawHeaders.slice(0, 2),
+    ).toEqual(['host', 'api.test']);
     expect(up.seen.map((s) => [s.url, s.host])).toEqual([
       ['/echo/hop', 'api.test'],
       ['/echo/other', 'api.test'],
@@ -508,6 +602,8 @@ describe('vsock HTTP service on the wire', () => {
     expect([r.status, r.body.toString()]).toEqual([200, 'GET /split']);
     expect(up.seen.map((s) => s.url)).toEqual(['/split']);
     expect(up.seen[0]!.headers['x-split']).toBe('yes');
-    expect(brief(await netRows(g, 1))).toEqual([{ method: 'GET', path: '/split', status: 200, decision: 'allow', error: null }]);
+    expect(brief(await netRows(g, 1))).toEqual([
+      { method: 'GET', path: '/split', status: 200, decision: 'allow', error: null },
+    ]);
   });
 });

@@ -5,7 +5,12 @@ import { isCelgateError } from '../../src/errors.js';
 
 describe('mcp config section', () => {
   it('defaults to no servers, a 30 s call timeout and no NDJSON listener', () => {
-    expect(parseMcpConfig(undefined)).toEqual({ servers: [], call_timeout_ms: 30_000, start_timeout_ms: 10_000, ndjson: null });
+    expect(parseMcpConfig(undefined)).toEqual({
+      servers: [],
+      call_timeout_ms: 30_000,
+      start_timeout_ms: 10_000,
+      ndjson: null,
+    });
   });
 
   it('accepts stdio and Streamable HTTP servers', () => {
@@ -25,10 +30,27 @@ describe('mcp config section', () => {
 
   it.each([
     ['a server id with "__"', { servers: [{ id: 'a__b', command: 'x' }] }, 'mcp.servers'],
-    ['duplicate ids', { servers: [{ id: 'a', command: 'x' }, { id: 'a', command: 'y' }] }, 'duplicate'],
-    ['both command and url', { servers: [{ id: 'a', command: 'x', url: 'http://h/' }] }, 'exactly one'],
+    [
+      'duplicate ids',
+      {
+        servers: [
+          { id: 'a', command: 'x' },
+          { id: 'a', command: 'y' },
+        ],
+      },
+      'duplicate',
+    ],
+    [
+      'both command and url',
+      { servers: [{ id: 'a', command: 'x', url: 'http://h/' }] },
+      'exactly one',
+    ],
     ['neither command nor url', { servers: [{ id: 'a' }] }, 'exactly one'],
-    ['an unknown server key', { servers: [{ id: 'a', command: 'x', argv: [] }] }, 'mcp.servers[0].argv'],
+    [
+      'an unknown server key',
+      { servers: [{ id: 'a', command: 'x', argv: [] }] },
+      'mcp.servers[0].argv',
+    ],
     ['an unknown section key', { timeout: 5 }, 'mcp.timeout'],
     ['a zero timeout', { call_timeout_ms: 0 }, 'mcp.call_timeout_ms'],
     ['non-string args', { servers: [{ id: 'a', command: 'x', args: [1] }] }, 'mcp.servers[0].args'],

@@ -14,7 +14,11 @@ beforeAll(async () => {
     defaultAction: 'block',
     rules: [
       rule('mcp-session', 'mcp.request.method in ["initialize", "ping", "tools/list"]', 'allow'),
-      rule('allow-echo', 'mcp.request.server_id == "everything" && mcp.request.tool_name == "echo"', 'allow'),
+      rule(
+        'allow-echo',
+        'mcp.request.server_id == "everything" && mcp.request.tool_name == "echo"',
+        'allow',
+      ),
       rule('allow-results', 'mcp.response.server_id == "everything"', 'allow'),
     ],
   });
@@ -25,8 +29,12 @@ describe('deny-by-default profile', () => {
   it('lists only the allowed tool, calls it, and refuses the rest by default', async () => {
     const c = await h.client();
     expect((await c.listTools()).tools.map((t) => t.name)).toEqual(['everything__echo']);
-    expect((await c.callTool({ name: 'everything__echo', arguments: { message: 'ok' } })).content).toEqual([{ type: 'text', text: 'Echo: ok' }]);
-    const err = await c.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } }).catch((e: McpError) => e);
+    expect(
+      (await c.callTool({ name: 'everything__echo', arguments: { message: 'ok' } })).content,
+    ).toEqual([{ type: 'text', text: 'Echo: ok' }]);
+    const err = await c
+      .callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } })
+      .catch((e: McpError) => e);
     expect(err).toBeInstanceOf(McpError);
     expect((err as McpError).code).toBe(RpcCode.POLICY_BLOCKED);
     expect((err as McpError).data).toMatchObject({ rule_id: null, decision: 'block' });

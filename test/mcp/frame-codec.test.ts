@@ -19,7 +19,11 @@ import { isCelgateError } from '../../src/errors.js';
 
 describe('frame codec', () => {
   it('round-trips OPEN, DATA and CLOSE frames delivered one byte at a time', () => {
-    const bytes = Buffer.concat([encodeOpen(7, 'claude'), encodeData(7, '{"jsonrpc":"2.0","id":1,"method":"ping"}'), encodeClose(7, 'bye')]);
+    const bytes = Buffer.concat([
+      encodeOpen(7, 'claude'),
+      encodeData(7, '{"jsonrpc":"2.0","id":1,"method":"ping"}'),
+      encodeClose(7, 'bye'),
+    ]);
     const d = new FrameDecoder();
     const frames = [];
     for (const b of bytes) {
@@ -29,7 +33,11 @@ describe('frame codec', () => {
     }
     expect(frames).toEqual([
       { kind: FrameKind.OPEN, streamId: 7, processName: 'claude' },
-      { kind: FrameKind.DATA, streamId: 7, payload: Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping"}') },
+      {
+        kind: FrameKind.DATA,
+        streamId: 7,
+        payload: Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping"}'),
+      },
       { kind: FrameKind.CLOSE, streamId: 7, reason: 'bye' },
     ]);
     expect(d.end()).toBeNull();
@@ -53,7 +61,9 @@ describe('frame codec', () => {
     const header = encodeFrame(FrameKind.DATA, 1, '').subarray(0, HEADER_BYTES);
     header.writeUInt32BE(MAX_PAYLOAD_BYTES + 1, 10);
     expect(new FrameDecoder().push(header).error?.reason).toBe('oversize');
-    expect(() => encodeFrame(FrameKind.DATA, 1, Buffer.alloc(MAX_PAYLOAD_BYTES + 1))).toThrow(/exceeds/);
+    expect(() => encodeFrame(FrameKind.DATA, 1, Buffer.alloc(MAX_PAYLOAD_BYTES + 1))).toThrow(
+      /exceeds/,
+    );
   });
 
   it('rejects bad magic as soon as the first wrong byte arrives', () => {
@@ -72,7 +82,9 @@ describe('frame codec', () => {
     const enc = encodeOpen(1, long);
     const r = new FrameDecoder().push(enc);
     expect(r.error).toBeNull();
-    expect((r.frames[0] as { processName: string }).processName).toHaveLength(MAX_PROCESS_NAME_BYTES);
+    expect((r.frames[0] as { processName: string }).processName).toHaveLength(
+      MAX_PROCESS_NAME_BYTES,
+    );
     const raw = encodeFrame(FrameKind.OPEN, 1, Buffer.from(long));
     expect(new FrameDecoder().push(raw).error?.reason).toBe('bad_process_name');
   });
@@ -96,7 +108,8 @@ describe('frame codec', () => {
     const bytes = Buffer.concat([encodeFrame(FrameKind.DATA, 5, payload), encodeData(6, '{}')]);
     const d = new FrameDecoder();
     const frames = [];
-    for (let i = 0; i < bytes.length; i += 65_536) frames.push(...d.push(bytes.subarray(i, i + 65_536)).frames);
+    for (let i = 0; i < bytes.length; i += 65_536)
+      frames.push(...d.push(bytes.subarray(i, i + 65_536)).frames);
     expect(frames.map((f) => f.streamId)).toEqual([5, 6]);
     expect((frames[0] as { payload: Buffer }).payload.equals(payload)).toBe(true);
     expect(d.buffered).toBe(0);
@@ -104,28 +117,46 @@ describe('frame codec', () => {
 
   it('decodes the same frames however a valid stream is split (property)', () => {
     const frame = fc.oneof(
-      fc.record({ kind: fc.constant(FrameKind.DATA), id: fc.integer({ min: 1, max: 99 }), text: fc.string({ maxLength: 300 }) }),
-      fc.record({ kind: fc.constant(FrameKind.OPEN), id: fc.integer({ min: 1, max: 99 }), text: fc.stringMatching(/^[a-z0-9-]{0,40}$/) }),
-      fc.record({ kind: fc.constant(FrameKind.CLOSE), id: fc.integer({ min: 1, max: 99 }), text: fc.string({ maxLength: 50 }) }),
+      fc.record({
+        kind: fc.constant(FrameKind.DATA),
+        id: fc.integer({ min: 1, max: 99 }),
+        text: fc.string({ maxLength: 300 }),
+      }),
+      fc.record({
+        kind: fc.constant(FrameKind.OPEN),
+        id: fc.integer({ min: 1, max: 99 }),
+        text: fc.stringMatching(/^[a-z0-9-]{0,40}$/),
+      }),
+      fc.record({
+        kind: fc.constant(FrameKind.CLOSE),
+        id: fc.integer({ min: 1, max: 99 }),
+        text: fc.string({ maxLength: 50 }),
+      }),
     );
     fc.assert(
-      fc.property(fc.array(frame, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 10 }), (list, cuts) => {
-        const bytes = Buffer.concat(list.map((f) => encodeFrame(f.kind, f.id, f.text)));
-        const whole = new FrameDecoder().push(bytes).frames;
-        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-        const d = new FrameDecoder();
-        const pieces = [];
-        let prev = 0;
-        for (const p of [...points, bytes.length]) {
-          const r = d.push(bytes.subarray(prev, p));
-          expect(r.error).toBeNull();
-          pieces.push(...r.frames);
-          prev = p;
-        }
-        expect(pieces).toEqual(whole);
-        expect(whole).toHaveLength(list.length);
-        expect(d.end()).toBeNull();
-      }),
+      fc.property(
+        fc.array(frame, { maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (list, cuts) => {
+          const bytes = Buffer.concat(list.map((f) => encodeFrame(f.kind, f.id, f.text)));
+          const whole = new FrameDecoder().push(bytes).frames;
+          const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort(
+            (a, b) => a - b,
+          );
+          const d = new FrameDecoder();
+          const pieces = [];
+          let prev = 0;
+          for (const p of [...points, bytes.length]) {
+            const r = d.push(bytes.subarray(prev, p));
+            expect(r.error).toBeNull();
+            pieces.push(...r.frames);
+            prev = p;
+          }
+          expect(pieces).toEqual(whole);
+          expect(whole).toHaveLength(list.length);
+          expect(d.end()).toBeNull();
+        },
+      ),
       { numRuns: 300 },
     );
   });

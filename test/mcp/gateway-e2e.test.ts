@@ -15,7 +15,9 @@ let gw: RunningTestGateway;
 let client: Client;
 
 beforeAll(async () => {
-  gw = await startGateway({ config: { mcp: { servers: [EVERYTHING, FLAKY], call_timeout_ms: 2_000 } } });
+  gw = await startGateway({
+    config: { mcp: { servers: [EVERYTHING, FLAKY], call_timeout_ms: 2_000 } },
+  });
   const put = await gw.api('PUT', '/v1/rules/mcp-no-sum', {
     id: 'mcp-no-sum',
     description: 'no sums',
@@ -26,7 +28,12 @@ beforeAll(async () => {
   expect(put.status, put.text).toBeLessThan(300);
   const port = Number(String(gw.listeners.mcp).split(':').pop());
   client = new Client({ name: 'e2e-agent', version: '1' });
-  await client.connect(await connectFramedTransport({ mode: 'tcp', host: '127.0.0.1', port }, { processName: 'e2e-agent' }));
+  await client.connect(
+    await connectFramedTransport(
+      { mode: 'tcp', host: '127.0.0.1', port },
+      { processName: 'e2e-agent' },
+    ),
+  );
 });
 afterAll(async () => {
   await client?.close().catch(() => {});
@@ -39,17 +46,22 @@ describe('celgate start with MCP servers', () => {
     expect(health.json.listeners.mcp).toMatch(/^127\.0\.0\.1:\d+$/);
     const servers = await gw.api('GET', '/v1/mcp/servers');
     expect(servers.status).toBe(200);
-    expect(servers.json.servers.map((s: { id: string; state: string }) => [s.id, s.state])).toEqual([
-      ['everything', 'ready'],
-      ['flaky', 'ready'],
-    ]);
+    expect(servers.json.servers.map((s: { id: string; state: string }) => [s.id, s.state])).toEqual(
+      [
+        ['everything', 'ready'],
+        ['flaky', 'ready'],
+      ],
+    );
   });
 
   it('hides, blocks and allows tools, and session.db holds the rows with the rule id', async () => {
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toContain('everything__echo');
     expect(names).not.toContain('everything__get-sum');
-    const echo = await client.callTool({ name: 'everything__echo', arguments: { message: 'ledger' } });
+    const echo = await client.callTool({
+      name: 'everything__echo',
+      arguments: { message: 'ledger' },
+    });
     expect(echo.content).toEqual([{ type: 'text', text: 'Echo: ledger' }]);
     let denied: McpError | null = null;
     try {
@@ -57,19 +69,33 @@ describe('celgate start with MCP servers', () => {
     } catch (err) {
       denied = err as McpError;
     }
-    expect(denied?.data).toMatchObject({ rule_id: 'mcp-no-sum', reason: expect.stringContaining('arithmetic is forbidden') });
+    expect(denied?.data).toMatchObject({
+      rule_id: 'mcp-no-sum',
+      reason: expect.stringContaining('arithmetic is forbidden'),
+    });
 
     const stopped = await gw.stop();
     expect(stopped).toBe(0);
     const db = new Database(gw.sessionDb, { readonly: true });
     try {
-      const rows = db.prepare('SELECT * FROM mcp_calls ORDER BY seq').all() as Record<string, unknown>[];
+      const rows = db.prepare('SELECT * FROM mcp_calls ORDER BY seq').all() as Record<
+        string,
+        unknown
+      >[];
       const blocked = rows.find((r) => r.tool_name === 'get-sum');
-      expect(blocked).toMatchObject({ direction: 'request', server_id: 'everything', decision: 'block', rule_id: 'mcp-no-sum', process_name: 'e2e-agent' });
+      expect(blocked).toMatchObject({
+        direction: 'request',
+        server_id: 'everything',
+        decision: 'block',
+        rule_id: 'mcp-no-sum',
+        process_name: 'e2e-agent',
+      });
       const echoRows = rows.filter((r) => r.tool_name === 'echo');
       expect(echoRows.map((r) => r.direction).sort()).toEqual(['request', 'response']);
       expect(echoRows.every((r) => r.decision === 'allow')).toBe(true);
-      const events = db.prepare("SELECT * FROM security_events WHERE event_id = ?").all(blocked!.event_id) as Record<string, unknown>[];
+      const events = db
+        .prepare('SELECT * FROM security_events WHERE event_id = ?')
+        .all(blocked!.event_id) as Record<string, unknown>[];
       expect(events).toHaveLength(1);
       expect(JSON.stringify(events[0])).toContain('mcp-no-sum');
     } finally {

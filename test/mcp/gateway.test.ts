@@ -17,10 +17,21 @@ beforeAll(async () => {
     callTimeoutMs: 1_500,
     rules: [
       rule('no-sum', 'mcp.request.tool_name == "get-sum"'),
-      rule('no-env-on-everything', '(mcp.request.server_id == "everything") && mcp.request.tool_name == "get-env"'),
-      rule('no-etc', 'mcp.request.arguments.path.startsWith("/etc")', 'block', { reason: 'reading /etc is not allowed' }),
-      rule('no-aws-keys-out', 'mcp.response.content_text.contains("AKIA")', 'block', { reason: 'the result contains an AWS key' }),
-      rule('no-resource-2', 'mcp.response.method == "resources/read" && mcp.response.content_text.contains("# Everything Server - Extension Points")', 'block'),
+      rule(
+        'no-env-on-everything',
+        '(mcp.request.server_id == "everything") && mcp.request.tool_name == "get-env"',
+      ),
+      rule('no-etc', 'mcp.request.arguments.path.startsWith("/etc")', 'block', {
+        reason: 'reading /etc is not allowed',
+      }),
+      rule('no-aws-keys-out', 'mcp.response.content_text.contains("AKIA")', 'block', {
+        reason: 'the result contains an AWS key',
+      }),
+      rule(
+        'no-resource-2',
+        'mcp.response.method == "resources/read" && mcp.response.content_text.contains("# Everything Server - Extension Points")',
+        'block',
+      ),
     ],
   });
 });
@@ -60,31 +71,63 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(r.content).toEqual([{ type: 'text', text: 'Echo: hi there' }]);
     await h.sink.recorded();
     const row = h.sink.mcpRows.find((x) => x.direction === 'request' && x.tool_name === 'echo');
-    expect(row).toMatchObject({ server_id: 'everything', method: 'tools/call', decision: 'allow', is_error: false });
+    expect(row).toMatchObject({
+      server_id: 'everything',
+      method: 'tools/call',
+      decision: 'allow',
+      is_error: false,
+    });
     expect(row!.args_digest).toMatch(/^[0-9a-f]{16}$/);
-    expect(h.sink.mcpRows.some((x) => x.direction === 'response' && x.tool_name === 'echo' && x.decision === 'allow')).toBe(true);
+    expect(
+      h.sink.mcpRows.some(
+        (x) => x.direction === 'response' && x.tool_name === 'echo' && x.decision === 'allow',
+      ),
+    ).toBe(true);
   });
 
   it('blocks a tools/call to a denied tool and says which rule, telling the model not to retry', async () => {
     const c = await h.client();
-    const err = await callError(c.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } }));
+    const err = await callError(
+      c.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } }),
+    );
     expect(err.code).toBe(RpcCode.POLICY_BLOCKED);
     expect(err.message).toContain('no-sum');
     expect(err.message).toMatch(/do not retry/);
-    expect(err.data).toMatchObject({ decision: 'block', rule_id: 'no-sum', reason: expect.stringContaining('test rule no-sum'), retryable: false });
+    expect(err.data).toMatchObject({
+      decision: 'block',
+      rule_id: 'no-sum',
+      reason: expect.stringContaining('test rule no-sum'),
+      retryable: false,
+    });
     await h.sink.recorded();
     const row = h.sink.mcpRows.find((x) => x.tool_name === 'get-sum');
-    expect(row).toMatchObject({ decision: 'block', rule_id: 'no-sum', direction: 'request', is_error: true, process_name: 'test-agent' });
-    const decided = h.sink.decisions.find((d) => d.event.common.event_type === 'mcp.request' && d.decision.rule_id === 'no-sum');
+    expect(row).toMatchObject({
+      decision: 'block',
+      rule_id: 'no-sum',
+      direction: 'request',
+      is_error: true,
+      process_name: 'test-agent',
+    });
+    const decided = h.sink.decisions.find(
+      (d) => d.event.common.event_type === 'mcp.request' && d.decision.rule_id === 'no-sum',
+    );
     expect(decided?.decision.action).toBe('block');
   });
 
   it('applies argument rules (mcp.request.arguments.path.startsWith("/etc"))', async () => {
     const c = await h.client();
-    const ok = await c.callTool({ name: 'flaky__read_file', arguments: { path: '/home/user/notes.txt' } });
+    const ok = await c.callTool({
+      name: 'flaky__read_file',
+      arguments: { path: '/home/user/notes.txt' },
+    });
     expect(ok.content).toEqual([{ type: 'text', text: 'contents of /home/user/notes.txt' }]);
-    const err = await callError(c.callTool({ name: 'flaky__read_file', arguments: { path: '/etc/shadow' } }));
-    expect(err.data).toMatchObject({ rule_id: 'no-etc', reason: expect.stringContaining('reading /etc is not allowed') });
+    const err = await callError(
+      c.callTool({ name: 'flaky__read_file', arguments: { path: '/etc/shadow' } }),
+    );
+    expect(err.data).toMatchObject({
+      rule_id: 'no-etc',
+      reason: expect.stringContaining('reading /etc is not allowed'),
+    });
   });
 
   it('blocks a tool result with a response-side rule before it reaches the guest', async () => {
@@ -105,14 +148,24 @@ describe('MCP gateway with the SDK client as the guest', () => {
     const c = await h.client();
     const resources = (await c.listResources()).resources;
     const texts = await Promise.all(
-      resources.slice(0, 4).map((r) => c.readResource({ uri: r.uri }).then((x) => JSON.stringify(x.contents), (e: McpError) => e)),
+      resources.slice(0, 4).map((r) =>
+        c.readResource({ uri: r.uri }).then(
+          (x) => JSON.stringify(x.contents),
+          (e: McpError) => e,
+        ),
+      ),
     );
     const denied = texts.filter((t): t is McpError => t instanceof McpError);
     expect(denied.length).toBeGreaterThan(0);
     expect(denied[0]!.data).toMatchObject({ rule_id: 'no-resource-2', stage: 'result' });
     expect(texts.some((t) => typeof t === 'string')).toBe(true);
     await h.sink.recorded();
-    expect(h.sink.mcpRows.some((r) => r.direction === 'response' && r.method === 'resources/read' && r.decision === 'block')).toBe(true);
+    expect(
+      h.sink.mcpRows.some(
+        (r) =>
+          r.direction === 'response' && r.method === 'resources/read' && r.decision === 'block',
+      ),
+    ).toBe(true);
   });
 
   it('answers an unknown tool name with invalid params, after deciding it', async () => {
@@ -138,7 +191,8 @@ describe('MCP gateway with the SDK client as the guest', () => {
     expect(err.code).toBe(RpcCode.SERVER_ERROR);
     expect(err.data).toMatchObject({ reason: 'crashed' });
     const up = h.service.gateway.upstreams.get('flaky')!;
-    for (let i = 0; i < 100 && up.state !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && up.state !== 'ready'; i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect(up.state).toBe('ready');
     expect(up.restarts).toBeGreaterThanOrEqual(1);
     const after = await c.callTool({ name: 'flaky__ok', arguments: {} });
@@ -152,7 +206,9 @@ describe('MCP gateway with the SDK client as the guest', () => {
     const read = await c.readResource({ uri: resources[0]!.uri });
     expect(read.contents.length).toBeGreaterThan(0);
     const prompts = (await c.listPrompts()).prompts;
-    const simple = prompts.find((p) => p.name.startsWith('everything__') && !(p.arguments ?? []).some((a) => a.required));
+    const simple = prompts.find(
+      (p) => p.name.startsWith('everything__') && !(p.arguments ?? []).some((a) => a.required),
+    );
     expect(simple).toBeDefined();
     const got = await c.getPrompt({ name: simple!.name });
     expect(got.messages.length).toBeGreaterThan(0);
@@ -174,16 +230,21 @@ describe('MCP gateway with the SDK client as the guest', () => {
     await a.close();
     expect(await b.ping()).toEqual({});
     await h.sink.recorded();
-    expect(h.sink.mcpRows.some((r) => r.process_name === 'agent-b' && r.tool_name === 'echo')).toBe(true);
+    expect(h.sink.mcpRows.some((r) => r.process_name === 'agent-b' && r.tool_name === 'echo')).toBe(
+      true,
+    );
     await b.close();
     conn.close();
   });
 
-  it('relays progress notifications with the guest\'s own progress token', async () => {
+  it("relays progress notifications with the guest's own progress token", async () => {
     const c = await h.client();
     const progress: number[] = [];
     const r = await c.callTool(
-      { name: 'everything__trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } },
+      {
+        name: 'everything__trigger-long-running-operation',
+        arguments: { duration: 0.3, steps: 3 },
+      },
       undefined,
       { onprogress: (p) => progress.push(p.progress) },
     );
@@ -198,7 +259,11 @@ describe('MCP gateway with the SDK client as the guest', () => {
     c.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       changed++;
     });
-    expect(h.registry.install(rule('no-ok', 'mcp.request.tool_name == "ok" && mcp.request.server_id == "flaky"')).ok).toBe(true);
+    expect(
+      h.registry.install(
+        rule('no-ok', 'mcp.request.tool_name == "ok" && mcp.request.server_id == "flaky"'),
+      ).ok,
+    ).toBe(true);
     try {
       for (let i = 0; i < 40 && changed === 0; i++) await new Promise((r) => setTimeout(r, 25));
       expect(changed).toBeGreaterThan(0);

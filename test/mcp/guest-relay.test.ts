@@ -16,9 +16,16 @@ let relay: McpRelayHandle;
 let socketPath: string;
 
 beforeAll(async () => {
-  h = await startHarness({ upstreams: [EVERYTHING], rules: [rule('relay-no-sum', 'mcp.request.tool_name == "get-sum"')] });
+  h = await startHarness({
+    upstreams: [EVERYTHING],
+    rules: [rule('relay-no-sum', 'mcp.request.tool_name == "get-sum"')],
+  });
   socketPath = join(mkdtempSync(join(tmpdir(), 'celgate-relay-')), 'mcp.sock');
-  relay = await startMcpRelay({ socketPath, upstream: h.endpoint, defaultProcessName: 'relay-client' });
+  relay = await startMcpRelay({
+    socketPath,
+    upstream: h.endpoint,
+    defaultProcessName: 'relay-client',
+  });
 });
 afterAll(async () => {
   await relay?.close();
@@ -55,16 +62,40 @@ function lineClient(): { send(m: unknown): void; reply(id: unknown): Promise<any
 describe('guest relay → gateway', () => {
   it('initializes, calls echo and is denied get-sum through the relay', async () => {
     const c = lineClient();
-    c.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'line', version: '1' } } });
+    c.send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'line', version: '1' },
+      },
+    });
     expect((await c.reply(1)).result.serverInfo.name).toBe('celgate');
     c.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    c.send({ jsonrpc: '2.0', id: 'e', method: 'tools/call', params: { name: 'everything__echo', arguments: { message: 'via relay' } } });
-    expect((await c.reply('e')).result.content).toEqual([{ type: 'text', text: 'Echo: via relay' }]);
-    c.send({ jsonrpc: '2.0', id: 's', method: 'tools/call', params: { name: 'everything__get-sum', arguments: { a: 1, b: 2 } } });
+    c.send({
+      jsonrpc: '2.0',
+      id: 'e',
+      method: 'tools/call',
+      params: { name: 'everything__echo', arguments: { message: 'via relay' } },
+    });
+    expect((await c.reply('e')).result.content).toEqual([
+      { type: 'text', text: 'Echo: via relay' },
+    ]);
+    c.send({
+      jsonrpc: '2.0',
+      id: 's',
+      method: 'tools/call',
+      params: { name: 'everything__get-sum', arguments: { a: 1, b: 2 } },
+    });
     const denied = await c.reply('s');
     expect(denied.error.code).toBe(RpcCode.POLICY_BLOCKED);
     expect(denied.error.data.rule_id).toBe('relay-no-sum');
-    expect(h.sink.mcpRows.find((r) => r.request_id === 's')).toMatchObject({ decision: 'block', process_name: 'relay-client' });
+    expect(h.sink.mcpRows.find((r) => r.request_id === 's')).toMatchObject({
+      decision: 'block',
+      process_name: 'relay-client',
+    });
     c.close();
   });
 });

@@ -6,19 +6,39 @@
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Decision } from '../../src/events/decision.js';
-import type { DnsRow, EventSink, ExecRow, McpCallRow, NetRow } from '../../src/events/sink.js';
+import type { EventSink, McpCallRow } from '../../src/events/sink.js';
 import type { SecurityEvent } from '../../src/events/types.js';
 import { PolicyEngine, RuleRegistry } from '../../src/policy/index.js';
 import type { RuleDefinition } from '../../src/policy/types.js';
-import { connectFramedTransport, startMcpService, type McpService, type StreamClosed, type UpstreamConfig } from '../../src/transport/mcp/index.js';
+import {
+  connectFramedTransport,
+  startMcpService,
+  type McpService,
+  type StreamClosed,
+  type UpstreamConfig,
+} from '../../src/transport/mcp/index.js';
 import { RECORD_BATCH_MS } from '../../src/transport/mcp/session.js';
 
-export const EVERYTHING_JS = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
+export const EVERYTHING_JS = fileURLToPath(
+  new URL(
+    '../../node_modules/@modelcontextprotocol/server-everything/dist/index.js',
+    import.meta.url,
+  ),
+);
 export const FLAKY_JS = fileURLToPath(new URL('../fixtures/mcp/flaky-server.mjs', import.meta.url));
-export const EVERYTHING: UpstreamConfig = { id: 'everything', command: process.execPath, args: [EVERYTHING_JS, 'stdio'] };
+export const EVERYTHING: UpstreamConfig = {
+  id: 'everything',
+  command: process.execPath,
+  args: [EVERYTHING_JS, 'stdio'],
+};
 export const FLAKY: UpstreamConfig = { id: 'flaky', command: process.execPath, args: [FLAKY_JS] };
 
-export function rule(id: string, condition: string, action: RuleDefinition['action'] = 'block', extra: Partial<RuleDefinition> = {}): RuleDefinition {
+export function rule(
+  id: string,
+  condition: string,
+  action: RuleDefinition['action'] = 'block',
+  extra: Partial<RuleDefinition> = {},
+): RuleDefinition {
   return {
     id,
     description: id,
@@ -52,9 +72,9 @@ export class RecordingSink implements EventSink {
   recorded(): Promise<void> {
     return new Promise((r) => setTimeout(r, 3 * RECORD_BATCH_MS));
   }
-  net(_: NetRow): void {}
-  dns(_: DnsRow): void {}
-  exec(_: ExecRow): void {}
+  net(): void {}
+  dns(): void {}
+  exec(): void {}
 }
 
 export interface Harness {
@@ -91,7 +111,12 @@ export async function startHarness(opts: {
       vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 },
       frameTimeoutMs: opts.frameTimeoutMs ?? 2_000,
     },
-    { decider: new PolicyEngine(registry), sink, rules: registry, onStreamClosed: (i) => closed.push(i) },
+    {
+      decider: new PolicyEngine(registry),
+      sink,
+      rules: registry,
+      onStreamClosed: (i) => closed.push(i),
+    },
   );
   const port = Number(service.addresses.mcp!.split(':').pop());
   const endpoint = { mode: 'tcp' as const, host: '127.0.0.1', port };

@@ -10,7 +10,9 @@ import { encodeData, encodeOpen } from '../../src/transport/mcp/index.js';
 import { FLAKY, startHarness, type Harness } from './harness.js';
 import { RawGuest } from './wire.js';
 
-const CASES = JSON.parse(readFileSync(new URL('../fixtures/mcp/hostile-frames.json', import.meta.url), 'utf8')) as {
+const CASES = JSON.parse(
+  readFileSync(new URL('../fixtures/mcp/hostile-frames.json', import.meta.url), 'utf8'),
+) as {
   name: string;
   hex: string;
   end: boolean;
@@ -46,7 +48,8 @@ describe('hostile frames', () => {
     g.write(Buffer.from(c.hex, 'hex'));
     if (c.end) g.socket.end();
     await g.until(() => g.ended || h.closed.length > before);
-    for (let i = 0; i < 40 && !h.closed.slice(before).some((x) => x.reason === c.reason); i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 40 && !h.closed.slice(before).some((x) => x.reason === c.reason); i++)
+      await new Promise((r) => setTimeout(r, 25));
     const recorded = h.closed.slice(before).find((x) => x.reason === c.reason);
     expect(recorded, `recorded reasons: ${JSON.stringify(h.closed.slice(before))}`).toBeDefined();
     expect(recorded!.hostile).toBe(true);
@@ -63,7 +66,11 @@ describe('hostile frames', () => {
     expect(g.closes()).toEqual([{ kind: 3, streamId: 3, reason: 'json_too_deep' }]);
     g.send(1, { jsonrpc: '2.0', id: 'p', method: 'ping' });
     await g.until(() => g.messages(1).some((m) => m.id === 'p'));
-    expect(g.messages(1).find((m) => m.id === 'p')).toEqual({ jsonrpc: '2.0', id: 'p', result: {} });
+    expect(g.messages(1).find((m) => m.id === 'p')).toEqual({
+      jsonrpc: '2.0',
+      id: 'p',
+      result: {},
+    });
     g.close();
   });
 
@@ -80,14 +87,20 @@ describe('hostile frames', () => {
   it('does not cut off a busy stream whose chunks always end mid-frame', async () => {
     const g = await RawGuest.connect(h.endpoint.port);
     await g.init(1);
-    const frames = Array.from({ length: 14 }, (_, i) => encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: `b${i}`, method: 'ping' })));
+    const frames = Array.from({ length: 14 }, (_, i) =>
+      encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: `b${i}`, method: 'ping' })),
+    );
     // Each write completes the previous frame and starts the next: a partial frame is always held,
     // for longer (2.8 s) than the 2 s bound the harness sets.
     g.write(frames[0]!.subarray(0, 10));
     for (let i = 0; i < frames.length; i++) {
       await new Promise((r) => setTimeout(r, 200));
       const next = frames[i + 1];
-      g.write(next ? Buffer.concat([frames[i]!.subarray(10), next.subarray(0, 10)]) : frames[i]!.subarray(10));
+      g.write(
+        next
+          ? Buffer.concat([frames[i]!.subarray(10), next.subarray(0, 10)])
+          : frames[i]!.subarray(10),
+      );
     }
     await g.until(() => g.messages(1).some((m) => m.id === 'b13'));
     expect(g.ended).toBe(false);
@@ -103,15 +116,43 @@ describe('hostile frames', () => {
   it('survives random mutations of valid frame sequences (property)', async () => {
     const valid = Buffer.concat([
       encodeOpen(1, 'fuzz'),
-      encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'f', version: '1' } } })),
+      encodeData(
+        1,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'f', version: '1' },
+          },
+        }),
+      ),
       encodeData(1, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })),
-      encodeData(1, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flaky__ok', arguments: { a: [1, { b: 2 }] } } })),
+      encodeData(
+        1,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'tools/call',
+          params: { name: 'flaky__ok', arguments: { a: [1, { b: 2 }] } },
+        }),
+      ),
     ]);
     const mutation = fc.array(
       fc.oneof(
-        fc.record({ op: fc.constant('flip' as const), at: fc.nat(), val: fc.integer({ min: 0, max: 255 }) }),
+        fc.record({
+          op: fc.constant('flip' as const),
+          at: fc.nat(),
+          val: fc.integer({ min: 0, max: 255 }),
+        }),
         fc.record({ op: fc.constant('cut' as const), at: fc.nat() }),
-        fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ maxLength: 16 }) }),
+        fc.record({
+          op: fc.constant('insert' as const),
+          at: fc.nat(),
+          bytes: fc.uint8Array({ maxLength: 16 }),
+        }),
       ),
       { minLength: 1, maxLength: 4 },
     );
@@ -122,7 +163,8 @@ describe('hostile frames', () => {
           const at = m.at % (buf.length + 1);
           if (m.op === 'flip' && buf.length > 0) buf[at % buf.length] = m.val;
           else if (m.op === 'cut') buf = buf.subarray(0, at);
-          else if (m.op === 'insert') buf = Buffer.concat([buf.subarray(0, at), Buffer.from(m.bytes), buf.subarray(at)]);
+          else if (m.op === 'insert')
+            buf = Buffer.concat([buf.subarray(0, at), Buffer.from(m.bytes), buf.subarray(at)]);
         }
         const g = await RawGuest.connect(h.endpoint.port);
         g.write(buf);

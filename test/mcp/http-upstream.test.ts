@@ -2,12 +2,21 @@
  * A Streamable HTTP upstream: an SDK server on a loopback port this test starts, reached by celgate
  * through the SDK's StreamableHTTPClientTransport; the guest is the SDK Client over frames.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+} from '@modelcontextprotocol/sdk/types.js';
 import { rule, startHarness, type Harness } from './harness.js';
 
 let http: HttpServer;
@@ -29,20 +38,31 @@ function mcpServer(): Server {
 
 beforeAll(async () => {
   const transports = new Map<string, StreamableHTTPServerTransport>();
-  http = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const sid = req.headers['mcp-session-id'];
     let t = typeof sid === 'string' ? transports.get(sid) : undefined;
     if (!t) {
-      t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void transports.set(id, t!) });
+      t = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => void transports.set(id, t!),
+      });
       await mcpServer().connect(t);
     }
     await t.handleRequest(req, res);
+  };
+  http = createServer((req, res) => {
+    handle(req, res).catch((err: Error) => res.destroy(err));
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
   const port = (http.address() as { port: number }).port;
   h = await startHarness({
     upstreams: [{ id: 'web', url: `http://127.0.0.1:${port}/mcp` }],
-    rules: [rule('no-delete', 'mcp.request.server_id == "web" && mcp.request.tool_name == "delete_everything"')],
+    rules: [
+      rule(
+        'no-delete',
+        'mcp.request.server_id == "web" && mcp.request.tool_name == "delete_everything"',
+      ),
+    ],
   });
 });
 afterAll(async () => {
@@ -57,10 +77,13 @@ describe('Streamable HTTP upstream', () => {
     const port = (http.address() as { port: number }).port;
     http.closeAllConnections();
     await new Promise<void>((r) => http.close(() => r()));
-    await expect(c.callTool({ name: 'web__shout', arguments: { text: 'x' } })).rejects.toMatchObject({ code: -32000 });
+    await expect(
+      c.callTool({ name: 'web__shout', arguments: { text: 'x' } }),
+    ).rejects.toMatchObject({ code: -32000 });
     await new Promise<void>((r) => http.listen(port, '127.0.0.1', () => r()));
     const up = h.service.gateway.upstreams.get('web')!;
-    for (let i = 0; i < 100 && up.state !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && up.state !== 'ready'; i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect(up.state).toBe('ready');
     expect(up.restarts).toBeGreaterThanOrEqual(1);
     const r = await c.callTool({ name: 'web__shout', arguments: { text: 'back' } });
@@ -73,8 +96,14 @@ describe('Streamable HTTP upstream', () => {
     expect(names).toEqual(['web__shout']);
     const r = await c.callTool({ name: 'web__shout', arguments: { text: 'quiet' } });
     expect(r.content).toEqual([{ type: 'text', text: 'QUIET' }]);
-    await expect(c.callTool({ name: 'web__delete_everything', arguments: {} })).rejects.toThrow(McpError);
+    await expect(c.callTool({ name: 'web__delete_everything', arguments: {} })).rejects.toThrow(
+      McpError,
+    );
     await h.sink.recorded();
-    expect(h.sink.mcpRows.find((x) => x.tool_name === 'delete_everything')).toMatchObject({ decision: 'block', rule_id: 'no-delete', server_id: 'web' });
+    expect(h.sink.mcpRows.find((x) => x.tool_name === 'delete_everything')).toMatchObject({
+      decision: 'block',
+      rule_id: 'no-delete',
+      server_id: 'web',
+    });
   });
 });

@@ -7,7 +7,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { PolicyEngine, RuleRegistry } from '../../src/policy/index.js';
 import { McpGateway } from '../../src/transport/mcp/gateway.js';
 import { type Json } from '../../src/transport/mcp/jsonrpc.js';
-import { MAX_BATCHED_RECORDS, McpSession, RECORD_BATCH_MS } from '../../src/transport/mcp/session.js';
+import {
+  MAX_BATCHED_RECORDS,
+  McpSession,
+  RECORD_BATCH_MS,
+} from '../../src/transport/mcp/session.js';
 import { RecordingSink, rule } from './harness.js';
 
 function setup() {
@@ -15,7 +19,10 @@ function setup() {
   const r = registry.install(rule('no-sum', 'mcp.request.tool_name == "get-sum"'));
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
   const sink = new RecordingSink();
-  const gw = new McpGateway({ upstreams: [], origin: { session_id: 'rec' } }, { decider: new PolicyEngine(registry), sink, rules: registry });
+  const gw = new McpGateway(
+    { upstreams: [], origin: { session_id: 'rec' } },
+    { decider: new PolicyEngine(registry), sink, rules: registry },
+  );
   const replies: Json[] = [];
   let rowsAtReply: number[] = [];
   const session = new McpSession(gw, 'rec-agent', (m) => {
@@ -23,13 +30,40 @@ function setup() {
     rowsAtReply.push(sink.mcpRows.length);
   });
   const call = (id: number) =>
-    session.handlePayload(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'everything__get-sum', arguments: { a: id } } }));
+    session.handlePayload(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name: 'everything__get-sum', arguments: { a: id } },
+      }),
+    );
   const settle = () => new Promise((res) => setImmediate(res));
-  return { sink, gw, session, replies, rowsAtReply: () => rowsAtReply, call, settle, reset: () => (rowsAtReply = []) };
+  return {
+    sink,
+    gw,
+    session,
+    replies,
+    rowsAtReply: () => rowsAtReply,
+    call,
+    settle,
+    reset: () => (rowsAtReply = []),
+  };
 }
 
 async function initialized(t: ReturnType<typeof setup>): Promise<void> {
-  t.session.handlePayload(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'r', version: '1' } } }));
+  t.session.handlePayload(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'r', version: '1' },
+      },
+    }),
+  );
   await t.settle();
   t.reset();
 }
@@ -60,7 +94,9 @@ describe('McpSession record batching', () => {
       if (i % 32 === 0) await t.settle();
     }
     await t.settle();
-    expect(t.sink.mcpRows.filter((r) => r.rule_id === 'no-sum')).toHaveLength(MAX_BATCHED_RECORDS / 2);
+    expect(t.sink.mcpRows.filter((r) => r.rule_id === 'no-sum')).toHaveLength(
+      MAX_BATCHED_RECORDS / 2,
+    );
     t.session.close();
     vi.useRealTimers();
   });
@@ -72,6 +108,10 @@ describe('McpSession record batching', () => {
     await t.settle();
     expect(t.sink.mcpRows.some((r) => r.request_id === '7')).toBe(false);
     await t.gw.close();
-    expect(t.sink.mcpRows.find((r) => r.request_id === '7')).toMatchObject({ decision: 'block', rule_id: 'no-sum', process_name: 'rec-agent' });
+    expect(t.sink.mcpRows.find((r) => r.request_id === '7')).toMatchObject({
+      decision: 'block',
+      rule_id: 'no-sum',
+      process_name: 'rec-agent',
+    });
   });
 });

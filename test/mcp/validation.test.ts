@@ -4,7 +4,13 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMcpService, RpcCode, MAX_LINE_BYTES, type McpService, type StreamClosed } from '../../src/transport/mcp/index.js';
+import {
+  startMcpService,
+  RpcCode,
+  MAX_LINE_BYTES,
+  type McpService,
+  type StreamClosed,
+} from '../../src/transport/mcp/index.js';
 import type { Decider, Decision } from '../../src/events/decision.js';
 import { FLAKY, RecordingSink, startHarness, type Harness } from './harness.js';
 import { RawGuest } from './wire.js';
@@ -78,9 +84,18 @@ describe('JSON-RPC validation', () => {
 
   it('cancels an in-flight call on notifications/cancelled and sends no reply for it', async () => {
     const g = await guest();
-    g.send(1, { jsonrpc: '2.0', id: 'slow', method: 'tools/call', params: { name: 'flaky__hang', arguments: {} } });
+    g.send(1, {
+      jsonrpc: '2.0',
+      id: 'slow',
+      method: 'tools/call',
+      params: { name: 'flaky__hang', arguments: {} },
+    });
     await new Promise((r) => setTimeout(r, 100));
-    g.send(1, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'slow', reason: 'user' } });
+    g.send(1, {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 'slow', reason: 'user' },
+    });
     g.send(1, { jsonrpc: '2.0', id: 'after', method: 'ping' });
     await reply(g, 'after');
     await new Promise((r) => setTimeout(r, 100));
@@ -93,18 +108,33 @@ describe('JSON-RPC validation', () => {
   it('serves newline-delimited JSON-RPC on the NDJSON endpoint, bounded', async () => {
     const closed: StreamClosed[] = [];
     const svc = await startMcpService(
-      { upstreams: [], origin: { session_id: 'nd' }, vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 }, ndjson: '127.0.0.1:0' },
-      { decider: h.service.gateway.deps.decider, sink: new RecordingSink(), onStreamClosed: (c) => closed.push(c) },
+      {
+        upstreams: [],
+        origin: { session_id: 'nd' },
+        vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 },
+        ndjson: '127.0.0.1:0',
+      },
+      {
+        decider: h.service.gateway.deps.decider,
+        sink: new RecordingSink(),
+        onStreamClosed: (c) => closed.push(c),
+      },
     );
     try {
       const port = Number(svc.addresses.mcp_ndjson!.split(':').pop());
       const s = net.connect({ port, host: '127.0.0.1' });
       let buf = '';
       s.on('data', (c) => (buf += c.toString()));
-      s.write('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"n","version":"1"}}}\n');
+      s.write(
+        '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"n","version":"1"}}}\n',
+      );
       s.write('{"jsonrpc":"2.0","id":2,"method":"ping"}\nnot json\n');
-      for (let i = 0; i < 100 && buf.split('\n').length < 4; i++) await new Promise((r) => setTimeout(r, 20));
-      const lines = buf.trim().split('\n').map((l) => JSON.parse(l));
+      for (let i = 0; i < 100 && buf.split('\n').length < 4; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      const lines = buf
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines.map((l) => l.id)).toEqual(expect.arrayContaining([1, 2, null]));
       expect(lines.find((l) => l.id === 1).result.serverInfo.name).toBe('celgate');
       expect(lines.find((l) => l.id === null).error.code).toBe(RpcCode.PARSE_ERROR);
@@ -125,7 +155,17 @@ describe('JSON-RPC validation', () => {
 describe('fail closed', () => {
   const failing: Record<string, Decider> = {
     'an error verdict': {
-      decide: (): Decision => ({ action: 'error', rule_id: 'broken', reason: 'rule "broken" failed to evaluate', mode: 'fail_closed', matches: [], findings: [], errors: [], generation: 1, eval_ns: 0 }),
+      decide: (): Decision => ({
+        action: 'error',
+        rule_id: 'broken',
+        reason: 'rule "broken" failed to evaluate',
+        mode: 'fail_closed',
+        matches: [],
+        findings: [],
+        errors: [],
+        generation: 1,
+        eval_ns: 0,
+      }),
     },
     'a decider that throws': {
       decide: () => {
@@ -136,24 +176,31 @@ describe('fail closed', () => {
   let svc: McpService;
   afterAll(async () => svc?.close());
 
-  it.each(Object.keys(failing))('refuses every request on %s, with -32011 and the reason', async (name) => {
-    await svc?.close();
-    const sink = new RecordingSink();
-    svc = await startMcpService(
-      { upstreams: [FLAKY], origin: { session_id: 'fc' }, vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 } },
-      { decider: failing[name]!, sink },
-    );
-    const g = await RawGuest.connect(Number(svc.addresses.mcp!.split(':').pop()));
-    g.write(Buffer.alloc(0));
-    await g.init(1);
-    const init = g.messages(1).find((m) => m.id === 'init');
-    expect(init.error.code).toBe(RpcCode.POLICY_ERROR);
-    expect(init.error.message).toMatch(/fail closed/);
-    await sink.recorded();
-    expect(sink.mcpRows[0]).toMatchObject({ decision: 'error', method: 'initialize' });
-    expect(sink.decisions[0]!.decision.action).toBe('error');
-    g.close();
-  });
+  it.each(Object.keys(failing))(
+    'refuses every request on %s, with -32011 and the reason',
+    async (name) => {
+      await svc?.close();
+      const sink = new RecordingSink();
+      svc = await startMcpService(
+        {
+          upstreams: [FLAKY],
+          origin: { session_id: 'fc' },
+          vsock: { mode: 'tcp', host: '127.0.0.1', port: 0 },
+        },
+        { decider: failing[name]!, sink },
+      );
+      const g = await RawGuest.connect(Number(svc.addresses.mcp!.split(':').pop()));
+      g.write(Buffer.alloc(0));
+      await g.init(1);
+      const init = g.messages(1).find((m) => m.id === 'init');
+      expect(init.error.code).toBe(RpcCode.POLICY_ERROR);
+      expect(init.error.message).toMatch(/fail closed/);
+      await sink.recorded();
+      expect(sink.mcpRows[0]).toMatchObject({ decision: 'error', method: 'initialize' });
+      expect(sink.decisions[0]!.decision.action).toBe('error');
+      g.close();
+    },
+  );
 });
 
 describe('upstream failures', () => {
@@ -175,10 +222,20 @@ describe('upstream failures', () => {
       g.send(1, { jsonrpc: '2.0', id: 'l', method: 'tools/list' });
       const list = await reply(g, 'l');
       expect(list.result.tools.map((t: { name: string }) => t.name)).toContain('flaky__ok');
-      expect(list.result.tools.every((t: { name: string }) => !t.name.startsWith('missing__'))).toBe(true);
-      g.send(1, { jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'missing__anything', arguments: {} } });
+      expect(
+        list.result.tools.every((t: { name: string }) => !t.name.startsWith('missing__')),
+      ).toBe(true);
+      g.send(1, {
+        jsonrpc: '2.0',
+        id: 'c',
+        method: 'tools/call',
+        params: { name: 'missing__anything', arguments: {} },
+      });
       const call = await reply(g, 'c');
-      expect(call.error).toMatchObject({ code: RpcCode.SERVER_ERROR, data: { reason: 'unavailable' } });
+      expect(call.error).toMatchObject({
+        code: RpcCode.SERVER_ERROR,
+        data: { reason: 'unavailable' },
+      });
       await new Promise((r) => setTimeout(r, 400));
       expect(svc.gateway.upstreams.get('missing')!.restarts).toBeGreaterThanOrEqual(2);
       g.close();
@@ -189,7 +246,12 @@ describe('upstream failures', () => {
 
   it('refuses tools/call arguments that are not an object before dispatch', async () => {
     const g = await guest();
-    g.send(1, { jsonrpc: '2.0', id: 'arr', method: 'tools/call', params: { name: 'flaky__read_file', arguments: ['/etc/shadow'] } });
+    g.send(1, {
+      jsonrpc: '2.0',
+      id: 'arr',
+      method: 'tools/call',
+      params: { name: 'flaky__read_file', arguments: ['/etc/shadow'] },
+    });
     expect((await reply(g, 'arr')).error.code).toBe(RpcCode.INVALID_PARAMS);
     g.close();
   });
@@ -198,12 +260,20 @@ describe('upstream failures', () => {
 describe('per-session bounds', () => {
   it('refuses requests beyond the in-flight bound and serves again once calls finish', async () => {
     const g = await guest();
-    const batch = Array.from({ length: 64 }, (_, i) => ({ jsonrpc: '2.0', id: `h${i}`, method: 'tools/call', params: { name: 'flaky__hang', arguments: {} } }));
+    const batch = Array.from({ length: 64 }, (_, i) => ({
+      jsonrpc: '2.0',
+      id: `h${i}`,
+      method: 'tools/call',
+      params: { name: 'flaky__hang', arguments: {} },
+    }));
     g.send(1, batch);
     await new Promise((r) => setTimeout(r, 200));
     g.send(1, { jsonrpc: '2.0', id: 'over', method: 'resources/list' });
     const over = await reply(g, 'over');
-    expect(over.error).toMatchObject({ code: RpcCode.INVALID_REQUEST, message: expect.stringContaining('in flight') });
+    expect(over.error).toMatchObject({
+      code: RpcCode.INVALID_REQUEST,
+      message: expect.stringContaining('in flight'),
+    });
     g.send(1, { jsonrpc: '2.0', id: 'p', method: 'ping' });
     expect((await reply(g, 'p')).result).toEqual({});
     g.close();

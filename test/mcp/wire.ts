@@ -1,6 +1,12 @@
 /** A raw frame-level guest for tests: write any bytes, read back decoded frames. */
 import net from 'node:net';
-import { FrameDecoder, FrameKind, encodeData, encodeOpen, type Frame } from '../../src/transport/mcp/index.js';
+import {
+  FrameDecoder,
+  FrameKind,
+  encodeData,
+  encodeOpen,
+  type Frame,
+} from '../../src/transport/mcp/index.js';
 
 export class RawGuest {
   readonly frames: Frame[] = [];
@@ -51,23 +57,46 @@ export class RawGuest {
 
   /** JSON messages received on a stream (batches stay arrays). */
   messages(streamId = 1): any[] {
-    return this.frames.filter((f) => f.kind === FrameKind.DATA && f.streamId === streamId).map((f) => JSON.parse((f as { payload: Buffer }).payload.toString('utf8')));
+    return this.frames
+      .filter((f) => f.kind === FrameKind.DATA && f.streamId === streamId)
+      .map((f) => JSON.parse((f as { payload: Buffer }).payload.toString('utf8')));
   }
 
   closes(): { streamId: number; reason: string }[] {
-    return this.frames.filter((f) => f.kind === FrameKind.CLOSE) as { streamId: number; reason: string }[];
+    return this.frames.filter((f) => f.kind === FrameKind.CLOSE) as {
+      streamId: number;
+      reason: string;
+    }[];
   }
 
   /** OPEN + initialize + initialized on `streamId`; waits for the initialize reply. */
   async init(streamId = 1): Promise<void> {
     this.write(encodeOpen(streamId, 'raw-guest'));
-    this.write(encodeData(streamId, JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })));
+    this.write(
+      encodeData(
+        streamId,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 'init',
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'raw', version: '1' },
+          },
+        }),
+      ),
+    );
     await this.until(() => this.messages(streamId).some((m) => m.id === 'init'));
-    this.write(encodeData(streamId, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })));
+    this.write(
+      encodeData(streamId, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })),
+    );
   }
 
   send(streamId: number, message: unknown): void {
-    this.write(encodeData(streamId, typeof message === 'string' ? message : JSON.stringify(message)));
+    this.write(
+      encodeData(streamId, typeof message === 'string' ? message : JSON.stringify(message)),
+    );
   }
 
   close(): void {

@@ -22,14 +22,20 @@ describe('foldCase', () => {
     const members = foldedCodePoints();
     const inTable = new Set(members);
     for (const cp of members) {
-      expect(compileRegex(`(?i)^${quoteRegex(ch(cp))}$`).test(ch(foldCodePoint(cp))), cp.toString(16)).toBe(true);
+      expect(
+        compileRegex(`(?i)^${quoteRegex(ch(cp))}$`).test(ch(foldCodePoint(cp))),
+        cp.toString(16),
+      ).toBe(true);
     }
     // Group the table into orbits; RE2 must not fold a member with another orbit's member…
     const all = members.map(ch).join('\n');
     let wrong = 0;
     for (const cp of members) {
       const rep = foldCodePoint(cp);
-      const others = members.filter((d) => foldCodePoint(d) !== rep).map(ch).join('\n');
+      const others = members
+        .filter((d) => foldCodePoint(d) !== rep)
+        .map(ch)
+        .join('\n');
       if (compileRegex(`(?i)${quoteRegex(ch(cp))}`).test(others)) wrong++;
     }
     // …nor any code point outside the table with anything in it.

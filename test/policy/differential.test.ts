@@ -10,9 +10,15 @@ import { compileCondition } from '../../src/policy/compile.js';
 import { project } from '../../src/policy/projection.js';
 import { fixture, FULL_POLICY, REFERENCE_EXPRESSIONS } from './helpers.js';
 
-const EVENTS = ['reference-http.json', 'http-no-auth.json', 'http-response.json', 'dns-request.json', 'mcp-request.json', 'mcp-response.json', 'process-exec.json'].map(
-  (f) => [f, fixture(f)] as const,
-);
+const EVENTS = [
+  'reference-http.json',
+  'http-no-auth.json',
+  'http-response.json',
+  'dns-request.json',
+  'mcp-request.json',
+  'mcp-response.json',
+  'process-exec.json',
+].map((f) => [f, fixture(f)] as const);
 
 const EXPRESSIONS = [
   ...REFERENCE_EXPRESSIONS,
@@ -60,7 +66,12 @@ type Outcome = { value: unknown } | { error: 'absent' | 'fault' };
 
 function classify(err: unknown): Outcome {
   const e = err as { code?: string; cause?: unknown };
-  return { error: err instanceof Absent || e.code === 'no_such_key' || e.cause instanceof Absent ? 'absent' : 'fault' };
+  return {
+    error:
+      err instanceof Absent || e.code === 'no_such_key' || e.cause instanceof Absent
+        ? 'absent'
+        : 'fault',
+  };
 }
 
 describe('closure compiler vs cel-js', () => {

@@ -8,8 +8,18 @@ const exec = fixture('process-exec.json');
 describe('precedence', () => {
   it('lets the lowest priority number decide', () => {
     const { engine } = engineWith([
-      { id: 'late-allow', condition: 'http.request.host == "googleapis.com"', action: 'allow', priority: 10 },
-      { id: 'early-block', condition: 'http.request.host == "googleapis.com"', action: 'block', priority: -10 },
+      {
+        id: 'late-allow',
+        condition: 'http.request.host == "googleapis.com"',
+        action: 'allow',
+        priority: 10,
+      },
+      {
+        id: 'early-block',
+        condition: 'http.request.host == "googleapis.com"',
+        action: 'block',
+        priority: -10,
+      },
     ]);
     const d = engine.decide(reference);
     expect(d).toMatchObject({ action: 'block', rule_id: 'early-block', mode: 'enforce' });
@@ -31,7 +41,10 @@ describe('precedence', () => {
   });
 
   it('applies the default action with a reason when nothing matches', () => {
-    const block = engineWith([{ id: 'x', condition: 'http.request.host == "other"' }], 'block').engine.decide(reference);
+    const block = engineWith(
+      [{ id: 'x', condition: 'http.request.host == "other"' }],
+      'block',
+    ).engine.decide(reference);
     expect(block).toMatchObject({ action: 'block', rule_id: null, mode: 'default' });
     expect(block.reason).toContain('default action is block');
     const allow = engineWith([], 'allow').engine.decide(reference);
@@ -39,7 +52,9 @@ describe('precedence', () => {
   });
 
   it('runs rules that read only common on every event type', () => {
-    const { engine } = engineWith([{ id: 'by-process', condition: 'common.process_name == "claude"' }]);
+    const { engine } = engineWith([
+      { id: 'by-process', condition: 'common.process_name == "claude"' },
+    ]);
     expect(engine.decide(mcp).rule_id).toBe('by-process');
     expect(engine.decide(reference).rule_id).toBe(null);
   });
@@ -52,12 +67,21 @@ describe('shadow rules', () => {
     ]);
     const d = engine.decide(reference);
     expect(d).toMatchObject({ action: 'allow', rule_id: null, mode: 'default' });
-    expect(d.matches).toEqual([expect.objectContaining({ rule_id: 'shadow-block', mode: 'shadow', action: 'block', decisive: false })]);
+    expect(d.matches).toEqual([
+      expect.objectContaining({
+        rule_id: 'shadow-block',
+        mode: 'shadow',
+        action: 'block',
+        decisive: false,
+      }),
+    ]);
     expect(registry.get('shadow-block')!.counters.matches).toBe(1);
   });
 
   it('do not fail the decision closed when they throw', () => {
-    const { engine } = engineWith([{ id: 'broken-shadow', condition: 'process.activity.argv[9] == "x"', mode: 'shadow' }]);
+    const { engine } = engineWith([
+      { id: 'broken-shadow', condition: 'process.activity.argv[9] == "x"', mode: 'shadow' },
+    ]);
     const d = engine.decide(exec);
     expect(d.action).toBe('allow');
     expect(d.errors).toEqual([expect.objectContaining({ rule_id: 'broken-shadow' })]);
@@ -66,10 +90,19 @@ describe('shadow rules', () => {
 
 describe('ask', () => {
   it('blocks when no approver is configured and says so', () => {
-    const { engine } = engineWith([{ id: 'ask-upload', condition: 'http.request.method == "POST"', action: 'ask', reason: 'uploads need a human' }]);
+    const { engine } = engineWith([
+      {
+        id: 'ask-upload',
+        condition: 'http.request.method == "POST"',
+        action: 'ask',
+        reason: 'uploads need a human',
+      },
+    ]);
     const d = engine.decide(reference);
     expect(d).toMatchObject({ action: 'block', rule_id: 'ask-upload', mode: 'enforce' });
-    expect(d.reason).toBe('Rule "ask-upload" requires approval (uploads need a human), and no approver is configured, so this is blocked.');
+    expect(d.reason).toBe(
+      'Rule "ask-upload" requires approval (uploads need a human), and no approver is configured, so this is blocked.',
+    );
   });
 });
 
@@ -77,7 +110,12 @@ describe('fail closed', () => {
   it('refuses when a decisive rule throws before any decision', () => {
     const { engine, registry } = engineWith([
       { id: 'argv-index', condition: 'process.activity.argv[9] == "sh"', priority: 0 },
-      { id: 'allow-all-exec', condition: 'process.activity.executable != ""', action: 'allow', priority: 10 },
+      {
+        id: 'allow-all-exec',
+        condition: 'process.activity.executable != ""',
+        action: 'allow',
+        priority: 10,
+      },
     ]);
     const d = engine.decide(exec);
     expect(d).toMatchObject({ action: 'error', rule_id: 'argv-index', mode: 'fail_closed' });
@@ -88,12 +126,16 @@ describe('fail closed', () => {
   });
 
   it('refuses when a rule compares values of the wrong type at run time', () => {
-    const { engine } = engineWith([{ id: 'limit-order', condition: 'mcp.request.arguments.path > 5' }]);
+    const { engine } = engineWith([
+      { id: 'limit-order', condition: 'mcp.request.arguments.path > 5' },
+    ]);
     expect(engine.decide(mcp).action).toBe('error');
   });
 
   it('refuses when a cel-js-evaluated rule throws', () => {
-    const { engine } = engineWith([{ id: 'div', condition: 'mcp.request.arguments.limit / 0 == 1' }]);
+    const { engine } = engineWith([
+      { id: 'div', condition: 'mcp.request.arguments.limit / 0 == 1' },
+    ]);
     expect(engine.decide(mcp)).toMatchObject({ action: 'error', rule_id: 'div' });
   });
 
@@ -111,7 +153,13 @@ describe('fail closed', () => {
 describe('findings', () => {
   it('reports a finding for an enforcement rule with a severity', () => {
     const { engine } = engineWith([
-      { id: 'exfil', condition: 'http.request.body.text.contains("secret")', severity: 'high', tags: ['attack.exfiltration'], description: 'secret in body' },
+      {
+        id: 'exfil',
+        condition: 'http.request.body.text.contains("secret")',
+        severity: 'high',
+        tags: ['attack.exfiltration'],
+        description: 'secret in body',
+      },
     ]);
     const d = engine.decide(reference);
     expect(d.findings).toEqual([
@@ -130,7 +178,10 @@ describe('findings', () => {
 });
 
 describe('absent is false', () => {
-  const missing = event({ common: { event_type: 'mcp.request' }, mcp: { request: { tool_name: 't', arguments: {} } } });
+  const missing = event({
+    common: { event_type: 'mcp.request' },
+    mcp: { request: { tool_name: 't', arguments: {} } },
+  });
   const cases = [
     'mcp.request.arguments.path == "/etc"',
     'mcp.request.arguments.path != "/etc"',
@@ -164,7 +215,9 @@ describe('absent is false', () => {
   });
 
   it('still lets a true branch of || match when the other side is absent', () => {
-    const { engine } = engineWith([{ id: 'r', condition: 'mcp.request.arguments.path == "x" || mcp.request.tool_name == "t"' }]);
+    const { engine } = engineWith([
+      { id: 'r', condition: 'mcp.request.arguments.path == "x" || mcp.request.tool_name == "t"' },
+    ]);
     expect(engine.decide(missing).rule_id).toBe('r');
   });
 
@@ -176,7 +229,10 @@ describe('absent is false', () => {
 
 describe('responses under a deny-by-default profile', () => {
   it('keep the request allow when no rule matches the response', () => {
-    const { engine } = engineWith([{ id: 'allow-api', condition: 'http.request.host == "api.example.com"', action: 'allow' }], 'block');
+    const { engine } = engineWith(
+      [{ id: 'allow-api', condition: 'http.request.host == "api.example.com"', action: 'allow' }],
+      'block',
+    );
     const d = engine.decide(fixture('http-response.json'));
     expect(d).toMatchObject({ action: 'allow', rule_id: null, mode: 'default' });
     expect(d.reason).toBe('No rule matched the response; the request it answers was allowed.');
@@ -184,7 +240,13 @@ describe('responses under a deny-by-default profile', () => {
   });
 
   it('are still refused by a rule that matches them', () => {
-    const { engine } = engineWith([{ id: 'no-cookies', condition: 'http.response.header("set-cookie").exists()' }], 'block');
-    expect(engine.decide(fixture('http-response.json'))).toMatchObject({ action: 'block', rule_id: 'no-cookies' });
+    const { engine } = engineWith(
+      [{ id: 'no-cookies', condition: 'http.response.header("set-cookie").exists()' }],
+      'block',
+    );
+    expect(engine.decide(fixture('http-response.json'))).toMatchObject({
+      action: 'block',
+      rule_id: 'no-cookies',
+    });
   });
 });

@@ -10,20 +10,43 @@ import { event } from './helpers.js';
 const FULL = {
   'http.request': event({
     common: { event_type: 'http.request', vm_id: 'vm', profile_id: 'p', process_name: 'curl' },
-    http: { request: { method: 'GET', host: 'h', path: '/p', query: 'q=1', headers: { A: 'b' }, body: { text: 't', content_type: 'text/plain' } } },
+    http: {
+      request: {
+        method: 'GET',
+        host: 'h',
+        path: '/p',
+        query: 'q=1',
+        headers: { A: 'b' },
+        body: { text: 't', content_type: 'text/plain' },
+      },
+    },
   }),
   'http.response': event({
     common: { event_type: 'http.response' },
     http: { request: { host: 'h' }, response: { status: 200, headers: { A: 'b' }, body: 'x' } },
   }),
-  'dns.request': event({ common: { event_type: 'dns.request' }, dns: { request: { qname: 'a.b', qtype: 'TXT' } } }),
-  'mcp.request': event({ common: { event_type: 'mcp.request' }, mcp: { request: { server_id: 's', tool_name: 't', arguments: { a: 1 }, request_id: '1' } } }),
-  'mcp.response': event({ common: { event_type: 'mcp.response' }, mcp: { response: { server_id: 's', tool_name: 't', is_error: true, content_text: 'c' } } }),
-  'process.exec': event({ common: { event_type: 'process.exec' }, process: { activity: { executable: '/bin/ls', argv: ['/bin/ls'] } } }),
+  'dns.request': event({
+    common: { event_type: 'dns.request' },
+    dns: { request: { qname: 'a.b', qtype: 'TXT' } },
+  }),
+  'mcp.request': event({
+    common: { event_type: 'mcp.request' },
+    mcp: { request: { server_id: 's', tool_name: 't', arguments: { a: 1 }, request_id: '1' } },
+  }),
+  'mcp.response': event({
+    common: { event_type: 'mcp.response' },
+    mcp: { response: { server_id: 's', tool_name: 't', is_error: true, content_text: 'c' } },
+  }),
+  'process.exec': event({
+    common: { event_type: 'process.exec' },
+    process: { activity: { executable: '/bin/ls', argv: ['/bin/ls'] } },
+  }),
 } as const;
 
 function valueAt(obj: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], obj);
+  return path
+    .split('.')
+    .reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], obj);
 }
 
 describe('the field contract', () => {
@@ -36,7 +59,13 @@ describe('the field contract', () => {
   it('covers every leaf of every event type, and nothing else', () => {
     const leaves = new Set<string>();
     const walk = (prefix: string, o: unknown) => {
-      if (typeof o !== 'object' || o === null || Array.isArray(o) || prefix.endsWith('headers') || prefix.endsWith('arguments')) {
+      if (
+        typeof o !== 'object' ||
+        o === null ||
+        Array.isArray(o) ||
+        prefix.endsWith('headers') ||
+        prefix.endsWith('arguments')
+      ) {
         leaves.add(prefix);
         return;
       }
@@ -46,26 +75,36 @@ describe('the field contract', () => {
     expect([...leaves].sort()).toEqual(FIELDS.map((f) => f.path));
   });
 
-  it.each(FIELDS.map((f) => [f.path, f.type] as const))('%s (%s) resolves on a fully populated event in both evaluators', (path, type) => {
-    const root = rootOf(path)!;
-    const eventType = root === 'common' ? 'http.request' : ROOT_EVENT_TYPE[root];
-    const e = FULL[eventType];
-    const expected = valueAt(e, path);
-    expect(expected).not.toBeUndefined();
-    const text = type.startsWith('map') ? `size(${path}) >= 0` : type.startsWith('list') ? `size(${path}) >= 0` : `${path} == ${path}`;
-    const c = compileCondition(text);
-    expect(c.ok).toBe(true);
-    if (!c.ok) return;
-    expect(c.condition.program(project(e))).toBe(true);
-    expect(CEL_ENV.parse(text)(celContext(e))).toBe(true);
-  });
+  it.each(FIELDS.map((f) => [f.path, f.type] as const))(
+    '%s (%s) resolves on a fully populated event in both evaluators',
+    (path, type) => {
+      const root = rootOf(path)!;
+      const eventType = root === 'common' ? 'http.request' : ROOT_EVENT_TYPE[root];
+      const e = FULL[eventType];
+      const expected = valueAt(e, path);
+      expect(expected).not.toBeUndefined();
+      const text = type.startsWith('map')
+        ? `size(${path}) >= 0`
+        : type.startsWith('list')
+          ? `size(${path}) >= 0`
+          : `${path} == ${path}`;
+      const c = compileCondition(text);
+      expect(c.ok).toBe(true);
+      if (!c.ok) return;
+      expect(c.condition.program(project(e))).toBe(true);
+      expect(CEL_ENV.parse(text)(celContext(e))).toBe(true);
+    },
+  );
 
   it('maps every event type to the roots it carries', () => {
     for (const t of EVENT_TYPES) expect(EVENT_ROOTS[t]).toContain('common');
   });
 
   it.each([
-    ['http.request.hots == "x"', 'unknown field "http.request.hots"; did you mean "http.request.host"?'],
+    [
+      'http.request.hots == "x"',
+      'unknown field "http.request.hots"; did you mean "http.request.host"?',
+    ],
     ['htp.request.host == "x"', 'unknown root "htp"; did you mean "http"?'],
     ['dns.request.name == "x"', 'did you mean "dns.request.qname"?'],
     ['http.request.body.txt.contains("x")', 'did you mean "http.request.body.text"?'],

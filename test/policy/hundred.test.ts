@@ -6,7 +6,9 @@ import { fixture } from './helpers.js';
 
 describe('the 100-rule fixture', () => {
   it('matches the reference event only with its last rule, all through closures', () => {
-    const set = loadPackFiles([new URL('../fixtures/packs/hundred-rules.yaml', import.meta.url).pathname]);
+    const set = loadPackFiles([
+      new URL('../fixtures/packs/hundred-rules.yaml', import.meta.url).pathname,
+    ]);
     expect(set.ok).toBe(true);
     if (!set.ok) return;
     const registry = new RuleRegistry();

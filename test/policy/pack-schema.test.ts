@@ -11,7 +11,12 @@ import { SEVERITIES } from '../../src/events/decision.js';
 import { parsePack } from '../../src/policy/packs.js';
 import { MAX_RULES_PER_PACK, PACK_KEYS, RULE_KEYS } from '../../src/policy/rules.js';
 import { MAX_CONDITION_LENGTH } from '../../src/policy/celenv.js';
-import { MAX_PRIORITY, MIN_PRIORITY, RULE_ID_PATTERN, UNDECODABLE_BODY } from '../../src/policy/types.js';
+import {
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  RULE_ID_PATTERN,
+  UNDECODABLE_BODY,
+} from '../../src/policy/types.js';
 
 const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 const schema = JSON.parse(read('rules/schema/celgate.pack.v1.schema.json'));
@@ -30,11 +35,14 @@ describe('the enforcement pack JSON Schema', () => {
     expect(schema.$defs.id.pattern).toBe(RULE_ID_PATTERN.source);
   });
 
-  it.each(['rules/balanced.yaml', 'rules/locked.yaml'])('accepts %s, as the loader does', (file) => {
-    const text = read(file);
-    expect(parsePack(text, file).ok).toBe(true);
-    expect(validate(parse(text)), JSON.stringify(validate.errors)).toBe(true);
-  });
+  it.each(['rules/balanced.yaml', 'rules/locked.yaml'])(
+    'accepts %s, as the loader does',
+    (file) => {
+      const text = read(file);
+      expect(parsePack(text, file).ok).toBe(true);
+      expect(validate(parse(text)), JSON.stringify(validate.errors)).toBe(true);
+    },
+  );
 
   const base = { id: 'p', version: '1', default_action: 'allow' };
   const rule = { id: 'r', condition: 'http.request.host == "a"', action: 'block' };

@@ -10,7 +10,12 @@ import { project } from '../../src/policy/projection.js';
 import { engineWith, event } from './helpers.js';
 
 const call = (args: Record<string, unknown>) =>
-  event({ common: { event_type: 'mcp.request' }, mcp: { request: { method: 'tools/call', server_id: 'fs', tool_name: 'read_file', arguments: args } } });
+  event({
+    common: { event_type: 'mcp.request' },
+    mcp: {
+      request: { method: 'tools/call', server_id: 'fs', tool_name: 'read_file', arguments: args },
+    },
+  });
 
 const CLEAN: readonly [string, string][] = [
   ['/tmp/x/../../../../etc/hostname', '/etc/hostname'],
@@ -50,19 +55,39 @@ function evaluate(text: string, args: Record<string, unknown>): unknown {
 describe('cleanPath()', () => {
   it.each(CLEAN)('%j → %j in both evaluators', (input, expected) => {
     expect(cleanPath(input)).toBe(expected);
-    expect(evaluate('mcp.request.arguments.p.cleanPath() == mcp.request.arguments.want', { p: input, want: expected })).toBe(true);
-    const fallback = compileCondition('[mcp.request.arguments.p].exists_one(x, x.cleanPath() == mcp.request.arguments.want)');
+    expect(
+      evaluate('mcp.request.arguments.p.cleanPath() == mcp.request.arguments.want', {
+        p: input,
+        want: expected,
+      }),
+    ).toBe(true);
+    const fallback = compileCondition(
+      '[mcp.request.arguments.p].exists_one(x, x.cleanPath() == mcp.request.arguments.want)',
+    );
     expect(fallback.ok && fallback.condition.engine).toBe('cel-js');
-    expect(evaluate('[mcp.request.arguments.p].exists_one(x, x.cleanPath() == mcp.request.arguments.want)', { p: input, want: expected })).toBe(true);
+    expect(
+      evaluate(
+        '[mcp.request.arguments.p].exists_one(x, x.cleanPath() == mcp.request.arguments.want)',
+        { p: input, want: expected },
+      ),
+    ).toBe(true);
   });
 });
 
 describe('underPath(dir)', () => {
   it.each(UNDER)('%j under %j is %s in both evaluators', (p, dir, expected) => {
     expect(underPath(p, dir)).toBe(expected);
-    expect(evaluate(`mcp.request.arguments.p.underPath(${JSON.stringify(dir)})`, { p })).toBe(expected);
-    expect(evaluate('mcp.request.arguments.p.underPath(mcp.request.arguments.d)', { p, d: dir })).toBe(expected);
-    expect(evaluate(`[mcp.request.arguments.p].exists_one(x, x.underPath(${JSON.stringify(dir)}))`, { p })).toBe(expected);
+    expect(evaluate(`mcp.request.arguments.p.underPath(${JSON.stringify(dir)})`, { p })).toBe(
+      expected,
+    );
+    expect(
+      evaluate('mcp.request.arguments.p.underPath(mcp.request.arguments.d)', { p, d: dir }),
+    ).toBe(expected);
+    expect(
+      evaluate(`[mcp.request.arguments.p].exists_one(x, x.underPath(${JSON.stringify(dir)}))`, {
+        p,
+      }),
+    ).toBe(expected);
   });
 
   it('is type-checked: it needs a string and a string argument', () => {
@@ -110,10 +135,15 @@ describe('celgate rules lint', () => {
     const { join } = await import('node:path');
     const { fileURLToPath } = await import('node:url');
     const file = join(mkdtempSync(join(tmpdir(), 'lint-')), 'p.yaml');
-    writeFileSync(file, 'id: p\nversion: "1"\ndefault_action: allow\nrules:\n  - id: no-etc\n    action: block\n    condition: mcp.request.arguments.path.startsWith("/etc")\n');
+    writeFileSync(
+      file,
+      'id: p\nversion: "1"\ndefault_action: allow\nrules:\n  - id: no-etc\n    action: block\n    condition: mcp.request.arguments.path.startsWith("/etc")\n',
+    );
     const main = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
     const out = execFileSync(process.execPath, [main, 'rules', 'lint', file], { encoding: 'utf8' });
     expect(out).toContain(`ok  ${file}: pack p@1, 1 rules`);
-    expect(out).toMatch(/warning: .*p\.yaml: rule no-etc: mcp\.request\.arguments\.path\.startsWith\(…\) compares a path that was not cleaned.*underPath\("\/etc"\).*\(condition line 1, column 1\)/);
+    expect(out).toMatch(
+      /warning: .*p\.yaml: rule no-etc: mcp\.request\.arguments\.path\.startsWith\(…\) compares a path that was not cleaned.*underPath\("\/etc"\).*\(condition line 1, column 1\)/,
+    );
   });
 });

@@ -21,12 +21,15 @@ describe('the reference expressions', () => {
     expect(d.errors).toEqual([]);
   });
 
-  it.each([...REFERENCE_EXPRESSIONS, FULL_POLICY])('is false, not an error, on a DNS event: %s', (text) => {
-    const { engine, registry } = engineWith([{ id: 'r', condition: text }]);
-    const d = engine.decide(dns);
-    expect(d).toMatchObject({ action: 'allow', rule_id: null, mode: 'default', errors: [] });
-    expect(registry.get('r')!.counters.evaluations).toBe(0); // http rules do not even run on DNS events
-  });
+  it.each([...REFERENCE_EXPRESSIONS, FULL_POLICY])(
+    'is false, not an error, on a DNS event: %s',
+    (text) => {
+      const { engine, registry } = engineWith([{ id: 'r', condition: text }]);
+      const d = engine.decide(dns);
+      expect(d).toMatchObject({ action: 'allow', rule_id: null, mode: 'default', errors: [] });
+      expect(registry.get('r')!.counters.evaluations).toBe(0); // http rules do not even run on DNS events
+    },
+  );
 
   it('the header rule and the full policy are false, not errors, without the header', () => {
     for (const text of ['http.request.header("authorization").exists()', FULL_POLICY]) {
@@ -37,7 +40,9 @@ describe('the reference expressions', () => {
   });
 
   it('header() is case-insensitive and value() reads the value', () => {
-    const { engine } = engineWith([{ id: 'r', condition: 'http.request.header("AUTHORIZATION").value().startsWith("Bearer ")' }]);
+    const { engine } = engineWith([
+      { id: 'r', condition: 'http.request.header("AUTHORIZATION").value().startsWith("Bearer ")' },
+    ]);
     expect(engine.decide(reference).rule_id).toBe('r');
   });
 });

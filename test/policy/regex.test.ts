@@ -12,7 +12,11 @@ import { compileRegex, quoteRegex, regexProblem } from '../../src/policy/regex.j
 import { parsePack } from '../../src/policy/packs.js';
 import { event } from './helpers.js';
 
-const named = (process_name: string) => event({ common: { event_type: 'process.exec', process_name }, process: { activity: { executable: '/bin/true', argv: ['true'] } } });
+const named = (process_name: string) =>
+  event({
+    common: { event_type: 'process.exec', process_name },
+    process: { activity: { executable: '/bin/true', argv: ['true'] } },
+  });
 
 /** [pattern, input, expected] — CEL `matches` is a search (RE2 PartialMatch). */
 const TABLE: readonly [string, string, boolean][] = [
@@ -105,28 +109,49 @@ describe('what RE2 does not have is refused by name, where it is', () => {
   });
 
   it('refuses a pattern whose expanded program is larger than RE2 allows, saying so', () => {
-    expect(regexProblem('((((a{0,30}){0,30}a|a){2}a)|a)')?.message).toMatch(/larger than RE2 allows once its counted repetitions are expanded/);
+    expect(regexProblem('((((a{0,30}){0,30}a|a){2}a)|a)')?.message).toMatch(
+      /larger than RE2 allows once its counted repetitions are expanded/,
+    );
   });
 
   it('accepts what only looked dangerous to a backtracking engine', () => {
-    for (const p of ['(a+)+$', '(a|ab)*c', '(a{1,30}){1,30}$', '.*.*.*.*x$', '(\\w|\\d)+!', 'a.*a.*b']) expect(regexProblem(p)).toBeUndefined();
+    for (const p of [
+      '(a+)+$',
+      '(a|ab)*c',
+      '(a{1,30}){1,30}$',
+      '.*.*.*.*x$',
+      '(\\w|\\d)+!',
+      'a.*a.*b',
+    ])
+      expect(regexProblem(p)).toBeUndefined();
   });
 
   it('a rule with such a pattern does not compile, and the issue points at the construct', () => {
-    const c = compileCondition('http.request.path.startsWith("/a") &&\n  http.request.path.matches("^/x/(a)\\\\1")');
+    const c = compileCondition(
+      'http.request.path.startsWith("/a") &&\n  http.request.path.matches("^/x/(a)\\\\1")',
+    );
     expect(c.ok).toBe(false);
     if (c.ok) return;
     // line 2: `  http.request.path.matches("^/x/(a)\\1")` — the \\1 starts at column 37.
-    expect(c.issues[0]).toMatchObject({ line: 2, column: 37, message: expect.stringMatching(/^matches\("\^\/x\/\(a\)\\1"\): back-references .* \(at offset 7 of the pattern\)$/) });
+    expect(c.issues[0]).toMatchObject({
+      line: 2,
+      column: 37,
+      message: expect.stringMatching(
+        /^matches\("\^\/x\/\(a\)\\1"\): back-references .* \(at offset 7 of the pattern\)$/,
+      ),
+    });
   });
 
   it('rules lint reports it as file:line:column', () => {
-    const text = 'id: p\nversion: "1"\ndefault_action: allow\nrules:\n  - id: r\n    action: block\n    condition: http.request.path.matches("x(?=y)")\n';
+    const text =
+      'id: p\nversion: "1"\ndefault_action: allow\nrules:\n  - id: r\n    action: block\n    condition: http.request.path.matches("x(?=y)")\n';
     const r = parsePack(text, 'p.yaml');
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.issues[0]).toMatchObject({ file: 'p.yaml', line: 7, path: 'rules[0].condition' });
-    expect(r.issues[0]!.message).toMatch(/look-ahead assertions .* \(at offset 1 of the pattern\) \(condition line 1, column 29\)/);
+    expect(r.issues[0]!.message).toMatch(
+      /look-ahead assertions .* \(at offset 1 of the pattern\) \(condition line 1, column 29\)/,
+    );
   });
 });
 
@@ -139,14 +164,38 @@ describe('quoting and case folding helpers', () => {
 });
 
 /** A small RE2 grammar: literals, classes, groups, alternation, quantifiers; nesting depth ≤ 2. */
-const atom = fc.constantFrom('a', 'b', 'x', '.', '\\d', '\\w', '\\s', '[a-c]', '[^x]', '\\p{L}', '[[:digit:]]', 'é', '\\.', '\\*');
+const atom = fc.constantFrom(
+  'a',
+  'b',
+  'x',
+  '.',
+  '\\d',
+  '\\w',
+  '\\s',
+  '[a-c]',
+  '[^x]',
+  '\\p{L}',
+  '[[:digit:]]',
+  'é',
+  '\\.',
+  '\\*',
+);
 const quantifier = fc.constantFrom('', '', '*', '+', '?', '{2}', '{1,3}', '{0,4}', '*?', '+?');
 function alternation(depth: number): fc.Arbitrary<string> {
   const term: fc.Arbitrary<string> =
     depth === 0
       ? atom
-      : fc.oneof({ weight: 3, arbitrary: atom }, { weight: 1, arbitrary: alternation(depth - 1).map((s) => `(${s})`) }, { weight: 1, arbitrary: alternation(depth - 1).map((s) => `(?:${s})`) });
-  const seq = fc.array(fc.tuple(term, quantifier).map(([t, q]) => `${t}${q}`), { minLength: 1, maxLength: 3 }).map((xs) => xs.join(''));
+      : fc.oneof(
+          { weight: 3, arbitrary: atom },
+          { weight: 1, arbitrary: alternation(depth - 1).map((s) => `(${s})`) },
+          { weight: 1, arbitrary: alternation(depth - 1).map((s) => `(?:${s})`) },
+        );
+  const seq = fc
+    .array(
+      fc.tuple(term, quantifier).map(([t, q]) => `${t}${q}`),
+      { minLength: 1, maxLength: 3 },
+    )
+    .map((xs) => xs.join(''));
   return fc.array(seq, { minLength: 1, maxLength: 3 }).map((xs) => xs.join('|'));
 }
 const pattern = alternation(2);
@@ -163,7 +212,10 @@ describe('property: random RE2 patterns compile and match large inputs without e
         (p, pre, post, seed, size) => {
           const full = `${pre}${p}${post}`;
           expect(regexProblem(full)).toBeUndefined();
-          const input = seed.length === 0 ? 'a'.repeat(size) : seed.repeat(Math.ceil(size / seed.length)).slice(0, size);
+          const input =
+            seed.length === 0
+              ? 'a'.repeat(size)
+              : seed.repeat(Math.ceil(size / seed.length)).slice(0, size);
           expect(typeof compileRegex(full).test(input)).toBe('boolean');
         },
       ),

@@ -30,7 +30,11 @@ describe('the runtime registry', () => {
     const engine = new PolicyEngine(registry);
     expect(registry.generation).toBe(0);
     expect(registry.install(def('r', 'http.request.host == "googleapis.com"')).ok).toBe(true);
-    expect(engine.decide(reference)).toMatchObject({ action: 'block', rule_id: 'r', generation: 1 });
+    expect(engine.decide(reference)).toMatchObject({
+      action: 'block',
+      rule_id: 'r',
+      generation: 1,
+    });
     expect(registry.install(def('r', 'http.request.host == "other"')).ok).toBe(true);
     expect(engine.decide(reference)).toMatchObject({ action: 'allow', generation: 2 });
     registry.install(def('r', 'http.request.host == "googleapis.com"'));
@@ -60,7 +64,9 @@ describe('the runtime registry', () => {
     registry.install(def('r', 'http.request.host == "googleapis.com"'));
     engine.decide(reference);
     engine.decide(reference);
-    registry.install(def('r', 'http.request.host.endsWith("googleapis.com")', { reason: 'updated' }));
+    registry.install(
+      def('r', 'http.request.host.endsWith("googleapis.com")', { reason: 'updated' }),
+    );
     engine.decide(reference);
     const info = registry.get('r')!;
     expect(info.counters.matches).toBe(3);
@@ -83,7 +89,10 @@ describe('the runtime registry', () => {
     const registry = new RuleRegistry();
     registry.install(def('keep', 'http.request.method == "POST"'));
     const before = registry.snapshot();
-    const bad = registry.replaceAll([def('a', 'http.request.host == "x"'), def('b', 'http.request.nope == 1')]);
+    const bad = registry.replaceAll([
+      def('a', 'http.request.host == "x"'),
+      def('b', 'http.request.nope == 1'),
+    ]);
     expect(bad.ok).toBe(false);
     expect(registry.snapshot()).toBe(before);
     const good = registry.replaceAll([def('a', 'http.request.host == "x"')], 'block');
@@ -94,8 +103,14 @@ describe('the runtime registry', () => {
 
   it('gives every decision one consistent plan while rules change under concurrent decide() calls', async () => {
     // Two rule sets that must never mix: in set A both rules say "A", in set B both say "B".
-    const setA = [def('first', 'http.request.host == "googleapis.com"', { reason: 'A', priority: 1 }), def('second', 'http.request.method == "POST"', { reason: 'A', mode: 'shadow', priority: 2 })];
-    const setB = [def('first', 'http.request.host == "googleapis.com"', { reason: 'B', priority: 2 }), def('second', 'http.request.method == "POST"', { reason: 'B', priority: 1 })];
+    const setA = [
+      def('first', 'http.request.host == "googleapis.com"', { reason: 'A', priority: 1 }),
+      def('second', 'http.request.method == "POST"', { reason: 'A', mode: 'shadow', priority: 2 }),
+    ];
+    const setB = [
+      def('first', 'http.request.host == "googleapis.com"', { reason: 'B', priority: 2 }),
+      def('second', 'http.request.method == "POST"', { reason: 'B', priority: 1 }),
+    ];
     const registry = new RuleRegistry();
     registry.replaceAll(setA);
     const engine = new PolicyEngine(registry);
@@ -115,7 +130,11 @@ describe('the runtime registry', () => {
       while (!stop) {
         for (let k = 0; k < 50; k++) {
           const d = engine.decide(reference);
-          seen.push({ generation: d.generation, got: `${d.rule_id}:${d.reason.slice(-1)}`, matches: d.matches.map((m) => `${m.rule_id}${m.decisive ? '*' : ''}`).join(',') });
+          seen.push({
+            generation: d.generation,
+            got: `${d.rule_id}:${d.reason.slice(-1)}`,
+            matches: d.matches.map((m) => `${m.rule_id}${m.decisive ? '*' : ''}`).join(','),
+          });
         }
         await new Promise((r) => setImmediate(r));
       }

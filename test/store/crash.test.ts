@@ -27,7 +27,8 @@ describe('ledger durability', () => {
     await new Promise((r) => child.once('exit', r));
     const db = new Database(path);
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-    const events = (db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n;
+    const events = (db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number })
+      .n;
     const matches = (db.prepare('SELECT COUNT(*) AS n FROM rule_matches').get() as { n: number }).n;
     expect(events).toBeGreaterThan(0);
     expect(matches).toBe(events); // batches are all-or-nothing: every event row has its match row
@@ -39,16 +40,26 @@ describe('ledger durability', () => {
     const N = 300;
     const ids: string[] = [];
     for (let i = 0; i < N; i++) {
-      const r = await gw.api('POST', '/v1/evaluate', { event: { event_type: 'dns.request', dns: { request: { qname: `n${i}.example` } } } });
+      const r = await gw.api('POST', '/v1/evaluate', {
+        event: { event_type: 'dns.request', dns: { request: { qname: `n${i}.example` } } },
+      });
       ids.push(r.json.event_id);
     }
     expect(await gw.stop()).toBe(0);
     const db = new Database(gw.sessionDb, { readonly: true });
-    expect((db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n).toBe(N);
+    expect((db.prepare('SELECT COUNT(*) AS n FROM security_events').get() as { n: number }).n).toBe(
+      N,
+    );
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-    expect((db.prepare('SELECT ended_ms FROM sessions').get() as { ended_ms: number }).ended_ms).toBeGreaterThan(0);
+    expect(
+      (db.prepare('SELECT ended_ms FROM sessions').get() as { ended_ms: number }).ended_ms,
+    ).toBeGreaterThan(0);
     db.close();
     const summary = gw.logs().find((l) => l.msg === 'summary');
-    expect(summary).toMatchObject({ totals: { events: N }, ledger_rows: N, ledger_failed_batches: 0 });
+    expect(summary).toMatchObject({
+      totals: { events: N },
+      ledger_rows: N,
+      ledger_failed_batches: 0,
+    });
   });
 });

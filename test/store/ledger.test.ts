@@ -4,25 +4,63 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { policyFields } from '../../src/events/sink.js';
-import { countRows, eventsByRule, readEvents, recentEvents, ruleSummaries } from '../../src/store/readers.js';
-import { MIGRATIONS, openLedger, openLedgerReadOnly, SCHEMA_VERSION } from '../../src/store/schema.js';
+import {
+  countRows,
+  eventsByRule,
+  readEvents,
+  recentEvents,
+  ruleSummaries,
+} from '../../src/store/readers.js';
+import {
+  MIGRATIONS,
+  openLedger,
+  openLedgerReadOnly,
+  SCHEMA_VERSION,
+} from '../../src/store/schema.js';
 import { LedgerWriter, MAX_INTERNED } from '../../src/store/writer.js';
 import { redactHeaders, redactQuery, scrubSecrets, shortHash } from '../../src/store/redact.js';
-import { allowDecision, blockDecision, dnsEvent, execEvent, execWithSecret, httpEvent, mcpEvent, mcpResponseWithSecret, SECRET } from './fixtures/events.js';
+import {
+  allowDecision,
+  blockDecision,
+  dnsEvent,
+  execEvent,
+  execWithSecret,
+  httpEvent,
+  mcpEvent,
+  mcpResponseWithSecret,
+  SECRET,
+} from './fixtures/events.js';
 
-const tempDb = () => join(mkdtempSync(join(tmpdir(), 'celgate-ledger-')), 'sessions', 's1', 'session.db');
+const tempDb = () =>
+  join(mkdtempSync(join(tmpdir(), 'celgate-ledger-')), 'sessions', 's1', 'session.db');
 
 describe('session.db ledger', () => {
   it('records the enforced decision, every match and the redacted event of a blocked request', () => {
     const path = tempDb();
-    const w = new LedgerWriter(path, { session_id: 's1', profile: 'balanced', celgate_version: 't', config: {} });
+    const w = new LedgerWriter(path, {
+      session_id: 's1',
+      profile: 'balanced',
+      celgate_version: 't',
+      config: {},
+    });
     const ev = httpEvent(1);
     w.decision(ev, blockDecision('block-upload', 7));
     w.close();
     const db = new Database(path, { readonly: true });
     const row = db.prepare('SELECT * FROM security_events').get() as any;
-    expect(row).toMatchObject({ event_id: ev.common.event_id, decision: 'block', rule_id: 'block-upload', mode: 'enforce', generation: 7, event_type: 'http.request', family: 'http', match_count: 2 });
-    const matches = db.prepare('SELECT rule_id, decisive, mode FROM rule_matches ORDER BY event_seq, idx').all();
+    expect(row).toMatchObject({
+      event_id: ev.common.event_id,
+      decision: 'block',
+      rule_id: 'block-upload',
+      mode: 'enforce',
+      generation: 7,
+      event_type: 'http.request',
+      family: 'http',
+      match_count: 2,
+    });
+    const matches = db
+      .prepare('SELECT rule_id, decisive, mode FROM rule_matches ORDER BY event_seq, idx')
+      .all();
     expect(matches).toEqual([
       { rule_id: 'shadow-watch', decisive: 0, mode: 'shadow' },
       { rule_id: 'block-upload', decisive: 1, mode: 'enforce' },
@@ -35,18 +73,65 @@ describe('session.db ledger', () => {
     const w = new LedgerWriter(path);
     const d = blockDecision('r1', 4);
     const h = httpEvent();
-    w.net({ ...policyFields(h, d), scheme: 'https', method: 'POST', host: 'api.example.com', port: 443, path: '/x', query: `token=${SECRET}`, sni: 'api.example.com', host_header_mismatch: '', status: 403, bytes_in: 10, bytes_out: 20, duration_ms: 1.5, error: null });
-    w.dns({ ...policyFields(dnsEvent(), d), qname: 'example.com', qtype: 'A', transport: 'udp', rcode: 'NXDOMAIN', answers: [], upstream_ms: null, cached: false });
-    w.mcp({ ...policyFields(mcpEvent(), d), direction: 'request', server_id: 'fs', method: 'tools/call', tool_name: 'read_file', request_id: '7', args_digest: 'abcd', args_preview: '{}', is_error: false, duration_ms: 0 });
-    w.exec({ ...policyFields(execEvent(), d), executable: '/bin/sh', argv: ['sh', '-c', 'ls'], command: 'sh -c ls', cwd: '/', command_class: 'shell', exit_code: null, duration_ms: 0 });
+    w.net({
+      ...policyFields(h, d),
+      scheme: 'https',
+      method: 'POST',
+      host: 'api.example.com',
+      port: 443,
+      path: '/x',
+      query: `token=${SECRET}`,
+      sni: 'api.example.com',
+      host_header_mismatch: '',
+      status: 403,
+      bytes_in: 10,
+      bytes_out: 20,
+      duration_ms: 1.5,
+      error: null,
+    });
+    w.dns({
+      ...policyFields(dnsEvent(), d),
+      qname: 'example.com',
+      qtype: 'A',
+      transport: 'udp',
+      rcode: 'NXDOMAIN',
+      answers: [],
+      upstream_ms: null,
+      cached: false,
+    });
+    w.mcp({
+      ...policyFields(mcpEvent(), d),
+      direction: 'request',
+      server_id: 'fs',
+      method: 'tools/call',
+      tool_name: 'read_file',
+      request_id: '7',
+      args_digest: 'abcd',
+      args_preview: '{}',
+      is_error: false,
+      duration_ms: 0,
+    });
+    w.exec({
+      ...policyFields(execEvent(), d),
+      executable: '/bin/sh',
+      argv: ['sh', '-c', 'ls'],
+      command: 'sh -c ls',
+      cwd: '/',
+      command_class: 'shell',
+      exit_code: null,
+      duration_ms: 0,
+    });
     w.close();
     const db = new Database(path, { readonly: true });
     for (const table of ['net_events', 'dns_events', 'mcp_calls', 'exec_events']) {
-      expect(db.prepare(`SELECT decision, rule_id, generation, reason FROM ${table}`).all(), table).toEqual([
-        { decision: 'block', rule_id: 'r1', generation: 4, reason: 'Blocked by r1.' },
-      ]);
+      expect(
+        db.prepare(`SELECT decision, rule_id, generation, reason FROM ${table}`).all(),
+        table,
+      ).toEqual([{ decision: 'block', rule_id: 'r1', generation: 4, reason: 'Blocked by r1.' }]);
     }
-    expect((db.prepare('SELECT query FROM net_events').get() as any).query).toBe('token=[redacted]');
+    expect((db.prepare('SELECT query FROM net_events').get() as any).query).toBe(
+      'token=[redacted]',
+    );
   });
 
   it('never writes credentials to the file and hashes headers outside the allowlist', () => {
@@ -57,13 +142,36 @@ describe('session.db ledger', () => {
     w.decision(execWithSecret(), allowDecision());
     w.decision(mcpResponseWithSecret(), allowDecision());
     const d = blockDecision();
-    w.exec({ ...policyFields(execWithSecret(), d), executable: '/usr/bin/curl', argv: ['curl', `--token=${SECRET}`], command: `curl --token=${SECRET}`, cwd: '/', command_class: 'binary', exit_code: null, duration_ms: 0 });
-    w.mcp({ ...policyFields(mcpEvent(), d), direction: 'request', server_id: 'fs', method: 'tools/call', tool_name: 't', request_id: '1', args_digest: 'x', args_preview: `{"api_key":"${SECRET}"}`, is_error: false, duration_ms: 0 });
+    w.exec({
+      ...policyFields(execWithSecret(), d),
+      executable: '/usr/bin/curl',
+      argv: ['curl', `--token=${SECRET}`],
+      command: `curl --token=${SECRET}`,
+      cwd: '/',
+      command_class: 'binary',
+      exit_code: null,
+      duration_ms: 0,
+    });
+    w.mcp({
+      ...policyFields(mcpEvent(), d),
+      direction: 'request',
+      server_id: 'fs',
+      method: 'tools/call',
+      tool_name: 't',
+      request_id: '1',
+      args_digest: 'x',
+      args_preview: `{"api_key":"${SECRET}"}`,
+      is_error: false,
+      duration_ms: 0,
+    });
     w.close();
     const dir = join(path, '..');
-    for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f)).includes(SECRET), f).toBe(false);
+    for (const f of readdirSync(dir))
+      expect(readFileSync(join(dir, f)).includes(SECRET), f).toBe(false);
     const db = new Database(path, { readonly: true });
-    const stored = JSON.parse((db.prepare('SELECT event_json FROM security_events LIMIT 1').get() as any).event_json);
+    const stored = JSON.parse(
+      (db.prepare('SELECT event_json FROM security_events LIMIT 1').get() as any).event_json,
+    );
     const headers = stored.http.request.headers;
     expect(headers.authorization).toBe('[redacted]');
     expect(headers.cookie).toBe('[redacted]');
@@ -73,7 +181,9 @@ describe('session.db ledger', () => {
     expect(stored.http.request.body.text.length).toBeLessThanOrEqual(2048);
     expect(stored.http.request.body.truncated).toBe(true);
     expect(stored.http.request.query).toBe('api_key=[redacted]&page=2');
-    expect(stored.http.request.url).toBe('https://api.example.com/v1/upload/0?api_key=[redacted]&page=2');
+    expect(stored.http.request.url).toBe(
+      'https://api.example.com/v1/upload/0?api_key=[redacted]&page=2',
+    );
     expect(stored.http.request.body.text).toContain('"api_key":"[redacted]"');
     expect(stored.http.request.body.text).toContain('Bearer [redacted]');
   });
@@ -86,7 +196,9 @@ describe('session.db ledger', () => {
     w.close();
     const db = openLedgerReadOnly(path);
     expect(countRows(db, 'security_events')).toBe(100_000);
-    expect((db.prepare('SELECT COUNT(DISTINCT event_id) AS n FROM security_events').get() as any).n).toBe(100_000);
+    expect(
+      (db.prepare('SELECT COUNT(DISTINCT event_id) AS n FROM security_events').get() as any).n,
+    ).toBe(100_000);
   });
 
   it('flushes queued rows on its own timer without a shutdown', async () => {
@@ -110,8 +222,17 @@ describe('session.db ledger', () => {
     second.decision(dnsEvent('two.example'), blockDecision('r1'));
     second.close();
     const db = openLedgerReadOnly(path);
-    expect(db.prepare('SELECT seq FROM security_events ORDER BY seq').all()).toEqual([{ seq: 1 }, { seq: 2 }]);
-    expect(db.prepare('SELECT event_seq, rule_id FROM rule_matches WHERE decisive = 1 ORDER BY event_seq').all()).toEqual([
+    expect(db.prepare('SELECT seq FROM security_events ORDER BY seq').all()).toEqual([
+      { seq: 1 },
+      { seq: 2 },
+    ]);
+    expect(
+      db
+        .prepare(
+          'SELECT event_seq, rule_id FROM rule_matches WHERE decisive = 1 ORDER BY event_seq',
+        )
+        .all(),
+    ).toEqual([
       { event_seq: 1, rule_id: 'r1' },
       { event_seq: 2, rule_id: 'r1' },
     ]);
@@ -124,7 +245,22 @@ describe('session.db ledger', () => {
     const d = blockDecision('r1');
     w.decision(dnsEvent('before.example'), d);
     // A transport bug: a NOT NULL column left undefined.
-    w.net({ ...policyFields(httpEvent(), d), scheme: 'https', method: 'GET', host: 'h', port: 443, path: '/', query: '', sni: 'h', host_header_mismatch: '', status: null, bytes_in: undefined as unknown as number, bytes_out: 0, duration_ms: 0, error: null });
+    w.net({
+      ...policyFields(httpEvent(), d),
+      scheme: 'https',
+      method: 'GET',
+      host: 'h',
+      port: 443,
+      path: '/',
+      query: '',
+      sni: 'h',
+      host_header_mismatch: '',
+      status: null,
+      bytes_in: undefined as unknown as number,
+      bytes_out: 0,
+      duration_ms: 0,
+      error: null,
+    });
     w.decision(dnsEvent('after.example'), d);
     w.flush();
     expect(w.stats()).toMatchObject({ written: 2, rejected_rows: 1, failed_batches: 0 });
@@ -144,7 +280,12 @@ describe('session.db ledger', () => {
     const d = { ...three, matches: [...three.matches, { ...three.matches[0]!, rule_id: 'third' }] };
     for (let i = 0; i < 100; i++) w.decision(dnsEvent(`m${i}.example`), d);
     w.flush();
-    expect(w.stats()).toMatchObject({ written: 100, rejected_rows: 0, failed_batches: 0, batches: 1 });
+    expect(w.stats()).toMatchObject({
+      written: 100,
+      rejected_rows: 0,
+      failed_batches: 0,
+      batches: 1,
+    });
     w.close();
     const db = openLedgerReadOnly(path);
     expect(countRows(db, 'rule_matches')).toBe(300);
@@ -160,9 +301,14 @@ describe('session.db ledger', () => {
     for (let i = 0; i < 10; i++) w.decision(dnsEvent(`again${i}.example`), d(i));
     w.close();
     const db = openLedgerReadOnly(path);
-    const rows = db.prepare('SELECT event_id, reason FROM security_events ORDER BY seq').all() as { reason: string }[];
+    const rows = db.prepare('SELECT event_id, reason FROM security_events ORDER BY seq').all() as {
+      reason: string;
+    }[];
     expect(rows).toHaveLength(n + 10);
-    expect(rows.map((r) => r.reason)).toEqual([...Array.from({ length: n }, (_, i) => `reason ${i}`), ...Array.from({ length: 10 }, (_, i) => `reason ${i}`)]);
+    expect(rows.map((r) => r.reason)).toEqual([
+      ...Array.from({ length: n }, (_, i) => `reason ${i}`),
+      ...Array.from({ length: 10 }, (_, i) => `reason ${i}`),
+    ]);
     expect(db.pragma('foreign_key_check')).toEqual([]);
   });
 
@@ -177,7 +323,9 @@ describe('session.db ledger', () => {
     w.close();
     expect(w.stats()).toMatchObject({ written: 2, rejected_rows: 1 });
     const db = openLedgerReadOnly(path);
-    expect(db.prepare('SELECT rule_id, generation FROM security_events ORDER BY seq').all()).toEqual([
+    expect(
+      db.prepare('SELECT rule_id, generation FROM security_events ORDER BY seq').all(),
+    ).toEqual([
       { rule_id: 'r-new', generation: 3 },
       { rule_id: 'r-new', generation: 3 },
     ]);
@@ -188,7 +336,9 @@ describe('session.db ledger', () => {
   it('refuses appends after close with E_LEDGER', () => {
     const w = new LedgerWriter(tempDb());
     w.close();
-    expect(() => w.decision(dnsEvent(), allowDecision())).toThrow(expect.objectContaining({ code: 'E_LEDGER' }));
+    expect(() => w.decision(dnsEvent(), allowDecision())).toThrow(
+      expect.objectContaining({ code: 'E_LEDGER' }),
+    );
   });
 });
 
@@ -219,7 +369,14 @@ describe('masking query parameters and headers', () => {
 
   it('treats a header name the same in every spelling and on every request', () => {
     for (let i = 0; i < 3; i++) {
-      expect(redactHeaders({ 'X-Api-Key': 'k1', 'x-api-key': 'k2', Accept: 'text/html', 'X-Trace': 'abc' })).toEqual({
+      expect(
+        redactHeaders({
+          'X-Api-Key': 'k1',
+          'x-api-key': 'k2',
+          Accept: 'text/html',
+          'X-Trace': 'abc',
+        }),
+      ).toEqual({
         'x-api-key': '[redacted]',
         accept: 'text/html',
         'x-trace': shortHash('abc'),
@@ -235,8 +392,23 @@ describe('session.db schema', () => {
     const db = openLedger(path);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     // security_events and rule_matches are views over the narrow append tables since v2.
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name").all() as any[]).map((r) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(['sessions', 'security_events', 'rule_matches', 'detection_findings', 'net_events', 'dns_events', 'mcp_calls', 'exec_events']));
+    const tables = (
+      db
+        .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")
+        .all() as any[]
+    ).map((r) => r.name);
+    expect(tables).toEqual(
+      expect.arrayContaining([
+        'sessions',
+        'security_events',
+        'rule_matches',
+        'detection_findings',
+        'net_events',
+        'dns_events',
+        'mcp_calls',
+        'exec_events',
+      ]),
+    );
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -254,27 +426,76 @@ describe('session.db schema', () => {
     ev.run(1, 'e1', 100, 'block', 'r-a', 'Blocked by r-a.', 'enforce', 1);
     ev.run(2, 'e2', 200, 'allow', null, 'default allow', 'default', 0);
     ev.run(3, 'e3', 300, 'block', 'r-a', 'Blocked by r-a.', 'enforce', 2);
-    const m = v1.prepare("INSERT INTO rule_matches (event_seq, idx, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, 'p', 'enforcement', 'block', 'enforce', ?, ?)");
+    const m = v1.prepare(
+      "INSERT INTO rule_matches (event_seq, idx, rule_id, pack_id, kind, action, mode, severity, decisive) VALUES (?, ?, ?, 'p', 'enforcement', 'block', 'enforce', ?, ?)",
+    );
     m.run(1, 0, 'r-a', 'high', 1);
     m.run(3, 0, 'r-shadow', null, 0);
     m.run(3, 1, 'r-a', 'high', 1);
-    v1.prepare("INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json, matched_fields_json) VALUES (3, 'e3', 300, 'd-1', 'p', 'low', 0.5, 't', '[]', '[]')").run();
+    v1.prepare(
+      "INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json, matched_fields_json) VALUES (3, 'e3', 300, 'd-1', 'p', 'low', 0.5, 't', '[]', '[]')",
+    ).run();
     v1.close();
 
     const db = openLedger(path);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    expect(db.prepare('SELECT seq, event_id, decision, rule_id, reason, mode, generation, match_count FROM security_events ORDER BY seq').all()).toEqual([
-      { seq: 1, event_id: 'e1', decision: 'block', rule_id: 'r-a', reason: 'Blocked by r-a.', mode: 'enforce', generation: 3, match_count: 1 },
-      { seq: 2, event_id: 'e2', decision: 'allow', rule_id: null, reason: 'default allow', mode: 'default', generation: 3, match_count: 0 },
-      { seq: 3, event_id: 'e3', decision: 'block', rule_id: 'r-a', reason: 'Blocked by r-a.', mode: 'enforce', generation: 3, match_count: 2 },
+    expect(
+      db
+        .prepare(
+          'SELECT seq, event_id, decision, rule_id, reason, mode, generation, match_count FROM security_events ORDER BY seq',
+        )
+        .all(),
+    ).toEqual([
+      {
+        seq: 1,
+        event_id: 'e1',
+        decision: 'block',
+        rule_id: 'r-a',
+        reason: 'Blocked by r-a.',
+        mode: 'enforce',
+        generation: 3,
+        match_count: 1,
+      },
+      {
+        seq: 2,
+        event_id: 'e2',
+        decision: 'allow',
+        rule_id: null,
+        reason: 'default allow',
+        mode: 'default',
+        generation: 3,
+        match_count: 0,
+      },
+      {
+        seq: 3,
+        event_id: 'e3',
+        decision: 'block',
+        rule_id: 'r-a',
+        reason: 'Blocked by r-a.',
+        mode: 'enforce',
+        generation: 3,
+        match_count: 2,
+      },
     ]);
-    expect(db.prepare('SELECT event_seq, idx, rule_id, severity, decisive FROM rule_matches ORDER BY event_seq, idx').all()).toEqual([
+    expect(
+      db
+        .prepare(
+          'SELECT event_seq, idx, rule_id, severity, decisive FROM rule_matches ORDER BY event_seq, idx',
+        )
+        .all(),
+    ).toEqual([
       { event_seq: 1, idx: 0, rule_id: 'r-a', severity: 'high', decisive: 1 },
       { event_seq: 3, idx: 0, rule_id: 'r-shadow', severity: null, decisive: 0 },
       { event_seq: 3, idx: 1, rule_id: 'r-a', severity: 'high', decisive: 1 },
     ]);
     expect(eventsByRule(db, 'r-a').map((e) => e.event_id)).toEqual(['e3', 'e1']);
-    expect(db.prepare('SELECT f.rule_id, e.event_id FROM detection_findings f JOIN security_events e ON e.seq = f.event_seq').all()).toEqual([{ rule_id: 'd-1', event_id: 'e3' }]);
+    expect(
+      db
+        .prepare(
+          'SELECT f.rule_id, e.event_id FROM detection_findings f JOIN security_events e ON e.seq = f.event_seq',
+        )
+        .all(),
+    ).toEqual([{ rule_id: 'd-1', event_id: 'e3' }]);
     expect(db.pragma('foreign_key_check')).toEqual([]);
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
@@ -283,7 +504,12 @@ describe('session.db schema', () => {
     w.decision(dnsEvent('d.com'), blockDecision('r-a'));
     w.close();
     const after = openLedgerReadOnly(path);
-    expect(after.prepare('SELECT seq FROM security_events ORDER BY seq').all()).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }, { seq: 4 }]);
+    expect(after.prepare('SELECT seq FROM security_events ORDER BY seq').all()).toEqual([
+      { seq: 1 },
+      { seq: 2 },
+      { seq: 3 },
+      { seq: 4 },
+    ]);
     expect(eventsByRule(after, 'r-a').map((e) => e.seq)).toEqual([4, 3, 1]);
     after.close();
   });
@@ -298,7 +524,13 @@ describe('session.db schema', () => {
     const db = openLedgerReadOnly(path);
     expect(countRows(db, 'security_events')).toBe(102);
     expect(countRows(db, 'event_contexts')).toBe(3);
-    expect(db.prepare('SELECT rule_id, COUNT(*) AS n FROM security_events GROUP BY rule_id ORDER BY rule_id').all()).toEqual([
+    expect(
+      db
+        .prepare(
+          'SELECT rule_id, COUNT(*) AS n FROM security_events GROUP BY rule_id ORDER BY rule_id',
+        )
+        .all(),
+    ).toEqual([
       { rule_id: null, n: 1 },
       { rule_id: 'r-a', n: 100 },
       { rule_id: 'r-b', n: 1 },
@@ -326,13 +558,25 @@ describe('ledger readers', () => {
     w.close();
     const db = openLedgerReadOnly(path);
     const recent = recentEvents(db, { limit: 2 });
-    expect(recent.map((e) => e.event_id)).toEqual([events[2]!.common.event_id, events[1]!.common.event_id]);
-    expect(eventsByRule(db, 'r-a').map((e) => e.event_id)).toEqual([events[2]!.common.event_id, events[0]!.common.event_id]);
+    expect(recent.map((e) => e.event_id)).toEqual([
+      events[2]!.common.event_id,
+      events[1]!.common.event_id,
+    ]);
+    expect(eventsByRule(db, 'r-a').map((e) => e.event_id)).toEqual([
+      events[2]!.common.event_id,
+      events[0]!.common.event_id,
+    ]);
     expect(eventsByRule(db, 'shadow-watch')).toHaveLength(2);
     expect(recentEvents(db, { rule: 'r-a' })[0]!.matched_rules).toEqual(['shadow-watch', 'r-a']);
     const summary = ruleSummaries(db).find((s) => s.rule_id === 'r-a');
-    expect(summary).toMatchObject({ matches: 2, decisive: 2, last_event_id: events[2]!.common.event_id });
-    expect(recentEvents(db, { decision: 'allow' }).map((e) => e.event_id)).toEqual([events[1]!.common.event_id]);
+    expect(summary).toMatchObject({
+      matches: 2,
+      decisive: 2,
+      last_event_id: events[2]!.common.event_id,
+    });
+    expect(recentEvents(db, { decision: 'allow' }).map((e) => e.event_id)).toEqual([
+      events[1]!.common.event_id,
+    ]);
     expect(recentEvents(db, { event_type: 'dns.request', decision: 'block' })).toHaveLength(2);
     expect(recentEvents(db, { event_type: 'http.request' })).toHaveLength(0);
     expect(() => recentEvents(db, { limit: 0 })).toThrow(/positive integer/);
@@ -346,12 +590,23 @@ describe('ledger readers', () => {
     w.close();
     const replay = [...readEvents(path)];
     expect(replay.map((e) => e.common.event_id)).toEqual(all.map((e) => e.common.event_id));
-    expect(replay.map((e) => e.common.event_type)).toEqual(['http.request', 'dns.request', 'mcp.request', 'process.exec']);
+    expect(replay.map((e) => e.common.event_type)).toEqual([
+      'http.request',
+      'dns.request',
+      'mcp.request',
+      'process.exec',
+    ]);
     expect(replay.map((e) => e.common)).toEqual(all.map((e) => e.common));
-    const http = replay[0] as Extract<(typeof replay)[number], { common: { event_type: 'http.request' } }>;
+    const http = replay[0] as Extract<
+      (typeof replay)[number],
+      { common: { event_type: 'http.request' } }
+    >;
     expect(http.http.request.host).toBe('api.example.com');
     expect(http.http.request.headers.authorization).toBe('[redacted]');
-    const mcp = replay[2] as Extract<(typeof replay)[number], { common: { event_type: 'mcp.request' } }>;
+    const mcp = replay[2] as Extract<
+      (typeof replay)[number],
+      { common: { event_type: 'mcp.request' } }
+    >;
     expect(mcp.mcp.request.arguments).toEqual({ path: '/etc/passwd', api_key: '[redacted]' });
   });
 });

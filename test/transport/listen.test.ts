@@ -4,7 +4,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listenOn, removeStaleSocket, tcpAddress, trackSockets } from '../../src/transport/listen.js';
+import {
+  listenOn,
+  removeStaleSocket,
+  tcpAddress,
+  trackSockets,
+} from '../../src/transport/listen.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'celgate-listen-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,6 +45,8 @@ describe('transport/listen', () => {
     writeFileSync(file, 'x');
     expect(() => removeStaleSocket(file)).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
     expect(existsSync(file)).toBe(true);
-    await expect(listenOn(net.createServer(), join(dir, 'missing-dir', 'x.sock'))).rejects.toThrow();
+    await expect(
+      listenOn(net.createServer(), join(dir, 'missing-dir', 'x.sock')),
+    ).rejects.toThrow();
   });
 });

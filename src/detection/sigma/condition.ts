@@ -19,7 +19,7 @@ type Tok = { t: 'word'; v: string } | { t: '(' } | { t: ')' } | { t: 'bad'; v: s
 
 function tokenize(text: string): Tok[] {
   const out: Tok[] = [];
-  const re = /\s*(?:(\()|(\))|([A-Za-z0-9_*.\-]+)|(\S))/y;
+  const re = /\s*(?:(\()|(\))|([A-Za-z0-9_*.-]+)|(\S))/y;
   let m: RegExpExecArray | null;
   re.lastIndex = 0;
   while (re.lastIndex < text.length && (m = re.exec(text)) !== null) {
@@ -74,7 +74,11 @@ class P {
     }
     if (t.t === ')') throw new Refused('unexpected ")" in condition');
     if (t.t === 'bad') {
-      throw new Refused(t.v === '|' ? 'aggregation expressions ("| count()", "| near …") are not supported' : `unexpected "${t.v}" in condition`);
+      throw new Refused(
+        t.v === '|'
+          ? 'aggregation expressions ("| count()", "| near …") are not supported'
+          : `unexpected "${t.v}" in condition`,
+      );
     }
     const w = t.v;
     if (w === 'near') throw new Refused('the "near" temporal operator is not supported');
@@ -84,30 +88,41 @@ class P {
         return { kind: 'ref', name: w };
       }
       if (w === 'any') throw new Refused('"any of" is not Sigma; write "1 of"');
-      if (/^\d+$/.test(w) && w !== '1') throw new Refused(`"${w} of" is not supported (only "1 of" and "all of")`);
+      if (/^\d+$/.test(w) && w !== '1')
+        throw new Refused(`"${w} of" is not supported (only "1 of" and "all of")`);
       this.i++;
       const pattern = this.peekWord();
       if (pattern === undefined) throw new Refused(`"${w} of" needs a selection pattern or "them"`);
       this.i++;
       return { kind: 'of', quantifier: w === 'all' ? 'all' : 'one', pattern };
     }
-    if (['and', 'or', 'of', 'them'].includes(w)) throw new Refused(`unexpected "${w}" in condition`);
+    if (['and', 'or', 'of', 'them'].includes(w))
+      throw new Refused(`unexpected "${w}" in condition`);
     return { kind: 'ref', name: w };
   }
 }
 
 export function parseCondition(text: string): CondParse {
   const toks = tokenize(text);
-  if (toks.length > MAX_CONDITION_TOKENS) return { ok: false, message: `condition has more than ${MAX_CONDITION_TOKENS} tokens` };
+  if (toks.length > MAX_CONDITION_TOKENS)
+    return { ok: false, message: `condition has more than ${MAX_CONDITION_TOKENS} tokens` };
   if (toks.length === 0) return { ok: false, message: 'condition is empty' };
   const p = new P(toks);
   try {
     const cond = p.or();
     const rest = toks[p.i];
     if (rest !== undefined) {
-      if (rest.t === 'word' && rest.v === 'near') return { ok: false, message: 'the "near" temporal operator is not supported' };
-      if (rest.t === 'bad' && rest.v === '|') return { ok: false, message: 'aggregation expressions ("| count()", "| near …") are not supported' };
-      return { ok: false, message: `unexpected ${rest.t === 'word' || rest.t === 'bad' ? `"${rest.v}"` : `"${rest.t}"`} in condition` };
+      if (rest.t === 'word' && rest.v === 'near')
+        return { ok: false, message: 'the "near" temporal operator is not supported' };
+      if (rest.t === 'bad' && rest.v === '|')
+        return {
+          ok: false,
+          message: 'aggregation expressions ("| count()", "| near …") are not supported',
+        };
+      return {
+        ok: false,
+        message: `unexpected ${rest.t === 'word' || rest.t === 'bad' ? `"${rest.v}"` : `"${rest.t}"`} in condition`,
+      };
     }
     return { ok: true, cond };
   } catch (err) {
@@ -119,6 +134,11 @@ export function parseCondition(text: string): CondParse {
 /** Selection names a `1 of` / `all of` pattern covers. `them` covers every name not starting with `_`. */
 export function expandPattern(pattern: string, names: readonly string[]): string[] {
   if (pattern === 'them') return names.filter((n) => !n.startsWith('_'));
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.\\+?^${}()|[\]-]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.\\+?^${}()|[\]-]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return names.filter((n) => re.test(n));
 }

@@ -18,7 +18,13 @@ import { fieldNode, parseModifiers, SigmaRefusal } from './values.js';
 export const MAX_SIGMA_BYTES = 256 * 1024;
 
 /** Sigma `status` → IR confidence (documented in docs/detection-ir.md). */
-const CONFIDENCE: Record<string, number> = { stable: 0.9, test: 0.7, experimental: 0.5, deprecated: 0.3, unsupported: 0.3 };
+const CONFIDENCE: Record<string, number> = {
+  stable: 0.9,
+  test: 0.7,
+  experimental: 0.5,
+  deprecated: 0.3,
+  unsupported: 0.3,
+};
 
 type Obj = Record<string, unknown>;
 type Raw = Record<string, unknown>;
@@ -37,23 +43,51 @@ export interface SigmaImportIssue extends Issue {
   code: 'E_SIGMA_UNSUPPORTED' | 'E_IR_INVALID';
 }
 
-export type SigmaResult = { ok: true; value: ImportedRule } | { ok: false; issues: SigmaImportIssue[] };
+export type SigmaResult =
+  { ok: true; value: ImportedRule } | { ok: false; issues: SigmaImportIssue[] };
 
 function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'sigma-rule';
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 80) || 'sigma-rule'
+  );
 }
 
 /** Converts one Sigma rule text with the first mapping that covers its logsource. */
-export function importSigmaRule(text: string, mappings: readonly SigmaMapping[], file?: string): SigmaResult {
+export function importSigmaRule(
+  text: string,
+  mappings: readonly SigmaMapping[],
+  file?: string,
+): SigmaResult {
   const where = file === undefined ? {} : { file };
-  const fail = (code: SigmaImportIssue['code'], path: (string | number)[], message: string, line?: number): SigmaResult => ({
+  const fail = (
+    code: SigmaImportIssue['code'],
+    path: (string | number)[],
+    message: string,
+    line?: number,
+  ): SigmaResult => ({
     ok: false,
-    issues: [{ ...where, ...(line === undefined ? {} : { line }), path: path.join('.'), message, code }],
+    issues: [
+      { ...where, ...(line === undefined ? {} : { line }), path: path.join('.'), message, code },
+    ],
   });
-  if (text.length > MAX_SIGMA_BYTES) return fail('E_IR_INVALID', [], `Sigma rule is larger than ${MAX_SIGMA_BYTES} bytes`);
-  if (/^---\s*$/m.test(text.replace(/^---\s*\n/, ''))) return fail('E_SIGMA_UNSUPPORTED', [], 'unsupported Sigma construct: rule collections (several YAML documents)');
+  if (text.length > MAX_SIGMA_BYTES)
+    return fail('E_IR_INVALID', [], `Sigma rule is larger than ${MAX_SIGMA_BYTES} bytes`);
+  if (/^---\s*$/m.test(text.replace(/^---\s*\n/, '')))
+    return fail(
+      'E_SIGMA_UNSUPPORTED',
+      [],
+      'unsupported Sigma construct: rule collections (several YAML documents)',
+    );
   const parsed = parseSource(text, file);
-  if (!parsed.ok) return { ok: false, issues: parsed.issues.map((i) => ({ ...i, code: 'E_IR_INVALID' as const })) };
+  if (!parsed.ok)
+    return {
+      ok: false,
+      issues: parsed.issues.map((i) => ({ ...i, code: 'E_IR_INVALID' as const })),
+    };
   const { value: doc, lineOf } = parsed.doc;
   const locate = (path: (string | number)[]): number | undefined => {
     for (let n = path.length; n > 0; n--) {
@@ -62,22 +96,46 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
     }
     return undefined;
   };
-  const refuse = (path: (string | number)[], what: string) => fail('E_SIGMA_UNSUPPORTED', path, oneLine(`unsupported Sigma construct: ${what}`), locate(path));
+  const refuse = (path: (string | number)[], what: string) =>
+    fail(
+      'E_SIGMA_UNSUPPORTED',
+      path,
+      oneLine(`unsupported Sigma construct: ${what}`),
+      locate(path),
+    );
   if (!isObj(doc)) return fail('E_IR_INVALID', [], 'a Sigma rule must be a YAML mapping');
-  if (typeof doc.title !== 'string' || doc.title === '') return fail('E_IR_INVALID', ['title'], 'Sigma rule has no title', lineOf(['title']));
+  if (typeof doc.title !== 'string' || doc.title === '')
+    return fail('E_IR_INVALID', ['title'], 'Sigma rule has no title', lineOf(['title']));
   if (doc.correlation !== undefined) return refuse(['correlation'], 'correlation rules');
-  if (doc.action !== undefined) return refuse(['action'], `"action: ${String(doc.action)}" (rule collections)`);
+  if (doc.action !== undefined)
+    return refuse(['action'], `"action: ${String(doc.action)}" (rule collections)`);
   const logsource = isObj(doc.logsource) ? doc.logsource : {};
   const mapping = mappings.find((m) => mappingCovers(m, logsource));
   if (mapping === undefined) {
-    return refuse(['logsource'], `logsource ${JSON.stringify(logsource)} is not covered by the mapping${mappings.length === 1 ? ` "${mappings[0]!.id}"` : 's given'}`);
+    return refuse(
+      ['logsource'],
+      `logsource ${JSON.stringify(logsource)} is not covered by the mapping${mappings.length === 1 ? ` "${mappings[0]!.id}"` : 's given'}`,
+    );
   }
   const detection = doc.detection;
-  if (!isObj(detection)) return fail('E_IR_INVALID', ['detection'], 'Sigma rule has no detection section', lineOf(['detection']));
-  if (detection.timeframe !== undefined) return refuse(['detection', 'timeframe'], '"timeframe" (aggregations over time)');
+  if (!isObj(detection))
+    return fail(
+      'E_IR_INVALID',
+      ['detection'],
+      'Sigma rule has no detection section',
+      lineOf(['detection']),
+    );
+  if (detection.timeframe !== undefined)
+    return refuse(['detection', 'timeframe'], '"timeframe" (aggregations over time)');
   const condText = detection.condition;
   if (Array.isArray(condText)) return refuse(['detection', 'condition'], 'a list of conditions');
-  if (typeof condText !== 'string') return fail('E_IR_INVALID', ['detection', 'condition'], 'detection.condition must be a string', lineOf(['detection', 'condition']));
+  if (typeof condText !== 'string')
+    return fail(
+      'E_IR_INVALID',
+      ['detection', 'condition'],
+      'detection.condition must be a string',
+      lineOf(['detection', 'condition']),
+    );
   const cond = parseCondition(condText);
   if (!cond.ok) return refuse(['detection', 'condition'], cond.message);
 
@@ -96,18 +154,36 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
   try {
     match = condNode(cond.cond, nodes, names);
   } catch (err) {
-    if (err instanceof SigmaRefusal) return fail('E_IR_INVALID', ['detection', 'condition'], err.message, lineOf(['detection', 'condition']));
+    if (err instanceof SigmaRefusal)
+      return fail(
+        'E_IR_INVALID',
+        ['detection', 'condition'],
+        err.message,
+        lineOf(['detection', 'condition']),
+      );
     throw err;
   }
-  const level = typeof doc.level === 'string' && (SEVERITIES as readonly string[]).includes(doc.level) ? doc.level : 'medium';
+  const level =
+    typeof doc.level === 'string' && (SEVERITIES as readonly string[]).includes(doc.level)
+      ? doc.level
+      : 'medium';
   const rule: Raw = {
-    id: typeof doc.id === 'string' && /^[0-9a-f-]{8,64}$/i.test(doc.id) ? `sigma-${doc.id.toLowerCase()}` : `sigma-${slug(doc.title)}`,
+    id:
+      typeof doc.id === 'string' && /^[0-9a-f-]{8,64}$/i.test(doc.id)
+        ? `sigma-${doc.id.toLowerCase()}`
+        : `sigma-${slug(doc.title)}`,
     title: doc.title,
     ...(typeof doc.description === 'string' ? { description: doc.description.trim() } : {}),
-    event_type: mapping.event_type === 'http.request' && [...used].some((f) => mapping.fields[f]!.field.startsWith('http.response.')) ? 'http.response' : mapping.event_type,
+    event_type:
+      mapping.event_type === 'http.request' &&
+      [...used].some((f) => mapping.fields[f]!.field.startsWith('http.response.'))
+        ? 'http.response'
+        : mapping.event_type,
     severity: level,
     confidence: CONFIDENCE[typeof doc.status === 'string' ? doc.status : ''] ?? 0.5,
-    tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '') : [],
+    tags: Array.isArray(doc.tags)
+      ? doc.tags.filter((t): t is string => typeof t === 'string' && t !== '')
+      : [],
     match,
     source: provenance(doc),
   };
@@ -118,7 +194,10 @@ export function importSigmaRule(text: string, mappings: readonly SigmaMapping[],
   const loaded = alone.ok ? compilePack(alone.value.pack) : alone;
   if (!loaded.ok) {
     const first = loaded.issues[0]!;
-    return refuse(['detection'], `the converted rule does not fit the Detection IR (${first.path.replace(/^rules\[0\]\.?/, '') || 'rule'}: ${first.message})`);
+    return refuse(
+      ['detection'],
+      `the converted rule does not fit the Detection IR (${first.path.replace(/^rules\[0\]\.?/, '') || 'rule'}: ${first.message})`,
+    );
   }
   return { ok: true, value };
 }
@@ -132,11 +211,16 @@ function oneLine(message: string): string {
 
 /** Sigma's provenance fields, as far as they are well-formed (a malformed one is dropped, not refused). */
 function provenance(doc: Obj): Raw {
-  const str = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, MAX_VALUE_LENGTH) : undefined);
+  const str = (v: unknown) =>
+    typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, MAX_VALUE_LENGTH) : undefined;
   // YAML reads an unquoted 2023-01-31 as a date; Sigma means the text.
-  const day = (v: unknown) => (v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : str(v));
+  const day = (v: unknown) =>
+    v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : str(v);
   const list = (v: unknown) => {
-    const items = (Array.isArray(v) ? v : [v]).map(str).filter((x): x is string => x !== undefined).slice(0, MAX_SOURCE_LIST);
+    const items = (Array.isArray(v) ? v : [v])
+      .map(str)
+      .filter((x): x is string => x !== undefined)
+      .slice(0, MAX_SOURCE_LIST);
     return items.length > 0 ? items : undefined;
   };
   const out: Raw = { kind: 'sigma' };
@@ -150,11 +234,21 @@ function provenance(doc: Obj): Raw {
   set('references', list(doc.references));
   set('falsepositives', list(doc.falsepositives));
   if (isObj(doc.logsource)) {
-    const ls = Object.fromEntries(Object.entries(doc.logsource).flatMap(([k, v]) => (str(v) === undefined ? [] : [[k, str(v)!]])));
+    const ls = Object.fromEntries(
+      Object.entries(doc.logsource).flatMap(([k, v]) =>
+        str(v) === undefined ? [] : [[k, str(v)!]],
+      ),
+    );
     if (Object.keys(ls).length > 0) out.logsource = ls;
   }
   if (Array.isArray(doc.related)) {
-    const rel = doc.related.flatMap((r) => (isObj(r) && str(r.id) !== undefined && str(r.type) !== undefined ? [{ id: str(r.id)!, type: str(r.type)! }] : [])).slice(0, MAX_SOURCE_LIST);
+    const rel = doc.related
+      .flatMap((r) =>
+        isObj(r) && str(r.id) !== undefined && str(r.type) !== undefined
+          ? [{ id: str(r.id)!, type: str(r.type)! }]
+          : [],
+      )
+      .slice(0, MAX_SOURCE_LIST);
     if (rel.length > 0) out.related = rel;
   }
   return out;
@@ -163,8 +257,10 @@ function provenance(doc: Obj): Raw {
 function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: Set<string>): Raw {
   if (Array.isArray(sel)) {
     if (sel.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty list`);
-    if (sel.every((x) => !isObj(x))) throw new SigmaRefusal(`keyword selection "${name}" (values without a field name)`);
-    if (!sel.every(isObj)) throw new SigmaRefusal(`selection "${name}" mixes maps and plain values`);
+    if (sel.every((x) => !isObj(x)))
+      throw new SigmaRefusal(`keyword selection "${name}" (values without a field name)`);
+    if (!sel.every(isObj))
+      throw new SigmaRefusal(`selection "${name}" mixes maps and plain values`);
     const maps = sel.map((m, i) => {
       try {
         return mapNode(name, m as Obj, mapping, used);
@@ -176,7 +272,9 @@ function selectionNode(name: string, sel: unknown, mapping: SigmaMapping, used: 
     return maps.length === 1 ? maps[0]! : { any: maps };
   }
   if (isObj(sel)) return mapNode(name, sel, mapping, used);
-  throw new SigmaRefusal(`selection "${name}" must be a map or a list of maps (keyword searches are not supported)`);
+  throw new SigmaRefusal(
+    `selection "${name}" must be a map or a list of maps (keyword searches are not supported)`,
+  );
 }
 
 function mapNode(name: string, m: Obj, mapping: SigmaMapping, used: Set<string>): Raw {
@@ -184,9 +282,11 @@ function mapNode(name: string, m: Obj, mapping: SigmaMapping, used: Set<string>)
   if (keys.length === 0) throw new SigmaRefusal(`selection "${name}" is an empty map`);
   const parts = keys.map((key) => {
     const [field, ...mods] = key.split('|');
-    if (field === undefined || field === '') throw new SigmaRefusal(`a field-less modifier "${key}" in "${name}"`);
+    if (field === undefined || field === '')
+      throw new SigmaRefusal(`a field-less modifier "${key}" in "${name}"`);
     const target = mapping.fields[field];
-    if (target === undefined) throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`, [key]);
+    if (target === undefined)
+      throw new SigmaRefusal(`field "${field}" is not in mapping "${mapping.id}"`, [key]);
     used.add(field);
     try {
       return fieldNode(field, target, parseModifiers(mods), m[key]);
@@ -202,7 +302,8 @@ function condNode(c: Cond, nodes: ReadonlyMap<string, Raw>, names: readonly stri
   switch (c.kind) {
     case 'ref': {
       const n = nodes.get(c.name);
-      if (n === undefined) throw new SigmaRefusal(`condition names "${c.name}", which is not a selection`);
+      if (n === undefined)
+        throw new SigmaRefusal(`condition names "${c.name}", which is not a selection`);
       return n;
     }
     case 'and':
@@ -213,7 +314,10 @@ function condNode(c: Cond, nodes: ReadonlyMap<string, Raw>, names: readonly stri
       return { not: condNode(c.item, nodes, names) };
     case 'of': {
       const chosen = expandPattern(c.pattern, names);
-      if (chosen.length === 0) throw new SigmaRefusal(`"${c.quantifier === 'all' ? 'all' : '1'} of ${c.pattern}" matches no selection`);
+      if (chosen.length === 0)
+        throw new SigmaRefusal(
+          `"${c.quantifier === 'all' ? 'all' : '1'} of ${c.pattern}" matches no selection`,
+        );
       const items = chosen.map((n) => nodes.get(n)!);
       return items.length === 1 ? items[0]! : { [c.quantifier === 'all' ? 'all' : 'any']: items };
     }
@@ -228,7 +332,10 @@ export interface SigmaPackOptions {
 }
 
 /** Assembles imported rules into one IR pack and validates it. */
-export function sigmaPack(rules: readonly ImportedRule[], options: SigmaPackOptions): Validated<{ pack: IrPack; yaml: string }> {
+export function sigmaPack(
+  rules: readonly ImportedRule[],
+  options: SigmaPackOptions,
+): Validated<{ pack: IrPack; yaml: string }> {
   const fieldMapping: Record<string, string> = {};
   for (const r of rules) {
     for (const k of r.fields) {
@@ -242,7 +349,9 @@ export function sigmaPack(rules: readonly ImportedRule[], options: SigmaPackOpti
     version: options.version ?? '1',
     status: 'active',
     owner: options.owner ?? 'sigma-import',
-    description: options.description ?? `Imported from Sigma (${rules.length} rule${rules.length === 1 ? '' : 's'}).`,
+    description:
+      options.description ??
+      `Imported from Sigma (${rules.length} rule${rules.length === 1 ? '' : 's'}).`,
     source: { kind: 'sigma', field_mapping: fieldMapping },
     rules: rules.map((r) => r.rule),
   };

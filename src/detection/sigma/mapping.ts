@@ -33,24 +33,51 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
   const issues: Issue[] = [];
   const add = (path: (string | number)[], message: string) => {
     const line = lineOf(path);
-    issues.push({ ...(file === undefined ? {} : { file }), ...(line === undefined ? {} : { line }), path: path.join('.'), message });
+    issues.push({
+      ...(file === undefined ? {} : { file }),
+      ...(line === undefined ? {} : { line }),
+      path: path.join('.'),
+      message,
+    });
   };
-  if (!isObj(value)) return { ok: false, issues: [{ ...(file === undefined ? {} : { file }), path: '', message: 'a mapping must be a YAML mapping' }] };
-  for (const k of Object.keys(value)) if (!['schema', 'id', 'description', 'logsource', 'event_type', 'fields'].includes(k)) add([k], `unknown key "${k}"`);
+  if (!isObj(value))
+    return {
+      ok: false,
+      issues: [
+        {
+          ...(file === undefined ? {} : { file }),
+          path: '',
+          message: 'a mapping must be a YAML mapping',
+        },
+      ],
+    };
+  for (const k of Object.keys(value))
+    if (!['schema', 'id', 'description', 'logsource', 'event_type', 'fields'].includes(k))
+      add([k], `unknown key "${k}"`);
   if (value.schema !== MAPPING_SCHEMA) add(['schema'], `"schema" must be "${MAPPING_SCHEMA}"`);
-  const id = typeof value.id === 'string' && value.id !== '' ? value.id : (add(['id'], '"id" is required'), '');
-  const eventType = EVENT_TYPES.includes(value.event_type as EventType) ? (value.event_type as EventType) : (add(['event_type'], `"event_type" must be one of ${EVENT_TYPES.join(', ')}`), undefined);
+  const id =
+    typeof value.id === 'string' && value.id !== ''
+      ? value.id
+      : (add(['id'], '"id" is required'), '');
+  const eventType = EVENT_TYPES.includes(value.event_type as EventType)
+    ? (value.event_type as EventType)
+    : (add(['event_type'], `"event_type" must be one of ${EVENT_TYPES.join(', ')}`), undefined);
   const logsource: SigmaMapping['logsource'] = {};
-  if (!isObj(value.logsource) || Object.keys(value.logsource).length === 0) add(['logsource'], '"logsource" must name at least one of category, product, service');
-  else for (const [k, v] of Object.entries(value.logsource)) {
-    if (!(LOGSOURCE_KEYS as readonly string[]).includes(k) || typeof v !== 'string') add(['logsource', k], `logsource keys are ${LOGSOURCE_KEYS.join(', ')} with string values`);
-    else logsource[k as (typeof LOGSOURCE_KEYS)[number]] = v;
-  }
+  if (!isObj(value.logsource) || Object.keys(value.logsource).length === 0)
+    add(['logsource'], '"logsource" must name at least one of category, product, service');
+  else
+    for (const [k, v] of Object.entries(value.logsource)) {
+      if (!(LOGSOURCE_KEYS as readonly string[]).includes(k) || typeof v !== 'string')
+        add(['logsource', k], `logsource keys are ${LOGSOURCE_KEYS.join(', ')} with string values`);
+      else logsource[k as (typeof LOGSOURCE_KEYS)[number]] = v;
+    }
   const fields: SigmaMapping['fields'] = {};
-  if (!isObj(value.fields)) add(['fields'], '"fields" must map Sigma field names to contract fields');
+  if (!isObj(value.fields))
+    add(['fields'], '"fields" must map Sigma field names to contract fields');
   else if (eventType !== undefined) {
     for (const [name, target] of Object.entries(value.fields)) {
-      const spec = typeof target === 'string' ? { field: target } : isObj(target) ? target : undefined;
+      const spec =
+        typeof target === 'string' ? { field: target } : isObj(target) ? target : undefined;
       const field = spec?.field;
       const transform = spec?.transform ?? null;
       if (typeof field !== 'string') {
@@ -63,7 +90,12 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
       }
       // Response-side fields of a request mapping (sc-status on http.request): rules that use them
       // import as http.response rules, whose events carry the request too (import.ts).
-      const res = resolveField(field, eventType === 'http.request' && field.startsWith('http.response.') ? 'http.response' : eventType);
+      const res = resolveField(
+        field,
+        eventType === 'http.request' && field.startsWith('http.response.')
+          ? 'http.response'
+          : eventType,
+      );
       if (!res.ok) {
         add(['fields', name], res.message);
         continue;
@@ -73,12 +105,19 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
         add(['fields', name], `${field} is a ${type}`);
         continue;
       }
-      if (transform !== null && type !== 'string') add(['fields', name], `the ${String(transform)} transform needs a string field`);
+      if (transform !== null && type !== 'string')
+        add(['fields', name], `the ${String(transform)} transform needs a string field`);
       fields[name] = { source: name, field, type, transform, header: res.field.kind === 'header' };
     }
   }
   if (issues.length > 0 || eventType === undefined) return { ok: false, issues };
-  const mapping: SigmaMapping = { id, description: typeof value.description === 'string' ? value.description : '', logsource, event_type: eventType, fields };
+  const mapping: SigmaMapping = {
+    id,
+    description: typeof value.description === 'string' ? value.description : '',
+    logsource,
+    event_type: eventType,
+    fields,
+  };
   if (file !== undefined) mapping.file = file;
   return { ok: true, value: mapping };
 }

@@ -40,7 +40,8 @@ export function sigmaPieces(value: string): Piece[] {
     } else if (c === '*' || c === '?') {
       flush();
       const prev = out[out.length - 1];
-      if (!(c === '*' && prev !== undefined && 'wild' in prev && prev.wild === '*')) out.push({ wild: c });
+      if (!(c === '*' && prev !== undefined && 'wild' in prev && prev.wild === '*'))
+        out.push({ wild: c });
     } else lit += c;
   }
   flush();
@@ -52,11 +53,16 @@ export function escapeRegex(lit: string): string {
   return lit.replace(/[\^$\\.*+?()[\]{}|/]/g, '\\$&');
 }
 
-export type StringPredicate = { op: 'equals' | 'contains' | 'startswith' | 'endswith' | 'matches'; value: string };
+export type StringPredicate = {
+  op: 'equals' | 'contains' | 'startswith' | 'endswith' | 'matches';
+  value: string;
+};
 
 /** Regex body (unanchored) for wildcard pieces: `*` → [\s\S]*, `?` → [\s\S]. */
 export function piecesRegex(pieces: readonly Piece[]): string {
-  return pieces.map((p) => ('lit' in p ? escapeRegex(p.lit) : p.wild === '*' ? '[\\s\\S]*' : '[\\s\\S]')).join('');
+  return pieces
+    .map((p) => ('lit' in p ? escapeRegex(p.lit) : p.wild === '*' ? '[\\s\\S]*' : '[\\s\\S]'))
+    .join('');
 }
 
 /** Matches the `scheme://authority` prefix of an absolute URL (the authority holds no `/`). */
@@ -86,11 +92,15 @@ export function classify(pieces: Piece[]): StringPredicate {
   const star = (p: Piece | undefined) => p !== undefined && 'wild' in p && p.wild === '*';
   const lit = (p: Piece | undefined): p is { lit: string } => p !== undefined && 'lit' in p;
   if (pieces.length === 0) return { op: 'equals', value: '' };
-  if (pieces.every((p) => 'lit' in p)) return { op: 'equals', value: pieces.map((p) => (p as { lit: string }).lit).join('') };
+  if (pieces.every((p) => 'lit' in p))
+    return { op: 'equals', value: pieces.map((p) => (p as { lit: string }).lit).join('') };
   if (pieces.length === 1 && star(pieces[0])) return { op: 'contains', value: '' };
-  if (pieces.length === 3 && star(pieces[0]) && lit(pieces[1]) && star(pieces[2])) return { op: 'contains', value: pieces[1].lit };
-  if (pieces.length === 2 && lit(pieces[0]) && star(pieces[1])) return { op: 'startswith', value: pieces[0].lit };
-  if (pieces.length === 2 && star(pieces[0]) && lit(pieces[1])) return { op: 'endswith', value: pieces[1].lit };
+  if (pieces.length === 3 && star(pieces[0]) && lit(pieces[1]) && star(pieces[2]))
+    return { op: 'contains', value: pieces[1].lit };
+  if (pieces.length === 2 && lit(pieces[0]) && star(pieces[1]))
+    return { op: 'startswith', value: pieces[0].lit };
+  if (pieces.length === 2 && star(pieces[0]) && lit(pieces[1]))
+    return { op: 'endswith', value: pieces[1].lit };
   // A leading or trailing `*` is the same as an unanchored end, and cheaper to match.
   const lead = star(pieces[0]);
   const trail = star(pieces[pieces.length - 1]);
@@ -98,7 +108,19 @@ export function classify(pieces: Piece[]): StringPredicate {
   return { op: 'matches', value: `${lead ? '' : '^'}${piecesRegex(inner)}${trail ? '' : '$'}` };
 }
 
-const SUPPORTED = ['contains', 'startswith', 'endswith', 're', 'all', 'cidr', 'cased', 'exists', 'i', 'm', 's'];
+const SUPPORTED = [
+  'contains',
+  'startswith',
+  'endswith',
+  're',
+  'all',
+  'cidr',
+  'cased',
+  'exists',
+  'i',
+  'm',
+  's',
+];
 
 export interface Modifiers {
   position: 'contains' | 'startswith' | 'endswith' | null;
@@ -113,11 +135,21 @@ export interface Modifiers {
 }
 
 export function parseModifiers(mods: readonly string[]): Modifiers {
-  const m: Modifiers = { position: null, re: false, reIgnoreCase: false, reFlags: '', all: false, cidr: false, cased: false, exists: false };
+  const m: Modifiers = {
+    position: null,
+    re: false,
+    reIgnoreCase: false,
+    reFlags: '',
+    all: false,
+    cidr: false,
+    cased: false,
+    exists: false,
+  };
   for (const mod of mods) {
     if (!SUPPORTED.includes(mod)) throw new SigmaRefusal(`the "${mod}" modifier is not supported`);
     if (mod === 'contains' || mod === 'startswith' || mod === 'endswith') {
-      if (m.position !== null) throw new SigmaRefusal(`modifiers "${m.position}" and "${mod}" cannot be combined`);
+      if (m.position !== null)
+        throw new SigmaRefusal(`modifiers "${m.position}" and "${mod}" cannot be combined`);
       m.position = mod;
     } else if (mod === 'i' || mod === 'm' || mod === 's') {
       if (!m.re) throw new SigmaRefusal(`the "${mod}" modifier is only supported after "re"`);
@@ -129,9 +161,12 @@ export function parseModifiers(mods: readonly string[]): Modifiers {
     else if (mod === 'cased') m.cased = true;
     else m.exists = true;
   }
-  if (m.re && (m.position !== null || m.cidr)) throw new SigmaRefusal(`"re" cannot be combined with "${m.position ?? 'cidr'}"`);
-  if (m.cidr && (m.position !== null || m.cased)) throw new SigmaRefusal(`"cidr" cannot be combined with "${m.position ?? 'cased'}"`);
-  if (m.exists && (m.position !== null || m.re || m.cidr || m.all || m.cased)) throw new SigmaRefusal('"exists" cannot be combined with other modifiers');
+  if (m.re && (m.position !== null || m.cidr))
+    throw new SigmaRefusal(`"re" cannot be combined with "${m.position ?? 'cidr'}"`);
+  if (m.cidr && (m.position !== null || m.cased))
+    throw new SigmaRefusal(`"cidr" cannot be combined with "${m.position ?? 'cased'}"`);
+  if (m.exists && (m.position !== null || m.re || m.cidr || m.all || m.cased))
+    throw new SigmaRefusal('"exists" cannot be combined with other modifiers');
   return m;
 }
 
@@ -160,15 +195,24 @@ function anyOf(nodes: Raw[]): Raw {
 }
 
 /** One `field|mods: value(s)` entry of a selection → one raw IR match node. */
-export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifiers, rawValues: unknown): Raw {
+export function fieldNode(
+  sigmaField: string,
+  target: FieldTarget,
+  mods: Modifiers,
+  rawValues: unknown,
+): Raw {
   const values = Array.isArray(rawValues) ? rawValues : [rawValues];
   if (values.length === 0) throw new SigmaRefusal(`"${sigmaField}" has an empty value list`);
   if (values.length > MAX_VALUES_PER_PREDICATE) {
-    throw new SigmaRefusal(`"${sigmaField}" has ${values.length} values; the IR takes at most ${MAX_VALUES_PER_PREDICATE} per field (split the selection)`);
+    throw new SigmaRefusal(
+      `"${sigmaField}" has ${values.length} values; the IR takes at most ${MAX_VALUES_PER_PREDICATE} per field (split the selection)`,
+    );
   }
   if (mods.exists) {
-    if (values.length !== 1 || typeof values[0] !== 'boolean') throw new SigmaRefusal(`"${sigmaField}|exists" takes true or false`);
-    if (!target.header) throw new SigmaRefusal(`"${sigmaField}|exists": ${target.field} is always present in events`);
+    if (values.length !== 1 || typeof values[0] !== 'boolean')
+      throw new SigmaRefusal(`"${sigmaField}|exists" takes true or false`);
+    if (!target.header)
+      throw new SigmaRefusal(`"${sigmaField}|exists": ${target.field} is always present in events`);
     return { field: target.field, exists: values[0] };
   }
   // null (field absent) and everything else, one value at a time, grouped by resulting operator.
@@ -188,42 +232,68 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     try {
       value(v);
     } catch (err) {
-      if (err instanceof SigmaRefusal && err.at.length === 0 && Array.isArray(rawValues)) throw new SigmaRefusal(err.message, [i]);
+      if (err instanceof SigmaRefusal && err.at.length === 0 && Array.isArray(rawValues))
+        throw new SigmaRefusal(err.message, [i]);
       throw err;
     }
   });
   function value(v: unknown): void {
     if (typeof v === 'string' && v.length > MAX_VALUE_LENGTH) {
-      throw new SigmaRefusal(`a value of "${sigmaField}" is ${v.length} characters long; the IR takes at most ${MAX_VALUE_LENGTH}`);
+      throw new SigmaRefusal(
+        `a value of "${sigmaField}" is ${v.length} characters long; the IR takes at most ${MAX_VALUE_LENGTH}`,
+      );
     }
     if (v === null) {
       if (!target.header || mods.re || mods.cidr || mods.position !== null) {
-        throw new SigmaRefusal(`"${sigmaField}: null" (field absent) is only supported on header fields without modifiers`);
+        throw new SigmaRefusal(
+          `"${sigmaField}: null" (field absent) is only supported on header fields without modifiers`,
+        );
       }
       nodes.push({ field: target.field, exists: false });
       return;
     }
-    if (Array.isArray(v) || typeof v === 'object') throw new SigmaRefusal(`nested lists or maps as values of "${sigmaField}" are not supported`);
+    if (Array.isArray(v) || typeof v === 'object')
+      throw new SigmaRefusal(`nested lists or maps as values of "${sigmaField}" are not supported`);
     if (target.type === 'int' || target.type === 'bool') {
-      if (mods.position !== null || mods.re || mods.cidr || mods.cased) throw new SigmaRefusal(`modifiers on "${sigmaField}", which maps to the ${target.type} field ${target.field}, are not supported`);
-      const n = target.type === 'int' ? (typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN) : v;
-      if (target.type === 'int' ? !Number.isSafeInteger(n) : typeof n !== 'boolean') throw new SigmaRefusal(`"${sigmaField}" maps to ${target.type} field ${target.field}; value ${JSON.stringify(v)} is not one`);
+      if (mods.position !== null || mods.re || mods.cidr || mods.cased)
+        throw new SigmaRefusal(
+          `modifiers on "${sigmaField}", which maps to the ${target.type} field ${target.field}, are not supported`,
+        );
+      const n =
+        target.type === 'int'
+          ? typeof v === 'number'
+            ? v
+            : typeof v === 'string' && /^-?\d+$/.test(v)
+              ? Number(v)
+              : NaN
+          : v;
+      if (target.type === 'int' ? !Number.isSafeInteger(n) : typeof n !== 'boolean')
+        throw new SigmaRefusal(
+          `"${sigmaField}" maps to ${target.type} field ${target.field}; value ${JSON.stringify(v)} is not one`,
+        );
       add('equals', false, n);
       return;
     }
-    if (typeof v === 'boolean') throw new SigmaRefusal(`boolean value for string field "${sigmaField}" is not supported`);
+    if (typeof v === 'boolean')
+      throw new SigmaRefusal(`boolean value for string field "${sigmaField}" is not supported`);
     const text = String(v);
     if (mods.re) {
-      if (target.transform === 'extension') throw new SigmaRefusal(`"re" on the derived field "${sigmaField}" is not supported`);
+      if (target.transform === 'extension')
+        throw new SigmaRefusal(`"re" on the derived field "${sigmaField}" is not supported`);
       // Sigma regexes are RE2 patterns here (inline flags included); what RE2 refuses is refused by name.
       const problem = regexProblem(text);
-      if (problem !== undefined) throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}: ${problem.message}`);
+      if (problem !== undefined)
+        throw new SigmaRefusal(
+          `"${sigmaField}|re" value ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}: ${problem.message}`,
+        );
       let body = text;
       // On the full URL, a pattern anchored at the path (`^/admin/`) means the origin form, as
       // plain "/…" values do: anchor it after scheme://host[:port] instead.
       if (target.transform === 'uri' && text.startsWith('^/')) {
         if (hasTopLevelAlternation(text)) {
-          throw new SigmaRefusal(`"${sigmaField}|re" value ${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}: a path-anchored pattern with a top-level "|"; group the alternatives: ^/(?:a|b)`);
+          throw new SigmaRefusal(
+            `"${sigmaField}|re" value ${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}: a path-anchored pattern with a top-level "|"; group the alternatives: ^/(?:a|b)`,
+          );
         }
         body = `${URL_ORIGIN_PREFIX}${text.slice(1)}`;
       }
@@ -232,7 +302,8 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
       return;
     }
     if (mods.cidr) {
-      if (target.transform !== null) throw new SigmaRefusal(`"cidr" on the derived field "${sigmaField}" is not supported`);
+      if (target.transform !== null)
+        throw new SigmaRefusal(`"cidr" on the derived field "${sigmaField}" is not supported`);
       const parsed = parseCidr(text);
       if (!parsed.ok) throw new SigmaRefusal(`cidr value on "${sigmaField}": ${parsed.message}`);
       add('cidr', false, text);
@@ -240,17 +311,30 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
     }
     const pieces = normalise(text, mods);
     if (target.transform === 'extension') {
-      if (mods.position !== null || pieces.some((p) => 'wild' in p)) throw new SigmaRefusal(`wildcards or modifiers on the derived field "${sigmaField}" are not supported`);
+      if (mods.position !== null || pieces.some((p) => 'wild' in p))
+        throw new SigmaRefusal(
+          `wildcards or modifiers on the derived field "${sigmaField}" are not supported`,
+        );
       const ext = classify(pieces).value;
-      if (ext === '' || /[./?#]/.test(ext)) throw new SigmaRefusal(`"${sigmaField}" value "${ext}" is not a plain file extension`);
+      if (ext === '' || /[./?#]/.test(ext))
+        throw new SigmaRefusal(`"${sigmaField}" value "${ext}" is not a plain file extension`);
       add('endswith', !mods.cased, `.${ext}`);
       return;
     }
     const first = pieces[0];
-    if (target.transform === 'uri' && first !== undefined && 'lit' in first && first.lit.startsWith('/')) {
+    if (
+      target.transform === 'uri' &&
+      first !== undefined &&
+      'lit' in first &&
+      first.lit.startsWith('/')
+    ) {
       const end = pieces[pieces.length - 1];
       const trail = end !== undefined && 'wild' in end && end.wild === '*';
-      add('matches', !mods.cased, `${URL_ORIGIN_PREFIX}${piecesRegex(trail ? pieces.slice(0, -1) : pieces)}${trail ? '' : '$'}`);
+      add(
+        'matches',
+        !mods.cased,
+        `${URL_ORIGIN_PREFIX}${piecesRegex(trail ? pieces.slice(0, -1) : pieces)}${trail ? '' : '$'}`,
+      );
       return;
     }
     const c = classify(pieces);
@@ -264,14 +348,19 @@ export function fieldNode(sigmaField: string, target: FieldTarget, mods: Modifie
 function normalise(text: string, mods: Modifiers): Piece[] {
   const raw = sigmaPieces(text);
   const withPos: Piece[] = [
-    ...(mods.position === 'contains' || mods.position === 'endswith' ? [{ wild: '*' } as Piece] : []),
+    ...(mods.position === 'contains' || mods.position === 'endswith'
+      ? [{ wild: '*' } as Piece]
+      : []),
     ...raw,
-    ...(mods.position === 'contains' || mods.position === 'startswith' ? [{ wild: '*' } as Piece] : []),
+    ...(mods.position === 'contains' || mods.position === 'startswith'
+      ? [{ wild: '*' } as Piece]
+      : []),
   ];
   const out: Piece[] = [];
   for (const p of withPos) {
     const prev = out[out.length - 1];
-    if ('wild' in p && p.wild === '*' && prev !== undefined && 'wild' in prev && prev.wild === '*') continue;
+    if ('wild' in p && p.wild === '*' && prev !== undefined && 'wild' in prev && prev.wild === '*')
+      continue;
     if ('lit' in p && prev !== undefined && 'lit' in prev) {
       out[out.length - 1] = { lit: prev.lit + p.lit };
       continue;

@@ -19,7 +19,12 @@ export const DEFAULT_CACHE_ENTRIES = 4096;
 /** Total bytes of cached responses; least recently used entries go first when it is exceeded. */
 export const MAX_CACHE_BYTES = 16 * 1024 * 1024;
 
-export function cacheKey(qname: string, typeCode: number, classCode: number, dnssecOk: boolean): string {
+export function cacheKey(
+  qname: string,
+  typeCode: number,
+  classCode: number,
+  dnssecOk: boolean,
+): string {
   return `${qname}/${typeCode}/${classCode}/${dnssecOk ? 1 : 0}`;
 }
 
@@ -63,11 +68,19 @@ export class AnswerCache {
   }
 
   /** Stores a response for `ttlS` seconds (capped); a TTL of 0 or less is not cached. */
-  set(key: string, value: Omit<CachedAnswer, 'storedMs' | 'expiresMs'>, ttlS: number, nowMs: number): void {
+  set(
+    key: string,
+    value: Omit<CachedAnswer, 'storedMs' | 'expiresMs'>,
+    ttlS: number,
+    nowMs: number,
+  ): void {
     if (this.maxEntries <= 0 || !(ttlS > 0) || value.bytes.length > this.maxBytes) return;
     const ttl = Math.min(ttlS, this.maxTtlS);
     this.remove(key);
-    while (this.entries.size >= this.maxEntries || this.bytes + value.bytes.length > this.maxBytes) {
+    while (
+      this.entries.size >= this.maxEntries ||
+      this.bytes + value.bytes.length > this.maxBytes
+    ) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
       this.remove(oldest);

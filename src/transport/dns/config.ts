@@ -11,7 +11,13 @@ import type { EventSink } from '../../events/sink.js';
 import { DEFAULT_CACHE_ENTRIES } from './cache.js';
 import { MAX_CACHE_TTL_S } from './limits.js';
 import type { DnsLog } from './resolver.js';
-import { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen } from './settings.js';
+import {
+  DEFAULT_STATIC_TTL_S,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_UPSTREAMS,
+  normaliseStatic,
+  parseListen,
+} from './settings.js';
 import { parseUpstream } from './upstream.js';
 
 export const MAX_TIMEOUT_MS = 60_000;
@@ -28,7 +34,8 @@ export function resolvConfNameservers(text: string): string[] {
   for (const line of text.split('\n')) {
     const m = /^\s*nameserver\s+([^\s#;]+)/.exec(line);
     const ip = m?.[1];
-    if (ip !== undefined && !ip.includes('%') && net.isIP(ip) !== 0) out.push(net.isIPv6(ip) ? `[${ip}]:53` : `${ip}:53`);
+    if (ip !== undefined && !ip.includes('%') && net.isIP(ip) !== 0)
+      out.push(net.isIPv6(ip) ? `[${ip}]:53` : `${ip}:53`);
   }
   return out;
 }
@@ -46,26 +53,53 @@ export interface DnsConfig {
   cache_max_ttl_s: number;
 }
 
-const KEYS = ['vsock', 'listen', 'upstreams', 'static', 'static_ttl_s', 'timeout_ms', 'cache_entries', 'cache_max_ttl_s'];
+const KEYS = [
+  'vsock',
+  'listen',
+  'upstreams',
+  'static',
+  'static_ttl_s',
+  'timeout_ms',
+  'cache_entries',
+  'cache_max_ttl_s',
+];
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(source: string, key: string, message: string): never {
-  throw new CelgateError('E_CONFIG', `${source}: dns.${key}: ${message}`, { details: { file: source, key: `dns.${key}` } });
+  throw new CelgateError('E_CONFIG', `${source}: dns.${key}: ${message}`, {
+    details: { file: source, key: `dns.${key}` },
+  });
 }
 
-function int(source: string, o: Obj, key: string, fallback: number, min: number, max: number): number {
+function int(
+  source: string,
+  o: Obj,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const v = o[key];
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(source, key, `must be an integer ${min}..${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    fail(source, key, `must be an integer ${min}..${max}`);
   return v;
 }
 
-export function parseDnsConfig(raw: unknown, source = '<defaults>', resolvConf = RESOLV_CONF): DnsConfig {
+export function parseDnsConfig(
+  raw: unknown,
+  source = '<defaults>',
+  resolvConf = RESOLV_CONF,
+): DnsConfig {
   if (raw === undefined || raw === null) raw = {};
-  if (!isObj(raw)) throw new CelgateError('E_CONFIG', `${source}: dns: must be a mapping`, { details: { file: source, key: 'dns' } });
-  for (const key of Object.keys(raw)) if (!KEYS.includes(key)) fail(source, key, `unknown key; known: ${KEYS.join(', ')}`);
+  if (!isObj(raw))
+    throw new CelgateError('E_CONFIG', `${source}: dns: must be a mapping`, {
+      details: { file: source, key: 'dns' },
+    });
+  for (const key of Object.keys(raw))
+    if (!KEYS.includes(key)) fail(source, key, `unknown key; known: ${KEYS.join(', ')}`);
   const vsock = raw.vsock ?? true;
   if (typeof vsock !== 'boolean') fail(source, 'vsock', 'must be true or false');
   const listen = raw.listen ?? null;
@@ -78,7 +112,8 @@ export function parseDnsConfig(raw: unknown, source = '<defaults>', resolvConf =
     }
   }
   const listed = raw.upstreams ?? [...DEFAULT_UPSTREAMS];
-  if (!Array.isArray(listed) || !listed.every((u) => typeof u === 'string')) fail(source, 'upstreams', 'must be a list of "IP[:PORT]" or "system"');
+  if (!Array.isArray(listed) || !listed.every((u) => typeof u === 'string'))
+    fail(source, 'upstreams', 'must be a list of "IP[:PORT]" or "system"');
   const upstreams: string[] = [];
   for (const u of listed as string[]) {
     if (u !== SYSTEM_UPSTREAMS) {
@@ -92,7 +127,8 @@ export function parseDnsConfig(raw: unknown, source = '<defaults>', resolvConf =
       fail(source, 'upstreams', `"system" needs ${resolvConf}: ${(err as Error).message}`);
     }
     const found = resolvConfNameservers(text);
-    if (found.length === 0) fail(source, 'upstreams', `"system": ${resolvConf} lists no nameserver`);
+    if (found.length === 0)
+      fail(source, 'upstreams', `"system": ${resolvConf} lists no nameserver`);
     upstreams.push(...found);
   }
   for (const u of upstreams) {
@@ -104,7 +140,8 @@ export function parseDnsConfig(raw: unknown, source = '<defaults>', resolvConf =
   }
   const statics = raw.static ?? {};
   if (!isObj(statics)) fail(source, 'static', 'must be a mapping of name → list of IP addresses');
-  if (Object.keys(statics).length > MAX_STATIC_NAMES) fail(source, 'static', `at most ${MAX_STATIC_NAMES} names`);
+  if (Object.keys(statics).length > MAX_STATIC_NAMES)
+    fail(source, 'static', `at most ${MAX_STATIC_NAMES} names`);
   const table: Record<string, string[]> = {};
   for (const [name, v] of Object.entries(statics)) {
     const list = typeof v === 'string' ? [v] : v;
@@ -137,14 +174,19 @@ export interface DnsStartDeps {
 
 /** Starts the DNS service from config, or returns an empty service when nothing is enabled. */
 export async function startDnsFromConfig(dns: DnsConfig, deps: DnsStartDeps) {
-  if (!dns.vsock && dns.listen === null) return { name: 'dns', addresses: {}, routes: [], close: async () => {} };
+  if (!dns.vsock && dns.listen === null)
+    return { name: 'dns', addresses: {}, routes: [], close: async () => {} };
   const v = deps.vsock;
   // Loaded here, not at the top: parsing a config must not load the resolver (src/cli/config.ts).
   const { startDnsService } = await import('./service.js');
   const service = await startDnsService(
     {
       origin: { session_id: deps.session_id, profile_id: deps.profile_id ?? '' },
-      vsock: dns.vsock ? (v.mode === 'uds' ? { mode: 'uds', udsBase: v.uds_base ?? '', port: v.port } : { mode: 'tcp', host: v.host, port: v.port }) : null,
+      vsock: dns.vsock
+        ? v.mode === 'uds'
+          ? { mode: 'uds', udsBase: v.uds_base ?? '', port: v.port }
+          : { mode: 'tcp', host: v.host, port: v.port }
+        : null,
       listen: dns.listen,
       upstreams: dns.upstreams,
       static: dns.static,
@@ -162,5 +204,10 @@ export async function startDnsFromConfig(dns: DnsConfig, deps: DnsStartDeps) {
     path: '/v1/dns/stats',
     handler: () => ({ json: { listeners: service.addresses, ...service.stats() } }),
   };
-  return { name: 'dns', addresses: service.addresses, routes: [statsRoute], close: () => service.close() };
+  return {
+    name: 'dns',
+    addresses: service.addresses,
+    routes: [statsRoute],
+    close: () => service.close(),
+  };
 }

@@ -8,7 +8,9 @@
 export const FRAME_HEADER_BYTES = 2;
 export const MAX_FRAME_BYTES = 0xffff;
 
-export type FrameResult = { ok: true; frames: Buffer[] } | { ok: false; reason: 'zero_length_frame' | 'frame_too_large'; frames: Buffer[] };
+export type FrameResult =
+  | { ok: true; frames: Buffer[] }
+  | { ok: false; reason: 'zero_length_frame' | 'frame_too_large'; frames: Buffer[] };
 
 export class FrameReader {
   private pending: Buffer = Buffer.alloc(0);
@@ -23,7 +25,9 @@ export class FrameReader {
   /** True while a frame has started but its bytes have not all arrived. */
   get midFrame(): boolean {
     const n = this.pending.length;
-    return n > 0 && (n < FRAME_HEADER_BYTES || n < FRAME_HEADER_BYTES + this.pending.readUInt16BE(0));
+    return (
+      n > 0 && (n < FRAME_HEADER_BYTES || n < FRAME_HEADER_BYTES + this.pending.readUInt16BE(0))
+    );
   }
 
   /** Appends a chunk without taking frames out; pair with `next()` to consume at your own pace. */

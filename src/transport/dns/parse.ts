@@ -85,7 +85,13 @@ const MESSAGES: Record<DnsProblem, string> = {
   undecodable: 'dns-packet could not decode the message',
 };
 
-function fail(problem: DnsProblem, id: number | null, flags: number, rcode: number | null, at?: number): QueryParse {
+function fail(
+  problem: DnsProblem,
+  id: number | null,
+  flags: number,
+  rcode: number | null,
+  at?: number,
+): QueryParse {
   const where = at === undefined ? '' : ` (offset ${at})`;
   return { ok: false, error: { problem, message: MESSAGES[problem] + where, id, flags, rcode } };
 }
@@ -111,7 +117,13 @@ export function parseQuery(bytes: Uint8Array): QueryParse {
     const q = readQuestion(bytes, pos);
     if (!q.ok) return fail(q.problem, id, flags, RCODE.FORMERR, q.at);
     const { name, type, klass } = q.value;
-    questions.push({ qname: name, qtype: typeName(type), qclass: className(klass), typeCode: type, classCode: klass });
+    questions.push({
+      qname: name,
+      qtype: typeName(type),
+      qclass: className(klass),
+      typeCode: type,
+      classCode: klass,
+    });
     pos = q.end;
   }
   const questionEnd = pos;
@@ -123,7 +135,8 @@ export function parseQuery(bytes: Uint8Array): QueryParse {
     if (!r.ok) return fail(r.problem, id, flags, RCODE.FORMERR, r.at);
     if (r.value.type === 41) {
       const inAdditional = i >= header.ancount + header.nscount;
-      if (!inAdditional || r.value.name !== '') return fail('bad_opt', id, flags, RCODE.FORMERR, pos);
+      if (!inAdditional || r.value.name !== '')
+        return fail('bad_opt', id, flags, RCODE.FORMERR, pos);
       if (edns !== null) return fail('duplicate_opt', id, flags, RCODE.FORMERR, pos);
       edns = {
         udpSize: Math.max(512, r.value.klass),
@@ -150,6 +163,13 @@ export function parseQuery(bytes: Uint8Array): QueryParse {
   const raw = Buffer.from(bytes);
   return {
     ok: true,
-    query: { id, flags, questions, questionBytes: raw.subarray(HEADER_BYTES, questionEnd), edns, raw },
+    query: {
+      id,
+      flags,
+      questions,
+      questionBytes: raw.subarray(HEADER_BYTES, questionEnd),
+      edns,
+      raw,
+    },
   };
 }

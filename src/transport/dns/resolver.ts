@@ -5,12 +5,19 @@
  * after deciding, `sink.dns` once the answer is known). It never decides by itself and never forwards
  * a question the engine did not allow. Listeners (service.ts) own the sockets.
  */
-import type { Decider, Decision, DnsTransport, EventOrigin, EventSink, SecurityEvent } from '../../events/index.js';
+import type { Decider, DnsTransport, EventOrigin, EventSink } from '../../events/index.js';
 import { dnsRequestEvent, policyFields } from '../../events/index.js';
 import { AnswerCache, cacheKey } from './cache.js';
 import { MAX_INFLIGHT, RCODE, rcodeName } from './limits.js';
 import { parseQuery, type DnsQuery } from './parse.js';
-import { denialResponse, errorResponse, rewriteResponse, staticResponse, truncatedResponse, udpLimit } from './synth.js';
+import {
+  denialResponse,
+  errorResponse,
+  rewriteResponse,
+  staticResponse,
+  truncatedResponse,
+  udpLimit,
+} from './synth.js';
 import type { UpstreamForwarder } from './upstream.js';
 import type { DnsProblem } from './wire.js';
 import { decideSafely, recordSafely } from '../../events/enforce.js';
@@ -62,7 +69,15 @@ export interface DnsStats {
 
 export class DnsResolver {
   readonly stats: DnsStats = {
-    queries: 0, allowed: 0, blocked: 0, errors: 0, cache_hits: 0, static_answers: 0, upstream_failures: 0, shed: 0, malformed: {},
+    queries: 0,
+    allowed: 0,
+    blocked: 0,
+    errors: 0,
+    cache_hits: 0,
+    static_answers: 0,
+    upstream_failures: 0,
+    shed: 0,
+    malformed: {},
   };
   private inflight = 0;
   private readonly now: () => number;
@@ -82,7 +97,10 @@ export class DnsResolver {
    * packets must not flood the log. A line says how many of its kind were not logged since the
    * previous one (all are counted in the stats).
    */
-  private warnMalformed(fields: Record<string, unknown> & { dns_problem: string }, msg: string): void {
+  private warnMalformed(
+    fields: Record<string, unknown> & { dns_problem: string },
+    msg: string,
+  ): void {
     const now = this.now();
     const w = this.malformedWarn.get(fields.dns_problem) ?? { suppressed: 0, nextMs: 0 };
     this.malformedWarn.set(fields.dns_problem, w);
@@ -93,7 +111,10 @@ export class DnsResolver {
     w.nextMs = now + MALFORMED_WARN_INTERVAL_MS;
     const suppressed = w.suppressed;
     w.suppressed = 0;
-    this.deps.log.warn(suppressed === 0 ? fields : { ...fields, not_logged_since_last: suppressed }, msg);
+    this.deps.log.warn(
+      suppressed === 0 ? fields : { ...fields, not_logged_since_last: suppressed },
+      msg,
+    );
   }
 
   /** Answers one DNS message; null means drop it (no id to answer, or not a query). Never rejects. */
@@ -103,13 +124,21 @@ export class DnsResolver {
       const e = parsed.error;
       this.stats.malformed[e.problem] = (this.stats.malformed[e.problem] ?? 0) + 1;
       const answer = e.rcode === null || e.id === null ? 'dropped' : rcodeName(e.rcode);
-      this.warnMalformed({ dns_problem: e.problem, transport: ctx.transport, answer, bytes: bytes.length }, `dns: malformed message: ${e.message}`);
-      return e.rcode === null || e.id === null ? null : errorResponse(e.id, e.flags, e.rcode, null, e.edns ?? null);
+      this.warnMalformed(
+        { dns_problem: e.problem, transport: ctx.transport, answer, bytes: bytes.length },
+        `dns: malformed message: ${e.message}`,
+      );
+      return e.rcode === null || e.id === null
+        ? null
+        : errorResponse(e.id, e.flags, e.rcode, null, e.edns ?? null);
     }
     const query = parsed.query;
     if (this.inflight >= MAX_INFLIGHT) {
       this.stats.shed++;
-      this.deps.log.warn({ transport: ctx.transport, inflight: this.inflight }, 'dns: too many queries in flight; answering SERVFAIL');
+      this.deps.log.warn(
+        { transport: ctx.transport, inflight: this.inflight },
+        'dns: too many queries in flight; answering SERVFAIL',
+      );
       return denialResponse(query, RCODE.SERVFAIL);
     }
     this.inflight++;
@@ -122,24 +151,35 @@ export class DnsResolver {
 
   private async resolve(query: DnsQuery, ctx: RequestContext): Promise<Buffer> {
     this.stats.queries++;
-    const origin = ctx.process_name === undefined ? this.options.origin : { ...this.options.origin, process_name: ctx.process_name };
+    const origin =
+      ctx.process_name === undefined
+        ? this.options.origin
+        : { ...this.options.origin, process_name: ctx.process_name };
     // Every question is decided before anything goes upstream. Recording happens after the answer is
     // sent (DESIGN §2: enforce, then record), except that decisions are recorded before a forward.
     const records: (() => void)[] = [];
     const decided = query.questions.map((q) => {
-      const event = dnsRequestEvent(origin, { qname: q.qname, qtype: q.qtype, qclass: q.qclass, transport: ctx.transport });
+      const event = dnsRequestEvent(origin, {
+        qname: q.qname,
+        qtype: q.qtype,
+        qclass: q.qclass,
+        transport: ctx.transport,
+      });
       return { event, decision: decideSafely(this.deps, event) };
     });
     let worst = decided.some((d) => d.decision.action === 'error')
       ? 'error'
-      : decided.some((d) => d.decision.action === 'block') ? 'block' : 'allow';
+      : decided.some((d) => d.decision.action === 'block')
+        ? 'block'
+        : 'allow';
     if (worst === 'allow') {
       // Allowed decisions are recorded before any answer (upstream, cache or static): a ledger that
       // refuses them turns them into fail-closed errors, answered SERVFAIL.
       for (const d of decided) d.decision = recordSafely(this.deps, d.event, d.decision);
       if (decided.some((d) => d.decision.action !== 'allow')) worst = 'error';
     } else {
-      for (const { event, decision } of decided) records.push(() => this.deps.sink.decision(event, decision));
+      for (const { event, decision } of decided)
+        records.push(() => this.deps.sink.decision(event, decision));
     }
 
     let response: Buffer;
@@ -157,7 +197,8 @@ export class DnsResolver {
       const r = await this.answerAllowed(query);
       ({ response, answers, upstreamMs, cached } = r);
     }
-    if (ctx.transport === 'udp' && response.length > udpLimit(query)) response = truncatedResponse(query);
+    if (ctx.transport === 'udp' && response.length > udpLimit(query))
+      response = truncatedResponse(query);
 
     const rcode = rcodeName(response.readUInt16BE(2) & 0xf);
     for (const { event, decision } of decided) {
@@ -165,7 +206,13 @@ export class DnsResolver {
       records.push(() =>
         this.deps.sink.dns({
           ...policyFields(event, decision),
-          qname: q.qname, qtype: q.qtype, transport: q.transport, rcode, answers, upstream_ms: upstreamMs, cached,
+          qname: q.qname,
+          qtype: q.qtype,
+          transport: q.transport,
+          rcode,
+          answers,
+          upstream_ms: upstreamMs,
+          cached,
         }),
       );
     }
@@ -179,15 +226,25 @@ export class DnsResolver {
       try {
         write();
       } catch (err) {
-        this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'dns: event sink failed');
+        this.deps.log.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'dns: event sink failed',
+        );
       }
     }
   }
 
-  private async answerAllowed(query: DnsQuery): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
+  private async answerAllowed(
+    query: DnsQuery,
+  ): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
     // Zone transfers are multi-message TCP exchanges a recursive forwarder does not relay.
     if (query.questions.some((q) => q.typeCode === 251 || q.typeCode === 252)) {
-      return { response: denialResponse(query, RCODE.REFUSED), answers: [], upstreamMs: null, cached: false };
+      return {
+        response: denialResponse(query, RCODE.REFUSED),
+        answers: [],
+        upstreamMs: null,
+        cached: false,
+      };
     }
     const single = query.questions.length === 1 ? query.questions[0]! : null;
     if (single !== null && (single.classCode === 1 || single.classCode === 255)) {
@@ -195,30 +252,66 @@ export class DnsResolver {
       if (addresses !== undefined) {
         this.stats.static_answers++;
         const response = staticResponse(query, addresses, this.options.staticTtlS);
-        return { response, answers: addresses.map((a) => (a.includes(':') ? `AAAA ${a}` : `A ${a}`)), upstreamMs: null, cached: false };
+        return {
+          response,
+          answers: addresses.map((a) => (a.includes(':') ? `AAAA ${a}` : `A ${a}`)),
+          upstreamMs: null,
+          cached: false,
+        };
       }
     }
-    const key = single === null ? null : cacheKey(single.qname, single.typeCode, single.classCode, query.edns?.dnssecOk ?? false);
+    const key =
+      single === null
+        ? null
+        : cacheKey(single.qname, single.typeCode, single.classCode, query.edns?.dnssecOk ?? false);
     if (key !== null) {
       const now = this.now();
       const hit = this.options.cache.get(key, now);
       if (hit !== null) {
         this.stats.cache_hits++;
         const elapsedS = Math.floor((now - hit.storedMs) / 1000);
-        return { response: rewriteResponse(hit.bytes, query, hit.questionEnd, hit.ttlOffsets, elapsedS), answers: hit.answers, upstreamMs: null, cached: true };
+        return {
+          response: rewriteResponse(hit.bytes, query, hit.questionEnd, hit.ttlOffsets, elapsedS),
+          answers: hit.answers,
+          upstreamMs: null,
+          cached: true,
+        };
       }
     }
     const result = await this.options.forwarder.forward(query);
     if (!result.ok) {
       this.stats.upstream_failures++;
-      this.deps.log.warn({ qname: query.questions[0]!.qname, reason: result.reason }, 'dns: upstream failed; answering SERVFAIL');
-      return { response: denialResponse(query, RCODE.SERVFAIL), answers: [], upstreamMs: result.ms, cached: false };
+      this.deps.log.warn(
+        { qname: query.questions[0]!.qname, reason: result.reason },
+        'dns: upstream failed; answering SERVFAIL',
+      );
+      return {
+        response: denialResponse(query, RCODE.SERVFAIL),
+        answers: [],
+        upstreamMs: result.ms,
+        cached: false,
+      };
     }
     const r = result.response;
     if (key !== null && r.cacheTtl !== null) {
-      this.options.cache.set(key, { bytes: result.bytes, questionEnd: r.questionEnd, ttlOffsets: r.ttlOffsets, answers: r.answers, rcode: r.rcode }, r.cacheTtl, this.now());
+      this.options.cache.set(
+        key,
+        {
+          bytes: result.bytes,
+          questionEnd: r.questionEnd,
+          ttlOffsets: r.ttlOffsets,
+          answers: r.answers,
+          rcode: r.rcode,
+        },
+        r.cacheTtl,
+        this.now(),
+      );
     }
-    return { response: rewriteResponse(result.bytes, query, r.questionEnd, r.ttlOffsets, 0), answers: r.answers, upstreamMs: result.ms, cached: false };
+    return {
+      response: rewriteResponse(result.bytes, query, r.questionEnd, r.ttlOffsets, 0),
+      answers: r.answers,
+      upstreamMs: result.ms,
+      cached: false,
+    };
   }
 }
-

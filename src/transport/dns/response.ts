@@ -5,7 +5,17 @@
  */
 import { MAX_RESPONSE_BYTES, MAX_RESPONSE_RECORDS, RCODE } from './limits.js';
 import { typeName } from './mnemonic.js';
-import { FLAG_QR, FLAG_TC, HEADER_BYTES, rcodeOf, readHeader, readName, readQuestion, readRecord, type DnsProblem } from './wire.js';
+import {
+  FLAG_QR,
+  FLAG_TC,
+  HEADER_BYTES,
+  rcodeOf,
+  readHeader,
+  readName,
+  readQuestion,
+  readRecord,
+  type DnsProblem,
+} from './wire.js';
 
 /** Answers summarised for the ledger: at most this many, each at most this long. */
 export const MAX_SUMMARY_ANSWERS = 16;
@@ -28,7 +38,8 @@ export interface UpstreamResponse {
   ttlOffsets: number[];
 }
 
-export type ResponseParse = { ok: true; response: UpstreamResponse } | { ok: false; problem: DnsProblem };
+export type ResponseParse =
+  { ok: true; response: UpstreamResponse } | { ok: false; problem: DnsProblem };
 
 export function parseResponse(bytes: Uint8Array): ResponseParse {
   if (bytes.length > MAX_RESPONSE_BYTES) return { ok: false, problem: 'too_large' };
@@ -36,7 +47,8 @@ export function parseResponse(bytes: Uint8Array): ResponseParse {
   if (header === null) return { ok: false, problem: 'truncated_header' };
   if ((header.flags & FLAG_QR) === 0) return { ok: false, problem: 'not_a_query' };
   const records = header.ancount + header.nscount + header.arcount;
-  if (records > MAX_RESPONSE_RECORDS || header.qdcount > 16) return { ok: false, problem: 'too_many_records' };
+  if (records > MAX_RESPONSE_RECORDS || header.qdcount > 16)
+    return { ok: false, problem: 'too_many_records' };
   const truncated = (header.flags & FLAG_TC) !== 0;
   let pos = HEADER_BYTES;
   const questions: UpstreamResponse['questions'] = [];
@@ -66,10 +78,12 @@ export function parseResponse(bytes: Uint8Array): ResponseParse {
     if (rec.type !== 41) ttlOffsets.push(rec.ttlOffset);
     if (i < header.ancount) {
       minAnswerTtl = Math.min(minAnswerTtl, rec.ttl);
-      if (answers.length < MAX_SUMMARY_ANSWERS) answers.push(summarise(bytes, rec.type, rec.rdataOffset, rec.rdataLength));
+      if (answers.length < MAX_SUMMARY_ANSWERS)
+        answers.push(summarise(bytes, rec.type, rec.rdataOffset, rec.rdataLength));
     } else if (i < header.ancount + header.nscount && rec.type === 6 && rec.rdataLength >= 20) {
       const o = rec.rdataOffset + rec.rdataLength - 4;
-      const minimum = ((bytes[o]! << 24) | (bytes[o + 1]! << 16) | (bytes[o + 2]! << 8) | bytes[o + 3]!) >>> 0;
+      const minimum =
+        ((bytes[o]! << 24) | (bytes[o + 1]! << 16) | (bytes[o + 2]! << 8) | bytes[o + 3]!) >>> 0;
       negativeTtl = Math.min(negativeTtl, rec.ttl, minimum);
     }
     pos = r.end;
@@ -77,12 +91,25 @@ export function parseResponse(bytes: Uint8Array): ResponseParse {
   const rcode = rcodeOf(header.flags);
   let cacheTtl: number | null = null;
   if (!truncated && rcode === RCODE.NOERROR && header.ancount > 0) cacheTtl = minAnswerTtl;
-  else if (!truncated && (rcode === RCODE.NXDOMAIN || (rcode === RCODE.NOERROR && header.ancount === 0))) {
+  else if (
+    !truncated &&
+    (rcode === RCODE.NXDOMAIN || (rcode === RCODE.NOERROR && header.ancount === 0))
+  ) {
     cacheTtl = Number.isFinite(negativeTtl) ? negativeTtl : null;
   }
   return {
     ok: true,
-    response: { id: header.id, flags: header.flags, rcode, truncated, questions, questionEnd, answers, cacheTtl, ttlOffsets },
+    response: {
+      id: header.id,
+      flags: header.flags,
+      rcode,
+      truncated,
+      questions,
+      questionEnd,
+      answers,
+      cacheTtl,
+      ttlOffsets,
+    },
   };
 }
 
@@ -96,9 +123,13 @@ function summarise(buf: Uint8Array, type: number, at: number, len: number): stri
     text = n.ok ? n.value : '?';
   } else if (type === 16) {
     const parts: string[] = [];
-    for (let p = at; p < at + len; ) {
+    for (let p = at; p < at + len;) {
       const l = buf[p]!;
-      parts.push(JSON.stringify(Buffer.from(buf.subarray(p + 1, Math.min(p + 1 + l, at + len))).toString('latin1')));
+      parts.push(
+        JSON.stringify(
+          Buffer.from(buf.subarray(p + 1, Math.min(p + 1 + l, at + len))).toString('latin1'),
+        ),
+      );
       p += 1 + l;
     }
     text = parts.join(' ');
@@ -113,11 +144,17 @@ function ipv6Text(buf: Uint8Array, at: number): string {
   // Compress the longest run of zero groups (RFC 5952).
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));

@@ -13,15 +13,33 @@ import { listenOn, trackSockets } from '../listen.js';
 import type { GuestMeta, VsockEndpoint } from '../vsock.js';
 import { AnswerCache, DEFAULT_CACHE_ENTRIES } from './cache.js';
 import { FrameReader, MAX_FRAME_BYTES, frame } from './framing.js';
-import { FRAME_DEADLINE_MS, MAX_CACHE_TTL_S, MAX_PIPELINED, MAX_STREAM_CONNECTIONS, STREAM_IDLE_MS } from './limits.js';
+import {
+  FRAME_DEADLINE_MS,
+  MAX_CACHE_TTL_S,
+  MAX_PIPELINED,
+  MAX_STREAM_CONNECTIONS,
+  STREAM_IDLE_MS,
+} from './limits.js';
 import { DnsResolver, type DnsDeps, type DnsStats, type RequestContext } from './resolver.js';
 import { UpstreamForwarder, parseUpstream } from './upstream.js';
 import { listenDnsVsock } from './vsock-listener.js';
 
 /** The documented default upstreams (Cloudflare and Quad9), used when `upstreams` is not set. */
-import { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen } from './settings.js';
+import {
+  DEFAULT_STATIC_TTL_S,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_UPSTREAMS,
+  normaliseStatic,
+  parseListen,
+} from './settings.js';
 
-export { DEFAULT_STATIC_TTL_S, DEFAULT_TIMEOUT_MS, DEFAULT_UPSTREAMS, normaliseStatic, parseListen };
+export {
+  DEFAULT_STATIC_TTL_S,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_UPSTREAMS,
+  normaliseStatic,
+  parseListen,
+};
 /** Tries to find one free port number for both UDP and TCP when `listen` asks for port 0. */
 const LISTEN_ATTEMPTS = 8;
 
@@ -53,9 +71,15 @@ export interface DnsService {
   close(): Promise<void>;
 }
 
-export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps): Promise<DnsService> {
+export async function startDnsService(
+  options: DnsServiceOptions,
+  deps: DnsDeps,
+): Promise<DnsService> {
   const upstreams = (options.upstreams ?? DEFAULT_UPSTREAMS).map(parseUpstream);
-  const cache = new AnswerCache(options.cache_entries ?? DEFAULT_CACHE_ENTRIES, options.cache_max_ttl_s ?? MAX_CACHE_TTL_S);
+  const cache = new AnswerCache(
+    options.cache_entries ?? DEFAULT_CACHE_ENTRIES,
+    options.cache_max_ttl_s ?? MAX_CACHE_TTL_S,
+  );
   const resolver = new DnsResolver(
     {
       origin: options.origin,
@@ -75,7 +99,8 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     if (options.vsock !== null) {
       const listener = await listenDnsVsock(
         { ...options.vsock, maxConnections: MAX_STREAM_CONNECTIONS },
-        (c) => serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps, options.frame_deadline_ms),
+        (c) =>
+          serveStream(c.socket, c.head, c.meta, 'vsock', resolver, deps, options.frame_deadline_ms),
         (reason) => deps.log.warn({ transport: 'vsock', reason }, 'dns: vsock connection refused'),
       );
       addresses.dns_vsock = listener.address;
@@ -84,10 +109,16 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
     if (options.listen !== null) {
       const { host, port } = parseListen(options.listen);
       if (port !== 0 && upstreams.some((u) => u.host === host && u.port === port)) {
-        throw new CelgateError('E_CONFIG', `dns.upstreams includes dns.listen (${options.listen}): celgate would forward to itself`);
+        throw new CelgateError(
+          'E_CONFIG',
+          `dns.upstreams includes dns.listen (${options.listen}): celgate would forward to itself`,
+        );
       }
       if (!/^(127\.|::1$)/.test(host)) {
-        deps.log.warn({ listen: options.listen }, 'dns: listening beyond loopback; anyone who can reach this address can query through celgate');
+        deps.log.warn(
+          { listen: options.listen },
+          'dns: listening beyond loopback; anyone who can reach this address can query through celgate',
+        );
       }
       // UDP and TCP share one port number. With port 0 the UDP port is picked first, and TCP may
       // find that number taken: then both are retried on a fresh pick.
@@ -101,16 +132,29 @@ export async function startDnsService(options: DnsServiceOptions, deps: DnsDeps)
           break;
         } catch (err) {
           await udp.close();
-          if (port !== 0 || attempt >= LISTEN_ATTEMPTS || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+          if (
+            port !== 0 ||
+            attempt >= LISTEN_ATTEMPTS ||
+            (err as NodeJS.ErrnoException).code !== 'EADDRINUSE'
+          )
+            throw err;
         }
       }
     }
   } catch (err) {
     await closeAll();
-    throw err instanceof CelgateError ? err : new CelgateError('E_CONFIG', `dns: could not listen: ${(err as Error).message}`, { cause: err });
+    throw err instanceof CelgateError
+      ? err
+      : new CelgateError('E_CONFIG', `dns: could not listen: ${(err as Error).message}`, {
+          cause: err,
+        });
   }
   deps.log.info({ addresses, upstreams: upstreams.length }, 'dns: listening');
-  const stats = () => ({ ...resolver.stats, malformed: { ...resolver.stats.malformed }, cache: { entries: cache.size, bytes: cache.totalBytes } });
+  const stats = () => ({
+    ...resolver.stats,
+    malformed: { ...resolver.stats.malformed },
+    cache: { entries: cache.size, bytes: cache.totalBytes },
+  });
   return { addresses, resolver, stats, close: closeAll };
 }
 
@@ -136,10 +180,20 @@ async function listenUdp(host: string, port: number, resolver: DnsResolver, deps
   });
   socket.on('error', (err) => deps.log.warn({ err: err.message }, 'dns: udp socket error'));
   const a = socket.address();
-  return { address: hostPort(a), port: a.port, close: () => new Promise<void>((r) => socket.close(() => r())) };
+  return {
+    address: hostPort(a),
+    port: a.port,
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
 }
 
-async function listenTcp(host: string, port: number, resolver: DnsResolver, deps: DnsDeps, frameDeadlineMs?: number) {
+async function listenTcp(
+  host: string,
+  port: number,
+  resolver: DnsResolver,
+  deps: DnsDeps,
+  frameDeadlineMs?: number,
+) {
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     serveStream(socket, Buffer.alloc(0), {}, 'tcp', resolver, deps, frameDeadlineMs);
   });
@@ -171,7 +225,10 @@ export function serveStream(
   // Frames up to the RFC limit are read (≤ 64 KiB buffered per connection) so an oversized query
   // gets the same FORMERR as over UDP instead of a silent close.
   const reader = new FrameReader(MAX_FRAME_BYTES);
-  const ctx: RequestContext = meta.process_name === undefined ? { transport } : { transport, process_name: meta.process_name };
+  const ctx: RequestContext =
+    meta.process_name === undefined
+      ? { transport }
+      : { transport, process_name: meta.process_name };
   const queue: Promise<Buffer | null>[] = [];
   let closed = false;
   let flushing = false;
@@ -190,7 +247,10 @@ export function serveStream(
   const watchPartialFrame = () => {
     if (reader.midFrame && frameTimer === null && !closed) {
       frameTimer = setTimeout(() => {
-        deps.log.warn({ transport, reason: 'frame_deadline', buffered: reader.buffered }, `dns: a frame did not complete within ${frameDeadlineMs} ms; closing the connection`);
+        deps.log.warn(
+          { transport, reason: 'frame_deadline', buffered: reader.buffered },
+          `dns: a frame did not complete within ${frameDeadlineMs} ms; closing the connection`,
+        );
         socket.destroy();
       }, frameDeadlineMs);
       frameTimer.unref();
@@ -206,7 +266,10 @@ export function serveStream(
       const f = reader.next();
       if (f === null) break;
       if (!Buffer.isBuffer(f)) {
-        deps.log.warn({ transport, reason: f.error }, 'dns: bad stream frame; closing the connection');
+        deps.log.warn(
+          { transport, reason: f.error },
+          'dns: bad stream frame; closing the connection',
+        );
         broken = true;
         break;
       }
@@ -214,7 +277,8 @@ export function serveStream(
     }
     watchPartialFrame();
     // Back-pressure both ways: a full pipeline, or answers the client is not reading.
-    if (broken || peerEnded || queue.length >= MAX_PIPELINED || socket.writableNeedDrain) socket.pause();
+    if (broken || peerEnded || queue.length >= MAX_PIPELINED || socket.writableNeedDrain)
+      socket.pause();
     else socket.resume();
   };
 
@@ -223,7 +287,7 @@ export function serveStream(
     flushing = true;
     while (queue.length > 0 && !closed) {
       const answer = await queue[0]!;
-      queue.shift();
+      void queue.shift();
       if (answer !== null && !closed) socket.write(frame(answer));
       pump();
     }

@@ -16,16 +16,22 @@ export function parseListen(text: string): { host: string; port: number } {
   const port = m === null ? -1 : Number(m[2]);
   const host = m === null ? '' : m[1]!.replace(/^\[|\]$/g, '');
   if (m === null || net.isIP(host) === 0 || port > 65535) {
-    throw new CelgateError('E_CONFIG', `dns.listen "${text}" must be "IP:PORT", e.g. 127.0.0.1:5353`);
+    throw new CelgateError(
+      'E_CONFIG',
+      `dns.listen "${text}" must be "IP:PORT", e.g. 127.0.0.1:5353`,
+    );
   }
   return { host, port };
 }
 
-export function normaliseStatic(table: Readonly<Record<string, readonly string[]>>): Map<string, string[]> {
+export function normaliseStatic(
+  table: Readonly<Record<string, readonly string[]>>,
+): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const [name, addresses] of Object.entries(table)) {
     for (const a of addresses) {
-      if (net.isIP(a) === 0) throw new CelgateError('E_CONFIG', `dns.static["${name}"]: "${a}" is not an IP address`);
+      if (net.isIP(a) === 0)
+        throw new CelgateError('E_CONFIG', `dns.static["${name}"]: "${a}" is not an IP address`);
     }
     out.set(name.toLowerCase().replace(/\.$/, ''), [...addresses]);
   }

@@ -49,12 +49,25 @@ export function errorResponse(
 
 /** NXDOMAIN / SERVFAIL / REFUSED for a parsed query, question echoed. */
 export function denialResponse(query: DnsQuery, rcode: number): Buffer {
-  return errorResponse(query.id, query.flags, rcode, { bytes: query.questionBytes, count: query.questions.length }, query.edns);
+  return errorResponse(
+    query.id,
+    query.flags,
+    rcode,
+    { bytes: query.questionBytes, count: query.questions.length },
+    query.edns,
+  );
 }
 
 /** An empty NOERROR with TC set: the client should retry over TCP (RFC 7766 §5). */
 export function truncatedResponse(query: DnsQuery): Buffer {
-  return errorResponse(query.id, query.flags, 0, { bytes: query.questionBytes, count: query.questions.length }, query.edns, FLAG_TC);
+  return errorResponse(
+    query.id,
+    query.flags,
+    0,
+    { bytes: query.questionBytes, count: query.questions.length },
+    query.edns,
+    FLAG_TC,
+  );
 }
 
 /**
@@ -66,11 +79,19 @@ export function staticResponse(query: DnsQuery, addresses: readonly string[], tt
   const wanted = q.classCode === 1 || q.classCode === 255 ? q.typeCode : -1;
   const rdatas: { type: number; data: Buffer }[] = [];
   for (const a of addresses) {
-    if ((wanted === 1 || wanted === 255) && isIPv4(a)) rdatas.push({ type: 1, data: Buffer.from(a.split('.').map(Number)) });
-    else if ((wanted === 28 || wanted === 255) && isIPv6(a)) rdatas.push({ type: 28, data: ipv6Bytes(a) });
+    if ((wanted === 1 || wanted === 255) && isIPv4(a))
+      rdatas.push({ type: 1, data: Buffer.from(a.split('.').map(Number)) });
+    else if ((wanted === 28 || wanted === 255) && isIPv6(a))
+      rdatas.push({ type: 28, data: ipv6Bytes(a) });
   }
   const size = rdatas.reduce((n, r) => n + 12 + r.data.length, 0);
-  const head = errorResponse(query.id, query.flags, 0, { bytes: query.questionBytes, count: 1 }, null);
+  const head = errorResponse(
+    query.id,
+    query.flags,
+    0,
+    { bytes: query.questionBytes, count: 1 },
+    null,
+  );
   const opt = query.edns === null ? 0 : OPT_BYTES;
   const buf = Buffer.allocUnsafe(head.length + size + opt);
   head.copy(buf, 0);
@@ -101,7 +122,8 @@ function ipv6Bytes(text: string): Buffer {
   const [left, right] = s.includes('::') ? s.split('::') : [s, undefined];
   const l = left === '' || left === undefined ? [] : left.split(':');
   const r = right === undefined || right === '' ? [] : right.split(':');
-  const groups = right === undefined ? l : [...l, ...new Array<string>(8 - l.length - r.length).fill('0'), ...r];
+  const groups =
+    right === undefined ? l : [...l, ...new Array<string>(8 - l.length - r.length).fill('0'), ...r];
   groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), 2 * i));
   return out;
 }
@@ -122,9 +144,11 @@ export function rewriteResponse(
   out.writeUInt16BE(query.id, 0);
   const flags = out.readUInt16BE(2);
   out.writeUInt16BE((flags & ~(FLAG_RD | FLAG_CD)) | (query.flags & (FLAG_RD | FLAG_CD)), 2);
-  if (questionEnd - HEADER_BYTES === query.questionBytes.length) query.questionBytes.copy(out, HEADER_BYTES);
+  if (questionEnd - HEADER_BYTES === query.questionBytes.length)
+    query.questionBytes.copy(out, HEADER_BYTES);
   if (elapsedS > 0) {
-    for (const at of ttlOffsets) out.writeUInt32BE(Math.max(0, out.readUInt32BE(at) - elapsedS), at);
+    for (const at of ttlOffsets)
+      out.writeUInt32BE(Math.max(0, out.readUInt32BE(at) - elapsedS), at);
   }
   return out;
 }

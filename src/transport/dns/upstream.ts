@@ -27,18 +27,23 @@ export function parseUpstream(text: string): Upstream {
   const host = m?.[1] ?? (net.isIPv6(text) ? text : undefined);
   const port = m?.[2] === undefined ? 53 : Number(m[2]);
   if (host === undefined || net.isIP(host) === 0 || port < 1 || port > 65535) {
-    throw new CelgateError('E_CONFIG', `dns upstream "${text}" must be an IP address with an optional port, e.g. 1.1.1.1:53 or [::1]:53`);
+    throw new CelgateError(
+      'E_CONFIG',
+      `dns upstream "${text}" must be an IP address with an optional port, e.g. 1.1.1.1:53 or [::1]:53`,
+    );
   }
   return { host, port };
 }
 
-export const formatUpstream = (u: Upstream): string => (u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`);
+export const formatUpstream = (u: Upstream): string =>
+  u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
 
 export type ForwardResult =
   | { ok: true; bytes: Buffer; response: UpstreamResponse; upstream: string; ms: number }
   | { ok: false; reason: string; ms: number };
 
-type Attempt = { ok: true; bytes: Buffer; response: UpstreamResponse } | { ok: false; reason: string };
+type Attempt =
+  { ok: true; bytes: Buffer; response: UpstreamResponse } | { ok: false; reason: string };
 
 export class UpstreamForwarder {
   constructor(
@@ -52,14 +57,21 @@ export class UpstreamForwarder {
     for (const upstream of this.upstreams) {
       const name = formatUpstream(upstream);
       let attempt = await this.exchange(upstream, query, 'udp');
-      if (attempt.ok && attempt.response.truncated) attempt = await this.exchange(upstream, query, 'tcp');
-      if (attempt.ok && (attempt.response.rcode === RCODE.SERVFAIL || attempt.response.rcode === RCODE.REFUSED)) {
+      if (attempt.ok && attempt.response.truncated)
+        attempt = await this.exchange(upstream, query, 'tcp');
+      if (
+        attempt.ok &&
+        (attempt.response.rcode === RCODE.SERVFAIL || attempt.response.rcode === RCODE.REFUSED)
+      ) {
         attempt = { ok: false, reason: `answered ${rcodeName(attempt.response.rcode)}` };
       }
       if (attempt.ok) return { ...attempt, upstream: name, ms: performance.now() - started };
       failures.push(`${name} ${attempt.reason}`);
     }
-    const reason = failures.length === 0 ? 'no upstream resolvers configured' : `all upstreams failed: ${failures.join('; ')}`;
+    const reason =
+      failures.length === 0
+        ? 'no upstream resolvers configured'
+        : `all upstreams failed: ${failures.join('; ')}`;
     return { ok: false, reason, ms: performance.now() - started };
   }
 
@@ -69,13 +81,20 @@ export class UpstreamForwarder {
     message.writeUInt16BE(id, 0);
     const accept = (bytes: Buffer): Attempt | null => {
       const parsed = parseResponse(bytes);
-      if (!parsed.ok || parsed.response.id !== id || !answersQuery(parsed.response, query)) return null;
+      if (!parsed.ok || parsed.response.id !== id || !answersQuery(parsed.response, query))
+        return null;
       return { ok: true, bytes, response: parsed.response };
     };
-    return via === 'udp' ? this.udp(upstream, message, accept) : this.tcp(upstream, message, accept);
+    return via === 'udp'
+      ? this.udp(upstream, message, accept)
+      : this.tcp(upstream, message, accept);
   }
 
-  private udp(upstream: Upstream, message: Buffer, accept: (b: Buffer) => Attempt | null): Promise<Attempt> {
+  private udp(
+    upstream: Upstream,
+    message: Buffer,
+    accept: (b: Buffer) => Attempt | null,
+  ): Promise<Attempt> {
     return new Promise((resolve) => {
       const socket = dgram.createSocket(net.isIPv6(upstream.host) ? 'udp6' : 'udp4');
       let done = false;
@@ -86,7 +105,10 @@ export class UpstreamForwarder {
         socket.close();
         resolve(a);
       };
-      const timer = setTimeout(() => finish({ ok: false, reason: `timed out after ${this.timeoutMs} ms (udp)` }), this.timeoutMs);
+      const timer = setTimeout(
+        () => finish({ ok: false, reason: `timed out after ${this.timeoutMs} ms (udp)` }),
+        this.timeoutMs,
+      );
       socket.on('error', (err) => finish({ ok: false, reason: `udp error: ${err.message}` }));
       socket.on('message', (bytes, rinfo) => {
         // Only the resolver we asked, only an answer to our id and question (spoofing resistance).
@@ -100,7 +122,11 @@ export class UpstreamForwarder {
     });
   }
 
-  private tcp(upstream: Upstream, message: Buffer, accept: (b: Buffer) => Attempt | null): Promise<Attempt> {
+  private tcp(
+    upstream: Upstream,
+    message: Buffer,
+    accept: (b: Buffer) => Attempt | null,
+  ): Promise<Attempt> {
     return new Promise((resolve) => {
       const socket = net.connect({ host: upstream.host, port: upstream.port });
       const reader = new FrameReader(MAX_RESPONSE_BYTES);
@@ -112,9 +138,14 @@ export class UpstreamForwarder {
         socket.destroy();
         resolve(a);
       };
-      const timer = setTimeout(() => finish({ ok: false, reason: `timed out after ${this.timeoutMs} ms (tcp)` }), this.timeoutMs);
+      const timer = setTimeout(
+        () => finish({ ok: false, reason: `timed out after ${this.timeoutMs} ms (tcp)` }),
+        this.timeoutMs,
+      );
       socket.on('error', (err) => finish({ ok: false, reason: `tcp error: ${err.message}` }));
-      socket.on('close', () => finish({ ok: false, reason: 'tcp connection closed without an answer' }));
+      socket.on('close', () =>
+        finish({ ok: false, reason: 'tcp connection closed without an answer' }),
+      );
       socket.on('connect', () => socket.write(frame(message)));
       socket.on('data', (chunk: Buffer) => {
         const r = reader.push(chunk);

@@ -10,7 +10,14 @@
 import net from 'node:net';
 import { CelgateError } from '../../errors.js';
 import { listenOn, removeStaleSocket, tcpAddress, trackSockets } from '../listen.js';
-import { MAX_META_PREAMBLE_BYTES, PREAMBLE_TIMEOUT_MS, parseMetaPreamble, udsPath, type GuestMeta, type VsockEndpoint } from '../vsock.js';
+import {
+  MAX_META_PREAMBLE_BYTES,
+  PREAMBLE_TIMEOUT_MS,
+  parseMetaPreamble,
+  udsPath,
+  type GuestMeta,
+  type VsockEndpoint,
+} from '../vsock.js';
 
 const META_PREFIX = Buffer.from('\0META ', 'latin1');
 
@@ -33,7 +40,8 @@ export async function listenDnsVsock(
   const tracked = trackSockets(server);
   let address: string;
   if (ep.mode === 'uds') {
-    if (ep.udsBase === undefined || ep.udsBase === '') throw new CelgateError('E_CONFIG', 'vsock mode "uds" needs a uds base path');
+    if (ep.udsBase === undefined || ep.udsBase === '')
+      throw new CelgateError('E_CONFIG', 'vsock mode "uds" needs a uds base path');
     address = udsPath(ep.udsBase, ep.port);
     removeStaleSocket(address);
     await listenOn(server, address);
@@ -45,7 +53,11 @@ export async function listenDnsVsock(
   return { address, close: tracked.close };
 }
 
-function sniff(socket: net.Socket, onConnection: (c: DnsVsockConnection) => void, onReject: (reason: string) => void): void {
+function sniff(
+  socket: net.Socket,
+  onConnection: (c: DnsVsockConnection) => void,
+  onReject: (reason: string) => void,
+): void {
   let buf: Buffer = Buffer.alloc(0);
   const done = (err: string | null, c?: DnsVsockConnection) => {
     clearTimeout(timer);
@@ -62,13 +74,15 @@ function sniff(socket: net.Socket, onConnection: (c: DnsVsockConnection) => void
   const onData = (chunk: Buffer) => {
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     const n = Math.min(buf.length, META_PREFIX.length);
-    if (!buf.subarray(0, n).equals(META_PREFIX.subarray(0, n))) return done(null, { socket, meta: {}, head: buf });
+    if (!buf.subarray(0, n).equals(META_PREFIX.subarray(0, n)))
+      return done(null, { socket, meta: {}, head: buf });
     if (buf.length < META_PREFIX.length) return;
     try {
       const r = parseMetaPreamble(buf.subarray(0, Math.min(buf.length, MAX_META_PREAMBLE_BYTES)));
       if (r.status === 'done') done(null, { socket, meta: r.meta, head: buf.subarray(r.consumed) });
       else if (r.status === 'none') done(null, { socket, meta: {}, head: buf });
-      else if (buf.length >= MAX_META_PREAMBLE_BYTES) done(`META preamble longer than ${MAX_META_PREAMBLE_BYTES} bytes`);
+      else if (buf.length >= MAX_META_PREAMBLE_BYTES)
+        done(`META preamble longer than ${MAX_META_PREAMBLE_BYTES} bytes`);
     } catch (err) {
       done(err instanceof Error ? err.message : String(err));
     }
@@ -78,7 +92,10 @@ function sniff(socket: net.Socket, onConnection: (c: DnsVsockConnection) => void
     clearTimeout(timer);
     socket.destroy(); // connected and left without a byte: nothing to answer
   };
-  const timer = setTimeout(() => done(`no complete first bytes within ${PREAMBLE_TIMEOUT_MS} ms`), PREAMBLE_TIMEOUT_MS);
+  const timer = setTimeout(
+    () => done(`no complete first bytes within ${PREAMBLE_TIMEOUT_MS} ms`),
+    PREAMBLE_TIMEOUT_MS,
+  );
   timer.unref();
   socket.on('data', onData);
   socket.on('end', onEnd);

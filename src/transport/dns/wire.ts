@@ -31,7 +31,8 @@ export type DnsProblem =
   | 'bad_edns_version'
   | 'undecodable';
 
-export type WireResult<T> = { ok: true; value: T; end: number } | { ok: false; problem: DnsProblem; at: number };
+export type WireResult<T> =
+  { ok: true; value: T; end: number } | { ok: false; problem: DnsProblem; at: number };
 
 const HEADER_BYTES = 12;
 
@@ -125,7 +126,8 @@ export function readRecord(buf: Uint8Array, offset: number): WireResult<WireReco
   const ttl = ((buf[p + 4]! << 24) | (buf[p + 5]! << 16) | (buf[p + 6]! << 8) | buf[p + 7]!) >>> 0;
   const rdataLength = (buf[p + 8]! << 8) | buf[p + 9]!;
   const rdataOffset = p + 10;
-  if (rdataOffset + rdataLength > buf.length) return { ok: false, problem: 'truncated_record', at: p };
+  if (rdataOffset + rdataLength > buf.length)
+    return { ok: false, problem: 'truncated_record', at: p };
   return {
     ok: true,
     value: { name: n.value, type, klass, ttl, ttlOffset: p + 4, rdataOffset, rdataLength },
@@ -146,7 +148,14 @@ export interface WireHeader {
 export function readHeader(buf: Uint8Array): WireHeader | null {
   if (buf.length < HEADER_BYTES) return null;
   const u16 = (i: number) => (buf[i]! << 8) | buf[i + 1]!;
-  return { id: u16(0), flags: u16(2), qdcount: u16(4), ancount: u16(6), nscount: u16(8), arcount: u16(10) };
+  return {
+    id: u16(0),
+    flags: u16(2),
+    qdcount: u16(4),
+    ancount: u16(6),
+    nscount: u16(8),
+    arcount: u16(10),
+  };
 }
 
 export const FLAG_QR = 0x8000;

@@ -19,7 +19,14 @@ import {
   type EventSink,
 } from '../../events/index.js';
 import { execOnGuest, type GuestExecTarget } from './client.js';
-import { DEFAULT_EXEC_TIMEOUT_MS, isExecError, MAX_ARG_CHARS, MAX_ARGV_ITEMS, MAX_EXEC_TIMEOUT_MS, type ExecRequest } from './protocol.js';
+import {
+  DEFAULT_EXEC_TIMEOUT_MS,
+  isExecError,
+  MAX_ARG_CHARS,
+  MAX_ARGV_ITEMS,
+  MAX_EXEC_TIMEOUT_MS,
+  type ExecRequest,
+} from './protocol.js';
 import { decideSafely, recordSafely } from '../../events/enforce.js';
 
 /** What `POST /v1/exec` accepts. */
@@ -74,23 +81,41 @@ export function parseExecInput(body: unknown): Validated<ExecInput> {
   const argv = o.argv;
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
     issues.push({ path: 'argv', message: 'must be a non-empty list of strings' });
-  } else if (argv.length > MAX_ARGV_ITEMS || argv.some((a: string) => a.length > MAX_ARG_CHARS || a.includes('\0'))) {
-    issues.push({ path: 'argv', message: `at most ${MAX_ARGV_ITEMS} items of at most ${MAX_ARG_CHARS} chars, no NUL` });
+  } else if (
+    argv.length > MAX_ARGV_ITEMS ||
+    argv.some((a: string) => a.length > MAX_ARG_CHARS || a.includes('\0'))
+  ) {
+    issues.push({
+      path: 'argv',
+      message: `at most ${MAX_ARGV_ITEMS} items of at most ${MAX_ARG_CHARS} chars, no NUL`,
+    });
   } else if (argv[0] === '') issues.push({ path: 'argv[0]', message: 'must not be empty' });
   const cwd = o.cwd ?? '/';
-  if (typeof cwd !== 'string' || !cwd.startsWith('/')) issues.push({ path: 'cwd', message: 'must be an absolute path' });
+  if (typeof cwd !== 'string' || !cwd.startsWith('/'))
+    issues.push({ path: 'cwd', message: 'must be an absolute path' });
   const env = o.env ?? {};
-  if (typeof env !== 'object' || env === null || Array.isArray(env) || !Object.values(env).every((v) => typeof v === 'string')) {
+  if (
+    typeof env !== 'object' ||
+    env === null ||
+    Array.isArray(env) ||
+    !Object.values(env).every((v) => typeof v === 'string')
+  ) {
     issues.push({ path: 'env', message: 'must be an object of strings' });
   }
   const timeout = o.timeout_ms ?? DEFAULT_EXEC_TIMEOUT_MS;
-  if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout <= 0 || timeout > MAX_EXEC_TIMEOUT_MS) {
+  if (
+    typeof timeout !== 'number' ||
+    !Number.isInteger(timeout) ||
+    timeout <= 0 ||
+    timeout > MAX_EXEC_TIMEOUT_MS
+  ) {
     issues.push({ path: 'timeout_ms', message: `must be an integer in 1..${MAX_EXEC_TIMEOUT_MS}` });
   }
   const stdin = o.stdin ?? '';
   if (typeof stdin !== 'string') issues.push({ path: 'stdin', message: 'must be base64 text' });
   const pname = o.process_name ?? '';
-  if (typeof pname !== 'string' || pname.length > 256) issues.push({ path: 'process_name', message: 'must be a string of at most 256 chars' });
+  if (typeof pname !== 'string' || pname.length > 256)
+    issues.push({ path: 'process_name', message: 'must be a string of at most 256 chars' });
   if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,
@@ -107,14 +132,17 @@ export function parseExecInput(body: unknown): Validated<ExecInput> {
 
 /** A readable one-line command: arguments with spaces or quotes are single-quoted. */
 export function displayCommand(argv: readonly string[]): string {
-  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return argv
+    .map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
 }
 
 /** Decides, enforces and records one exec. Never throws for guest or policy failures. */
 export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<ExecOutcome> {
   const started = performance.now();
   const executable = input.argv[0]!;
-  const origin: EventOrigin = input.process_name === '' ? deps.origin : { ...deps.origin, process_name: input.process_name };
+  const origin: EventOrigin =
+    input.process_name === '' ? deps.origin : { ...deps.origin, process_name: input.process_name };
   const event = processExecEvent(origin, {
     executable,
     argv: [...input.argv],
@@ -144,13 +172,28 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
     if (deps.target === null) {
       outcome.error = 'no guest exec service is configured for this gateway';
     } else {
-      const req: ExecRequest = { v: 1, id: randomUUID(), argv: input.argv, cwd: input.cwd, env: input.env, timeout_ms: input.timeout_ms, stdin: input.stdin };
+      const req: ExecRequest = {
+        v: 1,
+        id: randomUUID(),
+        argv: input.argv,
+        cwd: input.cwd,
+        env: input.env,
+        timeout_ms: input.timeout_ms,
+        stdin: input.stdin,
+      };
       try {
         const r = await execOnGuest(deps.target, req);
         outcome.reached_guest = true;
         if (isExecError(r)) outcome.error = `${r.error.code}: ${r.error.message}`;
         else {
-          Object.assign(outcome, { exit_code: r.exit_code, signal: r.signal, stdout: r.stdout, stderr: r.stderr, truncated: r.truncated, timed_out: r.timed_out });
+          Object.assign(outcome, {
+            exit_code: r.exit_code,
+            signal: r.signal,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            truncated: r.truncated,
+            timed_out: r.timed_out,
+          });
           outcome.error = r.spawn_error;
         }
       } catch (err) {

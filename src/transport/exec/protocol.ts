@@ -60,7 +60,10 @@ export type ExecResponse = ExecResult | ExecProtocolError;
 /** Encodes one frame. Throws E_LIMIT when the payload exceeds `max`. */
 export function encodeFrame(value: unknown, max: number): Buffer {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
-  if (body.length > max) throw new CelgateError('E_LIMIT', `exec frame of ${body.length} bytes exceeds ${max}`, { details: { limit: max } });
+  if (body.length > max)
+    throw new CelgateError('E_LIMIT', `exec frame of ${body.length} bytes exceeds ${max}`, {
+      details: { limit: max },
+    });
   const head = Buffer.allocUnsafe(4);
   head.writeUInt32BE(body.length, 0);
   return Buffer.concat([head, body]);
@@ -79,7 +82,10 @@ export class FrameDecoder {
     const out: unknown[] = [];
     while (this.buf.length >= 4) {
       const len = this.buf.readUInt32BE(0);
-      if (len > this.max) throw new CelgateError('E_LIMIT', `exec frame length ${len} exceeds ${this.max}`, { details: { limit: this.max } });
+      if (len > this.max)
+        throw new CelgateError('E_LIMIT', `exec frame length ${len} exceeds ${this.max}`, {
+          details: { limit: this.max },
+        });
       if (this.buf.length < 4 + len) break;
       const body = this.buf.subarray(4, 4 + len);
       this.buf = this.buf.subarray(4 + len);
@@ -107,35 +113,56 @@ const bad = (message: string): never => {
 /** Validates a decoded request (guest side). Throws E_PARSE / E_LIMIT naming the field. */
 export function parseExecRequest(value: unknown): ExecRequest {
   if (!isObj(value)) return bad('must be a JSON object');
-  if (value.v !== EXEC_PROTOCOL_VERSION) return bad(`unsupported version ${JSON.stringify(value.v)}`);
+  if (value.v !== EXEC_PROTOCOL_VERSION)
+    return bad(`unsupported version ${JSON.stringify(value.v)}`);
   const id = value.id;
-  if (typeof id !== 'string' || id.length === 0 || id.length > 128) return bad('id must be a string of 1..128 chars');
+  if (typeof id !== 'string' || id.length === 0 || id.length > 128)
+    return bad('id must be a string of 1..128 chars');
   const argv = value.argv;
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
     return bad('argv must be a non-empty list of strings');
   }
-  if (argv.length > MAX_ARGV_ITEMS) throw new CelgateError('E_LIMIT', `exec request: argv has more than ${MAX_ARGV_ITEMS} items`);
+  if (argv.length > MAX_ARGV_ITEMS)
+    throw new CelgateError('E_LIMIT', `exec request: argv has more than ${MAX_ARGV_ITEMS} items`);
   if (argv.some((a: string) => a.length > MAX_ARG_CHARS || a.includes('\0'))) {
-    throw new CelgateError('E_LIMIT', `exec request: an argument is longer than ${MAX_ARG_CHARS} chars or contains NUL`);
+    throw new CelgateError(
+      'E_LIMIT',
+      `exec request: an argument is longer than ${MAX_ARG_CHARS} chars or contains NUL`,
+    );
   }
   if (argv[0] === '') return bad('argv[0] must not be empty');
   const cwd = value.cwd ?? '/';
-  if (typeof cwd !== 'string' || !cwd.startsWith('/') || cwd.includes('\0')) return bad('cwd must be an absolute path');
+  if (typeof cwd !== 'string' || !cwd.startsWith('/') || cwd.includes('\0'))
+    return bad('cwd must be an absolute path');
   const envRaw = value.env ?? {};
   if (!isObj(envRaw)) return bad('env must be an object of strings');
   const envEntries = Object.entries(envRaw);
-  if (envEntries.length > MAX_ENV_ITEMS) throw new CelgateError('E_LIMIT', `exec request: env has more than ${MAX_ENV_ITEMS} entries`);
+  if (envEntries.length > MAX_ENV_ITEMS)
+    throw new CelgateError('E_LIMIT', `exec request: env has more than ${MAX_ENV_ITEMS} entries`);
   const env: Record<string, string> = {};
   for (const [k, v] of envEntries) {
-    if (typeof v !== 'string' || k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) return bad(`env.${k} is invalid`);
+    if (
+      typeof v !== 'string' ||
+      k === '' ||
+      k.includes('=') ||
+      k.includes('\0') ||
+      v.includes('\0')
+    )
+      return bad(`env.${k} is invalid`);
     env[k] = v;
   }
   const timeout = value.timeout_ms ?? DEFAULT_EXEC_TIMEOUT_MS;
-  if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout <= 0 || timeout > MAX_EXEC_TIMEOUT_MS) {
+  if (
+    typeof timeout !== 'number' ||
+    !Number.isInteger(timeout) ||
+    timeout <= 0 ||
+    timeout > MAX_EXEC_TIMEOUT_MS
+  ) {
     return bad(`timeout_ms must be an integer in 1..${MAX_EXEC_TIMEOUT_MS}`);
   }
   const stdin = value.stdin ?? '';
-  if (typeof stdin !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(stdin)) return bad('stdin must be base64');
+  if (typeof stdin !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(stdin))
+    return bad('stdin must be base64');
   return { v: 1, id, argv: argv as string[], cwd, env, timeout_ms: timeout, stdin };
 }
 
@@ -144,22 +171,29 @@ export function parseExecResponse(value: unknown): ExecResponse {
   const fail = (m: string): never => {
     throw new CelgateError('E_PARSE', `exec response: ${m}`);
   };
-  if (!isObj(value) || value.v !== EXEC_PROTOCOL_VERSION || typeof value.id !== 'string') return fail('missing v/id');
+  if (!isObj(value) || value.v !== EXEC_PROTOCOL_VERSION || typeof value.id !== 'string')
+    return fail('missing v/id');
   if (value.error !== undefined) {
     const e = value.error;
-    if (!isObj(e) || typeof e.code !== 'string' || typeof e.message !== 'string') return fail('error must have code and message');
+    if (!isObj(e) || typeof e.code !== 'string' || typeof e.message !== 'string')
+      return fail('error must have code and message');
     return { v: 1, id: value.id, error: { code: e.code, message: e.message } };
   }
   const nullableInt = (k: string) => {
     const x = value[k];
-    if (x !== null && (typeof x !== 'number' || !Number.isInteger(x))) fail(`${k} must be an integer or null`);
+    if (x !== null && (typeof x !== 'number' || !Number.isInteger(x)))
+      fail(`${k} must be an integer or null`);
   };
   nullableInt('exit_code');
-  for (const k of ['stdout', 'stderr']) if (typeof value[k] !== 'string') fail(`${k} must be base64 text`);
-  for (const k of ['truncated', 'timed_out']) if (typeof value[k] !== 'boolean') fail(`${k} must be a boolean`);
+  for (const k of ['stdout', 'stderr'])
+    if (typeof value[k] !== 'string') fail(`${k} must be base64 text`);
+  for (const k of ['truncated', 'timed_out'])
+    if (typeof value[k] !== 'boolean') fail(`${k} must be a boolean`);
   if (typeof value.duration_ms !== 'number') fail('duration_ms must be a number');
-  if (value.signal !== null && typeof value.signal !== 'string') fail('signal must be a string or null');
-  if (value.spawn_error !== null && typeof value.spawn_error !== 'string') fail('spawn_error must be a string or null');
+  if (value.signal !== null && typeof value.signal !== 'string')
+    fail('signal must be a string or null');
+  if (value.spawn_error !== null && typeof value.spawn_error !== 'string')
+    fail('spawn_error must be a string or null');
   return value as unknown as ExecResult;
 }
 

@@ -4,7 +4,12 @@
  * BridgeOptions (or `help`) out; bad input throws CelgateError E_CONFIG naming the flag.
  */
 import { CelgateError } from '../../errors.js';
-import { DEFAULT_FORWARD_PORT, DEFAULT_GUEST_PORTS, type BridgeOptions, type HostPort } from './bridge.js';
+import {
+  DEFAULT_FORWARD_PORT,
+  DEFAULT_GUEST_PORTS,
+  type BridgeOptions,
+  type HostPort,
+} from './bridge.js';
 
 export const BRIDGE_USAGE = `usage: guest-bridge [options]
 Runs inside the guest: forwards redirected TCP 443/80, a DNS stub, an MCP relay and the exec service
@@ -31,19 +36,31 @@ function hostPort(flag: string, value: string): HostPort | null {
   if (value === 'off') return null;
   const i = value.lastIndexOf(':');
   const port = Number(value.slice(i + 1));
-  if (i <= 0 || !/^\d+$/.test(value.slice(i + 1)) || port > 65535) throw new CelgateError('E_CONFIG', `${flag}: "${value}" is not HOST:PORT or "off"`);
+  if (i <= 0 || !/^\d+$/.test(value.slice(i + 1)) || port > 65535)
+    throw new CelgateError('E_CONFIG', `${flag}: "${value}" is not HOST:PORT or "off"`);
   return { host: value.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
 function vsockPort(flag: string, value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 0xffffffff) throw new CelgateError('E_CONFIG', `${flag}: "${value}" is not a vsock port`);
+  if (!/^\d+$/.test(value) || n > 0xffffffff)
+    throw new CelgateError('E_CONFIG', `${flag}: "${value}" is not a vsock port`);
   return n;
 }
 
 const VALUE_FLAGS = new Set([
-  '--mode', '--uds-base', '--host', '--port-http', '--port-mcp', '--port-dns', '--port-exec',
-  '--forward', '--dns', '--mcp-socket', '--mcp-process-name', '--exec-listen',
+  '--mode',
+  '--uds-base',
+  '--host',
+  '--port-http',
+  '--port-mcp',
+  '--port-dns',
+  '--port-exec',
+  '--forward',
+  '--dns',
+  '--mcp-socket',
+  '--mcp-process-name',
+  '--exec-listen',
 ]);
 
 /** Parses bridge flags (`--flag value` or `--flag=value`). */
@@ -64,16 +81,20 @@ export function parseBridgeArgs(argv: readonly string[]): BridgeOptions | 'help'
     }
     const eq = arg.indexOf('=');
     const name = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!VALUE_FLAGS.has(name)) throw new CelgateError('E_CONFIG', `unknown option ${JSON.stringify(arg)} (see --help)`);
+    if (!VALUE_FLAGS.has(name))
+      throw new CelgateError('E_CONFIG', `unknown option ${JSON.stringify(arg)} (see --help)`);
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new CelgateError('E_CONFIG', `${name} needs a value`);
     v.set(name, value);
   }
   const mode = v.get('--mode') ?? 'uds';
-  if (mode !== 'uds' && mode !== 'tcp') throw new CelgateError('E_CONFIG', `--mode must be uds or tcp, got "${mode}"`);
+  if (mode !== 'uds' && mode !== 'tcp')
+    throw new CelgateError('E_CONFIG', `--mode must be uds or tcp, got "${mode}"`);
   const udsBase = v.get('--uds-base') ?? null;
-  if (mode === 'uds' && (udsBase === null || udsBase === '')) throw new CelgateError('E_CONFIG', '--uds-base is required in uds mode');
-  const port = (flag: string, fallback: number) => (v.has(flag) ? vsockPort(flag, v.get(flag)!) : fallback);
+  if (mode === 'uds' && (udsBase === null || udsBase === ''))
+    throw new CelgateError('E_CONFIG', '--uds-base is required in uds mode');
+  const port = (flag: string, fallback: number) =>
+    v.has(flag) ? vsockPort(flag, v.get(flag)!) : fallback;
   const mcp = v.get('--mcp-socket') ?? '/run/celgate/mcp.sock';
   return {
     mode,

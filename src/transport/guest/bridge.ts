@@ -51,7 +51,9 @@ export interface BridgeHandle {
 
 export async function startBridge(o: BridgeOptions): Promise<BridgeHandle> {
   const endpoint = (port: number): VsockEndpoint =>
-    o.mode === 'uds' ? { mode: 'uds', port, udsBase: o.udsBase ?? '' } : { mode: 'tcp', host: o.host, port };
+    o.mode === 'uds'
+      ? { mode: 'uds', port, udsBase: o.udsBase ?? '' }
+      : { mode: 'tcp', host: o.host, port };
   const closers: Array<() => Promise<void>> = [];
   const addresses: Record<string, string> = {};
   const close = async () => {
@@ -87,18 +89,30 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeHandle> {
       }
     }
     if (o.dns !== null) {
-      const d = await startDnsStub({ ...o.dns, upstream: endpoint(o.ports.dns), onError: o.onError });
+      const d = await startDnsStub({
+        ...o.dns,
+        upstream: endpoint(o.ports.dns),
+        onError: o.onError,
+      });
       closers.push(d.close);
       addresses.dns_udp = d.udpAddress;
       addresses.dns_tcp = d.tcpAddress;
     }
     if (o.mcpSocket !== null) {
-      const m = await startMcpRelay({ socketPath: o.mcpSocket, upstream: endpoint(o.ports.mcp), defaultProcessName: o.mcpProcessName, onError: o.onError });
+      const m = await startMcpRelay({
+        socketPath: o.mcpSocket,
+        upstream: endpoint(o.ports.mcp),
+        defaultProcessName: o.mcpProcessName,
+        onError: o.onError,
+      });
       closers.push(m.close);
       addresses.mcp = m.address;
     }
     if (o.mode === 'uds' && o.exec) {
-      const h = await listenHybridBase(o.udsBase ?? '', new Map([[o.ports.exec, serveExecConnection]]));
+      const h = await listenHybridBase(
+        o.udsBase ?? '',
+        new Map([[o.ports.exec, serveExecConnection]]),
+      );
       closers.push(h.close);
       addresses.exec = `${h.address} (CONNECT ${o.ports.exec})`;
     } else if (o.mode === 'tcp' && o.execListen !== null) {

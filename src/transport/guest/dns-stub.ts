@@ -151,7 +151,8 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
     const udp = dgram.createSocket({ type: opts.host.includes(':') ? 'udp6' : 'udp4' });
     udp.on('error', (err) => opts.onError?.('dns udp', err));
     udp.on('message', (msg, rinfo) => {
-      if (msg.length < 12 || msg.length > MAX_STUB_QUERY_BYTES || inflight >= MAX_STUB_INFLIGHT) return;
+      if (msg.length < 12 || msg.length > MAX_STUB_QUERY_BYTES || inflight >= MAX_STUB_INFLIGHT)
+        return;
       inflight++;
       pool
         .query(msg)
@@ -195,7 +196,8 @@ export async function startDnsStub(opts: DnsStubOptions): Promise<DnsStubHandle>
       });
     } catch (err) {
       await new Promise<void>((r) => udp.close(() => r()));
-      if (opts.port !== 0 || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      if (opts.port !== 0 || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE')
+        throw err;
       continue;
     }
     return {

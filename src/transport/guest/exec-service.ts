@@ -109,7 +109,8 @@ export function serveExecConnection(stream: Duplex): void {
     }
     for (const frame of frames) {
       chain = chain.then(async () => {
-        const id = typeof (frame as { id?: unknown })?.id === 'string' ? (frame as { id: string }).id : '';
+        const id =
+          typeof (frame as { id?: unknown })?.id === 'string' ? (frame as { id: string }).id : '';
         let req: ExecRequest;
         try {
           req = parseExecRequest(frame);
@@ -118,7 +119,12 @@ export function serveExecConnection(stream: Duplex): void {
           return;
         }
         if (running >= MAX_CONCURRENT_EXECS) {
-          send(errorFrame(id, new CelgateError('E_LIMIT', `more than ${MAX_CONCURRENT_EXECS} commands running`)));
+          send(
+            errorFrame(
+              id,
+              new CelgateError('E_LIMIT', `more than ${MAX_CONCURRENT_EXECS} commands running`),
+            ),
+          );
           return;
         }
         running++;

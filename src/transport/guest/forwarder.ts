@@ -85,5 +85,9 @@ export async function startForwarder(opts: ForwarderOptions): Promise<ForwarderH
   const tracked = trackSockets(server);
   server.on('error', (err) => opts.onError?.(opts.label ?? 'forwarder', err));
   await listenOn(server, opts.port, opts.host);
-  return { address: tcpAddress(server), port: (server.address() as net.AddressInfo).port, close: tracked.close };
+  return {
+    address: tcpAddress(server),
+    port: (server.address() as net.AddressInfo).port,
+    close: tracked.close,
+  };
 }

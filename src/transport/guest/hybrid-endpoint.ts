@@ -16,18 +16,21 @@ import { listenOn, removeStaleSocket, tcpAddress, trackSockets } from '../listen
 export const MAX_CONNECT_LINE_BYTES = 32;
 export const CONNECT_LINE_TIMEOUT_MS = 5_000;
 
-export type ConnectRequest = { status: 'need_more' } | { status: 'ok'; port: number; consumed: number };
+export type ConnectRequest =
+  { status: 'need_more' } | { status: 'ok'; port: number; consumed: number };
 
 /** Parses `CONNECT <port>\n` at the start of `buf`. Pure; throws E_PARSE / E_LIMIT. */
 export function parseConnectRequest(buf: Buffer): ConnectRequest {
   const nl = buf.indexOf(0x0a);
   if (nl < 0 || nl >= MAX_CONNECT_LINE_BYTES) {
-    if (buf.length >= MAX_CONNECT_LINE_BYTES) throw new CelgateError('E_LIMIT', 'hybrid-vsock CONNECT line too long');
+    if (buf.length >= MAX_CONNECT_LINE_BYTES)
+      throw new CelgateError('E_LIMIT', 'hybrid-vsock CONNECT line too long');
     return { status: 'need_more' };
   }
   const line = buf.subarray(0, nl).toString('latin1').replace(/\r$/, '');
   const m = /^CONNECT (\d{1,10})$/.exec(line);
-  if (m === null) throw new CelgateError('E_PARSE', `expected "CONNECT <port>", got ${JSON.stringify(line)}`);
+  if (m === null)
+    throw new CelgateError('E_PARSE', `expected "CONNECT <port>", got ${JSON.stringify(line)}`);
   const port = Number(m[1]);
   if (port > 0xffffffff) throw new CelgateError('E_PARSE', `vsock port ${port} out of range`);
   return { status: 'ok', port, consumed: nl + 1 };
@@ -40,7 +43,10 @@ export interface GuestPortListener {
   close(): Promise<void>;
 }
 
-function trackedServer(onSocket: (s: net.Socket) => void): { server: net.Server; closeAll(): Promise<void> } {
+function trackedServer(onSocket: (s: net.Socket) => void): {
+  server: net.Server;
+  closeAll(): Promise<void>;
+} {
   const server = net.createServer((s) => {
     s.on('error', () => s.destroy());
     onSocket(s);
@@ -51,7 +57,10 @@ function trackedServer(onSocket: (s: net.Socket) => void): { server: net.Server;
 }
 
 /** Listens on the hybrid-vsock base socket and dispatches `CONNECT P` to `services[P]`. */
-export async function listenHybridBase(path: string, services: ReadonlyMap<number, GuestService>): Promise<GuestPortListener> {
+export async function listenHybridBase(
+  path: string,
+  services: ReadonlyMap<number, GuestService>,
+): Promise<GuestPortListener> {
   let nextLocal = 1024;
   const { server, closeAll } = trackedServer((socket) => {
     let buf: Buffer = Buffer.alloc(0);
@@ -90,7 +99,11 @@ export async function listenHybridBase(path: string, services: ReadonlyMap<numbe
 }
 
 /** tcp mode: one guest port as a TCP listener (host:port; port 0 picks one). */
-export async function listenGuestTcp(host: string, port: number, service: GuestService): Promise<GuestPortListener> {
+export async function listenGuestTcp(
+  host: string,
+  port: number,
+  service: GuestService,
+): Promise<GuestPortListener> {
   const { server, closeAll } = trackedServer(service);
   await listenOn(server, port, host);
   return { address: tcpAddress(server), close: closeAll };

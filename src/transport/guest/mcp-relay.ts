@@ -65,10 +65,12 @@ function relay(client: net.Socket, opts: McpRelayOptions): void {
         sock.on('data', (chunk: Buffer) => {
           const r = frames.push(chunk);
           for (const f of r.frames) {
-            if (f.kind === FrameKind.DATA) client.write(Buffer.concat([f.payload, Buffer.from('\n')]));
+            if (f.kind === FrameKind.DATA)
+              client.write(Buffer.concat([f.payload, Buffer.from('\n')]));
             else if (f.kind === FrameKind.CLOSE) client.end();
           }
-          if (r.error !== null) fail('mcp host frames', new CelgateError('E_PARSE', r.error.message));
+          if (r.error !== null)
+            fail('mcp host frames', new CelgateError('E_PARSE', r.error.message));
         });
         sock.write(encodeOpen(RELAY_STREAM_ID, processName));
         if (rest.length > 0) toHost(rest);
@@ -95,7 +97,10 @@ function relay(client: net.Socket, opts: McpRelayOptions): void {
     }
     if (r.status === 'need_more') return;
     const rest = r.status === 'none' ? head : head.subarray(r.consumed);
-    const name = r.status === 'done' && r.meta.process_name !== undefined ? r.meta.process_name : opts.defaultProcessName;
+    const name =
+      r.status === 'done' && r.meta.process_name !== undefined
+        ? r.meta.process_name
+        : opts.defaultProcessName;
     state = 'connecting'; // later chunks queue until the host connection is up
     start(name, rest);
   });

@@ -40,8 +40,10 @@ export function parseShimArgs(argv: readonly string[]): ShimOptions | 'help' {
     const eq = arg.indexOf('=');
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (name !== '--socket' && name !== '--process-name') throw new CelgateError('E_CONFIG', `unknown option ${JSON.stringify(arg)}`);
-    if (value === undefined || value === '') throw new CelgateError('E_CONFIG', `${name} needs a value`);
+    if (name !== '--socket' && name !== '--process-name')
+      throw new CelgateError('E_CONFIG', `unknown option ${JSON.stringify(arg)}`);
+    if (value === undefined || value === '')
+      throw new CelgateError('E_CONFIG', `${name} needs a value`);
     if (name === '--socket') out.socket = value;
     else out.processName = value;
   }
@@ -49,12 +51,19 @@ export function parseShimArgs(argv: readonly string[]): ShimOptions | 'help' {
 }
 
 /** Runs the shim; resolves with the exit code when the relay connection ends. */
-export function runShim(opts: ShimOptions, stdin: NodeJS.ReadableStream = process.stdin, stdout: NodeJS.WritableStream = process.stdout): Promise<number> {
+export function runShim(
+  opts: ShimOptions,
+  stdin: NodeJS.ReadableStream = process.stdin,
+  stdout: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
   return new Promise((resolve) => {
     const s = net.connect(opts.socket);
     let connected = false;
     s.on('error', (err) => {
-      if (!connected) process.stderr.write(`mcp-shim: E_UNAVAILABLE: cannot reach ${opts.socket}: ${err.message}\n`);
+      if (!connected)
+        process.stderr.write(
+          `mcp-shim: E_UNAVAILABLE: cannot reach ${opts.socket}: ${err.message}\n`,
+        );
       resolve(connected ? 0 : 1);
     });
     s.once('connect', () => {

@@ -51,7 +51,8 @@ export class McpSocketTransport implements Transport {
 
   /** Connects and sends the preamble; rejects with E_UNAVAILABLE when the relay is not there. */
   start(): Promise<void> {
-    if (this.state !== 'new') return Promise.reject(new CelgateError('E_INTERNAL', 'transport already started'));
+    if (this.state !== 'new')
+      return Promise.reject(new CelgateError('E_INTERNAL', 'transport already started'));
     this.state = 'open';
     return new Promise((resolve, reject) => {
       const s = net.connect(this.socketPath);
@@ -59,12 +60,20 @@ export class McpSocketTransport implements Transport {
       let connected = false;
       s.once('connect', () => {
         connected = true;
-        if (this.processName !== '') s.write(encodeMetaPreamble({ process_name: this.processName, pid: process.pid }));
+        if (this.processName !== '')
+          s.write(encodeMetaPreamble({ process_name: this.processName, pid: process.pid }));
         resolve();
       });
       s.on('data', (chunk: Buffer) => this.onBytes(chunk));
       s.on('error', (err) => {
-        if (!connected) reject(new CelgateError('E_UNAVAILABLE', `cannot reach the MCP relay at ${this.socketPath}: ${err.message}`, { cause: err }));
+        if (!connected)
+          reject(
+            new CelgateError(
+              'E_UNAVAILABLE',
+              `cannot reach the MCP relay at ${this.socketPath}: ${err.message}`,
+              { cause: err },
+            ),
+          );
         else this.onerror?.(err);
       });
       s.on('close', () => this.finish());
@@ -74,7 +83,12 @@ export class McpSocketTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const s = this.socket;
     if (this.state !== 'open' || s === null || !s.writable) {
-      return Promise.reject(new CelgateError('E_UPSTREAM', `the MCP relay connection is ${this.state === 'open' ? 'not writable' : this.state}`));
+      return Promise.reject(
+        new CelgateError(
+          'E_UPSTREAM',
+          `the MCP relay connection is ${this.state === 'open' ? 'not writable' : this.state}`,
+        ),
+      );
     }
     // JSON.stringify never emits a raw newline, so one message is one line.
     s.write(`${JSON.stringify(message)}\n`);
@@ -94,13 +108,20 @@ export class McpSocketTransport implements Transport {
       try {
         value = JSON.parse(line);
       } catch (err) {
-        this.onerror?.(new CelgateError('E_PARSE', `bad JSON-RPC from the MCP relay: ${(err as Error).message}`));
+        this.onerror?.(
+          new CelgateError('E_PARSE', `bad JSON-RPC from the MCP relay: ${(err as Error).message}`),
+        );
         continue;
       }
       for (const m of Array.isArray(value) ? value : [value]) this.onmessage?.(m as JSONRPCMessage);
     }
     if (error !== null) {
-      this.onerror?.(new CelgateError(error.reason === 'oversize' ? 'E_LIMIT' : 'E_PARSE', `MCP relay reply: ${error.message}`));
+      this.onerror?.(
+        new CelgateError(
+          error.reason === 'oversize' ? 'E_LIMIT' : 'E_PARSE',
+          `MCP relay reply: ${error.message}`,
+        ),
+      );
       this.socket?.destroy();
     }
   }

@@ -46,12 +46,16 @@ function readText(path: string): string {
 export function identifyPeer(socket: net.Socket): GuestMeta | undefined {
   const port = socket.remotePort;
   if (port === undefined || process.platform !== 'linux') return undefined;
-  const inode = parseProcNetTcp(readText('/proc/net/tcp'), port) ?? parseProcNetTcp(readText('/proc/net/tcp6'), port);
+  const inode =
+    parseProcNetTcp(readText('/proc/net/tcp'), port) ??
+    parseProcNetTcp(readText('/proc/net/tcp6'), port);
   if (inode === null) return undefined;
   const target = `socket:[${inode}]`;
   let pids: string[];
   try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).slice(0, MAX_PROC_SCAN);
+    pids = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .slice(0, MAX_PROC_SCAN);
   } catch {
     return undefined;
   }

@@ -28,9 +28,14 @@ export async function runBridgeMain(argv: readonly string[]): Promise<number | n
   try {
     const bridge = await startBridge({
       ...opts,
-      onError: (what, err) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg: what, err: (err as Error).message })}\n`),
+      onError: (what, err) =>
+        process.stderr.write(
+          `${JSON.stringify({ level: 'warn', msg: what, err: (err as Error).message })}\n`,
+        ),
     });
-    process.stdout.write(`${JSON.stringify({ msg: 'ready', pid: process.pid, addresses: bridge.addresses })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ msg: 'ready', pid: process.pid, addresses: bridge.addresses })}\n`,
+    );
     const stop = () => void bridge.close().then(() => process.exit(0));
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
@@ -60,7 +65,10 @@ export async function runStandalone(argv: readonly string[]): Promise<number | n
 }
 
 const entry = process.argv[1];
-if (entry !== undefined && (import.meta.url === pathToFileURL(entry).href || /celgate-guest-bridge\.m?js$/.test(entry))) {
+if (
+  entry !== undefined &&
+  (import.meta.url === pathToFileURL(entry).href || /celgate-guest-bridge\.m?js$/.test(entry))
+) {
   void runStandalone(process.argv.slice(2)).then((code) => {
     if (code !== null) process.exit(code);
   });

@@ -57,7 +57,9 @@ export function readBodyPrefix(stream: Readable, limit: number): Promise<BodyPre
   });
 }
 
-function decoderFor(encoding: string): (() => zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress) | null {
+function decoderFor(
+  encoding: string,
+): (() => zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress) | null {
   const flush = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
   switch (encoding) {
     case 'gzip':
@@ -66,14 +68,19 @@ function decoderFor(encoding: string): (() => zlib.Gunzip | zlib.Inflate | zlib.
     case 'deflate':
       return () => zlib.createInflate(flush);
     case 'br':
-      return () => zlib.createBrotliDecompress({ finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
+      return () =>
+        zlib.createBrotliDecompress({ finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
     default:
       return null;
   }
 }
 
 /** Decompresses at most `limit` output bytes; stops early (no bomb can grow past the limit). */
-function inflatePrefix(raw: Buffer, make: () => NodeJS.ReadWriteStream & { destroy(): void }, limit: number): Promise<{ out: Buffer; cut: boolean }> {
+function inflatePrefix(
+  raw: Buffer,
+  make: () => NodeJS.ReadWriteStream & { destroy(): void },
+  limit: number,
+): Promise<{ out: Buffer; cut: boolean }> {
   return new Promise((resolve, reject) => {
     const z = make();
     const out: Buffer[] = [];
@@ -116,7 +123,13 @@ export async function bodyFacts(input: BodyFactsInput): Promise<BodyFacts> {
   const raw = prefix.chunks.length === 1 ? prefix.chunks[0]! : Buffer.concat(prefix.chunks);
   const size = prefix.complete ? prefix.bytes : Math.max(input.declaredLength ?? 0, prefix.bytes);
   if (prefix.bytes === 0 && prefix.complete) {
-    return { state: 'absent', text: '', size: 0, content_type: input.contentType, truncated: false };
+    return {
+      state: 'absent',
+      text: '',
+      size: 0,
+      content_type: input.contentType,
+      truncated: false,
+    };
   }
   const encodings = input.contentEncoding
     .toLowerCase()
@@ -136,7 +149,13 @@ export async function bodyFacts(input: BodyFactsInput): Promise<BodyFacts> {
         cut ||= r.cut;
       }
     } catch {
-      return { state: 'undecodable', text: '', size, content_type: input.contentType, truncated: !prefix.complete };
+      return {
+        state: 'undecodable',
+        text: '',
+        size,
+        content_type: input.contentType,
+        truncated: !prefix.complete,
+      };
     }
     decoded = data;
   }

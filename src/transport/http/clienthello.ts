@@ -44,7 +44,8 @@ function reassembleHandshake(buf: Buffer): Buffer | null {
   for (;;) {
     if (need >= 0 && have >= need) return Buffer.concat(fragments).subarray(0, need);
     if (buf.length < off + 5) return null;
-    if (buf[off] !== TLS_HANDSHAKE) throw parseError(`expected a handshake record, got content type ${buf[off]}`);
+    if (buf[off] !== TLS_HANDSHAKE)
+      throw parseError(`expected a handshake record, got content type ${buf[off]}`);
     if (buf[off + 1] !== 0x03) throw parseError('unsupported record version');
     const len = buf.readUInt16BE(off + 3);
     if (len === 0 || len > 16384 + 2048) throw parseError(`invalid record length ${len}`);
@@ -54,14 +55,19 @@ function reassembleHandshake(buf: Buffer): Buffer | null {
     off += 5 + len;
     if (need < 0 && have >= 4) {
       const head = Buffer.concat(fragments);
-      if (head[0] !== HANDSHAKE_CLIENT_HELLO) throw parseError(`expected ClientHello, got handshake type ${head[0]}`);
+      if (head[0] !== HANDSHAKE_CLIENT_HELLO)
+        throw parseError(`expected ClientHello, got handshake type ${head[0]}`);
       const bodyLen = head.readUIntBE(1, 3);
       if (bodyLen + 4 > MAX_CLIENT_HELLO_BYTES) {
-        throw new CelgateError('E_LIMIT', `TLS ClientHello larger than ${MAX_CLIENT_HELLO_BYTES} bytes`);
+        throw new CelgateError(
+          'E_LIMIT',
+          `TLS ClientHello larger than ${MAX_CLIENT_HELLO_BYTES} bytes`,
+        );
       }
       need = bodyLen + 4;
     }
-    if (off > MAX_CLIENT_HELLO_BYTES + 5 * 8) throw new CelgateError('E_LIMIT', 'TLS ClientHello spread over too many records');
+    if (off > MAX_CLIENT_HELLO_BYTES + 5 * 8)
+      throw new CelgateError('E_LIMIT', 'TLS ClientHello spread over too many records');
   }
 }
 
@@ -107,7 +113,8 @@ const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z
 function parseAlpn(ext: Cursor): string[] {
   const list = ext.sub(ext.u16('ALPN list length'), 'ALPN list');
   const out: string[] = [];
-  while (list.left > 0) out.push(list.bytes(list.u8('ALPN protocol length'), 'ALPN protocol').toString('latin1'));
+  while (list.left > 0)
+    out.push(list.bytes(list.u8('ALPN protocol length'), 'ALPN protocol').toString('latin1'));
   return out;
 }
 
@@ -117,7 +124,8 @@ function parseServerName(ext: Cursor): string | null {
     const type = list.u8('server_name type');
     const name = list.bytes(list.u16('server_name length'), 'server_name');
     if (type !== SNI_HOST_NAME) continue;
-    if (name.length === 0 || name.length > MAX_SNI_LENGTH) throw parseError(`server_name length ${name.length} out of range`);
+    if (name.length === 0 || name.length > MAX_SNI_LENGTH)
+      throw parseError(`server_name length ${name.length} out of range`);
     const host = name.toString('latin1').toLowerCase();
     if (!HOST_NAME.test(host)) throw parseError('server_name is not a valid host name');
     return host.endsWith('.') ? host.slice(0, -1) : host;

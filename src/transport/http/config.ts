@@ -44,7 +44,13 @@ export interface HttpConfig {
   direct: boolean;
   /** Offer HTTP/2 (ALPN `h2`) to TLS clients on the vsock port and in proxy tunnels. */
   http2: boolean;
-  timeouts: { headers_ms: number; idle_ms: number; keepalive_ms: number; handshake_ms: number; upstream_ms: number };
+  timeouts: {
+    headers_ms: number;
+    idle_ms: number;
+    keepalive_ms: number;
+    handshake_ms: number;
+    upstream_ms: number;
+  };
   /** Explicit proxy listen address (loopback `host:port`), or null when off (docs/proxy.md). */
   proxy: string | null;
 }
@@ -53,20 +59,41 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(source: string, key: string, message: string): never {
-  throw new CelgateError('E_CONFIG', `${source}: ${key}: ${message}`, { details: { file: source, key } });
+  throw new CelgateError('E_CONFIG', `${source}: ${key}: ${message}`, {
+    details: { file: source, key },
+  });
 }
 
 function int(source: string, key: string, v: unknown, fallback: number, max: number): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) fail(source, key, `must be an integer 1..${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+    fail(source, key, `must be an integer 1..${max}`);
   return v;
 }
 
 function checkKeys(source: string, prefix: string, o: Obj, known: string[]): void {
-  for (const k of Object.keys(o)) if (!known.includes(k)) fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
+  for (const k of Object.keys(o))
+    if (!known.includes(k))
+      fail(source, `${prefix}.${k}`, `unknown key; known: ${known.join(', ')}`);
 }
 
-const TOP_KEYS = ['ca_dir', 'max_body_buffer', 'max_header_bytes', 'max_header_count', 'max_request_target', 'max_connections', 'upstream_map', 'extra_ca', 'allow_private_destinations', 'https_port', 'http_port', 'direct', 'http2', 'timeouts', 'proxy'];
+const TOP_KEYS = [
+  'ca_dir',
+  'max_body_buffer',
+  'max_header_bytes',
+  'max_header_count',
+  'max_request_target',
+  'max_connections',
+  'upstream_map',
+  'extra_ca',
+  'allow_private_destinations',
+  'https_port',
+  'http_port',
+  'direct',
+  'http2',
+  'timeouts',
+  'proxy',
+];
 const TIMEOUT_KEYS = ['headers_ms', 'idle_ms', 'keepalive_ms', 'handshake_ms', 'upstream_ms'];
 
 /** Parses the `http:` mapping (absent → defaults). */
@@ -82,26 +109,49 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
   if (raw.upstream_map !== undefined && raw.upstream_map !== null) {
     const m = raw.upstream_map;
     if (Array.isArray(m) && m.every((x) => typeof x === 'string')) {
-      map = Object.fromEntries(m.map((e: string) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)]));
-      if (m.some((e: string) => !e.includes('='))) fail(source, 'http.upstream_map', 'list entries must be "host[:port]=addr:port"');
+      map = Object.fromEntries(
+        m.map((e: string) => [
+          e.slice(0, Math.max(0, e.indexOf('='))),
+          e.slice(e.indexOf('=') + 1),
+        ]),
+      );
+      if (m.some((e: string) => !e.includes('=')))
+        fail(source, 'http.upstream_map', 'list entries must be "host[:port]=addr:port"');
     } else if (isObj(m) && Object.values(m).every((x) => typeof x === 'string')) {
       map = m as Record<string, string>;
-    } else fail(source, 'http.upstream_map', 'must be a mapping host[:port] → addr:port, or a list of "host[:port]=addr:port"');
+    } else
+      fail(
+        source,
+        'http.upstream_map',
+        'must be a mapping host[:port] → addr:port, or a list of "host[:port]=addr:port"',
+      );
     const parsed = parseUpstreamMap(map);
-    if (!parsed.ok) fail(source, 'http.upstream_map', parsed.issues.map((i) => i.message).join('; '));
+    if (!parsed.ok)
+      fail(source, 'http.upstream_map', parsed.issues.map((i) => i.message).join('; '));
   }
   let extra: string[] = [];
   if (raw.extra_ca !== undefined && raw.extra_ca !== null) {
     const e = typeof raw.extra_ca === 'string' ? [raw.extra_ca] : raw.extra_ca;
-    if (!Array.isArray(e) || !e.every((x) => typeof x === 'string' && x !== '')) fail(source, 'http.extra_ca', 'must be a list of PEM file paths');
+    if (!Array.isArray(e) || !e.every((x) => typeof x === 'string' && x !== ''))
+      fail(source, 'http.extra_ca', 'must be a list of PEM file paths');
     extra = e as string[];
   }
   let allowPrivate: string[] = [];
   if (raw.allow_private_destinations !== undefined && raw.allow_private_destinations !== null) {
     const a = raw.allow_private_destinations;
-    if (!Array.isArray(a) || !a.every((x) => typeof x === 'string')) fail(source, 'http.allow_private_destinations', 'must be a list of IP ranges like "10.20.0.0/16"');
+    if (!Array.isArray(a) || !a.every((x) => typeof x === 'string'))
+      fail(
+        source,
+        'http.allow_private_destinations',
+        'must be a list of IP ranges like "10.20.0.0/16"',
+      );
     const parsed = parseAllowedRanges(a as string[]);
-    if (!parsed.ok) fail(source, 'http.allow_private_destinations', parsed.issues.map((i) => `${i.path} ${i.message}`).join('; '));
+    if (!parsed.ok)
+      fail(
+        source,
+        'http.allow_private_destinations',
+        parsed.issues.map((i) => `${i.path} ${i.message}`).join('; '),
+      );
     allowPrivate = a as string[];
   }
   const direct = raw.direct ?? true;
@@ -112,11 +162,41 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
   if (typeof ca !== 'string' || ca === '') fail(source, 'http.ca_dir', 'must be a non-empty path');
   return {
     ca_dir: ca,
-    max_body_buffer: int(source, 'http.max_body_buffer', raw.max_body_buffer, d.maxBodyBuffer, MAX_CONFIG_BYTES_LIMIT),
-    max_header_bytes: int(source, 'http.max_header_bytes', raw.max_header_bytes, d.maxHeaderBytes, 1024 * 1024),
-    max_header_count: int(source, 'http.max_header_count', raw.max_header_count, d.maxHeaderCount, 10_000),
-    max_request_target: int(source, 'http.max_request_target', raw.max_request_target, d.maxRequestTarget, 1024 * 1024),
-    max_connections: int(source, 'http.max_connections', raw.max_connections, d.maxConnections, 1_000_000),
+    max_body_buffer: int(
+      source,
+      'http.max_body_buffer',
+      raw.max_body_buffer,
+      d.maxBodyBuffer,
+      MAX_CONFIG_BYTES_LIMIT,
+    ),
+    max_header_bytes: int(
+      source,
+      'http.max_header_bytes',
+      raw.max_header_bytes,
+      d.maxHeaderBytes,
+      1024 * 1024,
+    ),
+    max_header_count: int(
+      source,
+      'http.max_header_count',
+      raw.max_header_count,
+      d.maxHeaderCount,
+      10_000,
+    ),
+    max_request_target: int(
+      source,
+      'http.max_request_target',
+      raw.max_request_target,
+      d.maxRequestTarget,
+      1024 * 1024,
+    ),
+    max_connections: int(
+      source,
+      'http.max_connections',
+      raw.max_connections,
+      d.maxConnections,
+      1_000_000,
+    ),
     upstream_map: map,
     extra_ca: extra,
     allow_private_destinations: allowPrivate,
@@ -126,11 +206,41 @@ export function parseHttpConfig(raw: unknown, source = '<defaults>'): HttpConfig
     http2,
     proxy: parseProxySetting(raw.proxy, source),
     timeouts: {
-      headers_ms: int(source, 'http.timeouts.headers_ms', t.headers_ms, d.headersTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
-      idle_ms: int(source, 'http.timeouts.idle_ms', t.idle_ms, d.idleTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
-      keepalive_ms: int(source, 'http.timeouts.keepalive_ms', t.keepalive_ms, d.keepAliveTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
-      handshake_ms: int(source, 'http.timeouts.handshake_ms', t.handshake_ms, d.handshakeTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
-      upstream_ms: int(source, 'http.timeouts.upstream_ms', t.upstream_ms, d.upstreamTimeoutMs, MAX_CONFIG_TIMEOUT_MS),
+      headers_ms: int(
+        source,
+        'http.timeouts.headers_ms',
+        t.headers_ms,
+        d.headersTimeoutMs,
+        MAX_CONFIG_TIMEOUT_MS,
+      ),
+      idle_ms: int(
+        source,
+        'http.timeouts.idle_ms',
+        t.idle_ms,
+        d.idleTimeoutMs,
+        MAX_CONFIG_TIMEOUT_MS,
+      ),
+      keepalive_ms: int(
+        source,
+        'http.timeouts.keepalive_ms',
+        t.keepalive_ms,
+        d.keepAliveTimeoutMs,
+        MAX_CONFIG_TIMEOUT_MS,
+      ),
+      handshake_ms: int(
+        source,
+        'http.timeouts.handshake_ms',
+        t.handshake_ms,
+        d.handshakeTimeoutMs,
+        MAX_CONFIG_TIMEOUT_MS,
+      ),
+      upstream_ms: int(
+        source,
+        'http.timeouts.upstream_ms',
+        t.upstream_ms,
+        d.upstreamTimeoutMs,
+        MAX_CONFIG_TIMEOUT_MS,
+      ),
     },
   };
 }
@@ -166,22 +276,47 @@ export function readExtraCa(paths: readonly string[], source = '<defaults>'): st
     try {
       text = readFileSync(resolve(p), 'utf8');
     } catch (err) {
-      throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      throw new CelgateError(
+        'E_CONFIG',
+        `${source}: http.extra_ca: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
     }
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: ${p} holds no PEM certificate`);
+    if (!text.includes('-----BEGIN CERTIFICATE-----'))
+      throw new CelgateError('E_CONFIG', `${source}: http.extra_ca: ${p} holds no PEM certificate`);
     return text;
   });
 }
 
 export async function startHttpFromConfig(
   config: HttpStartConfig,
-  deps: { decider: Decider; engine?: { needsBody(type: EventType): boolean }; sink: EventSink; certs?: SecureContextSource; secrets?: SecretStore },
-): Promise<{ name: string; addresses: Record<string, string>; warnings: string[]; close(): Promise<void> }> {
+  deps: {
+    decider: Decider;
+    engine?: { needsBody(type: EventType): boolean };
+    sink: EventSink;
+    certs?: SecureContextSource;
+    secrets?: SecretStore;
+  },
+): Promise<{
+  name: string;
+  addresses: Record<string, string>;
+  warnings: string[];
+  close(): Promise<void>;
+}> {
   const map = parseUpstreamMap(config.http.upstream_map);
-  if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
+  if (!map.ok)
+    throw new CelgateError(
+      'E_CONFIG',
+      `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`,
+    );
   // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/cli/config.ts).
-  const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([import('./service.js'), import('../../certs/index.js')]);
-  const certs = deps.certs ?? new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
+  const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([
+    import('./service.js'),
+    import('../../certs/index.js'),
+  ]);
+  const certs =
+    deps.certs ??
+    new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const engine = deps.engine;
   const inner = deps.decider as GenerationAware;
   const decider = {
@@ -207,7 +342,17 @@ export async function startHttpFromConfig(
       http2: config.http.http2,
       ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
     },
-    { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs },
+    {
+      decider,
+      sink: deps.sink,
+      origin: { session_id: config.session_id, profile_id: config.profile },
+      certs,
+    },
   );
-  return { name: 'http', addresses: svc.addresses, warnings: svc.warnings, close: () => svc.close() };
+  return {
+    name: 'http',
+    addresses: svc.addresses,
+    warnings: svc.warnings,
+    close: () => svc.close(),
+  };
 }

@@ -13,7 +13,14 @@ export interface Denial {
   body: Buffer;
 }
 
-export type DenialKind = 'blocked' | 'policy_error' | 'upstream_error' | 'upstream_untrusted' | 'bad_request' | 'destination_blocked' | 'ledger_unavailable';
+export type DenialKind =
+  | 'blocked'
+  | 'policy_error'
+  | 'upstream_error'
+  | 'upstream_untrusted'
+  | 'bad_request'
+  | 'destination_blocked'
+  | 'ledger_unavailable';
 
 export interface DenialInput {
   kind: DenialKind;
@@ -26,15 +33,19 @@ export interface DenialInput {
 }
 
 const RETRY_HINT: Record<DenialKind, string> = {
-  blocked: 'Retrying will not help: this request is denied by policy. Do not retry it or work around it.',
+  blocked:
+    'Retrying will not help: this request is denied by policy. Do not retry it or work around it.',
   policy_error: 'Retrying will not help: the policy engine failed closed for this request.',
-  upstream_error: 'The upstream could not be reached; the request was not delivered. It may work later.',
+  upstream_error:
+    'The upstream could not be reached; the request was not delivered. It may work later.',
   upstream_untrusted:
     "Retrying will not help: the upstream's TLS certificate could not be verified for this host, so nothing was sent. Its operator must fix the certificate, or the gateway's operator must trust its CA (http.extra_ca).",
-  bad_request: 'The request is malformed and was not forwarded. Retrying the same request will not help.',
+  bad_request:
+    'The request is malformed and was not forwarded. Retrying the same request will not help.',
   destination_blocked:
     'Retrying will not help: celgate does not connect requests to loopback, private, link-local or other special-purpose addresses, whatever name leads there.',
-  ledger_unavailable: 'celgate cannot record decisions right now and refuses every request until it can; retry later.',
+  ledger_unavailable:
+    'celgate cannot record decisions right now and refuses every request until it can; retry later.',
 };
 
 const TITLE: Record<DenialKind, string> = {
@@ -53,7 +64,15 @@ export function wantsJson(accept: string): boolean {
 
 export function renderDenial(d: DenialInput): Denial {
   // The engine's reasons start by naming the rule ("Blocked by rule "x": …"); the title already does.
-  const reason = d.rule_id === null ? d.reason : d.reason.replace(new RegExp(`^(Blocked by|Allowed by) rule "${d.rule_id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": `), '');
+  const reason =
+    d.rule_id === null
+      ? d.reason
+      : d.reason.replace(
+          new RegExp(
+            `^(Blocked by|Allowed by) rule "${d.rule_id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": `,
+          ),
+          '',
+        );
   const message = `${TITLE[d.kind]}${d.rule_id === null ? '' : ` (rule ${d.rule_id})`}: ${reason}`;
   let body: string;
   let type: string;
@@ -88,29 +107,83 @@ export function renderDenial(d: DenialInput): Denial {
 
 /** The denial for a non-allow decision: block → 403, error → 502. */
 /** TLS verification failures of the upstream: not a transient outage. */
-const UNTRUSTED_CODES = /^(CERT_|UNABLE_TO_(VERIFY|GET_ISSUER)|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)/;
+const UNTRUSTED_CODES =
+  /^(CERT_|UNABLE_TO_(VERIFY|GET_ISSUER)|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)/;
 
 /** The 502 for an upstream that failed: unreachable (may work later) or untrusted (will not). */
-export function upstreamDenial(err: Error, host: string, port: number, eventId: string, accept: string): Denial {
-  const code = String((err as { code?: unknown }).code ?? (err as { cause?: { code?: unknown } }).cause?.code ?? '');
-  const untrusted = UNTRUSTED_CODES.test(code) || /certificate|self[- ]signed|altname/i.test(err.message);
-  return renderDenial({ kind: untrusted ? 'upstream_untrusted' : 'upstream_error', status: 502, rule_id: null, reason: `upstream ${host}:${port} failed: ${err.message}`, event_id: eventId, accept });
+export function upstreamDenial(
+  err: Error,
+  host: string,
+  port: number,
+  eventId: string,
+  accept: string,
+): Denial {
+  const code = String(
+    (err as { code?: unknown }).code ?? (err as { cause?: { code?: unknown } }).cause?.code ?? '',
+  );
+  const untrusted =
+    UNTRUSTED_CODES.test(code) || /certificate|self[- ]signed|altname/i.test(err.message);
+  return renderDenial({
+    kind: untrusted ? 'upstream_untrusted' : 'upstream_error',
+    status: 502,
+    rule_id: null,
+    reason: `upstream ${host}:${port} failed: ${err.message}`,
+    event_id: eventId,
+    accept,
+  });
 }
 
 /** The rule id of decisions made by the destination guard (docs/http.md, "Destinations"). */
 export const DESTINATION_GUARD_RULE = 'celgate.destination-guard';
 
 export function decisionDenial(decision: Decision, eventId: string, accept: string): Denial {
-  if (decision.rule_id === DESTINATION_GUARD_RULE) return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: DESTINATION_GUARD_RULE, reason: decision.reason, event_id: eventId, accept });
-  if (isLedgerRefusal(decision)) return renderDenial({ kind: 'ledger_unavailable', status: 503, rule_id: null, reason: decision.reason, event_id: eventId, accept });
+  if (decision.rule_id === DESTINATION_GUARD_RULE)
+    return renderDenial({
+      kind: 'destination_blocked',
+      status: 403,
+      rule_id: DESTINATION_GUARD_RULE,
+      reason: decision.reason,
+      event_id: eventId,
+      accept,
+    });
+  if (isLedgerRefusal(decision))
+    return renderDenial({
+      kind: 'ledger_unavailable',
+      status: 503,
+      rule_id: null,
+      reason: decision.reason,
+      event_id: eventId,
+      accept,
+    });
   return decision.action === 'block'
-    ? renderDenial({ kind: 'blocked', status: 403, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept })
-    : renderDenial({ kind: 'policy_error', status: 502, rule_id: decision.rule_id, reason: decision.reason, event_id: eventId, accept });
+    ? renderDenial({
+        kind: 'blocked',
+        status: 403,
+        rule_id: decision.rule_id,
+        reason: decision.reason,
+        event_id: eventId,
+        accept,
+      })
+    : renderDenial({
+        kind: 'policy_error',
+        status: 502,
+        rule_id: decision.rule_id,
+        reason: decision.reason,
+        event_id: eventId,
+        accept,
+      });
 }
 
 /** The 403 for a destination the guard refused (an E_DESTINATION error: its message names host, address and range). */
 export function destinationDenial(err: Error, eventId: string, accept: string): Denial {
-  return renderDenial({ kind: 'destination_blocked', status: 403, rule_id: DESTINATION_GUARD_RULE, reason: err.message, event_id: eventId, accept });
+  return renderDenial({
+    kind: 'destination_blocked',
+    status: 403,
+    rule_id: DESTINATION_GUARD_RULE,
+    reason: err.message,
+    event_id: eventId,
+    accept,
+  });
 }
 
 /**
@@ -125,5 +198,8 @@ export function denialHead(d: Denial, reasonPhrase: string, connection: string):
 
 /** Serialises a denial as a raw HTTP/1.1 response that closes the connection (for sockets with no ServerResponse). */
 export function rawResponse(d: Denial, reasonPhrase: string): Buffer {
-  return Buffer.concat([Buffer.from(denialHead(d, reasonPhrase, 'connection: close\r\n'), 'latin1'), d.body]);
+  return Buffer.concat([
+    Buffer.from(denialHead(d, reasonPhrase, 'connection: close\r\n'), 'latin1'),
+    d.body,
+  ]);
 }

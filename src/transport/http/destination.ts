@@ -71,7 +71,11 @@ export function parseAllowedRanges(entries: readonly string[]): Validated<Cidr[]
   const out: Cidr[] = [];
   entries.forEach((e, i) => {
     const c = parseCidr(e);
-    if (c === null) issues.push({ path: `[${i}]`, message: `"${e}" is not an IP range (a.b.c.d/n, x::y/n, or one address)` });
+    if (c === null)
+      issues.push({
+        path: `[${i}]`,
+        message: `"${e}" is not an IP range (a.b.c.d/n, x::y/n, or one address)`,
+      });
     else out.push(c);
   });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: out };
@@ -121,7 +125,11 @@ export class DestinationGuard {
    * A `lookup` for net/tls connect options: resolves like dns.lookup, keeps only the addresses the
    * guard allows, and fails with E_DESTINATION when none is left.
    */
-  readonly lookup = (hostname: string, options: dns.LookupOptions, callback: (...args: any[]) => void): void => {
+  readonly lookup = (
+    hostname: string,
+    options: dns.LookupOptions,
+    callback: (...args: any[]) => void,
+  ): void => {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) {
         callback(err);
@@ -145,8 +153,15 @@ export class DestinationGuard {
 }
 
 /** The guard for a list of allowed ranges; a bad range is an E_CONFIG naming it. */
-export function destinationGuard(allow: readonly string[], key = 'http.allow_private_destinations'): DestinationGuard {
+export function destinationGuard(
+  allow: readonly string[],
+  key = 'http.allow_private_destinations',
+): DestinationGuard {
   const parsed = parseAllowedRanges(allow);
-  if (!parsed.ok) throw new CelgateError('E_CONFIG', `${key}: ${parsed.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
+  if (!parsed.ok)
+    throw new CelgateError(
+      'E_CONFIG',
+      `${key}: ${parsed.issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
+    );
   return new DestinationGuard(parsed.value);
 }

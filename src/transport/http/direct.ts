@@ -21,11 +21,42 @@
 import type net from 'node:net';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
-import { upstreamDenial, decisionDenial, denialHead, destinationDenial, renderDenial, type Denial } from './denial.js';
-import { egress, judgeRequest, NetRecord, originFor, recordDestinationRefusal, type ExchangeContext, type ExchangeDeps } from './exchange.js';
+import {
+  upstreamDenial,
+  decisionDenial,
+  denialHead,
+  destinationDenial,
+  renderDenial,
+  type Denial,
+} from './denial.js';
+import {
+  egress,
+  judgeRequest,
+  NetRecord,
+  originFor,
+  recordDestinationRefusal,
+  type ExchangeContext,
+  type ExchangeDeps,
+} from './exchange.js';
 import type { BodyScrubber } from '../secrets.js';
-import { headerLines, httpDate, HTTPParser, isParseError, METHODS, newParser, reasonPhrase, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
-import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
+import {
+  headerLines,
+  httpDate,
+  HTTPParser,
+  isParseError,
+  METHODS,
+  newParser,
+  reasonPhrase,
+  type HTTPParser as Parser,
+  type OnHeadersComplete,
+} from './llhttp.js';
+import {
+  judgeResponse,
+  responseDrops,
+  scrubbable,
+  streamedBodyFacts,
+  type ResponseDeps,
+} from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type RequestTarget } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 
@@ -39,7 +70,12 @@ export interface DirectDeps extends ExchangeDeps {
 }
 
 /** Serves `socket`'s requests on the direct path; `initial` holds bytes already read from it. */
-export function serveDirect(socket: net.Socket, ctx: ExchangeContext, deps: DirectDeps, initial: Buffer | null): void {
+export function serveDirect(
+  socket: net.Socket,
+  ctx: ExchangeContext,
+  deps: DirectDeps,
+  initial: Buffer | null,
+): void {
   const c = new GuestConnection(socket, ctx, deps);
   if (initial !== null && initial.length > 0) c.onData(initial);
   socket.resume();
@@ -54,7 +90,6 @@ const PHASE_HEAD = 0;
 const PHASE_IDLE = 1;
 /** An exchange is in flight; later bytes wait (pipelining). */
 const PHASE_BUSY = 2;
-
 
 /**
  * One timer per connection for the head and keep-alive deadlines. Moving a deadline later re-arms
@@ -151,7 +186,17 @@ class GuestConnection implements UpstreamExchange {
       (this.extra ??= []).push(...h);
       this.url += url;
     };
-    p[HTTPParser.kOnHeadersComplete] = ((major, minor, headers, method, url, _s, _m, upgrade, keepAlive) => {
+    p[HTTPParser.kOnHeadersComplete] = ((
+      major,
+      minor,
+      headers,
+      method,
+      url,
+      _s,
+      _m,
+      upgrade,
+      keepAlive,
+    ) => {
       this.raw = this.extra === null ? (headers ?? []) : this.extra.concat(headers ?? []);
       this.extra = null;
       this.url += url ?? '';
@@ -189,7 +234,14 @@ class GuestConnection implements UpstreamExchange {
 
   /** Starts the next buffered request, if its head is complete. */
   private readonly next = (): void => {
-    if (this.closed || this.handedOver || this.phase === PHASE_BUSY || this.bodyLeft > 0 || this.buf.length === 0) return;
+    if (
+      this.closed ||
+      this.handedOver ||
+      this.phase === PHASE_BUSY ||
+      this.bodyLeft > 0 ||
+      this.buf.length === 0
+    )
+      return;
     const buf = this.buf;
     const end = buf.indexOf(HEAD_END, Math.max(0, this.scanned - 3));
     if (end < 0) {
@@ -202,7 +254,10 @@ class GuestConnection implements UpstreamExchange {
     this.complete = false;
     this.upgrade = false;
     const r = this.parser.execute(headLen === buf.length ? buf : buf.subarray(0, headLen));
-    const bodyLength = isParseError(r) || this.upgrade || this.major !== 1 || this.method === '' ? -1 : this.directBody();
+    const bodyLength =
+      isParseError(r) || this.upgrade || this.major !== 1 || this.method === ''
+        ? -1
+        : this.directBody();
     if (bodyLength < 0) {
       this.handover();
       return;
@@ -218,7 +273,14 @@ class GuestConnection implements UpstreamExchange {
       if (this.rec !== null) this.rec.error = 'internal_error';
       this.keepAlive = false;
       this.respond(
-        renderDenial({ kind: 'upstream_error', status: 502, rule_id: null, reason: `celgate failed while handling the request: ${(err as Error).message}`, event_id: this.request?.common.event_id ?? '', accept: this.accept }),
+        renderDenial({
+          kind: 'upstream_error',
+          status: 502,
+          rule_id: null,
+          reason: `celgate failed while handling the request: ${(err as Error).message}`,
+          event_id: this.request?.common.event_id ?? '',
+          accept: this.accept,
+        }),
       );
     }
   };
@@ -242,7 +304,12 @@ class GuestConnection implements UpstreamExchange {
       if (name === 'content-length') length = Number(raw[i + 1]);
     }
     if (this.complete) return 0;
-    if (length <= 0 || !Number.isSafeInteger(length) || decider.needsBody?.('http.request') === true) return -1;
+    if (
+      length <= 0 ||
+      !Number.isSafeInteger(length) ||
+      decider.needsBody?.('http.request') === true
+    )
+      return -1;
     return length;
   }
 
@@ -302,22 +369,56 @@ class GuestConnection implements UpstreamExchange {
     if (!tr.ok) {
       rec.error = tr.code;
       this.keepAlive = false;
-      this.respond(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept: this.accept }));
+      this.respond(
+        renderDenial({
+          kind: 'bad_request',
+          status: tr.status,
+          rule_id: null,
+          reason: tr.reason,
+          event_id: '',
+          accept: this.accept,
+        }),
+      );
       return;
     }
     const target = tr.target;
     this.target = target;
     rec.setTarget(target);
-    const body = bodyLength === 0 ? undefined : { state: 'streamed' as const, text: '', size: bodyLength, content_type: headers['content-type'] ?? '', truncated: false };
+    const body =
+      bodyLength === 0
+        ? undefined
+        : {
+            state: 'streamed' as const,
+            text: '',
+            size: bodyLength,
+            content_type: headers['content-type'] ?? '',
+            truncated: false,
+          };
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = judgeRequest(deps, this.ctx, rec, { method, target, headers, body, refused }, this.accept, this.deny);
+    const event = judgeRequest(
+      deps,
+      this.ctx,
+      rec,
+      { method, target, headers, body, refused },
+      this.accept,
+      this.deny,
+    );
     if (event === null) return;
     this.request = event;
-    const sub = egress(deps.secrets, target, forwardHeaders(this.raw), event.http.request.secrets.length > 0);
-    const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
+    const sub = egress(
+      deps.secrets,
+      target,
+      forwardHeaders(this.raw),
+      event.http.request.secrets.length > 0,
+    );
+    const path =
+      sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
     // As Node's keep-alive agent sends it: Host first, the guest's end-to-end fields, Connection last.
     const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwardHeaders(this.raw))}Connection: keep-alive\r\n\r\n`;
-    this.handle = deps.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength }, this);
+    this.handle = deps.pool.request(
+      { scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength },
+      this,
+    );
   }
 
   private readonly deny = (d: Denial): void => this.respond(d);
@@ -328,7 +429,10 @@ class GuestConnection implements UpstreamExchange {
     this.status = d.status;
     this.headSent = true;
     this.cork();
-    this.socket.write(denialHead(d, reasonPhrase(d.status), `Date: ${httpDate()}\r\n${this.connectionHeader()}`), 'latin1');
+    this.socket.write(
+      denialHead(d, reasonPhrase(d.status), `Date: ${httpDate()}\r\n${this.connectionHeader()}`),
+      'latin1',
+    );
     if (this.method !== 'HEAD') this.socket.write(d.body);
     this.finish();
   }
@@ -355,7 +459,14 @@ class GuestConnection implements UpstreamExchange {
   head(status: number, message: string, raw: string[]): void {
     if (this.closed) return;
     const headers = normalizeHeaders(raw);
-    const { event, decision } = judgeResponse(this.deps.response, this.request!, originFor(this.deps, this.ctx), status, headers, streamedBodyFacts(headers));
+    const { event, decision } = judgeResponse(
+      this.deps.response,
+      this.request!,
+      originFor(this.deps, this.ctx),
+      status,
+      headers,
+      streamedBodyFacts(headers),
+    );
     if (decision.action !== 'allow') {
       this.handle?.abandon();
       this.dropHandle();
@@ -365,9 +476,16 @@ class GuestConnection implements UpstreamExchange {
       return;
     }
     const noBody = this.method === 'HEAD' || status === 204 || status === 304;
-    const secrets = this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host) ? this.deps.secrets : undefined;
+    const secrets =
+      this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host)
+        ? this.deps.secrets
+        : undefined;
     // A body from a host secrets go to is scanned for echoed values, so its length may change.
-    const scrub = secrets !== undefined && !noBody && scrubbable(headers['content-type']) && (headers['content-encoding'] ?? 'identity') === 'identity';
+    const scrub =
+      secrets !== undefined &&
+      !noBody &&
+      scrubbable(headers['content-type']) &&
+      (headers['content-encoding'] ?? 'identity') === 'identity';
     this.scrubber = scrub ? secrets.bodyScrubber() : null;
     let s = `HTTP/1.1 ${status} ${message === '' ? reasonPhrase(status) : message}\r\n`;
     let dated = false;
@@ -379,7 +497,11 @@ class GuestConnection implements UpstreamExchange {
       s += `${raw[i]}: ${secrets === undefined ? raw[i + 1] : secrets.scrub(raw[i + 1]!)}\r\n`;
     }
     if (!dated) s += `Date: ${httpDate()}\r\n`;
-    const delimited = noBody || (!scrub && headers['content-length'] !== undefined && headers['transfer-encoding'] === undefined);
+    const delimited =
+      noBody ||
+      (!scrub &&
+        headers['content-length'] !== undefined &&
+        headers['transfer-encoding'] === undefined);
     this.chunked = !delimited && this.minor >= 1;
     if (this.chunked) s += 'Transfer-Encoding: chunked\r\n';
     // No length known and an HTTP/1.0 guest: the body ends with the connection.
@@ -453,9 +575,7 @@ class GuestConnection implements UpstreamExchange {
       return;
     }
     const t = this.target!;
-    this.respond(
-      upstreamDenial(err, t.host, t.port, eventId, this.accept),
-    );
+    this.respond(upstreamDenial(err, t.host, t.port, eventId, this.accept));
   }
 
   /** The exchange is answered: record it, then wait for the next request or close. */

@@ -13,11 +13,9 @@ import {
   normalizeHeaders,
   policyFields,
   type BodyFacts,
-  type Decider,
   type Decision,
   type EventOrigin,
   type EventSink,
-  type EventType,
   type HeaderMap,
   type HttpRequestEvent,
   type NetRow,
@@ -25,10 +23,23 @@ import {
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
-import { DESTINATION_GUARD_RULE as GUARD_RULE, upstreamDenial, decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
+import {
+  DESTINATION_GUARD_RULE as GUARD_RULE,
+  upstreamDenial,
+  decisionDenial,
+  destinationDenial,
+  renderDenial,
+  type Denial,
+} from './denial.js';
 import type { HttpLimits } from './limits.js';
 import { isHttp2, relayResponse, type ResponseDeps } from './response.js';
-import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
+import {
+  forwardHeaders,
+  hostHeaderFor,
+  resolveTarget,
+  type ExchangeContext,
+  type RequestTarget,
+} from './target.js';
 import type { Upstream } from './upstream.js';
 import type { SecretStore } from '../secrets.js';
 
@@ -36,7 +47,12 @@ export type { ExchangeContext } from './target.js';
 
 /** A decider may say which event types have rules reading `body`; without it bodies stream unread. */
 import type { BodyAwareDecider } from '../../events/decision.js';
-import { decideAndRecord as enforceDecideAndRecord, decideSafely as enforceDecide, failClosed, recordSafely } from '../../events/enforce.js';
+import {
+  decideAndRecord as enforceDecideAndRecord,
+  decideSafely as enforceDecide,
+  failClosed,
+  recordSafely,
+} from '../../events/enforce.js';
 export type { BodyAwareDecider };
 
 export interface ExchangeDeps {
@@ -56,23 +72,39 @@ export function failClosedDecision(err: unknown): Decision {
 }
 
 /** decide(), fail closed: a ledger that cannot record or an engine throw yields `error`. */
-function decideSafely(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
+function decideSafely(
+  deps: Pick<ExchangeDeps, 'decider' | 'sink'>,
+  event: SecurityEvent,
+): Decision {
   return enforceDecide(deps, event);
 }
 
 /** Records a decision; a ledger that refuses turns an `allow` into a fail-closed `error`. */
-export function recordOrFailClosed(deps: Pick<ExchangeDeps, 'sink' | 'decider'>, event: SecurityEvent, decision: Decision): Decision {
+export function recordOrFailClosed(
+  deps: Pick<ExchangeDeps, 'sink' | 'decider'>,
+  event: SecurityEvent,
+  decision: Decision,
+): Decision {
   return recordSafely(deps, event, decision);
 }
 
 /** decide() + ledger, fail closed: an engine throw or an unavailable ledger yields `error`. */
-export function decideAndRecord(deps: Pick<ExchangeDeps, 'decider' | 'sink'>, event: SecurityEvent): Decision {
+export function decideAndRecord(
+  deps: Pick<ExchangeDeps, 'decider' | 'sink'>,
+  event: SecurityEvent,
+): Decision {
   return enforceDecideAndRecord(deps, event);
 }
 
 /** What the response half needs: the decider, the limits, and recording that fails closed. */
 export function responseDepsOf(deps: ExchangeDeps): ResponseDeps {
-  return { decider: deps.decider, sink: deps.sink, limits: deps.limits, record: (e, d) => recordOrFailClosed(deps, e, d), secrets: deps.secrets };
+  return {
+    decider: deps.decider,
+    sink: deps.sink,
+    limits: deps.limits,
+    record: (e, d) => recordOrFailClosed(deps, e, d),
+    secrets: deps.secrets,
+  };
 }
 
 export function originFor(deps: Pick<ExchangeDeps, 'origin'>, ctx: ExchangeContext): EventOrigin {
@@ -86,7 +118,8 @@ function declaredLength(req: IncomingMessage): number | null {
 }
 
 function hasBody(req: IncomingMessage): boolean {
-  if (req.httpVersionMajor === 2) return !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
+  if (req.httpVersionMajor === 2)
+    return !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
   return req.headers['transfer-encoding'] !== undefined || (declaredLength(req) ?? 0) > 0;
 }
 
@@ -148,8 +181,16 @@ export interface NetRowInput {
  * with a reason; a failure on the client's side — it rejected the certificate or dropped the
  * handshake — is an `error` that says no policy decided.
  */
-function connectionVerdict(error: string | null): { decision: 'block' | 'error'; rule_id: null; reason: string } {
-  if (error === 'tls_handshake' || error === 'client_aborted' || error === 'tls_handshake_timeout') {
+function connectionVerdict(error: string | null): {
+  decision: 'block' | 'error';
+  rule_id: null;
+  reason: string;
+} {
+  if (
+    error === 'tls_handshake' ||
+    error === 'client_aborted' ||
+    error === 'tls_handshake_timeout'
+  ) {
     return {
       decision: 'error',
       rule_id: null,
@@ -161,7 +202,11 @@ function connectionVerdict(error: string | null): { decision: 'block' | 'error';
             : 'the client went away before its request was judged; no policy decided',
     };
   }
-  return { decision: 'block', rule_id: null, reason: `refused before a decision: ${error ?? 'unknown'}` };
+  return {
+    decision: 'block',
+    rule_id: null,
+    reason: `refused before a decision: ${error ?? 'unknown'}`,
+  };
 }
 
 export { DESTINATION_GUARD_RULE } from './denial.js';
@@ -176,7 +221,17 @@ export function destinationDecision(err: Error, generation: number): Decision {
     rule_id: GUARD_RULE,
     reason: err.message,
     mode: 'enforce',
-    matches: [{ rule_id: GUARD_RULE, pack_id: 'celgate', kind: 'enforcement', action: 'block', mode: 'enforce', severity: 'high', decisive: true }],
+    matches: [
+      {
+        rule_id: GUARD_RULE,
+        pack_id: 'celgate',
+        kind: 'enforcement',
+        action: 'block',
+        mode: 'enforce',
+        severity: 'high',
+        decisive: true,
+      },
+    ],
     findings: [],
     errors: [],
     generation,
@@ -189,7 +244,12 @@ export function destinationDecision(err: Error, generation: number): Decision {
  * to a refused address at connect time): the guard's block is recorded for the event and becomes
  * the row's decision.
  */
-export function recordDestinationRefusal(deps: Pick<ExchangeDeps, 'sink'>, rec: NetRecord, event: SecurityEvent, err: Error): void {
+export function recordDestinationRefusal(
+  deps: Pick<ExchangeDeps, 'sink'>,
+  rec: NetRecord,
+  event: SecurityEvent,
+  err: Error,
+): void {
   const d = destinationDecision(err, rec.decision?.generation ?? -1);
   rec.decision = recordSafely(deps, event, d);
   rec.error = 'destination_blocked';
@@ -272,7 +332,14 @@ export function judgeRequest(
     path: t.path,
     query: t.query,
     raw_target: t.rawTarget,
-    secrets: deps.secrets === undefined ? [] : deps.secrets.requestSecrets(r.headers, t.query, r.body?.state === 'buffered' || r.body?.state === 'truncated' ? r.body.text : undefined),
+    secrets:
+      deps.secrets === undefined
+        ? []
+        : deps.secrets.requestSecrets(
+            r.headers,
+            t.query,
+            r.body?.state === 'buffered' || r.body?.state === 'truncated' ? r.body.text : undefined,
+          ),
     headers: r.headers,
     ...(r.body === undefined ? {} : { body: r.body }),
   });
@@ -314,17 +381,36 @@ function sendDenial(res: ServerResponse, d: Denial): void {
  * Handles one parsed request. `req` may be paused; nothing is read from it before the decision
  * unless a rule reads `body`. Resolves when the exchange has been answered (not when it finishes streaming).
  */
-export async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: ExchangeContext, deps: ExchangeDeps): Promise<void> {
+export async function handleRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: ExchangeContext,
+  deps: ExchangeDeps,
+): Promise<void> {
   const method = req.method ?? 'GET';
   const rec = new NetRecord(deps.sink, ctx, method, null, deps.origin);
   res.once('close', () => rec.finish(res.headersSent ? res.statusCode : null));
   const accept = req.headers.accept ?? '';
   try {
     const headers = normalizeHeaders(req.rawHeaders);
-    const tr = resolveTarget(method, req.url ?? '/', headers, req.rawHeaders.length / 2, ctx, deps.limits);
+    const tr = resolveTarget(
+      method,
+      req.url ?? '/',
+      headers,
+      req.rawHeaders.length / 2,
+      ctx,
+      deps.limits,
+    );
     if (!tr.ok) {
       rec.error = tr.code;
-      const d = renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept });
+      const d = renderDenial({
+        kind: 'bad_request',
+        status: tr.status,
+        rule_id: null,
+        reason: tr.reason,
+        event_id: '',
+        accept,
+      });
       d.headers.connection = 'close';
       sendDenial(res, d);
       return;
@@ -348,11 +434,24 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, c
           limit: deps.limits.maxBodyBuffer,
         });
       } else {
-        body = { state: 'streamed', text: '', size: declaredLength(req) ?? 0, content_type: headers['content-type'] ?? '', truncated: false };
+        body = {
+          state: 'streamed',
+          text: '',
+          size: declaredLength(req) ?? 0,
+          content_type: headers['content-type'] ?? '',
+          truncated: false,
+        };
       }
     }
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = judgeRequest(deps, ctx, rec, { method, target, headers, body, refused }, accept, (d) => sendDenial(res, d));
+    const event = judgeRequest(
+      deps,
+      ctx,
+      rec,
+      { method, target, headers, body, refused },
+      accept,
+      (d) => sendDenial(res, d),
+    );
     if (event === null) return;
     if (expectContinue && prefix === null) res.writeContinue();
     forward(req, res, ctx, deps, event, target, prefix, rec);
@@ -397,7 +496,12 @@ export function egress(
 }
 
 /** The buffered body with in-body placeholders substituted; Content-Length follows the new size. */
-function substituteBody(secrets: SecretStore, target: RequestTarget, prefix: BodyPrefix, req: IncomingMessage): BodyPrefix {
+function substituteBody(
+  secrets: SecretStore,
+  target: RequestTarget,
+  prefix: BodyPrefix,
+  req: IncomingMessage,
+): BodyPrefix {
   const text = Buffer.concat(prefix.chunks).toString('utf8');
   const next = secrets.substitute(text, target.host, target.scheme, true);
   if (next === text) return prefix;
@@ -406,7 +510,8 @@ function substituteBody(secrets: SecretStore, target: RequestTarget, prefix: Bod
   const declared = req.headers['content-length'];
   if (declared !== undefined) {
     const n = Number(declared) + delta;
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+      if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
   }
   return { ...prefix, chunks: [bytes], bytes: bytes.length };
 }
@@ -423,9 +528,14 @@ function forward(
 ): void {
   const carries = event.http.request.secrets.length > 0;
   // The body first: its substitution rewrites Content-Length, which the header pass then copies.
-  if (prefix !== null && carries && deps.secrets !== undefined) prefix = substituteBody(deps.secrets, target, prefix, req);
+  if (prefix !== null && carries && deps.secrets !== undefined)
+    prefix = substituteBody(deps.secrets, target, prefix, req);
   const sub = egress(deps.secrets, target, forwardHeaders(req.rawHeaders), carries);
-  const headers = ['host', hostHeaderFor(target), ...(sub?.headers ?? forwardHeaders(req.rawHeaders))];
+  const headers = [
+    'host',
+    hostHeaderFor(target),
+    ...(sub?.headers ?? forwardHeaders(req.rawHeaders)),
+  ];
   const upReq = deps.upstream.request({
     scheme: target.scheme,
     host: target.host,
@@ -471,10 +581,19 @@ function forward(
 
   upReq.on('response', (upRes) => {
     upRes.once('end', () => (done = true));
-    relayResponse(upRes, res, event, originFor(deps, ctx), req.headers.accept ?? '', responseDepsOf(deps), rec, (d) => {
-      done = true;
-      sendDenial(res, d);
-    }).catch(() => {
+    relayResponse(
+      upRes,
+      res,
+      event,
+      originFor(deps, ctx),
+      req.headers.accept ?? '',
+      responseDepsOf(deps),
+      rec,
+      (d) => {
+        done = true;
+        sendDenial(res, d);
+      },
+    ).catch(() => {
       done = true;
       upRes.destroy();
       rec.error = 'upstream_error';

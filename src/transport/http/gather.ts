@@ -42,8 +42,12 @@ export function gather<T>(
         done(err as Error);
       }
     };
-    const onEnd = () => done(new CelgateError('E_PARSE', closedMessage, { details: { truncated: true } }));
-    const timer = setTimeout(() => done(new CelgateError('E_TIMEOUT', `no complete ClientHello within ${timeoutMs} ms`)), timeoutMs);
+    const onEnd = () =>
+      done(new CelgateError('E_PARSE', closedMessage, { details: { truncated: true } }));
+    const timer = setTimeout(
+      () => done(new CelgateError('E_TIMEOUT', `no complete ClientHello within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('close', onEnd);

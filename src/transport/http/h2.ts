@@ -15,11 +15,38 @@ import type http2 from 'node:http2';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import type { BodyScrubber } from '../secrets.js';
-import { upstreamDenial, decisionDenial, destinationDenial, renderDenial, type Denial } from './denial.js';
-import { egress, handleRequest, judgeRequest, NetRecord, originFor, recordDestinationRefusal, writeNetRow, type ExchangeDeps } from './exchange.js';
+import {
+  upstreamDenial,
+  decisionDenial,
+  destinationDenial,
+  renderDenial,
+  type Denial,
+} from './denial.js';
+import {
+  egress,
+  handleRequest,
+  judgeRequest,
+  NetRecord,
+  originFor,
+  recordDestinationRefusal,
+  writeNetRow,
+  type ExchangeDeps,
+} from './exchange.js';
 import { headerLines } from './llhttp.js';
-import { judgeResponse, responseDrops, scrubbable, streamedBodyFacts, type ResponseDeps } from './response.js';
-import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
+import {
+  judgeResponse,
+  responseDrops,
+  scrubbable,
+  streamedBodyFacts,
+  type ResponseDeps,
+} from './response.js';
+import {
+  forwardHeaders,
+  hostHeaderFor,
+  resolveTarget,
+  type ExchangeContext,
+  type RequestTarget,
+} from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 
 /** What a pooled HTTP/2 exchange needs beyond the pipeline's deps (the direct path's pool). */
@@ -47,11 +74,35 @@ export function http1View(raw: readonly string[]): string[] {
   return out;
 }
 
-export function handleHttp2Stream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ctx: ExchangeContext, deps: H2Deps): void {
+export function handleHttp2Stream(
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  ctx: ExchangeContext,
+  deps: H2Deps,
+): void {
   res.stream.on('error', () => {});
   if (req.method === 'CONNECT') {
-    writeNetRow(deps.sink, { ctx, method: 'CONNECT', target: null, event: null, decision: null, status: 405, bytesIn: 0, bytesOut: 0, durationMs: 0, error: 'connect_refused', sessionOrigin: deps.origin });
-    const d = renderDenial({ kind: 'bad_request', status: 405, rule_id: null, reason: 'CONNECT is not accepted inside an HTTP/2 connection', event_id: '', accept: req.headers.accept ?? '' });
+    writeNetRow(deps.sink, {
+      ctx,
+      method: 'CONNECT',
+      target: null,
+      event: null,
+      decision: null,
+      status: 405,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      error: 'connect_refused',
+      sessionOrigin: deps.origin,
+    });
+    const d = renderDenial({
+      kind: 'bad_request',
+      status: 405,
+      rule_id: null,
+      reason: 'CONNECT is not accepted inside an HTTP/2 connection',
+      event_id: '',
+      accept: req.headers.accept ?? '',
+    });
     res.writeHead(d.status, d.headers);
     res.end(d.body);
     return;
@@ -59,13 +110,22 @@ export function handleHttp2Stream(req: http2.Http2ServerRequest, res: http2.Http
   const raw = http1View(req.rawHeaders);
   // A stream without a body, while no rule reads response bodies, goes on the pool (as the direct
   // path's requests do); the rest through handleRequest, which buffers and judges bodies.
-  if (deps.pool !== null && req.stream.endAfterHeaders && deps.decider.needsBody?.('http.response') !== true) {
+  if (
+    deps.pool !== null &&
+    req.stream.endAfterHeaders &&
+    deps.decider.needsBody?.('http.response') !== true
+  ) {
     new PooledStream(req, res, ctx, deps, deps.pool).start(raw);
     return;
   }
   // The pipeline reads rawHeaders once; an own property shadows the compatibility getter.
   Object.defineProperty(req, 'rawHeaders', { value: raw, configurable: true });
-  void handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, ctx, deps).catch(() => res.stream.close());
+  void handleRequest(
+    req as unknown as IncomingMessage,
+    res as unknown as ServerResponse,
+    ctx,
+    deps,
+  ).catch(() => res.stream.close());
 }
 
 /** One bodiless HTTP/2 stream forwarded on the upstream pool (the direct path's client). */
@@ -98,21 +158,41 @@ class PooledStream implements UpstreamExchange {
     const tr = resolveTarget(method, this.req.url, headers, raw.length / 2, ctx, deps.limits);
     if (!tr.ok) {
       rec.error = tr.code;
-      this.respond(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept: this.accept }));
+      this.respond(
+        renderDenial({
+          kind: 'bad_request',
+          status: tr.status,
+          rule_id: null,
+          reason: tr.reason,
+          event_id: '',
+          accept: this.accept,
+        }),
+      );
       return;
     }
     const target = tr.target;
     this.target = target;
     rec.setTarget(target);
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = judgeRequest(deps, ctx, rec, { method, target, headers, refused }, this.accept, this.deny);
+    const event = judgeRequest(
+      deps,
+      ctx,
+      rec,
+      { method, target, headers, refused },
+      this.accept,
+      this.deny,
+    );
     if (event === null) return;
     this.event = event;
     const forwarded = forwardHeaders(raw);
     const sub = egress(deps.secrets, target, forwarded, event.http.request.secrets.length > 0);
-    const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
+    const path =
+      sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
     const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwarded)}Connection: keep-alive\r\n\r\n`;
-    this.handle = this.pool.request({ scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength: 0 }, this);
+    this.handle = this.pool.request(
+      { scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength: 0 },
+      this,
+    );
     this.handle.endRequest();
   }
 
@@ -130,7 +210,14 @@ class PooledStream implements UpstreamExchange {
   head(status: number, _message: string, raw: string[]): void {
     if (this.done) return;
     const headers = normalizeHeaders(raw);
-    const { event, decision } = judgeResponse(this.deps.response, this.event!, originFor(this.deps, this.ctx), status, headers, streamedBodyFacts(headers));
+    const { event, decision } = judgeResponse(
+      this.deps.response,
+      this.event!,
+      originFor(this.deps, this.ctx),
+      status,
+      headers,
+      streamedBodyFacts(headers),
+    );
     if (decision.action !== 'allow') {
       this.handle?.abandon();
       this.handle = null;
@@ -140,8 +227,15 @@ class PooledStream implements UpstreamExchange {
       return;
     }
     const noBody = this.req.method === 'HEAD' || status === 204 || status === 304;
-    const secrets = this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host) ? this.deps.secrets : undefined;
-    const scrub = secrets !== undefined && !noBody && scrubbable(headers['content-type']) && (headers['content-encoding'] ?? 'identity') === 'identity';
+    const secrets =
+      this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host)
+        ? this.deps.secrets
+        : undefined;
+    const scrub =
+      secrets !== undefined &&
+      !noBody &&
+      scrubbable(headers['content-type']) &&
+      (headers['content-encoding'] ?? 'identity') === 'identity';
     this.scrubber = scrub ? secrets.bodyScrubber() : null;
     const out: string[] = [];
     const drops = responseDrops(raw);

@@ -56,7 +56,10 @@ export function resolveLimits(partial: Partial<HttpLimits> = {}): HttpLimits {
   const out = { ...DEFAULT_HTTP_LIMITS, ...partial };
   for (const [key, value] of Object.entries(out)) {
     if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new CelgateError('E_CONFIG', `http limit ${key} must be a positive integer, got ${String(value)}`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `http limit ${key} must be a positive integer, got ${String(value)}`,
+      );
     }
   }
   return out;

@@ -63,17 +63,21 @@ export const NO_LLHTTP_ENV = 'CELGATE_HTTP_NO_LLHTTP';
  * Loads `_http_common` and checks, once, that its parser still has the shape this module uses: a
  * request head and a chunked response parsed through the callback slots give the expected values.
  */
-function load(): { ok: true; HTTPParser: HTTPParserStatic; methods: string[] } | { ok: false; reason: string } {
+function load():
+  { ok: true; HTTPParser: HTTPParserStatic; methods: string[] } | { ok: false; reason: string } {
   if (process.env[NO_LLHTTP_ENV] === '1') return { ok: false, reason: `${NO_LLHTTP_ENV}=1` };
   try {
     const common = require('_http_common') as { HTTPParser?: HTTPParserStatic; methods?: string[] };
     const P = common.HTTPParser;
-    if (typeof P !== 'function' || !Array.isArray(common.methods)) return { ok: false, reason: '_http_common has no HTTPParser' };
+    if (typeof P !== 'function' || !Array.isArray(common.methods))
+      return { ok: false, reason: '_http_common has no HTTPParser' };
     const seen: string[] = [];
     const req = new P();
     req.initialize(P.REQUEST, {}, 8192, 0);
     req[P.kOnHeadersComplete] = ((major, minor, headers, method, url) => {
-      seen.push(`${common.methods![method ?? -1]} ${url} ${major}.${minor} ${(headers ?? []).join('=')}`);
+      seen.push(
+        `${common.methods![method ?? -1]} ${url} ${major}.${minor} ${(headers ?? []).join('=')}`,
+      );
       return 0;
     }) satisfies OnHeadersComplete;
     req[P.kOnMessageComplete] = () => seen.push('end');
@@ -86,11 +90,14 @@ function load(): { ok: true; HTTPParser: HTTPParserStatic; methods: string[] } |
     }) satisfies OnHeadersComplete;
     res[P.kOnBody] = (b: Buffer) => seen.push(`body ${b.toString()}`);
     res[P.kOnMessageComplete] = () => seen.push('end');
-    res.execute(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'));
+    res.execute(
+      Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'),
+    );
     req.close();
     res.close();
     const expected = ['GET /a?b 1.1 Host=x', 'end', 'status 200', 'body ok', 'end'];
-    if (isParseError(r1) || seen.join('|') !== expected.join('|')) return { ok: false, reason: `llhttp self-test gave ${JSON.stringify(seen)}` };
+    if (isParseError(r1) || seen.join('|') !== expected.join('|'))
+      return { ok: false, reason: `llhttp self-test gave ${JSON.stringify(seen)}` };
     return { ok: true, HTTPParser: P, methods: common.methods };
   } catch (err) {
     return { ok: false, reason: `_http_common: ${(err as Error).message}` };
@@ -103,7 +110,9 @@ const loaded = load();
  * Whether llhttp is usable here. When it is not, the HTTP services serve every request on the
  * public-API path (Node's http.Server) and say so in one log line (`http.direct_unavailable`).
  */
-export const LLHTTP: { ok: true } | { ok: false; reason: string } = loaded.ok ? { ok: true } : { ok: false, reason: loaded.reason };
+export const LLHTTP: { ok: true } | { ok: false; reason: string } = loaded.ok
+  ? { ok: true }
+  : { ok: false, reason: loaded.reason };
 
 /** Stand-in parser class when llhttp is unavailable: never constructed (the direct path is off). */
 class Unavailable {
@@ -112,7 +121,17 @@ class Unavailable {
   }
 }
 
-export const HTTPParser: HTTPParserStatic = loaded.ok ? loaded.HTTPParser : (Object.assign(Unavailable, { REQUEST: 1, RESPONSE: 2, kOnHeaders: 1, kOnHeadersComplete: 2, kOnBody: 3, kOnMessageComplete: 4, kOnExecute: 5 }) as unknown as HTTPParserStatic);
+export const HTTPParser: HTTPParserStatic = loaded.ok
+  ? loaded.HTTPParser
+  : (Object.assign(Unavailable, {
+      REQUEST: 1,
+      RESPONSE: 2,
+      kOnHeaders: 1,
+      kOnHeadersComplete: 2,
+      kOnBody: 3,
+      kOnMessageComplete: 4,
+      kOnExecute: 5,
+    }) as unknown as HTTPParserStatic);
 /** Method names by the index llhttp reports. */
 export const METHODS: readonly string[] = loaded.ok ? loaded.methods : [];
 

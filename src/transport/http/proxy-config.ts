@@ -33,11 +33,20 @@ export interface ProxyStartDeps {
 export async function startExplicitProxyFromConfig(
   config: ProxyStartConfig,
   deps: ProxyStartDeps,
-): Promise<{ name: string; addresses: Record<string, string>; warnings: string[]; close(): Promise<void> }> {
+): Promise<{
+  name: string;
+  addresses: Record<string, string>;
+  warnings: string[];
+  close(): Promise<void>;
+}> {
   const listen = config.http.proxy ?? null;
   if (listen === null) return { name: 'proxy', addresses: {}, warnings: [], close: async () => {} };
   const map = parseUpstreamMap(config.http.upstream_map);
-  if (!map.ok) throw new CelgateError('E_CONFIG', `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`);
+  if (!map.ok)
+    throw new CelgateError(
+      'E_CONFIG',
+      `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`,
+    );
   const engine = deps.engine;
   const inner = deps.decider as GenerationAware;
   const decider = {
@@ -56,7 +65,17 @@ export async function startExplicitProxyFromConfig(
       http2: config.http.http2,
       ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
     },
-    { decider, sink: deps.sink, origin: { session_id: config.session_id, profile_id: config.profile }, certs: deps.certs },
+    {
+      decider,
+      sink: deps.sink,
+      origin: { session_id: config.session_id, profile_id: config.profile },
+      certs: deps.certs,
+    },
   );
-  return { name: 'proxy', addresses: proxy.addresses, warnings: proxy.warnings, close: () => proxy.close() };
+  return {
+    name: 'proxy',
+    addresses: proxy.addresses,
+    warnings: proxy.warnings,
+    close: () => proxy.close(),
+  };
 }

@@ -11,10 +11,16 @@ export const DEFAULT_PROXY_LISTEN = '127.0.0.1:8080';
 export function parseProxyListen(value: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value.trim());
   const port = m === null ? NaN : Number(m[2]);
-  if (m === null || port > 65535) throw new CelgateError('E_CONFIG', `http.proxy: "${value}" is not host:port`);
+  if (m === null || port > 65535)
+    throw new CelgateError('E_CONFIG', `http.proxy: "${value}" is not host:port`);
   const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!.toLowerCase();
-  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!loopback) throw new CelgateError('E_CONFIG', `http.proxy: ${host} is not a loopback address; the explicit proxy listens on loopback only`);
+  const loopback =
+    host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  if (!loopback)
+    throw new CelgateError(
+      'E_CONFIG',
+      `http.proxy: ${host} is not a loopback address; the explicit proxy listens on loopback only`,
+    );
   return { host, port };
 }
 
@@ -25,7 +31,11 @@ export function parseProxyListen(value: string): { host: string; port: number } 
 export function parseProxySetting(raw: unknown, source = '<defaults>'): string | null {
   if (raw === undefined) return DEFAULT_PROXY_LISTEN;
   if (raw === null || raw === false || raw === 'off') return null;
-  if (typeof raw !== 'string') throw new CelgateError('E_CONFIG', `${source}: http.proxy: must be "host:port" on loopback, or "off"`);
+  if (typeof raw !== 'string')
+    throw new CelgateError(
+      'E_CONFIG',
+      `${source}: http.proxy: must be "host:port" on loopback, or "off"`,
+    );
   try {
     parseProxyListen(raw);
   } catch (err) {
@@ -33,7 +43,6 @@ export function parseProxySetting(raw: unknown, source = '<defaults>'): string |
   }
   return raw;
 }
-
 
 /** Longest agent label taken from proxy credentials. */
 export const MAX_AGENT_LABEL = 64;

@@ -15,7 +15,13 @@ import type { Duplex } from 'node:stream';
 import { CelgateError } from '../../errors.js';
 import type { EventOrigin, EventSink } from '../../events/index.js';
 import { rawResponse, renderDenial } from './denial.js';
-import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import {
+  handleRequest,
+  responseDepsOf,
+  writeNetRow,
+  type BodyAwareDecider,
+  type ExchangeDeps,
+} from './exchange.js';
 import { serveDirect, type DirectDeps } from './direct.js';
 import { handleHttp2Stream, type H2Deps } from './h2.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
@@ -31,7 +37,12 @@ import type { SecretStore } from '../secrets.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
-export { agentLabel, DEFAULT_PROXY_LISTEN, parseProxyListen, parseProxySetting } from './proxy-settings.js';
+export {
+  agentLabel,
+  DEFAULT_PROXY_LISTEN,
+  parseProxyListen,
+  parseProxySetting,
+} from './proxy-settings.js';
 
 /** How long a refused connection may drain its error response before it is destroyed. */
 export const PROXY_CLOSE_GRACE_MS = 1000;
@@ -85,7 +96,10 @@ export function parseConnectTarget(url: string): Omit<TunnelTarget, 'meta'> | nu
   return { host: parsed.host, port: parsed.port };
 }
 
-export async function startExplicitProxy(options: ExplicitProxyOptions, deps: ExplicitProxyDeps): Promise<ExplicitProxy> {
+export async function startExplicitProxy(
+  options: ExplicitProxyOptions,
+  deps: ExplicitProxyDeps,
+): Promise<ExplicitProxy> {
   const at = parseProxyListen(options.listen);
   const limits = resolveLimits(options.limits);
   const upstream = new Upstream({
@@ -96,22 +110,54 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   });
   const secrets = options.secrets;
   // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
-  const decider = secrets === undefined || secrets.size === 0 ? deps.decider : withSecretGuard(deps.decider, () => secrets.catalog());
-  const exchangeDeps: ExchangeDeps = { decider, sink: deps.sink, origin: deps.origin, upstream, limits, secrets };
+  const decider =
+    secrets === undefined || secrets.size === 0
+      ? deps.decider
+      : withSecretGuard(deps.decider, () => secrets.catalog());
+  const exchangeDeps: ExchangeDeps = {
+    decider,
+    sink: deps.sink,
+    origin: deps.origin,
+    upstream,
+    limits,
+    secrets,
+  };
   const contexts = new WeakMap<object, ExchangeContext>();
   const metaOf = (req?: http.IncomingMessage) => {
     const label = agentLabel(req?.headers['proxy-authorization']);
     return label === undefined ? {} : { process_name: label };
   };
-  const direct = (req?: http.IncomingMessage): ExchangeContext => ({ scheme: 'http', sniHost: '', port: 80, meta: metaOf(req) });
+  const direct = (req?: http.IncomingMessage): ExchangeContext => ({
+    scheme: 'http',
+    sniHost: '',
+    port: 80,
+    meta: metaOf(req),
+  });
 
   const record = (ctx: ExchangeContext, error: string, method = '') =>
-    writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status: null, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
+    writeNetRow(deps.sink, {
+      ctx,
+      method,
+      target: null,
+      event: null,
+      decision: null,
+      status: null,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      error,
+      sessionOrigin: deps.origin,
+    });
 
   // Node checks headersTimeout only every connectionsCheckingInterval (default 30 s); check often
   // enough that a slowloris client is cut off close to the configured bound.
   const checkEvery = Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4)));
-  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, keepAlive: true, connectionsCheckingInterval: checkEvery });
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: 0,
+    keepAlive: true,
+    connectionsCheckingInterval: checkEvery,
+  });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.headersTimeout = limits.headersTimeoutMs;
   server.timeout = limits.idleTimeoutMs;
@@ -130,12 +176,25 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
   const useDirect = options.direct !== false && LLHTTP.ok;
   const pool = new UpstreamPool(upstream);
-  const directDeps: DirectDeps = { ...exchangeDeps, pool, response: responseDepsOf(exchangeDeps), refuse: (ctx, reason) => record(ctx, reason), handover: serveNode };
-  const h2Deps: H2Deps = { ...exchangeDeps, pool: useDirect ? pool : null, response: responseDepsOf(exchangeDeps) };
+  const directDeps: DirectDeps = {
+    ...exchangeDeps,
+    pool,
+    response: responseDepsOf(exchangeDeps),
+    refuse: (ctx, reason) => record(ctx, reason),
+    handover: serveNode,
+  };
+  const h2Deps: H2Deps = {
+    ...exchangeDeps,
+    pool: useDirect ? pool : null,
+    response: responseDepsOf(exchangeDeps),
+  };
   const terminator = new TlsTerminator(
     { certs: deps.certs, limits, http2: options.http2 !== false },
     {
-      http1: (stream, ctx, initial) => (!useDirect ? serveNode(stream, ctx, initial ?? Buffer.alloc(0)) : serveDirect(stream, ctx, directDeps, initial)),
+      http1: (stream, ctx, initial) =>
+        !useDirect
+          ? serveNode(stream, ctx, initial ?? Buffer.alloc(0))
+          : serveDirect(stream, ctx, directDeps, initial),
       http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, h2Deps),
       refuse: (ctx, error) => record(ctx, error, 'CONNECT'),
     },
@@ -143,9 +202,16 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
 
   /** Answers a validated CONNECT and hands the tunnel to the terminator. */
   const openTunnel = async (socket: net.Socket, head: Buffer, target: TunnelTarget) => {
-    const base: ExchangeContext = { scheme: 'https', sniHost: target.host, port: target.port, meta: target.meta };
+    const base: ExchangeContext = {
+      scheme: 'https',
+      sniHost: target.host,
+      port: target.port,
+      meta: target.meta,
+    };
     // Keep-alive advertised as proxies commonly do, so clients keep the tunnel for many requests.
-    socket.write('HTTP/1.1 200 Connection Established\r\nConnection: keep-alive\r\nProxy-Connection: keep-alive\r\n\r\n');
+    socket.write(
+      'HTTP/1.1 200 Connection Established\r\nConnection: keep-alive\r\nProxy-Connection: keep-alive\r\n\r\n',
+    );
     socket.pause();
     let first: Buffer;
     try {
@@ -153,7 +219,8 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
       first = await firstBytes(socket, head, limits.handshakeTimeoutMs);
     } catch (err) {
       // A tunnel closed before its first byte carried nothing: no row. One that stays silent does.
-      if ((err as CelgateError).code === 'E_TIMEOUT') record(base, 'tls_handshake_timeout', 'CONNECT');
+      if ((err as CelgateError).code === 'E_TIMEOUT')
+        record(base, 'tls_handshake_timeout', 'CONNECT');
       socket.destroy();
       return;
     }
@@ -165,7 +232,14 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     const url = req.url ?? '';
     if (ctx === undefined && /^https:\/\//i.test(url)) {
       record(direct(req), 'parse_error', req.method ?? '');
-      const d = renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason: 'https:// URLs must go through CONNECT', event_id: '', accept: req.headers.accept ?? '' });
+      const d = renderDenial({
+        kind: 'bad_request',
+        status: 400,
+        rule_id: null,
+        reason: 'https:// URLs must go through CONNECT',
+        event_id: '',
+        accept: req.headers.accept ?? '',
+      });
       res.writeHead(d.status, d.headers).end(d.body);
       return;
     }
@@ -182,12 +256,21 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     const parsed = parseConnectTarget(req.url ?? '');
     if (parsed === null) {
       record(direct(req), 'connect_bad_target', 'CONNECT');
-      const d = renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason: 'CONNECT needs a host:port target', event_id: '', accept: '' });
+      const d = renderDenial({
+        kind: 'bad_request',
+        status: 400,
+        rule_id: null,
+        reason: 'CONNECT needs a host:port target',
+        event_id: '',
+        accept: '',
+      });
       socket.end(rawResponse(d, 'Bad Request'));
       return;
     }
     socket.on('error', () => {});
-    openTunnel(socket as net.Socket, head, { ...parsed, meta: metaOf(req) }).catch(() => socket.destroy());
+    openTunnel(socket as net.Socket, head, { ...parsed, meta: metaOf(req) }).catch(() =>
+      socket.destroy(),
+    );
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(req, socket, head, contexts.get(socket) ?? direct(req), exchangeDeps);
@@ -197,16 +280,36 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
     if (refused.has(socket)) return;
     refused.add(socket);
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || !socket.writable) return void socket.destroy();
+    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || !socket.writable)
+      return void socket.destroy();
     const kind =
-      code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large'
-      : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING' ? 'request_smuggling'
-      : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout'
-      : 'parse_error';
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 'header_too_large'
+        : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING'
+          ? 'request_smuggling'
+          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? 'header_timeout'
+            : 'parse_error';
     record(contexts.get(socket) ?? direct(), kind);
     const status = kind === 'header_too_large' ? 431 : kind === 'header_timeout' ? 408 : 400;
-    const d = renderDenial({ kind: 'bad_request', status, rule_id: null, reason: `malformed request (${kind}: ${code})`, event_id: '', accept: '' });
-    socket.end(rawResponse(d, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'));
+    const d = renderDenial({
+      kind: 'bad_request',
+      status,
+      rule_id: null,
+      reason: `malformed request (${kind}: ${code})`,
+      event_id: '',
+      accept: '',
+    });
+    socket.end(
+      rawResponse(
+        d,
+        status === 431
+          ? 'Request Header Fields Too Large'
+          : status === 408
+            ? 'Request Timeout'
+            : 'Bad Request',
+      ),
+    );
     socket.on('data', () => {});
     socket.resume();
     setTimeout(() => socket.destroy(), PROXY_CLOSE_GRACE_MS).unref();
@@ -214,7 +317,13 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new CelgateError('E_CONFIG', `explicit proxy cannot listen on ${options.listen}: ${err.code ?? err.message} (set http.proxy to another loopback host:port, or "off")`, { cause: err })),
+      reject(
+        new CelgateError(
+          'E_CONFIG',
+          `explicit proxy cannot listen on ${options.listen}: ${err.code ?? err.message} (set http.proxy to another loopback host:port, or "off")`,
+          { cause: err },
+        ),
+      ),
     );
     server.listen(at.port, at.host, () => resolve());
   });
@@ -228,7 +337,10 @@ export async function startExplicitProxy(options: ExplicitProxyOptions, deps: Ex
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     addresses: { proxy: `${host}:${address.port}` },
-    warnings: LLHTTP.ok || options.direct === false ? [] : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
+    warnings:
+      LLHTTP.ok || options.direct === false
+        ? []
+        : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

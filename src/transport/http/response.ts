@@ -28,7 +28,16 @@ import type { HttpLimits } from './limits.js';
 import type { BodyScrubber, SecretStore } from '../secrets.js';
 
 /** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
-const RESPONSE_DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+const RESPONSE_DROP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authenticate',
+]);
 
 /**
  * The response headers not passed to the guest: RESPONSE_DROP plus any the upstream names in its
@@ -70,7 +79,12 @@ export function isHttp2(res: ServerResponse): boolean {
 }
 
 /** The response head; HTTP/2 has no reason phrase. */
-function writeHead(res: ServerResponse, status: number, message: string | undefined, headers: string[]): void {
+function writeHead(
+  res: ServerResponse,
+  status: number,
+  message: string | undefined,
+  headers: string[],
+): void {
   if (isHttp2(res)) res.writeHead(status, headers);
   else res.writeHead(status, message, headers);
 }
@@ -78,7 +92,11 @@ function writeHead(res: ServerResponse, status: number, message: string | undefi
 /** Content types whose bodies are scanned for echoed secret values. */
 export function scrubbable(contentType: string | undefined): boolean {
   const t = (contentType ?? '').toLowerCase();
-  return t === '' || t.startsWith('text/') || /json|xml|javascript|x-www-form-urlencoded|event-stream/.test(t);
+  return (
+    t === '' ||
+    t.startsWith('text/') ||
+    /json|xml|javascript|x-www-form-urlencoded|event-stream/.test(t)
+  );
 }
 
 /**
@@ -97,14 +115,21 @@ export function judgeResponse(
 ): { event: HttpResponseEvent; decision: Decision } {
   const event = httpResponseEvent(origin, request.http.request, { status, headers, body });
   let decision = decideSafely(deps, event);
-  if (decision.action !== 'allow' || decision.matches.length > 0) decision = deps.record(event, decision);
+  if (decision.action !== 'allow' || decision.matches.length > 0)
+    decision = deps.record(event, decision);
   return { event, decision };
 }
 
 /** Body facts for a response whose body streams unread: its declared size and type. */
 export function streamedBodyFacts(headers: HeaderMap): BodyFacts {
   const len = Number(headers['content-length'] ?? 0);
-  return { state: 'streamed', text: '', size: Number.isFinite(len) ? len : 0, content_type: headers['content-type'] ?? '', truncated: false };
+  return {
+    state: 'streamed',
+    text: '',
+    size: Number.isFinite(len) ? len : 0,
+    content_type: headers['content-type'] ?? '',
+    truncated: false,
+  };
 }
 
 /**
@@ -125,13 +150,21 @@ export async function relayResponse(
   const headers = normalizeHeaders(upRes.rawHeaders);
   let prefix: BodyPrefix | null = null;
   let body = streamedBodyFacts(headers);
-  if (deps.decider.needsBody?.('http.response') === true && request.http.request.method !== 'HEAD' && status !== 204 && status !== 304) {
+  if (
+    deps.decider.needsBody?.('http.response') === true &&
+    request.http.request.method !== 'HEAD' &&
+    status !== 204 &&
+    status !== 304
+  ) {
     prefix = await readBodyPrefix(upRes, deps.limits.maxBodyBuffer);
     body = await bodyFacts({
       prefix,
       contentEncoding: headers['content-encoding'] ?? '',
       contentType: headers['content-type'] ?? '',
-      declaredLength: upRes.headers['content-length'] === undefined ? null : Number(upRes.headers['content-length']),
+      declaredLength:
+        upRes.headers['content-length'] === undefined
+          ? null
+          : Number(upRes.headers['content-length']),
       limit: deps.limits.maxBodyBuffer,
     });
   }
@@ -143,11 +176,21 @@ export async function relayResponse(
     deny(decisionDenial(decision, event.common.event_id, accept));
     return;
   }
-  const secrets = deps.secrets !== undefined && deps.secrets.scrubs(request.http.request.host) ? deps.secrets : undefined;
+  const secrets =
+    deps.secrets !== undefined && deps.secrets.scrubs(request.http.request.host)
+      ? deps.secrets
+      : undefined;
   relayAllowed(upRes, res, rec, prefix, headers, secrets);
 }
 
-function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, headers: Record<string, string>, secrets?: SecretStore): void {
+function relayAllowed(
+  upRes: IncomingMessage,
+  res: ServerResponse,
+  rec: ResponseRecord,
+  prefix: BodyPrefix | null,
+  headers: Record<string, string>,
+  secrets?: SecretStore,
+): void {
   const status = upRes.statusCode ?? 502;
   if (res.destroyed) {
     upRes.destroy();
@@ -156,11 +199,17 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
   const out: string[] = [];
   const drops = responseDrops(upRes.rawHeaders);
   // A body from a host secrets go to is scanned for echoed values; its length may change then.
-  const scrub = secrets !== undefined && scrubbable(headers['content-type']) && (headers['content-encoding'] ?? 'identity') === 'identity';
+  const scrub =
+    secrets !== undefined &&
+    scrubbable(headers['content-type']) &&
+    (headers['content-encoding'] ?? 'identity') === 'identity';
   for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
     const name = upRes.rawHeaders[i]!.toLowerCase();
     if (drops.has(name) || (scrub && name === 'content-length')) continue;
-    out.push(upRes.rawHeaders[i]!, secrets === undefined ? upRes.rawHeaders[i + 1]! : secrets.scrub(upRes.rawHeaders[i + 1]!));
+    out.push(
+      upRes.rawHeaders[i]!,
+      secrets === undefined ? upRes.rawHeaders[i + 1]! : secrets.scrub(upRes.rawHeaders[i + 1]!),
+    );
   }
   if (scrub) {
     relayScrubbed(upRes, res, rec, prefix, status, out, secrets.bodyScrubber());
@@ -182,7 +231,15 @@ function relayAllowed(upRes: IncomingMessage, res: ServerResponse, rec: Response
 }
 
 /** Relays a body through the secret scrubber (framing chosen by Node: chunked, or close for HTTP/1.0). */
-function relayScrubbed(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, prefix: BodyPrefix | null, status: number, out: string[], scrubber: BodyScrubber): void {
+function relayScrubbed(
+  upRes: IncomingMessage,
+  res: ServerResponse,
+  rec: ResponseRecord,
+  prefix: BodyPrefix | null,
+  status: number,
+  out: string[],
+  scrubber: BodyScrubber,
+): void {
   writeHead(res, status, upRes.statusMessage, out);
   upRes.on('error', () => res.destroy());
   upRes.on('aborted', () => res.destroy());
@@ -225,7 +282,12 @@ function relayScrubbed(upRes: IncomingMessage, res: ServerResponse, rec: Respons
  * completes it is sent with `res.end(chunk)`, so the last bytes and the end of the message leave in
  * one corked write (a pipe would issue a second, empty write per response).
  */
-function relayBody(upRes: IncomingMessage, res: ServerResponse, rec: ResponseRecord, already: number): void {
+function relayBody(
+  upRes: IncomingMessage,
+  res: ServerResponse,
+  rec: ResponseRecord,
+  already: number,
+): void {
   const declared = upRes.headers['content-length'];
   const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : -1;
   let seen = already;

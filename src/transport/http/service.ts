@@ -14,7 +14,13 @@ import type { Duplex } from 'node:stream';
 import type { EventOrigin, EventSink } from '../../events/index.js';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
 import { rawResponse, renderDenial } from './denial.js';
-import { handleRequest, responseDepsOf, writeNetRow, type BodyAwareDecider, type ExchangeDeps } from './exchange.js';
+import {
+  handleRequest,
+  responseDepsOf,
+  writeNetRow,
+  type BodyAwareDecider,
+  type ExchangeDeps,
+} from './exchange.js';
 import { serveDirect, type DirectDeps } from './direct.js';
 import { UpstreamPool } from './upstream-pool.js';
 import { LLHTTP } from './llhttp.js';
@@ -70,7 +76,10 @@ export interface HttpService {
 
 /** Collects bytes until `parse` stops asking for more; rejects on timeout, close or a parse error. */
 
-export async function startHttpService(options: HttpServiceOptions, deps: HttpServiceDeps): Promise<HttpService> {
+export async function startHttpService(
+  options: HttpServiceOptions,
+  deps: HttpServiceDeps,
+): Promise<HttpService> {
   const limits = resolveLimits(options.limits);
   const upstream = new Upstream({
     map: options.upstreamMap,
@@ -80,17 +89,43 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   });
   const secrets = options.secrets;
   // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
-  const decider = secrets === undefined || secrets.size === 0 ? deps.decider : withSecretGuard(deps.decider, () => secrets.catalog());
-  const exchangeDeps: ExchangeDeps = { decider, sink: deps.sink, origin: deps.origin, upstream, limits, secrets };
+  const decider =
+    secrets === undefined || secrets.size === 0
+      ? deps.decider
+      : withSecretGuard(deps.decider, () => secrets.catalog());
+  const exchangeDeps: ExchangeDeps = {
+    decider,
+    sink: deps.sink,
+    origin: deps.origin,
+    upstream,
+    limits,
+    secrets,
+  };
   const contexts = new WeakMap<object, ExchangeContext>();
   const httpsPort = options.httpsPort ?? 443;
   const httpPort = options.httpPort ?? 80;
   const live = new Set<net.Socket>();
 
   const record = (ctx: ExchangeContext, error: string, method = '', status: number | null = null) =>
-    writeNetRow(deps.sink, { ctx, method, target: null, event: null, decision: null, status, bytesIn: 0, bytesOut: 0, durationMs: 0, error, sessionOrigin: deps.origin });
+    writeNetRow(deps.sink, {
+      ctx,
+      method,
+      target: null,
+      event: null,
+      decision: null,
+      status,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      error,
+      sessionOrigin: deps.origin,
+    });
 
-  const server = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, keepAlive: true });
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: 0,
+    keepAlive: true,
+  });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.timeout = limits.idleTimeoutMs;
   server.maxHeadersCount = limits.maxHeaderCount + 1;
@@ -112,7 +147,8 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   const onHead = (socket: Duplex, res: http.ServerResponse | null) => {
     clearTimeout(headerTimers.get(socket));
     res?.once('finish', () => {
-      if (!socket.destroyed) armHeaderTimer(socket, limits.keepAliveTimeoutMs + limits.headersTimeoutMs);
+      if (!socket.destroyed)
+        armHeaderTimer(socket, limits.keepAliveTimeoutMs + limits.headersTimeoutMs);
     });
   };
 
@@ -142,7 +178,14 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     onHead(socket, null);
     const ctx = contexts.get(socket);
     if (ctx !== undefined) record(ctx, 'connect_refused', 'CONNECT', 405);
-    const d = renderDenial({ kind: 'bad_request', status: 405, rule_id: null, reason: 'CONNECT is not accepted on the interception port', event_id: '', accept: req.headers.accept ?? '' });
+    const d = renderDenial({
+      kind: 'bad_request',
+      status: 405,
+      rule_id: null,
+      reason: 'CONNECT is not accepted on the interception port',
+      event_id: '',
+      accept: req.headers.accept ?? '',
+    });
     socket.end(rawResponse(d, 'Method Not Allowed'));
   });
   const refused = new WeakSet<object>();
@@ -153,17 +196,37 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     refused.add(socket);
     const ctx = contexts.get(socket);
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') return void socket.destroy();
+    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE')
+      return void socket.destroy();
     const kind =
-      code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large'
-      : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING' ? 'request_smuggling'
-      : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header_timeout'
-      : 'parse_error';
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 'header_too_large'
+        : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING'
+          ? 'request_smuggling'
+          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? 'header_timeout'
+            : 'parse_error';
     const status = kind === 'header_too_large' ? 431 : kind === 'header_timeout' ? 408 : 400;
     if (ctx !== undefined) record(ctx, kind, '', socket.writable ? status : null);
     if (socket.writable) {
-      const d = renderDenial({ kind: 'bad_request', status, rule_id: null, reason: `malformed request (${kind}: ${code})`, event_id: '', accept: '' });
-      socket.end(rawResponse(d, status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'));
+      const d = renderDenial({
+        kind: 'bad_request',
+        status,
+        rule_id: null,
+        reason: `malformed request (${kind}: ${code})`,
+        event_id: '',
+        accept: '',
+      });
+      socket.end(
+        rawResponse(
+          d,
+          status === 431
+            ? 'Request Header Fields Too Large'
+            : status === 408
+              ? 'Request Timeout'
+              : 'Bad Request',
+        ),
+      );
       // Lingering close: keep discarding input so the peer is not reset before it reads the answer,
       // but never wait longer than the grace period.
       socket.on('data', () => {});
@@ -198,9 +261,15 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
   };
   /** Every connection starts on the direct path (direct.ts), which hands over what it does not take. */
   const serveHttp = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) =>
-    !useDirect ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0)) : serveDirect(socket, ctx, directDeps, initial);
+    !useDirect
+      ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0))
+      : serveDirect(socket, ctx, directDeps, initial);
 
-  const h2Deps: H2Deps = { ...exchangeDeps, pool: useDirect ? pool : null, response: responseDepsOf(exchangeDeps) };
+  const h2Deps: H2Deps = {
+    ...exchangeDeps,
+    pool: useDirect ? pool : null,
+    response: responseDepsOf(exchangeDeps),
+  };
   const terminator = new TlsTerminator(
     { certs: deps.certs, limits, http2: options.http2 !== false },
     {
@@ -229,10 +298,16 @@ export async function startHttpService(options: HttpServiceOptions, deps: HttpSe
     }
   };
 
-  const listener = await listenVsock({ ...options.vsock, maxConnections: limits.maxConnections * 2 }, (c) => void onGuest(c));
+  const listener = await listenVsock(
+    { ...options.vsock, maxConnections: limits.maxConnections * 2 },
+    (c) => void onGuest(c),
+  );
   return {
     addresses: { http: listener.address },
-    warnings: LLHTTP.ok || options.direct === false ? [] : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
+    warnings:
+      LLHTTP.ok || options.direct === false
+        ? []
+        : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
     async close() {
       await listener.close();
       for (const s of live) s.destroy();

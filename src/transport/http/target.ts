@@ -33,7 +33,12 @@ export interface RequestTarget {
 
 export type TargetResult =
   | { ok: true; target: RequestTarget }
-  | { ok: false; status: 400 | 414 | 431; code: 'parse_error' | 'request_target_too_long' | 'too_many_headers'; reason: string };
+  | {
+      ok: false;
+      status: 400 | 414 | 431;
+      code: 'parse_error' | 'request_target_too_long' | 'too_many_headers';
+      reason: string;
+    };
 
 export interface TargetLimits {
   maxRequestTarget: number;
@@ -75,7 +80,8 @@ export function normalizePath(raw: string): PathResult {
     const c = raw[i]!;
     if (c === '%') {
       const hex = raw.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) return { ok: false, reason: 'the path has a malformed percent-encoding' };
+      if (!/^[0-9a-fA-F]{2}$/.test(hex))
+        return { ok: false, reason: 'the path has a malformed percent-encoding' };
       const ch = String.fromCharCode(parseInt(hex, 16));
       decoded += UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
       i += 2;
@@ -99,7 +105,12 @@ export function normalizePath(raw: string): PathResult {
   return { ok: true, path: `/${out.join('/')}` };
 }
 
-const bad = (reason: string): TargetResult => ({ ok: false, status: 400, code: 'parse_error', reason });
+const bad = (reason: string): TargetResult => ({
+  ok: false,
+  status: 400,
+  code: 'parse_error',
+  reason,
+});
 
 export function resolveTarget(
   method: string,
@@ -110,10 +121,20 @@ export function resolveTarget(
   limits: TargetLimits,
 ): TargetResult {
   if (rawHeaderCount > limits.maxHeaderCount) {
-    return { ok: false, status: 431, code: 'too_many_headers', reason: `more than ${limits.maxHeaderCount} header fields` };
+    return {
+      ok: false,
+      status: 431,
+      code: 'too_many_headers',
+      reason: `more than ${limits.maxHeaderCount} header fields`,
+    };
   }
   if (url.length > limits.maxRequestTarget) {
-    return { ok: false, status: 414, code: 'request_target_too_long', reason: `request target longer than ${limits.maxRequestTarget} bytes` };
+    return {
+      ok: false,
+      status: 414,
+      code: 'request_target_too_long',
+      reason: `request target longer than ${limits.maxRequestTarget} bytes`,
+    };
   }
   let pathAndQuery = url;
   let urlHost: { host: string; port: number | null } | null = null;
@@ -153,7 +174,15 @@ export function resolveTarget(
     const port = !mismatch && claimed?.port != null ? claimed.port : ctx.port;
     return {
       ok: true,
-      target: { scheme: 'https', host: ctx.sniHost, port, path, query, hostHeaderMismatch: mismatch ? (hostHeader ?? '') : '', rawTarget: url },
+      target: {
+        scheme: 'https',
+        host: ctx.sniHost,
+        port,
+        path,
+        query,
+        hostHeaderMismatch: mismatch ? (hostHeader ?? '') : '',
+        rawTarget: url,
+      },
     };
   }
   const named = urlHost ?? parsedHost;
@@ -193,14 +222,18 @@ const KEEP_NONE: ReadonlySet<string> = new Set();
  * Copies raw header pairs minus hop-by-hop headers (and any named in `Connection`), keeping order
  * and repeats. `keep` re-admits names (the WebSocket path keeps `upgrade` and `connection`).
  */
-export function forwardHeaders(raw: readonly string[], keep: ReadonlySet<string> = KEEP_NONE): string[] {
+export function forwardHeaders(
+  raw: readonly string[],
+  keep: ReadonlySet<string> = KEEP_NONE,
+): string[] {
   // The shared hop-by-hop set is copied only when a Connection header names more headers to drop.
   let dropped: Set<string> | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === 'connection') {
       for (const t of raw[i + 1]!.split(',')) {
         const name = t.trim().toLowerCase();
-        if (name !== '' && !keep.has(name) && !HOP_BY_HOP.has(name)) (dropped ??= new Set(HOP_BY_HOP)).add(name);
+        if (name !== '' && !keep.has(name) && !HOP_BY_HOP.has(name))
+          (dropped ??= new Set(HOP_BY_HOP)).add(name);
       }
     }
   }

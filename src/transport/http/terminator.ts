@@ -90,7 +90,10 @@ export class TlsTerminator {
       SNICallback: (name, cb) => {
         const c = canonicalHost(name);
         if (!c.ok) return cb(new Error('invalid SNI'));
-        certs.contextFor(c.host).then((f) => cb(null, f()), (err: Error) => cb(err));
+        certs.contextFor(c.host).then(
+          (f) => cb(null, f()),
+          (err: Error) => cb(err),
+        );
       },
       maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
       maxSessionInvalidFrames: H2_MAX_INVALID_FRAMES,
@@ -105,7 +108,11 @@ export class TlsTerminator {
     server.setTimeout(limits.idleTimeoutMs);
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
       const ctx = this.contextOf(socket);
-      if (ctx !== undefined) this.codecs.refuse(ctx, err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'tls_handshake_timeout' : 'tls_handshake');
+      if (ctx !== undefined)
+        this.codecs.refuse(
+          ctx,
+          err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'tls_handshake_timeout' : 'tls_handshake',
+        );
     });
     server.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.add(session);
@@ -131,7 +138,13 @@ export class TlsTerminator {
    * context before TLS (port, guest meta); `connectHost` is the CONNECT target inside a proxy
    * tunnel (the host when the client sends no SNI), or null on the vsock port (no SNI: refused).
    */
-  async terminate(raw: net.Socket, first: Buffer, base: ExchangeContext, connectHost: string | null, plainPort: number): Promise<void> {
+  async terminate(
+    raw: net.Socket,
+    first: Buffer,
+    base: ExchangeContext,
+    connectHost: string | null,
+    plainPort: number,
+  ): Promise<void> {
     const proto = sniffProtocol(first[0]!);
     if (proto === 'http') {
       this.codecs.http1(raw, { ...base, scheme: 'http', sniHost: '', port: plainPort }, first);
@@ -192,9 +205,17 @@ export class TlsTerminator {
     this.http1OverTls(raw, ctx, contextNow);
   }
 
-  private http1OverTls(raw: net.Socket, ctx: ExchangeContext, contextNow: () => tls.SecureContext): void {
+  private http1OverTls(
+    raw: net.Socket,
+    ctx: ExchangeContext,
+    contextNow: () => tls.SecureContext,
+  ): void {
     // contextNow() right here: it may load this host's leaf into a shared context (see LeafCache).
-    const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext: contextNow(), ALPNProtocols: ['http/1.1'] });
+    const tlsSocket = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: contextNow(),
+      ALPNProtocols: ['http/1.1'],
+    });
     tlsSocket.on('error', () => {});
     // Exactly one ledger row for a handshake that never completes (timeout, alert, reset, close).
     let settled = false;
@@ -205,7 +226,10 @@ export class TlsTerminator {
       this.codecs.refuse(ctx, why);
       tlsSocket.destroy();
     };
-    const timer = setTimeout(() => failHandshake('tls_handshake_timeout'), this.options.limits.handshakeTimeoutMs);
+    const timer = setTimeout(
+      () => failHandshake('tls_handshake_timeout'),
+      this.options.limits.handshakeTimeoutMs,
+    );
     tlsSocket.once('secure', () => {
       if (settled) return;
       settled = true;

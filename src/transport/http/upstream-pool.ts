@@ -13,7 +13,13 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { CelgateError } from '../../errors.js';
-import { HTTPParser, isParseError, newParser, type HTTPParser as Parser, type OnHeadersComplete } from './llhttp.js';
+import {
+  HTTPParser,
+  isParseError,
+  newParser,
+  type HTTPParser as Parser,
+  type OnHeadersComplete,
+} from './llhttp.js';
 import type { Upstream } from './upstream.js';
 
 /** Idle kept-alive connections kept per (scheme, host, port). */
@@ -97,7 +103,17 @@ class Connection {
     p[HTTPParser.kOnHeaders] = (h: string[]) => {
       (this.extraHeaders ??= []).push(...h);
     };
-    p[HTTPParser.kOnHeadersComplete] = ((_maj, _min, headers, _m, _u, status, message, upgrade, keepAlive) => {
+    p[HTTPParser.kOnHeadersComplete] = ((
+      _maj,
+      _min,
+      headers,
+      _m,
+      _u,
+      status,
+      message,
+      upgrade,
+      keepAlive,
+    ) => {
       let raw = headers ?? [];
       if (this.extraHeaders !== null) {
         raw = this.extraHeaders.concat(raw);
@@ -111,7 +127,9 @@ class Connection {
       const ex = this.ex;
       if (ex === null || this.responded || upgrade) {
         // An answer nobody asked for (or a protocol switch we never requested): the connection is unusable.
-        this.kill(new CelgateError('E_UPSTREAM', `upstream ${this.label} sent an unexpected response`));
+        this.kill(
+          new CelgateError('E_UPSTREAM', `upstream ${this.label} sent an unexpected response`),
+        );
         return 1;
       }
       this.responded = true;
@@ -191,7 +209,12 @@ class Connection {
 
   private readonly onTimeout = (): void => {
     this.timer = null;
-    this.kill(new CelgateError('E_TIMEOUT', `upstream ${this.label} did not answer within ${this.pool.timeoutMs} ms`));
+    this.kill(
+      new CelgateError(
+        'E_TIMEOUT',
+        `upstream ${this.label} did not answer within ${this.pool.timeoutMs} ms`,
+      ),
+    );
   };
 
   private readonly onData = (chunk: Buffer): void => {
@@ -200,11 +223,21 @@ class Connection {
       r = this.parser.execute(chunk);
     } catch (err) {
       // The exchange's callback threw (a bug): this connection ends, the process goes on.
-      this.kill(new CelgateError('E_INTERNAL', `relaying the response from ${this.label} failed: ${(err as Error).message}`));
+      this.kill(
+        new CelgateError(
+          'E_INTERNAL',
+          `relaying the response from ${this.label} failed: ${(err as Error).message}`,
+        ),
+      );
       return;
     }
     if (isParseError(r)) {
-      this.kill(new CelgateError('E_UPSTREAM', `upstream ${this.label} sent a malformed response (${r.code})`));
+      this.kill(
+        new CelgateError(
+          'E_UPSTREAM',
+          `upstream ${this.label} sent a malformed response (${r.code})`,
+        ),
+      );
       return;
     }
     if (this.finished && this.ex === null) {
@@ -218,7 +251,11 @@ class Connection {
     // A body delimited by the connection's end completes here; anything else is cut short.
     if (this.ex !== null) {
       const r = this.parser.finish();
-      if (isParseError(r)) this.error ??= new CelgateError('E_UPSTREAM', `upstream ${this.label} closed mid-response (${r.code})`);
+      if (isParseError(r))
+        this.error ??= new CelgateError(
+          'E_UPSTREAM',
+          `upstream ${this.label} closed mid-response (${r.code})`,
+        );
     }
     this.socket.destroy();
   };
@@ -234,10 +271,21 @@ class Connection {
     const ex = this.ex;
     if (ex === null) return;
     this.ex = null;
-    const err = this.error ?? new CelgateError('E_UPSTREAM', `upstream ${this.label} closed the connection before answering`);
+    const err =
+      this.error ??
+      new CelgateError(
+        'E_UPSTREAM',
+        `upstream ${this.label} closed the connection before answering`,
+      );
     // Only a request with no body can be sent again: a body's bytes are not kept.
     const bodiless = this.handle?.request.bodyLength === 0;
-    if (!this.responded && this.used && bodiless && RETRYABLE.has(this.handle?.request.method ?? '') && (err as CelgateError).code !== 'E_TIMEOUT') {
+    if (
+      !this.responded &&
+      this.used &&
+      bodiless &&
+      RETRYABLE.has(this.handle?.request.method ?? '') &&
+      (err as CelgateError).code !== 'E_TIMEOUT'
+    ) {
       // A kept-alive connection the server had already closed: send the request once more on a new one.
       if (this.handle !== null && this.pool.retry(this.handle, ex)) return;
     }
@@ -366,7 +414,8 @@ export class UpstreamPool {
         ...(session === undefined ? {} : { session }),
       });
       t.on('session', (s: Buffer) => {
-        if (this.sessions.size >= 256 && !this.sessions.has(key)) this.sessions.delete(this.sessions.keys().next().value!);
+        if (this.sessions.size >= 256 && !this.sessions.has(key))
+          this.sessions.delete(this.sessions.keys().next().value!);
         this.sessions.set(key, s);
       });
       socket = t;

@@ -31,7 +31,9 @@ function splitHostPort(text: string): { host: string; port: number | null } | nu
 }
 
 /** Parses upstream map entries (`"api.example.com:443=127.0.0.1:8443"` or an object of the same). */
-export function parseUpstreamMap(input: readonly string[] | Record<string, string>): Validated<UpstreamMap> {
+export function parseUpstreamMap(
+  input: readonly string[] | Record<string, string>,
+): Validated<UpstreamMap> {
   const pairs: [string, string, string][] = Array.isArray(input)
     ? input.map((e, i) => {
         const at = e.indexOf('=');
@@ -43,8 +45,10 @@ export function parseUpstreamMap(input: readonly string[] | Record<string, strin
   for (const [from, to, path] of pairs) {
     const f = splitHostPort(from);
     const t = splitHostPort(to);
-    if (f === null) issues.push({ path: `upstream_map${path}`, message: `"${from}" is not host or host:port` });
-    if (t === null || t.port === null) issues.push({ path: `upstream_map${path}`, message: `"${to}" is not addr:port` });
+    if (f === null)
+      issues.push({ path: `upstream_map${path}`, message: `"${from}" is not host or host:port` });
+    if (t === null || t.port === null)
+      issues.push({ path: `upstream_map${path}`, message: `"${to}" is not addr:port` });
     if (f !== null && t !== null && t.port !== null) {
       map.set(f.port === null ? f.host : `${f.host}:${f.port}`, { host: t.host, port: t.port });
     }
@@ -105,7 +109,8 @@ function trustContext(extraCa: readonly string[]): tls.SecureContext {
   let ctx = TRUST_CONTEXTS.get(key);
   if (ctx === undefined) {
     ctx = tls.createSecureContext({ ca: [...tls.rootCertificates, ...extraCa] });
-    if (TRUST_CONTEXTS.size >= MAX_TRUST_CONTEXTS) TRUST_CONTEXTS.delete(TRUST_CONTEXTS.keys().next().value!);
+    if (TRUST_CONTEXTS.size >= MAX_TRUST_CONTEXTS)
+      TRUST_CONTEXTS.delete(TRUST_CONTEXTS.keys().next().value!);
     TRUST_CONTEXTS.set(key, ctx);
   }
   return ctx;
@@ -130,7 +135,12 @@ export class Upstream {
     this.map = options.map ?? new Map();
     this.timeoutMs = options.timeoutMs;
     this.guard = options.guard === undefined ? new DestinationGuard() : options.guard;
-    const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost ?? 256, maxFreeSockets: 64, scheduling: 'lifo' as const };
+    const common = {
+      keepAlive: true,
+      maxSockets: options.maxSocketsPerHost ?? 256,
+      maxFreeSockets: 64,
+      scheduling: 'lifo' as const,
+    };
     this.httpAgent = new http.Agent(common);
     this.ca = [...tls.rootCertificates, ...(options.extraCa ?? [])];
     this.secureContext = trustContext(options.extraCa ?? []);
@@ -165,10 +175,17 @@ export class Upstream {
     if (target.refused !== undefined) {
       // No agent, and a connection that fails at once: the request errors with the refusal.
       const refused = target.refused;
-      const fail = { createConnection: (_o: unknown, cb: (err: Error) => void) => process.nextTick(cb, refused) } as unknown as http.RequestOptions;
-      return (r.scheme === 'https' ? https : http).request({ ...options, ...fail, agent: undefined });
+      const fail = {
+        createConnection: (_o: unknown, cb: (err: Error) => void) => process.nextTick(cb, refused),
+      } as unknown as http.RequestOptions;
+      return (r.scheme === 'https' ? https : http).request({
+        ...options,
+        ...fail,
+        agent: undefined,
+      });
     }
-    if (target.lookup !== undefined) options.lookup = target.lookup as unknown as net.LookupFunction;
+    if (target.lookup !== undefined)
+      options.lookup = target.lookup as unknown as net.LookupFunction;
     let req: http.ClientRequest;
     if (r.scheme === 'https') {
       if (!isIp) options.servername = r.host;
@@ -184,7 +201,13 @@ export class Upstream {
     // response head: the `timeout` request option would set (and later clear) a socket idle timeout
     // on the pooled socket for every request, which cost several times as much in the profile.
     const timer = setTimeout(
-      () => req.destroy(new CelgateError('E_TIMEOUT', `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`)),
+      () =>
+        req.destroy(
+          new CelgateError(
+            'E_TIMEOUT',
+            `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`,
+          ),
+        ),
       this.timeoutMs,
     );
     const clear = () => clearTimeout(timer);

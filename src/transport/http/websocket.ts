@@ -19,8 +19,24 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpRequestEvent, normalizeHeaders } from '../../events/index.js';
 import { isCelgateError } from '../../errors.js';
-import { decisionDenial, destinationDenial, rawResponse, renderDenial, upstreamDenial, type Denial } from './denial.js';
-import { decideAndRecord, handleRequest, NetRecord, originFor, recordDestinationRefusal, responseDepsOf, writeNetRow, type ExchangeDeps } from './exchange.js';
+import {
+  decisionDenial,
+  destinationDenial,
+  rawResponse,
+  renderDenial,
+  upstreamDenial,
+  type Denial,
+} from './denial.js';
+import {
+  decideAndRecord,
+  handleRequest,
+  NetRecord,
+  originFor,
+  recordDestinationRefusal,
+  responseDepsOf,
+  writeNetRow,
+  type ExchangeDeps,
+} from './exchange.js';
 import { judgeResponse, relayResponse, streamedBodyFacts } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
 
@@ -45,7 +61,13 @@ function responseOn(req: IncomingMessage, socket: Duplex): ServerResponse {
   return res;
 }
 
-export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ExchangeContext, deps: ExchangeDeps): void {
+export function handleUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  ctx: ExchangeContext,
+  deps: ExchangeDeps,
+): void {
   socket.on('error', () => {});
   const protocols = upgradeProtocols(req.headers.upgrade);
   if (!protocols.includes(RELAYED_UPGRADE)) {
@@ -67,16 +89,43 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
     } else socket.end(rawResponse(d, phrase));
     rec.finish(d.status);
   };
-  const tr = resolveTarget(method, req.url ?? '/', headers, req.rawHeaders.length / 2, ctx, deps.limits);
+  const tr = resolveTarget(
+    method,
+    req.url ?? '/',
+    headers,
+    req.rawHeaders.length / 2,
+    ctx,
+    deps.limits,
+  );
   if (!tr.ok) {
     rec.error = tr.code;
-    answer(renderDenial({ kind: 'bad_request', status: tr.status, rule_id: null, reason: tr.reason, event_id: '', accept }), 'Bad Request');
+    answer(
+      renderDenial({
+        kind: 'bad_request',
+        status: tr.status,
+        rule_id: null,
+        reason: tr.reason,
+        event_id: '',
+        accept,
+      }),
+      'Bad Request',
+    );
     return;
   }
   const target = tr.target;
   rec.setTarget(target);
   const secrets = deps.secrets?.requestSecrets(headers, target.query) ?? [];
-  const event = httpRequestEvent(originFor(deps, ctx), { method, scheme: target.scheme, host: target.host, port: target.port, path: target.path, query: target.query, raw_target: target.rawTarget, secrets, headers });
+  const event = httpRequestEvent(originFor(deps, ctx), {
+    method,
+    scheme: target.scheme,
+    host: target.host,
+    port: target.port,
+    path: target.path,
+    query: target.query,
+    raw_target: target.rawTarget,
+    secrets,
+    headers,
+  });
   const decision = decideAndRecord(deps, event);
   rec.event = event;
   rec.decision = decision;
@@ -89,14 +138,23 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
   socket.pause();
   // Secret placeholders are substituted after the decision, for the hosts the secrets belong to.
   const forwarded = forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE);
-  const query = secrets.length > 0 ? deps.secrets!.substitute(target.query, target.host, target.scheme) : target.query;
+  const query =
+    secrets.length > 0
+      ? deps.secrets!.substitute(target.query, target.host, target.scheme)
+      : target.query;
   const upReq = deps.upstream.request({
     scheme: target.scheme,
     host: target.host,
     port: target.port,
     method,
     path: `${target.path}${query === '' ? '' : `?${query}`}`,
-    headers: ['host', hostHeaderFor(target), ...(secrets.length > 0 ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme) : forwarded)] as unknown as Record<string, string>,
+    headers: [
+      'host',
+      hostHeaderFor(target),
+      ...(secrets.length > 0
+        ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme)
+        : forwarded),
+    ] as unknown as Record<string, string>,
     unpooled: true,
   });
   upReq.end();
@@ -129,7 +187,9 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
       upRes.socket?.destroy();
       rec.finish(res!.headersSent ? res!.statusCode : null);
     });
-    relayResponse(upRes, res, event, originFor(deps, ctx), accept, responseDepsOf(deps), rec, (d) => answer(d, 'Forbidden')).catch(() => {
+    relayResponse(upRes, res, event, originFor(deps, ctx), accept, responseDepsOf(deps), rec, (d) =>
+      answer(d, 'Forbidden'),
+    ).catch(() => {
       rec.error = 'upstream_error';
       upRes.destroy();
       res?.destroy();
@@ -141,7 +201,14 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
     settled = true;
     up.on('error', () => {});
     const responseHeaders = normalizeHeaders(upRes.rawHeaders);
-    const judged = judgeResponse(responseDepsOf(deps), event, originFor(deps, ctx), 101, responseHeaders, streamedBodyFacts(responseHeaders));
+    const judged = judgeResponse(
+      responseDepsOf(deps),
+      event,
+      originFor(deps, ctx),
+      101,
+      responseHeaders,
+      streamedBodyFacts(responseHeaders),
+    );
     if (judged.decision.action !== 'allow') {
       up.destroy();
       rec.event = judged.event;
@@ -167,7 +234,8 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
       return;
     }
     const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
-    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2)
+      lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (upHead.length > 0) socket.write(upHead);
     if (head.length > 0) up.write(head);
@@ -192,12 +260,46 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
  * headers, or refused when it carries a body (Node's server stops parsing at an upgrade request, so
  * its body cannot be framed here).
  */
-function serveWithoutUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ExchangeContext, deps: ExchangeDeps, protocols: string[]): void {
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0 || head.length > 0;
+function serveWithoutUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  ctx: ExchangeContext,
+  deps: ExchangeDeps,
+  protocols: string[],
+): void {
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    Number(req.headers['content-length'] ?? 0) > 0 ||
+    head.length > 0;
   if (hasBody) {
     const reason = `upgrades to ${protocols.join(', ') || 'an unnamed protocol'} are not relayed, and a request that asks for one cannot carry a body here; send it without Upgrade`;
-    socket.end(rawResponse(renderDenial({ kind: 'bad_request', status: 400, rule_id: null, reason, event_id: '', accept: req.headers.accept ?? '' }), 'Bad Request'));
-    writeNetRow(deps.sink, { ctx, method: req.method ?? '', target: null, event: null, decision: null, status: 400, bytesIn: head.length, bytesOut: 0, durationMs: 0, error: 'upgrade_refused', sessionOrigin: deps.origin });
+    socket.end(
+      rawResponse(
+        renderDenial({
+          kind: 'bad_request',
+          status: 400,
+          rule_id: null,
+          reason,
+          event_id: '',
+          accept: req.headers.accept ?? '',
+        }),
+        'Bad Request',
+      ),
+    );
+    writeNetRow(deps.sink, {
+      ctx,
+      method: req.method ?? '',
+      target: null,
+      event: null,
+      decision: null,
+      status: 400,
+      bytesIn: head.length,
+      bytesOut: 0,
+      durationMs: 0,
+      error: 'upgrade_refused',
+      sessionOrigin: deps.origin,
+    });
     return;
   }
   const res = responseOn(req, socket);

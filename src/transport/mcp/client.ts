@@ -9,7 +9,16 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { CelgateError } from '../../errors.js';
 import { connectVsock, type GuestMeta, type VsockEndpoint } from '../vsock.js';
-import { FrameDecoder, FrameKind, MAX_STREAM_ID, decodeUtf8, encodeClose, encodeData, encodeFrame, encodeOpen } from './frame.js';
+import {
+  FrameDecoder,
+  FrameKind,
+  MAX_STREAM_ID,
+  decodeUtf8,
+  encodeClose,
+  encodeData,
+  encodeFrame,
+  encodeOpen,
+} from './frame.js';
 
 export class FramedConnection {
   private readonly decoder = new FrameDecoder();
@@ -30,7 +39,8 @@ export class FramedConnection {
   /** A new stream (not yet opened: the SDK calls `start()`, which sends OPEN). */
   openTransport(processName = ''): FramedClientTransport {
     if (this.closed) throw new CelgateError('E_UPSTREAM', 'the MCP connection is closed');
-    if (this.nextId > MAX_STREAM_ID) throw new CelgateError('E_LIMIT', 'stream ids exhausted on this connection');
+    if (this.nextId > MAX_STREAM_ID)
+      throw new CelgateError('E_LIMIT', 'stream ids exhausted on this connection');
     const t = new FramedClientTransport(this, this.nextId++, processName);
     this.streams.set(t.streamId, t);
     return t;
@@ -38,8 +48,11 @@ export class FramedConnection {
 
   /** @internal */
   write(buf: Buffer): Promise<void> {
-    if (this.closed || !this.socket.writable) return Promise.reject(new CelgateError('E_UPSTREAM', 'the MCP connection is closed'));
-    return new Promise((resolve, reject) => this.socket.write(buf, (err) => (err ? reject(err) : resolve())));
+    if (this.closed || !this.socket.writable)
+      return Promise.reject(new CelgateError('E_UPSTREAM', 'the MCP connection is closed'));
+    return new Promise((resolve, reject) =>
+      this.socket.write(buf, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** @internal */
@@ -69,7 +82,8 @@ export class FramedConnection {
   private shutdown(err: Error | null): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of [...this.streams.values()]) t.remoteClosed(err ? err.message : 'connection closed', err === null);
+    for (const t of [...this.streams.values()])
+      t.remoteClosed(err ? err.message : 'connection closed', err === null);
     this.streams.clear();
   }
 }
@@ -95,7 +109,11 @@ export class FramedClientTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage): Promise<void> {
-    if (this.state !== 'open') throw new CelgateError('E_UPSTREAM', `MCP stream is ${this.state}${this.closeReason ? ` (${this.closeReason})` : ''}`);
+    if (this.state !== 'open')
+      throw new CelgateError(
+        'E_UPSTREAM',
+        `MCP stream is ${this.state}${this.closeReason ? ` (${this.closeReason})` : ''}`,
+      );
     await this.conn.write(encodeData(this.streamId, JSON.stringify(message)));
   }
 
@@ -121,7 +139,9 @@ export class FramedClientTransport implements Transport {
       if (text === null) throw new Error('reply is not valid UTF-8');
       value = JSON.parse(text);
     } catch (err) {
-      this.onerror?.(new CelgateError('E_PARSE', `bad JSON-RPC from celgate: ${(err as Error).message}`));
+      this.onerror?.(
+        new CelgateError('E_PARSE', `bad JSON-RPC from celgate: ${(err as Error).message}`),
+      );
       return;
     }
     for (const m of Array.isArray(value) ? value : [value]) this.onmessage?.(m as JSONRPCMessage);
@@ -133,7 +153,8 @@ export class FramedClientTransport implements Transport {
     this.state = 'closed';
     this.closeReason = reason;
     this.conn.forget(this.streamId);
-    if (!clean) this.onerror?.(new CelgateError('E_UPSTREAM', `celgate closed the MCP stream: ${reason}`));
+    if (!clean)
+      this.onerror?.(new CelgateError('E_UPSTREAM', `celgate closed the MCP stream: ${reason}`));
     this.onclose?.();
   }
 }

@@ -26,24 +26,29 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(source: string, key: string, message: string): never {
-  throw new CelgateError('E_CONFIG', `${source}: ${key}: ${message}`, { details: { file: source, key } });
+  throw new CelgateError('E_CONFIG', `${source}: ${key}: ${message}`, {
+    details: { file: source, key },
+  });
 }
 
 function strings(source: string, key: string, v: unknown): string[] | undefined {
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(source, key, 'must be a list of strings');
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+    fail(source, key, 'must be a list of strings');
   return v as string[];
 }
 
 function stringMap(source: string, key: string, v: unknown): Record<string, string> | undefined {
   if (v === undefined) return undefined;
-  if (!isObj(v) || !Object.values(v).every((x) => typeof x === 'string')) fail(source, key, 'must be a mapping of strings');
+  if (!isObj(v) || !Object.values(v).every((x) => typeof x === 'string'))
+    fail(source, key, 'must be a mapping of strings');
   return v as Record<string, string>;
 }
 
 function timeout(source: string, key: string, v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_CALL_TIMEOUT_MS) fail(source, key, `must be an integer 1..${MAX_CALL_TIMEOUT_MS} (ms)`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_CALL_TIMEOUT_MS)
+    fail(source, key, `must be an integer 1..${MAX_CALL_TIMEOUT_MS} (ms)`);
   return v;
 }
 
@@ -54,15 +59,20 @@ const TOP_KEYS = ['servers', 'call_timeout_ms', 'start_timeout_ms', 'ndjson'];
 export function parseMcpConfig(raw: unknown, source = '<defaults>'): McpConfig {
   if (raw === undefined || raw === null) raw = {};
   if (!isObj(raw)) fail(source, 'mcp', 'must be a mapping');
-  for (const k of Object.keys(raw)) if (!TOP_KEYS.includes(k)) fail(source, `mcp.${k}`, `unknown key; known: ${TOP_KEYS.join(', ')}`);
+  for (const k of Object.keys(raw))
+    if (!TOP_KEYS.includes(k))
+      fail(source, `mcp.${k}`, `unknown key; known: ${TOP_KEYS.join(', ')}`);
   const list = raw.servers ?? [];
   if (!Array.isArray(list)) fail(source, 'mcp.servers', 'must be a list');
   const servers = list.map((s, i): UpstreamConfig => {
     const at = `mcp.servers[${i}]`;
     if (!isObj(s)) fail(source, at, 'must be a mapping');
-    for (const k of Object.keys(s)) if (!SERVER_KEYS.includes(k)) fail(source, `${at}.${k}`, `unknown key; known: ${SERVER_KEYS.join(', ')}`);
+    for (const k of Object.keys(s))
+      if (!SERVER_KEYS.includes(k))
+        fail(source, `${at}.${k}`, `unknown key; known: ${SERVER_KEYS.join(', ')}`);
     for (const k of ['id', 'command', 'cwd', 'url'] as const) {
-      if (s[k] !== undefined && (typeof s[k] !== 'string' || s[k] === '')) fail(source, `${at}.${k}`, 'must be a non-empty string');
+      if (s[k] !== undefined && (typeof s[k] !== 'string' || s[k] === ''))
+        fail(source, `${at}.${k}`, 'must be a non-empty string');
     }
     const out: UpstreamConfig = { id: s.id as string };
     if (s.command !== undefined) out.command = s.command as string;
@@ -82,11 +92,22 @@ export function parseMcpConfig(raw: unknown, source = '<defaults>'): McpConfig {
     fail(source, 'mcp.servers', (err as Error).message.replace(/^mcp\.servers/, ''));
   }
   const ndjson = raw.ndjson ?? null;
-  if (ndjson !== null && (typeof ndjson !== 'string' || ndjson === '')) fail(source, 'mcp.ndjson', 'must be a socket path, "127.0.0.1:PORT" or null');
+  if (ndjson !== null && (typeof ndjson !== 'string' || ndjson === ''))
+    fail(source, 'mcp.ndjson', 'must be a socket path, "127.0.0.1:PORT" or null');
   return {
     servers,
-    call_timeout_ms: timeout(source, 'mcp.call_timeout_ms', raw.call_timeout_ms, DEFAULT_CALL_TIMEOUT_MS),
-    start_timeout_ms: timeout(source, 'mcp.start_timeout_ms', raw.start_timeout_ms, DEFAULT_START_TIMEOUT_MS),
+    call_timeout_ms: timeout(
+      source,
+      'mcp.call_timeout_ms',
+      raw.call_timeout_ms,
+      DEFAULT_CALL_TIMEOUT_MS,
+    ),
+    start_timeout_ms: timeout(
+      source,
+      'mcp.start_timeout_ms',
+      raw.start_timeout_ms,
+      DEFAULT_START_TIMEOUT_MS,
+    ),
     ndjson: ndjson as string | null,
   };
 }
@@ -114,7 +135,8 @@ export async function startMcpFromConfig(
   routes: { method: 'GET'; path: string; handler(): { json: unknown } }[];
   close(): Promise<void>;
 }> {
-  const log: McpLog = (level, msg, fields = {}) => deps.logger[level]({ component: 'mcp', ...fields }, msg);
+  const log: McpLog = (level, msg, fields = {}) =>
+    deps.logger[level]({ component: 'mcp', ...fields }, msg);
   // Loaded here, not at the top: parsing a config must not load the MCP SDK (src/cli/config.ts).
   const { startMcpService } = await import('./service.js');
   const svc = await startMcpService(

@@ -5,7 +5,14 @@
  * (or, when framing itself is lost, the connection) and the reason is reported to `onClose`.
  */
 import type { Duplex } from 'node:stream';
-import { FrameDecoder, FrameKind, MAX_PAYLOAD_BYTES, decodeUtf8, encodeClose, encodeData } from './frame.js';
+import {
+  FrameDecoder,
+  FrameKind,
+  MAX_PAYLOAD_BYTES,
+  decodeUtf8,
+  encodeClose,
+  encodeData,
+} from './frame.js';
 import type { McpGateway } from './gateway.js';
 import { RpcCode, errorResponse, isJsonObject, type Json } from './jsonrpc.js';
 import { NdjsonDecoder } from './ndjson.js';
@@ -36,9 +43,16 @@ export type OnStreamClosed = (info: StreamClosed) => void;
 function serialise(message: Json): string {
   const text = JSON.stringify(message);
   if (Buffer.byteLength(text) <= MAX_PAYLOAD_BYTES) return text;
-  const id = isJsonObject(message) && (typeof message.id === 'string' || typeof message.id === 'number') ? message.id : null;
+  const id =
+    isJsonObject(message) && (typeof message.id === 'string' || typeof message.id === 'number')
+      ? message.id
+      : null;
   return JSON.stringify(
-    errorResponse(id, { code: RpcCode.SERVER_ERROR, message: `the reply exceeds the ${MAX_PAYLOAD_BYTES}-byte frame limit`, data: { reason: 'oversize_reply' } }),
+    errorResponse(id, {
+      code: RpcCode.SERVER_ERROR,
+      message: `the reply exceeds the ${MAX_PAYLOAD_BYTES}-byte frame limit`,
+      data: { reason: 'oversize_reply' },
+    }),
   );
 }
 
@@ -67,7 +81,13 @@ export function serveFramed(
     if (used.has(id)) return null;
     if (streams.size >= MAX_STREAMS_PER_CONNECTION || used.size >= MAX_STREAM_IDS_PER_CONNECTION) {
       write(encodeClose(id, 'too_many_streams'));
-      onClose?.({ streamId: id, reason: 'too_many_streams', message: `more than ${MAX_STREAMS_PER_CONNECTION} open streams`, process_name: name, hostile: true });
+      onClose?.({
+        streamId: id,
+        reason: 'too_many_streams',
+        message: `more than ${MAX_STREAMS_PER_CONNECTION} open streams`,
+        process_name: name,
+        hostile: true,
+      });
       used.add(id);
       return null;
     }
@@ -76,7 +96,13 @@ export function serveFramed(
     streams.set(id, session);
     return session;
   };
-  const closeStream = (id: number, reason: string, message: string, hostile: boolean, tell: boolean) => {
+  const closeStream = (
+    id: number,
+    reason: string,
+    message: string,
+    hostile: boolean,
+    tell: boolean,
+  ) => {
     const s = streams.get(id);
     if (!s) return;
     streams.delete(id);
@@ -90,7 +116,8 @@ export function serveFramed(
     if (dead) return;
     const ids = [...streams.keys()];
     for (const id of ids) closeStream(id, reason, message, true, true);
-    if (ids.length === 0) onClose?.({ streamId, reason, message, process_name: processName, hostile: true });
+    if (ids.length === 0)
+      onClose?.({ streamId, reason, message, process_name: processName, hostile: true });
     dead = true;
     socket.end();
   };
@@ -100,7 +127,14 @@ export function serveFramed(
     const { frames, error } = decoder.push(chunk);
     for (const f of frames) {
       if (f.kind === FrameKind.OPEN) {
-        if (used.has(f.streamId)) closeStream(f.streamId, 'stream_reopened', 'OPEN for a stream id already used', true, true);
+        if (used.has(f.streamId))
+          closeStream(
+            f.streamId,
+            'stream_reopened',
+            'OPEN for a stream id already used',
+            true,
+            true,
+          );
         else open(f.streamId, f.processName || processName);
       } else if (f.kind === FrameKind.CLOSE) {
         closeStream(f.streamId, 'closed_by_guest', f.reason, false, false);
@@ -113,7 +147,8 @@ export function serveFramed(
           continue;
         }
         const fatal = session.handlePayload(text);
-        if (fatal !== null) closeStream(f.streamId, fatal, `payload rejected: ${fatal}`, true, true);
+        if (fatal !== null)
+          closeStream(f.streamId, fatal, `payload rejected: ${fatal}`, true, true);
       }
     }
     if (error) return kill(error.reason, error.message, error.streamId);
@@ -124,7 +159,10 @@ export function serveFramed(
       slow = undefined;
     }
     if (decoder.buffered > 0 && slow === undefined) {
-      slow = setTimeout(() => kill('slow_frame', `a frame stayed incomplete for ${frameTimeoutMs} ms`, null), frameTimeoutMs);
+      slow = setTimeout(
+        () => kill('slow_frame', `a frame stayed incomplete for ${frameTimeoutMs} ms`, null),
+        frameTimeoutMs,
+      );
       slow.unref();
     }
   };
@@ -134,13 +172,15 @@ export function serveFramed(
     const err = decoder.end();
     if (err && !dead) kill(err.reason, err.message, err.streamId);
     dead = true;
-    for (const id of [...streams.keys()]) closeStream(id, 'connection_closed', 'the guest closed the connection', false, false);
+    for (const id of [...streams.keys()])
+      closeStream(id, 'connection_closed', 'the guest closed the connection', false, false);
     socket.end();
   });
   socket.on('close', () => {
     clearTimeout(slow);
     dead = true;
-    for (const id of [...streams.keys()]) closeStream(id, 'connection_closed', 'the connection closed', false, false);
+    for (const id of [...streams.keys()])
+      closeStream(id, 'connection_closed', 'the connection closed', false, false);
   });
   socket.on('error', () => {});
   if (head.length > 0) onBytes(head);
@@ -161,7 +201,8 @@ export function serveNdjson(
   let slow: NodeJS.Timeout | undefined;
   const session = new McpSession(gw, processName, (m) => {
     if (dead || !socket.writable) return;
-    if (!socket.write(`${serialise(m)}\n`) && socket.writableLength > MAX_UNREAD_REPLY_BYTES) socket.pause();
+    if (!socket.write(`${serialise(m)}\n`) && socket.writableLength > MAX_UNREAD_REPLY_BYTES)
+      socket.pause();
   });
   socket.on('drain', () => socket.resume());
   const stop = (reason: string, message: string, hostile: boolean) => {
@@ -185,7 +226,10 @@ export function serveNdjson(
       slow = undefined;
     }
     if (decoder.buffered > 0 && slow === undefined) {
-      slow = setTimeout(() => stop('slow_frame', `a line stayed incomplete for ${lineTimeoutMs} ms`, true), lineTimeoutMs);
+      slow = setTimeout(
+        () => stop('slow_frame', `a line stayed incomplete for ${lineTimeoutMs} ms`, true),
+        lineTimeoutMs,
+      );
       slow.unref();
     }
   };

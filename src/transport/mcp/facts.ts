@@ -5,7 +5,13 @@
  */
 import { hash } from 'node:crypto';
 import type { Decision } from '../../events/decision.js';
-import { RpcCode, isJsonObject, type Json, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
+import {
+  RpcCode,
+  isJsonObject,
+  type Json,
+  type JsonObject,
+  type RpcErrorObject,
+} from './jsonrpc.js';
 
 /** Separator between server id and tool/prompt name toward the guest: `server__tool`. */
 export const NAMESPACE_SEP = '__';
@@ -16,7 +22,8 @@ export const MAX_CONTENT_TEXT = 64 * 1024;
 /** Longest argument preview stored in the ledger. */
 export const MAX_ARGS_PREVIEW = 256;
 
-const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|auth|credential|cookie|private[-_]?key|session/i;
+const SECRET_KEY =
+  /pass(word)?|secret|token|api[-_]?key|auth|credential|cookie|private[-_]?key|session/i;
 
 export function namespaced(server: string, name: string): string {
   return `${server}${NAMESPACE_SEP}${name}`;
@@ -30,12 +37,21 @@ export function splitNamespaced(name: string): { server: string; name: string } 
 }
 
 /** Methods whose results are decided as `mcp.response` events before they reach the guest. */
-export const RESPONSE_CHECKED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'prompts/get']);
+export const RESPONSE_CHECKED_METHODS: ReadonlySet<string> = new Set([
+  'tools/call',
+  'resources/read',
+  'prompts/get',
+]);
 
 function itemText(item: Json): string | null {
   if (!isJsonObject(item)) return null;
   if (item.type === 'text' && typeof item.text === 'string') return item.text;
-  if (item.type === 'resource' && isJsonObject(item.resource) && typeof item.resource.text === 'string') return item.resource.text;
+  if (
+    item.type === 'resource' &&
+    isJsonObject(item.resource) &&
+    typeof item.resource.text === 'string'
+  )
+    return item.resource.text;
   return null;
 }
 
@@ -66,7 +82,11 @@ export function resultText(result: Json, method = 'tools/call'): string {
     if (size >= MAX_CONTENT_TEXT) break;
   }
   // structuredContent carries the same data as JSON; rules must see it too, or it would bypass them.
-  if (method === 'tools/call' && size < MAX_CONTENT_TEXT && isJsonObject(result.structuredContent)) {
+  if (
+    method === 'tools/call' &&
+    size < MAX_CONTENT_TEXT &&
+    isJsonObject(result.structuredContent)
+  ) {
     parts.push(JSON.stringify(result.structuredContent));
   }
   const joined = parts.join('\n');
@@ -93,7 +113,8 @@ function redact(value: Json, depth: number): Json {
   if (Array.isArray(value)) return value.slice(0, 16).map((v) => redact(v, depth + 1));
   if (isJsonObject(value)) {
     const out: JsonObject = {};
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1);
+    for (const [k, v] of Object.entries(value))
+      out[k] = SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1);
     return out;
   }
   if (typeof value === 'string' && value.length > 128) return `${value.slice(0, 128)}…`;
@@ -110,7 +131,11 @@ export function argsPreview(args: JsonObject): string {
  * The JSON-RPC error for a decision that is not `allow`: rule id and reason in `error.data`, and a
  * message that tells a model the refusal is deliberate and retrying will not help.
  */
-export function denialError(decision: Decision, eventId: string, what: 'request' | 'result'): RpcErrorObject {
+export function denialError(
+  decision: Decision,
+  eventId: string,
+  what: 'request' | 'result',
+): RpcErrorObject {
   const rule = decision.rule_id === null ? 'the default policy' : `rule "${decision.rule_id}"`;
   const data: JsonObject = {
     decision: decision.action,

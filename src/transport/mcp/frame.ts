@@ -123,7 +123,8 @@ export class FrameDecoder {
       frames.push(frame);
       off += HEADER_BYTES + header.length;
     }
-    if (off > 0) this.buf = off === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(off));
+    if (off > 0)
+      this.buf = off === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(off));
     return { frames, error: null };
   }
 
@@ -159,11 +160,16 @@ type Header = { kind: FrameKind; streamId: number; length: number };
 function checkHeader(bytes: Buffer): Header | FrameError | 'need_more' {
   const magicBytes = Math.min(bytes.length, 4);
   for (let i = 0; i < magicBytes; i++) {
-    if (bytes[i] !== FRAME_MAGIC[i]) return { reason: 'bad_magic', message: 'frame does not start with "CGMF"', streamId: null };
+    if (bytes[i] !== FRAME_MAGIC[i])
+      return { reason: 'bad_magic', message: 'frame does not start with "CGMF"', streamId: null };
   }
   if (bytes.length < 5) return 'need_more';
   if (bytes[4] !== FRAME_VERSION) {
-    return { reason: 'bad_version', message: `unsupported frame version ${bytes[4]} (this gateway speaks ${FRAME_VERSION})`, streamId: null };
+    return {
+      reason: 'bad_version',
+      message: `unsupported frame version ${bytes[4]} (this gateway speaks ${FRAME_VERSION})`,
+      streamId: null,
+    };
   }
   if (bytes.length < HEADER_BYTES) return 'need_more';
   const kind = bytes[5]!;
@@ -173,10 +179,18 @@ function checkHeader(bytes: Buffer): Header | FrameError | 'need_more' {
     return { reason: 'bad_kind', message: `unknown frame kind ${kind}`, streamId };
   }
   if (streamId === 0 || streamId > MAX_STREAM_ID) {
-    return { reason: 'bad_stream_id', message: `stream id ${streamId} is outside 1…${MAX_STREAM_ID}`, streamId: null };
+    return {
+      reason: 'bad_stream_id',
+      message: `stream id ${streamId} is outside 1…${MAX_STREAM_ID}`,
+      streamId: null,
+    };
   }
   if (length > MAX_PAYLOAD_BYTES) {
-    return { reason: 'oversize', message: `frame payload of ${length} bytes exceeds the ${MAX_PAYLOAD_BYTES}-byte limit`, streamId };
+    return {
+      reason: 'oversize',
+      message: `frame payload of ${length} bytes exceeds the ${MAX_PAYLOAD_BYTES}-byte limit`,
+      streamId,
+    };
   }
   return { kind: kind as FrameKind, streamId, length };
 }
@@ -186,22 +200,35 @@ function buildFrame(kind: FrameKind, streamId: number, payload: Buffer): Frame |
   const limit = kind === FrameKind.OPEN ? MAX_PROCESS_NAME_BYTES : MAX_CLOSE_REASON_BYTES;
   const reason = kind === FrameKind.OPEN ? 'bad_process_name' : 'bad_close_reason';
   if (payload.length > limit) {
-    return { reason, message: `${kind === FrameKind.OPEN ? 'process name' : 'close reason'} exceeds ${limit} bytes`, streamId };
+    return {
+      reason,
+      message: `${kind === FrameKind.OPEN ? 'process name' : 'close reason'} exceeds ${limit} bytes`,
+      streamId,
+    };
   }
   const text = decodeUtf8(payload);
-  if (text === null) return { reason: 'invalid_utf8', message: 'OPEN/CLOSE payload is not valid UTF-8', streamId };
+  if (text === null)
+    return { reason: 'invalid_utf8', message: 'OPEN/CLOSE payload is not valid UTF-8', streamId };
   if (kind === FrameKind.OPEN) {
-    if (CONTROL.test(text)) return { reason, message: 'process name contains control characters', streamId };
+    if (CONTROL.test(text))
+      return { reason, message: 'process name contains control characters', streamId };
     return { kind, streamId, processName: text };
   }
   return { kind, streamId, reason: text };
 }
 
 /** Encodes one frame. Throws CelgateError E_LIMIT for a payload over the bound (a caller bug). */
-export function encodeFrame(kind: FrameKind, streamId: number, payload: Buffer | string = ''): Buffer {
+export function encodeFrame(
+  kind: FrameKind,
+  streamId: number,
+  payload: Buffer | string = '',
+): Buffer {
   const length = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
   if (length > MAX_PAYLOAD_BYTES) {
-    throw new CelgateError('E_LIMIT', `frame payload of ${length} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
+    throw new CelgateError(
+      'E_LIMIT',
+      `frame payload of ${length} bytes exceeds ${MAX_PAYLOAD_BYTES}`,
+    );
   }
   if (!Number.isInteger(streamId) || streamId < 1 || streamId > MAX_STREAM_ID) {
     throw new CelgateError('E_LIMIT', `stream id ${streamId} is outside 1…${MAX_STREAM_ID}`);
@@ -218,9 +245,14 @@ export function encodeFrame(kind: FrameKind, streamId: number, payload: Buffer |
   return out;
 }
 
-export const encodeData = (streamId: number, json: string): Buffer => encodeFrame(FrameKind.DATA, streamId, json);
+export const encodeData = (streamId: number, json: string): Buffer =>
+  encodeFrame(FrameKind.DATA, streamId, json);
 export const encodeOpen = (streamId: number, processName: string): Buffer =>
-  encodeFrame(FrameKind.OPEN, streamId, truncateUtf8(processName.replace(CONTROL_ALL, '?'), MAX_PROCESS_NAME_BYTES));
+  encodeFrame(
+    FrameKind.OPEN,
+    streamId,
+    truncateUtf8(processName.replace(CONTROL_ALL, '?'), MAX_PROCESS_NAME_BYTES),
+  );
 export const encodeClose = (streamId: number, reason: string): Buffer =>
   encodeFrame(FrameKind.CLOSE, streamId, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
 

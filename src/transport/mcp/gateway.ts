@@ -13,13 +13,22 @@ import { namespaced } from './facts.js';
 import { isJsonObject, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
 import { Upstream, type UpstreamConfig } from './upstream.js';
 
-export { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, MAX_UPSTREAMS, checkUpstreams } from './settings.js';
+export {
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_START_TIMEOUT_MS,
+  MAX_UPSTREAMS,
+  checkUpstreams,
+} from './settings.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, checkUpstreams } from './settings.js';
 import { decideSafely, recordSafely } from '../../events/enforce.js';
 /** Most URIs remembered for routing resources/read to the server that listed them. */
 export const MAX_ROUTED_URIS = 10_000;
 
-export type McpLog = (level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
+export type McpLog = (
+  level: 'info' | 'warn' | 'debug',
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
 
 /** Where the tools/list analysis reads rules: a RuleRegistry fits (`generation`, `list()`). */
 export interface RuleSource {
@@ -53,7 +62,10 @@ export class McpGateway {
   readonly upstreams = new Map<string, Upstream>();
   readonly callTimeoutMs: number;
   readonly startTimeoutMs: number;
-  private readonly sessions = new Set<{ notify(method: string, params?: JsonObject): void; close(): void }>();
+  private readonly sessions = new Set<{
+    notify(method: string, params?: JsonObject): void;
+    close(): void;
+  }>();
   private readonly uriRoutes = new Map<string, string>();
   private readonly templateRoutes: { prefix: string; server: string }[] = [];
   private hidden: { generation: number; analysis: HiddenTools } | null = null;
@@ -83,7 +95,9 @@ export class McpGateway {
   private onRulesChanged(): void {
     const shown = this.hidden?.analysis; // the analysis the last tools/list used
     if (!shown) return;
-    const listed = [...this.upstreams.values()].flatMap((u) => u.cachedToolNames().map((t) => [u.id, t] as const));
+    const listed = [...this.upstreams.values()].flatMap((u) =>
+      u.cachedToolNames().map((t) => [u.id, t] as const),
+    );
     const changed = listed.some(([s, t]) => shown.isHidden(s, t) !== this.isHidden(s, t));
     if (changed) for (const s of this.sessions) s.notify('notifications/tools/list_changed');
   }
@@ -100,7 +114,10 @@ export class McpGateway {
     await Promise.all([...this.upstreams.values()].map((u) => u.close()));
   }
 
-  register(session: { notify(method: string, params?: JsonObject): void; close(): void }): () => void {
+  register(session: {
+    notify(method: string, params?: JsonObject): void;
+    close(): void;
+  }): () => void {
     this.sessions.add(session);
     return () => this.sessions.delete(session);
   }
@@ -124,7 +141,10 @@ export class McpGateway {
     const src = this.deps.rules;
     if (!src) return false;
     if (!this.hidden || this.hidden.generation !== src.generation) {
-      this.hidden = { generation: src.generation, analysis: new HiddenTools(src.list(), src.defaultAction ?? 'allow') };
+      this.hidden = {
+        generation: src.generation,
+        analysis: new HiddenTools(src.list(), src.defaultAction ?? 'allow'),
+      };
     }
     return this.hidden.analysis.isHidden(server, tool);
   }
@@ -136,7 +156,10 @@ export class McpGateway {
         if (u.state !== 'ready' || !isJsonObject(u.capabilities.tools)) return [];
         const r = await u.listTools(this.callTimeoutMs);
         if ('error' in r) {
-          this.deps.log?.('warn', 'mcp tools/list failed upstream', { server: u.id, error: r.error.message });
+          this.deps.log?.('warn', 'mcp tools/list failed upstream', {
+            server: u.id,
+            error: r.error.message,
+          });
           return [];
         }
         return r.tools
@@ -148,18 +171,32 @@ export class McpGateway {
   }
 
   /** Aggregates a list method over servers advertising `capability`; `rename` namespaces names. */
-  async listAll(method: string, key: string, capability: string, rename: boolean): Promise<JsonObject[] | RpcErrorObject> {
+  async listAll(
+    method: string,
+    key: string,
+    capability: string,
+    rename: boolean,
+  ): Promise<JsonObject[] | RpcErrorObject> {
     const lists = await Promise.all(
       [...this.upstreams.values()].map(async (u) => {
         if (u.state !== 'ready' || !isJsonObject(u.capabilities[capability])) return [];
         const r = await u.listAll(method, key, this.callTimeoutMs);
         if ('error' in r) {
-          this.deps.log?.('warn', `mcp ${method} failed upstream`, { server: u.id, error: r.error.message });
+          this.deps.log?.('warn', `mcp ${method} failed upstream`, {
+            server: u.id,
+            error: r.error.message,
+          });
           return [];
         }
-        if (key === 'resources') for (const item of r.items) if (typeof item.uri === 'string') this.routeUri(item.uri, u.id);
-        if (key === 'resourceTemplates') for (const item of r.items) if (typeof item.uriTemplate === 'string') this.routeTemplate(item.uriTemplate, u.id);
-        return rename ? r.items.map((p) => ({ ...p, name: namespaced(u.id, String(p.name)) })) : r.items;
+        if (key === 'resources')
+          for (const item of r.items)
+            if (typeof item.uri === 'string') this.routeUri(item.uri, u.id);
+        if (key === 'resourceTemplates')
+          for (const item of r.items)
+            if (typeof item.uriTemplate === 'string') this.routeTemplate(item.uriTemplate, u.id);
+        return rename
+          ? r.items.map((p) => ({ ...p, name: namespaced(u.id, String(p.name)) }))
+          : r.items;
       }),
     );
     return lists.flat();
@@ -182,32 +219,48 @@ export class McpGateway {
     const listed = this.uriRoutes.get(uri);
     if (listed !== undefined) return listed;
     let best: { prefix: string; server: string } | null = null;
-    for (const t of this.templateRoutes) if (uri.startsWith(t.prefix) && (!best || t.prefix.length > best.prefix.length)) best = t;
+    for (const t of this.templateRoutes)
+      if (uri.startsWith(t.prefix) && (!best || t.prefix.length > best.prefix.length)) best = t;
     if (best) return best.server;
-    const withResources = [...this.upstreams.values()].filter((u) => isJsonObject(u.capabilities.resources));
+    const withResources = [...this.upstreams.values()].filter((u) =>
+      isJsonObject(u.capabilities.resources),
+    );
     return withResources.length === 1 ? withResources[0]!.id : null;
   }
 
   /** Servers whose capabilities advertise `key` (e.g. "completions", "logging"). */
   serversWith(key: string): Upstream[] {
-    return [...this.upstreams.values()].filter((u) => u.state === 'ready' && isJsonObject(u.capabilities[key]));
+    return [...this.upstreams.values()].filter(
+      (u) => u.state === 'ready' && isJsonObject(u.capabilities[key]),
+    );
   }
 
   /** Capabilities celgate advertises to the guest: the union of what its servers offer. */
   capabilities(): JsonObject {
-    const caps: JsonObject = { tools: { listChanged: true }, resources: { listChanged: true }, prompts: { listChanged: true } };
+    const caps: JsonObject = {
+      tools: { listChanged: true },
+      resources: { listChanged: true },
+      prompts: { listChanged: true },
+    };
     const resourcesSubscribe = [...this.upstreams.values()].some(
       (u) => isJsonObject(u.capabilities.resources) && u.capabilities.resources.subscribe === true,
     );
     if (resourcesSubscribe) caps.resources = { listChanged: true, subscribe: true };
-    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.completions))) caps.completions = {};
-    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.logging))) caps.logging = {};
+    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.completions)))
+      caps.completions = {};
+    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.logging)))
+      caps.logging = {};
     // Task-augmented tool calls: ids are celgate's, scoped to the session; results are judged (session.ts).
-    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.tasks))) caps.tasks = { list: {}, cancel: {}, requests: { tools: { call: {} } } };
+    if ([...this.upstreams.values()].some((u) => isJsonObject(u.capabilities.tasks)))
+      caps.tasks = { list: {}, cancel: {}, requests: { tools: { call: {} } } };
     return caps;
   }
 
-  private onUpstreamNotification(u: Upstream, method: string, params: JsonObject | undefined): void {
+  private onUpstreamNotification(
+    u: Upstream,
+    method: string,
+    params: JsonObject | undefined,
+  ): void {
     const forward = [
       'notifications/tools/list_changed',
       'notifications/resources/list_changed',

@@ -16,12 +16,22 @@
  */
 import type { RuleInfo } from '../../policy/types.js';
 
-export type RuleView = Pick<RuleInfo, 'id' | 'condition' | 'action' | 'mode' | 'enabled' | 'priority' | 'families'> &
+export type RuleView = Pick<
+  RuleInfo,
+  'id' | 'condition' | 'action' | 'mode' | 'enabled' | 'priority' | 'families'
+> &
   Partial<Pick<RuleInfo, 'kind'>>;
 
-const decisive = (r: RuleView) => r.enabled && r.mode === 'enforce' && ((r.kind ?? 'enforcement') === 'enforcement' || r.action === 'block');
+const decisive = (r: RuleView) =>
+  r.enabled &&
+  r.mode === 'enforce' &&
+  ((r.kind ?? 'enforcement') === 'enforcement' || r.action === 'block');
 
-const FIELDS = { 'mcp.request.tool_name': 'tools', 'mcp.request.server_id': 'servers', 'mcp.request.method': 'methods' } as const;
+const FIELDS = {
+  'mcp.request.tool_name': 'tools',
+  'mcp.request.server_id': 'servers',
+  'mcp.request.method': 'methods',
+} as const;
 
 /** The calls a simple condition matches; null for a dimension means "any". */
 export interface ToolMatcher {
@@ -30,9 +40,18 @@ export interface ToolMatcher {
   methods: ReadonlySet<string> | null;
 }
 
-type Token = { t: 'ident' | 'str' | 'eq' | 'and' | 'in' | 'lb' | 'rb' | 'comma' | 'lp' | 'rp'; v: string };
+type Token = {
+  t: 'ident' | 'str' | 'eq' | 'and' | 'in' | 'lb' | 'rb' | 'comma' | 'lp' | 'rp';
+  v: string;
+};
 
-const PUNCT: Record<string, Token['t']> = { '(': 'lp', ')': 'rp', '[': 'lb', ']': 'rb', ',': 'comma' };
+const PUNCT: Record<string, Token['t']> = {
+  '(': 'lp',
+  ')': 'rp',
+  '[': 'lb',
+  ']': 'rb',
+  ',': 'comma',
+};
 
 function tokenize(src: string): Token[] | null {
   const out: Token[] = [];
@@ -73,15 +92,21 @@ export function toolMatcher(condition: string): ToolMatcher | null {
   }
   if (depth !== 0) return null; // with only && there is nothing for parentheses to change
   const toks = all.filter((t) => t.t !== 'lp' && t.t !== 'rp');
-  const sets: { tools: Set<string> | null; servers: Set<string> | null; methods: Set<string> | null } = { tools: null, servers: null, methods: null };
+  const sets: {
+    tools: Set<string> | null;
+    servers: Set<string> | null;
+    methods: Set<string> | null;
+  } = { tools: null, servers: null, methods: null };
   let i = 0;
   for (;;) {
     let field: string;
     let values: string[];
     const a = toks[i];
     const b = toks[i + 1];
-    if (a?.t === 'ident' && b?.t === 'eq' && toks[i + 2]?.t === 'str') [field, values, i] = [a.v, [toks[i + 2]!.v], i + 3];
-    else if (a?.t === 'str' && b?.t === 'eq' && toks[i + 2]?.t === 'ident') [field, values, i] = [toks[i + 2]!.v, [a.v], i + 3];
+    if (a?.t === 'ident' && b?.t === 'eq' && toks[i + 2]?.t === 'str')
+      [field, values, i] = [a.v, [toks[i + 2]!.v], i + 3];
+    else if (a?.t === 'str' && b?.t === 'eq' && toks[i + 2]?.t === 'ident')
+      [field, values, i] = [toks[i + 2]!.v, [a.v], i + 3];
     else if (a?.t === 'ident' && b?.t === 'in' && toks[i + 2]?.t === 'lb') {
       field = a.v;
       values = [];
@@ -107,10 +132,15 @@ export function toolMatcher(condition: string): ToolMatcher | null {
 
 /** Does the matcher match a tools/call of `tool` on `server`? */
 export function matchesCall(m: ToolMatcher, server: string, tool: string): boolean {
-  return (m.methods === null || m.methods.has('tools/call')) && (m.servers === null || m.servers.has(server)) && (m.tools === null || m.tools.has(tool));
+  return (
+    (m.methods === null || m.methods.has('tools/call')) &&
+    (m.servers === null || m.servers.has(server)) &&
+    (m.tools === null || m.tools.has(tool))
+  );
 }
 
-const byOrder = (a: RuleView, b: RuleView) => a.priority - b.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byOrder = (a: RuleView, b: RuleView) =>
+  a.priority - b.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /** Precomputed analysis of one rule set; `isHidden` scans the few decisive rules once. */
 export class HiddenTools {
@@ -132,7 +162,8 @@ export class HiddenTools {
           return;
         }
         // `families` holds the event types the rule runs on (e.g. "mcp.request"); empty = every type.
-        if (r.families.length === 0 || r.families.some((f) => f === 'mcp' || f === 'mcp.request')) this.others.push({ index, m });
+        if (r.families.length === 0 || r.families.some((f) => f === 'mcp' || f === 'mcp.request'))
+          this.others.push({ index, m });
       });
   }
 

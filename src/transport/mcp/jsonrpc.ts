@@ -37,8 +37,19 @@ export interface RpcErrorObject {
 }
 
 export type RpcMessage =
-  | { type: 'request'; id: RpcId; method: string; params: JsonObject | Json[] | undefined; raw: JsonObject }
-  | { type: 'notification'; method: string; params: JsonObject | Json[] | undefined; raw: JsonObject }
+  | {
+      type: 'request';
+      id: RpcId;
+      method: string;
+      params: JsonObject | Json[] | undefined;
+      raw: JsonObject;
+    }
+  | {
+      type: 'notification';
+      method: string;
+      params: JsonObject | Json[] | undefined;
+      raw: JsonObject;
+    }
   | { type: 'response'; id: RpcId | null; raw: JsonObject }
   | { type: 'invalid'; id: RpcId | null; message: string };
 
@@ -49,7 +60,8 @@ export type ParsedPayload =
   /** The payload is hostile (bad bytes, too deep): the stream is closed with this reason. */
   | { ok: false; fatal: 'json_too_deep' };
 
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * True when `text` nests objects/arrays deeper than `max`. Scans characters (strings skipped), so
@@ -61,7 +73,8 @@ export function exceedsDepth(text: string, max: number = MAX_JSON_DEPTH): boolea
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped char
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped char
       else if (c === 0x22) inString = false;
       continue;
     }
@@ -80,12 +93,25 @@ export function parsePayload(text: string): ParsedPayload {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reply: { code: RpcCode.PARSE_ERROR, message: `Parse error: ${(err as Error).message}` } };
+    return {
+      ok: false,
+      reply: { code: RpcCode.PARSE_ERROR, message: `Parse error: ${(err as Error).message}` },
+    };
   }
   if (Array.isArray(value)) {
-    if (value.length === 0) return { ok: false, reply: { code: RpcCode.INVALID_REQUEST, message: 'Invalid Request: empty batch' } };
+    if (value.length === 0)
+      return {
+        ok: false,
+        reply: { code: RpcCode.INVALID_REQUEST, message: 'Invalid Request: empty batch' },
+      };
     if (value.length > MAX_BATCH) {
-      return { ok: false, reply: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: batch of ${value.length} exceeds ${MAX_BATCH}` } };
+      return {
+        ok: false,
+        reply: {
+          code: RpcCode.INVALID_REQUEST,
+          message: `Invalid Request: batch of ${value.length} exceeds ${MAX_BATCH}`,
+        },
+      };
     }
     return { ok: true, batch: true, messages: value.map(classify) };
   }
@@ -94,27 +120,52 @@ export function parsePayload(text: string): ParsedPayload {
 
 /** Sorts one JSON value into request / notification / response / invalid. */
 export function classify(value: unknown): RpcMessage {
-  if (!isObject(value)) return { type: 'invalid', id: null, message: 'Invalid Request: a message must be a JSON object' };
+  if (!isObject(value))
+    return {
+      type: 'invalid',
+      id: null,
+      message: 'Invalid Request: a message must be a JSON object',
+    };
   const rawId = value.id;
   const idOk = typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId));
   const id = idOk ? (rawId as RpcId) : null;
-  if (value.jsonrpc !== JSONRPC_VERSION) return { type: 'invalid', id, message: 'Invalid Request: "jsonrpc" must be "2.0"' };
+  if (value.jsonrpc !== JSONRPC_VERSION)
+    return { type: 'invalid', id, message: 'Invalid Request: "jsonrpc" must be "2.0"' };
   if ('method' in value) {
     const method = value.method;
     if (typeof method !== 'string' || method === '' || method.length > MAX_METHOD_BYTES) {
-      return { type: 'invalid', id, message: 'Invalid Request: "method" must be a non-empty string' };
+      return {
+        type: 'invalid',
+        id,
+        message: 'Invalid Request: "method" must be a non-empty string',
+      };
     }
     const params = value.params;
     if (params !== undefined && typeof params !== 'object') {
-      return { type: 'invalid', id, message: 'Invalid Request: "params" must be an object or an array' };
+      return {
+        type: 'invalid',
+        id,
+        message: 'Invalid Request: "params" must be an object or an array',
+      };
     }
-    if (params === null) return { type: 'invalid', id, message: 'Invalid Request: "params" must be an object or an array' };
+    if (params === null)
+      return {
+        type: 'invalid',
+        id,
+        message: 'Invalid Request: "params" must be an object or an array',
+      };
     if (!('id' in value)) return { type: 'notification', method, params, raw: value };
-    if (!idOk) return { type: 'invalid', id: null, message: 'Invalid Request: "id" must be a string or a number' };
+    if (!idOk)
+      return {
+        type: 'invalid',
+        id: null,
+        message: 'Invalid Request: "id" must be a string or a number',
+      };
     return { type: 'request', id: id!, method, params, raw: value };
   }
   if ('result' in value || 'error' in value) {
-    if (rawId !== null && !idOk) return { type: 'invalid', id: null, message: 'Invalid Request: bad response id' };
+    if (rawId !== null && !idOk)
+      return { type: 'invalid', id: null, message: 'Invalid Request: bad response id' };
     return { type: 'response', id, raw: value };
   }
   return { type: 'invalid', id, message: 'Invalid Request: neither a request nor a response' };
@@ -129,7 +180,9 @@ export function resultResponse(id: RpcId, result: Json): JsonObject {
 }
 
 export function notification(method: string, params?: JsonObject): JsonObject {
-  return params === undefined ? { jsonrpc: JSONRPC_VERSION, method } : { jsonrpc: JSONRPC_VERSION, method, params };
+  return params === undefined
+    ? { jsonrpc: JSONRPC_VERSION, method }
+    : { jsonrpc: JSONRPC_VERSION, method, params };
 }
 
 export { isObject as isJsonObject };

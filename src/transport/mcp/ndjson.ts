@@ -40,7 +40,11 @@ export class NdjsonDecoder {
     for (;;) {
       const nl = bytes.indexOf(0x0a, start);
       const end = nl === -1 ? bytes.length : nl;
-      if (this.size + (end - start) > this.maxLine) return this.fail({ reason: 'oversize', message: `line exceeds ${this.maxLine} bytes` }, lines);
+      if (this.size + (end - start) > this.maxLine)
+        return this.fail(
+          { reason: 'oversize', message: `line exceeds ${this.maxLine} bytes` },
+          lines,
+        );
       if (nl === -1) {
         if (end > start) {
           this.parts.push(Buffer.from(bytes.subarray(start, end)));
@@ -53,7 +57,8 @@ export class NdjsonDecoder {
       this.parts = [];
       this.size = 0;
       const text = decodeUtf8(line);
-      if (text === null) return this.fail({ reason: 'invalid_utf8', message: 'line is not valid UTF-8' }, lines);
+      if (text === null)
+        return this.fail({ reason: 'invalid_utf8', message: 'line is not valid UTF-8' }, lines);
       const trimmed = text.endsWith('\r') ? text.slice(0, -1) : text;
       if (trimmed.trim() !== '') lines.push(trimmed);
       start = nl + 1;
@@ -65,7 +70,10 @@ export class NdjsonDecoder {
   end(): NdjsonError | null {
     if (this.failed) return this.failed;
     if (this.size === 0) return null;
-    this.failed = { reason: 'truncated', message: `input ended inside a line (${this.size} bytes without a newline)` };
+    this.failed = {
+      reason: 'truncated',
+      message: `input ended inside a line (${this.size} bytes without a newline)`,
+    };
     return this.failed;
   }
 

@@ -14,7 +14,13 @@ import { McpGateway, type McpGatewayDeps, type McpGatewayOptions } from './gatew
 export const DEFAULT_MAX_CONNECTIONS = 256;
 
 export interface McpServiceOptions extends McpGatewayOptions {
-  vsock: { mode: VsockMode; host?: string; port: number; udsBase?: string; maxConnections?: number };
+  vsock: {
+    mode: VsockMode;
+    host?: string;
+    port: number;
+    udsBase?: string;
+    maxConnections?: number;
+  };
   /** Bound on a frame that started arriving but is not complete (default FRAME_TIMEOUT_MS). */
   frameTimeoutMs?: number;
   /** Optional NDJSON listener: a Unix socket path, or "HOST:PORT" on loopback. */
@@ -34,7 +40,10 @@ export interface McpService {
   close(): Promise<void>;
 }
 
-export async function startMcpService(options: McpServiceOptions, deps: McpServiceDeps): Promise<McpService> {
+export async function startMcpService(
+  options: McpServiceOptions,
+  deps: McpServiceDeps,
+): Promise<McpService> {
   const gateway = new McpGateway(options, deps);
   await gateway.start();
   const rejected: Record<string, number> = {};
@@ -52,21 +61,40 @@ export async function startMcpService(options: McpServiceOptions, deps: McpServi
       {
         ...options.vsock,
         maxConnections: options.vsock.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-        onReject: (err) => onClose({ streamId: null, reason: 'bad_preamble', message: err.message, process_name: '', hostile: true }),
+        onReject: (err) =>
+          onClose({
+            streamId: null,
+            reason: 'bad_preamble',
+            message: err.message,
+            process_name: '',
+            hostile: true,
+          }),
       },
-      (c) => serveFramed(gateway, c.socket, c.meta.process_name ?? '', c.head, onClose, options.frameTimeoutMs),
+      (c) =>
+        serveFramed(
+          gateway,
+          c.socket,
+          c.meta.process_name ?? '',
+          c.head,
+          onClose,
+          options.frameTimeoutMs,
+        ),
     );
     addresses.mcp = listener.address;
     closers.push(() => listener.close());
     if (options.ndjson) {
-      const nd = await listenNdjson(options.ndjson, (socket) => serveNdjson(gateway, socket, '', Buffer.alloc(0), onClose, options.frameTimeoutMs));
+      const nd = await listenNdjson(options.ndjson, (socket) =>
+        serveNdjson(gateway, socket, '', Buffer.alloc(0), onClose, options.frameTimeoutMs),
+      );
       addresses.mcp_ndjson = nd.address;
       closers.push(nd.close);
     }
   } catch (err) {
     await Promise.all(closers.map((c) => c()));
     await gateway.close();
-    throw new CelgateError('E_CONFIG', `mcp: cannot listen: ${(err as Error).message}`, { cause: err });
+    throw new CelgateError('E_CONFIG', `mcp: cannot listen: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return {
     addresses,
@@ -79,7 +107,10 @@ export async function startMcpService(options: McpServiceOptions, deps: McpServi
   };
 }
 
-async function listenNdjson(where: string, onSocket: (s: net.Socket) => void): Promise<{ address: string; close: () => Promise<void> }> {
+async function listenNdjson(
+  where: string,
+  onSocket: (s: net.Socket) => void,
+): Promise<{ address: string; close: () => Promise<void> }> {
   const server = net.createServer((s) => {
     s.on('error', () => {});
     onSocket(s);
@@ -89,7 +120,10 @@ async function listenNdjson(where: string, onSocket: (s: net.Socket) => void): P
   const m = /^(127\.0\.0\.1|\[::1\]|localhost):(\d{1,5})$/.exec(where);
   if (m) await listenOn(server, Number(m[2]), m[1] === '[::1]' ? '::1' : m[1]!);
   else if (where.startsWith('/')) await listenOn(server, where);
-  else throw new Error(`ndjson listener "${where}" must be a Unix socket path or a loopback HOST:PORT`);
+  else
+    throw new Error(
+      `ndjson listener "${where}" must be a Unix socket path or a loopback HOST:PORT`,
+    );
   server.on('error', () => {});
   return { address: m ? tcpAddress(server) : where, close: tracked.close };
 }

@@ -4,12 +4,21 @@
  * the `mcp.response` decision before every tool result is returned, denials, cancellation, and
  * the ledger rows. It owns no socket: payload text in, messages out through `send`.
  */
-import { SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import {
+  SUPPORTED_PROTOCOL_VERSIONS,
+  LATEST_PROTOCOL_VERSION,
+} from '@modelcontextprotocol/sdk/types.js';
 import { mcpRequestEvent, mcpResponseEvent } from '../../events/build.js';
 import type { McpCallRow } from '../../events/sink.js';
 import type { Decision } from '../../events/decision.js';
 import type { McpRequestEvent, SecurityEvent } from '../../events/types.js';
-import { RESPONSE_CHECKED_METHODS, argsDigest, argsPreview, denialError, resultText } from './facts.js';
+import {
+  RESPONSE_CHECKED_METHODS,
+  argsDigest,
+  argsPreview,
+  denialError,
+  resultText,
+} from './facts.js';
 import type { McpGateway } from './gateway.js';
 import { routeRequest, type Route } from './routing.js';
 import {
@@ -31,7 +40,8 @@ import { CELGATE_VERSION } from '../../version.js';
 const argsCache = new WeakMap<JsonObject, { args_digest: string; args_preview: string }>();
 function argsFacts(args: JsonObject): { args_digest: string; args_preview: string } {
   let f = argsCache.get(args);
-  if (!f) argsCache.set(args, (f = { args_digest: argsDigest(args), args_preview: argsPreview(args) }));
+  if (!f)
+    argsCache.set(args, (f = { args_digest: argsDigest(args), args_preview: argsPreview(args) }));
   return f;
 }
 
@@ -67,9 +77,10 @@ interface TaskEntry {
 
 /** A CreateTaskResult (`{task: {taskId, …}}`), the answer to a task-augmented call. */
 function createdTaskId(result: Json): string | null {
-  return isJsonObject(result) && isJsonObject(result.task) && typeof result.task.taskId === 'string' ? result.task.taskId : null;
+  return isJsonObject(result) && isJsonObject(result.task) && typeof result.task.taskId === 'string'
+    ? result.task.taskId
+    : null;
 }
-
 
 export class McpSession {
   private initialized = false;
@@ -142,7 +153,8 @@ export class McpSession {
   private defer(fn: () => void): void {
     this.records.push(fn);
     if (this.records.length === MAX_BATCHED_RECORDS) setImmediate(() => this.flush());
-    else if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), RECORD_BATCH_MS);
+    else if (this.flushTimer === null)
+      this.flushTimer = setTimeout(() => this.flush(), RECORD_BATCH_MS);
   }
 
   private flush(): void {
@@ -178,7 +190,10 @@ export class McpSession {
       }
     } catch (err) {
       const id = m.type === 'request' || m.type === 'invalid' ? m.id : null;
-      return errorResponse(id, { code: RpcCode.INTERNAL_ERROR, message: `celgate internal error: ${(err as Error)?.message ?? String(err)}` });
+      return errorResponse(id, {
+        code: RpcCode.INTERNAL_ERROR,
+        message: `celgate internal error: ${(err as Error)?.message ?? String(err)}`,
+      });
     }
   }
 
@@ -192,9 +207,18 @@ export class McpSession {
   }
 
   /** Every request of the session that may wait on an upstream counts against one bound. */
-  private async request(id: string | number, method: string, rawParams: JsonObject | Json[] | undefined): Promise<Outcome> {
+  private async request(
+    id: string | number,
+    method: string,
+    rawParams: JsonObject | Json[] | undefined,
+  ): Promise<Outcome> {
     if (this.busy >= MAX_INFLIGHT_PER_SESSION && method !== 'ping') {
-      return { error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight` } };
+      return {
+        error: {
+          code: RpcCode.INVALID_REQUEST,
+          message: `Invalid Request: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`,
+        },
+      };
     }
     this.busy++;
     try {
@@ -204,20 +228,36 @@ export class McpSession {
     }
   }
 
-  private async dispatch(id: string | number, method: string, rawParams: JsonObject | Json[] | undefined): Promise<Outcome> {
+  private async dispatch(
+    id: string | number,
+    method: string,
+    rawParams: JsonObject | Json[] | undefined,
+  ): Promise<Outcome> {
     if (rawParams !== undefined && !isJsonObject(rawParams)) {
-      return { error: { code: RpcCode.INVALID_PARAMS, message: 'Invalid params: MCP params must be an object' } };
+      return {
+        error: {
+          code: RpcCode.INVALID_PARAMS,
+          message: 'Invalid params: MCP params must be an object',
+        },
+      };
     }
     const params = rawParams;
     if (method === 'initialize') return this.initialize(id, params);
     if (method === 'ping') return this.local(id, method, {}, () => ({ result: {} }));
     // Requests are accepted once initialize has been answered (even if notifications/initialized is late).
     if (!this.answeredInitialize) {
-      return { error: { code: RpcCode.INVALID_REQUEST, message: 'Invalid Request: the session is not initialized; send initialize first' } };
+      return {
+        error: {
+          code: RpcCode.INVALID_REQUEST,
+          message: 'Invalid Request: the session is not initialized; send initialize first',
+        },
+      };
     }
     switch (method) {
       case 'tools/list':
-        return this.local(id, method, {}, async () => ({ result: { tools: await this.gw.listTools() } }));
+        return this.local(id, method, {}, async () => ({
+          result: { tools: await this.gw.listTools() },
+        }));
       case 'prompts/list':
         return this.list(id, method, 'prompts', 'prompts', true);
       case 'resources/list':
@@ -229,11 +269,18 @@ export class McpSession {
       case 'tasks/result':
       case 'tasks/cancel':
         // Without a server that runs tasks these are unknown methods, as any other.
-        if (this.gw.serversWith('tasks').length === 0) return this.forward(id, method, params, routeRequest(this.gw, method, params));
-        return method === 'tasks/list' ? this.listTasks(id) : this.forward(id, method, params, this.taskRoute(method, params));
+        if (this.gw.serversWith('tasks').length === 0)
+          return this.forward(id, method, params, routeRequest(this.gw, method, params));
+        return method === 'tasks/list'
+          ? this.listTasks(id)
+          : this.forward(id, method, params, this.taskRoute(method, params));
       case 'logging/setLevel':
         return this.local(id, method, params ?? {}, async () => {
-          await Promise.all(this.gw.serversWith('logging').map((u) => u.request(method, params, { timeoutMs: this.gw.callTimeoutMs })));
+          await Promise.all(
+            this.gw
+              .serversWith('logging')
+              .map((u) => u.request(method, params, { timeoutMs: this.gw.callTimeoutMs })),
+          );
           return { result: {} };
         });
       default:
@@ -247,16 +294,25 @@ export class McpSession {
       this.answeredInitialize = true;
       return {
         result: {
-          protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION,
+          protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(asked)
+            ? asked
+            : LATEST_PROTOCOL_VERSION,
           capabilities: this.gw.capabilities(),
           serverInfo: { name: 'celgate', version: CELGATE_VERSION },
-          instructions: 'Tools are provided by celgate on behalf of host MCP servers and are named "<server>__<tool>". Calls are subject to security policy.',
+          instructions:
+            'Tools are provided by celgate on behalf of host MCP servers and are named "<server>__<tool>". Calls are subject to security policy.',
         },
       };
     });
   }
 
-  private list(id: string | number, method: string, key: string, capability: string, rename: boolean): Promise<Outcome> {
+  private list(
+    id: string | number,
+    method: string,
+    key: string,
+    capability: string,
+    rename: boolean,
+  ): Promise<Outcome> {
     return this.local(id, method, {}, async () => {
       const items = await this.gw.listAll(method, key, capability, rename);
       return Array.isArray(items) ? { result: { [key]: items } } : { error: items };
@@ -264,11 +320,19 @@ export class McpSession {
   }
 
   /** A request celgate answers itself (after deciding it like any other). */
-  private async local(id: string | number, method: string, args: JsonObject, answer: () => Outcome | Promise<Outcome>): Promise<Outcome> {
+  private async local(
+    id: string | number,
+    method: string,
+    args: JsonObject,
+    answer: () => Outcome | Promise<Outcome>,
+  ): Promise<Outcome> {
     const started = performance.now();
     const event = this.requestEvent(id, method, '', '', args);
     const decision = this.decide(event);
-    const out = decision.action === 'allow' ? await answer() : { error: denialError(decision, event.common.event_id, 'request') };
+    const out =
+      decision.action === 'allow'
+        ? await answer()
+        : { error: denialError(decision, event.common.event_id, 'request') };
     this.row(event, decision, 'request', '', args, 'error' in out, performance.now() - started);
     return out;
   }
@@ -277,25 +341,51 @@ export class McpSession {
   private taskRoute(method: string, params: JsonObject | undefined): Route {
     const gid = typeof params?.taskId === 'string' ? params.taskId : '';
     const t = this.tasks.get(gid);
-    if (t === undefined) return { upstream: null, params, tool: '', args: {}, unknown: `Unknown task "${gid}" (${method}): tasks are known only to the session that started them` };
-    return { upstream: t.upstream, params: { ...params, taskId: t.upstreamId }, tool: t.tool, args: t.args };
+    if (t === undefined)
+      return {
+        upstream: null,
+        params,
+        tool: '',
+        args: {},
+        unknown: `Unknown task "${gid}" (${method}): tasks are known only to the session that started them`,
+      };
+    return {
+      upstream: t.upstream,
+      params: { ...params, taskId: t.upstreamId },
+      tool: t.tool,
+      args: t.args,
+    };
   }
 
   /** tasks/list: this session's tasks only, each asked of its own server. */
   private listTasks(id: string | number): Promise<Outcome> {
     return this.local(id, 'tasks/list', {}, async () => {
-      const byServer = new Map<string, { upstream: TaskEntry['upstream']; ids: Map<string, string> }>();
+      const byServer = new Map<
+        string,
+        { upstream: TaskEntry['upstream']; ids: Map<string, string> }
+      >();
       for (const [gid, t] of this.tasks) {
-        const g = byServer.get(t.upstream.id) ?? { upstream: t.upstream, ids: new Map<string, string>() };
+        const g = byServer.get(t.upstream.id) ?? {
+          upstream: t.upstream,
+          ids: new Map<string, string>(),
+        };
         g.ids.set(t.upstreamId, gid);
         byServer.set(t.upstream.id, g);
       }
       const tasks: JsonObject[] = [];
       for (const { upstream, ids } of byServer.values()) {
-        const reply = await upstream.request('tasks/list', {}, { timeoutMs: this.gw.callTimeoutMs });
-        if ('error' in reply || !isJsonObject(reply.result) || !Array.isArray(reply.result.tasks)) continue;
+        const reply = await upstream.request(
+          'tasks/list',
+          {},
+          { timeoutMs: this.gw.callTimeoutMs },
+        );
+        if ('error' in reply || !isJsonObject(reply.result) || !Array.isArray(reply.result.tasks))
+          continue;
         for (const item of reply.result.tasks) {
-          const gid = isJsonObject(item) && typeof item.taskId === 'string' ? ids.get(item.taskId) : undefined;
+          const gid =
+            isJsonObject(item) && typeof item.taskId === 'string'
+              ? ids.get(item.taskId)
+              : undefined;
           if (gid === undefined || !isJsonObject(item)) continue;
           const t = this.tasks.get(gid)!;
           const checked = this.checkStatus(id, 'tasks/list', t, { ...item, taskId: gid });
@@ -309,40 +399,96 @@ export class McpSession {
   /** Remembers a task a tools/call created and hands the guest celgate's id for it. */
   private adoptTask(result: JsonObject, upstreamId: string, route: Route): JsonObject {
     const gid = `celgate-task-${crypto.randomUUID()}`;
-    if (this.tasks.size >= MAX_TASKS_PER_SESSION) this.tasks.delete(this.tasks.keys().next().value!);
-    this.tasks.set(gid, { upstream: route.upstream!, upstreamId, tool: route.tool, args: route.args });
+    if (this.tasks.size >= MAX_TASKS_PER_SESSION)
+      this.tasks.delete(this.tasks.keys().next().value!);
+    this.tasks.set(gid, {
+      upstream: route.upstream!,
+      upstreamId,
+      tool: route.tool,
+      args: route.args,
+    });
     return { ...result, task: { ...(result.task as JsonObject), taskId: gid } };
   }
 
   /** A task status (tasks/get, tasks/cancel, an item of tasks/list) is judged as an mcp.response of its tool. */
-  private checkStatus(reqId: string | number, method: string, t: TaskEntry, status: JsonObject): Outcome {
+  private checkStatus(
+    reqId: string | number,
+    method: string,
+    t: TaskEntry,
+    status: JsonObject,
+  ): Outcome {
     const text = typeof status.statusMessage === 'string' ? status.statusMessage : '';
     const event = mcpResponseEvent(
       { ...this.gw.options.origin, process_name: this.processName },
-      { method, server_id: t.upstream.id, tool_name: t.tool, is_error: status.status === 'failed', content_text: text },
+      {
+        method,
+        server_id: t.upstream.id,
+        tool_name: t.tool,
+        is_error: status.status === 'failed',
+        content_text: text,
+      },
     );
     const decision = this.decide(event);
-    this.row(event, decision, 'response', t.upstream.id, t.args, status.status === 'failed', 0, String(reqId), t.tool);
-    return decision.action === 'allow' ? { result: status } : { error: denialError(decision, event.common.event_id, 'result') };
+    this.row(
+      event,
+      decision,
+      'response',
+      t.upstream.id,
+      t.args,
+      status.status === 'failed',
+      0,
+      String(reqId),
+      t.tool,
+    );
+    return decision.action === 'allow'
+      ? { result: status }
+      : { error: denialError(decision, event.common.event_id, 'result') };
   }
 
-  private async forward(id: string | number, method: string, params: JsonObject | undefined, route: Route): Promise<Outcome> {
+  private async forward(
+    id: string | number,
+    method: string,
+    params: JsonObject | undefined,
+    route: Route,
+  ): Promise<Outcome> {
     const started = performance.now();
     const server = route.upstream?.id ?? '';
     const event = this.requestEvent(id, method, server, route.tool, route.args);
     const decision = this.decide(event);
     const finish = (out: Outcome, isError: boolean): Outcome => {
-      this.row(event, decision, 'request', server, route.args, isError, performance.now() - started);
+      this.row(
+        event,
+        decision,
+        'request',
+        server,
+        route.args,
+        isError,
+        performance.now() - started,
+      );
       return out;
     };
-    if (decision.action !== 'allow') return finish({ error: denialError(decision, event.common.event_id, 'request') }, true);
+    if (decision.action !== 'allow')
+      return finish({ error: denialError(decision, event.common.event_id, 'request') }, true);
     if (!route.upstream) {
-      const code = route.unknown?.startsWith('Method not found') ? RpcCode.METHOD_NOT_FOUND : RpcCode.INVALID_PARAMS;
-      return finish({ error: { code, message: route.unknown ?? 'no server for this request' } }, true);
+      const code = route.unknown?.startsWith('Method not found')
+        ? RpcCode.METHOD_NOT_FOUND
+        : RpcCode.INVALID_PARAMS;
+      return finish(
+        { error: { code, message: route.unknown ?? 'no server for this request' } },
+        true,
+      );
     }
     const key = JSON.stringify(id);
     if (this.inflight.has(key)) {
-      return finish({ error: { code: RpcCode.INVALID_REQUEST, message: `Invalid Request: request id ${key} is already in flight` } }, true);
+      return finish(
+        {
+          error: {
+            code: RpcCode.INVALID_REQUEST,
+            message: `Invalid Request: request id ${key} is already in flight`,
+          },
+        },
+        true,
+      );
     }
     const abort = new Cancel();
     this.inflight.set(key, abort);
@@ -351,7 +497,8 @@ export class McpSession {
       signal: abort,
       onProgress: (p) => {
         const token = isJsonObject(params?._meta) ? params._meta.progressToken : undefined;
-        if (token !== undefined) this.emit(notification('notifications/progress', { ...p, progressToken: token }));
+        if (token !== undefined)
+          this.emit(notification('notifications/progress', { ...p, progressToken: token }));
       },
     });
     this.inflight.delete(key);
@@ -365,36 +512,85 @@ export class McpSession {
       const gid = String(params?.taskId ?? '');
       const t = this.tasks.get(gid)!;
       if (method === 'tasks/result') {
-        if (isJsonObject(result) && isJsonObject(result._meta) && isJsonObject(result._meta[RELATED_TASK])) {
-          result = { ...result, _meta: { ...result._meta, [RELATED_TASK]: { ...result._meta[RELATED_TASK], taskId: gid } } };
+        if (
+          isJsonObject(result) &&
+          isJsonObject(result._meta) &&
+          isJsonObject(result._meta[RELATED_TASK])
+        ) {
+          result = {
+            ...result,
+            _meta: {
+              ...result._meta,
+              [RELATED_TASK]: { ...result._meta[RELATED_TASK], taskId: gid },
+            },
+          };
         }
         const out = this.checkResult(event, 'tools/call', server, route, result, upstreamMs);
         return finish(out, 'error' in out || (isJsonObject(result) && result.isError === true));
       }
-      const out = isJsonObject(result) ? this.checkStatus(id, method, t, { ...result, taskId: gid }) : { result };
+      const out = isJsonObject(result)
+        ? this.checkStatus(id, method, t, { ...result, taskId: gid })
+        : { result };
       return finish(out, 'error' in out);
     }
-    const created = method === 'tools/call' && isJsonObject(params?.task) ? createdTaskId(result) : null;
-    if (created !== null) return finish({ result: this.adoptTask(result as JsonObject, created, route) }, false);
+    const created =
+      method === 'tools/call' && isJsonObject(params?.task) ? createdTaskId(result) : null;
+    if (created !== null)
+      return finish({ result: this.adoptTask(result as JsonObject, created, route) }, false);
     if (!RESPONSE_CHECKED_METHODS.has(method)) return finish(reply, false);
     const out = this.checkResult(event, method, server, route, result, upstreamMs);
     return finish(out, 'error' in out || (isJsonObject(result) && result.isError === true));
   }
 
   /** The mcp.response decision: a result (tools/call, resources/read, prompts/get) reaches the guest only if allowed. */
-  private checkResult(req: McpRequestEvent, method: string, server: string, route: Route, result: Json, durationMs: number): Outcome {
+  private checkResult(
+    req: McpRequestEvent,
+    method: string,
+    server: string,
+    route: Route,
+    result: Json,
+    durationMs: number,
+  ): Outcome {
     const isError = isJsonObject(result) && result.isError === true;
     const event = mcpResponseEvent(
-      { session_id: req.common.session_id, vm_id: req.common.vm_id, profile_id: req.common.profile_id, process_name: this.processName },
-      { method, server_id: server, tool_name: route.tool, is_error: isError, content_text: resultText(result, method) },
+      {
+        session_id: req.common.session_id,
+        vm_id: req.common.vm_id,
+        profile_id: req.common.profile_id,
+        process_name: this.processName,
+      },
+      {
+        method,
+        server_id: server,
+        tool_name: route.tool,
+        is_error: isError,
+        content_text: resultText(result, method),
+      },
     );
     const decision = this.decide(event);
-    this.row(event, decision, 'response', server, route.args, isError, durationMs, req.mcp.request.request_id, route.tool);
-    if (decision.action !== 'allow') return { error: denialError(decision, event.common.event_id, 'result') };
+    this.row(
+      event,
+      decision,
+      'response',
+      server,
+      route.args,
+      isError,
+      durationMs,
+      req.mcp.request.request_id,
+      route.tool,
+    );
+    if (decision.action !== 'allow')
+      return { error: denialError(decision, event.common.event_id, 'result') };
     return { result };
   }
 
-  private requestEvent(id: string | number, method: string, server: string, tool: string, args: JsonObject): McpRequestEvent {
+  private requestEvent(
+    id: string | number,
+    method: string,
+    server: string,
+    tool: string,
+    args: JsonObject,
+  ): McpRequestEvent {
     const o = this.gw.options.origin;
     return mcpRequestEvent(
       { ...o, process_name: this.processName },

@@ -15,19 +15,27 @@ export const MAX_UPSTREAMS = 64;
 
 /** Validates upstream configs: ids unique and namespace-safe, exactly one of command/url. */
 export function checkUpstreams(list: UpstreamConfig[]): void {
-  if (list.length > MAX_UPSTREAMS) throw new CelgateError('E_CONFIG', `mcp.servers: at most ${MAX_UPSTREAMS} servers`);
+  if (list.length > MAX_UPSTREAMS)
+    throw new CelgateError('E_CONFIG', `mcp.servers: at most ${MAX_UPSTREAMS} servers`);
   const seen = new Set<string>();
   for (const [i, u] of list.entries()) {
     const where = `mcp.servers[${i}]`;
     if (typeof u.id !== 'string' || !SERVER_ID_PATTERN.test(u.id)) {
-      throw new CelgateError('E_CONFIG', `${where}.id: must match ${SERVER_ID_PATTERN} (lower-case, no "__")`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `${where}.id: must match ${SERVER_ID_PATTERN} (lower-case, no "__")`,
+      );
     }
-    if (seen.has(u.id)) throw new CelgateError('E_CONFIG', `${where}.id: duplicate server id "${u.id}"`);
+    if (seen.has(u.id))
+      throw new CelgateError('E_CONFIG', `${where}.id: duplicate server id "${u.id}"`);
     seen.add(u.id);
     if ((u.command === undefined) === (u.url === undefined)) {
-      throw new CelgateError('E_CONFIG', `${where}: give exactly one of "command" (stdio) or "url" (Streamable HTTP)`);
+      throw new CelgateError(
+        'E_CONFIG',
+        `${where}: give exactly one of "command" (stdio) or "url" (Streamable HTTP)`,
+      );
     }
-    if (u.url !== undefined && !/^https?:\/\//.test(u.url)) throw new CelgateError('E_CONFIG', `${where}.url: must be http(s)://…`);
+    if (u.url !== undefined && !/^https?:\/\//.test(u.url))
+      throw new CelgateError('E_CONFIG', `${where}.url: must be http(s)://…`);
   }
 }
-

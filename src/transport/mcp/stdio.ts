@@ -43,15 +43,28 @@ export class StdioUpstreamTransport implements Transport {
       const p = this.params;
       let child: ChildProcess;
       try {
-        child = spawn(p.command, p.args, { env: p.env, ...(p.cwd !== undefined ? { cwd: p.cwd } : {}), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+        child = spawn(p.command, p.args, {
+          env: p.env,
+          ...(p.cwd !== undefined ? { cwd: p.cwd } : {}),
+          stdio: ['pipe', 'pipe', 'pipe'],
+          windowsHide: true,
+        });
       } catch (err) {
-        reject(new CelgateError('E_UPSTREAM', `cannot start ${p.command}: ${(err as Error).message}`, { cause: err }));
+        reject(
+          new CelgateError('E_UPSTREAM', `cannot start ${p.command}: ${(err as Error).message}`, {
+            cause: err,
+          }),
+        );
         return;
       }
       this.child = child;
       const decoder = new NdjsonDecoder(MAX_UPSTREAM_LINE_BYTES);
       child.once('error', (err) => {
-        reject(new CelgateError('E_UPSTREAM', `cannot start ${p.command}: ${err.message}`, { cause: err }));
+        reject(
+          new CelgateError('E_UPSTREAM', `cannot start ${p.command}: ${err.message}`, {
+            cause: err,
+          }),
+        );
         this.finish();
       });
       child.once('spawn', () => resolve());
@@ -64,10 +77,16 @@ export class StdioUpstreamTransport implements Transport {
           try {
             msg = JSON.parse(line);
           } catch {
-            this.onerror?.(new CelgateError('E_PARSE', `upstream sent a line that is not JSON: ${line.slice(0, 80)}`));
+            this.onerror?.(
+              new CelgateError(
+                'E_PARSE',
+                `upstream sent a line that is not JSON: ${line.slice(0, 80)}`,
+              ),
+            );
             continue;
           }
-          if (typeof msg === 'object' && msg !== null && !Array.isArray(msg)) this.onmessage?.(msg as JSONRPCMessage);
+          if (typeof msg === 'object' && msg !== null && !Array.isArray(msg))
+            this.onmessage?.(msg as JSONRPCMessage);
         }
         if (error) {
           this.onerror?.(new CelgateError('E_LIMIT', `upstream stdout: ${error.message}`));
@@ -89,7 +108,8 @@ export class StdioUpstreamTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.child?.stdin;
-    if (!stdin || this.closed || !stdin.writable) return Promise.reject(new CelgateError('E_UPSTREAM', 'the upstream process is not running'));
+    if (!stdin || this.closed || !stdin.writable)
+      return Promise.reject(new CelgateError('E_UPSTREAM', 'the upstream process is not running'));
     stdin.write(`${JSON.stringify(message)}\n`);
     return Promise.resolve();
   }
@@ -97,7 +117,9 @@ export class StdioUpstreamTransport implements Transport {
   async close(): Promise<void> {
     const child = this.child;
     if (!child || this.closed) return;
-    const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('close', () => r())));
+    const exited = new Promise<void>((r) =>
+      child.exitCode !== null || child.signalCode !== null ? r() : child.once('close', () => r()),
+    );
     child.stdin?.end();
     const term = setTimeout(() => child.kill('SIGTERM'), STOP_GRACE_MS);
     const kill = setTimeout(() => child.kill('SIGKILL'), 2 * STOP_GRACE_MS);

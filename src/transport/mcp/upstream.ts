@@ -11,7 +11,13 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { StdioUpstreamTransport } from './stdio.js';
-import { RpcCode, isJsonObject, type Json, type JsonObject, type RpcErrorObject } from './jsonrpc.js';
+import {
+  RpcCode,
+  isJsonObject,
+  type Json,
+  type JsonObject,
+  type RpcErrorObject,
+} from './jsonrpc.js';
 import { CELGATE_VERSION } from '../../version.js';
 
 export interface UpstreamConfig {
@@ -105,10 +111,16 @@ export class Upstream {
         if (this.state !== 'starting') return; // it exited during the handshake; a restart is scheduled
         this.state = 'ready';
         this.upSince = Date.now();
-        this.opts.log?.('info', 'mcp upstream ready', { server: this.id, server_info: this.serverInfo });
+        this.opts.log?.('info', 'mcp upstream ready', {
+          server: this.id,
+          server_info: this.serverInfo,
+        });
       },
       (err: unknown) => {
-        this.opts.log?.('warn', 'mcp upstream failed to start', { server: this.id, error: String(err) });
+        this.opts.log?.('warn', 'mcp upstream failed to start', {
+          server: this.id,
+          error: String(err),
+        });
         this.onDown(`failed to start: ${(err as Error).message ?? String(err)}`);
         throw err;
       },
@@ -124,18 +136,27 @@ export class Upstream {
     t.onclose = () => {
       if (this.transport === t) this.onDown('exited');
     };
-    t.onerror = (err) => this.opts.log?.('debug', 'mcp upstream transport error', { server: this.id, error: String(err) });
+    t.onerror = (err) =>
+      this.opts.log?.('debug', 'mcp upstream transport error', {
+        server: this.id,
+        error: String(err),
+      });
     await t.start();
-    const init = await this.send('initialize', {
-      protocolVersion: LATEST_PROTOCOL_VERSION,
-      capabilities: {},
-      clientInfo: { name: 'celgate', version: CELGATE_VERSION },
-    }, this.opts.startTimeoutMs);
+    const init = await this.send(
+      'initialize',
+      {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: 'celgate', version: CELGATE_VERSION },
+      },
+      this.opts.startTimeoutMs,
+    );
     if ('error' in init) throw new Error(`initialize failed: ${init.error.message}`);
     const result = isJsonObject(init.result) ? init.result : {};
     this.capabilities = isJsonObject(result.capabilities) ? result.capabilities : {};
     this.serverInfo = isJsonObject(result.serverInfo) ? result.serverInfo : {};
-    const version = typeof result.protocolVersion === 'string' ? result.protocolVersion : LATEST_PROTOCOL_VERSION;
+    const version =
+      typeof result.protocolVersion === 'string' ? result.protocolVersion : LATEST_PROTOCOL_VERSION;
     (t as { setProtocolVersion?: (v: string) => void }).setProtocolVersion?.(version);
     await t.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   }
@@ -143,14 +164,18 @@ export class Upstream {
   private makeTransport(): Transport {
     const c = this.config;
     if (c.url !== undefined) {
-      return new StreamableHTTPClientTransport(new URL(c.url), c.headers ? { requestInit: { headers: c.headers } } : undefined);
+      return new StreamableHTTPClientTransport(
+        new URL(c.url),
+        c.headers ? { requestInit: { headers: c.headers } } : undefined,
+      );
     }
     return new StdioUpstreamTransport({
       command: c.command!,
       args: c.args ?? [],
       env: { ...getDefaultEnvironment(), ...(c.env ?? {}) },
       ...(c.cwd !== undefined ? { cwd: c.cwd } : {}),
-      onStderrLine: (line) => this.opts.log?.('debug', 'mcp upstream stderr', { server: this.id, line }),
+      onStderrLine: (line) =>
+        this.opts.log?.('debug', 'mcp upstream stderr', { server: this.id, line }),
     });
   }
 
@@ -164,11 +189,24 @@ export class Upstream {
     opts: { timeoutMs: number; signal?: Cancel; onProgress?: (params: JsonObject) => void },
   ): Promise<UpstreamReply> {
     if (this.state === 'starting' && this.ready) {
-      const waited = await withTimeout(this.ready.then(() => true, () => false), opts.timeoutMs);
-      if (waited !== true) return serverError('unavailable', `MCP server "${this.id}" is not available (still starting or failed to start)`);
+      const waited = await withTimeout(
+        this.ready.then(
+          () => true,
+          () => false,
+        ),
+        opts.timeoutMs,
+      );
+      if (waited !== true)
+        return serverError(
+          'unavailable',
+          `MCP server "${this.id}" is not available (still starting or failed to start)`,
+        );
     }
     if (this.state !== 'ready') {
-      return serverError('unavailable', `MCP server "${this.id}" is unavailable (${this.state}; restart attempt ${this.attempts}); the call was not made`);
+      return serverError(
+        'unavailable',
+        `MCP server "${this.id}" is unavailable (${this.state}; restart attempt ${this.attempts}); the call was not made`,
+      );
     }
     return this.send(method, params, opts.timeoutMs, opts.signal, opts.onProgress);
   }
@@ -181,16 +219,33 @@ export class Upstream {
     onProgress?: (params: JsonObject) => void,
   ): Promise<UpstreamReply> {
     const t = this.transport;
-    if (!t) return Promise.resolve(serverError('unavailable', `MCP server "${this.id}" is not connected`));
+    if (!t)
+      return Promise.resolve(
+        serverError('unavailable', `MCP server "${this.id}" is not connected`),
+      );
     if (this.pending.size >= MAX_PENDING_PER_UPSTREAM) {
-      return Promise.resolve(serverError('busy', `MCP server "${this.id}" already has ${MAX_PENDING_PER_UPSTREAM} calls in flight; try again later`));
+      return Promise.resolve(
+        serverError(
+          'busy',
+          `MCP server "${this.id}" already has ${MAX_PENDING_PER_UPSTREAM} calls in flight; try again later`,
+        ),
+      );
     }
     const id = this.nextId++;
     return new Promise<UpstreamReply>((resolve) => {
-      const entry: Pending = { resolve, timer: undefined, onProgress: undefined, progressToken: undefined };
+      const entry: Pending = {
+        resolve,
+        timer: undefined,
+        onProgress: undefined,
+        progressToken: undefined,
+      };
       let sendParams = params;
       const meta = params && isJsonObject(params._meta) ? params._meta : undefined;
-      if (meta && onProgress && (typeof meta.progressToken === 'string' || typeof meta.progressToken === 'number')) {
+      if (
+        meta &&
+        onProgress &&
+        (typeof meta.progressToken === 'string' || typeof meta.progressToken === 'number')
+      ) {
         // Rewrite the guest's token so tokens of different guest sessions cannot collide upstream.
         entry.progressToken = `celgate-${this.id}-${id}`;
         entry.onProgress = onProgress;
@@ -207,19 +262,40 @@ export class Upstream {
       this.pending.set(id, entry);
       entry.timer = setTimeout(() => {
         this.cancelUpstream(id, 'timeout');
-        finish(serverError('timeout', `MCP server "${this.id}" did not answer ${method} within ${timeoutMs} ms; the call was cancelled`));
+        finish(
+          serverError(
+            'timeout',
+            `MCP server "${this.id}" did not answer ${method} within ${timeoutMs} ms; the call was cancelled`,
+          ),
+        );
       }, timeoutMs);
       if (signal) {
         const onAbort = () => {
           this.cancelUpstream(id, 'cancelled by the client');
-          finish({ error: { code: RpcCode.SERVER_ERROR, message: 'request cancelled', data: { reason: 'cancelled' } } });
+          finish({
+            error: {
+              code: RpcCode.SERVER_ERROR,
+              message: 'request cancelled',
+              data: { reason: 'cancelled' },
+            },
+          });
         };
         if (signal.aborted) return onAbort();
         signal.onAbort(onAbort);
       }
-      const msg = { jsonrpc: '2.0', id, method, ...(sendParams !== undefined ? { params: sendParams } : {}) };
+      const msg = {
+        jsonrpc: '2.0',
+        id,
+        method,
+        ...(sendParams !== undefined ? { params: sendParams } : {}),
+      };
       t.send(msg as JSONRPCMessage).catch((err: unknown) => {
-        finish(serverError('send_failed', `could not send to MCP server "${this.id}": ${(err as Error).message ?? String(err)}`));
+        finish(
+          serverError(
+            'send_failed',
+            `could not send to MCP server "${this.id}": ${(err as Error).message ?? String(err)}`,
+          ),
+        );
         // The connection is gone (a dead child, an HTTP server that restarted and lost the session):
         // reconnect and re-initialize with backoff rather than failing every later call the same way.
         if (this.transport === t && this.state === 'ready') this.onDown('could not be reached');
@@ -228,7 +304,13 @@ export class Upstream {
   }
 
   private cancelUpstream(id: number, reason: string): void {
-    this.transport?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } }).catch(() => {});
+    this.transport
+      ?.send({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: id, reason },
+      })
+      .catch(() => {});
   }
 
   notify(method: string, params?: JsonObject): void {
@@ -242,9 +324,17 @@ export class Upstream {
     if (typeof m.method === 'string') {
       if ('id' in m && (typeof m.id === 'string' || typeof m.id === 'number')) {
         // A server-to-client request: celgate advertises no client capabilities; only ping works.
-        const reply = m.method === 'ping'
-          ? { jsonrpc: '2.0', id: m.id, result: {} }
-          : { jsonrpc: '2.0', id: m.id, error: { code: RpcCode.METHOD_NOT_FOUND, message: `celgate does not forward ${m.method} to the guest` } };
+        const reply =
+          m.method === 'ping'
+            ? { jsonrpc: '2.0', id: m.id, result: {} }
+            : {
+                jsonrpc: '2.0',
+                id: m.id,
+                error: {
+                  code: RpcCode.METHOD_NOT_FOUND,
+                  message: `celgate does not forward ${m.method} to the guest`,
+                },
+              };
         t.send(reply as JSONRPCMessage).catch(() => {});
         return;
       }
@@ -283,12 +373,22 @@ export class Upstream {
     this.transport = null;
     t?.close().catch(() => {});
     for (const entry of [...this.pending.values()]) {
-      entry.resolve(serverError('crashed', `MCP server "${this.id}" ${why} before answering; the call did not complete. celgate is restarting it`));
+      entry.resolve(
+        serverError(
+          'crashed',
+          `MCP server "${this.id}" ${why} before answering; the call did not complete. celgate is restarting it`,
+        ),
+      );
     }
     if (wasUp && Date.now() - this.upSince >= STABLE_AFTER_MS) this.attempts = 0;
     const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** this.attempts);
     this.attempts++;
-    this.opts.log?.('warn', 'mcp upstream down; restarting', { server: this.id, why, delay_ms: delay, attempt: this.attempts });
+    this.opts.log?.('warn', 'mcp upstream down; restarting', {
+      server: this.id,
+      why,
+      delay_ms: delay,
+      attempt: this.attempts,
+    });
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       this.restarts++;
@@ -312,15 +412,22 @@ export class Upstream {
   }
 
   /** Pages through a list method (tools/list, prompts/list, resources/list …), bounded. */
-  async listAll(method: string, key: string, timeoutMs: number): Promise<{ items: JsonObject[] } | { error: RpcErrorObject }> {
+  async listAll(
+    method: string,
+    key: string,
+    timeoutMs: number,
+  ): Promise<{ items: JsonObject[] } | { error: RpcErrorObject }> {
     const items: JsonObject[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const reply = await this.request(method, cursor === undefined ? undefined : { cursor }, { timeoutMs });
+      const reply = await this.request(method, cursor === undefined ? undefined : { cursor }, {
+        timeoutMs,
+      });
       if ('error' in reply) return reply;
       const r = isJsonObject(reply.result) ? reply.result : {};
       const list = Array.isArray(r[key]) ? (r[key] as Json[]) : [];
-      for (const item of list) if (isJsonObject(item) && items.length < MAX_LIST_ITEMS) items.push(item);
+      for (const item of list)
+        if (isJsonObject(item) && items.length < MAX_LIST_ITEMS) items.push(item);
       if (typeof r.nextCursor !== 'string' || r.nextCursor === '') break;
       cursor = r.nextCursor;
     }
@@ -330,7 +437,8 @@ export class Upstream {
   async close(): Promise<void> {
     this.state = 'closed';
     clearTimeout(this.restartTimer);
-    for (const entry of [...this.pending.values()]) entry.resolve(serverError('closed', 'celgate is shutting down'));
+    for (const entry of [...this.pending.values()])
+      entry.resolve(serverError('closed', 'celgate is shutting down'));
     const t = this.transport;
     this.transport = null;
     await t?.close().catch(() => {});
@@ -338,11 +446,17 @@ export class Upstream {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve('timeout'), ms);
-    p.then((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
   });
 }
