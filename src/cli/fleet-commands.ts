@@ -21,7 +21,7 @@ import {
 } from '../fleet/names.js';
 import { fleetStats, parseSince, readStream, type StreamMessage } from '../fleet/query.js';
 import type { GatewayStatus } from '../fleet/gateway.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from '../gateway/config.js';
 
 /** A status record older than this is shown as stale (gateways rewrite it every 5 s). */
 export const STALE_MS = 15_000;

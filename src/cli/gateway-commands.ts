@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CelgateError, formatIssue } from '../errors.js';
 import { parsePack } from '../policy/packs.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from '../gateway/config.js';
 import { controlRequest } from '../control/client.js';
 
 export const CLIENT_TIMEOUT_MS = 10_000;

@@ -1,20 +1,14 @@
 /**
  * Guest-side and exec commands: `celgate guest-bridge` (runs inside the guest), `celgate mcp-shim`
  * (stdio ⇄ the bridge's MCP relay socket, for stdio MCP clients), `celgate exec -- <cmd…>` (asks a
- * running gateway to run a command in its guest, under policy), and `startExecService`, the gateway
- * service that serves `POST /v1/exec`. Composition only: the protocol and enforcement live in
+ * running gateway to run a command in its guest, under policy). Composition only: the protocol and enforcement live in
  * src/transport/exec and src/transport/guest.
  */
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
-import { execHttpStatus, gatedExec, parseExecInput } from '../transport/exec/gate.js';
-import type { GuestExecTarget } from '../transport/exec/client.js';
 import { DEFAULT_MCP_SOCKET, runShim } from '../transport/guest/mcp-shim.js';
 import { runBridgeMain } from '../transport/guest/standalone.js';
-import type { GatewayConfig } from './config.js';
-import { loadConfig } from './config.js';
-import type { Service, ServiceDeps } from './service.js';
-import { HttpError } from '../control/server.js';
+import { loadConfig } from '../gateway/config.js';
 import { controlRequest } from '../control/client.js';
 
 /** Exit code of `celgate exec` when policy refused the command (nothing ran in the guest). */
@@ -23,51 +17,6 @@ export const EXIT_REFUSED = 126;
 export const EXIT_GATEWAY = 125;
 /** Exit code when the command could not be started in the guest. */
 export const EXIT_NOT_FOUND = 127;
-
-/** Where the gateway reaches the guest exec service, from its config (null when not configured). */
-export function execTarget(config: GatewayConfig): GuestExecTarget | null {
-  const port = config.vsock.ports.exec;
-  if (config.vsock.mode === 'uds')
-    return config.vsock.uds_base === null
-      ? null
-      : { mode: 'uds', udsBase: config.vsock.uds_base, port };
-  return port === 0 ? null : { mode: 'tcp', host: config.vsock.host, port };
-}
-
-/** The gateway service behind `POST /v1/exec`. */
-export async function startExecService(d: ServiceDeps): Promise<Service> {
-  const target = execTarget(d.config);
-  const origin = { session_id: d.config.session_id, profile_id: d.config.profile };
-  return {
-    name: 'exec',
-    addresses: {
-      exec_target:
-        target === null
-          ? 'none'
-          : target.mode === 'uds'
-            ? `${target.udsBase} CONNECT ${target.port}`
-            : `${target.host}:${target.port}`,
-    },
-    routes: [
-      {
-        method: 'POST',
-        path: '/v1/exec',
-        handler: async (req) => {
-          const input = parseExecInput(req.body);
-          if (!input.ok) throw new HttpError(400, 'E_CONFIG', 'invalid exec request', input.issues);
-          const outcome = await gatedExec(input.value, {
-            decider: d.decider,
-            sink: d.sink,
-            origin,
-            target,
-          });
-          return { status: execHttpStatus(outcome), json: outcome };
-        },
-      },
-    ],
-    close: async () => {},
-  };
-}
 
 function fail(command: string, err: unknown, code: number): never {
   const e = err as Error & { code?: string };

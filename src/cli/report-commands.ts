@@ -9,7 +9,7 @@ import { reportHtml } from '../control/report-page.js';
 import { CelgateError } from '../errors.js';
 import { reportData } from '../store/report-data.js';
 import { openLedgerReadOnly } from '../store/schema.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from '../gateway/config.js';
 
 /** The session.db to report on: --db, else --session in the data dir, else the newest session there. */
 export function findSessionDb(o: {

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { secretStatuses } from '../transport/secrets.js';
-import { loadConfig } from './config.js';
+import { loadConfig } from '../gateway/config.js';
 
 export function registerSecretsCommands(program: Command): void {
   const secrets = program

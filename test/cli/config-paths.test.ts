@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { loadConfig } from '../../src/cli/config.js';
+import { loadConfig } from '../../src/gateway/config.js';
 import { readExtraCa } from '../../src/transport/http/config.js';
 
 it('resolves data_dir, log.file, control.socket, vsock.uds_base, http.ca_dir and http.extra_ca against the config file', () => {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger, LOG_BUFFER_BYTES, LOG_FLUSH_MS } from '../../src/cli/logger.js';
+import { createLogger, LOG_BUFFER_BYTES, LOG_FLUSH_MS } from '../../src/gateway/logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'celgate-logger-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,7 +43,7 @@ describe('createLogger', () => {
 
   it('writes every line to stdout when it is a pipe (asynchronous writes) by the time flush() resolves', () => {
     const script = `
-      import { createLogger } from ${JSON.stringify(new URL('../../dist/src/cli/logger.js', import.meta.url).pathname)};
+      import { createLogger } from ${JSON.stringify(new URL('../../dist/src/gateway/logger.js', import.meta.url).pathname)};
       const log = createLogger({ level: 'info', file: null });
       for (let i = 0; i < 300; i++) log.logger.info({ n: i }, 'decision');
       await log.flush();
@@ -63,7 +63,7 @@ describe('createLogger', () => {
 
 describe('the decision line (FanoutSink + infoLine)', () => {
   it('is the same JSON line logger.info would write for the same decision, for odd strings too', async () => {
-    const { FanoutSink } = await import('../../src/cli/sink.js');
+    const { FanoutSink } = await import('../../src/gateway/sink.js');
     const { DecisionCounters } = await import('../../src/control/counters.js');
     const { allowDecision, blockDecision, dnsEvent, httpEvent } =
       await import('../store/fixtures/events.js');

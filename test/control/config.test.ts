@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, newSessionId, sessionPaths } from '../../src/cli/config.js';
-import { flagsToOverrides, packPaths } from '../../src/cli/start.js';
+import { loadConfig, newSessionId, sessionPaths } from '../../src/gateway/config.js';
+import { flagsToOverrides } from '../../src/cli/start.js';
+import { packPaths } from '../../src/gateway/compose.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'celgate-cfg-'));
 function file(name: string, text: string): string {

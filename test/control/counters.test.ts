@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { FanoutSink } from '../../src/cli/sink.js';
+import { FanoutSink } from '../../src/gateway/sink.js';
 import { decideAndRecord } from '../../src/events/enforce.js';
 import { DecisionCounters, LATENCY_WINDOW } from '../../src/control/counters.js';
 import { LedgerWriter } from '../../src/store/writer.js';

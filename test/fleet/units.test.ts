@@ -15,7 +15,7 @@ import {
 } from '../../src/store/export-rows.js';
 import { openLedgerReadOnly } from '../../src/store/schema.js';
 import { LedgerWriter } from '../../src/store/writer.js';
-import { loadConfig } from '../../src/cli/config.js';
+import { loadConfig } from '../../src/gateway/config.js';
 import { allowDecision, blockDecision, dnsEvent, httpEvent } from '../store/fixtures/events.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'celgate-fleet-'));

@@ -177,7 +177,7 @@ export async function startDnsFromConfig(dns: DnsConfig, deps: DnsStartDeps) {
   if (!dns.vsock && dns.listen === null)
     return { name: 'dns', addresses: {}, routes: [], close: async () => {} };
   const v = deps.vsock;
-  // Loaded here, not at the top: parsing a config must not load the resolver (src/cli/config.ts).
+  // Loaded here, not at the top: parsing a config must not load the resolver (src/gateway/config.ts).
   const { startDnsService } = await import('./service.js');
   const service = await startDnsService(
     {

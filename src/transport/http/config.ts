@@ -309,7 +309,7 @@ export async function startHttpFromConfig(
       'E_CONFIG',
       `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`,
     );
-  // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/cli/config.ts).
+  // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/gateway/config.ts).
   const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([
     import('./service.js'),
     import('../../certs/index.js'),

@@ -137,7 +137,7 @@ export async function startMcpFromConfig(
 }> {
   const log: McpLog = (level, msg, fields = {}) =>
     deps.logger[level]({ component: 'mcp', ...fields }, msg);
-  // Loaded here, not at the top: parsing a config must not load the MCP SDK (src/cli/config.ts).
+  // Loaded here, not at the top: parsing a config must not load the MCP SDK (src/gateway/config.ts).
   const { startMcpService } = await import('./service.js');
   const svc = await startMcpService(
     {

@@ -1,7 +1,7 @@
 /**
  * The shape of a service the gateway starts (a transport, the exec gate) and of what each receives.
- * Lives here, not in the composition code (src/cli/start.ts), so services and the code that starts
- * them do not import each other.
+ * Lives here, not in the composition code (compose.ts), so services and the code that starts them
+ * do not import each other.
  */
 import type { EventSink, GenerationAware } from '../events/index.js';
 import type { PolicyEngine } from '../policy/engine.js';
@@ -9,6 +9,8 @@ import type { RuleRegistry } from '../policy/registry.js';
 import type { PolicyPort } from '../control/port.js';
 import type { Route } from '../control/server.js';
 import type { GatewayConfig } from './config.js';
+import type { LeafCache } from '../certs/index.js';
+import type { SecretStore } from '../transport/secrets.js';
 import type { Logger } from './logger.js';
 
 /** A running transport (or other) service started by the gateway. */
@@ -39,4 +41,8 @@ export interface ServiceDeps {
   policy: PolicyPort;
   sessionDir: string;
   sessionDb: string;
+  /** Credentials substituted at egress (docs/secrets.md). */
+  secrets: SecretStore;
+  /** The one interception leaf cache, loaded on first use and shared by the HTTP entry points. */
+  certs(): Promise<LeafCache>;
 }
