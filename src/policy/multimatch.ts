@@ -21,10 +21,17 @@ export interface MultiMatcher {
   test(text: string): boolean;
 }
 
-/** A trie whose edges (node, UTF-16 unit) → child are kept in one hash table. */
+/**
+ * A trie whose edges (node, UTF-16 unit) → child are kept in one hash table. Storage starts small
+ * and doubles (values sharing long prefixes, as real lists do, need far fewer nodes than
+ * characters), and 0 means "none" everywhere (the root is never a child; table keys hold node + 1),
+ * so fresh typed arrays need no fill: bench/detection.ts, "lower and compile 100 rules of 1,000
+ * values".
+ */
 class Trie {
   nodes = 1;
   terminal: Uint8Array;
+  /** First child and next sibling of each node (0 = none), for Aho–Corasick's breadth-first pass. */
   firstChild: Int32Array;
   nextSibling: Int32Array;
   unitOf: Uint16Array;
@@ -34,23 +41,60 @@ class Trie {
   private mask: number;
   private shift: number;
 
-  constructor(capacityNodes: number) {
-    const n = capacityNodes + 1;
+  constructor(expectedNodes: number) {
+    const n = Math.max(16, expectedNodes + 1);
     this.terminal = new Uint8Array(n);
-    this.firstChild = new Int32Array(n).fill(-1);
-    this.nextSibling = new Int32Array(n).fill(-1);
+    this.firstChild = new Int32Array(n);
+    this.nextSibling = new Int32Array(n);
     this.unitOf = new Uint16Array(n);
+    this.keyNode = new Int32Array(0);
+    this.keyUnit = new Uint16Array(0);
+    this.child = new Int32Array(0);
+    this.mask = 0;
+    this.shift = 0;
+    this.resizeTable(n * 2);
+  }
+
+  private resizeTable(minSize: number): void {
     let size = 16;
     let bits = 4;
-    while (size < n * 2) {
+    while (size < minSize) {
       size *= 2;
       bits++;
     }
+    const oldNode = this.keyNode;
+    const oldUnit = this.keyUnit;
+    const oldChild = this.child;
     this.mask = size - 1;
     this.shift = 32 - bits;
-    this.keyNode = new Int32Array(size).fill(-1);
+    this.keyNode = new Int32Array(size);
     this.keyUnit = new Uint16Array(size);
     this.child = new Int32Array(size);
+    for (let s = 0; s < oldNode.length; s++) {
+      const k = oldNode[s]!;
+      if (k === 0) continue;
+      let t = this.slot(k - 1, oldUnit[s]!);
+      while (this.keyNode[t] !== 0) t = (t + 1) & this.mask;
+      this.keyNode[t] = k;
+      this.keyUnit[t] = oldUnit[s]!;
+      this.child[t] = oldChild[s]!;
+    }
+  }
+
+  private growNodes(): void {
+    const n = this.terminal.length * 2;
+    const grow = <T extends Uint8Array | Int32Array | Uint16Array>(
+      a: T,
+      make: (n: number) => T,
+    ) => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.terminal = grow(this.terminal, (k) => new Uint8Array(k));
+    this.firstChild = grow(this.firstChild, (k) => new Int32Array(k));
+    this.nextSibling = grow(this.nextSibling, (k) => new Int32Array(k));
+    this.unitOf = grow(this.unitOf, (k) => new Uint16Array(k));
   }
 
   private slot(node: number, unit: number): number {
@@ -58,12 +102,14 @@ class Trie {
     return Math.imul(node ^ Math.imul(unit, 0x85ebca77), 0x9e3779b1) >>> this.shift;
   }
 
+  /** The child of `node` along `unit`, or -1. */
   get(node: number, unit: number): number {
     const keyNode = this.keyNode;
+    const key = node + 1;
     for (let s = this.slot(node, unit); ; s = (s + 1) & this.mask) {
       const k = keyNode[s]!;
-      if (k === -1) return -1;
-      if (k === node && this.keyUnit[s] === unit) return this.child[s]!;
+      if (k === 0) return -1;
+      if (k === key && this.keyUnit[s] === unit) return this.child[s]!;
     }
   }
 
@@ -73,19 +119,15 @@ class Trie {
     const n = value.length;
     for (let j = 0; j < n; j++) {
       const unit = value.charCodeAt(reverse ? n - 1 - j : j);
-      let s = this.slot(node, unit);
-      let next = -1;
-      for (; ; s = (s + 1) & this.mask) {
-        const k = this.keyNode[s]!;
-        if (k === -1) break;
-        if (k === node && this.keyUnit[s] === unit) {
-          next = this.child[s]!;
-          break;
-        }
-      }
+      let next = this.get(node, unit);
       if (next === -1) {
+        if (this.nodes === this.terminal.length) this.growNodes();
+        // Load factor at most 1/2.
+        if (this.nodes * 2 >= this.keyNode.length) this.resizeTable(this.keyNode.length * 2);
+        let s = this.slot(node, unit);
+        while (this.keyNode[s] !== 0) s = (s + 1) & this.mask;
         next = this.nodes++;
-        this.keyNode[s] = node;
+        this.keyNode[s] = node + 1;
         this.keyUnit[s] = unit;
         this.child[s] = next;
         this.unitOf[next] = unit;
@@ -99,6 +141,7 @@ class Trie {
 }
 
 function build(values: readonly string[], reverse: boolean): Trie {
+  // Real lists share prefixes; a quarter of the characters is a fair first guess at the node count.
   let chars = 0;
   for (const v of values) chars += v.length;
   const trie = new Trie(chars);
@@ -148,10 +191,10 @@ class ContainsMatcher implements MultiMatcher {
     const queue = new Int32Array(t.nodes);
     let head = 0;
     let tail = 0;
-    for (let c = t.firstChild[0]!; c !== -1; c = t.nextSibling[c]!) queue[tail++] = c;
+    for (let c = t.firstChild[0]!; c !== 0; c = t.nextSibling[c]!) queue[tail++] = c;
     while (head < tail) {
       const p = queue[head++]!;
-      for (let c = t.firstChild[p]!; c !== -1; c = t.nextSibling[c]!) {
+      for (let c = t.firstChild[p]!; c !== 0; c = t.nextSibling[c]!) {
         const unit = t.unitOf[c]!;
         let f = fail[p]!;
         let target = 0;
