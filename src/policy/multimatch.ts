@@ -22,11 +22,10 @@ export interface MultiMatcher {
 }
 
 /**
- * A trie whose edges (node, UTF-16 unit) → child are kept in one hash table. Storage starts small
- * and doubles (values sharing long prefixes, as real lists do, need far fewer nodes than
- * characters), and 0 means "none" everywhere (the root is never a child; table keys hold node + 1),
- * so fresh typed arrays need no fill: bench/detection.ts, "lower and compile 100 rules of 1,000
- * values".
+ * A trie whose edges (node, UTF-16 unit) → child are kept in one hash table, sized for one node per
+ * character (load factor at most 1/2). 0 means "none" everywhere (the root is never a child; table
+ * keys hold node + 1), so fresh typed arrays need no fill (bench/detection.ts, "lower and compile
+ * 100 rules of 1,000 values").
  */
 class Trie {
   nodes = 1;
@@ -41,60 +40,23 @@ class Trie {
   private mask: number;
   private shift: number;
 
-  constructor(expectedNodes: number) {
-    const n = Math.max(16, expectedNodes + 1);
+  constructor(chars: number) {
+    const n = chars + 1;
     this.terminal = new Uint8Array(n);
     this.firstChild = new Int32Array(n);
     this.nextSibling = new Int32Array(n);
     this.unitOf = new Uint16Array(n);
-    this.keyNode = new Int32Array(0);
-    this.keyUnit = new Uint16Array(0);
-    this.child = new Int32Array(0);
-    this.mask = 0;
-    this.shift = 0;
-    this.resizeTable(n * 2);
-  }
-
-  private resizeTable(minSize: number): void {
     let size = 16;
     let bits = 4;
-    while (size < minSize) {
+    while (size < n * 2) {
       size *= 2;
       bits++;
     }
-    const oldNode = this.keyNode;
-    const oldUnit = this.keyUnit;
-    const oldChild = this.child;
     this.mask = size - 1;
     this.shift = 32 - bits;
     this.keyNode = new Int32Array(size);
     this.keyUnit = new Uint16Array(size);
     this.child = new Int32Array(size);
-    for (let s = 0; s < oldNode.length; s++) {
-      const k = oldNode[s]!;
-      if (k === 0) continue;
-      let t = this.slot(k - 1, oldUnit[s]!);
-      while (this.keyNode[t] !== 0) t = (t + 1) & this.mask;
-      this.keyNode[t] = k;
-      this.keyUnit[t] = oldUnit[s]!;
-      this.child[t] = oldChild[s]!;
-    }
-  }
-
-  private growNodes(): void {
-    const n = this.terminal.length * 2;
-    const grow = <T extends Uint8Array | Int32Array | Uint16Array>(
-      a: T,
-      make: (n: number) => T,
-    ) => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    this.terminal = grow(this.terminal, (k) => new Uint8Array(k));
-    this.firstChild = grow(this.firstChild, (k) => new Int32Array(k));
-    this.nextSibling = grow(this.nextSibling, (k) => new Int32Array(k));
-    this.unitOf = grow(this.unitOf, (k) => new Uint16Array(k));
   }
 
   private slot(node: number, unit: number): number {
@@ -121,9 +83,6 @@ class Trie {
       const unit = value.charCodeAt(reverse ? n - 1 - j : j);
       let next = this.get(node, unit);
       if (next === -1) {
-        if (this.nodes === this.terminal.length) this.growNodes();
-        // Load factor at most 1/2.
-        if (this.nodes * 2 >= this.keyNode.length) this.resizeTable(this.keyNode.length * 2);
         let s = this.slot(node, unit);
         while (this.keyNode[s] !== 0) s = (s + 1) & this.mask;
         next = this.nodes++;
@@ -141,7 +100,6 @@ class Trie {
 }
 
 function build(values: readonly string[], reverse: boolean): Trie {
-  // Real lists share prefixes; a quarter of the characters is a fair first guess at the node count.
   let chars = 0;
   for (const v of values) chars += v.length;
   const trie = new Trie(chars);
