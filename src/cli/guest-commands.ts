@@ -4,6 +4,7 @@
  * running gateway to run a command in its guest, under policy). Composition only: the protocol and enforcement live in
  * src/transport/exec and src/transport/guest.
  */
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
 import { DEFAULT_MCP_SOCKET, runShim } from '../transport/guest/mcp-shim.js';
@@ -78,6 +79,28 @@ interface ExecFlags {
   cwd: string;
   timeout?: string;
   json?: boolean;
+  parentExecutable?: string;
+  parentCommand?: string;
+}
+
+/**
+ * The process that ran `celgate exec` (the agent's tool runner, a shell): the parent of the command
+ * as far as the gateway can know. Read from /proc on Linux; '' elsewhere or when unreadable.
+ */
+export function callerProcess(pid = process.ppid): { executable: string; command: string } {
+  let executable = '';
+  let command = '';
+  try {
+    executable = readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    /* not Linux, or another user's process */
+  }
+  try {
+    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+  } catch {
+    /* as above */
+  }
+  return { executable: executable.slice(0, 4096), command: command.slice(0, 4096) };
 }
 
 function registerExec(program: Command): void {
@@ -97,6 +120,11 @@ function registerExec(program: Command): void {
     .option('--cwd <dir>', 'working directory in the guest', '/')
     .option('--timeout <ms>', 'command timeout in milliseconds')
     .option('--json', 'print the full outcome as JSON instead of the command output')
+    .option(
+      '--parent-executable <path>',
+      "the requesting process reported as the command's parent (default: the process that ran celgate exec)",
+    )
+    .option('--parent-command <line>', 'its command line (default: read like --parent-executable)')
     .action(async (argv: string[], f: ExecFlags) => {
       try {
         const socket = f.socket ?? loadConfig(f.config, { data_dir: f.dataDir }).control.socket;
@@ -109,7 +137,14 @@ function registerExec(program: Command): void {
             );
           }
         }
-        const body: Record<string, unknown> = { argv, cwd: f.cwd, process_name: 'celgate-exec' };
+        const caller = callerProcess();
+        const body: Record<string, unknown> = {
+          argv,
+          cwd: f.cwd,
+          process_name: 'celgate-exec',
+          parent_executable: f.parentExecutable ?? caller.executable,
+          parent_command: f.parentCommand ?? caller.command,
+        };
         if (f.timeout !== undefined) body.timeout_ms = Number(f.timeout);
         const res = await call(socket, 'POST', '/v1/exec', body);
         const o = res.json;

@@ -144,12 +144,15 @@ export function mcpResponseEvent(
 
 export function processExecEvent(
   origin: EventOrigin,
-  activity: Omit<ProcessActivityFacts, 'operation'>,
+  activity: Omit<ProcessActivityFacts, 'operation' | 'parent_executable' | 'parent_command'> &
+    Partial<Pick<ProcessActivityFacts, 'parent_executable' | 'parent_command'>>,
   overrides?: Partial<Pick<CommonFacts, 'event_id' | 'timestamp_ms'>>,
 ): EventOf<'process.exec'> {
   return {
     common: commonFacts('process.exec', origin, overrides),
-    process: { activity: { operation: 'exec', ...activity } },
+    process: {
+      activity: { operation: 'exec', parent_executable: '', parent_command: '', ...activity },
+    },
   };
 }
 
@@ -429,6 +432,8 @@ export function eventFromJson(
             'process.activity',
             commandClass(executable),
           ) as ProcessActivityFacts['command_class'],
+          parent_executable: r.str(a, 'parent_executable', 'process.activity'),
+          parent_command: r.str(a, 'parent_command', 'process.activity'),
         },
         ids,
       );

@@ -112,6 +112,13 @@ export interface ProcessActivityFacts {
   argv: string[];
   cwd: string;
   command_class: CommandClass;
+  /**
+   * The process that asked for this command — its parent as far as the gateway can know — as the
+   * requester reports it (`celgate exec` sends its own parent's): executable path and command line,
+   * '' when unknown.
+   */
+  parent_executable: string;
+  parent_command: string;
 }
 
 interface Base<T extends EventType> {

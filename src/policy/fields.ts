@@ -66,6 +66,8 @@ export const FIELDS: readonly FieldDef[] = [
   { path: 'process.activity.cwd', type: 'string' },
   { path: 'process.activity.executable', type: 'string' },
   { path: 'process.activity.operation', type: 'string' },
+  { path: 'process.activity.parent_command', type: 'string' },
+  { path: 'process.activity.parent_executable', type: 'string' },
 ];
 
 /** Member functions: `http.request.header(name)` and `http.response.header(name)` return a Header

@@ -1,7 +1,7 @@
 /**
  * Process creation: 40 real SigmaHQ Linux process_creation rules (read from ../shared/corpora, not
  * copied) import through detection-ir/mappings/sigma-process-creation.yaml; those that need facts a
- * process.exec event does not carry (parent process, user, logon id) are refused by name. Every
+ * process.exec event does not carry (user, logon id) are refused by name. Every
  * imported rule gets a matching event built from its own IR match tree (a witness) and a
  * non-matching one, and is judged on both. Also: web proxy cs-uri-stem / c-uri-scheme, and
  * path-anchored c-uri|re patterns.
@@ -35,6 +35,8 @@ const FIELD_KEY: Record<string, string> = {
   'process.activity.executable': 'executable',
   'process.activity.command': 'command',
   'process.activity.cwd': 'cwd',
+  'process.activity.parent_executable': 'parent_executable',
+  'process.activity.parent_command': 'parent_command',
 };
 
 /** A regex witness for the simple patterns real rules use: literal runs with optional classes. */
@@ -81,6 +83,8 @@ function processEvent(facts: Record<string, string>): SecurityEvent {
         argv: command.split(' '),
         cwd: facts.cwd ?? '/home/agent',
         command_class: 'other',
+        parent_executable: facts.parent_executable ?? '/usr/bin/bash',
+        parent_command: facts.parent_command ?? 'bash',
       },
     },
   });
@@ -110,11 +114,7 @@ const HAND_WITNESS: Record<string, Record<string, string>> = {
 
 /** Rules refused because they need facts a process.exec event does not carry (by design). */
 const REFUSED = {
-  'proc_creation_lnx_chmod_targeting_sensitive_directories.yml': 'ParentCommandLine',
   'proc_creation_lnx_omigod_scx_runasprovider_executeshellcommand.yml': 'User',
-  'proc_creation_lnx_rsync_shell_spawn.yml': 'ParentImage',
-  'proc_creation_lnx_susp_interactive_bash.yml': 'ParentCommandLine',
-  'proc_creation_lnx_susp_script_interpretor_spawn_credential_scanner.yml': 'ParentImage',
 };
 
 const files = existsSync(CORPUS)
@@ -131,9 +131,9 @@ describe.skipIf(files.length === 0)(
       r: importSigmaRule(readFileSync(join(CORPUS, name), 'utf8'), [PROCESS, PROXY], name),
     }));
 
-    // 35 of 40 (87.5 %): the other five need the parent process or the user, which process.exec
-    // events do not carry; the 90 % needs those facts in the event contract first.
-    it('imports 35 of the 40 rules; the five refusals name the parent-process or user field the mapping lacks', () => {
+    // 39 of 40 (97.5 %): the other one needs the user and logon id, which process.exec events do
+    // not carry.
+    it('imports 39 of the 40 rules; the refusal names the user field the mapping lacks', () => {
       expect(files).toHaveLength(40);
       const refused = Object.fromEntries(
         results.flatMap((x) =>

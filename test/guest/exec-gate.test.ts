@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { callerProcess } from '../../src/cli/guest-commands.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,8 @@ const input = (argv: string[], extra: Partial<ExecInput> = {}): ExecInput => ({
   timeout_ms: 5000,
   stdin: '',
   process_name: 'agent',
+  parent_executable: '',
+  parent_command: '',
   ...extra,
 });
 
@@ -211,10 +214,48 @@ describe('gated exec through the guest exec service (hybrid-vsock base socket)',
     [{ argv: [] }, 'argv'],
     [{ argv: ['ls'], cwd: 'rel' }, 'cwd'],
     [{ argv: ['ls'], timeout_ms: -1 }, 'timeout_ms'],
+    [{ argv: ['ls'], parent_executable: 7 }, 'parent_executable'],
+    [{ argv: ['ls'], parent_command: 'x'.repeat(4097) }, 'parent_command'],
     [[], ''],
   ])('rejects the API body %j at %s', (body, path) => {
     const r = parseExecInput(body);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.issues[0]!.path).toBe(path);
   });
+
+  it('carries the requesting process into the event as the parent, for rules to read', async () => {
+    const r = parseExecInput({
+      argv: ['/usr/bin/trufflehog', 'filesystem', '/'],
+      parent_executable: '/usr/bin/node',
+      parent_command: 'node agent.js',
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const decider = fakeDecider(['/usr/bin/trufflehog']);
+    const out = await gatedExec(r.value, {
+      decider,
+      sink: recordingSink(),
+      origin: { session_id: 's1' },
+      target: target(),
+    });
+    expect(out.refused).toBe(true);
+    const seen = decider.seen[0]!;
+    expect('process' in seen && seen.process.activity).toMatchObject({
+      executable: '/usr/bin/trufflehog',
+      parent_executable: '/usr/bin/node',
+      parent_command: 'node agent.js',
+    });
+    const none = parseExecInput({ argv: ['ls'] });
+    expect(none.ok && [none.value.parent_executable, none.value.parent_command]).toEqual(['', '']);
+  });
+
+  it.skipIf(process.platform !== 'linux')(
+    'celgate exec reads its caller from /proc (the parent it reports)',
+    () => {
+      const me = callerProcess(process.pid);
+      expect(me.executable).toBe(realpathSync(process.execPath));
+      expect(me.command.split(' ')[0]).toBe(process.argv0);
+      expect(callerProcess(2 ** 22 + 1)).toEqual({ executable: '', command: '' });
+    },
+  );
 });

@@ -39,7 +39,13 @@ export interface ExecInput {
   stdin: string;
   /** Guest process name to attribute the event to (`common.process_name`). */
   process_name: string;
+  /** The requesting process, the command's parent (`process.activity.parent_*`); '' when unknown. */
+  parent_executable: string;
+  parent_command: string;
 }
+
+/** Longest `parent_executable` / `parent_command` accepted. */
+export const MAX_PARENT_CHARS = 4096;
 
 export interface ExecOutcome {
   event_id: string;
@@ -71,7 +77,10 @@ export interface ExecGateDeps {
 
 type Obj = Record<string, unknown>;
 
-/** Validates a `POST /v1/exec` body: `{argv, cwd?, env?, timeout_ms?, stdin?, process_name?}`. */
+/**
+ * Validates a `POST /v1/exec` body: `{argv, cwd?, env?, timeout_ms?, stdin?, process_name?,
+ * parent_executable?, parent_command?}`.
+ */
 export function parseExecInput(body: unknown): Validated<ExecInput> {
   const issues: Issue[] = [];
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -116,6 +125,17 @@ export function parseExecInput(body: unknown): Validated<ExecInput> {
   const pname = o.process_name ?? '';
   if (typeof pname !== 'string' || pname.length > 256)
     issues.push({ path: 'process_name', message: 'must be a string of at most 256 chars' });
+  const parent = (key: 'parent_executable' | 'parent_command'): string => {
+    const v = o[key] ?? '';
+    if (typeof v === 'string' && v.length <= MAX_PARENT_CHARS && !v.includes('\0')) return v;
+    issues.push({
+      path: key,
+      message: `must be a string of at most ${MAX_PARENT_CHARS} chars, no NUL`,
+    });
+    return '';
+  };
+  const parentExecutable = parent('parent_executable');
+  const parentCommand = parent('parent_command');
   if (issues.length > 0) return { ok: false, issues };
   return {
     ok: true,
@@ -126,6 +146,8 @@ export function parseExecInput(body: unknown): Validated<ExecInput> {
       timeout_ms: timeout as number,
       stdin: stdin as string,
       process_name: pname as string,
+      parent_executable: parentExecutable,
+      parent_command: parentCommand,
     },
   };
 }
@@ -149,6 +171,8 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
     command: displayCommand(input.argv),
     cwd: input.cwd,
     command_class: commandClass(executable),
+    parent_executable: input.parent_executable,
+    parent_command: input.parent_command,
   });
   // Recorded before anything runs: a ledger that refuses an allow turns it into a refusal.
   const decision = recordSafely(deps, event, decideSafely(deps, event));
