@@ -21,6 +21,8 @@ import { CelgateError, formatIssue } from '../errors.js';
 import { DecisionCounters } from '../control/counters.js';
 import { LiveReport } from '../control/live-report.js';
 import { createMetrics } from '../control/metrics.js';
+import { ApprovalBroker, approvalRoutes } from '../control/approvals.js';
+import { MIN_PRIORITY } from '../policy/types.js';
 import { createPolicyPort, type LivePolicyPort } from '../control/policy-port.js';
 import { coreRoutes } from '../control/routes.js';
 import { Router, startControlServer } from '../control/server.js';
@@ -29,7 +31,7 @@ import { LedgerWriter } from '../store/writer.js';
 import { loadConfig, sessionPaths, type ConfigOverrides, type GatewayConfig } from './config.js';
 import { createLogger, type GatewayLogger } from './logger.js';
 import { FanoutSink } from './sink.js';
-import type { SecurityEvent } from '../events/index.js';
+import type { EventType, SecurityEvent } from '../events/index.js';
 import { startExecService } from './guest-commands.js';
 import { irRoutes, loadDetectionDefinitions } from './ir-commands.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
@@ -221,6 +223,27 @@ export async function runGateway(
   };
   // The live report page's aggregation runs in a worker thread, off the event loop (docs/report.md).
   const liveReport = new LiveReport(sessionDb);
+  // `ask` rules wait for a human answer through the admin API (docs/approvals.md).
+  const approvals = new ApprovalBroker({
+    config: config.approvals,
+    remember: (r) => {
+      const out = policy.putSessionRule(r.id, {
+        condition: r.condition,
+        action: r.action,
+        priority: MIN_PRIORITY,
+        description: r.description,
+        reason: r.reason,
+        tags: ['approval'],
+      });
+      if (out.ok)
+        logger.info({ rule: r.id, action: r.action }, 'approval remembered for the session');
+      return out.ok ? null : out.issues.map((i) => i.message).join('; ');
+    },
+    ruleReason: (id) => {
+      const r = policy.getRule(id);
+      return r === undefined ? undefined : r.reason || r.description || undefined;
+    },
+  });
   const router = new Router();
   router.add(
     ...coreRoutes({
@@ -246,6 +269,7 @@ export async function runGateway(
           append_errors: sink.ledgerErrors,
           refused_events: sink.ledgerRefusals,
         }),
+        approvals: () => ({ ...approvals.counts, pending: approvals.pendingCount }),
       }),
       notReady: () =>
         config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason(),
@@ -254,6 +278,7 @@ export async function runGateway(
     }),
   );
   router.add(...irRoutes({ sessionDb, dataDir: config.data_dir }));
+  router.add(...approvalRoutes(approvals));
   const control = await startControlServer({
     socket: config.control.socket,
     tcp: config.control.tcp,
@@ -269,9 +294,13 @@ export async function runGateway(
   // plane and the ledger, and close before them.
   // The engine, with its generation for fail-closed decisions; every transport decides through the
   // enforcement primitive (src/events/enforce.ts), which refuses while the sink cannot record.
+  // An `ask` is held for an approver (`hold`); the fast HTTP paths hand requests an `ask` rule could
+  // decide to the path that can wait (`mayAsk`).
   const decider = {
     decide: (e: SecurityEvent) => policy.engine.decide(e),
     generation: () => policy.generation(),
+    hold: approvals.hold,
+    mayAsk: (t: EventType) => approvals.holding() && policy.engine.hasAsk(t),
   };
   const deps: ServiceDeps = {
     config,
@@ -406,6 +435,8 @@ export async function runGateway(
       logger.info({ signal }, 'shutting down');
       for (const w of watchers) w.close();
       if (debounce !== null) clearTimeout(debounce);
+      // Held requests are blocked now ("the gateway stopped"), so their connections can drain.
+      approvals.close();
       const drain = Promise.allSettled(services.map((s) => s.close()));
       await Promise.race([drain, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
       await control.close();

@@ -27,7 +27,7 @@ import {
   MAX_EXEC_TIMEOUT_MS,
   type ExecRequest,
 } from './protocol.js';
-import { decideSafely, recordSafely } from '../../events/enforce.js';
+import { decideAndRecordHeld } from '../../events/enforce.js';
 
 /** What `POST /v1/exec` accepts. */
 export interface ExecInput {
@@ -150,8 +150,9 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
     cwd: input.cwd,
     command_class: commandClass(executable),
   });
-  // Recorded before anything runs: a ledger that refuses an allow turns it into a refusal.
-  const decision = recordSafely(deps, event, decideSafely(deps, event));
+  // Recorded before anything runs: a ledger that refuses an allow turns it into a refusal. An `ask`
+  // may be held for an approver first (docs/approvals.md).
+  const decision = await decideAndRecordHeld(deps, event);
   const outcome: ExecOutcome = {
     event_id: event.common.event_id,
     decision: decision.action,
