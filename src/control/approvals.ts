@@ -357,14 +357,17 @@ export class ApprovalBroker {
     if (remember === 'session') {
       const ruleId = `approval.session.${createHash('sha256').update(p.target.key).digest('hex').slice(0, 16)}`;
       const action = decision === 'allow' ? 'allow' : 'block';
+      const install = this.#opts.remember;
       const err =
-        this.#opts.remember?.({
-          id: ruleId,
-          condition: p.target.condition,
-          action,
-          description: `Remembered approval: ${action} ${p.target.protocol} ${p.target.target}`,
-          reason: `an approver (${by}) answered ${decision} for the rest of the session`,
-        }) ?? 'remembering is not available';
+        install === undefined
+          ? 'remembering is not available'
+          : install({
+              id: ruleId,
+              condition: p.target.condition,
+              action,
+              description: `Remembered approval: ${action} ${p.target.protocol} ${p.target.target}`,
+              reason: `an approver (${by}) answered ${decision} for the rest of the session`,
+            });
       if (err === null) remembered = ruleId;
       else warning = `the answer applies, but it is not remembered: ${err}`;
     }
