@@ -201,11 +201,12 @@ export function registerApprovalsCommands(program: Command): void {
         'Answer requests that `ask` rules hold: an interactive prompt in a terminal, or --json for scripts.',
       )
       .option('--json', 'print the pending approvals as JSON and exit')
-      .option('--wait', 'with --json: first wait (up to 25 s) for a pending approval'),
+      .option('--wait', 'with --json: first wait (up to 25 s) for a pending approval')
+      .option('--prompt', 'ask even when stdin is not a terminal (answers read line by line)'),
   ).action(
-    action(async (flags: SocketFlags & { json?: boolean; wait?: boolean }) => {
+    action(async (flags: SocketFlags & { json?: boolean; wait?: boolean; prompt?: boolean }) => {
       const socket = socketPath(flags);
-      if (flags.json === true || !process.stdin.isTTY) {
+      if (flags.json === true || (!process.stdin.isTTY && flags.prompt !== true)) {
         const page = await list(socket, flags.wait === true, 0);
         if (flags.json === true) process.stdout.write(`${JSON.stringify(page.approvals)}\n`);
         else
