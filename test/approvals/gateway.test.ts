@@ -5,7 +5,7 @@
  * the vsock port, a UDP DNS query, the MCP SDK client, and `celgate exec` — plus the fallback with
  * no approver, max_pending, remember: session, the API's errors, the ledger and the metrics.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import http2 from 'node:http2';
 import net, { type Server } from 'node:net';
@@ -258,6 +258,14 @@ describe('ask rules with a human approver', () => {
     expect(again.status).toBe(409);
   });
 
+  it('forwards the body of a held POST whole once it is allowed', async () => {
+    const body = 'x'.repeat(200_000);
+    const res = undiciFetch('https://ask.test/upload', { dispatcher: agent, method: 'POST', body });
+    await answerNext('allow', 'none', 'POST https://ask.test/upload');
+    expect((await res).status).toBe(200);
+    expect(tlsUp.seen.find((x) => x.url === '/upload')?.body.length).toBe(body.length);
+  });
+
   it('answers 403 with the approver named when it denies', async () => {
     const res = viaProxy('https://ask.test/denied');
     await answerNext('deny');
@@ -414,6 +422,36 @@ describe('ask rules with a human approver', () => {
     expect(answered.code).toBe(0);
     expect(JSON.parse(answered.stdout)).toMatchObject({ id: item.id, decision: 'deny' });
     expect((await res).status).toBe(403);
+  });
+
+  it('asks in the interactive prompt (`celgate approvals --prompt`) and applies the typed answer', async () => {
+    const child = spawn(
+      process.execPath,
+      [MAIN_JS, 'approvals', '--prompt', '--socket', gw.controlSocket],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const until = async (text: string) => {
+      for (let i = 0; i < 400 && !out.includes(text); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      expect(out).toContain(text);
+    };
+    try {
+      await until('Waiting for requests that need approval');
+      const res = viaProxy('https://ask.test/prompted');
+      await until('[a]llow');
+      expect(out).toContain('HTTP  GET https://ask.test/prompted');
+      expect(out).toContain('rule ask-http: http needs a human');
+      child.stdin.write('a\n');
+      await until('allowed');
+      expect((await res).status).toBe(200);
+    } finally {
+      child.stdin.end();
+      child.kill();
+    }
   });
 
   it('counts the outcomes in /metrics and records each answer in session.db', async () => {

@@ -453,7 +453,7 @@ export async function handleRequest(
       }
     }
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = await judgeRequest(
+    const judged = judgeRequest(
       deps,
       ctx,
       rec,
@@ -461,6 +461,8 @@ export async function handleRequest(
       accept,
       (d) => sendDenial(res, d),
     );
+    // Only a held `ask` waits; everything else goes on in this same tick, as before.
+    const event = judged instanceof Promise ? await judged : judged;
     if (event === null) return;
     // The guest left while its request was held for an approver: nothing goes upstream.
     if (res.destroyed) {
