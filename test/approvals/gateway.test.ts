@@ -7,6 +7,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type Server } from 'node:net';
 import tls from 'node:tls';
@@ -32,6 +33,7 @@ let certs: Certs;
 let tlsUp: Upstream;
 let plainUp: Upstream;
 let execGuest: Server;
+let wsUp: http.Server;
 let gw: RunningTestGateway;
 let agent: ProxyAgent;
 let gwCaPem: string;
@@ -49,6 +51,15 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`plain upstream saw ${req.method} ${req.url}`);
   });
+  // An upgrade-capable upstream: 101, then echoes bytes upper-cased.
+  wsUp = http.createServer((_req, res) => res.end('no upgrade'));
+  wsUp.on('upgrade', (_req, socket: net.Socket) => {
+    socket.write(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    );
+    socket.on('data', (c: Buffer) => socket.write(c.toString().toUpperCase()));
+  });
+  await new Promise<void>((r) => wsUp.listen(0, '127.0.0.1', r));
   // The guest side of exec: the real guest exec service on loopback.
   execGuest = net.createServer((s) => serveExecConnection(s));
   await new Promise<void>((r) => execGuest.listen(0, '127.0.0.1', () => r()));
@@ -65,6 +76,7 @@ beforeAll(async () => {
           'ask.test': `127.0.0.1:${tlsUp.port}`,
           'free.test': `127.0.0.1:${tlsUp.port}`,
           'plain.test': `127.0.0.1:${plainUp.port}`,
+          'ws.test': `127.0.0.1:${(wsUp.address() as net.AddressInfo).port}`,
         },
         extra_ca: [upstreamCa],
       },
@@ -76,7 +88,7 @@ beforeAll(async () => {
   gwCaPem = readFileSync(join(certs.dir, 'gw-certs', 'ca.cert.pem'), 'utf8');
   agent = new ProxyAgent({ uri: `http://${gw.listeners.proxy}`, requestTls: { ca: gwCaPem } });
   for (const [id, condition] of [
-    ['ask-http', 'http.request.host in ["ask.test", "plain.test"]'],
+    ['ask-http', 'http.request.host in ["ask.test", "plain.test", "ws.test"]'],
     ['ask-dns', 'dns.request.qname == "ask.example"'],
     ['ask-mcp', 'mcp.request.tool_name == "echo"'],
     ['ask-exec', 'process.activity.executable == "echo"'],
@@ -104,6 +116,8 @@ afterAll(async () => {
   await tlsUp?.close();
   await plainUp?.close();
   await new Promise((r) => execGuest?.close(r));
+  wsUp?.closeAllConnections();
+  wsUp?.close();
   certs?.cleanup();
 });
 
@@ -144,6 +158,31 @@ function rawVsock(path: string): Promise<string> {
     s.on('end', () => resolve(out));
     s.on('error', reject);
     s.write(`GET ${path} HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n`);
+  });
+}
+
+/** A WebSocket upgrade as a plain proxy request; resolves to the answer head and the echo. */
+function upgradeViaProxy(path: string): Promise<{ head: string; echo: string }> {
+  return new Promise((resolve) => {
+    const s = net.connect(portOf(gw.listeners.proxy!), '127.0.0.1');
+    let buf = '';
+    let sent = false;
+    s.on('data', (c: Buffer) => {
+      buf += c.toString();
+      if (!sent && buf.includes('\r\n\r\n') && buf.startsWith('HTTP/1.1 101')) {
+        sent = true;
+        s.write('hello');
+      }
+      if (buf.endsWith('HELLO')) s.destroy();
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      const end = buf.indexOf('\r\n\r\n');
+      resolve({ head: end < 0 ? buf : buf.slice(0, end), echo: end < 0 ? '' : buf.slice(end + 4) });
+    });
+    s.write(
+      `GET http://ws.test${path} HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+    );
   });
 }
 
@@ -298,6 +337,18 @@ describe('ask rules with a human approver', () => {
     const h2denied = h2Get('ask.test', '/h2-denied');
     await answerNext('deny', 'none', 'GET https://ask.test/h2-denied');
     expect((await h2denied).status).toBe(403);
+  });
+
+  it('holds a WebSocket upgrade through the proxy: 101 and the relay on allow, 403 on deny', async () => {
+    const ok = upgradeViaProxy('/chat');
+    await answerNext('allow', 'none', 'GET http://ws.test/chat');
+    const r = await ok;
+    expect(r.head).toMatch(/^HTTP\/1\.1 101/);
+    expect(r.echo).toBe('HELLO');
+
+    const no = upgradeViaProxy('/denied');
+    await answerNext('deny', 'none', 'GET http://ws.test/denied');
+    expect((await no).head).toMatch(/^HTTP\/1\.1 403/);
   });
 
   it('holds a DNS query: the answer on allow, NXDOMAIN on deny', async () => {
