@@ -72,6 +72,17 @@ export function handleUpgrade(
   ctx: ExchangeContext,
   deps: ExchangeDeps,
 ): void {
+  upgrade(req, socket, head, ctx, deps).catch(() => socket.destroy());
+}
+
+/** handleUpgrade's body: synchronous up to the decision, which awaits only a held `ask`. */
+async function upgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  ctx: ExchangeContext,
+  deps: ExchangeDeps,
+): Promise<void> {
   socket.on('error', () => {});
   const protocols = upgradeProtocols(req.headers.upgrade);
   if (!protocols.includes(RELAYED_UPGRADE)) {
@@ -130,160 +141,145 @@ export function handleUpgrade(
     secrets,
     headers,
   });
-  rec.event = event;
-  // An `ask` may be held for an approver (docs/approvals.md); nothing is read meanwhile.
+  // An `ask` may be held for an approver (docs/approvals.md); nothing is read from the guest meanwhile.
   const decided = decideAndRecordHeld(deps, event);
+  rec.event = event;
+  let decision: Decision;
   if (decided instanceof Promise) {
     socket.pause();
-    void decided
-      .then((decision) => {
-        if (socket.destroyed) {
-          rec.decision = decision;
-          rec.error = 'client_aborted';
-          rec.finish(null);
-          return;
-        }
-        proceed(decision);
-      })
-      .catch(() => socket.destroy());
+    decision = await decided;
+    if (socket.destroyed) {
+      rec.decision = decision;
+      rec.error = 'client_aborted';
+      rec.finish(null);
+      return;
+    }
+  } else decision = decided;
+  rec.decision = decision;
+  if (decision.action !== 'allow') {
+    const d = decisionDenial(decision, event.common.event_id, accept);
+    answer(d, d.status === 403 ? 'Forbidden' : 'Bad Gateway');
     return;
   }
-  proceed(decided);
+  // Nothing more is read from the guest until the upstream has answered and that answer is judged.
+  socket.pause();
+  // Secret placeholders are substituted after the decision, for the hosts the secrets belong to.
+  const forwarded = forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE);
+  const query =
+    secrets.length > 0
+      ? deps.secrets!.substitute(target.query, target.host, target.scheme)
+      : target.query;
+  const upReq = deps.upstream.request({
+    scheme: target.scheme,
+    host: target.host,
+    port: target.port,
+    method,
+    path: `${target.path}${query === '' ? '' : `?${query}`}`,
+    headers: [
+      'host',
+      hostHeaderFor(target),
+      ...(secrets.length > 0
+        ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme)
+        : forwarded),
+    ] as unknown as Record<string, string>,
+    unpooled: true,
+  });
+  upReq.end();
+  let settled = false;
+  upReq.on('error', (err) => {
+    if (settled) return;
+    settled = true;
+    if (isCelgateError(err, 'E_DESTINATION')) {
+      recordDestinationRefusal(deps, rec, event, err);
+      answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
+      return;
+    }
+    rec.error = 'upstream_error';
+    answer(
+      upstreamDenial(err, target.host, target.port, event.common.event_id, accept),
+      'Bad Gateway',
+    );
+  });
+  socket.once('close', () => {
+    if (!settled) upReq.destroy();
+  });
 
-  function proceed(decision: Decision): void {
-    rec.decision = decision;
-    if (decision.action !== 'allow') {
-      const d = decisionDenial(decision, event.common.event_id, accept);
+  // Not a 101: an ordinary response, judged and relayed; then the connection closes.
+  upReq.on('response', (upRes) => {
+    settled = true;
+    res = responseOn(req, socket);
+    // The upstream answered an upgrade request with an ordinary response: its connection goes too.
+    upRes.once('end', () => upRes.socket?.destroy());
+    res.once('close', () => {
+      upRes.socket?.destroy();
+      rec.finish(res!.headersSent ? res!.statusCode : null);
+    });
+    relayResponse(upRes, res, event, originFor(deps, ctx), accept, responseDepsOf(deps), rec, (d) =>
+      answer(d, 'Forbidden'),
+    ).catch(() => {
+      rec.error = 'upstream_error';
+      upRes.destroy();
+      res?.destroy();
+    });
+  });
+
+  // A 101: judge it, check it switched to WebSocket, and only then relay raw bytes.
+  upReq.on('upgrade', (upRes: IncomingMessage, up: net.Socket, upHead: Buffer) => {
+    settled = true;
+    up.on('error', () => {});
+    const responseHeaders = normalizeHeaders(upRes.rawHeaders);
+    const judged = judgeResponse(
+      responseDepsOf(deps),
+      event,
+      originFor(deps, ctx),
+      101,
+      responseHeaders,
+      streamedBodyFacts(responseHeaders),
+    );
+    if (judged.decision.action !== 'allow') {
+      up.destroy();
+      rec.event = judged.event;
+      rec.decision = judged.decision;
+      const d = decisionDenial(judged.decision, judged.event.common.event_id, accept);
       answer(d, d.status === 403 ? 'Forbidden' : 'Bad Gateway');
       return;
     }
-    // Nothing more is read from the guest until the upstream has answered and that answer is judged.
-    socket.pause();
-    // Secret placeholders are substituted after the decision, for the hosts the secrets belong to.
-    const forwarded = forwardHeaders(req.rawHeaders, KEEP_FOR_UPGRADE);
-    const query =
-      secrets.length > 0
-        ? deps.secrets!.substitute(target.query, target.host, target.scheme)
-        : target.query;
-    const upReq = deps.upstream.request({
-      scheme: target.scheme,
-      host: target.host,
-      port: target.port,
-      method,
-      path: `${target.path}${query === '' ? '' : `?${query}`}`,
-      headers: [
-        'host',
-        hostHeaderFor(target),
-        ...(secrets.length > 0
-          ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme)
-          : forwarded),
-      ] as unknown as Record<string, string>,
-      unpooled: true,
-    });
-    upReq.end();
-    let settled = false;
-    upReq.on('error', (err) => {
-      if (settled) return;
-      settled = true;
-      if (isCelgateError(err, 'E_DESTINATION')) {
-        recordDestinationRefusal(deps, rec, event, err);
-        answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
-        return;
-      }
+    if (!upgradeProtocols(responseHeaders.upgrade).includes(RELAYED_UPGRADE)) {
+      up.destroy();
       rec.error = 'upstream_error';
       answer(
-        upstreamDenial(err, target.host, target.port, event.common.event_id, accept),
+        renderDenial({
+          kind: 'upstream_error',
+          status: 502,
+          rule_id: null,
+          reason: `upstream ${target.host} switched to "${responseHeaders.upgrade ?? ''}", not WebSocket`,
+          event_id: event.common.event_id,
+          accept,
+        }),
         'Bad Gateway',
       );
-    });
-    socket.once('close', () => {
-      if (!settled) upReq.destroy();
-    });
-
-    // Not a 101: an ordinary response, judged and relayed; then the connection closes.
-    upReq.on('response', (upRes) => {
-      settled = true;
-      res = responseOn(req, socket);
-      // The upstream answered an upgrade request with an ordinary response: its connection goes too.
-      upRes.once('end', () => upRes.socket?.destroy());
-      res.once('close', () => {
-        upRes.socket?.destroy();
-        rec.finish(res!.headersSent ? res!.statusCode : null);
-      });
-      relayResponse(
-        upRes,
-        res,
-        event,
-        originFor(deps, ctx),
-        accept,
-        responseDepsOf(deps),
-        rec,
-        (d) => answer(d, 'Forbidden'),
-      ).catch(() => {
-        rec.error = 'upstream_error';
-        upRes.destroy();
-        res?.destroy();
-      });
-    });
-
-    // A 101: judge it, check it switched to WebSocket, and only then relay raw bytes.
-    upReq.on('upgrade', (upRes: IncomingMessage, up: net.Socket, upHead: Buffer) => {
-      settled = true;
-      up.on('error', () => {});
-      const responseHeaders = normalizeHeaders(upRes.rawHeaders);
-      const judged = judgeResponse(
-        responseDepsOf(deps),
-        event,
-        originFor(deps, ctx),
-        101,
-        responseHeaders,
-        streamedBodyFacts(responseHeaders),
-      );
-      if (judged.decision.action !== 'allow') {
-        up.destroy();
-        rec.event = judged.event;
-        rec.decision = judged.decision;
-        const d = decisionDenial(judged.decision, judged.event.common.event_id, accept);
-        answer(d, d.status === 403 ? 'Forbidden' : 'Bad Gateway');
-        return;
-      }
-      if (!upgradeProtocols(responseHeaders.upgrade).includes(RELAYED_UPGRADE)) {
-        up.destroy();
-        rec.error = 'upstream_error';
-        answer(
-          renderDenial({
-            kind: 'upstream_error',
-            status: 502,
-            rule_id: null,
-            reason: `upstream ${target.host} switched to "${responseHeaders.upgrade ?? ''}", not WebSocket`,
-            event_id: event.common.event_id,
-            accept,
-          }),
-          'Bad Gateway',
-        );
-        return;
-      }
-      const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
-      for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2)
-        lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (upHead.length > 0) socket.write(upHead);
-      if (head.length > 0) up.write(head);
-      rec.bytesOut += upHead.length;
-      up.on('data', (c: Buffer) => (rec.bytesOut += c.length));
-      socket.on('data', (c: Buffer) => (rec.bytesIn += c.length));
-      up.pipe(socket);
-      socket.pipe(up);
-      socket.resume();
-      const close = () => {
-        up.destroy();
-        socket.destroy();
-        rec.finish(101);
-      };
-      up.on('close', close);
-      socket.on('close', close);
-    });
-  }
+      return;
+    }
+    const lines = [`HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}`];
+    for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2)
+      lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (upHead.length > 0) socket.write(upHead);
+    if (head.length > 0) up.write(head);
+    rec.bytesOut += upHead.length;
+    up.on('data', (c: Buffer) => (rec.bytesOut += c.length));
+    socket.on('data', (c: Buffer) => (rec.bytesIn += c.length));
+    up.pipe(socket);
+    socket.pipe(up);
+    socket.resume();
+    const close = () => {
+      up.destroy();
+      socket.destroy();
+      rec.finish(101);
+    };
+    up.on('close', close);
+    socket.on('close', close);
+  });
 }
 
 /**
