@@ -96,8 +96,27 @@ export async function answerApproval(
   return res.json;
 }
 
-/** The lines the prompt shows for one pending approval. */
+/** Control characters (C0, DEL, C1) and bidirectional overrides: a hostile guest could put them in a
+ * host, path, command or process name to redraw the terminal or reorder what the approver reads. */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `text` with every unsafe character shown as a `\u{…}` escape. */
+export function printable(text: string): string {
+  return text.replace(UNSAFE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
+/** The lines the prompt shows for one pending approval (guest-controlled text made printable). */
 export function describeApproval(a: PendingApproval): string {
+  return describeRaw({
+    ...a,
+    target: printable(a.target),
+    detail: printable(a.detail),
+    reason: printable(a.reason),
+    process_name: printable(a.process_name),
+  });
+}
+
+function describeRaw(a: PendingApproval): string {
   const left = Math.max(0, Math.round((a.timeout_ms - a.age_ms) / 1000));
   return [
     `${a.protocol.toUpperCase()}  ${a.target}`,

@@ -23,7 +23,7 @@ import {
 import { approvalTarget } from '../../src/policy/approval-target.js';
 import { parseConfig } from '../../src/cli/config.js';
 import { engineWith } from '../policy/helpers.js';
-import { parseAnswer } from '../../src/cli/approvals-commands.js';
+import { describeApproval, parseAnswer } from '../../src/cli/approvals-commands.js';
 
 const origin = { session_id: 's1', process_name: 'agent' };
 const get = (path: string, host = 'api.test') =>
@@ -281,5 +281,23 @@ describe('the CLI prompt', () => {
     ['?', null],
   ])('reads %s', (text, want) => {
     expect(parseAnswer(text)).toEqual(want);
+  });
+
+  it('shows guest-controlled text with control and bidi characters escaped', () => {
+    const text = describeApproval({
+      id: 'i',
+      seq: 1,
+      protocol: 'exec',
+      target: 'echo ok\u001b[2K\rGET https://safe.test/',
+      detail: '',
+      rule: 'r',
+      reason: 'why',
+      process_name: 'agent\u202e',
+      age_ms: 0,
+      timeout_ms: 1000,
+    });
+    expect(text).toContain('echo ok\\u{1b}[2K\\u{d}GET https://safe.test/');
+    expect(text).toContain('agent\\u{202e}');
+    expect(text).not.toMatch(/[\u001b\r\u202e]/);
   });
 });
