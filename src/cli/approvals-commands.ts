@@ -98,6 +98,7 @@ export async function answerApproval(
 
 /** Control characters (C0, DEL, C1) and bidirectional overrides: a hostile guest could put them in a
  * host, path, command or process name to redraw the terminal or reorder what the approver reads. */
+// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /** `text` with every unsafe character shown as a `\u{…}` escape. */
