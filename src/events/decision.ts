@@ -77,7 +77,8 @@ export interface ApprovalRecord {
   /** The pending approval's id (GET /v1/approvals). */
   id: string;
   answer: ApprovalAnswer;
-  /** Who answered: the control peer ("control-socket", "uid:1000", "token"), or null (no answer). */
+  /** Who answered: the control peer ("control-socket" on the Unix socket, "token" over TCP), or null
+   * when nobody did. */
   by: string | null;
   /** From holding to answering, milliseconds. */
   waited_ms: number;

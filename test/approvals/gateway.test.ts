@@ -11,7 +11,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type Server } from 'node:net';
 import tls from 'node:tls';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import dnsPacket from 'dns-packet';
@@ -91,7 +91,7 @@ beforeAll(async () => {
     ['ask-http', 'http.request.host in ["ask.test", "plain.test", "ws.test"]'],
     ['ask-dns', 'dns.request.qname == "ask.example"'],
     ['ask-mcp', 'mcp.request.tool_name == "echo"'],
-    ['ask-exec', 'process.activity.executable == "echo"'],
+    ['ask-exec', 'process.activity.executable in ["echo", "touch"]'],
   ] as const) {
     const put = await gw.api('PUT', `/v1/rules/${id}`, {
       condition,
@@ -396,6 +396,26 @@ describe('ask rules with a human approver', () => {
     expect(refused.code).toBe(126);
     expect(refused.stderr).toContain('Blocked by an approver');
   }, 30_000);
+
+  it('does not run a held command whose caller went away before the approval', async () => {
+    const marker = join(gw.dataDir, 'should-not-exist');
+    const child = spawn(
+      process.execPath,
+      [MAIN_JS, 'exec', '--socket', gw.controlSocket, '--', 'touch', marker],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const a = await pending(`touch ${marker}`);
+    const gone = new Promise((r) => child.once('close', r));
+    child.kill('SIGKILL');
+    await gone;
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await gw.api('POST', `/v1/approvals/${a.id}`, { decision: 'allow' });
+    expect(r.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(existsSync(marker)).toBe(false);
+  });
 
   it('blocks at once beyond approvals.max_pending, and one answer covers identical requests', async () => {
     const held = [1, 2, 3].map((i) => viaProxy(`https://ask.test/many-${i}`));

@@ -67,6 +67,9 @@ export interface ExecGateDeps {
   origin: EventOrigin;
   /** Where the guest exec service is; null when no guest is attached (allowed commands then fail). */
   target: GuestExecTarget | null;
+  /** Aborted when the caller went away (the admin API request closed): a command held for an
+   * approver then does not run. */
+  signal?: AbortSignal | undefined;
 }
 
 type Obj = Record<string, unknown>;
@@ -172,6 +175,9 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
   if (decision.action === 'allow') {
     if (deps.target === null) {
       outcome.error = 'no guest exec service is configured for this gateway';
+    } else if (deps.signal?.aborted === true) {
+      // The caller went away while the command was held for an approver: nothing runs.
+      outcome.error = 'the caller went away before the command was approved; it did not run';
     } else {
       const req: ExecRequest = {
         v: 1,

@@ -484,6 +484,17 @@ export class McpSession {
     };
     if (decision.action !== 'allow')
       return finish({ error: denialError(decision, event.common.event_id, 'request') }, true);
+    // The guest went away while the call was held for an approver: nothing goes upstream.
+    if (this.closed)
+      return finish(
+        {
+          error: {
+            code: RpcCode.INTERNAL_ERROR,
+            message: 'the session closed while the request waited for approval',
+          },
+        },
+        true,
+      );
     if (!route.upstream) {
       const code = route.unknown?.startsWith('Method not found')
         ? RpcCode.METHOD_NOT_FOUND
