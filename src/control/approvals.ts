@@ -153,6 +153,23 @@ export class ApprovalBroker {
     return !this.#closed && (this.config.wait_without_approver || this.approverPresent());
   }
 
+  /** For /v1/health: requests held now, whether an approver is connected, and the bounds. */
+  health(): {
+    pending: number;
+    approver_connected: boolean;
+    max_pending: number;
+    timeout_ms: number;
+    wait_without_approver: boolean;
+  } {
+    return {
+      pending: this.#held,
+      approver_connected: this.approverPresent(),
+      max_pending: this.config.max_pending,
+      timeout_ms: this.config.timeout_ms,
+      wait_without_approver: this.config.wait_without_approver,
+    };
+  }
+
   /** Requests held now (identical requests share one pending approval). */
   get pendingCount(): number {
     return this.#held;

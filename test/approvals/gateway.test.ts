@@ -267,6 +267,14 @@ describe('ask rules with a human approver', () => {
     expect(list.status).toBe(200);
     expect(list.json.approvals).toEqual([]);
     expect(list.json.max_pending).toBe(MAX_PENDING);
+    const health = await gw.api('GET', '/v1/health');
+    expect(health.json.approvals).toEqual({
+      pending: 0,
+      approver_connected: true,
+      max_pending: MAX_PENDING,
+      timeout_ms: TIMEOUT_MS,
+      wait_without_approver: false,
+    });
     const unknown = await gw.api('POST', '/v1/approvals/nope', { decision: 'allow' });
     expect(unknown.status).toBe(404);
     const bad = await gw.api('POST', '/v1/approvals/nope', { decision: 'maybe' });
