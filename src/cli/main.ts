@@ -37,6 +37,7 @@ const MODULES: Record<string, readonly (() => Promise<Register>)[]> = {
   fleet: [async () => (await import('./fleet-commands.js')).registerFleetCommands],
   secrets: [async () => (await import('./secrets-commands.js')).registerSecretsCommands],
   report: [async () => (await import('./report-commands.js')).registerReportCommands],
+  approvals: [async () => (await import('./approvals-commands.js')).registerApprovalsCommands],
 };
 
 const program = new Command()

@@ -9,6 +9,7 @@ import type { DecisionCounters } from './counters.js';
 import type { PolicyPort } from './port.js';
 import type { LedgerStats } from '../store/writer.js';
 import type { RuleInfo } from '../policy/types.js';
+import type { ApprovalCounts } from './approvals.js';
 
 export interface MetricsSources {
   counters: DecisionCounters;
@@ -17,6 +18,8 @@ export interface MetricsSources {
   /** Ledger failures seen by the enforcement path: appends refused, and events refused (or let
    * through with on_failure: fail_open) while the ledger could not record. */
   ledgerFailures?: () => { append_errors: number; refused_events: number };
+  /** Held `ask` decisions by outcome, and how many wait now (src/control/approvals.ts). */
+  approvals?: () => ApprovalCounts & { pending: number };
 }
 
 /** Label value escaping of the Prometheus text format. */
@@ -144,6 +147,33 @@ export function createMetrics(src: MetricsSources): Metrics {
       this.set({ kind: 'refused_event' }, f.refused_events);
     },
   });
+  if (src.approvals !== undefined) {
+    const approvals = src.approvals;
+    new Counter({
+      name: 'celgate_approvals_total',
+      help: 'Requests an ask rule decided, by outcome: asked (held), allowed, denied, timed_out, overflow (max_pending reached), no_approver.',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        const a = approvals();
+        this.reset();
+        this.inc({ outcome: 'asked' }, a.asked);
+        this.inc({ outcome: 'allowed' }, a.allowed);
+        this.inc({ outcome: 'denied' }, a.denied);
+        this.inc({ outcome: 'timed_out' }, a.timed_out);
+        this.inc({ outcome: 'overflow' }, a.overflow);
+        this.inc({ outcome: 'no_approver' }, a.no_approver);
+      },
+    });
+    new Gauge({
+      name: 'celgate_approvals_pending',
+      help: 'Requests held for an approver now.',
+      registers: [registry],
+      collect() {
+        this.set(approvals().pending);
+      },
+    });
+  }
   return {
     registry,
     contentType: registry.contentType,

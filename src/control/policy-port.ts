@@ -50,6 +50,12 @@ interface OverlayState {
 export interface LivePolicyPort extends PolicyPort {
   readonly engine: PolicyEngine;
   readonly registry: RuleRegistry;
+  /**
+   * Installs or replaces a rule for the rest of this process (pack id `approvals`): it survives
+   * reloads but is not written to the overlay file, so a restart forgets it (docs/approvals.md,
+   * `remember: session`). Deleting it through the API removes it.
+   */
+  putSessionRule(id: string, input: unknown): Validated<RuleInfo>;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
@@ -91,6 +97,7 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
   const overlay = new Map<string, RuleDefinition>();
   const enabledFlags = new Map<string, boolean>();
   const deleted = new Set<string>();
+  const sessionRules = new Map<string, RuleDefinition>();
   if (opts.overlayFile !== undefined) {
     let raw: OverlayState | null = null;
     try {
@@ -161,6 +168,16 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       }
       return out;
     },
+    putSessionRule(id: string, input: unknown): Validated<RuleInfo> {
+      if (!isObj(input))
+        return { ok: false, issues: [{ path: '', message: 'a rule must be a JSON object' }] };
+      const v = validateRule({ ...input, id });
+      if (!v.ok) return v;
+      const def: RuleDefinition = { ...v.value.spec, pack_id: 'approvals', kind: 'enforcement' };
+      const out = registry.install(def, v.value.condition);
+      if (out.ok) sessionRules.set(id, def);
+      return out;
+    },
     putRules(inputs: unknown[]): Validated<RuleInfo[]> {
       const issues: Issue[] = [];
       const defs: RuleDefinition[] = [];
@@ -208,11 +225,12 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
       return out;
     },
     deleteRule(id: string): boolean {
+      const wasSession = sessionRules.delete(id);
       const wasOverlay = overlay.delete(id);
       const out = registry.delete(id);
       enabledFlags.delete(id);
       // A pack rule deleted at runtime stays deleted across reloads and restarts.
-      if (out && !wasOverlay) deleted.add(id);
+      if (out && !wasOverlay && !wasSession) deleted.add(id);
       if (out || wasOverlay) persist();
       return out;
     },
@@ -288,6 +306,7 @@ export function createPolicyPort(opts: PolicyPortOptions): LivePolicyPort {
     if (clashes.length > 0) return refuse(clashes);
     for (const def of extra.value) byId.set(def.id, def);
     for (const [id, def] of overlay) byId.set(id, def);
+    for (const [id, def] of sessionRules) byId.set(id, def);
     for (const id of deleted) byId.delete(id);
     for (const [id, on] of enabledFlags) {
       const def = byId.get(id);

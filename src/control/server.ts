@@ -31,6 +31,10 @@ export interface RouteRequest {
   /** Parsed JSON body (undefined when the body was empty). */
   body: unknown;
   headers: IncomingMessage['headers'];
+  /** Who is asking: "control-socket" on the Unix socket, "token" on TCP (bearer token checked). */
+  peer?: string;
+  /** Aborts when the client goes away (long polls stop waiting). */
+  signal?: AbortSignal;
 }
 
 export interface RouteResponse {
@@ -220,6 +224,8 @@ function makeHandler(router: Router, token: string | null) {
           );
         }
       }
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
       const out = await found.route.handler({
         method: found.route.method,
         path: url.pathname,
@@ -227,6 +233,9 @@ function makeHandler(router: Router, token: string | null) {
         query: url.searchParams,
         body,
         headers: req.headers,
+        // Node cannot read SO_PEERCRED, so the Unix socket's peer is named by the socket itself.
+        peer: token === null ? 'control-socket' : 'token',
+        signal: gone.signal,
       });
       send(res, out.status ?? 200, out);
     } catch (err) {

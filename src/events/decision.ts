@@ -62,6 +62,31 @@ export interface Decision {
   generation: number;
   /** Time spent in decide(), nanoseconds. */
   eval_ns: number;
+  /** Set when the deciding rule's action is `ask`: the verdict is `block` unless an approver answers
+   * (src/events/enforce.ts `decideHeld`). Absent otherwise. */
+  ask?: true;
+  /** How a held `ask` was answered (docs/approvals.md); absent when nothing was held. */
+  approval?: ApprovalRecord;
+}
+
+/** What an approver answered, or why nobody did. */
+export type ApprovalAnswer = 'allow' | 'deny' | 'timeout' | 'overflow' | 'closed';
+
+/** The approval part of a decision that was held for a human answer (recorded in `approvals`). */
+export interface ApprovalRecord {
+  /** The pending approval's id (GET /v1/approvals). */
+  id: string;
+  answer: ApprovalAnswer;
+  /** Who answered: the control peer ("control-socket" on the Unix socket, "token" over TCP), or null
+   * when nobody did. */
+  by: string | null;
+  /** From holding to answering, milliseconds. */
+  waited_ms: number;
+  /** `session`: an exact-match rule now answers identical requests for the rest of the session. */
+  remember: 'none' | 'session';
+  /** The protocol (`http`, `dns`, `mcp`, `exec`) and the target the approver was shown. */
+  protocol: string;
+  target: string;
 }
 
 /** Anything that turns an event into a decision. Transport receives one; it never decides itself. */
@@ -71,3 +96,17 @@ export interface Decider {
 
 /** A decider that can also say whether a rule reads the body of an event type (the policy engine). */
 export type BodyAwareDecider = Decider & { needsBody?: (type: EventType) => boolean };
+
+/**
+ * A decider whose `ask` decisions a human approver may answer (the gateway's, when `approvals` are
+ * on; src/control/approvals.ts). Transports reach it only through src/events/enforce.ts.
+ */
+export interface Holding {
+  /** Holds an `ask` decision until an approver answers (or the bound passes) and resolves to the
+   * decision to enforce; a Decision when it is refused at once (nobody to answer, too many held);
+   * undefined to leave the engine's decision (a block) as it is. */
+  hold?: (event: SecurityEvent, decision: Decision) => Promise<Decision> | Decision | undefined;
+  /** Whether an enforce-mode `ask` rule could decide events of `type` and an approver may answer:
+   * the fast HTTP paths hand such requests to the path that can wait. */
+  mayAsk?: (type: EventType) => boolean;
+}

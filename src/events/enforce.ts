@@ -8,9 +8,13 @@
  * - the decider throws (an engine bug): code `E_EVAL` or the error's own code;
  * - recording an allowed decision throws (the ledger closed under it).
  *
+ * A decision whose deciding rule says `ask` blocks, unless the decider can hold it for a human
+ * approver (`Holding.hold`, docs/approvals.md): then `decideHeld` returns a promise of the decision
+ * the approver's answer (or its absence) makes. Everything else stays synchronous.
+ *
  * Pure: no I/O beyond the sink it is handed.
  */
-import type { BodyAwareDecider, Decider, Decision } from './decision.js';
+import type { BodyAwareDecider, Decider, Decision, Holding } from './decision.js';
 import type { EventSink } from './sink.js';
 import type { SecurityEvent } from './types.js';
 
@@ -22,7 +26,7 @@ export type GenerationAware = Decider & { generation?: () => number };
 
 /** What every enforcement point holds: who decides, and where decisions are recorded. */
 export interface Enforcement {
-  decider: BodyAwareDecider & { generation?: () => number };
+  decider: BodyAwareDecider & { generation?: () => number } & Holding;
   sink: EventSink;
 }
 
@@ -104,4 +108,39 @@ export function recordSafely(
 /** decideSafely + recordSafely: the decision to enforce, already recorded. */
 export function decideAndRecord(e: Enforcement, event: SecurityEvent): Decision {
   return recordSafely(e, event, decideSafely(e, event));
+}
+
+/**
+ * decideSafely, then — when the deciding rule says `ask` and the decider can hold it — the
+ * approver's answer: a Decision now, or a promise of one while the request is held. Never rejects:
+ * a holding failure is a fail-closed `error`.
+ */
+export function decideHeld(e: Enforcement, event: SecurityEvent): Decision | Promise<Decision> {
+  const decision = decideSafely(e, event);
+  if (decision.ask !== true || e.decider.hold === undefined) return decision;
+  let held: Promise<Decision> | Decision | undefined;
+  try {
+    held = e.decider.hold(event, decision);
+  } catch (err) {
+    return failClosed('engine', err, decision.generation);
+  }
+  if (held === undefined) return decision;
+  if (!(held instanceof Promise)) return held;
+  return held.catch((err: unknown) => failClosed('engine', err, decision.generation));
+}
+
+/** decideHeld + recordSafely: the decision to enforce, recorded once it is known. */
+export function decideAndRecordHeld(
+  e: Enforcement,
+  event: SecurityEvent,
+): Decision | Promise<Decision> {
+  const d = decideHeld(e, event);
+  return d instanceof Promise
+    ? d.then((x) => recordSafely(e, event, x))
+    : recordSafely(e, event, d);
+}
+
+/** decideHeld, always as a promise (for callers that await anyway). */
+export function decideWithApproval(e: Enforcement, event: SecurityEvent): Promise<Decision> {
+  return Promise.resolve(decideHeld(e, event));
 }

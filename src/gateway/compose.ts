@@ -11,11 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { DecisionCounters } from '../control/counters.js';
 import { LiveReport } from '../control/live-report.js';
 import { createMetrics } from '../control/metrics.js';
+import { ApprovalBroker, approvalRoutes } from '../control/approvals.js';
+import { MIN_PRIORITY } from '../policy/types.js';
 import { createPolicyPort, type LivePolicyPort } from '../control/policy-port.js';
 import { coreRoutes } from '../control/routes.js';
 import { Router, startControlServer } from '../control/server.js';
 import { CelgateError, formatIssue } from '../errors.js';
-import type { SecurityEvent } from '../events/index.js';
+import type { EventType, SecurityEvent } from '../events/index.js';
 import { FleetMember } from '../fleet/gateway.js';
 import { openLedgerReadOnly, type Db } from '../store/schema.js';
 import { LedgerWriter } from '../store/writer.js';
@@ -148,6 +150,27 @@ export async function runGateway(
   };
   // The live report page's aggregation runs in a worker thread, off the event loop (docs/report.md).
   const liveReport = new LiveReport(sessionDb);
+  // `ask` rules wait for a human answer through the admin API (docs/approvals.md).
+  const approvals = new ApprovalBroker({
+    config: config.approvals,
+    remember: (r) => {
+      const out = policy.putSessionRule(r.id, {
+        condition: r.condition,
+        action: r.action,
+        priority: MIN_PRIORITY,
+        description: r.description,
+        reason: r.reason,
+        tags: ['approval'],
+      });
+      if (out.ok)
+        logger.info({ rule: r.id, action: r.action }, 'approval remembered for the session');
+      return out.ok ? null : out.issues.map((i) => i.message).join('; ');
+    },
+    ruleReason: (id) => {
+      const r = policy.getRule(id);
+      return r === undefined ? undefined : r.reason || r.description || undefined;
+    },
+  });
   const router = new Router();
   router.add(
     ...coreRoutes({
@@ -173,14 +196,19 @@ export async function runGateway(
           append_errors: sink.ledgerErrors,
           refused_events: sink.ledgerRefusals,
         }),
+        approvals: () => ({ ...approvals.counts, pending: approvals.pendingCount }),
       }),
       notReady: () =>
         config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason(),
       report: () => liveReport.data(),
-      ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
+      health: () => ({
+        approvals: approvals.health(),
+        ...(fleet === null ? {} : { fleet: fleet.health() }),
+      }),
     }),
   );
   router.add(...irRoutes({ sessionDb, dataDir: config.data_dir }));
+  router.add(...approvalRoutes(approvals));
   const control = await startControlServer({
     socket: config.control.socket,
     tcp: config.control.tcp,
@@ -196,6 +224,10 @@ export async function runGateway(
   const decider = {
     decide: (e: SecurityEvent) => policy.engine.decide(e),
     generation: () => policy.generation(),
+    // An `ask` is held for an approver (`hold`); the fast HTTP paths hand requests an `ask` rule
+    // could decide to the path that can wait (`mayAsk`).
+    hold: approvals.hold,
+    mayAsk: (t: EventType) => approvals.holding() && policy.engine.hasAsk(t),
   };
   // One CA and one leaf cache for both HTTP entry points (vsock interception and explicit proxy).
   const interception: { loaded: Awaited<ReturnType<typeof loadInterceptionCerts>> | null } = {
@@ -253,6 +285,8 @@ export async function runGateway(
     (stopping ??= (async () => {
       logger.info({ signal }, 'shutting down');
       watcher?.close();
+      // Held requests are blocked now ("the gateway stopped"), so their connections can drain.
+      approvals.close();
       const drain = Promise.allSettled(services.map((s) => s.close()));
       await Promise.race([drain, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
       await control.close();

@@ -15,6 +15,7 @@ import { parseDnsConfig, type DnsConfig } from '../transport/dns/config.js';
 import { parseHttpConfig, type HttpConfig } from '../transport/http/config.js';
 import { parseFleetConfig, type FleetConfig } from '../fleet/config.js';
 import { parseSecretsConfig, type SecretSpec } from '../transport/secrets.js';
+import { DEFAULT_APPROVALS, type ApprovalsConfig } from '../control/approvals.js';
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -56,6 +57,8 @@ export interface LogConfig {
 export interface GatewayConfig {
   /** The session ledger's failure policy and free-space reserve. */
   ledger: LedgerConfig;
+  /** Human approval of `ask` decisions: bounds and fallback (docs/approvals.md). */
+  approvals: ApprovalsConfig;
   session_id: string;
   data_dir: string;
   /** "balanced", "locked", or a path to a pack file. */
@@ -175,6 +178,7 @@ const TOP_KEYS = [
   'vsock',
   'log',
   'ledger',
+  'approvals',
   'watch_rules',
   'mcp',
   'dns',
@@ -200,6 +204,28 @@ export function parseLedger(s: Section): LedgerConfig {
   return {
     min_free_bytes: (v as number | undefined) ?? 64 * 1024 * 1024,
     on_failure: l.oneOf('on_failure', ['fail_closed', 'fail_open'] as const, 'fail_closed'),
+  };
+}
+
+/** The `approvals:` section (docs/approvals.md): how many requests wait, how long, and whether
+ * they wait while no approver is connected. */
+export function parseApprovals(s: Section): ApprovalsConfig {
+  const a = new Section(s.source, 'approvals', s.sub('approvals'), [
+    'max_pending',
+    'timeout_ms',
+    'wait_without_approver',
+  ]);
+  const int = (key: string, fallback: number, min: number, max: number): number => {
+    const v = a.raw[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      a.fail(key, `must be a whole number ${min}..${max}`);
+    return v as number;
+  };
+  return {
+    max_pending: int('max_pending', DEFAULT_APPROVALS.max_pending, 0, 100_000),
+    timeout_ms: int('timeout_ms', DEFAULT_APPROVALS.timeout_ms, 1, 3_600_000),
+    wait_without_approver: a.bool('wait_without_approver', DEFAULT_APPROVALS.wait_without_approver),
   };
 }
 
@@ -270,6 +296,7 @@ export function parseConfig(raw: unknown, source = '<defaults>'): GatewayConfig 
     vsock: parseVsock(s),
     log: parseLog(s),
     ledger: parseLedger(s),
+    approvals: parseApprovals(s),
     mcp: parseMcpConfig(s.raw.mcp, source),
     dns: parseDnsConfig(s.raw.dns, source),
     http: parseHttpConfig(s.raw.http, source),

@@ -44,6 +44,7 @@ export async function startExecService(d: ServiceDeps): Promise<Service> {
             sink: d.sink,
             origin,
             target,
+            signal: req.signal,
           });
           return { status: execHttpStatus(outcome), json: outcome };
         },

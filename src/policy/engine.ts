@@ -13,6 +13,9 @@ import type { RuleRegistry } from './registry.js';
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
+/** Per plan: whether an `ask` rule can decide an event type (computed on first question). */
+const ASKS = new WeakMap<Plan, Map<EventType, boolean>>();
+
 /** Event types that answer a request the engine already judged. */
 const RESPONSE_TYPES: ReadonlySet<EventType> = new Set(['http.response', 'mcp.response']);
 
@@ -115,6 +118,19 @@ export class PolicyEngine implements Decider {
 
   needsBody(type: EventType): boolean {
     return this.#registry.snapshot().readsBody[type];
+  }
+
+  /** Whether an enabled enforce-mode rule with action `ask` applies to events of `type`. */
+  hasAsk(type: EventType): boolean {
+    const plan = this.#registry.snapshot();
+    let byType = ASKS.get(plan);
+    if (byType === undefined) ASKS.set(plan, (byType = new Map()));
+    let has = byType.get(type);
+    if (has === undefined) {
+      has = (plan.byEventType[type] ?? EMPTY).some((r) => r.decisive && r.def.action === 'ask');
+      byType.set(type, has);
+    }
+    return has;
   }
 
   decide(event: SecurityEvent): Decision {
@@ -226,7 +242,7 @@ export class PolicyEngine implements Decider {
           ? 'No rule matched; the default action is allow.'
           : 'No rule matched, and the default action is block: this destination is not on the allow list.';
     }
-    return {
+    const out: Decision = {
       action,
       rule_id: ruleId,
       reason,
@@ -237,5 +253,8 @@ export class PolicyEngine implements Decider {
       generation: plan.generation,
       eval_ns: Math.round((performance.now() - start) * 1e6),
     };
+    // An `ask` blocks here; an approver, when one is configured, may turn it (enforce.ts decideHeld).
+    if (decider !== undefined && mode === 'enforce' && decider.def.action === 'ask') out.ask = true;
+    return out;
   }
 }

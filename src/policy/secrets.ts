@@ -6,7 +6,13 @@
  * `celgate.secret-exfiltration` with a high-severity finding. It sees ids, hosts and schemes only —
  * never a secret's value (the transport substitutes values after the decision). Pure.
  */
-import type { BodyAwareDecider, Decision, Finding, RuleMatch } from '../events/decision.js';
+import type {
+  BodyAwareDecider,
+  Decision,
+  Finding,
+  Holding,
+  RuleMatch,
+} from '../events/decision.js';
 import type { HttpRequestEvent, SecurityEvent } from '../events/types.js';
 
 export const SECRET_GUARD_RULE = 'celgate.secret-exfiltration';
@@ -104,7 +110,7 @@ function refusal(
   };
 }
 
-export type BodyAware = BodyAwareDecider & { generation?: () => number };
+export type BodyAware = BodyAwareDecider & { generation?: () => number } & Holding;
 
 /**
  * The decider transports use when secrets are configured: the engine first, then the guard on what
@@ -115,13 +121,27 @@ export function withSecretGuard(
   catalog: () => ReadonlyMap<string, SecretPolicy>,
 ): BodyAware {
   const anyInBody = () => [...catalog().values()].some((s) => s.in_body);
+  const guard = (event: SecurityEvent, d: Decision): Decision => {
+    if (d.action !== 'allow' || event.common.event_type !== 'http.request') return d;
+    const why = secretRefusal(event as HttpRequestEvent, catalog());
+    return why === null ? d : refusal(event as HttpRequestEvent, d, why);
+  };
+  const hold = inner.hold;
   return {
     ...(inner.generation === undefined ? {} : { generation: inner.generation }),
+    // An approver's allow passes the same guard as a rule's.
+    ...(hold === undefined
+      ? {}
+      : {
+          hold: (event: SecurityEvent, d: Decision) => {
+            const h = hold(event, d);
+            if (h === undefined) return undefined;
+            return h instanceof Promise ? h.then((x) => guard(event, x)) : guard(event, h);
+          },
+        }),
+    ...(inner.mayAsk === undefined ? {} : { mayAsk: inner.mayAsk }),
     decide(event: SecurityEvent): Decision {
-      const d = inner.decide(event);
-      if (d.action !== 'allow' || event.common.event_type !== 'http.request') return d;
-      const why = secretRefusal(event as HttpRequestEvent, catalog());
-      return why === null ? d : refusal(event as HttpRequestEvent, d, why);
+      return guard(event, inner.decide(event));
     },
     needsBody: (type) =>
       (inner.needsBody?.(type) ?? false) || (type === 'http.request' && anyInBody()),

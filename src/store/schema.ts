@@ -201,6 +201,25 @@ export const MIGRATIONS: readonly string[] = [
     updated_ms INTEGER NOT NULL
   );
   `,
+  // 3 → 4: how each request an `ask` rule held for a human approver was answered (docs/approvals.md):
+  // the answer (allow, deny, timeout, overflow, closed), who gave it, and how long it took.
+  `
+  CREATE TABLE approvals (
+    seq INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL REFERENCES event_rows(seq),
+    event_id TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    approval_id TEXT NOT NULL,
+    rule_id TEXT,
+    protocol TEXT NOT NULL,
+    target TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    answered_by TEXT,
+    waited_ms INTEGER NOT NULL,
+    remember TEXT NOT NULL
+  );
+  CREATE INDEX approvals_event ON approvals(event_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -252,6 +252,10 @@ export class LedgerWriter implements EventSink {
       `INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json,
        matched_fields_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const approval = this.db.prepare(
+      `INSERT INTO approvals (event_seq, event_id, timestamp_ms, approval_id, rule_id, protocol, target, answer, answered_by,
+       waited_ms, remember) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
     const net = this.db.prepare(
       `INSERT INTO net_events (${POLICY}, scheme, method, host, port, path, query, sni, host_header_mismatch, status, bytes_in, bytes_out,
        duration_ms, error) VALUES (${P}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -274,6 +278,7 @@ export class LedgerWriter implements EventSink {
       ev.reset();
       match.reset();
       const findings: [number, number, Finding][] = [];
+      const approvals: [number, SecurityEvent, Decision][] = [];
       for (const chunk of chunks) {
         for (let i = 0; i < chunk.n; i++) {
           switch (chunk.kind[i]) {
@@ -332,6 +337,7 @@ export class LedgerWriter implements EventSink {
               // Findings reference their event_rows row, which the multi-row insert may not
               // have written yet: insert them after the drain below.
               for (const f of d.findings) findings.push([seq, c.timestamp_ms, f]);
+              if (d.approval !== undefined) approvals.push([seq, e, d]);
               break;
             }
             case K_NET: {
@@ -415,6 +421,22 @@ export class LedgerWriter implements EventSink {
           f.title,
           JSON.stringify(f.tags),
           JSON.stringify(f.matched_fields),
+        );
+      }
+      for (const [seq, e, d] of approvals) {
+        const a = d.approval!;
+        approval.run(
+          seq,
+          e.common.event_id,
+          e.common.timestamp_ms,
+          a.id,
+          d.rule_id,
+          a.protocol,
+          bound(a.target, 1024),
+          a.answer,
+          a.by,
+          a.waited_ms,
+          a.remember,
         );
       }
       if (marks !== null) {

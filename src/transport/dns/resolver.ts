@@ -5,7 +5,15 @@
  * after deciding, `sink.dns` once the answer is known). It never decides by itself and never forwards
  * a question the engine did not allow. Listeners (service.ts) own the sockets.
  */
-import type { Decider, DnsTransport, EventOrigin, EventSink } from '../../events/index.js';
+import type {
+  Decider,
+  Decision,
+  DnsRequestEvent,
+  DnsTransport,
+  EventOrigin,
+  EventSink,
+  Holding,
+} from '../../events/index.js';
 import { dnsRequestEvent, policyFields } from '../../events/index.js';
 import { AnswerCache, cacheKey } from './cache.js';
 import { MAX_INFLIGHT, RCODE, rcodeName } from './limits.js';
@@ -20,7 +28,7 @@ import {
 } from './synth.js';
 import type { UpstreamForwarder } from './upstream.js';
 import type { DnsProblem } from './wire.js';
-import { decideSafely, recordSafely } from '../../events/enforce.js';
+import { decideHeld, recordSafely } from '../../events/enforce.js';
 
 /** Malformed DNS messages log at most one warning line per kind of problem per this many ms. */
 export const MALFORMED_WARN_INTERVAL_MS = 10_000;
@@ -33,7 +41,7 @@ export interface DnsLog {
 }
 
 export interface DnsDeps {
-  decider: Decider;
+  decider: Decider & Holding;
   sink: EventSink;
   log: DnsLog;
 }
@@ -158,15 +166,23 @@ export class DnsResolver {
     // Every question is decided before anything goes upstream. Recording happens after the answer is
     // sent (DESIGN §2: enforce, then record), except that decisions are recorded before a forward.
     const records: (() => void)[] = [];
-    const decided = query.questions.map((q) => {
+    let held = false;
+    const judged = query.questions.map((q) => {
       const event = dnsRequestEvent(origin, {
         qname: q.qname,
         qtype: q.qtype,
         qclass: q.qclass,
         transport: ctx.transport,
       });
-      return { event, decision: decideSafely(this.deps, event) };
+      const decision = decideHeld(this.deps, event);
+      if (decision instanceof Promise) held = true;
+      return { event, decision };
     });
+    // A question an `ask` rule decided may be held for an approver (docs/approvals.md): the answer
+    // waits for it.
+    const decided: { event: DnsRequestEvent; decision: Decision }[] = held
+      ? await Promise.all(judged.map(async (d) => ({ event: d.event, decision: await d.decision })))
+      : (judged as { event: DnsRequestEvent; decision: Decision }[]);
     let worst = decided.some((d) => d.decision.action === 'error')
       ? 'error'
       : decided.some((d) => d.decision.action === 'block')

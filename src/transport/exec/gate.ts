@@ -27,7 +27,7 @@ import {
   MAX_EXEC_TIMEOUT_MS,
   type ExecRequest,
 } from './protocol.js';
-import { decideSafely, recordSafely } from '../../events/enforce.js';
+import { decideAndRecordHeld } from '../../events/enforce.js';
 
 /** What `POST /v1/exec` accepts. */
 export interface ExecInput {
@@ -73,6 +73,9 @@ export interface ExecGateDeps {
   origin: EventOrigin;
   /** Where the guest exec service is; null when no guest is attached (allowed commands then fail). */
   target: GuestExecTarget | null;
+  /** Aborted when the caller went away (the admin API request closed): a command held for an
+   * approver then does not run. */
+  signal?: AbortSignal | undefined;
 }
 
 type Obj = Record<string, unknown>;
@@ -174,8 +177,9 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
     parent_executable: input.parent_executable,
     parent_command: input.parent_command,
   });
-  // Recorded before anything runs: a ledger that refuses an allow turns it into a refusal.
-  const decision = recordSafely(deps, event, decideSafely(deps, event));
+  // Recorded before anything runs: a ledger that refuses an allow turns it into a refusal. An `ask`
+  // may be held for an approver first (docs/approvals.md).
+  const decision = await decideAndRecordHeld(deps, event);
   const outcome: ExecOutcome = {
     event_id: event.common.event_id,
     decision: decision.action,
@@ -195,6 +199,9 @@ export async function gatedExec(input: ExecInput, deps: ExecGateDeps): Promise<E
   if (decision.action === 'allow') {
     if (deps.target === null) {
       outcome.error = 'no guest exec service is configured for this gateway';
+    } else if (deps.signal?.aborted === true) {
+      // The caller went away while the command was held for an approver: nothing runs.
+      outcome.error = 'the caller went away before the command was approved; it did not run';
     } else {
       const req: ExecRequest = {
         v: 1,

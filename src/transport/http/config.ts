@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CelgateError } from '../../errors.js';
 import type { SecretStore } from '../secrets.js';
-import type { Decider, EventSink, EventType, GenerationAware } from '../../events/index.js';
+import type {
+  Decider,
+  EventSink,
+  EventType,
+  GenerationAware,
+  Holding,
+} from '../../events/index.js';
 import type { VsockMode } from '../vsock.js';
 import { parseAllowedRanges } from './destination.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
@@ -318,11 +324,14 @@ export async function startHttpFromConfig(
     deps.certs ??
     new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const engine = deps.engine;
-  const inner = deps.decider as GenerationAware;
+  const inner = deps.decider as GenerationAware & Holding;
   const decider = {
     decide: inner.decide.bind(inner),
     ...(inner.generation === undefined ? {} : { generation: inner.generation.bind(inner) }),
     ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
+    // A held `ask` (docs/approvals.md) goes through the same decider.
+    ...(inner.hold === undefined ? {} : { hold: inner.hold }),
+    ...(inner.mayAsk === undefined ? {} : { mayAsk: inner.mayAsk }),
   };
   const svc = await startHttpService(
     {

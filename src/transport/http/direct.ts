@@ -143,6 +143,8 @@ class GuestConnection implements UpstreamExchange {
   private peerEnded = false;
   /** Reading is paused: a pipelining guest is ahead of its answers. */
   private readPaused = false;
+  /** The request is held for an approver: its body stays in `buf` until the answer. */
+  private held = false;
   /** Reading is paused: the upstream has not taken the request body written so far. */
   private uploadPaused = false;
   private corked = false;
@@ -293,6 +295,8 @@ class GuestConnection implements UpstreamExchange {
   private directBody(): number {
     const decider = this.deps.decider;
     if (decider.needsBody?.('http.response') === true) return -1;
+    // A request an `ask` rule could hold for an approver waits on the Node path (exchange.ts).
+    if (decider.mayAsk?.('http.request') === true) return -1;
     let length = -1;
     const raw = this.raw;
     for (let i = 0; i < raw.length; i += 2) {
@@ -319,6 +323,7 @@ class GuestConnection implements UpstreamExchange {
    * in step for the next request. Pauses reading while the upstream is behind.
    */
   private pumpBody(): void {
+    if (this.held) return;
     while (this.bodyLeft > 0 && this.buf.length > 0) {
       const take = Math.min(this.bodyLeft, this.buf.length);
       const slice = take === this.buf.length ? this.buf : this.buf.subarray(0, take);
@@ -395,7 +400,7 @@ class GuestConnection implements UpstreamExchange {
             truncated: false,
           };
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = judgeRequest(
+    const judged = judgeRequest(
       deps,
       this.ctx,
       rec,
@@ -403,7 +408,39 @@ class GuestConnection implements UpstreamExchange {
       this.accept,
       this.deny,
     );
-    if (event === null) return;
+    if (judged instanceof Promise) {
+      // Held for an approver (a rule turned `ask` after this head was taken, else directBody had
+      // handed it over): the body waits in `buf` until the answer.
+      this.held = true;
+      void judged
+        .then((event) => {
+          this.held = false;
+          if (this.closed) return;
+          if (event !== null) this.forwardJudged(event, target, method, bodyLength);
+          if (this.bodyLeft > 0) {
+            this.pumpBody();
+            if (this.readPaused && this.bodyLeft > 0) {
+              this.readPaused = false;
+              this.socket.resume();
+            }
+          }
+        })
+        .catch(() => {
+          if (!this.closed) this.socket.destroy();
+        });
+      return;
+    }
+    if (judged === null) return;
+    this.forwardJudged(judged, target, method, bodyLength);
+  }
+
+  private forwardJudged(
+    event: HttpRequestEvent,
+    target: RequestTarget,
+    method: string,
+    bodyLength: number,
+  ): void {
+    const deps = this.deps;
     this.request = event;
     const sub = egress(
       deps.secrets,

@@ -46,17 +46,17 @@ import type { SecretStore } from '../secrets.js';
 export type { ExchangeContext } from './target.js';
 
 /** A decider may say which event types have rules reading `body`; without it bodies stream unread. */
-import type { BodyAwareDecider } from '../../events/decision.js';
+import type { BodyAwareDecider, Holding } from '../../events/decision.js';
 import {
   decideAndRecord as enforceDecideAndRecord,
-  decideSafely as enforceDecide,
+  decideHeld,
   failClosed,
   recordSafely,
 } from '../../events/enforce.js';
 export type { BodyAwareDecider };
 
 export interface ExchangeDeps {
-  decider: BodyAwareDecider & { generation?: () => number };
+  decider: BodyAwareDecider & { generation?: () => number } & Holding;
   sink: EventSink;
   /** session / vm / profile ids stamped on every event; process_name comes from ctx.meta. */
   origin: EventOrigin;
@@ -69,14 +69,6 @@ export interface ExchangeDeps {
 /** The decision recorded when the engine throws: fail closed (src/events/enforce.ts). */
 export function failClosedDecision(err: unknown): Decision {
   return failClosed('engine', err, -1);
-}
-
-/** decide(), fail closed: a ledger that cannot record or an engine throw yields `error`. */
-function decideSafely(
-  deps: Pick<ExchangeDeps, 'decider' | 'sink'>,
-  event: SecurityEvent,
-): Decision {
-  return enforceDecide(deps, event);
 }
 
 /** Records a decision; a ledger that refuses turns an `allow` into a fail-closed `error`. */
@@ -313,7 +305,8 @@ export interface RequestFacts {
  * Builds the `http.request` event, decides it once and records it, in DESIGN §2's order: a refusal
  * is answered (`deny`) before it is recorded, nothing having gone upstream; an allow is recorded
  * before anything is forwarded, and a ledger that refuses turns it into a 502. Returns the event
- * when the request may be forwarded, else null (the guest has been answered).
+ * when the request may be forwarded, else null (the guest has been answered) — or a promise of
+ * either while an `ask` is held for an approver.
  */
 export function judgeRequest(
   deps: Pick<ExchangeDeps, 'decider' | 'sink' | 'origin' | 'secrets'>,
@@ -322,7 +315,7 @@ export function judgeRequest(
   r: RequestFacts,
   accept: string,
   deny: (d: Denial) => void,
-): HttpRequestEvent | null {
+): HttpRequestEvent | null | Promise<HttpRequestEvent | null> {
   const t = r.target;
   const event = httpRequestEvent(originFor(deps, ctx), {
     method: r.method,
@@ -343,14 +336,30 @@ export function judgeRequest(
     headers: r.headers,
     ...(r.body === undefined ? {} : { body: r.body }),
   });
-  let decision = decideSafely(deps, event);
+  rec.event = event;
+  // An `ask` may be held for an approver (docs/approvals.md): then this answers later.
+  const held = decideHeld(deps, event);
+  return held instanceof Promise
+    ? held.then((d) => enforceRequest(deps, rec, event, d, r, accept, deny))
+    : enforceRequest(deps, rec, event, held, r, accept, deny);
+}
+
+function enforceRequest(
+  deps: Pick<ExchangeDeps, 'decider' | 'sink'>,
+  rec: NetRecord,
+  event: HttpRequestEvent,
+  decided: Decision,
+  r: RequestFacts,
+  accept: string,
+  deny: (d: Denial) => void,
+): HttpRequestEvent | null {
+  let decision = decided;
   // A destination the guard already knows it refuses (an address literal, a special-purpose name):
   // the guard's block is the decision, so the event is recorded once, as blocked.
   if (decision.action === 'allow' && r.refused !== undefined) {
     decision = destinationDecision(r.refused, decision.generation);
     rec.error = 'destination_blocked';
   }
-  rec.event = event;
   if (decision.action !== 'allow') {
     rec.decision = decision;
     deny(decisionDenial(decision, event.common.event_id, accept));
@@ -444,7 +453,7 @@ export async function handleRequest(
       }
     }
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = judgeRequest(
+    const judged = judgeRequest(
       deps,
       ctx,
       rec,
@@ -452,7 +461,14 @@ export async function handleRequest(
       accept,
       (d) => sendDenial(res, d),
     );
+    // Only a held `ask` waits; everything else goes on in this same tick, as before.
+    const event = judged instanceof Promise ? await judged : judged;
     if (event === null) return;
+    // The guest left while its request was held for an approver: nothing goes upstream.
+    if (res.destroyed) {
+      rec.error = 'client_aborted';
+      return;
+    }
     if (expectContinue && prefix === null) res.writeContinue();
     forward(req, res, ctx, deps, event, target, prefix, rec);
   } catch (err) {

@@ -113,7 +113,8 @@ export function handleHttp2Stream(
   if (
     deps.pool !== null &&
     req.stream.endAfterHeaders &&
-    deps.decider.needsBody?.('http.response') !== true
+    deps.decider.needsBody?.('http.response') !== true &&
+    deps.decider.mayAsk?.('http.request') !== true
   ) {
     new PooledStream(req, res, ctx, deps, deps.pool).start(raw);
     return;
@@ -174,7 +175,7 @@ class PooledStream implements UpstreamExchange {
     this.target = target;
     rec.setTarget(target);
     const refused = deps.upstream.destination(target.host, target.port).refused;
-    const event = judgeRequest(
+    const judged = judgeRequest(
       deps,
       ctx,
       rec,
@@ -182,7 +183,22 @@ class PooledStream implements UpstreamExchange {
       this.accept,
       this.deny,
     );
-    if (event === null) return;
+    if (judged instanceof Promise) {
+      // Held for an approver (docs/approvals.md); the stream has no body to keep.
+      void judged
+        .then((event) => {
+          if (event !== null && !this.done && !this.res.destroyed) this.forward(event, target, raw);
+        })
+        .catch(() => this.res.stream.close());
+      return;
+    }
+    if (judged === null) return;
+    this.forward(judged, target, raw);
+  }
+
+  private forward(event: HttpRequestEvent, target: RequestTarget, raw: string[]): void {
+    const { deps } = this;
+    const method = this.req.method;
     this.event = event;
     const forwarded = forwardHeaders(raw);
     const sub = egress(deps.secrets, target, forwarded, event.http.request.secrets.length > 0);

@@ -5,7 +5,13 @@
  * `startExplicitProxy`; never imports the store; starts nothing when `http.proxy` is off.
  */
 import { CelgateError } from '../../errors.js';
-import type { Decider, EventSink, EventType, GenerationAware } from '../../events/index.js';
+import type {
+  Decider,
+  EventSink,
+  EventType,
+  GenerationAware,
+  Holding,
+} from '../../events/index.js';
 import { limitsFromConfig, readExtraCa, type HttpConfig } from './config.js';
 import { startExplicitProxy } from './proxy.js';
 import type { SecretStore } from '../secrets.js';
@@ -48,11 +54,14 @@ export async function startExplicitProxyFromConfig(
       `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`,
     );
   const engine = deps.engine;
-  const inner = deps.decider as GenerationAware;
+  const inner = deps.decider as GenerationAware & Holding;
   const decider = {
     decide: inner.decide.bind(inner),
     ...(inner.generation === undefined ? {} : { generation: inner.generation.bind(inner) }),
     ...(engine === undefined ? {} : { needsBody: (t: EventType) => engine.needsBody(t) }),
+    // A held `ask` (docs/approvals.md) goes through the same decider.
+    ...(inner.hold === undefined ? {} : { hold: inner.hold }),
+    ...(inner.mayAsk === undefined ? {} : { mayAsk: inner.mayAsk }),
   };
   const proxy = await startExplicitProxy(
     {

@@ -17,7 +17,12 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { httpRequestEvent, normalizeHeaders } from '../../events/index.js';
+import {
+  decideAndRecordHeld,
+  httpRequestEvent,
+  normalizeHeaders,
+  type Decision,
+} from '../../events/index.js';
 import { isCelgateError } from '../../errors.js';
 import {
   decisionDenial,
@@ -28,7 +33,6 @@ import {
   type Denial,
 } from './denial.js';
 import {
-  decideAndRecord,
   handleRequest,
   NetRecord,
   originFor,
@@ -68,6 +72,17 @@ export function handleUpgrade(
   ctx: ExchangeContext,
   deps: ExchangeDeps,
 ): void {
+  upgrade(req, socket, head, ctx, deps).catch(() => socket.destroy());
+}
+
+/** handleUpgrade's body: synchronous up to the decision, which awaits only a held `ask`. */
+async function upgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  ctx: ExchangeContext,
+  deps: ExchangeDeps,
+): Promise<void> {
   socket.on('error', () => {});
   const protocols = upgradeProtocols(req.headers.upgrade);
   if (!protocols.includes(RELAYED_UPGRADE)) {
@@ -126,8 +141,20 @@ export function handleUpgrade(
     secrets,
     headers,
   });
-  const decision = decideAndRecord(deps, event);
+  // An `ask` may be held for an approver (docs/approvals.md); nothing is read from the guest meanwhile.
+  const decided = decideAndRecordHeld(deps, event);
   rec.event = event;
+  let decision: Decision;
+  if (decided instanceof Promise) {
+    socket.pause();
+    decision = await decided;
+    if (socket.destroyed) {
+      rec.decision = decision;
+      rec.error = 'client_aborted';
+      rec.finish(null);
+      return;
+    }
+  } else decision = decided;
   rec.decision = decision;
   if (decision.action !== 'allow') {
     const d = decisionDenial(decision, event.common.event_id, accept);

@@ -5,7 +5,7 @@
  * guest side. It never decides: every event goes to `deps.decider`.
  */
 import type { EventOrigin } from '../../events/build.js';
-import type { Decision, Decider } from '../../events/decision.js';
+import type { Decision, Decider, Holding } from '../../events/decision.js';
 import type { EventSink } from '../../events/sink.js';
 import type { SecurityEvent } from '../../events/types.js';
 import { HiddenTools, type RuleView } from './hidden.js';
@@ -20,7 +20,7 @@ export {
   checkUpstreams,
 } from './settings.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS, checkUpstreams } from './settings.js';
-import { decideSafely, recordSafely } from '../../events/enforce.js';
+import { decideHeld, decideSafely, recordSafely } from '../../events/enforce.js';
 /** Most URIs remembered for routing resources/read to the server that listed them. */
 export const MAX_ROUTED_URIS = 10_000;
 
@@ -52,7 +52,7 @@ export interface McpGatewayOptions {
 }
 
 export interface McpGatewayDeps {
-  decider: Decider;
+  decider: Decider & Holding;
   sink: EventSink;
   rules?: RuleSource;
   log?: McpLog;
@@ -129,6 +129,14 @@ export class McpGateway {
   decide(event: SecurityEvent, record = true): Decision {
     const decision = decideSafely(this.deps, event);
     return record ? recordSafely(this.deps, event, decision) : decision;
+  }
+
+  /**
+   * Decides a request an `ask` rule may hold for an approver (docs/approvals.md): a Decision now, or
+   * a promise of one while held. Not recorded (see McpSession.decideRequest).
+   */
+  decideHeld(event: SecurityEvent): Decision | Promise<Decision> {
+    return decideHeld(this.deps, event);
   }
 
   /** Records a decision made with `record` false; an allow the ledger refuses comes back as a fail-closed error. */

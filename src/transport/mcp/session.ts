@@ -150,6 +150,19 @@ export class McpSession {
     return decision;
   }
 
+  /** decide() for a request, which an `ask` rule may hold for an approver (docs/approvals.md). */
+  private decideRequest(event: SecurityEvent): Decision | Promise<Decision> {
+    const d = this.gw.decideHeld(event);
+    if (!(d instanceof Promise)) {
+      this.defer(() => this.gw.record(event, d));
+      return d;
+    }
+    return d.then((decision) => {
+      this.defer(() => this.gw.record(event, decision));
+      return decision;
+    });
+  }
+
   private defer(fn: () => void): void {
     this.records.push(fn);
     if (this.records.length === MAX_BATCHED_RECORDS) setImmediate(() => this.flush());
@@ -328,7 +341,8 @@ export class McpSession {
   ): Promise<Outcome> {
     const started = performance.now();
     const event = this.requestEvent(id, method, '', '', args);
-    const decision = this.decide(event);
+    const held = this.decideRequest(event);
+    const decision = held instanceof Promise ? await held : held;
     const out =
       decision.action === 'allow'
         ? await answer()
@@ -454,7 +468,8 @@ export class McpSession {
     const started = performance.now();
     const server = route.upstream?.id ?? '';
     const event = this.requestEvent(id, method, server, route.tool, route.args);
-    const decision = this.decide(event);
+    const held = this.decideRequest(event);
+    const decision = held instanceof Promise ? await held : held;
     const finish = (out: Outcome, isError: boolean): Outcome => {
       this.row(
         event,
@@ -469,6 +484,17 @@ export class McpSession {
     };
     if (decision.action !== 'allow')
       return finish({ error: denialError(decision, event.common.event_id, 'request') }, true);
+    // The guest went away while the call was held for an approver: nothing goes upstream.
+    if (this.closed)
+      return finish(
+        {
+          error: {
+            code: RpcCode.INTERNAL_ERROR,
+            message: 'the session closed while the request waited for approval',
+          },
+        },
+        true,
+      );
     if (!route.upstream) {
       const code = route.unknown?.startsWith('Method not found')
         ? RpcCode.METHOD_NOT_FOUND
