@@ -332,6 +332,7 @@ export async function runGateway(
       sink: d.sink,
       certs: await certs(),
       secrets,
+      rules: d.registry,
     }),
   );
   await startService(async (d) =>
@@ -341,6 +342,7 @@ export async function runGateway(
       sink: d.sink,
       certs: await certs(),
       secrets,
+      rules: d.registry,
     }),
   );
   // ------------------------------------------------------------------------------------------

@@ -201,6 +201,11 @@ export const MIGRATIONS: readonly string[] = [
     updated_ms INTEGER NOT NULL
   );
   `,
+  // 3 → 4: which transport an MCP call came over: `vsock` (the framed MCP port, celgate the
+  // server) or `https` (a remote MCP server reached through the HTTP pipeline, docs/mcp.md).
+  `
+  ALTER TABLE mcp_calls ADD COLUMN transport TEXT NOT NULL DEFAULT 'vsock';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
