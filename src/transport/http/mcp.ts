@@ -414,7 +414,8 @@ export function relayMcpResponse(
     relaySse(ex, prefix, upRes, res, status, head, writeHead, counted, scrub);
     return true;
   }
-  if (isJsonType(type) && !encoded) {
+  // A JSON body answers this exchange's own requests; one that answers none (a GET) is not MCP.
+  if (isJsonType(type) && !encoded && (ex.calls.size > 0 || ex.denials.length > 0)) {
     void relayJson(ex, prefix, upRes, res, status, head, writeHead, counted, scrub);
     return true;
   }
