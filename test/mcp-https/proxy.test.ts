@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { LoggingMessageNotificationSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
 import { makeCerts, type Certs } from '../fixtures/http/harness.js';
@@ -79,7 +79,22 @@ afterAll(async () => {
   certs?.cleanup();
 });
 
+/** Resolves once `n` more log notifications arrived from the server (bounded wait). */
+function logs(client: Client): { seen(): number; waitFor(n: number): Promise<void> } {
+  let count = 0;
+  client.setNotificationHandler(LoggingMessageNotificationSchema, () => void count++);
+  return {
+    seen: () => count,
+    waitFor: async (n) => {
+      for (let i = 0; i < 160 && count < n; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(count).toBeGreaterThanOrEqual(n);
+    },
+  };
+}
+
 async function exercise(client: Client): Promise<void> {
+  const log = logs(client);
+  await client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
   const tools = (await client.listTools()).tools.map((t) => t.name);
   expect(tools).toContain('echo');
   expect(tools).not.toContain('get-sum'); // hidden: every call of it would be blocked
@@ -121,6 +136,10 @@ async function exercise(client: Client): Promise<void> {
   expect(progress).toBeGreaterThanOrEqual(2);
   const again = await client.callTool({ name: 'echo', arguments: { message: 'still here' } });
   expect(JSON.stringify(again.content)).toContain('still here');
+  // The server's notification stream went on after the refusals (one message every 5 s).
+  const before = log.seen();
+  await log.waitFor(before + 1);
+  await client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
 }
 
 describe('MCP over HTTPS through the explicit proxy', () => {
