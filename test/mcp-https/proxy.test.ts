@@ -207,6 +207,77 @@ describe('MCP over HTTPS through the explicit proxy', () => {
     },
   );
 
+  it('judges each message of a batch: refused ones answered by celgate, the rest by the server', async () => {
+    const post = async (body: unknown, session?: string) => {
+      const r = await via.fetch('https://mcp-stream.test/mcp', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-03-26',
+          ...(session === undefined ? {} : { 'mcp-session-id': session }),
+        },
+        body: JSON.stringify(body),
+      });
+      const text = await r.text();
+      const type = r.headers.get('content-type') ?? '';
+      const messages = type.includes('event-stream')
+        ? text
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .flatMap((l) => [JSON.parse(l.slice(6))].flat())
+        : text === ''
+          ? []
+          : [JSON.parse(text)].flat();
+      return { status: r.status, session: r.headers.get('mcp-session-id'), messages };
+    };
+    const init = await post({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-03-26',
+        capabilities: {},
+        clientInfo: { name: 'raw', version: '1' },
+      },
+    });
+    expect(init.status).toBe(200);
+    const session = init.session!;
+    expect(session).toBeTruthy();
+    const note = await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session);
+    expect(note.status).toBe(202);
+    const batch = await post(
+      [
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { message: 'one' } },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'tools/call',
+          params: { name: 'get-sum', arguments: { a: 1, b: 2 } },
+        },
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 99 } },
+      ],
+      session,
+    );
+    const byId = new Map(batch.messages.map((m: { id: number }) => [m.id, m]));
+    expect(byId.get(2)).toMatchObject({
+      error: { code: -32010, data: { rule_id: 'https-no-sum' } },
+    });
+    expect(JSON.stringify(byId.get(1))).toContain('one');
+    // Only refused requests: celgate answers alone, nothing reaches the server.
+    const alone = await post(
+      { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'get-sum', arguments: {} } },
+      session,
+    );
+    expect(alone.status).toBe(200);
+    expect(alone.messages).toMatchObject([{ id: 3, error: { code: -32010 } }]);
+  });
+
   it('records every message in mcp_calls with transport https and the deciding rule', async () => {
     expect(await gw.stop()).toBe(0);
     const db = new Database(gw.sessionDb, { readonly: true });
