@@ -29,7 +29,6 @@ import { HiddenTools } from '../mcp/hidden.js';
 import {
   RpcCode,
   errorResponse,
-  isJsonObject,
   parsePayload,
   type Json,
   type JsonObject,
