@@ -65,6 +65,8 @@ describe('SseDecoder', () => {
 describe('MCP over HTTPS classification', () => {
   it.each([
     ['plain JSON without "jsonrpc"', '{"a":1}', false, 'opaque'],
+    ['JSON quoting "jsonrpc" below the top level', '{"doc":{"jsonrpc":"2.0"}}', false, 'opaque'],
+    ['a batch with a JSON-RPC member', '[{"jsonrpc":"2.0","method":"n"},{"x":1}]', false, -32600],
     ['a request', '{"jsonrpc":"2.0","id":1,"method":"ping"}', false, 'messages'],
     ['a syntax error claiming JSON-RPC', '{"jsonrpc":"2.0",', false, -32700],
     ['garbage to a forced endpoint', 'hello', true, -32700],

@@ -42,6 +42,7 @@ import {
   isForcedRemote,
   isJsonType,
   mayCarryMcp,
+  mentionsJsonRpc,
   requestFacts,
   responseFacts,
   sessionKey,
@@ -259,7 +260,7 @@ export function judgeMcpRequest(
     jsonAnswer(res, 400, errorResponse(null, error));
     return { kind: 'answered' };
   };
-  const claims = forced || /"jsonrpc"\s*:/.test(body.text);
+  const claims = forced || mentionsJsonRpc(body.text);
   if (!claims) return { kind: 'opaque' };
   if (body.encoded)
     return refuse({
@@ -378,7 +379,7 @@ function judgeServerMessages(ex: McpExchange, messages: RpcMessage[]): Json[] | 
 
 /** Parses and judges one server payload; returns the text to send instead, or null for "as is". */
 function judgePayload(ex: McpExchange, text: string): string | null {
-  if (!/"jsonrpc"\s*:/.test(text)) return null;
+  if (!mentionsJsonRpc(text)) return null;
   const parsed = parsePayload(text);
   if (!parsed.ok) return null; // not JSON-RPC after all: the client's own parser will say so
   const out = judgeServerMessages(ex, parsed.messages);

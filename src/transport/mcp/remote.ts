@@ -10,6 +10,7 @@ import type { McpRequestFacts, McpResponseFacts } from '../../events/types.js';
 import { RESPONSE_CHECKED_METHODS, resultText } from './facts.js';
 import {
   RpcCode,
+  exceedsDepth,
   isJsonObject,
   parsePayload,
   type Json,
@@ -76,7 +77,18 @@ export type McpBody =
  * vsock port refuses a malformed frame's messages).
  */
 export function classifyBody(text: string, forced: boolean): McpBody {
-  if (!forced && !/"jsonrpc"\s*:/.test(text)) return { kind: 'opaque' };
+  if (!forced && !mentionsJsonRpc(text)) return { kind: 'opaque' };
+  if (!forced && !exceedsDepth(text)) {
+    // Only a body whose message(s) carry a top-level "jsonrpc" key claims to be JSON-RPC; one that
+    // merely quotes the word somewhere inside stays plain HTTP.
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined; // a syntax error in a body that names "jsonrpc": refused below
+    }
+    if (value !== undefined && !claimsJsonRpc(value)) return { kind: 'opaque' };
+  }
   const parsed = parsePayload(text);
   if (!parsed.ok) {
     if ('fatal' in parsed)
@@ -117,6 +129,17 @@ export function classifyBody(text: string, forced: boolean): McpBody {
       };
   }
   return { kind: 'messages', batch: parsed.batch, messages: parsed.messages };
+}
+
+/** Does the text name a `"jsonrpc":` key anywhere (the cheap pre-check)? */
+export function mentionsJsonRpc(text: string): boolean {
+  return /"jsonrpc"\s*:/.test(text);
+}
+
+/** A JSON value whose top-level object (or any element of a top-level array) has a "jsonrpc" key. */
+function claimsJsonRpc(value: unknown): boolean {
+  const has = (v: unknown) => isJsonObject(v as Json) && 'jsonrpc' in (v as JsonObject);
+  return Array.isArray(value) ? value.some(has) : has(value);
 }
 
 /**
