@@ -410,7 +410,26 @@ export function relayMcpResponse(
   });
   const scrub = (s: string) =>
     ex.deps.secrets !== undefined && ex.deps.secrets.scrubs(ex.host) ? ex.deps.secrets.scrub(s) : s;
-  if (isEventStream(type) && !encoded) {
+  if (encoded && (isEventStream(type) || (isJsonType(type) && ex.calls.size > 0))) {
+    // Asked for identity and answered compressed: its messages cannot be judged, so none pass.
+    upRes.resume();
+    const text = JSON.stringify(
+      errorResponse(null, {
+        code: RpcCode.SERVER_ERROR,
+        message: `celgate cannot judge a compressed MCP answer (Content-Encoding: ${headers['content-encoding']})`,
+        data: { reason: 'compressed_answer' },
+      }),
+    );
+    writeHead(502, [
+      'content-type',
+      'application/json',
+      'content-length',
+      String(Buffer.byteLength(text)),
+    ]);
+    res.end(text);
+    return true;
+  }
+  if (isEventStream(type)) {
     relaySse(ex, prefix, upRes, res, status, head, writeHead, counted, scrub);
     return true;
   }
