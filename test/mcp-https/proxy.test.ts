@@ -22,6 +22,7 @@ let streamable: Everything;
 let sse: Everything;
 let gw: RunningTestGateway;
 let via: ReturnType<typeof proxiedFetch>;
+const SECRET_VALUE = 'sk-mcp-https-0123456789abcdef';
 
 beforeAll(async () => {
   certs = await makeCerts();
@@ -32,7 +33,11 @@ beforeAll(async () => {
   const upstreamCa = join(certs.dir, 'upstream-ca.pem');
   writeFileSync(upstreamCa, certs.caPem);
   gw = await startGateway({
+    env: { CELGATE_TEST_MCP_TOKEN: SECRET_VALUE },
     config: {
+      secrets: [
+        { id: 'mcptok', env: 'CELGATE_TEST_MCP_TOKEN', hosts: ['mcp-stream.test'], in_body: true },
+      ],
       http: {
         proxy: '127.0.0.1:0',
         ca_dir: join(certs.dir, 'gw-certs'),
@@ -57,6 +62,11 @@ beforeAll(async () => {
       'https-no-leaky-result',
       'mcp.response.tool_name == "echo" && mcp.response.content_text.contains("leak")',
       'results mentioning leaks are withheld',
+    ],
+    [
+      'https-no-body-marker',
+      'http.request.body.text.contains("body-rule-marker")',
+      'a body rule on the HTTP request still applies',
     ],
   ] as const) {
     const put = await gw.api('PUT', `/v1/rules/${id}`, {
@@ -206,6 +216,32 @@ describe('MCP over HTTPS through the explicit proxy', () => {
       expect(j.error.code).toBe(code);
     },
   );
+
+  it('keeps HTTP body rules and secret substitution working on MCP bodies', async () => {
+    const client = new Client({ name: 'secret-agent', version: '1' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL('https://mcp-stream.test/mcp'), {
+        fetch: via.fetch,
+      }),
+    );
+    try {
+      // The upstream echoes the real value; the guest only ever sees the placeholder.
+      const r = await client.callTool({
+        name: 'echo',
+        arguments: { message: 'token celgate-secret-mcptok' },
+      });
+      const text = JSON.stringify(r.content);
+      expect(text).toContain('celgate-secret-mcptok');
+      expect(text).not.toContain(SECRET_VALUE);
+      // The http.request is judged first: a body rule refuses the POST with a 403.
+      const refused = await client
+        .callTool({ name: 'echo', arguments: { message: 'body-rule-marker' } })
+        .catch((e: unknown) => e);
+      expect(String(refused)).toMatch(/https-no-body-marker/);
+    } finally {
+      await client.close();
+    }
+  });
 
   it('judges each message of a batch: refused ones answered by celgate, the rest by the server', async () => {
     const post = async (body: unknown, session?: string) => {
