@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { McpRequestEvent, SecurityEvent } from '../../src/events/index.js';
+import type { McpRequestEvent, McpResponseEvent, SecurityEvent } from '../../src/events/index.js';
 import {
   fetchVia,
   makeCerts,
@@ -90,9 +90,7 @@ beforeAll(async () => {
       id: 'no-secret-result',
       types: ['mcp.response'],
       action: 'block',
-      when: (e) =>
-        e.common.event_type === 'mcp.response' &&
-        e.mcp.response.content_text.includes('secret-result'),
+      when: (e) => (e as McpResponseEvent).mcp.response.content_text.includes('secret-result'),
     },
   ]);
   gw = await startGateway(

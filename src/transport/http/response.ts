@@ -26,7 +26,8 @@ import { decideSafely } from '../../events/enforce.js';
 import type { EventSink } from '../../events/sink.js';
 import type { HttpLimits } from './limits.js';
 import type { BodyScrubber, SecretStore } from '../secrets.js';
-import { relayMcpResponse, type McpExchange } from './mcp.js';
+import type { McpExchange } from './mcp.js';
+import { relayMcpResponse } from './mcp-relay.js';
 
 /** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
 const RESPONSE_DROP: ReadonlySet<string> = new Set([
