@@ -429,19 +429,24 @@ export async function handleRequest(
       deps.mcp !== undefined && deps.mcp.candidate(target.host, target.path, headers)
         ? deps.mcp
         : undefined;
+    // The decoded body an MCP exchange's messages are read from (not on the event unless a rule reads it).
+    let read: BodyFacts | undefined;
     if (hasBody(req)) {
-      if (deps.decider.needsBody?.('http.request') === true || mcp !== undefined) {
+      const needs = deps.decider.needsBody?.('http.request') === true;
+      if (needs || mcp !== undefined) {
         if (expectContinue) res.writeContinue();
         prefix = await readBodyPrefix(req, deps.limits.maxBodyBuffer);
         rec.bytesIn = prefix.bytes;
-        body = await bodyFacts({
+        read = await bodyFacts({
           prefix,
           contentEncoding: headers['content-encoding'] ?? '',
           contentType: headers['content-type'] ?? '',
           declaredLength: declaredLength(req),
           limit: deps.limits.maxBodyBuffer,
         });
-      } else {
+      }
+      if (needs) body = read;
+      else {
         body = {
           state: 'streamed',
           text: '',
@@ -467,11 +472,11 @@ export async function handleRequest(
         { decider: deps.decider, sink: deps.sink, mcp, secrets: deps.secrets },
         originFor(deps, ctx),
         { host: target.host, path: target.path, query: target.query, headers, method },
-        prefix === null || body === undefined
+        prefix === null || read === undefined
           ? null
           : {
-              text: body.text,
-              complete: prefix.complete && body.state === 'buffered',
+              text: read.text,
+              complete: prefix.complete && read.state === 'buffered',
               encoded: (headers['content-encoding'] ?? 'identity') !== 'identity',
             },
         res,
