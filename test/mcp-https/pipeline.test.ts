@@ -87,6 +87,18 @@ beforeAll(async () => {
       when: (e) => (e as McpRequestEvent).mcp.request.tool_name === 'bad',
     },
     {
+      id: 'exploding-request',
+      types: ['mcp.request'],
+      action: 'throw',
+      when: (e) => (e as McpRequestEvent).mcp.request.tool_name === 'boom',
+    },
+    {
+      id: 'exploding-result',
+      types: ['mcp.response'],
+      action: 'throw',
+      when: (e) => (e as McpResponseEvent).mcp.response.content_text === 'boom-result',
+    },
+    {
       id: 'no-secret-result',
       types: ['mcp.response'],
       action: 'block',
@@ -229,6 +241,21 @@ describe('MCP over HTTPS in the HTTP pipeline', () => {
     expect((await post('https://forced.test/other', 'not json', 'text/plain')).text).toBe(
       'plain not json',
     );
+  });
+
+  it('fails closed when the engine throws on a request or on a result (-32011)', async () => {
+    const before = up.seen.length;
+    const r = await post('https://mcp.test/json', call(9, 'boom', 'x'));
+    expect(JSON.parse(r.text)).toMatchObject({
+      id: 9,
+      error: { code: -32011, data: { decision: 'error', stage: 'request' } },
+    });
+    expect(up.seen.length).toBe(before);
+    const res = await post('https://mcp.test/json', call(10, 'echo', 'boom-result'));
+    expect(JSON.parse(res.text)).toMatchObject({
+      id: 10,
+      error: { code: -32011, data: { stage: 'result' } },
+    });
   });
 
   it('refuses a compressed answer it cannot judge instead of relaying it', async () => {
