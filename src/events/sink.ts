@@ -59,6 +59,8 @@ export interface McpCallRow extends PolicyFields {
   args_preview: string;
   is_error: boolean;
   duration_ms: number;
+  /** `vsock` (the framed MCP port; the default) or `https` (a remote server through the HTTP pipeline). */
+  transport?: 'vsock' | 'https';
 }
 
 export interface ExecRow extends PolicyFields {

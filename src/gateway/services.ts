@@ -80,6 +80,7 @@ export const TRANSPORTS: readonly Transport[] = [
         sink: a.sink,
         certs: await d.certs(),
         secrets: d.secrets,
+        rules: d.registry,
       }),
   }),
   transport({
@@ -92,6 +93,7 @@ export const TRANSPORTS: readonly Transport[] = [
         sink: a.sink,
         certs: await d.certs(),
         secrets: d.secrets,
+        rules: d.registry,
       }),
   }),
 ];

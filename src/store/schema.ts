@@ -220,6 +220,11 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX approvals_event ON approvals(event_id);
   `,
+  // 4 → 5: which transport an MCP call came over: `vsock` (the framed MCP port, celgate the
+  // server) or `https` (a remote MCP server reached through the HTTP pipeline, docs/mcp.md).
+  `
+  ALTER TABLE mcp_calls ADD COLUMN transport TEXT NOT NULL DEFAULT 'vsock';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -264,8 +264,8 @@ export class LedgerWriter implements EventSink {
       `INSERT INTO dns_events (${POLICY}, qname, qtype, transport, rcode, answers_json, upstream_ms, cached) VALUES (${P}, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const mcp = this.db.prepare(
-      `INSERT INTO mcp_calls (${POLICY}, direction, server_id, method, tool_name, request_id, args_digest, args_preview, is_error, duration_ms)
-       VALUES (${P}, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO mcp_calls (${POLICY}, direction, server_id, method, tool_name, request_id, args_digest, args_preview, is_error, duration_ms, transport)
+       VALUES (${P}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const exec = this.db.prepare(
       `INSERT INTO exec_events (${POLICY}, executable, argv_json, command, cwd, command_class, exit_code, duration_ms)
@@ -387,6 +387,7 @@ export class LedgerWriter implements EventSink {
                 scrubSecrets(bound(r.args_preview, 1024)),
                 r.is_error ? 1 : 0,
                 r.duration_ms,
+                r.transport ?? 'vsock',
               );
               break;
             }

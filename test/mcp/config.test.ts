@@ -10,7 +10,18 @@ describe('mcp config section', () => {
       call_timeout_ms: 30_000,
       start_timeout_ms: 10_000,
       ndjson: null,
+      remote: [],
     });
+  });
+
+  it('accepts mcp.remote endpoints, the path defaulting to "/"', () => {
+    expect(
+      parseMcpConfig({ remote: [{ host: 'mcp.example.com', path: '/mcp' }, { host: 'x.test' }] })
+        .remote,
+    ).toEqual([
+      { host: 'mcp.example.com', path: '/mcp' },
+      { host: 'x.test', path: '/' },
+    ]);
   });
 
   it('accepts stdio and Streamable HTTP servers', () => {
@@ -55,6 +66,16 @@ describe('mcp config section', () => {
     ['a zero timeout', { call_timeout_ms: 0 }, 'mcp.call_timeout_ms'],
     ['non-string args', { servers: [{ id: 'a', command: 'x', args: [1] }] }, 'mcp.servers[0].args'],
     ['a non-http url', { servers: [{ id: 'a', url: 'file:///x' }] }, 'url'],
+    ['a remote that is not a list', { remote: { host: 'a.test' } }, 'mcp.remote'],
+    ['a remote host with a port', { remote: [{ host: 'a.test:443' }] }, 'mcp.remote[0].host'],
+    ['an upper-case remote host', { remote: [{ host: 'A.test' }] }, 'mcp.remote[0].host'],
+    ['a relative remote path', { remote: [{ host: 'a.test', path: 'mcp' }] }, 'mcp.remote[0].path'],
+    [
+      'a remote path with a query',
+      { remote: [{ host: 'a.test', path: '/m?x' }] },
+      'mcp.remote[0].path',
+    ],
+    ['an unknown remote key', { remote: [{ host: 'a.test', url: '/' }] }, 'mcp.remote[0].url'],
   ])('refuses %s with E_CONFIG naming the key', (_n, raw, where) => {
     try {
       parseMcpConfig(raw, 'gw.yaml');

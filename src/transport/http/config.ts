@@ -21,6 +21,8 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { parseProxySetting } from './proxy-settings.js';
 import type { SecureContextSource } from './service.js';
 import { parseUpstreamMap } from './upstream.js';
+import type { RuleSource } from '../mcp/gateway.js';
+import type { RemoteEndpoint } from '../mcp/remote.js';
 
 /** Largest accepted value for any byte limit in the section (guards typos like 1e12). */
 export const MAX_CONFIG_BYTES_LIMIT = 1024 * 1024 * 1024;
@@ -271,6 +273,8 @@ export interface HttpStartConfig {
   profile: string;
   http: HttpConfig;
   vsock: { mode: VsockMode; host: string; uds_base: string | null; ports: { http: number } };
+  /** `mcp.remote` (src/transport/mcp/config.ts): endpoints always judged as MCP over HTTPS. */
+  mcp?: { remote: readonly RemoteEndpoint[] };
   /** The config file the values came from (named in errors). */
   source?: string;
 }
@@ -302,6 +306,8 @@ export async function startHttpFromConfig(
     sink: EventSink;
     certs?: SecureContextSource;
     secrets?: SecretStore;
+    /** The rule set, for hiding tools in remote MCP tools/list results. */
+    rules?: RuleSource;
   },
 ): Promise<{
   name: string;
@@ -350,6 +356,7 @@ export async function startHttpFromConfig(
       direct: config.http.direct,
       http2: config.http.http2,
       ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
+      mcp: { remote: config.mcp?.remote ?? [], rules: deps.rules },
     },
     {
       decider,

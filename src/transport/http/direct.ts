@@ -298,15 +298,24 @@ class GuestConnection implements UpstreamExchange {
     // A request an `ask` rule could hold for an approver waits on the Node path (exchange.ts).
     if (decider.mayAsk?.('http.request') === true) return -1;
     let length = -1;
+    let contentType = '';
+    let accept = '';
+    let host = this.ctx.sniHost;
     const raw = this.raw;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!.length;
-      if (n !== 6 && n !== 14 && n !== 17) continue;
+      if (n !== 4 && n !== 6 && n !== 12 && n !== 14 && n !== 17) continue;
       const name = raw[i]!.toLowerCase();
       if (name === 'expect' || name === 'transfer-encoding') return -1;
       // llhttp has checked it: digits only, never two that differ.
       if (name === 'content-length') length = Number(raw[i + 1]);
+      else if (name === 'content-type') contentType = raw[i + 1]!;
+      else if (name === 'accept') accept = raw[i + 1]!;
+      else if (name === 'host' && host === '')
+        host = raw[i + 1]!.replace(/:\d+$/, '').toLowerCase();
     }
+    // A request that may carry MCP (mcp.ts) is judged message by message on the Node path.
+    if (this.deps.mcp?.candidateHead(host, contentType, accept) === true) return -1;
     if (this.complete) return 0;
     if (
       length <= 0 ||

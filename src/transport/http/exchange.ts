@@ -42,6 +42,7 @@ import {
 } from './target.js';
 import type { Upstream } from './upstream.js';
 import type { SecretStore } from '../secrets.js';
+import { judgeMcpRequest, type McpExchange, type McpHttp } from './mcp.js';
 
 export type { ExchangeContext } from './target.js';
 
@@ -64,6 +65,8 @@ export interface ExchangeDeps {
   limits: HttpLimits;
   /** Secrets substituted at egress (src/transport/secrets.ts), or undefined when none are configured. */
   secrets?: SecretStore | undefined;
+  /** MCP over HTTPS (mcp.ts): exchanges carrying JSON-RPC are judged message by message. */
+  mcp?: McpHttp | undefined;
 }
 
 /** The decision recorded when the engine throws: fail closed (src/events/enforce.ts). */
@@ -430,19 +433,29 @@ export async function handleRequest(
     let prefix: BodyPrefix | null = null;
     let body: BodyFacts | undefined;
     const expectContinue = (req.headers.expect ?? '').toLowerCase() === '100-continue';
+    // An exchange that may carry MCP has its body read (bounded) so its messages can be judged.
+    const mcp =
+      deps.mcp !== undefined && deps.mcp.candidate(target.host, target.path, headers)
+        ? deps.mcp
+        : undefined;
+    // The decoded body an MCP exchange's messages are read from (not on the event unless a rule reads it).
+    let read: BodyFacts | undefined;
     if (hasBody(req)) {
-      if (deps.decider.needsBody?.('http.request') === true) {
+      const needs = deps.decider.needsBody?.('http.request') === true;
+      if (needs || mcp !== undefined) {
         if (expectContinue) res.writeContinue();
         prefix = await readBodyPrefix(req, deps.limits.maxBodyBuffer);
         rec.bytesIn = prefix.bytes;
-        body = await bodyFacts({
+        read = await bodyFacts({
           prefix,
           contentEncoding: headers['content-encoding'] ?? '',
           contentType: headers['content-type'] ?? '',
           declaredLength: declaredLength(req),
           limit: deps.limits.maxBodyBuffer,
         });
-      } else {
+      }
+      if (needs) body = read;
+      else {
         body = {
           state: 'streamed',
           text: '',
@@ -469,8 +482,33 @@ export async function handleRequest(
       rec.error = 'client_aborted';
       return;
     }
+    let exchange: McpExchange | null = null;
+    if (mcp !== undefined) {
+      const out = judgeMcpRequest(
+        { decider: deps.decider, sink: deps.sink, mcp, secrets: deps.secrets },
+        originFor(deps, ctx),
+        { host: target.host, path: target.path, query: target.query, headers, method },
+        prefix === null || read === undefined
+          ? null
+          : {
+              text: read.text,
+              complete: prefix.complete && read.state === 'buffered',
+              encoded: (headers['content-encoding'] ?? 'identity') !== 'identity',
+            },
+        res,
+        (code) => (rec.error = code),
+      );
+      if (out.kind === 'answered') return;
+      if (out.kind === 'forward') {
+        exchange = out.exchange;
+        if (out.body !== null && prefix !== null) {
+          prefix = { chunks: [out.body], bytes: out.body.length, complete: true };
+          setContentLength(req, out.body.length);
+        }
+      }
+    }
     if (expectContinue && prefix === null) res.writeContinue();
-    forward(req, res, ctx, deps, event, target, prefix, rec);
+    forward(req, res, ctx, deps, event, target, prefix, rec, exchange);
   } catch (err) {
     rec.error = (err as { code?: string }).code === 'E_PARSE' ? 'client_aborted' : 'internal_error';
     const d = renderDenial({
@@ -511,6 +549,12 @@ export function egress(
   return { headers, path: `${target.path}${query === '' ? '' : `?${query}`}` };
 }
 
+/** Asks the upstream for an uncompressed answer (`Accept-Encoding: identity`). */
+function identityEncoding(headers: string[]): void {
+  for (let i = 2; i + 1 < headers.length; i += 2)
+    if (headers[i]!.toLowerCase() === 'accept-encoding') headers[i + 1] = 'identity';
+}
+
 /** The buffered body with in-body placeholders substituted; Content-Length follows the new size. */
 function substituteBody(
   secrets: SecretStore,
@@ -524,12 +568,15 @@ function substituteBody(
   const bytes = Buffer.from(next);
   const delta = bytes.length - prefix.bytes;
   const declared = req.headers['content-length'];
-  if (declared !== undefined) {
-    const n = Number(declared) + delta;
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
-      if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
-  }
+  if (declared !== undefined) setContentLength(req, Number(declared) + delta);
   return { ...prefix, chunks: [bytes], bytes: bytes.length };
+}
+
+/** Rewrites the Content-Length the forwarded head carries (a body celgate changed). */
+function setContentLength(req: IncomingMessage, n: number): void {
+  req.headers['content-length'] = String(n);
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+    if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
 }
 
 function forward(
@@ -541,6 +588,7 @@ function forward(
   target: RequestTarget,
   prefix: BodyPrefix | null,
   rec: NetRecord,
+  mcp: McpExchange | null,
 ): void {
   const carries = event.http.request.secrets.length > 0;
   // The body first: its substitution rewrites Content-Length, which the header pass then copies.
@@ -552,6 +600,8 @@ function forward(
     hostHeaderFor(target),
     ...(sub?.headers ?? forwardHeaders(req.rawHeaders)),
   ];
+  // MCP answers are judged message by message, so they must arrive readable.
+  if (mcp !== null) identityEncoding(headers);
   const upReq = deps.upstream.request({
     scheme: target.scheme,
     host: target.host,
@@ -609,6 +659,7 @@ function forward(
         done = true;
         sendDenial(res, d);
       },
+      mcp,
     ).catch(() => {
       done = true;
       upRes.destroy();

@@ -114,7 +114,12 @@ export function handleHttp2Stream(
     deps.pool !== null &&
     req.stream.endAfterHeaders &&
     deps.decider.needsBody?.('http.response') !== true &&
-    deps.decider.mayAsk?.('http.request') !== true
+    deps.decider.mayAsk?.('http.request') !== true &&
+    deps.mcp?.candidateHead(
+      ctx.sniHost,
+      String(req.headers['content-type'] ?? ''),
+      String(req.headers.accept ?? ''),
+    ) !== true
   ) {
     new PooledStream(req, res, ctx, deps, deps.pool).start(raw);
     return;

@@ -17,11 +17,15 @@ import { startExplicitProxy } from './proxy.js';
 import type { SecretStore } from '../secrets.js';
 import type { SecureContextSource } from './service.js';
 import { parseUpstreamMap } from './upstream.js';
+import type { RuleSource } from '../mcp/gateway.js';
+import type { RemoteEndpoint } from '../mcp/remote.js';
 
 export interface ProxyStartConfig {
   session_id: string;
   profile: string;
   http: HttpConfig & { proxy?: string | null };
+  /** `mcp.remote` (src/transport/mcp/config.ts): endpoints always judged as MCP over HTTPS. */
+  mcp?: { remote: readonly RemoteEndpoint[] };
   /** The config file the values came from (named in errors). */
   source?: string;
 }
@@ -34,6 +38,8 @@ export interface ProxyStartDeps {
   certs: SecureContextSource;
   /** The secret store shared with the vsock HTTP service. */
   secrets?: SecretStore;
+  /** The rule set, for hiding tools in remote MCP tools/list results. */
+  rules?: RuleSource;
 }
 
 export async function startExplicitProxyFromConfig(
@@ -73,6 +79,7 @@ export async function startExplicitProxyFromConfig(
       direct: config.http.direct,
       http2: config.http.http2,
       ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
+      mcp: { remote: config.mcp?.remote ?? [], rules: deps.rules },
     },
     {
       decider,

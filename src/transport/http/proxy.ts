@@ -34,6 +34,7 @@ import { parseHostHeader, type ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
 import { withSecretGuard } from '../../policy/secrets.js';
 import type { SecretStore } from '../secrets.js';
+import { McpHttp, type McpHttpOptions } from './mcp.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
@@ -64,6 +65,8 @@ export interface ExplicitProxyOptions {
   extraCa?: readonly string[];
   /** Secrets substituted at egress (src/transport/secrets.ts); none when undefined. */
   secrets?: SecretStore;
+  /** MCP over HTTPS (mcp.ts): forced endpoints (`mcp.remote`) and the rules for tools/list hiding. */
+  mcp?: McpHttpOptions;
   /** IP ranges a guest's request may be connected to although they are special-purpose
    * (loopback, private, link-local, …; see destination.ts). Default none. */
   allowPrivateDestinations?: readonly string[];
@@ -121,6 +124,7 @@ export async function startExplicitProxy(
     upstream,
     limits,
     secrets,
+    mcp: new McpHttp(options.mcp),
   };
   const contexts = new WeakMap<object, ExchangeContext>();
   const metaOf = (req?: http.IncomingMessage) => {

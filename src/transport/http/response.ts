@@ -26,6 +26,8 @@ import { decideSafely } from '../../events/enforce.js';
 import type { EventSink } from '../../events/sink.js';
 import type { HttpLimits } from './limits.js';
 import type { BodyScrubber, SecretStore } from '../secrets.js';
+import type { McpExchange } from './mcp.js';
+import { relayMcpResponse } from './mcp-relay.js';
 
 /** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
 const RESPONSE_DROP: ReadonlySet<string> = new Set([
@@ -145,6 +147,7 @@ export async function relayResponse(
   deps: ResponseDeps,
   rec: ResponseRecord,
   deny: (d: Denial) => void,
+  mcp: McpExchange | null = null,
 ): Promise<void> {
   const status = upRes.statusCode ?? 502;
   const headers = normalizeHeaders(upRes.rawHeaders);
@@ -180,7 +183,7 @@ export async function relayResponse(
     deps.secrets !== undefined && deps.secrets.scrubs(request.http.request.host)
       ? deps.secrets
       : undefined;
-  relayAllowed(upRes, res, rec, prefix, headers, secrets);
+  relayAllowed(upRes, res, rec, prefix, headers, secrets, mcp);
 }
 
 function relayAllowed(
@@ -189,7 +192,8 @@ function relayAllowed(
   rec: ResponseRecord,
   prefix: BodyPrefix | null,
   headers: Record<string, string>,
-  secrets?: SecretStore,
+  secrets: SecretStore | undefined,
+  mcp: McpExchange | null,
 ): void {
   const status = upRes.statusCode ?? 502;
   if (res.destroyed) {
@@ -211,6 +215,21 @@ function relayAllowed(
       secrets === undefined ? upRes.rawHeaders[i + 1]! : secrets.scrub(upRes.rawHeaders[i + 1]!),
     );
   }
+  // MCP over HTTPS (mcp.ts): its messages are judged as they arrive; secrets are scrubbed per message.
+  if (
+    mcp !== null &&
+    relayMcpResponse(
+      mcp,
+      prefix,
+      upRes,
+      res,
+      headers,
+      out,
+      (s, h) => writeHead(res, s, upRes.statusMessage, h),
+      (n) => (rec.bytesOut += n),
+    )
+  )
+    return;
   if (scrub) {
     relayScrubbed(upRes, res, rec, prefix, status, out, secrets.bodyScrubber());
     return;

@@ -29,6 +29,7 @@ import type { ExchangeContext } from './target.js';
 import { destinationGuard } from './destination.js';
 import { withSecretGuard } from '../../policy/secrets.js';
 import type { SecretStore } from '../secrets.js';
+import { McpHttp, type McpHttpOptions } from './mcp.js';
 import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 import { handleHttp2Stream, type H2Deps } from './h2.js';
@@ -45,6 +46,8 @@ export interface HttpServiceOptions {
   extraCa?: readonly string[];
   /** Secrets substituted at egress (src/transport/secrets.ts); none when undefined. */
   secrets?: SecretStore;
+  /** MCP over HTTPS (mcp.ts): forced endpoints (`mcp.remote`) and the rules for tools/list hiding. */
+  mcp?: McpHttpOptions;
   /** IP ranges a guest's request may be connected to although they are special-purpose
    * (loopback, private, link-local, …; see destination.ts). Default none. */
   allowPrivateDestinations?: readonly string[];
@@ -100,6 +103,7 @@ export async function startHttpService(
     upstream,
     limits,
     secrets,
+    mcp: new McpHttp(options.mcp),
   };
   const contexts = new WeakMap<object, ExchangeContext>();
   const httpsPort = options.httpsPort ?? 443;

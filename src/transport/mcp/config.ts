@@ -9,6 +9,7 @@ import type { EventSink } from '../../events/sink.js';
 import type { McpLog, RuleSource } from './gateway.js';
 import { checkUpstreams, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS } from './settings.js';
 import type { UpstreamConfig } from './upstream.js';
+import type { RemoteEndpoint } from './remote.js';
 
 /** Longest per-call timeout a config may ask for. */
 export const MAX_CALL_TIMEOUT_MS = 3_600_000;
@@ -20,6 +21,8 @@ export interface McpConfig {
   start_timeout_ms: number;
   /** Optional NDJSON listener (Unix socket path or loopback HOST:PORT), or null. */
   ndjson: string | null;
+  /** Remote MCP endpoints reached over HTTPS whose exchanges are always judged as MCP (docs/mcp.md). */
+  remote: RemoteEndpoint[];
 }
 
 type Obj = Record<string, unknown>;
@@ -53,7 +56,30 @@ function timeout(source: string, key: string, v: unknown, fallback: number): num
 }
 
 const SERVER_KEYS = ['id', 'command', 'args', 'env', 'cwd', 'url', 'headers'];
-const TOP_KEYS = ['servers', 'call_timeout_ms', 'start_timeout_ms', 'ndjson'];
+const TOP_KEYS = ['servers', 'call_timeout_ms', 'start_timeout_ms', 'ndjson', 'remote'];
+const REMOTE_KEYS = ['host', 'path'];
+/** A host name as rules see it: lower-case labels, no trailing dot (src/transport/hostname.ts). */
+const REMOTE_HOST =
+  /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+
+/** Parses `mcp.remote`: a list of `{host, path}` (path a prefix starting with "/", default "/"). */
+function parseRemote(source: string, v: unknown): RemoteEndpoint[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) fail(source, 'mcp.remote', 'must be a list of {host, path}');
+  return v.map((e, i): RemoteEndpoint => {
+    const at = `mcp.remote[${i}]`;
+    if (!isObj(e)) fail(source, at, 'must be a mapping with host and path');
+    for (const k of Object.keys(e))
+      if (!REMOTE_KEYS.includes(k))
+        fail(source, `${at}.${k}`, `unknown key; known: ${REMOTE_KEYS.join(', ')}`);
+    if (typeof e.host !== 'string' || !REMOTE_HOST.test(e.host))
+      fail(source, `${at}.host`, 'must be a lower-case host name (no port, no trailing dot)');
+    const path = e.path ?? '/';
+    if (typeof path !== 'string' || !path.startsWith('/') || /[?#\s]/.test(path))
+      fail(source, `${at}.path`, 'must be a path starting with "/" (no query)');
+    return { host: e.host, path };
+  });
+}
 
 /** Parses the `mcp:` mapping (absent → no servers, defaults). */
 export function parseMcpConfig(raw: unknown, source = '<defaults>'): McpConfig {
@@ -109,6 +135,7 @@ export function parseMcpConfig(raw: unknown, source = '<defaults>'): McpConfig {
       DEFAULT_START_TIMEOUT_MS,
     ),
     ndjson: ndjson as string | null,
+    remote: parseRemote(source, raw.remote),
   };
 }
 
