@@ -208,6 +208,7 @@ const OWN_ROOT: Record<IrRule['event_type'], string> = {
   'http.request': 'http.request',
   'http.response': 'http.response',
   'dns.request': 'dns.request',
+  'dns.response': 'dns.response',
   'mcp.request': 'mcp.request',
   'mcp.response': 'mcp.response',
   'process.exec': 'process.activity',
