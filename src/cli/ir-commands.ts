@@ -499,6 +499,14 @@ export function registerIrCommands(program: Command): void {
  * port calls this on start and on every reload. Problems come back as issues (the reload is refused).
  */
 export function loadDetectionDefinitions(paths: readonly string[]): Validated<RuleDefinition[]> {
+  const r = loadDetectionPacks(paths);
+  return r.ok ? { ok: true, value: r.value.definitions } : r;
+}
+
+/** The same packs: their rule definitions, and the packs themselves (for their correlations). */
+export function loadDetectionPacks(
+  paths: readonly string[],
+): Validated<{ definitions: RuleDefinition[]; packs: LoadedPack['pack'][] }> {
   const files: string[] = [];
   const issues: Issue[] = [];
   for (const p of paths) {
@@ -531,9 +539,13 @@ export function loadDetectionDefinitions(paths: readonly string[]): Validated<Ru
   const loaded = loadPackTexts(sources);
   if (!loaded.ok) issues.push(...loaded.issues);
   if (issues.length > 0) return { ok: false, issues };
+  const packs = loaded.ok ? loaded.value : [];
   return {
     ok: true,
-    value: loaded.ok ? loaded.value.flatMap((p) => p.rules.map((r) => r.definition)) : [],
+    value: {
+      definitions: packs.flatMap((p) => p.rules.map((r) => r.definition)),
+      packs: packs.map((p) => p.pack),
+    },
   };
 }
 

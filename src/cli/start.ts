@@ -31,7 +31,9 @@ import { createLogger, type GatewayLogger } from './logger.js';
 import { FanoutSink } from './sink.js';
 import type { SecurityEvent } from '../events/index.js';
 import { startExecService } from './guest-commands.js';
-import { irRoutes, loadDetectionDefinitions } from './ir-commands.js';
+import { irRoutes, loadDetectionPacks } from './ir-commands.js';
+import { CorrelatingSink } from '../detection/live.js';
+import type { IrPack } from '../detection/types.js';
 import { startMcpFromConfig } from '../transport/mcp/config.js';
 import { startDnsFromConfig } from '../transport/dns/config.js';
 import { startHttpFromConfig } from '../transport/http/config.js';
@@ -149,9 +151,18 @@ export async function runGateway(
   const secrets = SecretStore.load(config.secrets);
   let onSecretsReload = (_reason: string): void => {};
   const cachedFleetPacks = fleet?.policy.loadCache() ?? 0;
+  let correlationPacks: IrPack[] = [];
+  let correlating: CorrelatingSink | undefined;
   const policy = createPolicyPort({
     packPaths: paths,
-    extraRules: () => loadDetectionDefinitions(config.detection),
+    // Detection packs: rules join the registry; their correlations go to the correlating sink.
+    extraRules: () => {
+      const r = loadDetectionPacks(config.detection);
+      if (!r.ok) return r;
+      correlationPacks = r.value.packs;
+      correlating?.replace(correlationPacks);
+      return { ok: true, value: r.value.definitions };
+    },
     ...(fleet === null ? {} : { extraPacks: () => fleet.policy.packTexts() }),
     onReload: (reason) => onSecretsReload(reason),
     // Rules installed, changed or deleted through the API survive a restart (docs/control-api.md).
@@ -199,6 +210,9 @@ export async function runGateway(
     infoLine: log.infoLine,
     onFailure: config.ledger.on_failure,
   });
+  // Correlations (docs/detection-ir.md) see every recorded decision's findings, live.
+  correlating = new CorrelatingSink(sink);
+  correlating.replace(correlationPacks);
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
   fleet?.start({
@@ -233,7 +247,7 @@ export async function runGateway(
       },
       policy,
       counters,
-      sink,
+      sink: correlating,
       ledger: () => ledger.stats(),
       flushLedger: () => ledger.flush(),
       readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
@@ -278,7 +292,7 @@ export async function runGateway(
     decider,
     engine: policy.engine,
     registry: policy.registry,
-    sink,
+    sink: correlating,
     logger,
     policy,
     sessionDir,

@@ -10,6 +10,7 @@ import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Issue, Validated } from '../errors.js';
 import { RULE_ID_PATTERN, type PackStatus } from '../policy/types.js';
 import { parseCidr } from './cidr.js';
+import { validateCorrelations } from './correlation-validate.js';
 import { resolveField, type ResolvedField } from './fields.js';
 import { regexProblem } from '../policy/regex.js';
 import { parseSource, pathString, type PathSegment, type SourceDoc } from './source.js';
@@ -47,6 +48,7 @@ export const PACK_KEYS = [
   'description',
   'source',
   'rules',
+  'correlations',
 ];
 export const RULE_KEYS = [
   'id',
@@ -187,6 +189,16 @@ export function checkPackSet(packs: readonly IrPack[]): Issue[] {
       }
       ruleIds.set(rule.id, pack.id);
     });
+    pack.correlations.forEach((c, i) => {
+      const other = ruleIds.get(c.id);
+      if (other !== undefined && other !== pack.id)
+        issues.push({
+          ...where,
+          path: `correlations[${i}].id`,
+          message: `duplicate rule or correlation id "${c.id}" (also in pack "${other}")`,
+        });
+      ruleIds.set(c.id, pack.id);
+    });
   }
   return issues;
 }
@@ -223,6 +235,15 @@ function validateWith(ctx: Ctx, value: unknown): Validated<IrPack> {
       rules.push(rule);
     });
   }
+  const correlations =
+    ctx.issues.length > 0
+      ? []
+      : validateCorrelations(
+          value.correlations,
+          rules,
+          (path, message, key) => ctx.add(path, message, key),
+          (v, path) => validateRuleSource(ctx, v, path),
+        );
   if (ctx.issues.length > 0) return { ok: false, issues: ctx.issues };
   const pack: IrPack = {
     schema: IR_SCHEMA,
@@ -233,6 +254,7 @@ function validateWith(ctx: Ctx, value: unknown): Validated<IrPack> {
     description,
     source,
     rules,
+    correlations,
   };
   if (ctx.file !== undefined) pack.file = ctx.file;
   return { ok: true, value: pack };

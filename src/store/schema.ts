@@ -201,6 +201,11 @@ export const MIGRATIONS: readonly string[] = [
     updated_ms INTEGER NOT NULL
   );
   `,
+  // 3 → 4: a correlation finding (docs/detection-ir.md, "Correlations") keeps its type, group,
+  // count and contributing event ids as JSON; NULL for the finding of a single rule.
+  `
+  ALTER TABLE detection_findings ADD COLUMN correlation_json TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

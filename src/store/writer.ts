@@ -250,7 +250,7 @@ export class LedgerWriter implements EventSink {
     );
     const finding = this.db.prepare(
       `INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json,
-       matched_fields_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       matched_fields_json, correlation_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const net = this.db.prepare(
       `INSERT INTO net_events (${POLICY}, scheme, method, host, port, path, query, sni, host_header_mismatch, status, bytes_in, bytes_out,
@@ -415,6 +415,7 @@ export class LedgerWriter implements EventSink {
           f.title,
           JSON.stringify(f.tags),
           JSON.stringify(f.matched_fields),
+          f.correlation === undefined ? null : JSON.stringify(f.correlation),
         );
       }
       if (marks !== null) {

@@ -264,9 +264,7 @@ export class DnsResolver {
     }
   }
 
-  private async answerAllowed(
-    query: DnsQuery,
-  ): Promise<{
+  private async answerAllowed(query: DnsQuery): Promise<{
     response: Buffer;
     answers: string[];
     records: DnsAnswerRecord[];
