@@ -21,7 +21,7 @@ const hostPort = (a: string) => {
   return { host: a.slice(0, i), port: Number(a.slice(i + 1)) };
 };
 
-function lookup(name: string, id: number): Promise<dnsPacket.Packet> {
+function lookup(name: string, id: number): Promise<dnsPacket.Packet & { rcode?: string }> {
   const { host, port } = hostPort(gw.listeners.dns_udp!);
   const msg = dnsPacket.encode({
     type: 'query',
