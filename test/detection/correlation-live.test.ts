@@ -11,6 +11,7 @@ import { detectionEngine } from '../../src/detection/install.js';
 import { CorrelatingSink } from '../../src/detection/live.js';
 import { parseCorpusLine, runDetections, type CorpusItem } from '../../src/detection/run.js';
 import { LedgerWriter } from '../../src/store/writer.js';
+import { formatRunReport } from '../../src/detection/report.js';
 import { readEvents } from '../../src/store/readers.js';
 import type { SecurityEvent } from '../../src/events/types.js';
 import { correlationPack, dnsAnswer, exec } from './correlation-helpers.js';
@@ -112,6 +113,9 @@ describe('live, backtest (JSONL) and hunt (session.db) agree on correlation find
     expect(items).toHaveLength(events.length);
     const report = await runDetections(packs, items, 'backtest');
     expect(report.correlations.findings.map(key)).toEqual(live.map(key));
+    expect(formatRunReport(report)).toMatch(
+      /correlations: 4 fired, \d+ groups open, 0 evicted at the group limit/,
+    );
     expect(report.by_rule['dns-tunnel-nxdomain-burst']).toEqual({
       matches: 1,
       unique_evidence: 1,
