@@ -264,7 +264,10 @@ export async function runGateway(
       notReady: () =>
         config.ledger.on_failure === 'fail_open' ? null : ledger.unavailableReason(),
       report: () => liveReport.data(),
-      ...(fleet === null ? {} : { health: () => ({ fleet: fleet.health() }) }),
+      health: () => ({
+        correlations: correlating!.stats(),
+        ...(fleet === null ? {} : { fleet: fleet.health() }),
+      }),
     }),
   );
   router.add(...irRoutes({ sessionDb, dataDir: config.data_dir }));

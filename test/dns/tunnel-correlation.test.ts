@@ -69,6 +69,9 @@ describe('the DNS tunnelling pack on live lookups', () => {
       const a = await lookup(`q${i}.few.test`, 200 + i);
       expect(a.rcode).toBe('NXDOMAIN');
     }
+    // The live correlation counters (GET /v1/health): one correlation loaded, one finding.
+    const health = await gw.api('GET', '/v1/health');
+    expect(health.json.correlations).toMatchObject({ correlations: 1, fired: 1, evictions: 0 });
     expect(await gw.stop()).toBe(0);
 
     const db = new Database(gw.sessionDb, { readonly: true });
