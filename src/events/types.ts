@@ -119,7 +119,7 @@ export interface DnsResponseFacts {
   /** `answers[i].data` and `answers[i].type`, as lists a rule can test element-wise. */
   answer_data: string[];
   answer_types: string[];
-  /** True when the answer came from celgate's cache or static names rather than an upstream. */
+  /** True when the answer came from celgate's answer cache (as `dns_events.cached`). */
   cached: boolean;
 }
 
