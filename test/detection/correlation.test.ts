@@ -284,6 +284,25 @@ describe('bounded memory', () => {
   });
 });
 
+describe('reload', () => {
+  it('keeps the open groups of an unchanged correlation and drops those of a changed one', () => {
+    const text = correlationPack(['a'], [count('gte', 3)]);
+    const pack = load(text);
+    const { engine } = detectionEngine([pack]);
+    const corr = new CorrelationEngine([pack.pack]);
+    const feed = (e: SecurityEvent) => corr.observe(e, engine.decide(e).findings);
+    feed(exec('a', 0));
+    feed(exec('a', 1));
+    corr.replace([load(text).pack]); // the same definition, reloaded
+    expect(feed(exec('a', 2))).toHaveLength(1);
+    feed(exec('a', 3));
+    feed(exec('a', 4));
+    corr.replace([load(correlationPack(['a'], [count('gte', 3, { timespan: '20s' })])).pack]);
+    expect(corr.stats().open_groups).toBe(0);
+    expect(feed(exec('a', 5))).toHaveLength(0);
+  });
+});
+
 describe('validation of correlations', () => {
   const issues = (c: Record<string, unknown>) => {
     const r = loadPackText(correlationPack(['a', 'b'], [c]));
