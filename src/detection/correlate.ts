@@ -97,6 +97,8 @@ export class CorrelationEngine {
   #compiled: Compiled[] = [];
   /** Referenced id → correlations fed by it. */
   #byRef = new Map<string, Compiled[]>();
+  /** Rules whose findings only feed correlations (`generate: false`). */
+  #silent = new Set<string>();
   /** Open groups, least recently fed first. */
   readonly #groups = new Map<string, Group>();
   #evictions = 0;
@@ -104,7 +106,7 @@ export class CorrelationEngine {
   #findings = 0;
 
   constructor(
-    packs: readonly Pick<IrPack, 'id' | 'correlations'>[] = [],
+    packs: readonly Pick<IrPack, 'id' | 'correlations' | 'rules'>[] = [],
     readonly maxGroups: number = DEFAULT_MAX_GROUPS,
   ) {
     this.replace(packs);
@@ -118,7 +120,10 @@ export class CorrelationEngine {
    * Installs a new set of correlations (a reload). Open groups of correlations whose spec did not
    * change are kept; the others are dropped.
    */
-  replace(packs: readonly Pick<IrPack, 'id' | 'correlations'>[]): void {
+  replace(packs: readonly Pick<IrPack, 'id' | 'correlations' | 'rules'>[]): void {
+    this.#silent = new Set(
+      packs.flatMap((p) => p.rules.filter((r) => r.generate === false).map((r) => r.id)),
+    );
     const all = packs.flatMap((p) => p.correlations.map((c) => compile(c, p.id)));
     // Evaluation order: a correlation after those it references (validation rules out cycles).
     const byId = new Map(all.map((c) => [c.spec.id, c]));
@@ -148,6 +153,14 @@ export class CorrelationEngine {
         if (list === undefined) this.#byRef.set(r, (list = []));
         list.push(c);
       }
+  }
+
+  /** The findings to record and report: all but those of `generate: false` rules. */
+  published<F extends Finding>(findings: readonly F[]): readonly F[] {
+    if (this.#silent.size === 0 || findings.length === 0) return findings;
+    return findings.some((f) => this.#silent.has(f.rule_id))
+      ? findings.filter((f) => !this.#silent.has(f.rule_id))
+      : findings;
   }
 
   stats(): CorrelationStats {

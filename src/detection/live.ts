@@ -25,7 +25,7 @@ export class CorrelatingSink implements EventSink {
   unavailable?: () => string | null;
 
   /** Installs the correlations of these packs (start and every reload). */
-  replace(packs: readonly Pick<IrPack, 'id' | 'correlations'>[]): void {
+  replace(packs: readonly Pick<IrPack, 'id' | 'correlations' | 'rules'>[]): void {
     this.engine.replace(packs);
   }
 
@@ -35,9 +35,13 @@ export class CorrelatingSink implements EventSink {
 
   decision(event: SecurityEvent, decision: Decision): void {
     const found = this.engine.observe(event, decision.findings);
+    // Findings of rules that only feed correlations (`generate: false`) are not recorded.
+    const kept = this.engine.published(decision.findings);
     this.inner.decision(
       event,
-      found.length === 0 ? decision : { ...decision, findings: [...decision.findings, ...found] },
+      found.length === 0 && kept === decision.findings
+        ? decision
+        : { ...decision, findings: [...kept, ...found] },
     );
   }
   net(row: NetRow): void {

@@ -118,7 +118,8 @@ export async function runDetections(
     let signature: string | undefined;
     const fired: string[] = [];
     const own = d.findings.filter((f) => ours.has(f.rule_id));
-    for (const f of own) {
+    // Rules with `generate: false` feed correlations only, as in the gateway.
+    for (const f of correlator.published(own)) {
       fired.push(f.rule_id);
       signature ??= evidenceSignature(ev);
       dedupe.add(f, signature, ev.common.timestamp_ms, () => eventSummary(ev));

@@ -91,6 +91,9 @@ export interface IrRule {
   tags: string[];
   /** `block` promotes the detection to an enforcement rule; absent means detect only. */
   action: 'block' | null;
+  /** false: the rule only feeds correlations; its matches are not recorded or reported as
+   * findings (Sigma's correlation `generate`). Absent means true. */
+  generate?: false;
   match: MatchNode;
   tests: IrTestCase[];
   /** Provenance of an imported rule; absent for hand-written ones. */

@@ -59,6 +59,7 @@ export const RULE_KEYS = [
   'confidence',
   'tags',
   'action',
+  'generate',
   'match',
   'tests',
   'source',
@@ -373,6 +374,8 @@ function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undef
       [...path, 'action'],
       '"action" may only be "block" (promote the detection to enforcement)',
     );
+  if (r.generate !== undefined && typeof r.generate !== 'boolean')
+    ctx.add([...path, 'generate'], '"generate" must be true or false');
   ctx.nodes = 0;
   const match =
     r.match === undefined
@@ -396,6 +399,7 @@ function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undef
     tests,
   };
   if (source !== undefined) rule.source = source;
+  if (r.generate === false) rule.generate = false;
   // The line is only needed for later issues; finding it may need the slow full YAML parse, so it
   // is computed on first read (non-enumerable, so serialising a rule does not trigger it).
   const doc = ctx.doc;

@@ -48,8 +48,9 @@ describe('Sigma correlation import', () => {
 
   it('converts a value_count over a named rule, mapping group-by and field through the rule’s mapping', () => {
     const pack = importFile(sigmaText);
-    expect(pack.pack.rules.map((r) => [r.id, r.event_type])).toEqual([
-      ['sigma-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d', 'dns.response'],
+    // Named by a correlation without `generate: true`: it feeds the correlation only.
+    expect(pack.pack.rules.map((r) => [r.id, r.event_type, r.generate])).toEqual([
+      ['sigma-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d', 'dns.response', false],
     ]);
     expect(pack.pack.correlations).toEqual([
       expect.objectContaining({
@@ -111,6 +112,11 @@ describe('Sigma correlation import', () => {
     expect(
       correlationIds(pack, [txt('dns.request', 0), txt('dns.response', 1, '"IEX (x)"')]),
     ).toHaveLength(0);
+  });
+
+  it('keeps a named rule stand-alone when the correlation says generate: true', () => {
+    const pack = importFile(sigmaText.replace('level: high\n', 'level: high\ngenerate: true\n'));
+    expect(pack.pack.rules[0]!.generate).toBeUndefined();
   });
 
   const withCorrelation = (patch: string) =>

@@ -117,13 +117,13 @@ describe('the DNS tunnelling pack on live lookups', () => {
         .map((r) => r.event_id);
       expect(c.event_ids).toEqual(tunnel.slice(0, 21));
       expect(f.event_id).toBe(tunnel[20]);
-      // The base rule's findings are there too (one per NXDOMAIN answer).
+      // The base rule (generate: false) matched every NXDOMAIN answer but records no findings.
       const base = db
         .prepare(
-          "SELECT count(*) AS n FROM detection_findings WHERE rule_id = 'dns-nxdomain-answer'",
+          "SELECT (SELECT count(*) FROM rule_matches WHERE rule_id = 'dns-nxdomain-answer') AS matched, (SELECT count(*) FROM detection_findings WHERE rule_id = 'dns-nxdomain-answer') AS found",
         )
-        .get() as { n: number };
-      expect(base.n).toBe(35);
+        .get() as { matched: number; found: number };
+      expect(base).toEqual({ matched: 35, found: 0 });
     } finally {
       db.close();
     }

@@ -130,6 +130,24 @@ export function importSigmaCollection(
       }
     }
   }
+  // Sigma `generate` (default false): the rules a correlation names are not stand-alone rules; they
+  // feed it without findings of their own, unless some correlation naming them says true.
+  const standalone = new Set<string>();
+  const named = new Set<string>();
+  for (const { doc } of pending) {
+    const c = isObj(doc.correlation) ? doc.correlation : {};
+    const refs = Array.isArray(c.rules) ? c.rules : [c.rules];
+    for (const r of refs) {
+      const id = typeof r === 'string' ? byRef.get(r)?.id : undefined;
+      if (id === undefined) continue;
+      named.add(id);
+      if (doc.generate === true) standalone.add(id);
+    }
+  }
+  for (const r of out.rules) {
+    const id = r.rule.id as string;
+    if (named.has(id) && !standalone.has(id)) r.rule.generate = false;
+  }
   return out;
 }
 
