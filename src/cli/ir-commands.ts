@@ -24,13 +24,9 @@ import {
   progressLine,
 } from '../detection/report.js';
 import { parseCorpusLine, runDetections, type CorpusItem } from '../detection/run.js';
-import {
-  importSigmaRule,
-  sigmaPack,
-  type ImportedRule,
-  type SigmaImportIssue,
-} from '../detection/sigma/import.js';
+import { sigmaPack, type ImportedRule, type SigmaImportIssue } from '../detection/sigma/import.js';
 import { parseMapping, type SigmaMapping } from '../detection/sigma/mapping.js';
+import { importSigmaCollection } from '../detection/sigma/correlation.js';
 import { type Issue } from '../errors.js';
 import { countRows, openLedgerReadOnly, readEvents } from '../store/index.js';
 import { SESSION_ID_PATTERN } from '../gateway/config.js';
@@ -429,33 +425,50 @@ export function registerIrCommands(program: Command): void {
           }
           if (mappingIssues.length > 0) throw new CliFailure('invalid mapping', mappingIssues);
           const imported: ImportedRule[] = [];
+          const correlations: Record<string, unknown>[] = [];
           const refused: SigmaImportIssue[] = [];
           for (const f of files) {
-            const r = importSigmaRule(readText(f), mappings, f);
-            if (!r.ok) {
-              refused.push(...r.issues);
-              continue;
+            // A file may hold several documents: rules and correlation rules over them.
+            const col = importSigmaCollection(readText(f), mappings, f);
+            refused.push(...col.issues);
+            const ok = new Set<unknown>();
+            for (const r of col.rules) {
+              // Each converted rule must also validate and compile on its own (e.g. a regex the
+              // policy compiler refuses); a rule that does not is refused, not the whole batch.
+              const alone = sigmaPack([r], { id: o.packId });
+              const compiled = alone.ok
+                ? loadPackTexts([{ text: alone.value.yaml, file: f }])
+                : alone;
+              if (compiled.ok) {
+                imported.push(r);
+                ok.add(r.rule.id);
+              } else
+                refused.push(
+                  ...compiled.issues.map((i) => ({
+                    ...i,
+                    file: f,
+                    code: 'E_IR_INVALID' as const,
+                    message: `converted rule is not valid: ${i.message}`,
+                  })),
+                );
             }
-            // Each converted rule must also validate and compile on its own (e.g. a regex the policy
-            // compiler refuses); a rule that does not is refused, not the whole batch.
-            const alone = sigmaPack([r.value], { id: o.packId });
-            const compiled = alone.ok
-              ? loadPackTexts([{ text: alone.value.yaml, file: f }])
-              : alone;
-            if (compiled.ok) imported.push(r.value);
-            else
-              refused.push(
-                ...compiled.issues.map((i) => ({
-                  ...i,
-                  file: f,
-                  code: 'E_IR_INVALID' as const,
-                  message: `converted rule is not valid: ${i.message}`,
-                })),
+            for (const c of col.correlations) {
+              const missing = (c.rules as string[]).filter(
+                (id) => !ok.has(id) && !col.correlations.some((x) => x.id === id),
               );
+              if (missing.length === 0) correlations.push(c);
+              else
+                refused.push({
+                  file: f,
+                  path: 'correlation',
+                  code: 'E_SIGMA_UNSUPPORTED',
+                  message: `correlation "${String(c.title)}" references rules that were refused: ${missing.join(', ')}`,
+                });
+            }
           }
           let pack: { yaml: string } | undefined;
           if (imported.length > 0 && (refused.length === 0 || o.partial === true)) {
-            const p = sigmaPack(imported, { id: o.packId });
+            const p = sigmaPack(imported, { id: o.packId }, correlations);
             if (!p.ok) throw new CliFailure('the converted pack does not validate', p.issues);
             pack = p.value;
             const loaded = loadPackTexts([{ text: p.value.yaml, file: '<imported>' }]);

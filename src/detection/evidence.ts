@@ -56,6 +56,14 @@ function stripRequestId(v: Record<string, unknown>): Record<string, unknown> {
   return rest;
 }
 
+/** A correlation's evidence is its group: the same group firing again is the same evidence. */
+export function correlationSignature(ruleId: string, group: Record<string, string>): string {
+  return createHash('sha256')
+    .update(`correlation|${ruleId}|${canonical(group)}`)
+    .digest('hex')
+    .slice(0, 32);
+}
+
 /** A short human line about what the event did, for rows and reports. */
 export function eventSummary(event: SecurityEvent): string {
   const e = event as unknown as {

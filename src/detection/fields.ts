@@ -91,6 +91,12 @@ function resolveUncached(path: string, eventType: EventType): FieldResolution {
       message: `field "${path}" is a ${def.type}; predicates take a scalar field${how}`,
     };
   }
+  if (def.type === 'list<map<string, dyn>>') {
+    return {
+      ok: false,
+      message: `field "${path}" is a list of records; predicates read "${path.replace(/answers$/, 'answer_data')}" or "${path.replace(/answers$/, 'answer_types')}"`,
+    };
+  }
   return { ok: true, field: { kind: 'field', path, type: def.type } };
 }
 

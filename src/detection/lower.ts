@@ -203,11 +203,12 @@ function lowerNode(node: MatchNode, rule: IrRule, fields: Set<string>): string {
   }
 }
 
-/** The root that identifies each event type (an http.response event also carries http.request). */
+/** The root that identifies each event type (a response event also carries its request's root). */
 const OWN_ROOT: Record<IrRule['event_type'], string> = {
   'http.request': 'http.request',
   'http.response': 'http.response',
   'dns.request': 'dns.request',
+  'dns.response': 'dns.response',
   'mcp.request': 'mcp.request',
   'mcp.response': 'mcp.response',
   'process.exec': 'process.activity',
@@ -233,7 +234,14 @@ export function lowerRule(rule: IrRule): LoweredRule {
   let skeleton = body;
   if (![...fields].some((f) => f.startsWith(`${own}.`))) {
     const guard = `(common.event_type == ${celString(rule.event_type)})`;
-    const probe = rule.event_type === 'http.response' ? ' && (http.response.status >= 0)' : '';
+    // A response rule that reads only its request still has to run on response events: a read of
+    // a response field that always holds puts the response root among the roots the rule reads.
+    const probe =
+      rule.event_type === 'http.response'
+        ? ' && (http.response.status >= 0)'
+        : rule.event_type === 'dns.response'
+          ? ' && (dns.response.rcode != "")'
+          : '';
     skeleton = `(${guard}${probe} && ${body})`;
   }
   let condition = skeleton;

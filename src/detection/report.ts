@@ -23,6 +23,14 @@ export function formatLowered(packs: readonly LoadedPack[]): string {
       if (r.rule.source !== undefined) out.push(`# ${sourceLine(r.rule.source)}`);
       out.push(r.condition, '');
     }
+    // Correlations are not CEL: they run over the rules' findings (src/detection/correlate.ts).
+    for (const c of pack.correlations) {
+      const cond = `${c.condition.op} ${c.condition.count}`;
+      out.push(
+        `# correlation ${c.id} (${c.severity}): ${c.type}${c.field === null ? '' : ` of ${c.field}`} ${cond} within ${c.timespan} over [${c.rules.join(', ')}] by [${c.group_by.join(', ')}]`,
+        '',
+      );
+    }
   }
   return out.join('\n');
 }
@@ -78,6 +86,17 @@ export function formatRunReport(r: RunReport): string {
       lines.push(
         `    ${m.where ?? m.event_id}: expected [${m.expected.join(', ')}], got [${m.actual.join(', ')}]`,
       );
+  }
+  const c = r.correlations;
+  if (c.fired > 0 || c.evictions > 0) {
+    lines.push(
+      `  correlations: ${c.fired} fired, ${c.open_groups} groups open, ${c.evictions} evicted at the group limit, ${c.expired} expired`,
+    );
+    for (const f of c.findings)
+      lines.push(
+        `    ${f.rule_id} on ${f.event_id}: ${f.type} ${f.count} ${JSON.stringify(f.group)} events [${f.event_ids.join(', ')}]`,
+      );
+    if (c.truncated) lines.push('    … (more correlation findings than rows)');
   }
   if (r.rows.length > 0) {
     const w = Math.max(4, ...r.rows.map((x) => x.rule_id.length));

@@ -7,8 +7,10 @@
 import { eventFromJson } from '../events/build.js';
 import type { SecurityEvent } from '../events/types.js';
 import { formatIssue, type Issue } from '../errors.js';
+import { CorrelationEngine, DEFAULT_MAX_GROUPS, type CorrelationStats } from './correlate.js';
 import {
   EvidenceDeduper,
+  correlationSignature,
   eventSummary,
   evidenceSignature,
   type DedupeReport,
@@ -37,6 +39,20 @@ export interface RunOptions {
   progressEvery?: number;
   /** Yield to the event loop every this many events (hunts run inside the gateway process). */
   yieldEvery?: number;
+  /** Bound on open correlation groups (default DEFAULT_MAX_GROUPS, as in the gateway). */
+  maxGroups?: number;
+}
+
+/** One correlation finding of a run: the event that completed it and the events it counted. */
+export interface CorrelationRow {
+  rule_id: string;
+  pack_id: string;
+  event_id: string;
+  timestamp_ms: number;
+  type: string;
+  group: Record<string, string>;
+  count: number;
+  event_ids: string[];
 }
 
 /** Default for `yieldEvery`: keeps a long hunt from starving the gateway's sockets. */
@@ -57,6 +73,8 @@ export interface RunReport extends DedupeReport {
   events_scanned: number;
   errors: { count: number; samples: { event_id: string; rule_id: string; message: string }[] };
   expectations: { checked: number; passed: number; failed: number; mismatches: Mismatch[] } | null;
+  /** Correlation findings (at most max_rows, in stream order) and the window statistics. */
+  correlations: { findings: CorrelationRow[]; truncated: boolean } & CorrelationStats;
   /** False when an expectation failed or a rule errored. */
   ok: boolean;
 }
@@ -69,7 +87,14 @@ export async function runDetections(
 ): Promise<RunReport> {
   const { engine } = detectionEngine(packs);
   const ours = new Set(packs.flatMap((p) => p.rules.map((r) => r.rule.id)));
-  const dedupe = new EvidenceDeduper(options.maxRows ?? DEFAULT_MAX_ROWS);
+  const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
+  const dedupe = new EvidenceDeduper(maxRows);
+  const correlator = new CorrelationEngine(
+    packs.map((p) => p.pack),
+    options.maxGroups ?? DEFAULT_MAX_GROUPS,
+  );
+  const correlationRows: CorrelationRow[] = [];
+  let correlationCount = 0;
   const every = Math.max(1, options.progressEvery ?? 1000);
   const yieldEvery = Math.max(1, options.yieldEvery ?? YIELD_EVERY);
   let scanned = 0;
@@ -92,11 +117,35 @@ export async function runDetections(
     }
     let signature: string | undefined;
     const fired: string[] = [];
-    for (const f of d.findings) {
-      if (!ours.has(f.rule_id)) continue;
+    const own = d.findings.filter((f) => ours.has(f.rule_id));
+    // Rules with `generate: false` feed correlations only, as in the gateway.
+    for (const f of correlator.published(own)) {
       fired.push(f.rule_id);
       signature ??= evidenceSignature(ev);
       dedupe.add(f, signature, ev.common.timestamp_ms, () => eventSummary(ev));
+    }
+    // The same correlation engine as the gateway's sink, fed the same findings in the same order.
+    for (const f of correlator.observe(ev, own)) {
+      fired.push(f.rule_id);
+      const c = f.correlation;
+      dedupe.add(
+        f,
+        correlationSignature(f.rule_id, c.group),
+        ev.common.timestamp_ms,
+        () => `${c.type} ${c.count} in ${c.timespan_ms / 1000} s ${JSON.stringify(c.group)}`,
+      );
+      correlationCount++;
+      if (correlationRows.length < maxRows)
+        correlationRows.push({
+          rule_id: f.rule_id,
+          pack_id: f.pack_id,
+          event_id: f.event_id,
+          timestamp_ms: ev.common.timestamp_ms,
+          type: c.type,
+          group: c.group,
+          count: c.count,
+          event_ids: c.event_ids,
+        });
     }
     if (item.expect !== undefined) {
       checked++;
@@ -124,6 +173,11 @@ export async function runDetections(
     ...dedupe.report(),
     errors,
     expectations: checked === 0 ? null : { checked, passed: checked - failed, failed, mismatches },
+    correlations: {
+      findings: correlationRows,
+      truncated: correlationCount > correlationRows.length,
+      ...correlator.stats(),
+    },
     ok: failed === 0 && errors.count === 0,
   };
 }

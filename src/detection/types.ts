@@ -91,11 +91,58 @@ export interface IrRule {
   tags: string[];
   /** `block` promotes the detection to an enforcement rule; absent means detect only. */
   action: 'block' | null;
+  /** false: the rule only feeds correlations; its matches are not recorded or reported as
+   * findings (Sigma's correlation `generate`). Absent means true. */
+  generate?: false;
   match: MatchNode;
   tests: IrTestCase[];
   /** Provenance of an imported rule; absent for hand-written ones. */
   source?: IrRuleSource;
   /** 1-based line of the rule in its source, when the source had lines. */
+  line?: number;
+}
+
+/** Correlation types (Sigma correlation rules, `celgate.detection-ir/v1` `correlations:`). */
+export const CORRELATION_TYPES = [
+  'event_count',
+  'value_count',
+  'temporal',
+  'temporal_ordered',
+] as const;
+export type CorrelationType = (typeof CORRELATION_TYPES)[number];
+/** Condition operators a correlation can test as events arrive (an upper bound — lt, lte — or neq
+ * would need the window to close without an event, which an event-driven evaluator never sees). */
+export const CORRELATION_OPS = ['gt', 'gte', 'eq'] as const;
+export type CorrelationOp = (typeof CORRELATION_OPS)[number];
+
+export const MAX_CORRELATIONS_PER_PACK = 1000;
+/** Rules one correlation may reference, and fields it may group by. */
+export const MAX_CORRELATION_RULES = 32;
+export const MAX_GROUP_BY = 8;
+/** Largest count a condition may ask for: the entries one group keeps are bounded by it. */
+export const MAX_CORRELATION_COUNT = 10_000;
+/** Longest timespan: 30 days. */
+export const MAX_TIMESPAN_MS = 30 * 24 * 3600 * 1000;
+
+export interface IrCorrelation {
+  id: string;
+  title: string;
+  description: string;
+  type: CorrelationType;
+  /** Ids of the rules (or correlations) of the same pack whose findings feed this one. */
+  rules: string[];
+  /** Contract fields (scalar) whose values form a group; [] = one group. */
+  group_by: string[];
+  /** As written (`60s`, `5m`, `1h`, `1d`) and in milliseconds. */
+  timespan: string;
+  timespan_ms: number;
+  /** value_count: the contract field whose distinct values are counted; otherwise null. */
+  field: string | null;
+  condition: { op: CorrelationOp; count: number };
+  severity: Severity;
+  confidence: number;
+  tags: string[];
+  source?: IrRuleSource;
   line?: number;
 }
 
@@ -115,6 +162,8 @@ export interface IrPack {
   description: string;
   source: IrSource | null;
   rules: IrRule[];
+  /** Correlations over the findings of this pack's rules ([] when none). */
+  correlations: IrCorrelation[];
   /** File the pack was read from, when there was one. */
   file?: string;
 }

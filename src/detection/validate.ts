@@ -10,6 +10,7 @@ import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Issue, Validated } from '../errors.js';
 import { RULE_ID_PATTERN, type PackStatus } from '../policy/types.js';
 import { parseCidr } from './cidr.js';
+import { validateCorrelations } from './correlation-validate.js';
 import { resolveField, type ResolvedField } from './fields.js';
 import { regexProblem } from '../policy/regex.js';
 import { parseSource, pathString, type PathSegment, type SourceDoc } from './source.js';
@@ -47,6 +48,7 @@ export const PACK_KEYS = [
   'description',
   'source',
   'rules',
+  'correlations',
 ];
 export const RULE_KEYS = [
   'id',
@@ -57,6 +59,7 @@ export const RULE_KEYS = [
   'confidence',
   'tags',
   'action',
+  'generate',
   'match',
   'tests',
   'source',
@@ -187,6 +190,16 @@ export function checkPackSet(packs: readonly IrPack[]): Issue[] {
       }
       ruleIds.set(rule.id, pack.id);
     });
+    pack.correlations.forEach((c, i) => {
+      const other = ruleIds.get(c.id);
+      if (other !== undefined && other !== pack.id)
+        issues.push({
+          ...where,
+          path: `correlations[${i}].id`,
+          message: `duplicate rule or correlation id "${c.id}" (also in pack "${other}")`,
+        });
+      ruleIds.set(c.id, pack.id);
+    });
   }
   return issues;
 }
@@ -223,6 +236,15 @@ function validateWith(ctx: Ctx, value: unknown): Validated<IrPack> {
       rules.push(rule);
     });
   }
+  const correlations =
+    ctx.issues.length > 0
+      ? []
+      : validateCorrelations(
+          value.correlations,
+          rules,
+          (path, message, key) => ctx.add(path, message, key),
+          (v, path) => validateRuleSource(ctx, v, path),
+        );
   if (ctx.issues.length > 0) return { ok: false, issues: ctx.issues };
   const pack: IrPack = {
     schema: IR_SCHEMA,
@@ -233,6 +255,7 @@ function validateWith(ctx: Ctx, value: unknown): Validated<IrPack> {
     description,
     source,
     rules,
+    correlations,
   };
   if (ctx.file !== undefined) pack.file = ctx.file;
   return { ok: true, value: pack };
@@ -351,6 +374,8 @@ function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undef
       [...path, 'action'],
       '"action" may only be "block" (promote the detection to enforcement)',
     );
+  if (r.generate !== undefined && typeof r.generate !== 'boolean')
+    ctx.add([...path, 'generate'], '"generate" must be true or false');
   ctx.nodes = 0;
   const match =
     r.match === undefined
@@ -374,6 +399,7 @@ function validateRule(ctx: Ctx, r: unknown, path: PathSegment[]): IrRule | undef
     tests,
   };
   if (source !== undefined) rule.source = source;
+  if (r.generate === false) rule.generate = false;
   // The line is only needed for later issues; finding it may need the slow full YAML parse, so it
   // is computed on first read (non-enumerable, so serialising a rule does not trigger it).
   const doc = ctx.doc;

@@ -9,7 +9,9 @@ import {
   familyOf,
   type BodyFacts,
   type CommonFacts,
+  type DnsAnswerRecord,
   type DnsRequestFacts,
+  type DnsResponseFacts,
   type EventOf,
   type EventType,
   type HeaderMap,
@@ -124,6 +126,47 @@ export function dnsRequestEvent(
   overrides?: Partial<Pick<CommonFacts, 'event_id' | 'timestamp_ms'>>,
 ): EventOf<'dns.request'> {
   return { common: commonFacts('dns.request', origin, overrides), dns: { request } };
+}
+
+/** `qname` without its leftmost label; "" for a name of one label (or the root). */
+export function parentDomain(qname: string): string {
+  // A `.` inside a label is written `\.` in presentation form, so only an unescaped dot separates.
+  for (let i = 0; i < qname.length; i++) {
+    const c = qname.charCodeAt(i);
+    if (c === 92 /* \ */) i++;
+    else if (c === 46 /* . */) return qname.slice(i + 1);
+  }
+  return '';
+}
+
+/** The response facts of one question; `parent_domain`, `answer_data` and `answer_types` derived. */
+export function dnsResponseFacts(
+  request: DnsRequestFacts,
+  rcode: string,
+  answers: readonly DnsAnswerRecord[],
+  cached: boolean,
+): DnsResponseFacts {
+  return {
+    qname: request.qname,
+    qtype: request.qtype,
+    qclass: request.qclass,
+    transport: request.transport,
+    rcode,
+    parent_domain: parentDomain(request.qname),
+    answers: answers.map((a) => ({ name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
+    answer_data: answers.map((a) => a.data),
+    answer_types: answers.map((a) => a.type),
+    cached,
+  };
+}
+
+export function dnsResponseEvent(
+  origin: EventOrigin,
+  request: DnsRequestFacts,
+  response: DnsResponseFacts,
+  overrides?: Partial<Pick<CommonFacts, 'event_id' | 'timestamp_ms'>>,
+): EventOf<'dns.response'> {
+  return { common: commonFacts('dns.response', origin, overrides), dns: { request, response } };
 }
 
 export function mcpRequestEvent(
@@ -280,6 +323,27 @@ class Reader {
   }
 }
 
+function answersFrom(r: Reader, raw: unknown): DnsAnswerRecord[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    r.issues.push({ path: 'dns.response.answers', message: 'must be a list of records' });
+    return [];
+  }
+  return raw.map((item, i): DnsAnswerRecord => {
+    const p = `dns.response.answers[${i}]`;
+    if (!isObj(item)) {
+      r.issues.push({ path: p, message: 'must be an object {name, type, data, ttl}' });
+      return { name: '', type: '', data: '', ttl: 0 };
+    }
+    return {
+      name: r.str(item, 'name', p).toLowerCase().replace(/\.$/, ''),
+      type: r.str(item, 'type', p, 'A').toUpperCase(),
+      data: r.str(item, 'data', p),
+      ttl: r.num(item, 'ttl', p),
+    };
+  });
+}
+
 function httpRequestFrom(r: Reader, o: Obj, path: string): HttpRequestFacts {
   const scheme = r.str(o, 'scheme', path, 'https');
   if (scheme !== 'http' && scheme !== 'https')
@@ -356,19 +420,36 @@ export function eventFromJson(
       }
       break;
     }
-    case 'dns.request': {
-      const q = r.obj(r.obj(input, 'dns', ''), 'request', 'dns');
-      const transport = r.str(q, 'transport', 'dns.request', 'udp');
+    case 'dns.request':
+    case 'dns.response': {
+      const dns = r.obj(input, 'dns', '');
+      const q = r.obj(dns, 'request', 'dns');
+      const res = type === 'dns.response' ? r.obj(dns, 'response', 'dns') : {};
+      // A response may name its question on either side; the request's facts win.
+      const pick = (key: string, fallback: string) =>
+        r.str(q, key, 'dns.request', r.str(res, key, 'dns.response', fallback));
+      const transport = pick('transport', 'udp');
       if (!['udp', 'tcp', 'vsock'].includes(transport))
         r.issues.push({ path: 'dns.request.transport', message: 'must be udp, tcp or vsock' });
-      event = dnsRequestEvent(
+      const request: DnsRequestFacts = {
+        qname: pick('qname', '').toLowerCase().replace(/\.$/, ''),
+        qtype: pick('qtype', 'A').toUpperCase(),
+        qclass: pick('qclass', 'IN').toUpperCase(),
+        transport: transport as DnsRequestFacts['transport'],
+      };
+      if (type === 'dns.request') {
+        event = dnsRequestEvent(origin, request, ids);
+        break;
+      }
+      event = dnsResponseEvent(
         origin,
-        {
-          qname: r.str(q, 'qname', 'dns.request').toLowerCase().replace(/\.$/, ''),
-          qtype: r.str(q, 'qtype', 'dns.request', 'A').toUpperCase(),
-          qclass: r.str(q, 'qclass', 'dns.request', 'IN').toUpperCase(),
-          transport: transport as DnsRequestFacts['transport'],
-        },
+        request,
+        dnsResponseFacts(
+          request,
+          r.str(res, 'rcode', 'dns.response', 'NOERROR').toUpperCase(),
+          answersFrom(r, res.answers),
+          r.bool(res, 'cached', 'dns.response'),
+        ),
         ids,
       );
       break;

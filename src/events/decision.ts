@@ -27,6 +27,18 @@ export interface RuleMatch {
   decisive: boolean;
 }
 
+/** What a correlation finding adds (src/detection/correlate.ts): the group and its events. */
+export interface CorrelationFacts {
+  type: 'event_count' | 'value_count' | 'temporal' | 'temporal_ordered';
+  /** group_by field → the group's value ('' when the event lacked it). */
+  group: Record<string, string>;
+  /** Events or distinct values counted (distinct rules for the temporal types) when it fired. */
+  count: number;
+  timespan_ms: number;
+  /** Ids of the contributing events, oldest first (bounded). */
+  event_ids: string[];
+}
+
 export interface Finding {
   event_id: string;
   rule_id: string;
@@ -37,6 +49,8 @@ export interface Finding {
   tags: readonly string[];
   /** Contract fields the rule reads, e.g. ["http.request.host", "http.request.body.text"]. */
   matched_fields: readonly string[];
+  /** Set on the finding of a correlation; the finding's event is the one that completed it. */
+  correlation?: CorrelationFacts;
 }
 
 export interface RuleError {

@@ -11,6 +11,7 @@ export const EVENT_TYPES = [
   'http.request',
   'http.response',
   'dns.request',
+  'dns.response',
   'mcp.request',
   'mcp.response',
   'process.exec',
@@ -87,6 +88,41 @@ export interface DnsRequestFacts {
   transport: DnsTransport;
 }
 
+/** One resource record of an answer section, as celgate read it from the upstream's response. */
+export interface DnsAnswerRecord {
+  /** Owner name: lower-case, no trailing dot. */
+  name: string;
+  /** Mnemonic: "A", "CNAME", … */
+  type: string;
+  /** Presentation text of the data: an address, a target name, quoted TXT strings, or
+   * "(N bytes)" for types celgate does not render. */
+  data: string;
+  ttl: number;
+}
+
+/**
+ * The answer to one question, built after the answer was written to the guest: judged by detection
+ * rules (findings), never enforced — the answer has already left.
+ */
+export interface DnsResponseFacts {
+  qname: string;
+  qtype: string;
+  qclass: string;
+  transport: DnsTransport;
+  /** "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", … (RCODE<n> for others). */
+  rcode: string;
+  /** `qname` without its leftmost label ("" for a one-label name): `x1.t.example.com` →
+   * `t.example.com`. Groups lookups of many names under one domain. */
+  parent_domain: string;
+  /** The answer section (at most 16 records). */
+  answers: DnsAnswerRecord[];
+  /** `answers[i].data` and `answers[i].type`, as lists a rule can test element-wise. */
+  answer_data: string[];
+  answer_types: string[];
+  /** True when the answer came from celgate's answer cache (as `dns_events.cached`). */
+  cached: boolean;
+}
+
 export interface McpRequestFacts {
   method: string;
   server_id: string;
@@ -135,6 +171,10 @@ export interface HttpResponseEvent extends Base<'http.response'> {
 export interface DnsRequestEvent extends Base<'dns.request'> {
   dns: { request: DnsRequestFacts };
 }
+/** A response event also carries the request it answers. */
+export interface DnsResponseEvent extends Base<'dns.response'> {
+  dns: { request: DnsRequestFacts; response: DnsResponseFacts };
+}
 export interface McpRequestEvent extends Base<'mcp.request'> {
   mcp: { request: McpRequestFacts };
 }
@@ -149,6 +189,7 @@ export type SecurityEvent =
   | HttpRequestEvent
   | HttpResponseEvent
   | DnsRequestEvent
+  | DnsResponseEvent
   | McpRequestEvent
   | McpResponseEvent
   | ProcessExecEvent;

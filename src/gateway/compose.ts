@@ -25,7 +25,9 @@ import { SecretStore } from '../transport/secrets.js';
 import { CELGATE_VERSION } from '../version.js';
 import { loadInterceptionCerts, startupLines } from './certs.js';
 import { sessionPaths, type GatewayConfig } from './config.js';
-import { irRoutes, loadDetectionDefinitions } from './detection.js';
+import { irRoutes, loadDetectionPacks } from './detection.js';
+import { CorrelatingSink } from '../detection/live.js';
+import type { IrPack } from '../detection/types.js';
 import type { GatewayLogger } from './logger.js';
 import type { Service, ServiceDeps } from './service.js';
 import { startTransport, TRANSPORTS } from './services.js';
@@ -78,9 +80,18 @@ export async function runGateway(
   const secrets = SecretStore.load(config.secrets);
   let onSecretsReload = (_reason: string): void => {};
   const cachedFleetPacks = fleet?.policy.loadCache() ?? 0;
+  let correlationPacks: IrPack[] = [];
+  let correlating: CorrelatingSink | undefined;
   const policy = createPolicyPort({
     packPaths: paths,
-    extraRules: () => loadDetectionDefinitions(config.detection),
+    // Detection packs: rules join the registry; their correlations go to the correlating sink.
+    extraRules: () => {
+      const r = loadDetectionPacks(config.detection);
+      if (!r.ok) return r;
+      correlationPacks = r.value.packs;
+      correlating?.replace(correlationPacks);
+      return { ok: true, value: r.value.definitions };
+    },
     ...(fleet === null ? {} : { extraPacks: () => fleet.policy.packTexts() }),
     onReload: (reason) => onSecretsReload(reason),
     // Rules installed, changed or deleted through the API survive a restart (docs/control-api.md).
@@ -128,6 +139,9 @@ export async function runGateway(
     infoLine: log.infoLine,
     onFailure: config.ledger.on_failure,
   });
+  // Correlations (docs/detection-ir.md) see every recorded decision's findings, live.
+  correlating = new CorrelatingSink(sink);
+  correlating.replace(correlationPacks);
   let readDb: Db | null = null;
   const listeners: Record<string, string> = {};
   fleet?.start({
@@ -183,7 +197,7 @@ export async function runGateway(
       },
       policy,
       counters,
-      sink,
+      sink: correlating,
       ledger: () => ledger.stats(),
       flushLedger: () => ledger.flush(),
       readDb: () => (readDb ??= openLedgerReadOnly(sessionDb)),
@@ -203,6 +217,7 @@ export async function runGateway(
       report: () => liveReport.data(),
       health: () => ({
         approvals: approvals.health(),
+        correlations: correlating!.stats(),
         ...(fleet === null ? {} : { fleet: fleet.health() }),
       }),
     }),
@@ -238,7 +253,7 @@ export async function runGateway(
     decider,
     engine: policy.engine,
     registry: policy.registry,
-    sink,
+    sink: correlating,
     logger,
     policy,
     sessionDir,

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Route } from '../control/server.js';
 import { backtestHandler, huntHandler } from '../detection/api.js';
-import { loadPackTexts } from '../detection/install.js';
+import { loadPackTexts, type LoadedPack } from '../detection/install.js';
 import type { Issue, Validated } from '../errors.js';
 import type { SecurityEvent } from '../events/types.js';
 import type { RuleDefinition } from '../policy/types.js';
@@ -17,9 +17,12 @@ import { SESSION_ID_PATTERN } from './config.js';
 /**
  * Detection packs named in the config (`detection:` files, or directories whose top-level *.yaml,
  * *.yml and *.json files are packs), lowered to rule definitions for the live registry; the policy
- * port calls this on start and on every reload. Problems come back as issues (the reload is refused).
+ * port calls this on start and on every reload, with the packs themselves (for their correlations).
+ * Problems come back as issues (the reload is refused).
  */
-export function loadDetectionDefinitions(paths: readonly string[]): Validated<RuleDefinition[]> {
+export function loadDetectionPacks(
+  paths: readonly string[],
+): Validated<{ definitions: RuleDefinition[]; packs: LoadedPack['pack'][] }> {
   const files: string[] = [];
   const issues: Issue[] = [];
   for (const p of paths) {
@@ -52,9 +55,13 @@ export function loadDetectionDefinitions(paths: readonly string[]): Validated<Ru
   const loaded = loadPackTexts(sources);
   if (!loaded.ok) issues.push(...loaded.issues);
   if (issues.length > 0) return { ok: false, issues };
+  const packs = loaded.ok ? loaded.value : [];
   return {
     ok: true,
-    value: loaded.ok ? loaded.value.flatMap((p) => p.rules.map((r) => r.definition)) : [],
+    value: {
+      definitions: packs.flatMap((p) => p.rules.map((r) => r.definition)),
+      packs: packs.map((p) => p.pack),
+    },
   };
 }
 

@@ -179,7 +179,8 @@ function toCel(prefix: string, value: Record<string, unknown>): CelObject {
     const childPrefix = `${prefix}.${name}`;
     if (NODES.has(childPrefix)) out[name] = toCel(childPrefix, v as Record<string, unknown>);
     else if (type === 'int') out[name] = BigInt(Math.trunc(v as number));
-    else if (type === 'map<string, dyn>') out[name] = jsonToCel(v);
+    else if (type === 'map<string, dyn>' || type === 'list<map<string, dyn>>')
+      out[name] = jsonToCel(v);
     else out[name] = v;
   }
   return new (CLASSES.get(prefix)!)(out);

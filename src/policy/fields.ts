@@ -6,7 +6,13 @@
 import type { EventType } from '../events/types.js';
 
 export type FieldType =
-  'string' | 'int' | 'bool' | 'list<string>' | 'map<string, string>' | 'map<string, dyn>';
+  | 'string'
+  | 'int'
+  | 'bool'
+  | 'list<string>'
+  | 'list<map<string, dyn>>'
+  | 'map<string, string>'
+  | 'map<string, dyn>';
 
 export interface FieldDef {
   /** Dotted path as a rule writes it, e.g. `http.request.host`. */
@@ -28,6 +34,16 @@ export const FIELDS: readonly FieldDef[] = [
   { path: 'dns.request.qname', type: 'string' },
   { path: 'dns.request.qtype', type: 'string' },
   { path: 'dns.request.transport', type: 'string' },
+  { path: 'dns.response.answer_data', type: 'list<string>' },
+  { path: 'dns.response.answer_types', type: 'list<string>' },
+  { path: 'dns.response.answers', type: 'list<map<string, dyn>>' },
+  { path: 'dns.response.cached', type: 'bool' },
+  { path: 'dns.response.parent_domain', type: 'string' },
+  { path: 'dns.response.qclass', type: 'string' },
+  { path: 'dns.response.qname', type: 'string' },
+  { path: 'dns.response.qtype', type: 'string' },
+  { path: 'dns.response.rcode', type: 'string' },
+  { path: 'dns.response.transport', type: 'string' },
   { path: 'http.request.body.content_type', type: 'string' },
   { path: 'http.request.body.size', type: 'int' },
   { path: 'http.request.body.state', type: 'string' },
@@ -78,6 +94,7 @@ export const HEADER_FUNCTION_ROOTS = ['http.request', 'http.response'] as const;
 export const ROOTS = [
   'common',
   'dns.request',
+  'dns.response',
   'http.request',
   'http.response',
   'mcp.request',
@@ -90,6 +107,7 @@ export type Root = (typeof ROOTS)[number];
  * that reads only `common` runs on every event. */
 export const ROOT_EVENT_TYPE: Readonly<Record<Exclude<Root, 'common'>, EventType>> = {
   'dns.request': 'dns.request',
+  'dns.response': 'dns.response',
   'http.request': 'http.request',
   'http.response': 'http.response',
   'mcp.request': 'mcp.request',
@@ -97,11 +115,12 @@ export const ROOT_EVENT_TYPE: Readonly<Record<Exclude<Root, 'common'>, EventType
   'process.activity': 'process.exec',
 };
 
-/** Which roots each event type carries (an http.response event carries its request too). */
+/** Which roots each event type carries (a response event carries its request too). */
 export const EVENT_ROOTS: Readonly<Record<EventType, readonly Root[]>> = {
   'http.request': ['common', 'http.request'],
   'http.response': ['common', 'http.request', 'http.response'],
   'dns.request': ['common', 'dns.request'],
+  'dns.response': ['common', 'dns.request', 'dns.response'],
   'mcp.request': ['common', 'mcp.request'],
   'mcp.response': ['common', 'mcp.response'],
   'process.exec': ['common', 'process.activity'],

@@ -38,6 +38,7 @@ const TARGET = `CASE e.event_type
     WHEN 'http.request' THEN coalesce(json_extract(e.event_json, '$.http.request.host'), '') || coalesce(json_extract(e.event_json, '$.http.request.path'), '')
     WHEN 'http.response' THEN coalesce(json_extract(e.event_json, '$.http.request.host'), '') || coalesce(json_extract(e.event_json, '$.http.request.path'), '') || ' → ' || coalesce(json_extract(e.event_json, '$.http.response.status'), '')
     WHEN 'dns.request' THEN coalesce(json_extract(e.event_json, '$.dns.request.qname'), '')
+    WHEN 'dns.response' THEN coalesce(json_extract(e.event_json, '$.dns.request.qname'), '') || ' → ' || coalesce(json_extract(e.event_json, '$.dns.response.rcode'), '')
     WHEN 'mcp.request' THEN coalesce(json_extract(e.event_json, '$.mcp.request.server_id'), '') || ' ' || coalesce(nullif(json_extract(e.event_json, '$.mcp.request.tool_name'), ''), json_extract(e.event_json, '$.mcp.request.method'), '')
     WHEN 'mcp.response' THEN coalesce(json_extract(e.event_json, '$.mcp.request.server_id'), json_extract(e.event_json, '$.mcp.response.server_id'), '') || ' ' || coalesce(nullif(json_extract(e.event_json, '$.mcp.request.tool_name'), ''), json_extract(e.event_json, '$.mcp.response.tool_name'), '')
     WHEN 'process.exec' THEN coalesce(json_extract(e.event_json, '$.process.activity.command'), '')

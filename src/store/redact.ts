@@ -238,6 +238,7 @@ export function redactEvent(event: SecurityEvent): SecurityEvent {
       };
     }
     case 'dns.request':
+    case 'dns.response':
       return event;
   }
 }

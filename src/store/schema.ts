@@ -225,6 +225,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE mcp_calls ADD COLUMN transport TEXT NOT NULL DEFAULT 'vsock';
   `,
+  // 5 → 6: a correlation finding (docs/detection-ir.md, "Correlations") keeps its type, group,
+  // count and contributing event ids as JSON; NULL for the finding of a single rule.
+  `
+  ALTER TABLE detection_findings ADD COLUMN correlation_json TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -250,7 +250,7 @@ export class LedgerWriter implements EventSink {
     );
     const finding = this.db.prepare(
       `INSERT INTO detection_findings (event_seq, event_id, timestamp_ms, rule_id, pack_id, severity, confidence, title, tags_json,
-       matched_fields_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       matched_fields_json, correlation_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const approval = this.db.prepare(
       `INSERT INTO approvals (event_seq, event_id, timestamp_ms, approval_id, rule_id, protocol, target, answer, answered_by,
@@ -422,6 +422,7 @@ export class LedgerWriter implements EventSink {
           f.title,
           JSON.stringify(f.tags),
           JSON.stringify(f.matched_fields),
+          f.correlation === undefined ? null : JSON.stringify(f.correlation),
         );
       }
       for (const [seq, e, d] of approvals) {

@@ -9,6 +9,8 @@ import {
   TEST_KEYS,
   validatePackText,
 } from '../../src/detection/validate.js';
+import { CORRELATION_KEYS } from '../../src/detection/correlation-validate.js';
+import { CORRELATION_TYPES } from '../../src/detection/types.js';
 import { SEVERITIES } from '../../src/events/decision.js';
 import { EVENT_TYPES } from '../../src/events/types.js';
 import { packWith, readRepo } from './helpers.js';
@@ -29,10 +31,15 @@ describe('the published JSON Schema (detection-ir/schema/celgate.detection-ir.v1
     ]);
     expect(schema.$defs.rule.properties.severity.enum).toEqual([...SEVERITIES]);
     expect(schema.$defs.rule.properties.event_type.enum).toEqual([...EVENT_TYPES]);
+    expect(Object.keys(schema.$defs.correlation.properties).sort()).toEqual(
+      [...CORRELATION_KEYS].sort(),
+    );
+    expect(schema.$defs.correlation.properties.type.enum).toEqual([...CORRELATION_TYPES]);
   });
 
   it.each([
     'detection-ir/google-secret-egress.yaml',
+    'detection-ir/dns-tunnel-nxdomain.yaml',
     'test/fixtures/detection/hundred-rules.ir.yaml',
   ])('accepts %s, as the validator does', (file) => {
     const text = readRepo(file);

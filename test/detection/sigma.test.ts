@@ -236,13 +236,13 @@ describe('Sigma import refuses what it cannot convert exactly, naming the constr
     ['near.yml', /"near" temporal operator/],
     ['base64offset.yml', /"base64offset" modifier/],
     ['two-of.yml', /"2 of" is not supported/],
-    ['unmapped-field.yml', /field "answer" is not in mapping "sigma-dns"/],
+    ['unmapped-field.yml', /field "src_ip" is not in mapping "sigma-dns"/],
     ['other-logsource.yml', /logsource .* is not covered/],
     ['regex-lookahead.yml', /"c-uri\|re" value "\/x\(\?=y\)": look-ahead assertions/],
     ['regex-backreference.yml', /back-references/],
     ['fieldref.yml', /"fieldref" modifier/],
     ['condition-list.yml', /list of conditions/],
-    ['correlation.yml', /correlation rules/],
+    ['correlation.yml', /a correlation rule on its own/],
     ['ipv6-cidr.yml', /IPv6/],
   ])('%s', (fixture, message) => {
     const r = importSigmaRule(

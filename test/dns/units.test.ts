@@ -65,7 +65,14 @@ describe('FrameReader', () => {
 });
 
 describe('AnswerCache', () => {
-  const entry = { bytes: Buffer.from('x'), questionEnd: 12, ttlOffsets: [], answers: [], rcode: 0 };
+  const entry = {
+    bytes: Buffer.from('x'),
+    questionEnd: 12,
+    ttlOffsets: [],
+    answers: [],
+    records: [],
+    rcode: 0,
+  };
   it('expires entries when their TTL runs out', () => {
     const c = new AnswerCache(10);
     c.set('k', entry, 30, 1_000);

@@ -397,7 +397,11 @@ rules:
       expect(report.source).toBe('fleet');
       expect(report.events_scanned).toBe(decisions.length);
       const evil = msgs.filter(
-        (m) => m.data.kind === 'decision' && m.data.event.dns.request.qname === 'x.evil.test',
+        // dns.request decisions only: an allowed lookup also records its dns.response event.
+        (m) =>
+          m.data.kind === 'decision' &&
+          m.data.event.common.event_type === 'dns.request' &&
+          m.data.event.dns.request.qname === 'x.evil.test',
       ).length;
       expect(evil).toBeGreaterThan(0);
       expect(report.total_matches).toBe(evil);
@@ -452,7 +456,14 @@ rules:
         30_000,
       );
       const msgs = await streamMessages(nats.url, `celgate.events.gw-late.${gw.sessionId}.>`);
-      expect(msgs.filter((m) => m.data.kind === 'decision').length).toBe(3);
+      // Three lookups decided, and the answer of the one allowed (ok.test) as a dns.response.
+      const decided = msgs.filter((m) => m.data.kind === 'decision');
+      expect(decided.map((m) => m.data.event.common.event_type).sort()).toEqual([
+        'dns.request',
+        'dns.request',
+        'dns.request',
+        'dns.response',
+      ]);
     },
   );
 

@@ -29,6 +29,17 @@ const FULL = {
     common: { event_type: 'dns.request' },
     dns: { request: { qname: 'a.b', qtype: 'TXT' } },
   }),
+  'dns.response': event({
+    common: { event_type: 'dns.response' },
+    dns: {
+      request: { qname: 'x.a.b', qtype: 'A' },
+      response: {
+        rcode: 'NOERROR',
+        cached: true,
+        answers: [{ name: 'x.a.b', type: 'A', data: '192.0.2.1', ttl: 60 }],
+      },
+    },
+  }),
   'mcp.request': event({
     common: { event_type: 'mcp.request' },
     mcp: { request: { server_id: 's', tool_name: 't', arguments: { a: 1 }, request_id: '1' } },

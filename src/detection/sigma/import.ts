@@ -12,7 +12,7 @@ import { validatePackValue } from '../validate.js';
 import { compilePack } from '../install.js';
 import { parseSource } from '../source.js';
 import { expandPattern, parseCondition, type Cond } from './condition.js';
-import { mappingCovers, type SigmaMapping } from './mapping.js';
+import { mappingCovers, responseSide, type SigmaMapping } from './mapping.js';
 import { fieldNode, parseModifiers, SigmaRefusal } from './values.js';
 
 export const MAX_SIGMA_BYTES = 256 * 1024;
@@ -106,7 +106,11 @@ export function importSigmaRule(
   if (!isObj(doc)) return fail('E_IR_INVALID', [], 'a Sigma rule must be a YAML mapping');
   if (typeof doc.title !== 'string' || doc.title === '')
     return fail('E_IR_INVALID', ['title'], 'Sigma rule has no title', lineOf(['title']));
-  if (doc.correlation !== undefined) return refuse(['correlation'], 'correlation rules');
+  if (doc.correlation !== undefined)
+    return refuse(
+      ['correlation'],
+      'a correlation rule on its own (import it with the rules it names)',
+    );
   if (doc.action !== undefined)
     return refuse(['action'], `"action: ${String(doc.action)}" (rule collections)`);
   const logsource = isObj(doc.logsource) ? doc.logsource : {};
@@ -175,10 +179,9 @@ export function importSigmaRule(
     title: doc.title,
     ...(typeof doc.description === 'string' ? { description: doc.description.trim() } : {}),
     event_type:
-      mapping.event_type === 'http.request' &&
-      [...used].some((f) => mapping.fields[f]!.field.startsWith('http.response.'))
-        ? 'http.response'
-        : mapping.event_type,
+      [...used]
+        .map((f) => responseSide(mapping.event_type, mapping.fields[f]!.field))
+        .find((t) => t !== null) ?? mapping.event_type,
     severity: level,
     confidence: CONFIDENCE[typeof doc.status === 'string' ? doc.status : ''] ?? 0.5,
     tags: Array.isArray(doc.tags)
@@ -335,6 +338,7 @@ export interface SigmaPackOptions {
 export function sigmaPack(
   rules: readonly ImportedRule[],
   options: SigmaPackOptions,
+  correlations: readonly Raw[] = [],
 ): Validated<{ pack: IrPack; yaml: string }> {
   const fieldMapping: Record<string, string> = {};
   for (const r of rules) {
@@ -354,6 +358,7 @@ export function sigmaPack(
       `Imported from Sigma (${rules.length} rule${rules.length === 1 ? '' : 's'}).`,
     source: { kind: 'sigma', field_mapping: fieldMapping },
     rules: rules.map((r) => r.rule),
+    ...(correlations.length === 0 ? {} : { correlations }),
   };
   const v = validatePackValue(raw);
   if (!v.ok) return v;

@@ -88,14 +88,10 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
         add(['fields', name, 'transform'], 'transforms are "extension" and "uri"');
         continue;
       }
-      // Response-side fields of a request mapping (sc-status on http.request): rules that use them
-      // import as http.response rules, whose events carry the request too (import.ts).
-      const res = resolveField(
-        field,
-        eventType === 'http.request' && field.startsWith('http.response.')
-          ? 'http.response'
-          : eventType,
-      );
+      // Response-side fields of a request mapping (sc-status on http.request, answer on
+      // dns.request): rules that use them import as response rules, whose events carry the request
+      // too (import.ts).
+      const res = resolveField(field, responseSide(eventType, field) ?? eventType);
       if (!res.ok) {
         add(['fields', name], res.message);
         continue;
@@ -120,6 +116,16 @@ export function parseMapping(text: string, file?: string): Validated<SigmaMappin
   };
   if (file !== undefined) mapping.file = file;
   return { ok: true, value: mapping };
+}
+
+/**
+ * The response event type a request mapping's field belongs to (http.response for
+ * `http.response.*` on http.request, dns.response for `dns.response.*` on dns.request), or null.
+ */
+export function responseSide(eventType: EventType, field: string): EventType | null {
+  if (eventType === 'http.request' && field.startsWith('http.response.')) return 'http.response';
+  if (eventType === 'dns.request' && field.startsWith('dns.response.')) return 'dns.response';
+  return null;
 }
 
 /** Whether a mapping covers a Sigma rule's logsource. */

@@ -4,12 +4,16 @@
  * cache is full (by entries or by bytes). The clock is an argument (milliseconds), so this module stays pure and testable.
  */
 
+import type { AnswerRecord } from './response.js';
+
 export interface CachedAnswer {
   /** The upstream response as received (id and question case are rewritten per client). */
   bytes: Buffer;
   questionEnd: number;
   ttlOffsets: number[];
   answers: string[];
+  /** The answer records as received (TTLs not aged). */
+  records: AnswerRecord[];
   rcode: number;
   storedMs: number;
   expiresMs: number;

@@ -2,19 +2,28 @@
  * The DNS request path, independent of how the bytes arrived: parse → one `dns.request` event per
  * question → `decider.decide` → enforce (NXDOMAIN on block, SERVFAIL on engine error, FORMERR/NOTIMP
  * or drop on malformed input) → static answer, cache or upstream → record (`sink.decision` right
- * after deciding, `sink.dns` once the answer is known). It never decides by itself and never forwards
- * a question the engine did not allow. Listeners (service.ts) own the sockets.
+ * after deciding, `sink.dns` once the answer is known) → for an allowed question, one `dns.response`
+ * event judged after the answer was handed back (detection only: the answer has already left). It
+ * never decides by itself and never forwards a question the engine did not allow. Listeners
+ * (service.ts) own the sockets.
  */
 import type {
   Decider,
   Decision,
+  DnsAnswerRecord,
   DnsRequestEvent,
   DnsTransport,
   EventOrigin,
   EventSink,
   Holding,
+  SecurityEvent,
 } from '../../events/index.js';
-import { dnsRequestEvent, policyFields } from '../../events/index.js';
+import {
+  dnsRequestEvent,
+  dnsResponseEvent,
+  dnsResponseFacts,
+  policyFields,
+} from '../../events/index.js';
 import { AnswerCache, cacheKey } from './cache.js';
 import { MAX_INFLIGHT, RCODE, rcodeName } from './limits.js';
 import { parseQuery, type DnsQuery } from './parse.js';
@@ -200,6 +209,7 @@ export class DnsResolver {
 
     let response: Buffer;
     let answers: string[] = [];
+    let answerRecords: DnsAnswerRecord[] = [];
     let upstreamMs: number | null = null;
     let cached = false;
     if (worst === 'error') {
@@ -212,6 +222,7 @@ export class DnsResolver {
       this.stats.allowed++;
       const r = await this.answerAllowed(query);
       ({ response, answers, upstreamMs, cached } = r);
+      answerRecords = r.records;
     }
     if (ctx.transport === 'udp' && response.length > udpLimit(query))
       response = truncatedResponse(query);
@@ -232,6 +243,19 @@ export class DnsResolver {
         }),
       );
     }
+    if (worst === 'allow') {
+      // The answer to every allowed question is an event of its own, judged once the answer has
+      // been handed to the listener: detections (findings, correlations) see rcode and answers
+      // without adding latency, and nothing on a dns.response is enforced.
+      for (const { event } of decided) {
+        records.push(() => {
+          const q = event.dns.request;
+          const facts = dnsResponseFacts(q, rcode, answerRecords, cached);
+          const responseEvent = dnsResponseEvent(origin, q, facts);
+          this.deps.sink.decision(responseEvent, detectionOnly(this.deps.decider, responseEvent));
+        });
+      }
+    }
     setImmediate(() => this.flush(records));
     return response;
   }
@@ -250,14 +274,19 @@ export class DnsResolver {
     }
   }
 
-  private async answerAllowed(
-    query: DnsQuery,
-  ): Promise<{ response: Buffer; answers: string[]; upstreamMs: number | null; cached: boolean }> {
+  private async answerAllowed(query: DnsQuery): Promise<{
+    response: Buffer;
+    answers: string[];
+    records: DnsAnswerRecord[];
+    upstreamMs: number | null;
+    cached: boolean;
+  }> {
     // Zone transfers are multi-message TCP exchanges a recursive forwarder does not relay.
     if (query.questions.some((q) => q.typeCode === 251 || q.typeCode === 252)) {
       return {
         response: denialResponse(query, RCODE.REFUSED),
         answers: [],
+        records: [],
         upstreamMs: null,
         cached: false,
       };
@@ -271,6 +300,12 @@ export class DnsResolver {
         return {
           response,
           answers: addresses.map((a) => (a.includes(':') ? `AAAA ${a}` : `A ${a}`)),
+          records: addresses.map((a) => ({
+            name: single.qname,
+            type: a.includes(':') ? 'AAAA' : 'A',
+            data: a,
+            ttl: this.options.staticTtlS,
+          })),
           upstreamMs: null,
           cached: false,
         };
@@ -289,6 +324,7 @@ export class DnsResolver {
         return {
           response: rewriteResponse(hit.bytes, query, hit.questionEnd, hit.ttlOffsets, elapsedS),
           answers: hit.answers,
+          records: hit.records.map((r) => ({ ...r, ttl: Math.max(0, r.ttl - elapsedS) })),
           upstreamMs: null,
           cached: true,
         };
@@ -304,6 +340,7 @@ export class DnsResolver {
       return {
         response: denialResponse(query, RCODE.SERVFAIL),
         answers: [],
+        records: [],
         upstreamMs: result.ms,
         cached: false,
       };
@@ -317,6 +354,7 @@ export class DnsResolver {
           questionEnd: r.questionEnd,
           ttlOffsets: r.ttlOffsets,
           answers: r.answers,
+          records: r.records,
           rcode: r.rcode,
         },
         r.cacheTtl,
@@ -326,8 +364,38 @@ export class DnsResolver {
     return {
       response: rewriteResponse(result.bytes, query, r.questionEnd, r.ttlOffsets, 0),
       answers: r.answers,
+      records: r.records,
       upstreamMs: result.ms,
       cached: false,
     };
   }
+}
+
+/**
+ * Decides a dns.response event for the record. The answer has already been sent, so nothing is
+ * enforced: a block rule that matches is kept as a match, and the recorded verdict says so.
+ */
+function detectionOnly(decider: Decider, event: SecurityEvent): Decision {
+  let d: Decision;
+  try {
+    d = decider.decide(event);
+  } catch (err) {
+    return {
+      action: 'error',
+      rule_id: null,
+      reason: `engine error on a dns.response (not enforced): ${err instanceof Error ? err.message : String(err)}`,
+      mode: 'fail_closed',
+      matches: [],
+      findings: [],
+      errors: [],
+      generation: 0,
+      eval_ns: 0,
+    };
+  }
+  if (d.action !== 'block') return d;
+  return {
+    ...d,
+    action: 'allow',
+    reason: `not enforced (dns.response is judged after the answer was sent): ${d.reason}`,
+  };
 }

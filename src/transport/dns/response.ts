@@ -31,11 +31,20 @@ export interface UpstreamResponse {
   questionEnd: number;
   /** e.g. ["A 93.184.216.34", "CNAME edge.example.net"]. */
   answers: string[];
+  /** The same records, structured (owner name, type, data text, TTL as received). */
+  records: AnswerRecord[];
   /** Seconds this response may be cached (RFC 2181 §8 minimum over the answer RRs, RFC 2308 for
    * negative answers), or null when it must not be cached. */
   cacheTtl: number | null;
   /** Offsets of every TTL field except OPT's, for ageing a cached copy. */
   ttlOffsets: number[];
+}
+
+export interface AnswerRecord {
+  name: string;
+  type: string;
+  data: string;
+  ttl: number;
 }
 
 export type ResponseParse =
@@ -60,6 +69,7 @@ export function parseResponse(bytes: Uint8Array): ResponseParse {
   }
   const questionEnd = pos;
   const answers: string[] = [];
+  const records_: AnswerRecord[] = [];
   const ttlOffsets: number[] = [];
   let minAnswerTtl = Infinity;
   let negativeTtl = Infinity;
@@ -78,8 +88,12 @@ export function parseResponse(bytes: Uint8Array): ResponseParse {
     if (rec.type !== 41) ttlOffsets.push(rec.ttlOffset);
     if (i < header.ancount) {
       minAnswerTtl = Math.min(minAnswerTtl, rec.ttl);
-      if (answers.length < MAX_SUMMARY_ANSWERS)
-        answers.push(summarise(bytes, rec.type, rec.rdataOffset, rec.rdataLength));
+      if (answers.length < MAX_SUMMARY_ANSWERS) {
+        const type = typeName(rec.type);
+        const data = rdataText(bytes, rec.type, rec.rdataOffset, rec.rdataLength);
+        answers.push(bound(`${type} ${data}`));
+        records_.push({ name: rec.name, type, data: bound(data), ttl: rec.ttl });
+      }
     } else if (i < header.ancount + header.nscount && rec.type === 6 && rec.rdataLength >= 20) {
       const o = rec.rdataOffset + rec.rdataLength - 4;
       const minimum =
@@ -107,14 +121,17 @@ export function parseResponse(bytes: Uint8Array): ResponseParse {
       questions,
       questionEnd,
       answers,
+      records: records_,
       cacheTtl,
       ttlOffsets,
     },
   };
 }
 
-function summarise(buf: Uint8Array, type: number, at: number, len: number): string {
-  const name = typeName(type);
+const bound = (text: string) =>
+  text.length > MAX_SUMMARY_CHARS ? `${text.slice(0, MAX_SUMMARY_CHARS - 1)}…` : text;
+
+function rdataText(buf: Uint8Array, type: number, at: number, len: number): string {
   let text: string;
   if (type === 1 && len === 4) text = `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
   else if (type === 28 && len === 16) text = ipv6Text(buf, at);
@@ -134,8 +151,7 @@ function summarise(buf: Uint8Array, type: number, at: number, len: number): stri
     }
     text = parts.join(' ');
   } else text = `(${len} bytes)`;
-  const out = `${name} ${text}`;
-  return out.length > MAX_SUMMARY_CHARS ? `${out.slice(0, MAX_SUMMARY_CHARS - 1)}…` : out;
+  return text;
 }
 
 function ipv6Text(buf: Uint8Array, at: number): string {
