@@ -14,9 +14,9 @@
  */
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { reqOf } from '../test/fixtures/http/harness.js';
-import { clientOver, tlsThroughTunnel } from '../test/http-proxy/clients.js';
-import { startProxyRig } from '../test/http-proxy/harness.js';
+import { reqOf } from '../support/http-harness.js';
+import { clientOver, tlsThroughTunnel } from '../support/proxy-clients.js';
+import { startProxyRig } from '../support/proxy-rig.js';
 import {
   summarize,
   writeArtifact,

@@ -1,7 +1,7 @@
 /**
  * Starts the real built gateway (`node dist/src/cli/main.js start`) for the guest lanes, in uds
  * vsock mode so a namespace guest can reach it, and talks to its admin API over the control socket
- * with a kept-alive agent. Like test/helpers/gateway.ts, but importable from the built bench
+ * with a kept-alive agent. Like test/support/gateway.ts, but importable from the built bench
  * (dist/bench only contains src/ and bench/).
  *
  * The gateway's stdout (its JSON log) and stderr go to FILES in the work dir, read on demand: with a

@@ -1,5 +1,5 @@
 /**
- * The guest namespace harness (tests and benchmarks; test/helpers/netns.ts re-exports it): an isolated network namespace whose only way
+ * The guest namespace harness (tests and benchmarks; test/support/netns.ts re-exports it): an isolated network namespace whose only way
  * out is the celgate guest bridge.
  *
  *   - `ip netns add cg7-<pid>-<n>`; inside: `lo` up and a veth pair whose BOTH ends live inside

@@ -1,6 +1,6 @@
 /**
  * HTTP interception benchmarks (issue #4), against the real built gateway (`celgate start`) and a
- * loopback HTTPS upstream started here (test/fixtures/http/harness.ts). Each measurement asserts
+ * loopback HTTPS upstream started here (support/http-harness.ts). Each measurement asserts
  * that the work happened before it is recorded; one artifact `http-mitm` under
  * benchmarks/security-engine/:
  *
@@ -36,12 +36,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Client, Pool } from 'undici';
-import {
-  makeCerts,
-  startUpstream,
-  type Certs,
-  type Upstream,
-} from '../test/fixtures/http/harness.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../support/http-harness.js';
 import { startBenchGateway, type BenchGateway, type BenchGatewayOptions } from './guest-gateway.js';
 import { startFloorProxy } from './http-floor.js';
 import {

@@ -118,6 +118,24 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
   });
 
+  it('keeps bench/ and support/ independent of test/ (support/ imports only src/)', () => {
+    const bad: string[] = [];
+    const TEST = join(ROOT, 'test');
+    const SUPPORT = join(ROOT, 'support');
+    for (const dir of ['bench', 'support']) {
+      for (const file of files(join(ROOT, dir))) {
+        for (const spec of importsOf(file)) {
+          if (!spec.startsWith('.')) continue;
+          const target = resolve(dirname(file), spec);
+          if (target.startsWith(TEST + '/')) bad.push(`${relative(ROOT, file)} imports ${spec}`);
+          if (dir === 'support' && !target.startsWith(SRC) && !target.startsWith(SUPPORT))
+            bad.push(`${relative(ROOT, file)} imports ${spec} (support/ may import src/ only)`);
+        }
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
   it('keeps sockets, DNS wire code and proxies out of the pure layers', () => {
     const bad: string[] = [];
     for (const file of sources.filter((f) => PURE.includes(areaOf(f)))) {

@@ -17,8 +17,8 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { Client, ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectFramedTransport } from '../src/transport/mcp/index.js';
-import { startGateway, type RunningTestGateway } from './helpers/gateway.js';
-import { EVERYTHING } from './mcp/harness.js';
+import { startGateway, type RunningTestGateway } from './support/gateway.js';
+import { EVERYTHING } from './support/mcp.js';
 
 type Protocol = 'http-vsock' | 'http-proxy' | 'dns' | 'mcp' | 'exec';
 type Scenario = 'engine-error' | 'ask' | 'ledger-down' | 'upstream-down' | 'bad-reload';

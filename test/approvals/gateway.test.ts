@@ -21,9 +21,9 @@ import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectFramedTransport } from '../../src/transport/mcp/index.js';
 import { serveExecConnection } from '../../src/transport/guest/exec-service.js';
-import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
-import { EVERYTHING } from '../mcp/harness.js';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
+import { EVERYTHING } from '../support/mcp.js';
 
 /** Long enough for the test approver to answer on a loaded machine; the timeout test waits it out. */
 const TIMEOUT_MS = 4_000;

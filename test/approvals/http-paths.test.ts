@@ -18,7 +18,7 @@ import {
   type Certs,
   type Gateway,
   type Upstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 
 /** Holds every request to held.test until `release(answer)`. */
 class HoldingDecider extends ScriptedDecider {

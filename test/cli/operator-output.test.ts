@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type Certs } from '../fixtures/http/harness.js';
-import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { makeCerts, type Certs } from '../../support/http-harness.js';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 const run = promisify(execFile);
 const cli = (args: string[]) =>

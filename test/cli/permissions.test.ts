@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { startGateway } from '../helpers/gateway.js';
+import { startGateway } from '../support/gateway.js';
 
 it('keeps the data directory 0700 and the files in it 0600 when the log file lives there', async () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'celgate-perm-')), 'data');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 const run = promisify(execFile);
 const evilEvent = {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PACK_DEPTH, MAX_PACK_LINES, parsePack } from '../../src/policy/packs.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 function pack(prefix: string): string {
   return stringify({

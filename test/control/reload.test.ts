@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createPolicyPort } from '../../src/control/policy-port.js';
 import { eventFromJson } from '../../src/events/build.js';
 import type { Decision } from '../../src/events/decision.js';
-import { startGateway } from '../helpers/gateway.js';
+import { startGateway } from '../support/gateway.js';
 
 const event = (host: string) => {
   const e = eventFromJson({ event_type: 'http.request', http: { request: { host } } });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parsePack } from '../../src/policy/packs.js';
-import { MAIN_JS, startGateway } from '../helpers/gateway.js';
+import { MAIN_JS, startGateway } from '../support/gateway.js';
 
 const run = promisify(execFile);
 const cli = (args: string[]) =>

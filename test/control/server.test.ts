@@ -11,7 +11,7 @@ import {
   startControlServer,
   type ControlServer,
 } from '../../src/control/server.js';
-import { controlRequest } from '../helpers/gateway.js';
+import { controlRequest } from '../support/gateway.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
 import { ROOT, readRepo } from './helpers.js';
 
 const PACK = join(ROOT, 'detection-ir/google-secret-egress.yaml');

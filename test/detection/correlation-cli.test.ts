@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAIN_JS } from '../helpers/gateway.js';
+import { MAIN_JS } from '../support/gateway.js';
 import { ROOT } from './helpers.js';
 
 function celgate(...args: string[]) {

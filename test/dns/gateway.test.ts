@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectVsock } from '../../src/transport/vsock.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 import { startAuthority, type Authority } from '../../bench/dns-authority.js';
 
 const run = promisify(execFile);

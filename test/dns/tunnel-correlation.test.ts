@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import Database from 'better-sqlite3';
 import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 import { startAuthority, type Authority } from '../../bench/dns-authority.js';
 
 const PACK = new URL('../../detection-ir/dns-tunnel-nxdomain.yaml', import.meta.url).pathname;

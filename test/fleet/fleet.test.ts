@@ -16,7 +16,7 @@ import dnsPacket from 'dns-packet';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
 import {
   HAVE_NATS,
   freePort,

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { processLane } from '../../bench/guest-lane-process.js';
 import { runLane } from '../../bench/guest-lanes.js';
-import { netnsAvailability } from '../helpers/netns.js';
+import { netnsAvailability } from '../support/netns.js';
 
 const avail = netnsAvailability();
 

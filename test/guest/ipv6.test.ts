@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_IP6TABLES } from '../../bench/guest-netns.js';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { GuestNamespace, netnsAvailability } from '../helpers/netns.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { GuestNamespace, netnsAvailability } from '../support/netns.js';
 
 const avail = netnsAvailability();
 const HAVE_CURL = spawnSync('curl', ['--version']).status === 0;

@@ -15,7 +15,7 @@ import { startMcpRelay } from '../../src/transport/guest/mcp-relay.js';
 import { McpSocketTransport } from '../../src/transport/guest/mcp-socket-transport.js';
 import { RpcCode } from '../../src/transport/mcp/index.js';
 import { parseMetaPreamble } from '../../src/transport/vsock.js';
-import { EVERYTHING, rule, startHarness } from '../mcp/harness.js';
+import { EVERYTHING, rule, startHarness } from '../support/mcp.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

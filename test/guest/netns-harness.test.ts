@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execOnGuest } from '../../src/transport/exec/client.js';
 import { FrameReader, frame } from '../../src/transport/dns/framing.js';
 import { listenVsock, type GuestMeta, type VsockListener } from '../../src/transport/vsock.js';
-import { GuestNamespace, netnsAvailability } from '../helpers/netns.js';
+import { GuestNamespace, netnsAvailability } from '../support/netns.js';
 
 const avail = netnsAvailability();
 

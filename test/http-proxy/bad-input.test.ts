@@ -7,9 +7,9 @@ import {
   parseProxyListen,
   startExplicitProxy,
 } from '../../src/transport/http/proxy.js';
-import { MemorySink, reqOf, ScriptedDecider } from '../fixtures/http/harness.js';
-import { openTunnel, rawExchange, tlsThroughTunnel } from './clients.js';
-import { startProxyRig, type ProxyRig } from './harness.js';
+import { MemorySink, reqOf, ScriptedDecider } from '../../support/http-harness.js';
+import { openTunnel, rawExchange, tlsThroughTunnel } from '../../support/proxy-clients.js';
+import { startProxyRig, type ProxyRig } from '../../support/proxy-rig.js';
 
 let rig: ProxyRig;
 beforeAll(async () => {

@@ -5,8 +5,14 @@
  * (the operator's choice) still reaches loopback.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientOver, curl, hasCurl, rawExchange, tlsThroughTunnel } from './clients.js';
-import { startProxyRig, type ProxyRig } from './harness.js';
+import {
+  clientOver,
+  curl,
+  hasCurl,
+  rawExchange,
+  tlsThroughTunnel,
+} from '../../support/proxy-clients.js';
+import { startProxyRig, type ProxyRig } from '../../support/proxy-rig.js';
 
 let rig: ProxyRig;
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTunnel, rawExchange } from './clients.js';
-import { startProxyRig, type ProxyRig } from './harness.js';
+import { openTunnel, rawExchange } from '../../support/proxy-clients.js';
+import { startProxyRig, type ProxyRig } from '../../support/proxy-rig.js';
 
 let rig: ProxyRig;
 beforeAll(async () => {

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
-import { clientOver, curl, hasCurl, tlsThroughTunnel } from './clients.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
+import { clientOver, curl, hasCurl, tlsThroughTunnel } from '../../support/proxy-clients.js';
 
 let upstreamCerts: Certs;
 let up: Upstream;

@@ -3,9 +3,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reqOf } from '../fixtures/http/harness.js';
-import { clientOver, curl, hasCurl, openTunnel, rawExchange, tlsThroughTunnel } from './clients.js';
-import { startProxyRig, type ProxyRig } from './harness.js';
+import { reqOf } from '../../support/http-harness.js';
+import {
+  clientOver,
+  curl,
+  hasCurl,
+  openTunnel,
+  rawExchange,
+  tlsThroughTunnel,
+} from '../../support/proxy-clients.js';
+import { startProxyRig, type ProxyRig } from '../../support/proxy-rig.js';
 
 let rig: ProxyRig;
 let caFile: string;

@@ -9,7 +9,7 @@ import {
   reqOf,
   ScriptedDecider,
   type Certs,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 
 let certs: Certs;
 let upstream: http.Server;

@@ -21,8 +21,8 @@ import {
   startUpstream,
   type Certs,
   type Upstream,
-} from '../fixtures/http/harness.js';
-import { tlsThroughTunnel } from '../http-proxy/clients.js';
+} from '../../support/http-harness.js';
+import { tlsThroughTunnel } from '../../support/proxy-clients.js';
 
 const RULES = [
   {

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 const run = promisify(execFile);
 

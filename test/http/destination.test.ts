@@ -17,7 +17,7 @@ import {
   type Certs,
   type Gateway,
   type Upstream as TestUpstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 
 describe('destination guard: addresses', () => {
   const guard = new DestinationGuard();

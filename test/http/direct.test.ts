@@ -17,7 +17,7 @@ import {
   type Certs,
   type Gateway,
   type Upstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 import { values, Wire, type WireResponse } from '../fixtures/http/wire.js';
 
 const text = (r: WireResponse) => r.body.toString();

@@ -11,8 +11,8 @@ import Database from 'better-sqlite3';
 import { Client } from 'undici';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway as startRealGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
+import { startGateway as startRealGateway, type RunningTestGateway } from '../support/gateway.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
 
 const run = promisify(execFile);
 const haveCurl = await run('curl', ['--version']).then(

@@ -23,8 +23,8 @@ import {
   startUpstream,
   type Certs,
   type Upstream,
-} from '../fixtures/http/harness.js';
-import { openTunnel } from '../http-proxy/clients.js';
+} from '../../support/http-harness.js';
+import { openTunnel } from '../../support/proxy-clients.js';
 
 const run = promisify(execFile);
 const HAVE_CURL_H2 = /HTTP2/.test(

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_LLHTTP_ENV } from '../../src/transport/http/llhttp.js';
-import { makeCerts, startUpstream, type Certs, type Upstream } from '../fixtures/http/harness.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 const run = promisify(execFile);
 const HAVE_CURL = spawnSync('curl', ['--version']).status === 0;

@@ -11,7 +11,7 @@ import {
   type Certs,
   type Gateway,
   type Upstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 
 let certs: Certs;
 let up: Upstream;

@@ -14,7 +14,7 @@ import {
   type Certs,
   type Gateway,
   type Upstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 
 const MIB = 1024 * 1024;
 const BIG = 64 * MIB;

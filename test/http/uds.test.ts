@@ -13,7 +13,7 @@ import {
   startUpstream,
   type Certs,
   type Upstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 
 let certs: Certs;
 let up: Upstream;

@@ -26,7 +26,7 @@ import {
   type Gateway,
   type Upstream,
   type UpstreamHandler,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 import { request, values, Wire, type WireResponse } from '../fixtures/http/wire.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { GuestNamespace, netnsAvailability } from '../helpers/netns.js';
-import { makeCerts, type Certs } from '../fixtures/http/harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { GuestNamespace, netnsAvailability } from '../support/netns.js';
+import { makeCerts, type Certs } from '../../support/http-harness.js';
 import { startEverything, type Everything } from './harness.js';
 
 const avail = netnsAvailability();

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
-import type { Certs } from '../fixtures/http/harness.js';
+import type { Certs } from '../../support/http-harness.js';
 
 const require = createRequire(import.meta.url);
 export const EVERYTHING_JS = join(

@@ -18,7 +18,7 @@ import {
   type Certs,
   type Gateway,
   type Upstream,
-} from '../fixtures/http/harness.js';
+} from '../../support/http-harness.js';
 import { fetch as undiciFetch } from 'undici';
 
 let certs: Certs;

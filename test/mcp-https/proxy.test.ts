@@ -13,8 +13,8 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LoggingMessageNotificationSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { makeCerts, type Certs } from '../fixtures/http/harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { makeCerts, type Certs } from '../../support/http-harness.js';
 import { proxiedFetch, startEverything, type Everything } from './harness.js';
 
 let certs: Certs;

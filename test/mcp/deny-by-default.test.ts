@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { RpcCode } from '../../src/transport/mcp/index.js';
-import { EVERYTHING, rule, startHarness, type Harness } from './harness.js';
+import { EVERYTHING, rule, startHarness, type Harness } from '../support/mcp.js';
 
 let h: Harness;
 beforeAll(async () => {

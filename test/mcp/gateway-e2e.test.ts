@@ -8,8 +8,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectFramedTransport } from '../../src/transport/mcp/index.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { EVERYTHING, FLAKY } from './harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { EVERYTHING, FLAKY } from '../support/mcp.js';
 
 let gw: RunningTestGateway;
 let client: Client;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { FramedConnection, RpcCode } from '../../src/transport/mcp/index.js';
-import { EVERYTHING, FLAKY, rule, startHarness, type Harness } from './harness.js';
+import { EVERYTHING, FLAKY, rule, startHarness, type Harness } from '../support/mcp.js';
 
 let h: Harness;
 

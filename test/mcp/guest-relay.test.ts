@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMcpRelay, type McpRelayHandle } from '../../src/transport/guest/mcp-relay.js';
 import { RpcCode } from '../../src/transport/mcp/index.js';
-import { EVERYTHING, rule, startHarness, type Harness } from './harness.js';
+import { EVERYTHING, rule, startHarness, type Harness } from '../support/mcp.js';
 
 let h: Harness;
 let relay: McpRelayHandle;

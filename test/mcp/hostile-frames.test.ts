@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encodeData, encodeOpen } from '../../src/transport/mcp/index.js';
-import { FLAKY, startHarness, type Harness } from './harness.js';
+import { FLAKY, startHarness, type Harness } from '../support/mcp.js';
 import { RawGuest } from './wire.js';
 
 const CASES = JSON.parse(

@@ -17,7 +17,7 @@ import {
   ListToolsRequestSchema,
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
-import { rule, startHarness, type Harness } from './harness.js';
+import { rule, startHarness, type Harness } from '../support/mcp.js';
 
 let http: HttpServer;
 let h: Harness;

@@ -12,7 +12,7 @@ import {
   McpSession,
   RECORD_BATCH_MS,
 } from '../../src/transport/mcp/session.js';
-import { RecordingSink, rule } from './harness.js';
+import { RecordingSink, rule } from '../support/mcp.js';
 
 function setup() {
   const registry = new RuleRegistry();

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { EVERYTHING, rule, startHarness, type Harness } from './harness.js';
+import { EVERYTHING, rule, startHarness, type Harness } from '../support/mcp.js';
 
 let h: Harness;
 beforeAll(async () => {

@@ -12,7 +12,7 @@ import {
   type StreamClosed,
 } from '../../src/transport/mcp/index.js';
 import type { Decider, Decision } from '../../src/events/decision.js';
-import { FLAKY, RecordingSink, startHarness, type Harness } from './harness.js';
+import { FLAKY, RecordingSink, startHarness, type Harness } from '../support/mcp.js';
 import { RawGuest } from './wire.js';
 
 let h: Harness;

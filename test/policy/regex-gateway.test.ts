@@ -10,7 +10,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 const LIVENESS_MS = 10_000;
 const cleanup: (() => Promise<unknown>)[] = [];

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN_JS, startGateway, type RunningTestGateway } from '../helpers/gateway.js';
+import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
 
 const run = promisify(execFile);
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));

@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, type Certs } from '../fixtures/http/harness.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { GuestNamespace, netnsAvailability } from '../helpers/netns.js';
-import { openTunnel } from '../http-proxy/clients.js';
+import { makeCerts, type Certs } from '../../support/http-harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { GuestNamespace, netnsAvailability } from '../support/netns.js';
+import { openTunnel } from '../../support/proxy-clients.js';
 
 const run = promisify(execFile);
 const HAVE_CURL = spawnSync('curl', ['--version']).status === 0;

@@ -20,7 +20,7 @@ import {
   secretStatuses,
   type SecretSpec,
 } from '../../src/transport/secrets.js';
-import { MAIN_JS } from '../helpers/gateway.js';
+import { MAIN_JS } from '../support/gateway.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'celgate-secret-units-'));
 const VALUE = 'sk-unit-0123456789abcdef';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { startGateway } from '../helpers/gateway.js';
+import { startGateway } from '../support/gateway.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/append-forever.mjs', import.meta.url));
 

@@ -23,8 +23,8 @@ import { Client, ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectFramedTransport } from '../../src/transport/mcp/index.js';
-import { startGateway, type RunningTestGateway } from '../helpers/gateway.js';
-import { EVERYTHING } from '../mcp/harness.js';
+import { startGateway, type RunningTestGateway } from '../support/gateway.js';
+import { EVERYTHING } from '../support/mcp.js';
 
 const ROOT = process.getuid?.() === 0;
 const HAVE_DIG = spawnSync('dig', ['-v']).status === 0;

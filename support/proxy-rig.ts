@@ -6,9 +6,9 @@
  */
 import { createServer as createHttpsServer } from 'node:https';
 import type net from 'node:net';
-import type { HttpLimits } from '../../src/transport/http/limits.js';
-import { parseUpstreamMap } from '../../src/transport/http/upstream.js';
-import { startExplicitProxy, type ExplicitProxy } from '../../src/transport/http/proxy.js';
+import type { HttpLimits } from '../src/transport/http/limits.js';
+import { parseUpstreamMap } from '../src/transport/http/upstream.js';
+import { startExplicitProxy, type ExplicitProxy } from '../src/transport/http/proxy.js';
 import {
   makeCerts,
   MemorySink,
@@ -17,7 +17,7 @@ import {
   type Certs,
   type Upstream,
   type UpstreamHandler,
-} from '../fixtures/http/harness.js';
+} from './http-harness.js';
 
 export interface ProxyRig {
   gatewayCerts: Certs;
