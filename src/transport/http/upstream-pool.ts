@@ -10,8 +10,7 @@
  * Owns: upstream connections and their parsers. Must not: decide, or send anything not allowed —
  * it only sends what the exchange hands it after the decision.
  */
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { CelgateError } from '../../errors.js';
 import {
   HTTPParser,
@@ -321,7 +320,6 @@ export class PoolHandle {
 
 export class UpstreamPool {
   private readonly idle = new Map<string, Connection[]>();
-  private readonly sessions = new Map<string, Buffer>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -398,33 +396,12 @@ export class UpstreamPool {
   }
 
   private connect(key: string, r: PoolRequest): Connection {
-    const target = this.upstream.destination(r.host, r.port);
-    const label = `${r.host}:${r.port}`;
-    let socket: net.Socket;
-    const base: net.TcpNetConnectOpts = { host: target.host, port: target.port };
-    if (target.lookup !== undefined) base.lookup = target.lookup as unknown as net.LookupFunction;
-    if (r.scheme === 'https') {
-      const isIp = net.isIP(r.host) !== 0;
-      const session = this.sessions.get(key);
-      const t = tls.connect({
-        ...base,
-        ...(isIp ? {} : { servername: r.host }),
-        secureContext: this.upstream.secureContext,
-        checkServerIdentity: (_name, cert) => tls.checkServerIdentity(r.host, cert),
-        ...(session === undefined ? {} : { session }),
-      });
-      t.on('session', (s: Buffer) => {
-        if (this.sessions.size >= 256 && !this.sessions.has(key))
-          this.sessions.delete(this.sessions.keys().next().value!);
-        this.sessions.set(key, s);
-      });
-      socket = t;
-    } else {
-      socket = net.connect(base);
-    }
-    // Small heads must not wait on Nagle + delayed ACK.
-    socket.setNoDelay(true);
-    return new Connection(this, key, socket, label);
+    return new Connection(
+      this,
+      key,
+      this.upstream.connect(r.scheme, r.host, r.port),
+      `${r.host}:${r.port}`,
+    );
   }
 
   /** Closes idle connections past their limit (they leave the lists when their sockets close). */

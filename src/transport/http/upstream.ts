@@ -1,7 +1,9 @@
 /**
  * Where and how allowed requests go upstream: the upstream map (`host[:port]=addr:port`, for tests
- * and private deployments), and keep-alive agents whose TLS verification uses the system roots plus
- * configured extra CAs and always checks the certificate against the host the guest asked for.
+ * and private deployments), the connector every pooled connection is made with (`connect`: the
+ * destination guard in its lookup, SNI, TLS sessions) and, for the Node path and upgrades until they
+ * move to the pool, keep-alive agents. TLS verification uses the system roots plus configured extra
+ * CAs and always checks the certificate against the host the guest asked for.
  *
  * Owns: upstream connection setup. Must not: decide, or forward anything not already allowed.
  */
@@ -100,6 +102,9 @@ export interface UpstreamRequest {
   unpooled?: boolean;
 }
 
+/** TLS sessions kept for resumption (one per upstream origin, oldest dropped first). */
+export const MAX_TLS_SESSIONS = 256;
+
 /** Loading ~140 system roots costs ~100 ms; services with the same extra CAs share one context. */
 const TRUST_CONTEXTS = new Map<string, tls.SecureContext>();
 const MAX_TRUST_CONTEXTS = 16;
@@ -130,6 +135,8 @@ export class Upstream {
   private readonly httpsAgent: https.Agent;
   readonly timeoutMs: number;
   readonly guard: DestinationGuard | null;
+  /** TLS sessions per upstream `host:port`, for resumption on the next connection. */
+  private readonly sessions = new Map<string, Buffer>();
 
   constructor(options: UpstreamOptions) {
     this.map = options.map ?? new Map();
@@ -155,6 +162,42 @@ export class Upstream {
     if (net.isIP(host) === 0) return { host, port, lookup: this.guard.lookup };
     const v = this.guard.check(host);
     return v.ok ? { host, port } : { host, port, refused: this.guard.refusal(host, host, v.range) };
+  }
+
+  /**
+   * The connector: a new connection to where `host:port` (as the guest asked for it) goes, with the
+   * destination guard in its lookup and, for https, the trusted roots, SNI, the certificate checked
+   * against `host` and TLS session resumption per origin. The caller has checked the destination
+   * (`destination`) and must not call this for a refused one. Used by the pool for every
+   * connection; a raw socket for anything else that must reach the same place the same way.
+   */
+  connect(scheme: 'http' | 'https', host: string, port: number): net.Socket {
+    const target = this.destination(host, port);
+    const base: net.TcpNetConnectOpts = { host: target.host, port: target.port };
+    if (target.lookup !== undefined) base.lookup = target.lookup as unknown as net.LookupFunction;
+    let socket: net.Socket;
+    if (scheme === 'https') {
+      const key = `${host}:${port}`;
+      const session = this.sessions.get(key);
+      const t = tls.connect({
+        ...base,
+        ...(net.isIP(host) !== 0 ? {} : { servername: host }),
+        secureContext: this.secureContext,
+        checkServerIdentity: (_name, cert) => tls.checkServerIdentity(host, cert),
+        ...(session === undefined ? {} : { session }),
+      });
+      t.on('session', (s: Buffer) => {
+        if (this.sessions.size >= MAX_TLS_SESSIONS && !this.sessions.has(key))
+          this.sessions.delete(this.sessions.keys().next().value!);
+        this.sessions.set(key, s);
+      });
+      socket = t;
+    } else {
+      socket = net.connect(base);
+    }
+    // Small heads must not wait on Nagle + delayed ACK.
+    socket.setNoDelay(true);
+    return socket;
   }
 
   /**
