@@ -21,90 +21,150 @@ export interface MultiMatcher {
   test(text: string): boolean;
 }
 
+/** The smallest power of two ≥ 2n (load factor at most 1/2) and its bit count. */
+function tableSize(n: number): { size: number; bits: number } {
+  let size = 16;
+  let bits = 4;
+  while (size < n * 2) {
+    size *= 2;
+    bits++;
+  }
+  return { size, bits };
+}
+
+// Fibonacci hashing: the high bits of the product are the well-mixed ones.
+const slotOf = (node: number, unit: number, shift: number): number =>
+  Math.imul(node ^ Math.imul(unit, 0x85ebca77), 0x9e3779b1) >>> shift;
+
 /**
- * A trie whose edges (node, UTF-16 unit) → child are kept in one hash table, sized for one node per
- * character (load factor at most 1/2). 0 means "none" everywhere (the root is never a child; table
- * keys hold node + 1), so fresh typed arrays need no fill (bench/detection.ts, "lower and compile
- * 100 rules of 1,000 values").
+ * Build-time storage, reused across builds: a list is inserted here (one node per character at
+ * most), then copied out at its real node count. Fresh multi-megabyte typed arrays per build cost
+ * more in page faults than the whole insertion (bench/detection.ts, "lower and compile 100 rules
+ * of 1,000 values").
+ */
+const scratch = {
+  keyNode: new Int32Array(0),
+  keyUnit: new Uint16Array(0),
+  child: new Int32Array(0),
+  terminal: new Uint8Array(0),
+  firstChild: new Int32Array(0),
+  nextSibling: new Int32Array(0),
+  unitOf: new Uint16Array(0),
+};
+
+/**
+ * A trie whose edges (node, UTF-16 unit) → child are kept in one open-addressing hash table of
+ * typed arrays. 0 means "none" everywhere (the root is never a child; table keys hold node + 1).
  */
 class Trie {
-  nodes = 1;
-  terminal: Uint8Array;
-  /** First child and next sibling of each node (0 = none), for Aho–Corasick's breadth-first pass. */
-  firstChild: Int32Array;
-  nextSibling: Int32Array;
-  unitOf: Uint16Array;
-  private keyNode: Int32Array;
-  private keyUnit: Uint16Array;
-  private child: Int32Array;
-  private mask: number;
-  private shift: number;
-
-  constructor(chars: number) {
-    const n = chars + 1;
-    this.terminal = new Uint8Array(n);
-    this.firstChild = new Int32Array(n);
-    this.nextSibling = new Int32Array(n);
-    this.unitOf = new Uint16Array(n);
-    let size = 16;
-    let bits = 4;
-    while (size < n * 2) {
-      size *= 2;
-      bits++;
-    }
-    this.mask = size - 1;
-    this.shift = 32 - bits;
-    this.keyNode = new Int32Array(size);
-    this.keyUnit = new Uint16Array(size);
-    this.child = new Int32Array(size);
-  }
-
-  private slot(node: number, unit: number): number {
-    // Fibonacci hashing: the high bits of the product are the well-mixed ones.
-    return Math.imul(node ^ Math.imul(unit, 0x85ebca77), 0x9e3779b1) >>> this.shift;
-  }
+  constructor(
+    readonly nodes: number,
+    readonly terminal: Uint8Array,
+    /** First child and next sibling of each node (0 = none), for Aho–Corasick's breadth-first pass. */
+    readonly firstChild: Int32Array,
+    readonly nextSibling: Int32Array,
+    readonly unitOf: Uint16Array,
+    private readonly keyNode: Int32Array,
+    private readonly keyUnit: Uint16Array,
+    private readonly child: Int32Array,
+    private readonly shift: number,
+  ) {}
 
   /** The child of `node` along `unit`, or -1. */
   get(node: number, unit: number): number {
     const keyNode = this.keyNode;
+    const mask = keyNode.length - 1;
     const key = node + 1;
-    for (let s = this.slot(node, unit); ; s = (s + 1) & this.mask) {
+    for (let s = slotOf(node, unit, this.shift); ; s = (s + 1) & mask) {
       const k = keyNode[s]!;
       if (k === 0) return -1;
       if (k === key && this.keyUnit[s] === unit) return this.child[s]!;
     }
   }
+}
 
-  /** Inserts `value` read forwards (or backwards) and marks its last node terminal. */
-  insert(value: string, reverse: boolean): void {
+/** Inserts every value (read forwards, or backwards for suffixes) and returns the compact trie. */
+function build(values: readonly string[], reverse: boolean): Trie {
+  let chars = 0;
+  for (const v of values) chars += v.length;
+  const cap = chars + 1;
+  const { size, bits } = tableSize(cap);
+  const shift = 32 - bits;
+  const mask = size - 1;
+  if (scratch.keyNode.length < size) {
+    scratch.keyNode = new Int32Array(size);
+    scratch.keyUnit = new Uint16Array(size);
+    scratch.child = new Int32Array(size);
+  } else scratch.keyNode.fill(0, 0, size);
+  if (scratch.terminal.length < cap) {
+    scratch.terminal = new Uint8Array(cap);
+    scratch.firstChild = new Int32Array(cap);
+    scratch.nextSibling = new Int32Array(cap);
+    scratch.unitOf = new Uint16Array(cap);
+  } else {
+    scratch.terminal.fill(0, 0, cap);
+    scratch.firstChild.fill(0, 0, cap);
+  }
+  const { keyNode, keyUnit, child, terminal, firstChild, nextSibling, unitOf } = scratch;
+  let nodes = 1;
+  for (const value of values) {
     let node = 0;
     const n = value.length;
     for (let j = 0; j < n; j++) {
       const unit = value.charCodeAt(reverse ? n - 1 - j : j);
-      let next = this.get(node, unit);
+      const key = node + 1;
+      let s = slotOf(node, unit, shift);
+      let next = -1;
+      for (; ; s = (s + 1) & mask) {
+        const k = keyNode[s]!;
+        if (k === 0) break;
+        if (k === key && keyUnit[s] === unit) {
+          next = child[s]!;
+          break;
+        }
+      }
       if (next === -1) {
-        let s = this.slot(node, unit);
-        while (this.keyNode[s] !== 0) s = (s + 1) & this.mask;
-        next = this.nodes++;
-        this.keyNode[s] = node + 1;
-        this.keyUnit[s] = unit;
-        this.child[s] = next;
-        this.unitOf[next] = unit;
-        this.nextSibling[next] = this.firstChild[node]!;
-        this.firstChild[node] = next;
+        next = nodes++;
+        keyNode[s] = key;
+        keyUnit[s] = unit;
+        child[s] = next;
+        unitOf[next] = unit;
+        nextSibling[next] = firstChild[node]!;
+        firstChild[node] = next;
       }
       node = next;
     }
-    this.terminal[node] = 1;
+    terminal[node] = 1;
   }
-}
-
-function build(values: readonly string[], reverse: boolean): Trie {
-  let chars = 0;
-  for (const v of values) chars += v.length;
-  const trie = new Trie(chars);
-  for (const v of values) trie.insert(v, reverse);
-  return trie;
+  // Copy out at the real size: shared prefixes make far fewer nodes than characters.
+  const t = tableSize(nodes);
+  const tShift = 32 - t.bits;
+  const tMask = t.size - 1;
+  const outNode = new Int32Array(t.size);
+  const outUnit = new Uint16Array(t.size);
+  const outChild = new Int32Array(t.size);
+  // Walk the edges by parent (first child / next sibling) rather than scanning the big table.
+  for (let p = 0; p < nodes; p++) {
+    for (let c = firstChild[p]!; c !== 0; c = nextSibling[c]!) {
+      const unit = unitOf[c]!;
+      let d = slotOf(p, unit, tShift);
+      while (outNode[d] !== 0) d = (d + 1) & tMask;
+      outNode[d] = p + 1;
+      outUnit[d] = unit;
+      outChild[d] = c;
+    }
+  }
+  return new Trie(
+    nodes,
+    terminal.slice(0, nodes),
+    firstChild.slice(0, nodes),
+    nextSibling.slice(0, nodes),
+    unitOf.slice(0, nodes),
+    outNode,
+    outUnit,
+    outChild,
+    tShift,
+  );
 }
 
 class PrefixMatcher implements MultiMatcher {
