@@ -13,21 +13,21 @@
 import { createInterface, type Interface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { CelgateError } from '../errors.js';
-import { controlRequest } from '../control/client.js';
-import { loadConfig } from '../gateway/config.js';
+import {
+  action,
+  apiError,
+  callControl as call,
+  CLIENT_TIMEOUT_MS,
+  socketPath,
+  withSocket,
+  type SocketFlags,
+} from './admin-client.js';
 
 /** A long poll waits at most 25 s on the server; the client allows for that and a margin. */
 const POLL_TIMEOUT_MS = 35_000;
-const CALL_TIMEOUT_MS = 10_000;
 /** The interactive prompt re-reads the list this often, so the gateway keeps counting it present
  * while a question is on screen. */
 const HEARTBEAT_MS = 10_000;
-
-interface SocketFlags {
-  socket?: string;
-  config?: string;
-  dataDir?: string;
-}
 
 /** One pending approval as GET /v1/approvals lists it (src/control/approvals.ts ApprovalView). */
 export interface PendingApproval {
@@ -48,34 +48,13 @@ interface ApprovalList {
   cursor: number;
 }
 
-function socketPath(flags: SocketFlags): string {
-  if (flags.socket !== undefined) return flags.socket;
-  return loadConfig(flags.config, { data_dir: flags.dataDir }).control.socket;
-}
-
-async function call(
-  socket: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  timeoutMs = CALL_TIMEOUT_MS,
-): Promise<{ status: number; json: any }> {
-  const res = await controlRequest(socket, method, path, { body, timeoutMs });
-  return { status: res.status, json: res.json ?? { text: res.text } };
-}
-
-function apiError(res: { status: number; json: any }): CelgateError {
-  const e = res.json?.error ?? { code: `HTTP_${res.status}`, message: JSON.stringify(res.json) };
-  return new CelgateError('E_CONFIG', `${e.code}: ${e.message}`);
-}
-
 async function list(socket: string, wait: boolean, after: number): Promise<ApprovalList> {
   const res = await call(
     socket,
     'GET',
     wait ? `/v1/approvals?wait=1&after=${after}` : '/v1/approvals',
     undefined,
-    wait ? POLL_TIMEOUT_MS : CALL_TIMEOUT_MS,
+    wait ? POLL_TIMEOUT_MS : CLIENT_TIMEOUT_MS,
   );
   if (res.status !== 200) throw apiError(res);
   return res.json as ApprovalList;
@@ -195,23 +174,6 @@ async function interactive(socket: string): Promise<void> {
     rl.close();
   }
 }
-
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      process.stderr.write(`celgate: ${(err as Error).message}\n`);
-      process.exitCode = 1;
-    }
-  };
-}
-
-const withSocket = (cmd: Command) =>
-  cmd
-    .option('--socket <path>', 'admin API socket (default: from config / data dir)')
-    .option('-c, --config <file>', 'configuration file (to find the socket)')
-    .option('--data-dir <dir>', 'data directory (to find the socket)');
 
 export function registerApprovalsCommands(program: Command): void {
   const approvals = withSocket(

@@ -5,6 +5,7 @@
  * the `CELGATE_EVENTS` stream. Composition only: NATS access lives in src/fleet.
  */
 import type { Command } from 'commander';
+import { action as commandAction } from './admin-client.js';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -147,17 +148,8 @@ async function withConnection<T>(
   }
 }
 
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      process.stderr.write(`celgate fleet: ${(err as Error).message}\n`);
-      process.exitCode =
-        process.exitCode === undefined || process.exitCode === 0 ? 1 : process.exitCode;
-    }
-  };
-}
+const action = <A extends unknown[]>(fn: (...args: A) => Promise<void>) =>
+  commandAction(fn, 'celgate fleet');
 
 const print = (s: string) => process.stdout.write(`${s}\n`);
 const age = (ms: number) =>

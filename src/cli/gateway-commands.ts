@@ -8,69 +8,20 @@ import type { Command } from 'commander';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CelgateError, formatIssue } from '../errors.js';
 import { parsePack } from '../policy/packs.js';
-import { loadConfig } from '../gateway/config.js';
-import { controlRequest } from '../control/client.js';
-
-export const CLIENT_TIMEOUT_MS = 10_000;
-
-interface SocketFlags {
-  socket?: string;
-  config?: string;
-  dataDir?: string;
-}
-
-function socketPath(flags: SocketFlags): string {
-  if (flags.socket !== undefined) return flags.socket;
-  return loadConfig(flags.config, { data_dir: flags.dataDir }).control.socket;
-}
-
-export async function callControl(
-  socket: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: any }> {
-  const res = await controlRequest(socket, method, path, { body, timeoutMs: CLIENT_TIMEOUT_MS });
-  return { status: res.status, json: res.json ?? { text: res.text } };
-}
+import {
+  action,
+  apiError,
+  callControl,
+  socketPath,
+  withSocket,
+  type SocketFlags,
+} from './admin-client.js';
 
 async function run(flags: SocketFlags, method: string, path: string, body?: unknown): Promise<any> {
   const res = await callControl(socketPath(flags), method, path, body);
-  if (res.status >= 400) {
-    const e = res.json?.error ?? { code: `HTTP_${res.status}`, message: JSON.stringify(res.json) };
-    const issues = (e.issues ?? res.json?.issues ?? []) as {
-      path: string;
-      message: string;
-      file?: string;
-      line?: number;
-    }[];
-    const detail = issues
-      .map(
-        (i) =>
-          `\n  ${i.file === undefined ? '' : `${i.file}${i.line === undefined ? '' : `:${i.line}`}: `}${i.path}: ${i.message}`,
-      )
-      .join('');
-    throw new CelgateError('E_CONFIG', `${e.code}: ${e.message}${detail}`);
-  }
+  if (res.status >= 400) throw apiError(res);
   return res.json;
 }
-
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      process.stderr.write(`celgate: ${(err as Error).message}\n`);
-      process.exitCode = 1;
-    }
-  };
-}
-
-const withSocket = (cmd: Command) =>
-  cmd
-    .option('--socket <path>', 'admin API socket (default: from config / data dir)')
-    .option('-c, --config <file>', 'configuration file (to find the socket)')
-    .option('--data-dir <dir>', 'data directory (to find the socket)');
 
 /** Reads a rule file: one rule, a list of rules, or a pack with `rules:` (YAML or JSON). */
 export function readRulesFile(file: string): Record<string, unknown>[] {
