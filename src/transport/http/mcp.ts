@@ -17,11 +17,10 @@ import {
   type EventOrigin,
   type EventSink,
   type HeaderMap,
-  type McpCallRow,
   type SecurityEvent,
 } from '../../events/index.js';
 import { decideAndRecord, type Enforcement } from '../../events/enforce.js';
-import { argsDigest, argsPreview, denialError } from '../mcp/facts.js';
+import { argsDigest, argsPreview, denialError, mcpCallRow } from '../mcp/facts.js';
 import type { RuleSource } from '../mcp/gateway.js';
 import { HiddenTools } from '../mcp/hidden.js';
 import {
@@ -186,27 +185,17 @@ export function mcpRow(
   isError: boolean,
   durationMs: number,
 ): void {
-  const c = event.common;
-  const row: McpCallRow = {
-    event_id: c.event_id,
-    session_id: c.session_id,
-    timestamp_ms: c.timestamp_ms,
-    decision: decision.action,
-    rule_id: decision.rule_id,
-    reason: decision.reason,
-    generation: decision.generation,
-    process_name: c.process_name,
+  const row = mcpCallRow(event, decision, {
     direction,
-    server_id: f.server,
+    server: f.server,
     method: f.method,
-    tool_name: f.tool,
-    request_id: f.id,
-    args_digest: argsDigest(f.args),
-    args_preview: argsPreview(f.args),
-    is_error: isError,
-    duration_ms: Math.round(durationMs * 1000) / 1000,
+    tool: f.tool,
+    requestId: f.id,
+    args: { args_digest: argsDigest(f.args), args_preview: argsPreview(f.args) },
+    isError,
+    durationMs,
     transport: 'https',
-  };
+  });
   try {
     sink.mcp(row);
   } catch {

@@ -5,6 +5,8 @@
  */
 import { hash } from 'node:crypto';
 import type { Decision } from '../../events/decision.js';
+import type { McpCallRow } from '../../events/sink.js';
+import type { SecurityEvent } from '../../events/types.js';
 import {
   RpcCode,
   isJsonObject,
@@ -125,6 +127,48 @@ function redact(value: Json, depth: number): Json {
 export function argsPreview(args: JsonObject): string {
   const text = JSON.stringify(redact(args, 0));
   return text.length > MAX_ARGS_PREVIEW ? `${text.slice(0, MAX_ARGS_PREVIEW - 1)}…` : text;
+}
+
+/** What an `mcp_calls` row says beyond the event's identity and the decision. */
+export interface McpCallFacts {
+  direction: 'request' | 'response';
+  server: string;
+  method: string;
+  tool: string;
+  requestId: string;
+  args: { args_digest: string; args_preview: string };
+  isError: boolean;
+  durationMs: number;
+  transport: 'vsock' | 'https';
+}
+
+/**
+ * The `mcp_calls` row of one decided MCP message, for the vsock port and MCP over HTTPS alike.
+ * Field by field, not spread: two spreads around nine more properties cost ~19 µs per row in the
+ * echo profile (slow map transitions; bench/mcp.ts).
+ */
+export function mcpCallRow(event: SecurityEvent, decision: Decision, f: McpCallFacts): McpCallRow {
+  const c = event.common;
+  return {
+    event_id: c.event_id,
+    session_id: c.session_id,
+    timestamp_ms: c.timestamp_ms,
+    decision: decision.action,
+    rule_id: decision.rule_id,
+    reason: decision.reason,
+    generation: decision.generation,
+    process_name: c.process_name,
+    direction: f.direction,
+    server_id: f.server,
+    method: f.method,
+    tool_name: f.tool,
+    request_id: f.requestId,
+    args_digest: f.args.args_digest,
+    args_preview: f.args.args_preview,
+    is_error: f.isError,
+    duration_ms: Math.round(f.durationMs * 1000) / 1000,
+    transport: f.transport,
+  };
 }
 
 /**

@@ -9,7 +9,6 @@ import {
   LATEST_PROTOCOL_VERSION,
 } from '@modelcontextprotocol/sdk/types.js';
 import { mcpRequestEvent, mcpResponseEvent } from '../../events/build.js';
-import type { McpCallRow } from '../../events/sink.js';
 import type { Decision } from '../../events/decision.js';
 import type { McpRequestEvent, SecurityEvent } from '../../events/types.js';
 import {
@@ -17,6 +16,7 @@ import {
   argsDigest,
   argsPreview,
   denialError,
+  mcpCallRow,
   resultText,
 } from './facts.js';
 import type { McpGateway } from './gateway.js';
@@ -642,29 +642,18 @@ export class McpSession {
   ): void {
     const req = 'request' in event.mcp ? event.mcp.request : null;
     const res = 'response' in event.mcp ? event.mcp.response : null;
-    const facts = argsFacts(args);
-    // Field by field, not spread: two spreads around nine more properties cost ~19 µs per row in
-    // the echo profile (slow map transitions), as they did for the HTTP net row.
-    const c = event.common;
-    const row: McpCallRow = {
-      event_id: c.event_id,
-      session_id: c.session_id,
-      timestamp_ms: c.timestamp_ms,
-      decision: decision.action,
-      rule_id: decision.rule_id,
-      reason: decision.reason,
-      generation: decision.generation,
-      process_name: c.process_name,
-      direction,
-      server_id: server,
-      method: req?.method ?? res?.method ?? '',
-      tool_name: req?.tool_name ?? tool ?? '',
-      request_id: req?.request_id ?? requestId ?? '',
-      args_digest: facts.args_digest,
-      args_preview: facts.args_preview,
-      is_error: isError,
-      duration_ms: Math.round(durationMs * 1000) / 1000,
-    };
-    this.gw.deps.sink.mcp(row);
+    this.gw.deps.sink.mcp(
+      mcpCallRow(event, decision, {
+        direction,
+        server,
+        method: req?.method ?? res?.method ?? '',
+        tool: req?.tool_name ?? tool ?? '',
+        requestId: req?.request_id ?? requestId ?? '',
+        args: argsFacts(args),
+        isError,
+        durationMs,
+        transport: 'vsock',
+      }),
+    );
   }
 }
