@@ -53,7 +53,7 @@ import {
 import {
   judgeResponse,
   responseDrops,
-  scrubbable,
+  scrubbableBody,
   streamedBodyFacts,
   type ResponseDeps,
 } from './response.js';
@@ -527,11 +527,7 @@ class GuestConnection implements UpstreamExchange {
         ? this.deps.secrets
         : undefined;
     // A body from a host secrets go to is scanned for echoed values, so its length may change.
-    const scrub =
-      secrets !== undefined &&
-      !noBody &&
-      scrubbable(headers['content-type']) &&
-      (headers['content-encoding'] ?? 'identity') === 'identity';
+    const scrub = secrets !== undefined && !noBody && scrubbableBody(headers);
     this.scrubber = scrub ? secrets.bodyScrubber() : null;
     let s = `HTTP/1.1 ${status} ${message === '' ? reasonPhrase(status) : message}\r\n`;
     let dated = false;

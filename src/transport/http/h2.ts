@@ -36,7 +36,7 @@ import { headerLines } from './llhttp.js';
 import {
   judgeResponse,
   responseDrops,
-  scrubbable,
+  scrubbableBody,
   streamedBodyFacts,
   type ResponseDeps,
 } from './response.js';
@@ -252,11 +252,7 @@ class PooledStream implements UpstreamExchange {
       this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host)
         ? this.deps.secrets
         : undefined;
-    const scrub =
-      secrets !== undefined &&
-      !noBody &&
-      scrubbable(headers['content-type']) &&
-      (headers['content-encoding'] ?? 'identity') === 'identity';
+    const scrub = secrets !== undefined && !noBody && scrubbableBody(headers);
     this.scrubber = scrub ? secrets.bodyScrubber() : null;
     const out: string[] = [];
     const drops = responseDrops(raw);

@@ -92,12 +92,23 @@ function writeHead(
 }
 
 /** Content types whose bodies are scanned for echoed secret values. */
-export function scrubbable(contentType: string | undefined): boolean {
+function scrubbable(contentType: string | undefined): boolean {
   const t = (contentType ?? '').toLowerCase();
   return (
     t === '' ||
     t.startsWith('text/') ||
     /json|xml|javascript|x-www-form-urlencoded|event-stream/.test(t)
+  );
+}
+
+/**
+ * Whether a response body is scanned for echoed secret values (its length may change then): a
+ * text-like content type, not compressed.
+ */
+export function scrubbableBody(headers: HeaderMap): boolean {
+  return (
+    scrubbable(headers['content-type']) &&
+    (headers['content-encoding'] ?? 'identity') === 'identity'
   );
 }
 
@@ -203,10 +214,7 @@ function relayAllowed(
   const out: string[] = [];
   const drops = responseDrops(upRes.rawHeaders);
   // A body from a host secrets go to is scanned for echoed values; its length may change then.
-  const scrub =
-    secrets !== undefined &&
-    scrubbable(headers['content-type']) &&
-    (headers['content-encoding'] ?? 'identity') === 'identity';
+  const scrub = secrets !== undefined && scrubbableBody(headers);
   for (let i = 0; i + 1 < upRes.rawHeaders.length; i += 2) {
     const name = upRes.rawHeaders[i]!.toLowerCase();
     if (drops.has(name) || (scrub && name === 'content-length')) continue;
