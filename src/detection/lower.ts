@@ -22,7 +22,7 @@
 import { cidrRegex } from './cidr.js';
 import { contractPath, resolveField, type ResolvedField } from './fields.js';
 import { caseInsensitive, MAX_REGEX_LENGTH } from '../policy/regex.js';
-import { foldCase } from '../policy/casefold.js';
+import { foldCaseList } from '../policy/casefold.js';
 import type { IrPredicate, IrRule, MatchNode, PredicateValue } from './types.js';
 
 export interface LoweredRule {
@@ -46,6 +46,12 @@ export function celString(value: string): string {
 }
 const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
+/** CEL string literals joined by ", ": plain ASCII lists in one join, without a string per value. */
+function celStrings(values: readonly string[]): string {
+  for (const v of values) if (!PLAIN_ASCII.test(v)) return values.map(celString).join(', ');
+  return values.length === 0 ? '' : `"${values.join('", "')}"`;
+}
+
 function literal(v: PredicateValue): string {
   return typeof v === 'string' ? celString(v) : String(v);
 }
@@ -57,7 +63,7 @@ function celList(values: readonly string[]): string {
     sink.set(token, [...values]);
     return `[${celString(token)}]`;
   }
-  return `[${values.map(celString).join(', ')}]`;
+  return `[${celStrings(values)}]`;
 }
 
 /** Lists this long or longer are carried beside the skeleton text rather than parsed (bench/detection.ts). */
@@ -89,7 +95,7 @@ function literalTest(subject: string, p: IrPredicate): string {
   const ci = p.case_insensitive === true;
   const s = ci ? `${subject}.foldCase()` : subject;
   // Repeats (also those folding makes) stay: the set and the matchers absorb them at no cost.
-  const values = ci ? (p.values as string[]).map(foldCase) : (p.values as string[]);
+  const values = ci ? foldCaseList(p.values as string[]) : (p.values as string[]);
   if (p.op === 'equals')
     return values.length === 1
       ? `(${s} == ${celString(values[0]!)})`
@@ -249,10 +255,7 @@ export function lowerRule(rule: IrRule): LoweredRule {
   }
   let condition = skeleton;
   for (const [token, values] of lists)
-    condition = condition.replace(
-      `[${celString(token)}]`,
-      () => `[${values.map(celString).join(', ')}]`,
-    );
+    condition = condition.replace(`[${celString(token)}]`, () => `[${celStrings(values)}]`);
   return {
     rule,
     condition,

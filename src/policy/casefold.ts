@@ -260,6 +260,20 @@ export function foldCase(s: string): string {
   return out;
 }
 
+/**
+ * Every value folded, as `values.map(foldCase)`: a list of plain ASCII values is folded in one
+ * lower-casing of the joined text (bench/detection.ts, "lower and compile 100 rules of 1,000 values").
+ */
+export function foldCaseList(values: readonly string[]): string[] {
+  const joined = values.join('\u0000');
+  if (!NON_ASCII.test(joined)) {
+    const out = joined.toLowerCase().split('\u0000');
+    if (out.length === values.length) return out; // else some value holds the separator
+  }
+  return values.map(foldCase);
+}
+const NON_ASCII = /[\u0080-\uffff]/;
+
 function foldUncached(s: string): string {
   let ascii = true;
   for (let i = 0; i < s.length; i++) {

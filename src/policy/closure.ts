@@ -99,6 +99,8 @@ class Compiler {
       case 'value': {
         const v = node.args;
         if (typeof v === 'string') return constant(v, 'string');
+        // A long string list put back by compile.ts restoreLists (cel-js never makes array values).
+        if (Array.isArray(v)) return constant(v, 'list');
         if (typeof v === 'boolean') return constant(v, 'bool');
         if (v === null) return constant(null, 'null');
         if (typeof v === 'number') return constant(v, 'double');

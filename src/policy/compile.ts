@@ -260,8 +260,12 @@ function restoreLists(node: ASTNode, lists: ReadonlyMap<string, readonly string[
     const values =
       only.op === 'value' && typeof only.args === 'string' ? lists.get(only.args) : undefined;
     if (values !== undefined) {
-      // Plain value nodes: only the closure compiler reads them (a fallback recompiles the full text).
-      (node as { args: unknown[] }).args = values.map((v) => ({ op: 'value', args: v }));
+      // One constant node holding the whole list (closure.ts compiles it as a list constant): no
+      // node per value. Only the closure compiler reads the AST from here on (a fallback recompiles
+      // the full text).
+      const constantList = node as unknown as { op: string; args: readonly string[] };
+      constantList.op = 'value';
+      constantList.args = values;
       return;
     }
   }

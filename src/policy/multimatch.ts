@@ -9,8 +9,8 @@
  * Hand-written rather than modern-ahocorasick: that library matches whole grapheme clusters (`e`
  * does not occur in `e\u0301`, which CEL's contains says it does) and built a 1,000-value matcher in
  * about 36 ms, against bench/detection.ts's goal of lowering and compiling 100 such rules in 50 ms.
- * Transitions live in one open-addressing table of typed arrays, so building costs a few
- * nanoseconds per character.
+ * Building inserts through a reused hash table of edges and copies the trie out in a compact
+ * sorted form (a few nanoseconds per character, and little fresh memory per matcher).
  */
 
 export type MultiOp = 'contains' | 'startsWith' | 'endsWith';
@@ -21,150 +21,148 @@ export interface MultiMatcher {
   test(text: string): boolean;
 }
 
-/** The smallest power of two ≥ 2n (load factor at most 1/2) and its bit count. */
-function tableSize(n: number): { size: number; bits: number } {
-  let size = 16;
-  let bits = 4;
-  while (size < n * 2) {
-    size *= 2;
-    bits++;
-  }
-  return { size, bits };
-}
-
-// Fibonacci hashing: the high bits of the product are the well-mixed ones.
-const slotOf = (node: number, unit: number, shift: number): number =>
-  Math.imul(node ^ Math.imul(unit, 0x85ebca77), 0x9e3779b1) >>> shift;
-
 /**
- * Build-time storage, reused across builds: a list is inserted here (one node per character at
- * most), then copied out at its real node count. Fresh multi-megabyte typed arrays per build cost
- * more in page faults than the whole insertion (bench/detection.ts, "lower and compile 100 rules
- * of 1,000 values").
+ * Build-time storage, reused across builds (fresh multi-megabyte typed arrays per build cost more
+ * in page faults than the insertion; bench/detection.ts, "lower and compile 100 rules of 1,000
+ * values"). Per node: its parent, unit, first child and next sibling, and whether a value ends there.
  */
 const scratch = {
-  keyNode: new Int32Array(0),
-  keyUnit: new Uint16Array(0),
-  child: new Int32Array(0),
-  terminal: new Uint8Array(0),
   firstChild: new Int32Array(0),
   nextSibling: new Int32Array(0),
+  fill: new Int32Array(0),
+  parent: new Int32Array(0),
   unitOf: new Uint16Array(0),
+  terminal: new Uint8Array(0),
+  path: new Int32Array(0),
 };
 
 /**
- * A trie whose edges (node, UTF-16 unit) → child are kept in one open-addressing hash table of
- * typed arrays. 0 means "none" everywhere (the root is never a child; table keys hold node + 1).
+ * A trie in compressed-sparse-row form: the children of node p are edges start[p] … start[p + 1] - 1,
+ * sorted by UTF-16 unit (edgeUnit) with their node (edgeChild). Compact — about 11 bytes a node —
+ * so building one allocates little, and a lookup scans a node's few children (binary search when
+ * it has many).
  */
 class Trie {
   constructor(
     readonly nodes: number,
     readonly terminal: Uint8Array,
-    /** First child and next sibling of each node (0 = none), for Aho–Corasick's breadth-first pass. */
-    readonly firstChild: Int32Array,
-    readonly nextSibling: Int32Array,
-    readonly unitOf: Uint16Array,
-    private readonly keyNode: Int32Array,
-    private readonly keyUnit: Uint16Array,
-    private readonly child: Int32Array,
-    private readonly shift: number,
+    readonly start: Int32Array,
+    readonly edgeUnit: Uint16Array,
+    readonly edgeChild: Int32Array,
+    /** Aho–Corasick failure links when built for `contains`, else empty. */
+    readonly fail: Int32Array,
   ) {}
 
   /** The child of `node` along `unit`, or -1. */
   get(node: number, unit: number): number {
-    const keyNode = this.keyNode;
-    const mask = keyNode.length - 1;
-    const key = node + 1;
-    for (let s = slotOf(node, unit, this.shift); ; s = (s + 1) & mask) {
-      const k = keyNode[s]!;
-      if (k === 0) return -1;
-      if (k === key && this.keyUnit[s] === unit) return this.child[s]!;
+    const units = this.edgeUnit;
+    let lo = this.start[node]!;
+    let hi = this.start[node + 1]!;
+    if (hi - lo <= 8) {
+      for (; lo < hi; lo++) {
+        const u = units[lo]!;
+        if (u === unit) return this.edgeChild[lo]!;
+        if (u > unit) return -1;
+      }
+      return -1;
     }
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const u = units[mid]!;
+      if (u === unit) return this.edgeChild[mid]!;
+      if (u < unit) lo = mid + 1;
+      else hi = mid;
+    }
+    return -1;
   }
 }
 
 /** Inserts every value (read forwards, or backwards for suffixes) and returns the compact trie. */
-function build(values: readonly string[], reverse: boolean): Trie {
+function build(values: readonly string[], reverse: boolean, withFail: boolean): Trie {
   let chars = 0;
-  for (const v of values) chars += v.length;
+  let longest = 0;
+  for (const v of values) {
+    chars += v.length;
+    if (v.length > longest) longest = v.length;
+  }
   const cap = chars + 1;
-  const { size, bits } = tableSize(cap);
-  const shift = 32 - bits;
-  const mask = size - 1;
-  if (scratch.keyNode.length < size) {
-    scratch.keyNode = new Int32Array(size);
-    scratch.keyUnit = new Uint16Array(size);
-    scratch.child = new Int32Array(size);
-  } else scratch.keyNode.fill(0, 0, size);
-  if (scratch.terminal.length < cap) {
-    scratch.terminal = new Uint8Array(cap);
+  if (scratch.parent.length < cap) {
+    scratch.parent = new Int32Array(cap);
     scratch.firstChild = new Int32Array(cap);
     scratch.nextSibling = new Int32Array(cap);
+    scratch.fill = new Int32Array(cap);
     scratch.unitOf = new Uint16Array(cap);
-  } else {
-    scratch.terminal.fill(0, 0, cap);
-    scratch.firstChild.fill(0, 0, cap);
-  }
-  const { keyNode, keyUnit, child, terminal, firstChild, nextSibling, unitOf } = scratch;
+    scratch.terminal = new Uint8Array(cap);
+  } else scratch.terminal.fill(0, 0, cap);
+  if (scratch.path.length < longest + 1) scratch.path = new Int32Array(longest + 1);
+  const { parent, firstChild, nextSibling, unitOf, terminal, path, fill } = scratch;
+  firstChild[0] = 0;
   let nodes = 1;
+  let prev = '';
   for (const value of values) {
-    let node = 0;
     const n = value.length;
-    for (let j = 0; j < n; j++) {
+    // The part shared with the previous value is already a path of the trie: no lookups for it
+    // (lists often come sorted or grouped by prefix).
+    let j = 0;
+    const m = n < prev.length ? n : prev.length;
+    if (reverse) {
+      const pn = prev.length;
+      while (j < m && value.charCodeAt(n - 1 - j) === prev.charCodeAt(pn - 1 - j)) j++;
+    } else while (j < m && value.charCodeAt(j) === prev.charCodeAt(j)) j++;
+    let node = path[j]!;
+    // Walk existing children (sibling lists: nodes are appended, so building touches memory in
+    // order) until the value leaves the trie; below that every node is new and needs no lookup.
+    for (; j < n; j++) {
       const unit = value.charCodeAt(reverse ? n - 1 - j : j);
-      const key = node + 1;
-      let s = slotOf(node, unit, shift);
-      let next = -1;
-      for (; ; s = (s + 1) & mask) {
-        const k = keyNode[s]!;
-        if (k === 0) break;
-        if (k === key && keyUnit[s] === unit) {
-          next = child[s]!;
-          break;
-        }
-      }
-      if (next === -1) {
-        next = nodes++;
-        keyNode[s] = key;
-        keyUnit[s] = unit;
-        child[s] = next;
-        unitOf[next] = unit;
-        nextSibling[next] = firstChild[node]!;
-        firstChild[node] = next;
-      }
+      let c = firstChild[node]!;
+      while (c !== 0 && unitOf[c] !== unit) c = nextSibling[c]!;
+      if (c === 0) break;
+      node = c;
+      path[j + 1] = node;
+    }
+    for (; j < n; j++) {
+      const next = nodes++;
+      parent[next] = node;
+      unitOf[next] = value.charCodeAt(reverse ? n - 1 - j : j);
+      firstChild[next] = 0;
+      nextSibling[next] = firstChild[node]!;
+      firstChild[node] = next;
       node = next;
+      path[j + 1] = node;
     }
     terminal[node] = 1;
+    prev = value;
   }
-  // Copy out at the real size: shared prefixes make far fewer nodes than characters.
-  const t = tableSize(nodes);
-  const tShift = 32 - t.bits;
-  const tMask = t.size - 1;
-  const outNode = new Int32Array(t.size);
-  const outUnit = new Uint16Array(t.size);
-  const outChild = new Int32Array(t.size);
-  // Walk the edges by parent (first child / next sibling) rather than scanning the big table.
-  for (let p = 0; p < nodes; p++) {
-    for (let c = firstChild[p]!; c !== 0; c = nextSibling[c]!) {
-      const unit = unitOf[c]!;
-      let d = slotOf(p, unit, tShift);
-      while (outNode[d] !== 0) d = (d + 1) & tMask;
-      outNode[d] = p + 1;
-      outUnit[d] = unit;
-      outChild[d] = c;
+  // Copy out in CSR form: count children, then place each node's edges sorted by unit.
+  // One allocation for every array the matcher keeps (fresh typed arrays cost page faults).
+  const failLength = withFail ? nodes : 0;
+  const int32s = nodes + 1 + nodes + failLength;
+  const buffer = new ArrayBuffer(int32s * 4 + nodes * 2 + nodes);
+  const start = new Int32Array(buffer, 0, nodes + 1);
+  const edgeChild = new Int32Array(buffer, (nodes + 1) * 4, nodes);
+  const fail = new Int32Array(buffer, (2 * nodes + 1) * 4, failLength);
+  const edgeUnit = new Uint16Array(buffer, int32s * 4, nodes);
+  const terminalOut = new Uint8Array(buffer, int32s * 4 + nodes * 2, nodes);
+  terminalOut.set(terminal.subarray(0, nodes));
+  for (let c = 1; c < nodes; c++) start[parent[c]! + 1]!++;
+  for (let p = 0; p < nodes; p++) start[p + 1]! += start[p]!;
+  fill.set(start.subarray(0, nodes));
+  for (let c = 1; c < nodes; c++) {
+    const p = parent[c]!;
+    const unit = unitOf[c]!;
+    // Insertion sort within the parent's range (children are few but arrive in any unit order).
+    let at = fill[p]!;
+    fill[p] = at + 1;
+    const first = start[p]!;
+    while (at > first && edgeUnit[at - 1]! > unit) {
+      edgeUnit[at] = edgeUnit[at - 1]!;
+      edgeChild[at] = edgeChild[at - 1]!;
+      at--;
     }
+    edgeUnit[at] = unit;
+    edgeChild[at] = c;
   }
-  return new Trie(
-    nodes,
-    terminal.slice(0, nodes),
-    firstChild.slice(0, nodes),
-    nextSibling.slice(0, nodes),
-    unitOf.slice(0, nodes),
-    outNode,
-    outUnit,
-    outChild,
-    tShift,
-  );
+  return new Trie(nodes, terminalOut, start, edgeUnit, edgeChild, fail);
 }
 
 class PrefixMatcher implements MultiMatcher {
@@ -202,18 +200,18 @@ class SuffixMatcher implements MultiMatcher {
 /** Aho–Corasick: failure links by breadth-first search; a node is terminal when a suffix of it is. */
 class ContainsMatcher implements MultiMatcher {
   readonly op = 'contains' as const;
-  private readonly fail: Int32Array;
   constructor(private readonly trie: Trie) {
     const t = trie;
-    const fail = new Int32Array(t.nodes);
-    const queue = new Int32Array(t.nodes);
+    const fail = t.fail;
+    const queue = scratch.fill; // free once the trie is built, and at least as long
     let head = 0;
     let tail = 0;
-    for (let c = t.firstChild[0]!; c !== 0; c = t.nextSibling[c]!) queue[tail++] = c;
+    for (let e = t.start[0]!; e < t.start[1]!; e++) queue[tail++] = t.edgeChild[e]!;
     while (head < tail) {
       const p = queue[head++]!;
-      for (let c = t.firstChild[p]!; c !== 0; c = t.nextSibling[c]!) {
-        const unit = t.unitOf[c]!;
+      for (let e = t.start[p]!, end = t.start[p + 1]!; e < end; e++) {
+        const c = t.edgeChild[e]!;
+        const unit = t.edgeUnit[e]!;
         let f = fail[p]!;
         let target = 0;
         for (;;) {
@@ -230,13 +228,12 @@ class ContainsMatcher implements MultiMatcher {
         queue[tail++] = c;
       }
     }
-    this.fail = fail;
   }
 
   test(text: string): boolean {
     const t = this.trie;
     if (t.terminal[0] === 1) return true;
-    const fail = this.fail;
+    const fail = t.fail;
     const terminal = t.terminal;
     let node = 0;
     for (let i = 0; i < text.length; i++) {
@@ -260,11 +257,11 @@ class ContainsMatcher implements MultiMatcher {
 export function multiMatcher(op: MultiOp, values: readonly string[]): MultiMatcher {
   switch (op) {
     case 'contains':
-      return new ContainsMatcher(build(values, false));
+      return new ContainsMatcher(build(values, false, true));
     case 'startsWith':
-      return new PrefixMatcher(build(values, false));
+      return new PrefixMatcher(build(values, false, false));
     case 'endsWith':
-      return new SuffixMatcher(build(values, true));
+      return new SuffixMatcher(build(values, true, false));
   }
 }
 

@@ -4,7 +4,12 @@
  * (U+0000…U+1FFFF, where every cased letter lives).
  */
 import { describe, expect, it } from 'vitest';
-import { foldCase, foldCodePoint, foldedCodePoints } from '../../src/policy/casefold.js';
+import {
+  foldCase,
+  foldCaseList,
+  foldCodePoint,
+  foldedCodePoints,
+} from '../../src/policy/casefold.js';
 import { compileRegex, quoteRegex } from '../../src/policy/regex.js';
 
 const ch = (cp: number) => String.fromCodePoint(cp);
@@ -45,4 +50,18 @@ describe('foldCase', () => {
     }
     expect(wrong).toBe(0);
   }, 60_000);
+
+  it('foldCaseList folds each value exactly as foldCase does, ASCII lists in one pass or not', () => {
+    const lists = [
+      ['Mozilla/5.0', 'CURL/8', '', 'a\tB'],
+      ['K', '\u212a', 'Straße', 'ΣΑΣ', '😀X'],
+      ['A\u0000B', 'C'], // a value holding the separator of the joined pass
+      [],
+    ];
+    for (const values of lists) {
+      const folded = foldCaseList(values);
+      expect(folded).toEqual(values.map(foldCase));
+      expect(folded).toHaveLength(values.length);
+    }
+  });
 });
