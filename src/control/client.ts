@@ -72,7 +72,11 @@ export function controlRequest(
     );
     req.on('timeout', () =>
       req.destroy(
-        new CelgateError('E_TIMEOUT', `no answer from ${socketPath} within ${timeoutMs} ms`),
+        new CelgateError(
+          'E_TIMEOUT',
+          // Without a timeout of ours it is the agent's idle timeout on the socket that ran out.
+          `no answer from ${socketPath} within ${timeoutMs ?? req.socket?.timeout ?? '?'} ms`,
+        ),
       ),
     );
     req.on('error', (err) =>

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import dnsPacket from 'dns-packet';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ import { serveExecConnection } from '../../src/transport/guest/exec-service.js';
 import { MAIN_JS, startGateway, type RunningTestGateway } from '../support/gateway.js';
 import { makeCerts, startUpstream, type Certs, type Upstream } from '../../support/http-harness.js';
 import { EVERYTHING } from '../support/mcp.js';
+import { proxiedFetch, startEverything, type Everything } from '../mcp-https/harness.js';
 
 /** Long enough for the test approver to answer on a loaded machine; the timeout test waits it out. */
 const TIMEOUT_MS = 4_000;
@@ -38,6 +40,7 @@ let gw: RunningTestGateway;
 let agent: ProxyAgent;
 let gwCaPem: string;
 let mcp: McpClient;
+let remote: Everything;
 
 const portOf = (a: string) => Number(a.slice(a.lastIndexOf(':') + 1));
 
@@ -63,6 +66,8 @@ beforeAll(async () => {
   // The guest side of exec: the real guest exec service on loopback.
   execGuest = net.createServer((s) => serveExecConnection(s));
   await new Promise<void>((r) => execGuest.listen(0, '127.0.0.1', () => r()));
+  // A remote MCP server (Streamable HTTP) for MCP over HTTPS through the proxy.
+  remote = await startEverything(certs, 'streamableHttp');
   const upstreamCa = join(certs.dir, 'upstream-ca.pem');
   writeFileSync(upstreamCa, certs.caPem);
   gw = await startGateway({
@@ -77,6 +82,7 @@ beforeAll(async () => {
           'free.test': `127.0.0.1:${tlsUp.port}`,
           'plain.test': `127.0.0.1:${plainUp.port}`,
           'ws.test': `127.0.0.1:${(wsUp.address() as net.AddressInfo).port}`,
+          'mcp-remote.test': `127.0.0.1:${remote.port}`,
         },
         extra_ca: [upstreamCa],
       },
@@ -116,6 +122,7 @@ afterAll(async () => {
   await tlsUp?.close();
   await plainUp?.close();
   await new Promise((r) => execGuest?.close(r));
+  await remote?.close();
   wsUp?.closeAllConnections();
   wsUp?.close();
   certs?.cleanup();
@@ -389,6 +396,38 @@ describe('ask rules with a human approver', () => {
       reason: expect.stringContaining('Blocked by an approver'),
     });
   });
+
+  it('holds an MCP tools/call over HTTPS (Streamable HTTP through the proxy): result on allow, error on deny', async () => {
+    const via = proxiedFetch(portOf(gw.listeners.proxy!), gwCaPem);
+    const client = new McpClient({ name: 'approvals-remote-agent', version: '1' });
+    try {
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL('https://mcp-remote.test/mcp'), {
+          fetch: via.fetch,
+        }),
+      );
+      const ok = client.callTool({ name: 'echo', arguments: { message: 'remote hi' } });
+      const a = await answerNext('allow', 'none', 'mcp-remote.test tools/call echo');
+      expect(a.protocol).toBe('mcp');
+      expect((await ok).content).toEqual([{ type: 'text', text: 'Echo: remote hi' }]);
+
+      const no = client.callTool({ name: 'echo', arguments: { message: 'remote no' } }).then(
+        () => null,
+        (err: unknown) => err as McpError,
+      );
+      await answerNext('deny', 'none', 'mcp-remote.test tools/call echo');
+      const err = await no;
+      expect(err?.data).toMatchObject({
+        rule_id: 'ask-mcp',
+        reason: expect.stringContaining('Blocked by an approver'),
+      });
+      // Other calls of the session went on meanwhile and still do.
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
+    } finally {
+      await client.close().catch(() => {});
+      await via.close();
+    }
+  }, 30_000);
 
   it('holds celgate exec: the command runs on allow, exit 126 on deny', async () => {
     const ok = celgateExec('echo', 'approved');

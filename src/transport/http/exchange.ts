@@ -484,7 +484,7 @@ export async function handleRequest(
     }
     let exchange: McpExchange | null = null;
     if (mcp !== undefined) {
-      const out = judgeMcpRequest(
+      const judgedMcp = judgeMcpRequest(
         { decider: deps.decider, sink: deps.sink, mcp, secrets: deps.secrets },
         originFor(deps, ctx),
         { host: target.host, path: target.path, query: target.query, headers, method },
@@ -498,7 +498,13 @@ export async function handleRequest(
         res,
         (code) => (rec.error = code),
       );
+      // As above: only messages held for an approver make the exchange wait.
+      const out = judgedMcp instanceof Promise ? await judgedMcp : judgedMcp;
       if (out.kind === 'answered') return;
+      if (res.destroyed) {
+        rec.error = 'client_aborted';
+        return;
+      }
       if (out.kind === 'forward') {
         exchange = out.exchange;
         if (out.body !== null && prefix !== null) {

@@ -17,9 +17,10 @@ import {
   type EventOrigin,
   type EventSink,
   type HeaderMap,
+  type McpRequestFacts,
   type SecurityEvent,
 } from '../../events/index.js';
-import { decideAndRecord, type Enforcement } from '../../events/enforce.js';
+import { decideAndRecordHeld, type Enforcement } from '../../events/enforce.js';
 import { argsDigest, argsPreview, denialError, mcpCallRow } from '../mcp/facts.js';
 import type { RuleSource } from '../mcp/gateway.js';
 import { HiddenTools } from '../mcp/hidden.js';
@@ -29,6 +30,7 @@ import {
   type Json,
   type JsonObject,
   type RpcErrorObject,
+  type RpcMessage,
 } from '../mcp/jsonrpc.js';
 import {
   classifyBody,
@@ -229,7 +231,7 @@ export function judgeMcpRequest(
   body: { text: string; complete: boolean; encoded: boolean } | null,
   res: ServerResponse,
   setError: (code: string) => void,
-): McpRequestOutcome {
+): McpRequestOutcome | Promise<McpRequestOutcome> {
   const forced = deps.mcp.forced(req.host, req.path);
   const session = sessionKey(req.headers['mcp-session-id'] ?? '', req.query);
   const url = `${req.path}${req.query === '' ? '' : `?${req.query}`}`;
@@ -257,39 +259,79 @@ export function judgeMcpRequest(
   if (parsed.kind === 'opaque') return { kind: 'opaque' };
   if (parsed.kind === 'malformed') return refuse(parsed.error);
 
-  const stream = deps.mcp.stream(`${req.host}\0${url}`);
-  const kept: JsonObject[] = [];
-  const denials: JsonObject[] = [];
+  // Each request and notification is decided at once; an `ask` rule may hold some of them for an
+  // approver (docs/approvals.md), and only then does the exchange wait — for all of them together.
+  const judged: JudgedMessage[] = [];
   for (const m of parsed.messages) {
-    if (m.type === 'response') {
-      kept.push(m.raw); // an answer to a server's request (sampling, elicitation, roots)
-      continue;
-    }
+    if (m.type === 'response') judged.push({ message: m }); // an answer to a server's request
     if (m.type !== 'request' && m.type !== 'notification') continue; // classifyBody refused invalid ones
     const id = m.type === 'request' ? String(m.id) : '';
     const facts = requestFacts(req.host, m.method, m.params, id);
     const event = mcpRequestEvent(origin, facts);
-    const decision = decideAndRecord(deps, event);
+    judged.push({ message: m, id, facts, event, decision: decideAndRecordHeld(deps, event) });
+  }
+  const settle = (): McpRequestOutcome =>
+    settleRequest(deps, req.host, url, exchange, parsed.batch, judged, res, setError);
+  if (!judged.some((j) => j.decision instanceof Promise)) return settle();
+  return Promise.all(
+    judged.map(async (j) => {
+      if (j.decision instanceof Promise) j.decision = await j.decision;
+    }),
+  ).then(settle);
+}
+
+/** One message of a request body with what judging it gave (an answer to a server request has no event). */
+interface JudgedMessage {
+  message: Exclude<RpcMessage, { type: 'invalid' }>;
+  id?: string;
+  facts?: McpRequestFacts;
+  event?: SecurityEvent;
+  decision?: Decision | Promise<Decision>;
+}
+
+/** Once every message has its decision: record, keep the allowed, answer the refused. */
+function settleRequest(
+  deps: McpExchangeDeps,
+  host: string,
+  url: string,
+  exchange: McpExchange,
+  batch: boolean,
+  judged: readonly JudgedMessage[],
+  res: ServerResponse,
+  setError: (code: string) => void,
+): McpRequestOutcome {
+  const stream = deps.mcp.stream(`${host}\0${url}`);
+  const kept: JsonObject[] = [];
+  const denials: JsonObject[] = [];
+  for (const j of judged) {
+    const m = j.message;
+    if (j.event === undefined || j.facts === undefined) {
+      kept.push(m.raw);
+      continue;
+    }
+    const decision = j.decision as Decision;
+    const id = j.id ?? '';
+    const facts = j.facts;
     const row = {
-      server: req.host,
-      method: m.method,
+      server: host,
+      method: facts.method,
       tool: facts.tool_name,
       id,
       args: facts.arguments as JsonObject,
     };
-    mcpRow(deps.sink, event, decision, 'request', row, decision.action !== 'allow', 0);
+    mcpRow(deps.sink, j.event, decision, 'request', row, decision.action !== 'allow', 0);
     if (decision.action === 'allow') {
       kept.push(m.raw);
       if (m.type === 'request') {
-        const call = { method: m.method, tool: facts.tool_name, started: performance.now() };
+        const call = { method: facts.method, tool: facts.tool_name, started: performance.now() };
         exchange.calls.set(id, call);
         deps.mcp.remember(exchange.key(id), call);
       }
     } else if (m.type === 'request') {
-      denials.push(errorResponse(m.id, denialError(decision, event.common.event_id, 'request')));
+      denials.push(errorResponse(m.id, denialError(decision, j.event.common.event_id, 'request')));
     }
   }
-  const allKept = kept.length === parsed.messages.length;
+  const allKept = kept.length === judged.length;
   if (allKept) return { kind: 'forward', exchange, body: null };
   // Some messages were refused. On the HTTP+SSE transport answers travel on the stream.
   if (stream !== undefined) {
@@ -301,9 +343,9 @@ export function judgeMcpRequest(
     if (stream !== undefined || denials.length === 0) {
       res.writeHead(202, { 'content-type': 'text/plain' });
       res.end('Accepted');
-    } else jsonAnswer(res, 200, parsed.batch ? denials : denials[0]!);
+    } else jsonAnswer(res, 200, batch ? denials : denials[0]!);
     return { kind: 'answered' };
   }
-  const next = Buffer.from(JSON.stringify(parsed.batch ? kept : kept[0]));
+  const next = Buffer.from(JSON.stringify(batch ? kept : kept[0]));
   return { kind: 'forward', exchange, body: next };
 }
