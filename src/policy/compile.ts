@@ -14,7 +14,8 @@ import {
   MAX_CONDITION_LENGTH,
   MAX_LOWERED_CONDITION_LENGTH,
 } from './celenv.js';
-import { compileClosure, type Fn } from './closure.js';
+import { compileClosure } from './closure.js';
+import type { Fn } from './closure-values.js';
 import {
   CHILDREN,
   closestField,

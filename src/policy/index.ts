@@ -9,4 +9,4 @@ export * from './rules.js';
 export * from './packs.js';
 export * from './regex.js';
 export { CEL_ENV, Absent, MAX_AST_DEPTH, MAX_AST_NODES, MAX_CONDITION_LENGTH } from './celenv.js';
-export { EvalFault, celEquals } from './closure.js';
+export { EvalFault, celEquals } from './closure-values.js';
