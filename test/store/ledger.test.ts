@@ -17,7 +17,8 @@ import {
   openLedgerReadOnly,
   SCHEMA_VERSION,
 } from '../../src/store/schema.js';
-import { LedgerWriter, MAX_INTERNED } from '../../src/store/writer.js';
+import { LedgerWriter } from '../../src/store/writer.js';
+import { MAX_INTERNED } from '../../src/store/batch.js';
 import { redactHeaders, redactQuery, scrubSecrets, shortHash } from '../../src/store/redact.js';
 import {
   allowDecision,
