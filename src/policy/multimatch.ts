@@ -34,6 +34,9 @@ const scratch = {
   unitOf: new Uint16Array(0),
   terminal: new Uint8Array(0),
   path: new Int32Array(0),
+  /** The values' UTF-16 units (unitsOf), and a Buffer over the same memory to write them with. */
+  units: new Uint16Array(0),
+  unitBytes: Buffer.alloc(0),
 };
 
 /**
@@ -77,12 +80,14 @@ class Trie {
   }
 }
 
-/** The UTF-16 code units of `text`. */
+/** The UTF-16 code units of `text` (from index 0) in reused storage, valid until the next call. */
 function unitsOf(text: string): Uint16Array {
-  const bytes = Buffer.from(text, 'utf16le');
-  if (bytes.byteOffset % 2 === 0)
-    return new Uint16Array(bytes.buffer, bytes.byteOffset, text.length);
-  return new Uint16Array(Uint8Array.from(bytes).buffer, 0, text.length);
+  if (scratch.units.length < text.length) {
+    scratch.units = new Uint16Array(Math.max(text.length, scratch.units.length * 2));
+    scratch.unitBytes = Buffer.from(scratch.units.buffer);
+  }
+  scratch.unitBytes.write(text, 0, 'utf16le');
+  return scratch.units;
 }
 
 /** Inserts every value (read forwards, or backwards for suffixes) and returns the compact trie. */
