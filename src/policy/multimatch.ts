@@ -41,19 +41,24 @@ const scratch = {
 
 /**
  * A trie in compressed-sparse-row form: the children of node p are edges start[p] … start[p + 1] - 1,
- * sorted by UTF-16 unit (edgeUnit) with their node (edgeChild). Compact — about 11 bytes a node —
- * so building one allocates little, and a lookup scans a node's few children (binary search when
- * it has many).
+ * sorted by UTF-16 unit (edgeUnit) with their node (edgeChild). Compact — node numbers are 16-bit
+ * up to 65,536 nodes, so about 7 bytes a node (9 with failure links) — because the memory a build
+ * allocates, and the garbage collection it brings, is most of what building costs (bench/detection.ts,
+ * "lower and compile 100 rules of 1,000 values"). A lookup scans a node's few children (binary
+ * search when it has many).
  */
+/** Node numbers: 16-bit when the trie has at most 65,536 nodes, else 32-bit. */
+type NodeIndex = Uint16Array | Uint32Array;
+
 class Trie {
   constructor(
     readonly nodes: number,
     readonly terminal: Uint8Array,
-    readonly start: Int32Array,
+    readonly start: NodeIndex,
     readonly edgeUnit: Uint16Array,
-    readonly edgeChild: Int32Array,
+    readonly edgeChild: NodeIndex,
     /** Aho–Corasick failure links when built for `contains`, else empty. */
-    readonly fail: Int32Array,
+    readonly fail: NodeIndex,
   ) {}
 
   /** The child of `node` along `unit`, or -1. */
@@ -155,13 +160,15 @@ function build(values: readonly string[], reverse: boolean, withFail: boolean): 
   }
   // One allocation for every array the matcher keeps (fresh typed arrays cost page faults).
   const failLength = withFail ? nodes : 0;
-  const int32s = nodes + 1 + nodes + failLength;
-  const buffer = new ArrayBuffer(int32s * 4 + nodes * 2 + nodes);
-  const start = new Int32Array(buffer, 0, nodes + 1);
-  const edgeChild = new Int32Array(buffer, (nodes + 1) * 4, nodes);
-  const fail = new Int32Array(buffer, (2 * nodes + 1) * 4, failLength);
-  const edgeUnit = new Uint16Array(buffer, int32s * 4, nodes);
-  const terminalOut = new Uint8Array(buffer, int32s * 4 + nodes * 2, nodes);
+  const Index = nodes <= 0x10000 ? Uint16Array : Uint32Array;
+  const w = Index.BYTES_PER_ELEMENT;
+  const indexes = nodes + 1 + nodes + failLength;
+  const buffer = new ArrayBuffer(indexes * w + nodes * 2 + nodes);
+  const start = new Index(buffer, 0, nodes + 1);
+  const edgeChild = new Index(buffer, (nodes + 1) * w, nodes);
+  const fail = new Index(buffer, (2 * nodes + 1) * w, failLength);
+  const edgeUnit = new Uint16Array(buffer, indexes * w, nodes);
+  const terminalOut = new Uint8Array(buffer, indexes * w + nodes * 2, nodes);
   terminalOut.set(terminal.subarray(0, nodes));
   for (let c = 1; c < nodes; c++) start[parent[c]! + 1]!++;
   for (let p = 0; p < nodes; p++) start[p + 1]! += start[p]!;

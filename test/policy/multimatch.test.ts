@@ -71,6 +71,22 @@ describe('multi-pattern matchers', () => {
     }
   });
 
+  it('a trie past 65,536 nodes (32-bit node numbers) matches like a small one', () => {
+    const r = rng(65537);
+    const values = Array.from({ length: 400 }, () =>
+      Array.from({ length: 200 }, () => String.fromCharCode(0x61 + Math.floor(r() * 26))).join(''),
+    );
+    expect(values.join('').length).toBeGreaterThan(65_536); // distinct random tails: one node a character
+    for (const op of OPS) {
+      const m = multiMatcher(op, values);
+      for (const v of values.slice(-5)) {
+        expect(m.test(`x${v}x`)).toBe(op === 'contains');
+        expect(m.test(v)).toBe(true);
+        expect(m.test(v.slice(1, -1))).toBe(naiveMultiMatch(op, v.slice(1, -1), values));
+      }
+    }
+  });
+
   it('the empty value matches every input; no values match nothing', () => {
     for (const op of OPS) {
       expect(multiMatcher(op, ['zzz', '']).test('abc')).toBe(true);
