@@ -7,7 +7,7 @@
  * Owns: per-request enforcement. Must not: decide itself, re-evaluate rules for the log, or let any
  * byte reach upstream without an `allow` decision. Never throws; every failure becomes a response.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   httpRequestEvent,
   normalizeHeaders,
@@ -41,6 +41,8 @@ import {
   type RequestTarget,
 } from './target.js';
 import type { Upstream } from './upstream.js';
+import { UpstreamCall } from './upstream-call.js';
+import { CHUNKED, type UpstreamPool } from './upstream-pool.js';
 import type { SecretStore } from '../secrets.js';
 import { judgeMcpRequest, type McpExchange, type McpHttp } from './mcp.js';
 
@@ -62,6 +64,8 @@ export interface ExchangeDeps {
   /** session / vm / profile ids stamped on every event; process_name comes from ctx.meta. */
   origin: EventOrigin;
   upstream: Upstream;
+  /** The one upstream client (upstream-pool.ts); this path reaches it through upstream-call.ts. */
+  pool: UpstreamPool;
   limits: HttpLimits;
   /** Secrets substituted at egress (src/transport/secrets.ts), or undefined when none are configured. */
   secrets?: SecretStore | undefined;
@@ -579,6 +583,17 @@ function setContentLength(req: IncomingMessage, n: number): void {
     if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
 }
 
+/**
+ * The request's body framing upstream: the Content-Length it carries (rewritten when celgate
+ * changed the body), else chunked when it has a body (a chunked or HTTP/2 upload), else none.
+ */
+function bodyLengthOf(req: IncomingMessage, forwarded: readonly string[]): number {
+  for (let i = 0; i + 1 < forwarded.length; i += 2)
+    if (forwarded[i]!.toLowerCase() === 'content-length' && /^\d+$/.test(forwarded[i + 1]!))
+      return Number(forwarded[i + 1]);
+  return hasBody(req) ? CHUNKED : 0;
+}
+
 function forward(
   req: IncomingMessage,
   res: ServerResponse,
@@ -594,28 +609,54 @@ function forward(
   // The body first: its substitution rewrites Content-Length, which the header pass then copies.
   if (prefix !== null && carries && deps.secrets !== undefined)
     prefix = substituteBody(deps.secrets, target, prefix, req);
-  const sub = egress(deps.secrets, target, forwardHeaders(req.rawHeaders), carries);
-  const headers = [
-    'host',
-    hostHeaderFor(target),
-    ...(sub?.headers ?? forwardHeaders(req.rawHeaders)),
-  ];
+  const forwarded = forwardHeaders(req.rawHeaders);
+  const sub = egress(deps.secrets, target, forwarded, carries);
+  const headers = ['host', hostHeaderFor(target), ...(sub?.headers ?? forwarded)];
   // MCP answers are judged message by message, so they must arrive readable.
   if (mcp !== null) identityEncoding(headers);
-  const upReq = deps.upstream.request({
-    scheme: target.scheme,
-    host: target.host,
-    port: target.port,
-    method: event.http.request.method,
-    path: sub?.path ?? `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
-    headers: headers as unknown as OutgoingHttpHeaders,
-  });
+  const accept = req.headers.accept ?? '';
   let done = false;
+  const upReq = new UpstreamCall(
+    deps.upstream,
+    deps.pool,
+    {
+      scheme: target.scheme,
+      host: target.host,
+      port: target.port,
+      method: event.http.request.method,
+      path: sub?.path ?? `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
+      headers,
+      bodyLength: bodyLengthOf(req, forwarded),
+    },
+    {
+      response: (upRes) => {
+        upRes.once('end', () => (done = true));
+        relayResponse(
+          upRes,
+          res,
+          event,
+          originFor(deps, ctx),
+          accept,
+          responseDepsOf(deps),
+          rec,
+          (d) => {
+            done = true;
+            sendDenial(res, d);
+          },
+          mcp,
+        ).catch(() => {
+          done = true;
+          upRes.destroy();
+          rec.error = 'upstream_error';
+          res.destroy();
+        });
+      },
+    },
+  );
   upReq.on('error', (err) => {
     if (done) return;
     done = true;
     req.unpipe(upReq);
-    const accept = req.headers.accept ?? '';
     if (isCelgateError(err, 'E_DESTINATION')) {
       recordDestinationRefusal(deps, rec, event, err);
       sendDenial(res, destinationDenial(err, event.common.event_id, accept));
@@ -644,27 +685,4 @@ function forward(
     req.pipe(upReq);
     req.on('data', (c: Buffer) => (rec.bytesIn += c.length));
   }
-
-  upReq.on('response', (upRes) => {
-    upRes.once('end', () => (done = true));
-    relayResponse(
-      upRes,
-      res,
-      event,
-      originFor(deps, ctx),
-      req.headers.accept ?? '',
-      responseDepsOf(deps),
-      rec,
-      (d) => {
-        done = true;
-        sendDenial(res, d);
-      },
-      mcp,
-    ).catch(() => {
-      done = true;
-      upRes.destroy();
-      rec.error = 'upstream_error';
-      res.destroy();
-    });
-  });
 }
