@@ -20,10 +20,12 @@ import { CelgateError } from '../../errors.js';
 import {
   HTTPParser,
   isParseError,
+  LLHTTP,
   newParser,
   type HTTPParser as Parser,
   type OnHeadersComplete,
 } from './llhttp.js';
+import { fallbackResponseParser } from './response-parser.js';
 import type { Upstream } from './upstream.js';
 
 /** Idle kept-alive connections kept per (scheme, host, port). */
@@ -123,7 +125,9 @@ class Connection {
     readonly socket: net.Socket,
     readonly label: string,
   ) {
-    const p = newParser(HTTPParser.RESPONSE, MAX_RESPONSE_HEAD_BYTES);
+    const p = LLHTTP.ok
+      ? newParser(HTTPParser.RESPONSE, MAX_RESPONSE_HEAD_BYTES)
+      : fallbackResponseParser(MAX_RESPONSE_HEAD_BYTES);
     this.parser = p;
     p[HTTPParser.kOnHeaders] = (h: string[]) => {
       (this.extraHeaders ??= []).push(...h);
