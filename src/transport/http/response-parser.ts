@@ -17,7 +17,16 @@ const K_ON_BODY = 3;
 const K_ON_MESSAGE_COMPLETE = 4;
 
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
+/** A header line; values hold no control characters but tab (checked by `hasControl`). */
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+
+function hasControl(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;[^\r\n]*)?$/;
 
 type State = 'head' | 'sized' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'eof';
@@ -118,7 +127,8 @@ export class FallbackResponseParser {
       case 'trailers':
         if (line !== '') {
           const m = HEADER_LINE.exec(line);
-          if (m === null) return parseError('HPE_INVALID_HEADER_TOKEN', 'invalid trailer', at);
+          if (m === null || hasControl(m[2]!))
+            return parseError('HPE_INVALID_HEADER_TOKEN', 'invalid trailer', at);
           this.trailers.push(m[1]!, m[2]!);
           return null;
         }
@@ -145,7 +155,8 @@ export class FallbackResponseParser {
     let connection = '';
     for (const l of lines) {
       const m = HEADER_LINE.exec(l);
-      if (m === null) return parseError('HPE_INVALID_HEADER_TOKEN', 'invalid header', at);
+      if (m === null || hasControl(m[2]!))
+        return parseError('HPE_INVALID_HEADER_TOKEN', 'invalid header', at);
       const name = m[1]!.toLowerCase();
       const value = m[2]!;
       raw.push(m[1]!, value);
