@@ -3,10 +3,13 @@
  * loopback HTTPS upstream, in the same run and in alternating rounds, by
  *
  *   - `pool`:   celgate's own pool (src/transport/http/upstream-pool.ts: llhttp, one write per head),
+ *               by its callbacks, as the direct path and HTTP/2 streams use it,
+ *   - `call`:   the same pool through its stream face (src/transport/http/upstream-call.ts: a
+ *               Writable request, a Readable response), as the Node path and upgrades use it,
  *   - `undici`: an undici `Pool` whose connector applies the same destination guard lookup, the
  *               same secure context (system roots + extra CA), SNI and keep-alive,
- *   - `agent`:  Node's https.Agent through `Upstream.request` (today's path for requests the direct
- *               path does not take: chunked bodies, `Expect`, body-reading rules, upgrades).
+ *   - `agent`:  Node's https.Agent with the same lookup, secure context, SNI and keep-alive (the
+ *               client the Node path used before the pool became the only one).
  *
  * Two workloads: 1 KiB GETs and 64 KiB POSTs (the body written after the head), each from 16
  * concurrent callers over 16 kept-alive connections. Every client connects by name (`localhost`)
@@ -19,13 +22,16 @@
  * usage: npm run -s build && node dist/bench/upstream-client.js   (exits 1 when an assertion fails)
  *   CELGATE_BENCH_UPSTREAM_MS: time per client per workload in total (default 6000), split in rounds.
  */
+import https from 'node:https';
 import type net from 'node:net';
+import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { Pool, buildConnector } from 'undici';
 import { makeCerts, startUpstream } from '../support/http-harness.js';
 import { summarize, writeArtifact, type AssertionResult, type Summary } from './artifact.js';
 import { destinationGuard } from '../src/transport/http/destination.js';
 import { Upstream } from '../src/transport/http/upstream.js';
+import { UpstreamCall } from '../src/transport/http/upstream-call.js';
 import { UpstreamPool, type UpstreamExchange } from '../src/transport/http/upstream-pool.js';
 
 export const CONNECTIONS = 16;
@@ -35,7 +41,7 @@ const ROUNDS = 6;
 const HOST = 'localhost';
 
 type Workload = 'get' | 'post';
-type ClientName = 'pool' | 'undici' | 'agent';
+type ClientName = 'pool' | 'call' | 'undici' | 'agent';
 /** One request; resolves with the response body's length in bytes (GET) or the upstream's count (POST). */
 type Send = (w: Workload) => Promise<number>;
 
@@ -112,20 +118,62 @@ function undiciClient(upstream: Upstream, port: number): { send: Send; pool: Poo
   return { send, pool };
 }
 
-function agentClient(upstream: Upstream, port: number): Send {
+function callClient(upstream: Upstream, pool: UpstreamPool, port: number): Send {
   return (w) =>
     new Promise<number>((resolve, reject) => {
-      const req = upstream.request({
-        scheme: 'https',
+      const call = new UpstreamCall(
+        upstream,
+        pool,
+        {
+          scheme: 'https',
+          host: HOST,
+          port,
+          method: w === 'get' ? 'GET' : 'POST',
+          path: w === 'get' ? '/get' : '/post',
+          headers:
+            w === 'get'
+              ? ['host', `${HOST}:${port}`]
+              : ['host', `${HOST}:${port}`, 'content-length', String(POST_BYTES)],
+          bodyLength: w === 'get' ? 0 : POST_BYTES,
+        },
+        {
+          response: (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('error', reject);
+            res.on('end', () => {
+              const body = Buffer.concat(chunks);
+              if (res.statusCode !== 200) reject(new Error(`call: status ${res.statusCode}`));
+              else resolve(w === 'get' ? body.length : Number(body.toString('latin1')));
+            });
+          },
+        },
+      );
+      call.on('error', reject);
+      call.end(w === 'post' ? POST_BODY : undefined);
+    });
+}
+
+function agentClient(upstream: Upstream, port: number): { send: Send; agent: https.Agent } {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: CONNECTIONS, scheduling: 'lifo' });
+  const send: Send = (w) =>
+    new Promise<number>((resolve, reject) => {
+      const req = https.request({
+        agent,
         host: HOST,
         port,
+        servername: HOST,
+        lookup: upstream.guard!.lookup as unknown as net.LookupFunction,
+        secureContext: upstream.secureContext,
+        checkServerIdentity: (_n, cert) => tls.checkServerIdentity(HOST, cert),
         method: w === 'get' ? 'GET' : 'POST',
         path: w === 'get' ? '/get' : '/post',
         headers:
           w === 'get'
             ? { host: `${HOST}:${port}` }
             : { host: `${HOST}:${port}`, 'content-length': String(POST_BYTES) },
-      });
+      } as https.RequestOptions);
+      req.once('socket', (s) => s.setNoDelay(true));
       req.on('error', reject);
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
@@ -139,6 +187,7 @@ function agentClient(upstream: Upstream, port: number): Send {
       });
       req.end(w === 'post' ? POST_BODY : undefined);
     });
+  return { send, agent };
 }
 
 /** CONNECTIONS callers, each one request at a time, for `ms`; returns completed requests and bad answers. */
@@ -178,14 +227,17 @@ export async function main(): Promise<number> {
     extraCa: [certs.caPem],
     timeoutMs: 10_000,
     guard: destinationGuard(['127.0.0.0/8']),
-    maxSocketsPerHost: CONNECTIONS,
   });
   const ownPool = new UpstreamPool(upstream);
+  // A second pool for the stream face, so each client keeps its own 16 connections.
+  const callPool = new UpstreamPool(upstream);
   const und = undiciClient(upstream, up.port);
+  const agent = agentClient(upstream, up.port);
   const clients: Record<ClientName, Send> = {
     pool: poolClient(ownPool, up.port),
+    call: callClient(upstream, callPool, up.port),
     undici: und.send,
-    agent: agentClient(upstream, up.port),
+    agent: agent.send,
   };
   const names = Object.keys(clients) as ClientName[];
   const results: Record<string, Summary> = {};
@@ -194,9 +246,9 @@ export async function main(): Promise<number> {
   const roundMs = totalMs / ROUNDS;
   try {
     for (const w of ['get', 'post'] as const) {
-      const rates: Record<ClientName, number[]> = { pool: [], undici: [], agent: [] };
-      const bad: Record<ClientName, number> = { pool: 0, undici: 0, agent: 0 };
-      const conns: Record<ClientName, number> = { pool: 0, undici: 0, agent: 0 };
+      const rates: Record<ClientName, number[]> = { pool: [], call: [], undici: [], agent: [] };
+      const bad: Record<ClientName, number> = { pool: 0, call: 0, undici: 0, agent: 0 };
+      const conns: Record<ClientName, number> = { pool: 0, call: 0, undici: 0, agent: 0 };
       // Warm every client's 16 connections before measuring.
       for (const n of names) {
         const before = tlsConnections;
@@ -229,10 +281,13 @@ export async function main(): Promise<number> {
         });
       }
       const med = (n: ClientName) => results[`${w}_${n}_rps`]!.median;
+      notes[`${w}_call_over_pool`] = med('call') / med('pool');
       notes[`${w}_undici_over_pool`] = med('undici') / med('pool');
       notes[`${w}_agent_over_pool`] = med('agent') / med('pool');
       console.log(
-        `${w}: pool ${med('pool').toFixed(0)} req/s, undici ${med('undici').toFixed(0)} (${(
+        `${w}: pool ${med('pool').toFixed(0)} req/s, call ${med('call').toFixed(0)} (${(
+          med('call') / med('pool')
+        ).toFixed(3)}× pool), undici ${med('undici').toFixed(0)} (${(
           med('undici') / med('pool')
         ).toFixed(3)}× pool), https.Agent ${med('agent').toFixed(0)} (${(
           med('agent') / med('pool')
@@ -241,8 +296,9 @@ export async function main(): Promise<number> {
     }
   } finally {
     ownPool.close();
+    callPool.close();
     await und.pool.close();
-    upstream.close();
+    agent.agent.destroy();
     await up.close();
     certs.cleanup();
   }

@@ -9,6 +9,8 @@ import {
   parseCidr,
 } from '../../src/transport/http/destination.js';
 import { Upstream } from '../../src/transport/http/upstream.js';
+import { UpstreamCall } from '../../src/transport/http/upstream-call.js';
+import { UpstreamPool } from '../../src/transport/http/upstream-pool.js';
 import {
   fetchVia,
   makeCerts,
@@ -146,23 +148,33 @@ describe('destination guard: config and upstream', () => {
     'an %s request to a refused literal errors with the refusal and connects nothing',
     async (scheme) => {
       const u = new Upstream({ timeoutMs: 1000 });
+      const pool = new UpstreamPool(u);
+      let connects = 0;
+      const connect = u.connect.bind(u);
+      u.connect = (...a) => (connects++, connect(...a));
       try {
-        const req = u.request({
-          scheme,
-          host: '10.0.0.1',
-          port: 443,
-          method: 'GET',
-          path: '/',
-          headers: {},
-        });
-        let socket = false;
-        req.on('socket', () => (socket = true));
+        let answered = false;
+        const req = new UpstreamCall(
+          u,
+          pool,
+          {
+            scheme,
+            host: '10.0.0.1',
+            port: 443,
+            method: 'GET',
+            path: '/',
+            headers: ['host', '10.0.0.1'],
+            bodyLength: 0,
+          },
+          { response: () => (answered = true) },
+        );
         const err = await new Promise<Error>((resolve) => req.once('error', resolve));
-        req.end();
         expect(isCelgateError(err, 'E_DESTINATION')).toBe(true);
         expect(err.message).toMatch(/^10\.0\.0\.1 \(private \(RFC 1918\), 10\.0\.0\.0\/8\)/);
-        expect(socket).toBe(false);
+        expect(connects).toBe(0);
+        expect(answered).toBe(false);
       } finally {
+        pool.close();
         u.close();
       }
     },

@@ -7,24 +7,21 @@
  * Owns: per-request enforcement. Must not: decide itself, re-evaluate rules for the log, or let any
  * byte reach upstream without an `allow` decision. Never throws; every failure becomes a response.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   httpRequestEvent,
   normalizeHeaders,
-  policyFields,
   type BodyFacts,
   type Decision,
   type EventOrigin,
   type EventSink,
   type HeaderMap,
   type HttpRequestEvent,
-  type NetRow,
   type SecurityEvent,
 } from '../../events/index.js';
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
 import {
-  DESTINATION_GUARD_RULE as GUARD_RULE,
   upstreamDenial,
   decisionDenial,
   destinationDenial,
@@ -41,6 +38,8 @@ import {
   type RequestTarget,
 } from './target.js';
 import type { Upstream } from './upstream.js';
+import { UpstreamCall } from './upstream-call.js';
+import { CHUNKED, type UpstreamPool } from './upstream-pool.js';
 import type { SecretStore } from '../secrets.js';
 import { judgeMcpRequest, type McpExchange, type McpHttp } from './mcp.js';
 
@@ -62,6 +61,8 @@ export interface ExchangeDeps {
   /** session / vm / profile ids stamped on every event; process_name comes from ctx.meta. */
   origin: EventOrigin;
   upstream: Upstream;
+  /** The one upstream client (upstream-pool.ts); this path reaches it through upstream-call.ts. */
+  pool: UpstreamPool;
   limits: HttpLimits;
   /** Secrets substituted at egress (src/transport/secrets.ts), or undefined when none are configured. */
   secrets?: SecretStore | undefined;
@@ -118,182 +119,15 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (declaredLength(req) ?? 0) > 0;
 }
 
-/** Tracks one request's ledger row; `finish` writes it once. */
-export class NetRecord {
-  bytesIn = 0;
-  bytesOut = 0;
-  error: string | null = null;
-  event: SecurityEvent | null = null;
-  decision: Decision | null = null;
-  private written = false;
-  private readonly start = performance.now();
-  constructor(
-    private readonly sink: EventSink,
-    private readonly ctx: ExchangeContext,
-    private readonly method: string,
-    private target: RequestTarget | null,
-    private readonly origin: EventOrigin,
-  ) {}
-  setTarget(t: RequestTarget): void {
-    this.target = t;
-  }
-  finish(status: number | null): void {
-    if (this.written) return;
-    this.written = true;
-    writeNetRow(this.sink, {
-      ctx: this.ctx,
-      method: this.method,
-      target: this.target,
-      event: this.event,
-      decision: this.decision,
-      status,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      durationMs: performance.now() - this.start,
-      error: this.error,
-      sessionOrigin: this.origin,
-    });
-  }
-}
-
-export interface NetRowInput {
-  ctx: ExchangeContext;
-  method: string;
-  target: RequestTarget | null;
-  event: SecurityEvent | null;
-  decision: Decision | null;
-  status: number | null;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-  error: string | null;
-  sessionOrigin?: EventOrigin;
-}
-
-/** Writes one net_events row; rows without a decided event (parse failures) carry decision `block`. */
-/**
- * What a connection-level row (no request was judged) records: celgate's own refusals are blocks
- * with a reason; a failure on the client's side — it rejected the certificate or dropped the
- * handshake — is an `error` that says no policy decided.
- */
-function connectionVerdict(error: string | null): {
-  decision: 'block' | 'error';
-  rule_id: null;
-  reason: string;
-} {
-  if (
-    error === 'tls_handshake' ||
-    error === 'client_aborted' ||
-    error === 'tls_handshake_timeout'
-  ) {
-    return {
-      decision: 'error',
-      rule_id: null,
-      reason:
-        error === 'tls_handshake'
-          ? 'the client ended the TLS handshake (it may not trust the celgate CA); no policy decided'
-          : error === 'tls_handshake_timeout'
-            ? 'the client did not finish the TLS handshake in time; no policy decided'
-            : 'the client went away before its request was judged; no policy decided',
-    };
-  }
-  return {
-    decision: 'block',
-    rule_id: null,
-    reason: `refused before a decision: ${error ?? 'unknown'}`,
-  };
-}
-
+import { NetRecord, destinationDecision, recordDestinationRefusal } from './net-row.js';
+export {
+  NetRecord,
+  destinationDecision,
+  recordDestinationRefusal,
+  writeNetRow,
+  type NetRowInput,
+} from './net-row.js';
 export { DESTINATION_GUARD_RULE } from './denial.js';
-
-/**
- * The decision for a request the destination guard refused (`err` names host, address and range):
- * a block by `celgate.destination-guard`, counted like any rule's.
- */
-export function destinationDecision(err: Error, generation: number): Decision {
-  return {
-    action: 'block',
-    rule_id: GUARD_RULE,
-    reason: err.message,
-    mode: 'enforce',
-    matches: [
-      {
-        rule_id: GUARD_RULE,
-        pack_id: 'celgate',
-        kind: 'enforcement',
-        action: 'block',
-        mode: 'enforce',
-        severity: 'high',
-        decisive: true,
-      },
-    ],
-    findings: [],
-    errors: [],
-    generation,
-    eval_ns: 0,
-  };
-}
-
-/**
- * Records a destination refusal found after the rules allowed the request (a name that resolved
- * to a refused address at connect time): the guard's block is recorded for the event and becomes
- * the row's decision.
- */
-export function recordDestinationRefusal(
-  deps: Pick<ExchangeDeps, 'sink'>,
-  rec: NetRecord,
-  event: SecurityEvent,
-  err: Error,
-): void {
-  const d = destinationDecision(err, rec.decision?.generation ?? -1);
-  rec.decision = recordSafely(deps, event, d);
-  rec.error = 'destination_blocked';
-}
-
-export function writeNetRow(sink: EventSink, r: NetRowInput): void {
-  const t = r.target;
-  const policy =
-    r.event !== null && r.decision !== null
-      ? policyFields(r.event, r.decision)
-      : {
-          event_id: crypto.randomUUID(),
-          session_id: r.sessionOrigin?.session_id ?? '',
-          timestamp_ms: Date.now(),
-          ...connectionVerdict(r.error),
-          generation: 0,
-          process_name: r.ctx.meta.process_name ?? '',
-        };
-  // Fields are copied by name, not spread: on the per-request path an object spread followed by
-  // fourteen more properties cost ~25 µs per row in the profile (slow map transitions).
-  const row: NetRow = {
-    event_id: policy.event_id,
-    session_id: policy.session_id,
-    timestamp_ms: policy.timestamp_ms,
-    decision: policy.decision,
-    rule_id: policy.rule_id,
-    reason: policy.reason,
-    generation: policy.generation,
-    process_name: policy.process_name,
-    scheme: t?.scheme ?? r.ctx.scheme,
-    method: r.method,
-    host: t?.host ?? r.ctx.sniHost,
-    port: t?.port ?? r.ctx.port,
-    path: t?.path ?? '',
-    query: t?.query ?? '',
-    sni: r.ctx.sniHost,
-    host_header_mismatch: t?.hostHeaderMismatch ?? '',
-    status: r.status,
-    bytes_in: r.bytesIn,
-    bytes_out: r.bytesOut,
-    duration_ms: Math.round(r.durationMs * 1000) / 1000,
-    error: r.error,
-  };
-  try {
-    sink.net(row);
-  } catch {
-    // The ledger failing after the response was decided cannot un-send it; the decision row carried it.
-  }
-}
 
 export interface RequestFacts {
   method: string;
@@ -585,6 +419,17 @@ function setContentLength(req: IncomingMessage, n: number): void {
     if (req.rawHeaders[i]!.toLowerCase() === 'content-length') req.rawHeaders[i + 1] = String(n);
 }
 
+/**
+ * The request's body framing upstream: the Content-Length it carries (rewritten when celgate
+ * changed the body), else chunked when it has a body (a chunked or HTTP/2 upload), else none.
+ */
+function bodyLengthOf(req: IncomingMessage, forwarded: readonly string[]): number {
+  for (let i = 0; i + 1 < forwarded.length; i += 2)
+    if (forwarded[i]!.toLowerCase() === 'content-length' && /^\d+$/.test(forwarded[i + 1]!))
+      return Number(forwarded[i + 1]);
+  return hasBody(req) ? CHUNKED : 0;
+}
+
 function forward(
   req: IncomingMessage,
   res: ServerResponse,
@@ -600,28 +445,54 @@ function forward(
   // The body first: its substitution rewrites Content-Length, which the header pass then copies.
   if (prefix !== null && carries && deps.secrets !== undefined)
     prefix = substituteBody(deps.secrets, target, prefix, req);
-  const sub = egress(deps.secrets, target, forwardHeaders(req.rawHeaders), carries);
-  const headers = [
-    'host',
-    hostHeaderFor(target),
-    ...(sub?.headers ?? forwardHeaders(req.rawHeaders)),
-  ];
+  const forwarded = forwardHeaders(req.rawHeaders);
+  const sub = egress(deps.secrets, target, forwarded, carries);
+  const headers = ['host', hostHeaderFor(target), ...(sub?.headers ?? forwarded)];
   // MCP answers are judged message by message, so they must arrive readable.
   if (mcp !== null) identityEncoding(headers);
-  const upReq = deps.upstream.request({
-    scheme: target.scheme,
-    host: target.host,
-    port: target.port,
-    method: event.http.request.method,
-    path: sub?.path ?? `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
-    headers: headers as unknown as OutgoingHttpHeaders,
-  });
+  const accept = req.headers.accept ?? '';
   let done = false;
+  const upReq = new UpstreamCall(
+    deps.upstream,
+    deps.pool,
+    {
+      scheme: target.scheme,
+      host: target.host,
+      port: target.port,
+      method: event.http.request.method,
+      path: sub?.path ?? `${target.path}${target.query === '' ? '' : `?${target.query}`}`,
+      headers,
+      bodyLength: bodyLengthOf(req, forwarded),
+    },
+    {
+      response: (upRes) => {
+        upRes.once('end', () => (done = true));
+        relayResponse(
+          upRes,
+          res,
+          event,
+          originFor(deps, ctx),
+          accept,
+          responseDepsOf(deps),
+          rec,
+          (d) => {
+            done = true;
+            sendDenial(res, d);
+          },
+          mcp,
+        ).catch(() => {
+          done = true;
+          upRes.destroy();
+          rec.error = 'upstream_error';
+          res.destroy();
+        });
+      },
+    },
+  );
   upReq.on('error', (err) => {
     if (done) return;
     done = true;
     req.unpipe(upReq);
-    const accept = req.headers.accept ?? '';
     if (isCelgateError(err, 'E_DESTINATION')) {
       recordDestinationRefusal(deps, rec, event, err);
       sendDenial(res, destinationDenial(err, event.common.event_id, accept));
@@ -650,27 +521,4 @@ function forward(
     req.pipe(upReq);
     req.on('data', (c: Buffer) => (rec.bytesIn += c.length));
   }
-
-  upReq.on('response', (upRes) => {
-    upRes.once('end', () => (done = true));
-    relayResponse(
-      upRes,
-      res,
-      event,
-      originFor(deps, ctx),
-      req.headers.accept ?? '',
-      responseDepsOf(deps),
-      rec,
-      (d) => {
-        done = true;
-        sendDenial(res, d);
-      },
-      mcp,
-    ).catch(() => {
-      done = true;
-      upRes.destroy();
-      rec.error = 'upstream_error';
-      res.destroy();
-    });
-  });
 }

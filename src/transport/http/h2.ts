@@ -49,10 +49,8 @@ import {
 } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 
-/** What a pooled HTTP/2 exchange needs beyond the pipeline's deps (the direct path's pool). */
+/** What a pooled HTTP/2 exchange needs beyond the pipeline's deps. */
 export interface H2Deps extends ExchangeDeps {
-  /** The upstream pool of the direct path; null when llhttp is unavailable (then every stream takes `handleRequest`). */
-  pool: UpstreamPool | null;
   response: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>;
 }
 
@@ -111,7 +109,6 @@ export function handleHttp2Stream(
   // A stream without a body, while no rule reads response bodies, goes on the pool (as the direct
   // path's requests do); the rest through handleRequest, which buffers and judges bodies.
   if (
-    deps.pool !== null &&
     req.stream.endAfterHeaders &&
     deps.decider.needsBody?.('http.response') !== true &&
     deps.decider.mayAsk?.('http.request') !== true &&

@@ -4,7 +4,8 @@
  * (Content-Length with Transfer-Encoding, bare LF, obs-fold, oversized heads are errors), reached
  * through `_http_common` because Node exposes no public API for it (DEP0199). This is the only
  * module that touches it: at load a self-test checks the parser's shape, and when the module is
- * missing or changed, `LLHTTP.ok` is false and the services fall back to Node's http.Server.
+ * missing or changed, `LLHTTP.ok` is false and the services fall back to Node's http.Server
+ * for requests, and the upstream pool to response-parser.ts for answers.
  * Also: the head serialisation helpers both sides share.
  *
  * Owns: access to the parser and its callback slots, and wire formatting. Must not: decide, or

@@ -7,7 +7,7 @@
  * Owns: the relays of MCP answers. Must not: decide itself, or relay a judged message before its
  * decision. The request half and the per-service state: mcp.ts.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { mcpResponseEvent, type HeaderMap } from '../../events/index.js';
 import { decideAndRecord } from '../../events/enforce.js';
 import { denialError } from '../mcp/facts.js';
@@ -30,6 +30,7 @@ import {
 import { encodeSseEvent, SseDecoder } from '../mcp/sse.js';
 import { readBodyPrefix, type BodyPrefix } from './body.js';
 import { MAX_MCP_JSON_BYTES, mcpRow, type McpExchange } from './mcp.js';
+import type { UpstreamResponse } from './upstream-call.js';
 
 /**
  * Judges the messages a server sent (one JSON body or one SSE event's data): results of calls
@@ -98,7 +99,7 @@ function judgePayload(ex: McpExchange, text: string): string | null {
 export function relayMcpResponse(
   ex: McpExchange,
   prefix: BodyPrefix | null,
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   headers: HeaderMap,
   out: string[],
@@ -106,7 +107,7 @@ export function relayMcpResponse(
   counted: (n: number) => void,
 ): boolean {
   const type = headers['content-type'] ?? '';
-  const status = upRes.statusCode ?? 502;
+  const status = upRes.statusCode;
   const encoded = (headers['content-encoding'] ?? 'identity') !== 'identity';
   const head = out.filter((_, i) => {
     const name = out[i - (i % 2)]!.toLowerCase();
@@ -161,7 +162,7 @@ export function relayMcpResponse(
 async function relayJson(
   ex: McpExchange,
   first: BodyPrefix | null,
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   status: number,
   head: string[],
@@ -212,7 +213,7 @@ async function relayJson(
 function relaySse(
   ex: McpExchange,
   prefix: BodyPrefix | null,
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   status: number,
   head: string[],

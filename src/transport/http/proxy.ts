@@ -111,6 +111,8 @@ export async function startExplicitProxy(
     timeoutMs: limits.upstreamTimeoutMs,
     guard: destinationGuard(options.allowPrivateDestinations ?? []),
   });
+  // The one upstream client: every path's requests and WebSocket upgrades (upstream-pool.ts).
+  const pool = new UpstreamPool(upstream);
   const secrets = options.secrets;
   // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
   const decider =
@@ -122,6 +124,7 @@ export async function startExplicitProxy(
     sink: deps.sink,
     origin: deps.origin,
     upstream,
+    pool,
     limits,
     secrets,
     mcp: new McpHttp(options.mcp),
@@ -179,17 +182,14 @@ export async function startExplicitProxy(
   };
   // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
   const useDirect = options.direct !== false && LLHTTP.ok;
-  const pool = new UpstreamPool(upstream);
   const directDeps: DirectDeps = {
     ...exchangeDeps,
-    pool,
     response: responseDepsOf(exchangeDeps),
     refuse: (ctx, reason) => record(ctx, reason),
     handover: serveNode,
   };
   const h2Deps: H2Deps = {
     ...exchangeDeps,
-    pool: useDirect ? pool : null,
     response: responseDepsOf(exchangeDeps),
   };
   const terminator = new TlsTerminator(

@@ -7,7 +7,7 @@
  *
  * Owns: response enforcement. Must not: decide itself, or release body bytes before `allow`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import {
   httpResponseEvent,
   normalizeHeaders,
@@ -28,6 +28,7 @@ import type { HttpLimits } from './limits.js';
 import type { BodyScrubber, SecretStore } from '../secrets.js';
 import type { McpExchange } from './mcp.js';
 import { relayMcpResponse } from './mcp-relay.js';
+import type { UpstreamResponse } from './upstream-call.js';
 
 /** Hop-by-hop response headers never passed to the guest (framing is the gateway's own). */
 const RESPONSE_DROP: ReadonlySet<string> = new Set([
@@ -150,7 +151,7 @@ export function streamedBodyFacts(headers: HeaderMap): BodyFacts {
  * Resolves once the decision is enforced (the body may still be streaming).
  */
 export async function relayResponse(
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   request: HttpRequestEvent,
   origin: EventOrigin,
@@ -160,7 +161,7 @@ export async function relayResponse(
   deny: (d: Denial) => void,
   mcp: McpExchange | null = null,
 ): Promise<void> {
-  const status = upRes.statusCode ?? 502;
+  const status = upRes.statusCode;
   const headers = normalizeHeaders(upRes.rawHeaders);
   let prefix: BodyPrefix | null = null;
   let body = streamedBodyFacts(headers);
@@ -176,9 +177,7 @@ export async function relayResponse(
       contentEncoding: headers['content-encoding'] ?? '',
       contentType: headers['content-type'] ?? '',
       declaredLength:
-        upRes.headers['content-length'] === undefined
-          ? null
-          : Number(upRes.headers['content-length']),
+        headers['content-length'] === undefined ? null : Number(headers['content-length']),
       limit: deps.limits.maxBodyBuffer,
     });
   }
@@ -198,7 +197,7 @@ export async function relayResponse(
 }
 
 function relayAllowed(
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   rec: ResponseRecord,
   prefix: BodyPrefix | null,
@@ -206,7 +205,7 @@ function relayAllowed(
   secrets: SecretStore | undefined,
   mcp: McpExchange | null,
 ): void {
-  const status = upRes.statusCode ?? 502;
+  const status = upRes.statusCode;
   if (res.destroyed) {
     upRes.destroy();
     return;
@@ -254,12 +253,12 @@ function relayAllowed(
       return;
     }
   }
-  relayBody(upRes, res, rec, prefix?.bytes ?? 0);
+  relayBody(upRes, res, rec, prefix?.bytes ?? 0, headers['content-length']);
 }
 
 /** Relays a body through the secret scrubber (framing chosen by Node: chunked, or close for HTTP/1.0). */
 function relayScrubbed(
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   rec: ResponseRecord,
   prefix: BodyPrefix | null,
@@ -310,12 +309,12 @@ function relayScrubbed(
  * one corked write (a pipe would issue a second, empty write per response).
  */
 function relayBody(
-  upRes: IncomingMessage,
+  upRes: UpstreamResponse,
   res: ServerResponse,
   rec: ResponseRecord,
   already: number,
+  declared: string | undefined,
 ): void {
-  const declared = upRes.headers['content-length'];
   const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : -1;
   let seen = already;
   const onDrain = () => upRes.resume();

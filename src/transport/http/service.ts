@@ -90,6 +90,8 @@ export async function startHttpService(
     timeoutMs: limits.upstreamTimeoutMs,
     guard: destinationGuard(options.allowPrivateDestinations ?? []),
   });
+  // The one upstream client: every path's requests and WebSocket upgrades (upstream-pool.ts).
+  const pool = new UpstreamPool(upstream);
   const secrets = options.secrets;
   // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
   const decider =
@@ -101,6 +103,7 @@ export async function startHttpService(
     sink: deps.sink,
     origin: deps.origin,
     upstream,
+    pool,
     limits,
     secrets,
     mcp: new McpHttp(options.mcp),
@@ -250,10 +253,8 @@ export async function startHttpService(
   };
   // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
   const useDirect = options.direct !== false && LLHTTP.ok;
-  const pool = new UpstreamPool(upstream);
   const directDeps: DirectDeps = {
     ...exchangeDeps,
-    pool,
     response: responseDepsOf(exchangeDeps),
     refuse: (ctx, reason) => record(ctx, reason),
     handover: (socket, ctx, bytes) => {
@@ -271,7 +272,6 @@ export async function startHttpService(
 
   const h2Deps: H2Deps = {
     ...exchangeDeps,
-    pool: useDirect ? pool : null,
     response: responseDepsOf(exchangeDeps),
   };
   const terminator = new TlsTerminator(

@@ -1,11 +1,16 @@
 /**
- * Kept-alive upstream connections for the direct path (direct.ts): a request head goes out as one
- * write, the response is parsed by llhttp (the parser Node's client uses) and handed to the
- * exchange by callbacks: `head` for the final response head (interim 1xx heads are skipped), `body`
- * per chunk, `end` at the end of the message, `fail` on any error. Connections are reused LIFO per
- * (scheme, host, port) the guest asked for; where they connect and how TLS is verified comes from
- * `Upstream` (the map, the destination guard, the system roots plus extra CAs, the certificate
- * checked against the host the guest asked for).
+ * celgate's one upstream HTTP/1.1 client (docs/http.md "One upstream client"), used by the direct
+ * path (direct.ts), HTTP/2 streams (h2.ts) and, through the stream API of upstream-call.ts, the
+ * Node path and WebSocket upgrades. A request head goes out as one write, the body follows through
+ * `PoolHandle.write` (the caller frames it), the response is parsed by llhttp (the parser Node's
+ * client uses; the fallback parser of response-parser.ts when llhttp is unavailable) and handed to
+ * the exchange by callbacks: `head` for the final response head (interim 1xx heads are skipped, as
+ * Node's client does without an 'information' listener), `body` per chunk, `end` at the end of the
+ * message, `fail` on any error, `upgraded` for a 101 to a request that asked for it. Connections
+ * are reused LIFO per (scheme, host, port) the guest asked for; where they connect and how TLS is
+ * verified comes from `Upstream.connect` (the map, the destination guard, the system roots plus
+ * extra CAs, the certificate checked against the host the guest asked for). Kept as celgate's own
+ * client over undici and https.Agent by bench/upstream-client.ts.
  *
  * Owns: upstream connections and their parsers. Must not: decide, or send anything not allowed —
  * it only sends what the exchange hands it after the decision.
@@ -15,10 +20,12 @@ import { CelgateError } from '../../errors.js';
 import {
   HTTPParser,
   isParseError,
+  LLHTTP,
   newParser,
   type HTTPParser as Parser,
   type OnHeadersComplete,
 } from './llhttp.js';
+import { fallbackResponseParser } from './response-parser.js';
 import type { Upstream } from './upstream.js';
 
 /** Idle kept-alive connections kept per (scheme, host, port). */
@@ -40,6 +47,18 @@ export interface UpstreamExchange {
   drained(): void;
   /** `responded`: head() was already called (the response is cut short). */
   fail(err: Error, responded: boolean): void;
+  /**
+   * A `101 Switching Protocols` to a request sent with `upgrade`: the connection leaves the pool
+   * and `socket` (paused, no listeners of the pool's left) is the caller's, with `rest` the bytes
+   * that followed the head. Without this callback a 101 is an error.
+   */
+  upgraded?(
+    status: number,
+    message: string,
+    rawHeaders: string[],
+    socket: net.Socket,
+    rest: Buffer,
+  ): void;
 }
 
 export interface PoolRequest {
@@ -50,9 +69,17 @@ export interface PoolRequest {
   method: string;
   /** The serialised request head (request line, headers, blank line), latin1. */
   head: string;
-  /** Request body bytes that follow the head (its Content-Length), written with `PoolHandle.write`. */
+  /**
+   * Request body bytes that follow the head, written with `PoolHandle.write`: its Content-Length,
+   * 0 for none, or `CHUNKED` for a chunked body (the caller writes the chunk framing).
+   */
   bodyLength: number;
+  /** An upgrade request: a connection of its own, never reused after (whatever the answer). */
+  upgrade?: boolean;
 }
+
+/** `PoolRequest.bodyLength` of a body of unknown length, sent with chunked framing. */
+export const CHUNKED = -1;
 
 /**
  * A server that announces `Keep-Alive: timeout=N` closes idle connections after N s; like Node's
@@ -89,6 +116,7 @@ class Connection {
   timer: NodeJS.Timeout | null = null;
   error: Error | null = null;
   private extraHeaders: string[] | null = null;
+  private upgradedHead: { status: number; message: string; raw: string[] } | null = null;
   paused = false;
 
   constructor(
@@ -97,7 +125,9 @@ class Connection {
     readonly socket: net.Socket,
     readonly label: string,
   ) {
-    const p = newParser(HTTPParser.RESPONSE, MAX_RESPONSE_HEAD_BYTES);
+    const p = LLHTTP.ok
+      ? newParser(HTTPParser.RESPONSE, MAX_RESPONSE_HEAD_BYTES)
+      : fallbackResponseParser(MAX_RESPONSE_HEAD_BYTES);
     this.parser = p;
     p[HTTPParser.kOnHeaders] = (h: string[]) => {
       (this.extraHeaders ??= []).push(...h);
@@ -124,7 +154,19 @@ class Connection {
         return 1;
       }
       const ex = this.ex;
-      if (ex === null || this.responded || upgrade) {
+      if (
+        code === 101 &&
+        ex?.upgraded !== undefined &&
+        this.handle?.request.upgrade === true &&
+        !this.responded
+      ) {
+        // Handed over in onData, once the parser has said where the head ended.
+        this.responded = true;
+        this.upgradedHead = { status: code, message: message ?? '', raw };
+        this.clearTimer();
+        return 2;
+      }
+      if (ex === null || this.responded || upgrade || code === 101) {
         // An answer nobody asked for (or a protocol switch we never requested): the connection is unusable.
         this.kill(
           new CelgateError('E_UPSTREAM', `upstream ${this.label} sent an unexpected response`),
@@ -140,6 +182,10 @@ class Connection {
     }) satisfies OnHeadersComplete;
     p[HTTPParser.kOnBody] = (b: Buffer) => this.ex?.body(b);
     p[HTTPParser.kOnMessageComplete] = () => {
+      // Trailers of a chunked body arrive as headers; they are not passed on (neither were they by
+      // Node's client path) and must not leak into the next response's head.
+      this.extraHeaders = null;
+      if (this.upgradedHead !== null) return;
       if (this.interim) {
         this.interim = false;
         return;
@@ -154,7 +200,7 @@ class Connection {
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
-    socket.on('drain', () => this.ex?.drained());
+    socket.on('drain', this.onDrain);
   }
 
   send(handle: PoolHandle, ex: UpstreamExchange): void {
@@ -169,8 +215,8 @@ class Connection {
   }
 
   /** Request body bytes; false when the caller should wait for `drained`. */
-  write(chunk: Buffer): boolean {
-    return this.socket.write(chunk);
+  write(chunk: Buffer | string): boolean {
+    return this.socket.write(chunk, 'latin1');
   }
 
   /** Backpressure from the guest. */
@@ -206,6 +252,24 @@ class Connection {
     }
   }
 
+  private readonly onDrain = (): void => this.ex?.drained();
+
+  /** A 101 the request asked for: the socket leaves the pool and goes to the exchange. */
+  private handOver(rest: Buffer): void {
+    const { status, message, raw } = this.upgradedHead!;
+    const ex = this.ex!;
+    this.ex = null;
+    const s = this.socket;
+    s.pause();
+    s.removeListener('data', this.onData);
+    s.removeListener('end', this.onEnd);
+    s.removeListener('error', this.onError);
+    s.removeListener('close', this.onClose);
+    s.removeListener('drain', this.onDrain);
+    this.parser.close();
+    ex.upgraded!(status, message, raw, s, rest);
+  }
+
   private readonly onTimeout = (): void => {
     this.timer = null;
     this.kill(
@@ -228,6 +292,10 @@ class Connection {
           `relaying the response from ${this.label} failed: ${(err as Error).message}`,
         ),
       );
+      return;
+    }
+    if (this.upgradedHead !== null && !isParseError(r)) {
+      this.handOver(chunk.subarray(r));
       return;
     }
     if (isParseError(r)) {
@@ -308,8 +376,8 @@ export class PoolHandle {
   abandon(): void {
     this.conn.abandon();
   }
-  /** Request body bytes (the caller counts them against `bodyLength`); false: wait for `drained`. */
-  write(chunk: Buffer): boolean {
+  /** Request body bytes, framed by the caller (Content-Length or chunked); false: wait for `drained`. */
+  write(chunk: Buffer | string): boolean {
     return this.conn.write(chunk);
   }
   /** The whole body has been written. */
@@ -341,11 +409,13 @@ export class UpstreamPool {
     const list = this.idle.get(key);
     let c: Connection | undefined;
     const now = performance.now();
-    while (list !== undefined && (c = list.pop()) !== undefined) {
+    while (r.upgrade !== true && list !== undefined && (c = list.pop()) !== undefined) {
       if (!c.socket.destroyed && now - c.idleSince < c.idleLimit) break;
       c.kill(null);
       c = undefined;
     }
+    // An upgrade request gets a connection of its own.
+    if (r.upgrade === true) c = undefined;
     c ??= this.connect(key, r);
     const handle = new PoolHandle(c, r);
     c.send(handle, ex);
@@ -356,7 +426,14 @@ export class UpstreamPool {
   release(c: Connection): void {
     c.resume();
     // A connection that answered before the request body was all sent is out of step: close it.
-    if (this.closed || !c.keepAlive || !c.requestSent || c.socket.destroyed || c.idleLimit <= 0) {
+    if (
+      this.closed ||
+      !c.keepAlive ||
+      !c.requestSent ||
+      c.socket.destroyed ||
+      c.idleLimit <= 0 ||
+      c.handle?.request.upgrade === true
+    ) {
       c.kill(null);
       return;
     }

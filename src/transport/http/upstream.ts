@@ -1,14 +1,12 @@
 /**
  * Where and how allowed requests go upstream: the upstream map (`host[:port]=addr:port`, for tests
- * and private deployments), the connector every pooled connection is made with (`connect`: the
- * destination guard in its lookup, SNI, TLS sessions) and, for the Node path and upgrades until they
- * move to the pool, keep-alive agents. TLS verification uses the system roots plus configured extra
- * CAs and always checks the certificate against the host the guest asked for.
+ * and private deployments) and the connector every connection of the one upstream client
+ * (upstream-pool.ts) is made with (`connect`: the destination guard in its lookup, SNI, TLS
+ * sessions). TLS verification uses the system roots plus configured extra CAs and always checks
+ * the certificate against the host the guest asked for.
  *
  * Owns: upstream connection setup. Must not: decide, or forward anything not already allowed.
  */
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { CelgateError, type Issue, type Validated } from '../../errors.js';
@@ -80,26 +78,11 @@ export interface UpstreamOptions {
   /** Extra trusted CA certificates (PEM), added to the system roots. */
   extraCa?: readonly string[];
   timeoutMs: number;
-  /** Sockets per upstream host in each agent. */
-  maxSocketsPerHost?: number;
   /**
    * Checks the addresses of destinations that are not in the map; default: a guard that refuses
    * every special-purpose range. `null` turns the check off (only for tests of other things).
    */
   guard?: DestinationGuard | null;
-}
-
-export interface UpstreamRequest {
-  scheme: 'http' | 'https';
-  /** The host the guest asked for (SNI, or Host for plain HTTP): used for TLS verification. */
-  host: string;
-  port: number;
-  method: string;
-  path: string;
-  headers: http.OutgoingHttpHeaders;
-  /** A connection of its own, never pooled before or after (upgrade requests: whatever the upstream
-   * answers, its connection is not a clean HTTP connection any more). */
-  unpooled?: boolean;
 }
 
 /** TLS sessions kept for resumption (one per upstream origin, oldest dropped first). */
@@ -125,14 +108,8 @@ export class Upstream {
   readonly map: UpstreamMap;
   /** Trusted roots for upstream TLS: system roots plus the configured extra CAs. */
   readonly ca: string[];
-  /**
-   * One context holding those roots, built once. Passing `ca` per request instead would make
-   * https.Agent concatenate every root PEM into its pool key on each request (~200 KB of string
-   * work per request) and re-parse the roots for each new connection.
-   */
+  /** One context holding those roots, built once (shared by services with the same extra CAs). */
   readonly secureContext: tls.SecureContext;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
   readonly timeoutMs: number;
   readonly guard: DestinationGuard | null;
   /** TLS sessions per upstream `host:port`, for resumption on the next connection. */
@@ -142,16 +119,8 @@ export class Upstream {
     this.map = options.map ?? new Map();
     this.timeoutMs = options.timeoutMs;
     this.guard = options.guard === undefined ? new DestinationGuard() : options.guard;
-    const common = {
-      keepAlive: true,
-      maxSockets: options.maxSocketsPerHost ?? 256,
-      maxFreeSockets: 64,
-      scheduling: 'lifo' as const,
-    };
-    this.httpAgent = new http.Agent(common);
     this.ca = [...tls.rootCertificates, ...(options.extraCa ?? [])];
     this.secureContext = trustContext(options.extraCa ?? []);
-    this.httpsAgent = new https.Agent(common);
   }
 
   /** Where `host:port` (as the guest asked for it) is connected: the map's entry, unchecked, or the
@@ -169,7 +138,7 @@ export class Upstream {
    * destination guard in its lookup and, for https, the trusted roots, SNI, the certificate checked
    * against `host` and TLS session resumption per origin. The caller has checked the destination
    * (`destination`) and must not call this for a refused one. Used by the pool for every
-   * connection; a raw socket for anything else that must reach the same place the same way.
+   * connection.
    */
   connect(scheme: 'http' | 'https', host: string, port: number): net.Socket {
     const target = this.destination(host, port);
@@ -200,68 +169,6 @@ export class Upstream {
     return socket;
   }
 
-  /**
-   * Starts an upstream request; errors (connect, TLS, timeout, a refused destination) arrive as
-   * 'error' with a CelgateError cause.
-   */
-  request(r: UpstreamRequest): http.ClientRequest {
-    const target = this.destination(r.host, r.port);
-    const isIp = net.isIP(r.host) !== 0;
-    const options: https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
-      host: target.host,
-      port: target.port,
-      method: r.method,
-      path: r.path,
-      headers: r.headers,
-      setHost: false,
-    };
-    if (target.refused !== undefined) {
-      // No agent, and a connection that fails at once: the request errors with the refusal.
-      const refused = target.refused;
-      const fail = {
-        createConnection: (_o: unknown, cb: (err: Error) => void) => process.nextTick(cb, refused),
-      } as unknown as http.RequestOptions;
-      return (r.scheme === 'https' ? https : http).request({
-        ...options,
-        ...fail,
-        agent: undefined,
-      });
-    }
-    if (target.lookup !== undefined)
-      options.lookup = target.lookup as unknown as net.LookupFunction;
-    let req: http.ClientRequest;
-    if (r.scheme === 'https') {
-      if (!isIp) options.servername = r.host;
-      options.checkServerIdentity = (_name, cert) => tls.checkServerIdentity(r.host, cert);
-      options.secureContext = this.secureContext;
-      req = https.request({ ...options, agent: r.unpooled === true ? false : this.httpsAgent });
-    } else {
-      req = http.request({ ...options, agent: r.unpooled === true ? false : this.httpAgent });
-    }
-    // Small request/response heads must not wait on Nagle + delayed ACK.
-    req.once('socket', (socket) => socket.setNoDelay(true));
-    // Connect + response head must finish within timeoutMs. One timer per request, cleared by the
-    // response head: the `timeout` request option would set (and later clear) a socket idle timeout
-    // on the pooled socket for every request, which cost several times as much in the profile.
-    const timer = setTimeout(
-      () =>
-        req.destroy(
-          new CelgateError(
-            'E_TIMEOUT',
-            `upstream ${r.host}:${r.port} did not answer within ${this.timeoutMs} ms`,
-          ),
-        ),
-      this.timeoutMs,
-    );
-    const clear = () => clearTimeout(timer);
-    req.once('response', clear);
-    req.once('upgrade', clear);
-    req.once('close', clear);
-    return req;
-  }
-
-  close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
-  }
+  /** Nothing to release: connections belong to the pool (`UpstreamPool.close`). */
+  close(): void {}
 }

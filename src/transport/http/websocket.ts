@@ -43,6 +43,7 @@ import {
 } from './exchange.js';
 import { judgeResponse, relayResponse, streamedBodyFacts } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
+import { UpstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 const KEEP_FOR_UPGRADE = new Set(['upgrade', 'connection']);
 /** The one protocol whose 101 becomes a raw relay. */
@@ -169,49 +170,15 @@ async function upgrade(
     secrets.length > 0
       ? deps.secrets!.substitute(target.query, target.host, target.scheme)
       : target.query;
-  const upReq = deps.upstream.request({
-    scheme: target.scheme,
-    host: target.host,
-    port: target.port,
-    method,
-    path: `${target.path}${query === '' ? '' : `?${query}`}`,
-    headers: [
-      'host',
-      hostHeaderFor(target),
-      ...(secrets.length > 0
-        ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme)
-        : forwarded),
-    ] as unknown as Record<string, string>,
-    unpooled: true,
-  });
-  upReq.end();
   let settled = false;
-  upReq.on('error', (err) => {
-    if (settled) return;
-    settled = true;
-    if (isCelgateError(err, 'E_DESTINATION')) {
-      recordDestinationRefusal(deps, rec, event, err);
-      answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
-      return;
-    }
-    rec.error = 'upstream_error';
-    answer(
-      upstreamDenial(err, target.host, target.port, event.common.event_id, accept),
-      'Bad Gateway',
-    );
-  });
-  socket.once('close', () => {
-    if (!settled) upReq.destroy();
-  });
-
-  // Not a 101: an ordinary response, judged and relayed; then the connection closes.
-  upReq.on('response', (upRes) => {
+  let upReq: UpstreamCall | null = null;
+  // Not a 101: an ordinary response, judged and relayed; then the connection closes (the pool
+  // never reuses a connection an upgrade was asked on).
+  const onResponse = (upRes: UpstreamResponse) => {
     settled = true;
     res = responseOn(req, socket);
-    // The upstream answered an upgrade request with an ordinary response: its connection goes too.
-    upRes.once('end', () => upRes.socket?.destroy());
     res.once('close', () => {
-      upRes.socket?.destroy();
+      upReq?.destroy();
       rec.finish(res!.headersSent ? res!.statusCode : null);
     });
     relayResponse(upRes, res, event, originFor(deps, ctx), accept, responseDepsOf(deps), rec, (d) =>
@@ -221,10 +188,9 @@ async function upgrade(
       upRes.destroy();
       res?.destroy();
     });
-  });
-
+  };
   // A 101: judge it, check it switched to WebSocket, and only then relay raw bytes.
-  upReq.on('upgrade', (upRes: IncomingMessage, up: net.Socket, upHead: Buffer) => {
+  const onUpgrade = (upRes: UpstreamResponse, up: net.Socket, upHead: Buffer) => {
     settled = true;
     up.on('error', () => {});
     const responseHeaders = normalizeHeaders(upRes.rawHeaders);
@@ -279,6 +245,45 @@ async function upgrade(
     };
     up.on('close', close);
     socket.on('close', close);
+  };
+  upReq = new UpstreamCall(
+    deps.upstream,
+    deps.pool,
+    {
+      scheme: target.scheme,
+      host: target.host,
+      port: target.port,
+      method,
+      path: `${target.path}${query === '' ? '' : `?${query}`}`,
+      headers: [
+        'host',
+        hostHeaderFor(target),
+        ...(secrets.length > 0
+          ? deps.secrets!.substituteHeaders(forwarded, target.host, target.scheme)
+          : forwarded),
+      ],
+      bodyLength: 0,
+      upgrade: true,
+    },
+    { response: onResponse, upgrade: onUpgrade },
+  );
+  upReq.on('error', (err) => {
+    if (settled) return;
+    settled = true;
+    if (isCelgateError(err, 'E_DESTINATION')) {
+      recordDestinationRefusal(deps, rec, event, err);
+      answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
+      return;
+    }
+    rec.error = 'upstream_error';
+    answer(
+      upstreamDenial(err, target.host, target.port, event.common.event_id, accept),
+      'Bad Gateway',
+    );
+  });
+  upReq.end();
+  socket.once('close', () => {
+    if (!settled) upReq?.destroy();
   });
 }
 
