@@ -389,6 +389,15 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     client = undefined;
     await gw.stop();
     const rows = gw.blockedRows(RULE_ID);
+    const echoRows = {
+      request: gw.allowedRows('everything', 'echo', 'request'),
+      response: gw.allowedRows('everything', 'echo', 'response'),
+    };
+    const echoDecisions = gw
+      .logs()
+      .filter(
+        (l) => l.msg === 'decision' && l.decision === 'allow' && l.event_type === 'mcp.response',
+      ).length;
     const logLines = gw
       .logs()
       .filter(
@@ -464,6 +473,17 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
             name: 'every echo through the bare relay returned the same result',
             ok: relayOk === echoCalls,
             detail: `${relayOk}/${echoCalls}`,
+          },
+          {
+            // every echo through celgate (warm-up included) was decided and recorded both ways
+            name: 'session.db holds an allowed request row and response row per echo via celgate',
+            ok: echoRows.request === echoCalls + WARMUP && echoRows.response === echoCalls + WARMUP,
+            detail: `${echoRows.request} request / ${echoRows.response} response rows for ${echoCalls + WARMUP} echoes`,
+          },
+          {
+            name: 'an allowed mcp.response decision was logged per echo via celgate',
+            ok: echoDecisions === echoCalls + WARMUP,
+            detail: `${echoDecisions} lines`,
           },
           {
             name: `goal: echo via celgate ≤ ${ECHO_RATIO_GOAL}× direct (median ratio)`,

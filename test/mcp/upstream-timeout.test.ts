@@ -12,7 +12,11 @@ let up: Upstream | undefined;
 afterEach(async () => up?.close());
 
 const start = async (): Promise<Upstream> => {
-  const u = new Upstream(FLAKY, { startTimeoutMs: 10_000, backoffInitialMs: 50, backoffMaxMs: 500 });
+  const u = new Upstream(FLAKY, {
+    startTimeoutMs: 10_000,
+    backoffInitialMs: 50,
+    backoffMaxMs: 500,
+  });
   await u.start();
   return u;
 };
