@@ -28,6 +28,8 @@ export interface McpBenchGateway {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }>;
   /** Rows of `mcp_calls` naming `ruleId` with decision `block`. */
   blockedRows(ruleId: string): number;
+  /** Rows of `mcp_calls` for `tool` on `server` in `direction` with decision `allow`. */
+  allowedRows(server: string, tool: string, direction: 'request' | 'response'): number;
   /** Log lines (JSON) so far. */
   logs(): any[];
   stop(): Promise<void>;
@@ -115,6 +117,20 @@ export async function startMcpBenchGateway(
           db
             .prepare("SELECT count(*) AS n FROM mcp_calls WHERE rule_id = ? AND decision = 'block'")
             .get(ruleId) as { n: number }
+        ).n;
+      } finally {
+        db.close();
+      }
+    },
+    allowedRows: (server, tool, direction) => {
+      const db = new Database(sessionDb, { readonly: true, fileMustExist: true });
+      try {
+        return (
+          db
+            .prepare(
+              "SELECT count(*) AS n FROM mcp_calls WHERE server_id = ? AND tool_name = ? AND direction = ? AND decision = 'allow'",
+            )
+            .get(server, tool, direction) as { n: number }
         ).n;
       } finally {
         db.close();

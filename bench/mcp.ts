@@ -12,11 +12,14 @@
  *     call from an SDK Client straight to the server (stdio), interleaved in the same run.
  *     Gate: median(celgate) ≤ 1.5 × median(direct). Diagnostic floor in the same loop: the same
  *     call through a bare relay process (stdio in → child stdio, bytes copied, nothing parsed), i.e.
- *     the cost of one extra process hop alone; and the CPU time per call of the gateway process vs.
- *     the bare relay (from /proc), since on a loaded machine CPU per call is what turns into latency.
+ *     the cost of one extra process hop alone; the same relay reached over a Unix socket (the
+ *     guest-side transport the gateway is reached by here), since a socket round trip costs more
+ *     than a pipe's; and the CPU time per call of the gateway process vs. both relays (from /proc),
+ *     since on a loaded machine CPU per call is what turns into latency.
  *
  * usage: npm run -s build && node dist/bench/mcp.js [--calls N]   (exits 1 when a gate fails)
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +42,7 @@ import { McpGateway } from '../src/transport/mcp/gateway.js';
 import { RpcCode, type Json } from '../src/transport/mcp/jsonrpc.js';
 import { McpSession } from '../src/transport/mcp/session.js';
 import { connectFramedTransport } from '../src/transport/mcp/client.js';
+import { McpSocketTransport } from '../src/transport/guest/mcp-socket-transport.js';
 import {
   fromTinybench,
   summarize,
@@ -77,6 +81,40 @@ process.stdin.on('data', (d) => c.stdin.write(d));
 c.stdout.on('data', (d) => process.stdout.write(d));
 process.stdin.on('end', () => c.stdin.end());
 c.on('exit', () => process.exit(0));`;
+
+/**
+ * The same bare relay reached over a Unix socket (the transport the gateway's guest side uses here)
+ * instead of a pipe: `node -e SOCKET_RELAY_JS <socket path> <server args…>`. It drops the client's
+ * `\0META` preamble line and copies bytes both ways, parsing nothing (diagnostic floor).
+ */
+const SOCKET_RELAY_JS = `const { spawn } = require('node:child_process');
+const net = require('node:net');
+const [path, ...args] = process.argv.slice(1);
+const c = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'ignore'] });
+const srv = net.createServer((s) => {
+  let head = true;
+  s.on('data', (d) => {
+    if (head && d[0] === 0) { const nl = d.indexOf(10); if (nl === -1) return; d = d.subarray(nl + 1); }
+    head = false;
+    if (d.length > 0) c.stdin.write(d);
+  });
+  c.stdout.on('data', (d) => s.write(d));
+  s.on('close', () => process.exit(0));
+});
+srv.listen(path, () => process.stdout.write('ready\\n'));
+c.on('exit', () => process.exit(0));`;
+
+/** Starts SOCKET_RELAY_JS and resolves once it listens. */
+async function startSocketRelay(path: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', SOCKET_RELAY_JS, path, ...EVERYTHING.args], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`socket relay exited (${code})`)));
+  });
+  return child;
+}
 
 /** CPU time (user + system, all threads) of a process so far, in ms; NaN when unreadable. */
 function cpuMs(pid: number | null | undefined): number {
@@ -282,6 +320,8 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
   let client: Client | undefined;
   let direct: Client | undefined;
   let relayed: Client | undefined;
+  let socketRelayed: Client | undefined;
+  let socketRelay: ChildProcess | undefined;
   try {
     const put = await gw.api('PUT', `/v1/rules/${RULE_ID}`, RULE);
     if (put.status >= 300) throw new Error(`rule install failed: ${put.text}`);
@@ -307,6 +347,14 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     });
     relayed = new Client({ name: 'bench-relayed', version: '1' });
     await relayed.connect(relayTransport);
+    socketRelay = await startSocketRelay(join(work, 'relay.sock'));
+    socketRelayed = new Client({ name: 'bench-socket-relayed', version: '1' });
+    await socketRelayed.connect(
+      new McpSocketTransport({
+        socketPath: join(work, 'relay.sock'),
+        processName: 'bench-socket-relayed',
+      }),
+    );
 
     // 2. blocked calls, interleaved with a ping on the same session (diagnostic floor: a request
     // celgate decides and answers itself), after WARMUP calls of each so both run JIT-warm.
@@ -355,12 +403,19 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     const viaMs: number[] = [];
     const directMs: number[] = [];
     const relayMs: number[] = [];
+    const socketRelayMs: number[] = [];
     let echoOk = 0;
     let relayOk = 0;
+    let socketRelayOk = 0;
     const echoCalls = Math.max(100, Math.floor(calls / 2));
-    let cpu = { gw: Number.NaN, relay: Number.NaN };
+    let cpu = { gw: Number.NaN, relay: Number.NaN, socketRelay: Number.NaN };
     for (let i = 0; i < echoCalls + WARMUP; i++) {
-      if (i === WARMUP) cpu = { gw: cpuMs(gw.pid), relay: cpuMs(relayTransport.pid) };
+      if (i === WARMUP)
+        cpu = {
+          gw: cpuMs(gw.pid),
+          relay: cpuMs(relayTransport.pid),
+          socketRelay: cpuMs(socketRelay.pid),
+        };
       const a = await timed(() =>
         client!.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } }),
       );
@@ -370,6 +425,9 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
       const c = await timed(() =>
         relayed!.callTool({ name: 'echo', arguments: { message: `m${i}` } }),
       );
+      const d = await timed(() =>
+        socketRelayed!.callTool({ name: 'echo', arguments: { message: `m${i}` } }),
+      );
       const content = (r: { value: unknown }) =>
         JSON.stringify((r.value as { content?: unknown })?.content);
       const same = content(a) === content(b);
@@ -377,18 +435,30 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
         viaMs.push(a.ms);
         directMs.push(b.ms);
         relayMs.push(c.ms);
+        socketRelayMs.push(d.ms);
         if (same && a.error === undefined && b.error === undefined) echoOk++;
         if (content(c) === content(b) && c.error === undefined) relayOk++;
+        if (content(d) === content(b) && d.error === undefined) socketRelayOk++;
       }
     }
     const cpuPerCall = {
       gateway_cpu_ms_per_echo: (cpuMs(gw.pid) - cpu.gw) / echoCalls,
       bare_relay_cpu_ms_per_echo: (cpuMs(relayTransport.pid) - cpu.relay) / echoCalls,
+      socket_relay_cpu_ms_per_echo: (cpuMs(socketRelay.pid) - cpu.socketRelay) / echoCalls,
     };
     await client.close();
     client = undefined;
     await gw.stop();
     const rows = gw.blockedRows(RULE_ID);
+    const echoRows = {
+      request: gw.allowedRows('everything', 'echo', 'request'),
+      response: gw.allowedRows('everything', 'echo', 'response'),
+    };
+    const echoDecisions = gw
+      .logs()
+      .filter(
+        (l) => l.msg === 'decision' && l.decision === 'allow' && l.event_type === 'mcp.response',
+      ).length;
     const logLines = gw
       .logs()
       .filter(
@@ -444,6 +514,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     const via = summarize(viaMs);
     const base = summarize(directMs);
     const floor = summarize(relayMs);
+    const socketFloor = summarize(socketRelayMs);
     const ratio = via.median / base.median;
     artifacts.push(
       writeArtifact({
@@ -453,6 +524,8 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
           'echo via celgate': via,
           'echo direct (stdio)': base,
           'echo through a bare relay process (floor: one extra hop, no gate)': floor,
+          'echo through a bare relay on a Unix socket (floor: the hop on the guest-side transport, no gate)':
+            socketFloor,
         },
         assertions: [
           {
@@ -466,6 +539,22 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
             detail: `${relayOk}/${echoCalls}`,
           },
           {
+            name: 'every echo through the socket relay returned the same result',
+            ok: socketRelayOk === echoCalls,
+            detail: `${socketRelayOk}/${echoCalls}`,
+          },
+          {
+            // every echo through celgate (warm-up included) was decided and recorded both ways
+            name: 'session.db holds an allowed request row and response row per echo via celgate',
+            ok: echoRows.request === echoCalls + WARMUP && echoRows.response === echoCalls + WARMUP,
+            detail: `${echoRows.request} request / ${echoRows.response} response rows for ${echoCalls + WARMUP} echoes`,
+          },
+          {
+            name: 'an allowed mcp.response decision was logged per echo via celgate',
+            ok: echoDecisions === echoCalls + WARMUP,
+            detail: `${echoDecisions} lines`,
+          },
+          {
             name: `goal: echo via celgate ≤ ${ECHO_RATIO_GOAL}× direct (median ratio)`,
             ok: ratio <= ECHO_RATIO_GOAL,
             detail: ratio.toFixed(3),
@@ -474,6 +563,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
         notes: {
           ratio,
           bare_relay_ratio: floor.median / base.median,
+          socket_relay_ratio: socketFloor.median / base.median,
           ...cpuPerCall,
           loadavg_at_start: loadAtStart,
           loadavg_at_end: os.loadavg(),
@@ -485,6 +575,8 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
     await client?.close().catch(() => {});
     await direct?.close().catch(() => {});
     await relayed?.close().catch(() => {});
+    await socketRelayed?.close().catch(() => {});
+    socketRelay?.kill();
     await gw.stop().catch(() => {});
     rmSync(work, { recursive: true, force: true });
   }

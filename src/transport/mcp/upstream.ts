@@ -68,7 +68,9 @@ export const MAX_LIST_ITEMS = 5_000;
 
 interface Pending {
   resolve: (reply: UpstreamReply) => void;
-  timer: NodeJS.Timeout | undefined;
+  /** performance.now() after which the call times out; `expire` runs when it does. */
+  deadline: number;
+  expire: () => void;
   onProgress: ((params: JsonObject) => void) | undefined;
   progressToken: string | undefined;
 }
@@ -91,6 +93,14 @@ export class Upstream {
   private upSince = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private toolsCache: JsonObject[] | null = null;
+  /**
+   * One timer for every pending call's timeout, armed for the earliest deadline, instead of a
+   * setTimeout/clearTimeout pair per call (bench/mcp.ts mcp-echo-overhead: the per-call timer was
+   * about a tenth of the gateway's CPU per echo). Calls with the usual timeout join in deadline
+   * order, so arming happens only when the timer fires or a call has an earlier deadline.
+   */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Infinity;
 
   constructor(
     readonly config: UpstreamConfig,
@@ -235,7 +245,8 @@ export class Upstream {
     return new Promise<UpstreamReply>((resolve) => {
       const entry: Pending = {
         resolve,
-        timer: undefined,
+        deadline: performance.now() + timeoutMs,
+        expire: () => {},
         onProgress: undefined,
         progressToken: undefined,
       };
@@ -254,13 +265,12 @@ export class Upstream {
       }
       const finish = (reply: UpstreamReply) => {
         if (!this.pending.delete(id)) return;
-        clearTimeout(entry.timer);
         if (entry.progressToken) this.progress.delete(entry.progressToken);
         resolve(reply);
       };
       entry.resolve = finish;
       this.pending.set(id, entry);
-      entry.timer = setTimeout(() => {
+      entry.expire = () => {
         this.cancelUpstream(id, 'timeout');
         finish(
           serverError(
@@ -268,7 +278,8 @@ export class Upstream {
             `MCP server "${this.id}" did not answer ${method} within ${timeoutMs} ms; the call was cancelled`,
           ),
         );
-      }, timeoutMs);
+      };
+      this.armSweep(entry.deadline);
       if (signal) {
         const onAbort = () => {
           this.cancelUpstream(id, 'cancelled by the client');
@@ -301,6 +312,32 @@ export class Upstream {
         if (this.transport === t && this.state === 'ready') this.onDown('could not be reached');
       });
     });
+  }
+
+  /** Makes sure the sweep runs no later than `deadline`. */
+  private armSweep(deadline: number): void {
+    if (deadline >= this.sweepAt) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = deadline;
+    this.sweepTimer = setTimeout(
+      () => this.sweep(),
+      Math.max(0, Math.ceil(deadline - performance.now())),
+    );
+    // A call in flight keeps the process up through the server's pipes or socket, not this timer.
+    this.sweepTimer.unref();
+  }
+
+  /** Times out every call past its deadline, then re-arms for the earliest one left. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const entry of [...this.pending.values()]) {
+      if (entry.deadline <= now) entry.expire();
+      else if (entry.deadline < next) next = entry.deadline;
+    }
+    if (next !== Infinity && this.state !== 'closed') this.armSweep(next);
   }
 
   private cancelUpstream(id: number, reason: string): void {
@@ -437,6 +474,8 @@ export class Upstream {
   async close(): Promise<void> {
     this.state = 'closed';
     clearTimeout(this.restartTimer);
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = Infinity;
     for (const entry of [...this.pending.values()])
       entry.resolve(serverError('closed', 'celgate is shutting down'));
     const t = this.transport;
