@@ -12,6 +12,7 @@ import { compileRegex, quoteRegex } from '../../src/policy/regex.js';
 import type { SecurityEvent } from '../../src/events/types.js';
 import { MAX_PACK_BYTES, MAX_VALUES_PER_PREDICATE } from '../../src/detection/types.js';
 import { http, load, packWith } from './helpers.js';
+import { rng } from '../support/random.js';
 
 type Op = 'equals' | 'contains' | 'startswith' | 'endswith';
 const OPS: Op[] = ['equals', 'contains', 'startswith', 'endswith'];
@@ -32,17 +33,6 @@ function reference(op: Op, ci: boolean, text: string, values: string[]): boolean
           ? text.startsWith(v)
           : text.endsWith(v),
   );
-}
-
-/** A deterministic generator (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ALPHABET = [

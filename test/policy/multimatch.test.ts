@@ -7,20 +7,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { multiMatcher, naiveMultiMatch, type MultiOp } from '../../src/policy/multimatch.js';
+import { rng } from '../support/random.js';
 
 const OPS: MultiOp[] = ['contains', 'startsWith', 'endsWith'];
 const UNITS = ['a', 'b', 'c', 'ab', 'ba', '/', '😀', '\ud83d', '\ude00', 'é', 'z'];
-
-/** mulberry32, so a failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function word(r: () => number, max: number): string {
   let s = '';

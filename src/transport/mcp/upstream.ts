@@ -95,8 +95,8 @@ export class Upstream {
   private toolsCache: JsonObject[] | null = null;
   /**
    * One timer for every pending call's timeout, armed for the earliest deadline, instead of a
-   * setTimeout/clearTimeout pair per call (bench/mcp.ts mcp-echo-overhead: the per-call timer was
-   * about a tenth of the gateway's CPU per echo). Calls with the usual timeout join in deadline
+   * setTimeout/clearTimeout pair per call (in a CPU profile of bench/mcp.ts mcp-echo-overhead the
+   * per-call pair held about a tenth of the gateway's samples per echo). Calls with the usual timeout join in deadline
    * order, so arming happens only when the timer fires or a call has an earlier deadline.
    */
   private sweepTimer: NodeJS.Timeout | undefined;
