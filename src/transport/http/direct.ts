@@ -15,7 +15,7 @@
  * serves it from then on. So malformed input is judged and recorded by exactly one implementation.
  *
  * Owns: the guest side of direct exchanges (head parsing, framing, keep-alive, slow-head and idle
- * limits). Must not: decide itself (exchange.ts `judgeRequest`, response.ts `judgeResponse`), or
+ * limits; the pure head rules are in direct-head.ts). Must not: decide itself (exchange.ts `judgeRequest`, response.ts `judgeResponse`), or
  * send anything upstream before the decision.
  */
 import type net from 'node:net';
@@ -50,15 +50,11 @@ import {
   type HTTPParser as Parser,
   type OnHeadersComplete,
 } from './llhttp.js';
-import {
-  judgeResponse,
-  responseDrops,
-  scrubbableBody,
-  streamedBodyFacts,
-  type ResponseDeps,
-} from './response.js';
+import { judgeResponse, scrubbableBody, streamedBodyFacts, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type RequestTarget } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
+import { Deadline } from './deadline.js';
+import { directBodyLength, responseHead } from './direct-head.js';
 
 export interface DirectDeps extends ExchangeDeps {
   pool: UpstreamPool;
@@ -90,45 +86,6 @@ const PHASE_HEAD = 0;
 const PHASE_IDLE = 1;
 /** An exchange is in flight; later bytes wait (pipelining). */
 const PHASE_BUSY = 2;
-
-/**
- * One timer per connection for the head and keep-alive deadlines. Moving a deadline later re-arms
- * nothing: the timer, when it fires, re-arms itself for what is left. So a busy kept-alive
- * connection costs no timer work per request.
- */
-class Deadline {
-  private timer: NodeJS.Timeout | null = null;
-  private fireAt = 0;
-  private due = 0;
-  constructor(private readonly onDue: () => void) {}
-  set(ms: number): void {
-    const due = performance.now() + ms;
-    this.due = due;
-    if (this.timer === null || this.fireAt > due + 1) this.arm(ms);
-  }
-  clear(): void {
-    this.due = 0;
-  }
-  stop(): void {
-    this.due = 0;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-  }
-  private arm(ms: number): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.fireAt = performance.now() + ms;
-    this.timer = setTimeout(this.fire, ms);
-    this.timer.unref();
-  }
-  private readonly fire = (): void => {
-    this.timer = null;
-    if (this.due === 0) return;
-    const left = this.due - performance.now();
-    if (left > 1) return this.arm(left);
-    this.due = 0;
-    this.onDue();
-  };
-}
 
 class GuestConnection implements UpstreamExchange {
   private buf: Buffer = EMPTY;
@@ -259,7 +216,7 @@ class GuestConnection implements UpstreamExchange {
     const bodyLength =
       isParseError(r) || this.upgrade || this.major !== 1 || this.method === ''
         ? -1
-        : this.directBody();
+        : directBodyLength(this.raw, this.ctx.sniHost, this.complete, this.deps);
     if (bodyLength < 0) {
       this.handover();
       return;
@@ -286,45 +243,6 @@ class GuestConnection implements UpstreamExchange {
       );
     }
   };
-
-  /**
-   * The length of the body the direct path forwards for the head just parsed, or -1 when the Node
-   * path must take the request: `Expect`, a chunked body, a body while a rule reads request bodies,
-   * or any request while a rule reads response bodies (the Node path buffers and judges those).
-   */
-  private directBody(): number {
-    const decider = this.deps.decider;
-    if (decider.needsBody?.('http.response') === true) return -1;
-    // A request an `ask` rule could hold for an approver waits on the Node path (exchange.ts).
-    if (decider.mayAsk?.('http.request') === true) return -1;
-    let length = -1;
-    let contentType = '';
-    let accept = '';
-    let host = this.ctx.sniHost;
-    const raw = this.raw;
-    for (let i = 0; i < raw.length; i += 2) {
-      const n = raw[i]!.length;
-      if (n !== 4 && n !== 6 && n !== 12 && n !== 14 && n !== 17) continue;
-      const name = raw[i]!.toLowerCase();
-      if (name === 'expect' || name === 'transfer-encoding') return -1;
-      // llhttp has checked it: digits only, never two that differ.
-      if (name === 'content-length') length = Number(raw[i + 1]);
-      else if (name === 'content-type') contentType = raw[i + 1]!;
-      else if (name === 'accept') accept = raw[i + 1]!;
-      else if (name === 'host' && host === '')
-        host = raw[i + 1]!.replace(/:\d+$/, '').toLowerCase();
-    }
-    // A request that may carry MCP (mcp.ts) is judged message by message on the Node path.
-    if (this.deps.mcp?.candidateHead(host, contentType, accept) === true) return -1;
-    if (this.complete) return 0;
-    if (
-      length <= 0 ||
-      !Number.isSafeInteger(length) ||
-      decider.needsBody?.('http.request') === true
-    )
-      return -1;
-    return length;
-  }
 
   /**
    * Moves the request body from `buf` to the upstream (or drops it when nothing upstream wants it
@@ -529,26 +447,15 @@ class GuestConnection implements UpstreamExchange {
     // A body from a host secrets go to is scanned for echoed values, so its length may change.
     const scrub = secrets !== undefined && !noBody && scrubbableBody(headers);
     this.scrubber = scrub ? secrets.bodyScrubber() : null;
-    let s = `HTTP/1.1 ${status} ${message === '' ? reasonPhrase(status) : message}\r\n`;
-    let dated = false;
-    const drops = responseDrops(raw);
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i]!.toLowerCase();
-      if (drops.has(name) || (scrub && name === 'content-length')) continue;
-      if (name === 'date') dated = true;
-      s += `${raw[i]}: ${secrets === undefined ? raw[i + 1] : secrets.scrub(raw[i + 1]!)}\r\n`;
-    }
-    if (!dated) s += `Date: ${httpDate()}\r\n`;
-    const delimited =
-      noBody ||
-      (!scrub &&
-        headers['content-length'] !== undefined &&
-        headers['transfer-encoding'] === undefined);
-    this.chunked = !delimited && this.minor >= 1;
-    if (this.chunked) s += 'Transfer-Encoding: chunked\r\n';
-    // No length known and an HTTP/1.0 guest: the body ends with the connection.
-    else if (!delimited) this.keepAlive = false;
-    s += `${this.connectionHeader()}\r\n`;
+    const h = responseHead(status, message, raw, headers, {
+      secrets,
+      scrub,
+      noBody,
+      http11: this.minor >= 1,
+    });
+    this.chunked = h.chunked;
+    if (h.untilClose) this.keepAlive = false;
+    const s = `${h.text}${this.connectionHeader()}\r\n`;
     this.status = status;
     this.headSent = true;
     this.cork();
