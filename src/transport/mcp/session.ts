@@ -2,7 +2,8 @@
  * One guest MCP session (one frame stream, or one NDJSON connection): JSON-RPC validation, the
  * initialize handshake, per-method routing, the `mcp.request` decision before every dispatch and
  * the `mcp.response` decision before every tool result is returned, denials, cancellation, and
- * the ledger rows. It owns no socket: payload text in, messages out through `send`.
+ * the ledger rows. It owns no socket: payload text in, messages out through `send`. Its tasks'
+ * id table is tasks.ts.
  */
 import {
   SUPPORTED_PROTOCOL_VERSIONS,
@@ -34,6 +35,7 @@ import {
   type RpcMessage,
 } from './jsonrpc.js';
 import { Cancel, type UpstreamReply } from './upstream.js';
+import { RELATED_TASK, TASK_METHODS, TaskTable, createdTaskId, type TaskEntry } from './tasks.js';
 import { CELGATE_VERSION } from '../../version.js';
 
 /** Digest and preview of one arguments object, computed once for its request and response rows. */
@@ -58,30 +60,6 @@ export const MAX_BATCHED_RECORDS = 256;
 
 type Outcome = { result: Json } | { error: RpcErrorObject } | { none: true };
 
-/** Task-augmented calls (MCP tasks) a session may have open at once; the oldest is forgotten past it. */
-export const MAX_TASKS_PER_SESSION = 256;
-/** The `_meta` key a result uses to name its task. */
-const RELATED_TASK = 'io.modelcontextprotocol/related-task';
-const TASK_METHODS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result', 'tasks/cancel']);
-
-/**
- * One task a guest started with a task-augmented `tools/call`: the server and tool it runs on, and
- * the server's own id. The guest only ever sees celgate's id, which is valid in its session alone.
- */
-interface TaskEntry {
-  upstream: NonNullable<Route['upstream']>;
-  upstreamId: string;
-  tool: string;
-  args: JsonObject;
-}
-
-/** A CreateTaskResult (`{task: {taskId, …}}`), the answer to a task-augmented call. */
-function createdTaskId(result: Json): string | null {
-  return isJsonObject(result) && isJsonObject(result.task) && typeof result.task.taskId === 'string'
-    ? result.task.taskId
-    : null;
-}
-
 export class McpSession {
   private initialized = false;
   private answeredInitialize = false;
@@ -89,8 +67,7 @@ export class McpSession {
   private records: (() => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly inflight = new Map<string, Cancel>();
-  /** This session's tasks by celgate's id (insertion order = age). */
-  private readonly tasks = new Map<string, TaskEntry>();
+  private readonly tasks = new TaskTable();
   private readonly unregister: () => void;
   private closed = false;
 
@@ -286,7 +263,7 @@ export class McpSession {
           return this.forward(id, method, params, routeRequest(this.gw, method, params));
         return method === 'tasks/list'
           ? this.listTasks(id)
-          : this.forward(id, method, params, this.taskRoute(method, params));
+          : this.forward(id, method, params, this.tasks.route(method, params));
       case 'logging/setLevel':
         return this.local(id, method, params ?? {}, async () => {
           await Promise.all(
@@ -351,43 +328,11 @@ export class McpSession {
     return out;
   }
 
-  /** Routes tasks/get|result|cancel to the task's server, under the server's id; unknown ids (another session's too) are refused. */
-  private taskRoute(method: string, params: JsonObject | undefined): Route {
-    const gid = typeof params?.taskId === 'string' ? params.taskId : '';
-    const t = this.tasks.get(gid);
-    if (t === undefined)
-      return {
-        upstream: null,
-        params,
-        tool: '',
-        args: {},
-        unknown: `Unknown task "${gid}" (${method}): tasks are known only to the session that started them`,
-      };
-    return {
-      upstream: t.upstream,
-      params: { ...params, taskId: t.upstreamId },
-      tool: t.tool,
-      args: t.args,
-    };
-  }
-
   /** tasks/list: this session's tasks only, each asked of its own server. */
   private listTasks(id: string | number): Promise<Outcome> {
     return this.local(id, 'tasks/list', {}, async () => {
-      const byServer = new Map<
-        string,
-        { upstream: TaskEntry['upstream']; ids: Map<string, string> }
-      >();
-      for (const [gid, t] of this.tasks) {
-        const g = byServer.get(t.upstream.id) ?? {
-          upstream: t.upstream,
-          ids: new Map<string, string>(),
-        };
-        g.ids.set(t.upstreamId, gid);
-        byServer.set(t.upstream.id, g);
-      }
       const tasks: JsonObject[] = [];
-      for (const { upstream, ids } of byServer.values()) {
+      for (const { upstream, ids } of this.tasks.byServer()) {
         const reply = await upstream.request(
           'tasks/list',
           {},
@@ -408,20 +353,6 @@ export class McpSession {
       }
       return { result: { tasks } };
     });
-  }
-
-  /** Remembers a task a tools/call created and hands the guest celgate's id for it. */
-  private adoptTask(result: JsonObject, upstreamId: string, route: Route): JsonObject {
-    const gid = `celgate-task-${crypto.randomUUID()}`;
-    if (this.tasks.size >= MAX_TASKS_PER_SESSION)
-      this.tasks.delete(this.tasks.keys().next().value!);
-    this.tasks.set(gid, {
-      upstream: route.upstream!,
-      upstreamId,
-      tool: route.tool,
-      args: route.args,
-    });
-    return { ...result, task: { ...(result.task as JsonObject), taskId: gid } };
   }
 
   /** A task status (tasks/get, tasks/cancel, an item of tasks/list) is judged as an mcp.response of its tool. */
@@ -562,7 +493,7 @@ export class McpSession {
     const created =
       method === 'tools/call' && isJsonObject(params?.task) ? createdTaskId(result) : null;
     if (created !== null)
-      return finish({ result: this.adoptTask(result as JsonObject, created, route) }, false);
+      return finish({ result: this.tasks.adopt(result as JsonObject, created, route) }, false);
     if (!RESPONSE_CHECKED_METHODS.has(method)) return finish(reply, false);
     const out = this.checkResult(event, method, server, route, result, upstreamMs);
     return finish(out, 'error' in out || (isJsonObject(result) && result.isError === true));
