@@ -2,7 +2,8 @@
  * MCP over HTTPS through the explicit proxy of the real built gateway (`celgate start`): the SDK's
  * StreamableHTTPClientTransport and SSEClientTransport talk to server-everything (Streamable HTTP
  * and SSE modes) reached through `upstream_map`. A tool-name rule blocks one call while other
- * calls and the server's progress notifications go on; tools/list is filtered; malformed JSON-RPC
+ * calls and the server's progress notifications go on; tools/list is filtered, and a rule change
+ * that hides or reveals a listed tool sends tools/list_changed on the server's stream; malformed JSON-RPC
  * bodies are refused; the ledger's mcp_calls rows carry `transport = https`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,11 @@ import Database from 'better-sqlite3';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { LoggingMessageNotificationSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  LoggingMessageNotificationSchema,
+  McpError,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningTestGateway } from '../support/gateway.js';
 import { makeCerts, type Certs } from '../../support/http-harness.js';
@@ -313,6 +318,68 @@ describe('MCP over HTTPS through the explicit proxy', () => {
     expect(alone.status).toBe(200);
     expect(alone.messages).toMatchObject([{ id: 3, error: { code: -32010 } }]);
   });
+
+  it.each([
+    [
+      'Streamable HTTP',
+      () =>
+        new StreamableHTTPClientTransport(new URL('https://mcp-stream.test/mcp'), {
+          fetch: via.fetch,
+        }),
+    ],
+    [
+      'HTTP+SSE',
+      () => new SSEClientTransport(new URL('https://mcp-sse.test/sse'), { fetch: via.fetch }),
+    ],
+  ])(
+    'tells a %s session to list again when a rule change hides or reveals a tool it was shown',
+    async (_n, transport) => {
+      const client = new Client({ name: 'list-agent', version: '1' });
+      let notices = 0;
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => void notices++);
+      // The server itself may say list_changed once after initialize (it registers tools that
+      // depend on the client's capabilities then): count from after that.
+      let base = 0;
+      const until = async (n: number) => {
+        for (let i = 0; i < 100 && notices < base + n; i++)
+          await new Promise((r) => setTimeout(r, 50));
+        expect(notices - base).toBe(n);
+      };
+      const names = async () => (await client.listTools()).tools.map((t) => t.name);
+      const rule = (id: string, condition: string) =>
+        gw.api('PUT', `/v1/rules/${id}`, {
+          id,
+          description: 'list_changed test',
+          condition,
+          action: 'block',
+          reason: 'list_changed test',
+        });
+      await client.connect(transport());
+      try {
+        expect(await names()).toContain('get-tiny-image');
+        await new Promise((r) => setTimeout(r, 500));
+        base = notices;
+        expect(
+          (await rule('https-hide-image', 'mcp.request.tool_name == "get-tiny-image"')).status,
+        ).toBeLessThan(300);
+        await until(1);
+        expect(await names()).not.toContain('get-tiny-image');
+        expect((await gw.api('DELETE', '/v1/rules/https-hide-image')).status).toBeLessThan(300);
+        await until(2);
+        expect(await names()).toContain('get-tiny-image');
+        // A change that hides or reveals none of the listed tools says nothing.
+        expect(
+          (await rule('https-unrelated', 'http.request.host == "nowhere.test"')).status,
+        ).toBeLessThan(300);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(notices - base).toBe(2);
+        expect((await gw.api('DELETE', '/v1/rules/https-unrelated')).status).toBeLessThan(300);
+      } finally {
+        await client.close();
+      }
+    },
+    30_000,
+  );
 
   it('records every message in mcp_calls with transport https and the deciding rule', async () => {
     expect(await gw.stop()).toBe(0);

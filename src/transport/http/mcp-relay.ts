@@ -26,6 +26,7 @@ import {
   mentionsJsonRpc,
   responseFacts,
   sessionKey,
+  toolNames,
 } from '../mcp/remote.js';
 import { encodeSseEvent, SseDecoder } from '../mcp/sse.js';
 import { readBodyPrefix, type BodyPrefix } from './body.js';
@@ -53,6 +54,7 @@ function judgeServerMessages(ex: McpExchange, messages: RpcMessage[]): Json[] | 
     }
     let msg: JsonObject = m.raw;
     if (call.method === 'tools/list') {
+      ex.deps.mcp.noteListed(ex.host, toolNames(result));
       const f = filterToolsList(result, (t) => ex.deps.mcp.isHidden(ex.host, t));
       if (f.removed > 0) {
         msg = { ...m.raw, result: f.result };
@@ -227,6 +229,11 @@ function relaySse(
   let closeStream = null as (() => void) | null;
   const write = (b: Buffer): boolean => (res.writableEnded || res.destroyed ? true : res.write(b));
   for (const d of ex.denials) write(encodeSseEvent({ event: 'message', data: JSON.stringify(d) }));
+  // The server's own stream also carries what celgate tells the client (tools/list_changed);
+  // written between the server's events, never inside one.
+  const closeNotices = ex.opensStream
+    ? ex.deps.mcp.openServerStream(ex.host, (b) => void write(b))
+    : null;
   const onDrain = () => upRes.resume();
   const onData = (chunk: Buffer) => {
     counted(chunk.length);
@@ -274,12 +281,14 @@ function relaySse(
   for (const c of prefix?.chunks ?? []) onData(c);
   if (prefix?.complete === true) {
     closeStream?.();
+    closeNotices?.();
     if (!res.writableEnded) res.end();
     return;
   }
   upRes.on('data', onData);
   upRes.on('end', () => {
     closeStream?.();
+    closeNotices?.();
     // An event cut off by the end of the stream is never dispatched by a client; it is dropped.
     if (!res.writableEnded) res.end();
   });
@@ -287,6 +296,7 @@ function relaySse(
   upRes.on('aborted', () => res.destroy());
   res.once('close', () => {
     closeStream?.();
+    closeNotices?.();
     res.removeListener('drain', onDrain);
     if (!upRes.complete) upRes.destroy();
   });

@@ -6,9 +6,10 @@
  * body, or an SSE `message` event on the session's stream). The answer half: mcp-relay.ts.
  *
  * Owns: MCP recognition on HTTP exchanges, request enforcement, the per-service memory of calls
- * awaiting an answer and of open SSE streams, the hidden-tool analysis cache. Must not: decide
- * itself, or let a message upstream without its decision. Pure parts: src/transport/mcp/remote.ts
- * and sse.ts.
+ * awaiting an answer, of open SSE streams and of the tools each host listed last, the hidden-tool
+ * analysis cache, and `notifications/tools/list_changed` on the servers' streams when a rule change
+ * hides or reveals a listed tool. Must not: decide itself, or let a message upstream without its
+ * decision. Pure parts: src/transport/mcp/remote.ts and sse.ts.
  */
 import type { ServerResponse } from 'node:http';
 import {
@@ -50,6 +51,10 @@ import type { SecretStore } from '../secrets.js';
 export const MAX_PENDING_CALLS = 4096;
 /** Largest JSON answer held while its messages are judged. */
 export const MAX_MCP_JSON_BYTES = 4 * 1024 * 1024;
+/** Hosts whose last tools/list is remembered for list_changed (oldest forgotten first). */
+export const MAX_LISTED_HOSTS = 1024;
+/** Tool names remembered per host. */
+export const MAX_LISTED_TOOLS = 4096;
 
 export interface McpHttpOptions {
   /** `mcp.remote`: endpoints whose exchanges are MCP whatever they look like. */
@@ -64,15 +69,40 @@ interface SseStream {
   inject(event: Buffer): void;
 }
 
+/** The event celgate writes on a server's stream when the tools it should show changed. */
+const TOOLS_CHANGED = encodeSseEvent({
+  event: 'message',
+  data: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }),
+});
+
+/** The tools a host's last tools/list answer named, and which of them were hidden then. */
+interface Listed {
+  names: readonly string[];
+  hidden: ReadonlySet<string>;
+}
+
 /** The per-service state MCP over HTTPS needs. */
 export class McpHttp {
   private readonly remote: readonly RemoteEndpoint[];
   private readonly pending = new Map<string, PendingCall>();
   private readonly streams = new Map<string, SseStream>();
   private hidden: { generation: number; analysis: HiddenTools } | null = null;
+  /** By host (the server id of MCP over HTTPS). */
+  private readonly listed = new Map<string, Listed>();
+  /** Open server streams (a GET's SSE answer) by host, for the notifications celgate sends. */
+  private readonly serverStreams = new Map<string, Set<(event: Buffer) => void>>();
+  private readonly unsubscribe: (() => void) | undefined;
 
   constructor(private readonly options: McpHttpOptions = {}) {
     this.remote = options.remote ?? [];
+    this.unsubscribe = options.rules?.onChange?.(() => this.onRulesChanged());
+  }
+
+  /** Stops following rule changes (the service is closing). */
+  close(): void {
+    this.unsubscribe?.();
+    this.serverStreams.clear();
+    this.listed.clear();
   }
 
   /** Is this endpoint forced to MCP by `mcp.remote`? */
@@ -106,6 +136,48 @@ export class McpHttp {
         analysis: new HiddenTools(src.list(), src.defaultAction ?? 'allow'),
       };
     return this.hidden.analysis.isHidden(server, tool);
+  }
+
+  /**
+   * A tools/list answer from `host` named these tools (before hidden ones were taken out). Pages of
+   * a paginated listing add up; a tool the server dropped since costs at most one needless notice.
+   */
+  noteListed(host: string, names: readonly string[]): void {
+    const before = this.listed.get(host)?.names ?? [];
+    const all = before.length === 0 ? names : [...new Set([...before, ...names])];
+    this.setListed(host, all.slice(-MAX_LISTED_TOOLS));
+  }
+
+  private setListed(host: string, names: readonly string[]): void {
+    this.listed.delete(host);
+    this.listed.set(host, { names, hidden: new Set(names.filter((n) => this.isHidden(host, n))) });
+    if (this.listed.size > MAX_LISTED_HOSTS) this.listed.delete(this.listed.keys().next().value!);
+  }
+
+  /** Registers an open server stream of `host`; returns its unregistration. */
+  openServerStream(host: string, write: (event: Buffer) => void): () => void {
+    let set = this.serverStreams.get(host);
+    if (set === undefined) this.serverStreams.set(host, (set = new Set()));
+    set.add(write);
+    return () => {
+      set.delete(write);
+      if (set.size === 0 && this.serverStreams.get(host) === set) this.serverStreams.delete(host);
+    };
+  }
+
+  /**
+   * A rule changed: every host whose last listing would now hide or show a tool differently is
+   * told to list again, on each of its open server streams (as the vsock MCP port tells its
+   * sessions). A host with no stream open learns it at its next tools/list.
+   */
+  private onRulesChanged(): void {
+    for (const [host, l] of this.listed) {
+      const streams = this.serverStreams.get(host);
+      if (streams === undefined) continue;
+      if (!l.names.some((n) => l.hidden.has(n) !== this.isHidden(host, n))) continue;
+      this.setListed(host, l.names);
+      for (const write of streams) write(TOOLS_CHANGED);
+    }
   }
 
   remember(key: string, call: PendingCall): void {
@@ -161,6 +233,8 @@ export class McpExchange {
     public session: string,
     /** Request path and query, to resolve an SSE `endpoint` event against. */
     readonly url: string,
+    /** A request without a body (a GET): its answer is the server's own stream, not replies. */
+    readonly opensStream = false,
   ) {}
 
   key(id: string): string {
@@ -235,7 +309,7 @@ export function judgeMcpRequest(
   const forced = deps.mcp.forced(req.host, req.path);
   const session = sessionKey(req.headers['mcp-session-id'] ?? '', req.query);
   const url = `${req.path}${req.query === '' ? '' : `?${req.query}`}`;
-  const exchange = new McpExchange(deps, origin, req.host, session, url);
+  const exchange = new McpExchange(deps, origin, req.host, session, url, body === null);
   if (body === null) return { kind: 'forward', exchange, body: null };
   if (!forced && !isJsonType(req.headers['content-type'] ?? '')) return { kind: 'opaque' };
   const refuse = (error: RpcErrorObject): McpRequestOutcome => {

@@ -354,6 +354,7 @@ export async function startExplicitProxy(
       terminator.close();
       pool.close();
       upstream.close();
+      exchangeDeps.mcp?.close();
     },
   };
 }

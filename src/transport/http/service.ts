@@ -319,6 +319,7 @@ export async function startHttpService(
       terminator.close();
       pool.close();
       upstream.close();
+      exchangeDeps.mcp?.close();
     },
   };
 }

@@ -182,6 +182,14 @@ export function responseFacts(
   };
 }
 
+/** The tool names a tools/list result lists ([] when it is not one). */
+export function toolNames(result: Json): string[] {
+  if (!isJsonObject(result) || !Array.isArray(result.tools)) return [];
+  const out: string[] = [];
+  for (const t of result.tools) if (isJsonObject(t) && typeof t.name === 'string') out.push(t.name);
+  return out;
+}
+
 /** A tools/list result without the tools `hidden` says every call of would be refused. */
 export function filterToolsList(
   result: Json,
