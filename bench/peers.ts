@@ -1,10 +1,11 @@
 /**
  * `npm run bench:peers` — celgate against its peers on ALLOWED traffic (issue #7 §5). One local
- * HTTPS upstream, one client (undici), one run, four paths:
+ * HTTPS upstream, one client (undici), one run, five paths:
  *   direct          client → upstream
  *   celgate-vsock   client → celgate's HTTP port (tcp vsock mode, TLS with SNI) → upstream
  *   celgate-proxy   client → celgate's explicit proxy (CONNECT) → upstream (when configured)
  *   mitmdump        client → Debian's mitmdump as an explicit proxy → upstream
+ *   node-floor      client → a bare Node TLS relay (bench/http-floor.ts, no goal) → upstream
  * Measured: throughput with 1 and 16 concurrent kept-alive connections (the paths interleaved in
  * THROUGHPUT_ROUNDS slices per point, so load drift hits them alike), and new-connection latency;
  * reported as ratios to direct. Every response must be a 200 with the expected body before a number
@@ -25,6 +26,7 @@ import { CA_CERT_FILE } from '../src/certs/ca.js';
 import { flagsOrExit } from './args.js';
 import { summarize, writeArtifact, type AssertionResult, type Summary } from './artifact.js';
 import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
+import { startFloorProxy, type FloorProxy } from './http-floor.js';
 
 export const BODY = Buffer.alloc(1024, 'x');
 export const CONCURRENCY = [1, 16] as const;
@@ -42,7 +44,8 @@ export const USAGE = `usage: npm run bench:peers -- [options]
        node dist/bench/peers.js [options]
 
 Allowed HTTPS GETs to one local upstream with one client (undici), in one run: direct, through
-celgate (vsock port and explicit proxy) and through mitmdump as an explicit proxy. Throughput at 1
+celgate (vsock port and explicit proxy), through mitmdump as an explicit proxy, and through a bare
+Node TLS relay (no goal: the two-hop floor of this host at that moment). Throughput at 1
 and 16 kept-alive connections and new-connection latency, as ratios to direct; writes
 benchmarks/security-engine/peers-https-get.json.
 
@@ -301,6 +304,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   let gw: BenchGateway | null = null;
   let mitm: { proc: ChildProcess; port: number; ca: string } | null = null;
+  let floor: FloorProxy | null = null;
   try {
     gw = await startBenchGateway(
       join(dir),
@@ -383,6 +387,20 @@ export async function main(argv: string[]): Promise<number> {
           }),
       });
     } else skipped.mitmdump = bin === null ? 'mitmdump not installed' : 'mitmdump did not start';
+
+    // No goal: a bare Node TLS relay (bench/http-floor.ts) reached like the vsock port, so a run
+    // shows how much of the gap to direct two TLS hops in Node cost on this host at that moment.
+    floor = await startFloorProxy(join(dir, 'floor-certs'), up.port, certPath);
+    const floorCa = readFileSync(join(dir, 'floor-certs', CA_CERT_FILE), 'utf8');
+    const floorPort = floor.port;
+    paths.push({
+      name: 'node-floor',
+      origin: 'https://localhost',
+      dispatcher: (c) =>
+        new Agent({ connections: c, connect: tlsConnector('127.0.0.1', floorPort, floorCa) }),
+      fresh: () =>
+        new Agent({ pipelining: 0, connect: tlsConnector('127.0.0.1', floorPort, floorCa) }),
+    });
 
     const results: Record<string, Summary> = {};
     const assertions: AssertionResult[] = [];
@@ -469,6 +487,11 @@ export async function main(argv: string[]): Promise<number> {
         throughput_rounds: THROUGHPUT_ROUNDS,
         body_bytes: BODY.length,
         ratios_to_direct: ratios,
+        // The vsock port against the bare relay in the same run (1 = as fast as two bare TLS hops).
+        vsock_to_node_floor_c16:
+          rps['celgate-vsock'] === undefined
+            ? null
+            : rps['celgate-vsock']![16]! / rps['node-floor']![16]!,
         requests_per_second: rps,
         upstream_tls_connections: upstreamConns,
         requests,
@@ -506,6 +529,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(
         `${p.name}: ${requests[p.name]} requests used ${upstreamConns[p.name]} upstream TLS connections\n`,
       );
+    if (rps['celgate-vsock'] !== undefined)
+      process.stdout.write(
+        `celgate-vsock ÷ node-floor at 16 connections: ${(rps['celgate-vsock']![16]! / rps['node-floor']![16]!).toFixed(3)} (no goal)\n`,
+      );
     for (const [k, v] of Object.entries(skipped)) process.stdout.write(`skipped ${k}: ${v}\n`);
     for (const g of goals)
       process.stdout.write(`${g.ok ? 'PASS' : 'FAIL'} ${g.name} (${g.detail})\n`);
@@ -515,6 +542,7 @@ export async function main(argv: string[]): Promise<number> {
     return allOk && goals.every((g) => g.ok) ? 0 : 1;
   } finally {
     mitm?.proc.kill('SIGTERM');
+    await floor?.stop();
     await gw?.stop();
     up.server.close();
     up.server.closeAllConnections();
