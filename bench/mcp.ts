@@ -444,6 +444,7 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
         if (content(d) === content(b) && d.error === undefined) socketRelayOk++;
       }
     }
+    const fmtMs = (x: number) => `${x.toFixed(3)} ms`;
     const cpuPerCall = {
       gateway_cpu_ms_per_echo: (cpuMs(gw.pid) - cpu.gw) / echoCalls,
       bare_relay_cpu_ms_per_echo: (cpuMs(relayTransport.pid) - cpu.relay) / echoCalls,
@@ -565,7 +566,10 @@ export async function benchEndToEnd(calls: number): Promise<Artifact[]> {
           {
             name: `goal: gateway CPU ≤ ${ECHO_CPU_GOAL_MS} ms per echo`,
             ok: cpuPerCall.gateway_cpu_ms_per_echo <= ECHO_CPU_GOAL_MS,
-            detail: `${cpuPerCall.gateway_cpu_ms_per_echo.toFixed(3)} ms (bare relays ${cpuPerCall.bare_relay_cpu_ms_per_echo.toFixed(3)} / ${cpuPerCall.socket_relay_cpu_ms_per_echo.toFixed(3)} ms; /proc, 10 ms ticks)`,
+            detail:
+              `${fmtMs(cpuPerCall.gateway_cpu_ms_per_echo)} (bare relays ` +
+              `${fmtMs(cpuPerCall.bare_relay_cpu_ms_per_echo)} / ` +
+              `${fmtMs(cpuPerCall.socket_relay_cpu_ms_per_echo)}; /proc, 10 ms ticks)`,
           },
         ],
         notes: {

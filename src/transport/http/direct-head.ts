@@ -52,7 +52,8 @@ export function directBodyLength(
 }
 
 export interface ResponseHead {
-  /** Status line and header lines, each ending in CRLF; the caller adds Connection and the blank line. */
+  /** Status line and header lines, each ending in CRLF (the caller adds Connection and the
+   * blank line). */
   text: string;
   /** The body goes to the guest chunked (no length known, an HTTP/1.1 guest). */
   chunked: boolean;

@@ -15,8 +15,8 @@
  * serves it from then on. So malformed input is judged and recorded by exactly one implementation.
  *
  * Owns: the guest side of direct exchanges (head parsing, framing, keep-alive, slow-head and idle
- * limits; the pure head rules are in direct-head.ts). Must not: decide itself (exchange.ts `judgeRequest`, response.ts `judgeResponse`), or
- * send anything upstream before the decision.
+ * limits; the pure head rules are in direct-head.ts). Must not: decide itself (exchange.ts
+ * `judgeRequest`, response.ts `judgeResponse`), or send anything upstream before the decision.
  */
 import type net from 'node:net';
 import { isCelgateError } from '../../errors.js';
