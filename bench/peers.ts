@@ -273,6 +273,17 @@ function tlsConnector(host: string, port: number, ca: string): Agent.Options['co
   };
 }
 
+/** A path whose client thinks it talks to https://localhost but connects to 127.0.0.1:`port`. */
+function tlsPath(name: string, port: number, ca: string): PathSetup {
+  const connect = tlsConnector('127.0.0.1', port, ca);
+  return {
+    name,
+    origin: 'https://localhost',
+    dispatcher: (c) => new Agent({ connections: c, connect }),
+    fresh: () => new Agent({ pipelining: 0, connect }),
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const parsed = flagsOrExit(
     argv,
@@ -336,14 +347,7 @@ export async function main(argv: string[]): Promise<number> {
     const httpAddr = gw.listeners.http;
     if (httpAddr !== undefined && /:\d+$/.test(httpAddr)) {
       const port = Number(httpAddr.slice(httpAddr.lastIndexOf(':') + 1));
-      paths.push({
-        name: 'celgate-vsock',
-        origin: 'https://localhost',
-        dispatcher: (c) =>
-          new Agent({ connections: c, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
-        fresh: () =>
-          new Agent({ pipelining: 0, connect: tlsConnector('127.0.0.1', port, celgateCa) }),
-      });
+      paths.push(tlsPath('celgate-vsock', port, celgateCa));
     } else skipped['celgate-vsock'] = `no tcp HTTP listener in ${JSON.stringify(gw.listeners)}`;
     const proxyAddr = gw.listeners.proxy ?? gw.listeners.http_proxy;
     if (proxyAddr !== undefined) {
@@ -392,15 +396,7 @@ export async function main(argv: string[]): Promise<number> {
     // shows how much of the gap to direct two TLS hops in Node cost on this host at that moment.
     floor = await startFloorProxy(join(dir, 'floor-certs'), up.port, certPath);
     const floorCa = readFileSync(join(dir, 'floor-certs', CA_CERT_FILE), 'utf8');
-    const floorPort = floor.port;
-    paths.push({
-      name: 'node-floor',
-      origin: 'https://localhost',
-      dispatcher: (c) =>
-        new Agent({ connections: c, connect: tlsConnector('127.0.0.1', floorPort, floorCa) }),
-      fresh: () =>
-        new Agent({ pipelining: 0, connect: tlsConnector('127.0.0.1', floorPort, floorCa) }),
-    });
+    paths.push(tlsPath('node-floor', floor.port, floorCa));
 
     const results: Record<string, Summary> = {};
     const assertions: AssertionResult[] = [];
