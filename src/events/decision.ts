@@ -1,6 +1,6 @@
 /**
  * What the engine returns for an event, and what the ledger records: the decision that was actually
- * enforced, with its reason. Pure types; no I/O.
+ * enforced, with its reason. Types and the built-in guards' match; no I/O.
  */
 import type { EventType, SecurityEvent } from './types.js';
 
@@ -25,6 +25,19 @@ export interface RuleMatch {
   severity: Severity | null;
   /** True for the one match that decided the verdict. */
   decisive: boolean;
+}
+
+/** The deciding match of one of celgate's built-in guards (pack `celgate`), a high-severity block. */
+export function builtinBlockMatch(ruleId: string): RuleMatch {
+  return {
+    rule_id: ruleId,
+    pack_id: 'celgate',
+    kind: 'enforcement',
+    action: 'block',
+    mode: 'enforce',
+    severity: 'high',
+    decisive: true,
+  };
 }
 
 /** What a correlation finding adds (src/detection/correlate.ts): the group and its events. */

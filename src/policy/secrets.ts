@@ -6,12 +6,12 @@
  * `celgate.secret-exfiltration` with a high-severity finding. It sees ids, hosts and schemes only —
  * never a secret's value (the transport substitutes values after the decision). Pure.
  */
-import type {
-  BodyAwareDecider,
-  Decision,
-  Finding,
-  Holding,
-  RuleMatch,
+import {
+  builtinBlockMatch,
+  type BodyAwareDecider,
+  type Decision,
+  type Finding,
+  type Holding,
 } from '../events/decision.js';
 import type { HttpRequestEvent, SecurityEvent } from '../events/types.js';
 
@@ -78,15 +78,6 @@ function refusal(
   inner: Decision,
   why: { reason: string; ids: string[] },
 ): Decision {
-  const match: RuleMatch = {
-    rule_id: SECRET_GUARD_RULE,
-    pack_id: 'celgate',
-    kind: 'enforcement',
-    action: 'block',
-    mode: 'enforce',
-    severity: 'high',
-    decisive: true,
-  };
   const finding: Finding = {
     event_id: event.common.event_id,
     rule_id: SECRET_GUARD_RULE,
@@ -102,7 +93,10 @@ function refusal(
     rule_id: SECRET_GUARD_RULE,
     reason: why.reason,
     mode: 'enforce',
-    matches: [match, ...inner.matches.map((m) => (m.decisive ? { ...m, decisive: false } : m))],
+    matches: [
+      builtinBlockMatch(SECRET_GUARD_RULE),
+      ...inner.matches.map((m) => (m.decisive ? { ...m, decisive: false } : m)),
+    ],
     findings: [finding, ...inner.findings],
     errors: inner.errors,
     generation: inner.generation,

@@ -6,6 +6,7 @@
  * Owns: building and writing net rows. Must not: decide, or write a row twice.
  */
 import {
+  builtinBlockMatch,
   policyFields,
   type Decision,
   type EventOrigin,
@@ -112,17 +113,7 @@ export function destinationDecision(err: Error, generation: number): Decision {
     rule_id: GUARD_RULE,
     reason: err.message,
     mode: 'enforce',
-    matches: [
-      {
-        rule_id: GUARD_RULE,
-        pack_id: 'celgate',
-        kind: 'enforcement',
-        action: 'block',
-        mode: 'enforce',
-        severity: 'high',
-        decisive: true,
-      },
-    ],
+    matches: [builtinBlockMatch(GUARD_RULE)],
     findings: [],
     errors: [],
     generation,
