@@ -13,29 +13,19 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CelgateError } from '../../errors.js';
-import type { EventOrigin, EventSink } from '../../events/index.js';
 import { rawResponse, renderDenial } from './denial.js';
+import { handleRequest } from './exchange.js';
 import {
-  handleRequest,
-  responseDepsOf,
-  writeNetRow,
-  type BodyAwareDecider,
-  type ExchangeDeps,
-} from './exchange.js';
-import { serveDirect, type DirectDeps } from './direct.js';
-import { handleHttp2Stream, type H2Deps } from './h2.js';
-import { resolveLimits, type HttpLimits } from './limits.js';
-import { firstBytes, TlsTerminator, type SecureContextSource } from './terminator.js';
-import { UpstreamPool } from './upstream-pool.js';
-import { LLHTTP } from './llhttp.js';
+  answerMalformed,
+  createPipeline,
+  malformedRequest,
+  type PipelineDeps,
+  type PipelineOptions,
+} from './pipeline.js';
+import { firstBytes } from './terminator.js';
 import type { GuestMeta } from '../vsock.js';
 import { agentLabel, parseProxyListen } from './proxy-settings.js';
 import { parseHostHeader, type ExchangeContext } from './target.js';
-import { destinationGuard } from './destination.js';
-import { withSecretGuard } from '../../policy/secrets.js';
-import type { SecretStore } from '../secrets.js';
-import { McpHttp, type McpHttpOptions } from './mcp.js';
-import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
 
 export {
@@ -56,32 +46,12 @@ export interface TunnelTarget {
   meta: GuestMeta;
 }
 
-export interface ExplicitProxyOptions {
+export interface ExplicitProxyOptions extends PipelineOptions {
   /** `host:port` on loopback; port 0 picks a free port (tests). */
   listen: string;
-  limits?: Partial<HttpLimits>;
-  upstreamMap?: UpstreamMap;
-  /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
-  extraCa?: readonly string[];
-  /** Secrets substituted at egress (src/transport/secrets.ts); none when undefined. */
-  secrets?: SecretStore;
-  /** MCP over HTTPS (mcp.ts): forced endpoints (`mcp.remote`) and the rules for tools/list hiding. */
-  mcp?: McpHttpOptions;
-  /** IP ranges a guest's request may be connected to although they are special-purpose
-   * (loopback, private, link-local, …; see destination.ts). Default none. */
-  allowPrivateDestinations?: readonly string[];
-  /** Offer HTTP/2 (ALPN `h2`) inside tunnels; default true. */
-  http2?: boolean;
-  /** Serve tunnelled HTTP/1.1 on the direct path (direct.ts); default true. */
-  direct?: boolean;
 }
 
-export interface ExplicitProxyDeps {
-  decider: BodyAwareDecider;
-  sink: EventSink;
-  origin: EventOrigin;
-  certs: SecureContextSource;
-}
+export type ExplicitProxyDeps = PipelineDeps;
 
 export interface ExplicitProxy {
   /** `{ proxy: "127.0.0.1:PORT" }`. */
@@ -104,31 +74,8 @@ export async function startExplicitProxy(
   deps: ExplicitProxyDeps,
 ): Promise<ExplicitProxy> {
   const at = parseProxyListen(options.listen);
-  const limits = resolveLimits(options.limits);
-  const upstream = new Upstream({
-    map: options.upstreamMap,
-    extraCa: options.extraCa,
-    timeoutMs: limits.upstreamTimeoutMs,
-    guard: destinationGuard(options.allowPrivateDestinations ?? []),
-  });
-  // The one upstream client: every path's requests and WebSocket upgrades (upstream-pool.ts).
-  const pool = new UpstreamPool(upstream);
-  const secrets = options.secrets;
-  // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
-  const decider =
-    secrets === undefined || secrets.size === 0
-      ? deps.decider
-      : withSecretGuard(deps.decider, () => secrets.catalog());
-  const exchangeDeps: ExchangeDeps = {
-    decider,
-    sink: deps.sink,
-    origin: deps.origin,
-    upstream,
-    pool,
-    limits,
-    secrets,
-    mcp: new McpHttp(options.mcp),
-  };
+  const pipeline = createPipeline(options, deps);
+  const { limits, exchange: exchangeDeps, refusal: record } = pipeline;
   const contexts = new WeakMap<object, ExchangeContext>();
   const metaOf = (req?: http.IncomingMessage) => {
     const label = agentLabel(req?.headers['proxy-authorization']);
@@ -140,21 +87,6 @@ export async function startExplicitProxy(
     port: 80,
     meta: metaOf(req),
   });
-
-  const record = (ctx: ExchangeContext, error: string, method = '') =>
-    writeNetRow(deps.sink, {
-      ctx,
-      method,
-      target: null,
-      event: null,
-      decision: null,
-      status: null,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: 0,
-      error,
-      sessionOrigin: deps.origin,
-    });
 
   // Node checks headersTimeout only every connectionsCheckingInterval (default 30 s); check often
   // enough that a slowloris client is cut off close to the configured bound.
@@ -180,29 +112,7 @@ export async function startExplicitProxy(
     server.emit('connection', stream);
     stream.resume();
   };
-  // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
-  const useDirect = options.direct !== false && LLHTTP.ok;
-  const directDeps: DirectDeps = {
-    ...exchangeDeps,
-    response: responseDepsOf(exchangeDeps),
-    refuse: (ctx, reason) => record(ctx, reason),
-    handover: serveNode,
-  };
-  const h2Deps: H2Deps = {
-    ...exchangeDeps,
-    response: responseDepsOf(exchangeDeps),
-  };
-  const terminator = new TlsTerminator(
-    { certs: deps.certs, limits, http2: options.http2 !== false },
-    {
-      http1: (stream, ctx, initial) =>
-        !useDirect
-          ? serveNode(stream, ctx, initial ?? Buffer.alloc(0))
-          : serveDirect(stream, ctx, directDeps, initial),
-      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, h2Deps),
-      refuse: (ctx, error) => record(ctx, error, 'CONNECT'),
-    },
-  );
+  const terminator = pipeline.terminator(serveNode, 'CONNECT');
 
   /** Answers a validated CONNECT and hands the tunnel to the terminator. */
   const openTunnel = async (socket: net.Socket, head: Buffer, target: TunnelTarget) => {
@@ -284,39 +194,10 @@ export async function startExplicitProxy(
     if (refused.has(socket)) return;
     refused.add(socket);
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || !socket.writable)
-      return void socket.destroy();
-    const kind =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? 'header_too_large'
-        : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING'
-          ? 'request_smuggling'
-          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-            ? 'header_timeout'
-            : 'parse_error';
-    record(contexts.get(socket) ?? direct(), kind);
-    const status = kind === 'header_too_large' ? 431 : kind === 'header_timeout' ? 408 : 400;
-    const d = renderDenial({
-      kind: 'bad_request',
-      status,
-      rule_id: null,
-      reason: `malformed request (${kind}: ${code})`,
-      event_id: '',
-      accept: '',
-    });
-    socket.end(
-      rawResponse(
-        d,
-        status === 431
-          ? 'Request Header Fields Too Large'
-          : status === 408
-            ? 'Request Timeout'
-            : 'Bad Request',
-      ),
-    );
-    socket.on('data', () => {});
-    socket.resume();
-    setTimeout(() => socket.destroy(), PROXY_CLOSE_GRACE_MS).unref();
+    const m = malformedRequest(code);
+    if (m === null || !socket.writable) return void socket.destroy();
+    record(contexts.get(socket) ?? direct(), m.kind);
+    answerMalformed(socket, m, code, PROXY_CLOSE_GRACE_MS);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -341,20 +222,14 @@ export async function startExplicitProxy(
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     addresses: { proxy: `${host}:${address.port}` },
-    warnings:
-      LLHTTP.ok || options.direct === false
-        ? []
-        : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
+    warnings: pipeline.warnings,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
         for (const socket of live) socket.destroy();
       });
-      terminator.close();
-      pool.close();
-      upstream.close();
-      exchangeDeps.mcp?.close();
+      pipeline.close();
     },
   };
 }

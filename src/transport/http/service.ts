@@ -11,64 +11,34 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { EventOrigin, EventSink } from '../../events/index.js';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
 import { rawResponse, renderDenial } from './denial.js';
+import { handleRequest } from './exchange.js';
 import {
-  handleRequest,
-  responseDepsOf,
-  writeNetRow,
-  type BodyAwareDecider,
-  type ExchangeDeps,
-} from './exchange.js';
-import { serveDirect, type DirectDeps } from './direct.js';
-import { UpstreamPool } from './upstream-pool.js';
-import { LLHTTP } from './llhttp.js';
-import { resolveLimits, type HttpLimits } from './limits.js';
+  answerMalformed,
+  createPipeline,
+  malformedRequest,
+  type PipelineDeps,
+  type PipelineOptions,
+} from './pipeline.js';
 import type { ExchangeContext } from './target.js';
-import { destinationGuard } from './destination.js';
-import { withSecretGuard } from '../../policy/secrets.js';
-import type { SecretStore } from '../secrets.js';
-import { McpHttp, type McpHttpOptions } from './mcp.js';
-import { Upstream, type UpstreamMap } from './upstream.js';
 import { handleUpgrade } from './websocket.js';
-import { handleHttp2Stream, type H2Deps } from './h2.js';
-import { firstBytes, TlsTerminator, type SecureContextSource } from './terminator.js';
+import { firstBytes } from './terminator.js';
 
 export type { SecureContextSource } from './terminator.js';
 
-export interface HttpServiceOptions {
+export interface HttpServiceOptions extends PipelineOptions {
   /** The vsock endpoint (DESIGN default port 5002). */
   vsock: VsockEndpoint;
-  limits?: Partial<HttpLimits>;
-  upstreamMap?: UpstreamMap;
-  /** Extra CA certificates (PEM) trusted for upstream TLS, on top of the system roots. */
-  extraCa?: readonly string[];
-  /** Secrets substituted at egress (src/transport/secrets.ts); none when undefined. */
-  secrets?: SecretStore;
-  /** MCP over HTTPS (mcp.ts): forced endpoints (`mcp.remote`) and the rules for tools/list hiding. */
-  mcp?: McpHttpOptions;
-  /** IP ranges a guest's request may be connected to although they are special-purpose
-   * (loopback, private, link-local, …; see destination.ts). Default none. */
-  allowPrivateDestinations?: readonly string[];
-  /** Destination port assumed for intercepted TLS / plain HTTP (the guest bridge redirects 443 / 80). */
+  /** Destination port assumed for intercepted TLS / plain HTTP (the bridge redirects 443 / 80). */
   httpsPort?: number;
   httpPort?: number;
-  /** Serve requests on the direct path (direct.ts) unless they need the Node path; default true. False: Node's http.Server for all. */
-  direct?: boolean;
-  /** Offer HTTP/2 (ALPN `h2`) to TLS clients; default true. */
-  http2?: boolean;
 }
 
 /** How long a refused connection gets to drain its error response before it is destroyed. */
 export const CLOSE_GRACE_MS = 1000;
 
-export interface HttpServiceDeps {
-  decider: BodyAwareDecider;
-  sink: EventSink;
-  origin: EventOrigin;
-  certs: SecureContextSource;
-}
+export type HttpServiceDeps = PipelineDeps;
 
 export interface HttpService {
   addresses: Record<string, string>;
@@ -77,56 +47,16 @@ export interface HttpService {
   close(): Promise<void>;
 }
 
-/** Collects bytes until `parse` stops asking for more; rejects on timeout, close or a parse error. */
-
 export async function startHttpService(
   options: HttpServiceOptions,
   deps: HttpServiceDeps,
 ): Promise<HttpService> {
-  const limits = resolveLimits(options.limits);
-  const upstream = new Upstream({
-    map: options.upstreamMap,
-    extraCa: options.extraCa,
-    timeoutMs: limits.upstreamTimeoutMs,
-    guard: destinationGuard(options.allowPrivateDestinations ?? []),
-  });
-  // The one upstream client: every path's requests and WebSocket upgrades (upstream-pool.ts).
-  const pool = new UpstreamPool(upstream);
-  const secrets = options.secrets;
-  // With secrets configured, every decision also passes the secret guard (src/policy/secrets.ts).
-  const decider =
-    secrets === undefined || secrets.size === 0
-      ? deps.decider
-      : withSecretGuard(deps.decider, () => secrets.catalog());
-  const exchangeDeps: ExchangeDeps = {
-    decider,
-    sink: deps.sink,
-    origin: deps.origin,
-    upstream,
-    pool,
-    limits,
-    secrets,
-    mcp: new McpHttp(options.mcp),
-  };
+  const pipeline = createPipeline(options, deps);
+  const { limits, exchange: exchangeDeps, refusal: record } = pipeline;
   const contexts = new WeakMap<object, ExchangeContext>();
   const httpsPort = options.httpsPort ?? 443;
   const httpPort = options.httpPort ?? 80;
   const live = new Set<net.Socket>();
-
-  const record = (ctx: ExchangeContext, error: string, method = '', status: number | null = null) =>
-    writeNetRow(deps.sink, {
-      ctx,
-      method,
-      target: null,
-      event: null,
-      decision: null,
-      status,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: 0,
-      error,
-      sessionOrigin: deps.origin,
-    });
 
   const server = http.createServer({
     maxHeaderSize: limits.maxHeaderBytes,
@@ -203,45 +133,11 @@ export async function startHttpService(
     refused.add(socket);
     const ctx = contexts.get(socket);
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE')
-      return void socket.destroy();
-    const kind =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? 'header_too_large'
-        : code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING'
-          ? 'request_smuggling'
-          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-            ? 'header_timeout'
-            : 'parse_error';
-    const status = kind === 'header_too_large' ? 431 : kind === 'header_timeout' ? 408 : 400;
-    if (ctx !== undefined) record(ctx, kind, '', socket.writable ? status : null);
-    if (socket.writable) {
-      const d = renderDenial({
-        kind: 'bad_request',
-        status,
-        rule_id: null,
-        reason: `malformed request (${kind}: ${code})`,
-        event_id: '',
-        accept: '',
-      });
-      socket.end(
-        rawResponse(
-          d,
-          status === 431
-            ? 'Request Header Fields Too Large'
-            : status === 408
-              ? 'Request Timeout'
-              : 'Bad Request',
-        ),
-      );
-      // Lingering close: keep discarding input so the peer is not reset before it reads the answer,
-      // but never wait longer than the grace period.
-      socket.on('data', () => {});
-      socket.resume();
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
-    } else {
-      socket.destroy();
-    }
+    const m = malformedRequest(code);
+    if (m === null) return void socket.destroy();
+    if (ctx !== undefined) record(ctx, m.kind, '', socket.writable ? m.status : null);
+    if (socket.writable) answerMalformed(socket, m, code, CLOSE_GRACE_MS);
+    else socket.destroy();
   });
 
   /** The Node `http.Server` path: requests with bodies, upgrades, `Expect`, malformed input. */
@@ -251,37 +147,13 @@ export async function startHttpService(
     socket.once('close', () => clearTimeout(headerTimers.get(socket)));
     server.emit('connection', socket);
   };
-  // The direct path needs llhttp; without it (llhttp.ts) every request takes the public-API path.
-  const useDirect = options.direct !== false && LLHTTP.ok;
-  const directDeps: DirectDeps = {
-    ...exchangeDeps,
-    response: responseDepsOf(exchangeDeps),
-    refuse: (ctx, reason) => record(ctx, reason),
-    handover: (socket, ctx, bytes) => {
-      if (bytes.length > 0) socket.unshift(bytes);
-      serveNode(socket, ctx);
-      // Paused by the direct path; resuming replays the unshifted bytes before any new read.
-      socket.resume();
-    },
-  };
-  /** Every connection starts on the direct path (direct.ts), which hands over what it does not take. */
-  const serveHttp = (socket: net.Socket, ctx: ExchangeContext, initial: Buffer | null) =>
-    !useDirect
-      ? directDeps.handover(socket, ctx, initial ?? Buffer.alloc(0))
-      : serveDirect(socket, ctx, directDeps, initial);
-
-  const h2Deps: H2Deps = {
-    ...exchangeDeps,
-    response: responseDepsOf(exchangeDeps),
-  };
-  const terminator = new TlsTerminator(
-    { certs: deps.certs, limits, http2: options.http2 !== false },
-    {
-      http1: serveHttp,
-      http2: (req, res, ctx) => handleHttp2Stream(req, res, ctx, h2Deps),
-      refuse: (ctx, error) => record(ctx, error),
-    },
-  );
+  /** Every connection starts on the direct path (direct.ts); what it does not take comes here. */
+  const terminator = pipeline.terminator((socket, ctx, bytes) => {
+    if (bytes.length > 0) socket.unshift(bytes);
+    serveNode(socket, ctx);
+    // Paused by the direct path; resuming replays the unshifted bytes before any new read.
+    socket.resume();
+  });
 
   const onGuest = async (c: GuestConnection) => {
     const raw = c.socket;
@@ -308,18 +180,12 @@ export async function startHttpService(
   );
   return {
     addresses: { http: listener.address },
-    warnings:
-      LLHTTP.ok || options.direct === false
-        ? []
-        : [`http.direct_unavailable: serving HTTP/1.1 on Node's http.Server (${LLHTTP.reason})`],
+    warnings: pipeline.warnings,
     async close() {
       await listener.close();
       for (const s of live) s.destroy();
       server.closeAllConnections();
-      terminator.close();
-      pool.close();
-      upstream.close();
-      exchangeDeps.mcp?.close();
+      pipeline.close();
     },
   };
 }
