@@ -62,6 +62,11 @@ export function wantsJson(accept: string): boolean {
   return /\bjson\b/i.test(accept);
 }
 
+/** The 4xx for input celgate refuses before any rule is asked (no rule, no event). */
+export function badRequest(status: number, reason: string, accept = ''): Denial {
+  return renderDenial({ kind: 'bad_request', status, rule_id: null, reason, event_id: '', accept });
+}
+
 export function renderDenial(d: DenialInput): Denial {
   // The engine's reasons start by naming the rule ("Blocked by rule "x": …"); the title already does.
   const reason =

@@ -26,6 +26,7 @@ import {
   decisionDenial,
   denialHead,
   destinationDenial,
+  badRequest,
   renderDenial,
   type Denial,
 } from './denial.js';
@@ -301,16 +302,7 @@ class GuestConnection implements UpstreamExchange {
     if (!tr.ok) {
       rec.error = tr.code;
       this.keepAlive = false;
-      this.respond(
-        renderDenial({
-          kind: 'bad_request',
-          status: tr.status,
-          rule_id: null,
-          reason: tr.reason,
-          event_id: '',
-          accept: this.accept,
-        }),
-      );
+      this.respond(badRequest(tr.status, tr.reason, this.accept));
       return;
     }
     const target = tr.target;

@@ -22,6 +22,7 @@ import {
 import { bodyFacts, readBodyPrefix, type BodyPrefix } from './body.js';
 import { isCelgateError } from '../../errors.js';
 import {
+  badRequest,
   upstreamDenial,
   decisionDenial,
   destinationDenial,
@@ -249,14 +250,7 @@ export async function handleRequest(
     );
     if (!tr.ok) {
       rec.error = tr.code;
-      const d = renderDenial({
-        kind: 'bad_request',
-        status: tr.status,
-        rule_id: null,
-        reason: tr.reason,
-        event_id: '',
-        accept,
-      });
+      const d = badRequest(tr.status, tr.reason, accept);
       d.headers.connection = 'close';
       sendDenial(res, d);
       return;

@@ -19,7 +19,7 @@ import {
   upstreamDenial,
   decisionDenial,
   destinationDenial,
-  renderDenial,
+  badRequest,
   type Denial,
 } from './denial.js';
 import {
@@ -93,14 +93,11 @@ export function handleHttp2Stream(
       error: 'connect_refused',
       sessionOrigin: deps.origin,
     });
-    const d = renderDenial({
-      kind: 'bad_request',
-      status: 405,
-      rule_id: null,
-      reason: 'CONNECT is not accepted inside an HTTP/2 connection',
-      event_id: '',
-      accept: req.headers.accept ?? '',
-    });
+    const d = badRequest(
+      405,
+      'CONNECT is not accepted inside an HTTP/2 connection',
+      req.headers.accept ?? '',
+    );
     res.writeHead(d.status, d.headers);
     res.end(d.body);
     return;
@@ -161,16 +158,7 @@ class PooledStream implements UpstreamExchange {
     const tr = resolveTarget(method, this.req.url, headers, raw.length / 2, ctx, deps.limits);
     if (!tr.ok) {
       rec.error = tr.code;
-      this.respond(
-        renderDenial({
-          kind: 'bad_request',
-          status: tr.status,
-          rule_id: null,
-          reason: tr.reason,
-          event_id: '',
-          accept: this.accept,
-        }),
-      );
+      this.respond(badRequest(tr.status, tr.reason, this.accept));
       return;
     }
     const target = tr.target;

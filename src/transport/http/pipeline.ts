@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { EventOrigin, EventSink } from '../../events/index.js';
 import { withSecretGuard } from '../../policy/secrets.js';
 import type { SecretStore } from '../secrets.js';
-import { rawResponse, renderDenial } from './denial.js';
+import { rawResponse, badRequest } from './denial.js';
 import { destinationGuard } from './destination.js';
 import { serveDirect, type DirectDeps } from './direct.js';
 import {
@@ -191,14 +191,7 @@ const STATUS_TEXT = {
  * peer is not reset before it reads the answer, but never longer than `graceMs`.
  */
 export function answerMalformed(socket: Duplex, m: Malformed, code: string, graceMs: number): void {
-  const d = renderDenial({
-    kind: 'bad_request',
-    status: m.status,
-    rule_id: null,
-    reason: `malformed request (${m.kind}: ${code})`,
-    event_id: '',
-    accept: '',
-  });
+  const d = badRequest(m.status, `malformed request (${m.kind}: ${code})`);
   socket.end(rawResponse(d, STATUS_TEXT[m.status]));
   socket.on('data', () => {});
   socket.resume();

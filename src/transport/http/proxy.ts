@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CelgateError } from '../../errors.js';
-import { rawResponse, renderDenial } from './denial.js';
+import { rawResponse, badRequest } from './denial.js';
 import { handleRequest } from './exchange.js';
 import {
   answerMalformed,
@@ -146,14 +146,7 @@ export async function startExplicitProxy(
     const url = req.url ?? '';
     if (ctx === undefined && /^https:\/\//i.test(url)) {
       record(direct(req), 'parse_error', req.method ?? '');
-      const d = renderDenial({
-        kind: 'bad_request',
-        status: 400,
-        rule_id: null,
-        reason: 'https:// URLs must go through CONNECT',
-        event_id: '',
-        accept: req.headers.accept ?? '',
-      });
+      const d = badRequest(400, 'https:// URLs must go through CONNECT', req.headers.accept ?? '');
       res.writeHead(d.status, d.headers).end(d.body);
       return;
     }
@@ -170,14 +163,7 @@ export async function startExplicitProxy(
     const parsed = parseConnectTarget(req.url ?? '');
     if (parsed === null) {
       record(direct(req), 'connect_bad_target', 'CONNECT');
-      const d = renderDenial({
-        kind: 'bad_request',
-        status: 400,
-        rule_id: null,
-        reason: 'CONNECT needs a host:port target',
-        event_id: '',
-        accept: '',
-      });
+      const d = badRequest(400, 'CONNECT needs a host:port target');
       socket.end(rawResponse(d, 'Bad Request'));
       return;
     }

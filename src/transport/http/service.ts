@@ -12,7 +12,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { listenVsock, type GuestConnection, type VsockEndpoint } from '../vsock.js';
-import { rawResponse, renderDenial } from './denial.js';
+import { rawResponse, badRequest } from './denial.js';
 import { handleRequest } from './exchange.js';
 import {
   answerMalformed,
@@ -115,14 +115,11 @@ export async function startHttpService(
     onHead(socket, null);
     const ctx = contexts.get(socket);
     if (ctx !== undefined) record(ctx, 'connect_refused', 'CONNECT', 405);
-    const d = renderDenial({
-      kind: 'bad_request',
-      status: 405,
-      rule_id: null,
-      reason: 'CONNECT is not accepted on the interception port',
-      event_id: '',
-      accept: req.headers.accept ?? '',
-    });
+    const d = badRequest(
+      405,
+      'CONNECT is not accepted on the interception port',
+      req.headers.accept ?? '',
+    );
     socket.end(rawResponse(d, 'Method Not Allowed'));
   });
   const refused = new WeakSet<object>();

@@ -25,6 +25,7 @@ import {
 } from '../../events/index.js';
 import { isCelgateError } from '../../errors.js';
 import {
+  badRequest,
   decisionDenial,
   destinationDenial,
   rawResponse,
@@ -115,17 +116,7 @@ async function upgrade(
   );
   if (!tr.ok) {
     rec.error = tr.code;
-    answer(
-      renderDenial({
-        kind: 'bad_request',
-        status: tr.status,
-        rule_id: null,
-        reason: tr.reason,
-        event_id: '',
-        accept,
-      }),
-      'Bad Request',
-    );
+    answer(badRequest(tr.status, tr.reason, accept), 'Bad Request');
     return;
   }
   const target = tr.target;
@@ -306,19 +297,7 @@ function serveWithoutUpgrade(
     head.length > 0;
   if (hasBody) {
     const reason = `upgrades to ${protocols.join(', ') || 'an unnamed protocol'} are not relayed, and a request that asks for one cannot carry a body here; send it without Upgrade`;
-    socket.end(
-      rawResponse(
-        renderDenial({
-          kind: 'bad_request',
-          status: 400,
-          rule_id: null,
-          reason,
-          event_id: '',
-          accept: req.headers.accept ?? '',
-        }),
-        'Bad Request',
-      ),
-    );
+    socket.end(rawResponse(badRequest(400, reason, req.headers.accept ?? ''), 'Bad Request'));
     writeNetRow(deps.sink, {
       ctx,
       method: req.method ?? '',
