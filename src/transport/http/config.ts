@@ -19,6 +19,7 @@ import type { VsockMode } from '../vsock.js';
 import { parseAllowedRanges } from './destination.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { parseProxySetting } from './proxy-settings.js';
+import type { PipelineDeps, PipelineOptions } from './pipeline.js';
 import type { SecureContextSource } from './service.js';
 import { parseUpstreamMap } from './upstream.js';
 import type { RuleSource } from '../mcp/gateway.js';
@@ -268,15 +269,8 @@ export function limitsFromConfig(c: HttpConfig): HttpLimits {
   };
 }
 
-export interface HttpStartConfig {
-  session_id: string;
-  profile: string;
-  http: HttpConfig;
+export interface HttpStartConfig extends PipelineStartConfig {
   vsock: { mode: VsockMode; host: string; uds_base: string | null; ports: { http: number } };
-  /** `mcp.remote` (src/transport/mcp/config.ts): endpoints always judged as MCP over HTTPS. */
-  mcp?: { remote: readonly RemoteEndpoint[] };
-  /** The config file the values came from (named in errors). */
-  source?: string;
 }
 
 /** Reads PEM files; a missing or non-PEM file is an E_CONFIG naming it. */
@@ -298,37 +292,49 @@ export function readExtraCa(paths: readonly string[], source = '<defaults>'): st
   });
 }
 
-export async function startHttpFromConfig(
-  config: HttpStartConfig,
-  deps: {
-    decider: Decider;
-    engine?: { needsBody(type: EventType): boolean };
-    sink: EventSink;
-    certs?: SecureContextSource;
-    secrets?: SecretStore;
-    /** The rule set, for hiding tools in remote MCP tools/list results. */
-    rules?: RuleSource;
-  },
-): Promise<{
+/** A started HTTP front end, in the shape of the gateway's Service (src/gateway/service.ts). */
+export interface StartedFrontEnd {
   name: string;
   addresses: Record<string, string>;
   warnings: string[];
   close(): Promise<void>;
-}> {
+}
+
+/** What a front end's pipeline is started with, besides its own listener settings. */
+export interface PipelineStartConfig {
+  session_id: string;
+  profile: string;
+  http: HttpConfig;
+  /** `mcp.remote` (src/transport/mcp/config.ts): endpoints always judged as MCP over HTTPS. */
+  mcp?: { remote: readonly RemoteEndpoint[] };
+  /** The config file the values came from (named in errors). */
+  source?: string;
+}
+
+export interface PipelineStartDeps {
+  decider: Decider;
+  engine?: { needsBody(type: EventType): boolean };
+  sink: EventSink;
+  /** Shared by the vsock HTTP service and the explicit proxy (one secret catalog). */
+  secrets?: SecretStore;
+  /** The rule set, for hiding tools in remote MCP tools/list results. */
+  rules?: RuleSource;
+}
+
+/**
+ * The pipeline options and deps both front ends (the vsock service, the explicit proxy) take from
+ * the `http` section, so both enforce the same bounds with the same decider.
+ */
+export function pipelineFromConfig(
+  config: PipelineStartConfig,
+  deps: PipelineStartDeps,
+): { options: PipelineOptions; deps: Omit<PipelineDeps, 'certs'> } {
   const map = parseUpstreamMap(config.http.upstream_map);
   if (!map.ok)
     throw new CelgateError(
       'E_CONFIG',
       `http.upstream_map: ${map.issues.map((i) => i.message).join('; ')}`,
     );
-  // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/gateway/config.ts).
-  const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([
-    import('./service.js'),
-    import('../../certs/index.js'),
-  ]);
-  const certs =
-    deps.certs ??
-    new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const engine = deps.engine;
   const inner = deps.decider as GenerationAware & Holding;
   const decider = {
@@ -339,31 +345,51 @@ export async function startHttpFromConfig(
     ...(inner.hold === undefined ? {} : { hold: inner.hold }),
     ...(inner.mayAsk === undefined ? {} : { mayAsk: inner.mayAsk }),
   };
+  return {
+    options: {
+      limits: limitsFromConfig(config.http),
+      upstreamMap: map.value,
+      extraCa: readExtraCa(config.http.extra_ca, config.source),
+      allowPrivateDestinations: config.http.allow_private_destinations,
+      direct: config.http.direct,
+      http2: config.http.http2,
+      ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
+      mcp: { remote: config.mcp?.remote ?? [], rules: deps.rules },
+    },
+    deps: {
+      decider,
+      sink: deps.sink,
+      origin: { session_id: config.session_id, profile_id: config.profile },
+    },
+  };
+}
+
+export async function startHttpFromConfig(
+  config: HttpStartConfig,
+  deps: PipelineStartDeps & { certs?: SecureContextSource },
+): Promise<StartedFrontEnd> {
+  const pipeline = pipelineFromConfig(config, deps);
+  // Loaded here, not at the top: parsing a config must not load the HTTP stack (src/gateway/config.ts).
+  const [{ startHttpService }, { CertificateAuthority, LeafCache }] = await Promise.all([
+    import('./service.js'),
+    import('../../certs/index.js'),
+  ]);
+  const certs =
+    deps.certs ??
+    new LeafCache(await CertificateAuthority.loadOrCreate(resolve(config.http.ca_dir)));
   const svc = await startHttpService(
     {
+      ...pipeline.options,
       vsock: {
         mode: config.vsock.mode,
         host: config.vsock.host,
         port: config.vsock.ports.http,
         ...(config.vsock.uds_base !== null ? { udsBase: config.vsock.uds_base } : {}),
       },
-      limits: limitsFromConfig(config.http),
-      upstreamMap: map.value,
-      extraCa: readExtraCa(config.http.extra_ca, config.source),
-      allowPrivateDestinations: config.http.allow_private_destinations,
       httpsPort: config.http.https_port,
       httpPort: config.http.http_port,
-      direct: config.http.direct,
-      http2: config.http.http2,
-      ...(deps.secrets === undefined ? {} : { secrets: deps.secrets }),
-      mcp: { remote: config.mcp?.remote ?? [], rules: deps.rules },
     },
-    {
-      decider,
-      sink: deps.sink,
-      origin: { session_id: config.session_id, profile_id: config.profile },
-      certs,
-    },
+    { ...pipeline.deps, certs },
   );
   return {
     name: 'http',
