@@ -23,7 +23,6 @@ import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import {
   upstreamDenial,
-  decisionDenial,
   denialHead,
   destinationDenial,
   badRequest,
@@ -51,7 +50,7 @@ import {
   type HTTPParser as Parser,
   type OnHeadersComplete,
 } from './llhttp.js';
-import { judgeResponse, scrubbableBody, streamedBodyFacts, type ResponseDeps } from './response.js';
+import { judgeStreamedHead, type ResponseDeps } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type RequestTarget } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 import { Deadline } from './deadline.js';
@@ -414,31 +413,25 @@ class GuestConnection implements UpstreamExchange {
 
   head(status: number, message: string, raw: string[]): void {
     if (this.closed) return;
-    const headers = normalizeHeaders(raw);
-    const { event, decision } = judgeResponse(
+    const v = judgeStreamedHead(
       this.deps.response,
       this.request!,
       originFor(this.deps, this.ctx),
+      { method: this.method, host: this.target!.host, accept: this.accept },
       status,
-      headers,
-      streamedBodyFacts(headers),
+      raw,
     );
-    if (decision.action !== 'allow') {
+    if (!v.allowed) {
       this.handle?.abandon();
       this.dropHandle();
-      this.rec!.event = event;
-      this.rec!.decision = decision;
-      this.respond(decisionDenial(decision, event.common.event_id, this.accept));
+      this.rec!.event = v.event;
+      this.rec!.decision = v.decision;
+      this.respond(v.denial);
       return;
     }
-    const noBody = this.method === 'HEAD' || status === 204 || status === 304;
-    const secrets =
-      this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host)
-        ? this.deps.secrets
-        : undefined;
-    // A body from a host secrets go to is scanned for echoed values, so its length may change.
-    const scrub = secrets !== undefined && !noBody && scrubbableBody(headers);
-    this.scrubber = scrub ? secrets.bodyScrubber() : null;
+    const { headers, secrets, noBody } = v;
+    const scrub = v.scrubber !== null;
+    this.scrubber = v.scrubber;
     const h = responseHead(status, message, raw, headers, {
       secrets,
       scrub,

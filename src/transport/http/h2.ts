@@ -15,13 +15,7 @@ import type http2 from 'node:http2';
 import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import type { BodyScrubber } from '../secrets.js';
-import {
-  upstreamDenial,
-  decisionDenial,
-  destinationDenial,
-  badRequest,
-  type Denial,
-} from './denial.js';
+import { upstreamDenial, destinationDenial, badRequest, type Denial } from './denial.js';
 import {
   egress,
   handleRequest,
@@ -33,13 +27,7 @@ import {
   type ExchangeDeps,
 } from './exchange.js';
 import { headerLines } from './llhttp.js';
-import {
-  judgeResponse,
-  responseDrops,
-  scrubbableBody,
-  streamedBodyFacts,
-  type ResponseDeps,
-} from './response.js';
+import { judgeStreamedHead, responseDrops, type ResponseDeps } from './response.js';
 import {
   forwardHeaders,
   hostHeaderFor,
@@ -51,7 +39,7 @@ import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool
 
 /** What a pooled HTTP/2 exchange needs beyond the pipeline's deps. */
 export interface H2Deps extends ExchangeDeps {
-  response: Pick<ResponseDeps, 'decider' | 'record' | 'sink'>;
+  response: Pick<ResponseDeps, 'decider' | 'record' | 'sink' | 'secrets'>;
 }
 
 /** `[name, value, …]` without pseudo-headers; `:authority` becomes `host` when no Host was sent. */
@@ -215,30 +203,25 @@ class PooledStream implements UpstreamExchange {
 
   head(status: number, _message: string, raw: string[]): void {
     if (this.done) return;
-    const headers = normalizeHeaders(raw);
-    const { event, decision } = judgeResponse(
+    const v = judgeStreamedHead(
       this.deps.response,
       this.event!,
       originFor(this.deps, this.ctx),
+      { method: this.req.method, host: this.target!.host, accept: this.accept },
       status,
-      headers,
-      streamedBodyFacts(headers),
+      raw,
     );
-    if (decision.action !== 'allow') {
+    if (!v.allowed) {
       this.handle?.abandon();
       this.handle = null;
-      this.rec!.event = event;
-      this.rec!.decision = decision;
-      this.respond(decisionDenial(decision, event.common.event_id, this.accept));
+      this.rec!.event = v.event;
+      this.rec!.decision = v.decision;
+      this.respond(v.denial);
       return;
     }
-    const noBody = this.req.method === 'HEAD' || status === 204 || status === 304;
-    const secrets =
-      this.deps.secrets !== undefined && this.deps.secrets.scrubs(this.target!.host)
-        ? this.deps.secrets
-        : undefined;
-    const scrub = secrets !== undefined && !noBody && scrubbableBody(headers);
-    this.scrubber = scrub ? secrets.bodyScrubber() : null;
+    const { secrets } = v;
+    const scrub = v.scrubber !== null;
+    this.scrubber = v.scrubber;
     const out: string[] = [];
     const drops = responseDrops(raw);
     for (let i = 0; i + 1 < raw.length; i += 2) {

@@ -134,6 +134,56 @@ export function judgeResponse(
   return { event, decision };
 }
 
+/** What a pooled exchange (the direct path, an HTTP/2 stream) does with an upstream's head. */
+export type StreamedHead =
+  | { allowed: false; event: HttpResponseEvent; decision: Decision; denial: Denial }
+  | {
+      allowed: true;
+      headers: HeaderMap;
+      /** HEAD, 204 or 304: no body follows. */
+      noBody: boolean;
+      /** The secret store when this host's answers are scrubbed of secret values, else undefined. */
+      secrets: SecretStore | undefined;
+      /** Set when the body is scanned for echoed secret values (its length may change). */
+      scrubber: BodyScrubber | null;
+    };
+
+/**
+ * Judges a response head whose body streams unread (judgeResponse), and says how an allowed body
+ * is relayed: scrubbed of echoed secrets for a host secrets go to (`target.host`), when its type is
+ * text-like. A refusal's denial is rendered for the guest's `target.accept`.
+ */
+export function judgeStreamedHead(
+  deps: Pick<ResponseDeps, 'decider' | 'record' | 'sink' | 'secrets'>,
+  request: HttpRequestEvent,
+  origin: EventOrigin,
+  target: { method: string; host: string; accept: string },
+  status: number,
+  raw: string[],
+): StreamedHead {
+  const headers = normalizeHeaders(raw);
+  const streamed = streamedBodyFacts(headers);
+  const { event, decision } = judgeResponse(deps, request, origin, status, headers, streamed);
+  if (decision.action !== 'allow')
+    return {
+      allowed: false,
+      event,
+      decision,
+      denial: decisionDenial(decision, event.common.event_id, target.accept),
+    };
+  const noBody = target.method === 'HEAD' || status === 204 || status === 304;
+  const secrets =
+    deps.secrets !== undefined && deps.secrets.scrubs(target.host) ? deps.secrets : undefined;
+  const scrub = secrets !== undefined && !noBody && scrubbableBody(headers);
+  return {
+    allowed: true,
+    headers,
+    noBody,
+    secrets,
+    scrubber: scrub ? secrets.bodyScrubber() : null,
+  };
+}
+
 /** Body facts for a response whose body streams unread: its declared size and type. */
 export function streamedBodyFacts(headers: HeaderMap): BodyFacts {
   const len = Number(headers['content-length'] ?? 0);
