@@ -127,13 +127,7 @@ export function relayMcpResponse(
         data: { reason: 'compressed_answer' },
       }),
     );
-    writeHead(502, [
-      'content-type',
-      'application/json',
-      'content-length',
-      String(Buffer.byteLength(text)),
-    ]);
-    res.end(text);
+    endWith(writeHead, res, 502, JSON_HEAD, text);
     return true;
   }
   if (isEventStream(type)) {
@@ -149,13 +143,7 @@ export function relayMcpResponse(
     // Only notifications were forwarded; the refused requests still need their answers.
     upRes.resume();
     const text = JSON.stringify(ex.denials.length === 1 ? ex.denials[0] : ex.denials);
-    writeHead(200, [
-      'content-type',
-      'application/json',
-      'content-length',
-      String(Buffer.byteLength(text)),
-    ]);
-    res.end(text);
+    endWith(writeHead, res, 200, JSON_HEAD, text);
     return true;
   }
   return false;
@@ -208,6 +196,19 @@ async function relayJson(
     text = JSON.stringify([...answers, ...ex.denials]);
   }
   if (res.destroyed) return;
+  endWith(writeHead, res, status, head, text);
+}
+
+const JSON_HEAD = ['content-type', 'application/json'];
+
+/** Answers with the whole body `text` under `head` (plus its content-length). */
+function endWith(
+  writeHead: (status: number, headers: string[]) => void,
+  res: ServerResponse,
+  status: number,
+  head: string[],
+  text: string,
+): void {
   writeHead(status, [...head, 'content-length', String(Buffer.byteLength(text))]);
   res.end(text);
 }
