@@ -97,15 +97,19 @@ describe('destination guard in celgate start', () => {
       reason: expect.stringMatching(/^localhost resolves to 127\.0\.0\.1 \(loopback/),
     });
     expect(up.seen.length).toBe(seen);
-    await guarded.api('GET', '/v1/events?limit=1'); // flushes the ledger
     const db = new Database(guarded.sessionDb, { readonly: true });
     try {
-      const row = db
-        .prepare(
-          "SELECT decision, rule_id, status, error, host FROM net_events WHERE path = '/closed'",
-        )
-        .get();
-      expect(row).toEqual({
+      // The row is written when the exchange closes (on HTTP/2, the stream's close), which may come
+      // after curl has its answer; each poll flushes the ledger through the API first.
+      const row = async () => {
+        await guarded.api('GET', '/v1/events?limit=1');
+        return db
+          .prepare(
+            "SELECT decision, rule_id, status, error, host FROM net_events WHERE path = '/closed'",
+          )
+          .get();
+      };
+      await expect.poll(row, { timeout: 5_000 }).toEqual({
         decision: 'block',
         rule_id: 'celgate.destination-guard',
         status: 403,
