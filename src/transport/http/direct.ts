@@ -19,28 +19,19 @@
  * `judgeRequest`, response.ts `judgeResponse`), or send anything upstream before the decision.
  */
 import type net from 'node:net';
-import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
+import { denialHead, badRequest, renderDenial, type Denial } from './denial.js';
 import {
-  upstreamDenial,
-  denialHead,
-  destinationDenial,
-  badRequest,
-  renderDenial,
-  type Denial,
-} from './denial.js';
-import {
-  egress,
   judgeRequest,
   NetRecord,
   originFor,
-  recordDestinationRefusal,
+  pooledRequestHead,
+  upstreamFailure,
   type ExchangeContext,
   type ExchangeDeps,
 } from './exchange.js';
 import type { BodyScrubber } from '../secrets.js';
 import {
-  headerLines,
   httpDate,
   HTTPParser,
   isParseError,
@@ -51,7 +42,7 @@ import {
   type OnHeadersComplete,
 } from './llhttp.js';
 import { judgeStreamedHead, type ResponseDeps } from './response.js';
-import { forwardHeaders, hostHeaderFor, resolveTarget, type RequestTarget } from './target.js';
+import { resolveTarget, type RequestTarget } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 import { Deadline } from './deadline.js';
 import { directBodyLength, responseHead } from './direct-head.js';
@@ -360,16 +351,7 @@ class GuestConnection implements UpstreamExchange {
   ): void {
     const deps = this.deps;
     this.request = event;
-    const sub = egress(
-      deps.secrets,
-      target,
-      forwardHeaders(this.raw),
-      event.http.request.secrets.length > 0,
-    );
-    const path =
-      sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
-    // As Node's keep-alive agent sends it: Host first, the guest's end-to-end fields, Connection last.
-    const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwardHeaders(this.raw))}Connection: keep-alive\r\n\r\n`;
+    const head = pooledRequestHead(deps.secrets, event, target, method, this.raw);
     this.handle = deps.pool.request(
       { scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength },
       this,
@@ -502,14 +484,9 @@ class GuestConnection implements UpstreamExchange {
       this.socket.destroy();
       return;
     }
-    const eventId = this.request?.common.event_id ?? '';
-    if (isCelgateError(err, 'E_DESTINATION') && this.request !== null) {
-      recordDestinationRefusal(this.deps, this.rec, this.request, err);
-      this.respond(destinationDenial(err, eventId, this.accept));
-      return;
-    }
-    const t = this.target!;
-    this.respond(upstreamDenial(err, t.host, t.port, eventId, this.accept));
+    this.respond(
+      upstreamFailure(this.deps, this.rec, this.request, this.target!, err, this.accept),
+    );
   }
 
   /** The exchange is answered: record it, then wait for the next request or close. */

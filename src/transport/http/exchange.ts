@@ -30,6 +30,7 @@ import {
   type Denial,
 } from './denial.js';
 import type { HttpLimits } from './limits.js';
+import { headerLines } from './llhttp.js';
 import { isHttp2, relayResponse, type ResponseDeps } from './response.js';
 import {
   forwardHeaders,
@@ -383,6 +384,46 @@ export function egress(
   return { headers, path: `${target.path}${query === '' ? '' : `?${query}`}` };
 }
 
+/**
+ * The HTTP/1.1 head of a judged request the direct path or an HTTP/2 stream sends on the upstream
+ * pool, as Node's keep-alive agent sends it: Host first, the guest's end-to-end fields (secrets
+ * substituted, `egress`), Connection last.
+ */
+export function pooledRequestHead(
+  secrets: SecretStore | undefined,
+  event: HttpRequestEvent,
+  target: RequestTarget,
+  method: string,
+  raw: readonly string[],
+): string {
+  const forwarded = forwardHeaders(raw);
+  const sub = egress(secrets, target, forwarded, event.http.request.secrets.length > 0);
+  const path = sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
+  return `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwarded)}Connection: keep-alive\r\n\r\n`;
+}
+
+/**
+ * The answer when the upstream failed before any response byte: a destination refused at connect
+ * time is recorded as the guard's block (403), anything else is the row's `upstream_error` (502,
+ * or 504 on a timeout).
+ */
+export function upstreamFailure(
+  deps: { sink: EventSink },
+  rec: NetRecord,
+  event: HttpRequestEvent | null,
+  target: RequestTarget,
+  err: Error,
+  accept: string,
+): Denial {
+  const eventId = event?.common.event_id ?? '';
+  if (isCelgateError(err, 'E_DESTINATION') && event !== null) {
+    recordDestinationRefusal(deps, rec, event, err);
+    return destinationDenial(err, eventId, accept);
+  }
+  rec.error = 'upstream_error';
+  return upstreamDenial(err, target.host, target.port, eventId, accept);
+}
+
 /** Asks the upstream for an uncompressed answer (`Accept-Encoding: identity`). */
 function identityEncoding(headers: string[]): void {
   for (let i = 2; i + 1 < headers.length; i += 2)
@@ -487,13 +528,7 @@ function forward(
     if (done) return;
     done = true;
     req.unpipe(upReq);
-    if (isCelgateError(err, 'E_DESTINATION')) {
-      recordDestinationRefusal(deps, rec, event, err);
-      sendDenial(res, destinationDenial(err, event.common.event_id, accept));
-      return;
-    }
-    rec.error = 'upstream_error';
-    sendDenial(res, upstreamDenial(err, target.host, target.port, event.common.event_id, accept));
+    sendDenial(res, upstreamFailure(deps, rec, event, target, err, accept));
   });
   res.once('close', () => {
     if (!res.writableFinished) upReq.destroy();

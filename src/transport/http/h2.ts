@@ -12,29 +12,21 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type http2 from 'node:http2';
-import { isCelgateError } from '../../errors.js';
 import { normalizeHeaders, type HttpRequestEvent } from '../../events/index.js';
 import type { BodyScrubber } from '../secrets.js';
-import { upstreamDenial, destinationDenial, badRequest, type Denial } from './denial.js';
+import { badRequest, type Denial } from './denial.js';
 import {
-  egress,
   handleRequest,
   judgeRequest,
   NetRecord,
   originFor,
-  recordDestinationRefusal,
+  pooledRequestHead,
+  upstreamFailure,
   writeNetRow,
   type ExchangeDeps,
 } from './exchange.js';
-import { headerLines } from './llhttp.js';
 import { judgeStreamedHead, responseDrops, type ResponseDeps } from './response.js';
-import {
-  forwardHeaders,
-  hostHeaderFor,
-  resolveTarget,
-  type ExchangeContext,
-  type RequestTarget,
-} from './target.js';
+import { resolveTarget, type ExchangeContext, type RequestTarget } from './target.js';
 import type { PoolHandle, UpstreamExchange, UpstreamPool } from './upstream-pool.js';
 
 /** What a pooled HTTP/2 exchange needs beyond the pipeline's deps. */
@@ -178,11 +170,7 @@ class PooledStream implements UpstreamExchange {
     const { deps } = this;
     const method = this.req.method;
     this.event = event;
-    const forwarded = forwardHeaders(raw);
-    const sub = egress(deps.secrets, target, forwarded, event.http.request.secrets.length > 0);
-    const path =
-      sub?.path ?? (target.query === '' ? target.path : `${target.path}?${target.query}`);
-    const head = `${method} ${path} HTTP/1.1\r\nhost: ${hostHeaderFor(target)}\r\n${headerLines(sub?.headers ?? forwarded)}Connection: keep-alive\r\n\r\n`;
+    const head = pooledRequestHead(deps.secrets, event, target, method, raw);
     this.handle = this.pool.request(
       { scheme: target.scheme, host: target.host, port: target.port, method, head, bodyLength: 0 },
       this,
@@ -266,14 +254,7 @@ class PooledStream implements UpstreamExchange {
       this.res.stream.close(0x02 /* INTERNAL_ERROR */);
       return;
     }
-    const eventId = this.event?.common.event_id ?? '';
-    if (isCelgateError(err, 'E_DESTINATION') && this.event !== null) {
-      recordDestinationRefusal(this.deps, this.rec, this.event, err);
-      this.respond(destinationDenial(err, eventId, this.accept));
-      return;
-    }
-    const t = this.target!;
-    this.respond(upstreamDenial(err, t.host, t.port, eventId, this.accept));
+    this.respond(upstreamFailure(this.deps, this.rec, this.event, this.target!, err, this.accept));
   }
 
   private readonly onClose = (): void => {

@@ -23,25 +23,17 @@ import {
   normalizeHeaders,
   type Decision,
 } from '../../events/index.js';
-import { isCelgateError } from '../../errors.js';
-import {
-  badRequest,
-  decisionDenial,
-  destinationDenial,
-  rawResponse,
-  renderDenial,
-  upstreamDenial,
-  type Denial,
-} from './denial.js';
+import { badRequest, decisionDenial, rawResponse, renderDenial, type Denial } from './denial.js';
 import {
   handleRequest,
   NetRecord,
   originFor,
-  recordDestinationRefusal,
   responseDepsOf,
+  upstreamFailure,
   writeNetRow,
   type ExchangeDeps,
 } from './exchange.js';
+import { reasonPhrase } from './llhttp.js';
 import { judgeResponse, relayResponse, streamedBodyFacts } from './response.js';
 import { forwardHeaders, hostHeaderFor, resolveTarget, type ExchangeContext } from './target.js';
 import { UpstreamCall, type UpstreamResponse } from './upstream-call.js';
@@ -261,16 +253,8 @@ async function upgrade(
   upReq.on('error', (err) => {
     if (settled) return;
     settled = true;
-    if (isCelgateError(err, 'E_DESTINATION')) {
-      recordDestinationRefusal(deps, rec, event, err);
-      answer(destinationDenial(err, event.common.event_id, accept), 'Forbidden');
-      return;
-    }
-    rec.error = 'upstream_error';
-    answer(
-      upstreamDenial(err, target.host, target.port, event.common.event_id, accept),
-      'Bad Gateway',
-    );
+    const d = upstreamFailure(deps, rec, event, target, err, accept);
+    answer(d, reasonPhrase(d.status));
   });
   upReq.end();
   socket.once('close', () => {
