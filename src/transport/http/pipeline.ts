@@ -23,7 +23,7 @@ import {
 } from './exchange.js';
 import { handleHttp2Stream, type H2Deps } from './h2.js';
 import { resolveLimits, type HttpLimits } from './limits.js';
-import { LLHTTP } from './llhttp.js';
+import { LLHTTP, reasonPhrase } from './llhttp.js';
 import { McpHttp, type McpHttpOptions } from './mcp.js';
 import type { ExchangeContext } from './target.js';
 import { TlsTerminator, type SecureContextSource } from './terminator.js';
@@ -180,19 +180,13 @@ export function malformedRequest(code: string): Malformed | null {
   return { kind: 'parse_error', status: 400 };
 }
 
-const STATUS_TEXT = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-};
-
 /**
  * Answers a malformed request and closes: a lingering close that keeps discarding input, so the
  * peer is not reset before it reads the answer, but never longer than `graceMs`.
  */
 export function answerMalformed(socket: Duplex, m: Malformed, code: string, graceMs: number): void {
   const d = badRequest(m.status, `malformed request (${m.kind}: ${code})`);
-  socket.end(rawResponse(d, STATUS_TEXT[m.status]));
+  socket.end(rawResponse(d, reasonPhrase(m.status)));
   socket.on('data', () => {});
   socket.resume();
   setTimeout(() => socket.destroy(), graceMs).unref();
