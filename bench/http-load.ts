@@ -18,6 +18,7 @@ import tls from 'node:tls';
 import { Pool } from 'undici';
 import { flagsOrExit } from './args.js';
 import { startKiBBench } from './http.js';
+import { processCpuMs } from './proc.js';
 
 export const USAGE = `usage: node dist/bench/http-load.js [options]
 
@@ -119,10 +120,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     });
     const pid = Number((await gw.api('GET', '/v1/health')).json.pid);
-    const cpuMs = () => {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(f[11]) + Number(f[12])) * 10;
-    };
+    const cpuMs = () => processCpuMs(pid);
     let ok = 0;
     let bad = 0;
     const seen0 = up.seen.length;

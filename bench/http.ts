@@ -39,6 +39,7 @@ import { Client, Pool } from 'undici';
 import { makeCerts, startUpstream, type Certs, type Upstream } from '../support/http-harness.js';
 import { startBenchGateway, type BenchGateway, type BenchGatewayOptions } from './guest-gateway.js';
 import { startFloorProxy } from './http-floor.js';
+import { processCpuMs } from './proc.js';
 import {
   summarize,
   writeArtifact,
@@ -503,10 +504,7 @@ export async function run(): Promise<Artifact> {
     const pid = Number((await gw.api('GET', '/v1/health')).json.pid);
     // CPU the gateway process spends per allowed request (utime + stime from /proc): less sensitive
     // than req/s to other load on a shared machine.
-    const cpuMs = (of = pid) => {
-      const f = readFileSync(`/proc/${of}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(f[11]) + Number(f[12])) * 10;
-    };
+    const cpuMs = (of = pid) => processCpuMs(of);
     // Interleaved rounds (via, direct, floor, via, …) so load drift on a shared machine hits all
     // three alike; each total is THROUGHPUT_MS. CPU per request is counted only while that path runs.
     type Tally = { ok: number; bad: number; ms: number; cpuMs: number };

@@ -21,7 +21,7 @@
  * usage: npm run -s build && node dist/bench/mcp.js [--calls N]   (exits 1 when a gate fails)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -52,6 +52,7 @@ import {
   type AssertionResult,
 } from './artifact.js';
 import { startMcpBenchGateway } from './mcp-gateway.js';
+import { processCpuMs as cpuMs } from './proc.js';
 
 export const E2E_P50_GOAL_MS = 0.3;
 export const ECHO_RATIO_GOAL = 1.5;
@@ -124,17 +125,6 @@ async function startSocketRelay(path: string): Promise<ChildProcess> {
     child.once('exit', (code) => reject(new Error(`socket relay exited (${code})`)));
   });
   return child;
-}
-
-/** CPU time (user + system, all threads) of a process so far, in ms; NaN when unreadable. */
-function cpuMs(pid: number | null | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** 1. The sans-io + decide path of one blocked tools/call, no sockets. */

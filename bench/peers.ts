@@ -27,6 +27,7 @@ import { flagsOrExit } from './args.js';
 import { summarize, writeArtifact, type AssertionResult, type Summary } from './artifact.js';
 import { startBenchGateway, type BenchGateway } from './guest-gateway.js';
 import { startFloorProxy, type FloorProxy } from './http-floor.js';
+import { hostCpu, processCpuMs } from './proc.js';
 
 export const BODY = Buffer.alloc(1024, 'x');
 export const CONCURRENCY = [1, 16] as const;
@@ -40,6 +41,8 @@ export const WARMUP_SECONDS = 1;
 interface PathSetup {
   name: string;
   origin: string;
+  /** The process that does this path's work besides client and upstream (gateway, relay, proxy). */
+  pid: number | null;
   dispatcher(connections: number): Dispatcher;
   /** One fresh connection per request. */
   fresh(): Dispatcher;
@@ -130,6 +133,10 @@ interface Point {
   warm: number;
   /** TLS connections the upstream accepted while this path ran (warm-up included). */
   upstreamConnections: number;
+  /** CPU µs per measured request of this process (client and upstream) and of the path's process. */
+  cpuUs: { bench: number; path: number | null };
+  /** Share of the host's CPU time that was busy while this path was measured (0–1). */
+  hostBusy: number;
 }
 
 /** `c` workers on dispatcher `d` for `seconds`: requests done, bad answers, elapsed seconds. */
@@ -163,7 +170,14 @@ async function throughputAll(
   c: number,
   seconds: number,
 ): Promise<Map<string, Point>> {
-  const out = new Map<string, Point & { elapsed: number }>();
+  type Acc = Point & {
+    elapsed: number;
+    benchMs: number;
+    pathMs: number;
+    busyMs: number;
+    allMs: number;
+  };
+  const out = new Map<string, Acc>();
   const ds = paths.map((p) => p.dispatcher(c));
   const counted = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
     const before = upstreamConnections;
@@ -172,7 +186,17 @@ async function throughputAll(
     return r;
   };
   for (const [i, p] of paths.entries()) {
-    const acc = { rps: 0, bad: 0, total: 0, warm: 0, upstreamConnections: 0, elapsed: 0 };
+    const acc: Acc = {
+      ...{ rps: 0, bad: 0, total: 0, warm: 0, upstreamConnections: 0, elapsed: 0 },
+      ...{
+        cpuUs: { bench: 0, path: null },
+        hostBusy: 0,
+        benchMs: 0,
+        pathMs: 0,
+        busyMs: 0,
+        allMs: 0,
+      },
+    };
     out.set(p.name, acc);
     const warm = await counted(p.name, () => drive(ds[i]!, p.origin, c, WARMUP_SECONDS));
     acc.bad += warm.bad;
@@ -180,17 +204,31 @@ async function throughputAll(
   }
   for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
     for (const [i, p] of paths.entries()) {
+      const [bench0, path0, host0] = [process.cpuUsage(), processCpuMs(p.pid), hostCpu()];
       const t = await counted(p.name, () =>
         drive(ds[i]!, p.origin, c, seconds / THROUGHPUT_ROUNDS),
       );
+      const [bench, host] = [process.cpuUsage(bench0), hostCpu()];
       const acc = out.get(p.name)!;
       acc.total += t.total;
       acc.bad += t.bad;
       acc.elapsed += t.elapsed;
+      acc.benchMs += (bench.user + bench.system) / 1000;
+      acc.pathMs += processCpuMs(p.pid) - path0;
+      acc.busyMs += host.busyMs - host0.busyMs;
+      acc.allMs += host.totalMs - host0.totalMs;
     }
   }
   await Promise.all(ds.map((d) => d.close()));
-  for (const acc of out.values()) acc.rps = acc.total / acc.elapsed;
+  for (const acc of out.values()) {
+    acc.rps = acc.total / acc.elapsed;
+    const perRequest = (ms: number) => (ms * 1000) / Math.max(1, acc.total);
+    acc.cpuUs = {
+      bench: perRequest(acc.benchMs),
+      path: Number.isNaN(acc.pathMs) ? null : perRequest(acc.pathMs),
+    };
+    acc.hostBusy = acc.busyMs / acc.allMs;
+  }
   return out;
 }
 
@@ -278,11 +316,18 @@ function tlsConnector(host: string, port: number, ca: string): Agent.Options['co
 }
 
 /** A path whose client thinks it talks to https://localhost but connects to 127.0.0.1:`port`. */
-function tlsPath(name: string, port: number, ca: string): PathSetup {
+/** Rows as left-aligned columns. */
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
+}
+
+function tlsPath(name: string, port: number, ca: string, pid: number | null): PathSetup {
   const connect = tlsConnector('127.0.0.1', port, ca);
   return {
     name,
     origin: 'https://localhost',
+    pid,
     dispatcher: (c) => new Agent({ connections: c, connect }),
     fresh: () => new Agent({ pipelining: 0, connect }),
   };
@@ -314,6 +359,7 @@ export async function main(argv: string[]): Promise<number> {
   paths.push({
     name: 'direct',
     origin: direct,
+    pid: null,
     dispatcher: (c) => new Agent({ connections: c, connect: { ca: cert } }),
     fresh: () => new Agent({ pipelining: 0, connect: { ca: cert } }),
   });
@@ -348,16 +394,18 @@ export async function main(argv: string[]): Promise<number> {
     });
     if (allow.status >= 300) throw new Error(`cannot install allow rule: ${allow.text}`);
     const celgateCa = readFileSync(join(dir, 'certs', CA_CERT_FILE), 'utf8');
+    const gwPid = Number((await gw.api('GET', '/v1/health')).json?.pid) || null;
     const httpAddr = gw.listeners.http;
     if (httpAddr !== undefined && /:\d+$/.test(httpAddr)) {
       const port = Number(httpAddr.slice(httpAddr.lastIndexOf(':') + 1));
-      paths.push(tlsPath('celgate-vsock', port, celgateCa));
+      paths.push(tlsPath('celgate-vsock', port, celgateCa, gwPid));
     } else skipped['celgate-vsock'] = `no tcp HTTP listener in ${JSON.stringify(gw.listeners)}`;
     const proxyAddr = gw.listeners.proxy ?? gw.listeners.http_proxy;
     if (proxyAddr !== undefined) {
       paths.push({
         name: 'celgate-proxy',
         origin: direct,
+        pid: gwPid,
         dispatcher: (c) =>
           new ProxyAgent({
             uri: `http://${proxyAddr}`,
@@ -381,6 +429,7 @@ export async function main(argv: string[]): Promise<number> {
       paths.push({
         name: 'mitmdump',
         origin: direct,
+        pid: m.proc.pid ?? null,
         dispatcher: (c) =>
           new ProxyAgent({
             uri: `http://127.0.0.1:${m.port}`,
@@ -400,15 +449,19 @@ export async function main(argv: string[]): Promise<number> {
     // shows how much of the gap to direct two TLS hops in Node cost on this host at that moment.
     floor = await startFloorProxy(join(dir, 'floor-certs'), up.port, certPath);
     const floorCa = readFileSync(join(dir, 'floor-certs', CA_CERT_FILE), 'utf8');
-    paths.push(tlsPath('node-floor', floor.port, floorCa));
+    paths.push(tlsPath('node-floor', floor.port, floorCa, floor.pid));
 
     const results: Record<string, Summary> = {};
     const assertions: AssertionResult[] = [];
     const rps: Record<string, Record<number, number>> = {};
     const upstreamConns: Record<string, number> = {};
     const requests: Record<string, number> = {};
+    const cpuUs: Record<string, Record<number, Point['cpuUs']>> = {};
+    const hostBusy: Record<string, Record<number, number>> = {};
     for (const p of paths) {
       rps[p.name] = {};
+      cpuUs[p.name] = {};
+      hostBusy[p.name] = {};
       requests[p.name] = 0;
       upstreamConns[p.name] = 0;
     }
@@ -425,6 +478,8 @@ export async function main(argv: string[]): Promise<number> {
           detail: `${t.bad} bad of ${t.total + t.warm}`,
         });
         rps[p.name]![c] = t.rps;
+        cpuUs[p.name]![c] = t.cpuUs;
+        hostBusy[p.name]![c] = t.hostBusy;
         requests[p.name]! += t.total + t.warm;
         upstreamConns[p.name]! += t.upstreamConnections;
         results[`${p.name}.throughput_c${c}`] = summarize([t.rps], 'req/s');
@@ -494,6 +549,10 @@ export async function main(argv: string[]): Promise<number> {
             ? null
             : rps['celgate-vsock']![16]! / rps['node-floor']![16]!,
         requests_per_second: rps,
+        // CPU µs per request: `bench` is this process (client and upstream), `path` the path's own
+        // process (gateway, relay, mitmdump); host_busy_share is all CPUs' busy share meanwhile.
+        cpu_us_per_request: cpuUs,
+        host_busy_share: hostBusy,
         upstream_tls_connections: upstreamConns,
         requests,
         goals,
@@ -522,10 +581,17 @@ export async function main(argv: string[]): Promise<number> {
         ratios[p.name]!.new_connection_latency!.toFixed(3),
       ]);
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    process.stdout.write(
-      `\n${rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n')}\n`,
-    );
+    const cpuRows = [['path', 'c=16 client+upstream µs/req', 'path process µs/req', 'host busy']];
+    for (const p of paths) {
+      const cpu = cpuUs[p.name]![16]!;
+      cpuRows.push([
+        p.name,
+        cpu.bench.toFixed(1),
+        cpu.path === null ? '-' : cpu.path.toFixed(1),
+        `${(hostBusy[p.name]![16]! * 100).toFixed(0)} %`,
+      ]);
+    }
+    process.stdout.write(`\n${table(rows)}\n\n${table(cpuRows)}\n`);
     for (const p of paths)
       process.stdout.write(
         `${p.name}: ${requests[p.name]} requests used ${upstreamConns[p.name]} upstream TLS connections\n`,
