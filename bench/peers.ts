@@ -14,7 +14,7 @@
  * usage: node dist/bench/peers.js [--seconds S] [--latency-runs N] [--no-install]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,8 @@ options:
   --seconds S         seconds of load per path and concurrency (default 3)
   --latency-runs N    new connections timed per path (default 30)
   --no-install        do not apt-get install mitmproxy when mitmdump is absent (its path is skipped)
+  --twin              also run a second, identical celgate (celgate-vsock-twin, no goal): how far
+                      two copies of the same gateway differ in one run is that run's noise
   --help              this text
 `;
 
@@ -316,6 +318,56 @@ function tlsConnector(host: string, port: number, ca: string): Agent.Options['co
 }
 
 /** A path whose client thinks it talks to https://localhost but connects to 127.0.0.1:`port`. */
+/**
+ * A bench gateway in `dir` that maps `localhost` to the upstream and allows it, and its vsock-port
+ * path (null when it has no tcp HTTP listener).
+ */
+async function startCelgate(
+  dir: string,
+  upstreamPort: number,
+  upstreamCa: string,
+): Promise<{ gw: BenchGateway; ca: string; pid: number | null; vsock: PathSetup | null }> {
+  const gw = await startBenchGateway(
+    dir,
+    {
+      vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
+      http: {
+        ca_dir: join(dir, 'certs'),
+        upstream_map: {
+          'localhost:443': `127.0.0.1:${upstreamPort}`,
+          [`localhost:${upstreamPort}`]: `127.0.0.1:${upstreamPort}`,
+        },
+        extra_ca: [upstreamCa],
+        proxy: '127.0.0.1:0',
+      },
+    },
+    { dropLogsAfterReady: true },
+  );
+  try {
+    const allow = await gw.api('PUT', '/v1/rules/peers.allow-localhost', {
+      description: 'bench:peers: allow the local upstream',
+      condition: 'http.request.host == "localhost"',
+      action: 'allow',
+      priority: -1000,
+      mode: 'enforce',
+      reason: 'bench upstream',
+      enabled: true,
+    });
+    if (allow.status >= 300) throw new Error(`cannot install allow rule: ${allow.text}`);
+    const ca = readFileSync(join(dir, 'certs', CA_CERT_FILE), 'utf8');
+    const pid = Number((await gw.api('GET', '/v1/health')).json?.pid) || null;
+    const httpAddr = gw.listeners.http;
+    const vsock =
+      httpAddr !== undefined && /:\d+$/.test(httpAddr)
+        ? tlsPath('celgate-vsock', Number(httpAddr.slice(httpAddr.lastIndexOf(':') + 1)), ca, pid)
+        : null;
+    return { gw, ca, pid, vsock };
+  } catch (err) {
+    await gw.stop();
+    throw err;
+  }
+}
+
 /** Rows as left-aligned columns. */
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -336,7 +388,7 @@ function tlsPath(name: string, port: number, ca: string, pid: number | null): Pa
 export async function main(argv: string[]): Promise<number> {
   const parsed = flagsOrExit(
     argv,
-    { values: ['--seconds', '--latency-runs'], switches: ['--no-install'] },
+    { values: ['--seconds', '--latency-runs'], switches: ['--no-install', '--twin'] },
     USAGE,
   );
   if (typeof parsed === 'number') return parsed;
@@ -364,42 +416,15 @@ export async function main(argv: string[]): Promise<number> {
     fresh: () => new Agent({ pipelining: 0, connect: { ca: cert } }),
   });
   let gw: BenchGateway | null = null;
+  let twin: BenchGateway | null = null;
   let mitm: { proc: ChildProcess; port: number; ca: string } | null = null;
   let floor: FloorProxy | null = null;
   try {
-    gw = await startBenchGateway(
-      join(dir),
-      {
-        vsock: { mode: 'tcp', host: '127.0.0.1', ports: { http: 0, mcp: 0, dns: 0, exec: 0 } },
-        http: {
-          ca_dir: join(dir, 'certs'),
-          upstream_map: {
-            'localhost:443': `127.0.0.1:${up.port}`,
-            [`localhost:${up.port}`]: `127.0.0.1:${up.port}`,
-          },
-          extra_ca: [certPath],
-          proxy: '127.0.0.1:0',
-        },
-      },
-      { dropLogsAfterReady: true },
-    );
-    const allow = await gw.api('PUT', '/v1/rules/peers.allow-localhost', {
-      description: 'bench:peers: allow the local upstream',
-      condition: 'http.request.host == "localhost"',
-      action: 'allow',
-      priority: -1000,
-      mode: 'enforce',
-      reason: 'bench upstream',
-      enabled: true,
-    });
-    if (allow.status >= 300) throw new Error(`cannot install allow rule: ${allow.text}`);
-    const celgateCa = readFileSync(join(dir, 'certs', CA_CERT_FILE), 'utf8');
-    const gwPid = Number((await gw.api('GET', '/v1/health')).json?.pid) || null;
-    const httpAddr = gw.listeners.http;
-    if (httpAddr !== undefined && /:\d+$/.test(httpAddr)) {
-      const port = Number(httpAddr.slice(httpAddr.lastIndexOf(':') + 1));
-      paths.push(tlsPath('celgate-vsock', port, celgateCa, gwPid));
-    } else skipped['celgate-vsock'] = `no tcp HTTP listener in ${JSON.stringify(gw.listeners)}`;
+    const celgate = await startCelgate(dir, up.port, certPath);
+    gw = celgate.gw;
+    const [celgateCa, gwPid] = [celgate.ca, celgate.pid];
+    if (celgate.vsock !== null) paths.push(celgate.vsock);
+    else skipped['celgate-vsock'] = `no tcp HTTP listener in ${JSON.stringify(gw.listeners)}`;
     const proxyAddr = gw.listeners.proxy ?? gw.listeners.http_proxy;
     if (proxyAddr !== undefined) {
       paths.push({
@@ -422,6 +447,12 @@ export async function main(argv: string[]): Promise<number> {
     } else
       skipped['celgate-proxy'] =
         'the gateway reports no explicit proxy listener (not configured in this build)';
+    if (parsed.switches.has('--twin')) {
+      mkdirSync(join(dir, 'twin'));
+      const second = await startCelgate(join(dir, 'twin'), up.port, certPath);
+      twin = second.gw;
+      if (second.vsock !== null) paths.push({ ...second.vsock, name: 'celgate-vsock-twin' });
+    }
     const bin = ensureMitmdump(!parsed.switches.has('--no-install'));
     mitm = bin === null ? null : await startMitmdump(bin, dir);
     if (mitm !== null) {
@@ -531,6 +562,10 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     const allOk = assertions.every((a) => a.ok);
+    const twinShare =
+      rps['celgate-vsock-twin'] === undefined || rps['celgate-vsock'] === undefined
+        ? null
+        : rps['celgate-vsock-twin']![16]! / rps['celgate-vsock']![16]!;
     const artifact = writeArtifact({
       kind: 'peers',
       name: 'https-get',
@@ -548,6 +583,8 @@ export async function main(argv: string[]): Promise<number> {
           rps['celgate-vsock'] === undefined
             ? null
             : rps['celgate-vsock']![16]! / rps['node-floor']![16]!,
+        // With --twin: the second, identical gateway against the first (1 = no noise between them).
+        twin_to_vsock_c16: twinShare,
         requests_per_second: rps,
         // CPU µs per request: `bench` is this process (client and upstream), `path` the path's own
         // process (gateway, relay, mitmdump); host_busy_share is all CPUs' busy share meanwhile.
@@ -602,6 +639,11 @@ export async function main(argv: string[]): Promise<number> {
         `celgate-vsock ÷ node-floor at 16 connections: ${share.toFixed(3)} (no goal)\n`,
       );
     }
+    if (twinShare !== null)
+      process.stdout.write(
+        `celgate-vsock-twin ÷ celgate-vsock at 16 connections: ${twinShare.toFixed(3)} ` +
+          "(the same gateway twice: this run's noise, no goal)\n",
+      );
     for (const [k, v] of Object.entries(skipped)) process.stdout.write(`skipped ${k}: ${v}\n`);
     for (const g of goals)
       process.stdout.write(`${g.ok ? 'PASS' : 'FAIL'} ${g.name} (${g.detail})\n`);
@@ -613,6 +655,7 @@ export async function main(argv: string[]): Promise<number> {
     mitm?.proc.kill('SIGTERM');
     await floor?.stop();
     await gw?.stop();
+    await twin?.stop();
     up.server.close();
     up.server.closeAllConnections();
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
