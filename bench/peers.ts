@@ -6,12 +6,14 @@
  *   celgate-proxy   client → celgate's explicit proxy (CONNECT) → upstream (when configured)
  *   mitmdump        client → Debian's mitmdump as an explicit proxy → upstream
  *   node-floor      client → a bare Node TLS relay (bench/http-floor.ts, no goal) → upstream
+ * and with --twin a sixth, celgate-vsock-twin: a second gateway started the same way (no goal).
  * Measured: throughput with 1 and 16 concurrent kept-alive connections (the paths interleaved in
  * THROUGHPUT_ROUNDS slices per point, so load drift hits them alike), and new-connection latency;
- * reported as ratios to direct. Every response must be a 200 with the expected body before a number
+ * reported as ratios to direct; per path also CPU per request (this process, the path's process)
+ * and the host's busy share. Every response must be a 200 with the expected body before a number
  * is kept. mitmdump is installed with apt when absent; a path that cannot run is reported as skipped.
  *
- * usage: node dist/bench/peers.js [--seconds S] [--latency-runs N] [--no-install]
+ * usage: node dist/bench/peers.js [--seconds S] [--latency-runs N] [--no-install] [--twin]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -189,15 +191,18 @@ async function throughputAll(
   };
   for (const [i, p] of paths.entries()) {
     const acc: Acc = {
-      ...{ rps: 0, bad: 0, total: 0, warm: 0, upstreamConnections: 0, elapsed: 0 },
-      ...{
-        cpuUs: { bench: 0, path: null },
-        hostBusy: 0,
-        benchMs: 0,
-        pathMs: 0,
-        busyMs: 0,
-        allMs: 0,
-      },
+      rps: 0,
+      bad: 0,
+      total: 0,
+      warm: 0,
+      upstreamConnections: 0,
+      cpuUs: { bench: 0, path: null },
+      hostBusy: 0,
+      elapsed: 0,
+      benchMs: 0,
+      pathMs: 0,
+      busyMs: 0,
+      allMs: 0,
     };
     out.set(p.name, acc);
     const warm = await counted(p.name, () => drive(ds[i]!, p.origin, c, WARMUP_SECONDS));
@@ -317,7 +322,6 @@ function tlsConnector(host: string, port: number, ca: string): Agent.Options['co
   };
 }
 
-/** A path whose client thinks it talks to https://localhost but connects to 127.0.0.1:`port`. */
 /**
  * A bench gateway in `dir` that maps `localhost` to the upstream and allows it, and its vsock-port
  * path (null when it has no tcp HTTP listener).
@@ -374,6 +378,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
 }
 
+/** A path whose client thinks it talks to https://localhost but connects to 127.0.0.1:`port`. */
 function tlsPath(name: string, port: number, ca: string, pid: number | null): PathSetup {
   const connect = tlsConnector('127.0.0.1', port, ca);
   return {
